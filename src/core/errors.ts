@@ -1,0 +1,67 @@
+/**
+ * Typed errors for operating conditions (bad input, hostile peers, clocks). Programmer errors
+ * are assertions (`assert` below) and are never caught. Each class has a stable `name` and
+ * `code` that callers match on; messages are one line, fit for a user.
+ */
+
+export class CkvError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'CkvError';
+  }
+}
+
+/** A key is empty, too long, or not valid UTF-8 text. */
+export class InvalidKeyError extends CkvError {
+  constructor(message: string) {
+    super('ERR_INVALID_KEY', message);
+    this.name = 'InvalidKeyError';
+  }
+}
+
+/** A value is larger than valueBytesMax. */
+export class ValueTooLargeError extends CkvError {
+  constructor(readonly valueBytes: number, readonly valueBytesMax: number) {
+    super('ERR_VALUE_TOO_LARGE', `value is ${valueBytes} bytes; the limit is ${valueBytesMax} bytes`);
+    this.name = 'ValueTooLargeError';
+  }
+}
+
+/** A remote HLC stamp is further ahead of our wall clock than clockDriftMsMax. */
+export class ClockDriftError extends CkvError {
+  constructor(readonly aheadMs: number, readonly driftMsMax: number) {
+    super('ERR_CLOCK_DRIFT', `remote clock is ${aheadMs} ms ahead of ours; the limit is ${driftMsMax} ms`);
+    this.name = 'ClockDriftError';
+  }
+}
+
+/** Bytes from a peer or from disk that do not decode. Dropped and counted, never fatal. */
+export class MalformedError extends CkvError {
+  constructor(message: string) {
+    super('ERR_MALFORMED', message);
+    this.name = 'MalformedError';
+  }
+}
+
+/** The peer refused or broke the sync protocol (busy, other cluster, version, bounds). */
+export class SyncRefusedError extends CkvError {
+  constructor(readonly reason: string, message: string) {
+    super('ERR_SYNC_REFUSED', message);
+    this.name = 'SyncRefusedError';
+  }
+}
+
+/** Another process holds the data directory. */
+export class StoreLockedError extends CkvError {
+  constructor(readonly location: string) {
+    super('ERR_STORE_LOCKED', `data directory ${location} is in use by another ckv process`);
+    this.name = 'StoreLockedError';
+  }
+}
+
+/** A programmer error: a broken invariant. Never caught; crashes loudly in tests. */
+export function assert(condition: unknown, message = 'assertion failed'): asserts condition {
+  if (!condition) throw new Error(`ckv assertion: ${message}`);
+}

@@ -1,0 +1,100 @@
+/**
+ * Hybrid logical clock (Kulkarni et al. 2014), 64 bits: 48 bits of wall milliseconds and a
+ * 16-bit logical counter, held as a bigint so stamps compare with `<`.
+ *
+ * `now(wallMs)` stamps a local write; `receive(remote, wallMs)` folds in every remote stamp
+ * we accept, so a causally later write always gets a larger stamp. The wall clock is passed
+ * in (the core reads no clock). A remote stamp more than `driftMsMax` ahead of our wall
+ * clock is refused (ClockDriftError) instead of dragging our clock into the future.
+ *
+ * Counter overflow (65,536 stamps in one millisecond) moves the stamp to the next
+ * millisecond rather than blocking: stamps stay unique and increasing, and the clock runs
+ * ahead of the wall by at most 1 ms per 65,536 stamps, which the next real tick absorbs.
+ *
+ * Restarts: the node persists `last` with every write batch and passes it back to the
+ * constructor, so a restart, even with the wall clock set back, never issues a smaller stamp.
+ */
+import { ClockDriftError, assert } from './errors.js';
+import { clockDriftMsMax, hlcCounterMax, hlcWallMsMax } from './limits.js';
+
+export type Hlc = bigint;
+
+export const hlcZero: Hlc = 0n;
+
+export function hlcPack(wallMs: number, counter: number): Hlc {
+  assert(Number.isInteger(wallMs) && wallMs >= 0 && wallMs <= hlcWallMsMax, `wall ms out of range: ${wallMs}`);
+  assert(Number.isInteger(counter) && counter >= 0 && counter <= hlcCounterMax, `counter out of range: ${counter}`);
+  return (BigInt(wallMs) << 16n) | BigInt(counter);
+}
+
+export function hlcWallMs(hlc: Hlc): number {
+  return Number(hlc >> 16n);
+}
+
+export function hlcCounter(hlc: Hlc): number {
+  return Number(hlc & 0xffffn);
+}
+
+export function hlcCompare(a: Hlc, b: Hlc): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function hlcToString(hlc: Hlc): string {
+  return `${hlcWallMs(hlc)}.${hlcCounter(hlc)}`;
+}
+
+export interface HybridClockOptions {
+  /** The largest stamp issued or received before (persisted); default 0. */
+  last?: Hlc;
+  driftMsMax?: number;
+}
+
+export class HybridClock {
+  private lastHlc: Hlc;
+  readonly driftMsMax: number;
+
+  constructor(options: HybridClockOptions = {}) {
+    this.lastHlc = options.last ?? hlcZero;
+    this.driftMsMax = options.driftMsMax ?? clockDriftMsMax;
+  }
+
+  /** The largest stamp this clock has issued or accepted. */
+  get last(): Hlc {
+    return this.lastHlc;
+  }
+
+  /** A new stamp for a local event: greater than every stamp seen so far. */
+  now(wallMs: number): Hlc {
+    return this.advance(this.lastHlc, Math.floor(wallMs));
+  }
+
+  /**
+   * Fold in a remote stamp; returns our clock after it. Throws ClockDriftError, and leaves
+   * the clock unchanged, if `remote` is too far ahead of `wallMs`.
+   */
+  receive(remote: Hlc, wallMs: number): Hlc {
+    this.check(remote, wallMs);
+    if (remote > this.lastHlc) this.lastHlc = remote;
+    return this.lastHlc;
+  }
+
+  /** Throws ClockDriftError if `remote` is too far ahead of `wallMs`; changes nothing. */
+  check(remote: Hlc, wallMs: number): void {
+    const aheadMs = hlcWallMs(remote) - Math.floor(wallMs);
+    if (aheadMs > this.driftMsMax) throw new ClockDriftError(aheadMs, this.driftMsMax);
+  }
+
+  private advance(floor: Hlc, wallMs: number): Hlc {
+    const floorMs = hlcWallMs(floor);
+    let next: Hlc;
+    if (wallMs > floorMs) {
+      next = hlcPack(Math.min(wallMs, hlcWallMsMax), 0);
+    } else if (hlcCounter(floor) < hlcCounterMax) {
+      next = floor + 1n;
+    } else {
+      next = hlcPack(floorMs + 1, 0); // counter overflow: borrow the next millisecond
+    }
+    this.lastHlc = next;
+    return next;
+  }
+}

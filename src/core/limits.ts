@@ -1,0 +1,91 @@
+/**
+ * Every limit and protocol constant of the pure core, in one place.
+ *
+ * Units are last in names (TigerBeetle style). Each limit says why it exists and what raising
+ * it costs. The values here are defaults: the node's config can override the tunable ones,
+ * but the wire constants are part of the protocol.
+ */
+
+/** Largest key, in UTF-8 bytes. Keys travel in every sync summary, so they stay small. */
+export const keyBytesMax = 1024;
+
+/**
+ * Largest value. A value is stored and replicated whole; 64 MiB keeps one value's worst-case
+ * memory (a few copies while it is encoded and framed) well under a small machine's RAM.
+ */
+export const valueBytesMax = 64 * 1024 * 1024;
+
+/**
+ * How far ahead of our wall clock a remote HLC stamp may be before we refuse it
+ * (CockroachDB's default). A refused entry is not applied; anti-entropy offers it again
+ * later, when it is no longer in the future. Larger tolerates worse clocks but lets one bad
+ * clock drag every node's HLC further ahead of real time.
+ */
+export const clockDriftMsMax = 500;
+
+/** The HLC's logical counter has 16 bits: at most this many stamps share one millisecond. */
+export const hlcCounterMax = 0xffff;
+
+/** The HLC's physical part has 48 bits of milliseconds (good until the year 10889). */
+export const hlcWallMsMax = 2 ** 48 - 1;
+
+/** Node ids are 8 bytes: short on the wire (one per entry) and collision-free in practice. */
+export const nodeIdBytes = 8;
+
+/** Merkle fanout: one hex digit of SHA-256(key) per level. Fixed: it is part of the protocol. */
+export const merkleFanout = 16;
+
+/**
+ * Merkle depth: 4 gives 65,536 leaves (~1.5 keys a leaf at 100k keys). Deeper trees find
+ * small differences with fewer keys per leaf but cost one more round trip a level and 16x
+ * the memory (32 bytes a node). Both sides of a session must use the same depth.
+ */
+export const merkleDepthDefault = 4;
+export const merkleDepthMax = 5;
+
+/**
+ * Bytes of the salted projection of a child digest sent while descending the tree. Full
+ * 32-byte digests would cost several times the entries themselves when few keys differ
+ * (16 children per differing node per level). A fresh salt each session means a projection
+ * collision (probability 2^-(8*bytes) per differing node) only delays that difference to
+ * the next session; it can never hide it for good.
+ */
+export const childDigestBytesDefault = 4;
+
+/** Bytes of an entry fingerprint in a leaf summary; salted per session like child digests. */
+export const fingerprintBytes = 4;
+
+/** Sync wire protocol version. Only append new versions; old ones stay decodable. */
+export const syncProtocolVersion = 1;
+
+/**
+ * Target payload of one frame of entries. Entries are batched up to this size so that many
+ * small entries share a frame; a single entry larger than this gets a frame of its own.
+ */
+export const entriesFrameBytesTarget = 256 * 1024;
+
+/** Largest frame accepted from a peer: one maximal entry plus headroom. */
+export const frameBytesMax = valueBytesMax + 64 * 1024;
+
+/** Largest non-entry frame (digests, summaries, requests): bounds what a peer can make us buffer. */
+export const controlFrameBytesMax = 4 * 1024 * 1024;
+
+/**
+ * Round trips one session may take before it is abandoned: depth descent steps plus the
+ * hello and the leaf exchange, plus slack for a session that meets concurrent writes.
+ */
+export function sessionRoundsMax(depth: number): number {
+  return depth + 4;
+}
+
+/** Sessions a node serves at once; more are refused with a typed `busy` reply. */
+export const inboundSessionsMax = 4;
+
+/** Writes a replica folds into one storage batch (group commit). */
+export const writeBatchOpsMax = 1024;
+
+/** Sync scheduling defaults (see scheduler.ts). */
+export const syncIntervalMsDefault = 1000;
+export const syncJitterRatioDefault = 0.25;
+export const syncBackoffMsBase = 500;
+export const syncBackoffMsMax = 30_000;

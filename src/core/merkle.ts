@@ -1,0 +1,137 @@
+/**
+ * The Merkle tree over SHA-256(key): fanout 16 (one hex digit a level), fixed depth.
+ *
+ * Each node holds a 32-byte digest and a count. A node's digest is the XOR of the digests of
+ * every entry below it, so it is independent of insertion order and a write updates one leaf
+ * and its ancestors in O(depth): XOR out the old entry digest, XOR in the new one. Nothing is
+ * ever rebuilt except by `MerkleTree.build` at start (one scan of the store).
+ *
+ * Memory: 32 bytes + 4 a node; depth 4 is 69,905 nodes, about 2.4 MiB.
+ *
+ * Sessions compare children by salted projections (`Projector`): a few bytes of a random
+ * linear map of the digest, chosen afresh each session (see limits.childDigestBytesDefault).
+ */
+import { assert } from './errors.js';
+import { merkleDepthMax, merkleFanout } from './limits.js';
+
+const digestBytes = 32;
+
+export class MerkleTree {
+  readonly depth: number;
+  private readonly digests: Uint8Array[];
+  private readonly counts: Uint32Array[];
+
+  constructor(depth: number) {
+    assert(Number.isInteger(depth) && depth >= 1 && depth <= merkleDepthMax, `merkle depth ${depth}`);
+    this.depth = depth;
+    this.digests = [];
+    this.counts = [];
+    for (let level = 0; level <= depth; level++) {
+      const nodes = merkleFanout ** level;
+      this.digests.push(new Uint8Array(nodes * digestBytes));
+      this.counts.push(new Uint32Array(nodes));
+    }
+  }
+
+  /** Leaf index of a key hash: its first `depth` hex digits. */
+  leafOf(keyHash: Uint8Array): number {
+    const top = ((keyHash[0]! << 16) | (keyHash[1]! << 8) | keyHash[2]!) >>> 0; // 24 bits
+    return top >>> (24 - 4 * this.depth);
+  }
+
+  /**
+   * Record a change of one key: `before` is the digest of the entry it replaces (undefined
+   * for a new key), `after` the digest of the new entry (undefined for a removal, which only
+   * the tests use: a delete is a tombstone entry).
+   */
+  update(keyHash: Uint8Array, before: Uint8Array | undefined, after: Uint8Array | undefined): void {
+    let index = this.leafOf(keyHash);
+    const countDelta = (after ? 1 : 0) - (before ? 1 : 0);
+    for (let level = this.depth; level >= 0; level--) {
+      const digests = this.digests[level]!;
+      const offset = index * digestBytes;
+      for (let i = 0; i < digestBytes; i++) {
+        digests[offset + i]! ^= (before ? before[i]! : 0) ^ (after ? after[i]! : 0);
+      }
+      this.counts[level]![index]! += countDelta;
+      index = Math.floor(index / merkleFanout);
+    }
+  }
+
+  digest(level: number, index: number): Uint8Array {
+    return this.digests[level]!.subarray(index * digestBytes, (index + 1) * digestBytes);
+  }
+
+  count(level: number, index: number): number {
+    return this.counts[level]![index]!;
+  }
+
+  get rootDigest(): Uint8Array {
+    return this.digest(0, 0);
+  }
+
+  get rootCount(): number {
+    return this.count(0, 0);
+  }
+
+  /** Hex prefix of SHA-256(key) that every key under node (level, index) starts with. */
+  static hashPrefix(level: number, index: number): string {
+    return level === 0 ? '' : index.toString(16).padStart(level, '0');
+  }
+}
+
+/** Leaves (at `a.depth`) whose digests differ between two trees, found top-down. */
+export function differingLeaves(a: MerkleTree, b: MerkleTree): number[] {
+  assert(a.depth === b.depth, 'trees of different depth');
+  let frontier = [0];
+  for (let level = 0; level < a.depth; level++) {
+    const next: number[] = [];
+    for (const parent of frontier) {
+      for (let c = 0; c < merkleFanout; c++) {
+        const child = parent * merkleFanout + c;
+        if (!digestsEqual(a.digest(level + 1, child), b.digest(level + 1, child))) next.push(child);
+      }
+    }
+    frontier = next;
+  }
+  return frontier.filter((leaf) => !digestsEqual(a.digest(a.depth, leaf), b.digest(b.depth, leaf)));
+}
+
+export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < digestBytes; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A salted projection of 32-byte digests to `width` bytes (1..4), returned as a number.
+ * Each output bit is a random GF(2)-linear combination of the same bit of the 32 input
+ * bytes, so for any two different digests a fresh salt makes them collide with probability
+ * about 2^-(8*width). The mask comes from a seeded PRNG (mulberry32): pure and portable.
+ */
+export class Projector {
+  private readonly masks: Uint8Array;
+
+  constructor(readonly salt: number, readonly width: number) {
+    assert(width >= 1 && width <= 4, `projection width ${width}`);
+    this.masks = new Uint8Array(width * digestBytes);
+    let state = salt >>> 0;
+    for (let i = 0; i < this.masks.length; i++) {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      this.masks[i] = (t ^ (t >>> 14)) & 0xff;
+    }
+  }
+
+  project(digest: Uint8Array): number {
+    let out = 0;
+    for (let o = 0; o < this.width; o++) {
+      let byte = 0;
+      const base = o * digestBytes;
+      for (let j = 0; j < digestBytes; j++) byte ^= digest[j]! & this.masks[base + j]!;
+      out = out * 256 + byte;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * When to run anti-entropy, and with whom. Pure: the runtime passes `nowMs` in, supplies the
+ * rng, and keeps one timer for `wakeAtMs()`. Rules:
+ * - every `intervalMs` (± `jitterRatio`, so nodes do not fall into lockstep) sync with one
+ *   random connected peer that is not backing off;
+ * - a newly connected peer is synced at once: a node that rejoins catches up immediately,
+ *   not a period later;
+ * - after a failed session a peer backs off exponentially (base * 2^failures, capped, with
+ *   jitter) and is skipped meanwhile; one success resets it.
+ */
+import {
+  syncBackoffMsBase,
+  syncBackoffMsMax,
+  syncIntervalMsDefault,
+  syncJitterRatioDefault,
+} from './limits.js';
+
+export interface SchedulerOptions {
+  /** Returns a float in [0, 1). */
+  rng: () => number;
+  intervalMs?: number;
+  jitterRatio?: number;
+  backoffMsBase?: number;
+  backoffMsMax?: number;
+}
+
+interface PeerState {
+  failures: number;
+  retryAtMs: number;
+  urgent: boolean;
+  busy: boolean;
+}
+
+export class SyncScheduler<P extends string = string> {
+  private readonly peers = new Map<P, PeerState>();
+  private readonly rng: () => number;
+  private readonly intervalMs: number;
+  private readonly jitterRatio: number;
+  private readonly backoffMsBase: number;
+  private readonly backoffMsMax: number;
+  private nextRoundAtMs: number;
+
+  constructor(options: SchedulerOptions, nowMs: number) {
+    this.rng = options.rng;
+    this.intervalMs = options.intervalMs ?? syncIntervalMsDefault;
+    this.jitterRatio = options.jitterRatio ?? syncJitterRatioDefault;
+    this.backoffMsBase = options.backoffMsBase ?? syncBackoffMsBase;
+    this.backoffMsMax = options.backoffMsMax ?? syncBackoffMsMax;
+    this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** A peer connected: sync with it at once. */
+  peerConnected(peer: P): void {
+    const state = this.peers.get(peer);
+    if (state) state.urgent = true;
+    else this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: true, busy: false });
+  }
+
+  peerDisconnected(peer: P): void {
+    this.peers.delete(peer);
+  }
+
+  /** Ask for a session with `peer` as soon as possible (for example `ckv sync`). */
+  requestNow(peer: P): void {
+    const state = this.peers.get(peer);
+    if (state) {
+      state.urgent = true;
+      state.retryAtMs = 0;
+    }
+  }
+
+  /**
+   * The peer to sync with now, if any; it is marked busy until `report`. Call repeatedly
+   * until undefined: urgent peers first, then the periodic round.
+   */
+  takeDue(nowMs: number): P | undefined {
+    for (const [peer, state] of this.peers) {
+      if (state.urgent && !state.busy && state.retryAtMs <= nowMs) {
+        state.urgent = false;
+        state.busy = true;
+        return peer;
+      }
+    }
+    if (nowMs < this.nextRoundAtMs) return undefined;
+    this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
+    const eligible = [...this.peers].filter(([, s]) => !s.busy && s.retryAtMs <= nowMs);
+    if (eligible.length === 0) return undefined;
+    const [peer, state] = eligible[Math.floor(this.rng() * eligible.length)]!;
+    state.busy = true;
+    return peer;
+  }
+
+  /** The outcome of a session taken with takeDue. */
+  report(peer: P, ok: boolean, nowMs: number): void {
+    const state = this.peers.get(peer);
+    if (!state) return;
+    state.busy = false;
+    if (ok) {
+      state.failures = 0;
+      state.retryAtMs = 0;
+      return;
+    }
+    state.failures++;
+    const backoffMs = Math.min(this.backoffMsMax, this.backoffMsBase * 2 ** (state.failures - 1));
+    state.retryAtMs = nowMs + this.jittered(backoffMs);
+  }
+
+  /** When the runtime should call takeDue next. */
+  wakeAtMs(nowMs: number): number {
+    let at = this.nextRoundAtMs;
+    for (const state of this.peers.values()) {
+      if (state.urgent && !state.busy) at = Math.min(at, Math.max(nowMs, state.retryAtMs));
+    }
+    return at;
+  }
+
+  private jittered(ms: number): number {
+    return Math.max(1, Math.round(ms * (1 + this.jitterRatio * (2 * this.rng() - 1))));
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * Frames of the anti-entropy protocol (`/ckv/<cluster>/sync/1.0.0`), their binary encoding
+ * and bounds. Every frame starts with u8 protocol version and u8 frame type. A frame that does
+ * not decode, or claims more than the bounds below, throws MalformedError: the session ends
+ * and the peer is counted as misbehaving; nothing it sent is applied.
+ *
+ * The exchange (I = initiator, R = responder; see sync-session.ts for the state machines):
+ *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count
+ *   R -> I  InSync    roots equal: done in one round trip
+ *   R -> I  Refuse    busy, other cluster, unsupported version or depth, malformed input
+ *   R -> I  Entries*  then Children: children of the root, or (I empty) everything, then none
+ *   I -> R  Entries*  (I's subtrees R lacks, entries R asked for) then Step: descend, pull, leaf summaries
+ *   R -> I  Entries*  (subtrees I pulled, leaf entries I lacks) then Children: next level, needs
+ *   ... one Step/Children round trip a level ...
+ *   I -> R  Entries*  then Bye
+ */
+import { ByteReader, ByteWriter } from './bytes.js';
+import { readEntry, writeEntry, type Entry } from './entry.js';
+import { MalformedError } from './errors.js';
+import { controlFrameBytesMax, fingerprintBytes, merkleDepthMax, merkleFanout, syncProtocolVersion } from './limits.js';
+
+/** Frame types. Only append: the values are part of the protocol. */
+export const FrameType = {
+  hello: 1,
+  refuse: 2,
+  inSync: 3,
+  children: 4,
+  step: 5,
+  entries: 6,
+  bye: 7,
+} as const;
+
+/** Refusal reasons. Only append: the values are part of the protocol. */
+export const RefuseReason = {
+  busy: 1,
+  wrongCluster: 2,
+  unsupportedVersion: 3,
+  malformed: 4,
+  tooManyRounds: 5,
+  unsupportedDepth: 6,
+  stopping: 7,
+} as const;
+export type RefuseReasonCode = (typeof RefuseReason)[keyof typeof RefuseReason];
+
+export function refuseReasonName(code: number): string {
+  const name = Object.entries(RefuseReason).find(([, value]) => value === code)?.[0];
+  return name ?? `unknown(${code})`;
+}
+
+export interface HelloFrame {
+  type: typeof FrameType.hello;
+  cluster: string;
+  depth: number;
+  childDigestBytes: number;
+  salt: number;
+  rootDigest: Uint8Array;
+  rootCount: number;
+}
+export interface RefuseFrame {
+  type: typeof FrameType.refuse;
+  reason: number;
+  message: string;
+}
+export interface InSyncFrame {
+  type: typeof FrameType.inSync;
+}
+/** The children of one parent: which are non-empty, and a projection of each non-empty one. */
+export interface ChildGroup {
+  parent: number;
+  nonEmptyMask: number;
+  projections: number[];
+}
+export interface LeafNeed {
+  leaf: number;
+  fingerprints: number[];
+}
+export interface ChildrenFrame {
+  type: typeof FrameType.children;
+  /** Level of the children listed (parents are at level - 1). */
+  level: number;
+  groups: ChildGroup[];
+  /** Per leaf, fingerprints from I's summary that R lacks: I sends those entries. */
+  needs: LeafNeed[];
+}
+export interface SubtreeRef {
+  level: number;
+  index: number;
+}
+export interface LeafSummary {
+  leaf: number;
+  fingerprints: number[];
+}
+export interface StepFrame {
+  type: typeof FrameType.step;
+  /** Level of the parents in `descend`: R answers with their children at level + 1. */
+  level: number;
+  descend: number[];
+  pull: SubtreeRef[];
+  summaries: LeafSummary[];
+}
+export interface EntriesFrame {
+  type: typeof FrameType.entries;
+  entries: Entry[];
+}
+export interface ByeFrame {
+  type: typeof FrameType.bye;
+}
+export type Frame = HelloFrame | RefuseFrame | InSyncFrame | ChildrenFrame | StepFrame | EntriesFrame | ByeFrame;
+
+const clusterBytesMax = 256;
+const listMax = merkleFanout ** merkleDepthMax;
+const refuseMessageBytesMax = 1024;
+
+export function encodeFrame(frame: Frame): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(syncProtocolVersion).u8(frame.type);
+  switch (frame.type) {
+    case FrameType.hello:
+      w.string(frame.cluster).u8(frame.depth).u8(frame.childDigestBytes).u32(frame.salt);
+      w.raw(frame.rootDigest).varint(frame.rootCount);
+      break;
+    case FrameType.refuse:
+      w.u8(frame.reason).string(frame.message.slice(0, 200));
+      break;
+    case FrameType.inSync:
+    case FrameType.bye:
+      break;
+    case FrameType.children:
+      // The projection width is fixed for the session by Hello; the writer needs it.
+      throw new Error('encode children frames with encodeChildren');
+    case FrameType.step:
+      w.u8(frame.level);
+      writeIndexList(w, frame.descend);
+      w.varint(frame.pull.length);
+      for (const ref of frame.pull) w.u8(ref.level).varint(ref.index);
+      writeFingerprintLists(w, frame.summaries);
+      break;
+    case FrameType.entries:
+      w.varint(frame.entries.length);
+      for (const entry of frame.entries) writeEntry(w, entry);
+      break;
+  }
+  return w.finish();
+}
+
+export function encodeChildren(frame: ChildrenFrame, width: number): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(syncProtocolVersion).u8(FrameType.children).u8(frame.level);
+  w.varint(frame.groups.length);
+  let previous = 0;
+  for (const group of frame.groups) {
+    w.varint(group.parent - previous);
+    previous = group.parent;
+    w.u16(group.nonEmptyMask);
+    for (const projection of group.projections) writeProjection(w, projection, width);
+  }
+  writeFingerprintLists(w, frame.needs);
+  return w.finish();
+}
+
+/**
+ * Decode one frame. `width` is the session's projection width (from Hello; ignored for Hello
+ * itself), `valueBytesMax` bounds entry values. Throws MalformedError.
+ */
+export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: number): Frame {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== syncProtocolVersion) {
+    // A Refuse can still be produced by the caller from this; the type is unknown territory.
+    throw new UnsupportedVersionError(version);
+  }
+  const type = r.u8();
+  if (type !== FrameType.entries && bytes.byteLength > controlFrameBytesMax) {
+    throw new MalformedError(`frame of ${bytes.byteLength} bytes exceeds ${controlFrameBytesMax}`);
+  }
+  let frame: Frame;
+  switch (type) {
+    case FrameType.hello: {
+      const cluster = r.string(clusterBytesMax, 'cluster name');
+      const depth = r.u8();
+      const childDigestBytes = r.u8();
+      const salt = r.u32();
+      const rootDigest = r.raw(32).slice();
+      const rootCount = r.varint();
+      frame = { type, cluster, depth, childDigestBytes, salt, rootDigest, rootCount };
+      break;
+    }
+    case FrameType.refuse:
+      frame = { type, reason: r.u8(), message: r.string(refuseMessageBytesMax, 'refuse message') };
+      break;
+    case FrameType.inSync:
+    case FrameType.bye:
+      frame = { type };
+      break;
+    case FrameType.children: {
+      const level = r.u8();
+      const groupCount = r.bounded(listMax, 'group count');
+      const groups: ChildGroup[] = [];
+      let parent = 0;
+      for (let g = 0; g < groupCount; g++) {
+        parent += r.varint();
+        const nonEmptyMask = r.u16();
+        const projections: number[] = [];
+        for (let c = 0; c < merkleFanout; c++) {
+          if (nonEmptyMask & (1 << c)) projections.push(readProjection(r, width));
+        }
+        groups.push({ parent, nonEmptyMask, projections });
+      }
+      frame = { type, level, groups, needs: readFingerprintLists(r) };
+      break;
+    }
+    case FrameType.step: {
+      const level = r.u8();
+      const descend = readIndexList(r);
+      const pullCount = r.bounded(listMax, 'pull count');
+      const pull: SubtreeRef[] = [];
+      for (let i = 0; i < pullCount; i++) pull.push({ level: r.u8(), index: r.varint() });
+      frame = { type, level, descend, pull, summaries: readFingerprintLists(r) };
+      break;
+    }
+    case FrameType.entries: {
+      const count = r.bounded(bytes.byteLength, 'entry count');
+      const entries: Entry[] = [];
+      for (let i = 0; i < count; i++) entries.push(readEntry(r, valueBytesMax));
+      frame = { type, entries };
+      break;
+    }
+    default:
+      throw new MalformedError(`unknown frame type ${type}`);
+  }
+  r.end();
+  return frame;
+}
+
+export class UnsupportedVersionError extends MalformedError {
+  constructor(readonly version: number) {
+    super(`unsupported sync protocol version ${version}`);
+    this.name = 'UnsupportedVersionError';
+  }
+}
+
+function writeProjection(w: ByteWriter, projection: number, width: number): void {
+  for (let i = width - 1; i >= 0; i--) w.u8(Math.floor(projection / 256 ** i) & 0xff);
+}
+
+function readProjection(r: ByteReader, width: number): number {
+  let value = 0;
+  for (let i = 0; i < width; i++) value = value * 256 + r.u8();
+  return value;
+}
+
+/** Sorted indices, delta-coded: neighbouring subtrees cost a byte each. */
+function writeIndexList(w: ByteWriter, indices: number[]): void {
+  w.varint(indices.length);
+  let previous = 0;
+  for (const index of indices) {
+    w.varint(index - previous);
+    previous = index;
+  }
+}
+
+function readIndexList(r: ByteReader): number[] {
+  const count = r.bounded(listMax, 'index count');
+  const indices: number[] = [];
+  let previous = 0;
+  for (let i = 0; i < count; i++) {
+    previous += r.varint();
+    indices.push(previous);
+  }
+  return indices;
+}
+
+function writeFingerprintLists(w: ByteWriter, lists: { leaf: number; fingerprints: number[] }[]): void {
+  w.varint(lists.length);
+  let previous = 0;
+  for (const list of lists) {
+    w.varint(list.leaf - previous);
+    previous = list.leaf;
+    w.varint(list.fingerprints.length);
+    for (const fp of list.fingerprints) writeProjection(w, fp, fingerprintBytes);
+  }
+}
+
+function readFingerprintLists(r: ByteReader): LeafNeed[] {
+  const count = r.bounded(listMax, 'leaf count');
+  const lists: LeafNeed[] = [];
+  let leaf = 0;
+  for (let i = 0; i < count; i++) {
+    leaf += r.varint();
+    const n = r.bounded(controlFrameBytesMax / fingerprintBytes, 'fingerprint count');
+    const fingerprints: number[] = [];
+    for (let j = 0; j < n; j++) fingerprints.push(readProjection(r, fingerprintBytes));
+    lists.push({ leaf, fingerprints });
+  }
+  return lists;
+}

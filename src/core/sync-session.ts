@@ -1,0 +1,462 @@
+/**
+ * Anti-entropy sessions as sans-IO state machines: `SyncInitiator` and `SyncResponder`.
+ *
+ * Each `handle(frameBytes)` is an async generator of effects: `send` a frame, `apply` entries
+ * from the peer (the driver merges them into the replica and only then pulls the next
+ * effect), `done` with a result. The store is read through the injected `SyncContext`, so the
+ * simulator drives this same code over memory stores and the node drives it over LevelDB and
+ * libp2p streams. There are no timers here: the driver bounds a session's time.
+ *
+ * Protocol (frames in sync-frames.ts): the initiator sends its root; equal roots end the
+ * session in one round trip. Otherwise the responder lists the root's children: for each, a
+ * non-empty bit and a salted projection of its digest. The initiator compares with its own
+ * tree and, per child: descends where both are non-empty and differ; pulls the whole subtree
+ * where it is empty (so a new node streams everything without descending: when its root
+ * count is 0 the responder sends all entries at once); pushes the whole subtree where the
+ * responder is empty. At differing leaves the initiator sends fingerprints of its entries;
+ * the responder sends back the entries whose fingerprints the initiator lacks and names the
+ * initiator's fingerprints it lacks, which the initiator then pushes. One round trip a level:
+ * depth + 2 round trips at most for a full descent, plus the final one-way push and Bye.
+ * Values travel once, and only where they differ.
+ */
+import { entryDigest, type Entry, type Version, compareVersions } from './entry.js';
+import { MalformedError, assert } from './errors.js';
+import {
+  childDigestBytesDefault,
+  controlFrameBytesMax,
+  entriesFrameBytesTarget,
+  fingerprintBytes,
+  merkleFanout,
+  sessionRoundsMax,
+  valueBytesMax as valueBytesMaxDefault,
+} from './limits.js';
+import { MerkleTree, Projector, digestsEqual } from './merkle.js';
+import {
+  FrameType,
+  RefuseReason,
+  UnsupportedVersionError,
+  decodeFrame,
+  encodeChildren,
+  encodeFrame,
+  refuseReasonName,
+  type ChildGroup,
+  type ChildrenFrame,
+  type Frame,
+  type LeafNeed,
+  type LeafSummary,
+  type StepFrame,
+  type SubtreeRef,
+} from './sync-frames.js';
+import type { Store } from '../store/store.js';
+
+export interface SyncContext {
+  readonly tree: MerkleTree;
+  readonly store: Pick<Store, 'scanHash'>;
+  readonly cluster: string;
+  /** Initiator only: projection width it asks for (the responder follows Hello). */
+  readonly childDigestBytes?: number;
+  readonly valueBytesMax?: number;
+}
+
+export type SyncOutcome = 'in-sync' | 'synced' | 'incomplete' | 'refused';
+
+export interface SyncResult {
+  outcome: SyncOutcome;
+  /** For 'refused': the reason name (busy, wrongCluster, ...), from either side. */
+  refuseReason?: string;
+  message?: string;
+  /** Round trips the initiator waited for (Hello counts as one). */
+  rounds: number;
+  entriesSent: number;
+  entriesReceived: number;
+}
+
+export type SyncEffect =
+  | { kind: 'send'; frame: Uint8Array }
+  | { kind: 'apply'; entries: Entry[] }
+  | { kind: 'done'; result: SyncResult };
+
+/** Budget of fingerprint bytes in one Step; leaves beyond it wait for the next round. */
+const summaryBytesBudget = Math.floor(controlFrameBytesMax / 2);
+
+function fingerprintSalt(salt: number): number {
+  return (salt ^ 0x9e3779b9) >>> 0;
+}
+
+abstract class SessionBase {
+  protected rounds = 0;
+  protected entriesSent = 0;
+  protected entriesReceived = 0;
+  protected finished = false;
+  protected width: number;
+  protected readonly valueBytesMax: number;
+
+  constructor(protected readonly ctx: SyncContext) {
+    this.width = ctx.childDigestBytes ?? childDigestBytesDefault;
+    this.valueBytesMax = ctx.valueBytesMax ?? valueBytesMaxDefault;
+  }
+
+  get isDone(): boolean {
+    return this.finished;
+  }
+
+  protected decode(bytes: Uint8Array): Frame {
+    if (this.finished) throw new MalformedError('frame after the session ended');
+    return decodeFrame(bytes, this.width, this.valueBytesMax);
+  }
+
+  protected done(outcome: SyncOutcome, extra: Partial<SyncResult> = {}): SyncEffect {
+    this.finished = true;
+    const result: SyncResult = {
+      outcome,
+      rounds: this.rounds,
+      entriesSent: this.entriesSent,
+      entriesReceived: this.entriesReceived,
+      ...extra,
+    };
+    return { kind: 'done', result };
+  }
+
+  protected refuse(reason: number, message: string): SyncEffect[] {
+    return [
+      { kind: 'send', frame: encodeFrame({ type: FrameType.refuse, reason, message }) },
+      this.done('refused', { refuseReason: refuseReasonName(reason), message }),
+    ];
+  }
+
+  /** Stream entries in frames of about entriesFrameBytesTarget. */
+  protected async *sendEntries(source: AsyncIterable<Entry> | Iterable<Entry>): AsyncGenerator<SyncEffect> {
+    let batch: Entry[] = [];
+    let batchBytes = 0;
+    for await (const entry of source) {
+      batch.push(entry);
+      batchBytes += entry.key.length + (entry.value?.byteLength ?? 0) + 24;
+      if (batchBytes >= entriesFrameBytesTarget) {
+        this.entriesSent += batch.length;
+        yield { kind: 'send', frame: encodeFrame({ type: FrameType.entries, entries: batch }) };
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batch.length > 0) {
+      this.entriesSent += batch.length;
+      yield { kind: 'send', frame: encodeFrame({ type: FrameType.entries, entries: batch }) };
+    }
+  }
+
+  protected async *scanSubtrees(refs: SubtreeRef[]): AsyncGenerator<Entry> {
+    for (const ref of refs) yield* this.ctx.store.scanHash(MerkleTree.hashPrefix(ref.level, ref.index));
+  }
+
+  protected async leafEntries(leaf: number): Promise<Entry[]> {
+    const entries: Entry[] = [];
+    for await (const entry of this.ctx.store.scanHash(MerkleTree.hashPrefix(this.ctx.tree.depth, leaf))) {
+      entries.push(entry);
+    }
+    return entries;
+  }
+}
+
+export class SyncInitiator extends SessionBase {
+  private readonly projector: Projector;
+  private readonly fingerprints: Projector;
+  private readonly roundsMax: number;
+  private started = false;
+  /** Level of the children the next Children frame must list, and which parents we asked. */
+  private expectLevel = 1;
+  private askedParents = new Set<number>([0]);
+  /** Our entries, by fingerprint, for the leaves summarized in the last Step. */
+  private summarized = new Map<number, Map<number, Entry>>();
+  /** Versions received since the last Step: a need for an older version is not pushed. */
+  private received = new Map<string, Version>();
+  private deferredLeaves: number[] = [];
+
+  constructor(ctx: SyncContext, readonly salt: number) {
+    super(ctx);
+    assert(this.width >= 1 && this.width <= 4, 'child digest width');
+    this.projector = new Projector(salt >>> 0, this.width);
+    this.fingerprints = new Projector(fingerprintSalt(salt), fingerprintBytes);
+    this.roundsMax = sessionRoundsMax(ctx.tree.depth);
+  }
+
+  async *start(): AsyncGenerator<SyncEffect> {
+    assert(!this.started, 'session started twice');
+    this.started = true;
+    this.rounds = 1;
+    const tree = this.ctx.tree;
+    yield {
+      kind: 'send',
+      frame: encodeFrame({
+        type: FrameType.hello,
+        cluster: this.ctx.cluster,
+        depth: tree.depth,
+        childDigestBytes: this.width,
+        salt: this.salt >>> 0,
+        rootDigest: tree.rootDigest.slice(),
+        rootCount: tree.rootCount,
+      }),
+    };
+  }
+
+  async *handle(bytes: Uint8Array): AsyncGenerator<SyncEffect> {
+    const frame = this.decode(bytes);
+    switch (frame.type) {
+      case FrameType.refuse:
+        yield this.done('refused', { refuseReason: refuseReasonName(frame.reason), message: frame.message });
+        return;
+      case FrameType.inSync:
+        yield this.done('in-sync');
+        return;
+      case FrameType.entries:
+        this.entriesReceived += frame.entries.length;
+        for (const entry of frame.entries) {
+          const seen = this.received.get(entry.key);
+          if (seen === undefined || compareVersions(entry.version, seen) > 0) this.received.set(entry.key, entry.version);
+        }
+        yield { kind: 'apply', entries: frame.entries };
+        return;
+      case FrameType.children:
+        yield* this.onChildren(frame);
+        return;
+      default:
+        throw new MalformedError(`initiator got unexpected frame type ${frame.type}`);
+    }
+  }
+
+  private async *onChildren(frame: ChildrenFrame): AsyncGenerator<SyncEffect> {
+    const tree = this.ctx.tree;
+    const level = frame.level;
+    if (level !== this.expectLevel) throw new MalformedError(`children of level ${level}, expected ${this.expectLevel}`);
+    const descend: number[] = [];
+    const pull: SubtreeRef[] = [];
+    const push: SubtreeRef[] = [];
+    const differingLeaves = this.deferredLeaves;
+    this.deferredLeaves = [];
+    for (const group of frame.groups) {
+      if (!this.askedParents.has(group.parent)) throw new MalformedError(`children of parent ${group.parent} not asked for`);
+      this.compareGroup(level, group, descend, pull, push, differingLeaves);
+    }
+    const pushEntries = this.entriesForNeeds(frame.needs);
+    this.summarized.clear();
+    this.received.clear();
+
+    const summaries = await this.summarize(differingLeaves);
+    yield* this.sendEntries(concat(pushEntries, this.scanSubtrees(push)));
+
+    const nothingLeft = descend.length === 0 && pull.length === 0 && summaries.length === 0;
+    if (nothingLeft || this.rounds >= this.roundsMax) {
+      yield { kind: 'send', frame: encodeFrame({ type: FrameType.bye }) };
+      yield this.done(nothingLeft ? 'synced' : 'incomplete');
+      return;
+    }
+    this.rounds++;
+    this.askedParents = new Set(descend);
+    this.expectLevel = level + 1;
+    const step: StepFrame = { type: FrameType.step, level, descend, pull, summaries };
+    yield { kind: 'send', frame: encodeFrame(step) };
+  }
+
+  private compareGroup(
+    level: number,
+    group: ChildGroup,
+    descend: number[],
+    pull: SubtreeRef[],
+    push: SubtreeRef[],
+    differingLeaves: number[],
+  ): void {
+    const tree = this.ctx.tree;
+    let next = 0;
+    for (let c = 0; c < merkleFanout; c++) {
+      const child = group.parent * merkleFanout + c;
+      const theirs = (group.nonEmptyMask & (1 << c)) !== 0;
+      const ours = tree.count(level, child) > 0;
+      const projection = theirs ? group.projections[next++] : undefined;
+      if (!theirs && !ours) continue;
+      if (!ours) pull.push({ level, index: child });
+      else if (!theirs) push.push({ level, index: child });
+      else if (this.projector.project(tree.digest(level, child)) !== projection) {
+        (level === tree.depth ? differingLeaves : descend).push(child);
+      }
+    }
+  }
+
+  private entriesForNeeds(needs: LeafNeed[]): Entry[] {
+    const entries: Entry[] = [];
+    for (const need of needs) {
+      const byFingerprint = this.summarized.get(need.leaf);
+      if (byFingerprint === undefined) throw new MalformedError(`need for leaf ${need.leaf} not summarized`);
+      for (const fp of need.fingerprints) {
+        const entry = byFingerprint.get(fp);
+        if (entry === undefined) continue;
+        const newer = this.received.get(entry.key);
+        if (newer !== undefined && compareVersions(newer, entry.version) >= 0) continue;
+        entries.push(entry);
+      }
+    }
+    return entries;
+  }
+
+  private async summarize(leaves: number[]): Promise<LeafSummary[]> {
+    const summaries: LeafSummary[] = [];
+    let bytes = 0;
+    for (let i = 0; i < leaves.length; i++) {
+      const leaf = leaves[i]!;
+      const entries = await this.leafEntries(leaf);
+      bytes += 4 + entries.length * fingerprintBytes;
+      if (bytes > summaryBytesBudget && summaries.length > 0) {
+        this.deferredLeaves = leaves.slice(i);
+        break;
+      }
+      const byFingerprint = new Map<number, Entry>();
+      for (const entry of entries) byFingerprint.set(this.fingerprints.project(entryDigest(entry.key, entry.version)), entry);
+      this.summarized.set(leaf, byFingerprint);
+      summaries.push({ leaf, fingerprints: [...byFingerprint.keys()] });
+    }
+    return summaries;
+  }
+}
+
+export interface ResponderOptions {
+  /** Refuse the session on Hello with this reason (the driver decides: busy, stopping). */
+  refuse?: { reason: number; message: string };
+}
+
+export class SyncResponder extends SessionBase {
+  private projector: Projector | undefined;
+  private fingerprints: Projector | undefined;
+  private readonly roundsMax: number;
+
+  constructor(ctx: SyncContext, private readonly options: ResponderOptions = {}) {
+    super(ctx);
+    this.roundsMax = sessionRoundsMax(ctx.tree.depth);
+  }
+
+  async *handle(bytes: Uint8Array): AsyncGenerator<SyncEffect> {
+    let frame: Frame;
+    try {
+      frame = this.decode(bytes);
+    } catch (error) {
+      if (error instanceof UnsupportedVersionError) {
+        yield* this.refuse(RefuseReason.unsupportedVersion, error.message);
+        return;
+      }
+      throw error;
+    }
+    if (this.projector === undefined) {
+      if (frame.type !== FrameType.hello) throw new MalformedError(`expected hello, got frame type ${frame.type}`);
+      yield* this.onHello(frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.entries:
+        this.entriesReceived += frame.entries.length;
+        yield { kind: 'apply', entries: frame.entries };
+        return;
+      case FrameType.step:
+        yield* this.onStep(frame);
+        return;
+      case FrameType.bye:
+        yield this.done('synced');
+        return;
+      default:
+        throw new MalformedError(`responder got unexpected frame type ${frame.type}`);
+    }
+  }
+
+  private async *onHello(hello: Extract<Frame, { type: 1 }>): AsyncGenerator<SyncEffect> {
+    const tree = this.ctx.tree;
+    this.rounds = 1;
+    if (this.options.refuse) {
+      yield* this.refuse(this.options.refuse.reason, this.options.refuse.message);
+      return;
+    }
+    if (hello.cluster !== this.ctx.cluster) {
+      yield* this.refuse(RefuseReason.wrongCluster, `this node is in cluster '${this.ctx.cluster}', not '${hello.cluster}'`);
+      return;
+    }
+    if (hello.depth !== tree.depth) {
+      yield* this.refuse(RefuseReason.unsupportedDepth, `this node's Merkle depth is ${tree.depth}, not ${hello.depth}`);
+      return;
+    }
+    if (hello.childDigestBytes < 1 || hello.childDigestBytes > 4) {
+      yield* this.refuse(RefuseReason.malformed, `digest width ${hello.childDigestBytes} is not 1..4`);
+      return;
+    }
+    if (hello.rootCount === tree.rootCount && digestsEqual(hello.rootDigest, tree.rootDigest)) {
+      yield { kind: 'send', frame: encodeFrame({ type: FrameType.inSync }) };
+      yield this.done('in-sync');
+      return;
+    }
+    this.width = hello.childDigestBytes;
+    this.projector = new Projector(hello.salt, this.width);
+    this.fingerprints = new Projector(fingerprintSalt(hello.salt), fingerprintBytes);
+    if (hello.rootCount === 0) {
+      // A new node: stream everything, no descent; an empty Children frame ends its round.
+      yield* this.sendEntries(this.ctx.store.scanHash(''));
+      yield { kind: 'send', frame: encodeChildren({ type: FrameType.children, level: 1, groups: [], needs: [] }, this.width) };
+      return;
+    }
+    yield { kind: 'send', frame: this.children(1, [0], []) };
+  }
+
+  private async *onStep(step: StepFrame): AsyncGenerator<SyncEffect> {
+    const depth = this.ctx.tree.depth;
+    this.rounds++;
+    if (this.rounds > this.roundsMax) {
+      yield* this.refuse(RefuseReason.tooManyRounds, `session exceeded ${this.roundsMax} rounds`);
+      return;
+    }
+    if (step.level < 1 || step.level > depth) throw new MalformedError(`step level ${step.level}`);
+    if (step.level === depth && step.descend.length > 0) throw new MalformedError('descend below the leaves');
+    for (const parent of step.descend) checkIndex(step.level, parent);
+    for (const ref of step.pull) {
+      if (ref.level < 1 || ref.level > depth) throw new MalformedError(`pull level ${ref.level}`);
+      checkIndex(ref.level, ref.index);
+    }
+    for (const summary of step.summaries) checkIndex(depth, summary.leaf);
+
+    const theirLacks: Entry[] = [];
+    const needs: LeafNeed[] = [];
+    for (const summary of step.summaries) {
+      const theirs = new Set(summary.fingerprints);
+      const ours = new Set<number>();
+      for (const entry of await this.leafEntries(summary.leaf)) {
+        const fp = this.fingerprints!.project(entryDigest(entry.key, entry.version));
+        ours.add(fp);
+        if (!theirs.has(fp)) theirLacks.push(entry);
+      }
+      const missing = summary.fingerprints.filter((fp) => !ours.has(fp));
+      if (missing.length > 0) needs.push({ leaf: summary.leaf, fingerprints: missing });
+    }
+    yield* this.sendEntries(concat(theirLacks, this.scanSubtrees(step.pull)));
+    yield { kind: 'send', frame: this.children(step.level + 1, step.descend, needs) };
+  }
+
+  private children(level: number, parents: number[], needs: LeafNeed[]): Uint8Array {
+    const tree = this.ctx.tree;
+    const groups: ChildGroup[] = [];
+    for (const parent of parents) {
+      let nonEmptyMask = 0;
+      const projections: number[] = [];
+      for (let c = 0; c < merkleFanout; c++) {
+        const child = parent * merkleFanout + c;
+        if (tree.count(level, child) === 0) continue;
+        nonEmptyMask |= 1 << c;
+        projections.push(this.projector!.project(tree.digest(level, child)));
+      }
+      groups.push({ parent, nonEmptyMask, projections });
+    }
+    const frame: ChildrenFrame = { type: FrameType.children, level, groups, needs };
+    return encodeChildren(frame, this.width);
+  }
+}
+
+function checkIndex(level: number, index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= merkleFanout ** level) {
+    throw new MalformedError(`node ${index} does not exist at level ${level}`);
+  }
+}
+
+async function* concat<T>(...sources: (Iterable<T> | AsyncIterable<T>)[]): AsyncGenerator<T> {
+  for (const source of sources) yield* source;
+}

@@ -1,0 +1,54 @@
+/**
+ * The storage port of the core: what a replica needs from durable state, and nothing else.
+ * Two implementations: `level-store.ts` (LevelDB, production) and `memory-store.ts` (tests,
+ * simulator, in-memory benches). One compliance suite (test/unit/store-compliance.test.ts)
+ * runs against both.
+ *
+ * Entries are found two ways: by key order (prefix scans for users) and by key-hash prefix
+ * (Merkle subtrees for sync). `keyHashPrefix(key)` (8 lowercase hex digits of SHA-256(key))
+ * is the hash order; a Merkle node at level l is the set of keys whose hash prefix starts
+ * with its l hex digits.
+ */
+import type { Entry } from '../core/entry.js';
+import type { Hlc } from '../core/hlc.js';
+
+export interface ScanKeysOptions {
+  /** Only keys that start with this prefix (default: all). */
+  prefix?: string;
+  /** Only keys strictly greater than this one, for paging (default: from the start). */
+  startAfter?: string;
+  /** At most this many entries (default: no limit). */
+  limit?: number;
+}
+
+export interface Store {
+  /** Idempotent. A LevelDB directory held by another process throws StoreLockedError. */
+  open(): Promise<void>;
+  /** Idempotent. */
+  close(): Promise<void>;
+
+  get(key: string): Promise<Entry | undefined>;
+
+  /**
+   * Atomically store `entries` (each replaces whatever the key held) together with the HLC
+   * upper bound `hlcLast`: after a crash either all of it is there or none. Callers have
+   * already decided, by the merge rule, that each entry wins.
+   */
+  write(entries: readonly Entry[], hlcLast: Hlc): Promise<void>;
+
+  /** The HLC bound persisted by the last write (0n for a new store). */
+  readHlc(): Promise<Hlc>;
+
+  /** Entries, tombstones included, whose keyHashPrefix starts with `hexPrefix` ('' = all); any order. */
+  scanHash(hexPrefix: string): AsyncIterable<Entry>;
+
+  /** Entries, tombstones included, in key order (by UTF-16 code units, as JS compares strings). */
+  scanKeys(options?: ScanKeysOptions): AsyncIterable<Entry>;
+
+  /** Small named values that are not entries (node identity, schema version). */
+  getMeta(name: string): Promise<Uint8Array | undefined>;
+  putMeta(name: string, value: Uint8Array): Promise<void>;
+
+  /** Approximate bytes the store occupies (on disk for LevelDB). */
+  sizeBytes(): Promise<number>;
+}

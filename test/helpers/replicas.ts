@@ -1,0 +1,36 @@
+/** Test helpers: replicas over memory stores with a controllable wall clock. */
+import { Replica, type ReplicaOptions } from '../../src/core/replica.js';
+import { runLoopbackSession, type LoopbackResult } from '../../src/core/sync-loopback.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { utf8 } from '../../src/core/bytes.js';
+import type { Entry } from '../../src/core/entry.js';
+
+export interface TestClock {
+  ms: number;
+}
+
+export async function memoryReplica(
+  nodeId: string,
+  clock: TestClock = { ms: 1_700_000_000_000 },
+  extra: Partial<ReplicaOptions> = {},
+): Promise<Replica> {
+  return Replica.open({ nodeId, store: new MemoryStore(), wallClockMs: () => clock.ms, ...extra });
+}
+
+export function syncPair(a: Replica, b: Replica, salt = 1234, cluster = 'test'): Promise<LoopbackResult> {
+  return runLoopbackSession(
+    { ctx: { tree: a.tree, store: a.store, cluster }, apply: (entries) => a.applyRemote(entries) },
+    { ctx: { tree: b.tree, store: b.store, cluster }, apply: (entries) => b.applyRemote(entries) },
+    salt,
+  );
+}
+
+export async function allEntries(replica: Replica): Promise<Map<string, Entry>> {
+  const map = new Map<string, Entry>();
+  for await (const entry of replica.store.scanHash('')) map.set(entry.key, entry);
+  return map;
+}
+
+export function value(text: string): Uint8Array {
+  return utf8(text);
+}
