@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Runs every compiled test file (dist/test/**/*.test.js) with node's test runner. Node 20's
+// `--test` takes no globs, so the files are listed here; an optional argument narrows the
+// search to a folder (e.g. `test/unit`). Runs files one at a time where they use real
+// processes or sockets (integration, lan, browser) so they do not fight over the 2 cores.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join('dist', process.argv[2] ?? 'test');
+if (!existsSync(root)) {
+  console.error(`run-tests: ${root} does not exist; build first (npm run build)`);
+  process.exit(2);
+}
+const files = [];
+const walk = (dir) => {
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith('.test.js')) files.push(path);
+  }
+};
+walk(root);
+if (files.length === 0) {
+  console.error(`run-tests: no test files under ${root}`);
+  process.exit(1);
+}
+const serial = files.filter((f) => /[\\/](integration|lan|browser)[\\/]/.test(f));
+const parallel = files.filter((f) => !serial.includes(f));
+let status = 0;
+for (const group of [parallel, serial]) {
+  if (group.length === 0) continue;
+  const args = ['--test', '--test-reporter=spec'];
+  if (group === serial) args.push('--test-concurrency=1');
+  const result = spawnSync(process.execPath, [...args, ...group], { stdio: 'inherit' });
+  if (result.status !== 0) status = result.status ?? 1;
+}
+process.exit(status);

@@ -1,0 +1,178 @@
+/**
+ * An in-memory Store for unit tests, the deterministic simulator and in-memory benches.
+ *
+ * Mechanism, and why:
+ * - Every entry lives in one `Slot` ({ entry, hashPrefix, bytes }) reachable two ways: `slots`
+ *   by key (get, overwrite) and `buckets` by the first 4 hex digits of keyHashPrefix(key).
+ *   Sync asks for Merkle subtrees (`scanHash(prefix)`) all the time, so those scans visit
+ *   only the buckets under the prefix instead of every key. SHA-256 of a key is computed
+ *   once, when the key first arrives, and kept in its slot.
+ * - `scanKeys` sorts the key set lazily and keeps the sorted array until a new key arrives
+ *   (overwrites do not change the key set), then binary-searches to the start.
+ * - Everything is "durable" at once: a simulated crash discards the Replica and reopens this
+ *   same instance, so `close()` only marks it closed and `open()` finds the data again.
+ * - `write()` changes entries and the HLC bound synchronously, with no await in between, so
+ *   no other task ever observes half a batch: that is the atomicity LevelDB's batch gives.
+ * - Scans copy the matching slots into an array before yielding, so a write between two
+ *   yields does not show up mid-scan (like a LevelDB iterator's implicit snapshot).
+ *
+ * Stored values are copied on write so a caller reusing its buffer cannot change the store.
+ * Entries handed out are the stored objects: callers must not mutate their bytes.
+ */
+import { encodeEntry, keyHashPrefix, type Entry } from '../core/entry.js';
+import { assert } from '../core/errors.js';
+import type { Hlc } from '../core/hlc.js';
+import type { ScanKeysOptions, Store } from './store.js';
+
+/** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
+const bucketDigits = 4;
+
+interface Slot {
+  entry: Entry;
+  readonly hashPrefix: string;
+  /** encodeEntry(entry).byteLength, kept so sizeBytes() is a running total. */
+  bytes: number;
+}
+
+export class MemoryStore implements Store {
+  private isOpen = false;
+  private readonly slots = new Map<string, Slot>();
+  private readonly buckets = new Map<string, Map<string, Slot>>();
+  /** All keys in UTF-16 order, or null after a new key arrived. */
+  private sortedKeys: string[] | null = [];
+  private hlc: Hlc = 0n;
+  private readonly meta = new Map<string, Uint8Array>();
+  private entryBytes = 0;
+
+  async open(): Promise<void> {
+    this.isOpen = true;
+  }
+
+  async close(): Promise<void> {
+    this.isOpen = false;
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    this.checkOpen();
+    return this.slots.get(key)?.entry;
+  }
+
+  async write(entries: readonly Entry[], hlcLast: Hlc): Promise<void> {
+    this.checkOpen();
+    // No await below: the whole batch lands in one synchronous step.
+    for (const incoming of entries) {
+      const entry: Entry = incoming.value === null ? incoming : { ...incoming, value: incoming.value.slice() };
+      const bytes = encodeEntry(entry).byteLength;
+      const slot = this.slots.get(entry.key);
+      if (slot !== undefined) {
+        this.entryBytes += bytes - slot.bytes;
+        slot.entry = entry;
+        slot.bytes = bytes;
+        continue;
+      }
+      const hashPrefix = keyHashPrefix(entry.key);
+      const fresh: Slot = { entry, hashPrefix, bytes };
+      this.slots.set(entry.key, fresh);
+      const bucketName = hashPrefix.slice(0, bucketDigits);
+      let bucket = this.buckets.get(bucketName);
+      if (bucket === undefined) {
+        bucket = new Map();
+        this.buckets.set(bucketName, bucket);
+      }
+      bucket.set(entry.key, fresh);
+      this.entryBytes += bytes;
+      this.sortedKeys = null;
+    }
+    this.hlc = hlcLast;
+  }
+
+  async readHlc(): Promise<Hlc> {
+    this.checkOpen();
+    return this.hlc;
+  }
+
+  async *scanHash(hexPrefix: string): AsyncIterable<Entry> {
+    this.checkOpen();
+    assert(/^[0-9a-f]{0,8}$/.test(hexPrefix), `hash prefix must be 0 to 8 lowercase hex digits: ${hexPrefix}`);
+    const matches: Entry[] = [];
+    for (const bucket of this.bucketsUnder(hexPrefix)) {
+      for (const slot of bucket.values()) {
+        // Within a bucket only prefixes longer than the bucket name need a check.
+        if (hexPrefix.length <= bucketDigits || slot.hashPrefix.startsWith(hexPrefix)) matches.push(slot.entry);
+      }
+    }
+    yield* matches;
+  }
+
+  async *scanKeys(options: ScanKeysOptions = {}): AsyncIterable<Entry> {
+    this.checkOpen();
+    const { prefix = '', startAfter, limit = Infinity } = options;
+    const keys = this.keysInOrder();
+    let index = firstIndex(keys, (key) => key >= prefix);
+    if (startAfter !== undefined) index = Math.max(index, firstIndex(keys, (key) => key > startAfter));
+    const matches: Entry[] = [];
+    for (; index < keys.length && matches.length < limit; index++) {
+      const key = keys[index]!;
+      if (!key.startsWith(prefix)) break; // keys with the prefix are contiguous
+      matches.push(this.slots.get(key)!.entry);
+    }
+    yield* matches;
+  }
+
+  async getMeta(name: string): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    return this.meta.get(name)?.slice();
+  }
+
+  async putMeta(name: string, value: Uint8Array): Promise<void> {
+    this.checkOpen();
+    this.meta.set(name, value.slice());
+  }
+
+  async sizeBytes(): Promise<number> {
+    return this.entryBytes;
+  }
+
+  private checkOpen(): void {
+    assert(this.isOpen, 'memory store is not open');
+  }
+
+  /** The buckets whose keys can have hash prefix `hexPrefix`. */
+  private *bucketsUnder(hexPrefix: string): Iterable<Map<string, Slot>> {
+    if (hexPrefix.length >= bucketDigits) {
+      const bucket = this.buckets.get(hexPrefix.slice(0, bucketDigits));
+      if (bucket !== undefined) yield bucket;
+      return;
+    }
+    // A short prefix covers 16^(4 - length) bucket names: look them up one by one, unless
+    // fewer buckets exist than that, in which case filtering the existing ones is cheaper.
+    const suffixDigits = bucketDigits - hexPrefix.length;
+    const candidates = 16 ** suffixDigits;
+    if (hexPrefix === '' || this.buckets.size <= candidates) {
+      for (const [name, bucket] of this.buckets) if (name.startsWith(hexPrefix)) yield bucket;
+      return;
+    }
+    for (let suffix = 0; suffix < candidates; suffix++) {
+      const bucket = this.buckets.get(hexPrefix + suffix.toString(16).padStart(suffixDigits, '0'));
+      if (bucket !== undefined) yield bucket;
+    }
+  }
+
+  private keysInOrder(): string[] {
+    // Default sort compares UTF-16 code units, the same order as `<` on strings.
+    this.sortedKeys ??= [...this.slots.keys()].sort();
+    return this.sortedKeys;
+  }
+}
+
+/** The first index in sorted `keys` where `isAtOrAfter` holds (keys.length if none). */
+function firstIndex(keys: readonly string[], isAtOrAfter: (key: string) => boolean): number {
+  let low = 0;
+  let high = keys.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (isAtOrAfter(keys[middle]!)) high = middle;
+    else low = middle + 1;
+  }
+  return low;
+}

@@ -1,0 +1,41 @@
+/**
+ * `npm run sim -- --seeds 2000 --nodes 7` runs many seeds and prints the seed of every
+ * failure; `--seed N` replays one and prints its violations. Without --nodes, each seed picks
+ * 3..9 nodes. Exit code 1 if any seed failed.
+ */
+import { parseArgs } from 'node:util';
+import { runSimulation } from './simulation.js';
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '200' },
+    seed: { type: 'string' },
+    first: { type: 'string', default: '1' },
+    nodes: { type: 'string' },
+    writes: { type: 'string' },
+  },
+});
+
+const nodesFor = (seed: number): number => (values.nodes ? Number(values.nodes) : 3 + (seed % 7));
+const writes = values.writes ? Number(values.writes) : undefined;
+const seeds = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
+const failures: number[] = [];
+const startedMs = performance.now();
+for (const seed of seeds) {
+  const report = await runSimulation({ seed, nodes: nodesFor(seed), ...(writes ? { writes } : {}) });
+  if (!report.ok) {
+    failures.push(seed);
+    console.log(`FAIL seed ${seed} (${report.nodes} nodes, depth ${report.depth}): replay with npm run sim -- --seed ${seed}${values.nodes ? ` --nodes ${values.nodes}` : ''}`);
+    for (const violation of report.violations.slice(0, 10)) console.log(`  ${violation}`);
+  } else if (values.seed) {
+    console.log(`ok seed ${seed}: ${JSON.stringify(report.stats)}`);
+  }
+}
+const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);
+console.log(`${seeds.length - failures.length} passed, ${failures.length} failed (${seconds} s)`);
+if (failures.length > 0) console.log(`failing seeds: ${failures.join(' ')}`);
+process.exit(failures.length > 0 ? 1 : 0);
+
+function range(first: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + i);
+}

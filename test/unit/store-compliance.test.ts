@@ -1,0 +1,371 @@
+/**
+ * One compliance suite for every Store implementation: the simulator trusts MemoryStore to
+ * behave like LevelStore, so both must pass the same cases. LevelStore runs in a fresh
+ * temporary directory per case, removed afterwards. Property tests keep numRuns small so
+ * the whole file stays fast.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { keyHashPrefix, type Entry } from '../../src/core/entry.js';
+import { StoreLockedError } from '../../src/core/errors.js';
+import type { Hlc } from '../../src/core/hlc.js';
+import { LevelStore } from '../../src/store/level-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import type { ScanKeysOptions, Store } from '../../src/store/store.js';
+
+const propertyRuns = 25;
+const nodeA = '0123456789abcdef';
+const nodeB = 'fedcba9876543210';
+
+interface Harness {
+  /** Already open. */
+  readonly store: Store;
+  /** A closed store over the same data, as after a restart: same MemoryStore, new LevelStore. */
+  restarted(): Store;
+  dispose(): Promise<void>;
+}
+
+interface Subject {
+  readonly name: string;
+  make(): Promise<Harness>;
+}
+
+const memorySubject: Subject = {
+  name: 'MemoryStore',
+  async make() {
+    const store = new MemoryStore();
+    await store.open();
+    return { store, restarted: () => store, dispose: () => store.close() };
+  },
+};
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-store-'));
+}
+
+const levelSubject: Subject = {
+  name: 'LevelStore',
+  async make() {
+    const dir = tempDir();
+    const opened: Store[] = [];
+    const track = (store: Store): Store => {
+      opened.push(store);
+      return store;
+    };
+    const store = track(new LevelStore(dir));
+    await store.open();
+    return {
+      store,
+      restarted: () => track(new LevelStore(dir)),
+      async dispose() {
+        for (const each of opened) await each.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+async function withStore(subject: Subject, run: (harness: Harness) => Promise<void>): Promise<void> {
+  const harness = await subject.make();
+  try {
+    await run(harness);
+  } finally {
+    await harness.dispose();
+  }
+}
+
+function entry(key: string, value: Uint8Array | null, hlc: Hlc = 1n, node = nodeA): Entry {
+  return { key, value, version: { hlc, node } };
+}
+
+async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
+  const all: Entry[] = [];
+  for await (const each of entries) all.push(each);
+  return all;
+}
+
+function keysOf(entries: readonly Entry[]): string[] {
+  return entries.map((each) => each.key);
+}
+
+/** Keys from a small alphabet share prefixes often; it includes the UTF-16 vs UTF-8 order trap. */
+const alphabet = ['a', 'b', 'é', '\u0000', '\uffff', '\u{10000}', '\u{1f511}'];
+const smallString = (minLength: number, maxLength: number) =>
+  fc.string({ unit: fc.constantFrom(...alphabet), minLength, maxLength });
+const keyArb = fc.oneof(smallString(1, 4), fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }));
+const valueArb = fc.option(fc.uint8Array({ maxLength: 16 }), { nil: null });
+const entriesArb = fc
+  .uniqueArray(keyArb, { maxLength: 40 })
+  .chain((keys) => fc.tuple(...keys.map((key) => valueArb.map((value) => entry(key, value, 7n)))));
+const hexDigit = fc.constantFrom(...'0123456789abcdef');
+
+function complianceSuite(subject: Subject): void {
+  describe(`Store compliance: ${subject.name}`, () => {
+    it('get of a missing key is undefined', async () => {
+      await withStore(subject, async ({ store }) => {
+        assert.equal(await store.get('missing'), undefined);
+      });
+    });
+
+    it('stores live values with exact bytes, tombstones and versions', async () => {
+      await withStore(subject, async ({ store }) => {
+        const live = entry('live', new Uint8Array([0, 1, 0, 255, 0, 0]), (1n << 63n) + 5n, nodeB);
+        const empty = entry('empty', new Uint8Array(0), 2n);
+        const tombstone = entry('gone', null, 3n);
+        await store.write([live, empty, tombstone], 10n);
+        assert.deepStrictEqual(await store.get('live'), live);
+        assert.deepStrictEqual(await store.get('empty'), empty);
+        assert.deepStrictEqual(await store.get('gone'), tombstone);
+      });
+    });
+
+    it('a later write replaces the entry', async () => {
+      await withStore(subject, async ({ store }) => {
+        await store.write([entry('k', new Uint8Array([1]), 1n)], 1n);
+        const next = entry('k', new Uint8Array([2, 2]), 2n, nodeB);
+        await store.write([next], 2n);
+        assert.deepStrictEqual(await store.get('k'), next);
+        await store.write([entry('k', null, 3n)], 3n);
+        assert.deepStrictEqual(await store.get('k'), entry('k', null, 3n));
+        assert.deepStrictEqual(keysOf(await collect(store.scanHash(''))), ['k']);
+      });
+    });
+
+    it('a written value is copied: reusing the caller buffer changes nothing', async () => {
+      await withStore(subject, async ({ store }) => {
+        const buffer = new Uint8Array([1, 2, 3]);
+        await store.write([entry('k', buffer)], 1n);
+        buffer.fill(9);
+        assert.deepStrictEqual((await store.get('k'))?.value, new Uint8Array([1, 2, 3]));
+      });
+    });
+
+    it('readHlc is 0n when new and then the last written bound', async () => {
+      await withStore(subject, async ({ store }) => {
+        assert.equal(await store.readHlc(), 0n);
+        await store.write([entry('a', null)], 100n);
+        assert.equal(await store.readHlc(), 100n);
+        await store.write([], 2n ** 64n - 1n); // an empty batch still moves the bound
+        assert.equal(await store.readHlc(), 2n ** 64n - 1n);
+      });
+    });
+
+    it('open and close are idempotent; close then open keeps entries, hlc and meta', async () => {
+      await withStore(subject, async ({ store }) => {
+        await store.open();
+        const kept = entry('kept', new Uint8Array([0, 7]), 5n);
+        await store.write([kept], 42n);
+        await store.putMeta('node', new Uint8Array([1, 2]));
+        await store.close();
+        await store.close();
+        await store.open();
+        assert.deepStrictEqual(await store.get('kept'), kept);
+        assert.equal(await store.readHlc(), 42n);
+        assert.deepStrictEqual(await store.getMeta('node'), new Uint8Array([1, 2]));
+      });
+    });
+
+    it('a restarted store over the same data keeps entries, hlc and meta', async () => {
+      await withStore(subject, async (harness) => {
+        const kept = [entry('x', new Uint8Array([3])), entry('y', null, 9n, nodeB)];
+        await harness.store.write(kept, 9n);
+        await harness.store.putMeta('schema', new Uint8Array([1]));
+        await harness.store.close();
+        const store = harness.restarted();
+        await store.open();
+        assert.deepStrictEqual(await store.get('x'), kept[0]);
+        assert.deepStrictEqual(await store.get('y'), kept[1]);
+        assert.equal(await store.readHlc(), 9n);
+        assert.deepStrictEqual(await store.getMeta('schema'), new Uint8Array([1]));
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys())), ['x', 'y']);
+      });
+    });
+
+    it('unicode keys round-trip and scan in UTF-16 code unit order', async () => {
+      await withStore(subject, async ({ store }) => {
+        const keys = ['ключ', '🔑', '\uffff', '\u{10000}', 'a\u0000b', 'a', 'é', '日本語'];
+        await store.write(
+          keys.map((key, i) => entry(key, new Uint8Array([i]))),
+          1n,
+        );
+        for (const [i, key] of keys.entries()) assert.deepStrictEqual(await store.get(key), entry(key, new Uint8Array([i])));
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys())), [...keys].sort());
+        // U+FFFF is one code unit 0xFFFF; U+10000 starts with 0xD800, so it sorts first.
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys({ prefix: '\u{10000}' }))), ['\u{10000}']);
+      });
+    });
+
+    it('meta: missing is undefined, put then get, put replaces', async () => {
+      await withStore(subject, async ({ store }) => {
+        assert.equal(await store.getMeta('node'), undefined);
+        await store.putMeta('node', new Uint8Array([0, 1, 0]));
+        assert.deepStrictEqual(await store.getMeta('node'), new Uint8Array([0, 1, 0]));
+        await store.putMeta('node', new Uint8Array([5]));
+        assert.deepStrictEqual(await store.getMeta('node'), new Uint8Array([5]));
+        assert.equal(await store.get('node'), undefined); // meta is not an entry
+      });
+    });
+
+    it('sizeBytes is positive after writes', async () => {
+      await withStore(subject, async ({ store }) => {
+        await store.write([entry('k', new Uint8Array(1000))], 1n);
+        assert.ok((await store.sizeBytes()) > 0);
+      });
+    });
+
+    it('scanKeys pages through more keys than one fetch batch', async () => {
+      await withStore(subject, async ({ store }) => {
+        const keys = Array.from({ length: 600 }, (_, i) => `key${String(i).padStart(4, '0')}`);
+        await store.write(
+          keys.map((key) => entry(key, null)),
+          1n,
+        );
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys())), keys);
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys({ limit: 300 }))), keys.slice(0, 300));
+        const page = await collect(store.scanKeys({ startAfter: keys[299], limit: 257 }));
+        assert.deepStrictEqual(keysOf(page), keys.slice(300, 557));
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys({ limit: 0 }))), []);
+      });
+    });
+
+    it('scanHash splits keys that share 4 hash digits but differ in the 5th', async () => {
+      await withStore(subject, async ({ store }) => {
+        // 3000 keys over 65,536 four-digit buckets: dozens of buckets hold two keys.
+        const entries = Array.from({ length: 3000 }, (_, i) => entry(`k${i}`, null));
+        await store.write(entries, 1n);
+        const hashes = new Map(entries.map((each) => [each.key, keyHashPrefix(each.key)]));
+        const bucketSizes = new Map<string, number>();
+        for (const hash of hashes.values()) bucketSizes.set(hash.slice(0, 4), (bucketSizes.get(hash.slice(0, 4)) ?? 0) + 1);
+        const shared = [...hashes.values()].filter((hash) => bucketSizes.get(hash.slice(0, 4))! > 1);
+        assert.ok(shared.length > 0);
+        for (const hash of shared) {
+          for (const digits of [2, 3, 4, 5, 6]) {
+            const prefix = hash.slice(0, digits);
+            const expected = [...hashes].filter(([, other]) => other.startsWith(prefix)).map(([key]) => key);
+            assert.deepStrictEqual(keysOf(await collect(store.scanHash(prefix))).sort(), expected.sort());
+          }
+        }
+      });
+    });
+
+    it('scanHash returns exactly the keys whose hash prefix starts with the prefix', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          entriesArb,
+          fc.string({ unit: hexDigit, minLength: 1, maxLength: 5 }),
+          async (entries, randomPrefix) => {
+            await withStore(subject, async ({ store }) => {
+              await store.write(entries, 1n);
+              const all = await collect(store.scanHash(''));
+              assert.deepStrictEqual(keysOf(all).sort(), keysOf(entries).sort());
+              // Prefixes of real keys' hashes (so scans are not all empty) plus a random one.
+              const prefixes = [randomPrefix];
+              for (const each of entries.slice(0, 3)) {
+                for (let digits = 1; digits <= 5; digits++) prefixes.push(keyHashPrefix(each.key).slice(0, digits));
+              }
+              for (const prefix of prefixes) {
+                const expected = entries.filter((each) => keyHashPrefix(each.key).startsWith(prefix));
+                const actual = await collect(store.scanHash(prefix));
+                const byKey = (a: Entry, b: Entry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+                assert.deepStrictEqual(actual.sort(byKey), expected.sort(byKey), `prefix ${prefix}`);
+              }
+            });
+          },
+        ),
+        { numRuns: propertyRuns },
+      );
+    });
+
+    it('scanKeys with prefix, startAfter and limit matches a sorted reference', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          entriesArb,
+          fc.option(smallString(0, 2), { nil: undefined }),
+          fc.option(fc.oneof(fc.nat(), smallString(0, 3)), { nil: undefined }),
+          fc.option(fc.nat({ max: 12 }), { nil: undefined }),
+          async (entries, prefix, startAfterPick, limit) => {
+            // A number picks one of the stored keys, so startAfter often hits a key exactly.
+            const startAfter =
+              typeof startAfterPick === 'number' ? entries[startAfterPick % Math.max(1, entries.length)]?.key : startAfterPick;
+            const options: ScanKeysOptions = {};
+            if (prefix !== undefined) options.prefix = prefix;
+            if (startAfter !== undefined) options.startAfter = startAfter;
+            if (limit !== undefined) options.limit = limit;
+            const expected = [...entries]
+              .sort((a, b) => (a.key < b.key ? -1 : 1))
+              .filter((each) => each.key.startsWith(prefix ?? ''))
+              .filter((each) => startAfter === undefined || each.key > startAfter)
+              .slice(0, limit ?? Infinity);
+            await withStore(subject, async ({ store }) => {
+              await store.write(entries, 1n);
+              assert.deepStrictEqual(await collect(store.scanKeys(options)), expected);
+            });
+          },
+        ),
+        { numRuns: propertyRuns },
+      );
+    });
+  });
+}
+
+complianceSuite(memorySubject);
+complianceSuite(levelSubject);
+
+describe('LevelStore locking', () => {
+  it('a second instance on a held directory throws StoreLockedError; it opens once released', async () => {
+    const dir = tempDir();
+    const first = new LevelStore(dir);
+    const second = new LevelStore(dir);
+    try {
+      await first.open();
+      const error = await second.open().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      assert.ok(error instanceof StoreLockedError, `expected StoreLockedError, got ${String(error)}`);
+      assert.equal(error.name, 'StoreLockedError');
+      assert.match(error.message, /in use/);
+      await first.close();
+      await second.open();
+    } finally {
+      await first.close();
+      await second.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('another process opening a held directory is told it is in use', async () => {
+    const dir = tempDir();
+    const store = new LevelStore(dir);
+    try {
+      await store.open();
+      // The compiled store module next to this compiled test (dist/test/unit -> dist/src/store).
+      const moduleUrl = new URL('../../src/store/level-store.js', import.meta.url).href;
+      const script = `
+        const { LevelStore } = await import(process.env.CKV_STORE_MODULE);
+        try {
+          await new LevelStore(process.env.CKV_STORE_DIR).open();
+          console.log(JSON.stringify({ opened: true }));
+        } catch (error) {
+          console.log(JSON.stringify({ name: error.name, message: error.message }));
+        }`;
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, CKV_STORE_MODULE: moduleUrl, CKV_STORE_DIR: dir },
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      assert.equal(child.status, 0, child.stderr);
+      const result = JSON.parse(child.stdout.trim()) as { name?: string; message?: string };
+      assert.equal(result.name, 'StoreLockedError');
+      assert.match(result.message ?? '', /in use/);
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
