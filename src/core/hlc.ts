@@ -80,15 +80,18 @@ export class HybridClock {
 
   /** Throws ClockDriftError if `remote` is too far ahead of `wallMs`; changes nothing. */
   check(remote: Hlc, wallMs: number): void {
+    assert(Number.isFinite(wallMs), `wall clock reading is not a number: ${wallMs}`);
     const aheadMs = hlcWallMs(remote) - Math.floor(wallMs);
     if (aheadMs > this.driftMsMax) throw new ClockDriftError(aheadMs, this.driftMsMax);
   }
 
-  private advance(floor: Hlc, wallMs: number): Hlc {
+  private advance(floor: Hlc, wallReadingMs: number): Hlc {
+    assert(Number.isFinite(wallReadingMs), `wall clock reading is not a number: ${wallReadingMs}`);
     const floorMs = hlcWallMs(floor);
+    const wallMs = Math.min(Math.max(0, wallReadingMs), hlcWallMsMax);
     let next: Hlc;
     if (wallMs > floorMs) {
-      next = hlcPack(Math.min(wallMs, hlcWallMsMax), 0);
+      next = hlcPack(wallMs, 0);
     } else if (hlcCounter(floor) < hlcCounterMax) {
       next = floor + 1n;
     } else {

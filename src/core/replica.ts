@@ -16,6 +16,7 @@ import {
   checkKey,
   checkValue,
   entryDigest,
+  isNodeId,
   keyHash,
   lastWriterWins,
   type Entry,
@@ -161,15 +162,20 @@ export class Replica {
 
   private enqueue(op: Op): void {
     this.queue.push(op);
-    if (this.flushing === undefined) {
-      this.flushing = this.flushLoop().finally(() => {
-        this.flushing = undefined;
-      });
-    }
+    if (this.flushing === undefined) this.flushing = this.flushLoop();
   }
 
+  /**
+   * Drains the queue. `flushing` is cleared synchronously with the final empty-queue check:
+   * clearing it later (in a .finally) would leave a window in which an enqueued op sees a
+   * loop still "running" and is never flushed.
+   */
   private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0) {
+    for (;;) {
+      if (this.queue.length === 0) {
+        this.flushing = undefined;
+        return;
+      }
       let size = 0;
       let take = 0;
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
@@ -253,6 +259,7 @@ export class Replica {
 
   private valid(entry: Entry): boolean {
     if (typeof entry.key !== 'string' || entry.key.length === 0) return false;
+    if (!isNodeId(entry.version.node) || typeof entry.version.hlc !== 'bigint') return false;
     if (Buffer.byteLength(entry.key, 'utf8') > keyBytesMax) return false;
     if (entry.value !== null && entry.value.byteLength > this.valueBytesMax) return false;
     return true;

@@ -13,13 +13,14 @@
  * tree and, per child: descends where both are non-empty and differ; pulls the whole subtree
  * where it is empty (so a new node streams everything without descending: when its root
  * count is 0 the responder sends all entries at once); pushes the whole subtree where the
- * responder is empty. At differing leaves the initiator sends fingerprints of its entries;
- * the responder sends back the entries whose fingerprints the initiator lacks and names the
- * initiator's fingerprints it lacks, which the initiator then pushes. One round trip a level:
+ * responder is empty. At differing leaves the initiator sends, per entry, a key fingerprint
+ * and the exact version; the responder sends back its entries that are newer (or that the
+ * initiator lacks) and names the initiator's keys that are newer than its own, which the
+ * initiator then pushes. So only winning versions travel, each once. One round trip a level:
  * depth + 2 round trips at most for a full descent, plus the final one-way push and Bye.
  * Values travel once, and only where they differ.
  */
-import { entryDigest, type Entry, type Version, compareVersions } from './entry.js';
+import { compareVersions, keyHash, type Entry, type Version } from './entry.js';
 import { MalformedError, assert } from './errors.js';
 import {
   childDigestBytesDefault,
@@ -46,6 +47,7 @@ import {
   type LeafSummary,
   type StepFrame,
   type SubtreeRef,
+  summaryItemBytes,
 } from './sync-frames.js';
 import type { Store } from '../store/store.js';
 
@@ -165,10 +167,8 @@ export class SyncInitiator extends SessionBase {
   /** Level of the children the next Children frame must list, and which parents we asked. */
   private expectLevel = 1;
   private askedParents = new Set<number>([0]);
-  /** Our entries, by fingerprint, for the leaves summarized in the last Step. */
+  /** Our entries, by key fingerprint, for the leaves summarized in the last Step. */
   private summarized = new Map<number, Map<number, Entry>>();
-  /** Versions received since the last Step: a need for an older version is not pushed. */
-  private received = new Map<string, Version>();
   private deferredLeaves: number[] = [];
 
   constructor(ctx: SyncContext, readonly salt: number) {
@@ -209,10 +209,6 @@ export class SyncInitiator extends SessionBase {
         return;
       case FrameType.entries:
         this.entriesReceived += frame.entries.length;
-        for (const entry of frame.entries) {
-          const seen = this.received.get(entry.key);
-          if (seen === undefined || compareVersions(entry.version, seen) > 0) this.received.set(entry.key, entry.version);
-        }
         yield { kind: 'apply', entries: frame.entries };
         return;
       case FrameType.children:
@@ -224,7 +220,6 @@ export class SyncInitiator extends SessionBase {
   }
 
   private async *onChildren(frame: ChildrenFrame): AsyncGenerator<SyncEffect> {
-    const tree = this.ctx.tree;
     const level = frame.level;
     if (level !== this.expectLevel) throw new MalformedError(`children of level ${level}, expected ${this.expectLevel}`);
     const descend: number[] = [];
@@ -238,7 +233,6 @@ export class SyncInitiator extends SessionBase {
     }
     const pushEntries = this.entriesForNeeds(frame.needs);
     this.summarized.clear();
-    this.received.clear();
 
     const summaries = await this.summarize(differingLeaves);
     yield* this.sendEntries(concat(pushEntries, this.scanSubtrees(push)));
@@ -287,10 +281,7 @@ export class SyncInitiator extends SessionBase {
       if (byFingerprint === undefined) throw new MalformedError(`need for leaf ${need.leaf} not summarized`);
       for (const fp of need.fingerprints) {
         const entry = byFingerprint.get(fp);
-        if (entry === undefined) continue;
-        const newer = this.received.get(entry.key);
-        if (newer !== undefined && compareVersions(newer, entry.version) >= 0) continue;
-        entries.push(entry);
+        if (entry !== undefined) entries.push(entry);
       }
     }
     return entries;
@@ -302,15 +293,16 @@ export class SyncInitiator extends SessionBase {
     for (let i = 0; i < leaves.length; i++) {
       const leaf = leaves[i]!;
       const entries = await this.leafEntries(leaf);
-      bytes += 4 + entries.length * fingerprintBytes;
+      bytes += 4 + entries.length * summaryItemBytes;
       if (bytes > summaryBytesBudget && summaries.length > 0) {
         this.deferredLeaves = leaves.slice(i);
         break;
       }
       const byFingerprint = new Map<number, Entry>();
-      for (const entry of entries) byFingerprint.set(this.fingerprints.project(entryDigest(entry.key, entry.version)), entry);
+      for (const entry of entries) byFingerprint.set(this.fingerprints.project(keyHash(entry.key)), entry);
       this.summarized.set(leaf, byFingerprint);
-      summaries.push({ leaf, fingerprints: [...byFingerprint.keys()] });
+      const items = [...byFingerprint].map(([keyFingerprint, entry]) => ({ keyFingerprint, version: entry.version }));
+      summaries.push({ leaf, items });
     }
     return summaries;
   }
@@ -418,15 +410,22 @@ export class SyncResponder extends SessionBase {
     const theirLacks: Entry[] = [];
     const needs: LeafNeed[] = [];
     for (const summary of step.summaries) {
-      const theirs = new Set(summary.fingerprints);
-      const ours = new Set<number>();
+      const theirs = new Map<number, Version>();
+      for (const item of summary.items) theirs.set(item.keyFingerprint, item.version);
+      const ours = new Map<number, Version>();
       for (const entry of await this.leafEntries(summary.leaf)) {
-        const fp = this.fingerprints!.project(entryDigest(entry.key, entry.version));
-        ours.add(fp);
-        if (!theirs.has(fp)) theirLacks.push(entry);
+        const fp = this.fingerprints!.project(keyHash(entry.key));
+        ours.set(fp, entry.version);
+        const their = theirs.get(fp);
+        if (their === undefined || compareVersions(entry.version, their) > 0) theirLacks.push(entry);
       }
-      const missing = summary.fingerprints.filter((fp) => !ours.has(fp));
-      if (missing.length > 0) needs.push({ leaf: summary.leaf, fingerprints: missing });
+      const newer = summary.items
+        .filter((item) => {
+          const our = ours.get(item.keyFingerprint);
+          return our === undefined || compareVersions(item.version, our) > 0;
+        })
+        .map((item) => item.keyFingerprint);
+      if (newer.length > 0) needs.push({ leaf: summary.leaf, fingerprints: newer });
     }
     yield* this.sendEntries(concat(theirLacks, this.scanSubtrees(step.pull)));
     yield { kind: 'send', frame: this.children(step.level + 1, step.descend, needs) };

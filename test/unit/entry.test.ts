@@ -1,0 +1,311 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ByteWriter, fromHex, toHex, utf8 } from '../../src/core/bytes.js';
+import {
+  checkKey,
+  checkValue,
+  compareVersions,
+  decodeEntry,
+  encodeEntry,
+  entryDigest,
+  lastWriterWins,
+  mergeEntries,
+  versionEquals,
+  writeVersion,
+  type Entry,
+  type Version,
+} from '../../src/core/entry.js';
+import { InvalidKeyError, MalformedError, ValueTooLargeError } from '../../src/core/errors.js';
+import { keyBytesMax, valueBytesMax } from '../../src/core/limits.js';
+import { decodesOrMalformed, entryArb, keyArb, nodeIdArb, thrown, versionArb } from '../helpers/core-gen.js';
+
+/** The version's bytes as they go on the wire: u64 hlc then the 8 node bytes. */
+function versionBytes(version: Version): Uint8Array {
+  return new ByteWriter(16).u64(version.hlc).raw(fromHex(version.node)).finish();
+}
+
+/** An entry whose value is a function of its version: equal versions mean the same write. */
+function entryOf(key: string, version: Version): Entry {
+  const value = version.hlc % 5n === 0n ? null : utf8(`${version.hlc}@${version.node}`);
+  return { key, value, version };
+}
+
+describe('versions', () => {
+  // compareVersions is antisymmetric, reflexive on equal versions, and agrees with versionEquals.
+  it('compareVersions is antisymmetric and consistent with versionEquals', () => {
+    fc.assert(
+      fc.property(versionArb, versionArb, (a, b) => {
+        const ab = compareVersions(a, b);
+        const ba = compareVersions(b, a);
+        assert.ok([-1, 0, 1].includes(ab));
+        assert.equal(ab, -ba || 0);
+        assert.equal(ab === 0, versionEquals(a, b));
+        assert.equal(compareVersions(a, { ...a }), 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  // compareVersions is transitive, so sorting by it is a total order.
+  it('compareVersions is transitive', () => {
+    fc.assert(
+      fc.property(versionArb, versionArb, versionArb, (a, b, c) => {
+        const [x, y, z] = [a, b, c].sort(compareVersions) as [Version, Version, Version];
+        assert.ok(compareVersions(x, y) <= 0 && compareVersions(y, z) <= 0);
+        assert.ok(compareVersions(x, z) <= 0, 'x <= y <= z but x > z');
+        if (compareVersions(x, y) < 0 || compareVersions(y, z) < 0) assert.ok(compareVersions(x, z) < 0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  // The order is the byte order of the encoded version (hlc, then node bytes): every node agrees on it.
+  it('compareVersions matches the byte order of the encoded version', () => {
+    fc.assert(
+      fc.property(versionArb, versionArb, (a, b) => {
+        assert.equal(compareVersions(a, b), Math.sign(Buffer.compare(versionBytes(a), versionBytes(b))));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  // lastWriterWins accepts exactly the versions strictly greater than the current one (or any if none).
+  it('lastWriterWins agrees with compareVersions', () => {
+    fc.assert(
+      fc.property(versionArb, versionArb, (incoming, current) => {
+        assert.equal(lastWriterWins(incoming, current), compareVersions(incoming, current) > 0);
+        assert.equal(lastWriterWins(incoming, undefined), true);
+        assert.equal(lastWriterWins(incoming, incoming), false);
+        // Never both directions: at most one of two different writes wins over the other.
+        assert.ok(!(lastWriterWins(incoming, current) && lastWriterWins(current, incoming)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('mergeEntries', () => {
+  const sameKeyEntries = fc.array(versionArb, { minLength: 3, maxLength: 3 }).map((vs) => vs.map((v) => entryOf('k', v)));
+
+  // merge(a, b) = merge(b, a), and the result is the entry with the greatest version.
+  it('is commutative and picks the greatest version', () => {
+    fc.assert(
+      fc.property(sameKeyEntries, ([a, b]) => {
+        const ab = mergeEntries(a!, b!);
+        assert.deepEqual(ab, mergeEntries(b!, a!));
+        assert.ok(compareVersions(ab.version, a!.version) >= 0 && compareVersions(ab.version, b!.version) >= 0);
+        assert.ok(ab === a || ab === b);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  // merge(merge(a, b), c) = merge(a, merge(b, c)).
+  it('is associative', () => {
+    fc.assert(
+      fc.property(sameKeyEntries, ([a, b, c]) => {
+        assert.deepEqual(mergeEntries(mergeEntries(a!, b!), c!), mergeEntries(a!, mergeEntries(b!, c!)));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  // merge(a, a) = a, and merging in any order of a list gives the same winner.
+  it('is idempotent and order-independent over a list', () => {
+    fc.assert(
+      fc.property(
+        fc.array(versionArb, { minLength: 1, maxLength: 20 }).map((vs) => vs.map((v) => entryOf('k', v))),
+        fc.nat(),
+        (entries, seed) => {
+          for (const e of entries) assert.deepEqual(mergeEntries(e, e), e);
+          const forward = entries.reduce(mergeEntries);
+          const rotated = [...entries.slice(seed % entries.length), ...entries.slice(0, seed % entries.length)];
+          assert.deepEqual(rotated.reduceRight(mergeEntries), forward);
+          assert.deepEqual(mergeEntries(forward, forward), forward);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('entry encoding', () => {
+  // decodeEntry(encodeEntry(e)) = e for live entries, empty values, tombstones and Unicode keys.
+  it('round-trips', () => {
+    fc.assert(
+      fc.property(entryArb, (entry) => {
+        const bytes = encodeEntry(entry);
+        const decoded = decodeEntry(bytes);
+        assert.deepEqual(decoded, entry);
+        // Re-encoding is canonical.
+        assert.deepEqual(encodeEntry(decoded), bytes);
+        // The decoded value is a copy: reusing the input buffer cannot change it.
+        if (entry.value !== null && entry.value.byteLength > 0) {
+          bytes.fill(0xee);
+          assert.deepEqual(decoded.value, entry.value);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  // Boundary entries round-trip: a 1024-byte key, empty value, tombstone, extreme versions.
+  it('round-trips boundary entries', () => {
+    const maxKey = 'é'.repeat(keyBytesMax / 2);
+    assert.equal(utf8(maxKey).byteLength, keyBytesMax);
+    const cases: Entry[] = [
+      { key: maxKey, value: new Uint8Array(0), version: { hlc: 0n, node: '0000000000000000' } },
+      { key: 'x', value: null, version: { hlc: 2n ** 64n - 1n, node: 'ffffffffffffffff' } },
+      { key: '😀 κλειδί 鍵', value: new Uint8Array(300).fill(7), version: { hlc: 12345n, node: '0123456789abcdef' } },
+    ];
+    for (const entry of cases) assert.deepEqual(decodeEntry(encodeEntry(entry)), entry);
+  });
+
+  // Random bytes never decode into anything but an entry or a MalformedError.
+  it('decodeEntry of random bytes throws only MalformedError', { timeout: 5_000 }, () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(0, 1, 16, valueBytesMax), (bytes, limit) => {
+        decodesOrMalformed(() => decodeEntry(bytes, limit));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  // Every strict prefix of a valid encoding, and any trailing byte, is rejected with MalformedError.
+  it('truncated or extended encodings throw MalformedError', { timeout: 5_000 }, () => {
+    fc.assert(
+      fc.property(entryArb, fc.nat(), (entry, cut) => {
+        const bytes = encodeEntry(entry);
+        const prefix = bytes.subarray(0, cut % bytes.byteLength);
+        assert.throws(() => decodeEntry(prefix), MalformedError);
+        const extended = new Uint8Array(bytes.byteLength + 1);
+        extended.set(bytes);
+        assert.throws(() => decodeEntry(extended), MalformedError);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  // Valid encodings with random bytes changed either decode or throw MalformedError, nothing else.
+  it('corrupted encodings throw only MalformedError', { timeout: 5_000 }, () => {
+    fc.assert(
+      fc.property(
+        entryArb,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (entry, flips) => {
+          const bytes = encodeEntry(entry);
+          for (const [at, xor] of flips) bytes[at % bytes.byteLength]! ^= xor;
+          decodesOrMalformed(() => decodeEntry(bytes));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  // Specific hostile inputs: invalid UTF-8 key, empty key, unknown flags, oversized lengths.
+  it('rejects hostile encodings with MalformedError', () => {
+    const valid = encodeEntry({ key: 'k', value: utf8('v'), version: { hlc: 1n, node: '00000000000000aa' } });
+    const cases: [string, Uint8Array][] = [
+      ['empty input', new Uint8Array(0)],
+      ['invalid utf-8 key', Uint8Array.from([1, 0xff, ...valid.subarray(2)])],
+      ['empty key', Uint8Array.from([0, ...valid.subarray(2)])],
+      ['unknown flag', Uint8Array.from([...valid.subarray(0, 2), 2, ...valid.subarray(3)])],
+      ['key longer than 1024 bytes', new ByteWriter().varint(1025).raw(new Uint8Array(1025).fill(97)).finish()],
+      ['value length 2^50', new ByteWriter().raw(valid.subarray(0, 19)).varint(2 ** 50).finish()],
+      ['varint longer than 8 bytes', Uint8Array.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])],
+    ];
+    for (const [what, bytes] of cases) assert.throws(() => decodeEntry(bytes), MalformedError, what);
+    // A value over the caller's limit is malformed too.
+    assert.throws(() => decodeEntry(valid, 0), MalformedError);
+    assert.equal(decodeEntry(valid, 1).value?.byteLength, 1);
+  });
+});
+
+describe('checkKey and checkValue', () => {
+  // Keys must be non-empty, at most 1024 UTF-8 bytes, and well-formed Unicode.
+  it('checkKey enforces emptiness, the byte limit and well-formedness', () => {
+    const invalid = (key: string) => {
+      const error = thrown(() => checkKey(key));
+      assert.ok(error instanceof InvalidKeyError, `checkKey(${JSON.stringify(key.slice(0, 20))}): ${String(error)}`);
+      assert.equal(error.name, 'InvalidKeyError');
+      assert.equal(error.code, 'ERR_INVALID_KEY');
+    };
+    invalid('');
+    assert.deepEqual(checkKey('a'.repeat(1024)), utf8('a'.repeat(1024)));
+    invalid('a'.repeat(1025));
+    // Multi-byte characters count in bytes, not UTF-16 units.
+    assert.equal(checkKey('é'.repeat(512)).byteLength, 1024);
+    invalid('é'.repeat(512) + 'a');
+    assert.equal(checkKey('€'.repeat(341) + 'a').byteLength, 1024);
+    invalid('€'.repeat(341) + 'aa');
+    assert.equal(checkKey('😀'.repeat(256)).byteLength, 1024);
+    invalid('😀'.repeat(256) + 'a');
+    // Lone surrogates are not text.
+    invalid('\ud800');
+    invalid('a\udc00b');
+    invalid('x'.repeat(10) + '\ud83d');
+    assert.deepEqual(checkKey('\ud83d\ude00'), utf8('😀'));
+  });
+
+  // Any generated valid key passes and checkKey returns its UTF-8 bytes.
+  it('checkKey accepts every well-formed key up to the limit', () => {
+    fc.assert(
+      fc.property(keyArb, (key) => {
+        assert.deepEqual(checkKey(key), utf8(key));
+      }),
+    );
+  });
+
+  // Values over the limit throw ValueTooLargeError; at the limit they pass.
+  it('checkValue enforces the value limit', () => {
+    assert.doesNotThrow(() => checkValue(new Uint8Array(10), 10));
+    const error = thrown(() => checkValue(new Uint8Array(11), 10));
+    assert.ok(error instanceof ValueTooLargeError);
+    assert.equal(error.name, 'ValueTooLargeError');
+    assert.equal(error.valueBytes, 11);
+    assert.equal(error.valueBytesMax, 10);
+    assert.doesNotThrow(() => checkValue(new Uint8Array(0)));
+    const big = new Uint8Array(valueBytesMax + 1);
+    assert.doesNotThrow(() => checkValue(big.subarray(0, valueBytesMax)));
+    assert.throws(() => checkValue(big), ValueTooLargeError);
+  });
+});
+
+describe('entryDigest', () => {
+  // Equal inputs give equal digests (and the shared scratch buffer leaks nothing between calls).
+  it('is equal for equal inputs, whatever was digested in between', () => {
+    fc.assert(
+      fc.property(keyArb, versionArb, keyArb, versionArb, (key, version, otherKey, otherVersion) => {
+        const first = toHex(entryDigest(key, version));
+        entryDigest(otherKey, otherVersion);
+        assert.equal(toHex(entryDigest(key, { ...version })), first);
+        assert.equal(entryDigest(key, version).byteLength, 32);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  // A different key, stamp or node gives a different digest.
+  it('differs when the key or any part of the version differs', () => {
+    fc.assert(
+      fc.property(keyArb, keyArb, versionArb, versionArb, nodeIdArb, (k1, k2, v1, v2, node) => {
+        const d = toHex(entryDigest(k1, v1));
+        if (k1 !== k2) assert.notEqual(toHex(entryDigest(k2, v1)), d);
+        if (!versionEquals(v1, v2)) assert.notEqual(toHex(entryDigest(k1, v2)), d);
+        if (node !== v1.node) assert.notEqual(toHex(entryDigest(k1, { hlc: v1.hlc, node })), d);
+        assert.notEqual(toHex(entryDigest(k1, { hlc: v1.hlc ^ 1n, node: v1.node })), d);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  // The key/version boundary is unambiguous: moving bytes between key and stamp changes the digest.
+  it('separates the key from the version', () => {
+    const v = { hlc: 0n, node: '0000000000000000' };
+    assert.notEqual(toHex(entryDigest('a', v)), toHex(entryDigest('a\0', v)));
+    const w = new ByteWriter();
+    writeVersion(w, v);
+    assert.equal(w.finish().byteLength, 16);
+  });
+});

@@ -1,0 +1,345 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { compareVersions, type Entry, type Version } from '../../src/core/entry.js';
+import { InvalidKeyError, ValueTooLargeError } from '../../src/core/errors.js';
+import { hlcPack } from '../../src/core/hlc.js';
+import { Replica, ReplicaClosedError, sameRoot, type AppliedChange, type ReplicaOptions } from '../../src/core/replica.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { allEntries, memoryReplica as openMemoryReplica, value, type TestClock } from '../helpers/replicas.js';
+
+const nodeA = '00000000000000aa';
+const nodeB = '00000000000000bb';
+const baseMs = 1_700_000_000_000;
+
+/** A memory store that records, synchronously, the last version written per key. */
+class SpyStore extends MemoryStore {
+  readonly written = new Map<string, Version>();
+  override async write(entries: readonly Entry[], hlcLast: bigint): Promise<void> {
+    await super.write(entries, hlcLast);
+    for (const entry of entries) this.written.set(entry.key, entry.version);
+  }
+}
+
+/**
+ * A promise from a memory-backed replica settles within microtasks. This fails the test at the
+ * next macrotask turn instead of letting a stranded write drain the event loop, which would
+ * cancel every remaining test in the file.
+ */
+async function settlesPromptly<T>(promise: Promise<T>, what: string): Promise<T> {
+  const pending = Symbol('pending');
+  const turn = new Promise<typeof pending>((resolve) => setImmediate(() => resolve(pending)));
+  const result = await Promise.race([promise, turn]);
+  if (result === pending) assert.fail(`${what} never settled (write stranded in the replica queue)`);
+  return result as T;
+}
+
+/** A replica whose write methods fail fast instead of hanging (see settlesPromptly). */
+function guarded(replica: Replica): Replica {
+  const put = replica.put.bind(replica);
+  const del = replica.delete.bind(replica);
+  const applyRemote = replica.applyRemote.bind(replica);
+  replica.put = (key, val) => settlesPromptly(put(key, val), `put(${JSON.stringify(key.slice(0, 20))})`);
+  replica.delete = (key) => settlesPromptly(del(key), `delete(${JSON.stringify(key.slice(0, 20))})`);
+  replica.applyRemote = (entries) => settlesPromptly(applyRemote(entries), `applyRemote(${entries.length} entries)`);
+  return replica;
+}
+
+async function memoryReplica(nodeId: string, clock?: TestClock, extra: Partial<ReplicaOptions> = {}): Promise<Replica> {
+  return guarded(await openMemoryReplica(nodeId, clock, extra));
+}
+
+function text(entry: Entry | undefined): string | null | undefined {
+  if (entry === undefined) return undefined;
+  return entry.value === null ? null : Buffer.from(entry.value).toString('utf8');
+}
+
+function remote(key: string, val: string | null, hlc: bigint, node = nodeB): Entry {
+  return { key, value: val === null ? null : value(val), version: { hlc, node } };
+}
+
+describe('Replica local writes', () => {
+  // put stores the value at the returned version; get reads it back; delete leaves a tombstone.
+  it('put, get and delete', async () => {
+    const clock = { ms: baseMs };
+    const replica = await memoryReplica(nodeA, clock);
+    assert.equal(await replica.get('k'), undefined);
+    const v1 = await replica.put('k', value('one'));
+    assert.equal(v1.node, nodeA);
+    assert.deepEqual(await replica.get('k'), { key: 'k', value: value('one'), version: v1 });
+    const v2 = await replica.put('k', value('two'));
+    assert.ok(compareVersions(v2, v1) > 0);
+    assert.equal(text(await replica.get('k')), 'two');
+    const v3 = await replica.delete('k');
+    assert.ok(compareVersions(v3, v2) > 0);
+    const tombstone = await replica.get('k');
+    assert.deepEqual(tombstone, { key: 'k', value: null, version: v3 });
+    assert.equal(replica.entryCount, 1);
+    // Deleting a key never written also leaves a tombstone.
+    await replica.delete('never');
+    assert.equal((await replica.get('never'))?.value, null);
+    // An empty value is a value, not a tombstone.
+    await replica.put('empty', new Uint8Array(0));
+    assert.deepEqual((await replica.get('empty'))?.value, new Uint8Array(0));
+  });
+
+  // The store keeps its own copy: changing the caller's buffer after put changes nothing.
+  it('copies values on put', async () => {
+    const replica = await memoryReplica(nodeA);
+    const buffer = value('abc');
+    await replica.put('k', buffer);
+    buffer.fill(0);
+    assert.equal(text(await replica.get('k')), 'abc');
+  });
+
+  // Invalid keys and oversized values are refused synchronously with typed errors, and nothing is stored.
+  it('refuses invalid keys and values', async () => {
+    const replica = await memoryReplica(nodeA, undefined, { valueBytesMax: 8 });
+    assert.throws(() => replica.put('', value('x')), InvalidKeyError);
+    assert.throws(() => replica.put('k'.repeat(1025), value('x')), InvalidKeyError);
+    assert.throws(() => replica.put('\ud800', value('x')), InvalidKeyError);
+    assert.throws(() => replica.delete(''), InvalidKeyError);
+    assert.throws(() => replica.put('k', new Uint8Array(9)), ValueTooLargeError);
+    await replica.put('k', new Uint8Array(8));
+    assert.equal(replica.entryCount, 1);
+  });
+
+  // After close, writes are refused with ReplicaClosedError.
+  it('refuses writes after close', async () => {
+    const replica = await memoryReplica(nodeA);
+    await replica.close();
+    await assert.rejects(replica.put('k', value('v')), ReplicaClosedError);
+    await assert.rejects(replica.applyRemote([remote('k', 'v', 1n)]), ReplicaClosedError);
+  });
+});
+
+describe('Replica.applyRemote', () => {
+  // An older remote version is stale and leaves the entry alone; a newer one wins; an equal one is stale.
+  it('keeps the greatest version: older is stale, newer wins, equal is idempotent', async () => {
+    const clock = { ms: baseMs };
+    const replica = await memoryReplica(nodeA, clock);
+    const local = await replica.put('k', value('local'));
+    const rootBefore = Buffer.from(replica.tree.rootDigest);
+
+    const older = await replica.applyRemote([remote('k', 'older', local.hlc - 1n)]);
+    assert.deepEqual(older, { applied: 0, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    // Same stamp, smaller node id: also older.
+    const tieLower = await replica.applyRemote([remote('k', 'tie', local.hlc, '00000000000000a9')]);
+    assert.equal(tieLower.stale, 1);
+    assert.deepEqual(await replica.get('k'), { key: 'k', value: value('local'), version: local });
+    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootBefore);
+
+    const newer = remote('k', 'newer', local.hlc + 1n);
+    assert.deepEqual(await replica.applyRemote([newer]), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(await replica.get('k'), newer);
+    const rootAfter = Buffer.from(replica.tree.rootDigest);
+    assert.notDeepEqual(rootAfter, rootBefore);
+
+    const again = await replica.applyRemote([newer, { ...newer }]);
+    assert.deepEqual(again, { applied: 0, stale: 2, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(await replica.get('k'), newer);
+    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootAfter);
+    assert.equal(replica.entryCount, 1);
+  });
+
+  // Within one batch the greatest version of a key wins, whatever its position.
+  it('applies the greatest of several versions of a key in one batch', async () => {
+    const replica = await memoryReplica(nodeA);
+    const t = hlcPack(baseMs - 1_000, 0);
+    const report = await replica.applyRemote([remote('k', 'b', t + 2n), remote('k', 'c', t + 5n), remote('k', 'a', t + 1n)]);
+    assert.deepEqual(report, { applied: 2, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.equal(text(await replica.get('k')), 'c');
+    assert.equal(replica.entryCount, 1);
+  });
+
+  // A stamp 10 s ahead is refused (counted, not stored, clock not dragged); 10 s later it applies.
+  it('refuses a stamp 10 s in the future until the wall clock catches up', async () => {
+    const clock = { ms: baseMs };
+    const replica = await memoryReplica(nodeA, clock);
+    const lastBefore = replica.clock.last;
+    const future = remote('f', 'from the future', hlcPack(baseMs + 10_000, 3));
+    const refused = await replica.applyRemote([future, remote('ok', 'fine', hlcPack(baseMs, 0))]);
+    assert.deepEqual(refused, { applied: 1, stale: 0, rejectedClockDrift: 1, rejectedInvalid: 0 });
+    assert.equal(await replica.get('f'), undefined);
+    assert.equal(replica.entryCount, 1);
+    assert.ok(replica.clock.last < future.version.hlc, 'clock was dragged to the refused stamp');
+    assert.ok(lastBefore <= replica.clock.last);
+
+    clock.ms += 10_000;
+    const applied = await replica.applyRemote([future]);
+    assert.deepEqual(applied, { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(await replica.get('f'), future);
+    // The clock now covers the accepted stamp.
+    const next = await replica.put('g', value('after'));
+    assert.ok(next.hlc > future.version.hlc);
+  });
+
+  // Entries outside the limits (key over 1024 bytes, empty key, oversized value) are counted and dropped.
+  it('counts and drops invalid entries', async () => {
+    const replica = await memoryReplica(nodeA, undefined, { valueBytesMax: 16 });
+    const t = hlcPack(baseMs, 0);
+    const report = await replica.applyRemote([
+      remote('k'.repeat(1025), 'x', t),
+      remote('é'.repeat(512) + 'a', 'x', t),
+      remote('', 'x', t),
+      { key: 'big', value: new Uint8Array(17), version: { hlc: t, node: nodeB } },
+      remote('é'.repeat(512), 'max key', t),
+      { key: 'limit', value: new Uint8Array(16), version: { hlc: t, node: nodeB } },
+    ]);
+    assert.deepEqual(report, { applied: 2, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 4 });
+    assert.equal(replica.entryCount, 2);
+    assert.equal(await replica.get('big'), undefined);
+    assert.equal(text(await replica.get('é'.repeat(512))), 'max key');
+  });
+});
+
+describe('Replica notifications and counts', () => {
+  // onApplied fires once per change, after it is durable, with its origin and the version it replaced.
+  it('onApplied reports each change with origin and previous version', async () => {
+    const changes: AppliedChange[] = [];
+    const durable: boolean[] = [];
+    const clock = { ms: baseMs };
+    const store = new SpyStore();
+    const replica = guarded(await Replica.open({
+      nodeId: nodeA,
+      store,
+      wallClockMs: () => clock.ms,
+      onApplied: (change) => {
+        changes.push(change);
+        const written = store.written.get(change.entry.key);
+        durable.push(written !== undefined && compareVersions(written, change.entry.version) === 0);
+      },
+    }));
+    const v1 = await replica.put('k', value('1'));
+    const v2 = await replica.put('k', value('2'));
+    const r = remote('k', 'remote', v2.hlc + 10n);
+    await replica.applyRemote([r]);
+    await replica.applyRemote([r, remote('k', 'old', v1.hlc)]); // both stale: no notification
+    const v3 = await replica.delete('k');
+    await replica.applyRemote([remote('other', 'x', v1.hlc)]);
+
+    const summary = changes.map((c) => ({ key: c.entry.key, origin: c.origin, version: c.entry.version, previous: c.previous }));
+    assert.deepEqual(summary, [
+      { key: 'k', origin: 'local', version: v1, previous: undefined },
+      { key: 'k', origin: 'local', version: v2, previous: v1 },
+      { key: 'k', origin: 'remote', version: r.version, previous: v2 },
+      { key: 'k', origin: 'local', version: v3, previous: r.version },
+      { key: 'other', origin: 'remote', version: { hlc: v1.hlc, node: nodeB }, previous: undefined },
+    ]);
+    assert.equal(changes[3]!.entry.value, null);
+    assert.deepEqual(durable, [true, true, true, true, true]);
+  });
+
+  // 500 concurrent puts to 50 keys: all resolve, versions increase in call order, the last put per key
+  // wins, and the tree equals a fresh replica's that received the final entries remotely.
+  it('concurrent puts are ordered, durable and tree-consistent', async () => {
+    const clock = { ms: baseMs };
+    const changes: AppliedChange[] = [];
+    const replica = await memoryReplica(nodeA, clock, { onApplied: (c) => changes.push(c) });
+    const writes = Array.from({ length: 500 }, (_, i) => ({ key: `key-${(i * 7) % 50}`, val: `value-${i}` }));
+    const versions = await Promise.all(writes.map((w) => replica.put(w.key, value(w.val))));
+    assert.equal(versions.length, 500);
+    for (let i = 1; i < versions.length; i++) {
+      assert.ok(compareVersions(versions[i]!, versions[i - 1]!) > 0, `put ${i} not after put ${i - 1}`);
+    }
+    assert.equal(changes.length, 500);
+
+    const last = new Map<string, { val: string; version: Version }>();
+    writes.forEach((w, i) => last.set(w.key, { val: w.val, version: versions[i]! }));
+    assert.equal(last.size, 50);
+    for (const [key, { val, version }] of last) {
+      const entry = await replica.get(key);
+      assert.equal(text(entry), val, key);
+      assert.deepEqual(entry?.version, version);
+    }
+    assert.equal(replica.entryCount, 50);
+    assert.equal(replica.liveCount, 50);
+
+    const fresh = await memoryReplica(nodeB, clock);
+    const finals = [...last].map(([key, { val, version }]): Entry => ({ key, value: value(val), version }));
+    const report = await fresh.applyRemote(finals);
+    assert.equal(report.applied, 50);
+    assert.ok(sameRoot(replica, fresh), 'roots differ');
+    assert.deepEqual(await allEntries(fresh), await allEntries(replica));
+  });
+
+  // tombstoneCount and liveCount follow puts, deletes, overwrites and remote entries, and survive a reopen.
+  it('tracks live and tombstone counts', async () => {
+    const clock = { ms: baseMs };
+    const store = new MemoryStore();
+    const replica = guarded(await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms }));
+    const counts = () => [replica.liveCount, replica.tombstoneCount, replica.entryCount];
+    assert.deepEqual(counts(), [0, 0, 0]);
+    await replica.put('a', value('1'));
+    await replica.put('b', value('1'));
+    await replica.put('c', value('1'));
+    assert.deepEqual(counts(), [3, 0, 3]);
+    await replica.put('a', value('2')); // overwrite
+    assert.deepEqual(counts(), [3, 0, 3]);
+    await replica.delete('a');
+    assert.deepEqual(counts(), [2, 1, 3]);
+    await replica.delete('a'); // tombstone over tombstone
+    assert.deepEqual(counts(), [2, 1, 3]);
+    await replica.delete('z'); // tombstone for an unknown key
+    assert.deepEqual(counts(), [2, 2, 4]);
+    await replica.put('a', value('3')); // resurrect
+    assert.deepEqual(counts(), [3, 1, 4]);
+    const t = replica.clock.last;
+    await replica.applyRemote([remote('b', null, t + 1n), remote('r', null, t + 2n)]);
+    assert.deepEqual(counts(), [2, 3, 5]);
+    await replica.applyRemote([remote('z', 'back', t + 3n)]);
+    assert.deepEqual(counts(), [3, 2, 5]);
+    // Concurrent mixed writes in one batch: the final state decides the counts.
+    await Promise.all([replica.delete('c'), replica.put('c', value('x')), replica.delete('c'), replica.put('d', value('y'))]);
+    assert.deepEqual(counts(), [3, 3, 6]);
+
+    await replica.close();
+    await store.close();
+    const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms });
+    assert.deepEqual([reopened.liveCount, reopened.tombstoneCount, reopened.entryCount], [3, 3, 6]);
+    assert.ok(sameRoot(replica, reopened));
+  });
+});
+
+describe('Replica write queue', () => {
+  // A write issued at any microtask offset after the previous write resolved still completes.
+  // (Regression: a write enqueued after the flush loop drained but before its `finally` ran was stranded.)
+  it('never strands a write issued just after the queue drains', async () => {
+    const stranded: number[] = [];
+    for (let ticks = 0; ticks <= 6; ticks++) {
+      for (const kind of ['put', 'delete', 'applyRemote'] as const) {
+        const replica = await openMemoryReplica(nodeA);
+        await replica.put('a', value('1'));
+        for (let i = 0; i < ticks; i++) await null;
+        const write =
+          kind === 'put'
+            ? replica.put('b', value('2'))
+            : kind === 'delete'
+              ? replica.delete('b')
+              : replica.applyRemote([remote('b', '2', hlcPack(baseMs, 1))]);
+        let settled = false;
+        void write.then(() => (settled = true));
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!settled) stranded.push(ticks);
+        // Unblock the stranded write (a later write restarts the queue) so nothing leaks.
+        await replica.applyRemote([]);
+        await write;
+      }
+    }
+    assert.deepEqual(stranded, [], `writes stranded when issued this many microtasks after a write resolved: ${stranded}`);
+  });
+
+  // A read followed by a write (a common handler shape) completes.
+  it('completes a write issued right after awaiting a read', async () => {
+    const replica = await openMemoryReplica(nodeA);
+    await replica.put('k', value('1'));
+    await replica.get('k');
+    const write = replica.put('k', value('2'));
+    let settled = false;
+    void write.then(() => (settled = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    const wasSettled = settled;
+    await replica.applyRemote([]); // unblock if stranded
+    await write;
+    assert.ok(wasSettled, 'put after get never settled until another write arrived');
+  });
+});
