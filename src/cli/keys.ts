@@ -1,0 +1,28 @@
+/** `ckv keys [PREFIX] [--limit N]`: keys in order, one a line. */
+import type { Command } from 'commander';
+import { CliError, ExitCode, withClient, writeStdout } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('keys')
+    .description('list keys in order, one a line')
+    .argument('[prefix]', 'only keys that start with this', '')
+    .option('--limit <n>', 'at most this many keys')
+    .option('--deleted', 'include deleted keys (tombstones)')
+    .option('--json', 'print key, version and deleted as JSON lines')
+    .action(async (prefix: string, options: { limit?: string; deleted?: boolean; json?: boolean }, command: Command) => {
+      const limit = options.limit === undefined ? 0 : Number(options.limit);
+      if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, not ${options.limit}`, ExitCode.usage);
+      await withClient(command, async (client) => {
+        let lines: string[] = [];
+        for await (const entry of client.scan({ prefix, limit, withValues: false, includeDeleted: options.deleted ?? false })) {
+          lines.push(options.json ? JSON.stringify({ key: entry.key, version: entry.version?.text, deleted: entry.deleted }) : entry.key);
+          if (lines.length >= 1000) {
+            await writeStdout(lines.join('\n') + '\n');
+            lines = [];
+          }
+        }
+        if (lines.length > 0) await writeStdout(lines.join('\n') + '\n');
+      });
+    });
+}

@@ -1,0 +1,51 @@
+/**
+ * The ckv command line: one file per command under src/cli/, registered here. Errors print
+ * one line `ckv: <message>` to stderr and exit with a documented code (common.ts).
+ */
+import { Command, CommanderError } from 'commander';
+import { ckvVersion } from '../config.js';
+import { describeError, ExitCode, exitCodeHelp } from './common.js';
+import * as del from './del.js';
+import * as get from './get.js';
+import * as keys from './keys.js';
+import * as node from './node.js';
+import * as peers from './peers.js';
+import * as put from './put.js';
+import * as status from './status.js';
+import * as sync from './sync.js';
+import * as watch from './watch.js';
+import * as whereis from './whereis.js';
+
+export function buildProgram(): Command {
+  const program = new Command('ckv')
+    .description('ckv: a replicated key-value store for LANs and small clusters')
+    .version(ckvVersion, '-V, --version')
+    .option('--socket <path>', "the node's control socket (default: $CKV_SOCKET, else <default data dir>/ckv.sock)")
+    .addHelpText('after', `\n${exitCodeHelp}`)
+    .showHelpAfterError('(run ckv --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'ckv: ')) });
+  for (const command of [node, put, get, del, keys, watch, status, peers, whereis, sync]) command.register(program);
+  for (const sub of program.commands) {
+    sub.exitOverride();
+    for (const subsub of sub.commands) subsub.exitOverride();
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    process.exitCode = ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and --version "errors" exit 0; anything else commander rejects is a usage error.
+      process.exitCode = error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      return;
+    }
+    const { message, exitCode } = describeError(error);
+    process.stderr.write(`ckv: ${message}\n`);
+    process.exitCode = exitCode;
+  }
+}

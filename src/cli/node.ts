@@ -1,0 +1,70 @@
+/** `ckv node start ...` (run a node in the foreground) and `ckv node stop`. */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
+import { CkvNode } from '../node.js';
+import { stderrLogger } from '../util/logger.js';
+import { globalOptions, withClient, writeStdout } from './common.js';
+
+interface StartOptions {
+  dataDir?: string;
+  listen?: string[];
+  bootstrap?: string[];
+  mdns: boolean;
+  cluster: string;
+  clusterKey?: string;
+  http?: string;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function register(program: Command): void {
+  const node = program.command('node').description('run or stop a node');
+
+  node
+    .command('start')
+    .description('run a node in the foreground until Ctrl-C or SIGTERM')
+    .option('--data-dir <dir>', 'data directory (default: $CKV_DATA_DIR, $XDG_DATA_HOME/ckv or ~/.local/share/ckv)')
+    .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/4455)', collect)
+    .option('--bootstrap <multiaddr>', 'peer to dial at start and redial when lost, repeatable', collect)
+    .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
+    .option('--cluster <name>', 'cluster name; nodes of other clusters are ignored', 'default')
+    .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
+    .option('--http <host:port>', "status page and HTTP gateway address, or 'off' (default 127.0.0.1:7070)")
+    .action(async (options: StartOptions, command: Command) => {
+      const dataDir = resolve(options.dataDir ?? defaultDataDir());
+      const config = defaultConfig(dataDir);
+      // --socket on `node start` moves the control socket; default <data-dir>/ckv.sock.
+      config.socketPath = globalOptions(command).socket ?? socketPathFor(dataDir);
+      config.cluster = options.cluster;
+      config.mdns = options.mdns;
+      if (options.listen) config.listen = options.listen;
+      if (options.bootstrap) config.bootstrap = options.bootstrap;
+      config.clusterKeyFile = options.clusterKey;
+      if (options.http) config.http = options.http;
+      const logger = stderrLogger();
+      const running = await CkvNode.start(config, logger);
+      await new Promise<void>((done) => {
+        running.onStop(done);
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals): void => {
+          signals++;
+          if (signals > 1) {
+            logger.warn('second signal: exiting without a clean stop', { signal });
+            process.exit(130);
+          }
+          void running.stop(`received ${signal}`);
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+    });
+
+  node
+    .command('stop')
+    .description('stop the node gracefully (queued writes reach disk first)')
+    .action(async (_options: object, command: Command) => {
+      await withClient(command, (client) => client.leave());
+      await writeStdout('stopping\n');
+    });
+}

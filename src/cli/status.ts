@@ -1,0 +1,38 @@
+/** `ckv status [--json]`: the node's identity, counts, Merkle root, clock and counters. */
+import type { Command } from 'commander';
+import { printJson, withClient, writeStdout } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description("show the node's id, cluster, key counts, disk use, Merkle root, clock and counters")
+    .option('--json', 'print as JSON')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const s = await withClient(command, (client) => client.status());
+      if (options.json) {
+        await printJson(s);
+        return;
+      }
+      const lines = [
+        `node        ${s.nodeId}${s.peerId ? `  (peer ${s.peerId})` : ''}`,
+        `cluster     ${s.cluster}`,
+        `listening   ${s.listenAddresses.length ? s.listenAddresses.join(' ') : '-'}`,
+        `keys        ${s.keyCount} (${s.tombstoneCount} tombstones)`,
+        `disk        ${formatBytes(Number(s.bytesOnDisk))} in ${s.dataDir}`,
+        `merkle root ${s.merkleRoot.slice(0, 16)}`,
+        `hlc         ${s.hlcNow?.text ?? '-'}`,
+        `uptime      ${(Number(s.uptimeMs) / 1000).toFixed(1)} s`,
+        `version     ${s.version}`,
+      ];
+      const counters = Object.entries(s.counters);
+      if (counters.length) lines.push(`counters    ${counters.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      await writeStdout(lines.join('\n') + '\n');
+    });
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}

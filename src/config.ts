@@ -1,0 +1,74 @@
+/**
+ * Every setting of a ckv node, with what it does, its trade-off and its default. The CLI
+ * fills these from flags; tests use presets with short intervals.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import {
+  clockDriftMsMax,
+  inboundSessionsMax,
+  merkleDepthDefault,
+  syncIntervalMsDefault,
+  valueBytesMax,
+} from './core/limits.js';
+
+export interface NodeConfig {
+  /** Where the node keeps its LevelDB, identity and control socket. */
+  dataDir: string;
+  /** Control socket path; default `<dataDir>/ckv.sock`. */
+  socketPath: string;
+  /** Cluster name: nodes of different clusters ignore each other. Default `default`. */
+  cluster: string;
+  /** libp2p listen multiaddrs. Default `/ip4/0.0.0.0/tcp/4455`; `/tcp/0` picks a free port. */
+  listen: string[];
+  /** Peers to dial at start and redial when lost. Default none (mDNS finds LAN peers). */
+  bootstrap: string[];
+  /** Find peers on the LAN by mDNS. Default on; needs a multicast route. */
+  mdns: boolean;
+  /** File holding a pre-shared cluster key; strangers without it cannot connect. Default none. */
+  clusterKeyFile: string | undefined;
+  /** HTTP status page and gateway address, or 'off'. Default `127.0.0.1:7070`. */
+  http: string;
+  /** Largest value accepted. Larger costs memory per in-flight value. Default 64 MiB. */
+  valueBytesMax: number;
+  /** Merkle depth; all nodes of a cluster must agree. Default 4 (65,536 leaves). */
+  merkleDepth: number;
+  /** Mean time between anti-entropy sessions. Shorter repairs sooner, costs idle traffic. Default 1000. */
+  syncIntervalMs: number;
+  /** How far ahead a remote stamp may be before it is refused. Default 500. */
+  clockDriftMsMax: number;
+  /** Sync sessions served at once; more are refused as busy. Default 4. */
+  inboundSessionsMax: number;
+}
+
+/** `$CKV_DATA_DIR`, else `$XDG_DATA_HOME/ckv`, else `~/.local/share/ckv`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CKV_DATA_DIR) return env.CKV_DATA_DIR;
+  if (env.XDG_DATA_HOME) return join(env.XDG_DATA_HOME, 'ckv');
+  return join(homedir(), '.local', 'share', 'ckv');
+}
+
+export function socketPathFor(dataDir: string): string {
+  return join(dataDir, 'ckv.sock');
+}
+
+export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
+  return {
+    dataDir,
+    socketPath: socketPathFor(dataDir),
+    cluster: 'default',
+    listen: ['/ip4/0.0.0.0/tcp/4455'],
+    bootstrap: [],
+    mdns: true,
+    clusterKeyFile: undefined,
+    http: '127.0.0.1:7070',
+    valueBytesMax,
+    merkleDepth: merkleDepthDefault,
+    syncIntervalMs: syncIntervalMsDefault,
+    clockDriftMsMax,
+    inboundSessionsMax,
+  };
+}
+
+/** The software version, reported by `Status`. */
+export const ckvVersion = '0.1.0';

@@ -1,0 +1,107 @@
+/**
+ * Loads ckv.proto for the server, the client and reflection. The .proto file stays the
+ * single source of the API; it is read from src/control/ at run time (also from dist/).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { valueBytesMax } from '../core/limits.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** src/control/ckv.proto, found from src/control or dist/src/control. */
+export const protoPath = [join(here, 'ckv.proto'), join(here, '..', '..', '..', 'src', 'control', 'ckv.proto')].find(
+  (p) => existsSync(p),
+)!;
+
+export const loaderOptions: protoLoader.Options = {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+/** A message may carry one maximal value plus headroom for the rest of the message. */
+export const grpcMessageBytesMax = valueBytesMax + 1024 * 1024;
+
+export const channelOptions: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': grpcMessageBytesMax,
+  'grpc.max_send_message_length': grpcMessageBytesMax,
+};
+
+let cached: { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } | undefined;
+
+export function loadKvService(): { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } {
+  if (!cached) {
+    const definition = protoLoader.loadSync(protoPath, loaderOptions);
+    const loaded = grpc.loadPackageDefinition(definition) as unknown as { ckv: { v1: { Kv: grpc.ServiceClientConstructor } } };
+    cached = { definition, kv: loaded.ckv.v1.Kv };
+  }
+  return cached;
+}
+
+/** Wire shapes (proto-loader: camelCase fields, 64-bit integers as decimal strings). */
+export interface VersionMessage {
+  hlc: string;
+  node: string;
+  text: string;
+}
+export interface EntryMessage {
+  key: string;
+  value: Buffer;
+  version: VersionMessage | null;
+  deleted: boolean;
+}
+export interface ChangeMessage {
+  key: string;
+  version: VersionMessage | null;
+  origin: string;
+  deleted: boolean;
+  valueBytes: string;
+  appliedAtMs: string;
+}
+export interface StatusMessage {
+  nodeId: string;
+  peerId: string;
+  listenAddresses: string[];
+  cluster: string;
+  keyCount: string;
+  tombstoneCount: string;
+  bytesOnDisk: string;
+  merkleRoot: string;
+  hlcNow: VersionMessage | null;
+  uptimeMs: string;
+  version: string;
+  dataDir: string;
+  counters: Record<string, string>;
+}
+export interface PeerMessage {
+  peerId: string;
+  nodeId: string;
+  addresses: string[];
+  state: string;
+  lastSyncMs: string;
+  lastSyncResult: string;
+  clockOffsetMs: string;
+  inSync: boolean;
+}
+export interface HolderMessage {
+  nodeId: string;
+  peerId: string;
+  version: VersionMessage | null;
+  deleted: boolean;
+  error: string;
+}
+export interface SyncProgressMessage {
+  peerId: string;
+  phase: string;
+  outcome: string;
+  rounds: number;
+  entriesSent: string;
+  entriesReceived: string;
+  bytesSent: string;
+  bytesReceived: string;
+  message: string;
+}

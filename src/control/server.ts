@@ -1,0 +1,223 @@
+/**
+ * The control API (ckv.proto, service ckv.v1.Kv) over gRPC on a Unix socket, mode 0600: only
+ * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
+ *
+ * Errors become gRPC status codes with a one-line message (see ckv.proto). Server streams
+ * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
+ * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
+ * grow the node's memory without bound.
+ */
+import { chmod } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { CkvError, InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
+import { hlcToString } from '../core/hlc.js';
+import { checkKey, type Entry, type Version } from '../core/entry.js';
+import { ReplicaClosedError } from '../core/replica.js';
+import { toHex } from '../core/bytes.js';
+import { ckvVersion } from '../config.js';
+import type { ChangeEvent, CkvNode } from '../node.js';
+import { channelOptions, loadKvService, type VersionMessage } from './proto.js';
+
+/** How far a watcher may fall behind before it is cut off. */
+const watchBufferBytesMax = 16 * 1024 * 1024;
+
+type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+
+export function versionMessage(version: Version): VersionMessage {
+  return { hlc: version.hlc.toString(), node: version.node, text: `${hlcToString(version.hlc)}@${version.node}` };
+}
+
+function entryMessage(entry: Entry, withValue: boolean): object {
+  return {
+    key: entry.key,
+    value: withValue && entry.value ? Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength) : Buffer.alloc(0),
+    version: versionMessage(entry.version),
+    deleted: entry.value === null,
+  };
+}
+
+function statusError(code: grpc.status, message: string): grpc.ServiceError {
+  return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() }) as grpc.ServiceError;
+}
+
+/** Maps an operating error to a gRPC status; anything unexpected is INTERNAL. */
+export function toServiceError(error: unknown): grpc.ServiceError {
+  if (error instanceof InvalidKeyError) return statusError(grpc.status.INVALID_ARGUMENT, error.message);
+  if (error instanceof ValueTooLargeError) return statusError(grpc.status.RESOURCE_EXHAUSTED, error.message);
+  if (error instanceof ReplicaClosedError) return statusError(grpc.status.UNAVAILABLE, 'the node is stopping');
+  if (error instanceof CkvError) return statusError(grpc.status.FAILED_PRECONDITION, error.message);
+  if (error && typeof error === 'object' && 'code' in error && typeof (error as grpc.ServiceError).code === 'number') {
+    return error as grpc.ServiceError;
+  }
+  return statusError(grpc.status.INTERNAL, error instanceof Error ? error.message : String(error));
+}
+
+export class ControlServer {
+  private readonly server = new grpc.Server(channelOptions);
+  private listening = false;
+
+  constructor(private readonly node: CkvNode) {
+    const { definition, kv } = loadKvService();
+    this.server.addService(kv.service, this.handlers());
+    new ReflectionService(definition).addToServer(this.server);
+  }
+
+  async listen(socketPath: string): Promise<void> {
+    // Bind with a umask that already makes the socket 0600: no window where others can connect.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<number>((resolve, reject) =>
+        this.server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+          error ? reject(error) : resolve(port),
+        ),
+      );
+    } finally {
+      process.umask(umask);
+    }
+    await chmod(socketPath, 0o600);
+    this.listening = true;
+  }
+
+  /** Idempotent. Lets in-flight calls finish for up to 2 s, then cuts the rest. */
+  async close(): Promise<void> {
+    if (!this.listening) return;
+    this.listening = false;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  private guard<Req, Res>(handler: (request: Req) => Promise<Res>): Unary<Req, Res> {
+    return (call, callback) => {
+      if (this.node.isStopping) {
+        callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        return;
+      }
+      handler(call.request).then(
+        (reply) => callback(null, reply),
+        (error) => callback(toServiceError(error)),
+      );
+    };
+  }
+
+  private handlers(): grpc.UntypedServiceImplementation {
+    const node = this.node;
+    return {
+      Put: this.guard(async (req: { key: string; value: Buffer }) => ({
+        version: versionMessage(await node.put(req.key, new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength))),
+      })),
+      Get: this.guard(async (req: { key: string }) => {
+        const entry = await node.get(checkedKey(req.key));
+        if (!entry) return { found: false };
+        return { ...entryMessage(entry, true), found: entry.value !== null };
+      }),
+      Delete: this.guard(async (req: { key: string }) => ({ version: versionMessage(await node.delete(req.key)) })),
+      HasKey: this.guard(async (req: { key: string }) => {
+        const entry = await node.get(checkedKey(req.key));
+        return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };
+      }),
+      WhereIs: this.guard(async (req: { key: string }) => {
+        const entry = await node.get(checkedKey(req.key));
+        const holders = entry
+          ? [{ nodeId: node.nodeId, peerId: '', version: versionMessage(entry.version), deleted: entry.value === null, error: '' }]
+          : [];
+        return { holders };
+      }),
+      Status: this.guard(async () => ({
+        nodeId: node.nodeId,
+        peerId: '',
+        listenAddresses: [],
+        cluster: node.config.cluster,
+        keyCount: String(node.replica.liveCount),
+        tombstoneCount: String(node.replica.tombstoneCount),
+        bytesOnDisk: String(await node.sizeBytes()),
+        merkleRoot: toHex(node.replica.tree.rootDigest),
+        hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
+        uptimeMs: String(Date.now() - node.startedAtMs),
+        version: ckvVersion,
+        dataDir: node.config.dataDir,
+        counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
+      })),
+      Peers: this.guard(async () => ({ peers: [] })),
+      Leave: this.guard(async () => {
+        setImmediate(() => void node.stop('leave requested'));
+        return {};
+      }),
+      Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.scan(call),
+      Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
+      Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => {
+        call.emit('error', statusError(grpc.status.FAILED_PRECONDITION, 'no peers to sync with: this node has no connected peers'));
+      },
+    };
+  }
+
+  private async scan(call: grpc.ServerWritableStream<ScanRequest, unknown>): Promise<void> {
+    const req = call.request;
+    const limit = req.limit > 0 ? req.limit : Infinity;
+    let sent = 0;
+    try {
+      const options = { prefix: req.prefix, ...(req.startAfter ? { startAfter: req.startAfter } : {}) };
+      for await (const entry of this.node.scan(options)) {
+        if (call.cancelled || sent >= limit) break;
+        if (entry.value === null && !req.includeDeleted) continue;
+        sent++;
+        if (!call.write(entryMessage(entry, req.withValues))) await new Promise((resolve) => call.once('drain', resolve));
+      }
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
+    }
+  }
+
+  private watch(call: grpc.ServerWritableStream<{ prefix: string }, unknown>): void {
+    const prefix = call.request.prefix;
+    const listener = (change: ChangeEvent): void => {
+      if (!change.entry.key.startsWith(prefix)) return;
+      if (call.writableLength > watchBufferBytesMax) {
+        cleanup();
+        call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'watcher fell too far behind; watch again'));
+        return;
+      }
+      call.write({
+        key: change.entry.key,
+        version: versionMessage(change.entry.version),
+        origin: change.origin,
+        deleted: change.entry.value === null,
+        valueBytes: String(change.entry.value?.byteLength ?? 0),
+        appliedAtMs: String(change.appliedAtMs),
+      });
+    };
+    const cleanup = (): void => {
+      this.node.changes.off('change', listener);
+    };
+    this.node.changes.on('change', listener);
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+    this.node.onStop(() => {
+      cleanup();
+      call.end();
+    });
+  }
+}
+
+interface ScanRequest {
+  prefix: string;
+  startAfter: string;
+  limit: number;
+  withValues: boolean;
+  includeDeleted: boolean;
+}
+
+/** Read paths validate keys too, so `get ''` is INVALID_ARGUMENT, not "not found". */
+function checkedKey(key: string): string {
+  checkKey(key);
+  return key;
+}

@@ -1,0 +1,174 @@
+/**
+ * A ckv node: the wiring of one process. It owns the real clock, the LevelDB store, the
+ * replica (pure core), the change feed for watchers and the control server; networking plugs
+ * in beside them (`src/net/`) without reshaping this.
+ *
+ * Start order matters: the store's lock is taken first, so a second node on the same data
+ * directory fails before touching anything; only then is a stale control socket (left by a
+ * kill -9) removed and the socket bound. Stop order is the reverse, and waits for queued
+ * writes to reach disk, so no acknowledged write is lost.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { toHex } from './core/bytes.js';
+import type { Entry, Version } from './core/entry.js';
+import { isNodeId } from './core/entry.js';
+import { hlcPack } from './core/hlc.js';
+import { nodeIdBytes } from './core/limits.js';
+import { Replica, type AppliedChange } from './core/replica.js';
+import { LevelStore } from './store/level-store.js';
+import type { NodeConfig } from './config.js';
+import { Counters } from './util/counters.js';
+import type { Logger } from './util/logger.js';
+import { ControlServer } from './control/server.js';
+
+export interface ChangeEvent extends AppliedChange {
+  appliedAtMs: number;
+}
+
+/** Socket paths longer than this do not fit in sockaddr_un on Linux. */
+const socketPathBytesMax = 107;
+
+export class CkvNode {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly counters = new Counters();
+  readonly startedAtMs = Date.now();
+  /** 'change' events (ChangeEvent) for watchers, local and remote. */
+  readonly changes = new EventEmitter();
+  private store!: LevelStore;
+  replica!: Replica;
+  private control: ControlServer | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly stopListeners: (() => void)[] = [];
+
+  private constructor(config: NodeConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.changes.setMaxListeners(0);
+  }
+
+  static async start(config: NodeConfig, logger: Logger): Promise<CkvNode> {
+    const node = new CkvNode(config, logger);
+    await node.open();
+    return node;
+  }
+
+  get nodeId(): string {
+    return this.replica.nodeId;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  private async open(): Promise<void> {
+    const { dataDir, socketPath } = this.config;
+    if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
+      throw new Error(`control socket path is ${Buffer.byteLength(socketPath)} bytes, over the ${socketPathBytesMax}-byte limit of Unix sockets: ${socketPath}`);
+    }
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    this.store = new LevelStore(join(dataDir, 'db'));
+    await this.store.open(); // throws StoreLockedError if another node holds the directory
+    try {
+      const nodeId = await this.loadNodeId();
+      this.replica = await Replica.open({
+        nodeId,
+        store: this.store,
+        wallClockMs: Date.now,
+        depth: this.config.merkleDepth,
+        driftMsMax: this.config.clockDriftMsMax,
+        valueBytesMax: this.config.valueBytesMax,
+        onApplied: (change) => this.onApplied(change),
+      });
+      await rm(socketPath, { force: true }); // stale socket of a dead node: we hold the lock
+      this.control = new ControlServer(this);
+      await this.control.listen(socketPath);
+    } catch (error) {
+      await this.store.close();
+      throw error;
+    }
+    this.logger.info('node started', {
+      node: this.nodeId,
+      dataDir,
+      socket: socketPath,
+      keys: this.replica.liveCount,
+      tombstones: this.replica.tombstoneCount,
+    });
+  }
+
+  private async loadNodeId(): Promise<string> {
+    const stored = await this.store.getMeta('node-id');
+    if (stored) {
+      const id = toHex(stored);
+      if (!isNodeId(id)) throw new Error(`data directory has a corrupt node id (${id})`);
+      return id;
+    }
+    const fresh = new Uint8Array(randomBytes(nodeIdBytes));
+    await this.store.putMeta('node-id', fresh);
+    return toHex(fresh);
+  }
+
+  private onApplied(change: AppliedChange): void {
+    this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
+    const event: ChangeEvent = { ...change, appliedAtMs: Date.now() };
+    this.changes.emit('change', event);
+  }
+
+  put(key: string, value: Uint8Array): Promise<Version> {
+    return this.replica.put(key, value);
+  }
+
+  delete(key: string): Promise<Version> {
+    return this.replica.delete(key);
+  }
+
+  get(key: string): Promise<Entry | undefined> {
+    return this.replica.get(key);
+  }
+
+  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
+    return this.store.scanKeys(options);
+  }
+
+  sizeBytes(): Promise<number> {
+    return this.store.sizeBytes();
+  }
+
+  /** The HLC reading now, without issuing a stamp. */
+  hlcNow(): bigint {
+    const wall = hlcPack(Date.now(), 0);
+    return wall > this.replica.clock.last ? wall : this.replica.clock.last;
+  }
+
+  onStop(listener: () => void): void {
+    this.stopListeners.push(listener);
+  }
+
+  /** Idempotent. Refuses new requests, drains queued writes, closes the socket and the store. */
+  stop(reason = 'stop requested'): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop(reason);
+    return this.stopping;
+  }
+
+  private async doStop(reason: string): Promise<void> {
+    this.logger.info('node stopping', { reason });
+    await this.control?.close();
+    await this.replica.close();
+    await this.store.close();
+    await rm(this.config.socketPath, { force: true });
+    this.logger.info('node stopped');
+    for (const listener of this.stopListeners) listener();
+  }
+}
+
+/** Whether a path exists and is a socket (used by the client for a clear error). */
+export async function isSocket(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isSocket();
+  } catch {
+    return false;
+  }
+}
