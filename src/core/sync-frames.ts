@@ -5,7 +5,7 @@
  * and the peer is counted as misbehaving; nothing it sent is applied.
  *
  * The exchange (I = initiator, R = responder; see sync-session.ts for the state machines):
- *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count
+ *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count, wall clock
  *   R -> I  InSync    roots equal: done in one round trip
  *   R -> I  Refuse    busy, other cluster, unsupported version or depth, malformed input
  *   R -> I  Entries*  then Children: children of the root, or (I empty) everything, then none
@@ -67,6 +67,8 @@ export interface HelloFrame {
   salt: number;
   rootDigest: Uint8Array;
   rootCount: number;
+  /** The initiator's wall clock when it sent Hello: the responder measures the clock offset. */
+  wallMs: number;
 }
 export interface RefuseFrame {
   type: typeof FrameType.refuse;
@@ -134,7 +136,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
   switch (frame.type) {
     case FrameType.hello:
       w.string(frame.cluster).u8(frame.depth).u8(frame.childDigestBytes).u32(frame.salt);
-      w.raw(frame.rootDigest).varint(frame.rootCount);
+      w.raw(frame.rootDigest).varint(frame.rootCount).varint(frame.wallMs);
       break;
     case FrameType.refuse:
       w.u8(frame.reason).string(frame.message.slice(0, 200));
@@ -199,7 +201,8 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
       const salt = r.u32();
       const rootDigest = r.raw(32).slice();
       const rootCount = r.varint();
-      frame = { type, cluster, depth, childDigestBytes, salt, rootDigest, rootCount };
+      const wallMs = r.bounded(hlcWallMsMax, 'wall ms');
+      frame = { type, cluster, depth, childDigestBytes, salt, rootDigest, rootCount, wallMs };
       break;
     }
     case FrameType.refuse:

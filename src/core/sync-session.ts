@@ -58,6 +58,8 @@ export interface SyncContext {
   /** Initiator only: projection width it asks for (the responder follows Hello). */
   readonly childDigestBytes?: number;
   readonly valueBytesMax?: number;
+  /** Initiator only: our wall clock, sent in Hello so the responder can measure our offset. */
+  readonly wallClockMs?: () => number;
 }
 
 export type SyncOutcome = 'in-sync' | 'synced' | 'incomplete' | 'refused';
@@ -194,6 +196,7 @@ export class SyncInitiator extends SessionBase {
         salt: this.salt >>> 0,
         rootDigest: tree.rootDigest.slice(),
         rootCount: tree.rootCount,
+        wallMs: Math.max(0, Math.floor(this.ctx.wallClockMs?.() ?? 0)),
       }),
     };
   }
@@ -314,6 +317,9 @@ export interface ResponderOptions {
 }
 
 export class SyncResponder extends SessionBase {
+  /** From the peer's Hello, once received: its wall clock (0 if it did not say) and entry count. */
+  peerWallMs: number | undefined;
+  peerEntryCount: number | undefined;
   private projector: Projector | undefined;
   private fingerprints: Projector | undefined;
   private readonly roundsMax: number;
@@ -358,6 +364,8 @@ export class SyncResponder extends SessionBase {
   private async *onHello(hello: Extract<Frame, { type: 1 }>): AsyncGenerator<SyncEffect> {
     const tree = this.ctx.tree;
     this.rounds = 1;
+    this.peerWallMs = hello.wallMs;
+    this.peerEntryCount = hello.rootCount;
     if (this.options.refuse) {
       yield* this.refuse(this.options.refuse.reason, this.options.refuse.message);
       return;

@@ -43,6 +43,7 @@ const helloArb: fc.Arbitrary<Frame> = record({
   salt: u32,
   rootDigest: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   rootCount: fc.oneof(fc.nat(), fc.maxSafeNat()),
+  wallMs: fc.integer({ min: 0, max: 2 ** 48 - 1 }),
 });
 
 const refuseArb: fc.Arbitrary<Frame> = record({
@@ -165,6 +166,7 @@ describe('sync frame encoding', () => {
           salt: 0xffffffff,
           rootDigest: new Uint8Array(32).fill(0xff),
           rootCount: Number.MAX_SAFE_INTEGER,
+          wallMs: 2 ** 48 - 1,
         },
         4,
       ],
