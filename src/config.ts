@@ -39,6 +39,11 @@ export interface NodeConfig {
   clockDriftMsMax: number;
   /** Sync sessions served at once; more are refused as busy. Default 4. */
   inboundSessionsMax: number;
+  /**
+   * Publish and receive writes by gossip. Default on. Off only in tests that prove
+   * anti-entropy alone converges (hidden flag `--test-no-gossip`).
+   */
+  gossip: boolean;
 }
 
 /** `$CKV_DATA_DIR`, else `$XDG_DATA_HOME/ckv`, else `~/.local/share/ckv`. */
@@ -67,6 +72,7 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     syncIntervalMs: syncIntervalMsDefault,
     clockDriftMsMax,
     inboundSessionsMax,
+    gossip: true,
   };
 }
 

@@ -1,12 +1,13 @@
 /**
  * A ckv node: the wiring of one process. It owns the real clock, the LevelDB store, the
- * replica (pure core), the change feed for watchers and the control server; networking plugs
- * in beside them (`src/net/`) without reshaping this.
+ * replica (pure core), the change feed for watchers, the cluster network (`src/net/`) and
+ * the control server. Local writes reach the cluster through the change feed.
  *
  * Start order matters: the store's lock is taken first, so a second node on the same data
  * directory fails before touching anything; only then is a stale control socket (left by a
- * kill -9) removed and the socket bound. Stop order is the reverse, and waits for queued
- * writes to reach disk, so no acknowledged write is lost.
+ * kill -9) removed and the socket bound. Stop order is the reverse (control, cluster with its
+ * leave announcement, replica, store) and waits for queued writes to reach disk, so no
+ * acknowledged write is lost.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -23,6 +24,7 @@ import type { NodeConfig } from './config.js';
 import { Counters } from './util/counters.js';
 import type { Logger } from './util/logger.js';
 import { ControlServer } from './control/server.js';
+import { ClusterNetwork, loadPrivateKey } from './net/cluster.js';
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
@@ -40,6 +42,8 @@ export class CkvNode {
   readonly changes = new EventEmitter();
   private store!: LevelStore;
   replica!: Replica;
+  /** The cluster network; undefined only while starting. */
+  cluster: ClusterNetwork | undefined;
   private control: ControlServer | undefined;
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
@@ -83,15 +87,29 @@ export class CkvNode {
         valueBytesMax: this.config.valueBytesMax,
         onApplied: (change) => this.onApplied(change),
       });
+      const privateKey = await loadPrivateKey(this.store);
+      this.cluster = await ClusterNetwork.start(this.config, {
+        replica: this.replica,
+        counters: this.counters,
+        logger: this.logger,
+        privateKey,
+      });
+      this.changes.on('change', (change: ChangeEvent) => {
+        if (change.origin === 'local') this.cluster?.publishChange(change);
+      });
       await rm(socketPath, { force: true }); // stale socket of a dead node: we hold the lock
       this.control = new ControlServer(this);
       await this.control.listen(socketPath);
     } catch (error) {
+      await this.cluster?.stop().catch(() => undefined);
       await this.store.close();
       throw error;
     }
     this.logger.info('node started', {
       node: this.nodeId,
+      peer: this.cluster.peerId,
+      cluster: this.config.cluster,
+      listen: this.cluster.listenAddresses(),
       dataDir,
       socket: socketPath,
       keys: this.replica.liveCount,
@@ -156,6 +174,7 @@ export class CkvNode {
   private async doStop(reason: string): Promise<void> {
     this.logger.info('node stopping', { reason });
     await this.control?.close();
+    await this.cluster?.stop();
     await this.replica.close();
     await this.store.close();
     await rm(this.config.socketPath, { force: true });

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { ckvVersion } from '../config.js';
 import { describeError, ExitCode, exitCodeHelp } from './common.js';
+import * as clusterKey from './cluster-key.js';
 import * as del from './del.js';
 import * as get from './get.js';
 import * as keys from './keys.js';
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run ckv --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'ckv: ')) });
-  for (const command of [node, put, get, del, keys, watch, status, peers, whereis, sync]) command.register(program);
+  for (const command of [node, put, get, del, keys, watch, status, peers, whereis, sync, clusterKey]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
     for (const subsub of sub.commands) subsub.exitOverride();

@@ -1,10 +1,10 @@
 /** `ckv node start ...` (run a node in the foreground) and `ckv node stop`. */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
 import { CkvNode } from '../node.js';
 import { stderrLogger } from '../util/logger.js';
-import { globalOptions, withClient, writeStdout } from './common.js';
+import { CliError, ExitCode, globalOptions, withClient, writeStdout } from './common.js';
 
 interface StartOptions {
   dataDir?: string;
@@ -14,6 +14,8 @@ interface StartOptions {
   cluster: string;
   clusterKey?: string;
   http?: string;
+  syncIntervalMs?: string;
+  testNoGossip?: boolean;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -31,6 +33,8 @@ export function register(program: Command): void {
     .option('--cluster <name>', 'cluster name; nodes of other clusters are ignored', 'default')
     .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
     .option('--http <host:port>', "status page and HTTP gateway address, or 'off' (default 127.0.0.1:7070)")
+    .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
+    .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
     .action(async (options: StartOptions, command: Command) => {
       const dataDir = resolve(options.dataDir ?? defaultDataDir());
       const config = defaultConfig(dataDir);
@@ -42,6 +46,12 @@ export function register(program: Command): void {
       if (options.bootstrap) config.bootstrap = options.bootstrap;
       config.clusterKeyFile = options.clusterKey;
       if (options.http) config.http = options.http;
+      if (options.syncIntervalMs !== undefined) {
+        const ms = Number(options.syncIntervalMs);
+        if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, ExitCode.usage);
+        config.syncIntervalMs = ms;
+      }
+      if (options.testNoGossip) config.gossip = false;
       const logger = stderrLogger();
       const running = await CkvNode.start(config, logger);
       await new Promise<void>((done) => {

@@ -1,13 +1,22 @@
 /** `ckv peers [--json]`: known nodes, their state, last sync and clock offset. */
 import type { Command } from 'commander';
-import { printJson, withClient, writeStdout } from './common.js';
+import { CliError, ExitCode, printJson, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('peers')
-    .description('list known peers: state, last sync, clock offset, whether in sync')
+    .description("list known peers (state, last sync, clock offset, in sync or not); 'peers forget PEER' drops a dead one")
+    .argument('[action]', "'forget' to remove a peer from the list")
+    .argument('[peer]', 'the peer id to forget')
     .option('--json', 'print as JSON')
-    .action(async (options: { json?: boolean }, command: Command) => {
+    .action(async (action: string | undefined, peer: string | undefined, options: { json?: boolean }, command: Command) => {
+      if (action !== undefined) {
+        if (action !== 'forget' || !peer) throw new CliError("usage: ckv peers [--json] | ckv peers forget PEER", ExitCode.usage);
+        const { forgotten } = await withClient(command, (client) => client.forgetPeer(peer));
+        if (!forgotten) throw new CliError(`not a known peer: ${peer}`, ExitCode.notFound);
+        await writeStdout(`forgot ${peer}\n`);
+        return;
+      }
       const { peers } = await withClient(command, (client) => client.peers());
       if (options.json) {
         await printJson(peers);

@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .action(async (key: string, _options: object, command: Command) => {
       const { holders } = await withClient(command, (client) => client.whereIs(key));
       if (holders.length === 0) throw new CliError(`no node holds ${key}`, ExitCode.notFound);
-      const rows = holders.map((h) => `${h.nodeId}  ${h.error ? `error: ${h.error}` : `${versionText(h.version)}${h.deleted ? ' (deleted)' : ''}`}`);
+      const rows = holders.map((h) => `${h.nodeId || '-'}  ${h.peerId || '-'}  ${h.error ? `error: ${h.error}` : `${versionText(h.version)}${h.deleted ? ' (deleted)' : ''}`}`);
       await writeStdout(rows.join('\n') + '\n');
     });
 

@@ -115,6 +115,9 @@ export class ControlClient {
   peers(): Promise<{ peers: PeerMessage[] }> {
     return this.unary('Peers', {});
   }
+  forgetPeer(peerId: string): Promise<{ forgotten: boolean }> {
+    return this.unary('ForgetPeer', { peerId });
+  }
   leave(): Promise<object> {
     return this.unary('Leave', {});
   }

@@ -16,6 +16,7 @@ import { checkKey, type Entry, type Version } from '../core/entry.js';
 import { ReplicaClosedError } from '../core/replica.js';
 import { toHex } from '../core/bytes.js';
 import { ckvVersion } from '../config.js';
+import { NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, CkvNode } from '../node.js';
 import { channelOptions, loadKvService, type VersionMessage } from './proto.js';
 
@@ -126,15 +127,23 @@ export class ControlServer {
       }),
       WhereIs: this.guard(async (req: { key: string }) => {
         const entry = await node.get(checkedKey(req.key));
-        const holders = entry
-          ? [{ nodeId: node.nodeId, peerId: '', version: versionMessage(entry.version), deleted: entry.value === null, error: '' }]
+        const self = node.cluster?.peerId ?? '';
+        const holders: object[] = entry
+          ? [{ nodeId: node.nodeId, peerId: self, version: versionMessage(entry.version), deleted: entry.value === null, error: '' }]
           : [];
+        for (const answer of (await node.cluster?.whereIs(req.key)) ?? []) {
+          if (answer.error) holders.push({ peerId: answer.peerId, error: answer.error });
+          else if (answer.holding?.version) {
+            const { nodeId, version, deleted } = answer.holding;
+            holders.push({ nodeId, peerId: answer.peerId, version: versionMessage(version), deleted, error: '' });
+          }
+        }
         return { holders };
       }),
       Status: this.guard(async () => ({
         nodeId: node.nodeId,
-        peerId: '',
-        listenAddresses: [],
+        peerId: node.cluster?.peerId ?? '',
+        listenAddresses: node.cluster?.listenAddresses() ?? [],
         cluster: node.config.cluster,
         keyCount: String(node.replica.liveCount),
         tombstoneCount: String(node.replica.tombstoneCount),
@@ -146,16 +155,26 @@ export class ControlServer {
         dataDir: node.config.dataDir,
         counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
       })),
-      Peers: this.guard(async () => ({ peers: [] })),
+      Peers: this.guard(async () => ({
+        peers: (node.cluster?.peerList() ?? []).map((p) => ({
+          peerId: p.peerId,
+          nodeId: '',
+          addresses: p.addresses,
+          state: p.state,
+          lastSyncMs: String(p.lastSyncMs),
+          lastSyncResult: p.lastSyncResult,
+          clockOffsetMs: String(p.clockOffsetMs),
+          inSync: p.inSync,
+        })),
+      })),
+      ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: node.cluster?.forget(req.peerId) ?? false })),
       Leave: this.guard(async () => {
         setImmediate(() => void node.stop('leave requested'));
         return {};
       }),
       Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.scan(call),
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
-      Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => {
-        call.emit('error', statusError(grpc.status.FAILED_PRECONDITION, 'no peers to sync with: this node has no connected peers'));
-      },
+      Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
     };
   }
 
@@ -170,6 +189,35 @@ export class ControlServer {
         if (entry.value === null && !req.includeDeleted) continue;
         sent++;
         if (!call.write(entryMessage(entry, req.withValues))) await new Promise((resolve) => call.once('drain', resolve));
+      }
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
+    }
+  }
+
+  private async sync(call: grpc.ServerWritableStream<{ peer: string }, unknown>): Promise<void> {
+    try {
+      const cluster = this.node.cluster;
+      if (!cluster) throw new NoPeersError();
+      for await (const step of cluster.syncNow(call.request.peer || undefined)) {
+        if (call.cancelled) break;
+        if (step.phase === 'started') {
+          call.write({ peerId: step.peerId, phase: 'started' });
+          continue;
+        }
+        const { report } = step;
+        call.write({
+          peerId: report.peerId,
+          phase: report.outcome === 'error' || report.outcome === 'refused' ? 'failed' : 'finished',
+          outcome: report.outcome,
+          rounds: report.result?.rounds ?? 0,
+          entriesSent: String(report.result?.entriesSent ?? 0),
+          entriesReceived: String(report.result?.entriesReceived ?? 0),
+          bytesSent: String(report.bytesSent),
+          bytesReceived: String(report.bytesReceived),
+          message: report.error ?? '',
+        });
       }
       call.end();
     } catch (error) {

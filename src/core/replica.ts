@@ -198,18 +198,22 @@ export class Replica {
     const winners = new Map<string, Entry>();
     const changes: AppliedChange[] = [];
     const results: (Version | ApplyReport)[] = [];
-    const current = async (key: string): Promise<Entry | undefined> => {
-      const winner = winners.get(key);
-      if (winner) return winner;
-      if (!before.has(key)) before.set(key, await this.store.get(key));
-      return before.get(key);
-    };
+    // One read for every key the batch touches, instead of one per key.
+    const keys = new Set<string>();
+    for (const op of ops) {
+      if (op.kind === 'local') keys.add(op.key);
+      else for (const entry of op.entries) if (typeof entry.key === 'string') keys.add(entry.key);
+    }
+    const keyList = [...keys];
+    const stored = await this.store.getMany(keyList);
+    keyList.forEach((key, i) => before.set(key, stored[i]));
+    const current = (key: string): Entry | undefined => winners.get(key) ?? before.get(key);
 
     for (const op of ops) {
       if (op.kind === 'local') {
         const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
         const entry: Entry = { key: op.key, value: op.value, version };
-        const previous = (await current(op.key))?.version;
+        const previous = current(op.key)?.version;
         // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
         // that an injected rule is applied uniformly.
         if (this.mergeRule(version, previous)) {
@@ -232,7 +236,7 @@ export class Replica {
           report.rejectedClockDrift++;
           continue;
         }
-        const previous = (await current(entry.key))?.version;
+        const previous = current(entry.key)?.version;
         if (this.mergeRule(entry.version, previous)) {
           winners.set(entry.key, entry);
           changes.push({ entry, previous, origin: 'remote' });

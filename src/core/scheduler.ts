@@ -60,6 +60,11 @@ export class SyncScheduler<P extends string = string> {
     else this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: true, busy: false });
   }
 
+  /** A peer connected that the other side will sync with first: take it into periodic rounds only. */
+  peerKnown(peer: P): void {
+    if (!this.peers.has(peer)) this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: false, busy: false });
+  }
+
   peerDisconnected(peer: P): void {
     this.peers.delete(peer);
   }

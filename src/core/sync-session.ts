@@ -53,7 +53,7 @@ import type { Store } from '../store/store.js';
 
 export interface SyncContext {
   readonly tree: MerkleTree;
-  readonly store: Pick<Store, 'scanHash'>;
+  readonly store: Pick<Store, 'scanHash' | 'scanHashPrefixes'>;
   readonly cluster: string;
   /** Initiator only: projection width it asks for (the responder follows Hello). */
   readonly childDigestBytes?: number;
@@ -152,12 +152,15 @@ abstract class SessionBase {
     for (const ref of refs) yield* this.ctx.store.scanHash(MerkleTree.hashPrefix(ref.level, ref.index));
   }
 
-  protected async leafEntries(leaf: number): Promise<Entry[]> {
-    const entries: Entry[] = [];
-    for await (const entry of this.ctx.store.scanHash(MerkleTree.hashPrefix(this.ctx.tree.depth, leaf))) {
-      entries.push(entry);
+  /** Our entries in each of `leaves` (sorted), read in one pass. */
+  protected async leafEntries(leaves: number[]): Promise<Map<number, Entry[]>> {
+    const tree = this.ctx.tree;
+    const byLeaf = new Map<number, Entry[]>(leaves.map((leaf) => [leaf, []]));
+    const prefixes = leaves.map((leaf) => MerkleTree.hashPrefix(tree.depth, leaf));
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixes)) {
+      byLeaf.get(tree.leafOf(keyHash(entry.key)))?.push(entry);
     }
-    return entries;
+    return byLeaf;
   }
 }
 
@@ -293,14 +296,18 @@ export class SyncInitiator extends SessionBase {
   private async summarize(leaves: number[]): Promise<LeafSummary[]> {
     const summaries: LeafSummary[] = [];
     let bytes = 0;
-    for (let i = 0; i < leaves.length; i++) {
-      const leaf = leaves[i]!;
-      const entries = await this.leafEntries(leaf);
-      bytes += 4 + entries.length * summaryItemBytes;
-      if (bytes > summaryBytesBudget && summaries.length > 0) {
-        this.deferredLeaves = leaves.slice(i);
-        break;
-      }
+    leaves.sort((a, b) => a - b);
+    // Choose the leaves that fit the budget by the tree's counts, then read only those.
+    let take = 0;
+    for (; take < leaves.length; take++) {
+      bytes += 4 + this.ctx.tree.count(this.ctx.tree.depth, leaves[take]!) * summaryItemBytes;
+      if (bytes > summaryBytesBudget && take > 0) break;
+    }
+    this.deferredLeaves = leaves.slice(take);
+    const chosen = leaves.slice(0, take);
+    const ours = await this.leafEntries(chosen);
+    for (const leaf of chosen) {
+      const entries = ours.get(leaf)!;
       const byFingerprint = new Map<number, Entry>();
       for (const entry of entries) byFingerprint.set(this.fingerprints.project(keyHash(entry.key)), entry);
       this.summarized.set(leaf, byFingerprint);
@@ -413,7 +420,13 @@ export class SyncResponder extends SessionBase {
       if (ref.level < 1 || ref.level > depth) throw new MalformedError(`pull level ${ref.level}`);
       checkIndex(ref.level, ref.index);
     }
-    for (const summary of step.summaries) checkIndex(depth, summary.leaf);
+    let previousLeaf = -1;
+    for (const summary of step.summaries) {
+      checkIndex(depth, summary.leaf);
+      if (summary.leaf <= previousLeaf) throw new MalformedError('summary leaves out of order');
+      previousLeaf = summary.leaf;
+    }
+    const oursByLeaf = await this.leafEntries(step.summaries.map((summary) => summary.leaf));
 
     const theirLacks: Entry[] = [];
     const needs: LeafNeed[] = [];
@@ -421,7 +434,7 @@ export class SyncResponder extends SessionBase {
       const theirs = new Map<number, Version>();
       for (const item of summary.items) theirs.set(item.keyFingerprint, item.version);
       const ours = new Map<number, Version>();
-      for (const entry of await this.leafEntries(summary.leaf)) {
+      for (const entry of oursByLeaf.get(summary.leaf)!) {
         const fp = this.fingerprints!.project(keyHash(entry.key));
         ours.set(fp, entry.version);
         const their = theirs.get(fp);

@@ -87,6 +87,12 @@ export class LevelStore implements Store {
     return bytes === undefined ? undefined : decodeStored(key, bytes);
   }
 
+  async getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    if (keys.length === 0) return [];
+    const values = await this.live().e.getMany(keys.map((key) => keyHashPrefix(key) + key));
+    return values.map((bytes, i) => (bytes === undefined ? undefined : decodeStored(keys[i]!, bytes)));
+  }
+
   async write(entries: readonly Entry[], hlcLast: Hlc): Promise<void> {
     const { db, e, k, m } = this.live();
     // One batch across sublevels is one LevelDB WriteBatch: all of it or none of it.
@@ -104,6 +110,24 @@ export class LevelStore implements Store {
     if (bytes === undefined) return 0n;
     if (bytes.byteLength !== 8) throw new MalformedError(`stored HLC is ${bytes.byteLength} bytes; expected 8 bytes`);
     return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
+  }
+
+  async *scanHashPrefixes(hexPrefixes: readonly string[]): AsyncIterable<Entry> {
+    if (hexPrefixes.length === 0) return;
+    const iterator = this.live().e.iterator({ gte: hexPrefixes[0]! });
+    try {
+      for (const prefix of hexPrefixes) {
+        assert(/^[0-9a-f]{1,8}$/.test(prefix), `hash prefix must be 1 to 8 lowercase hex digits: ${prefix}`);
+        iterator.seek(prefix);
+        for (;;) {
+          const item = await iterator.next();
+          if (item === undefined || !item[0].startsWith(prefix)) break;
+          yield decodeStored(item[0].slice(hashPrefixDigits), item[1]);
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
   }
 
   async *scanHash(hexPrefix: string): AsyncIterable<Entry> {

@@ -57,6 +57,11 @@ export class MemoryStore implements Store {
     return this.slots.get(key)?.entry;
   }
 
+  async getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    this.checkOpen();
+    return keys.map((key) => this.slots.get(key)?.entry);
+  }
+
   async write(entries: readonly Entry[], hlcLast: Hlc): Promise<void> {
     this.checkOpen();
     // No await below: the whole batch lands in one synchronous step.
@@ -89,6 +94,10 @@ export class MemoryStore implements Store {
   async readHlc(): Promise<Hlc> {
     this.checkOpen();
     return this.hlc;
+  }
+
+  async *scanHashPrefixes(hexPrefixes: readonly string[]): AsyncIterable<Entry> {
+    for (const prefix of hexPrefixes) yield* this.scanHash(prefix);
   }
 
   async *scanHash(hexPrefix: string): AsyncIterable<Entry> {

@@ -29,6 +29,9 @@ export interface Store {
 
   get(key: string): Promise<Entry | undefined>;
 
+  /** `get` for many keys in one call (one native round for LevelDB); results in the same order. */
+  getMany(keys: readonly string[]): Promise<(Entry | undefined)[]>;
+
   /**
    * Atomically store `entries` (each replaces whatever the key held) together with the HLC
    * upper bound `hlcLast`: after a crash either all of it is there or none. Callers have
@@ -41,6 +44,13 @@ export interface Store {
 
   /** Entries, tombstones included, whose keyHashPrefix starts with `hexPrefix` ('' = all); any order. */
   scanHash(hexPrefix: string): AsyncIterable<Entry>;
+
+  /**
+   * Entries whose keyHashPrefix starts with any of `hexPrefixes` (sorted, distinct, none a
+   * prefix of another), in hash order. One pass over many small subtrees: sync reads
+   * thousands of leaves a session, and an iterator per leaf would dominate its cost.
+   */
+  scanHashPrefixes(hexPrefixes: readonly string[]): AsyncIterable<Entry>;
 
   /** Entries, tombstones included, in key order (by UTF-16 code units, as JS compares strings). */
   scanKeys(options?: ScanKeysOptions): AsyncIterable<Entry>;

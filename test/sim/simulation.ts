@@ -121,6 +121,10 @@ class Fence implements Store {
     this.check();
     return this.disk.get(key);
   }
+  getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    this.check();
+    return this.disk.getMany(keys);
+  }
   readHlc(): Promise<Hlc> {
     this.check();
     return this.disk.readHlc();
@@ -137,6 +141,10 @@ class Fence implements Store {
   async *scanHash(prefix: string): AsyncIterable<Entry> {
     this.check();
     yield* this.disk.scanHash(prefix);
+  }
+  async *scanHashPrefixes(prefixes: readonly string[]): AsyncIterable<Entry> {
+    this.check();
+    yield* this.disk.scanHashPrefixes(prefixes);
   }
   scanKeys(options?: ScanKeysOptions): AsyncIterable<Entry> {
     this.check();

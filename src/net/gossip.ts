@@ -1,0 +1,205 @@
+/**
+ * Gossip: every local write is published at once on the cluster topic
+ * `ckv/<cluster>/writes/1`; every node merges what it receives through the replica, so the
+ * last writer wins whatever order messages arrive in. Gossip is best effort; anti-entropy
+ * repairs whatever it loses.
+ *
+ * Messages (u8 version, u8 type; types only append, they are part of the protocol):
+ * - entry:    one whole entry (values up to gossipValueBytesMax);
+ * - announce: key, version, value size and origin peer for a larger value: receivers whose
+ *             version is older pull it over the sync protocol instead of flooding the mesh;
+ * - leave:    the sender's peer id, published on a clean stop so peers mark it left, not failed.
+ * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
+ * twice is dropped by gossipsub. A topic validator rejects messages that do not decode: they
+ * are counted and gossipsub penalises the sender; they never reach the store.
+ */
+import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub';
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import type { PeerId } from '@libp2p/interface';
+import { ByteReader, ByteWriter } from '../core/bytes.js';
+import { compareVersions, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
+import { MalformedError } from '../core/errors.js';
+import { keyBytesMax } from '../core/limits.js';
+import type { AppliedChange, Replica } from '../core/replica.js';
+import type { Counters } from '../util/counters.js';
+import type { Logger } from '../util/logger.js';
+
+const gossipVersion = 1;
+
+/** Message types. Only append: the values are part of the protocol. */
+export const GossipType = { entry: 1, announce: 2, leave: 3 } as const;
+
+export type GossipMessage =
+  | { type: 'entry'; entry: Entry }
+  | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
+  | { type: 'leave'; peer: string };
+
+/** Default: values up to 64 KiB travel in the message; larger ones are announced. */
+export const gossipValueBytesMaxDefault = 64 * 1024;
+const peerIdTextMax = 128;
+
+export function gossipTopic(cluster: string): string {
+  return `ckv/${cluster}/writes/1`;
+}
+
+export function encodeGossip(message: GossipMessage): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(gossipVersion);
+  switch (message.type) {
+    case 'entry':
+      w.u8(GossipType.entry);
+      writeEntry(w, message.entry);
+      break;
+    case 'announce':
+      w.u8(GossipType.announce).string(message.key);
+      writeVersion(w, message.version);
+      w.varint(message.valueBytes).string(message.origin);
+      break;
+    case 'leave':
+      w.u8(GossipType.leave).string(message.peer);
+      break;
+  }
+  return w.finish();
+}
+
+/** Throws MalformedError for anything that is not a well-formed message. */
+export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMessage {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== gossipVersion) throw new MalformedError(`unsupported gossip version ${version}`);
+  const type = r.u8();
+  let message: GossipMessage;
+  switch (type) {
+    case GossipType.entry:
+      message = { type: 'entry', entry: readEntry(r, valueBytesMax) };
+      break;
+    case GossipType.announce: {
+      const key = r.string(keyBytesMax, 'key length');
+      const version = readVersion(r);
+      const valueBytes = r.bounded(valueBytesMax, 'value size');
+      message = { type: 'announce', key, version, valueBytes, origin: r.string(peerIdTextMax, 'origin') };
+      break;
+    }
+    case GossipType.leave:
+      message = { type: 'leave', peer: r.string(peerIdTextMax, 'peer id') };
+      break;
+    default:
+      throw new MalformedError(`unknown gossip message type ${type}`);
+  }
+  r.end();
+  return message;
+}
+
+export interface GossipComponents {
+  pubsub: GossipSub;
+  replica: Replica;
+  counters: Counters;
+  logger: Logger;
+  selfPeerId: string;
+}
+
+export interface GossipOptions {
+  cluster: string;
+  gossipValueBytesMax: number;
+  valueBytesMax: number;
+  /** A peer announced a value newer than ours: pull it (over sync) from this peer. */
+  onAnnounce: (fromPeer: string) => void;
+  /** A peer said it is leaving. */
+  onLeave: (peer: string) => void;
+}
+
+export class Gossip {
+  readonly topic: string;
+  private started = false;
+  private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => void this.receive(event.detail);
+
+  constructor(private readonly components: GossipComponents, private readonly options: GossipOptions) {
+    this.topic = gossipTopic(options.cluster);
+  }
+
+  /** Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const { pubsub } = this.components;
+    pubsub.topicValidators.set(this.topic, (_peer: PeerId, message) => this.validate(message.data));
+    pubsub.addEventListener('gossipsub:message', this.onMessage);
+    pubsub.subscribe(this.topic);
+  }
+
+  /** Idempotent. */
+  stop(): void {
+    if (!this.started) return;
+    this.started = false;
+    const { pubsub } = this.components;
+    pubsub.removeEventListener('gossipsub:message', this.onMessage);
+    pubsub.topicValidators.delete(this.topic);
+    try {
+      pubsub.unsubscribe(this.topic);
+    } catch {
+      // already stopped with libp2p
+    }
+  }
+
+  /** Publish a local write. Never throws: gossip is best effort and sync repairs losses. */
+  publishChange(change: AppliedChange): void {
+    const { entry } = change;
+    const message: GossipMessage =
+      entry.value !== null && entry.value.byteLength > this.options.gossipValueBytesMax
+        ? { type: 'announce', key: entry.key, version: entry.version, valueBytes: entry.value.byteLength, origin: this.components.selfPeerId }
+        : { type: 'entry', entry };
+    this.publish(message);
+  }
+
+  publishLeave(): Promise<void> {
+    return this.publish({ type: 'leave', peer: this.components.selfPeerId });
+  }
+
+  private async publish(message: GossipMessage): Promise<void> {
+    if (!this.started) return;
+    try {
+      await this.components.pubsub.publish(this.topic, encodeGossip(message));
+      this.components.counters.add('gossip_published');
+    } catch (error) {
+      this.components.counters.add('gossip_publish_failed');
+      this.components.logger.warn('gossip publish failed', { error });
+    }
+  }
+
+  private validate(data: Uint8Array): TopicValidatorResult {
+    try {
+      decodeGossip(data, this.options.valueBytesMax);
+      return TopicValidatorResult.Accept;
+    } catch {
+      this.components.counters.add('gossip_rejected');
+      return TopicValidatorResult.Reject;
+    }
+  }
+
+  private async receive(event: GossipsubMessage): Promise<void> {
+    if (event.msg.topic !== this.topic) return;
+    let message: GossipMessage;
+    try {
+      message = decodeGossip(event.msg.data, this.options.valueBytesMax);
+    } catch {
+      return; // the validator already rejected and counted it
+    }
+    this.components.counters.add('gossip_received');
+    try {
+      if (message.type === 'entry') {
+        const report = await this.components.replica.applyRemote([message.entry]);
+        if (report.rejectedClockDrift) this.components.counters.add('clock_drift_rejected', report.rejectedClockDrift);
+        if (report.rejectedInvalid) this.components.counters.add('gossip_rejected', report.rejectedInvalid);
+      } else if (message.type === 'announce') {
+        const ours = await this.components.replica.get(message.key);
+        if (!ours || compareVersions(message.version, ours.version) > 0) {
+          this.options.onAnnounce(message.origin === this.components.selfPeerId ? event.propagationSource.toString() : message.origin);
+        }
+      } else if (message.peer !== this.components.selfPeerId) {
+        this.options.onLeave(message.peer);
+      }
+    } catch (error) {
+      this.components.logger.warn('gossip apply failed', { error });
+    }
+  }
+}

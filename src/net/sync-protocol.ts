@@ -1,0 +1,214 @@
+/**
+ * The anti-entropy protocol `/ckv/<cluster>/sync/1.0.0`: one libp2p stream per session,
+ * length-prefixed frames (FramedStream), driving the core's SyncInitiator / SyncResponder
+ * state machines. This file only moves frames and applies entries; every protocol decision
+ * is in src/core/sync-session.ts.
+ *
+ * Bounds: at most `inboundSessionsMax` sessions are served at once (the next Hello is
+ * answered with a typed `busy` refusal); frames are bounded by FramedStream (a larger
+ * announced frame aborts the stream without buffering it); a session is bounded in rounds by
+ * the core and in time by an AbortSignal. Anything malformed from a peer ends that session
+ * and is counted (`sync_rejected`); nothing it sent after the bad frame is applied.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Entry } from '../core/entry.js';
+import { entriesFrameBytesTarget, valueBytesMax as valueBytesMaxDefault } from '../core/limits.js';
+import type { Replica } from '../core/replica.js';
+import { RefuseReason } from '../core/sync-frames.js';
+import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../core/sync-session.js';
+import type { Counters } from '../util/counters.js';
+import type { Logger } from '../util/logger.js';
+import { FramedStream } from './framed-stream.js';
+import type { CkvLibp2p } from './libp2p.js';
+import type { PeerTable } from './peers.js';
+
+export function syncProtocolId(cluster: string): string {
+  return `/ckv/${cluster}/sync/1.0.0`;
+}
+
+/** A session ends after this long whatever its state; what it applied stays applied. */
+export const sessionTimeoutMsDefault = 60_000;
+
+export interface SessionReport {
+  peerId: string;
+  /** 'skipped': the peer is syncing with us right now; that session serves both. */
+  outcome: SyncResult['outcome'] | 'error' | 'skipped';
+  result: SyncResult | undefined;
+  error: string | undefined;
+  bytesSent: number;
+  bytesReceived: number;
+  durationMs: number;
+}
+
+export interface SyncServiceComponents {
+  libp2p: CkvLibp2p;
+  replica: Replica;
+  peers: PeerTable;
+  counters: Counters;
+  logger: Logger;
+}
+
+export interface SyncServiceOptions {
+  cluster: string;
+  inboundSessionsMax: number;
+  sessionTimeoutMs?: number;
+  valueBytesMax?: number;
+  /** Salt source for initiated sessions (a fresh salt each session). */
+  rng: () => number;
+}
+
+export class SyncService {
+  readonly protocol: string;
+  private inbound = 0;
+  /** Sessions being served, by peer: we do not start one with a peer that is syncing with us. */
+  private readonly servingPeers = new Map<string, number>();
+  private started = false;
+  private readonly stopController = new AbortController();
+  private readonly frameBytesMax: number;
+  private readonly sessionTimeoutMs: number;
+
+  constructor(private readonly components: SyncServiceComponents, private readonly options: SyncServiceOptions) {
+    this.protocol = syncProtocolId(options.cluster);
+    this.frameBytesMax = (options.valueBytesMax ?? valueBytesMaxDefault) + entriesFrameBytesTarget + 64 * 1024;
+    this.sessionTimeoutMs = options.sessionTimeoutMs ?? sessionTimeoutMsDefault;
+  }
+
+  /** Idempotent. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.components.libp2p.handle(this.protocol, (stream, connection) => void this.serve(stream, connection), {
+      // Streams past the session limit still open, so the peer gets a typed `busy` reply.
+      maxInboundStreams: this.options.inboundSessionsMax * 4,
+    });
+  }
+
+  /** Idempotent: refuses new sessions and aborts running ones. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.stopController.abort(new Error('node stopping'));
+    await this.components.libp2p.unhandle(this.protocol).catch(() => undefined);
+  }
+
+  /** Run one session with `peer` as initiator. Never throws: failures are in the report. */
+  async syncWith(peer: PeerId): Promise<SessionReport> {
+    const peerId = peer.toString();
+    const startedMs = Date.now();
+    if ((this.servingPeers.get(peerId) ?? 0) > 0) {
+      return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
+    }
+    const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
+    const { replica } = this.components;
+    let framed: FramedStream | undefined;
+    let result: SyncResult | undefined;
+    let error: string | undefined;
+    try {
+      const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
+      framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
+      const initiator = new SyncInitiator(
+        { tree: replica.tree, store: replica.store, cluster: this.options.cluster, valueBytesMax: replica.valueBytesMax, wallClockMs: Date.now },
+        Math.floor(this.options.rng() * 2 ** 32),
+      );
+      result = await this.drive(framed, initiator.start());
+      while (!result) {
+        const frame = await framed.read();
+        if (frame === undefined) throw new Error('peer ended the session early');
+        result = await this.drive(framed, initiator.handle(frame));
+      }
+      // The responder closes its side only after it has applied everything we pushed: wait
+      // for that, so the next session does not see (and re-send) entries still in flight.
+      if ((await framed.read()) !== undefined) throw new Error('peer sent frames after the session ended');
+      await framed.close().catch(() => undefined);
+    } catch (cause) {
+      error = this.failure(cause, peerId, 'initiator');
+      framed?.abort(cause instanceof Error ? cause : new Error(String(cause)));
+    }
+    const outcome = result?.outcome ?? 'error';
+    this.components.counters.add(`sync_sessions_${outcome.replace('-', '_')}`);
+    const report: SessionReport = {
+      peerId,
+      outcome,
+      result,
+      error: error ?? (result?.outcome === 'refused' ? `${result.refuseReason}: ${result.message}` : undefined),
+      bytesSent: framed?.bytesWritten ?? 0,
+      bytesReceived: framed?.bytesRead ?? 0,
+      durationMs: Date.now() - startedMs,
+    };
+    this.account(report);
+    return report;
+  }
+
+  private async serve(stream: Stream, connection: Connection): Promise<void> {
+    const peerId = connection.remotePeer.toString();
+    const { replica, peers } = this.components;
+    const busy = this.inbound >= this.options.inboundSessionsMax;
+    this.inbound++;
+    this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
+    const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
+    const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
+    const responder = new SyncResponder(
+      { tree: replica.tree, store: replica.store, cluster: this.options.cluster, valueBytesMax: replica.valueBytesMax },
+      busy ? { refuse: { reason: RefuseReason.busy, message: `serving ${this.options.inboundSessionsMax} sessions already` } } : {},
+    );
+    if (busy) this.components.counters.add('sync_refused_busy');
+    let result: SyncResult | undefined;
+    let helloSeen = false;
+    try {
+      while (!result) {
+        const frame = await framed.read();
+        if (frame === undefined) throw new Error('peer ended the session early');
+        result = await this.drive(framed, responder.handle(frame));
+        if (!helloSeen && responder.peerWallMs !== undefined) {
+          helloSeen = true;
+          peers.recordHello(peerId, responder.peerWallMs, responder.peerEntryCount ?? -1);
+        }
+      }
+      await framed.close().catch(() => undefined);
+      if (result.outcome === 'in-sync' || result.outcome === 'synced') peers.recordSync(peerId, `served: ${result.outcome}`, true);
+    } catch (cause) {
+      this.failure(cause, peerId, 'responder');
+      framed.abort(cause instanceof Error ? cause : new Error(String(cause)));
+    } finally {
+      this.inbound--;
+      const serving = (this.servingPeers.get(peerId) ?? 1) - 1;
+      if (serving > 0) this.servingPeers.set(peerId, serving);
+      else this.servingPeers.delete(peerId);
+      this.account({ bytesSent: framed.bytesWritten, bytesReceived: framed.bytesRead });
+    }
+  }
+
+  /** Carry out effects until the state machine waits for the next frame or is done. */
+  private async drive(framed: FramedStream, effects: AsyncGenerator<SyncEffect>): Promise<SyncResult | undefined> {
+    for await (const effect of effects) {
+      if (effect.kind === 'send') await framed.write(effect.frame);
+      else if (effect.kind === 'apply') await this.apply(effect.entries);
+      else return effect.result;
+    }
+    return undefined;
+  }
+
+  private async apply(entries: Entry[]): Promise<void> {
+    const report = await this.components.replica.applyRemote(entries);
+    const { counters } = this.components;
+    counters.add('sync_entries_applied', report.applied);
+    if (report.rejectedClockDrift) counters.add('clock_drift_rejected', report.rejectedClockDrift);
+    if (report.rejectedInvalid) counters.add('sync_rejected', report.rejectedInvalid);
+  }
+
+  private failure(cause: unknown, peerId: string, role: string): string {
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    const hostile = ['MalformedError', 'UnsupportedVersionError', 'FrameTooLargeError', 'FrameTruncatedError'].includes(error.name);
+    if (hostile) this.components.counters.add('sync_rejected');
+    else this.components.counters.add('sync_failed');
+    if (!this.stopController.signal.aborted) {
+      this.components.logger.warn('sync session failed', { peer: peerId, role, error: error.message });
+    }
+    return error.message;
+  }
+
+  private account(bytes: { bytesSent: number; bytesReceived: number }): void {
+    this.components.counters.add('sync_bytes_out', bytes.bytesSent);
+    this.components.counters.add('sync_bytes_in', bytes.bytesReceived);
+  }
+}
