@@ -1,6 +1,5 @@
 /** `ckv cluster-key > FILE`: a new pre-shared cluster key; give every node `--cluster-key FILE`. */
 import type { Command } from 'commander';
-import { generateClusterKey } from '../net/libp2p.js';
 import { writeStdout } from './common.js';
 
 export function register(program: Command): void {
@@ -8,6 +7,7 @@ export function register(program: Command): void {
     .command('cluster-key')
     .description('print a new pre-shared cluster key (save it to a file; nodes without it cannot connect)')
     .action(async () => {
+      const { generateClusterKey } = await import('../net/libp2p.js');
       await writeStdout(generateClusterKey());
     });
 }

@@ -23,9 +23,11 @@ export function buildProgram(): Command {
     .version(ckvVersion, '-V, --version')
     .option('--socket <path>', "the node's control socket (default: $CKV_SOCKET, else <default data dir>/ckv.sock)")
     .addHelpText('after', `\n${exitCodeHelp}`)
-    .showHelpAfterError('(run ckv --help for usage)')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'ckv: ')) });
+    .configureOutput({
+      // One line: `ckv: <what is wrong> (run ckv --help for usage)`.
+      outputError: (text, write) => write(`${text.trim().replace(/^error: /, 'ckv: ')} (run ckv --help for usage)\n`),
+    });
   for (const command of [node, put, get, del, keys, watch, status, peers, whereis, sync, clusterKey]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
@@ -35,6 +37,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that goes away early (`ckv get big | head -c 10`) is not an error of ours.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -2,8 +2,6 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
-import { CkvNode } from '../node.js';
-import { stderrLogger } from '../util/logger.js';
 import { CliError, ExitCode, globalOptions, withClient, writeStdout } from './common.js';
 
 interface StartOptions {
@@ -52,6 +50,9 @@ export function register(program: Command): void {
         config.syncIntervalMs = ms;
       }
       if (options.testNoGossip) config.gossip = false;
+      // Loaded here, not at the top: every other command stays free of libp2p's start-up cost.
+      const { CkvNode } = await import('../node.js');
+      const { stderrLogger } = await import('../util/logger.js');
       const logger = stderrLogger();
       const running = await CkvNode.start(config, logger);
       await new Promise<void>((done) => {

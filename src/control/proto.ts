@@ -33,6 +33,11 @@ export const channelOptions: grpc.ChannelOptions = {
 
 let cached: { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } | undefined;
 
+/** The API as written in ckv.proto (snake_case names), for server reflection. */
+export function loadReflectionDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(protoPath, { ...loaderOptions, keepCase: true });
+}
+
 export function loadKvService(): { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } {
   if (!cached) {
     const definition = protoLoader.loadSync(protoPath, loaderOptions);

@@ -18,7 +18,7 @@ import { toHex } from '../core/bytes.js';
 import { ckvVersion } from '../config.js';
 import { NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, CkvNode } from '../node.js';
-import { channelOptions, loadKvService, type VersionMessage } from './proto.js';
+import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
 /** How far a watcher may fall behind before it is cut off. */
 const watchBufferBytesMax = 16 * 1024 * 1024;
@@ -57,11 +57,13 @@ export function toServiceError(error: unknown): grpc.ServiceError {
 export class ControlServer {
   private readonly server = new grpc.Server(channelOptions);
   private listening = false;
+  /** Open Watch calls: ended first on close, so shutdown does not wait on them. */
+  private readonly watchers = new Set<() => void>();
 
   constructor(private readonly node: CkvNode) {
-    const { definition, kv } = loadKvService();
+    const { kv } = loadKvService();
     this.server.addService(kv.service, this.handlers());
-    new ReflectionService(definition).addToServer(this.server);
+    new ReflectionService(loadReflectionDefinition()).addToServer(this.server);
   }
 
   async listen(socketPath: string): Promise<void> {
@@ -84,6 +86,7 @@ export class ControlServer {
   async close(): Promise<void> {
     if (!this.listening) return;
     this.listening = false;
+    for (const end of [...this.watchers]) end();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
@@ -245,14 +248,17 @@ export class ControlServer {
     };
     const cleanup = (): void => {
       this.node.changes.off('change', listener);
+      this.watchers.delete(end);
     };
+    // The node is stopping: the watcher is told by UNAVAILABLE, so scripts can tell it from Ctrl-C.
+    const end = (): void => {
+      cleanup();
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+    };
+    this.watchers.add(end);
     this.node.changes.on('change', listener);
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
-    this.node.onStop(() => {
-      cleanup();
-      call.end();
-    });
   }
 }
 

@@ -1,0 +1,349 @@
+/**
+ * The libp2p layer over real TCP sockets on 127.0.0.1 (no mDNS): gossip between dialled and
+ * bootstrapped nodes, FramedStream request/response with large frames, backpressure and the
+ * frame limit, the pnet cluster key, and peer id persistence. Every wait has a deadline.
+ */
+import '../../src/util/polyfill.js';
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
+import { createNetwork, generateClusterKey, type CkvLibp2p, type NetworkOptions } from '../../src/net/libp2p.js';
+import { FramedStream, FrameTooLargeError, encodeVarint } from '../../src/net/framed-stream.js';
+
+const topic = 'ckv/test/v1';
+const framesProtocol = '/ckv-test/frames/1.0.0';
+const limitProtocol = '/ckv-test/limit/1.0.0';
+const floodProtocol = '/ckv-test/flood/1.0.0';
+const MiB = 1024 * 1024;
+
+const started: CkvLibp2p[] = [];
+
+async function node(options: Partial<NetworkOptions> = {}): Promise<CkvLibp2p> {
+  const privateKey: PrivateKey = options.privateKey ?? (await generateKeyPair('Ed25519'));
+  const created = await createNetwork({
+    privateKey,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    mdns: false,
+    gossipTopic: topic,
+    ...options,
+  });
+  started.push(created);
+  return created;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.allSettled(started.splice(0).map((n) => n.stop()));
+}
+
+function tcpAddress(n: CkvLibp2p): Multiaddr {
+  const address = n.getMultiaddrs().find((ma) => ma.toString().includes('/tcp/'));
+  assert.ok(address, 'node listens on tcp');
+  return address;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function withDeadline<T>(promise: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function connected(a: CkvLibp2p, b: CkvLibp2p): boolean {
+  return a.getConnections(b.peerId).some((c) => c.status === 'open');
+}
+
+/** Resolves with the data of the first message on `topic` at `n` that matches `data`. */
+function nextMessage(n: CkvLibp2p, data: Uint8Array, timeoutMs = 5_000): Promise<Uint8Array> {
+  return withDeadline(
+    new Promise<Uint8Array>((resolve) => {
+      const onMessage = (event: CustomEvent<{ topic: string; data: Uint8Array }>): void => {
+        if (event.detail.topic !== topic || Buffer.compare(event.detail.data, data) !== 0) return;
+        n.services.pubsub.removeEventListener('message', onMessage);
+        resolve(event.detail.data);
+      };
+      n.services.pubsub.addEventListener('message', onMessage);
+    }),
+    `message at ${n.peerId.toString()}`,
+    timeoutMs,
+  );
+}
+
+function sha(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+after(stopAll);
+
+describe('gossip over dialled and bootstrapped peers', () => {
+  after(stopAll);
+
+  it('delivers a publish from A to B (dialled) and C (bootstrap), and never throws with no subscribers', async () => {
+    const a = await node();
+    // Alone, nobody subscribed anywhere: must not throw.
+    await a.services.pubsub.publish(topic, new TextEncoder().encode('into the void'));
+
+    const b = await node();
+    await a.dial(tcpAddress(b));
+    // Bootstrap by bare address (no /p2p/...): the keeper learns A's peer id on the handshake.
+    const c = await node({ bootstrap: [tcpAddress(a).decapsulateCode(CODE_P2P).toString()] });
+    await waitFor(() => connected(c, a), 'C to connect to A through bootstrap');
+
+    // Connected but nobody subscribed yet: still must not throw.
+    await a.services.pubsub.publish(topic, new TextEncoder().encode('before subscribers'));
+
+    for (const n of [a, b, c]) n.services.pubsub.subscribe(topic);
+    await waitFor(
+      () => [b, c].every((n) => a.services.pubsub.getSubscribers(topic).some((p) => p.equals(n.peerId))),
+      'A to see B and C subscribed',
+    );
+
+    const data = randomBytes(64);
+    const atB = nextMessage(b, data);
+    const atC = nextMessage(c, data);
+    const result = await a.services.pubsub.publish(topic, data);
+    assert.ok(result.recipients.length >= 2, 'flood publish reaches both subscribers');
+    assert.deepEqual(await atB, data);
+    assert.deepEqual(await atC, data);
+
+    // Same bytes again: same message id, dropped silently instead of throwing.
+    const again = await a.services.pubsub.publish(topic, data);
+    assert.equal(again.recipients.length, 0);
+  });
+
+  it('redials a bootstrap peer after the connection is lost', async () => {
+    const a = await node();
+    const c = await node({ bootstrap: [tcpAddress(a).toString()] });
+    // Both ends: the dialler sees the connection open before the listener has registered it,
+    // and a hangUp before that finds nothing to close.
+    await waitFor(() => connected(c, a) && connected(a, c), 'C and A to be connected');
+    await a.hangUp(c.peerId);
+    await waitFor(() => !connected(c, a), 'the connection to drop');
+    await waitFor(() => connected(c, a) && connected(a, c), 'C to redial A', 8_000);
+  });
+
+  it('ignores a bootstrap address that is the node itself', async () => {
+    const a = await node();
+    const b = await node({ bootstrap: [tcpAddress(a).toString()] });
+    await waitFor(() => connected(b, a), 'B to connect to A');
+    // B given its own address: the dial fails as "self" and is not retried; A still works.
+    const self = await node({ bootstrap: [tcpAddress(b).decapsulateCode(CODE_P2P).toString()] });
+    assert.equal(self.status, 'started');
+  });
+});
+
+describe('FramedStream over a custom protocol', () => {
+  after(stopAll);
+
+  it('exchanges three rounds each way on one stream, including an 8 MiB frame', async () => {
+    const server = await node();
+    const client = await node();
+    const serverDone = new Promise<{ rounds: number; bytesRead: number; bytesWritten: number }>((resolve, reject) => {
+      void server.handle(framesProtocol, async (stream: Stream, connection: Connection) => {
+        assert.ok(connection.remotePeer.equals(client.peerId));
+        const framed = new FramedStream(stream, { frameBytesMax: 16 * MiB });
+        try {
+          let rounds = 0;
+          for (;;) {
+            const request = await framed.read();
+            if (request === undefined) break;
+            rounds += 1;
+            // Response: the request reversed (an 8 MiB request gets an 8 MiB response).
+            await framed.write(Uint8Array.from(request).reverse());
+          }
+          await framed.closeWrite();
+          resolve({ rounds, bytesRead: framed.bytesRead, bytesWritten: framed.bytesWritten });
+        } catch (err) {
+          framed.abort(err as Error);
+          reject(err as Error);
+        }
+      });
+    });
+
+    const stream = await client.dialProtocol(tcpAddress(server), framesProtocol);
+    const framed = new FramedStream(stream, { frameBytesMax: 16 * MiB, signal: AbortSignal.timeout(20_000) });
+    const requests = [new TextEncoder().encode('hello, round one'), randomBytes(8 * MiB), new Uint8Array(0)];
+    for (const request of requests) {
+      await framed.write(request);
+      const response = await withDeadline(framed.read(), 'a response frame', 10_000);
+      assert.ok(response, 'a response for every request');
+      assert.equal(response.byteLength, request.byteLength);
+      assert.equal(sha(response), sha(Uint8Array.from(request).reverse()));
+    }
+    await framed.closeWrite();
+    assert.equal(await framed.read(), undefined, 'clean end after the server closes');
+
+    const wire = requests.reduce((sum, r) => sum + encodeVarint(r.byteLength).byteLength + r.byteLength, 0);
+    assert.equal(framed.bytesWritten, wire);
+    assert.equal(framed.bytesRead, wire);
+    const done = await withDeadline(serverDone, 'the server handler');
+    assert.deepEqual(done, { rounds: 3, bytesRead: wire, bytesWritten: wire });
+  });
+
+  it('holds back a writer that outruns its reader, without resetting the stream', async () => {
+    const server = await node();
+    const client = await node();
+    const frameCount = 32; // 32 MiB: more than the reader's read-ahead plus a full yamux window
+    let writesDone = 0;
+    let lastWriteAtMs = Date.now();
+    void server.handle(floodProtocol, async (stream: Stream) => {
+      const framed = new FramedStream(stream, { frameBytesMax: 2 * MiB });
+      try {
+        for (let i = 0; i < frameCount; i++) {
+          const frame = new Uint8Array(MiB).fill(i);
+          await framed.write(frame);
+          writesDone += 1;
+          lastWriteAtMs = Date.now();
+        }
+        await framed.closeWrite();
+      } catch (err) {
+        framed.abort(err as Error);
+      }
+    });
+    const framed = new FramedStream(await client.dialProtocol(tcpAddress(server), floodProtocol), { frameBytesMax: 2 * MiB });
+    // Let the writer run until it stalls (no completed write for 300 ms) without reading.
+    await waitFor(() => writesDone > 0 && Date.now() - lastWriteAtMs > 300, 'the writer to stall', 10_000);
+    assert.ok(writesDone < frameCount, `backpressure held the writer back (${writesDone}/${frameCount} written)`);
+    for (let i = 0; i < frameCount; i++) {
+      const frame = await withDeadline(framed.read(), `frame ${i}`);
+      assert.ok(frame);
+      assert.equal(frame.byteLength, MiB);
+      assert.ok(frame[0] === i && frame[MiB - 1] === i, `frame ${i} intact and in order`);
+    }
+    assert.equal(await framed.read(), undefined);
+    assert.equal(writesDone, frameCount);
+  });
+
+  it('rejects a frame announced over frameBytesMax without buffering it, and keeps serving', async () => {
+    const server = await node();
+    const client = await node();
+    const limitErrors: Error[] = [];
+    let serverStream: Stream | undefined;
+    void server.handle(limitProtocol, async (stream: Stream) => {
+      serverStream = stream;
+      const framed = new FramedStream(stream, { frameBytesMax: MiB });
+      try {
+        await framed.read();
+      } catch (err) {
+        limitErrors.push(err as Error);
+      }
+    });
+    void server.handle(framesProtocol, async (stream: Stream) => {
+      const framed = new FramedStream(stream, { frameBytesMax: MiB });
+      const request = await framed.read();
+      if (request !== undefined) await framed.write(request);
+      await framed.close();
+    });
+
+    const raw = await client.dialProtocol(tcpAddress(server), limitProtocol);
+    const resetSeen = new Promise<Error | undefined>((resolve) =>
+      raw.addEventListener('close', (event) => resolve(event.error), { once: true }),
+    );
+    // Announce a 1 GiB frame, then start sending its body.
+    raw.send(encodeVarint(1024 * MiB));
+    raw.send(new Uint8Array(64 * 1024));
+    await waitFor(() => limitErrors.length === 1, 'the reader to fail');
+    const [limitError] = limitErrors;
+    assert.equal(limitError?.name, 'FrameTooLargeError');
+    assert.equal((limitError as FrameTooLargeError).frameBytes, 1024 * MiB);
+    assert.ok(serverStream);
+    assert.equal(serverStream.status, 'aborted', 'the offending stream is reset');
+    assert.equal(serverStream.readBufferLength, 0, 'nothing of the frame is buffered');
+    assert.ok((await withDeadline(resetSeen, 'the reset to reach the sender')) !== undefined, 'the sender sees a reset');
+
+    // A local write over the limit is refused before anything is sent.
+    const ok = new FramedStream(await client.dialProtocol(tcpAddress(server), framesProtocol), { frameBytesMax: MiB });
+    await assert.rejects(ok.write(new Uint8Array(MiB + 1)), { name: 'FrameTooLargeError' });
+
+    // The node is still up and serves a new stream.
+    const echo = randomBytes(1000);
+    await ok.write(echo);
+    assert.deepEqual(await withDeadline(ok.read(), 'the echo'), new Uint8Array(echo));
+    await ok.close();
+  });
+
+  it('aborts a pending read when the signal aborts', async () => {
+    const server = await node();
+    const client = await node();
+    void server.handle(framesProtocol, async (stream: Stream) => {
+      // Never answers; holds the stream open until the client resets it.
+      const framed = new FramedStream(stream, { frameBytesMax: MiB });
+      await framed.read().catch(() => undefined);
+    });
+    const controller = new AbortController();
+    const framed = new FramedStream(await client.dialProtocol(tcpAddress(server), framesProtocol), {
+      frameBytesMax: MiB,
+      signal: controller.signal,
+    });
+    const pending = framed.read();
+    controller.abort(new Error('deadline'));
+    await assert.rejects(withDeadline(pending, 'the aborted read'), /deadline/);
+    await assert.rejects(framed.write(new Uint8Array(1)), /deadline/);
+  });
+});
+
+describe('cluster key (pnet)', () => {
+  after(stopAll);
+
+  it('admits a node with the same key and rejects one with a different key', async () => {
+    const key = generateClusterKey();
+    assert.equal(key.byteLength, 95);
+    const p = await node({ clusterKey: key });
+    const q = await node({ clusterKey: Uint8Array.from(key) });
+    const r = await node({ clusterKey: generateClusterKey() });
+    const open = await node();
+
+    await withDeadline(q.dial(tcpAddress(p)), 'Q to dial P');
+    assert.ok(connected(q, p));
+
+    const startedAtMs = Date.now();
+    await assert.rejects(withDeadline(r.dial(tcpAddress(p)), 'R (wrong key) to be refused', 8_000), (err: Error) => {
+      assert.doesNotMatch(err.message, /timed out after/, 'refused by the handshake, not our deadline');
+      return true;
+    });
+    assert.ok(Date.now() - startedAtMs < 8_000);
+    await assert.rejects(withDeadline(open.dial(tcpAddress(p)), 'a node without a key to be refused', 8_000), (err: Error) => {
+      assert.doesNotMatch(err.message, /timed out after/);
+      return true;
+    });
+    assert.ok(!connected(r, p) && !connected(p, r));
+  });
+
+  it('refuses a malformed key at creation', async () => {
+    await assert.rejects(node({ clusterKey: new TextEncoder().encode('not a key') }), /invalid cluster key/);
+  });
+});
+
+describe('identity', () => {
+  after(stopAll);
+
+  it('keeps its peer id across a restart with the persisted private key', async () => {
+    const persisted = privateKeyToProtobuf(await generateKeyPair('Ed25519'));
+    const first = await node({ privateKey: privateKeyFromProtobuf(persisted) });
+    const firstId = first.peerId.toString();
+    await first.stop();
+
+    const second = await node({ privateKey: privateKeyFromProtobuf(persisted) });
+    assert.equal(second.peerId.toString(), firstId);
+    // And peers see the same id on the wire.
+    const other = await node();
+    const connection = await other.dial(tcpAddress(second));
+    assert.equal(connection.remotePeer.toString(), firstId);
+  });
+});
