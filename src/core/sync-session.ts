@@ -341,7 +341,8 @@ export class SyncResponder extends SessionBase {
     try {
       frame = this.decode(bytes);
     } catch (error) {
-      if (error instanceof UnsupportedVersionError) {
+      // Only a Hello in another version gets a polite refusal; mid-session it is malformed.
+      if (error instanceof UnsupportedVersionError && this.projector === undefined) {
         yield* this.refuse(RefuseReason.unsupportedVersion, error.message);
         return;
       }

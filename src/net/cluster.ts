@@ -10,12 +10,13 @@
 import { readFile } from 'node:fs/promises';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
 import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import { SyncScheduler } from '../core/scheduler.js';
 import type { Store } from '../store/store.js';
-import type { NodeConfig } from '../config.js';
+import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { Gossip, gossipTopic, gossipValueBytesMaxDefault } from './gossip.js';
@@ -26,6 +27,11 @@ import { SyncService, type SessionReport } from './sync-protocol.js';
 
 /** How long a clean stop waits for its leave message to go out. */
 const leaveFlushMsMax = 500;
+/** Members re-announce their addresses this often, and this long after a member joins. */
+const membersAnnounceIntervalMs = 30_000;
+const membersAnnounceAfterJoinMs = 1_000;
+/** A member heard of but not connected is dialled at most this often. */
+const memberDialIntervalMs = 10_000;
 
 export class NoPeersError extends CkvError {
   constructor() {
@@ -60,6 +66,8 @@ export interface ClusterComponents {
 export class ClusterNetwork {
   private readonly scheduler: SyncScheduler;
   private timer: NodeJS.Timeout | undefined;
+  private announceTimer: NodeJS.Timeout | undefined;
+  private readonly lastDialMs = new Map<string, number>();
   private stopped = false;
 
   private constructor(
@@ -83,6 +91,7 @@ export class ClusterNetwork {
       mdns: config.mdns,
       ...(clusterKey ? { clusterKey } : {}),
       gossipTopic: gossipTopic(config.cluster),
+      userAgent: `ckv/${ckvVersion} node/${components.replica.nodeId}`,
     });
     const base = { libp2p, replica: components.replica, counters: components.counters, logger: components.logger };
     // The gossip callbacks need the cluster, which needs the gossip: bind through a holder.
@@ -96,6 +105,7 @@ export class ClusterNetwork {
             valueBytesMax: config.valueBytesMax,
             onAnnounce: (peer) => self.cluster?.pullFrom(peer),
             onLeave: (peer) => self.cluster?.onLeave(peer),
+            onMembers: (peer, addresses) => void self.cluster?.onMembers(peer, addresses),
           },
         )
       : undefined;
@@ -126,6 +136,7 @@ export class ClusterNetwork {
     this.libp2p.addEventListener('peer:identify', (event) => this.onIdentify(event.detail));
     this.libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail));
     this.wake();
+    this.scheduleAnnounce(membersAnnounceIntervalMs);
   }
 
   /** Gossip a local write (no-op when gossip is off). */
@@ -138,6 +149,7 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.announceTimer);
     if (this.gossip) {
       await Promise.race([this.gossip.publishLeave(), new Promise((resolve) => setTimeout(resolve, leaveFlushMsMax).unref())]);
       this.gossip.stop();
@@ -188,7 +200,7 @@ export class ClusterNetwork {
     if (this.stopped || !result.protocols.includes(this.sync.protocol)) return;
     const peerId = result.peerId.toString();
     const known = this.peers.get(peerId)?.state === 'up';
-    this.peers.up(peerId, result.listenAddrs.map((a) => a.toString()));
+    this.peers.up(peerId, result.listenAddrs.map((a) => a.toString()), /node\/([0-9a-f]{16})/.exec(result.agentVersion ?? '')?.[1]);
     if (!known) {
       this.components.logger.info('peer up', { peer: peerId });
       // Both ends see the connection; only the smaller peer id syncs at once, so a rejoining
@@ -196,6 +208,7 @@ export class ClusterNetwork {
       if (this.peerId < peerId) this.scheduler.peerConnected(peerId);
       else this.scheduler.peerKnown(peerId);
       this.wake();
+      this.scheduleAnnounce(membersAnnounceAfterJoinMs);
     }
   }
 
@@ -212,6 +225,35 @@ export class ClusterNetwork {
     this.components.logger.info('peer left', { peer: peerId });
     this.peers.left(peerId);
     this.scheduler.peerDisconnected(peerId);
+  }
+
+  /** Tell the cluster where we listen (coalesced: the earliest pending announce wins). */
+  private scheduleAnnounce(afterMs: number): void {
+    if (this.stopped || !this.gossip) return;
+    clearTimeout(this.announceTimer);
+    this.announceTimer = setTimeout(() => {
+      void this.gossip?.publishMembers(this.listenAddresses());
+      this.scheduleAnnounce(membersAnnounceIntervalMs);
+    }, afterMs);
+    this.announceTimer.unref();
+  }
+
+  /** A member we are not connected to said where it listens: dial it (rate-limited). */
+  private async onMembers(peer: string, addresses: string[]): Promise<void> {
+    if (this.stopped || this.peers.get(peer)?.state === 'up') return;
+    const now = Date.now();
+    if (now - (this.lastDialMs.get(peer) ?? 0) < memberDialIntervalMs) return;
+    this.lastDialMs.set(peer, now);
+    if (this.lastDialMs.size > 1024) this.lastDialMs.clear();
+    try {
+      const id = peerIdFromString(peer);
+      const multiaddrs = addresses.map((address) => multiaddr(address)).filter((a) => a.getComponents().every((c) => c.name !== 'p2p' || c.value === peer));
+      await this.libp2p.peerStore.merge(id, { multiaddrs });
+      await this.libp2p.dial(id, { signal: AbortSignal.timeout(5_000) });
+    } catch (error) {
+      this.components.counters.add('member_dial_failed');
+      this.components.logger.info('member dial failed', { peer, error });
+    }
   }
 
   /** A peer announced a value too large to gossip: sync with it soon. */

@@ -8,7 +8,10 @@
  * - entry:    one whole entry (values up to gossipValueBytesMax);
  * - announce: key, version, value size and origin peer for a larger value: receivers whose
  *             version is older pull it over the sync protocol instead of flooding the mesh;
- * - leave:    the sender's peer id, published on a clean stop so peers mark it left, not failed.
+ * - leave:    the sender's peer id, published on a clean stop so peers mark it left, not failed;
+ * - members:  the sender's peer id and listen addresses, published when a member joins and
+ *             every 30 s, so every node dials every other: a cluster built by bootstrapping to
+ *             one node does not fall apart when that node does.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
  * twice is dropped by gossipsub. A topic validator rejects messages that do not decode: they
  * are counted and gossipsub penalises the sender; they never reach the store.
@@ -27,16 +30,19 @@ import type { Logger } from '../util/logger.js';
 const gossipVersion = 1;
 
 /** Message types. Only append: the values are part of the protocol. */
-export const GossipType = { entry: 1, announce: 2, leave: 3 } as const;
+export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4 } as const;
 
 export type GossipMessage =
   | { type: 'entry'; entry: Entry }
   | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
-  | { type: 'leave'; peer: string };
+  | { type: 'leave'; peer: string }
+  | { type: 'members'; peer: string; addresses: string[] };
 
 /** Default: values up to 64 KiB travel in the message; larger ones are announced. */
 export const gossipValueBytesMaxDefault = 64 * 1024;
 const peerIdTextMax = 128;
+const addressesMax = 16;
+const addressTextMax = 256;
 
 export function gossipTopic(cluster: string): string {
   return `ckv/${cluster}/writes/1`;
@@ -57,6 +63,10 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
       break;
     case 'leave':
       w.u8(GossipType.leave).string(message.peer);
+      break;
+    case 'members':
+      w.u8(GossipType.members).string(message.peer).varint(Math.min(message.addresses.length, addressesMax));
+      for (const address of message.addresses.slice(0, addressesMax)) w.string(address);
       break;
   }
   return w.finish();
@@ -83,6 +93,14 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
     case GossipType.leave:
       message = { type: 'leave', peer: r.string(peerIdTextMax, 'peer id') };
       break;
+    case GossipType.members: {
+      const peer = r.string(peerIdTextMax, 'peer id');
+      const count = r.bounded(addressesMax, 'address count');
+      const addresses: string[] = [];
+      for (let i = 0; i < count; i++) addresses.push(r.string(addressTextMax, 'address'));
+      message = { type: 'members', peer, addresses };
+      break;
+    }
     default:
       throw new MalformedError(`unknown gossip message type ${type}`);
   }
@@ -106,6 +124,8 @@ export interface GossipOptions {
   onAnnounce: (fromPeer: string) => void;
   /** A peer said it is leaving. */
   onLeave: (peer: string) => void;
+  /** A member said where it listens. */
+  onMembers: (peer: string, addresses: string[]) => void;
 }
 
 export class Gossip {
@@ -155,6 +175,10 @@ export class Gossip {
     return this.publish({ type: 'leave', peer: this.components.selfPeerId });
   }
 
+  publishMembers(addresses: string[]): Promise<void> {
+    return this.publish({ type: 'members', peer: this.components.selfPeerId, addresses });
+  }
+
   private async publish(message: GossipMessage): Promise<void> {
     if (!this.started) return;
     try {
@@ -195,8 +219,12 @@ export class Gossip {
         if (!ours || compareVersions(message.version, ours.version) > 0) {
           this.options.onAnnounce(message.origin === this.components.selfPeerId ? event.propagationSource.toString() : message.origin);
         }
-      } else if (message.peer !== this.components.selfPeerId) {
+      } else if (message.peer === this.components.selfPeerId) {
+        return;
+      } else if (message.type === 'leave') {
         this.options.onLeave(message.peer);
+      } else {
+        this.options.onMembers(message.peer, message.addresses);
       }
     } catch (error) {
       this.components.logger.warn('gossip apply failed', { error });

@@ -79,6 +79,8 @@ export interface NetworkOptions {
   clusterKey?: Uint8Array;
   /** The cluster's gossipsub topic: the only topic this node tracks (others are ignored). */
   gossipTopic: string;
+  /** Sent to peers by identify (`ckv/<version> node/<node id>`), so they can show our node id. */
+  userAgent?: string;
 }
 
 export type CkvLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>;
@@ -148,6 +150,7 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
   const node: CkvLibp2p = await createLibp2p({
     privateKey: options.privateKey,
     start: false,
+    ...(options.userAgent ? { nodeInfo: { userAgent: options.userAgent } } : {}),
     // Listen addresses; with 0.0.0.0 libp2p announces every interface address.
     addresses: { listen: options.listen },
     // TCP with defaults: an idle socket closes after 2 min, which never happens to a live

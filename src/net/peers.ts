@@ -12,6 +12,8 @@ export type PeerState = 'up' | 'left' | 'unreachable';
 
 export interface PeerInfo {
   peerId: string;
+  /** Its ckv node id (the writer id in versions), from identify; '' until known. */
+  nodeId: string;
   addresses: string[];
   state: PeerState;
   /** Wall ms when a session with it last ended; 0 = never. */
@@ -47,9 +49,10 @@ export class PeerTable {
       .map((p) => p.peerId);
   }
 
-  up(peerId: string, addresses: string[]): void {
+  up(peerId: string, addresses: string[], nodeId?: string): void {
     const peer = this.ensure(peerId);
     if (addresses.length > 0) peer.addresses = addresses;
+    if (nodeId) peer.nodeId = nodeId;
     this.setState(peer, 'up');
   }
 
@@ -88,6 +91,7 @@ export class PeerTable {
       if (this.peers.size >= peersMax) this.evictOne();
       peer = {
         peerId,
+        nodeId: '',
         addresses: [],
         state: 'unreachable',
         lastSyncMs: 0,

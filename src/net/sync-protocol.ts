@@ -14,7 +14,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Entry } from '../core/entry.js';
 import { entriesFrameBytesTarget, valueBytesMax as valueBytesMaxDefault } from '../core/limits.js';
 import type { Replica } from '../core/replica.js';
-import { RefuseReason } from '../core/sync-frames.js';
+import { FrameType, RefuseReason, encodeFrame } from '../core/sync-frames.js';
 import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../core/sync-session.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
@@ -28,6 +28,9 @@ export function syncProtocolId(cluster: string): string {
 
 /** A session ends after this long whatever its state; what it applied stays applied. */
 export const sessionTimeoutMsDefault = 60_000;
+
+/** A served session must receive its Hello within this long, or it gives up its slot. */
+const helloTimeoutMs = 5_000;
 
 export interface SessionReport {
   peerId: string;
@@ -141,17 +144,27 @@ export class SyncService {
 
   private async serve(stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString();
-    const { replica, peers } = this.components;
-    const busy = this.inbound >= this.options.inboundSessionsMax;
-    this.inbound++;
-    this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
+    const { replica, peers, counters } = this.components;
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
-    const responder = new SyncResponder(
-      { tree: replica.tree, store: replica.store, cluster: this.options.cluster, valueBytesMax: replica.valueBytesMax },
-      busy ? { refuse: { reason: RefuseReason.busy, message: `serving ${this.options.inboundSessionsMax} sessions already` } } : {},
-    );
-    if (busy) this.components.counters.add('sync_refused_busy');
+    if (this.inbound >= this.options.inboundSessionsMax) {
+      // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
+      counters.add('sync_refused_busy');
+      const message = `serving ${this.options.inboundSessionsMax} sessions already`;
+      await framed.write(encodeFrame({ type: FrameType.refuse, reason: RefuseReason.busy, message })).catch(() => undefined);
+      await framed.close().catch(() => undefined);
+      return;
+    }
+    this.inbound++;
+    this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
+    const responder = new SyncResponder({
+      tree: replica.tree,
+      store: replica.store,
+      cluster: this.options.cluster,
+      valueBytesMax: replica.valueBytesMax,
+    });
+    // A peer that opens a session and says nothing loses its slot after helloTimeoutMs.
+    const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
     let result: SyncResult | undefined;
     let helloSeen = false;
     try {
@@ -161,15 +174,22 @@ export class SyncService {
         result = await this.drive(framed, responder.handle(frame));
         if (!helloSeen && responder.peerWallMs !== undefined) {
           helloSeen = true;
+          clearTimeout(helloTimer);
           peers.recordHello(peerId, responder.peerWallMs, responder.peerEntryCount ?? -1);
         }
       }
       await framed.close().catch(() => undefined);
-      if (result.outcome === 'in-sync' || result.outcome === 'synced') peers.recordSync(peerId, `served: ${result.outcome}`, true);
+      if (result.outcome === 'in-sync' || result.outcome === 'synced') peers.recordSync(peerId, result.outcome, true);
+      if (result.outcome === 'refused') {
+        // Our refusal of its Hello: a protocol violation is counted as hostile input.
+        const hostile = result.refuseReason === 'malformed' || result.refuseReason === 'unsupportedVersion';
+        counters.add(hostile ? 'sync_rejected' : `sync_refused_${result.refuseReason ?? 'unknown'}`);
+      }
     } catch (cause) {
       this.failure(cause, peerId, 'responder');
       framed.abort(cause instanceof Error ? cause : new Error(String(cause)));
     } finally {
+      clearTimeout(helloTimer);
       this.inbound--;
       const serving = (this.servingPeers.get(peerId) ?? 1) - 1;
       if (serving > 0) this.servingPeers.set(peerId, serving);

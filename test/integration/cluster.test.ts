@@ -1,0 +1,376 @@
+/**
+ * Real ckv clusters on 127.0.0.1: `ckv node start` processes joined by --bootstrap, writes
+ * through the control API, convergence observed through `status` (key count and Merkle root)
+ * only. Covers gossip replication of puts and deletes, watch, anti-entropy alone (gossip off),
+ * a rejoining node catching up by itself, a new node joining a 100k-key cluster, identity
+ * across restarts, cluster names and cluster keys keeping clusters apart, and concurrent
+ * writers converging on one winner per key.
+ *
+ * Measurements (console.log) use this raw size of an entry: key bytes + value bytes + 26
+ * (version, flags and length overhead), summed over the entries a node missed; they also
+ * give the exact size of the entries' wire encoding (key + value + 19 bytes for these keys).
+ * Every wait polls a condition until a deadline; processes are cleaned up by the helpers.
+ */
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChangeMessage, VersionMessage } from '../../src/control/proto.js';
+import { runCliOk, tempDir, waitFor } from '../helpers/process.js';
+import {
+  counter,
+  formatBytes,
+  hasTcpConnectionTo,
+  isUpAt,
+  pad,
+  peersOf,
+  putMany,
+  restartPeer,
+  scanAll,
+  sessionsInitiated,
+  startPeer,
+  status,
+  stopPeer,
+  tcpPort,
+  waitConverged,
+  waitMesh,
+  waitStar,
+  type CkvPeer,
+} from '../helpers/cluster.js';
+
+const fast = ['--sync-interval-ms', '200'];
+const value100 = (i: number): Uint8Array => Buffer.from(`v${pad(i)}`.padEnd(100, '.'));
+const text = (s: string): Uint8Array => Buffer.from(s, 'utf8');
+
+/** One line of measurements, greppable: `[measure] name: k=v ...`. */
+function measure(name: string, fields: Record<string, string | number>): void {
+  console.log(`[measure] ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+}
+
+/** Sum of `received` over the node's `sync` log lines (sessions that moved entries). */
+function syncLog(peer: CkvPeer): { sessions: number; received: number } {
+  let sessions = 0;
+  let received = 0;
+  for (const line of peer.node.stderrText().split('\n')) {
+    const match = / info sync .*received=(\d+)/.exec(line);
+    if (!match) continue;
+    sessions++;
+    received += Number(match[1]);
+  }
+  return { sessions, received };
+}
+
+/** Last-writer-wins order of versions as the API reports them: HLC, then node id. */
+function compareVersionMessages(x: VersionMessage, y: VersionMessage): number {
+  const [hx, hy] = [BigInt(x.hlc), BigInt(y.hlc)];
+  if (hx !== hy) return hx < hy ? -1 : 1;
+  return x.node === y.node ? 0 : x.node < y.node ? -1 : 1;
+}
+
+async function getText(peer: CkvPeer, key: string): Promise<string | undefined> {
+  const reply = await peer.client.get(key);
+  return reply.found ? reply.value.toString('utf8') : undefined;
+}
+
+describe('three nodes, B and C bootstrapped to A', () => {
+  let a: CkvPeer;
+  let b: CkvPeer;
+  let c: CkvPeer;
+
+  before(async () => {
+    a = await startPeer('A', { args: fast });
+    [b, c] = await Promise.all([startPeer('B', { bootstrap: [a], args: fast }), startPeer('C', { bootstrap: [a], args: fast })]);
+    // Bootstrap makes a star: B and C connect to A only (nothing makes them dial each other).
+    await waitStar(a, [b, c]);
+  });
+
+  it('replicates a put and a delete from A to B and C; watch on C sees them', async () => {
+    const changes: ChangeMessage[] = [];
+    const watch = c.client.watch('t1/');
+    const watching = (async () => {
+      try {
+        for await (const change of watch) changes.push(change);
+      } catch (error) {
+        if ((error as { code?: number }).code !== 1 /* CANCELLED */) throw error;
+      }
+    })();
+    try {
+      // The watch is live once it reports a local write on C.
+      await c.client.put('t1/marker', text('marker'));
+      await waitFor(() => changes.some((ch) => ch.key === 't1/marker'), { timeoutMs: 10_000, what: 'the watch on C to be live' });
+
+      const put = await a.client.put('t1/greeting', text('hello from A'));
+      for (const peer of [b, c]) {
+        await waitFor(async () => (await getText(peer, 't1/greeting')) === 'hello from A', {
+          timeoutMs: 10_000,
+          what: `the put on A to reach ${peer.name}`,
+        });
+      }
+      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && !ch.deleted), { timeoutMs: 10_000, what: "C's watch to see A's put" });
+      const seen = changes.find((ch) => ch.key === 't1/greeting' && !ch.deleted)!;
+      assert.equal(seen.origin, 'remote');
+      assert.equal(seen.version?.text, put.version.text, 'the watch reports the version A issued');
+      assert.equal(seen.valueBytes, String('hello from A'.length));
+
+      const del = await a.client.delete('t1/greeting');
+      for (const peer of [b, c]) {
+        await waitFor(
+          async () => {
+            const reply = await peer.client.get('t1/greeting');
+            return !reply.found && reply.deleted && reply.version?.text === del.version.text;
+          },
+          { timeoutMs: 10_000, what: `the delete on A to reach ${peer.name}` },
+        );
+      }
+      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && ch.deleted), { timeoutMs: 10_000, what: "C's watch to see A's delete" });
+    } finally {
+      watch.cancel();
+      await watching;
+    }
+  });
+
+  it('a stopped node catches up on rejoin by itself (no read or write on it)', async () => {
+    const count = 10_000;
+    const before = { peerId: c.peerId, nodeId: c.nodeId };
+    const cDir = c.node.dataDir;
+    await stopPeer(c);
+    await waitFor(async () => !(await isUpAt(a, before.peerId)), { timeoutMs: 10_000, what: 'A to see C gone' });
+
+    const load = await putMany(a.client, count, (i) => `t3/${pad(i)}`, value100, 256);
+    const aAfter = await status(a);
+    const startedMs = Date.now();
+    c = await startPeer('C', { bootstrap: [a], args: fast, dataDir: cDir });
+    const readyMs = Date.now() - startedMs;
+    assert.equal(c.peerId, before.peerId, 'same peer id after restart');
+    assert.equal(c.nodeId, before.nodeId, 'same node id after restart');
+
+    // Only status is asked of C: the catch-up must start by itself.
+    const [aFinal, cFinal] = await waitConverged([a, c], 60_000);
+    const convergedMs = Date.now() - startedMs;
+    assert.equal(aFinal!.keyCount, aAfter.keyCount, 'A took no other writes meanwhile');
+    assert.equal(cFinal!.merkleRoot, aFinal!.merkleRoot);
+    assert.ok(Number(cFinal!.keyCount) >= count);
+    measure('rejoin (10k keys missed)', {
+      load_ms: load.ms,
+      c_ready_ms: readyMs,
+      c_start_to_equal_roots_ms: convergedMs,
+      c_sync_bytes_in: counter(cFinal!, 'sync_bytes_in'),
+      raw_missed_bytes: load.rawBytes,
+      entry_encoding_bytes: load.wireBytes,
+      c_sync_entries_applied: counter(cFinal!, 'sync_entries_applied'),
+    });
+    // And the entries are really there (read after the fact).
+    for (const i of [0, 4_999, count - 1]) assert.equal(await getText(c, `t3/${pad(i)}`), Buffer.from(value100(i)).toString());
+    // Bootstrap makes a star: B and C connect to A only (nothing makes them dial each other).
+    await waitStar(a, [b, c]);
+  });
+
+  it('three concurrent writers of the same 1,000 keys agree on one winner per key', async () => {
+    const count = 1_000;
+    const nodes = [a, b, c];
+    const byNodeId = new Map(nodes.map((n) => [n.nodeId, n.name]));
+    // What each node's put returned: the winner of a key must be the greatest of the three.
+    const issued = new Map<string, VersionMessage[]>();
+    const startedMs = Date.now();
+    await Promise.all(
+      nodes.map((n) =>
+        putMany(n.client, count, (i) => `t8/${pad(i)}`, (i) => text(`${n.name}-${i}`), 128, (i, version) => {
+          const list = issued.get(`t8/${pad(i)}`) ?? [];
+          list.push(version);
+          issued.set(`t8/${pad(i)}`, list);
+        }),
+      ),
+    );
+    const writtenMs = Date.now() - startedMs;
+    await waitConverged(nodes, 30_000);
+    const convergedMs = Date.now() - startedMs;
+
+    const scans = await Promise.all(nodes.map((n) => scanAll(n.client, 't8/')));
+    const summary = (e: { key: string; value: Buffer; version: { text: string } | null; deleted: boolean }): string =>
+      `${e.key}=${e.value.toString('utf8')}@${e.version?.text}${e.deleted ? ' (deleted)' : ''}`;
+    const reference = scans[0]!.map(summary);
+    assert.equal(reference.length, count);
+    for (const [i, scan] of scans.entries()) assert.deepEqual(scan.map(summary), reference, `${nodes[i]!.name} holds the same winners as A`);
+
+    const wins = new Map<string, number>();
+    for (const [i, entry] of scans[0]!.entries()) {
+      assert.equal(entry.key, `t8/${pad(i)}`);
+      const writer = byNodeId.get(entry.version!.node);
+      assert.ok(writer, `the winner of ${entry.key} was written by one of the nodes`);
+      assert.equal(entry.value.toString('utf8'), `${writer}-${i}`, `${entry.key}: the value belongs to the winning version`);
+      const versions = issued.get(entry.key)!;
+      assert.equal(versions.length, 3);
+      const greatest = versions.reduce((x, y) => (compareVersionMessages(x, y) >= 0 ? x : y));
+      assert.equal(entry.version!.text, greatest.text, `${entry.key}: the greatest of the three issued versions wins`);
+      wins.set(writer, (wins.get(writer) ?? 0) + 1);
+    }
+    measure('concurrent writers (3 x 1000 keys)', {
+      write_ms: writtenMs,
+      converge_ms: convergedMs,
+      ...Object.fromEntries([...wins].map(([name, n]) => [`wins_${name}`, n])),
+    });
+  });
+});
+
+describe('anti-entropy alone (gossip off)', () => {
+  it('B converges with A through sync sessions after 10,000 writes on A', async () => {
+    const args = ['--test-no-gossip', ...fast];
+    const a = await startPeer('A2', { args });
+    const b = await startPeer('B2', { bootstrap: [a], args });
+    await waitMesh([a, b]);
+    const [a0, b0] = await Promise.all([status(a), status(b)]);
+
+    const count = 10_000;
+    const startedMs = Date.now();
+    const load = await putMany(a.client, count, (i) => `t2/${pad(i)}`, value100, 256);
+    const writtenMs = Date.now();
+    const [aFinal, bFinal] = await waitConverged([a, b], 60_000);
+    const doneMs = Date.now();
+
+    assert.equal(bFinal!.keyCount, String(count));
+    assert.equal(bFinal!.merkleRoot, aFinal!.merkleRoot);
+    for (const s of [aFinal!, bFinal!]) {
+      assert.equal(counter(s, 'gossip_received'), 0, 'no gossip with --test-no-gossip');
+      assert.equal(counter(s, 'gossip_published'), 0, 'no gossip with --test-no-gossip');
+    }
+    assert.equal(counter(bFinal!, 'sync_entries_applied') - counter(b0!, 'sync_entries_applied'), count, 'every entry applied once');
+    const sessions = sessionsInitiated(aFinal!) - sessionsInitiated(a0!) + sessionsInitiated(bFinal!) - sessionsInitiated(b0!);
+    const bytesIn = counter(bFinal!, 'sync_bytes_in') - counter(b0!, 'sync_bytes_in');
+    const moved = [syncLog(a), syncLog(b)];
+    measure('anti-entropy only (10k keys, 100 B values, B connected while A writes)', {
+      sessions_total: sessions,
+      sessions_moving_entries: moved[0]!.sessions + moved[1]!.sessions,
+      b_sync_bytes_in: bytesIn,
+      raw_missed_bytes: load.rawBytes,
+      ratio: (bytesIn / load.rawBytes).toFixed(3),
+      entry_encoding_bytes: load.wireBytes,
+      write_ms: writtenMs - startedMs,
+      converge_after_last_write_ms: doneMs - writtenMs,
+      converge_from_first_write_ms: doneMs - startedMs,
+    });
+    assert.ok(bytesIn < load.rawBytes * 2, `sync moved ${bytesIn} bytes for ${load.rawBytes} raw bytes`);
+  });
+});
+
+describe('restart', () => {
+  it('keeps data, peer id and node id', async () => {
+    const first = await startPeer('P', { args: fast });
+    await first.client.put('t5/kept', text('still here'));
+    const s1 = await status(first);
+    const second = await restartPeer(first);
+    const s2 = await status(second);
+    assert.equal(s2.peerId, s1.peerId);
+    assert.equal(s2.nodeId, s1.nodeId);
+    assert.equal(s2.keyCount, s1.keyCount);
+    assert.equal(s2.merkleRoot, s1.merkleRoot);
+    assert.equal(await getText(second, 't5/kept'), 'still here');
+  });
+});
+
+describe('separate clusters on one host', () => {
+  it('--cluster red and --cluster blue, connected, never exchange writes or list each other', async () => {
+    const red1 = await startPeer('red1', { args: ['--cluster', 'red', ...fast] });
+    const [red2, blue] = await Promise.all([
+      startPeer('red2', { bootstrap: [red1], args: ['--cluster', 'red', ...fast] }),
+      startPeer('blue', { bootstrap: [red1], args: ['--cluster', 'blue', ...fast] }),
+    ]);
+    await waitMesh([red1, red2]);
+    // blue really holds a transport connection to red1 (so "ignored" is not vacuous).
+    await waitFor(() => hasTcpConnectionTo(blue.node.process.pid!, tcpPort(red1.address)), {
+      timeoutMs: 10_000,
+      what: 'blue to be connected to red1',
+    });
+
+    await red1.client.put('mix/red', text('red'));
+    await blue.client.put('mix/blue', text('blue'));
+    await waitFor(async () => (await getText(red2, 'mix/red')) === 'red', { timeoutMs: 10_000, what: 'red2 to get the red write' });
+    // Let anti-entropy run a few rounds after the write before looking at blue.
+    const sessionsAt = async (): Promise<number> => sessionsInitiated(await status(red1)) + sessionsInitiated(await status(red2));
+    const base = await sessionsAt();
+    await waitFor(async () => (await sessionsAt()) >= base + 3, { timeoutMs: 15_000, what: 'red to run sync sessions' });
+
+    assert.equal(hasTcpConnectionTo(blue.node.process.pid!, tcpPort(red1.address)), true, 'still connected');
+    assert.equal((await blue.client.get('mix/red')).found, false, 'the red write is not on blue');
+    for (const red of [red1, red2]) assert.equal((await red.client.get('mix/blue')).found, false, `the blue write is not on ${red.name}`);
+    const [r1, r2, bl] = await Promise.all([status(red1), status(red2), status(blue)]);
+    assert.equal(r1.keyCount, '1');
+    assert.equal(r2.keyCount, '1');
+    assert.equal(bl.keyCount, '1');
+    assert.equal(counter(bl, 'gossip_received'), 0);
+    assert.equal(r1.cluster, 'red');
+    assert.equal(bl.cluster, 'blue');
+    for (const red of [red1, red2]) {
+      assert.ok(!(await peersOf(red)).some((p) => p.peerId === blue.peerId && p.state === 'up'), `${red.name} does not list blue as up`);
+    }
+    assert.ok(!(await peersOf(blue)).some((p) => p.state === 'up'), 'blue lists no red node as up');
+  });
+});
+
+describe('cluster key', () => {
+  it('a node with another key never connects; a node with the same key does', async () => {
+    const dir = tempDir();
+    const [k1, k2] = [join(dir, 'k1.key'), join(dir, 'k2.key')];
+    writeFileSync(k1, (await runCliOk(['cluster-key'])).stdout);
+    writeFileSync(k2, (await runCliOk(['cluster-key'])).stdout);
+
+    const a = await startPeer('A7', { args: ['--cluster-key', k1, ...fast] });
+    const [b, c] = await Promise.all([
+      startPeer('B7', { bootstrap: [a], args: ['--cluster-key', k1, ...fast] }),
+      startPeer('C7', { bootstrap: [a], args: ['--cluster-key', k2, ...fast] }),
+    ]);
+    const cStartedMs = Date.now();
+    await waitMesh([a, b]);
+    await a.client.put('t7/secret', text('for K1 only'));
+    await waitFor(async () => (await getText(b, 't7/secret')) === 'for K1 only', { timeoutMs: 10_000, what: 'B (same key) to get the write' });
+
+    // Watch C while A and B run sync rounds and C's keeper redials A (1 s backoff, doubling).
+    const sessionsAt = async (): Promise<number> => sessionsInitiated(await status(a)) + sessionsInitiated(await status(b));
+    const base = await sessionsAt();
+    const violations: string[] = [];
+    await waitFor(
+      async () => {
+        const cPeers = await peersOf(c);
+        if (cPeers.length > 0) violations.push(`C lists peers: ${JSON.stringify(cPeers)}`);
+        const cKeys = (await status(c)).keyCount;
+        if (cKeys !== '0') violations.push(`C holds ${cKeys} keys`);
+        return violations.length > 0 || ((await sessionsAt()) >= base + 3 && Date.now() - cStartedMs > 2_500);
+      },
+      { timeoutMs: 20_000, what: 'sync rounds on A and B and redials from C' },
+    );
+    assert.deepEqual(violations, []);
+    assert.equal((await c.client.get('t7/secret')).found, false);
+    assert.ok(!(await peersOf(a)).some((p) => p.peerId === c.peerId), 'A does not list C');
+  });
+});
+
+describe('a new node joins a cluster holding 100,000 keys', () => {
+  it('receives every key: equal key count and root', async () => {
+    const count = 100_000;
+    const a = await startPeer('A4', { args: fast });
+    const load = await putMany(a.client, count, (i) => `t4/${pad(i)}`, value100, 512);
+    const aStatus = await status(a);
+    assert.equal(aStatus.keyCount, String(count));
+
+    const startedMs = Date.now();
+    const n = await startPeer('N4', { bootstrap: [a], args: fast });
+    const readyMs = Date.now() - startedMs;
+    const [aFinal, nFinal] = await waitConverged([a, n], 90_000, 200);
+    const convergedMs = Date.now() - startedMs;
+    assert.equal(nFinal!.keyCount, String(count));
+    assert.equal(nFinal!.merkleRoot, aStatus.merkleRoot);
+    assert.equal(aFinal!.merkleRoot, aStatus.merkleRoot);
+    const bytesIn = counter(nFinal!, 'sync_bytes_in');
+    measure('new node joins 100k-key cluster', {
+      load_ms: load.ms,
+      load_puts_per_s: Math.round((count / load.ms) * 1000),
+      n_ready_ms: readyMs,
+      n_start_to_equal_roots_ms: convergedMs,
+      n_sync_bytes_in: `${bytesIn} (${formatBytes(bytesIn)})`,
+      raw_bytes: `${load.rawBytes} (${formatBytes(load.rawBytes)})`,
+      ratio: (bytesIn / load.rawBytes).toFixed(3),
+      entry_encoding_bytes: load.wireBytes,
+      n_sync_entries_applied: counter(nFinal!, 'sync_entries_applied'),
+      sessions: sessionsInitiated(aFinal!) + sessionsInitiated(nFinal!),
+    });
+  });
+});

@@ -1,0 +1,304 @@
+/**
+ * A hostile peer: a raw libp2p node (createNetwork, its own key, the default cluster's gossip
+ * topic) connected to a real ckv node process. It publishes garbage and malformed messages
+ * on the gossip topic, opens sync streams and sends malformed frames (random bytes, a Hello
+ * with a bad version, a truncated Hello, a valid Hello followed by garbage, an enormous
+ * length prefix), and opens more sync sessions than the node serves at once. The node must
+ * stay up, count what it rejects (gossip_rejected, sync_rejected, sync_refused_busy), answer
+ * the surplus sessions with a typed busy refusal, and keep serving: CLI put/get work and a
+ * normal ckv peer still syncs with it.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Stream } from '@libp2p/interface';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
+import { FramedStream, encodeVarint } from '../../src/net/framed-stream.js';
+import { encodeGossip, gossipTopic } from '../../src/net/gossip.js';
+import { syncProtocolId } from '../../src/net/sync-protocol.js';
+import { FrameType, RefuseReason, decodeFrame, encodeFrame, type Frame, type HelloFrame } from '../../src/core/sync-frames.js';
+import { hlcPack } from '../../src/core/hlc.js';
+import { merkleDepthDefault } from '../../src/core/limits.js';
+import { runCliOk, waitFor, withDeadline } from '../helpers/process.js';
+import { counter, startPeer, status, waitConverged, waitMesh, type CkvPeer } from '../helpers/cluster.js';
+
+const MiB = 1024 * 1024;
+const topic = gossipTopic('default');
+const syncProtocol = syncProtocolId('default');
+const fast = ['--sync-interval-ms', '200'];
+
+const rawNodes: CkvLibp2p[] = [];
+async function rawNode(): Promise<CkvLibp2p> {
+  const node = await createNetwork({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    mdns: false,
+    gossipTopic: topic,
+  });
+  rawNodes.push(node);
+  return node;
+}
+after(async () => {
+  await Promise.allSettled(rawNodes.splice(0).map((n) => n.stop()));
+});
+
+function hello(overrides: Partial<HelloFrame> = {}): HelloFrame {
+  return {
+    type: FrameType.hello,
+    cluster: 'default',
+    depth: merkleDepthDefault,
+    childDigestBytes: 4,
+    salt: 0x1234_5678,
+    // A root nobody has, with entries: the responder must descend (it cannot answer InSync).
+    rootDigest: new Uint8Array(randomBytes(32)),
+    rootCount: 12_345,
+    wallMs: Date.now(),
+    ...overrides,
+  };
+}
+
+/** Bytes of a frame whose version is 1 and whose type does not exist. */
+function garbageFrame(bytes = 512): Uint8Array {
+  const frame = new Uint8Array(randomBytes(bytes));
+  frame[0] = 1;
+  frame[1] = 0xee;
+  return frame;
+}
+
+interface Outcome {
+  /** Frames the node sent before the stream ended. */
+  frames: Frame[];
+  /** 'end' (clean close) or the error that ended it (a reset). */
+  end: 'end' | string;
+}
+
+/** Reads every frame until the node ends or resets the stream. */
+async function drain(framed: FramedStream, what: string): Promise<Outcome> {
+  const frames: Frame[] = [];
+  const run = async (): Promise<Outcome> => {
+    try {
+      for (;;) {
+        const frame = await framed.read();
+        if (frame === undefined) return { frames, end: 'end' };
+        frames.push(decodeFrame(frame, 4, MiB));
+      }
+    } catch (error) {
+      return { frames, end: (error as Error).message || String(error) };
+    }
+  };
+  return withDeadline(run(), 10_000, what);
+}
+
+async function assertAlive(target: CkvPeer): Promise<void> {
+  assert.equal(target.node.process.exitCode, null, `the node is still running; stderr:\n${target.node.stderrText()}`);
+  assert.equal(target.node.process.signalCode, null);
+  await status(target);
+}
+
+describe('a hostile libp2p peer against a ckv node', () => {
+  let target: CkvPeer;
+  let raw: CkvLibp2p;
+
+  before(async () => {
+    target = await startPeer('target', { args: fast });
+    raw = await rawNode();
+    await raw.dial(multiaddr(target.address));
+  });
+
+  it('gossip: garbage and malformed messages are rejected and counted; the node stays up', async () => {
+    const pubsub = raw.services.pubsub;
+    pubsub.subscribe(topic);
+    await waitFor(() => pubsub.getSubscribers(topic).some((p) => p.toString() === target.peerId), {
+      timeoutMs: 10_000,
+      what: 'the raw node to see the target subscribed',
+    });
+
+    const entry = { key: 'hostile/x', value: new Uint8Array([1, 2, 3]), version: { hlc: hlcPack(Date.now(), 0), node: '00000000000000aa' } };
+    const valid = encodeGossip({ type: 'entry', entry });
+    const withFlags = Uint8Array.from(valid);
+    withFlags[3 + entry.key.length] = 0x80; // u8 version, u8 type, varint key length, key, then flags
+    const messages: [string, Uint8Array][] = [
+      ['random bytes', Uint8Array.from([0xab, ...randomBytes(63)])],
+      ['version only', Uint8Array.of(1)],
+      ['unknown type', Uint8Array.of(1, 99, 1, 2, 3)],
+      ['version 2', Uint8Array.from([2, ...valid.subarray(1)])],
+      ['truncated entry', valid.subarray(0, valid.byteLength - 2)],
+      ['trailing byte', Uint8Array.from([...valid, 0])],
+      ['unknown entry flags', withFlags],
+      ['empty key', Uint8Array.from([1, 1, 0, ...valid.subarray(3 + entry.key.length)])],
+      ['leave with a huge length', Uint8Array.of(1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f, 65, 66)],
+      ['announce over the value limit', encodeGossip({ type: 'announce', key: 'hostile/big', version: entry.version, valueBytes: 65 * MiB, origin: raw.peerId.toString() })],
+    ];
+    const before = counter(await status(target), 'gossip_rejected');
+    for (const [name, data] of messages) {
+      const result = await pubsub.publish(topic, data);
+      assert.ok(result.recipients.some((p) => p.toString() === target.peerId), `"${name}" was sent to the target`);
+    }
+    await waitFor(async () => counter(await status(target), 'gossip_rejected') - before >= messages.length, {
+      timeoutMs: 10_000,
+      what: `gossip_rejected to rise by ${messages.length}`,
+    });
+    const after = await status(target);
+    assert.equal(counter(after, 'gossip_rejected') - before, messages.length, 'each malformed message counted once');
+    assert.equal(after.keyCount, '0', 'nothing malformed reached the store');
+    await assertAlive(target);
+  });
+
+  it('sync: malformed frames end the session and are counted; the node keeps serving', async () => {
+    const address = multiaddr(target.address);
+    const open = async (): Promise<{ stream: Stream; framed: FramedStream }> => {
+      const stream = await raw.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
+      return { stream, framed: new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(15_000) }) };
+    };
+    const rejected = async (): Promise<number> => counter(await status(target), 'sync_rejected');
+    const start = await rejected();
+
+    // 1. Random bytes, unframed, then our end closes.
+    {
+      const { stream, framed } = await open();
+      stream.send(new Uint8Array(randomBytes(4096)));
+      await stream.close().catch(() => undefined);
+      const outcome = await drain(framed, 'the node to end the random-bytes session');
+      assert.ok(outcome.frames.every((f) => f.type === FrameType.refuse), `only a refusal, if anything: ${JSON.stringify(outcome)}`);
+    }
+    await assertAlive(target);
+
+    // 2. A frame of random bytes (version 1, no such frame type).
+    let expected = 0;
+    {
+      const { framed } = await open();
+      await framed.write(garbageFrame());
+      const outcome = await drain(framed, 'the node to end the garbage-frame session');
+      assert.equal(outcome.frames.length, 0);
+      assert.notEqual(outcome.end, 'end', 'the node resets the stream');
+      expected++;
+    }
+    await waitFor(async () => (await rejected()) - start >= expected, { timeoutMs: 5_000, what: 'sync_rejected to count the garbage frame' });
+
+    // 3. A Hello with a bad protocol version: a typed refusal.
+    {
+      const { framed } = await open();
+      const frame = encodeFrame(hello());
+      frame[0] = 99;
+      await framed.write(frame);
+      const outcome = await drain(framed, 'the node to answer the bad-version Hello');
+      assert.equal(outcome.frames.length, 1, JSON.stringify(outcome));
+      const [refusal] = outcome.frames;
+      assert.equal(refusal?.type, FrameType.refuse);
+      assert.equal(refusal.type === FrameType.refuse && refusal.reason, RefuseReason.unsupportedVersion);
+    }
+    await assertAlive(target);
+
+    // 4. A truncated Hello.
+    {
+      const { framed } = await open();
+      const frame = encodeFrame(hello());
+      await framed.write(frame.subarray(0, 20));
+      const outcome = await drain(framed, 'the node to end the truncated-Hello session');
+      assert.equal(outcome.frames.length, 0);
+      assert.notEqual(outcome.end, 'end');
+      expected++;
+    }
+
+    // 5. A valid Hello (the node answers and waits for the next step), then garbage.
+    {
+      const { framed } = await open();
+      await framed.write(encodeFrame(hello()));
+      const first = await withDeadline(framed.read(), 10_000, 'the answer to a valid Hello');
+      assert.ok(first);
+      assert.equal(decodeFrame(first, 4, MiB).type, FrameType.children, 'the node descends: a root nobody has');
+      await framed.write(garbageFrame(2048));
+      const outcome = await drain(framed, 'the node to end the session after the garbage');
+      assert.equal(outcome.frames.length, 0);
+      assert.notEqual(outcome.end, 'end');
+      expected++;
+    }
+
+    // 6. A length prefix announcing a 100 MiB frame (over the 64 MiB value limit), then bytes.
+    {
+      const { stream, framed } = await open();
+      stream.send(encodeVarint(100 * MiB));
+      stream.send(new Uint8Array(64 * 1024));
+      const outcome = await drain(framed, 'the node to reset the stream of the enormous frame');
+      assert.equal(outcome.frames.length, 0);
+      assert.notEqual(outcome.end, 'end', 'the node resets the stream');
+      expected++;
+    }
+
+    await waitFor(async () => (await rejected()) - start >= expected, {
+      timeoutMs: 10_000,
+      what: `sync_rejected to rise by at least ${expected}`,
+    });
+    const rejectedNow = (await rejected()) - start;
+    console.log(`[measure] hostile sync: sync_rejected rose by ${rejectedNow} for ${expected} malformed sessions (+1 random-bytes session)`);
+    await assertAlive(target);
+
+    // The node still serves: the CLI, and a normal peer's sync (gossip off, so only sync can carry it).
+    await runCliOk(['put', 'after/hostile', 'still serving'], { socket: target.node.socket });
+    assert.equal((await runCliOk(['get', 'after/hostile'], { socket: target.node.socket })).stdout.toString(), 'still serving');
+    const peer = await startPeer('normal', { bootstrap: [target], args: ['--test-no-gossip', ...fast] });
+    await waitMesh([target, peer]);
+    const [t, p] = await waitConverged([target, peer], 20_000);
+    assert.equal(p!.keyCount, t!.keyCount);
+    assert.ok(Number(p!.keyCount) >= 1);
+    assert.ok(counter(p!, 'sync_entries_applied') >= 1, 'the normal peer got the data by sync');
+    assert.equal((await peer.client.get('after/hostile')).value.toString(), 'still serving');
+    await assertAlive(target);
+  });
+});
+
+describe('more sync sessions than the node serves at once', () => {
+  it('answers the surplus Hellos with Refuse(busy) and serves again once slots free up', async () => {
+    const target = await startPeer('busy-target', { args: fast });
+    const raw = await rawNode();
+    const address = multiaddr(target.address);
+    await raw.dial(address);
+    const sessionsMax = 4;
+    const total = sessionsMax + 2;
+
+    const streams: FramedStream[] = [];
+    for (let i = 0; i < total; i++) {
+      const stream = await raw.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
+      const framed = new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(30_000) });
+      // A Hello that cannot be answered InSync, so each served session stays open; we never send the next step.
+      await framed.write(encodeFrame(hello({ salt: i })));
+      streams.push(framed);
+    }
+    const replies: Frame[] = [];
+    for (const [i, framed] of streams.entries()) {
+      const frame = await withDeadline(framed.read(), 10_000, `the reply on stream ${i}`);
+      assert.ok(frame, `stream ${i} got a reply`);
+      replies.push(decodeFrame(frame, 4, MiB));
+    }
+    const busy = replies.map((f, i) => [i, f] as const).filter(([, f]) => f.type === FrameType.refuse);
+    assert.deepEqual(
+      busy.map(([i]) => i),
+      [4, 5],
+      `the sessions past the first ${sessionsMax} are refused: ${JSON.stringify(replies.map((f) => f.type))}`,
+    );
+    for (const [, f] of busy) assert.equal(f.type === FrameType.refuse && f.reason, RefuseReason.busy);
+    for (const f of replies.slice(0, sessionsMax)) assert.equal(f.type, FrameType.children);
+    assert.equal(counter(await status(target), 'sync_refused_busy'), 2);
+
+    // Drop the hanging sessions: the node frees their slots and serves a new session.
+    for (const framed of streams) framed.abort(new Error('test done'));
+    await waitFor(
+      async () => {
+        const stream = await raw.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(5_000) });
+        const framed = new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(5_000) });
+        try {
+          await framed.write(encodeFrame(hello()));
+          const reply = await framed.read();
+          return reply !== undefined && decodeFrame(reply, 4, MiB).type === FrameType.children;
+        } finally {
+          framed.abort(new Error('probe done'));
+        }
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: 'the node to serve a session again' },
+    );
+    await assertAlive(target);
+  });
+});
