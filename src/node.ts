@@ -4,10 +4,11 @@
  * the control server. Local writes reach the cluster through the change feed.
  *
  * Start order matters: the store's lock is taken first, so a second node on the same data
- * directory fails before touching anything; only then is a stale control socket (left by a
- * kill -9) removed and the socket bound. Stop order is the reverse (control, cluster with its
- * leave announcement, replica, store) and waits for queued writes to reach disk, so no
- * acknowledged write is lost.
+ * directory fails before touching anything; then the cluster and the HTTP server (src/http/)
+ * start, and only then is a stale control socket (left by a kill -9) removed and the socket
+ * bound, so a node that answers Status is fully up. Stop order is the reverse (control and
+ * HTTP, cluster with its leave announcement, replica, store) and waits for queued writes to
+ * reach disk, so no acknowledged write is lost.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -25,6 +26,8 @@ import { Counters } from './util/counters.js';
 import type { Logger } from './util/logger.js';
 import { ControlServer } from './control/server.js';
 import { ClusterNetwork, loadPrivateKey } from './net/cluster.js';
+import { HttpServer, isLoopbackHost, parseHttpAddress } from './http/server.js';
+import { WriteStats } from './http/stats.js';
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
@@ -37,6 +40,8 @@ export class CkvNode {
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly counters = new Counters();
+  /** Writes per second and convergence time of remote writes, last minute (status page, /metrics). */
+  readonly writeStats = new WriteStats();
   readonly startedAtMs = Date.now();
   /** 'change' events (ChangeEvent) for watchers, local and remote. */
   readonly changes = new EventEmitter();
@@ -45,6 +50,7 @@ export class CkvNode {
   /** The cluster network; undefined only while starting. */
   cluster: ClusterNetwork | undefined;
   private control: ControlServer | undefined;
+  private http: HttpServer | undefined;
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
 
@@ -64,6 +70,11 @@ export class CkvNode {
     return this.replica.nodeId;
   }
 
+  /** The status page's URL (`http://host:port/`), or '' when HTTP is off. */
+  get httpUrl(): string {
+    return this.http?.url ?? '';
+  }
+
   get isStopping(): boolean {
     return this.stopping !== undefined;
   }
@@ -73,6 +84,7 @@ export class CkvNode {
     if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
       throw new Error(`control socket path is ${Buffer.byteLength(socketPath)} bytes, over the ${socketPathBytesMax}-byte limit of Unix sockets: ${socketPath}`);
     }
+    const httpAddress = parseHttpAddress(this.config.http); // a bad --http fails before anything opens
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     this.store = new LevelStore(join(dataDir, 'db'));
     await this.store.open(); // throws StoreLockedError if another node holds the directory
@@ -97,10 +109,17 @@ export class CkvNode {
       this.changes.on('change', (change: ChangeEvent) => {
         if (change.origin === 'local') this.cluster?.publishChange(change);
       });
+      if (httpAddress) {
+        // Before the control socket: once Status answers, it can report the HTTP URL.
+        this.http = new HttpServer(this);
+        const url = await this.http.listen(httpAddress);
+        this.logger.info('http listening', { url, ...(isLoopbackHost(httpAddress.host) ? {} : { warning: 'not loopback: anyone who can reach it can read and write keys' }) });
+      }
       await rm(socketPath, { force: true }); // stale socket of a dead node: we hold the lock
       this.control = new ControlServer(this);
       await this.control.listen(socketPath);
     } catch (error) {
+      await this.http?.close().catch(() => undefined);
       await this.cluster?.stop().catch(() => undefined);
       await this.store.close();
       throw error;
@@ -112,6 +131,7 @@ export class CkvNode {
       listen: this.cluster.listenAddresses(),
       dataDir,
       socket: socketPath,
+      http: this.httpUrl || 'off',
       keys: this.replica.liveCount,
       tombstones: this.replica.tombstoneCount,
     });
@@ -132,6 +152,7 @@ export class CkvNode {
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
     const event: ChangeEvent = { ...change, appliedAtMs: Date.now() };
+    this.writeStats.record(change.origin, change.entry.version.hlc, event.appliedAtMs);
     this.changes.emit('change', event);
   }
 
@@ -173,7 +194,7 @@ export class CkvNode {
 
   private async doStop(reason: string): Promise<void> {
     this.logger.info('node stopping', { reason });
-    await this.control?.close();
+    await Promise.all([this.control?.close(), this.http?.close()]);
     await this.cluster?.stop();
     await this.replica.close();
     await this.store.close();

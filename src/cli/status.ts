@@ -17,6 +17,7 @@ export function register(program: Command): void {
         `node        ${s.nodeId}${s.peerId ? `  (peer ${s.peerId})` : ''}`,
         `cluster     ${s.cluster}`,
         `listening   ${s.listenAddresses.length ? s.listenAddresses.join(' ') : '-'}`,
+        `http        ${s.httpUrl || 'off'}`,
         `keys        ${s.keyCount} (${s.tombstoneCount} tombstones)`,
         `disk        ${formatBytes(Number(s.bytesOnDisk))} in ${s.dataDir}`,
         `merkle root ${s.merkleRoot.slice(0, 16)}`,

@@ -81,6 +81,8 @@ export interface StatusMessage {
   version: string;
   dataDir: string;
   counters: Record<string, string>;
+  /** The status page's URL; '' when the node runs with --http off. */
+  httpUrl: string;
 }
 export interface PeerMessage {
   peerId: string;

@@ -143,25 +143,30 @@ export class ControlServer {
         }
         return { holders };
       }),
-      Status: this.guard(async () => ({
-        nodeId: node.nodeId,
-        peerId: node.cluster?.peerId ?? '',
-        listenAddresses: node.cluster?.listenAddresses() ?? [],
-        cluster: node.config.cluster,
-        keyCount: String(node.replica.liveCount),
-        tombstoneCount: String(node.replica.tombstoneCount),
-        bytesOnDisk: String(await node.sizeBytes()),
-        merkleRoot: toHex(node.replica.tree.rootDigest),
-        hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
-        uptimeMs: String(Date.now() - node.startedAtMs),
-        version: ckvVersion,
-        dataDir: node.config.dataDir,
-        counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
-      })),
+      // The only await comes first, so every other field is read at one moment.
+      Status: this.guard(async () => {
+        const bytesOnDisk = String(await node.sizeBytes());
+        return {
+          nodeId: node.nodeId,
+          peerId: node.cluster?.peerId ?? '',
+          listenAddresses: node.cluster?.listenAddresses() ?? [],
+          cluster: node.config.cluster,
+          keyCount: String(node.replica.liveCount),
+          tombstoneCount: String(node.replica.tombstoneCount),
+          bytesOnDisk,
+          merkleRoot: toHex(node.replica.tree.rootDigest),
+          hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
+          uptimeMs: String(Date.now() - node.startedAtMs),
+          version: ckvVersion,
+          dataDir: node.config.dataDir,
+          counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
+          httpUrl: node.httpUrl,
+        };
+      }),
       Peers: this.guard(async () => ({
         peers: (node.cluster?.peerList() ?? []).map((p) => ({
           peerId: p.peerId,
-          nodeId: '',
+          nodeId: p.nodeId,
           addresses: p.addresses,
           state: p.state,
           lastSyncMs: String(p.lastSyncMs),

@@ -1,0 +1,514 @@
+/**
+ * The node's HTTP server (node:http): the status page, its live feed, /metrics, /healthz and a
+ * small key-value gateway. Bound to 127.0.0.1:7070 by default (`--http HOST:PORT`, `--http
+ * off`); if the port is taken the next ones are tried, up to 20.
+ *
+ * Routes:
+ *   GET  /               status page (src/http/page.ts)
+ *   GET  /api/status     the status snapshot, JSON (src/http/snapshot.ts)
+ *   GET  /events         server-sent events: one snapshot a second (at most 64 clients)
+ *   GET  /metrics        Prometheus text (src/http/metrics.ts)
+ *   GET  /healthz        `ok` (503 `stopping` while the node stops)
+ *   GET  /kv/<key>       the raw value, header X-Ckv-Version: wallMs.counter@node; 404 if
+ *                        missing or deleted
+ *   PUT  /kv/<key>       body = value; {"version": "..."}
+ *   DELETE /kv/<key>     {"version": "..."}
+ *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1]
+ *                        [{"key","version","deleted"?}, ...]; limit 1..10,000, default 100;
+ *                        header X-Ckv-Truncated: true when more keys follow
+ * Keys are the URL-decoded rest of the path after /kv/ (so `/kv/a/b` is the key `a/b`).
+ *
+ * Errors are one line of JSON, `{"error": "..."}`: 400 invalid key or parameter, 403 foreign
+ * Host header, 404, 405 (with Allow), 413 value over the limit, 503 node stopping.
+ *
+ * Bounds: a request body larger than the value limit is refused with 413 as soon as its
+ * Content-Length says so (nothing is read), or as soon as the bytes read pass the limit (the
+ * connection is then closed); never more than one value is buffered per request. SSE clients
+ * are limited, and one that does not read its stream is dropped.
+ *
+ * DNS rebinding: while bound to a loopback address, requests must name a loopback host
+ * (localhost, 127.x.x.x, [::1]) in their Host header, so a web page from elsewhere cannot
+ * reach the gateway through a DNS name that resolves to 127.0.0.1. Cross-origin PUT and
+ * DELETE from a browser need a CORS preflight, which this server never grants.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
+import { InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
+import { checkKey } from '../core/entry.js';
+import { hlcToString } from '../core/hlc.js';
+import type { Version } from '../core/entry.js';
+import { ReplicaClosedError } from '../core/replica.js';
+import type { CkvNode } from '../node.js';
+import { createMetrics, type NodeMetrics } from './metrics.js';
+import { pageSecurityPolicy, renderPage } from './page.js';
+import { takeSnapshot, type StatusSnapshot } from './snapshot.js';
+
+/** Ports tried from the configured one when it is taken. */
+export const httpPortAttempts = 20;
+/** Server-sent-event clients served at once; more get 503. */
+export const sseClientsMax = 64;
+/** A client whose unread stream exceeds this is dropped. */
+const sseBufferBytesMax = 1024 * 1024;
+const snapshotIntervalMs = 1000;
+const listLimitDefault = 100;
+export const listLimitMax = 10_000;
+/** How long close() lets requests in flight finish before cutting them. */
+const closeGraceMs = 2000;
+
+export interface HttpAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses `--http`: `HOST:PORT`, `[V6]:PORT`, `:PORT` or `PORT` (host 127.0.0.1); 'off' gives undefined. */
+export function parseHttpAddress(spec: string): HttpAddress | undefined {
+  const text = spec.trim();
+  if (text === 'off') return undefined;
+  let host = '127.0.0.1';
+  let portText = text;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(text);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2]!;
+  } else if (text.includes(':')) {
+    const at = text.lastIndexOf(':');
+    if (at > 0) host = text.slice(0, at);
+    portText = text.slice(at + 1);
+    if (host.includes(':')) throw new Error(`--http ${spec}: write an IPv6 address in brackets, e.g. [::1]:7070`);
+  }
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new Error(`--http ${spec}: expected HOST:PORT (e.g. 127.0.0.1:7070) or 'off'`);
+  return { host, port };
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+export function versionText(version: Version): string {
+  return `${hlcToString(version.hlc)}@${version.node}`;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+interface SseClient {
+  res: ServerResponse;
+}
+
+export class HttpServer {
+  private server: Server | undefined;
+  private address: HttpAddress | undefined;
+  private readonly metrics: NodeMetrics;
+  private readonly sseClients = new Set<SseClient>();
+  private ticker: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private closed = false;
+  /** http://host:port/, set once listening. */
+  url = '';
+
+  constructor(private readonly node: CkvNode) {
+    this.metrics = createMetrics(node);
+  }
+
+  /** Binds `host:port`, or the next free port of the 20 from it; resolves with the URL. */
+  async listen(wanted: HttpAddress): Promise<string> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt < httpPortAttempts; attempt++) {
+      const port = wanted.port === 0 ? 0 : wanted.port + attempt;
+      if (port > 65535) break;
+      const server = createServer((req, res) => this.handle(req, res));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host: wanted.host, port, exclusive: true }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (error) {
+        lastError = error;
+        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && wanted.port !== 0) continue;
+        throw new Error(`cannot serve HTTP on ${wanted.host}:${port}: ${(error as Error).message}`);
+      }
+      server.maxConnections = 1024;
+      // `Expect: 100-continue` (curl, for large bodies): refuse an oversized PUT before its body is sent.
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+        const declared = Number(req.headers['content-length']);
+        if (req.method === 'PUT' && declared > this.node.config.valueBytesMax) {
+          res.setHeader('Connection', 'close');
+          sendJson(res, req, 413, { error: `value is ${declared} bytes; the limit is ${this.node.config.valueBytesMax} bytes` });
+          return;
+        }
+        res.writeContinue();
+        this.handle(req, res);
+      });
+      server.on('clientError', (_error, socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+        else socket.destroy();
+      });
+      this.server = server;
+      const bound = server.address() as AddressInfo;
+      this.address = { host: wanted.host, port: bound.port };
+      this.url = `http://${urlHost(wanted.host)}:${bound.port}/`;
+      return this.url;
+    }
+    const last = Math.min(65535, wanted.port + httpPortAttempts - 1);
+    throw new Error(
+      `cannot serve HTTP: ports ${wanted.port}..${last} on ${wanted.host} are all in use (${(lastError as Error | undefined)?.message ?? 'no port left'}); ` +
+        "choose one with --http HOST:PORT, or --http off",
+    );
+  }
+
+  /** Idempotent. Ends event streams, lets requests in flight finish for up to 2 s, then cuts them. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.metrics.close();
+    clearInterval(this.ticker);
+    for (const client of [...this.sseClients]) this.dropSse(client);
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      // Keep-alive connections go idle as their last response ends (the event streams just
+      // ended too): close each as soon as it does, rather than waiting for its timeout.
+      const sweep = setInterval(() => server.closeIdleConnections(), 20);
+      const force = setTimeout(() => {
+        clearInterval(sweep);
+        server.closeAllConnections();
+        resolve();
+      }, closeGraceMs);
+      force.unref();
+      server.close(() => {
+        clearInterval(sweep);
+        clearTimeout(force);
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+  }
+
+  // --- dispatch -----------------------------------------------------------------------------
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((error: unknown) => this.fail(req, res, error));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkHost(req);
+    const rawUrl = req.url ?? '/';
+    const queryAt = rawUrl.indexOf('?');
+    const path = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
+    const query = new URLSearchParams(queryAt < 0 ? '' : rawUrl.slice(queryAt + 1));
+    const method = req.method ?? 'GET';
+
+    if (path === '/healthz') {
+      allow(method, ['GET', 'HEAD']);
+      const stopping = this.node.isStopping;
+      return send(res, req, stopping ? 503 : 200, stopping ? 'stopping\n' : 'ok\n', 'text/plain; charset=utf-8');
+    }
+    if (this.node.isStopping || this.closed) throw new HttpError(503, 'the node is stopping');
+
+    if (path === '/kv' || (path === '/kv/' && (method === 'GET' || method === 'HEAD'))) {
+      allow(method, ['GET', 'HEAD']);
+      return this.list(req, res, query);
+    }
+    if (path.startsWith('/kv/')) {
+      allow(method, ['GET', 'HEAD', 'PUT', 'DELETE']);
+      let key: string;
+      try {
+        key = decodeURIComponent(path.slice('/kv/'.length));
+      } catch {
+        throw new HttpError(400, 'the key is not valid percent-encoded UTF-8');
+      }
+      checkKey(key);
+      if (method === 'PUT') return this.put(req, res, key);
+      if (method === 'DELETE') return sendJson(res, req, 200, { version: versionText(await this.node.delete(key)) });
+      return this.get(req, res, key);
+    }
+    switch (path) {
+      case '/':
+      case '/index.html': {
+        allow(method, ['GET', 'HEAD']);
+        const page = renderPage(await this.snapshot());
+        res.setHeader('Content-Security-Policy', pageSecurityPolicy);
+        res.setHeader('X-Frame-Options', 'DENY');
+        return send(res, req, 200, page, 'text/html; charset=utf-8');
+      }
+      case '/api/status':
+        allow(method, ['GET', 'HEAD']);
+        return sendJson(res, req, 200, await this.snapshot());
+      case '/events':
+        allow(method, ['GET']);
+        return this.events(req, res);
+      case '/metrics': {
+        allow(method, ['GET', 'HEAD']);
+        const text = await this.metrics.registry.metrics();
+        return send(res, req, 200, text, this.metrics.registry.contentType);
+      }
+      default:
+        throw new HttpError(404, `no such path: ${path.slice(0, 200)}`);
+    }
+  }
+
+  private checkHost(req: IncomingMessage): void {
+    const host = req.headers.host;
+    if (host === undefined || !this.address || !isLoopbackHost(this.address.host)) return;
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+    if (!isLoopbackHost(name)) {
+      throw new HttpError(403, `this node serves HTTP on a loopback address; Host ${host.slice(0, 100)} is refused (use localhost or 127.0.0.1)`);
+    }
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    let status = 500;
+    let message = error instanceof Error ? error.message : String(error);
+    let headers: Record<string, string> = {};
+    if (error instanceof HttpError) {
+      status = error.status;
+      headers = error.headers;
+    } else if (error instanceof InvalidKeyError) status = 400;
+    else if (error instanceof ValueTooLargeError) status = 413;
+    else if (error instanceof ReplicaClosedError) {
+      status = 503;
+      message = 'the node is stopping';
+    } else {
+      this.node.logger.warn('http request failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: message });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    sendJson(res, req, status, { error: message.split('\n')[0] });
+  }
+
+  private snapshot(): Promise<StatusSnapshot> {
+    return takeSnapshot(this.node, this.url);
+  }
+
+  // --- the key-value gateway ----------------------------------------------------------------
+
+  private async get(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+    const entry = await this.node.get(key);
+    if (!entry) throw new HttpError(404, 'not found');
+    if (entry.value === null) throw new HttpError(404, 'not found (deleted)', { 'X-Ckv-Version': versionText(entry.version) });
+    res.writeHead(200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': entry.value.byteLength,
+      'X-Ckv-Version': versionText(entry.version),
+      'Cache-Control': 'no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength));
+  }
+
+  private async put(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+    const value = await readBody(req, res, this.node.config.valueBytesMax);
+    const version = await this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    sendJson(res, req, 200, { version: versionText(version) });
+  }
+
+  private async list(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const prefix = query.get('prefix') ?? '';
+    const after = query.get('after') ?? '';
+    const limitText = query.get('limit');
+    const limit = limitText === null ? listLimitDefault : Number(limitText);
+    if (limitText !== null && (!/^\d+$/.test(limitText) || limit < 1 || limit > listLimitMax)) {
+      throw new HttpError(400, `limit must be a whole number from 1 to ${listLimitMax}, not ${limitText.slice(0, 20)}`);
+    }
+    const withDeleted = ['1', 'true', 'yes'].includes(query.get('deleted') ?? '');
+    const items: string[] = [];
+    let truncated = false;
+    for await (const entry of this.node.scan({ prefix, ...(after ? { startAfter: after } : {}) })) {
+      if (entry.value === null && !withDeleted) continue;
+      if (items.length >= limit) {
+        truncated = true;
+        break;
+      }
+      const item: { key: string; version: string; deleted?: true } = { key: entry.key, version: versionText(entry.version) };
+      if (entry.value === null) item.deleted = true;
+      items.push(JSON.stringify(item));
+    }
+    if (truncated) res.setHeader('X-Ckv-Truncated', 'true');
+    send(res, req, 200, items.length ? `[\n${items.join(',\n')}\n]\n` : '[]\n', 'application/json; charset=utf-8');
+  }
+
+  // --- server-sent events -------------------------------------------------------------------
+
+  private async events(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.sseClients.size >= sseClientsMax) {
+      throw new HttpError(503, `too many event streams open (${sseClientsMax}); poll /api/status instead`, { 'Retry-After': '5' });
+    }
+    const client: SseClient = { res };
+    this.sseClients.add(client);
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    const drop = (): void => {
+      this.sseClients.delete(client);
+      if (this.sseClients.size === 0) this.stopTicker();
+    };
+    req.on('close', drop);
+    res.on('close', drop);
+    this.startTicker();
+    // The first snapshot at once, not a second later.
+    writeEvent(client, await this.snapshot());
+  }
+
+  private startTicker(): void {
+    if (this.ticker || this.closed) return;
+    this.ticker = setInterval(() => void this.tick(), snapshotIntervalMs);
+    this.ticker.unref();
+  }
+
+  private stopTicker(): void {
+    clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.sseClients.size === 0) return;
+    this.ticking = true;
+    try {
+      const snap = await this.snapshot();
+      for (const client of this.sseClients) {
+        if (client.res.writableLength > sseBufferBytesMax) this.dropSse(client);
+        else writeEvent(client, snap);
+      }
+    } catch (error) {
+      this.node.logger.warn('status snapshot failed', { error: (error as Error).message });
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private dropSse(client: SseClient): void {
+    this.sseClients.delete(client);
+    client.res.end();
+    if (this.sseClients.size === 0) this.stopTicker();
+  }
+}
+
+function writeEvent(client: SseClient, snap: StatusSnapshot): void {
+  if (client.res.writableEnded || client.res.destroyed) return;
+  client.res.write(`data: ${JSON.stringify(snap)}\n\n`);
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) throw new HttpError(405, `method ${method.slice(0, 20)} not allowed here`, { Allow: methods.join(', ') });
+}
+
+function send(res: ServerResponse, req: IncomingMessage, status: number, body: string, contentType: string): void {
+  const bytes = Buffer.from(body, 'utf8');
+  res.writeHead(status, {
+    'Content-Type': contentType,
+    'Content-Length': bytes.byteLength,
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+  });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+function sendJson(res: ServerResponse, req: IncomingMessage, status: number, value: unknown): void {
+  send(res, req, status, JSON.stringify(value) + '\n', 'application/json; charset=utf-8');
+}
+
+/**
+ * The request body, at most `limit` bytes. Beyond the limit: 413 at once (from the declared
+ * Content-Length, before reading anything) or as soon as the bytes read pass it; then the
+ * connection closes, so the rest is never read.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const tooLarge = (bytes: number, known: boolean): void => {
+      req.pause();
+      reject(new HttpError(413, `value is ${known ? '' : 'over '}${bytes} bytes; the limit is ${limit} bytes`));
+      res.once('finish', () => lingerAndClose(req));
+    };
+    const declaredText = req.headers['content-length'];
+    const declared = declaredText === undefined ? undefined : Number(declaredText);
+    if (declared !== undefined && declared > limit) {
+      tooLarge(declared, true);
+      return;
+    }
+    const fixed = declared !== undefined && Number.isSafeInteger(declared) ? Buffer.allocUnsafe(declared) : undefined;
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let done = false;
+    const onData = (chunk: Buffer): void => {
+      if (done) return;
+      if (total + chunk.byteLength > limit) {
+        done = true;
+        req.off('data', onData);
+        tooLarge(total + chunk.byteLength, false);
+        return;
+      }
+      if (fixed) {
+        if (total + chunk.byteLength > fixed.byteLength) {
+          done = true;
+          reject(new HttpError(400, 'request body longer than its Content-Length'));
+          return;
+        }
+        chunk.copy(fixed, total);
+      } else chunks.push(chunk);
+      total += chunk.byteLength;
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      if (done) return;
+      done = true;
+      resolve(fixed ? fixed.subarray(0, total) : Buffer.concat(chunks, total));
+    });
+    req.once('error', (error) => {
+      if (done) return;
+      done = true;
+      reject(error);
+    });
+  });
+}
+
+/** What lingerAndClose discards at most before it closes the connection. */
+const lingerBytesMax = 8 * 1024 * 1024;
+const lingerMs = 2000;
+
+/**
+ * After an early answer (413) the client may still be sending. Closing at once would reset
+ * the connection (unread data) and many clients would then report the reset, not our answer.
+ * So, as web servers do (a "lingering close"): stop sending (FIN), discard what still arrives
+ * for up to 2 s or 8 MiB, then close. The rest of the body is never read.
+ */
+function lingerAndClose(req: IncomingMessage): void {
+  const socket = req.socket;
+  if (socket.destroyed) return;
+  let discarded = 0;
+  const close = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(close, lingerMs);
+  timer.unref();
+  socket.on('data', (chunk: Buffer) => {
+    discarded += chunk.byteLength;
+    if (discarded > lingerBytesMax) close();
+  });
+  socket.once('end', close);
+  socket.once('close', () => clearTimeout(timer));
+  socket.end();
+  req.resume();
+}

@@ -1,0 +1,293 @@
+/**
+ * The status page in a real browser: a 3-node cluster on 127.0.0.1 (A, then B and C
+ * bootstrapped to A, all with --http on a free port), A's page open in headless Chromium
+ * (Debian's /usr/bin/chromium driven by playwright-core), and the page must follow the
+ * cluster live, over server-sent events, without a reload:
+ *   1. it lists 3 nodes (self + 2 up), all in sync;
+ *   2. a PUT through B's HTTP gateway raises A's #total-keys within 2 s;
+ *   3. C killed (SIGKILL) shows as unreachable within 5 s.
+ * Screenshots (full page, plus one at a phone's width) go to test-artifacts/ (git-ignored).
+ *
+ * DOM contract: `#nodes tr.node[data-peer-id][data-state=self|up|left|unreachable]
+ * [data-in-sync=true|false]`, `#total-keys` (this node's live key count), `#last-update` (ISO
+ * time of the last snapshot, changes every second while live).
+ *
+ * Without Chromium this test FAILS (it does not skip): CI installs it (.ci/run). Nothing is
+ * downloaded: only requests to 127.0.0.1 are let through, everything else is aborted.
+ * No fixed sleeps: every wait is a browser-side waitForFunction or a poll with a deadline.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { repoRoot, startNode, waitFor, type RunningNode } from '../helpers/process.js';
+
+const chromiumPath = '/usr/bin/chromium';
+const artifacts = join(repoRoot, 'test-artifacts');
+const fast = ['--sync-interval-ms', '200'];
+
+// The functions passed to page.evaluate / waitForFunction run in the page, not in Node. The
+// project compiles without the DOM lib, so this declares the little of it they use.
+interface DomElement {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+}
+declare const document: {
+  querySelector(selector: string): DomElement | null;
+  querySelectorAll(selector: string): ArrayLike<DomElement>;
+  documentElement: { scrollWidth: number; clientWidth: number };
+};
+
+/** What the page shows, read in the page (for assertions and failure messages). */
+interface PageView {
+  rows: { peerId: string | null; state: string | null; inSync: string | null }[];
+  totalKeys: string | null;
+  lastUpdate: string | null;
+}
+
+function readView(page: Page): Promise<PageView> {
+  return page.evaluate(() => ({
+    rows: Array.from(document.querySelectorAll('#nodes tr.node')).map((row) => ({
+      peerId: row.getAttribute('data-peer-id'),
+      state: row.getAttribute('data-state'),
+      inSync: row.getAttribute('data-in-sync'),
+    })),
+    totalKeys: document.querySelector('#total-keys')?.textContent ?? null,
+    lastUpdate: document.querySelector('#last-update')?.textContent ?? null,
+  }));
+}
+
+/** `work`, with what the page showed (and the nodes' logs' tails) added to a failure. */
+async function explained<T>(page: Page, nodes: Record<string, RunningNode>, what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const view = await readView(page).catch((e: unknown) => `(page unreadable: ${String(e)})`);
+    const logs = Object.entries(nodes)
+      .map(([name, node]) => `--- ${name} stderr (tail):\n${node.stderrText().split('\n').slice(-15).join('\n')}`)
+      .join('\n');
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${what}: ${message}\npage shows: ${JSON.stringify(view, null, 2)}\n${logs}`, { cause: error });
+  }
+}
+
+/** `count` distinct TCP ports free on 127.0.0.1 right now (all probes held open together). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((done, fail) => {
+          const server = createServer();
+          server.once('error', fail);
+          server.listen(0, '127.0.0.1', () => done(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
+  return ports;
+}
+
+/** The node's libp2p address on 127.0.0.1 with /p2p/<peer id> (listenAddresses[0] normally). */
+async function bootstrapAddress(node: RunningNode): Promise<{ address: string; peerId: string }> {
+  const status = await node.status();
+  const first = status.listenAddresses[0];
+  const address =
+    first !== undefined && first.startsWith('/ip4/127.0.0.1/tcp/') && first.includes('/p2p/')
+      ? first
+      : status.listenAddresses.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.includes('/p2p/'));
+  if (address === undefined) throw new Error(`no 127.0.0.1 tcp address with /p2p/: ${status.listenAddresses.join(' ')}`);
+  return { address, peerId: status.peerId };
+}
+
+function measure(name: string, fields: Record<string, string | number>): void {
+  console.log(`[measure] ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+}
+
+describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => {
+  let browser: Browser | undefined;
+  let page: Page;
+  const nodes: Record<string, RunningNode> = {};
+  const peerIds: Record<string, string> = {};
+  const httpPorts: Record<string, number> = {};
+  const pageErrors: string[] = [];
+  const blocked: string[] = [];
+
+  before(async () => {
+    if (!existsSync(chromiumPath)) {
+      throw new Error(
+        `Chromium is not installed (${chromiumPath} is missing). This test needs it and does not skip: ` +
+          'install it with `apt-get install -y chromium` (.ci/run does this).',
+      );
+    }
+    try {
+      browser = await chromium.launch({
+        executablePath: chromiumPath,
+        headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+      });
+    } catch (error) {
+      throw new Error(`could not launch ${chromiumPath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    mkdirSync(artifacts, { recursive: true });
+
+    const [portA, portB, portC] = (await freePorts(3)) as [number, number, number];
+    Object.assign(httpPorts, { A: portA, B: portB, C: portC });
+    nodes.A = await startNode({ args: ['--http', `127.0.0.1:${portA}`, ...fast] });
+    const a = await bootstrapAddress(nodes.A);
+    peerIds.A = a.peerId;
+    const [b, c] = await Promise.all(
+      (['B', 'C'] as const).map((name) =>
+        startNode({ args: ['--http', `127.0.0.1:${httpPorts[name]}`, '--bootstrap', a.address, ...fast] }),
+      ),
+    );
+    nodes.B = b!;
+    nodes.C = c!;
+    peerIds.B = (await nodes.B.status()).peerId;
+    peerIds.C = (await nodes.C.status()).peerId;
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    // Only 127.0.0.1: anything else the page asks for (fonts, CDNs) is aborted and reported.
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.hostname === '127.0.0.1') return route.continue();
+      blocked.push(url.href);
+      return route.abort();
+    });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
+    page.on('console', (msg) => {
+      // A missing favicon is not the page's error.
+      if (msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico')) pageErrors.push(`console.error: ${msg.text()} (${msg.location().url})`);
+    });
+    // The HTTP server may come up just after the control socket: wait for it to answer.
+    const pageUrl = `http://127.0.0.1:${portA}/`;
+    await waitFor(
+      async () => {
+        const reply = await fetch(pageUrl, { signal: AbortSignal.timeout(2000) });
+        await reply.body?.cancel();
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: `A's status page at ${pageUrl} (ckv node start --http) to answer` },
+    );
+    const response = await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+    assert.ok(response, 'no response for GET /');
+    assert.equal(response.status(), 200, `GET / on A's --http address answered ${response.status()}`);
+    // Set once: if the page reloaded itself, this would be gone.
+    await page.evaluate(() => {
+      (globalThis as unknown as { ckvTestMarker: number }).ckvTestMarker = 1;
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('1. lists 3 nodes (self + 2 up), all in sync, and updates live', { timeout: 30_000 }, async () => {
+    const startedMs = Date.now();
+    await explained(page, nodes, 'A\'s page never showed self + 2 up, all in sync, within 10 s', () =>
+      page.waitForFunction(
+        (ids: Record<string, string>) => {
+          const rows = Array.from(document.querySelectorAll('#nodes tr.node'));
+          if (rows.length !== 3) return false;
+          const state = (id: string | undefined): string | null | undefined =>
+            rows.find((r) => r.getAttribute('data-peer-id') === id)?.getAttribute('data-state');
+          return (
+            state(ids.A) === 'self' &&
+            state(ids.B) === 'up' &&
+            state(ids.C) === 'up' &&
+            rows.every((r) => r.getAttribute('data-in-sync') === 'true')
+          );
+        },
+        peerIds,
+        { timeout: 10_000, polling: 50 },
+      ),
+    );
+    measure('browser page shows 3 nodes in sync', { ms: Date.now() - startedMs });
+
+    const view = await readView(page);
+    assert.match(view.totalKeys ?? '', /^\s*\d+\s*$/, `#total-keys is not a number: ${JSON.stringify(view.totalKeys)}`);
+    const firstUpdate = view.lastUpdate ?? '';
+    assert.ok(!Number.isNaN(Date.parse(firstUpdate)), `#last-update is not an ISO time: ${JSON.stringify(firstUpdate)}`);
+    // Live: the snapshot time moves on by itself (every second), with no reload.
+    await explained(page, nodes, '#last-update did not change within 3 s', () =>
+      page.waitForFunction((before: string) => (document.querySelector('#last-update')?.textContent ?? '') !== before, firstUpdate, {
+        timeout: 3000,
+        polling: 50,
+      }),
+    );
+    const next = (await readView(page)).lastUpdate ?? '';
+    assert.ok(Date.parse(next) > Date.parse(firstUpdate), `#last-update went from ${firstUpdate} to ${next}`);
+
+    await page.screenshot({ path: join(artifacts, 'status-page-1-three-nodes.png'), fullPage: true });
+  });
+
+  it('2. a PUT through B raises A\'s #total-keys within 2 s, without a reload', { timeout: 15_000 }, async () => {
+    const before = Number((await readView(page)).totalKeys);
+    assert.ok(Number.isFinite(before), 'no #total-keys before the PUT');
+    const key = `browser-test-${Date.now()}`;
+    const putUrl = `http://127.0.0.1:${httpPorts.B}/kv/${encodeURIComponent(key)}`;
+    const reply = await fetch(putUrl, { method: 'PUT', body: 'hello from the browser test' });
+    const putDoneMs = Date.now();
+    const replyText = await reply.text();
+    assert.ok(reply.ok, `PUT ${putUrl} answered ${reply.status}: ${replyText}`);
+
+    // The predicate returns the page's clock (same machine clock as ours) when it first sees the
+    // rise; polled every 10 ms, so that is the DOM change time to within ~10 ms.
+    const seenAt = await explained(page, nodes, `A's #total-keys did not rise above ${before}`, async () => {
+      const handle = await page.waitForFunction(
+        (previous: number) => {
+          const now = Number(document.querySelector('#total-keys')?.textContent ?? 'NaN');
+          return now > previous ? Date.now() : false;
+        },
+        before,
+        { timeout: 4000, polling: 10 },
+      );
+      return (await handle.jsonValue()) as number;
+    });
+    const ms = seenAt - putDoneMs;
+    measure('browser PUT on B -> A #total-keys rises', { ms, before, after: (await readView(page)).totalKeys ?? '?' });
+    assert.ok(ms <= 2000, `A's #total-keys rose ${ms} ms after the PUT response (limit 2000 ms)`);
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { ckvTestMarker?: number }).ckvTestMarker), 1, 'the page reloaded');
+  });
+
+  it('3. C killed shows as unreachable on A\'s page within 5 s', { timeout: 20_000 }, async () => {
+    await nodes.C!.kill();
+    const killedMs = Date.now();
+    const seenAt = await explained(page, nodes, 'C never showed as unreachable', async () => {
+      const handle = await page.waitForFunction(
+        (c: string) => {
+          const row = Array.from(document.querySelectorAll('#nodes tr.node')).find((r) => r.getAttribute('data-peer-id') === c);
+          return row?.getAttribute('data-state') === 'unreachable' ? Date.now() : false;
+        },
+        peerIds.C!,
+        { timeout: 8000, polling: 10 },
+      );
+      return (await handle.jsonValue()) as number;
+    });
+    const ms = seenAt - killedMs;
+    measure('browser C SIGKILL -> unreachable on A\'s page', { ms });
+    assert.ok(ms <= 5000, `C showed as unreachable ${ms} ms after the kill (limit 5000 ms)`);
+
+    const view = await readView(page);
+    const stateOf = (id: string | undefined): string | null | undefined => view.rows.find((r) => r.peerId === id)?.state;
+    assert.equal(stateOf(peerIds.A), 'self', 'A\'s own row');
+    assert.equal(stateOf(peerIds.B), 'up', 'B\'s row after C was killed');
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { ckvTestMarker?: number }).ckvTestMarker), 1, 'the page reloaded');
+    await page.screenshot({ path: join(artifacts, 'status-page-3-c-unreachable.png'), fullPage: true });
+
+    // A phone's width: the same page, for a look at whether it stays readable.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    measure('browser phone viewport 390x844', { horizontalOverflowPx: overflow });
+    await page.screenshot({ path: join(artifacts, 'status-page-phone-390.png'), fullPage: true });
+  });
+
+  it('loaded nothing from outside 127.0.0.1 and logged no page errors', () => {
+    assert.deepEqual(blocked, [], 'the page asked for resources outside 127.0.0.1');
+    assert.deepEqual(pageErrors, [], 'the page logged errors');
+  });
+});
