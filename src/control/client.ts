@@ -97,6 +97,12 @@ export class ControlClient {
   put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
     return this.unary('Put', { key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) });
   }
+  /** Many puts in one call; each result has a version or an error. */
+  putMany(puts: { key: string; value: Uint8Array }[]): Promise<{ results: { version: VersionMessage | null; error: string }[] }> {
+    return this.unary('PutMany', {
+      puts: puts.map(({ key, value }) => ({ key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) })),
+    });
+  }
   get(key: string): Promise<GetResult> {
     return this.unary('Get', { key });
   }

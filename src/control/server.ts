@@ -20,6 +20,9 @@ import { NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, CkvNode } from '../node.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
+/** Puts in one PutMany call. */
+const putManyCountMax = 10_000;
+
 /** How far a watcher may fall behind before it is cut off. */
 const watchBufferBytesMax = 16 * 1024 * 1024;
 
@@ -124,6 +127,24 @@ export class ControlServer {
         return { ...entryMessage(entry, true), found: entry.value !== null };
       }),
       Delete: this.guard(async (req: { key: string }) => ({ version: versionMessage(await node.delete(req.key)) })),
+      PutMany: this.guard(async (req: { puts: { key: string; value: Buffer }[] }) => {
+        if (req.puts.length > putManyCountMax) {
+          throw statusError(grpc.status.INVALID_ARGUMENT, `${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
+        }
+        // All queued at once: the replica folds them into a few storage batches.
+        const results = await Promise.all(
+          req.puts.map((put) =>
+            node.put(put.key, new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength)).then(
+              (version) => ({ version: versionMessage(version), error: '' }),
+              (error: unknown) => {
+                if (error instanceof ReplicaClosedError) throw error;
+                return { error: error instanceof Error ? error.message : String(error) };
+              },
+            ),
+          ),
+        );
+        return { results };
+      }),
       HasKey: this.guard(async (req: { key: string }) => {
         const entry = await node.get(checkedKey(req.key));
         return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };

@@ -292,7 +292,17 @@ export class ClusterNetwork {
     const received = report.result?.entriesReceived ?? 0;
     const sent = report.result?.entriesSent ?? 0;
     if (received + sent > 0 || !ok) {
-      this.components.logger.info('sync', { peer: peerId, outcome: report.outcome, received, sent, ms: report.durationMs, ...(report.error ? { error: report.error } : {}) });
+      this.components.logger.info('sync', {
+        peer: peerId,
+        outcome: report.outcome,
+        rounds: report.result?.rounds ?? 0,
+        received,
+        sent,
+        bytesIn: report.bytesReceived,
+        bytesOut: report.bytesSent,
+        ms: report.durationMs,
+        ...(report.error ? { error: report.error } : {}),
+      });
     }
     return report;
   }
