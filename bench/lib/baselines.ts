@@ -1,0 +1,136 @@
+/**
+ * Baselines measured in the same run as the cluster scenarios, so a slow or busy machine
+ * moves both sides of each ratio:
+ *
+ * - raw gossipsub hop: two bare libp2p nodes made by ckv's own `createNetwork` (TCP, noise,
+ *   yamux, gossipsub with ckv's settings: StrictNoSign, floodPublish, SHA-256 message ids), in
+ *   this process, connected over 127.0.0.1. Latency = `publish()` called on A -> 'message'
+ *   event on B, one clock (`performance.now()`), messages published at a steady rate like the
+ *   convergence writes. What it leaves out of a ckv write: the gRPC put and the watch stream
+ *   (bench <-> node), the LevelDB batch on both nodes, and a second process.
+ * - raw level write: the same keys and values written with `level` (the library ckv stores
+ *   through) in batches into a fresh directory: what merely storing the entries costs.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { Level } from 'level';
+import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
+import { benchTempDir, removeTempDir, sleep, waitFor } from './nodes.js';
+
+export interface GossipHopOptions {
+  /** Messages per run. */
+  count: number;
+  ratePerSec: number;
+  payloadBytes: number;
+  runs: number;
+  warmup?: number;
+  onRun?: (run: number) => void;
+}
+
+export interface GossipHopRun {
+  latenciesMs: number[];
+  lost: number;
+}
+
+const topic = 'ckv-bench/raw/1';
+
+/** Runs `runs` rounds of `count` messages A -> B over one pair of bare libp2p nodes. */
+export async function rawGossipHop(options: GossipHopOptions): Promise<GossipHopRun[]> {
+  const nodes: CkvLibp2p[] = [];
+  try {
+    const a = await createNetwork({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, gossipTopic: topic });
+    nodes.push(a);
+    const address = a.getMultiaddrs()[0]!.toString();
+    const b = await createNetwork({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [address], mdns: false, gossipTopic: topic });
+    nodes.push(b);
+    a.services.pubsub.subscribe(topic);
+    b.services.pubsub.subscribe(topic);
+    await waitFor(
+      () => a.services.pubsub.getSubscribers(topic).some((p) => p.equals(b.peerId)) && b.services.pubsub.getSubscribers(topic).some((p) => p.equals(a.peerId)),
+      'two bare libp2p nodes to see each other subscribed',
+      20_000,
+      20,
+    );
+
+    const sentAt = new Map<number, number>();
+    const latencies: number[] = [];
+    b.services.pubsub.addEventListener('message', (event) => {
+      const at = performance.now();
+      const data = event.detail.data;
+      const seq = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+      const sent = sentAt.get(seq);
+      if (sent === undefined) return;
+      sentAt.delete(seq);
+      latencies.push(at - sent);
+    });
+    let seq = 0;
+    const publishSteady = async (count: number): Promise<number> => {
+      const first = seq;
+      const started = performance.now();
+      const intervalMs = 1000 / options.ratePerSec;
+      let i = 0;
+      while (i < count) {
+        const due = started + i * intervalMs;
+        const now = performance.now();
+        if (now < due) {
+          await sleep(Math.max(0, due - now - 0.2));
+          continue;
+        }
+        const payload = new Uint8Array(options.payloadBytes);
+        crypto.getRandomValues(payload.subarray(4));
+        new DataView(payload.buffer).setUint32(0, seq);
+        sentAt.set(seq, performance.now());
+        seq++;
+        void a.services.pubsub.publish(topic, payload).catch(() => undefined);
+        i++;
+      }
+      await waitFor(() => [...sentAt.keys()].every((s) => s < first), 'raw gossip messages to arrive', 5000, 5).catch(() => undefined);
+      return first;
+    };
+
+    await publishSteady(options.warmup ?? 100);
+    sentAt.clear();
+    const runs: GossipHopRun[] = [];
+    for (let run = 0; run < options.runs; run++) {
+      options.onRun?.(run);
+      latencies.length = 0;
+      await publishSteady(options.count);
+      runs.push({ latenciesMs: [...latencies], lost: sentAt.size });
+      sentAt.clear();
+    }
+    return runs;
+  } finally {
+    await Promise.all(nodes.map((node) => Promise.resolve(node.stop()).catch(() => undefined)));
+  }
+}
+
+export interface LevelWriteOptions {
+  keys: readonly string[];
+  values: readonly Uint8Array[];
+  batchOps: number;
+}
+
+/** ms to write every key/value with `level` in batches of `batchOps` into a fresh directory (open and close excluded). */
+export async function rawLevelWrite(options: LevelWriteOptions): Promise<number> {
+  const dir = benchTempDir();
+  const db = new Level<string, Uint8Array>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'view' });
+  try {
+    await db.open();
+    const started = performance.now();
+    for (let i = 0; i < options.keys.length; i += options.batchOps) {
+      const batch = db.batch();
+      const end = Math.min(options.keys.length, i + options.batchOps);
+      for (let j = i; j < end; j++) batch.put(options.keys[j]!, options.values[j]!);
+      await batch.write();
+    }
+    return performance.now() - started;
+  } finally {
+    try {
+      await db.close();
+    } catch {
+      // closing a db that failed to open
+    }
+    removeTempDir(dir);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Arrival times of changes on every node, on the bench process's clock: one Watch stream per
+ * node (prefix-filtered by the node), and for each key the `performance.now()` at which that
+ * node's stream delivered it. With the send time of each put taken on the same clock, the
+ * time until node k applied write i is arrival[k][i] - sent[i]: no clock skew between
+ * processes enters the figure.
+ */
+import { performance } from 'node:perf_hooks';
+import type { BenchNode } from './nodes.js';
+import { waitFor } from './nodes.js';
+
+export interface Arrival {
+  atMs: number;
+  origin: string;
+}
+
+export class ChangeRecorder {
+  /** Per node (same order as `nodes`): key -> first arrival. */
+  readonly arrivals: Map<string, Arrival>[];
+  private readonly streams: { cancel(): void }[] = [];
+  private readonly ended: Promise<void>[] = [];
+  readonly errors: string[] = [];
+
+  constructor(
+    readonly nodes: BenchNode[],
+    readonly prefix: string,
+  ) {
+    this.arrivals = nodes.map(() => new Map());
+  }
+
+  /** Opens the streams, then proves each one live: a probe put on every node must reach every stream. */
+  async start(timeoutMs: number): Promise<void> {
+    this.nodes.forEach((node, index) => {
+      const stream = node.client.watch(this.prefix);
+      this.streams.push(stream);
+      const seen = this.arrivals[index]!;
+      this.ended.push(
+        (async () => {
+          try {
+            for await (const change of stream) {
+              const atMs = performance.now();
+              if (!seen.has(change.key)) seen.set(change.key, { atMs, origin: change.origin });
+            }
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            if (!/cancel/i.test(message)) this.errors.push(`${node.name}: ${message}`);
+          }
+        })(),
+      );
+    });
+    const probes = this.nodes.map((_, i) => `${this.prefix}probe-${i}`);
+    // Stream setup is asynchronous: re-put the probes until every stream has delivered them.
+    await waitFor(
+      async () => {
+        await Promise.all(this.nodes.map((node, i) => node.client.put(probes[i]!, new Uint8Array([i]))));
+        for (let wait = 0; wait < 20; wait++) {
+          if (this.arrivals.every((seen) => probes.every((p) => seen.has(p)))) return true;
+          await new Promise((done) => setTimeout(done, 25));
+        }
+        return false;
+      },
+      `watch streams on ${this.nodes.length} nodes to deliver probe writes from every node`,
+      timeoutMs,
+      0,
+    );
+  }
+
+  /** How many of `keys` node `index` has seen. */
+  seenCount(index: number, keys: readonly string[]): number {
+    const seen = this.arrivals[index]!;
+    let count = 0;
+    for (const key of keys) if (seen.has(key)) count++;
+    return count;
+  }
+
+  async stop(): Promise<void> {
+    for (const stream of this.streams) stream.cancel();
+    await Promise.all(this.ended);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * A node (re)joining a cluster that holds entries it lacks: shared by catch-up (a restarted
+ * node) and new-node (a fresh one). The node is spawned; on the bench's clock we note its
+ * first 'peer up' log line (its first cluster connection is identified: sync starts right
+ * after) and poll its Status (every 10 ms, 50 ms after 2 s) until its Merkle root and key count equal the
+ * cluster's. Its own counters (fresh process, so since start) give the sync bytes.
+ */
+import { performance } from 'node:perf_hooks';
+import type { BenchNode, Cluster } from '../lib/nodes.js';
+import { counter, settledStatus, sleep } from '../lib/nodes.js';
+
+export interface SyncLine {
+  node: string;
+  peer: string;
+  outcome: string;
+  received: number;
+  sent: number;
+  ms: number;
+  /** Bench clock when the line arrived (session end). */
+  atMs: number;
+}
+
+export function syncLines(nodes: BenchNode[], sinceMs: number): SyncLine[] {
+  return nodes.flatMap((node) =>
+    node.linesSince(sinceMs, / info sync /).map((line) => {
+      const field = (name: string): string => new RegExp(`\\b${name}=(\\S+)`).exec(line.text)?.[1] ?? '';
+      return {
+        node: node.name,
+        peer: field('peer').slice(-6),
+        outcome: field('outcome'),
+        received: Number(field('received')),
+        sent: Number(field('sent')),
+        ms: Number(field('ms')),
+        atMs: line.atMs,
+      };
+    }),
+  );
+}
+
+export interface JoinResult {
+  node: BenchNode;
+  /** spawn -> answers Status. */
+  readyMs: number;
+  /** spawn -> first 'peer up' line. */
+  peerUpMs: number;
+  /** first 'peer up' -> root equal (what the targets use). */
+  catchUpMs: number;
+  /** spawn -> root equal. */
+  totalMs: number;
+  /** The root was already equal at the first Status answer: catchUpMs is an upper bound. */
+  doneBeforeReady: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  entriesApplied: number;
+  sessions: SyncLine[];
+}
+
+/**
+ * `spawn()` starts the node (BenchNode.start under the hood); resolves once its root equals
+ * `targetRoot` with `targetKeys` live keys.
+ */
+export async function timeJoin(
+  cluster: Cluster,
+  spawn: () => Promise<BenchNode>,
+  targetRoot: string,
+  targetKeys: string,
+  timeoutMs: number,
+): Promise<JoinResult> {
+  const spawnAt = performance.now();
+  const node = await spawn();
+  const readyAt = node.readyAtMs;
+  let doneAt = Number.NaN;
+  let first = true;
+  let doneBeforeReady = false;
+  let counters = { bytesIn: 0, bytesOut: 0, applied: 0 };
+  // Status every 10 ms for the first 2 s, then every 50 ms: each Status costs the node a
+  // readdir + stat of its LevelDB files, which adds up over a long catch-up.
+  for (;;) {
+    const status = await node.status();
+    if (status.merkleRoot === targetRoot && status.keyCount === targetKeys) {
+      doneAt = performance.now();
+      doneBeforeReady = first;
+      break;
+    }
+    first = false;
+    const elapsed = performance.now() - readyAt;
+    if (elapsed > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${node.name} to reach the cluster's root (${targetKeys} keys; has ${status.keyCount})`);
+    await sleep(elapsed < 2000 ? 10 : 50);
+  }
+  const up = await node.waitLine(/ info peer up /, node.spawnedAtMs, 5000).catch(() => undefined);
+  const upAt = up?.atMs ?? readyAt;
+  // Byte counters are added when a session ends, after its entries are applied: let them settle.
+  const settled = await settledStatus(node, doneAt - upAt);
+  counters = { bytesIn: counter(settled, 'sync_bytes_in'), bytesOut: counter(settled, 'sync_bytes_out'), applied: counter(settled, 'sync_entries_applied') };
+  return {
+    node,
+    readyMs: readyAt - spawnAt,
+    peerUpMs: upAt - spawnAt,
+    catchUpMs: doneAt - upAt,
+    totalMs: doneAt - spawnAt,
+    doneBeforeReady,
+    bytesIn: counters.bytesIn,
+    bytesOut: counters.bytesOut,
+    entriesApplied: counters.applied,
+    sessions: syncLines(cluster.nodes.includes(node) ? cluster.nodes : [...cluster.nodes, node], spawnAt).filter((s) => s.received + s.sent > 0),
+  };
+}
