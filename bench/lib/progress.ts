@@ -50,7 +50,7 @@ export class Progress {
   log(line: string): void {
     if (this.tty) this.stream.write('\r\x1b[2K');
     this.stream.write(`${line}\n`);
-    this.draw(true);
+    if (this.tty) this.draw(true);
   }
 
   done(): void {
@@ -68,7 +68,7 @@ export class Progress {
     // Without a reported fraction, creep along the estimate (never past 95% of the stage).
     const elapsedS = (performance.now() - this.stageStartedMs) / 1000;
     const byTime = Math.min(0.95, elapsedS / stage.weight);
-    const within = Math.max(this.fraction, this.fraction > 0 ? 0 : byTime);
+    const within = this.fraction > 0 ? this.fraction : byTime;
     return Math.min(1, (before + within * stage.weight) / total);
   }
 

@@ -72,7 +72,6 @@ export async function timeJoin(
   let doneAt = Number.NaN;
   let first = true;
   let doneBeforeReady = false;
-  let counters = { bytesIn: 0, bytesOut: 0, applied: 0 };
   // Status every 10 ms for the first 2 s, then every 50 ms: each Status costs the node a
   // readdir + stat of its LevelDB files, which adds up over a long catch-up.
   for (;;) {
@@ -91,7 +90,6 @@ export async function timeJoin(
   const upAt = up?.atMs ?? readyAt;
   // Byte counters are added when a session ends, after its entries are applied: let them settle.
   const settled = await settledStatus(node, doneAt - upAt);
-  counters = { bytesIn: counter(settled, 'sync_bytes_in'), bytesOut: counter(settled, 'sync_bytes_out'), applied: counter(settled, 'sync_entries_applied') };
   return {
     node,
     readyMs: readyAt - spawnAt,
@@ -99,9 +97,9 @@ export async function timeJoin(
     catchUpMs: doneAt - upAt,
     totalMs: doneAt - spawnAt,
     doneBeforeReady,
-    bytesIn: counters.bytesIn,
-    bytesOut: counters.bytesOut,
-    entriesApplied: counters.applied,
+    bytesIn: counter(settled, 'sync_bytes_in'),
+    bytesOut: counter(settled, 'sync_bytes_out'),
+    entriesApplied: counter(settled, 'sync_entries_applied'),
     sessions: syncLines(cluster.nodes.includes(node) ? cluster.nodes : [...cluster.nodes, node], spawnAt).filter((s) => s.received + s.sent > 0),
   };
 }

@@ -135,10 +135,13 @@ export const scaling: Scenario = {
         .filter((p) => p.n === 5)
         .map((p) => target('scaling', `p99 at N=5, ${config.ratePerSec} writes/s (unsaturated), under 25 ms`, p.p99, '<', 25, 'ms', `ckv p99 ${fmtMs(p.p99)}`)),
       notes: [
-        `Same write rate (${config.ratePerSec}/s) for every N, low enough that the largest cluster is not saturated; cluster-wide work still grows with N (every node applies every write), all on one 2-core machine.`,
-        'Nodes bootstrap to every earlier node (started one at a time), so the full mesh is made by direct dials: with the default two seeds, members gossip alone left a 17-node cluster 100 of 272 links short for minutes (it is carried by gossip, which stops at N >= 16 on one IP, below).',
-        '"applied via gossip" = 1 - sync_entries_applied / writes_remote over the runs (all nodes). On one IP (loopback), gossipsub\'s default peer scoring penalises IP colocation (weight -5 x (peers on the IP - 10)^2): at N >= 16 every peer scores below the graylist threshold (-80), gossip delivers nothing and writes spread only by anti-entropy (one random peer per node per second), which is what p50/p99 show there.' +
-          (fitGossip ? ` Fit over the sizes where gossip worked (N = ${gossiped.map((p) => p.n).join(', ')}): p50 = ${fitGossip.intercept.toFixed(2)} + ${fitGossip.slope.toFixed(2)} ln N ms, R2 ${fitGossip.r2.toFixed(2)}.` : ''),
+        `Same write rate (${config.ratePerSec}/s) for every N, low enough that the largest cluster is not saturated; cluster-wide work still grows with N (every node applies every write, and every receiver forwards it to its gossipsub mesh peers), all on one 2-core machine: "node cores busy" shows how close each size came to the 2 cores.`,
+        'Nodes bootstrap to every earlier node (started one at a time), so the full mesh is made by direct dials rather than by the members gossip, and cluster start is deterministic.',
+        '"applied via gossip" = 1 - sync_entries_applied / writes_remote over the runs (all nodes): under 100% means anti-entropy (one random peer per node per second) carried the rest.' +
+          (noGossip.length > 0
+            ? ` At N = ${noGossip.join(', ')} gossip carried under half: that is what gossipsub's default peer scoring does to 16+ peers on one IP (IP-colocation penalty below the graylist threshold), unless src/net/libp2p.ts turns the penalty off.` +
+              (fitGossip ? ` Fit over the sizes where gossip worked (N = ${gossiped.map((p) => p.n).join(', ')}): p50 = ${fitGossip.intercept.toFixed(2)} + ${fitGossip.slope.toFixed(2)} ln N ms, R2 ${fitGossip.r2.toFixed(2)}.` : '')
+            : ''),
       ],
       profiles,
     };
