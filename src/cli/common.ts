@@ -2,11 +2,11 @@
  * What every ckv command shares: exit codes, finding the node's socket, turning errors into
  * one line on stderr and the right exit code.
  */
-import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { CkvError, StoreLockedError } from '../core/errors.js';
 import { defaultDataDir, socketPathFor } from '../config.js';
 import { ControlClient, NodeUnreachableError } from '../control/client.js';
+import { GrpcStatus, GrpcStatusError } from '../control/h2.js';
 import type { VersionMessage } from '../control/proto.js';
 
 /** Exit codes. Documented in `ckv --help` and the README; scripts rely on them. */
@@ -63,17 +63,16 @@ export function describeError(error: unknown): { message: string; exitCode: numb
   if (error instanceof NodeUnreachableError) return { message: error.message, exitCode: ExitCode.unreachable };
   if (error instanceof StoreLockedError) return { message: error.message, exitCode: ExitCode.failed };
   if (error instanceof CkvError) return { message: error.message, exitCode: ExitCode.refused };
-  const grpcError = error as Partial<grpc.ServiceError>;
-  if (typeof grpcError.code === 'number') {
-    const message = grpcError.details || grpcError.message || 'request failed';
-    switch (grpcError.code) {
-      case grpc.status.NOT_FOUND:
+  if (error instanceof GrpcStatusError) {
+    const message = error.details || 'request failed';
+    switch (error.code) {
+      case GrpcStatus.NOT_FOUND:
         return { message, exitCode: ExitCode.notFound };
-      case grpc.status.INVALID_ARGUMENT:
-      case grpc.status.RESOURCE_EXHAUSTED:
-      case grpc.status.FAILED_PRECONDITION:
+      case GrpcStatus.INVALID_ARGUMENT:
+      case GrpcStatus.RESOURCE_EXHAUSTED:
+      case GrpcStatus.FAILED_PRECONDITION:
         return { message, exitCode: ExitCode.refused };
-      case grpc.status.UNAVAILABLE:
+      case GrpcStatus.UNAVAILABLE:
         return { message: `node unavailable: ${message}`, exitCode: ExitCode.unreachable };
       default:
         return { message, exitCode: ExitCode.failed };

@@ -1,8 +1,10 @@
 /** `ckv put KEY VALUE | -f FILE | -`: store a value (string, whole file, or stdin). */
-import { open, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { utf8 } from '../core/bytes.js';
 import { valueBytesMax } from '../core/limits.js';
+import { valueChunkBytes } from '../control/limits.js';
 import { CliError, ExitCode, versionText, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
@@ -13,20 +15,29 @@ export function register(program: Command): void {
     .argument('[value]', "the value as a string, or '-' to read standard input")
     .option('-f, --file <file>', 'read the value from a file')
     .action(async (key: string, value: string | undefined, options: { file?: string }, command: Command) => {
-      const bytes = await readValue(value, options.file);
-      const reply = await withClient(command, (client) => client.put(key, bytes));
+      const source = await valueSource(value, options.file);
+      const reply = await withClient(command, (client) =>
+        source.bytes !== undefined ? client.put(key, source.bytes) : client.putStream(key, source.size, source.chunks!),
+      );
       await writeStdout(`${versionText(reply.version)}\n`);
     });
 }
 
-async function readValue(value: string | undefined, file: string | undefined): Promise<Uint8Array> {
+/** A value in memory (a string, stdin), or a file's size and its contents in pieces. */
+interface ValueSource {
+  bytes?: Uint8Array;
+  size: number;
+  chunks?: AsyncIterable<Uint8Array>;
+}
+
+async function valueSource(value: string | undefined, file: string | undefined): Promise<ValueSource> {
   if (file !== undefined && value !== undefined) throw new CliError('give a value or -f FILE, not both', ExitCode.usage);
-  if (file !== undefined) return readFileBounded(file);
+  if (file !== undefined) return fileSource(file);
   if (value === undefined) throw new CliError('missing value: give VALUE, -f FILE or - for standard input', ExitCode.usage);
   if (value === '-') return readStdinBounded();
   const bytes = utf8(value);
   checkSize(bytes.byteLength);
-  return bytes;
+  return { bytes, size: bytes.byteLength };
 }
 
 function checkSize(bytes: number): void {
@@ -35,8 +46,12 @@ function checkSize(bytes: number): void {
   }
 }
 
-/** Checks the size before reading a byte, then reads into one buffer: one copy of the value. */
-async function readFileBounded(path: string): Promise<Uint8Array> {
+/**
+ * Checks the size before reading a byte, then streams the file in 1 MiB pieces: the CLI
+ * never holds the whole value. A file that changes size meanwhile is refused by the node
+ * (the announced size must match; nothing is stored).
+ */
+async function fileSource(path: string): Promise<ValueSource> {
   let size: number;
   try {
     const info = await stat(path);
@@ -47,23 +62,16 @@ async function readFileBounded(path: string): Promise<Uint8Array> {
     throw new CliError(`cannot read ${path}: ${(error as Error).message}`, ExitCode.usage);
   }
   checkSize(size);
-  const handle = await open(path, 'r');
-  try {
-    const buffer = new Uint8Array(size);
-    let offset = 0;
-    while (offset < size) {
-      const { bytesRead } = await handle.read(buffer, offset, size - offset, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-    }
-    return buffer.subarray(0, offset);
-  } finally {
-    await handle.close();
-  }
+  const chunks = size === 0 ? [] : createReadStream(path, { end: size - 1, highWaterMark: valueChunkBytes });
+  return { size, chunks: chunks as AsyncIterable<Uint8Array> };
 }
 
-/** Reads stdin, refusing as soon as it passes the limit rather than buffering all of it. */
-async function readStdinBounded(): Promise<Uint8Array> {
+/**
+ * Stdin has no size up front, and PutStream announces one: the pieces are kept (refusing as
+ * soon as they pass the limit, not after buffering everything) and then sent as they are,
+ * without joining them into one more copy.
+ */
+async function readStdinBounded(): Promise<ValueSource> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
@@ -71,5 +79,5 @@ async function readStdinBounded(): Promise<Uint8Array> {
     checkSize(total);
     chunks.push(chunk);
   }
-  return new Uint8Array(Buffer.concat(chunks, total));
+  return { size: total, chunks: (async function* () { yield* chunks; })() };
 }

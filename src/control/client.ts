@@ -1,22 +1,27 @@
 /**
- * The control API client used by the CLI (and by tests and benches): promises over the
- * generated gRPC client, with a deadline on every unary call and one error type for "no node
- * at this socket".
+ * The control API client used by the CLI (and by tests and benches): promises and async
+ * iterables over the small HTTP/2 gRPC client in h2.ts with the hand-written codecs in
+ * wire.ts, so a CLI command loads neither grpc-js nor protobufjs. Every unary call has a
+ * deadline; "no node at this socket" is one error type.
+ *
+ * Values stream: `put` sends a value over unaryPutBytesMax as a PutStream of ~1 MiB
+ * messages, `putStream` takes any async source (a file, stdin) without holding it whole, and
+ * `getStream` hands the value over in the pieces it arrives in.
  */
-import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { CkvError } from '../core/errors.js';
-import {
-  channelOptions,
-  loadKvService,
-  type ChangeMessage,
-  type EntryMessage,
-  type HolderMessage,
-  type PeerMessage,
-  type StatusMessage,
-  type SyncProgressMessage,
-  type VersionMessage,
+import { GrpcChannel, GrpcStatus, GrpcStatusError, type Call } from './h2.js';
+import { grpcMessageBytesMax, unaryPutBytesMax, valueChunkBytes } from './limits.js';
+import type {
+  ChangeMessage,
+  EntryMessage,
+  HolderMessage,
+  PeerMessage,
+  StatusMessage,
+  SyncProgressMessage,
+  VersionMessage,
 } from './proto.js';
+import * as wire from './wire.js';
 
 /** Unary calls give up after this; a 64 MiB put over a Unix socket takes well under it. */
 const unaryDeadlineMs = 60_000;
@@ -35,14 +40,26 @@ export interface GetResult {
   deleted: boolean;
 }
 
-type RawClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+/** The head of a GetStream: what the key holds, then its value in pieces. */
+export interface GetStreamResult {
+  found: boolean;
+  version: VersionMessage | null;
+  deleted: boolean;
+  valueBytes: number;
+  chunks: AsyncIterable<Buffer>;
+}
+
+export interface Cancellable<T> extends AsyncIterable<T> {
+  cancel(): void;
+}
+
+const service = '/ckv.v1.Kv/';
 
 export class ControlClient {
-  private readonly raw: RawClient;
+  private readonly channel: GrpcChannel;
 
   constructor(readonly socketPath: string) {
-    const { kv } = loadKvService();
-    this.raw = new kv(`unix:${socketPath}`, grpc.credentials.createInsecure(), channelOptions) as unknown as RawClient;
+    this.channel = new GrpcChannel(socketPath, grpcMessageBytesMax);
   }
 
   /** A client for the node at `socketPath`; throws NodeUnreachableError if there is no socket. */
@@ -52,60 +69,131 @@ export class ControlClient {
   }
 
   close(): void {
-    this.raw.close();
-  }
-
-  private unary<Res>(method: string, request: object): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const deadline = new Date(Date.now() + unaryDeadlineMs);
-      const fn = this.raw[method]!.bind(this.raw) as (
-        req: object,
-        meta: grpc.Metadata,
-        opts: grpc.CallOptions,
-        cb: (error: grpc.ServiceError | null, res: Res) => void,
-      ) => void;
-      fn(request, new grpc.Metadata(), { deadline }, (error, response) => {
-        if (error) reject(this.translate(error));
-        else resolve(response);
-      });
-    });
+    this.channel.close();
   }
 
   /** A connection failure means no node is listening at the socket. */
-  translate(error: grpc.ServiceError): Error {
-    if (error.code === grpc.status.UNAVAILABLE && /connect|No connection|ENOENT|ECONNREFUSED/i.test(error.details ?? error.message)) {
+  translate(error: unknown): unknown {
+    if (error instanceof GrpcStatusError && error.code === GrpcStatus.UNAVAILABLE && /cannot connect|ENOENT|ECONNREFUSED/i.test(error.details)) {
       return new NodeUnreachableError(this.socketPath);
     }
     return error;
   }
 
-  private stream<Res>(method: string, request: object): AsyncIterable<Res> & { cancel(): void } {
-    const call = (this.raw[method]!.bind(this.raw) as (req: object) => grpc.ClientReadableStream<Res>)(request);
+  private async send(call: Call, schema: wire.Schema, request: object): Promise<void> {
+    const { parts, bytes } = wire.encodeMessage(schema, request);
+    await call.write(parts, bytes);
+  }
+
+  private async unary<Res>(method: wire.Method, request: object): Promise<Res> {
+    const { request: requestSchema, reply: replySchema } = wire.methods[method];
+    const call = this.channel.call(service + method, { deadlineMs: unaryDeadlineMs });
+    try {
+      await this.send(call, requestSchema, request);
+      call.end();
+      let reply: Res | undefined;
+      for await (const message of call.messages()) reply = wire.decode<Res>(replySchema, message);
+      if (reply === undefined) throw new GrpcStatusError(GrpcStatus.INTERNAL, `${method}: the node sent no reply`);
+      return reply;
+    } catch (error) {
+      throw this.translate(error);
+    }
+  }
+
+  private stream<Res>(method: wire.Method, request: object): Cancellable<Res> {
+    const { request: requestSchema, reply: replySchema } = wire.methods[method];
+    const call = this.channel.call(service + method);
+    const sent = this.send(call, requestSchema, request).then(() => call.end());
     const translate = this.translate.bind(this);
     return {
       cancel: () => call.cancel(),
       async *[Symbol.asyncIterator]() {
         try {
-          for await (const message of call) yield message as Res;
+          await sent;
+          for await (const message of call.messages()) yield wire.decode<Res>(replySchema, message);
         } catch (error) {
-          throw translate(error as grpc.ServiceError);
+          throw translate(error);
+        } finally {
+          if (!call.ended) call.cancel(); // the reader stopped early (break, an error of its own)
         }
       },
     };
   }
 
+  /** Stores a value; one over unaryPutBytesMax goes as a PutStream, in pieces. */
   put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
-    return this.unary('Put', { key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) });
+    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value]);
+    return this.unary('Put', { key, value });
   }
+
+  /**
+   * Stores a value of `valueBytes` bytes read from `source` (any chunk sizes), sent in
+   * messages of at most valueChunkBytes, waiting on HTTP/2 flow control: only a few pieces
+   * are ever held. The node refuses a wrong total, a bad key or a too-large value; nothing is
+   * stored then.
+   */
+  async putStream(key: string, valueBytes: number, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ version: VersionMessage }> {
+    const call = this.channel.call(`${service}PutStream`, { deadlineMs: unaryDeadlineMs });
+    try {
+      await this.send(call, wire.PutChunk, { key, valueBytes });
+      for await (const chunk of source) {
+        for (let offset = 0; offset < chunk.byteLength && !call.ended; offset += valueChunkBytes) {
+          await this.send(call, wire.PutChunk, { data: chunk.subarray(offset, offset + valueChunkBytes) });
+        }
+        if (call.ended) break; // refused early: the status says why
+      }
+      call.end();
+      let reply: { version: VersionMessage } | undefined;
+      for await (const message of call.messages()) reply = wire.decode(wire.PutReply, message);
+      if (!reply) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'PutStream: the node sent no reply');
+      return reply;
+    } catch (error) {
+      if (!call.ended) call.cancel();
+      throw this.translate(error);
+    }
+  }
+
   /** Many puts in one call; each result has a version or an error. */
   putMany(puts: { key: string; value: Uint8Array }[]): Promise<{ results: { version: VersionMessage | null; error: string }[] }> {
-    return this.unary('PutMany', {
-      puts: puts.map(({ key, value }) => ({ key, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) })),
-    });
+    return this.unary('PutMany', { puts });
   }
-  get(key: string): Promise<GetResult> {
-    return this.unary('Get', { key });
+
+  /** The whole value in one buffer (gathered from a GetStream). */
+  async get(key: string): Promise<GetResult> {
+    const head = await this.getStream(key);
+    const value = Buffer.allocUnsafe(head.valueBytes);
+    let filled = 0;
+    for await (const chunk of head.chunks) {
+      if (filled + chunk.byteLength > value.byteLength) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'GetStream: more bytes than announced');
+      value.set(chunk, filled);
+      filled += chunk.byteLength;
+    }
+    if (filled !== value.byteLength) throw new GrpcStatusError(GrpcStatus.INTERNAL, `GetStream: ${filled} of ${value.byteLength} bytes`);
+    return { found: head.found, value, version: head.version, deleted: head.deleted };
   }
+
+  /** The value in the pieces it arrives in: a 64 MiB value is never whole in this process. */
+  async getStream(key: string): Promise<GetStreamResult> {
+    const replies = this.stream<GetChunkMessage>('GetStream', { key })[Symbol.asyncIterator]();
+    const first = await replies.next();
+    if (first.done) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'GetStream: the node sent no reply');
+    const head = first.value;
+    const valueBytes = Number(head.valueBytes);
+    async function* chunks(): AsyncGenerator<Buffer> {
+      try {
+        if (head.data.byteLength > 0) yield head.data;
+        for (;;) {
+          const next = await replies.next();
+          if (next.done) return;
+          yield next.value.data;
+        }
+      } finally {
+        await replies.return?.(undefined);
+      }
+    }
+    return { found: head.found, version: head.version, deleted: head.deleted, valueBytes, chunks: chunks() };
+  }
+
   delete(key: string): Promise<{ version: VersionMessage }> {
     return this.unary('Delete', { key });
   }
@@ -136,4 +224,12 @@ export class ControlClient {
   sync(peer = '') {
     return this.stream<SyncProgressMessage>('Sync', { peer });
   }
+}
+
+interface GetChunkMessage {
+  found: boolean;
+  version: VersionMessage | null;
+  deleted: boolean;
+  valueBytes: string;
+  data: Buffer;
 }

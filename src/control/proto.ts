@@ -1,5 +1,5 @@
 /**
- * Loads ckv.proto for the server, the client and reflection. The .proto file stays the
+ * Loads ckv.proto for the server and reflection (the CLI's client uses wire.ts instead). The .proto file stays the
  * single source of the API; it is read from src/control/ at run time (also from dist/).
  */
 import { existsSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { valueBytesMax } from '../core/limits.js';
+import { grpcMessageBytesMax } from './limits.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** src/control/ckv.proto, found from src/control or dist/src/control. */
@@ -22,9 +22,6 @@ export const loaderOptions: protoLoader.Options = {
   defaults: true,
   oneofs: true,
 };
-
-/** A message may carry one maximal value plus headroom for the rest of the message. */
-export const grpcMessageBytesMax = valueBytesMax + 1024 * 1024;
 
 export const channelOptions: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': grpcMessageBytesMax,

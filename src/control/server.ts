@@ -18,13 +18,9 @@ import { toHex } from '../core/bytes.js';
 import { ckvVersion } from '../config.js';
 import { NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, CkvNode } from '../node.js';
+import { putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
-/** Puts in one PutMany call. */
-const putManyCountMax = 10_000;
-
-/** How far a watcher may fall behind before it is cut off. */
-const watchBufferBytesMax = 16 * 1024 * 1024;
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -201,10 +197,70 @@ export class ControlServer {
         setImmediate(() => void node.stop('leave requested'));
         return {};
       }),
+      PutStream: (call: grpc.ServerReadableStream<PutChunk, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (this.node.isStopping) return callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        this.putStream(call).then(
+          (version) => callback(null, { version: versionMessage(version) }),
+          (error) => callback(toServiceError(error)),
+        );
+      },
+      GetStream: (call: grpc.ServerWritableStream<{ key: string }, unknown>) => void this.getStream(call),
       Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.scan(call),
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
       Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
     };
+  }
+
+  /**
+   * Gathers a PutStream into one buffer of the announced size (allocated once, after the
+   * size is checked against the limit), then stores it like a Put. A wrong total, a bad key
+   * or a value over the limit stores nothing.
+   */
+  private async putStream(call: grpc.ServerReadableStream<PutChunk, unknown>): Promise<Version> {
+    let key: string | undefined;
+    let value: Buffer | undefined;
+    let filled = 0;
+    for await (const chunk of call as AsyncIterable<PutChunk>) {
+      if (value === undefined) {
+        key = checkedKey(chunk.key);
+        const size = Number(chunk.valueBytes);
+        const limit = this.node.config.valueBytesMax;
+        if (size > limit) throw new ValueTooLargeError(size, limit);
+        value = Buffer.allocUnsafe(size);
+      }
+      if (chunk.data.byteLength > value.byteLength - filled) {
+        throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream sent more than the ${value.byteLength} bytes it announced (nothing was stored)`);
+      }
+      value.set(chunk.data, filled);
+      filled += chunk.data.byteLength;
+    }
+    if (value === undefined || key === undefined) throw statusError(grpc.status.INVALID_ARGUMENT, 'PutStream sent no message (nothing was stored)');
+    if (filled !== value.byteLength) {
+      throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
+    }
+    return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  }
+
+  /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
+  private async getStream(call: grpc.ServerWritableStream<{ key: string }, unknown>): Promise<void> {
+    try {
+      if (this.node.isStopping) throw new ReplicaClosedError();
+      const entry = await this.node.get(checkedKey(call.request.key));
+      if (!entry || entry.value === null) {
+        call.write({ found: false, deleted: entry !== undefined, ...(entry ? { version: versionMessage(entry.version) } : {}) });
+        call.end();
+        return;
+      }
+      const value = Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
+      let ok = call.write({ found: true, version: versionMessage(entry.version), valueBytes: String(value.byteLength), data: value.subarray(0, valueChunkBytes) });
+      for (let offset = valueChunkBytes; offset < value.byteLength && !call.cancelled; offset += valueChunkBytes) {
+        if (!ok) await drained(call);
+        ok = call.write({ data: value.subarray(offset, offset + valueChunkBytes) });
+      }
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
+    }
   }
 
   private async scan(call: grpc.ServerWritableStream<ScanRequest, unknown>): Promise<void> {
@@ -217,7 +273,7 @@ export class ControlServer {
         if (call.cancelled || sent >= limit) break;
         if (entry.value === null && !req.includeDeleted) continue;
         sent++;
-        if (!call.write(entryMessage(entry, req.withValues))) await new Promise((resolve) => call.once('drain', resolve));
+        if (!call.write(entryMessage(entry, req.withValues))) await drained(call);
       }
       call.end();
     } catch (error) {
@@ -288,12 +344,33 @@ export class ControlServer {
   }
 }
 
+interface PutChunk {
+  key: string;
+  valueBytes: string;
+  data: Buffer;
+}
+
 interface ScanRequest {
   prefix: string;
   startAfter: string;
   limit: number;
   withValues: boolean;
   includeDeleted: boolean;
+}
+
+/** Resolves when the stream can take more, or when the client has gone (no wait forever). */
+function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      call.off('close', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('cancelled', done);
+    call.on('close', done);
+  });
 }
 
 /** Read paths validate keys too, so `get ''` is INVALID_ARGUMENT, not "not found". */

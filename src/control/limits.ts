@@ -1,0 +1,23 @@
+/**
+ * Limits of the control API, in one place. The value limit itself is core's valueBytesMax.
+ */
+import { valueBytesMax } from '../core/limits.js';
+
+/** A message may carry one maximal value plus headroom for the rest of the message. */
+export const grpcMessageBytesMax = valueBytesMax + 1024 * 1024;
+
+/**
+ * Bytes of a value per PutStream/GetStream message. 1 MiB: big enough that per-message
+ * overhead is noise (~64 messages for a maximal value), small enough that neither side holds
+ * more than a few of them in flight.
+ */
+export const valueChunkBytes = 1024 * 1024;
+
+/** Values up to this size go in one unary Put from ControlClient.put; larger ones stream. */
+export const unaryPutBytesMax = valueChunkBytes;
+
+/** Puts in one PutMany call. */
+export const putManyCountMax = 10_000;
+
+/** How far a Watch client may fall behind before it is cut off with RESOURCE_EXHAUSTED. */
+export const watchBufferBytesMax = 16 * 1024 * 1024;
