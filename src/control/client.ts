@@ -153,6 +153,14 @@ export class ControlClient {
     }
   }
 
+  /**
+   * A PutPipeline: many puts in flight on one stream, each answered on its own. Close it when
+   * done (puts still in flight are answered first).
+   */
+  pipeline(): PutPipeline {
+    return new PutPipeline(this.channel.call(`${service}PutPipeline`), this.translate.bind(this));
+  }
+
   /** Many puts in one call; each result has a version or an error. */
   putMany(puts: { key: string; value: Uint8Array }[]): Promise<{ results: { version: VersionMessage | null; error: string }[] }> {
     return this.unary('PutMany', { puts });
@@ -223,6 +231,67 @@ export class ControlClient {
   }
   sync(peer = '') {
     return this.stream<SyncProgressMessage>('Sync', { peer });
+  }
+}
+
+interface PutResultMessage {
+  version: VersionMessage | null;
+  error: string;
+  code: number;
+}
+
+/**
+ * Puts on one PutPipeline stream. Results come back in the order sent, so each put's promise
+ * is settled from a FIFO. A refused put (bad key, too large) rejects alone, with the status
+ * the node gave it; if the stream fails, every put in flight rejects with that error.
+ */
+export class PutPipeline {
+  private readonly waiting: { resolve: (v: { version: VersionMessage }) => void; reject: (e: unknown) => void }[] = [];
+  private failure: unknown;
+  private readonly reading: Promise<void>;
+
+  constructor(
+    private readonly call: Call,
+    private readonly translate: (error: unknown) => unknown,
+  ) {
+    this.reading = this.read();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      for await (const message of this.call.messages()) {
+        const result = wire.decode<PutResultMessage>(wire.PutResult, message);
+        const next = this.waiting.shift();
+        if (!next) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'PutPipeline: a result for no put');
+        if (result.version) next.resolve({ version: result.version });
+        else next.reject(new GrpcStatusError(result.code || GrpcStatus.UNKNOWN, result.error));
+      }
+      if (this.waiting.length > 0) throw new GrpcStatusError(GrpcStatus.INTERNAL, `PutPipeline ended with ${this.waiting.length} puts unanswered`);
+    } catch (error) {
+      this.failure = this.translate(error);
+      for (const next of this.waiting.splice(0)) next.reject(this.failure);
+    }
+  }
+
+  /** Resolves when the node has stored it; waits only for flow control, not for the reply, to send the next. */
+  put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.call.ended) return Promise.reject(new GrpcStatusError(GrpcStatus.CANCELLED, 'PutPipeline is closed'));
+    const answer = new Promise<{ version: VersionMessage }>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    const { parts, bytes } = wire.encodeMessage(wire.PutRequest, { key, value });
+    void this.call.write(parts, bytes);
+    return answer;
+  }
+
+  /** Puts sent and not yet answered. */
+  get inFlight(): number {
+    return this.waiting.length;
+  }
+
+  /** Ends the stream after the puts in flight are answered. */
+  async close(): Promise<void> {
+    this.call.end();
+    await this.reading;
   }
 }
 

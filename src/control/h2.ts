@@ -72,6 +72,9 @@ export class GrpcChannel {
       settings: { initialWindowSize: streamWindowBytes, enablePush: false },
     });
     session.on('error', (error: Error) => (this.connectError = error));
+    // The node is shutting down (GOAWAY): finish what is open and let go of the connection, or
+    // the node's graceful close waits on this idle session until it gives up and forces it.
+    session.on('goaway', () => session.close());
     session.once('connect', () => {
       this.connected = true;
       session.setLocalWindowSize(sessionWindowBytes);
@@ -139,17 +142,23 @@ export class Call {
     header.writeUInt32BE(bytes, 1);
     // One buffer per message: HTTP/2 DATA frames are cut from it without further copies.
     const ok = this.stream.write(Buffer.concat([header, ...parts], frameHeaderBytes + bytes));
-    if (!ok && !this.finished) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.stream.off('drain', done);
-          this.stream.off('close', done);
-          resolve();
-        };
-        this.stream.on('drain', done);
-        this.stream.on('close', done);
-      });
-    }
+    if (!ok && !this.finished) await this.drained();
+  }
+
+  /** One shared wait for 'drain', however many writers are waiting on it. */
+  private drainWait: Promise<void> | undefined;
+  private drained(): Promise<void> {
+    this.drainWait ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        this.drainWait = undefined;
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.stream.on('close', done);
+    });
+    return this.drainWait;
   }
 
   end(): void {
@@ -200,6 +209,9 @@ export class Call {
     if (code === undefined) return;
     const number = Number(code);
     this.status = number === GrpcStatus.OK ? null : new GrpcStatusError(number, decodeMessage(headers['grpc-message']));
+    // The status ends the call: close our half too, or the stream stays half-open and the
+    // node (waiting for it on shutdown) cannot finish.
+    this.end();
   }
 
   private onData(chunk: Buffer): void {

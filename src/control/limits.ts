@@ -21,3 +21,10 @@ export const putManyCountMax = 10_000;
 
 /** How far a Watch client may fall behind before it is cut off with RESOURCE_EXHAUSTED. */
 export const watchBufferBytesMax = 16 * 1024 * 1024;
+
+/**
+ * Puts a PutPipeline may have unanswered before the node stops reading it. Enough to keep
+ * the replica's group commit full (it takes up to writeBatchOpsMax a batch); more would
+ * only queue memory.
+ */
+export const pipelinePutsInFlightMax = 4096;

@@ -18,7 +18,7 @@ import { toHex } from '../core/bytes.js';
 import { ckvVersion } from '../config.js';
 import { NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, CkvNode } from '../node.js';
-import { putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
+import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
 
@@ -56,8 +56,8 @@ export function toServiceError(error: unknown): grpc.ServiceError {
 export class ControlServer {
   private readonly server = new grpc.Server(channelOptions);
   private listening = false;
-  /** Open Watch calls: ended first on close, so shutdown does not wait on them. */
-  private readonly watchers = new Set<() => void>();
+  /** Open Watch and PutPipeline calls: ended first on close, so shutdown does not wait on them. */
+  private readonly streams = new Set<() => void>();
 
   constructor(private readonly node: CkvNode) {
     const { kv } = loadKvService();
@@ -85,7 +85,7 @@ export class ControlServer {
   async close(): Promise<void> {
     if (!this.listening) return;
     this.listening = false;
-    for (const end of [...this.watchers]) end();
+    for (const end of [...this.streams]) end();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         this.server.forceShutdown();
@@ -130,17 +130,15 @@ export class ControlServer {
         // All queued at once: the replica folds them into a few storage batches.
         const results = await Promise.all(
           req.puts.map((put) =>
-            node.put(put.key, new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength)).then(
-              (version) => ({ version: versionMessage(version), error: '' }),
-              (error: unknown) => {
-                if (error instanceof ReplicaClosedError) throw error;
-                return { error: error instanceof Error ? error.message : String(error) };
-              },
-            ),
+            putResult(node, put).then((result) => {
+              if (result.code === grpc.status.UNAVAILABLE) throw new ReplicaClosedError();
+              return result;
+            }),
           ),
         );
         return { results };
       }),
+      PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
       HasKey: this.guard(async (req: { key: string }) => {
         const entry = await node.get(checkedKey(req.key));
         return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };
@@ -209,6 +207,60 @@ export class ControlServer {
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
       Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
     };
+  }
+
+  /**
+   * Each put is handed to the replica as it arrives (group commit batches them) and answered
+   * in the order sent. Past pipelinePutsInFlightMax unanswered puts the call is paused, so
+   * HTTP/2 flow control holds the client back. Ended with UNAVAILABLE when the node stops.
+   */
+  private putPipeline(call: grpc.ServerDuplexStream<PutMessage, unknown>): void {
+    if (this.node.isStopping) {
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      return;
+    }
+    let inFlight = 0;
+    let inputEnded = false;
+    let closed = false;
+    let answered: Promise<void> = Promise.resolve();
+    const finish = (): void => {
+      if (closed) return;
+      closed = true;
+      this.streams.delete(stop);
+    };
+    const stop = (): void => {
+      if (closed) return;
+      finish();
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+    };
+    this.streams.add(stop);
+    call.on('data', (put: PutMessage) => {
+      inFlight++;
+      if (inFlight >= pipelinePutsInFlightMax) call.pause();
+      const result = putResult(this.node, put);
+      answered = answered.then(async () => {
+        const reply = await result;
+        inFlight--;
+        if (closed) return;
+        call.write(reply);
+        if (inFlight <= pipelinePutsInFlightMax / 2 && call.isPaused()) call.resume();
+        if (inputEnded && inFlight === 0) {
+          finish();
+          call.end();
+        }
+      });
+    });
+    call.on('end', () => {
+      inputEnded = true;
+      answered = answered.then(() => {
+        if (inFlight === 0 && !closed) {
+          finish();
+          call.end();
+        }
+      });
+    });
+    call.on('cancelled', finish);
+    call.on('error', finish);
   }
 
   /**
@@ -330,17 +382,33 @@ export class ControlServer {
     };
     const cleanup = (): void => {
       this.node.changes.off('change', listener);
-      this.watchers.delete(end);
+      this.streams.delete(end);
     };
     // The node is stopping: the watcher is told by UNAVAILABLE, so scripts can tell it from Ctrl-C.
     const end = (): void => {
       cleanup();
       call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
     };
-    this.watchers.add(end);
+    this.streams.add(end);
     this.node.changes.on('change', listener);
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
+  }
+}
+
+interface PutMessage {
+  key: string;
+  value: Buffer;
+}
+
+/** One put's outcome as a PutResult: a version, or the error's message and status code. */
+async function putResult(node: CkvNode, put: PutMessage): Promise<{ version?: VersionMessage; error: string; code: number }> {
+  try {
+    const version = await node.put(put.key, new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength));
+    return { version: versionMessage(version), error: '', code: grpc.status.OK };
+  } catch (error) {
+    const status = toServiceError(error);
+    return { error: status.details, code: status.code };
   }
 }
 

@@ -114,7 +114,7 @@ export const LeaveReply = m('LeaveReply');
 export const ForgetPeerRequest = m('ForgetPeerRequest', f(1, 'peerId', 'string'));
 export const ForgetPeerReply = m('ForgetPeerReply', f(1, 'forgotten', 'bool'));
 export const PutManyRequest = m('PutManyRequest', f(1, 'puts', PutRequest, true));
-export const PutResult = m('PutResult', f(1, 'version', Version), f(2, 'error', 'string'));
+export const PutResult = m('PutResult', f(1, 'version', Version), f(2, 'error', 'string'), f(3, 'code', 'uint32'));
 export const PutManyReply = m('PutManyReply', f(1, 'results', PutResult, true));
 export const PutChunk = m('PutChunk', f(1, 'key', 'string'), f(2, 'valueBytes', 'uint64'), f(3, 'data', 'bytes'));
 export const GetChunk = m(
@@ -143,6 +143,7 @@ export const methods = {
   PutMany: { request: PutManyRequest, reply: PutManyReply },
   PutStream: { request: PutChunk, reply: PutReply },
   GetStream: { request: GetRequest, reply: GetChunk },
+  PutPipeline: { request: PutRequest, reply: PutResult },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
