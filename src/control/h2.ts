@@ -46,6 +46,8 @@ const queuedMessagesMax = 8;
 const streamWindowBytes = 4 * 1024 * 1024;
 const sessionWindowBytes = 16 * 1024 * 1024;
 const frameHeaderBytes = 5;
+/** A message part at least this large is written as it is rather than copied into one buffer. */
+const largePartBytes = 64 * 1024;
 
 export interface CallOptions {
   /** The call fails with DEADLINE_EXCEEDED after this; also sent to the server as grpc-timeout. */
@@ -140,8 +142,23 @@ export class Call {
     const header = Buffer.allocUnsafe(frameHeaderBytes);
     header[0] = 0;
     header.writeUInt32BE(bytes, 1);
-    // One buffer per message: HTTP/2 DATA frames are cut from it without further copies.
-    const ok = this.stream.write(Buffer.concat([header, ...parts], frameHeaderBytes + bytes));
+    // Small parts are joined (one write); a large part (a value's piece) goes as it is, so a
+    // streamed value is not copied on its way out.
+    let ok = true;
+    let pending: Uint8Array[] = [header];
+    let pendingBytes = frameHeaderBytes;
+    for (const part of parts) {
+      if (part.byteLength < largePartBytes) {
+        pending.push(part);
+        pendingBytes += part.byteLength;
+        continue;
+      }
+      ok = this.stream.write(Buffer.concat(pending, pendingBytes)) && ok;
+      ok = this.stream.write(part) && ok;
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (pendingBytes > 0) ok = this.stream.write(Buffer.concat(pending, pendingBytes)) && ok;
     if (!ok && !this.finished) await this.drained();
   }
 
