@@ -249,6 +249,8 @@ export class PutPipeline {
   private readonly waiting: { resolve: (v: { version: VersionMessage }) => void; reject: (e: unknown) => void }[] = [];
   private failure: unknown;
   private readonly reading: Promise<void>;
+  /** Puts made in this turn of the event loop, written together at its end. */
+  private readonly unsent: { parts: Uint8Array[]; bytes: number }[] = [];
 
   constructor(
     private readonly call: Call,
@@ -260,11 +262,12 @@ export class PutPipeline {
   private async read(): Promise<void> {
     try {
       for await (const message of this.call.messages()) {
-        const result = wire.decode<PutResultMessage>(wire.PutResult, message);
-        const next = this.waiting.shift();
-        if (!next) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'PutPipeline: a result for no put');
-        if (result.version) next.resolve({ version: result.version });
-        else next.reject(new GrpcStatusError(result.code || GrpcStatus.UNKNOWN, result.error));
+        for (const result of wire.decode<{ results: PutResultMessage[] }>(wire.PutManyReply, message).results) {
+          const next = this.waiting.shift();
+          if (!next) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'PutPipeline: a result for no put');
+          if (result.version) next.resolve({ version: result.version });
+          else next.reject(new GrpcStatusError(result.code || GrpcStatus.UNKNOWN, result.error));
+        }
       }
       if (this.waiting.length > 0) throw new GrpcStatusError(GrpcStatus.INTERNAL, `PutPipeline ended with ${this.waiting.length} puts unanswered`);
     } catch (error) {
@@ -278,8 +281,8 @@ export class PutPipeline {
     if (this.failure) return Promise.reject(this.failure);
     if (this.call.ended) return Promise.reject(new GrpcStatusError(GrpcStatus.CANCELLED, 'PutPipeline is closed'));
     const answer = new Promise<{ version: VersionMessage }>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    const { parts, bytes } = wire.encodeMessage(wire.PutRequest, { key, value });
-    void this.call.write(parts, bytes);
+    this.unsent.push(wire.encodeMessage(wire.PutRequest, { key, value }));
+    if (this.unsent.length === 1) queueMicrotask(() => void this.call.writeMany(this.unsent.splice(0)));
     return answer;
   }
 
@@ -290,6 +293,7 @@ export class PutPipeline {
 
   /** Ends the stream after the puts in flight are answered. */
   async close(): Promise<void> {
+    await this.call.writeMany(this.unsent.splice(0));
     this.call.end();
     await this.reading;
   }

@@ -162,6 +162,25 @@ export class Call {
     if (!ok && !this.finished) await this.drained();
   }
 
+  /** Several small messages in one write (one DATA frame, one syscall), e.g. pipelined puts. */
+  async writeMany(messages: readonly { parts: readonly Uint8Array[]; bytes: number }[]): Promise<void> {
+    if (this.finished || messages.length === 0) return;
+    let total = 0;
+    for (const m of messages) total += frameHeaderBytes + m.bytes;
+    const out = Buffer.allocUnsafe(total);
+    let offset = 0;
+    for (const m of messages) {
+      out[offset] = 0;
+      out.writeUInt32BE(m.bytes, offset + 1);
+      offset += frameHeaderBytes;
+      for (const part of m.parts) {
+        out.set(part, offset);
+        offset += part.byteLength;
+      }
+    }
+    if (!this.stream.write(out) && !this.finished) await this.drained();
+  }
+
   /** One shared wait for 'drain', however many writers are waiting on it. */
   private drainWait: Promise<void> | undefined;
   private drained(): Promise<void> {

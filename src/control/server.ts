@@ -211,18 +211,23 @@ export class ControlServer {
 
   /**
    * Each put is handed to the replica as it arrives (group commit batches them) and answered
-   * in the order sent. Past pipelinePutsInFlightMax unanswered puts the call is paused, so
-   * HTTP/2 flow control holds the client back. Ended with UNAVAILABLE when the node stops.
+   * in the order sent. Results that are ready together (a storage batch) go out in one
+   * PutManyReply, flushed once per turn of the event loop. Past pipelinePutsInFlightMax
+   * unanswered puts the call is paused, so HTTP/2 flow control holds the client back. Ended
+   * with UNAVAILABLE when the node stops.
    */
   private putPipeline(call: grpc.ServerDuplexStream<PutMessage, unknown>): void {
     if (this.node.isStopping) {
       call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
       return;
     }
-    let inFlight = 0;
+    /** Results in the order of the puts, from put number `firstSeq` on; a slot is filled when its put finishes. */
+    const results: (PutResultMessage | undefined)[] = [];
+    let firstSeq = 0;
+    let nextSeq = 0;
     let inputEnded = false;
     let closed = false;
-    let answered: Promise<void> = Promise.resolve();
+    let flushScheduled = false;
     const finish = (): void => {
       if (closed) return;
       closed = true;
@@ -233,31 +238,39 @@ export class ControlServer {
       finish();
       call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
     };
+    const flush = (): void => {
+      flushScheduled = false;
+      if (closed) return;
+      let ready = 0;
+      while (ready < results.length && results[ready] !== undefined) ready++;
+      if (ready > 0) {
+        call.write({ results: results.splice(0, ready) });
+        firstSeq += ready;
+      }
+      if (results.length <= pipelinePutsInFlightMax / 2 && call.isPaused()) call.resume();
+      if (inputEnded && results.length === 0) {
+        finish();
+        call.end();
+      }
+    };
+    const scheduleFlush = (): void => {
+      if (flushScheduled) return;
+      flushScheduled = true;
+      setImmediate(flush);
+    };
     this.streams.add(stop);
     call.on('data', (put: PutMessage) => {
-      inFlight++;
-      if (inFlight >= pipelinePutsInFlightMax) call.pause();
-      const result = putResult(this.node, put);
-      answered = answered.then(async () => {
-        const reply = await result;
-        inFlight--;
-        if (closed) return;
-        call.write(reply);
-        if (inFlight <= pipelinePutsInFlightMax / 2 && call.isPaused()) call.resume();
-        if (inputEnded && inFlight === 0) {
-          finish();
-          call.end();
-        }
+      const seq = nextSeq++;
+      results.push(undefined);
+      if (results.length >= pipelinePutsInFlightMax) call.pause();
+      void putResult(this.node, put).then((result) => {
+        results[seq - firstSeq] = result;
+        scheduleFlush();
       });
     });
     call.on('end', () => {
       inputEnded = true;
-      answered = answered.then(() => {
-        if (inFlight === 0 && !closed) {
-          finish();
-          call.end();
-        }
-      });
+      scheduleFlush();
     });
     call.on('cancelled', finish);
     call.on('error', finish);
@@ -401,8 +414,14 @@ interface PutMessage {
   value: Buffer;
 }
 
+interface PutResultMessage {
+  version?: VersionMessage;
+  error: string;
+  code: number;
+}
+
 /** One put's outcome as a PutResult: a version, or the error's message and status code. */
-async function putResult(node: CkvNode, put: PutMessage): Promise<{ version?: VersionMessage; error: string; code: number }> {
+async function putResult(node: CkvNode, put: PutMessage): Promise<PutResultMessage> {
   try {
     const version = await node.put(put.key, new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength));
     return { version: versionMessage(version), error: '', code: grpc.status.OK };

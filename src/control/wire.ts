@@ -143,7 +143,7 @@ export const methods = {
   PutMany: { request: PutManyRequest, reply: PutManyReply },
   PutStream: { request: PutChunk, reply: PutReply },
   GetStream: { request: GetRequest, reply: GetChunk },
-  PutPipeline: { request: PutRequest, reply: PutResult },
+  PutPipeline: { request: PutRequest, reply: PutManyReply },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
