@@ -1,7 +1,7 @@
 /**
  * A ckv node: the wiring of one process. It owns the real clock, the LevelDB store, the
  * replica (pure core), the change feed for watchers, the cluster network (`src/net/`) and
- * the control server. Local writes reach the cluster through the change feed.
+ * the control server. Local writes go to the cluster (gossip) as they are applied.
  *
  * Start order matters: the store's lock is taken first, so a second node on the same data
  * directory fails before touching anything; then the cluster and the HTTP server (src/http/)
@@ -19,7 +19,7 @@ import type { Entry, Version } from './core/entry.js';
 import { isNodeId } from './core/entry.js';
 import { hlcPack } from './core/hlc.js';
 import { nodeIdBytes } from './core/limits.js';
-import { Replica, type AppliedChange } from './core/replica.js';
+import { Replica, type AppliedChange, type LocalWrite } from './core/replica.js';
 import { LevelStore } from './store/level-store.js';
 import type { NodeConfig } from './config.js';
 import { Counters } from './util/counters.js';
@@ -106,9 +106,6 @@ export class CkvNode {
         logger: this.logger,
         privateKey,
       });
-      this.changes.on('change', (change: ChangeEvent) => {
-        if (change.origin === 'local') this.cluster?.publishChange(change);
-      });
       if (httpAddress) {
         // Before the control socket: once Status answers, it can report the HTTP URL.
         this.http = new HttpServer(this);
@@ -151,9 +148,11 @@ export class CkvNode {
 
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
-    const event: ChangeEvent = { ...change, appliedAtMs: Date.now() };
-    this.writeStats.record(change.origin, change.entry.version.hlc, event.appliedAtMs);
-    this.changes.emit('change', event);
+    const appliedAtMs = Date.now();
+    this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
+    if (change.origin === 'local') this.cluster?.publishChange(change);
+    // Called for every write: the event is only built when a watcher listens.
+    if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
   }
 
   put(key: string, value: Uint8Array): Promise<Version> {
@@ -162,6 +161,11 @@ export class CkvNode {
 
   delete(key: string): Promise<Version> {
     return this.replica.delete(key);
+  }
+
+  /** Many puts and deletes (value null) for one promise: cheaper than a put each (Replica.writeMany). */
+  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+    return this.replica.writeMany(writes);
   }
 
   get(key: string): Promise<Entry | undefined> {

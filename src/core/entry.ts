@@ -8,9 +8,10 @@
  *
  * `entryDigest = SHA-256(key || 0 || hlc || nodeId)`: the value is implied by the version,
  * so digests are cheap to compute for large values and identical on every node.
- * SHA-256 here is pure computation (node:crypto's hash), not I/O.
+ * SHA-256 here is pure computation (node:crypto's hash), not I/O. The one-shot `hash()` is
+ * used on the write path: it costs about 60% of a createHash/update/digest chain.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import type { Hlc } from './hlc.js';
@@ -66,13 +67,19 @@ export function nodeIdFrom(identity: Uint8Array): NodeId {
 
 /** UTF-8 bytes of a valid key; throws InvalidKeyError otherwise. */
 export function checkKey(key: string): Uint8Array {
+  validateKey(key);
+  return utf8(key);
+}
+
+/** checkKey without encoding the key: returns its UTF-8 length. */
+export function validateKey(key: string): number {
   if (typeof key !== 'string' || key.length === 0) throw new InvalidKeyError('key must not be empty');
-  const bytes = utf8(key);
-  if (bytes.byteLength > keyBytesMax) {
-    throw new InvalidKeyError(`key is ${bytes.byteLength} bytes; the limit is ${keyBytesMax} bytes`);
+  const keyBytes = Buffer.byteLength(key, 'utf8');
+  if (keyBytes > keyBytesMax) {
+    throw new InvalidKeyError(`key is ${keyBytes} bytes; the limit is ${keyBytesMax} bytes`);
   }
   if (!key.isWellFormed()) throw new InvalidKeyError('key is not valid Unicode text');
-  return bytes;
+  return keyBytes;
 }
 
 export function checkValue(value: Uint8Array, limit = valueBytesMax): void {
@@ -81,21 +88,87 @@ export function checkValue(value: Uint8Array, limit = valueBytesMax): void {
 
 /** SHA-256 of the key: its position in the Merkle tree. */
 export function keyHash(key: string): Uint8Array {
-  return createHash('sha256').update(key, 'utf8').digest();
+  return hash('sha256', key, 'buffer');
 }
+
+/**
+ * A hash as a latin1 ('binary') string: char code i is byte i. The write path carries hashes
+ * this way because such a string costs about a third of a Buffer to make (no backing store).
+ */
+export type HashText = string;
+
+/** keyHash as HashText. */
+export function keyHashText(key: string): HashText {
+  return hash('sha256', key, 'binary');
+}
+
+/** Hex digits of the key hash that prefix a stored entry's key (the storage sort prefix). */
+export const hashPrefixDigits = 8;
 
 /** Lowercase hex of the first 4 bytes of the key hash: the storage sort prefix. */
 export function keyHashPrefix(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 8);
+  return hashPrefixOf(keyHashText(key));
 }
 
-const versionBytes = new Uint8Array(8 + nodeIdBytes);
-const versionView = new DataView(versionBytes.buffer);
+/** keyHashPrefix from a HashText already computed. */
+export function hashPrefixOf(keyHash: HashText): string {
+  return Buffer.from(keyHash.slice(0, hashPrefixDigits / 2), 'latin1').toString('hex');
+}
+
+/** Bytes of the digest input after the key: a 0 separator, the hlc and the node id. */
+const digestTailBytes = 1 + 8 + nodeIdBytes;
+/** Reused digest input; grows for long keys (3 UTF-8 bytes per UTF-16 unit at most). */
+let digestInput = Buffer.alloc(256);
 
 export function entryDigest(key: string, version: Version): Uint8Array {
-  versionView.setBigUint64(0, version.hlc);
-  versionBytes.set(fromHex(version.node), 8);
-  return createHash('sha256').update(key, 'utf8').update(new Uint8Array([0])).update(versionBytes).digest();
+  return hash('sha256', digestInputOf(key, version), 'buffer');
+}
+
+/** entryDigest as HashText. */
+export function entryDigestText(key: string, version: Version): HashText {
+  return hash('sha256', digestInputOf(key, version), 'binary');
+}
+
+/** key || 0 || hlc || nodeId, in a buffer reused by the next call. */
+function digestInputOf(key: string, version: Version): Uint8Array {
+  if (digestInput.byteLength < key.length * 3 + digestTailBytes) digestInput = Buffer.alloc(key.length * 3 + digestTailBytes);
+  const keyBytes = digestInput.write(key, 0, 'utf8');
+  return digestInput.subarray(0, writeVersionTail(digestInput, keyBytes, version));
+}
+
+/** Writes 0, hlc, node id at `offset`; returns the end. */
+function writeVersionTail(target: Buffer, offset: number, version: Version): number {
+  target[offset] = 0;
+  return writeVersionInto(target, offset + 1, version);
+}
+
+/**
+ * The last version written by writeVersionInto, split into bytes once: each put writes its
+ * version twice (digest, entry) and a batch mostly shares one node id.
+ */
+const versionCache = { hlc: -1n, high: 0, low: 0, node: '', nodeBytes: new Uint8Array(nodeIdBytes) };
+
+/** writeVersion into a buffer at `offset`; returns the end. A malformed node id writes zeros. */
+function writeVersionInto(target: Uint8Array, offset: number, version: Version): number {
+  const cache = versionCache;
+  if (version.hlc !== cache.hlc) {
+    if (version.hlc < 0n || version.hlc >> 64n !== 0n) throw new RangeError(`hlc ${version.hlc} is not a u64`);
+    cache.high = Number(version.hlc >> 32n);
+    cache.low = Number(version.hlc & 0xffffffffn);
+    cache.hlc = version.hlc;
+  }
+  if (version.node !== cache.node) {
+    const nodeBytes = new Uint8Array(nodeIdBytes);
+    Buffer.from(nodeBytes.buffer).write(version.node, 0, nodeIdBytes, 'hex');
+    cache.nodeBytes = nodeBytes;
+    cache.node = version.node;
+  }
+  for (let shift = 24, i = 0; i < 4; i++, shift -= 8) {
+    target[offset + i] = (cache.high >>> shift) & 0xff;
+    target[offset + 4 + i] = (cache.low >>> shift) & 0xff;
+  }
+  target.set(cache.nodeBytes, offset + 8);
+  return offset + 8 + nodeIdBytes;
 }
 
 export function writeVersion(writer: ByteWriter, version: Version): void {
@@ -133,9 +206,51 @@ export function readEntry(reader: ByteReader, limit = valueBytesMax): Entry {
 }
 
 export function encodeEntry(entry: Entry): Uint8Array {
-  const writer = new ByteWriter(32 + entry.key.length * 3 + (entry.value?.byteLength ?? 0));
-  writeEntry(writer, entry);
-  return writer.finish();
+  const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+  const bytes = Buffer.alloc(encodedEntryBytes(entry, keyBytes)); // not pooled: callers may keep it
+  encodeEntryInto(bytes, 0, entry, keyBytes);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Length of encodeEntry(entry), given the key's UTF-8 length. */
+export function encodedEntryBytes(entry: Entry, keyBytes: number): number {
+  const valueBytes = entry.value === null ? 0 : varintBytes(entry.value.byteLength) + entry.value.byteLength;
+  return varintBytes(keyBytes) + keyBytes + 1 + 8 + nodeIdBytes + valueBytes;
+}
+
+/**
+ * encodeEntry into `target` at `offset` (the same bytes as writeEntry), with no allocation:
+ * the store encodes a whole batch into one buffer. Returns the end offset.
+ */
+export function encodeEntryInto(target: Buffer, offset: number, entry: Entry, keyBytes: number): number {
+  let at = writeVarint(target, offset, keyBytes);
+  at += target.write(entry.key, at, keyBytes, 'utf8');
+  target[at++] = entry.value === null ? flagTombstone : 0;
+  at = writeVersionInto(target, at, entry.version);
+  if (entry.value !== null) {
+    at = writeVarint(target, at, entry.value.byteLength);
+    target.set(entry.value, at);
+    at += entry.value.byteLength;
+  }
+  return at;
+}
+
+function varintBytes(value: number): number {
+  let bytes = 1;
+  for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) bytes++;
+  return bytes;
+}
+
+/** The same LEB128 varint as ByteWriter.varint. */
+function writeVarint(target: Uint8Array, offset: number, value: number): number {
+  let at = offset;
+  let v = value;
+  while (v >= 0x80) {
+    target[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  target[at++] = v;
+  return at;
 }
 
 export function decodeEntry(bytes: Uint8Array, limit = valueBytesMax): Entry {

@@ -7,25 +7,30 @@
  *
  * For each queued entry: a remote stamp too far in the future is refused (ClockDriftError,
  * counted; sync offers it again later); otherwise the merge rule decides against the current
- * version. Winners are written atomically with the HLC bound; only after the write succeeds
- * are the tree updated (O(depth) per key), the callers acknowledged and `onApplied` told.
+ * version, read from the store unless a key filter says the store cannot hold the key. Each
+ * key is hashed once a batch; the store and the tree reuse the hash. Winners are written
+ * atomically with the HLC bound; their tree digests are computed while the store writes, but
+ * only after the write succeeds are the tree updated (O(depth) per key), the callers
+ * acknowledged and `onApplied` told.
  *
  * Pure: the store, the wall clock and the merge rule are passed in.
  */
 import {
-  checkKey,
   checkValue,
-  entryDigest,
+  entryDigestText,
   isNodeId,
-  keyHash,
+  keyHashText,
   lastWriterWins,
   type Entry,
+  type HashText,
   type MergeRule,
   type NodeId,
   type Version,
+  validateKey,
 } from './entry.js';
 import { ClockDriftError, CkvError, assert } from './errors.js';
 import { HybridClock, type Hlc } from './hlc.js';
+import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
 import type { Store } from '../store/store.js';
@@ -61,9 +66,24 @@ export interface ReplicaOptions {
   onApplied?: (change: AppliedChange) => void;
 }
 
+/** A local write: a value, or null for a tombstone. */
+export interface LocalWrite {
+  readonly key: string;
+  readonly value: Uint8Array | null;
+}
+
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; resolve: (v: Version) => void; reject: (e: Error) => void }
+  | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: Version[]) => void; reject: (e: Error) => void }
   | { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+
+/** A key touched by one commit. */
+interface Slot {
+  readonly key: string;
+  readonly hash: HashText;
+  before: Entry | undefined;
+  winner: Entry | undefined;
+}
 
 export class ReplicaClosedError extends CkvError {
   constructor() {
@@ -85,8 +105,10 @@ export class Replica {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private tombstones = 0;
+  /** Keys the store may hold: a write of any other key skips the store read. */
+  private readonly keys: KeyFilter;
 
-  private constructor(options: ReplicaOptions, tree: MerkleTree, clock: HybridClock, tombstones: number) {
+  private constructor(options: ReplicaOptions, tree: MerkleTree, clock: HybridClock, tombstones: number, keys: KeyFilter) {
     this.nodeId = options.nodeId;
     this.store = options.store;
     this.wallClockMs = options.wallClockMs;
@@ -96,6 +118,7 @@ export class Replica {
     this.tree = tree;
     this.clock = clock;
     this.tombstones = tombstones;
+    this.keys = keys;
   }
 
   /** Open the store and rebuild the tree in one scan; the clock resumes above anything stored. */
@@ -104,13 +127,16 @@ export class Replica {
     const tree = new MerkleTree(options.depth ?? merkleDepthDefault);
     let last: Hlc = await options.store.readHlc();
     let tombstones = 0;
+    const keys = new KeyFilter();
     for await (const entry of options.store.scanHash('')) {
-      tree.update(keyHash(entry.key), undefined, entryDigest(entry.key, entry.version));
+      const hash = keyHashText(entry.key);
+      tree.updateText(hash, undefined, entryDigestText(entry.key, entry.version));
+      keys.add(hash);
       if (entry.value === null) tombstones++;
       if (entry.version.hlc > last) last = entry.version.hlc;
     }
     const clockOptions = options.driftMsMax === undefined ? { last } : { last, driftMsMax: options.driftMsMax };
-    return new Replica(options, tree, new HybridClock(clockOptions), tombstones);
+    return new Replica(options, tree, new HybridClock(clockOptions), tombstones, keys);
   }
 
   /** Entries held, tombstones included. */
@@ -132,15 +158,43 @@ export class Replica {
 
   /** Stamp and store a value; resolves with its version once it is durable. */
   put(key: string, value: Uint8Array): Promise<Version> {
-    checkKey(key);
+    validateKey(key);
     checkValue(value, this.valueBytesMax);
     return this.enqueueLocal(key, value);
   }
 
   /** Write a tombstone; resolves with its version once it is durable. */
   delete(key: string): Promise<Version> {
-    checkKey(key);
+    validateKey(key);
     return this.enqueueLocal(key, null);
+  }
+
+  /**
+   * Many puts (or deletes, value null) as one queued op with one promise: each is stamped and
+   * merged as if written alone, in order, and all are acknowledged together once durable.
+   * Each result is the write's version, or the error that refused it (key or value invalid).
+   */
+  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+    if (this.closed) return Promise.reject(new ReplicaClosedError());
+    const results: (Version | Error | undefined)[] = [];
+    const valid: LocalWrite[] = [];
+    for (const write of writes) {
+      try {
+        validateKey(write.key);
+        if (write.value !== null) checkValue(write.value, this.valueBytesMax);
+        valid.push(write);
+        results.push(undefined);
+      } catch (error) {
+        results.push(error as Error);
+      }
+    }
+    if (valid.length === 0) return Promise.resolve(results as Error[]);
+    return new Promise<Version[]>((resolve, reject) => this.enqueue({ kind: 'localMany', writes: valid, resolve, reject })).then(
+      (versions) => {
+        let next = 0;
+        return results.map((result) => result ?? versions[next++]!);
+      },
+    );
   }
 
   /** Merge entries from a peer. Never throws for bad entries: they are counted. */
@@ -180,7 +234,7 @@ export class Replica {
       let take = 0;
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
         const op = this.queue[take]!;
-        size += op.kind === 'local' ? 1 : op.entries.length;
+        size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.entries.length;
         take++;
       }
       const ops = this.queue.splice(0, take);
@@ -193,34 +247,53 @@ export class Replica {
   }
 
   private async commit(ops: Op[]): Promise<void> {
-    // The version each touched key had in the store before this batch, and its newest winner.
-    const before = new Map<string, Entry | undefined>();
-    const winners = new Map<string, Entry>();
-    const changes: AppliedChange[] = [];
-    const results: (Version | ApplyReport)[] = [];
-    // One read for every key the batch touches, instead of one per key.
-    const keys = new Set<string>();
+    // One slot per key the batch touches: its hash (computed once, reused by the store and
+    // the tree), the entry the store held before, and the newest winner in this batch.
+    const slots = new Map<string, Slot>();
+    const slotList: Slot[] = [];
+    const touch = (key: string): void => {
+      if (slots.has(key)) return;
+      const slot: Slot = { key, hash: keyHashText(key), before: undefined, winner: undefined };
+      slots.set(key, slot);
+      slotList.push(slot);
+    };
     for (const op of ops) {
-      if (op.kind === 'local') keys.add(op.key);
-      else for (const entry of op.entries) if (typeof entry.key === 'string') keys.add(entry.key);
+      if (op.kind === 'local') touch(op.key);
+      else if (op.kind === 'localMany') for (const write of op.writes) touch(write.key);
+      else for (const entry of op.entries) if (typeof entry.key === 'string') touch(entry.key);
     }
-    const keyList = [...keys];
-    const stored = await this.store.getMany(keyList);
-    keyList.forEach((key, i) => before.set(key, stored[i]));
-    const current = (key: string): Entry | undefined => winners.get(key) ?? before.get(key);
+    // One read for every key the batch touches that the store may hold, instead of one per key.
+    const toRead = slotList.filter((slot) => this.keys.mayHave(slot.hash));
+    if (toRead.length > 0) {
+      const stored = await this.store.getMany(
+        toRead.map((slot) => slot.key),
+        toRead.map((slot) => slot.hash),
+      );
+      for (let i = 0; i < toRead.length; i++) toRead[i]!.before = stored[i];
+    }
 
+    const changes: AppliedChange[] = [];
+    const results: (Version | Version[] | ApplyReport)[] = [];
+    const local = (key: string, value: Uint8Array | null): Version => {
+      const slot = slots.get(key)!;
+      const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
+      const entry: Entry = { key, value, version };
+      const previous = (slot.winner ?? slot.before)?.version;
+      // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
+      // that an injected rule is applied uniformly.
+      if (this.mergeRule(version, previous)) {
+        slot.winner = entry;
+        changes.push({ entry, previous, origin: 'local' });
+      }
+      return version;
+    };
     for (const op of ops) {
       if (op.kind === 'local') {
-        const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
-        const entry: Entry = { key: op.key, value: op.value, version };
-        const previous = current(op.key)?.version;
-        // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
-        // that an injected rule is applied uniformly.
-        if (this.mergeRule(version, previous)) {
-          winners.set(op.key, entry);
-          changes.push({ entry, previous, origin: 'local' });
-        }
-        results.push(version);
+        results.push(local(op.key, op.value));
+        continue;
+      }
+      if (op.kind === 'localMany') {
+        results.push(op.writes.map((write) => local(write.key, write.value)));
         continue;
       }
       const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 };
@@ -236,9 +309,10 @@ export class Replica {
           report.rejectedClockDrift++;
           continue;
         }
-        const previous = current(entry.key)?.version;
+        const slot = slots.get(entry.key)!;
+        const previous = (slot.winner ?? slot.before)?.version;
         if (this.mergeRule(entry.version, previous)) {
-          winners.set(entry.key, entry);
+          slot.winner = entry;
           changes.push({ entry, previous, origin: 'remote' });
           report.applied++;
         } else {
@@ -248,16 +322,30 @@ export class Replica {
       results.push(report);
     }
 
-    if (winners.size > 0) {
-      await this.store.write([...winners.values()], this.clock.last);
-      for (const [key, entry] of winners) {
-        const old = before.has(key) ? before.get(key) : undefined;
-        const oldDigest = old ? entryDigest(old.key, old.version) : undefined;
-        this.tree.update(keyHash(key), oldDigest, entryDigest(key, entry.version));
-        this.tombstones += (entry.value === null ? 1 : 0) - (old && old.value === null ? 1 : 0);
+    const written = slotList.filter((slot) => slot.winner !== undefined);
+    if (written.length > 0) {
+      const writing = this.store.write(
+        written.map((slot) => slot.winner!),
+        this.clock.last,
+        written.map((slot) => slot.hash),
+      );
+      // Digest while the store writes: pure work that would otherwise wait for the write.
+      const digests: (HashText | undefined)[] = [];
+      try {
+        for (const { key, before, winner } of written) {
+          digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
+        }
+      } finally {
+        await writing;
+      }
+      for (let i = 0; i < written.length; i++) {
+        const { hash, before, winner } = written[i]!;
+        this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
+        this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+        if (before === undefined) this.keys.add(hash);
       }
     }
-    ops.forEach((op, i) => (op.resolve as (value: unknown) => void)(results[i]));
+    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(results[i]);
     if (this.onApplied) for (const change of changes) this.onApplied(change);
   }
 

@@ -12,6 +12,8 @@
  * - members:  the sender's peer id and listen addresses, published when a member joins and
  *             every 30 s, so every node dials every other: a cluster built by bootstrapping to
  *             one node does not fall apart when that node does.
+ * A write is not published while no peer subscribes to the topic (counted as
+ * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
  * twice is dropped by gossipsub. A topic validator rejects messages that do not decode: they
  * are counted and gossipsub penalises the sender; they never reach the store.
@@ -163,6 +165,13 @@ export class Gossip {
 
   /** Publish a local write. Never throws: gossip is best effort and sync repairs losses. */
   publishChange(change: AppliedChange): void {
+    if (!this.started) return;
+    // With no peer subscribed, gossipsub would encode, id and cache the message for nobody
+    // (a tenth of a lone node's write path). A peer that subscribes later gets it by sync.
+    if (this.components.pubsub.getSubscribers(this.topic).length === 0) {
+      this.components.counters.add('gossip_unsent_no_peers');
+      return;
+    }
     const { entry } = change;
     const message: GossipMessage =
       entry.value !== null && entry.value.byteLength > this.options.gossipValueBytesMax

@@ -19,7 +19,7 @@
  * Stored values are copied on write so a caller reusing its buffer cannot change the store.
  * Entries handed out are the stored objects: callers must not mutate their bytes.
  */
-import { encodeEntry, keyHashPrefix, type Entry } from '../core/entry.js';
+import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
 import type { ScanKeysOptions, Store } from './store.js';
@@ -62,12 +62,12 @@ export class MemoryStore implements Store {
     return keys.map((key) => this.slots.get(key)?.entry);
   }
 
-  async write(entries: readonly Entry[], hlcLast: Hlc): Promise<void> {
+  async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void> {
     this.checkOpen();
     // No await below: the whole batch lands in one synchronous step.
-    for (const incoming of entries) {
+    for (const [i, incoming] of entries.entries()) {
       const entry: Entry = incoming.value === null ? incoming : { ...incoming, value: incoming.value.slice() };
-      const bytes = encodeEntry(entry).byteLength;
+      const bytes = encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
       const slot = this.slots.get(entry.key);
       if (slot !== undefined) {
         this.entryBytes += bytes - slot.bytes;
@@ -75,7 +75,7 @@ export class MemoryStore implements Store {
         slot.bytes = bytes;
         continue;
       }
-      const hashPrefix = keyHashPrefix(entry.key);
+      const hashPrefix = hashPrefixOf(keyHashes?.[i] ?? keyHashText(entry.key));
       const fresh: Slot = { entry, hashPrefix, bytes };
       this.slots.set(entry.key, fresh);
       const bucketName = hashPrefix.slice(0, bucketDigits);

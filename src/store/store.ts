@@ -9,7 +9,7 @@
  * is the hash order; a Merkle node at level l is the set of keys whose hash prefix starts
  * with its l hex digits.
  */
-import type { Entry } from '../core/entry.js';
+import type { Entry, HashText } from '../core/entry.js';
 import type { Hlc } from '../core/hlc.js';
 
 export interface ScanKeysOptions {
@@ -29,15 +29,18 @@ export interface Store {
 
   get(key: string): Promise<Entry | undefined>;
 
-  /** `get` for many keys in one call (one native round for LevelDB); results in the same order. */
-  getMany(keys: readonly string[]): Promise<(Entry | undefined)[]>;
+  /**
+   * `get` for many keys in one call (one native round for LevelDB); results in the same order.
+   * `keyHashes[i]`, if given, is keyHashText(keys[i]): the replica has it, so it is not hashed again.
+   */
+  getMany(keys: readonly string[], keyHashes?: readonly HashText[]): Promise<(Entry | undefined)[]>;
 
   /**
    * Atomically store `entries` (each replaces whatever the key held) together with the HLC
    * upper bound `hlcLast`: after a crash either all of it is there or none. Callers have
-   * already decided, by the merge rule, that each entry wins.
+   * already decided, by the merge rule, that each entry wins. `keyHashes` as in getMany.
    */
-  write(entries: readonly Entry[], hlcLast: Hlc): Promise<void>;
+  write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void>;
 
   /** The HLC bound persisted by the last write (0n for a new store). */
   readHlc(): Promise<Hlc>;

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { ByteWriter, fromHex, toHex, utf8 } from '../../src/core/bytes.js';
 import {
@@ -8,10 +9,19 @@ import {
   compareVersions,
   decodeEntry,
   encodeEntry,
+  encodeEntryInto,
+  encodedEntryBytes,
   entryDigest,
+  entryDigestText,
+  hashPrefixOf,
+  keyHash,
+  keyHashPrefix,
+  keyHashText,
   lastWriterWins,
   mergeEntries,
+  validateKey,
   versionEquals,
+  writeEntry,
   writeVersion,
   type Entry,
   type Version,
@@ -307,5 +317,71 @@ describe('entryDigest', () => {
     const w = new ByteWriter();
     writeVersion(w, v);
     assert.equal(w.finish().byteLength, 16);
+  });
+});
+
+describe('write-path encodings', () => {
+  // The one-shot and text forms are the same SHA-256 as the reference createHash chain.
+  it('keyHash, keyHashText, entryDigest and entryDigestText match SHA-256 of their definitions', () => {
+    fc.assert(
+      fc.property(keyArb, versionArb, (key, version) => {
+        const reference = createHash('sha256').update(key, 'utf8').digest();
+        assert.deepEqual(Buffer.from(keyHash(key)), reference);
+        assert.deepEqual(Buffer.from(keyHashText(key), 'latin1'), reference);
+        assert.equal(keyHashPrefix(key), reference.toString('hex').slice(0, 8));
+        assert.equal(hashPrefixOf(keyHashText(key)), keyHashPrefix(key));
+        const input = Buffer.concat([Buffer.from(key, 'utf8'), Buffer.from([0]), versionBytes(version)]);
+        const digest = createHash('sha256').update(input).digest();
+        assert.deepEqual(Buffer.from(entryDigest(key, version)), digest);
+        assert.deepEqual(Buffer.from(entryDigestText(key, version), 'latin1'), digest);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // A key longer than the digest buffer's first size (256 bytes) digests like any other.
+  it('entryDigest grows its input buffer for long keys', () => {
+    const key = 'é'.repeat(512);
+    const version = { hlc: 5n, node: '0123456789abcdef' };
+    const input = Buffer.concat([Buffer.from(key, 'utf8'), Buffer.from([0]), versionBytes(version)]);
+    assert.equal(toHex(entryDigest(key, version)), createHash('sha256').update(input).digest('hex'));
+  });
+
+  // encodeEntryInto writes exactly writeEntry's bytes, at any offset, and encodedEntryBytes is their length.
+  it('encodeEntryInto and encodeEntry equal writeEntry', () => {
+    fc.assert(
+      fc.property(entryArb, fc.nat(7), (entry, offset) => {
+        const writer = new ByteWriter(8);
+        writeEntry(writer, entry);
+        const expected = writer.finish();
+        const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+        assert.equal(encodedEntryBytes(entry, keyBytes), expected.byteLength);
+        const target = Buffer.alloc(offset + expected.byteLength + 3, 0xee);
+        assert.equal(encodeEntryInto(target, offset, entry, keyBytes), offset + expected.byteLength);
+        assert.deepEqual(new Uint8Array(target.subarray(offset, offset + expected.byteLength)), expected);
+        assert.equal(target[offset + expected.byteLength], 0xee, 'nothing written past the end');
+        assert.deepEqual(encodeEntry(entry), expected);
+      }),
+      { numRuns: 300 },
+    );
+    // Varint lengths of more than one byte.
+    const big: Entry = { key: 'k'.repeat(200), value: new Uint8Array(20_000).fill(7), version: { hlc: 1n, node: '00000000000000aa' } };
+    const writer = new ByteWriter();
+    writeEntry(writer, big);
+    assert.deepEqual(encodeEntry(big), writer.finish());
+  });
+
+  // validateKey accepts and refuses exactly what checkKey does, and returns the UTF-8 length.
+  it('validateKey agrees with checkKey', () => {
+    for (const key of ['a', 'é'.repeat(512), 'a'.repeat(1025), '', '\ud800', '\u{1f511}']) {
+      let expected: number | unknown;
+      try {
+        expected = checkKey(key).byteLength;
+      } catch (error) {
+        expected = error;
+      }
+      if (typeof expected === 'number') assert.equal(validateKey(key), expected);
+      else assert.throws(() => validateKey(key), InvalidKeyError);
+    }
   });
 });

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { toHex } from '../../src/core/bytes.js';
-import { entryDigest, keyHash, keyHashPrefix, type Version } from '../../src/core/entry.js';
+import { entryDigest, entryDigestText, keyHash, keyHashPrefix, keyHashText, type Version } from '../../src/core/entry.js';
 import { merkleFanout } from '../../src/core/limits.js';
 import { MerkleTree, Projector, differingLeaves, digestsEqual } from '../../src/core/merkle.js';
 import { randomBytes, record, seededRng } from '../helpers/core-gen.js';
@@ -285,5 +285,45 @@ describe('Projector', () => {
   // Widths outside 1..4 are a programmer error.
   it('rejects unsupported widths', () => {
     for (const width of [0, 5]) assert.throws(() => new Projector(1, width), /ckv assertion/);
+  });
+});
+
+describe('MerkleTree.updateText', () => {
+  // The write path's text form builds the same tree as byte updates: inserts and replacements.
+  it('equals update with the same hashes as bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }), // a snapshot of a deeper tree is slow; depth 5 below
+        fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 3 }), fc.nat(50)), { maxLength: 60 }),
+        (depth, writes) => {
+          const bytes = new MerkleTree(depth);
+          const text = new MerkleTree(depth);
+          const held = new Map<string, Version>();
+          for (const [key, hlc] of writes) {
+            const version = versionOf(hlc + 1, hlc % 2 ? nodeA : nodeB);
+            const old = held.get(key);
+            bytes.update(keyHash(key), old && entryDigest(key, old), entryDigest(key, version));
+            text.updateText(keyHashText(key), old && entryDigestText(key, old), entryDigestText(key, version));
+            held.set(key, version);
+          }
+          assert.deepEqual(snapshot(text), snapshot(bytes));
+          assert.deepEqual(snapshot(text), snapshot(treeOf(depth, held)));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('finds the same leaf as update at the deepest depth', () => {
+    const bytes = new MerkleTree(5);
+    const text = new MerkleTree(5);
+    for (const key of ['a', 'b', 'c', 'key:1']) {
+      bytes.update(keyHash(key), undefined, entryDigest(key, versionOf(1)));
+      text.updateText(keyHashText(key), undefined, entryDigestText(key, versionOf(1)));
+      const leaf = bytes.leafOf(keyHash(key));
+      assert.equal(toHex(text.digest(5, leaf)), toHex(bytes.digest(5, leaf)));
+      assert.equal(text.count(5, leaf), bytes.count(5, leaf));
+    }
+    assert.equal(toHex(text.rootDigest), toHex(bytes.rootDigest));
   });
 });

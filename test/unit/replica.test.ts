@@ -20,6 +20,15 @@ class SpyStore extends MemoryStore {
   }
 }
 
+/** A memory store that records every key the replica reads before a merge. */
+class ReadCountingStore extends MemoryStore {
+  readonly read: string[] = [];
+  override async getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    this.read.push(...keys);
+    return super.getMany(keys);
+  }
+}
+
 /**
  * A promise from a memory-backed replica settles within microtasks. This fails the test at the
  * next macrotask turn instead of letting a stranded write drain the event loop, which would
@@ -341,5 +350,77 @@ describe('Replica write queue', () => {
     await replica.applyRemote([]); // unblock if stranded
     await write;
     assert.ok(wasSettled, 'put after get never settled until another write arrived');
+  });
+});
+
+describe('Replica key filter', () => {
+  // New keys skip the store read; stored keys (also after a reopen) are read, so merges and
+  // the tree see the versions they replace.
+  it('reads only keys the store may hold, and the tree stays exact across a reopen', async () => {
+    const clock = { ms: baseMs };
+    const store = new ReadCountingStore();
+    const first = guarded(await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms }));
+    await Promise.all(Array.from({ length: 100 }, (_, i) => first.put(`k${i}`, value('old'))));
+    assert.deepEqual(store.read, [], 'new keys are not read');
+    await first.put('k1', value('again'));
+    assert.deepEqual(store.read, ['k1']);
+    await first.close();
+
+    store.read.length = 0;
+    const reopened = guarded(await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms }));
+    clock.ms += 1;
+    await Promise.all(Array.from({ length: 50 }, (_, i) => reopened.put(`k${i}`, value('new'))));
+    await reopened.put('fresh', value('x'));
+    const stale = await reopened.applyRemote([remote('k99', 'stale', 1n)]);
+    assert.equal(stale.stale, 1, 'a stored newer version wins over a stale remote one');
+    assert.deepEqual(new Set(store.read), new Set([...Array.from({ length: 50 }, (_, i) => `k${i}`), 'k99']));
+    assert.equal(reopened.entryCount, 101);
+    assert.equal(text(await reopened.get('k0')), 'new');
+    await reopened.close();
+    const rebuilt = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms });
+    assert.ok(sameRoot(reopened, rebuilt), 'the updated tree equals one rebuilt from the store');
+  });
+});
+
+describe('Replica.writeMany', () => {
+  // Each write is stamped in order and merged as if alone; invalid ones get their own error.
+  it('returns a version or an error for each write, in order, and applies the valid ones', async () => {
+    const changes: AppliedChange[] = [];
+    const replica = await memoryReplica(nodeA, undefined, { onApplied: (change) => changes.push(change) });
+    await replica.put('d', value('before'));
+    const results = await settlesPromptly(
+      replica.writeMany([
+        { key: 'a', value: value('1') },
+        { key: '', value: value('x') },
+        { key: 'a', value: value('2') },
+        { key: 'big', value: new Uint8Array(replica.valueBytesMax + 1) },
+        { key: 'd', value: null },
+      ]),
+      'writeMany',
+    );
+    assert.ok(results[1] instanceof InvalidKeyError);
+    assert.ok(results[3] instanceof ValueTooLargeError);
+    const [first, second, deleted] = [results[0], results[2], results[4]] as Version[];
+    assert.ok(compareVersions(first!, second!) < 0 && compareVersions(second!, deleted!) < 0, 'stamped in order');
+    assert.equal(text(await replica.get('a')), '2');
+    assert.deepEqual((await replica.get('a'))?.version, second);
+    assert.equal(text(await replica.get('d')), null);
+    assert.equal(await replica.get('big'), undefined);
+    assert.deepEqual(
+      changes.slice(1).map((change) => [change.entry.key, change.origin]),
+      [['a', 'local'], ['a', 'local'], ['d', 'local']],
+    );
+    assert.deepEqual(changes[2]!.previous, first, 'the second write to a key replaces the first');
+    assert.equal(replica.liveCount, 1);
+    assert.equal(replica.tombstoneCount, 1);
+  });
+
+  it('resolves at once when nothing is valid, and refuses after close', async () => {
+    const replica = await memoryReplica(nodeA);
+    const [only] = await settlesPromptly(replica.writeMany([{ key: '', value: null }]), 'writeMany');
+    assert.ok(only instanceof InvalidKeyError);
+    assert.deepEqual(await settlesPromptly(replica.writeMany([]), 'writeMany'), []);
+    await replica.close();
+    await assert.rejects(replica.writeMany([{ key: 'a', value: value('1') }]), ReplicaClosedError);
   });
 });

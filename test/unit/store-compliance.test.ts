@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { keyHashPrefix, type Entry } from '../../src/core/entry.js';
+import { Level } from 'level';
+import { encodeEntry, keyHashPrefix, keyHashText, type Entry } from '../../src/core/entry.js';
 import { StoreLockedError } from '../../src/core/errors.js';
 import type { Hlc } from '../../src/core/hlc.js';
 import { LevelStore } from '../../src/store/level-store.js';
@@ -133,6 +134,24 @@ function complianceSuite(subject: Subject): void {
         await store.write([entry('k', null, 3n)], 3n);
         assert.deepStrictEqual(await store.get('k'), entry('k', null, 3n));
         assert.deepStrictEqual(keysOf(await collect(store.scanHash(''))), ['k']);
+      });
+    });
+
+    // The replica passes the key hashes it computed; results are the same as without them.
+    it('write and getMany with the caller key hashes equal those without', async () => {
+      await withStore(subject, async ({ store }) => {
+        const withHashes = [entry('h1', new Uint8Array([1])), entry('h\u{1f511}', null, 4n, nodeB)];
+        const without = [entry('n1', new Uint8Array(300).fill(2), 2n)];
+        await store.write(withHashes, 4n, withHashes.map((each) => keyHashText(each.key)));
+        await store.write(without, 5n);
+        const keys = ['h1', 'missing', 'n1', 'h\u{1f511}'];
+        const expected = [withHashes[0], undefined, without[0], withHashes[1]];
+        assert.deepStrictEqual(await store.getMany(keys, keys.map(keyHashText)), expected);
+        assert.deepStrictEqual(await store.getMany(keys), expected);
+        for (const each of [...withHashes, ...without]) {
+          assert.deepStrictEqual(await collect(store.scanHash(keyHashPrefix(each.key))), [each]);
+        }
+        assert.equal(await store.readHlc(), 5n);
       });
     });
 
@@ -315,6 +334,80 @@ function complianceSuite(subject: Subject): void {
 
 complianceSuite(memorySubject);
 complianceSuite(levelSubject);
+
+describe('LevelStore on-disk layout', () => {
+  /** The layout written directly through sublevels, as LevelStore did before root batches. */
+  function sublevels(db: Level<string, Uint8Array>) {
+    return {
+      e: db.sublevel<string, Uint8Array>('e', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      k: db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' }),
+      m: db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+    };
+  }
+  const utf16be = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf16le').swap16());
+  const hlcBytes = (hlc: bigint): Uint8Array => {
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64BE(hlc);
+    return new Uint8Array(bytes);
+  };
+  const entries = [entry('a', new Uint8Array([1, 2])), entry('\u{1f511}x', null, 3n, nodeB), entry('b\uffff', new Uint8Array(0), 2n)];
+
+  // A node restarts with data written through sublevels: every read path finds it.
+  it('reads rows written through the sublevels', async () => {
+    const dir = tempDir();
+    try {
+      const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+      await db.open();
+      const { e, k, m } = sublevels(db);
+      const batch = db.batch();
+      for (const each of entries) {
+        batch.put(keyHashPrefix(each.key) + each.key, encodeEntry(each), { sublevel: e });
+        batch.put(utf16be(each.key), new Uint8Array(0), { sublevel: k });
+      }
+      batch.put('hlc', hlcBytes(77n), { sublevel: m });
+      await batch.write();
+      await db.close();
+      const store = new LevelStore(dir);
+      await store.open();
+      try {
+        assert.equal(await store.readHlc(), 77n);
+        assert.deepStrictEqual(await store.get('a'), entries[0]);
+        assert.deepStrictEqual(await store.getMany(entries.map((each) => each.key)), entries);
+        assert.deepStrictEqual(keysOf(await collect(store.scanKeys())), ['a', 'b\uffff', '\u{1f511}x']);
+        assert.equal((await collect(store.scanHash(''))).length, 3);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // And the reverse: what LevelStore.write puts on disk is exactly what the sublevels hold.
+  it('writes the rows the sublevels read', async () => {
+    const dir = tempDir();
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.write(entries, 99n);
+      await store.close();
+      const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+      const { e, k, m } = sublevels(db);
+      try {
+        for (const each of entries) {
+          assert.deepStrictEqual(new Uint8Array((await e.get(keyHashPrefix(each.key) + each.key))!), encodeEntry(each));
+          assert.deepStrictEqual(new Uint8Array((await k.get(utf16be(each.key)))!), new Uint8Array(0));
+        }
+        assert.deepStrictEqual(new Uint8Array((await m.get('hlc'))!), hlcBytes(99n));
+        assert.equal((await db.keys().all()).length, 2 * entries.length + 1, 'no other rows');
+      } finally {
+        await db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('LevelStore locking', () => {
   it('a second instance on a held directory throws StoreLockedError; it opens once released', async () => {

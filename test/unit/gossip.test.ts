@@ -1,0 +1,68 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GossipSub } from '@libp2p/gossipsub';
+import type { AppliedChange, Replica } from '../../src/core/replica.js';
+import { Gossip, decodeGossip, gossipValueBytesMaxDefault } from '../../src/net/gossip.js';
+import { Counters } from '../../src/util/counters.js';
+import { value } from '../helpers/replicas.js';
+
+/** Just what Gossip calls on gossipsub, with the subscribers set by the test. */
+function fakePubsub(subscribers: string[], published: Uint8Array[]) {
+  return {
+    topicValidators: new Map(),
+    addEventListener: () => undefined,
+    removeEventListener: () => undefined,
+    subscribe: () => undefined,
+    unsubscribe: () => undefined,
+    getSubscribers: () => subscribers,
+    publish: async (_topic: string, data: Uint8Array) => {
+      published.push(data);
+      return { recipients: [] };
+    },
+  };
+}
+
+describe('Gossip.publishChange', () => {
+  // A lone node does not encode or publish its writes; once a peer subscribes, it does.
+  it('publishes local writes only while some peer subscribes to the topic', async () => {
+    const subscribers: string[] = [];
+    const published: Uint8Array[] = [];
+    const counters = new Counters();
+    const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const gossip = new Gossip(
+      {
+        pubsub: fakePubsub(subscribers, published) as unknown as GossipSub,
+        replica: {} as Replica,
+        counters,
+        logger: silent,
+        selfPeerId: 'self',
+      },
+      {
+        cluster: 'test',
+        gossipValueBytesMax: gossipValueBytesMaxDefault,
+        valueBytesMax: 1024,
+        onAnnounce: () => undefined,
+        onLeave: () => undefined,
+        onMembers: () => undefined,
+      },
+    );
+    const change: AppliedChange = {
+      entry: { key: 'k', value: value('v'), version: { hlc: 1n, node: '00000000000000aa' } },
+      previous: undefined,
+      origin: 'local',
+    };
+    gossip.start();
+    gossip.publishChange(change);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(published.length, 0);
+    assert.equal(counters.get('gossip_unsent_no_peers'), 1);
+
+    subscribers.push('peer');
+    gossip.publishChange(change);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(published.length, 1);
+    assert.deepEqual(decodeGossip(published[0]!, 1024), { type: 'entry', entry: change.entry });
+    assert.equal(counters.get('gossip_published'), 1);
+    gossip.stop();
+  });
+});
