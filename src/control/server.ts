@@ -13,7 +13,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { CkvError, InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
 import { checkKey, type Entry, type Version } from '../core/entry.js';
-import { ReplicaClosedError } from '../core/replica.js';
+import { ReplicaClosedError, type LocalWrite } from '../core/replica.js';
 import { toHex } from '../core/bytes.js';
 import { ckvVersion } from '../config.js';
 import { NoPeersError } from '../net/cluster.js';
@@ -127,15 +127,12 @@ export class ControlServer {
         if (req.puts.length > putManyCountMax) {
           throw statusError(grpc.status.INVALID_ARGUMENT, `${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
-        // All queued at once: the replica folds them into a few storage batches.
-        const results = await Promise.all(
-          req.puts.map((put) =>
-            putResult(node, put).then((result) => {
-              if (result.code === grpc.status.UNAVAILABLE) throw new ReplicaClosedError();
-              return result;
-            }),
-          ),
+        // One writeMany: the replica folds them into a few storage batches.
+        const results = await writeResults(
+          node,
+          req.puts.map((put) => ({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) })),
         );
+        if (results.some((result) => result.code === grpc.status.UNAVAILABLE)) throw new ReplicaClosedError();
         return { results };
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
@@ -258,15 +255,28 @@ export class ControlServer {
       flushScheduled = true;
       setImmediate(flush);
     };
-    this.streams.add(stop);
-    call.on('data', (put: PutMessage) => {
-      const seq = nextSeq++;
-      results.push(undefined);
-      if (results.length >= pipelinePutsInFlightMax) call.pause();
-      void putResult(this.node, put).then((result) => {
-        results[seq - firstSeq] = result;
+    // Puts that arrived in one turn of the event loop go to the replica as one writeMany.
+    let unsubmitted: LocalWrite[] = [];
+    let unsubmittedFirstSeq = 0;
+    const submit = (): void => {
+      const writes = unsubmitted;
+      const first = unsubmittedFirstSeq;
+      unsubmitted = [];
+      void writeResults(this.node, writes).then((outcomes) => {
+        for (const [i, outcome] of outcomes.entries()) results[first + i - firstSeq] = outcome;
         scheduleFlush();
       });
+    };
+    this.streams.add(stop);
+    call.on('data', (put: PutMessage) => {
+      if (unsubmitted.length === 0) {
+        unsubmittedFirstSeq = nextSeq;
+        setImmediate(submit);
+      }
+      nextSeq++;
+      results.push(undefined);
+      unsubmitted.push({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) });
+      if (results.length >= pipelinePutsInFlightMax) call.pause();
     });
     call.on('end', () => {
       inputEnded = true;
@@ -420,15 +430,19 @@ interface PutResultMessage {
   code: number;
 }
 
-/** One put's outcome as a PutResult: a version, or the error's message and status code. */
-async function putResult(node: CkvNode, put: PutMessage): Promise<PutResultMessage> {
+/** Each write's outcome as a PutResult: a version, or the error's message and status code. */
+async function writeResults(node: CkvNode, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
+  let outcomes: (Version | Error)[];
   try {
-    const version = await node.put(put.key, new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength));
-    return { version: versionMessage(version), error: '', code: grpc.status.OK };
+    outcomes = await node.writeMany(writes);
   } catch (error) {
-    const status = toServiceError(error);
-    return { error: status.details, code: status.code };
+    outcomes = writes.map(() => error as Error); // the node is stopping: every write fails alike
   }
+  return outcomes.map((outcome) => {
+    if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };
+    const status = toServiceError(outcome);
+    return { error: status.details, code: status.code };
+  });
 }
 
 interface PutChunk {
