@@ -29,8 +29,8 @@
  *    proto-loader for comparison: the CLI's client now uses node:http2 and hand-written
  *    codecs, src/control/h2.ts and wire.ts).
  * 2. Put throughput: one ControlClient, `--puts` (20,000) puts of 100-byte random values
- *    on one PutPipeline stream (each put acknowledged on its own); puts/s, median of `--reps` (5) repeats (after a 1,000-put warm-up; each
- *    repeat writes fresh keys). PutPipeline keeps 1,024 puts in flight (a full storage
+ *    on one PutPipeline stream (each put acknowledged on its own); puts/s, median of
+ *    `--reps` (5) repeats (after a 1,000-put warm-up; each repeat writes fresh keys). PutPipeline keeps 1,024 puts in flight (a full storage
  *    batch); `--inflight` is for the unary rows. For context, the same puts as one unary
  *    Put call each and as PutMany calls of 1,000. Baseline: raw `level` with the same
  *    20,000 keys and values, db.batch of 256 at a time, fresh dir per repeat, interleaved
