@@ -297,7 +297,7 @@ export class Call {
       const cause = this.connectError();
       this.status = cause
         ? new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot connect: ${cause.message}`)
-        : new GrpcStatusError(GrpcStatus.UNAVAILABLE, `the node closed the call (HTTP/2 code ${this.stream.rstCode ?? '?'})`);
+        : new GrpcStatusError(GrpcStatus.UNAVAILABLE, `the connection to the node closed before its reply (HTTP/2 code ${this.stream.rstCode ?? '?'})`);
     } else if (this.status === null && (this.body !== undefined || this.headerFilled > 0)) {
       this.status = new GrpcStatusError(GrpcStatus.INTERNAL, 'reply ended inside a message');
     }
