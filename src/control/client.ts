@@ -286,11 +286,6 @@ export class PutPipeline {
     return answer;
   }
 
-  /** Puts sent and not yet answered. */
-  get inFlight(): number {
-    return this.waiting.length;
-  }
-
   /** Ends the stream after the puts in flight are answered. */
   async close(): Promise<void> {
     await this.call.writeMany(this.unsent.splice(0));

@@ -21,7 +21,6 @@ import type { ChangeEvent, CkvNode } from '../node.js';
 import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
-
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 export function versionMessage(version: Version): VersionMessage {
@@ -207,9 +206,9 @@ export class ControlServer {
   }
 
   /**
-   * Each put is handed to the replica as it arrives (group commit batches them) and answered
-   * in the order sent. Results that are ready together (a storage batch) go out in one
-   * PutManyReply, flushed once per turn of the event loop. Past pipelinePutsInFlightMax
+   * The puts that arrive in one turn of the event loop go to the replica as one writeMany,
+   * and are answered in the order sent: results that are ready together go out in one
+   * PutManyReply, flushed once per turn. Past pipelinePutsInFlightMax
    * unanswered puts the call is paused, so HTTP/2 flow control holds the client back. Ended
    * with UNAVAILABLE when the node stops.
    */
@@ -221,7 +220,6 @@ export class ControlServer {
     /** Results in the order of the puts, from put number `firstSeq` on; a slot is filled when its put finishes. */
     const results: (PutResultMessage | undefined)[] = [];
     let firstSeq = 0;
-    let nextSeq = 0;
     let inputEnded = false;
     let closed = false;
     let flushScheduled = false;
@@ -270,10 +268,9 @@ export class ControlServer {
     this.streams.add(stop);
     call.on('data', (put: PutMessage) => {
       if (unsubmitted.length === 0) {
-        unsubmittedFirstSeq = nextSeq;
+        unsubmittedFirstSeq = firstSeq + results.length;
         setImmediate(submit);
       }
-      nextSeq++;
       results.push(undefined);
       unsubmitted.push({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) });
       if (results.length >= pipelinePutsInFlightMax) call.pause();
