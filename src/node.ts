@@ -25,7 +25,7 @@ import type { NodeConfig } from './config.js';
 import { Counters } from './util/counters.js';
 import type { Logger } from './util/logger.js';
 import { ControlServer } from './control/server.js';
-import { ClusterNetwork, loadPrivateKey } from './net/cluster.js';
+import { ClusterNetwork } from './net/cluster.js';
 import { HttpServer, isLoopbackHost, parseHttpAddress } from './http/server.js';
 import { WriteStats } from './http/stats.js';
 
@@ -99,12 +99,11 @@ export class CkvNode {
         valueBytesMax: this.config.valueBytesMax,
         onApplied: (change) => this.onApplied(change),
       });
-      const privateKey = await loadPrivateKey(this.store);
       this.cluster = await ClusterNetwork.start(this.config, {
         replica: this.replica,
         counters: this.counters,
         logger: this.logger,
-        privateKey,
+        store: this.store,
       });
       if (httpAddress) {
         // Before the control socket: once Status answers, it can report the HTTP URL.

@@ -89,3 +89,22 @@ export const syncIntervalMsDefault = 1000;
 export const syncJitterRatioDefault = 0.25;
 export const syncBackoffMsBase = 500;
 export const syncBackoffMsMax = 30_000;
+
+/**
+ * Members remembered (up, left, unreachable, removed). Past it the one away longest is
+ * dropped: a LAN full of short-lived or hostile identities cannot grow the table without bound.
+ */
+export const membersMax = 1024;
+
+/**
+ * A node announces itself (alive, with its addresses) this often, so every node dials every
+ * other: a cluster built by bootstrapping to one node survives that node. Shorter heals a
+ * split mesh sooner at the cost of one small gossip message per node per interval.
+ */
+export const memberAnnounceIntervalMs = 30_000;
+
+/** ...and this soon after a member joins, so the newcomer learns everyone quickly. */
+export const memberAnnounceAfterJoinMs = 1_000;
+
+/** A member heard of but not connected is dialled at most this often. */
+export const memberDialIntervalMs = 10_000;

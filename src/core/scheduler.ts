@@ -22,6 +22,12 @@ export interface SchedulerOptions {
   jitterRatio?: number;
   backoffMsBase?: number;
   backoffMsMax?: number;
+  /**
+   * Urgent sessions (a peer just connected, or `requestNow`) in flight at once. Membership
+   * sets 1: a node catching up pulls from one peer at a time, so its missing entries cross
+   * the wire once, and the next urgent session then finds the peers in sync. Default: no limit.
+   */
+  urgentSessionsMax?: number;
 }
 
 interface PeerState {
@@ -29,6 +35,8 @@ interface PeerState {
   retryAtMs: number;
   urgent: boolean;
   busy: boolean;
+  /** The session in flight was taken as urgent (counts against urgentSessionsMax). */
+  busyUrgent: boolean;
 }
 
 export class SyncScheduler<P extends string = string> {
@@ -38,6 +46,8 @@ export class SyncScheduler<P extends string = string> {
   private readonly jitterRatio: number;
   private readonly backoffMsBase: number;
   private readonly backoffMsMax: number;
+  private readonly urgentSessionsMax: number;
+  private urgentInFlight = 0;
   private nextRoundAtMs: number;
 
   constructor(options: SchedulerOptions, nowMs: number) {
@@ -46,6 +56,7 @@ export class SyncScheduler<P extends string = string> {
     this.jitterRatio = options.jitterRatio ?? syncJitterRatioDefault;
     this.backoffMsBase = options.backoffMsBase ?? syncBackoffMsBase;
     this.backoffMsMax = options.backoffMsMax ?? syncBackoffMsMax;
+    this.urgentSessionsMax = options.urgentSessionsMax ?? Number.POSITIVE_INFINITY;
     this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
   }
 
@@ -57,17 +68,20 @@ export class SyncScheduler<P extends string = string> {
   peerConnected(peer: P): void {
     const state = this.peers.get(peer);
     if (state) state.urgent = true;
-    else this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: true, busy: false });
+    else this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: true, busy: false, busyUrgent: false });
   }
 
   /** A peer connected that the other side will sync with first: take it into periodic rounds only. */
   peerKnown(peer: P): void {
-    if (!this.peers.has(peer)) this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: false, busy: false });
+    if (!this.peers.has(peer)) this.peers.set(peer, { failures: 0, retryAtMs: 0, urgent: false, busy: false, busyUrgent: false });
   }
 
   peerDisconnected(peer: P): void {
+    const state = this.peers.get(peer);
+    if (state?.busyUrgent) this.urgentInFlight--;
     this.peers.delete(peer);
   }
+
 
   /** Ask for a session with `peer` as soon as possible (for example `ckv sync`). */
   requestNow(peer: P): void {
@@ -84,9 +98,12 @@ export class SyncScheduler<P extends string = string> {
    */
   takeDue(nowMs: number): P | undefined {
     for (const [peer, state] of this.peers) {
+      if (this.urgentInFlight >= this.urgentSessionsMax) break;
       if (state.urgent && !state.busy && state.retryAtMs <= nowMs) {
         state.urgent = false;
         state.busy = true;
+        state.busyUrgent = true;
+        this.urgentInFlight++;
         return peer;
       }
     }
@@ -104,6 +121,10 @@ export class SyncScheduler<P extends string = string> {
     const state = this.peers.get(peer);
     if (!state) return;
     state.busy = false;
+    if (state.busyUrgent) {
+      state.busyUrgent = false;
+      this.urgentInFlight--;
+    }
     if (ok) {
       state.failures = 0;
       state.retryAtMs = 0;
@@ -117,6 +138,7 @@ export class SyncScheduler<P extends string = string> {
   /** When the runtime should call takeDue next. */
   wakeAtMs(nowMs: number): number {
     let at = this.nextRoundAtMs;
+    if (this.urgentInFlight >= this.urgentSessionsMax) return at; // the next report wakes it
     for (const state of this.peers.values()) {
       if (state.urgent && !state.busy) at = Math.min(at, Math.max(nowMs, state.retryAtMs));
     }

@@ -1,11 +1,17 @@
 /**
  * The cluster side of a node: libp2p plus the services that run on it (gossip, anti-entropy,
- * queries) and the membership view, and the one timer that drives the sync scheduler.
+ * queries), and the adapter between libp2p and the pure membership state machine
+ * (src/core/membership.ts), which owns everything known about other nodes and decides who
+ * syncs with whom and when. This file only translates: libp2p events (identify, disconnect),
+ * gossip membership messages (after checking their signature) and session outcomes go in;
+ * effects (sync, dial, announce, persist the incarnation, log) come out and are carried out
+ * here, with the one timer the membership asks for (`wakeAtMs`).
  *
- * A peer becomes a cluster member when identify shows it speaks our cluster's sync protocol
- * (so nodes of another cluster, or plain libp2p peers, are never synced with); it is synced
- * with at once, then every `syncIntervalMs` (with jitter) one random member is. On a clean
- * stop the node gossips a leave, so peers show it as left rather than unreachable.
+ * A peer becomes a member when identify shows it speaks our cluster's sync protocol and names
+ * its node id (the agent string `ckv/<version> node/<id> inc/<incarnation>`, the peer's own
+ * claim over its own authenticated connection). The incarnation is kept in the store and
+ * raised on every start. On a clean stop the node gossips a signed leave, so peers show it as
+ * left rather than unreachable.
  */
 import { readFile } from 'node:fs/promises';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
@@ -13,25 +19,21 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
+import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
-import { SyncScheduler } from '../core/scheduler.js';
 import type { Store } from '../store/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
-import { Gossip, gossipTopic, gossipValueBytesMaxDefault } from './gossip.js';
+import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
 import { createNetwork, type CkvLibp2p } from './libp2p.js';
-import { PeerTable, type PeerInfo } from './peers.js';
 import { QueryService, type Holding } from './query-protocol.js';
 import { SyncService, type SessionReport } from './sync-protocol.js';
 
 /** How long a clean stop waits for its leave message to go out. */
 const leaveFlushMsMax = 500;
-/** Members re-announce their addresses this often, and this long after a member joins. */
-const membersAnnounceIntervalMs = 30_000;
-const membersAnnounceAfterJoinMs = 1_000;
-/** A member heard of but not connected is dialled at most this often. */
-const memberDialIntervalMs = 10_000;
+/** How long a dial of an announced member may take. */
+const memberDialTimeoutMs = 5_000;
 
 export class NoPeersError extends CkvError {
   constructor() {
@@ -47,8 +49,16 @@ export class UnknownPeerError extends CkvError {
   }
 }
 
+/** `ckv peers forget` of a member that is connected: it is alive, forgetting it would be wrong. */
+export class PeerConnectedError extends CkvError {
+  constructor(peer: string) {
+    super('ERR_PEER_CONNECTED', `peer ${peer} is connected: only a peer that is down can be forgotten`);
+    this.name = 'PeerConnectedError';
+  }
+}
+
 /** The node's libp2p identity, created once and kept in the store: the peer id survives restarts. */
-export async function loadPrivateKey(store: Store): Promise<PrivateKey> {
+export async function loadPrivateKey(store: Pick<Store, 'getMeta' | 'putMeta'>): Promise<PrivateKey> {
   const stored = await store.getMeta('peer-key');
   if (stored) return privateKeyFromProtobuf(stored);
   const key = await generateKeyPair('Ed25519');
@@ -56,18 +66,42 @@ export async function loadPrivateKey(store: Store): Promise<PrivateKey> {
   return key;
 }
 
+/** This start's incarnation: one more than the last start's, persisted before it is used. */
+export async function nextIncarnation(store: Pick<Store, 'getMeta' | 'putMeta'>): Promise<number> {
+  const stored = await store.getMeta('incarnation');
+  const last = stored && stored.byteLength === 8 ? Number(new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0)) : 0;
+  const next = last + 1;
+  await persistIncarnation(store, next);
+  return next;
+}
+
+async function persistIncarnation(store: Pick<Store, 'putMeta'>, incarnation: number): Promise<void> {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(incarnation));
+  await store.putMeta('incarnation', bytes);
+}
+
+/** The identify agent string: the peer's own claim of its node id and incarnation. */
+export function agentString(nodeId: string, incarnation: number): string {
+  return `ckv/${ckvVersion} node/${nodeId} inc/${incarnation}`;
+}
+
+export function parseAgent(agent: string | undefined): { nodeId: string; incarnation: number } | undefined {
+  const match = /node\/([0-9a-f]{16})(?: inc\/(\d{1,15}))?/.exec(agent ?? '');
+  return match ? { nodeId: match[1]!, incarnation: Number(match[2] ?? 0) } : undefined;
+}
+
 export interface ClusterComponents {
   replica: Replica;
   counters: Counters;
   logger: Logger;
-  privateKey: PrivateKey;
+  /** Where the libp2p key and the incarnation are kept. */
+  store: Pick<Store, 'getMeta' | 'putMeta'>;
 }
 
 export class ClusterNetwork {
-  private readonly scheduler: SyncScheduler;
+  private readonly membership: Membership;
   private timer: NodeJS.Timeout | undefined;
-  private announceTimer: NodeJS.Timeout | undefined;
-  private readonly lastDialMs = new Map<string, number>();
   private stopped = false;
 
   private constructor(
@@ -75,26 +109,36 @@ export class ClusterNetwork {
     private readonly gossip: Gossip | undefined,
     private readonly sync: SyncService,
     private readonly query: QueryService,
-    readonly peers: PeerTable,
     private readonly components: ClusterComponents,
+    private readonly privateKey: PrivateKey,
+    incarnation: number,
     config: NodeConfig,
   ) {
-    this.scheduler = new SyncScheduler({ rng: Math.random, intervalMs: config.syncIntervalMs }, Date.now());
+    this.membership = new Membership(
+      {
+        self: { nodeId: components.replica.nodeId, peerId: libp2p.peerId.toString(), incarnation },
+        rng: Math.random,
+        syncIntervalMs: config.syncIntervalMs,
+      },
+      Date.now(),
+    );
   }
 
   static async start(config: NodeConfig, components: ClusterComponents): Promise<ClusterNetwork> {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
+    const privateKey = await loadPrivateKey(components.store);
+    const incarnation = await nextIncarnation(components.store);
     const libp2p = await createNetwork({
-      privateKey: components.privateKey,
+      privateKey,
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns,
       ...(clusterKey ? { clusterKey } : {}),
       gossipTopic: gossipTopic(config.cluster),
-      userAgent: `ckv/${ckvVersion} node/${components.replica.nodeId}`,
+      userAgent: agentString(components.replica.nodeId, incarnation),
     });
     const base = { libp2p, replica: components.replica, counters: components.counters, logger: components.logger };
-    // The gossip callbacks need the cluster, which needs the gossip: bind through a holder.
+    // The gossip and session callbacks need the cluster, which needs them: bind through a holder.
     const self: { cluster?: ClusterNetwork } = {};
     const gossip = config.gossip
       ? new Gossip(
@@ -104,18 +148,22 @@ export class ClusterNetwork {
             gossipValueBytesMax: gossipValueBytesMaxDefault,
             valueBytesMax: config.valueBytesMax,
             onAnnounce: (peer) => self.cluster?.pullFrom(peer),
-            onLeave: (peer) => self.cluster?.onLeave(peer),
-            onMembers: (peer, addresses) => void self.cluster?.onMembers(peer, addresses),
+            onMember: (message) => void self.cluster?.onMemberMessage(message),
           },
         )
       : undefined;
-    const peers = new PeerTable(Date.now);
     const sync = new SyncService(
-      { ...base, peers },
+      {
+        ...base,
+        sessions: {
+          hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, Date.now()),
+          served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, Date.now()),
+        },
+      },
       { cluster: config.cluster, inboundSessionsMax: config.inboundSessionsMax, valueBytesMax: config.valueBytesMax, rng: Math.random },
     );
     const query = new QueryService(base, config.cluster);
-    const cluster = new ClusterNetwork(libp2p, gossip, sync, query, peers, components, config);
+    const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config);
     self.cluster = cluster;
     await cluster.begin();
     return cluster;
@@ -123,6 +171,10 @@ export class ClusterNetwork {
 
   get peerId(): string {
     return this.libp2p.peerId.toString();
+  }
+
+  get incarnation(): number {
+    return this.membership.incarnation;
   }
 
   listenAddresses(): string[] {
@@ -133,10 +185,11 @@ export class ClusterNetwork {
     this.gossip?.start();
     await this.sync.start();
     await this.query.start();
+    this.membership.setAddresses(this.listenAddresses());
+    this.libp2p.addEventListener('self:peer:update', () => this.membership.setAddresses(this.listenAddresses()));
     this.libp2p.addEventListener('peer:identify', (event) => this.onIdentify(event.detail));
     this.libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail));
     this.wake();
-    this.scheduleAnnounce(membersAnnounceIntervalMs);
   }
 
   /** Gossip a local write (no-op when gossip is off). */
@@ -149,9 +202,9 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    clearTimeout(this.announceTimer);
     if (this.gossip) {
-      await Promise.race([this.gossip.publishLeave(), new Promise((resolve) => setTimeout(resolve, leaveFlushMsMax).unref())]);
+      const leaving = Promise.all(this.membership.leave().map((effect) => this.carryOut(effect, { force: true })));
+      await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, leaveFlushMsMax).unref())]);
       this.gossip.stop();
     }
     await this.sync.stop();
@@ -159,21 +212,27 @@ export class ClusterNetwork {
     await this.libp2p.stop();
   }
 
-  peerList(): PeerInfo[] {
-    return this.peers.list();
+  /** Every known member (not removed), by node id. */
+  peerList(): MemberInfo[] {
+    return this.membership.list();
   }
 
+  /**
+   * Drop a member that is down (by peer id or node id). False if unknown; a connected member
+   * is refused with PeerConnectedError.
+   */
   forget(peer: string): boolean {
-    this.scheduler.peerDisconnected(peer);
-    return this.peers.forget(peer);
+    const result = this.membership.forget(peer, Date.now());
+    if (result === 'connected') throw new PeerConnectedError(peer);
+    return result === 'forgotten';
   }
 
   /** Sessions now with one peer or every connected member, yielding each report as it ends. */
   async *syncNow(peer?: string): AsyncGenerator<{ phase: 'started'; peerId: string } | { phase: 'finished'; report: SessionReport }> {
-    const targets = peer ? [peer] : this.peers.connectedIds();
+    const targets = peer ? [this.membership.get(peer)?.peerId ?? peer] : this.membership.upPeerIds();
     if (targets.length === 0) throw new NoPeersError();
     for (const target of targets) {
-      if (this.peers.get(target)?.state !== 'up') throw new UnknownPeerError(target);
+      if (this.membership.get(target)?.state !== 'up') throw new UnknownPeerError(target);
     }
     for (const target of targets) {
       yield { phase: 'started', peerId: target };
@@ -184,7 +243,7 @@ export class ClusterNetwork {
   /** Ask every connected member which version of `key` it holds. */
   async whereIs(key: string): Promise<{ peerId: string; holding?: Holding; error?: string }[]> {
     return Promise.all(
-      this.peers.connectedIds().map(async (peerId) => {
+      this.membership.upPeerIds().map(async (peerId) => {
         try {
           return { peerId, holding: await this.query.whereIs(peerIdFromString(peerId), key) };
         } catch (error) {
@@ -194,101 +253,110 @@ export class ClusterNetwork {
     );
   }
 
-  // --- membership and scheduling ------------------------------------------------------------
+  // --- libp2p and gossip events into the membership -----------------------------------------
 
   private onIdentify(result: IdentifyResult): void {
     if (this.stopped || !result.protocols.includes(this.sync.protocol)) return;
+    const agent = parseAgent(result.agentVersion);
+    if (!agent) return; // speaks our protocol but names no node id: not a ckv node we can key
     const peerId = result.peerId.toString();
-    const known = this.peers.get(peerId)?.state === 'up';
-    this.peers.up(peerId, result.listenAddrs.map((a) => a.toString()), /node\/([0-9a-f]{16})/.exec(result.agentVersion ?? '')?.[1]);
-    if (!known) {
-      this.components.logger.info('peer up', { peer: peerId });
-      // Both ends see the connection; only the smaller peer id syncs at once, so a rejoining
-      // node's missing entries cross the wire once, not once per direction.
-      if (this.peerId < peerId) this.scheduler.peerConnected(peerId);
-      else this.scheduler.peerKnown(peerId);
-      this.wake();
-      this.scheduleAnnounce(membersAnnounceAfterJoinMs);
-    }
+    const addresses = result.listenAddrs.map((a) => a.toString());
+    this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, Date.now()));
   }
 
   private onDisconnect(peer: PeerId): void {
-    const peerId = peer.toString();
-    const info = this.peers.get(peerId);
-    if (!info) return;
-    if (info.state === 'up') this.components.logger.info('peer down', { peer: peerId });
-    this.peers.down(peerId);
-    this.scheduler.peerDisconnected(peerId);
+    if (this.stopped) return;
+    this.apply(this.membership.disconnected(peer.toString(), Date.now()));
   }
 
-  private onLeave(peerId: string): void {
-    this.components.logger.info('peer left', { peer: peerId });
-    this.peers.left(peerId);
-    this.scheduler.peerDisconnected(peerId);
+  /** A membership message: only taken if signed by the peer it names. */
+  private async onMemberMessage(gossip: Extract<GossipMessage, { type: 'member' }>): Promise<void> {
+    if (this.stopped) return;
+    let valid = false;
+    try {
+      const publicKey = peerIdFromString(gossip.message.peerId).publicKey;
+      valid = publicKey !== undefined && (await publicKey.verify(gossip.body, gossip.signature));
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      this.components.counters.add('member_rejected');
+      return;
+    }
+    this.apply(this.membership.message(gossip.message, gossip.message.peerId, Date.now()));
   }
 
-  /** Tell the cluster where we listen (coalesced: the earliest pending announce wins). */
-  private scheduleAnnounce(afterMs: number): void {
-    if (this.stopped || !this.gossip) return;
-    clearTimeout(this.announceTimer);
-    this.announceTimer = setTimeout(() => {
-      void this.gossip?.publishMembers(this.listenAddresses());
-      this.scheduleAnnounce(membersAnnounceIntervalMs);
-    }, afterMs);
-    this.announceTimer.unref();
+  /** A peer announced a value too large to gossip: sync with it soon. */
+  private pullFrom(peerId: string): void {
+    this.membership.requestSync(peerId);
+    this.wake();
   }
 
-  /** A member we are not connected to said where it listens: dial it (rate-limited). */
-  private async onMembers(peer: string, addresses: string[]): Promise<void> {
-    if (this.stopped || this.peers.get(peer)?.state === 'up') return;
-    const now = Date.now();
-    if (now - (this.lastDialMs.get(peer) ?? 0) < memberDialIntervalMs) return;
-    this.lastDialMs.set(peer, now);
-    if (this.lastDialMs.size > 1024) this.lastDialMs.clear();
+  // --- effects out --------------------------------------------------------------------------
+
+  private apply(effects: MembershipEffect[]): void {
+    for (const effect of effects) void this.carryOut(effect);
+    this.wake();
+  }
+
+  private async carryOut(effect: MembershipEffect, options: { force?: boolean } = {}): Promise<void> {
+    if (this.stopped && !options.force) return;
+    switch (effect.kind) {
+      case 'sync': {
+        const report = await this.runSession(effect.peerId);
+        const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
+        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok }, Date.now());
+        this.wake();
+        return;
+      }
+      case 'dial':
+        return this.dial(effect.peerId, effect.addresses);
+      case 'announce':
+        return this.announce(effect.message);
+      case 'persist-incarnation':
+        return persistIncarnation(this.components.store, effect.incarnation);
+      case 'log':
+        this.components.logger.info(effect.event, { node: effect.nodeId, peer: effect.peerId, ...(effect.detail ? { detail: effect.detail } : {}) });
+        return;
+    }
+  }
+
+  private async announce(message: MemberMessage): Promise<void> {
+    if (!this.gossip) return;
+    const body = encodeMemberMessage(message);
+    const signature = await this.privateKey.sign(body);
+    await this.gossip.publishMember(message, body, signature);
+  }
+
+  private async dial(peer: string, addresses: string[]): Promise<void> {
     try {
       const id = peerIdFromString(peer);
       const multiaddrs = addresses.map((address) => multiaddr(address)).filter((a) => a.getComponents().every((c) => c.name !== 'p2p' || c.value === peer));
       await this.libp2p.peerStore.merge(id, { multiaddrs });
-      await this.libp2p.dial(id, { signal: AbortSignal.timeout(5_000) });
+      await this.libp2p.dial(id, { signal: AbortSignal.timeout(memberDialTimeoutMs) });
     } catch (error) {
       this.components.counters.add('member_dial_failed');
       this.components.logger.info('member dial failed', { peer, error });
     }
   }
 
-  /** A peer announced a value too large to gossip: sync with it soon. */
-  private pullFrom(peerId: string): void {
-    this.scheduler.requestNow(peerId);
-    this.wake();
-  }
-
   private wake(): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
     const now = Date.now();
-    this.timer = setTimeout(() => this.tick(), Math.max(0, this.scheduler.wakeAtMs(now) - now));
+    this.timer = setTimeout(() => this.tick(), Math.max(0, this.membership.wakeAtMs(now) - now));
     this.timer.unref();
   }
 
   private tick(): void {
     if (this.stopped) return;
-    const now = Date.now();
-    for (let peer = this.scheduler.takeDue(now); peer !== undefined; peer = this.scheduler.takeDue(now)) {
-      const target = peer;
-      void this.runSession(target).then((report) => {
-        const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.scheduler.report(target, ok, Date.now());
-        this.wake();
-      });
-    }
-    this.wake();
+    this.apply(this.membership.tick(Date.now()));
   }
 
   private async runSession(peerId: string): Promise<SessionReport> {
     const report = await this.sync.syncWith(peerIdFromString(peerId));
     if (report.outcome === 'skipped') return report;
     const ok = report.outcome === 'in-sync' || report.outcome === 'synced';
-    this.peers.recordSync(peerId, report.error ? `${report.outcome}: ${report.error}` : report.outcome, ok);
     const received = report.result?.entriesReceived ?? 0;
     const sent = report.result?.entriesSent ?? 0;
     if (received + sent > 0 || !ok) {
@@ -306,6 +374,10 @@ export class ClusterNetwork {
     }
     return report;
   }
+}
+
+function describe(report: SessionReport): string {
+  return report.error ? `${report.outcome}: ${report.error}` : report.outcome;
 }
 
 async function readClusterKey(path: string): Promise<Uint8Array> {

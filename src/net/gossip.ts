@@ -8,10 +8,12 @@
  * - entry:    one whole entry (values up to gossipValueBytesMax);
  * - announce: key, version, value size and origin peer for a larger value: receivers whose
  *             version is older pull it over the sync protocol instead of flooding the mesh;
- * - leave:    the sender's peer id, published on a clean stop so peers mark it left, not failed;
- * - members:  the sender's peer id and listen addresses, published when a member joins and
- *             every 30 s, so every node dials every other: a cluster built by bootstrapping to
- *             one node does not fall apart when that node does.
+ * - leave, members: obsolete (unsigned, and identical repeats were dropped by the seen-cache);
+ *             still decoded so an older peer is not penalised, and ignored;
+ * - member:   a membership message (src/core/membership.ts: alive with addresses, or leave)
+ *             carrying the sender's incarnation and a sequence number, so a repeat is a new
+ *             message, signed with the sender's libp2p key: the receiver checks the signature
+ *             against the peer id the message names, so nobody speaks for another node.
  * A write is not published while no peer subscribes to the topic (counted as
  * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
@@ -25,6 +27,7 @@ import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { compareVersions, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
 import { keyBytesMax } from '../core/limits.js';
+import { MemberMessageType, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
@@ -32,19 +35,56 @@ import type { Logger } from '../util/logger.js';
 const gossipVersion = 1;
 
 /** Message types. Only append: the values are part of the protocol. */
-export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4 } as const;
+export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5 } as const;
 
 export type GossipMessage =
   | { type: 'entry'; entry: Entry }
   | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
   | { type: 'leave'; peer: string }
-  | { type: 'members'; peer: string; addresses: string[] };
+  | { type: 'members'; peer: string; addresses: string[] }
+  /** `body` is encodeMemberMessage(message); `signature` is the sender's signature of body. */
+  | { type: 'member'; message: MemberMessage; body: Uint8Array; signature: Uint8Array };
 
 /** Default: values up to 64 KiB travel in the message; larger ones are announced. */
 export const gossipValueBytesMaxDefault = 64 * 1024;
 const peerIdTextMax = 128;
 const addressesMax = 16;
 const addressTextMax = 256;
+const nodeIdTextMax = 64;
+const signatureBytesMax = 512;
+
+/** The signed part of a `member` gossip message. */
+export function encodeMemberMessage(message: MemberMessage): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(MemberMessageType[message.type]).string(message.nodeId).string(message.peerId).varint(message.incarnation).varint(message.seq);
+  if (message.type === 'alive') {
+    w.varint(Math.min(message.addresses.length, addressesMax));
+    for (const address of message.addresses.slice(0, addressesMax)) w.string(address);
+  }
+  return w.finish();
+}
+
+export function decodeMemberMessage(body: Uint8Array): MemberMessage {
+  const r = new ByteReader(body);
+  const type = r.u8();
+  const nodeId = r.string(nodeIdTextMax, 'node id');
+  const peerId = r.string(peerIdTextMax, 'peer id');
+  const incarnation = r.varint();
+  const seq = r.varint();
+  let message: MemberMessage;
+  if (type === MemberMessageType.alive) {
+    const count = r.bounded(addressesMax, 'address count');
+    const addresses: string[] = [];
+    for (let i = 0; i < count; i++) addresses.push(r.string(addressTextMax, 'address'));
+    message = { type: 'alive', nodeId, peerId, incarnation, seq, addresses };
+  } else if (type === MemberMessageType.leave) {
+    message = { type: 'leave', nodeId, peerId, incarnation, seq };
+  } else {
+    throw new MalformedError(`unknown member message type ${type}`);
+  }
+  r.end();
+  return message;
+}
 
 export function gossipTopic(cluster: string): string {
   return `ckv/${cluster}/writes/1`;
@@ -69,6 +109,9 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
     case 'members':
       w.u8(GossipType.members).string(message.peer).varint(Math.min(message.addresses.length, addressesMax));
       for (const address of message.addresses.slice(0, addressesMax)) w.string(address);
+      break;
+    case 'member':
+      w.u8(GossipType.member).bytes(message.body).bytes(message.signature);
       break;
   }
   return w.finish();
@@ -103,6 +146,12 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
       message = { type: 'members', peer, addresses };
       break;
     }
+    case GossipType.member: {
+      const body = r.bytes(4096, 'member message');
+      const signature = r.bytes(signatureBytesMax, 'signature');
+      message = { type: 'member', message: decodeMemberMessage(body), body, signature };
+      break;
+    }
     default:
       throw new MalformedError(`unknown gossip message type ${type}`);
   }
@@ -124,10 +173,8 @@ export interface GossipOptions {
   valueBytesMax: number;
   /** A peer announced a value newer than ours: pull it (over sync) from this peer. */
   onAnnounce: (fromPeer: string) => void;
-  /** A peer said it is leaving. */
-  onLeave: (peer: string) => void;
-  /** A member said where it listens. */
-  onMembers: (peer: string, addresses: string[]) => void;
+  /** A membership message arrived (its signature not yet checked). */
+  onMember: (message: Extract<GossipMessage, { type: 'member' }>) => void;
 }
 
 export class Gossip {
@@ -180,12 +227,9 @@ export class Gossip {
     this.publish(message);
   }
 
-  publishLeave(): Promise<void> {
-    return this.publish({ type: 'leave', peer: this.components.selfPeerId });
-  }
-
-  publishMembers(addresses: string[]): Promise<void> {
-    return this.publish({ type: 'members', peer: this.components.selfPeerId, addresses });
+  /** Publish a signed membership message. */
+  publishMember(message: MemberMessage, body: Uint8Array, signature: Uint8Array): Promise<void> {
+    return this.publish({ type: 'member', message, body, signature });
   }
 
   private async publish(message: GossipMessage): Promise<void> {
@@ -228,13 +272,10 @@ export class Gossip {
         if (!ours || compareVersions(message.version, ours.version) > 0) {
           this.options.onAnnounce(message.origin === this.components.selfPeerId ? event.propagationSource.toString() : message.origin);
         }
-      } else if (message.peer === this.components.selfPeerId) {
-        return;
-      } else if (message.type === 'leave') {
-        this.options.onLeave(message.peer);
-      } else {
-        this.options.onMembers(message.peer, message.addresses);
+      } else if (message.type === 'member') {
+        this.options.onMember(message);
       }
+      // 'leave' and 'members' are obsolete: unsigned claims, ignored.
     } catch (error) {
       this.components.logger.warn('gossip apply failed', { error });
     }

@@ -20,7 +20,6 @@ import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { FramedStream } from './framed-stream.js';
 import type { CkvLibp2p } from './libp2p.js';
-import type { PeerTable } from './peers.js';
 
 export function syncProtocolId(cluster: string): string {
   return `/ckv/${cluster}/sync/1.0.0`;
@@ -43,10 +42,18 @@ export interface SessionReport {
   durationMs: number;
 }
 
+/** What the membership learns from sessions peers start with us. */
+export interface ServedSessionObserver {
+  /** The peer's Hello: its wall clock and entry count. */
+  hello(peerId: string, peerWallMs: number, entryCount: number): void;
+  /** A served session ended; ok = in sync or synced. */
+  served(peerId: string, ok: boolean, result: string): void;
+}
+
 export interface SyncServiceComponents {
   libp2p: CkvLibp2p;
   replica: Replica;
-  peers: PeerTable;
+  sessions: ServedSessionObserver;
   counters: Counters;
   logger: Logger;
 }
@@ -144,7 +151,7 @@ export class SyncService {
 
   private async serve(stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString();
-    const { replica, peers, counters } = this.components;
+    const { replica, sessions, counters } = this.components;
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
     if (this.inbound >= this.options.inboundSessionsMax) {
@@ -175,11 +182,11 @@ export class SyncService {
         if (!helloSeen && responder.peerWallMs !== undefined) {
           helloSeen = true;
           clearTimeout(helloTimer);
-          peers.recordHello(peerId, responder.peerWallMs, responder.peerEntryCount ?? -1);
+          sessions.hello(peerId, responder.peerWallMs, responder.peerEntryCount ?? -1);
         }
       }
       await framed.close().catch(() => undefined);
-      if (result.outcome === 'in-sync' || result.outcome === 'synced') peers.recordSync(peerId, result.outcome, true);
+      sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome);
       if (result.outcome === 'refused') {
         // Our refusal of its Hello: a protocol violation is counted as hostile input.
         const hostile = result.refuseReason === 'malformed' || result.refuseReason === 'unsupportedVersion';

@@ -1,0 +1,437 @@
+/**
+ * Membership: everything a node knows about the other nodes of its cluster, as a sans-IO
+ * state machine. Events go in (a peer connected or disconnected, a membership message
+ * arrived, a sync session ended, time passed); effects come out (start a sync session, dial
+ * a peer, announce a message, persist our incarnation). The runtime (`src/net/cluster.ts` in
+ * production, `test/sim/` in the simulator) carries effects out and passes the clock and the
+ * rng in, so the simulator runs this same code.
+ *
+ * Members are keyed by node id (the writer id in versions); the transport's peer id is an
+ * attribute, indexed for the transport's events. States:
+ * - up: connected and speaking our cluster's protocols;
+ * - left: it announced a clean stop (a leave) for its current incarnation;
+ * - unreachable: disconnected without a leave;
+ * - removed: an operator forgot it (`ckv peers forget`): hidden, and news from the
+ *   incarnation it was forgotten in is ignored; a connection or a newer incarnation re-adds it.
+ *
+ * Incarnations (as memberlist's): a node's incarnation increases on every start and is
+ * persisted by its runtime. Every membership message carries (incarnation, seq), seq
+ * increasing with each message a node sends, so a repeat is a new message (gossip's seen-cache
+ * drops identical bytes) and old news loses: a message not newer than the last one heard from
+ * that node is ignored. If a node hears a leave of its own current incarnation (a message it
+ * did not send in this life), it refutes it: it takes a higher incarnation and announces
+ * itself alive.
+ *
+ * Trust: a message is only ever about its sender. The runtime proves the sender (the message
+ * is signed by the peer's key, and the signer must be the peer id the message names);
+ * membership further refuses a message whose node id is bound to another peer id that is up.
+ * A peer's claim about another peer is never taken. A connected peer that keeps talking is
+ * never left: a leave followed by any newer sign of life (an alive message, a connection, a
+ * completed session) makes it up again.
+ *
+ * Scheduling (the SyncScheduler is owned here): when a peer connects, who syncs at once?
+ * - a node that has not completed a session since it started (it is catching up) syncs with
+ *   each connected peer at once, one session at a time: the first brings it everything, the
+ *   next ones find it in sync, so missing entries cross the wire once;
+ * - a peer that is new to us, or that restarted (a higher incarnation), is catching up: it
+ *   pulls from us, we do not push at once;
+ * - otherwise (a link healed between two running nodes) the smaller node id syncs at once.
+ * Then every `syncIntervalMs` (with jitter) one random up member is synced.
+ */
+import { assert } from './errors.js';
+import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
+import { SyncScheduler } from './scheduler.js';
+
+export type MemberState = 'up' | 'left' | 'unreachable' | 'removed';
+/** The states a listing shows: removed members are hidden. */
+export type ListedState = Exclude<MemberState, 'removed'>;
+
+/** What is known about one other node. */
+export interface MemberInfo {
+  nodeId: string;
+  peerId: string;
+  /** The highest incarnation heard of; 0 until its first message or connection says. */
+  incarnation: number;
+  addresses: string[];
+  state: ListedState;
+  /** Time of the last change of state. */
+  sinceMs: number;
+  /** Time a session with it last ended; 0 = never. */
+  lastSyncMs: number;
+  lastSyncResult: string;
+  /** Whether our roots were equal at the end of the last session. */
+  inSync: boolean;
+  /** Its wall clock minus ours, measured from its last sync Hello; 0 until measured. */
+  clockOffsetMs: number;
+  /** Entries it held at its last Hello to us (tombstones included); -1 = unknown. */
+  entryCount: number;
+}
+
+/** Membership messages. Only append: the values are part of the protocol. */
+export const MemberMessageType = { alive: 1, leave: 2 } as const;
+
+/** A node's claim about itself; the runtime signs it and checks the signature of others'. */
+export type MemberMessage =
+  | { type: 'alive'; nodeId: string; peerId: string; incarnation: number; seq: number; addresses: string[] }
+  | { type: 'leave'; nodeId: string; peerId: string; incarnation: number; seq: number };
+
+export type MembershipEffect =
+  /** Start a sync session with this member as initiator; report its end with `sessionEnded`. */
+  | { kind: 'sync'; nodeId: string; peerId: string }
+  /** Dial a member we are not connected to. */
+  | { kind: 'dial'; peerId: string; addresses: string[] }
+  /** Publish this message to the cluster. */
+  | { kind: 'announce'; message: MemberMessage }
+  /** Persist our incarnation before announcing it (a refutation raised it). */
+  | { kind: 'persist-incarnation'; incarnation: number }
+  /** Something an operator wants in the log. */
+  | { kind: 'log'; event: 'member up' | 'member down' | 'member left' | 'member refused' | 'refuted leave'; nodeId: string; peerId: string; detail?: string };
+
+export interface MembershipOptions {
+  self: { nodeId: string; peerId: string; incarnation: number };
+  /** Returns a float in [0, 1): jitter and the choice of a periodic sync partner. */
+  rng: () => number;
+  /** Periodic anti-entropy interval (default syncIntervalMsDefault). */
+  syncIntervalMs?: number;
+  /** How often we re-announce ourselves (default memberAnnounceIntervalMs). */
+  announceIntervalMs?: number;
+  /**
+   * Only the simulator's canary sets this false: messages are then taken whatever their
+   * incarnation, so a replayed old leave wins. The checker must catch it.
+   */
+  staleMessagesLose?: boolean;
+}
+
+export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
+
+/** A connection identified as a member of our cluster. */
+export interface ConnectedPeer {
+  nodeId: string;
+  peerId: string;
+  /** Its incarnation if the transport told it (0 = unknown). */
+  incarnation: number;
+  addresses: string[];
+}
+
+interface Member extends Omit<MemberInfo, 'state'> {
+  state: MemberState;
+  /** seq of the last message heard in `incarnation`; -1 = none. */
+  seq: number;
+  lastDialMs: number;
+  /** The transport has a connection to it (a member that left may still be connected). */
+  connected: boolean;
+}
+
+export class Membership {
+  private readonly members = new Map<string, Member>();
+  private readonly byPeer = new Map<string, string>();
+  private readonly scheduler: SyncScheduler;
+  private readonly self: { nodeId: string; peerId: string; incarnation: number };
+  private readonly announceIntervalMs: number;
+  private readonly staleMessagesLose: boolean;
+  private seq = 0;
+  private addresses: string[] = [];
+  /** True until a session (either role) completes: the node is catching up. */
+  private catchingUp = true;
+  private nextAnnounceAtMs: number;
+
+  constructor(options: MembershipOptions, nowMs: number) {
+    this.self = { ...options.self };
+    this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
+    this.staleMessagesLose = options.staleMessagesLose ?? true;
+    this.scheduler = new SyncScheduler(
+      { rng: options.rng, urgentSessionsMax: 1, ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}) },
+      nowMs,
+    );
+    this.nextAnnounceAtMs = nowMs + this.announceIntervalMs;
+  }
+
+  get incarnation(): number {
+    return this.self.incarnation;
+  }
+
+  get isCatchingUp(): boolean {
+    return this.catchingUp;
+  }
+
+  /** Every member not removed, by node id. */
+  list(): MemberInfo[] {
+    return [...this.members.values()]
+      .filter((m) => m.state !== 'removed')
+      .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1))
+      .map((m) => publicView(m));
+  }
+
+  get(nodeOrPeerId: string): MemberInfo | undefined {
+    const member = this.find(nodeOrPeerId);
+    return member && member.state !== 'removed' ? publicView(member) : undefined;
+  }
+
+  /** Peer ids of the members that are up. */
+  upPeerIds(): string[] {
+    return this.list()
+      .filter((m) => m.state === 'up')
+      .map((m) => m.peerId);
+  }
+
+  /** Where we listen, for our alive messages. */
+  setAddresses(addresses: string[]): void {
+    this.addresses = [...addresses];
+  }
+
+  // --- transport events -----------------------------------------------------------------------
+
+  connected(peer: ConnectedPeer, nowMs: number): MembershipEffect[] {
+    if (peer.nodeId === this.self.nodeId) return [];
+    const effects: MembershipEffect[] = [];
+    let member = this.members.get(peer.nodeId);
+    if (member && member.peerId !== peer.peerId) {
+      if (member.state === 'up') {
+        // Two peers claim one node id: keep the one we know; the other is refused.
+        return [{ kind: 'log', event: 'member refused', nodeId: peer.nodeId, peerId: peer.peerId, detail: `node id already bound to up peer ${member.peerId}` }];
+      }
+      this.byPeer.delete(member.peerId);
+      member.peerId = peer.peerId;
+    }
+    const isNew = member === undefined || member.state === 'removed';
+    const restarted = member !== undefined && peer.incarnation > member.incarnation;
+    if (!member) member = this.add(peer.nodeId, peer.peerId, nowMs);
+    this.byPeer.set(peer.peerId, peer.nodeId);
+    if (peer.incarnation > member.incarnation) {
+      member.incarnation = peer.incarnation;
+      member.seq = -1;
+    }
+    if (peer.addresses.length > 0) member.addresses = [...peer.addresses];
+    member.connected = true;
+    const wasUp = member.state === 'up';
+    this.setState(member, 'up', nowMs);
+    if (!wasUp) {
+      effects.push({ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId });
+      if (this.catchingUp) this.scheduler.peerConnected(member.nodeId);
+      else if (isNew || restarted) this.scheduler.peerKnown(member.nodeId); // it catches up from us
+      else if (this.self.nodeId < member.nodeId) this.scheduler.peerConnected(member.nodeId);
+      else this.scheduler.peerKnown(member.nodeId);
+      this.nextAnnounceAtMs = Math.min(this.nextAnnounceAtMs, nowMs + memberAnnounceAfterJoinMs);
+    }
+    return effects;
+  }
+
+  disconnected(peerId: string, nowMs: number): MembershipEffect[] {
+    const member = this.findByPeer(peerId);
+    if (!member || !member.connected) return [];
+    member.connected = false;
+    if (member.state !== 'up') return [];
+    this.scheduler.peerDisconnected(member.nodeId);
+    this.setState(member, 'unreachable', nowMs);
+    return [{ kind: 'log', event: 'member down', nodeId: member.nodeId, peerId }];
+  }
+
+  /**
+   * A membership message whose signature the runtime checked: `signer` is the peer id that
+   * signed it, and must be the peer the message is about.
+   */
+  message(message: MemberMessage, signer: string, nowMs: number): MembershipEffect[] {
+    if (signer !== message.peerId) return [];
+    if (message.nodeId === this.self.nodeId) return this.aboutSelf(message);
+    let member = this.members.get(message.nodeId);
+    if (member && member.peerId !== message.peerId) {
+      if (member.state === 'up') return [{ kind: 'log', event: 'member refused', nodeId: message.nodeId, peerId: message.peerId, detail: `node id already bound to up peer ${member.peerId}` }];
+      this.byPeer.delete(member.peerId);
+      member.peerId = message.peerId;
+      this.byPeer.set(message.peerId, message.nodeId);
+    }
+    if (member && this.staleMessagesLose && !newer(message, member)) return [];
+    if (member?.state === 'removed' && message.incarnation <= member.incarnation) return [];
+    if (!member) {
+      if (message.type === 'leave') return []; // news of a stranger's departure: nothing to do
+      member = this.add(message.nodeId, message.peerId, nowMs);
+      this.byPeer.set(message.peerId, message.nodeId);
+    }
+    if (message.incarnation !== member.incarnation) member.seq = -1;
+    member.incarnation = Math.max(member.incarnation, message.incarnation);
+    member.seq = Math.max(member.seq, message.seq);
+    if (message.type === 'leave') {
+      if (member.state === 'left') return [];
+      this.scheduler.peerDisconnected(member.nodeId);
+      this.setState(member, 'left', nowMs);
+      return [{ kind: 'log', event: 'member left', nodeId: member.nodeId, peerId: member.peerId }];
+    }
+    if (message.addresses.length > 0) member.addresses = [...message.addresses];
+    if (member.state === 'left' && member.connected) {
+      // It said goodbye, yet still talks over a live connection: it is up.
+      this.setState(member, 'up', nowMs);
+      this.scheduler.peerKnown(member.nodeId);
+      return [{ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId }];
+    }
+    if (member.state !== 'up' && nowMs - member.lastDialMs >= memberDialIntervalMs && member.addresses.length > 0) {
+      member.lastDialMs = nowMs;
+      if (member.state === 'removed') this.setState(member, 'unreachable', nowMs);
+      return [{ kind: 'dial', peerId: member.peerId, addresses: [...member.addresses] }];
+    }
+    return [];
+  }
+
+  /** We are stopping cleanly: the leave to announce (its seq is the next one). */
+  leave(): MembershipEffect[] {
+    return [{ kind: 'announce', message: { type: 'leave', ...this.selfRef(), seq: this.seq++ } }];
+  }
+
+  // --- sync sessions --------------------------------------------------------------------------
+
+  /** A session this node started (from a 'sync' effect) ended. `ok`: in sync or synced. */
+  sessionEnded(nodeId: string, report: { ok: boolean; result: string; inSync: boolean }, nowMs: number): void {
+    this.scheduler.report(nodeId, report.ok, nowMs);
+    if (report.ok) this.catchingUp = false;
+    this.recordSync(nodeId, report.result, report.inSync, nowMs);
+  }
+
+  /** A session a peer started with us ended. */
+  sessionServed(peerId: string, report: { ok: boolean; result: string }, nowMs: number): void {
+    const member = this.findByPeer(peerId);
+    if (!member) return;
+    if (report.ok) {
+      this.catchingUp = false;
+      this.recordSync(member.nodeId, report.result, true, nowMs);
+    }
+  }
+
+  /** The peer's Hello: its wall clock (for the offset) and its entry count. */
+  hello(peerId: string, peerWallMs: number, entryCount: number, nowMs: number): void {
+    const member = this.findByPeer(peerId);
+    if (!member) return;
+    if (peerWallMs > 0) member.clockOffsetMs = Math.round(peerWallMs - nowMs);
+    member.entryCount = entryCount;
+  }
+
+  /** Sync with this member as soon as possible (a value announced newer than ours). */
+  requestSync(nodeOrPeerId: string): void {
+    const member = this.find(nodeOrPeerId);
+    if (member?.state === 'up') this.scheduler.requestNow(member.nodeId);
+  }
+
+  /** Drop a member that is not up; a connected one is refused. */
+  forget(nodeOrPeerId: string, nowMs: number): ForgetResult {
+    const member = this.find(nodeOrPeerId);
+    if (!member || member.state === 'removed') return 'unknown';
+    if (member.connected) return 'connected';
+    this.scheduler.peerDisconnected(member.nodeId);
+    this.setState(member, 'removed', nowMs);
+    return 'forgotten';
+  }
+
+  // --- time -----------------------------------------------------------------------------------
+
+  /** Everything due at `nowMs`: sessions to start, our periodic alive. */
+  tick(nowMs: number): MembershipEffect[] {
+    const effects: MembershipEffect[] = [];
+    for (let nodeId = this.scheduler.takeDue(nowMs); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs)) {
+      const member = this.members.get(nodeId);
+      assert(member && member.state === 'up', `scheduler chose ${nodeId}, which is not an up member`);
+      effects.push({ kind: 'sync', nodeId, peerId: member.peerId });
+    }
+    if (nowMs >= this.nextAnnounceAtMs) {
+      this.nextAnnounceAtMs = nowMs + this.announceIntervalMs;
+      effects.push({ kind: 'announce', message: { type: 'alive', ...this.selfRef(), seq: this.seq++, addresses: [...this.addresses] } });
+    }
+    return effects;
+  }
+
+  /** When the runtime should call `tick` next. */
+  wakeAtMs(nowMs: number): number {
+    return Math.min(this.scheduler.wakeAtMs(nowMs), this.nextAnnounceAtMs);
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private aboutSelf(message: MemberMessage): MembershipEffect[] {
+    // Our own message from this life comes back to us through gossip: nothing to do. A leave
+    // of our current incarnation that we did not send (we are running) is refuted.
+    if (message.type !== 'leave' || message.incarnation < this.self.incarnation) return [];
+    if (message.incarnation === this.self.incarnation && message.seq < this.seq) return [];
+    this.self.incarnation = message.incarnation + 1;
+    this.seq = 0;
+    return [
+      { kind: 'log', event: 'refuted leave', nodeId: this.self.nodeId, peerId: this.self.peerId, detail: `incarnation ${message.incarnation}` },
+      { kind: 'persist-incarnation', incarnation: this.self.incarnation },
+      { kind: 'announce', message: { type: 'alive', ...this.selfRef(), seq: this.seq++, addresses: [...this.addresses] } },
+    ];
+  }
+
+  private selfRef(): { nodeId: string; peerId: string; incarnation: number } {
+    return { nodeId: this.self.nodeId, peerId: this.self.peerId, incarnation: this.self.incarnation };
+  }
+
+  private recordSync(nodeId: string, result: string, inSync: boolean, nowMs: number): void {
+    const member = this.members.get(nodeId);
+    if (!member) return;
+    member.lastSyncMs = nowMs;
+    member.lastSyncResult = result;
+    member.inSync = inSync;
+    if (member.state === 'left' && member.connected) {
+      // It said goodbye but a session with it just completed over a live connection.
+      this.setState(member, 'up', nowMs);
+      this.scheduler.peerKnown(member.nodeId);
+    }
+  }
+
+  private find(nodeOrPeerId: string): Member | undefined {
+    return this.members.get(nodeOrPeerId) ?? this.findByPeer(nodeOrPeerId);
+  }
+
+  private findByPeer(peerId: string): Member | undefined {
+    const nodeId = this.byPeer.get(peerId);
+    return nodeId === undefined ? undefined : this.members.get(nodeId);
+  }
+
+  private add(nodeId: string, peerId: string, nowMs: number): Member {
+    if (this.members.size >= membersMax) this.evictOne();
+    const member: Member = {
+      nodeId,
+      peerId,
+      incarnation: 0,
+      seq: -1,
+      addresses: [],
+      state: 'unreachable',
+      sinceMs: nowMs,
+      lastSyncMs: 0,
+      lastSyncResult: '',
+      inSync: false,
+      clockOffsetMs: 0,
+      entryCount: -1,
+      lastDialMs: 0,
+      connected: false,
+    };
+    this.members.set(nodeId, member);
+    return member;
+  }
+
+  private setState(member: Member, state: MemberState, nowMs: number): void {
+    if (member.state !== state) member.sinceMs = nowMs;
+    member.state = state;
+  }
+
+  /** Past membersMax: drop the member that has been away longest (removed ones first). */
+  private evictOne(): void {
+    let oldest: Member | undefined;
+    for (const member of this.members.values()) {
+      if (member.state === 'up') continue;
+      const rank = (m: Member): number => (m.state === 'removed' ? 0 : 1);
+      if (!oldest || rank(member) < rank(oldest) || (rank(member) === rank(oldest) && member.sinceMs < oldest.sinceMs)) oldest = member;
+    }
+    if (!oldest) return;
+    this.members.delete(oldest.nodeId);
+    this.byPeer.delete(oldest.peerId);
+  }
+}
+
+/** Whether a message is news: a later incarnation, or a later seq in the same one. */
+function newer(message: MemberMessage, member: Member): boolean {
+  if (message.incarnation !== member.incarnation) return message.incarnation > member.incarnation;
+  return message.seq > member.seq;
+}
+
+function publicView(member: Member): MemberInfo {
+  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, state, ...info } = member;
+  assert(state !== 'removed', 'a removed member is never listed');
+  return { ...info, state, addresses: [...info.addresses] };
+}

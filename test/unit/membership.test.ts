@@ -1,0 +1,174 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
+import { memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
+
+const selfId = '0000000000000005';
+const noJitter = (): number => 0.5;
+
+function membership(nowMs = 0, incarnation = 1): Membership {
+  return new Membership({ self: { nodeId: selfId, peerId: 'p-self', incarnation }, rng: noJitter }, nowMs);
+}
+
+/** A peer whose node id sorts after ours (so on a healed link we sync first) or before. */
+const peer = (n: number, incarnation = 1) => ({ nodeId: n.toString(16).padStart(16, '0'), peerId: `p${n}`, incarnation, addresses: [`/ip4/10.0.0.${n}/tcp/4455`] });
+
+function leave(n: number, incarnation: number, seq: number): MemberMessage {
+  return { type: 'leave', nodeId: peer(n).nodeId, peerId: `p${n}`, incarnation, seq };
+}
+
+function alive(n: number, incarnation: number, seq: number, addresses = peer(n).addresses): MemberMessage {
+  return { type: 'alive', nodeId: peer(n).nodeId, peerId: `p${n}`, incarnation, seq, addresses };
+}
+
+const syncs = (effects: MembershipEffect[]): string[] => effects.flatMap((e) => (e.kind === 'sync' ? [e.peerId] : []));
+const stateOf = (m: Membership, n: number): string | undefined => m.get(`p${n}`)?.state;
+
+describe('Membership', () => {
+  // A node that has not completed a session pulls from one peer at a time: the first session
+  // brings it everything, so the same missing entries do not cross the wire once per peer.
+  it('a catching-up node syncs with new peers at once, one session at a time', () => {
+    const m = membership();
+    for (const n of [1, 2, 9]) m.connected(peer(n), 0);
+    const first = syncs(m.tick(0));
+    assert.equal(first.length, 1, `catch-up sessions in flight: ${first.join(',')}`);
+    assert.deepEqual(syncs(m.tick(0)), []);
+    m.sessionEnded(m.get(first[0]!)!.nodeId, { ok: true, result: 'synced', inSync: true }, 5);
+    assert.equal(m.isCatchingUp, false);
+    const second = syncs(m.tick(5));
+    assert.equal(second.length, 1);
+    assert.notEqual(second[0], first[0]);
+  });
+
+  // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
+  // link between two running nodes, the smaller node id syncs at once.
+  it('a running node leaves the catch-up to a restarted peer; on a heal the smaller id syncs', () => {
+    const m = membership();
+    m.connected(peer(9), 0);
+    const [first] = syncs(m.tick(0));
+    m.sessionEnded(peer(9).nodeId, { ok: true, result: 'synced', inSync: true }, 1);
+    assert.equal(first, 'p9');
+    m.connected(peer(7), 2); // new to us: it catches up from us
+    assert.deepEqual(syncs(m.tick(2)), []);
+    m.disconnected('p9', 3);
+    m.connected(peer(9, 2), 4); // restarted (incarnation 2): it pulls
+    assert.deepEqual(syncs(m.tick(4)), []);
+    m.disconnected('p9', 5);
+    m.connected(peer(9, 2), 6); // link healed, same incarnation, 5 < 9: we sync at once
+    assert.deepEqual(syncs(m.tick(6)), ['p9']);
+    m.disconnected('p7', 7);
+    m.connected(peer(7, 1), 8);
+    m.disconnected('p1', 8);
+    m.connected(peer(1), 8);
+    m.disconnected('p1', 9);
+    m.connected(peer(1), 9); // healed with a smaller id: it syncs with us
+    assert.ok(!syncs(m.tick(9)).includes('p1'));
+  });
+
+  // The regression: stop, restart, stop again within a minute shows left. Each leave carries its
+  // incarnation, and a replay of an old one never marks a running node left.
+  it('a node stopped, restarted and stopped again shows left; an old leave replayed is ignored', () => {
+    const m = membership();
+    m.connected(peer(9, 1), 0);
+    m.message(leave(9, 1, 4), 'p9', 10);
+    m.disconnected('p9', 11);
+    assert.equal(stateOf(m, 9), 'left');
+    m.connected(peer(9, 2), 20);
+    assert.equal(stateOf(m, 9), 'up');
+    m.message(leave(9, 1, 4), 'p9', 21); // the first life's leave, delivered again
+    assert.equal(stateOf(m, 9), 'up');
+    m.message(leave(9, 2, 0), 'p9', 30);
+    m.disconnected('p9', 30);
+    assert.equal(stateOf(m, 9), 'left');
+    assert.equal(m.get('p9')!.incarnation, 2);
+  });
+
+  it('a repeat of the same message is news only with a higher seq', () => {
+    const m = membership();
+    m.message(alive(9, 3, 1), 'p9', 0);
+    assert.equal(m.get('p9')!.incarnation, 3);
+    const dials = (effects: MembershipEffect[]) => effects.filter((e) => e.kind === 'dial').length;
+    assert.equal(dials(m.message(alive(9, 3, 1), 'p9', 20_000)), 0, 'the same seq again is old news');
+    assert.equal(dials(m.message(alive(9, 3, 2), 'p9', 20_000)), 1, 'a higher seq is news: dial it');
+    assert.equal(dials(m.message(alive(9, 3, 3), 'p9', 20_001)), 0, 'dials are rate-limited');
+  });
+
+  // A peer's claim about another peer is never taken.
+  it('ignores a message signed by another peer, and a node id bound to another up peer', () => {
+    const m = membership();
+    m.connected(peer(9), 0);
+    m.message(leave(9, 1, 1), 'p6', 1); // p6 speaks for p9
+    assert.equal(stateOf(m, 9), 'up');
+    const spoof: MemberMessage = { ...leave(9, 5, 1), peerId: 'p6' }; // p6 claims p9's node id
+    const effects = m.message(spoof, 'p6', 2);
+    assert.equal(stateOf(m, 9), 'up');
+    assert.ok(effects.some((e) => e.kind === 'log' && e.event === 'member refused'));
+    const refused = m.connected({ ...peer(9), peerId: 'p6' }, 3);
+    assert.ok(refused.some((e) => e.kind === 'log' && e.event === 'member refused'));
+    assert.equal(m.get(peer(9).nodeId)!.peerId, 'p9');
+  });
+
+  // A peer that said goodbye but keeps talking on its live connection is not left.
+  it('a left member that keeps talking over its connection is up again', () => {
+    const m = membership();
+    m.connected(peer(9), 0);
+    m.message(leave(9, 1, 1), 'p9', 1);
+    assert.equal(stateOf(m, 9), 'left');
+    m.message(alive(9, 1, 2), 'p9', 2);
+    assert.equal(stateOf(m, 9), 'up');
+    m.message(leave(9, 1, 3), 'p9', 3);
+    m.sessionServed('p9', { ok: true, result: 'in-sync' }, 4);
+    assert.equal(stateOf(m, 9), 'up');
+  });
+
+  it('forget refuses a connected member, drops a down one, and re-adds it when it reconnects', () => {
+    const m = membership();
+    m.connected(peer(9), 0);
+    assert.equal(m.forget('p9', 1), 'connected');
+    assert.equal(m.forget('nobody', 1), 'unknown');
+    m.disconnected('p9', 2);
+    assert.equal(m.forget(peer(9).nodeId, 3), 'forgotten');
+    assert.equal(m.get('p9'), undefined);
+    assert.equal(m.list().length, 0);
+    m.message(alive(9, 1, 7), 'p9', 20_000); // news from the incarnation it was forgotten in
+    assert.equal(m.get('p9'), undefined);
+    m.connected(peer(9), 30_000);
+    assert.equal(stateOf(m, 9), 'up');
+  });
+
+  // If gossip brings back a leave of our own running incarnation, we refute it: a higher
+  // incarnation, persisted, then announced.
+  it('refutes a leave of its own current incarnation', () => {
+    const m = membership(0, 4);
+    const effects = m.message({ type: 'leave', nodeId: selfId, peerId: 'p-self', incarnation: 4, seq: 99 }, 'p-self', 1);
+    assert.equal(m.incarnation, 5);
+    const kinds = effects.map((e) => e.kind);
+    assert.ok(kinds.indexOf('persist-incarnation') < kinds.indexOf('announce'), kinds.join(','));
+    assert.deepEqual(m.message({ type: 'leave', nodeId: selfId, peerId: 'p-self', incarnation: 3, seq: 0 }, 'p-self', 2), []);
+  });
+
+  it('announces itself every interval with a fresh seq, and soon after a member joins', () => {
+    const m = membership();
+    m.setAddresses(['/ip4/127.0.0.1/tcp/1']);
+    const announced = (effects: MembershipEffect[]) => effects.flatMap((e) => (e.kind === 'announce' ? [e.message] : []));
+    assert.deepEqual(announced(m.tick(0)), []);
+    const first = announced(m.tick(memberAnnounceIntervalMs));
+    const second = announced(m.tick(2 * memberAnnounceIntervalMs));
+    assert.equal(first.length, 1);
+    assert.equal(second.length, 1);
+    assert.ok(second[0]!.seq > first[0]!.seq);
+    m.connected(peer(9), 2 * memberAnnounceIntervalMs + 10);
+    assert.ok(m.wakeAtMs(2 * memberAnnounceIntervalMs + 10) <= 2 * memberAnnounceIntervalMs + 1_010);
+    const [goodbye] = m.leave().map((e) => (e.kind === 'announce' ? e.message : undefined));
+    assert.equal(goodbye?.type, 'leave');
+    assert.ok(goodbye!.seq > second[0]!.seq);
+  });
+
+  it('remembers at most membersMax members', () => {
+    const m = membership();
+    for (let n = 1; n <= membersMax + 50; n++) {
+      m.message(alive(n + 100, 1, 1), `p${n + 100}`, n);
+    }
+    assert.equal(m.list().length, membersMax);
+  });
+});
