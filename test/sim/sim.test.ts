@@ -13,17 +13,20 @@ describe('deterministic simulation', () => {
   it(`converges with no lost acknowledged write over ${seedCount} seeds of 3..9 nodes`, async () => {
     const failures: string[] = [];
     let crashes = 0;
+    let stops = 0;
     let partitions = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
       crashes += report.stats.crashes;
+      stops += report.stats.stops;
       partitions += report.stats.partitions;
     }
     assert.deepEqual(failures, []);
     // The faults really happened: a run without them would prove little.
     assert.ok(crashes > seedCount / 2, `only ${crashes} crashes`);
     assert.ok(partitions > seedCount / 2, `only ${partitions} partitions`);
+    assert.ok(stops > seedCount / 2, `only ${stops} clean stops`);
   });
 
   it('replays a seed exactly', async () => {
@@ -38,6 +41,18 @@ describe('deterministic simulation', () => {
     ['the incoming version always wins', () => true],
     ['HLC only, no node-id tie-break', (incoming, current) => current === undefined || incoming.hlc > current.hlc],
   ];
+  // The membership canary: a membership that takes old news (a replayed leave of a past
+  // incarnation) marks a running node left; the checker must see it.
+  it('catches a membership that lets old news win', async () => {
+    let caught: SimReport | undefined;
+    for (let seed = 1; seed <= 20 && !caught; seed++) {
+      const report = await runSimulation({ seed, nodes: 5, staleMessagesLose: false });
+      if (!report.ok) caught = report;
+    }
+    assert.ok(caught, 'the simulator did not notice a membership that takes stale messages');
+    assert.match(caught.violations.join('\n'), /as left/);
+  });
+
   for (const [name, rule] of wrongRules) {
     it(`catches a wrong merge rule: ${name}`, async () => {
       let caught: SimReport | undefined;

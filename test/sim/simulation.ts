@@ -1,7 +1,8 @@
 /**
  * The deterministic simulator: N nodes run the real core (Replica, SyncInitiator/Responder,
- * SyncScheduler) over memory stores, and one seeded event queue plays the network, the disks
- * and the faults. Everything random comes from one Prng, so a seed replays exactly.
+ * and production's Membership, which owns the sync scheduling) over memory stores, and one
+ * seeded event queue plays the network, the disks and the faults. Everything random comes
+ * from one Prng, so a seed replays exactly.
  *
  * Model:
  * - Disk: a write becomes durable 0-3 ms after it is issued; a crash before then loses it
@@ -11,9 +12,12 @@
  *   duplication and random delay (so reordering).
  * - Sync sessions: frames travel in order (a stream) with random delay; a lost frame, a
  *   partition or a crash breaks the session on both sides; a session times out after 10 s.
+ * - Membership: a link is a connection; both ends' Membership is told of it (with the other's
+ *   incarnation, as identify tells it in production) and of its loss. Membership messages
+ *   (alive, leave) travel like gossip, lossy and late, and the network also replays old ones.
  * - Faults, during the fault window only: partitions and heals, crashes and restarts (some
- *   with the wall clock set back), per-node clock skew, one node sometimes beyond the drift
- *   limit. Writes (puts and deletes over a small key space, so conflicts are common) also
+ *   with the wall clock set back), clean stops (a leave, then a restart), per-node clock
+ *   skew, one node sometimes beyond the drift limit. Writes (puts and deletes over a small key space, so conflicts are common) also
  *   happen only in the window.
  * Afterwards the network is clean and clocks are close; nodes keep syncing for `settleMs`,
  * then schedulers stop and the queue drains, and the checker runs:
@@ -22,13 +26,15 @@
  * 3. no node ever replaced a version with an older one (a deleted key never comes back
  *    with an older version);
  * 4. each node's acknowledged stamps strictly increase, across restarts (its HLC never
- *    went backwards).
+ *    went backwards);
+ * 5. every node shows every other up, at its current incarnation, even after every leave ever
+ *    sent is replayed to every node at the end (old news loses).
  */
 import { Replica, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, lastWriterWins, type Entry, type MergeRule, type Version } from '../../src/core/entry.js';
 import { hlcToString, type Hlc } from '../../src/core/hlc.js';
 import { inboundSessionsMax } from '../../src/core/limits.js';
-import { SyncScheduler } from '../../src/core/scheduler.js';
+import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { RefuseReason } from '../../src/core/sync-frames.js';
 import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
 import { toHex, utf8 } from '../../src/core/bytes.js';
@@ -48,6 +54,8 @@ export interface SimOptions {
   settleMs?: number;
   /** Only the canary changes this. */
   mergeRule?: MergeRule;
+  /** Only the membership canary sets this false (see MembershipOptions.staleMessagesLose). */
+  staleMessagesLose?: boolean;
 }
 
 export interface SimReport {
@@ -61,8 +69,10 @@ export interface SimReport {
     sessions: number;
     sessionsFailed: number;
     crashes: number;
+    stops: number;
     partitions: number;
     gossipDelivered: number;
+    memberMessages: number;
     clockDriftRejections: number;
     simulatedMs: number;
     entries: number;
@@ -80,8 +90,12 @@ interface SimNode {
   disk: MemoryStore;
   fence: Fence | undefined;
   replica: Replica | undefined;
-  scheduler: SyncScheduler | undefined;
+  membership: Membership | undefined;
+  /** Boots of this node: fences off a dead boot's callbacks. */
   incarnation: number;
+  /** The membership incarnation kept on its disk (raised each boot and by refutations). */
+  memberIncarnation: number;
+  peerId: string;
   skewMs: number;
   group: number;
   inbound: number;
@@ -170,6 +184,10 @@ export class Simulation {
   private readonly violations: string[] = [];
   private readonly acked = new Map<string, Version>();
   private readonly sessions = new Set<Session>();
+  /** Connected pairs, as "a:b" with a < b. */
+  private readonly links = new Set<string>();
+  /** Every membership message sent, for replays. */
+  private readonly sentMemberMessages: MemberMessage[] = [];
   private faultsOver = false;
   private stopped = false;
   private gossipLoss: number;
@@ -181,8 +199,10 @@ export class Simulation {
     sessions: 0,
     sessionsFailed: 0,
     crashes: 0,
+    stops: 0,
     partitions: 0,
     gossipDelivered: 0,
+    memberMessages: 0,
     clockDriftRejections: 0,
     simulatedMs: 0,
     entries: 0,
@@ -195,6 +215,7 @@ export class Simulation {
       faultWindowMs: 12_000,
       settleMs: 40_000,
       mergeRule: lastWriterWins,
+      staleMessagesLose: true,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -218,8 +239,10 @@ export class Simulation {
         disk: new MemoryStore(),
         fence: undefined,
         replica: undefined,
-        scheduler: undefined,
+        membership: undefined,
         incarnation: 0,
+        memberIncarnation: 0,
+        peerId: `peer-${i}`,
         skewMs,
         group: 0,
         inbound: 0,
@@ -246,6 +269,7 @@ export class Simulation {
       }
     }
     this.stats.simulatedMs = this.queue.nowMs;
+    this.replayOldLeaves();
     await this.check();
     return {
       seed: this.options.seed,
@@ -271,7 +295,16 @@ export class Simulation {
       mergeRule: this.options.mergeRule,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
-    node.scheduler = new SyncScheduler({ rng: () => this.rng.float() }, this.queue.nowMs);
+    node.memberIncarnation++;
+    node.membership = new Membership(
+      {
+        self: { nodeId: node.nodeId, peerId: node.peerId, incarnation: node.memberIncarnation },
+        rng: () => this.rng.float(),
+        staleMessagesLose: this.options.staleMessagesLose,
+      },
+      this.queue.nowMs,
+    );
+    node.membership.setAddresses([`sim/${node.index}`]);
     this.scheduleTick(node, incarnation, 1);
   }
 
@@ -284,16 +317,29 @@ export class Simulation {
   }
 
   private connectAll(node: SimNode): void {
-    for (const other of this.nodes) {
-      if (other === node || !this.reachable(node, other)) continue;
-      node.scheduler!.peerConnected(String(other.index));
-      other.scheduler!.peerConnected(String(node.index));
-    }
+    for (const other of this.nodes) if (other !== node) this.connect(node, other);
+  }
+
+  private linkOf(a: SimNode, b: SimNode): string {
+    return a.index < b.index ? `${a.index}:${b.index}` : `${b.index}:${a.index}`;
+  }
+
+  /** A connection: each end is told who the other is (node id, peer id, incarnation). */
+  private connect(a: SimNode, b: SimNode): void {
+    if (!this.reachable(a, b) || this.links.has(this.linkOf(a, b))) return;
+    this.links.add(this.linkOf(a, b));
+    const now = this.queue.nowMs;
+    const introduce = (to: SimNode, about: SimNode): void =>
+      this.carryOut(to, to.membership!.connected({ nodeId: about.nodeId, peerId: about.peerId, incarnation: about.memberIncarnation, addresses: [`sim/${about.index}`] }, now));
+    introduce(a, b);
+    introduce(b, a);
   }
 
   private disconnect(a: SimNode, b: SimNode): void {
-    a.scheduler?.peerDisconnected(String(b.index));
-    b.scheduler?.peerDisconnected(String(a.index));
+    if (this.links.delete(this.linkOf(a, b))) {
+      if (a.membership) this.carryOut(a, a.membership.disconnected(b.peerId, this.queue.nowMs));
+      if (b.membership) this.carryOut(b, b.membership.disconnected(a.peerId, this.queue.nowMs));
+    }
     for (const session of this.sessions) {
       const pair = [session.initiator.node, session.responder.node];
       if (pair.includes(a) && pair.includes(b)) this.abort(session);
@@ -304,10 +350,18 @@ export class Simulation {
     if (!this.isUp(node)) return;
     this.stats.crashes++;
     node.fence!.alive = false;
-    node.replica = undefined;
-    node.scheduler = undefined;
-    node.inbound = 0;
     for (const other of this.nodes) if (other !== node) this.disconnect(node, other);
+    node.replica = undefined;
+    node.membership = undefined;
+    node.inbound = 0;
+  }
+
+  /** A clean stop: the node announces its leave, then goes (its acknowledged writes are durable). */
+  private stop(node: SimNode): void {
+    if (!this.isUp(node)) return;
+    this.stats.stops++;
+    this.carryOut(node, node.membership!.leave());
+    this.queue.schedule(1, () => this.crash(node));
   }
 
   private async restart(node: SimNode): Promise<void> {
@@ -318,14 +372,70 @@ export class Simulation {
 
   private scheduleTick(node: SimNode, incarnation: number, afterMs: number): void {
     this.queue.schedule(afterMs, () => {
-      if (this.stopped || node.incarnation !== incarnation || !node.scheduler) return;
+      if (this.stopped || node.incarnation !== incarnation || !node.membership) return;
       const now = this.queue.nowMs;
-      for (let peer = node.scheduler.takeDue(now); peer !== undefined; peer = node.scheduler.takeDue(now)) {
-        this.startSession(node, this.nodes[Number(peer)]!);
-      }
-      const wakeMs = node.scheduler.wakeAtMs(now) - now;
+      this.carryOut(node, node.membership.tick(now));
+      const wakeMs = node.membership.wakeAtMs(now) - now;
       this.scheduleTick(node, incarnation, Math.min(tickMsMax, Math.max(1, wakeMs)));
     });
+  }
+
+  // --- membership effects ------------------------------------------------------------------
+
+  private carryOut(node: SimNode, effects: MembershipEffect[]): void {
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'sync':
+          this.startSession(node, this.byNodeId(effect.nodeId));
+          break;
+        case 'dial':
+          this.connect(node, this.byNodeId(this.nodeIdOfPeer(effect.peerId)));
+          break;
+        case 'announce':
+          this.broadcastMember(node, effect.message);
+          break;
+        case 'persist-incarnation':
+          node.memberIncarnation = effect.incarnation;
+          break;
+        case 'log':
+          break;
+      }
+    }
+  }
+
+  private byNodeId(nodeId: string): SimNode {
+    return this.nodes[parseInt(nodeId, 16)]!;
+  }
+
+  private nodeIdOfPeer(peerId: string): string {
+    return this.nodes[Number(peerId.slice('peer-'.length))]!.nodeId;
+  }
+
+  /** Membership messages travel like gossip: lossy, duplicated, late. Signatures are modelled as always valid. */
+  private broadcastMember(from: SimNode, message: MemberMessage): void {
+    this.sentMemberMessages.push(message);
+    for (const other of this.nodes) {
+      if (other === from) continue;
+      const copies = this.rng.chance(this.gossipDuplication) ? 2 : 1;
+      for (let c = 0; c < copies; c++) {
+        if (!this.reachable(from, other) || this.rng.chance(this.gossipLoss)) continue;
+        this.queue.schedule(this.rng.int(1, this.delayMsMax), () => this.deliverMember(other, message));
+      }
+    }
+  }
+
+  private deliverMember(to: SimNode, message: MemberMessage): void {
+    if (!to.membership) return;
+    this.stats.memberMessages++;
+    this.carryOut(to, to.membership.message(message, message.peerId, this.queue.nowMs));
+  }
+
+  /** At the end, every leave ever sent reaches every node again: old news must lose. */
+  private replayOldLeaves(): void {
+    for (const message of this.sentMemberMessages) {
+      if (message.type !== 'leave') continue;
+      for (const node of this.nodes) if (node.nodeId !== message.nodeId) this.deliverMember(node, message);
+    }
   }
 
   // --- writes and gossip -------------------------------------------------------------------
@@ -385,9 +495,8 @@ export class Simulation {
   // --- sync sessions -----------------------------------------------------------------------
 
   private startSession(from: SimNode, to: SimNode): void {
-    const peer = String(to.index);
     if (!this.reachable(from, to)) {
-      from.scheduler!.report(peer, false, this.queue.nowMs);
+      from.membership!.sessionEnded(to.nodeId, { ok: false, result: 'unreachable', inSync: false }, this.queue.nowMs);
       return;
     }
     this.stats.sessions++;
@@ -445,7 +554,10 @@ export class Simulation {
     if (side === session.initiator) {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       if (!ok) this.stats.sessionsFailed++;
-      side.node.scheduler?.report(String(session.responder.node.index), ok, this.queue.nowMs);
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok }, this.queue.nowMs);
+    } else {
+      const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome }, this.queue.nowMs);
     }
     if (session.initiator.result && session.responder.result) this.close(session);
   }
@@ -455,7 +567,7 @@ export class Simulation {
     if (!session.initiator.result) {
       this.stats.sessionsFailed++;
       const { node, incarnation } = session.initiator;
-      if (node.incarnation === incarnation) node.scheduler?.report(String(session.responder.node.index), false, this.queue.nowMs);
+      if (node.incarnation === incarnation) node.membership?.sessionEnded(session.responder.node.nodeId, { ok: false, result: 'aborted', inSync: false }, this.queue.nowMs);
     }
     this.close(session);
   }
@@ -475,8 +587,17 @@ export class Simulation {
     const faults = this.rng.int(1, 6);
     for (let f = 0; f < faults; f++) {
       const atMs = this.rng.int(0, windowMs - 1);
-      if (this.rng.chance(0.5)) this.queue.schedule(atMs, () => this.partition());
-      else this.queue.schedule(atMs, () => this.crashSomeone());
+      const kind = this.rng.int(0, 2);
+      if (kind === 0) this.queue.schedule(atMs, () => this.partition());
+      else if (kind === 1) this.queue.schedule(atMs, () => this.crashSomeone());
+      else this.queue.schedule(atMs, () => this.stopSomeone());
+    }
+    // The network replays old membership messages now and then (a relay delivering late).
+    for (let r = this.rng.int(0, 5); r > 0; r--) {
+      this.queue.schedule(this.rng.int(0, windowMs - 1), () => {
+        if (this.faultsOver || this.sentMemberMessages.length === 0) return;
+        this.deliverMember(this.rng.pick(this.nodes), this.rng.pick(this.sentMemberMessages));
+      });
     }
   }
 
@@ -507,6 +628,14 @@ export class Simulation {
       if (this.rng.chance(0.3)) node.skewMs -= this.rng.int(500, 3000); // clock set back across the restart
       void this.restart(node);
     });
+  }
+
+  private stopSomeone(): void {
+    if (this.faultsOver) return;
+    const node = this.rng.pick(this.nodes);
+    if (!this.isUp(node)) return;
+    this.stop(node);
+    this.queue.schedule(this.rng.int(100, 5000), () => void this.restart(node));
   }
 
   private async endFaults(): Promise<void> {
@@ -542,6 +671,18 @@ export class Simulation {
       if (diff) this.violations.push(`node ${i} differs from node 0: ${diff}`);
       const root = toHex(this.nodes[i]!.replica!.tree.rootDigest);
       if (root !== root0) this.violations.push(`node ${i} root ${root.slice(0, 12)} != node 0 root ${root0.slice(0, 12)}`);
+    }
+    for (const node of this.nodes) {
+      const members = new Map(node.membership!.list().map((m) => [m.nodeId, m]));
+      for (const other of this.nodes) {
+        if (other === node) continue;
+        const member = members.get(other.nodeId);
+        if (member?.state !== 'up' || member.incarnation !== other.memberIncarnation) {
+          this.violations.push(
+            `node ${node.index} shows node ${other.index} as ${member ? `${member.state} at incarnation ${member.incarnation}` : 'unknown'}, not up at incarnation ${other.memberIncarnation}`,
+          );
+        }
+      }
     }
     for (const node of this.nodes) {
       for (const [key, version] of this.acked) {
