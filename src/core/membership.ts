@@ -36,10 +36,16 @@
  * - a peer that is new to us, or that restarted (a higher incarnation), is catching up: it
  *   pulls from us, we do not push at once;
  * - otherwise (a link healed between two running nodes) the smaller node id syncs at once.
- * Then every `syncIntervalMs` (with jitter) one random up member is synced.
+ * Then every `syncIntervalMs` (with jitter) one random up member is synced. Only members
+ * that hold a partition in common with us (placement.ts) are synced with at all; under full
+ * replication that is every member.
+ *
+ * The layout (placement's input) is us plus every member not removed; its version rises with
+ * every change of that set.
  */
 import { assert } from './errors.js';
 import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
+import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
 
 export type MemberState = 'up' | 'left' | 'unreachable' | 'removed';
@@ -100,6 +106,8 @@ export interface MembershipOptions {
    * incarnation, so a replayed old leave wins. The checker must catch it.
    */
   staleMessagesLose?: boolean;
+  /** Who holds what (default FullReplication). */
+  placement?: Placement;
 }
 
 export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
@@ -134,9 +142,13 @@ export class Membership {
   /** True until a session (either role) completes: the node is catching up. */
   private catchingUp = true;
   private nextAnnounceAtMs: number;
+  private readonly placement: Placement;
+  private layoutVersion = 1;
+  private cachedLayout: Layout | undefined;
 
   constructor(options: MembershipOptions, nowMs: number) {
     this.self = { ...options.self };
+    this.placement = options.placement ?? new FullReplication();
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
     this.scheduler = new SyncScheduler(
@@ -165,6 +177,16 @@ export class Membership {
   get(nodeOrPeerId: string): MemberInfo | undefined {
     const member = this.find(nodeOrPeerId);
     return member && member.state !== 'removed' ? publicView(member) : undefined;
+  }
+
+  /** Us and every member not removed, for placement. */
+  layout(): Layout {
+    if (!this.cachedLayout) {
+      const nodes = [this.self.nodeId];
+      for (const member of this.members.values()) if (member.state !== 'removed') nodes.push(member.nodeId);
+      this.cachedLayout = layoutOf(this.layoutVersion, nodes);
+    }
+    return this.cachedLayout;
   }
 
   /** Peer ids of the members that are up. */
@@ -207,6 +229,7 @@ export class Membership {
     this.setState(member, 'up', nowMs);
     if (!wasUp) {
       effects.push({ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId });
+      if (!shareAnyPartition(this.placement, this.layout(), this.self.nodeId, member.nodeId)) return effects;
       if (this.catchingUp) this.scheduler.peerConnected(member.nodeId);
       else if (isNew || restarted) this.scheduler.peerKnown(member.nodeId); // it catches up from us
       else if (this.self.nodeId < member.nodeId) this.scheduler.peerConnected(member.nodeId);
@@ -402,12 +425,20 @@ export class Membership {
       connected: false,
     };
     this.members.set(nodeId, member);
+    this.layoutChanged();
     return member;
   }
 
   private setState(member: Member, state: MemberState, nowMs: number): void {
-    if (member.state !== state) member.sinceMs = nowMs;
+    if (member.state === state) return;
+    if (member.state === 'removed' || state === 'removed') this.layoutChanged();
+    member.sinceMs = nowMs;
     member.state = state;
+  }
+
+  private layoutChanged(): void {
+    this.layoutVersion++;
+    this.cachedLayout = undefined;
   }
 
   /** Past membersMax: drop the member that has been away longest (removed ones first). */
@@ -419,6 +450,7 @@ export class Membership {
       if (!oldest || rank(member) < rank(oldest) || (rank(member) === rank(oldest) && member.sinceMs < oldest.sinceMs)) oldest = member;
     }
     if (!oldest) return;
+    if (oldest.state !== 'removed') this.layoutChanged();
     this.members.delete(oldest.nodeId);
     this.byPeer.delete(oldest.peerId);
   }

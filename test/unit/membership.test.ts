@@ -172,3 +172,36 @@ describe('Membership', () => {
     assert.equal(m.list().length, membersMax);
   });
 });
+
+describe('Membership and placement', () => {
+  it('the layout is us and every member not removed; its version rises with each change', () => {
+    const m = membership();
+    const v0 = m.layout();
+    assert.deepEqual(v0.nodes, [selfId]);
+    m.connected(peer(9), 0);
+    m.connected(peer(1), 0);
+    const v1 = m.layout();
+    assert.deepEqual(v1.nodes, [peer(1).nodeId, selfId, peer(9).nodeId]);
+    assert.ok(v1.version > v0.version);
+    assert.equal(m.layout(), v1, 'unchanged membership: the same layout');
+    m.disconnected('p9', 1);
+    assert.equal(m.layout(), v1, 'a member down still holds its partitions');
+    m.forget('p9', 2);
+    assert.deepEqual(m.layout().nodes, [peer(1).nodeId, selfId]);
+    assert.ok(m.layout().version > v1.version);
+  });
+
+  // Only members that hold a partition in common are synced with.
+  it('never schedules a member it shares no partition with', () => {
+    const nobodyShares = {
+      mode: 'test',
+      partitionOf: () => 0,
+      partitions: () => [0],
+      ownersOf: () => [selfId],
+    };
+    const m = new Membership({ self: { nodeId: selfId, peerId: 'p-self', incarnation: 1 }, rng: noJitter, placement: nobodyShares }, 0);
+    m.connected(peer(9), 0);
+    assert.equal(stateOf(m, 9), 'up');
+    for (let t = 0; t <= 10_000; t += 100) assert.deepEqual(syncs(m.tick(t)), []);
+  });
+});
