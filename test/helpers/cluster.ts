@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { ControlClient } from '../../src/control/client.js';
-import type { EntryMessage, StatusMessage, VersionMessage } from '../../src/control/proto.js';
+import type { EntryMessage, StatusMessage } from '../../src/control/proto.js';
 import { putMany as timedPutMany, startNode, type NodeOptions, type NodeProcess } from '../../harness/testing.js';
 
 /** Starts a node named `name` on 127.0.0.1 (free port, no mDNS, no HTTP); 30 s to answer Status. */
@@ -47,22 +47,16 @@ export function wireEntryBytes(key: string, valueBytes: number): number {
   return varintBytes(keyBytes) + keyBytes + 1 + 8 + 8 + varintBytes(valueBytes) + valueBytes;
 }
 
-/** harness putMany (`inFlight` requests outstanding), also counting the raw and wire bytes written. */
-export async function putMany(
-  client: ControlClient,
-  count: number,
-  keyOf: (i: number) => string,
-  valueOf: (i: number) => Uint8Array,
-  inFlight = 256,
-  onReply?: (i: number, version: VersionMessage) => void,
-): Promise<BulkResult> {
+/** harness putMany (same arguments), also counting the raw and wire bytes written. */
+export async function putMany(...[client, count, keyOf, valueOf, inFlight, hooks = {}]: Parameters<typeof timedPutMany>): Promise<BulkResult> {
   let rawBytes = 0;
   let wireBytes = 0;
-  const onPut = (_: number, key: string, value: Uint8Array): void => {
+  const onPut = (i: number, key: string, value: Uint8Array): void => {
     rawBytes += rawEntryBytes(key, value.byteLength);
     wireBytes += wireEntryBytes(key, value.byteLength);
+    hooks.onPut?.(i, key, value);
   };
-  const ms = await timedPutMany(client, count, keyOf, valueOf, inFlight, onReply ? { onPut, onReply } : { onPut });
+  const ms = await timedPutMany(client, count, keyOf, valueOf, inFlight, { ...hooks, onPut });
   return { count, ms: Math.round(ms), rawBytes, wireBytes };
 }
 

@@ -155,10 +155,12 @@ describe('three nodes, B and C bootstrapped to A', () => {
     const startedMs = Date.now();
     await Promise.all(
       nodes.map((n) =>
-        putMany(n.client, count, (i) => `t8/${pad(i)}`, (i) => text(`${n.name}-${i}`), 128, (i, version) => {
-          const list = issued.get(`t8/${pad(i)}`) ?? [];
-          list.push(version);
-          issued.set(`t8/${pad(i)}`, list);
+        putMany(n.client, count, (i) => `t8/${pad(i)}`, (i) => text(`${n.name}-${i}`), 128, {
+          onReply: (i, version) => {
+            const list = issued.get(`t8/${pad(i)}`) ?? [];
+            list.push(version);
+            issued.set(`t8/${pad(i)}`, list);
+          },
         }),
       ),
     );
