@@ -17,7 +17,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { cpuSnapshot, cpuUse, type CpuUse } from './lib/cpu-load.js';
-import { cleanupNow, repoRoot } from './lib/nodes.js';
+import { cleanupNow, exitOnSignals, repoRoot } from '../harness/index.js';
 import { Progress, formatElapsed } from './lib/progress.js';
 import { markdownTable, type Align } from './lib/table.js';
 import { charts } from './charts.js';
@@ -149,6 +149,7 @@ export function renderMarkdown(report: { mode: string; startedAt: string; durati
 }
 
 async function main(): Promise<number> {
+  exitOnSignals('bench');
   const options = parseArgs(process.argv.slice(2));
   const selected = scenarios.filter((s) => options.only === undefined || options.only.includes(s.name));
   const started = new Date();

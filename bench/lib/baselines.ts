@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { Level } from 'level';
 import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
-import { benchTempDir, removeTempDir, sleep, waitFor } from './nodes.js';
+import { removeTempDir, sleep, tempDir, waitFor } from '../../harness/index.js';
 
 export interface GossipHopOptions {
   /** Messages per run. */
@@ -48,9 +48,7 @@ export async function rawGossipHop(options: GossipHopOptions): Promise<GossipHop
     b.services.pubsub.subscribe(topic);
     await waitFor(
       () => a.services.pubsub.getSubscribers(topic).some((p) => p.equals(b.peerId)) && b.services.pubsub.getSubscribers(topic).some((p) => p.equals(a.peerId)),
-      'two bare libp2p nodes to see each other subscribed',
-      20_000,
-      20,
+      { what: 'two bare libp2p nodes to see each other subscribed', deadlineMs: 20_000, intervalMs: 20 },
     );
 
     const sentAt = new Map<number, number>();
@@ -85,7 +83,7 @@ export async function rawGossipHop(options: GossipHopOptions): Promise<GossipHop
         void a.services.pubsub.publish(topic, payload).catch(() => undefined);
         i++;
       }
-      await waitFor(() => [...sentAt.keys()].every((s) => s < first), 'raw gossip messages to arrive', 5000, 5).catch(() => undefined);
+      await waitFor(() => [...sentAt.keys()].every((s) => s < first), { what: 'raw gossip messages to arrive', deadlineMs: 5000, intervalMs: 5 }).catch(() => undefined);
       return first;
     };
 
@@ -113,7 +111,7 @@ export interface LevelWriteOptions {
 
 /** ms to write every key/value with `level` in batches of `batchOps` into a fresh directory (open and close excluded). */
 export async function rawLevelWrite(options: LevelWriteOptions): Promise<number> {
-  const dir = benchTempDir();
+  const dir = tempDir('ckv-bench-');
   const db = new Level<string, Uint8Array>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'view' });
   try {
     await db.open();

@@ -1,56 +1,12 @@
 /**
- * Child processes for benches: every spawned process is tracked so that it can be ended on
- * any exit path (normal, error, Ctrl-C), runs have a hard timeout, and peak RSS can be read
- * from /proc (Linux) or /usr/bin/time -v.
+ * Timed runs of a command for benches: wall time from spawn() to exit, a hard timeout
+ * (SIGKILL), captured output, and peak RSS read from /proc (Linux) or `/usr/bin/time -v`.
+ * The processes are registered with the harness cleanup registry (harness/processes.ts).
  */
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-
-/** Tracks children so they can all be killed on the way out. */
-export class ProcessTracker {
-  private readonly live = new Set<ChildProcess>();
-
-  spawn(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
-    const child = spawn(command, args, options);
-    this.live.add(child);
-    child.once('exit', () => this.live.delete(child));
-    child.once('error', () => this.live.delete(child));
-    return child;
-  }
-
-  /** SIGKILL every child still running (synchronous: usable from an 'exit' handler). */
-  killAllNow(): void {
-    for (const child of this.live) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    this.live.clear();
-  }
-}
-
-/** Resolves once `child` exited (or already had), with its code and signal. */
-export function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  }
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves with how it ended. */
-export async function stopChild(child: ChildProcess, graceMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; forced: boolean }> {
-  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode, forced: false };
-  const exited = waitExit(child);
-  child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), graceMs);
-  });
-  const first = await Promise.race([exited, timedOut]);
-  clearTimeout(timer);
-  if (first !== 'timeout') return { ...first, forced: false };
-  child.kill('SIGKILL');
-  return { ...(await exited), forced: true };
-}
+import { exitOf, spawnTracked } from '../../harness/index.js';
 
 export interface RunOptions {
   env?: NodeJS.ProcessEnv;
@@ -75,10 +31,10 @@ export interface RunResult {
 }
 
 /** Run a command to completion with a hard timeout (SIGKILL), capturing its output. */
-export async function runTimed(tracker: ProcessTracker, command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+export async function runTimed(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   const stdoutBytesMax = options.stdoutBytesMax ?? 1024 * 1024;
   const started = performance.now();
-  const child = tracker.spawn(command, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(command, args, { env: options.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdoutChunks: Buffer[] = [];
   let stdoutBytes = 0;
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -106,7 +62,7 @@ export async function runTimed(tracker: ProcessTracker, command: string, args: r
   }
   const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
   try {
-    const { code, signal } = await Promise.race([waitExit(child), spawnError]);
+    const { code, signal } = await Promise.race([exitOf(child), spawnError]);
     const wallMs = performance.now() - started;
     // Let the pipes drain (bounded: they close right after exit).
     await Promise.race([

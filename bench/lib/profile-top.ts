@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from './nodes.js';
+import { repoRoot } from '../../harness/index.js';
 import { attributeProfile, type CpuProfile } from './cpu-profile.js';
 
 interface ProfileNode {

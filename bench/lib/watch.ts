@@ -6,8 +6,7 @@
  * processes enters the figure.
  */
 import { performance } from 'node:perf_hooks';
-import type { BenchNode } from './nodes.js';
-import { waitFor } from './nodes.js';
+import { waitFor, type NodeProcess } from '../../harness/index.js';
 
 export interface Arrival {
   atMs: number;
@@ -22,7 +21,7 @@ export class ChangeRecorder {
   readonly errors: string[] = [];
 
   constructor(
-    readonly nodes: BenchNode[],
+    readonly nodes: NodeProcess[],
     readonly prefix: string,
   ) {
     this.arrivals = nodes.map(() => new Map());
@@ -59,9 +58,7 @@ export class ChangeRecorder {
         }
         return false;
       },
-      `watch streams on ${this.nodes.length} nodes to deliver probe writes from every node`,
-      timeoutMs,
-      0,
+      { what: `watch streams on ${this.nodes.length} nodes to deliver probe writes from every node`, deadlineMs: timeoutMs, intervalMs: 0 },
     );
   }
 

@@ -8,7 +8,8 @@
  */
 import { entryWireBytes } from '../../src/core/entry.js';
 import { rawLevelWrite } from '../lib/baselines.js';
-import { Cluster, putMany } from '../lib/nodes.js';
+import { putMany } from '../../harness/index.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult, type Target } from './common.js';
@@ -34,7 +35,7 @@ export const catchUp: Scenario = {
     const rng = rng32(ctx.seed ^ 0xca);
     const profileDir = profileDirFor(ctx, 'catch-up');
     progress.detail('starting 3 nodes', 0.02);
-    const cluster = await Cluster.start(config.nodes, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+    const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const byK: { k: number; runs: (JoinResult & { rawBytes: number; levelMs: number; writeMs: number })[] }[] = [];
     const totalRuns = config.runs.reduce((a, b) => a + b, 0);
     let done = 0;

@@ -10,9 +10,9 @@
  * plus the receivers' commit; the watch leg cancels out).
  */
 import { performance } from 'node:perf_hooks';
-import type { Cluster } from '../lib/nodes.js';
+import type { Cluster } from '../../harness/index.js';
 import { processesCpuMs } from '../lib/cpu-load.js';
-import { counter, sleep } from '../lib/nodes.js';
+import { counter, sleep } from '../../harness/index.js';
 import { ChangeRecorder } from '../lib/watch.js';
 import { randomValue } from './common.js';
 

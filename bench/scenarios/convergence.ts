@@ -5,7 +5,7 @@
  * nodes (baselines.ts), same message rate, same run.
  */
 import { rawGossipHop } from '../lib/baselines.js';
-import { Cluster } from '../lib/nodes.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { cdfPoints, fmtMs, fmtRatio, medianPercentiles, percentiles, round, type Percentiles } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, rng32, target, type Ctx, type DetailTable, type Scenario, type ScenarioResult, type SummaryRow } from './common.js';
@@ -76,7 +76,7 @@ export const convergence: Scenario = {
     for (const n of config.sizes) {
       tick(`N=${n}: starting nodes`);
       const profileDir = profileDirFor(ctx, 'convergence', `n${n}`);
-      const cluster = await Cluster.start(n, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+      const cluster = await startCluster(n, { cpuProfDir: profileDir });
       let runs: ConvergenceRun[];
       try {
         await cluster.waitMesh(30_000);

@@ -5,7 +5,8 @@
  * scheduler spends on its own over an idle window (counters: sessions and sync bytes).
  */
 import { performance } from 'node:perf_hooks';
-import { Cluster, counter, putMany, sleep, type BenchNode } from '../lib/nodes.js';
+import { counter, putMany, sleep, type NodeProcess } from '../../harness/index.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -19,7 +20,7 @@ interface Session {
   ms: number;
 }
 
-async function syncOnce(initiator: BenchNode, peer: BenchNode): Promise<Session | undefined> {
+async function syncOnce(initiator: NodeProcess, peer: NodeProcess): Promise<Session | undefined> {
   const started = performance.now();
   for await (const step of initiator.client.sync(peer.peerId)) {
     if (step.phase === 'started') continue;
@@ -52,7 +53,7 @@ export const idle: Scenario = {
     const value = randomValue(rng, config.valueBytes);
     const profileDir = profileDirFor(ctx, 'idle');
     progress.detail('starting 3 nodes', 0.02);
-    const cluster = await Cluster.start(config.nodes, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+    const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const sessions: Session[] = [];
     let window: { seconds: number; perNode: { node: string; sessionsPerS: number; bytesPerS: number }[] } | undefined;
     try {

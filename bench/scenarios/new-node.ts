@@ -5,7 +5,8 @@
  * stopped and deleted). Baseline: raw `level` batched write of the same entries.
  */
 import { rawLevelWrite } from '../lib/baselines.js';
-import { Cluster, putMany } from '../lib/nodes.js';
+import { putMany } from '../../harness/index.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { wireBytesOf } from './catch-up.js';
@@ -26,7 +27,7 @@ export const newNode: Scenario = {
     const rawBytes = wireBytesOf(keys, config.valueBytes);
     const profileDir = profileDirFor(ctx, 'new-node');
     progress.detail('starting 2 nodes', 0.02);
-    const cluster = await Cluster.start(config.nodes, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+    const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const runs: (JoinResult & { levelMs: number })[] = [];
     let writeMs = 0;
     try {

@@ -13,7 +13,8 @@
  * buffered in the kernel) brings it up to date.
  */
 import { performance } from 'node:perf_hooks';
-import { Cluster, counter, sameState, settledStatus, sleep, waitFor } from '../lib/nodes.js';
+import { counter, sameState, sleep, waitFor } from '../../harness/index.js';
+import { settledStatus, startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, fmtMs, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -50,7 +51,7 @@ export const partition: Scenario = {
     const value = randomValue(rng, config.valueBytes);
     const profileDir = profileDirFor(ctx, 'partition');
     progress.detail('starting 3 nodes', 0.02);
-    const cluster = await Cluster.start(config.nodes, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+    const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const runs: PartitionRun[] = [];
     try {
       await cluster.waitMesh(30_000);
@@ -92,9 +93,7 @@ export const partition: Scenario = {
             last = await Promise.all(cluster.nodes.map((n) => n.status()));
             return sameState(last);
           },
-          'all roots equal after the heal',
-          120_000,
-          20,
+          { what: 'all roots equal after the heal', deadlineMs: 120_000, intervalMs: 20 },
         );
         const healMs = performance.now() - healAt;
         const after = await settledStatus(victim, healMs);

@@ -6,8 +6,9 @@
  * cluster's. Its own counters (fresh process, so since start) give the sync bytes.
  */
 import { performance } from 'node:perf_hooks';
-import type { BenchNode, Cluster } from '../lib/nodes.js';
-import { counter, settledStatus, sleep } from '../lib/nodes.js';
+import type { Cluster, NodeProcess } from '../../harness/index.js';
+import { counter, sleep } from '../../harness/index.js';
+import { settledStatus } from '../lib/cluster.js';
 
 export interface SyncLine {
   node: string;
@@ -20,7 +21,7 @@ export interface SyncLine {
   atMs: number;
 }
 
-export function syncLines(nodes: BenchNode[], sinceMs: number): SyncLine[] {
+export function syncLines(nodes: NodeProcess[], sinceMs: number): SyncLine[] {
   return nodes.flatMap((node) =>
     node.linesSince(sinceMs, / info sync /).map((line) => {
       const field = (name: string): string => new RegExp(`\\b${name}=(\\S+)`).exec(line.text)?.[1] ?? '';
@@ -38,7 +39,7 @@ export function syncLines(nodes: BenchNode[], sinceMs: number): SyncLine[] {
 }
 
 export interface JoinResult {
-  node: BenchNode;
+  node: NodeProcess;
   /** spawn -> answers Status. */
   readyMs: number;
   /** spawn -> first 'peer up' line. */
@@ -56,12 +57,12 @@ export interface JoinResult {
 }
 
 /**
- * `spawn()` starts the node (BenchNode.start under the hood); resolves once its root equals
+ * `spawn()` starts the node (NodeProcess.start under the hood); resolves once its root equals
  * `targetRoot` with `targetKeys` live keys.
  */
 export async function timeJoin(
   cluster: Cluster,
-  spawn: () => Promise<BenchNode>,
+  spawn: () => Promise<NodeProcess>,
   targetRoot: string,
   targetKeys: string,
   timeoutMs: number,

@@ -9,7 +9,8 @@
  * reported as failed and the fit uses the others.
  */
 import { performance } from 'node:perf_hooks';
-import { Cluster } from '../lib/nodes.js';
+import type { Cluster } from '../../harness/index.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fitLog, fmtMs, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -43,12 +44,12 @@ export const scaling: Scenario = {
       let cluster: Cluster | undefined;
       try {
         progress.detail(`N=${n}: starting nodes`, at(0));
-        cluster = await Cluster.start(n, {
+        cluster = await startCluster(n, {
           // Every node bootstraps to every earlier one: the full mesh forms by direct dials,
           // not through the members gossip (which, on one IP, stops at N >= 16: see the notes).
           bootstrap: 'all',
           onNode: (started) => progress.detail(`N=${n}: ${started}/${n} nodes up`, at(0.5 * (started / n))),
-          ...(profileDir !== undefined ? { cpuProfDir: profileDir } : {}),
+          cpuProfDir: profileDir,
         });
         progress.detail(`N=${n}: waiting for the full mesh`, at(0.5));
         await cluster.waitMesh(30_000 + 2000 * n);

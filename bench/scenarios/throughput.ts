@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { rawLevelWrite } from '../lib/baselines.js';
 import { processCpuMs, processIo, type ProcessIo } from '../lib/cpu-load.js';
-import { Cluster, counter, putMany, sameState, waitFor } from '../lib/nodes.js';
+import { counter, putMany, sameState, waitFor } from '../../harness/index.js';
+import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtMs, fmtRate, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -25,7 +26,7 @@ export const throughput: Scenario = {
 
     const profileDir = profileDirFor(ctx, 'throughput');
     progress.detail('starting 3 nodes', 0.02);
-    const cluster = await Cluster.start(config.nodes, profileDir !== undefined ? { cpuProfDir: profileDir } : {});
+    const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const runs: { ackMs: number; convergedMs: number; viaGossip: number; viaSync: number; cpuMsPerWrite: number[]; ioPerWrite: ProcessIo[] }[] = [];
     const levelMs: number[] = [];
     try {
@@ -51,9 +52,7 @@ export const throughput: Scenario = {
             last = await Promise.all(cluster.nodes.map((n) => n.status()));
             return sameState(last) && Number(last[0]!.keyCount) === expected;
           },
-          `3 nodes to converge on ${expected} keys`,
-          120_000,
-          10,
+          { what: `3 nodes to converge on ${expected} keys`, deadlineMs: 120_000, intervalMs: 10 },
         );
         const convergedMs = performance.now() - t0;
         const cpuMsPerWrite = cluster.nodes.map((n, i) => (processCpuMs(n.pid) - cpu0[i]!) / config.writes);

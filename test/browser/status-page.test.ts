@@ -22,7 +22,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { repoRoot, startNode, waitFor, type RunningNode } from '../helpers/process.js';
+import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 
 const chromiumPath = '/usr/bin/chromium';
 const artifacts = join(repoRoot, 'test-artifacts');
@@ -60,7 +60,7 @@ function readView(page: Page): Promise<PageView> {
 }
 
 /** `work`, with what the page showed (and the nodes' logs' tails) added to a failure. */
-async function explained<T>(page: Page, nodes: Record<string, RunningNode>, what: string, work: () => Promise<T>): Promise<T> {
+async function explained<T>(page: Page, nodes: Record<string, NodeProcess>, what: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
@@ -92,7 +92,7 @@ async function freePorts(count: number): Promise<number[]> {
 }
 
 /** The node's libp2p address on 127.0.0.1 with /p2p/<peer id> (listenAddresses[0] normally). */
-async function bootstrapAddress(node: RunningNode): Promise<{ address: string; peerId: string }> {
+async function bootstrapAddress(node: NodeProcess): Promise<{ address: string; peerId: string }> {
   const status = await node.status();
   const first = status.listenAddresses[0];
   const address =
@@ -110,7 +110,7 @@ function measure(name: string, fields: Record<string, string | number>): void {
 describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => {
   let browser: Browser | undefined;
   let page: Page;
-  const nodes: Record<string, RunningNode> = {};
+  const nodes: Record<string, NodeProcess> = {};
   const peerIds: Record<string, string> = {};
   const httpPorts: Record<string, number> = {};
   const pageErrors: string[] = [];
@@ -171,7 +171,7 @@ describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => 
         await reply.body?.cancel();
         return true;
       },
-      { timeoutMs: 10_000, intervalMs: 100, what: `A's status page at ${pageUrl} (ckv node start --http) to answer` },
+      { deadlineMs: 10_000, intervalMs: 100, what: `A's status page at ${pageUrl} (ckv node start --http) to answer` },
     );
     const response = await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: 10_000 });
     assert.ok(response, 'no response for GET /');

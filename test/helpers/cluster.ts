@@ -1,84 +1,16 @@
 /**
- * Helpers for multi-node tests on 127.0.0.1: start a networked ckv node (a RunningNode from
- * process.ts plus a ControlClient and its libp2p address), bulk writes through the control
- * API with many requests in flight, counters, peer states, and waits on cluster conditions.
- *
- * Processes and temp dirs are cleaned up by the process.ts registry; the control clients
- * opened here are closed by an `after()` hook registered when this module is first imported.
+ * Test-only helpers for multi-node tests on 127.0.0.1, on top of the harness (nodes,
+ * cluster formation, waits and cleanup all live in harness/): the defaults these tests
+ * start nodes with, a bulk write that counts the bytes it wrote, scans, and /proc checks.
  */
-import { after } from 'node:test';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { ControlClient } from '../../src/control/client.js';
-import type { EntryMessage, PeerMessage, StatusMessage, VersionMessage } from '../../src/control/proto.js';
-import { startNode, waitFor, withDeadline, type RunningNode, type StartNodeOptions } from './process.js';
+import type { ControlClient } from '../../src/control/client.js';
+import type { EntryMessage, StatusMessage } from '../../src/control/proto.js';
+import { putMany as timedPutMany, startNode, type NodeOptions, type NodeProcess } from '../../harness/testing.js';
 
-const openClients = new Set<ControlClient>();
-
-function trackClient(client: ControlClient): ControlClient {
-  openClients.add(client);
-  return client;
-}
-
-export function closeClients(): void {
-  for (const client of openClients) client.close();
-  openClients.clear();
-}
-
-after(closeClients);
-
-export interface CkvPeer {
-  name: string;
-  node: RunningNode;
-  /** Control client on the node's socket (closed after the test file). */
-  client: ControlClient;
-  peerId: string;
-  nodeId: string;
-  /** The node's libp2p address on 127.0.0.1, with /p2p/<peer id>: what others bootstrap to. */
-  address: string;
-  /** The flags it was started with (without --data-dir), for a restart with the same flags. */
-  args: string[];
-}
-
-export interface StartPeerOptions {
-  /** Bootstrap to these nodes' addresses. */
-  bootstrap?: CkvPeer[];
-  /** Extra `node start` flags (--cluster, --cluster-key, --sync-interval-ms, --test-no-gossip, ...). */
-  args?: string[];
-  /** Restart on this data directory. */
-  dataDir?: string;
-  readyTimeoutMs?: number;
-}
-
-/** Starts a node listening on 127.0.0.1 (free port), no mDNS, no HTTP. */
-export async function startPeer(name: string, options: StartPeerOptions = {}): Promise<CkvPeer> {
-  const args = [...(options.args ?? [])];
-  for (const peer of options.bootstrap ?? []) args.push('--bootstrap', peer.address);
-  const startOptions: StartNodeOptions = { args, readyTimeoutMs: options.readyTimeoutMs ?? 30_000 };
-  if (options.dataDir !== undefined) startOptions.dataDir = options.dataDir;
-  const node = await startNode(startOptions);
-  const client = trackClient(new ControlClient(node.socket));
-  const status = await withDeadline(client.status(), 10_000, `status of ${name}`);
-  const address = status.listenAddresses.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.includes('/p2p/'));
-  if (address === undefined) throw new Error(`${name} has no 127.0.0.1 tcp address: ${status.listenAddresses.join(' ')}`);
-  return { name, node, client, peerId: status.peerId, nodeId: status.nodeId, address, args };
-}
-
-/** Stops `peer` (SIGTERM, clean stop) and starts it again on its data dir with the same flags. */
-export async function restartPeer(peer: CkvPeer): Promise<CkvPeer> {
-  await stopPeer(peer);
-  return startPeer(peer.name, { args: peer.args, dataDir: peer.node.dataDir });
-}
-
-/** SIGTERM and wait for the exit (code 0 expected from a clean stop). */
-export async function stopPeer(peer: CkvPeer): Promise<void> {
-  peer.client.close();
-  openClients.delete(peer.client);
-  const exit = await peer.node.stop();
-  if (exit.code !== 0) throw new Error(`${peer.name} exited ${exit.code ?? exit.signal} on SIGTERM; stderr:\n${peer.node.stderrText()}`);
-}
-
-export function counter(status: StatusMessage, name: string): number {
-  return Number(status.counters[name] ?? 0);
+/** Starts a node named `name` on 127.0.0.1 (free port, no mDNS, no HTTP); 30 s to answer Status. */
+export function startPeer(name: string, options: NodeOptions = {}): Promise<NodeProcess> {
+  return startNode({ readyDeadlineMs: 30_000, ...options, name });
 }
 
 /** Sessions this node initiated, whatever their outcome (sync_sessions_*). */
@@ -86,61 +18,6 @@ export function sessionsInitiated(status: StatusMessage): number {
   return Object.entries(status.counters)
     .filter(([name]) => name.startsWith('sync_sessions_'))
     .reduce((sum, [, value]) => sum + Number(value), 0);
-}
-
-export async function peersOf(peer: CkvPeer): Promise<PeerMessage[]> {
-  return (await withDeadline(peer.client.peers(), 10_000, `peers of ${peer.name}`)).peers;
-}
-
-export async function isUpAt(observer: CkvPeer, peerId: string): Promise<boolean> {
-  return (await peersOf(observer)).some((p) => p.peerId === peerId && p.state === 'up');
-}
-
-/** Waits until, for every pair, each node lists the other as up. */
-export async function waitLinked(pairs: [CkvPeer, CkvPeer][], timeoutMs = 20_000): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const [x, y] of pairs) {
-        if (!(await isUpAt(x, y.peerId)) || !(await isUpAt(y, x.peerId))) return false;
-      }
-      return true;
-    },
-    { timeoutMs, what: `${pairs.map(([x, y]) => `${x.name}<->${y.name}`).join(', ')} to list each other as up`, intervalMs: 50 },
-  );
-}
-
-/** Waits until every node lists every other node as up (only for nodes that dial each other). */
-export async function waitMesh(peers: CkvPeer[], timeoutMs = 20_000): Promise<void> {
-  const pairs: [CkvPeer, CkvPeer][] = [];
-  for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) pairs.push([peers[i]!, peers[j]!]);
-  await waitLinked(pairs, timeoutMs);
-}
-
-/** Waits until `hub` and each spoke list each other as up (spokes bootstrapped to the hub). */
-export async function waitStar(hub: CkvPeer, spokes: CkvPeer[], timeoutMs = 20_000): Promise<void> {
-  await waitLinked(spokes.map((spoke) => [hub, spoke]), timeoutMs);
-}
-
-export function status(peer: CkvPeer): Promise<StatusMessage> {
-  return withDeadline(peer.client.status(), 10_000, `status of ${peer.name}`);
-}
-
-/** Waits until all nodes report the same Merkle root and key count; returns the last statuses. */
-export async function waitConverged(peers: CkvPeer[], timeoutMs: number, intervalMs = 100): Promise<StatusMessage[]> {
-  let last: StatusMessage[] = [];
-  await waitFor(
-    async () => {
-      last = await Promise.all(peers.map((p) => status(p)));
-      const first = last[0]!;
-      return last.every((s) => s.merkleRoot === first.merkleRoot && s.keyCount === first.keyCount);
-    },
-    {
-      timeoutMs,
-      intervalMs,
-      what: `${peers.map((p) => p.name).join(', ')} to converge (last: ${peers.map((p, i) => `${p.name} keys=${last[i]?.keyCount}`).join(' ')})`,
-    },
-  );
-  return last;
 }
 
 export interface BulkResult {
@@ -170,31 +47,17 @@ export function wireEntryBytes(key: string, valueBytes: number): number {
   return varintBytes(keyBytes) + keyBytes + 1 + 8 + 8 + varintBytes(valueBytes) + valueBytes;
 }
 
-/** `count` puts through one client with `inFlight` requests outstanding at a time. */
-export async function putMany(
-  client: ControlClient,
-  count: number,
-  keyOf: (i: number) => string,
-  valueOf: (i: number) => Uint8Array,
-  inFlight = 256,
-  onReply?: (i: number, version: VersionMessage) => void,
-): Promise<BulkResult> {
-  const startedMs = Date.now();
-  let next = 0;
+/** harness putMany (same arguments), also counting the raw and wire bytes written. */
+export async function putMany(...[client, count, keyOf, valueOf, inFlight, hooks = {}]: Parameters<typeof timedPutMany>): Promise<BulkResult> {
   let rawBytes = 0;
   let wireBytes = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < count; i = next++) {
-      const key = keyOf(i);
-      const value = valueOf(i);
-      rawBytes += rawEntryBytes(key, value.byteLength);
-      wireBytes += wireEntryBytes(key, value.byteLength);
-      const reply = await client.put(key, value);
-      onReply?.(i, reply.version);
-    }
+  const onPut = (i: number, key: string, value: Uint8Array): void => {
+    rawBytes += rawEntryBytes(key, value.byteLength);
+    wireBytes += wireEntryBytes(key, value.byteLength);
+    hooks.onPut?.(i, key, value);
   };
-  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker));
-  return { count, ms: Date.now() - startedMs, rawBytes, wireBytes };
+  const ms = await timedPutMany(client, count, keyOf, valueOf, inFlight, { ...hooks, onPut });
+  return { count, ms: Math.round(ms), rawBytes, wireBytes };
 }
 
 /** Every entry under `prefix` (tombstones included), with versions and values. */

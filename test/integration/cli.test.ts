@@ -20,8 +20,8 @@ import {
   withDeadline,
   type CliOptions,
   type CliResult,
-  type RunningNode,
-} from '../helpers/process.js';
+  type NodeProcess,
+} from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;
 const valueBytesMax = 64 * MiB;
@@ -51,7 +51,7 @@ function unreachableMessage(socket: string): string {
 }
 
 describe('ckv CLI against a running node', () => {
-  let node: RunningNode;
+  let node: NodeProcess;
   const cli = (args: string[], options: CliOptions = {}): Promise<CliResult> => runCli(args, { socket: node.socket, ...options });
   const cliOk = (args: string[], options: CliOptions = {}): Promise<CliResult> => runCliOk(args, { socket: node.socket, ...options });
 
@@ -183,14 +183,14 @@ describe('ckv CLI against a running node', () => {
             await client.put(`wt/probe-${probes++}`, Buffer.from('x'));
             return watch.stdoutText().includes('wt/probe-');
           },
-          { timeoutMs: 15_000, what: 'watch to report a probe put', intervalMs: 50 },
+          { deadlineMs: 15_000, what: 'watch to report a probe put', intervalMs: 50 },
         ),
       );
       await cliOk(['put', 'elsewhere/not-watched', 'x']); // outside the prefix: not shown
       await cliOk(['put', 'wt/after', 'v']);
-      await waitFor(() => watch.stdoutText().includes('put wt/after '), { timeoutMs: 10_000, what: 'watch to show put wt/after' });
+      await waitFor(() => watch.stdoutText().includes('put wt/after '), { deadlineMs: 10_000, what: 'watch to show put wt/after' });
       await cliOk(['del', 'wt/after']);
-      await waitFor(() => watch.stdoutText().includes('del wt/after '), { timeoutMs: 10_000, what: 'watch to show del wt/after' });
+      await waitFor(() => watch.stdoutText().includes('del wt/after '), { deadlineMs: 10_000, what: 'watch to show del wt/after' });
 
       const out = watch.stdoutText();
       assert.match(out, /^put wt\/after \d+\.\d+@[0-9a-f]{16} local$/m);
@@ -320,7 +320,7 @@ describe('ckv CLI against a running node', () => {
 });
 
 describe('a node across kill -9, restart and ckv node stop', () => {
-  let node: RunningNode;
+  let node: NodeProcess;
   let nodeId = '';
   const cli = (args: string[], options: CliOptions = {}): Promise<CliResult> => runCli(args, { socket: node.socket, ...options });
   const statusJson = async (): Promise<Record<string, unknown>> =>

@@ -16,27 +16,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChangeMessage, VersionMessage } from '../../src/control/proto.js';
-import { runCliOk, tempDir, waitFor } from '../helpers/process.js';
-import {
-  counter,
-  formatBytes,
-  hasTcpConnectionTo,
-  isUpAt,
-  pad,
-  peersOf,
-  putMany,
-  restartPeer,
-  scanAll,
-  sessionsInitiated,
-  startPeer,
-  status,
-  stopPeer,
-  tcpPort,
-  waitConverged,
-  waitMesh,
-  waitStar,
-  type CkvPeer,
-} from '../helpers/cluster.js';
+import { counter, isUpAt, runCliOk, stopCleanly, tempDir, waitConverged, waitFor, waitMesh, waitStar, type NodeProcess } from '../../harness/testing.js';
+import { formatBytes, hasTcpConnectionTo, pad, putMany, scanAll, sessionsInitiated, startPeer, tcpPort } from '../helpers/cluster.js';
 
 const fast = ['--sync-interval-ms', '200'];
 const value100 = (i: number): Uint8Array => Buffer.from(`v${pad(i)}`.padEnd(100, '.'));
@@ -48,10 +29,10 @@ function measure(name: string, fields: Record<string, string | number>): void {
 }
 
 /** Sum of `received` over the node's `sync` log lines (sessions that moved entries). */
-function syncLog(peer: CkvPeer): { sessions: number; received: number } {
+function syncLog(peer: NodeProcess): { sessions: number; received: number } {
   let sessions = 0;
   let received = 0;
-  for (const line of peer.node.stderrText().split('\n')) {
+  for (const line of peer.stderrText().split('\n')) {
     const match = / info sync .*received=(\d+)/.exec(line);
     if (!match) continue;
     sessions++;
@@ -67,15 +48,15 @@ function compareVersionMessages(x: VersionMessage, y: VersionMessage): number {
   return x.node === y.node ? 0 : x.node < y.node ? -1 : 1;
 }
 
-async function getText(peer: CkvPeer, key: string): Promise<string | undefined> {
+async function getText(peer: NodeProcess, key: string): Promise<string | undefined> {
   const reply = await peer.client.get(key);
   return reply.found ? reply.value.toString('utf8') : undefined;
 }
 
 describe('three nodes, B and C bootstrapped to A', () => {
-  let a: CkvPeer;
-  let b: CkvPeer;
-  let c: CkvPeer;
+  let a: NodeProcess;
+  let b: NodeProcess;
+  let c: NodeProcess;
 
   before(async () => {
     a = await startPeer('A', { args: fast });
@@ -97,16 +78,16 @@ describe('three nodes, B and C bootstrapped to A', () => {
     try {
       // The watch is live once it reports a local write on C.
       await c.client.put('t1/marker', text('marker'));
-      await waitFor(() => changes.some((ch) => ch.key === 't1/marker'), { timeoutMs: 10_000, what: 'the watch on C to be live' });
+      await waitFor(() => changes.some((ch) => ch.key === 't1/marker'), { deadlineMs: 10_000, what: 'the watch on C to be live' });
 
       const put = await a.client.put('t1/greeting', text('hello from A'));
       for (const peer of [b, c]) {
         await waitFor(async () => (await getText(peer, 't1/greeting')) === 'hello from A', {
-          timeoutMs: 10_000,
+          deadlineMs: 10_000,
           what: `the put on A to reach ${peer.name}`,
         });
       }
-      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && !ch.deleted), { timeoutMs: 10_000, what: "C's watch to see A's put" });
+      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && !ch.deleted), { deadlineMs: 10_000, what: "C's watch to see A's put" });
       const seen = changes.find((ch) => ch.key === 't1/greeting' && !ch.deleted)!;
       assert.equal(seen.origin, 'remote');
       assert.equal(seen.version?.text, put.version.text, 'the watch reports the version A issued');
@@ -119,10 +100,10 @@ describe('three nodes, B and C bootstrapped to A', () => {
             const reply = await peer.client.get('t1/greeting');
             return !reply.found && reply.deleted && reply.version?.text === del.version.text;
           },
-          { timeoutMs: 10_000, what: `the delete on A to reach ${peer.name}` },
+          { deadlineMs: 10_000, what: `the delete on A to reach ${peer.name}` },
         );
       }
-      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && ch.deleted), { timeoutMs: 10_000, what: "C's watch to see A's delete" });
+      await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && ch.deleted), { deadlineMs: 10_000, what: "C's watch to see A's delete" });
     } finally {
       watch.cancel();
       await watching;
@@ -132,12 +113,12 @@ describe('three nodes, B and C bootstrapped to A', () => {
   it('a stopped node catches up on rejoin by itself (no read or write on it)', async () => {
     const count = 10_000;
     const before = { peerId: c.peerId, nodeId: c.nodeId };
-    const cDir = c.node.dataDir;
-    await stopPeer(c);
-    await waitFor(async () => !(await isUpAt(a, before.peerId)), { timeoutMs: 10_000, what: 'A to see C gone' });
+    const cDir = c.dataDir;
+    await stopCleanly(c);
+    await waitFor(async () => !(await isUpAt(a, before.peerId)), { deadlineMs: 10_000, what: 'A to see C gone' });
 
     const load = await putMany(a.client, count, (i) => `t3/${pad(i)}`, value100, 256);
-    const aAfter = await status(a);
+    const aAfter = await a.status();
     const startedMs = Date.now();
     c = await startPeer('C', { bootstrap: [a], args: fast, dataDir: cDir });
     const readyMs = Date.now() - startedMs;
@@ -174,10 +155,12 @@ describe('three nodes, B and C bootstrapped to A', () => {
     const startedMs = Date.now();
     await Promise.all(
       nodes.map((n) =>
-        putMany(n.client, count, (i) => `t8/${pad(i)}`, (i) => text(`${n.name}-${i}`), 128, (i, version) => {
-          const list = issued.get(`t8/${pad(i)}`) ?? [];
-          list.push(version);
-          issued.set(`t8/${pad(i)}`, list);
+        putMany(n.client, count, (i) => `t8/${pad(i)}`, (i) => text(`${n.name}-${i}`), 128, {
+          onReply: (i, version) => {
+            const list = issued.get(`t8/${pad(i)}`) ?? [];
+            list.push(version);
+            issued.set(`t8/${pad(i)}`, list);
+          },
         }),
       ),
     );
@@ -218,7 +201,7 @@ describe('anti-entropy alone (gossip off)', () => {
     const a = await startPeer('A2', { args });
     const b = await startPeer('B2', { bootstrap: [a], args });
     await waitMesh([a, b]);
-    const [a0, b0] = await Promise.all([status(a), status(b)]);
+    const [a0, b0] = await Promise.all([a.status(), b.status()]);
 
     const count = 10_000;
     const startedMs = Date.now();
@@ -256,9 +239,10 @@ describe('restart', () => {
   it('keeps data, peer id and node id', async () => {
     const first = await startPeer('P', { args: fast });
     await first.client.put('t5/kept', text('still here'));
-    const s1 = await status(first);
-    const second = await restartPeer(first);
-    const s2 = await status(second);
+    const s1 = await first.status();
+    await stopCleanly(first);
+    const second = await first.respawn();
+    const s2 = await second.status();
     assert.equal(s2.peerId, s1.peerId);
     assert.equal(s2.nodeId, s1.nodeId);
     assert.equal(s2.keyCount, s1.keyCount);
@@ -276,23 +260,23 @@ describe('separate clusters on one host', () => {
     ]);
     await waitMesh([red1, red2]);
     // blue really holds a transport connection to red1 (so "ignored" is not vacuous).
-    await waitFor(() => hasTcpConnectionTo(blue.node.process.pid!, tcpPort(red1.address)), {
-      timeoutMs: 10_000,
+    await waitFor(() => hasTcpConnectionTo(blue.process.pid!, tcpPort(red1.address)), {
+      deadlineMs: 10_000,
       what: 'blue to be connected to red1',
     });
 
     await red1.client.put('mix/red', text('red'));
     await blue.client.put('mix/blue', text('blue'));
-    await waitFor(async () => (await getText(red2, 'mix/red')) === 'red', { timeoutMs: 10_000, what: 'red2 to get the red write' });
+    await waitFor(async () => (await getText(red2, 'mix/red')) === 'red', { deadlineMs: 10_000, what: 'red2 to get the red write' });
     // Let anti-entropy run a few rounds after the write before looking at blue.
-    const sessionsAt = async (): Promise<number> => sessionsInitiated(await status(red1)) + sessionsInitiated(await status(red2));
+    const sessionsAt = async (): Promise<number> => sessionsInitiated(await red1.status()) + sessionsInitiated(await red2.status());
     const base = await sessionsAt();
-    await waitFor(async () => (await sessionsAt()) >= base + 3, { timeoutMs: 15_000, what: 'red to run sync sessions' });
+    await waitFor(async () => (await sessionsAt()) >= base + 3, { deadlineMs: 15_000, what: 'red to run sync sessions' });
 
-    assert.equal(hasTcpConnectionTo(blue.node.process.pid!, tcpPort(red1.address)), true, 'still connected');
+    assert.equal(hasTcpConnectionTo(blue.process.pid!, tcpPort(red1.address)), true, 'still connected');
     assert.equal((await blue.client.get('mix/red')).found, false, 'the red write is not on blue');
     for (const red of [red1, red2]) assert.equal((await red.client.get('mix/blue')).found, false, `the blue write is not on ${red.name}`);
-    const [r1, r2, bl] = await Promise.all([status(red1), status(red2), status(blue)]);
+    const [r1, r2, bl] = await Promise.all([red1.status(), red2.status(), blue.status()]);
     assert.equal(r1.keyCount, '1');
     assert.equal(r2.keyCount, '1');
     assert.equal(bl.keyCount, '1');
@@ -300,9 +284,9 @@ describe('separate clusters on one host', () => {
     assert.equal(r1.cluster, 'red');
     assert.equal(bl.cluster, 'blue');
     for (const red of [red1, red2]) {
-      assert.ok(!(await peersOf(red)).some((p) => p.peerId === blue.peerId && p.state === 'up'), `${red.name} does not list blue as up`);
+      assert.ok(!(await red.peers()).some((p) => p.peerId === blue.peerId && p.state === 'up'), `${red.name} does not list blue as up`);
     }
-    assert.ok(!(await peersOf(blue)).some((p) => p.state === 'up'), 'blue lists no red node as up');
+    assert.ok(!(await blue.peers()).some((p) => p.state === 'up'), 'blue lists no red node as up');
   });
 });
 
@@ -321,25 +305,25 @@ describe('cluster key', () => {
     const cStartedMs = Date.now();
     await waitMesh([a, b]);
     await a.client.put('t7/secret', text('for K1 only'));
-    await waitFor(async () => (await getText(b, 't7/secret')) === 'for K1 only', { timeoutMs: 10_000, what: 'B (same key) to get the write' });
+    await waitFor(async () => (await getText(b, 't7/secret')) === 'for K1 only', { deadlineMs: 10_000, what: 'B (same key) to get the write' });
 
     // Watch C while A and B run sync rounds and C's keeper redials A (1 s backoff, doubling).
-    const sessionsAt = async (): Promise<number> => sessionsInitiated(await status(a)) + sessionsInitiated(await status(b));
+    const sessionsAt = async (): Promise<number> => sessionsInitiated(await a.status()) + sessionsInitiated(await b.status());
     const base = await sessionsAt();
     const violations: string[] = [];
     await waitFor(
       async () => {
-        const cPeers = await peersOf(c);
+        const cPeers = await c.peers();
         if (cPeers.length > 0) violations.push(`C lists peers: ${JSON.stringify(cPeers)}`);
-        const cKeys = (await status(c)).keyCount;
+        const cKeys = (await c.status()).keyCount;
         if (cKeys !== '0') violations.push(`C holds ${cKeys} keys`);
         return violations.length > 0 || ((await sessionsAt()) >= base + 3 && Date.now() - cStartedMs > 2_500);
       },
-      { timeoutMs: 20_000, what: 'sync rounds on A and B and redials from C' },
+      { deadlineMs: 20_000, what: 'sync rounds on A and B and redials from C' },
     );
     assert.deepEqual(violations, []);
     assert.equal((await c.client.get('t7/secret')).found, false);
-    assert.ok(!(await peersOf(a)).some((p) => p.peerId === c.peerId), 'A does not list C');
+    assert.ok(!(await a.peers()).some((p) => p.peerId === c.peerId), 'A does not list C');
   });
 });
 
@@ -348,7 +332,7 @@ describe('a new node joins a cluster holding 100,000 keys', () => {
     const count = 100_000;
     const a = await startPeer('A4', { args: fast });
     const load = await putMany(a.client, count, (i) => `t4/${pad(i)}`, value100, 512);
-    const aStatus = await status(a);
+    const aStatus = await a.status();
     assert.equal(aStatus.keyCount, String(count));
 
     const startedMs = Date.now();

@@ -12,7 +12,7 @@ import { ControlClient } from '../../src/control/client.js';
 import { GrpcChannel, GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
 import { grpcMessageBytesMax, valueChunkBytes } from '../../src/control/limits.js';
 import * as wire from '../../src/control/wire.js';
-import { startNode, withDeadline, type RunningNode } from '../helpers/process.js';
+import { startNode, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;
 
@@ -43,7 +43,7 @@ function assertStatus(outcome: unknown, code: number, pattern: RegExp): void {
 }
 
 describe('control API streams against a running node', () => {
-  let node: RunningNode;
+  let node: NodeProcess;
   let client: ControlClient;
 
   before(async () => {

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { runCli, runCliOk, spawnCli, waitFor, withDeadline, type BackgroundCli } from '../helpers/process.js';
+import { runCli, runCliOk, spawnCli, waitFor, withDeadline, type BackgroundCli } from '../../harness/testing.js';
 
 interface DemoNodeInfo {
   index: number;
@@ -56,7 +56,7 @@ describe('ckv demo', () => {
         if (demo.process.exitCode !== null) throw new Error(`demo exited ${demo.process.exitCode}: ${demo.stderrText()}`);
         return /^ready: /m.test(demo.stdoutText());
       },
-      { timeoutMs: 40_000, what: `the demo to print "ready" (stderr so far: ${demo.stderrText()})`, intervalMs: 50 },
+      { deadlineMs: 40_000, what: `the demo to print "ready" (stderr so far: ${demo.stderrText()})`, intervalMs: 50 },
     );
     const { root, nodes } = parseDemo(demo.stdoutText());
     leftovers.pids.push(...nodes.map((n) => n.pid));
@@ -86,7 +86,7 @@ describe('ckv demo', () => {
     await runCliOk(words.slice(1));
     for (const other of nodes.slice(1)) {
       await waitFor(async () => (await runCli(['--socket', other.socket, 'get', 'hello'])).stdout.toString() === 'world', {
-        timeoutMs: 10_000,
+        deadlineMs: 10_000,
         what: `the put on node 1 to reach node ${other.index}`,
       });
     }

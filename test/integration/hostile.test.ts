@@ -21,8 +21,8 @@ import { syncProtocolId } from '../../src/net/sync-protocol.js';
 import { FrameType, RefuseReason, decodeFrame, encodeFrame, type Frame, type HelloFrame } from '../../src/core/sync-frames.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import { merkleDepthDefault } from '../../src/core/limits.js';
-import { runCliOk, waitFor, withDeadline } from '../helpers/process.js';
-import { counter, startPeer, status, waitConverged, waitMesh, type CkvPeer } from '../helpers/cluster.js';
+import { counter, runCliOk, waitConverged, waitFor, waitMesh, withDeadline, type NodeProcess } from '../../harness/testing.js';
+import { startPeer } from '../helpers/cluster.js';
 
 const MiB = 1024 * 1024;
 const topic = gossipTopic('default');
@@ -92,14 +92,14 @@ async function drain(framed: FramedStream, what: string): Promise<Outcome> {
   return withDeadline(run(), 10_000, what);
 }
 
-async function assertAlive(target: CkvPeer): Promise<void> {
-  assert.equal(target.node.process.exitCode, null, `the node is still running; stderr:\n${target.node.stderrText()}`);
-  assert.equal(target.node.process.signalCode, null);
-  await status(target);
+async function assertAlive(target: NodeProcess): Promise<void> {
+  assert.equal(target.process.exitCode, null, `the node is still running; stderr:\n${target.stderrText()}`);
+  assert.equal(target.process.signalCode, null);
+  await target.status();
 }
 
 describe('a hostile libp2p peer against a ckv node', () => {
-  let target: CkvPeer;
+  let target: NodeProcess;
   let raw: CkvLibp2p;
 
   before(async () => {
@@ -112,7 +112,7 @@ describe('a hostile libp2p peer against a ckv node', () => {
     const pubsub = raw.services.pubsub;
     pubsub.subscribe(topic);
     await waitFor(() => pubsub.getSubscribers(topic).some((p) => p.toString() === target.peerId), {
-      timeoutMs: 10_000,
+      deadlineMs: 10_000,
       what: 'the raw node to see the target subscribed',
     });
 
@@ -132,16 +132,16 @@ describe('a hostile libp2p peer against a ckv node', () => {
       ['leave with a huge length', Uint8Array.of(1, 3, 0xff, 0xff, 0xff, 0xff, 0x0f, 65, 66)],
       ['announce over the value limit', encodeGossip({ type: 'announce', key: 'hostile/big', version: entry.version, valueBytes: 65 * MiB, origin: raw.peerId.toString() })],
     ];
-    const before = counter(await status(target), 'gossip_rejected');
+    const before = counter(await target.status(), 'gossip_rejected');
     for (const [name, data] of messages) {
       const result = await pubsub.publish(topic, data);
       assert.ok(result.recipients.some((p) => p.toString() === target.peerId), `"${name}" was sent to the target`);
     }
-    await waitFor(async () => counter(await status(target), 'gossip_rejected') - before >= messages.length, {
-      timeoutMs: 10_000,
+    await waitFor(async () => counter(await target.status(), 'gossip_rejected') - before >= messages.length, {
+      deadlineMs: 10_000,
       what: `gossip_rejected to rise by ${messages.length}`,
     });
-    const after = await status(target);
+    const after = await target.status();
     assert.equal(counter(after, 'gossip_rejected') - before, messages.length, 'each malformed message counted once');
     assert.equal(after.keyCount, '0', 'nothing malformed reached the store');
     await assertAlive(target);
@@ -153,7 +153,7 @@ describe('a hostile libp2p peer against a ckv node', () => {
       const stream = await raw.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
       return { stream, framed: new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(15_000) }) };
     };
-    const rejected = async (): Promise<number> => counter(await status(target), 'sync_rejected');
+    const rejected = async (): Promise<number> => counter(await target.status(), 'sync_rejected');
     const start = await rejected();
 
     // 1. Random bytes, unframed, then our end closes.
@@ -176,7 +176,7 @@ describe('a hostile libp2p peer against a ckv node', () => {
       assert.notEqual(outcome.end, 'end', 'the node resets the stream');
       expected++;
     }
-    await waitFor(async () => (await rejected()) - start >= expected, { timeoutMs: 5_000, what: 'sync_rejected to count the garbage frame' });
+    await waitFor(async () => (await rejected()) - start >= expected, { deadlineMs: 5_000, what: 'sync_rejected to count the garbage frame' });
 
     // 3. A Hello with a bad protocol version: a typed refusal.
     {
@@ -229,7 +229,7 @@ describe('a hostile libp2p peer against a ckv node', () => {
     }
 
     await waitFor(async () => (await rejected()) - start >= expected, {
-      timeoutMs: 10_000,
+      deadlineMs: 10_000,
       what: `sync_rejected to rise by at least ${expected}`,
     });
     const rejectedNow = (await rejected()) - start;
@@ -237,8 +237,8 @@ describe('a hostile libp2p peer against a ckv node', () => {
     await assertAlive(target);
 
     // The node still serves: the CLI, and a normal peer's sync (gossip off, so only sync can carry it).
-    await runCliOk(['put', 'after/hostile', 'still serving'], { socket: target.node.socket });
-    assert.equal((await runCliOk(['get', 'after/hostile'], { socket: target.node.socket })).stdout.toString(), 'still serving');
+    await runCliOk(['put', 'after/hostile', 'still serving'], { socket: target.socket });
+    assert.equal((await runCliOk(['get', 'after/hostile'], { socket: target.socket })).stdout.toString(), 'still serving');
     const peer = await startPeer('normal', { bootstrap: [target], args: ['--test-no-gossip', ...fast] });
     await waitMesh([target, peer]);
     const [t, p] = await waitConverged([target, peer], 20_000);
@@ -281,7 +281,7 @@ describe('more sync sessions than the node serves at once', () => {
     );
     for (const [, f] of busy) assert.equal(f.type === FrameType.refuse && f.reason, RefuseReason.busy);
     for (const f of replies.slice(0, sessionsMax)) assert.equal(f.type, FrameType.children);
-    assert.equal(counter(await status(target), 'sync_refused_busy'), 2);
+    assert.equal(counter(await target.status(), 'sync_refused_busy'), 2);
 
     // Drop the hanging sessions: the node frees their slots and serves a new session.
     for (const framed of streams) framed.abort(new Error('test done'));
@@ -297,7 +297,7 @@ describe('more sync sessions than the node serves at once', () => {
           framed.abort(new Error('probe done'));
         }
       },
-      { timeoutMs: 10_000, intervalMs: 100, what: 'the node to serve a session again' },
+      { deadlineMs: 10_000, intervalMs: 100, what: 'the node to serve a session again' },
     );
     await assertAlive(target);
   });

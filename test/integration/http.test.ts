@@ -14,7 +14,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { hlcPack } from '../../src/core/hlc.js';
 import { isLoopbackHost, parseHttpAddress } from '../../src/http/server.js';
 import { quantile, WriteStats } from '../../src/http/stats.js';
-import { runCliOk, startNode, waitFor, withDeadline, type RunningNode } from '../helpers/process.js';
+import { runCliOk, startNode, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;
 const valueBytesMax = 64 * MiB;
@@ -43,7 +43,7 @@ interface Snapshot {
 }
 
 /** The node's 127.0.0.1 libp2p address with /p2p/, for --bootstrap. */
-async function libp2pAddress(node: RunningNode): Promise<string> {
+async function libp2pAddress(node: NodeProcess): Promise<string> {
   const status = await node.status();
   const address = status.listenAddresses.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.includes('/p2p/'));
   assert.ok(address, `no 127.0.0.1 address in ${status.listenAddresses.join(' ')}`);
@@ -209,7 +209,7 @@ describe('HTTP helpers (in process)', () => {
 });
 
 describe('HTTP server of one node', () => {
-  let node: RunningNode;
+  let node: NodeProcess;
   let base: string; // http://127.0.0.1:PORT/
   const url = (path: string): string => new URL(path, base).href;
 
@@ -483,7 +483,7 @@ describe('HTTP server of one node', () => {
         await response.body?.cancel();
         return response.status === 200;
       },
-      { timeoutMs: 5000, what: 'an event stream slot to free up' },
+      { deadlineMs: 5000, what: 'an event stream slot to free up' },
     );
   });
 
@@ -501,8 +501,8 @@ describe('HTTP server of one node', () => {
 });
 
 describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
-  let a: RunningNode;
-  let b: RunningNode;
+  let a: NodeProcess;
+  let b: NodeProcess;
   let blocker: Server;
   let blockedPort: number;
 
@@ -536,7 +536,7 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
         snap = (await (await fetch(new URL('/api/status', aUrl))).json()) as Snapshot;
         return snap.peers.some((p) => p.peerId === bPeer && p.state === 'up' && p.inSync);
       },
-      { timeoutMs: 15_000, what: `A's /api/status to list B as up and in sync (last: ${JSON.stringify(snap?.peers)})` },
+      { deadlineMs: 15_000, what: `A's /api/status to list B as up and in sync (last: ${JSON.stringify(snap?.peers)})` },
     );
     const peer = snap!.peers.find((p) => p.peerId === bPeer)!;
     assert.ok(peer.lastSyncMs > 0);
@@ -548,7 +548,7 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
     assert.match(page, new RegExp(`<tr class="node" data-peer-id="${bPeer}" data-state="up" data-in-sync="true">`));
 
     assert.equal((await fetch(new URL('/kv/from-b', bUrl), { method: 'PUT', body: 'hello from B' })).status, 200);
-    await waitFor(async () => (await fetch(new URL('/kv/from-b', aUrl))).status === 200, { timeoutMs: 10_000, what: 'the write on B to reach A' });
+    await waitFor(async () => (await fetch(new URL('/kv/from-b', aUrl))).status === 200, { deadlineMs: 10_000, what: 'the write on B to reach A' });
     assert.equal(await (await fetch(new URL('/kv/from-b', aUrl))).text(), 'hello from B');
 
     await waitFor(
@@ -556,7 +556,7 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
         snap = (await (await fetch(new URL('/api/status', aUrl))).json()) as Snapshot;
         return snap.convergence.samples > 0;
       },
-      { timeoutMs: 5000, what: "the remote write to show in A's convergence stats" },
+      { deadlineMs: 5000, what: "the remote write to show in A's convergence stats" },
     );
     assert.ok(snap!.totals.writes.remote >= 1);
     assert.ok(snap!.convergence.p50Ms !== null && snap!.convergence.p50Ms >= 0 && snap!.convergence.p50Ms < 10_000);

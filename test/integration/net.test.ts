@@ -12,6 +12,7 @@ import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
 import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import { createNetwork, generateClusterKey, type CkvLibp2p, type NetworkOptions } from '../../src/net/libp2p.js';
 import { FramedStream, FrameTooLargeError, encodeVarint } from '../../src/net/framed-stream.js';
+import { waitFor, withDeadline } from '../../harness/testing.js';
 
 const topic = 'ckv/test/v1';
 const framesProtocol = '/ckv-test/frames/1.0.0';
@@ -45,25 +46,8 @@ function tcpAddress(n: CkvLibp2p): Multiaddr {
   return address;
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function withDeadline<T>(promise: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Polling for the in-process conditions below: every 10 ms, 5 s unless a test says otherwise. */
+const poll = { deadlineMs: 5_000, intervalMs: 10 };
 
 function connected(a: CkvLibp2p, b: CkvLibp2p): boolean {
   return a.getConnections(b.peerId).some((c) => c.status === 'open');
@@ -80,8 +64,8 @@ function nextMessage(n: CkvLibp2p, data: Uint8Array, timeoutMs = 5_000): Promise
       };
       n.services.pubsub.addEventListener('message', onMessage);
     }),
-    `message at ${n.peerId.toString()}`,
     timeoutMs,
+    `message at ${n.peerId.toString()}`,
   );
 }
 
@@ -103,7 +87,7 @@ describe('gossip over dialled and bootstrapped peers', () => {
     await a.dial(tcpAddress(b));
     // Bootstrap by bare address (no /p2p/...): the keeper learns A's peer id on the handshake.
     const c = await node({ bootstrap: [tcpAddress(a).decapsulateCode(CODE_P2P).toString()] });
-    await waitFor(() => connected(c, a), 'C to connect to A through bootstrap');
+    await waitFor(() => connected(c, a), { ...poll, what: 'C to connect to A through bootstrap' });
 
     // Connected but nobody subscribed yet: still must not throw.
     await a.services.pubsub.publish(topic, new TextEncoder().encode('before subscribers'));
@@ -111,7 +95,7 @@ describe('gossip over dialled and bootstrapped peers', () => {
     for (const n of [a, b, c]) n.services.pubsub.subscribe(topic);
     await waitFor(
       () => [b, c].every((n) => a.services.pubsub.getSubscribers(topic).some((p) => p.equals(n.peerId))),
-      'A to see B and C subscribed',
+      { ...poll, what: 'A to see B and C subscribed' },
     );
 
     const data = randomBytes(64);
@@ -132,16 +116,16 @@ describe('gossip over dialled and bootstrapped peers', () => {
     const c = await node({ bootstrap: [tcpAddress(a).toString()] });
     // Both ends: the dialler sees the connection open before the listener has registered it,
     // and a hangUp before that finds nothing to close.
-    await waitFor(() => connected(c, a) && connected(a, c), 'C and A to be connected');
+    await waitFor(() => connected(c, a) && connected(a, c), { ...poll, what: 'C and A to be connected' });
     await a.hangUp(c.peerId);
-    await waitFor(() => !connected(c, a), 'the connection to drop');
-    await waitFor(() => connected(c, a) && connected(a, c), 'C to redial A', 8_000);
+    await waitFor(() => !connected(c, a), { ...poll, what: 'the connection to drop' });
+    await waitFor(() => connected(c, a) && connected(a, c), { ...poll, deadlineMs: 8_000, what: 'C to redial A' });
   });
 
   it('ignores a bootstrap address that is the node itself', async () => {
     const a = await node();
     const b = await node({ bootstrap: [tcpAddress(a).toString()] });
-    await waitFor(() => connected(b, a), 'B to connect to A');
+    await waitFor(() => connected(b, a), { ...poll, what: 'B to connect to A' });
     // B given its own address: the dial fails as "self" and is not retried; A still works.
     const self = await node({ bootstrap: [tcpAddress(b).decapsulateCode(CODE_P2P).toString()] });
     assert.equal(self.status, 'started');
@@ -181,7 +165,7 @@ describe('FramedStream over a custom protocol', () => {
     const requests = [new TextEncoder().encode('hello, round one'), randomBytes(8 * MiB), new Uint8Array(0)];
     for (const request of requests) {
       await framed.write(request);
-      const response = await withDeadline(framed.read(), 'a response frame', 10_000);
+      const response = await withDeadline(framed.read(), 10_000, 'a response frame');
       assert.ok(response, 'a response for every request');
       assert.equal(response.byteLength, request.byteLength);
       assert.equal(sha(response), sha(Uint8Array.from(request).reverse()));
@@ -192,7 +176,7 @@ describe('FramedStream over a custom protocol', () => {
     const wire = requests.reduce((sum, r) => sum + encodeVarint(r.byteLength).byteLength + r.byteLength, 0);
     assert.equal(framed.bytesWritten, wire);
     assert.equal(framed.bytesRead, wire);
-    const done = await withDeadline(serverDone, 'the server handler');
+    const done = await withDeadline(serverDone, 5_000, 'the server handler');
     assert.deepEqual(done, { rounds: 3, bytesRead: wire, bytesWritten: wire });
   });
 
@@ -218,10 +202,10 @@ describe('FramedStream over a custom protocol', () => {
     });
     const framed = new FramedStream(await client.dialProtocol(tcpAddress(server), floodProtocol), { frameBytesMax: 2 * MiB });
     // Let the writer run until it stalls (no completed write for 300 ms) without reading.
-    await waitFor(() => writesDone > 0 && Date.now() - lastWriteAtMs > 300, 'the writer to stall', 10_000);
+    await waitFor(() => writesDone > 0 && Date.now() - lastWriteAtMs > 300, { ...poll, deadlineMs: 10_000, what: 'the writer to stall' });
     assert.ok(writesDone < frameCount, `backpressure held the writer back (${writesDone}/${frameCount} written)`);
     for (let i = 0; i < frameCount; i++) {
-      const frame = await withDeadline(framed.read(), `frame ${i}`);
+      const frame = await withDeadline(framed.read(), 5_000, `frame ${i}`);
       assert.ok(frame);
       assert.equal(frame.byteLength, MiB);
       assert.ok(frame[0] === i && frame[MiB - 1] === i, `frame ${i} intact and in order`);
@@ -258,14 +242,14 @@ describe('FramedStream over a custom protocol', () => {
     // Announce a 1 GiB frame, then start sending its body.
     raw.send(encodeVarint(1024 * MiB));
     raw.send(new Uint8Array(64 * 1024));
-    await waitFor(() => limitErrors.length === 1, 'the reader to fail');
+    await waitFor(() => limitErrors.length === 1, { ...poll, what: 'the reader to fail' });
     const [limitError] = limitErrors;
     assert.equal(limitError?.name, 'FrameTooLargeError');
     assert.equal((limitError as FrameTooLargeError).frameBytes, 1024 * MiB);
     assert.ok(serverStream);
     assert.equal(serverStream.status, 'aborted', 'the offending stream is reset');
     assert.equal(serverStream.readBufferLength, 0, 'nothing of the frame is buffered');
-    assert.ok((await withDeadline(resetSeen, 'the reset to reach the sender')) !== undefined, 'the sender sees a reset');
+    assert.ok((await withDeadline(resetSeen, 5_000, 'the reset to reach the sender')) !== undefined, 'the sender sees a reset');
 
     // A local write over the limit is refused before anything is sent.
     const ok = new FramedStream(await client.dialProtocol(tcpAddress(server), framesProtocol), { frameBytesMax: MiB });
@@ -274,7 +258,7 @@ describe('FramedStream over a custom protocol', () => {
     // The node is still up and serves a new stream.
     const echo = randomBytes(1000);
     await ok.write(echo);
-    assert.deepEqual(await withDeadline(ok.read(), 'the echo'), new Uint8Array(echo));
+    assert.deepEqual(await withDeadline(ok.read(), 5_000, 'the echo'), new Uint8Array(echo));
     await ok.close();
   });
 
@@ -293,7 +277,7 @@ describe('FramedStream over a custom protocol', () => {
     });
     const pending = framed.read();
     controller.abort(new Error('deadline'));
-    await assert.rejects(withDeadline(pending, 'the aborted read'), /deadline/);
+    await assert.rejects(withDeadline(pending, 5_000, 'the aborted read'), /deadline/);
     await assert.rejects(framed.write(new Uint8Array(1)), /deadline/);
   });
 });
@@ -309,16 +293,16 @@ describe('cluster key (pnet)', () => {
     const r = await node({ clusterKey: generateClusterKey() });
     const open = await node();
 
-    await withDeadline(q.dial(tcpAddress(p)), 'Q to dial P');
+    await withDeadline(q.dial(tcpAddress(p)), 5_000, 'Q to dial P');
     assert.ok(connected(q, p));
 
     const startedAtMs = Date.now();
-    await assert.rejects(withDeadline(r.dial(tcpAddress(p)), 'R (wrong key) to be refused', 8_000), (err: Error) => {
+    await assert.rejects(withDeadline(r.dial(tcpAddress(p)), 8_000, 'R (wrong key) to be refused'), (err: Error) => {
       assert.doesNotMatch(err.message, /timed out after/, 'refused by the handshake, not our deadline');
       return true;
     });
     assert.ok(Date.now() - startedAtMs < 8_000);
-    await assert.rejects(withDeadline(open.dial(tcpAddress(p)), 'a node without a key to be refused', 8_000), (err: Error) => {
+    await assert.rejects(withDeadline(open.dial(tcpAddress(p)), 8_000, 'a node without a key to be refused'), (err: Error) => {
       assert.doesNotMatch(err.message, /timed out after/);
       return true;
     });

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { runCliOk, startNode, withDeadline, type RunningNode } from '../helpers/process.js';
+import { runCliOk, startNode, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
 
@@ -93,7 +93,7 @@ function unary<Res>(client: grpc.Client, method: string, request: object): Promi
 }
 
 describe('control API discovery through gRPC server reflection', () => {
-  let node: RunningNode;
+  let node: NodeProcess;
   let reflection: ReflectionClient | undefined;
   let kv: grpc.Client | undefined;
 

@@ -13,12 +13,13 @@
  * Every wait polls a condition against a deadline. Each node's stderr goes to
  * `<data dir>/node.log`; a failing test prints the tail of every log.
  */
-import { after, describe, it, test, type TestContext } from 'node:test';
+import { describe, it, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { compareVersions, type Version } from '../../src/core/entry.js';
 import type { EntryMessage, VersionMessage } from '../../src/control/proto.js';
-import { cleanupLan, Lan, lanUnavailableReason, LanNode, runCli, runPrefix, subnetOctet, tempDir, waitFor, withDeadline } from './netns.js';
+import { runCli, waitFor, withDeadline } from '../../harness/testing.js';
+import { Lan, lanTempDir, lanUnavailableReason, LanNode, runPrefix, subnetOctet } from './netns.js';
 
 const syncIntervalMs = 200;
 const hosts = [1, 2, 3] as const;
@@ -43,7 +44,7 @@ interface Cluster {
  */
 async function withCluster(t: TestContext, tag: string, body: (cluster: Cluster) => Promise<void>): Promise<void> {
   const lan = Lan.create(tag, hosts.length);
-  const dir = tempDir(tag);
+  const dir = lanTempDir(tag);
   const nodes = hosts.map((host) => new LanNode(lan, host, join(dir, `h${host}`), ['--sync-interval-ms', String(syncIntervalMs)]));
   const cluster: Cluster = {
     lan,
@@ -78,7 +79,7 @@ async function meshUp(nodes: LanNode[]): Promise<boolean> {
 
 async function waitForMesh(nodes: LanNode[], timeoutMs = 20_000): Promise<number> {
   const start = Date.now();
-  await waitFor(() => meshUp(nodes), { timeoutMs, what: 'every node to list the others as up (mDNS discovery)' });
+  await waitFor(() => meshUp(nodes), { deadlineMs: timeoutMs, intervalMs: 50, what: 'every node to list the others as up (mDNS discovery)' });
   return Date.now() - start;
 }
 
@@ -119,7 +120,7 @@ async function waitForConvergence(nodes: LanNode[], timeoutMs: number, what: str
         last = await difference(nodes);
         return last === undefined;
       },
-      { timeoutMs, what, intervalMs: 100 },
+      { deadlineMs: timeoutMs, what, intervalMs: 100 },
     );
   } catch (error) {
     throw new Error(`${(error as Error).message}; last difference: ${last}`);
@@ -145,8 +146,6 @@ if (notRun !== undefined) {
   console.log(`LAN tests not run: ${notRun}`);
   test(`LAN tests not run: ${notRun}`, () => undefined);
 } else {
-  after(cleanupLan);
-
   describe(`ckv on a LAN of network namespaces (${runPrefix}, 10.77.${subnetOctet}.0/24)`, () => {
     it('three hosts find each other by mDNS alone and replicate a write', { timeout: 45_000 }, async (t) => {
       await withCluster(t, 'disc', async (c) => {
@@ -155,9 +154,9 @@ if (notRun !== undefined) {
 
         // The same through the CLI, as a user would check: `ckv peers --json` on each host.
         for (const n of c.nodes) {
-          const result = await runCli(n.socket, ['peers', '--json']);
+          const result = await runCli(['peers', '--json'], { socket: n.socket, timeoutMs: 20_000 });
           assert.equal(result.code, 0, result.stderr);
-          const peers = JSON.parse(result.stdout) as { peerId: string; state: string; addresses: string[] }[];
+          const peers = JSON.parse(result.stdout.toString()) as { peerId: string; state: string; addresses: string[] }[];
           for (const other of c.nodes) {
             if (other === n) continue;
             const peer = peers.find((p) => p.peerId === other.peerId);
@@ -172,13 +171,14 @@ if (notRun !== undefined) {
         const start = Date.now();
         const written = await put(c.node(1), 'lan/hello', 'from host 1');
         await waitFor(async () => (await valueAt(c.node(2), 'lan/hello')) === 'from host 1' && (await valueAt(c.node(3), 'lan/hello')) === 'from host 1', {
-          timeoutMs: 10_000,
+          deadlineMs: 10_000,
+          intervalMs: 50,
           what: 'the put on host 1 to be readable on hosts 2 and 3',
         });
         t.diagnostic(`put on host 1 readable on hosts 2 and 3 after ${Date.now() - start} ms`);
-        const cli = await runCli(c.node(3).socket, ['get', 'lan/hello', '--json']);
+        const cli = await runCli(['get', 'lan/hello', '--json'], { socket: c.node(3).socket, timeoutMs: 20_000 });
         assert.equal(cli.code, 0, cli.stderr);
-        const got = JSON.parse(cli.stdout) as { value: string; version: VersionMessage };
+        const got = JSON.parse(cli.stdout.toString()) as { value: string; version: VersionMessage };
         assert.equal(got.value, 'from host 1');
         assert.equal(compareVersions(version(got.version), written), 0, 'host 3 holds the version host 1 wrote');
       });
@@ -202,11 +202,12 @@ if (notRun !== undefined) {
         await waitFor(
           async () =>
             (await valueAt(h2, 'K')) === 'a' && (await valueAt(h2, 'side12/from1')) === 'one' && (await valueAt(h1, 'side12/from2')) === 'two',
-          { timeoutMs: 10_000, what: 'hosts 1 and 2 to replicate to each other during the partition' },
+          { deadlineMs: 10_000, intervalMs: 50, what: 'hosts 1 and 2 to replicate to each other during the partition' },
         );
         // ...while traffic to and from host 3 is dropped (sync attempts every ~200 ms hit the rules).
         await waitFor(() => hosts.every((h) => c.lan.droppedPackets(h) >= 3), {
-          timeoutMs: 10_000,
+          deadlineMs: 10_000,
+          intervalMs: 50,
           what: 'the partition rules to drop packets on every host',
         });
         assert.equal(await valueAt(h3, 'K'), 'b', 'host 3 keeps its own K during the partition');
@@ -224,7 +225,7 @@ if (notRun !== undefined) {
           return others.every((o) => peers.find((p) => p.peerId === o.peerId)?.state !== 'up');
         };
         await waitFor(async () => (await notUp(h3, [h1, h2])) && (await notUp(h1, [h3])) && (await notUp(h2, [h3])), {
-          timeoutMs: 40_000,
+          deadlineMs: 40_000,
           what: 'both sides of the partition to see the other side as down',
           intervalMs: 200,
         });
@@ -249,9 +250,9 @@ if (notRun !== undefined) {
         // And through the CLI: `ckv status --json` reports one Merkle root on all three.
         const cliRoots = await Promise.all(
           c.nodes.map(async (n) => {
-            const result = await runCli(n.socket, ['status', '--json']);
+            const result = await runCli(['status', '--json'], { socket: n.socket, timeoutMs: 20_000 });
             assert.equal(result.code, 0, result.stderr);
-            return (JSON.parse(result.stdout) as { merkleRoot: string }).merkleRoot;
+            return (JSON.parse(result.stdout.toString()) as { merkleRoot: string }).merkleRoot;
           }),
         );
         assert.equal(new Set(cliRoots).size, 1, `status --json merkleRoot on every host: ${cliRoots.join(' ')}`);
@@ -302,7 +303,7 @@ if (notRun !== undefined) {
               }
               return true;
             },
-            { timeoutMs: 15_000, what: 'hosts 1 and 3 to show the killed host 2 as unreachable' },
+            { deadlineMs: 15_000, intervalMs: 50, what: 'hosts 1 and 3 to show the killed host 2 as unreachable' },
           );
           await victim.start();
           t.diagnostic(`host 2 restarted and answering after ${Date.now() - start} ms`);

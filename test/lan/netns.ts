@@ -1,7 +1,7 @@
 /**
- * Helpers for the LAN tests: a private "LAN" of network namespaces joined by a bridge, real
- * `ckv node start` processes running inside them, nftables partitions, polling with deadlines
- * and a cleanup registry.
+ * The network-namespace part of the LAN tests: a private "LAN" of network namespaces joined
+ * by a bridge, nftables partitions, and ckv nodes placed in those namespaces. Processes,
+ * readiness, waiting, the CLI and cleanup come from the harness (harness/).
  *
  * Layout of one LAN (prefix P, subnet 10.77.X.0/24):
  *
@@ -10,30 +10,25 @@
  *
  * Nothing is connected to the root namespace: traffic only flows between these namespaces.
  * The control sockets are Unix sockets on the shared filesystem, so this process (in the root
- * namespace) talks to every node's gRPC API directly.
+ * namespace) talks to every node's gRPC API directly. A node is `ckv node start` launched
+ * through `ip netns exec <host namespace>` (harness startNode with a launcher), its stderr
+ * appended to `<dataDir>/node.log`.
  *
  * Partitions: an `inet ckvpart` nftables table in each affected host namespace, dropping
  * (and counting) packets from and to the cut-off addresses on input and output. Deleting the
  * tables heals.
  *
- * Cleanup: every namespace and process is registered. `cleanupLan()` (an `after()` hook in the
- * test file) SIGKILLs the nodes, waits for them, deletes the namespaces (their nft tables go
- * with them) and removes the data directories; a process 'exit' handler and SIGINT/SIGTERM
- * handlers do the same synchronously as a last resort.
+ * Cleanup: the nodes are harness processes; every LAN registers with the harness cleanup
+ * registry, which deletes the namespaces (their nft tables go with them) after killing the
+ * processes, on every exit path (after() hook, 'exit' handler, SIGINT/SIGTERM/SIGHUP).
+ * Data directories are kept if CKV_LAN_KEEP is set.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ControlClient } from '../../src/control/client.js';
+import { join } from 'node:path';
 import type { EntryMessage, StatusMessage } from '../../src/control/proto.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repository root: this file runs from dist/test/lan/. */
-export const repoRoot = resolve(here, '..', '..', '..');
-export const ckvBin = join(repoRoot, 'bin', 'ckv.js');
+import type { ControlClient } from '../../src/control/client.js';
+import { addCleanup, exitOnSignals, startNode, tempDir, withDeadline, type NodeProcess } from '../../harness/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
@@ -65,95 +60,21 @@ export function lanUnavailableReason(): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cleanup registry
+// Naming and cleanup
 
-const liveNodes = new Set<LanNode>();
 const liveLans = new Set<Lan>();
-const tempDirs = new Set<string>();
-let handlersInstalled = false;
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Synchronous last resort: SIGKILL every node, delete every namespace, remove every dir. */
-function cleanupSync(): void {
-  for (const node of liveNodes) node.killSync();
-  liveNodes.clear();
+addCleanup(() => {
   for (const lan of liveLans) lan.destroy();
-  liveLans.clear();
-  if (!process.env.CKV_LAN_KEEP) for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-/** Kills every node (waiting for each to exit), deletes every namespace, removes temp dirs. */
-export async function cleanupLan(): Promise<void> {
-  await Promise.all([...liveNodes].map((node) => node.kill().catch(() => undefined)));
-  cleanupSync();
-}
-
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', cleanupSync);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      cleanupSync();
-      process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal]);
-    });
-  }
-}
+});
 
 /** This run's name prefix: `ckvlan-<pid>-<random>`. */
 export const runPrefix = `ckvlan-${process.pid}-${randomBytes(2).toString('hex')}`;
 /** The third octet of this run's 10.77.X.0/24, derived from the pid (1..250). */
 export const subnetOctet = 1 + (process.pid % 250);
 
-/** A fresh directory /tmp/<runPrefix>-<tag>, removed by the cleanup (kept if CKV_LAN_KEEP is set). */
-export function tempDir(tag: string): string {
-  const dir = join('/tmp', `${runPrefix}-${tag}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  tempDirs.add(dir);
-  return dir;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Waiting
-
-export interface WaitOptions {
-  timeoutMs: number;
-  what: string;
-  intervalMs?: number;
-}
-
-/** Polls `condition` until it returns true; throws `timed out ... waiting for <what>` at the deadline. */
-export async function waitFor(condition: () => Promise<boolean> | boolean, options: WaitOptions): Promise<void> {
-  const { timeoutMs, what, intervalMs = 50 } = options;
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      if (await condition()) return;
-      lastError = undefined;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() >= deadline) {
-      const cause = lastError ? ` (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
-    }
-    await new Promise((done) => setTimeout(done, intervalMs));
-  }
-}
-
-/** `promise`, or a rejection naming `what` if it takes longer than `timeoutMs`. */
-export function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/** A fresh directory <tmp>/<runPrefix>-<tag>-XXXXXX, removed by the cleanup (kept if CKV_LAN_KEEP is set). */
+export function lanTempDir(tag: string): string {
+  return tempDir(`${runPrefix}-${tag}-`, { keep: Boolean(process.env.CKV_LAN_KEEP) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +104,7 @@ export class Lan {
 
   /** Builds the namespaces, the bridge and one veth per host (see the top comment). */
   static create(tag: string, hosts: number): Lan {
-    installHandlers();
+    exitOnSignals('LAN tests');
     const lan = new Lan(`${runPrefix}-${tag}`, hosts);
     liveLans.add(lan);
     const br = lan.bridgeNs;
@@ -261,22 +182,7 @@ export class Lan {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Nodes
-
-/** Whether something accepts connections on the Unix socket at `path`. */
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once('error', () => {
-      socket.destroy();
-      done(false);
-    });
-  });
-}
+// Nodes in host namespaces
 
 /**
  * One `ckv node start` process running in a host namespace, its stderr appended to
@@ -285,9 +191,7 @@ function canConnect(path: string): Promise<boolean> {
 export class LanNode {
   readonly socket: string;
   readonly logPath: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private clientInstance: ControlClient | undefined;
+  private current: NodeProcess | undefined;
   /** Set by the first successful start (identities persist in the data dir). */
   peerId = '';
   nodeId = '';
@@ -307,90 +211,39 @@ export class LanNode {
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.current?.pid;
+  }
+
+  get running(): boolean {
+    return this.current?.running ?? false;
   }
 
   /** The gRPC client for this node (a fresh one after every start). */
   get client(): ControlClient {
-    if (!this.clientInstance) throw new Error(`${this.name} is not running`);
-    return this.clientInstance;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined && !hasExited(this.child);
+    if (!this.current?.running) throw new Error(`${this.name} is not running`);
+    return this.current.client;
   }
 
   /** Spawns the node inside its namespace and resolves once it answers `Status`. */
   async start(readyTimeoutMs = 20_000): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
-    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-    const log = openSync(this.logPath, 'a');
-    const argv = ['netns', 'exec', this.lan.ns(this.host), process.execPath, ckvBin, 'node', 'start', '--data-dir', this.dataDir, ...this.args];
-    let child: ChildProcess;
-    try {
-      // `ip netns exec` execs the command (no fork), so child.pid is the node itself.
-      child = spawn('ip', argv, { cwd: repoRoot, stdio: ['ignore', log, log] });
-    } finally {
-      closeSync(log);
-    }
-    this.child = child;
-    liveNodes.add(this);
-    this.exited = new Promise((done) => {
-      if (hasExited(child)) done();
-      else child.once('exit', () => done());
+    this.current = await startNode({
+      name: this.name,
+      dataDir: this.dataDir,
+      args: this.args,
+      isolated: false,
+      launcher: ['ip', 'netns', 'exec', this.lan.ns(this.host)],
+      logFile: this.logPath,
+      readyDeadlineMs: readyTimeoutMs,
+      readyIntervalMs: 50,
     });
-    child.once('error', () => undefined);
-    this.clientInstance?.close();
-    this.clientInstance = undefined;
-    // Fail at once (not at the deadline) if the process exits before it is ready.
-    const earlyExit = this.exited.then(() => {
-      throw new Error(`${this.name} exited before it was ready (code ${child.exitCode}, signal ${child.signalCode})`);
-    });
-    earlyExit.catch(() => undefined);
-    const ready = waitFor(
-      async () => {
-        if (hasExited(child)) return true; // stops polling; earlyExit has already rejected
-        // The stale socket of a killed node exists until the new one replaces it: it must accept.
-        if (!existsSync(this.socket) || !(await canConnect(this.socket))) return false;
-        const client = new ControlClient(this.socket);
-        try {
-          const status = await withDeadline(client.status(), 2_000, `status from ${this.name}`);
-          this.peerId = status.peerId;
-          this.nodeId = status.nodeId;
-        } finally {
-          client.close();
-        }
-        return true;
-      },
-      { timeoutMs: readyTimeoutMs, what: `${this.name} (${this.socket}) to answer status`, intervalMs: 50 },
-    );
-    try {
-      await Promise.race([ready, earlyExit]);
-      if (hasExited(child)) await earlyExit;
-    } catch (error) {
-      if (!hasExited(child)) child.kill('SIGKILL');
-      await this.exited;
-      ready.catch(() => undefined);
-      throw new Error(`${(error as Error).message}\n${this.name} log tail:\n${this.logTail()}`);
-    }
-    this.clientInstance = new ControlClient(this.socket);
+    this.peerId = this.current.peerId;
+    this.nodeId = this.current.nodeId;
   }
 
   /** kill -9, then wait for the exit. */
   async kill(): Promise<void> {
-    const child = this.child;
-    this.clientInstance?.close();
-    this.clientInstance = undefined;
-    if (child && !hasExited(child)) child.kill('SIGKILL');
-    await withDeadline(this.exited, 10_000, `${this.name} to exit after SIGKILL`);
-    liveNodes.delete(this);
-  }
-
-  /** Synchronous SIGKILL (for the exit handler). */
-  killSync(): void {
-    this.clientInstance?.close();
-    this.clientInstance = undefined;
-    if (this.child && !hasExited(this.child)) this.child.kill('SIGKILL');
+    await this.current?.kill();
   }
 
   status(): Promise<StatusMessage> {
@@ -409,36 +262,6 @@ export class LanNode {
 
   /** The last `lines` lines of the node's log. */
   logTail(lines = 40): string {
-    try {
-      const text = readFileSync(this.logPath, 'utf8').trimEnd().split('\n');
-      return text.slice(-lines).map((line) => `  | ${line}`).join('\n');
-    } catch (error) {
-      return `  (no log: ${(error as Error).message})`;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The CLI, from the root namespace
-
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/ckv.js --socket S ...args` (in the root namespace) to completion. */
-export async function runCli(socket: string, args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  const child = spawn(process.execPath, [ckvBin, '--socket', socket, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const closed = new Promise<CliResult>((done) => child.once('close', (code) => done({ code, stdout, stderr })));
-  try {
-    return await withDeadline(closed, timeoutMs, `ckv ${args.join(' ')}`);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
+    return this.current?.logTail(lines) ?? '  (not started)';
   }
 }
