@@ -36,6 +36,7 @@
  * - a peer that is new to us, or that restarted (a higher incarnation), is catching up: it
  *   pulls from us, we do not push at once;
  * - otherwise (a link healed between two running nodes) the smaller node id syncs at once.
+ * While a node catches up from one peer it answers other peers' sessions with `busy`.
  * Then every `syncIntervalMs` (with jitter) one random up member is synced. Only members
  * that hold a partition in common with us (placement.ts) are synced with at all; under full
  * replication that is every member.
@@ -164,6 +165,15 @@ export class Membership {
 
   get isCatchingUp(): boolean {
     return this.catchingUp;
+  }
+
+  /**
+   * Whether to serve a session a peer starts now. Not while we catch up from another peer:
+   * a second sender would push the same missing entries again. The peer is told `busy`,
+   * backs off, and by its retry finds us in sync.
+   */
+  acceptsInbound(): boolean {
+    return !(this.catchingUp && this.scheduler.urgentSessionsInFlight > 0);
   }
 
   /** Every member not removed, by node id. */

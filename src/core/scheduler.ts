@@ -64,6 +64,11 @@ export class SyncScheduler<P extends string = string> {
     return this.peers.size;
   }
 
+  /** Urgent sessions taken and not yet reported. */
+  get urgentSessionsInFlight(): number {
+    return this.urgentInFlight;
+  }
+
   /** A peer connected: sync with it at once. */
   peerConnected(peer: P): void {
     const state = this.peers.get(peer);

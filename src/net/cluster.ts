@@ -158,6 +158,7 @@ export class ClusterNetwork {
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, Date.now()),
           served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, Date.now()),
+          acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },
       },
       { cluster: config.cluster, inboundSessionsMax: config.inboundSessionsMax, valueBytesMax: config.valueBytesMax, rng: Math.random },

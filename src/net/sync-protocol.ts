@@ -48,6 +48,8 @@ export interface ServedSessionObserver {
   hello(peerId: string, peerWallMs: number, entryCount: number): void;
   /** A served session ended; ok = in sync or synced. */
   served(peerId: string, ok: boolean, result: string): void;
+  /** Whether to serve a session now (false while we catch up from another peer). */
+  acceptsInbound(): boolean;
 }
 
 export interface SyncServiceComponents {
@@ -154,10 +156,11 @@ export class SyncService {
     const { replica, sessions, counters } = this.components;
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
-    if (this.inbound >= this.options.inboundSessionsMax) {
+    const full = this.inbound >= this.options.inboundSessionsMax;
+    if (full || !sessions.acceptsInbound()) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
-      const message = `serving ${this.options.inboundSessionsMax} sessions already`;
+      const message = full ? `serving ${this.options.inboundSessionsMax} sessions already` : 'catching up from another peer';
       await framed.write(encodeFrame({ type: FrameType.refuse, reason: RefuseReason.busy, message })).catch(() => undefined);
       await framed.close().catch(() => undefined);
       return;

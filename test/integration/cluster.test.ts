@@ -140,6 +140,10 @@ describe('three nodes, B and C bootstrapped to A', () => {
       entry_encoding_bytes: load.wireBytes,
       c_sync_entries_applied: counter(cFinal!, 'sync_entries_applied'),
     });
+    // One peer catches C up: the missing entries cross the wire once, not once per peer.
+    // (2.0x the entries' encoding before, when A and B both pushed at once.)
+    const bytesIn = counter(cFinal!, 'sync_bytes_in');
+    assert.ok(bytesIn <= 1.5 * load.wireBytes, `C received ${bytesIn} sync bytes for ${load.wireBytes} bytes of missed entries`);
     // And the entries are really there (read after the fact).
     for (const i of [0, 4_999, count - 1]) assert.equal(await getText(c, `t3/${pad(i)}`), Buffer.from(value100(i)).toString());
     // Bootstrap makes a star: B and C connect to A only (nothing makes them dial each other).

@@ -500,7 +500,8 @@ export class Simulation {
       return;
     }
     this.stats.sessions++;
-    const refuse = to.inbound >= inboundSessionsMax ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
+    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
+    const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
     const side = (node: SimNode, machine: SyncInitiator | SyncResponder): Side => ({
       node,

@@ -40,6 +40,24 @@ describe('Membership', () => {
     assert.notEqual(second[0], first[0]);
   });
 
+  // While it pulls from one peer, a catching-up node turns other senders away (busy).
+  it('refuses inbound sessions only while it catches up from a peer', () => {
+    const m = membership();
+    assert.equal(m.acceptsInbound(), true, 'nothing in flight');
+    m.connected(peer(9), 0);
+    const [first] = syncs(m.tick(0));
+    assert.equal(m.acceptsInbound(), false);
+    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false }, 1);
+    assert.equal(m.acceptsInbound(), true, 'a failed catch-up holds nothing');
+    assert.equal(first, 'p9');
+    m.sessionServed('p9', { ok: true, result: 'synced' }, 2);
+    assert.equal(m.isCatchingUp, false);
+    m.connected(peer(7), 3);
+    m.requestSync('p7');
+    assert.deepEqual(syncs(m.tick(3)), ['p7']);
+    assert.equal(m.acceptsInbound(), true, 'caught up: an urgent pull does not turn peers away');
+  });
+
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
   // link between two running nodes, the smaller node id syncs at once.
   it('a running node leaves the catch-up to a restarted peer; on a heal the smaller id syncs', () => {

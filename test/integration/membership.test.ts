@@ -1,0 +1,66 @@
+/**
+ * Membership on real processes: a node stopped, restarted and stopped again within a minute
+ * shows as left on its peer (each leave is a new message: it carries the stopping node's
+ * incarnation and a sequence number, so gossip's seen-cache cannot drop the second one), and
+ * `ckv peers forget` refuses a connected peer with exit 4, forgets a stopped one, and a
+ * forgotten node that comes back is listed again.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCli, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { startPeer } from '../helpers/cluster.js';
+
+const fast = ['--sync-interval-ms', '200'];
+
+async function stateOf(observer: NodeProcess, peerId: string): Promise<string | undefined> {
+  return (await observer.peers()).find((p) => p.peerId === peerId)?.state;
+}
+
+async function waitState(observer: NodeProcess, peerId: string, state: string | undefined, what: string): Promise<void> {
+  await waitFor(async () => (await stateOf(observer, peerId)) === state, { deadlineMs: 20_000, what });
+}
+
+describe('membership', () => {
+  it('a node stopped, restarted and stopped again within a minute shows as left', async () => {
+    const a = await startPeer('A', { args: fast });
+    let b = await startPeer('B', { bootstrap: [a], args: fast });
+    await waitMesh([a, b]);
+    const peerB = b.peerId;
+    const startedMs = Date.now();
+
+    await stopCleanly(b);
+    await waitState(a, peerB, 'left', 'A to show B left after its first stop');
+    b = await b.respawn();
+    await waitState(a, peerB, 'up', 'A to show B up after its restart');
+    await stopCleanly(b);
+    await waitState(a, peerB, 'left', 'A to show B left after its second stop');
+    assert.ok(Date.now() - startedMs < 60_000, 'the second stop came within the seen-cache window (two minutes)');
+    await stopCleanly(a);
+  });
+
+  it('peers forget: a connected peer is refused (exit 4); a stopped one is forgotten and re-added when it returns', async () => {
+    const a = await startPeer('A', { args: fast });
+    let b = await startPeer('B', { bootstrap: [a], args: fast });
+    await waitMesh([a, b]);
+    const peerB = b.peerId;
+
+    const refused = await runCli(['peers', 'forget', peerB], { socket: a.socket });
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(refused.stderr, /^ckv: .*connected/);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, 'one line');
+    assert.equal(await stateOf(a, peerB), 'up', 'still listed');
+
+    await stopCleanly(b);
+    await waitState(a, peerB, 'left', 'A to show B left');
+    const forgotten = await runCli(['peers', 'forget', peerB], { socket: a.socket });
+    assert.equal(forgotten.code, 0, forgotten.stderr);
+    assert.equal(await stateOf(a, peerB), undefined, 'no longer listed');
+    const again = await runCli(['peers', 'forget', peerB], { socket: a.socket });
+    assert.equal(again.code, 1, 'an unknown peer: not found');
+
+    b = await b.respawn();
+    await waitState(a, peerB, 'up', 'A to list B again once it reconnects');
+    await stopCleanly(b);
+    await stopCleanly(a);
+  });
+});
