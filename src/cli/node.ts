@@ -51,10 +51,10 @@ export function register(program: Command): void {
       }
       if (options.testNoGossip) config.gossip = false;
       // Loaded here, not at the top: every other command stays free of libp2p's start-up cost.
-      const { CkvNode } = await import('../node.js');
+      const { startNode } = await import('../node/wiring.js');
       const { stderrLogger } = await import('../util/logger.js');
       const logger = stderrLogger();
-      const running = await CkvNode.start(config, logger);
+      const running = await startNode(config, logger);
       await new Promise<void>((done) => {
         running.onStop(done);
         let signals = 0;

@@ -14,10 +14,8 @@ import { CkvError, InvalidKeyError, ValueTooLargeError } from '../core/errors.js
 import { hlcToString } from '../core/hlc.js';
 import { checkKey, type Entry, type Version } from '../core/entry.js';
 import { ReplicaClosedError, type LocalWrite } from '../core/replica.js';
-import { toHex } from '../core/bytes.js';
-import { ckvVersion } from '../config.js';
-import { NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, CkvNode } from '../node.js';
+import type { ChangeEvent, NodeApi } from '../node/api.js';
+import type { NodeStatus, PeerView } from '../node/status.js';
 import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
@@ -33,6 +31,39 @@ function entryMessage(entry: Entry, withValue: boolean): object {
     value: withValue && entry.value ? Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength) : Buffer.alloc(0),
     version: versionMessage(entry.version),
     deleted: entry.value === null,
+  };
+}
+
+/** The gRPC StatusReply view of the node's one status (src/node/status.ts). */
+function statusMessage(status: NodeStatus): object {
+  return {
+    nodeId: status.nodeId,
+    peerId: status.peerId,
+    listenAddresses: status.listenAddresses,
+    cluster: status.cluster,
+    keyCount: String(status.keys),
+    tombstoneCount: String(status.tombstones),
+    bytesOnDisk: String(status.bytesOnDisk),
+    merkleRoot: status.merkleRoot,
+    hlcNow: versionMessage({ hlc: status.hlcNow, node: status.nodeId }),
+    uptimeMs: String(status.uptimeMs),
+    version: status.version,
+    dataDir: status.dataDir,
+    counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
+    httpUrl: status.httpUrl,
+  };
+}
+
+function peerMessage(p: PeerView): object {
+  return {
+    peerId: p.peerId,
+    nodeId: p.nodeId,
+    addresses: p.addresses,
+    state: p.state,
+    lastSyncMs: String(p.lastSyncMs),
+    lastSyncResult: p.lastSyncResult,
+    clockOffsetMs: String(p.clockOffsetMs),
+    inSync: p.inSync,
   };
 }
 
@@ -58,7 +89,7 @@ export class ControlServer {
   /** Open Watch and PutPipeline calls: ended first on close, so shutdown does not wait on them. */
   private readonly streams = new Set<() => void>();
 
-  constructor(private readonly node: CkvNode) {
+  constructor(private readonly node: NodeApi) {
     const { kv } = loadKvService();
     this.server.addService(kv.service, this.handlers());
     new ReflectionService(loadReflectionDefinition()).addToServer(this.server);
@@ -139,54 +170,16 @@ export class ControlServer {
         const entry = await node.get(checkedKey(req.key));
         return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };
       }),
-      WhereIs: this.guard(async (req: { key: string }) => {
-        const entry = await node.get(checkedKey(req.key));
-        const self = node.cluster?.peerId ?? '';
-        const holders: object[] = entry
-          ? [{ nodeId: node.nodeId, peerId: self, version: versionMessage(entry.version), deleted: entry.value === null, error: '' }]
-          : [];
-        for (const answer of (await node.cluster?.whereIs(req.key)) ?? []) {
-          if (answer.error) holders.push({ peerId: answer.peerId, error: answer.error });
-          else if (answer.holding?.version) {
-            const { nodeId, version, deleted } = answer.holding;
-            holders.push({ nodeId, peerId: answer.peerId, version: versionMessage(version), deleted, error: '' });
-          }
-        }
-        return { holders };
-      }),
-      // The only await comes first, so every other field is read at one moment.
-      Status: this.guard(async () => {
-        const bytesOnDisk = String(await node.sizeBytes());
-        return {
-          nodeId: node.nodeId,
-          peerId: node.cluster?.peerId ?? '',
-          listenAddresses: node.cluster?.listenAddresses() ?? [],
-          cluster: node.config.cluster,
-          keyCount: String(node.replica.liveCount),
-          tombstoneCount: String(node.replica.tombstoneCount),
-          bytesOnDisk,
-          merkleRoot: toHex(node.replica.tree.rootDigest),
-          hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
-          uptimeMs: String(Date.now() - node.startedAtMs),
-          version: ckvVersion,
-          dataDir: node.config.dataDir,
-          counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
-          httpUrl: node.httpUrl,
-        };
-      }),
-      Peers: this.guard(async () => ({
-        peers: (node.cluster?.peerList() ?? []).map((p) => ({
-          peerId: p.peerId,
-          nodeId: p.nodeId,
-          addresses: p.addresses,
-          state: p.state,
-          lastSyncMs: String(p.lastSyncMs),
-          lastSyncResult: p.lastSyncResult,
-          clockOffsetMs: String(p.clockOffsetMs),
-          inSync: p.inSync,
-        })),
+      WhereIs: this.guard(async (req: { key: string }) => ({
+        holders: (await node.whereIs(checkedKey(req.key))).map((h) =>
+          h.error
+            ? { peerId: h.peerId, error: h.error }
+            : { nodeId: h.nodeId ?? '', peerId: h.peerId, ...(h.version ? { version: versionMessage(h.version) } : {}), deleted: h.deleted ?? false, error: '' },
+        ),
       })),
-      ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: node.cluster?.forget(req.peerId) ?? false })),
+      Status: this.guard(async () => statusMessage(await node.status())),
+      Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
+      ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),
       Leave: this.guard(async () => {
         setImmediate(() => void node.stop('leave requested'));
         return {};
@@ -296,7 +289,7 @@ export class ControlServer {
       if (value === undefined) {
         key = checkedKey(chunk.key);
         const size = Number(chunk.valueBytes);
-        const limit = this.node.config.valueBytesMax;
+        const limit = this.node.valueBytesMax;
         if (size > limit) throw new ValueTooLargeError(size, limit);
         value = Buffer.allocUnsafe(size);
       }
@@ -355,25 +348,18 @@ export class ControlServer {
 
   private async sync(call: grpc.ServerWritableStream<{ peer: string }, unknown>): Promise<void> {
     try {
-      const cluster = this.node.cluster;
-      if (!cluster) throw new NoPeersError();
-      for await (const step of cluster.syncNow(call.request.peer || undefined)) {
+      for await (const step of this.node.sync(call.request.peer || undefined)) {
         if (call.cancelled) break;
         if (step.phase === 'started') {
           call.write({ peerId: step.peerId, phase: 'started' });
           continue;
         }
-        const { report } = step;
         call.write({
-          peerId: report.peerId,
-          phase: report.outcome === 'error' || report.outcome === 'refused' ? 'failed' : 'finished',
-          outcome: report.outcome,
-          rounds: report.result?.rounds ?? 0,
-          entriesSent: String(report.result?.entriesSent ?? 0),
-          entriesReceived: String(report.result?.entriesReceived ?? 0),
-          bytesSent: String(report.bytesSent),
-          bytesReceived: String(report.bytesReceived),
-          message: report.error ?? '',
+          ...step,
+          entriesSent: String(step.entriesSent),
+          entriesReceived: String(step.entriesReceived),
+          bytesSent: String(step.bytesSent),
+          bytesReceived: String(step.bytesReceived),
         });
       }
       call.end();
@@ -400,8 +386,10 @@ export class ControlServer {
         appliedAtMs: String(change.appliedAtMs),
       });
     };
+    let unwatch: (() => void) | undefined;
     const cleanup = (): void => {
-      this.node.changes.off('change', listener);
+      unwatch?.();
+      unwatch = undefined;
       this.streams.delete(end);
     };
     // The node is stopping: the watcher is told by UNAVAILABLE, so scripts can tell it from Ctrl-C.
@@ -410,7 +398,7 @@ export class ControlServer {
       call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
     };
     this.streams.add(end);
-    this.node.changes.on('change', listener);
+    unwatch = this.node.watch(listener);
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
   }
@@ -428,7 +416,7 @@ interface PutResultMessage {
 }
 
 /** Each write's outcome as a PutResult: a version, or the error's message and status code. */
-async function writeResults(node: CkvNode, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
+async function writeResults(node: NodeApi, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
   let outcomes: (Version | Error)[];
   try {
     outcomes = await node.writeMany(writes);

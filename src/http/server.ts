@@ -38,10 +38,10 @@ import { checkKey } from '../core/entry.js';
 import { hlcToString } from '../core/hlc.js';
 import type { Version } from '../core/entry.js';
 import { ReplicaClosedError } from '../core/replica.js';
-import type { CkvNode } from '../node.js';
+import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
 import { pageSecurityPolicy, renderPage } from './page.js';
-import { takeSnapshot, type StatusSnapshot } from './snapshot.js';
+import { toSnapshot, type StatusSnapshot } from './snapshot.js';
 
 /** Ports tried from the configured one when it is taken. */
 export const httpPortAttempts = 20;
@@ -112,7 +112,7 @@ export class HttpServer {
   /** http://host:port/, set once listening. */
   url = '';
 
-  constructor(private readonly node: CkvNode) {
+  constructor(private readonly node: NodeApi) {
     this.metrics = createMetrics(node);
   }
 
@@ -140,9 +140,9 @@ export class HttpServer {
       // `Expect: 100-continue` (curl, for large bodies): refuse an oversized PUT before its body is sent.
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
         const declared = Number(req.headers['content-length']);
-        if (req.method === 'PUT' && declared > this.node.config.valueBytesMax) {
+        if (req.method === 'PUT' && declared > this.node.valueBytesMax) {
           res.setHeader('Connection', 'close');
-          sendJson(res, req, 413, { error: `value is ${declared} bytes; the limit is ${this.node.config.valueBytesMax} bytes` });
+          sendJson(res, req, 413, { error: `value is ${declared} bytes; the limit is ${this.node.valueBytesMax} bytes` });
           return;
         }
         res.writeContinue();
@@ -248,8 +248,8 @@ export class HttpServer {
         return this.events(req, res);
       case '/metrics': {
         allow(method, ['GET', 'HEAD']);
-        const text = await this.metrics.registry.metrics();
-        return send(res, req, 200, text, this.metrics.registry.contentType);
+        const text = await this.metrics.scrape();
+        return send(res, req, 200, text, this.metrics.contentType);
       }
       default:
         throw new HttpError(404, `no such path: ${path.slice(0, 200)}`);
@@ -288,8 +288,8 @@ export class HttpServer {
     sendJson(res, req, status, { error: message.split('\n')[0] });
   }
 
-  private snapshot(): Promise<StatusSnapshot> {
-    return takeSnapshot(this.node, this.url);
+  private async snapshot(): Promise<StatusSnapshot> {
+    return toSnapshot(await this.node.status());
   }
 
   // --- the key-value gateway ----------------------------------------------------------------
@@ -308,7 +308,7 @@ export class HttpServer {
   }
 
   private async put(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
-    const value = await readBody(req, res, this.node.config.valueBytesMax);
+    const value = await readBody(req, res, this.node.valueBytesMax);
     const version = await this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
     sendJson(res, req, 200, { version: versionText(version) });
   }
