@@ -2,7 +2,7 @@
  * The control API (ckv.proto, service ckv.v1.Kv) over gRPC on a Unix socket, mode 0600: only
  * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
  *
- * Errors become gRPC status codes with a one-line message (see ckv.proto). Server streams
+ * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
  * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
  * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
  * grow the node's memory without bound.
@@ -10,10 +10,11 @@
 import { chmod } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { CkvError, InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
+import { ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
 import { checkKey, type Entry, type Version } from '../core/entry.js';
-import { ReplicaClosedError, type LocalWrite } from '../core/replica.js';
+import type { LocalWrite } from '../core/replica.js';
+import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
 import type { ChangeEvent, NodeApi } from '../node/api.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
 import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
@@ -71,16 +72,17 @@ function statusError(code: grpc.status, message: string): grpc.ServiceError {
   return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
-/** Maps an operating error to a gRPC status; anything unexpected is INTERNAL. */
+/**
+ * An error as a gRPC status: its kind's code from the error table (src/errors.ts), with its
+ * one-line message; anything unexpected is INTERNAL.
+ */
 export function toServiceError(error: unknown): grpc.ServiceError {
-  if (error instanceof InvalidKeyError) return statusError(grpc.status.INVALID_ARGUMENT, error.message);
-  if (error instanceof ValueTooLargeError) return statusError(grpc.status.RESOURCE_EXHAUSTED, error.message);
-  if (error instanceof ReplicaClosedError) return statusError(grpc.status.UNAVAILABLE, 'the node is stopping');
-  if (error instanceof CkvError) return statusError(grpc.status.FAILED_PRECONDITION, error.message);
   if (error && typeof error === 'object' && 'code' in error && typeof (error as grpc.ServiceError).code === 'number') {
-    return error as grpc.ServiceError;
+    return error as grpc.ServiceError; // already a status (grpc-js's own)
   }
-  return statusError(grpc.status.INTERNAL, error instanceof Error ? error.message : String(error));
+  const kind = kindOf(error);
+  const message = kind === 'stopping' ? 'the node is stopping' : error instanceof Error ? error.message : String(error);
+  return statusError(errorKinds[kind].grpc, message.split('\n')[0]!);
 }
 
 export class ControlServer {
@@ -131,7 +133,7 @@ export class ControlServer {
   private guard<Req, Res>(handler: (request: Req) => Promise<Res>): Unary<Req, Res> {
     return (call, callback) => {
       if (this.node.isStopping) {
-        callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        callback(toServiceError(new NodeStoppingError()));
         return;
       }
       handler(call.request).then(
@@ -155,14 +157,14 @@ export class ControlServer {
       Delete: this.guard(async (req: { key: string }) => ({ version: versionMessage(await node.delete(req.key)) })),
       PutMany: this.guard(async (req: { puts: { key: string; value: Buffer }[] }) => {
         if (req.puts.length > putManyCountMax) {
-          throw statusError(grpc.status.INVALID_ARGUMENT, `${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
+          throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
         // One writeMany: the replica folds them into a few storage batches.
         const results = await writeResults(
           node,
           req.puts.map((put) => ({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) })),
         );
-        if (results.some((result) => result.code === grpc.status.UNAVAILABLE)) throw new ReplicaClosedError();
+        if (results.some((result) => result.code === errorKinds.stopping.grpc)) throw new NodeStoppingError();
         return { results };
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
@@ -185,7 +187,7 @@ export class ControlServer {
         return {};
       }),
       PutStream: (call: grpc.ServerReadableStream<PutChunk, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        if (this.node.isStopping) return callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
         this.putStream(call).then(
           (version) => callback(null, { version: versionMessage(version) }),
           (error) => callback(toServiceError(error)),
@@ -207,7 +209,7 @@ export class ControlServer {
    */
   private putPipeline(call: grpc.ServerDuplexStream<PutMessage, unknown>): void {
     if (this.node.isStopping) {
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
       return;
     }
     /** Results in the order of the puts, from put number `firstSeq` on; a slot is filled when its put finishes. */
@@ -224,7 +226,7 @@ export class ControlServer {
     const stop = (): void => {
       if (closed) return;
       finish();
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
     };
     const flush = (): void => {
       flushScheduled = false;
@@ -294,14 +296,14 @@ export class ControlServer {
         value = Buffer.allocUnsafe(size);
       }
       if (chunk.data.byteLength > value.byteLength - filled) {
-        throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream sent more than the ${value.byteLength} bytes it announced (nothing was stored)`);
+        throw new InvalidArgumentError(`PutStream sent more than the ${value.byteLength} bytes it announced (nothing was stored)`);
       }
       value.set(chunk.data, filled);
       filled += chunk.data.byteLength;
     }
-    if (value === undefined || key === undefined) throw statusError(grpc.status.INVALID_ARGUMENT, 'PutStream sent no message (nothing was stored)');
+    if (value === undefined || key === undefined) throw new InvalidArgumentError('PutStream sent no message (nothing was stored)');
     if (filled !== value.byteLength) {
-      throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
+      throw new InvalidArgumentError(`PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
     }
     return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
   }
@@ -309,7 +311,7 @@ export class ControlServer {
   /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
   private async getStream(call: grpc.ServerWritableStream<{ key: string }, unknown>): Promise<void> {
     try {
-      if (this.node.isStopping) throw new ReplicaClosedError();
+      if (this.node.isStopping) throw new NodeStoppingError();
       const entry = await this.node.get(checkedKey(call.request.key));
       if (!entry || entry.value === null) {
         call.write({ found: false, deleted: entry !== undefined, ...(entry ? { version: versionMessage(entry.version) } : {}) });
@@ -374,7 +376,7 @@ export class ControlServer {
       if (!change.entry.key.startsWith(prefix)) return;
       if (call.writableLength > watchBufferBytesMax) {
         cleanup();
-        call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'watcher fell too far behind; watch again'));
+        call.emit('error', toServiceError(new WatcherBehindError()));
         return;
       }
       call.write({
@@ -395,7 +397,7 @@ export class ControlServer {
     // The node is stopping: the watcher is told by UNAVAILABLE, so scripts can tell it from Ctrl-C.
     const end = (): void => {
       cleanup();
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
     };
     this.streams.add(end);
     unwatch = this.node.watch(listener);
