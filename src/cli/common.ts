@@ -3,32 +3,26 @@
  * one line on stderr and the right exit code.
  */
 import type { Command } from 'commander';
-import { CkvError, StoreLockedError } from '../core/errors.js';
 import { defaultDataDir, socketPathFor } from '../config.js';
-import { ControlClient, NodeUnreachableError } from '../control/client.js';
+import { ControlClient } from '../control/client.js';
 import { GrpcStatus, GrpcStatusError } from '../control/h2.js';
 import type { VersionMessage } from '../control/proto.js';
+import { errorKinds, ExitCode, kindOf, kindOfGrpcStatus, type ErrorKind } from '../errors.js';
 
-/** Exit codes. Documented in `ckv --help` and the README; scripts rely on them. */
-export const ExitCode = {
-  ok: 0,
-  notFound: 1,
-  usage: 2,
-  unreachable: 3,
-  refused: 4,
-  failed: 5,
-} as const;
+export { ExitCode };
 
 export const exitCodeHelp = `Exit codes:
   0  ok
-  1  key not found
-  2  usage error
-  3  node unreachable (no node at the socket)
-  4  request refused (invalid key, value too large, no peers, ...)
-  5  the node failed (could not start, internal error)`;
+  1  not found (the key, or it was deleted; the peer)
+  2  usage error (bad arguments; a node start flag that cannot be used: --http, --listen,
+     --bootstrap, an unreadable --cluster-key file)
+  3  node unreachable (no node at the socket, or it is stopping)
+  4  request refused (invalid key, value too large, no peers, peer still connected, ...)
+  5  failed (the node could not start, e.g. its data directory is in use; internal error)`;
 
+/** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(message: string, readonly kind: ErrorKind) {
     super(message);
     this.name = 'CliError';
   }
@@ -57,29 +51,16 @@ export async function withClient<T>(command: Command, fn: (client: ControlClient
   }
 }
 
-/** One line for the user and the exit code that goes with it. */
+/** One line for the user and the exit code that goes with it: the kind's, from the error table. */
 export function describeError(error: unknown): { message: string; exitCode: number } {
-  if (error instanceof CliError) return { message: error.message, exitCode: error.exitCode };
-  if (error instanceof NodeUnreachableError) return { message: error.message, exitCode: ExitCode.unreachable };
-  if (error instanceof StoreLockedError) return { message: error.message, exitCode: ExitCode.failed };
-  if (error instanceof CkvError) return { message: error.message, exitCode: ExitCode.refused };
+  if (error instanceof CliError) return { message: error.message, exitCode: errorKinds[error.kind].exit };
   if (error instanceof GrpcStatusError) {
     const message = error.details || 'request failed';
-    switch (error.code) {
-      case GrpcStatus.NOT_FOUND:
-        return { message, exitCode: ExitCode.notFound };
-      case GrpcStatus.INVALID_ARGUMENT:
-      case GrpcStatus.RESOURCE_EXHAUSTED:
-      case GrpcStatus.FAILED_PRECONDITION:
-        return { message, exitCode: ExitCode.refused };
-      case GrpcStatus.UNAVAILABLE:
-        return { message: `node unavailable: ${message}`, exitCode: ExitCode.unreachable };
-      default:
-        return { message, exitCode: ExitCode.failed };
-    }
+    const { exit } = errorKinds[kindOfGrpcStatus(error.code)];
+    return { message: error.code === GrpcStatus.UNAVAILABLE ? `node unavailable: ${message}` : message, exitCode: exit };
   }
   const message = error instanceof Error ? error.message : String(error);
-  return { message, exitCode: ExitCode.failed };
+  return { message: message.split('\n')[0]!, exitCode: errorKinds[kindOf(error)].exit };
 }
 
 export function versionText(version: VersionMessage | null | undefined): string {

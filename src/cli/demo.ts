@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
 import type { StatusMessage } from '../control/proto.js';
-import { CliError, ExitCode, writeStdout } from './common.js';
+import { CliError, writeStdout } from './common.js';
 
 const ckvBin = fileURLToPath(new URL('../../../bin/ckv.js', import.meta.url));
 const nodesMax = 16;
@@ -58,13 +58,13 @@ export function register(program: Command): void {
     .action(async (options: DemoOptions) => {
       const count = Number(options.nodes);
       if (!Number.isInteger(count) || count < 1 || count > nodesMax) {
-        throw new CliError(`--nodes must be a whole number from 1 to ${nodesMax}, not ${options.nodes}`, ExitCode.usage);
+        throw new CliError(`--nodes must be a whole number from 1 to ${nodesMax}, not ${options.nodes}`, 'usage');
       }
       let basePort: number | undefined;
       if (options.basePort !== undefined) {
         basePort = Number(options.basePort);
         if (!Number.isInteger(basePort) || basePort < 1024 || basePort + libp2pPortOffset + count > 65535) {
-          throw new CliError(`--base-port must be a whole number from 1024 to ${65535 - libp2pPortOffset - count}, not ${options.basePort}`, ExitCode.usage);
+          throw new CliError(`--base-port must be a whole number from 1024 to ${65535 - libp2pPortOffset - count}, not ${options.basePort}`, 'usage');
         }
       }
       await runDemo(count, basePort);
@@ -134,7 +134,7 @@ async function runDemo(count: number, basePort: number | undefined): Promise<voi
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    throw new CliError(`demo failed: ${error instanceof Error ? error.message : String(error)}`, ExitCode.failed);
+    throw new CliError(`demo failed: ${error instanceof Error ? error.message : String(error)}`, 'failed');
   }
 
   await writeStdout(describe(nodes, root));

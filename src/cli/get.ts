@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { GetStreamResult } from '../control/client.js';
-import { CliError, ExitCode, printJson, withClient } from './common.js';
+import { CliError, printJson, withClient } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -42,7 +42,7 @@ export function register(program: Command): void {
 }
 
 function notFound(key: string, deleted: boolean): CliError {
-  return new CliError(deleted ? `key was deleted: ${key}` : `key not found: ${key}`, ExitCode.notFound);
+  return new CliError(deleted ? `key was deleted: ${key}` : `key not found: ${key}`, 'notFound');
 }
 
 /** The file is created only once the key is known to exist, and removed if the transfer fails. */
@@ -79,7 +79,7 @@ async function pipeChunks(head: GetStreamResult, out: Writable): Promise<void> {
       });
     }
     if (out === process.stdout) await new Promise<void>((resolve) => out.write('', () => resolve()));
-    if (failure) throw new CliError(`cannot write the value: ${failure.message}`, ExitCode.failed);
+    if (failure) throw new CliError(`cannot write the value: ${failure.message}`, 'failed');
   } finally {
     out.off('error', onError);
   }

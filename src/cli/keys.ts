@@ -1,6 +1,6 @@
 /** `ckv keys [PREFIX] [--limit N]`: keys in order, one a line. */
 import type { Command } from 'commander';
-import { CliError, ExitCode, withClient, writeStdout } from './common.js';
+import { CliError, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--json', 'print key, version and deleted as JSON lines')
     .action(async (prefix: string, options: { limit?: string; deleted?: boolean; json?: boolean }, command: Command) => {
       const limit = options.limit === undefined ? 0 : Number(options.limit);
-      if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, not ${options.limit}`, ExitCode.usage);
+      if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, not ${options.limit}`, 'usage');
       await withClient(command, async (client) => {
         let lines: string[] = [];
         for await (const entry of client.scan({ prefix, limit, withValues: false, includeDeleted: options.deleted ?? false })) {

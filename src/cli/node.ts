@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
-import { CliError, ExitCode, globalOptions, withClient, writeStdout } from './common.js';
+import { CliError, globalOptions, withClient, writeStdout } from './common.js';
 
 interface StartOptions {
   dataDir?: string;
@@ -46,15 +46,15 @@ export function register(program: Command): void {
       if (options.http) config.http = options.http;
       if (options.syncIntervalMs !== undefined) {
         const ms = Number(options.syncIntervalMs);
-        if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, ExitCode.usage);
+        if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, 'usage');
         config.syncIntervalMs = ms;
       }
       if (options.testNoGossip) config.gossip = false;
       // Loaded here, not at the top: every other command stays free of libp2p's start-up cost.
-      const { CkvNode } = await import('../node.js');
+      const { startNode } = await import('../node/wiring.js');
       const { stderrLogger } = await import('../util/logger.js');
       const logger = stderrLogger();
-      const running = await CkvNode.start(config, logger);
+      const running = await startNode(config, logger);
       await new Promise<void>((done) => {
         running.onStop(done);
         let signals = 0;

@@ -1,6 +1,6 @@
 /** `ckv peers [--json]`: known nodes, their state, last sync and clock offset. */
 import type { Command } from 'commander';
-import { CliError, ExitCode, printJson, withClient, writeStdout } from './common.js';
+import { CliError, printJson, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -11,9 +11,9 @@ export function register(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (action: string | undefined, peer: string | undefined, options: { json?: boolean }, command: Command) => {
       if (action !== undefined) {
-        if (action !== 'forget' || !peer) throw new CliError("usage: ckv peers [--json] | ckv peers forget PEER", ExitCode.usage);
+        if (action !== 'forget' || !peer) throw new CliError("usage: ckv peers [--json] | ckv peers forget PEER", 'usage');
         const { forgotten } = await withClient(command, (client) => client.forgetPeer(peer));
-        if (!forgotten) throw new CliError(`not a known peer: ${peer}`, ExitCode.notFound);
+        if (!forgotten) throw new CliError(`not a known peer: ${peer}`, 'notFound');
         await writeStdout(`forgot ${peer}\n`);
         return;
       }

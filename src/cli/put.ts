@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { utf8 } from '../core/bytes.js';
 import { valueBytesMax } from '../core/limits.js';
 import { valueChunkBytes } from '../control/limits.js';
-import { CliError, ExitCode, versionText, withClient, writeStdout } from './common.js';
+import { CliError, versionText, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -31,9 +31,9 @@ interface ValueSource {
 }
 
 async function valueSource(value: string | undefined, file: string | undefined): Promise<ValueSource> {
-  if (file !== undefined && value !== undefined) throw new CliError('give a value or -f FILE, not both', ExitCode.usage);
+  if (file !== undefined && value !== undefined) throw new CliError('give a value or -f FILE, not both', 'usage');
   if (file !== undefined) return fileSource(file);
-  if (value === undefined) throw new CliError('missing value: give VALUE, -f FILE or - for standard input', ExitCode.usage);
+  if (value === undefined) throw new CliError('missing value: give VALUE, -f FILE or - for standard input', 'usage');
   if (value === '-') return readStdinBounded();
   const bytes = utf8(value);
   checkSize(bytes.byteLength);
@@ -42,7 +42,7 @@ async function valueSource(value: string | undefined, file: string | undefined):
 
 function checkSize(bytes: number): void {
   if (bytes > valueBytesMax) {
-    throw new CliError(`value is ${bytes} bytes; the limit is ${valueBytesMax} bytes (nothing was stored)`, ExitCode.refused);
+    throw new CliError(`value is ${bytes} bytes; the limit is ${valueBytesMax} bytes (nothing was stored)`, 'valueTooLarge');
   }
 }
 
@@ -55,11 +55,11 @@ async function fileSource(path: string): Promise<ValueSource> {
   let size: number;
   try {
     const info = await stat(path);
-    if (!info.isFile()) throw new CliError(`${path} is not a regular file`, ExitCode.usage);
+    if (!info.isFile()) throw new CliError(`${path} is not a regular file`, 'usage');
     size = info.size;
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`cannot read ${path}: ${(error as Error).message}`, ExitCode.usage);
+    throw new CliError(`cannot read ${path}: ${(error as Error).message}`, 'usage');
   }
   checkSize(size);
   const chunks = size === 0 ? [] : createReadStream(path, { end: size - 1, highWaterMark: valueChunkBytes });

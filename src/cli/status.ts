@@ -25,7 +25,8 @@ export function register(program: Command): void {
         `uptime      ${(Number(s.uptimeMs) / 1000).toFixed(1)} s`,
         `version     ${s.version}`,
       ];
-      const counters = Object.entries(s.counters);
+      // Every declared counter is in the reply; the text shows those that counted something.
+      const counters = Object.entries(s.counters).filter(([, v]) => v !== '0');
       if (counters.length) lines.push(`counters    ${counters.map(([k, v]) => `${k}=${v}`).join(' ')}`);
       await writeStdout(lines.join('\n') + '\n');
     });

@@ -2,7 +2,7 @@
  * The control API (ckv.proto, service ckv.v1.Kv) over gRPC on a Unix socket, mode 0600: only
  * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
  *
- * Errors become gRPC status codes with a one-line message (see ckv.proto). Server streams
+ * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
  * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
  * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
  * grow the node's memory without bound.
@@ -10,14 +10,13 @@
 import { chmod } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { CkvError, InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
+import { ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
 import { checkKey, type Entry, type Version } from '../core/entry.js';
-import { ReplicaClosedError, type LocalWrite } from '../core/replica.js';
-import { toHex } from '../core/bytes.js';
-import { ckvVersion } from '../config.js';
-import { NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, CkvNode } from '../node.js';
+import type { LocalWrite } from '../core/replica.js';
+import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
+import type { ChangeEvent, NodeApi } from '../node/api.js';
+import type { NodeStatus, PeerView } from '../node/status.js';
 import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
@@ -36,20 +35,54 @@ function entryMessage(entry: Entry, withValue: boolean): object {
   };
 }
 
+/** The gRPC StatusReply view of the node's one status (src/node/status.ts). */
+function statusMessage(status: NodeStatus): object {
+  return {
+    nodeId: status.nodeId,
+    peerId: status.peerId,
+    listenAddresses: status.listenAddresses,
+    cluster: status.cluster,
+    keyCount: String(status.keys),
+    tombstoneCount: String(status.tombstones),
+    bytesOnDisk: String(status.bytesOnDisk),
+    merkleRoot: status.merkleRoot,
+    hlcNow: versionMessage({ hlc: status.hlcNow, node: status.nodeId }),
+    uptimeMs: String(status.uptimeMs),
+    version: status.version,
+    dataDir: status.dataDir,
+    counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
+    httpUrl: status.httpUrl,
+  };
+}
+
+function peerMessage(p: PeerView): object {
+  return {
+    peerId: p.peerId,
+    nodeId: p.nodeId,
+    addresses: p.addresses,
+    state: p.state,
+    lastSyncMs: String(p.lastSyncMs),
+    lastSyncResult: p.lastSyncResult,
+    clockOffsetMs: String(p.clockOffsetMs),
+    inSync: p.inSync,
+  };
+}
+
 function statusError(code: grpc.status, message: string): grpc.ServiceError {
   return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
-/** Maps an operating error to a gRPC status; anything unexpected is INTERNAL. */
+/**
+ * An error as a gRPC status: its kind's code from the error table (src/errors.ts), with its
+ * one-line message; anything unexpected is INTERNAL.
+ */
 export function toServiceError(error: unknown): grpc.ServiceError {
-  if (error instanceof InvalidKeyError) return statusError(grpc.status.INVALID_ARGUMENT, error.message);
-  if (error instanceof ValueTooLargeError) return statusError(grpc.status.RESOURCE_EXHAUSTED, error.message);
-  if (error instanceof ReplicaClosedError) return statusError(grpc.status.UNAVAILABLE, 'the node is stopping');
-  if (error instanceof CkvError) return statusError(grpc.status.FAILED_PRECONDITION, error.message);
   if (error && typeof error === 'object' && 'code' in error && typeof (error as grpc.ServiceError).code === 'number') {
-    return error as grpc.ServiceError;
+    return error as grpc.ServiceError; // already a status (grpc-js's own)
   }
-  return statusError(grpc.status.INTERNAL, error instanceof Error ? error.message : String(error));
+  const kind = kindOf(error);
+  const message = kind === 'stopping' ? 'the node is stopping' : error instanceof Error ? error.message : String(error);
+  return statusError(errorKinds[kind].grpc, message.split('\n')[0]!);
 }
 
 export class ControlServer {
@@ -58,7 +91,7 @@ export class ControlServer {
   /** Open Watch and PutPipeline calls: ended first on close, so shutdown does not wait on them. */
   private readonly streams = new Set<() => void>();
 
-  constructor(private readonly node: CkvNode) {
+  constructor(private readonly node: NodeApi) {
     const { kv } = loadKvService();
     this.server.addService(kv.service, this.handlers());
     new ReflectionService(loadReflectionDefinition()).addToServer(this.server);
@@ -100,7 +133,7 @@ export class ControlServer {
   private guard<Req, Res>(handler: (request: Req) => Promise<Res>): Unary<Req, Res> {
     return (call, callback) => {
       if (this.node.isStopping) {
-        callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        callback(toServiceError(new NodeStoppingError()));
         return;
       }
       handler(call.request).then(
@@ -124,14 +157,14 @@ export class ControlServer {
       Delete: this.guard(async (req: { key: string }) => ({ version: versionMessage(await node.delete(req.key)) })),
       PutMany: this.guard(async (req: { puts: { key: string; value: Buffer }[] }) => {
         if (req.puts.length > putManyCountMax) {
-          throw statusError(grpc.status.INVALID_ARGUMENT, `${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
+          throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
         // One writeMany: the replica folds them into a few storage batches.
         const results = await writeResults(
           node,
           req.puts.map((put) => ({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) })),
         );
-        if (results.some((result) => result.code === grpc.status.UNAVAILABLE)) throw new ReplicaClosedError();
+        if (results.some((result) => result.code === errorKinds.stopping.grpc)) throw new NodeStoppingError();
         return { results };
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
@@ -139,60 +172,22 @@ export class ControlServer {
         const entry = await node.get(checkedKey(req.key));
         return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };
       }),
-      WhereIs: this.guard(async (req: { key: string }) => {
-        const entry = await node.get(checkedKey(req.key));
-        const self = node.cluster?.peerId ?? '';
-        const holders: object[] = entry
-          ? [{ nodeId: node.nodeId, peerId: self, version: versionMessage(entry.version), deleted: entry.value === null, error: '' }]
-          : [];
-        for (const answer of (await node.cluster?.whereIs(req.key)) ?? []) {
-          if (answer.error) holders.push({ peerId: answer.peerId, error: answer.error });
-          else if (answer.holding?.version) {
-            const { nodeId, version, deleted } = answer.holding;
-            holders.push({ nodeId, peerId: answer.peerId, version: versionMessage(version), deleted, error: '' });
-          }
-        }
-        return { holders };
-      }),
-      // The only await comes first, so every other field is read at one moment.
-      Status: this.guard(async () => {
-        const bytesOnDisk = String(await node.sizeBytes());
-        return {
-          nodeId: node.nodeId,
-          peerId: node.cluster?.peerId ?? '',
-          listenAddresses: node.cluster?.listenAddresses() ?? [],
-          cluster: node.config.cluster,
-          keyCount: String(node.replica.liveCount),
-          tombstoneCount: String(node.replica.tombstoneCount),
-          bytesOnDisk,
-          merkleRoot: toHex(node.replica.tree.rootDigest),
-          hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
-          uptimeMs: String(Date.now() - node.startedAtMs),
-          version: ckvVersion,
-          dataDir: node.config.dataDir,
-          counters: Object.fromEntries(Object.entries(node.counters.snapshot()).map(([k, v]) => [k, String(v)])),
-          httpUrl: node.httpUrl,
-        };
-      }),
-      Peers: this.guard(async () => ({
-        peers: (node.cluster?.peerList() ?? []).map((p) => ({
-          peerId: p.peerId,
-          nodeId: p.nodeId,
-          addresses: p.addresses,
-          state: p.state,
-          lastSyncMs: String(p.lastSyncMs),
-          lastSyncResult: p.lastSyncResult,
-          clockOffsetMs: String(p.clockOffsetMs),
-          inSync: p.inSync,
-        })),
+      WhereIs: this.guard(async (req: { key: string }) => ({
+        holders: (await node.whereIs(checkedKey(req.key))).map((h) =>
+          h.error
+            ? { peerId: h.peerId, error: h.error }
+            : { nodeId: h.nodeId ?? '', peerId: h.peerId, ...(h.version ? { version: versionMessage(h.version) } : {}), deleted: h.deleted ?? false, error: '' },
+        ),
       })),
-      ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: node.cluster?.forget(req.peerId) ?? false })),
+      Status: this.guard(async () => statusMessage(await node.status())),
+      Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
+      ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),
       Leave: this.guard(async () => {
         setImmediate(() => void node.stop('leave requested'));
         return {};
       }),
       PutStream: (call: grpc.ServerReadableStream<PutChunk, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        if (this.node.isStopping) return callback(statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+        if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
         this.putStream(call).then(
           (version) => callback(null, { version: versionMessage(version) }),
           (error) => callback(toServiceError(error)),
@@ -214,7 +209,7 @@ export class ControlServer {
    */
   private putPipeline(call: grpc.ServerDuplexStream<PutMessage, unknown>): void {
     if (this.node.isStopping) {
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
       return;
     }
     /** Results in the order of the puts, from put number `firstSeq` on; a slot is filled when its put finishes. */
@@ -231,7 +226,7 @@ export class ControlServer {
     const stop = (): void => {
       if (closed) return;
       finish();
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
     };
     const flush = (): void => {
       flushScheduled = false;
@@ -296,19 +291,19 @@ export class ControlServer {
       if (value === undefined) {
         key = checkedKey(chunk.key);
         const size = Number(chunk.valueBytes);
-        const limit = this.node.config.valueBytesMax;
+        const limit = this.node.valueBytesMax;
         if (size > limit) throw new ValueTooLargeError(size, limit);
         value = Buffer.allocUnsafe(size);
       }
       if (chunk.data.byteLength > value.byteLength - filled) {
-        throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream sent more than the ${value.byteLength} bytes it announced (nothing was stored)`);
+        throw new InvalidArgumentError(`PutStream sent more than the ${value.byteLength} bytes it announced (nothing was stored)`);
       }
       value.set(chunk.data, filled);
       filled += chunk.data.byteLength;
     }
-    if (value === undefined || key === undefined) throw statusError(grpc.status.INVALID_ARGUMENT, 'PutStream sent no message (nothing was stored)');
+    if (value === undefined || key === undefined) throw new InvalidArgumentError('PutStream sent no message (nothing was stored)');
     if (filled !== value.byteLength) {
-      throw statusError(grpc.status.INVALID_ARGUMENT, `PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
+      throw new InvalidArgumentError(`PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
     }
     return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
   }
@@ -316,7 +311,7 @@ export class ControlServer {
   /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
   private async getStream(call: grpc.ServerWritableStream<{ key: string }, unknown>): Promise<void> {
     try {
-      if (this.node.isStopping) throw new ReplicaClosedError();
+      if (this.node.isStopping) throw new NodeStoppingError();
       const entry = await this.node.get(checkedKey(call.request.key));
       if (!entry || entry.value === null) {
         call.write({ found: false, deleted: entry !== undefined, ...(entry ? { version: versionMessage(entry.version) } : {}) });
@@ -355,25 +350,18 @@ export class ControlServer {
 
   private async sync(call: grpc.ServerWritableStream<{ peer: string }, unknown>): Promise<void> {
     try {
-      const cluster = this.node.cluster;
-      if (!cluster) throw new NoPeersError();
-      for await (const step of cluster.syncNow(call.request.peer || undefined)) {
+      for await (const step of this.node.sync(call.request.peer || undefined)) {
         if (call.cancelled) break;
         if (step.phase === 'started') {
           call.write({ peerId: step.peerId, phase: 'started' });
           continue;
         }
-        const { report } = step;
         call.write({
-          peerId: report.peerId,
-          phase: report.outcome === 'error' || report.outcome === 'refused' ? 'failed' : 'finished',
-          outcome: report.outcome,
-          rounds: report.result?.rounds ?? 0,
-          entriesSent: String(report.result?.entriesSent ?? 0),
-          entriesReceived: String(report.result?.entriesReceived ?? 0),
-          bytesSent: String(report.bytesSent),
-          bytesReceived: String(report.bytesReceived),
-          message: report.error ?? '',
+          ...step,
+          entriesSent: String(step.entriesSent),
+          entriesReceived: String(step.entriesReceived),
+          bytesSent: String(step.bytesSent),
+          bytesReceived: String(step.bytesReceived),
         });
       }
       call.end();
@@ -388,7 +376,7 @@ export class ControlServer {
       if (!change.entry.key.startsWith(prefix)) return;
       if (call.writableLength > watchBufferBytesMax) {
         cleanup();
-        call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'watcher fell too far behind; watch again'));
+        call.emit('error', toServiceError(new WatcherBehindError()));
         return;
       }
       call.write({
@@ -400,17 +388,19 @@ export class ControlServer {
         appliedAtMs: String(change.appliedAtMs),
       });
     };
+    let unwatch: (() => void) | undefined;
     const cleanup = (): void => {
-      this.node.changes.off('change', listener);
+      unwatch?.();
+      unwatch = undefined;
       this.streams.delete(end);
     };
     // The node is stopping: the watcher is told by UNAVAILABLE, so scripts can tell it from Ctrl-C.
     const end = (): void => {
       cleanup();
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'the node is stopping'));
+      call.emit('error', toServiceError(new NodeStoppingError()));
     };
     this.streams.add(end);
-    this.node.changes.on('change', listener);
+    unwatch = this.node.watch(listener);
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
   }
@@ -428,7 +418,7 @@ interface PutResultMessage {
 }
 
 /** Each write's outcome as a PutResult: a version, or the error's message and status code. */
-async function writeResults(node: CkvNode, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
+async function writeResults(node: NodeApi, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
   let outcomes: (Version | Error)[];
   try {
     outcomes = await node.writeMany(writes);

@@ -2,42 +2,43 @@
  * `GET /metrics`: Prometheus text exposition through prom-client, on a registry of this node
  * (never prom-client's global one, so two nodes in one process would not mix).
  *
- * Counters and gauges are read from the node at scrape time (`collect`): the node keeps its
- * own counters (src/util/counters.ts) and the metrics are a view of them, so nothing is
- * counted twice. The convergence histogram is the exception: it observes each sample as the
- * node takes it.
+ * Everything but the histogram is read from one status of the node per scrape (`readStatus`,
+ * src/node/status.ts), so `/metrics`, `/api/status` and `ckv status` never disagree. Counter
+ * metrics are generated from the declared counter list (src/util/counters.ts): every counter
+ * is exported, 0 until it counts. The convergence histogram is the exception: it observes
+ * each sample as the node takes it.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ckvVersion } from '../config.js';
-import type { CkvNode } from '../node.js';
+import type { NodeApi } from '../node/api.js';
+import type { NodeStatus } from '../node/status.js';
+import { counterMetrics, counterNames, counterSpecs, type CounterMetricName } from '../util/counters.js';
 
 /** Convergence lag buckets, seconds: 1 ms to 10 s. */
 export const convergenceBucketsSec = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** Session outcomes always exported (0 until seen), so dashboards have every series. */
-const sessionOutcomes = ['in_sync', 'synced', 'incomplete', 'refused', 'error'];
+const peerStates = ['up', 'left', 'unreachable'] as const;
 
 export interface NodeMetrics {
-  registry: Registry;
+  /** The Prometheus text of one scrape. */
+  scrape(): Promise<string>;
+  contentType: string;
   /** Stops observing the node (the histogram's subscription). */
   close(): void;
 }
 
-export function createMetrics(node: CkvNode): NodeMetrics {
+export function createMetrics(node: NodeApi): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  const count = (name: string): number => node.counters.get(name);
-
-  /** A counter whose value is read from the node's counters at scrape time. */
-  const mirror = (name: string, help: string, counterName: string): void => {
-    new Counter({
+  /** The status of the scrape in progress (scrapes run one at a time). */
+  let current: NodeStatus | undefined;
+  const gauge = (name: string, help: string, read: (status: NodeStatus) => number): void => {
+    new Gauge({
       name,
       help,
       registers,
       collect() {
-        this.reset();
-        this.inc(count(counterName));
+        if (current) this.set(read(current));
       },
     });
   };
@@ -49,43 +50,23 @@ export function createMetrics(node: CkvNode): NodeMetrics {
     registers,
     collect() {
       this.reset();
-      this.set({ node_id: node.nodeId, peer_id: node.cluster?.peerId ?? '', cluster: node.config.cluster, version: ckvVersion }, 1);
+      if (current) this.set({ node_id: current.nodeId, peer_id: current.peerId, cluster: current.cluster, version: current.version }, 1);
     },
   });
-  new Counter({
-    name: 'ckv_writes_applied_total',
-    help: 'Writes applied to this replica, by origin (local: through this node; remote: from gossip or sync).',
-    labelNames: ['origin'],
-    registers,
-    collect() {
-      this.reset();
-      this.inc({ origin: 'local' }, count('writes_local'));
-      this.inc({ origin: 'remote' }, count('writes_remote'));
-    },
-  });
-  mirror('ckv_gossip_messages_rejected_total', 'Gossip messages rejected (undecodable or invalid entries).', 'gossip_rejected');
-  mirror('ckv_gossip_messages_received_total', 'Gossip messages received.', 'gossip_received');
-  mirror('ckv_gossip_messages_published_total', 'Gossip messages published.', 'gossip_published');
-  new Counter({
-    name: 'ckv_sync_sessions_total',
-    help: 'Anti-entropy sessions this node started, by result.',
-    labelNames: ['result'],
-    registers,
-    collect() {
-      this.reset();
-      const seen = new Set(sessionOutcomes);
-      for (const name of Object.keys(node.counters.snapshot())) {
-        if (name.startsWith('sync_sessions_')) seen.add(name.slice('sync_sessions_'.length));
-      }
-      for (const result of seen) this.inc({ result }, count(`sync_sessions_${result}`));
-    },
-  });
-  mirror('ckv_sync_bytes_in_total', 'Bytes received in anti-entropy sessions (both roles).', 'sync_bytes_in');
-  mirror('ckv_sync_bytes_out_total', 'Bytes sent in anti-entropy sessions (both roles).', 'sync_bytes_out');
-  mirror('ckv_sync_entries_applied_total', 'Entries repaired by anti-entropy: received in a session and newer than ours.', 'sync_entries_applied');
-  mirror('ckv_sync_rejected_total', 'Sync sessions or entries rejected as malformed or invalid.', 'sync_rejected');
-  mirror('ckv_sync_refused_busy_total', 'Inbound sync sessions refused because this node was busy.', 'sync_refused_busy');
-  mirror('ckv_clock_drift_rejected_total', 'Remote entries refused because their stamp was too far in our future.', 'clock_drift_rejected');
+  for (const [metric, { help, labelNames }] of Object.entries(counterMetrics)) {
+    const members = counterNames.filter((name) => counterSpecs[name].metric === (metric as CounterMetricName));
+    new Counter({
+      name: metric,
+      help,
+      labelNames: [...labelNames],
+      registers,
+      collect() {
+        this.reset();
+        if (!current) return;
+        for (const name of members) this.inc(counterSpecs[name].labels, current.counters[name]);
+      },
+    });
+  }
 
   const histogram = new Histogram({
     name: 'ckv_convergence_lag_seconds',
@@ -93,40 +74,12 @@ export function createMetrics(node: CkvNode): NodeMetrics {
     buckets: convergenceBucketsSec,
     registers,
   });
-  const unsubscribe = node.writeStats.observe((ms) => histogram.observe(ms / 1000));
+  const unsubscribe = node.observeConvergence((ms) => histogram.observe(ms / 1000));
 
-  new Gauge({
-    name: 'ckv_keys',
-    help: 'Live keys held by this node.',
-    registers,
-    collect() {
-      this.set(node.replica.liveCount);
-    },
-  });
-  new Gauge({
-    name: 'ckv_tombstones',
-    help: 'Tombstones (deleted keys) held by this node.',
-    registers,
-    collect() {
-      this.set(node.replica.tombstoneCount);
-    },
-  });
-  new Gauge({
-    name: 'ckv_disk_bytes',
-    help: "Bytes of the node's LevelDB files.",
-    registers,
-    async collect() {
-      this.set(await node.sizeBytes().catch(() => 0));
-    },
-  });
-  new Gauge({
-    name: 'ckv_peers_connected',
-    help: 'Peers of this cluster connected now.',
-    registers,
-    collect() {
-      this.set(node.cluster?.peerList().filter((p) => p.state === 'up').length ?? 0);
-    },
-  });
+  gauge('ckv_keys', 'Live keys held by this node.', (s) => s.keys);
+  gauge('ckv_tombstones', 'Tombstones (deleted keys) held by this node.', (s) => s.tombstones);
+  gauge('ckv_disk_bytes', "Bytes of the node's LevelDB files.", (s) => s.bytesOnDisk);
+  gauge('ckv_peers_connected', 'Peers of this cluster connected now.', (s) => s.peers.filter((p) => p.state === 'up').length);
   new Gauge({
     name: 'ckv_peers',
     help: 'Known peers by state (up, left, unreachable).',
@@ -134,10 +87,26 @@ export function createMetrics(node: CkvNode): NodeMetrics {
     registers,
     collect() {
       this.reset();
-      const peers = node.cluster?.peerList() ?? [];
-      for (const state of ['up', 'left', 'unreachable']) this.set({ state }, peers.filter((p) => p.state === state).length);
+      const peers = current?.peers ?? [];
+      for (const state of peerStates) this.set({ state }, peers.filter((p) => p.state === state).length);
     },
   });
 
-  return { registry, close: unsubscribe };
+  let previous: Promise<unknown> = Promise.resolve();
+  return {
+    scrape() {
+      const run = previous.then(async () => {
+        current = await node.status();
+        try {
+          return await registry.metrics();
+        } finally {
+          current = undefined;
+        }
+      });
+      previous = run.catch(() => undefined);
+      return run;
+    },
+    contentType: registry.contentType,
+    close: unsubscribe,
+  };
 }

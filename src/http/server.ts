@@ -18,8 +18,10 @@
  *                        header X-Ckv-Truncated: true when more keys follow
  * Keys are the URL-decoded rest of the path after /kv/ (so `/kv/a/b` is the key `a/b`).
  *
- * Errors are one line of JSON, `{"error": "..."}`: 400 invalid key or parameter, 403 foreign
- * Host header, 404, 405 (with Allow), 413 value over the limit, 503 node stopping.
+ * Errors are one line of JSON, `{"error": "..."}`, with the status of their kind in the error
+ * table (src/errors.ts): 400 invalid key or parameter, 404 not found, 409 peer connected, 413
+ * value over the limit, 503 node stopping, 500 anything else; and HTTP's own: 403 foreign Host
+ * header, 405 (with Allow), 503 too many event streams.
  *
  * Bounds: a request body larger than the value limit is refused with 413 as soon as its
  * Content-Length says so (nothing is read), or as soon as the bytes read pass the limit (the
@@ -33,15 +35,15 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { InvalidKeyError, ValueTooLargeError } from '../core/errors.js';
+import { InvalidKeyError } from '../core/errors.js';
 import { checkKey } from '../core/entry.js';
 import { hlcToString } from '../core/hlc.js';
 import type { Version } from '../core/entry.js';
-import { ReplicaClosedError } from '../core/replica.js';
-import type { CkvNode } from '../node.js';
+import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
+import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
 import { pageSecurityPolicy, renderPage } from './page.js';
-import { takeSnapshot, type StatusSnapshot } from './snapshot.js';
+import { toSnapshot, type StatusSnapshot } from './snapshot.js';
 
 /** Ports tried from the configured one when it is taken. */
 export const httpPortAttempts = 20;
@@ -74,10 +76,10 @@ export function parseHttpAddress(spec: string): HttpAddress | undefined {
     const at = text.lastIndexOf(':');
     if (at > 0) host = text.slice(0, at);
     portText = text.slice(at + 1);
-    if (host.includes(':')) throw new Error(`--http ${spec}: write an IPv6 address in brackets, e.g. [::1]:7070`);
+    if (host.includes(':')) throw new UsageError(`--http ${spec}: write an IPv6 address in brackets, e.g. [::1]:7070`);
   }
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port > 65535) throw new Error(`--http ${spec}: expected HOST:PORT (e.g. 127.0.0.1:7070) or 'off'`);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--http ${spec}: expected HOST:PORT (e.g. 127.0.0.1:7070) or 'off'`);
   return { host, port };
 }
 
@@ -90,9 +92,16 @@ export function versionText(version: Version): string {
   return `${hlcToString(version.hlc)}@${version.node}`;
 }
 
+/**
+ * An error of HTTP itself (foreign Host 403, method 405, too many event streams 503, a body
+ * over the limit 413): its status is given, or taken from the error table (src/errors.ts) when
+ * it is one of its kinds. Every other error is mapped by the table in fail().
+ */
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  readonly status: number;
+  constructor(status: number | ErrorKind, message: string, readonly headers: Record<string, string> = {}) {
     super(message);
+    this.status = typeof status === 'number' ? status : errorKinds[status].http;
     this.name = 'HttpError';
   }
 }
@@ -112,7 +121,7 @@ export class HttpServer {
   /** http://host:port/, set once listening. */
   url = '';
 
-  constructor(private readonly node: CkvNode) {
+  constructor(private readonly node: NodeApi) {
     this.metrics = createMetrics(node);
   }
 
@@ -140,9 +149,9 @@ export class HttpServer {
       // `Expect: 100-continue` (curl, for large bodies): refuse an oversized PUT before its body is sent.
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
         const declared = Number(req.headers['content-length']);
-        if (req.method === 'PUT' && declared > this.node.config.valueBytesMax) {
+        if (req.method === 'PUT' && declared > this.node.valueBytesMax) {
           res.setHeader('Connection', 'close');
-          sendJson(res, req, 413, { error: `value is ${declared} bytes; the limit is ${this.node.config.valueBytesMax} bytes` });
+          sendJson(res, req, errorKinds.valueTooLarge.http, { error: `value is ${declared} bytes; the limit is ${this.node.valueBytesMax} bytes` });
           return;
         }
         res.writeContinue();
@@ -212,7 +221,7 @@ export class HttpServer {
       const stopping = this.node.isStopping;
       return send(res, req, stopping ? 503 : 200, stopping ? 'stopping\n' : 'ok\n', 'text/plain; charset=utf-8');
     }
-    if (this.node.isStopping || this.closed) throw new HttpError(503, 'the node is stopping');
+    if (this.node.isStopping || this.closed) throw new NodeStoppingError();
 
     if (path === '/kv' || (path === '/kv/' && (method === 'GET' || method === 'HEAD'))) {
       allow(method, ['GET', 'HEAD']);
@@ -224,7 +233,7 @@ export class HttpServer {
       try {
         key = decodeURIComponent(path.slice('/kv/'.length));
       } catch {
-        throw new HttpError(400, 'the key is not valid percent-encoded UTF-8');
+        throw new InvalidKeyError('the key is not valid percent-encoded UTF-8');
       }
       checkKey(key);
       if (method === 'PUT') return this.put(req, res, key);
@@ -248,11 +257,11 @@ export class HttpServer {
         return this.events(req, res);
       case '/metrics': {
         allow(method, ['GET', 'HEAD']);
-        const text = await this.metrics.registry.metrics();
-        return send(res, req, 200, text, this.metrics.registry.contentType);
+        const text = await this.metrics.scrape();
+        return send(res, req, 200, text, this.metrics.contentType);
       }
       default:
-        throw new HttpError(404, `no such path: ${path.slice(0, 200)}`);
+        throw new NotFoundError(`no such path: ${path.slice(0, 200)}`);
     }
   }
 
@@ -266,19 +275,17 @@ export class HttpServer {
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
-    let status = 500;
     let message = error instanceof Error ? error.message : String(error);
+    let status: number;
     let headers: Record<string, string> = {};
     if (error instanceof HttpError) {
       status = error.status;
       headers = error.headers;
-    } else if (error instanceof InvalidKeyError) status = 400;
-    else if (error instanceof ValueTooLargeError) status = 413;
-    else if (error instanceof ReplicaClosedError) {
-      status = 503;
-      message = 'the node is stopping';
     } else {
-      this.node.logger.warn('http request failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: message });
+      const kind = kindOf(error);
+      status = errorKinds[kind].http;
+      if (kind === 'stopping') message = 'the node is stopping';
+      if (kind === 'failed') this.node.logger.warn('http request failed', { method: req.method, url: (req.url ?? '').slice(0, 200), error: message });
     }
     if (res.headersSent) {
       res.destroy();
@@ -288,16 +295,16 @@ export class HttpServer {
     sendJson(res, req, status, { error: message.split('\n')[0] });
   }
 
-  private snapshot(): Promise<StatusSnapshot> {
-    return takeSnapshot(this.node, this.url);
+  private async snapshot(): Promise<StatusSnapshot> {
+    return toSnapshot(await this.node.status());
   }
 
   // --- the key-value gateway ----------------------------------------------------------------
 
   private async get(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
     const entry = await this.node.get(key);
-    if (!entry) throw new HttpError(404, 'not found');
-    if (entry.value === null) throw new HttpError(404, 'not found (deleted)', { 'X-Ckv-Version': versionText(entry.version) });
+    if (!entry) throw new NotFoundError('not found');
+    if (entry.value === null) throw new HttpError('notFound', 'not found (deleted)', { 'X-Ckv-Version': versionText(entry.version) });
     res.writeHead(200, {
       'Content-Type': 'application/octet-stream',
       'Content-Length': entry.value.byteLength,
@@ -308,7 +315,7 @@ export class HttpServer {
   }
 
   private async put(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
-    const value = await readBody(req, res, this.node.config.valueBytesMax);
+    const value = await readBody(req, res, this.node.valueBytesMax);
     const version = await this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
     sendJson(res, req, 200, { version: versionText(version) });
   }
@@ -319,7 +326,7 @@ export class HttpServer {
     const limitText = query.get('limit');
     const limit = limitText === null ? listLimitDefault : Number(limitText);
     if (limitText !== null && (!/^\d+$/.test(limitText) || limit < 1 || limit > listLimitMax)) {
-      throw new HttpError(400, `limit must be a whole number from 1 to ${listLimitMax}, not ${limitText.slice(0, 20)}`);
+      throw new InvalidArgumentError(`limit must be a whole number from 1 to ${listLimitMax}, not ${limitText.slice(0, 20)}`);
     }
     const withDeleted = ['1', 'true', 'yes'].includes(query.get('deleted') ?? '');
     const items: string[] = [];
@@ -438,7 +445,7 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
   return new Promise((resolve, reject) => {
     const tooLarge = (bytes: number, known: boolean): void => {
       req.pause();
-      reject(new HttpError(413, `value is ${known ? '' : 'over '}${bytes} bytes; the limit is ${limit} bytes`));
+      reject(new HttpError('valueTooLarge', `value is ${known ? '' : 'over '}${bytes} bytes; the limit is ${limit} bytes`));
       res.once('finish', () => lingerAndClose(req));
     };
     const declaredText = req.headers['content-length'];
@@ -462,7 +469,7 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
       if (fixed) {
         if (total + chunk.byteLength > fixed.byteLength) {
           done = true;
-          reject(new HttpError(400, 'request body longer than its Content-Length'));
+          reject(new HttpError('invalidArgument', 'request body longer than its Content-Length'));
           return;
         }
         chunk.copy(fixed, total);

@@ -19,6 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
+import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../store/store.js';
@@ -46,14 +47,6 @@ export class UnknownPeerError extends CkvError {
   constructor(peer: string) {
     super('ERR_UNKNOWN_PEER', `not a connected peer of this cluster: ${peer}`);
     this.name = 'UnknownPeerError';
-  }
-}
-
-/** `ckv peers forget` of a member that is connected: it is alive, forgetting it would be wrong. */
-export class PeerConnectedError extends CkvError {
-  constructor(peer: string) {
-    super('ERR_PEER_CONNECTED', `peer ${peer} is connected: only a peer that is down can be forgotten`);
-    this.name = 'PeerConnectedError';
   }
 }
 

@@ -1,19 +1,118 @@
 /**
- * Named monotonic counters of a node (rejected messages, sessions by result, ...), shown by
- * `ckv status` and, later, /metrics. Names are stable: tools read them.
+ * Named monotonic counters of a node (writes, gossip messages, sync sessions by result, ...).
+ * Every counter is declared here, once: its name (stable: `ckv status` shows it and tools read
+ * it), the Prometheus metric it is exported as, that metric's labels, and a help text. `ckv
+ * status`, `/api/status` and `/metrics` all iterate this one list (src/node/status.ts,
+ * src/http/metrics.ts), so a counter is either everywhere or nowhere.
+ *
+ * `Counters.add` takes a declared name, so `counters.add('typo')` does not type-check. The two
+ * families built at run time in src/net/sync-protocol.ts (`sync_sessions_<outcome>`,
+ * `sync_refused_<reason>`) are declared member by member below; the type accepts the family's
+ * pattern so those call sites compile, and an undeclared member is a programmer error (an
+ * assertion) that test/unit/counters.test.ts catches by enumerating every outcome and reason.
  */
-export class Counters {
-  private readonly values = new Map<string, number>();
 
-  add(name: string, by = 1): void {
-    this.values.set(name, (this.values.get(name) ?? 0) + by);
+/** Prometheus metrics built from counters: help text and label names. */
+export const counterMetrics = {
+  ckv_writes_applied_total: {
+    help: 'Writes applied to this replica, by origin (local: through this node; remote: from gossip or sync).',
+    labelNames: ['origin'],
+  },
+  ckv_gossip_messages_received_total: { help: 'Gossip messages received.', labelNames: [] },
+  ckv_gossip_messages_published_total: { help: 'Gossip messages published.', labelNames: [] },
+  ckv_gossip_messages_rejected_total: { help: 'Gossip messages rejected (undecodable or invalid entries).', labelNames: [] },
+  ckv_gossip_publish_failed_total: { help: 'Gossip publishes that failed.', labelNames: [] },
+  ckv_gossip_unsent_no_peers_total: { help: 'Local writes not gossiped because no peer subscribed (anti-entropy carries them).', labelNames: [] },
+  ckv_sync_sessions_total: { help: 'Anti-entropy sessions this node started, by result.', labelNames: ['result'] },
+  ckv_sync_bytes_in_total: { help: 'Bytes received in anti-entropy sessions (both roles).', labelNames: [] },
+  ckv_sync_bytes_out_total: { help: 'Bytes sent in anti-entropy sessions (both roles).', labelNames: [] },
+  ckv_sync_entries_applied_total: { help: 'Entries repaired by anti-entropy: received in a session and newer than ours.', labelNames: [] },
+  ckv_sync_rejected_total: { help: 'Sync sessions or entries rejected as malformed or invalid.', labelNames: [] },
+  ckv_sync_failed_total: { help: 'Sync sessions that failed for other reasons (connection lost, timeout, node stopping).', labelNames: [] },
+  ckv_sync_refused_busy_total: { help: 'Inbound sync sessions refused because this node was busy.', labelNames: [] },
+  ckv_sync_refused_total: { help: 'Inbound sync sessions this node refused after their Hello, by reason.', labelNames: ['reason'] },
+  ckv_clock_drift_rejected_total: { help: 'Remote entries refused because their stamp was too far in our future.', labelNames: [] },
+  ckv_member_dial_failed_total: { help: 'Dials to announced cluster members that failed.', labelNames: [] },
+  ckv_member_rejected_total: { help: 'Membership messages dropped: bad signature, or signed by another peer than they name.', labelNames: [] },
+  ckv_query_rejected_total: { help: 'Malformed whereis queries from peers.', labelNames: [] },
+} as const satisfies Record<string, { help: string; labelNames: readonly string[] }>;
+
+export type CounterMetricName = keyof typeof counterMetrics;
+/** The labels a counter of metric M must give: exactly M's label names. */
+export type CounterLabels<M extends CounterMetricName> = { readonly [L in (typeof counterMetrics)[M]['labelNames'][number]]: string };
+
+export interface CounterSpec<M extends CounterMetricName> {
+  metric: M;
+  labels: CounterLabels<M>;
+  help: string;
+}
+
+/** A counter of any metric (a union, so each member's labels are checked against its metric). */
+export type AnyCounterSpec = { [M in CounterMetricName]: CounterSpec<M> }[CounterMetricName];
+
+function counter<M extends CounterMetricName>(metric: M, labels: CounterLabels<M>, help: string): CounterSpec<M> {
+  return { metric, labels, help };
+}
+
+/** Every counter, in the order status shows them. */
+export const counterSpecs = {
+  writes_local: counter('ckv_writes_applied_total', { origin: 'local' }, 'writes applied that came through this node'),
+  writes_remote: counter('ckv_writes_applied_total', { origin: 'remote' }, 'writes applied that came from peers (gossip or sync)'),
+  gossip_received: counter('ckv_gossip_messages_received_total', {}, 'gossip messages received'),
+  gossip_published: counter('ckv_gossip_messages_published_total', {}, 'gossip messages published'),
+  gossip_rejected: counter('ckv_gossip_messages_rejected_total', {}, 'gossip messages or entries rejected'),
+  gossip_publish_failed: counter('ckv_gossip_publish_failed_total', {}, 'gossip publishes that failed'),
+  gossip_unsent_no_peers: counter('ckv_gossip_unsent_no_peers_total', {}, 'local writes not gossiped: no subscribed peer'),
+  sync_sessions_in_sync: counter('ckv_sync_sessions_total', { result: 'in_sync' }, 'sessions started that found both sides equal'),
+  sync_sessions_synced: counter('ckv_sync_sessions_total', { result: 'synced' }, 'sessions started that repaired differences'),
+  sync_sessions_incomplete: counter('ckv_sync_sessions_total', { result: 'incomplete' }, 'sessions started that ended before repairing everything'),
+  sync_sessions_refused: counter('ckv_sync_sessions_total', { result: 'refused' }, 'sessions started that the peer refused'),
+  sync_sessions_error: counter('ckv_sync_sessions_total', { result: 'error' }, 'sessions started that failed'),
+  sync_bytes_in: counter('ckv_sync_bytes_in_total', {}, 'sync bytes received'),
+  sync_bytes_out: counter('ckv_sync_bytes_out_total', {}, 'sync bytes sent'),
+  sync_entries_applied: counter('ckv_sync_entries_applied_total', {}, 'entries repaired by sync'),
+  sync_rejected: counter('ckv_sync_rejected_total', {}, 'sync sessions or entries rejected as malformed'),
+  sync_failed: counter('ckv_sync_failed_total', {}, 'sync sessions that failed otherwise'),
+  sync_refused_busy: counter('ckv_sync_refused_busy_total', {}, 'inbound sessions refused: busy'),
+  sync_refused_wrongCluster: counter('ckv_sync_refused_total', { reason: 'wrongCluster' }, 'inbound sessions refused: another cluster'),
+  sync_refused_unsupportedDepth: counter('ckv_sync_refused_total', { reason: 'unsupportedDepth' }, 'inbound sessions refused: another Merkle depth'),
+  sync_refused_tooManyRounds: counter('ckv_sync_refused_total', { reason: 'tooManyRounds' }, 'inbound sessions refused: too many rounds'),
+  sync_refused_stopping: counter('ckv_sync_refused_total', { reason: 'stopping' }, 'inbound sessions refused: this node was stopping'),
+  sync_refused_unknown: counter('ckv_sync_refused_total', { reason: 'unknown' }, 'inbound sessions refused for no known reason'),
+  clock_drift_rejected: counter('ckv_clock_drift_rejected_total', {}, 'remote entries refused: stamp too far ahead'),
+  member_dial_failed: counter('ckv_member_dial_failed_total', {}, 'failed dials to announced members'),
+  member_rejected: counter('ckv_member_rejected_total', {}, 'membership messages with a bad signature'),
+  query_rejected: counter('ckv_query_rejected_total', {}, 'malformed whereis queries'),
+} as const satisfies Record<string, AnyCounterSpec>;
+
+export type CounterName = keyof typeof counterSpecs;
+export const counterNames = Object.keys(counterSpecs) as CounterName[];
+
+/** Names built at run time by src/net/sync-protocol.ts; each member must still be declared above. */
+export type CounterFamilyName = `sync_sessions_${string}` | `sync_refused_${string}`;
+
+/** Every declared counter's value, in declaration order. */
+export type CounterValues = Record<CounterName, number>;
+
+export function isCounterName(name: string): name is CounterName {
+  return Object.hasOwn(counterSpecs, name);
+}
+
+export class Counters {
+  private readonly values = new Map<string, number>(counterNames.map((name) => [name, 0]));
+
+  add(name: CounterName | CounterFamilyName, by = 1): void {
+    const value = this.values.get(name);
+    if (value === undefined) throw new Error(`ckv assertion: counter ${name} is not declared in src/util/counters.ts`);
+    this.values.set(name, value + by);
   }
 
-  get(name: string): number {
+  get(name: CounterName): number {
     return this.values.get(name) ?? 0;
   }
 
-  snapshot(): Record<string, number> {
-    return Object.fromEntries([...this.values].sort(([a], [b]) => (a < b ? -1 : 1)));
+  /** Every declared counter, zeros included, in declaration order. */
+  snapshot(): CounterValues {
+    return Object.fromEntries(this.values) as CounterValues;
   }
 }

@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { hlcPack } from '../../src/core/hlc.js';
 import { isLoopbackHost, parseHttpAddress } from '../../src/http/server.js';
-import { quantile, WriteStats } from '../../src/http/stats.js';
+import { quantile, WriteStats } from '../../src/node/write-stats.js';
 import { runCliOk, startNode, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;

@@ -1,0 +1,139 @@
+/**
+ * One table of error kinds: every error a user can meet, with the gRPC status the control API
+ * answers it with, the HTTP status the gateway answers it with, and the exit code of the `ckv`
+ * command (README, "Exit codes"). The control server (src/control/server.ts), the HTTP server
+ * (src/http/server.ts) and the CLI (src/cli/common.ts, `describeError`) all map errors through
+ * this table and nowhere else; the CLI maps a gRPC status back to its kind, so the exit code
+ * of a refused request is the same whichever side found the problem.
+ *
+ * An error is matched to its kind by its stable `code` (CkvError, src/core/errors.ts) or its
+ * stable `name`, so this file imports no error class from the core or the network (and the
+ * CLI stays free of them). Anything unmatched is `failed` (INTERNAL, 500, exit 5).
+ *
+ * `where`: 'request' kinds can be the answer to a control API call, so a gRPC status must
+ * name one exit code (test/unit/errors.test.ts checks it); 'start' kinds only happen while a
+ * node starts (in the `ckv node start` process itself) and 'client' kinds only in the CLI.
+ */
+import { CkvError } from './core/errors.js';
+import { GrpcStatus } from './control/h2.js';
+
+/** Exit codes of `ckv`. Documented in `ckv --help` and the README; scripts rely on them. */
+export const ExitCode = {
+  ok: 0,
+  notFound: 1,
+  usage: 2,
+  unreachable: 3,
+  refused: 4,
+  failed: 5,
+} as const;
+
+interface ErrorKindSpec {
+  /** Error codes (CkvError.code) and error names matched to this kind. */
+  matches: readonly string[];
+  grpc: number;
+  http: number;
+  exit: (typeof ExitCode)[keyof typeof ExitCode];
+  where: 'request' | 'start' | 'client';
+}
+
+export const errorKinds = {
+  invalidKey: { matches: ['ERR_INVALID_KEY', 'InvalidKeyError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
+  invalidArgument: { matches: ['ERR_INVALID_ARGUMENT', 'InvalidArgumentError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
+  valueTooLarge: { matches: ['ERR_VALUE_TOO_LARGE', 'ValueTooLargeError'], grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413, exit: ExitCode.refused, where: 'request' },
+  watcherBehind: { matches: ['ERR_WATCHER_BEHIND', 'WatcherBehindError'], grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 503, exit: ExitCode.refused, where: 'request' },
+  notFound: { matches: ['ERR_NOT_FOUND', 'NotFoundError'], grpc: GrpcStatus.NOT_FOUND, http: 404, exit: ExitCode.notFound, where: 'request' },
+  noPeers: { matches: ['ERR_NO_PEERS', 'NoPeersError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
+  unknownPeer: { matches: ['ERR_UNKNOWN_PEER', 'UnknownPeerError'], grpc: GrpcStatus.NOT_FOUND, http: 404, exit: ExitCode.notFound, where: 'request' },
+  peerConnected: { matches: ['ERR_PEER_CONNECTED', 'PeerConnectedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
+  stopping: {
+    matches: ['ERR_NODE_STOPPING', 'NodeStoppingError', 'ERR_REPLICA_CLOSED', 'ReplicaClosedError'],
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    exit: ExitCode.unreachable,
+    where: 'request',
+  },
+  unreachable: { matches: ['ERR_NODE_UNREACHABLE', 'NodeUnreachableError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'client' },
+  usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
+  clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
+  storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
+  failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
+} as const satisfies Record<string, ErrorKindSpec>;
+
+export type ErrorKind = keyof typeof errorKinds;
+const kindNames = Object.keys(errorKinds) as ErrorKind[];
+
+const kindByMatch = new Map<string, ErrorKind>(kindNames.flatMap((kind) => errorKinds[kind].matches.map((m) => [m, kind] as const)));
+
+/** The kind of an error: by its `code`, else its `name`; anything else is `failed`. */
+export function kindOf(error: unknown): ErrorKind {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && kindByMatch.has(code)) return kindByMatch.get(code)!;
+    const byName = kindByMatch.get(error.name);
+    if (byName) return byName;
+  }
+  return 'failed';
+}
+
+/** The kind a control API answer stands for: the 'request' kind with that gRPC status (else failed). */
+export function kindOfGrpcStatus(code: number): ErrorKind {
+  return kindNames.find((kind) => errorKinds[kind].where === 'request' && errorKinds[kind].grpc === code) ?? 'failed';
+}
+
+// --- kinds with no class elsewhere --------------------------------------------------------------
+
+/** A key that does not exist (or was deleted), or an HTTP path that does not. */
+export class NotFoundError extends CkvError {
+  constructor(message: string) {
+    super('ERR_NOT_FOUND', message);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** A request parameter out of range (not the key, not the value size). */
+export class InvalidArgumentError extends CkvError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** The node is stopping: new requests are refused, streams are ended. */
+export class NodeStoppingError extends CkvError {
+  constructor() {
+    super('ERR_NODE_STOPPING', 'the node is stopping');
+    this.name = 'NodeStoppingError';
+  }
+}
+
+/** A watcher fell too far behind the changes and was cut off. */
+export class WatcherBehindError extends CkvError {
+  constructor() {
+    super('ERR_WATCHER_BEHIND', 'watcher fell too far behind; watch again');
+    this.name = 'WatcherBehindError';
+  }
+}
+
+/** A command-line argument or flag, or a node setting, that cannot be used. */
+export class UsageError extends CkvError {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+    this.name = 'UsageError';
+  }
+}
+
+/** `--cluster-key FILE` cannot be read (or does not hold a cluster key). */
+export class ClusterKeyError extends CkvError {
+  constructor(message: string) {
+    super('ERR_CLUSTER_KEY', message);
+    this.name = 'ClusterKeyError';
+  }
+}
+
+/** `peers forget PEER` of a peer that is connected now: it would come straight back. */
+export class PeerConnectedError extends CkvError {
+  constructor(readonly peerId: string) {
+    super('ERR_PEER_CONNECTED', `peer ${peerId} is connected; only a disconnected peer can be forgotten (stop it first)`);
+    this.name = 'PeerConnectedError';
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * NodeApi: everything the front ends of a node (the gRPC control server, src/control/, and
+ * the HTTP server, src/http/) may ask of it. They are given a NodeApi, never the CkvNode
+ * class, so they cannot reach into the replica, the store or the cluster: what a node reports
+ * about itself is `status()` (one status object, assembled once in src/node/status.ts), and
+ * each request is one method here. Errors thrown are the kinds of src/errors.ts.
+ */
+import type { Entry, Version } from '../core/entry.js';
+import type { AppliedChange, LocalWrite } from '../core/replica.js';
+import type { Logger } from '../util/logger.js';
+import type { NodeStatus, PeerView } from './status.js';
+
+export interface ChangeEvent extends AppliedChange {
+  appliedAtMs: number;
+}
+
+/** One step of `sync`: a session with a peer started, or ended with its figures. */
+export type SyncStep =
+  | { phase: 'started'; peerId: string }
+  | {
+      phase: 'finished' | 'failed';
+      peerId: string;
+      /** in-sync, synced, incomplete, refused, error */
+      outcome: string;
+      rounds: number;
+      entriesSent: number;
+      entriesReceived: number;
+      bytesSent: number;
+      bytesReceived: number;
+      /** Why it failed or was refused; '' otherwise. */
+      message: string;
+    };
+
+/** One node's version of a key (`whereIs`), or why that node could not answer. */
+export interface KeyHolder {
+  peerId: string;
+  nodeId?: string;
+  version?: Version;
+  deleted?: boolean;
+  error?: string;
+}
+
+export interface NodeApi {
+  readonly nodeId: string;
+  /** The largest value a put accepts (bytes). */
+  readonly valueBytesMax: number;
+  readonly logger: Logger;
+  /** True from the moment stop() is called: front ends refuse new requests (node stopping). */
+  readonly isStopping: boolean;
+
+  put(key: string, value: Uint8Array): Promise<Version>;
+  delete(key: string): Promise<Version>;
+  /** Many puts and deletes (value null) for one promise; each write's version or error. */
+  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]>;
+  /** The entry (a tombstone has value null), or undefined. Throws InvalidKeyError for a bad key. */
+  get(key: string): Promise<Entry | undefined>;
+  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry>;
+  /** Calls `listener` for every change applied (local and remote) until the returned function is called. */
+  watch(listener: (change: ChangeEvent) => void): () => void;
+  /** Each convergence sample (ms) of a remote write as it is taken (for a histogram); returns an unsubscribe. */
+  observeConvergence(observer: (ms: number) => void): () => void;
+
+  /** The node's status: identity, counts, clock, counters, peers, write statistics. */
+  status(): Promise<NodeStatus>;
+  /** Known peers (the `peers` of status()). */
+  peers(): Promise<PeerView[]>;
+  /** Forgets a peer; false if it was not known. */
+  forget(peerId: string): Promise<boolean>;
+  /** Anti-entropy now with one peer or every connected one. Throws NoPeersError, UnknownPeerError. */
+  sync(peerId?: string): AsyncIterable<SyncStep>;
+  /** This node's version of `key` (if any), then every connected peer's. */
+  whereIs(key: string): Promise<KeyHolder[]>;
+
+  /** Idempotent: refuses new requests, closes the front ends, drains queued writes, closes the store. */
+  stop(reason?: string): Promise<void>;
+}
+
+/** What the node closes first when it stops: its control and HTTP servers. */
+export interface FrontEnd {
+  close(): Promise<void>;
+}

@@ -1,0 +1,251 @@
+/**
+ * A ckv node: one process's replica and what it owns. CkvNode holds the real clock, the
+ * LevelDB store, the replica (pure core), the change feed for watchers, the write statistics,
+ * the counters and the cluster network (`src/net/`). It implements NodeApi (./api.ts), the
+ * only face the control server (src/control/) and the HTTP server (src/http/) see; it imports
+ * neither of them. The servers are wired to it in one place, ./wiring.ts (`startNode`), and
+ * registered back as front ends, which the node closes first when it stops.
+ *
+ * Start order matters: the store's lock is taken first, so a second node on the same data
+ * directory fails before touching anything; then the cluster starts (CkvNode.open); then the
+ * wiring starts the HTTP server, and only then removes a stale control socket (left by a kill
+ * -9) and binds the socket, so a node that answers Status is fully up. Stop order is the
+ * reverse (front ends: control and HTTP; the cluster with its leave announcement; replica;
+ * store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
+ * is idempotent: every caller gets the same promise.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { toHex } from '../core/bytes.js';
+import type { Entry, Version } from '../core/entry.js';
+import { isNodeId } from '../core/entry.js';
+import { nodeIdBytes } from '../core/limits.js';
+import { Replica, type AppliedChange, type LocalWrite } from '../core/replica.js';
+import { LevelStore } from '../store/level-store.js';
+import type { NodeConfig } from '../config.js';
+import { Counters } from '../util/counters.js';
+import type { Logger } from '../util/logger.js';
+import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
+import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
+import { readStatus, type NodeStatus, type PeerView } from './status.js';
+import { WriteStats } from './write-stats.js';
+
+export class CkvNode implements NodeApi {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly counters = new Counters();
+  /** Writes per second and convergence time of remote writes, last minute (status page, /metrics). */
+  readonly writeStats = new WriteStats();
+  readonly startedAtMs = Date.now();
+  /** 'change' events (ChangeEvent) for watchers, local and remote. */
+  private readonly changes = new EventEmitter();
+  private store!: LevelStore;
+  private replica!: Replica;
+  /** The cluster network; undefined only while starting. */
+  private cluster: ClusterNetwork | undefined;
+  private readonly frontEnds: FrontEnd[] = [];
+  private stopping: Promise<void> | undefined;
+  private readonly stopListeners: (() => void)[] = [];
+  /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
+  httpUrl = '';
+
+  private constructor(config: NodeConfig, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.changes.setMaxListeners(0);
+  }
+
+  /**
+   * Opens the store (its lock first), the replica and the cluster network. The front ends are
+   * not started here: see startNode (./wiring.ts). On failure everything opened is closed.
+   */
+  static async open(config: NodeConfig, logger: Logger): Promise<CkvNode> {
+    const node = new CkvNode(config, logger);
+    await node.openParts();
+    return node;
+  }
+
+  get nodeId(): string {
+    return this.replica.nodeId;
+  }
+
+  get valueBytesMax(): number {
+    return this.config.valueBytesMax;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  private async openParts(): Promise<void> {
+    await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 });
+    this.store = new LevelStore(join(this.config.dataDir, 'db'));
+    await this.store.open(); // throws StoreLockedError if another node holds the directory
+    try {
+      const nodeId = await this.loadNodeId();
+      this.replica = await Replica.open({
+        nodeId,
+        store: this.store,
+        wallClockMs: Date.now,
+        depth: this.config.merkleDepth,
+        driftMsMax: this.config.clockDriftMsMax,
+        valueBytesMax: this.config.valueBytesMax,
+        onApplied: (change) => this.onApplied(change),
+      });
+      this.cluster = await ClusterNetwork.start(this.config, {
+        replica: this.replica,
+        counters: this.counters,
+        logger: this.logger,
+        store: this.store,
+      });
+    } catch (error) {
+      await this.cluster?.stop().catch(() => undefined);
+      await this.store.close();
+      throw error;
+    }
+  }
+
+  private async loadNodeId(): Promise<string> {
+    const stored = await this.store.getMeta('node-id');
+    if (stored) {
+      const id = toHex(stored);
+      if (!isNodeId(id)) throw new Error(`data directory has a corrupt node id (${id})`);
+      return id;
+    }
+    const fresh = new Uint8Array(randomBytes(nodeIdBytes));
+    await this.store.putMeta('node-id', fresh);
+    return toHex(fresh);
+  }
+
+  private onApplied(change: AppliedChange): void {
+    this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
+    const appliedAtMs = Date.now();
+    this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
+    if (change.origin === 'local') this.cluster?.publishChange(change);
+    // Called for every write: the event is only built when a watcher listens.
+    if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
+  }
+
+  /** A front end (control or HTTP server) to close first when the node stops. */
+  addFrontEnd(frontEnd: FrontEnd): void {
+    this.frontEnds.push(frontEnd);
+  }
+
+  // --- NodeApi ------------------------------------------------------------------------------
+
+  put(key: string, value: Uint8Array): Promise<Version> {
+    return this.replica.put(key, value);
+  }
+
+  delete(key: string): Promise<Version> {
+    return this.replica.delete(key);
+  }
+
+  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+    return this.replica.writeMany(writes);
+  }
+
+  get(key: string): Promise<Entry | undefined> {
+    return this.replica.get(key);
+  }
+
+  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
+    return this.store.scanKeys(options);
+  }
+
+  watch(listener: (change: ChangeEvent) => void): () => void {
+    this.changes.on('change', listener);
+    return () => this.changes.off('change', listener);
+  }
+
+  observeConvergence(observer: (ms: number) => void): () => void {
+    return this.writeStats.observe(observer);
+  }
+
+  status(): Promise<NodeStatus> {
+    return readStatus({
+      config: this.config,
+      startedAtMs: this.startedAtMs,
+      httpUrl: this.httpUrl,
+      stopping: this.isStopping,
+      replica: this.replica,
+      cluster: this.cluster,
+      counters: this.counters,
+      writeStats: this.writeStats,
+      sizeBytes: () => this.store.sizeBytes(),
+    });
+  }
+
+  async peers(): Promise<PeerView[]> {
+    return (await this.status()).peers;
+  }
+
+  async forget(peerId: string): Promise<boolean> {
+    return this.cluster?.forget(peerId) ?? false;
+  }
+
+  async *sync(peerId?: string): AsyncGenerator<SyncStep> {
+    if (!this.cluster) throw new NoPeersError();
+    for await (const step of this.cluster.syncNow(peerId || undefined)) {
+      if (step.phase === 'started') {
+        yield { phase: 'started', peerId: step.peerId };
+        continue;
+      }
+      const { report } = step;
+      yield {
+        phase: report.outcome === 'error' || report.outcome === 'refused' ? 'failed' : 'finished',
+        peerId: report.peerId,
+        outcome: report.outcome,
+        rounds: report.result?.rounds ?? 0,
+        entriesSent: report.result?.entriesSent ?? 0,
+        entriesReceived: report.result?.entriesReceived ?? 0,
+        bytesSent: report.bytesSent,
+        bytesReceived: report.bytesReceived,
+        message: report.error ?? '',
+      };
+    }
+  }
+
+  async whereIs(key: string): Promise<KeyHolder[]> {
+    const entry = await this.replica.get(key);
+    const holders: KeyHolder[] = entry
+      ? [{ nodeId: this.nodeId, peerId: this.cluster?.peerId ?? '', version: entry.version, deleted: entry.value === null }]
+      : [];
+    for (const answer of (await this.cluster?.whereIs(key)) ?? []) {
+      if (answer.error) holders.push({ peerId: answer.peerId, error: answer.error });
+      else if (answer.holding?.version) {
+        const { nodeId, version, deleted } = answer.holding;
+        holders.push({ nodeId, peerId: answer.peerId, version, deleted });
+      }
+    }
+    return holders;
+  }
+
+  onStop(listener: () => void): void {
+    this.stopListeners.push(listener);
+  }
+
+  stop(reason = 'stop requested'): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop(reason, true);
+    return this.stopping;
+  }
+
+  /** Closes everything without a word: the node failed to start (the caller reports why). */
+  abandon(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop('start failed', false);
+    return this.stopping;
+  }
+
+  private async doStop(reason: string, log: boolean): Promise<void> {
+    if (log) this.logger.info('node stopping', { reason });
+    await Promise.all(this.frontEnds.map((frontEnd) => frontEnd.close()));
+    await this.cluster?.stop();
+    await this.replica.close();
+    await this.store.close();
+    await rm(this.config.socketPath, { force: true });
+    if (log) this.logger.info('node stopped');
+    for (const listener of this.stopListeners) listener();
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * One status of a node, assembled here and nowhere else: gRPC `Status` and `Peers`
+ * (src/control/server.ts), `/api/status`, `/events` and the status page (src/http/snapshot.ts)
+ * and `/metrics` (src/http/metrics.ts) are views of the object readStatus returns.
+ *
+ * This is also the one place that reads the membership view (`cluster.peerList()`) and the
+ * replica's Merkle root and clock, so a change of their shape is fixed here once.
+ */
+import { toHex } from '../core/bytes.js';
+import { hlcPack, type Hlc } from '../core/hlc.js';
+import type { Replica } from '../core/replica.js';
+import { ckvVersion, type NodeConfig } from '../config.js';
+import type { ClusterNetwork } from '../net/cluster.js';
+import type { Counters, CounterValues } from '../util/counters.js';
+import type { StatsView, WriteStats } from './write-stats.js';
+
+export type PeerState = 'up' | 'left' | 'unreachable';
+
+export interface PeerView {
+  peerId: string;
+  /** Its ckv node id (from identify); '' until known. */
+  nodeId: string;
+  addresses: string[];
+  state: PeerState;
+  /** Wall ms when a session with it last ended; 0 = never. */
+  lastSyncMs: number;
+  lastSyncResult: string;
+  /** Its wall clock minus ours, from its last sync Hello. */
+  clockOffsetMs: number;
+  inSync: boolean;
+  /** Entries (tombstones included) it held at its last sync Hello to us; null = unknown. */
+  entryCount: number | null;
+  /** Wall ms of its last change of state. */
+  sinceMs: number;
+}
+
+export interface NodeStatus {
+  /** When it was read (this node's wall clock, epoch ms). */
+  timeMs: number;
+  nodeId: string;
+  /** libp2p peer id; '' while the cluster network is not up. */
+  peerId: string;
+  listenAddresses: string[];
+  cluster: string;
+  version: string;
+  dataDir: string;
+  /** The status page's URL, '' when HTTP is off. */
+  httpUrl: string;
+  uptimeMs: number;
+  /** The HLC reading now, without issuing a stamp. */
+  hlcNow: Hlc;
+  /** Merkle root digest, hex. */
+  merkleRoot: string;
+  stopping: boolean;
+  keys: number;
+  tombstones: number;
+  /** Bytes of the LevelDB files (0 if they could not be read). */
+  bytesOnDisk: number;
+  /** Every declared counter (src/util/counters.ts), zeros included. */
+  counters: CounterValues;
+  peers: PeerView[];
+  /** Writes per second and convergence times, last minute. */
+  writes: StatsView;
+}
+
+/** What readStatus reads: the node's parts (CkvNode passes its own). */
+export interface StatusSources {
+  config: NodeConfig;
+  startedAtMs: number;
+  httpUrl: string;
+  stopping: boolean;
+  replica: Replica;
+  cluster: ClusterNetwork | undefined;
+  counters: Counters;
+  writeStats: WriteStats;
+  sizeBytes(): Promise<number>;
+}
+
+export async function readStatus(node: StatusSources): Promise<NodeStatus> {
+  const bytesOnDisk = await node.sizeBytes().catch(() => 0);
+  // No await below: every other field is read at one moment.
+  const timeMs = Date.now();
+  const { replica, cluster } = node;
+  const wall = hlcPack(timeMs, 0);
+  return {
+    timeMs,
+    nodeId: replica.nodeId,
+    peerId: cluster?.peerId ?? '',
+    listenAddresses: cluster?.listenAddresses() ?? [],
+    cluster: node.config.cluster,
+    version: ckvVersion,
+    dataDir: node.config.dataDir,
+    httpUrl: node.httpUrl,
+    uptimeMs: timeMs - node.startedAtMs,
+    hlcNow: wall > replica.clock.last ? wall : replica.clock.last,
+    merkleRoot: toHex(replica.tree.rootDigest),
+    stopping: node.stopping,
+    keys: replica.liveCount,
+    tombstones: replica.tombstoneCount,
+    bytesOnDisk,
+    counters: node.counters.snapshot(),
+    peers: (cluster?.peerList() ?? []).map((p) => ({
+      peerId: p.peerId,
+      nodeId: p.nodeId,
+      addresses: [...p.addresses],
+      state: p.state,
+      lastSyncMs: p.lastSyncMs,
+      lastSyncResult: p.lastSyncResult,
+      clockOffsetMs: p.clockOffsetMs,
+      inSync: p.inSync,
+      entryCount: p.entryCount >= 0 ? p.entryCount : null,
+      sinceMs: p.sinceMs,
+    })),
+    writes: node.writeStats.view(timeMs),
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * The one place where a node and its front ends meet: startNode opens a CkvNode, starts the
+ * HTTP server and the control server on it (each given the node as a NodeApi) and registers
+ * them with the node, which closes them first when it stops. Neither server imports CkvNode
+ * and the node imports neither server, so there is no import circle.
+ *
+ * Order (see ./node.ts): the configuration is checked before anything opens (a bad flag is a
+ * usage error, exit 2); the store lock, replica and cluster (CkvNode.open); HTTP; then the stale
+ * control socket is removed and the socket bound, last, so a node that answers Status is fully
+ * up. If a step fails, everything opened so far is closed and the error is rethrown.
+ */
+import { rm } from 'node:fs/promises';
+import type { NodeConfig } from '../config.js';
+import { ControlServer } from '../control/server.js';
+import { HttpServer, isLoopbackHost } from '../http/server.js';
+import type { Logger } from '../util/logger.js';
+import { checkConfig } from './config-check.js';
+import { CkvNode } from './node.js';
+
+export async function startNode(config: NodeConfig, logger: Logger): Promise<CkvNode> {
+  const { httpAddress } = checkConfig(config);
+  const node = await CkvNode.open(config, logger);
+  try {
+    if (httpAddress) {
+      // Before the control socket: once Status answers, it reports the HTTP URL.
+      const http = new HttpServer(node);
+      node.addFrontEnd(http);
+      node.httpUrl = await http.listen(httpAddress);
+      logger.info('http listening', {
+        url: node.httpUrl,
+        ...(isLoopbackHost(httpAddress.host) ? {} : { warning: 'not loopback: anyone who can reach it can read and write keys' }),
+      });
+    }
+    await rm(config.socketPath, { force: true }); // stale socket of a dead node: we hold the lock
+    const control = new ControlServer(node);
+    node.addFrontEnd(control);
+    await control.listen(config.socketPath);
+  } catch (error) {
+    await node.abandon().catch(() => undefined);
+    throw error;
+  }
+  const status = await node.status();
+  logger.info('node started', {
+    node: status.nodeId,
+    peer: status.peerId,
+    cluster: status.cluster,
+    listen: status.listenAddresses,
+    dataDir: config.dataDir,
+    socket: config.socketPath,
+    http: status.httpUrl || 'off',
+    keys: status.keys,
+    tombstones: status.tombstones,
+  });
+  return node;
+}
