@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .command('peers')
     .description("list known peers (state, last sync, clock offset, in sync or not); 'peers forget PEER' drops a dead one")
     .argument('[action]', "'forget' to remove a peer from the list")
-    .argument('[peer]', 'the peer id to forget')
+    .argument('[peer]', 'the peer id (or node id) to forget; refused while it is connected')
     .option('--json', 'print as JSON')
     .action(async (action: string | undefined, peer: string | undefined, options: { json?: boolean }, command: Command) => {
       if (action !== undefined) {
@@ -27,7 +27,7 @@ export function register(program: Command): void {
         return;
       }
       const rows = peers.map((p) =>
-        [p.peerId, p.state, p.inSync ? 'in-sync' : 'differs', p.lastSyncResult || '-', `${p.clockOffsetMs}ms`, p.addresses.join(',')].join('  '),
+        [p.peerId, p.nodeId, p.state, `inc ${p.incarnation}`, p.inSync ? 'in-sync' : 'differs', p.lastSyncResult || '-', `${p.clockOffsetMs}ms`, p.addresses.join(',')].join('  '),
       );
       await writeStdout(rows.join('\n') + '\n');
     });

@@ -80,6 +80,7 @@ export interface StatusMessage {
   counters: Record<string, string>;
   /** The status page's URL; '' when the node runs with --http off. */
   httpUrl: string;
+  incarnation: string;
 }
 export interface PeerMessage {
   peerId: string;
@@ -90,6 +91,7 @@ export interface PeerMessage {
   lastSyncResult: string;
   clockOffsetMs: string;
   inSync: boolean;
+  incarnation: string;
 }
 export interface HolderMessage {
   nodeId: string;

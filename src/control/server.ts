@@ -52,6 +52,7 @@ function statusMessage(status: NodeStatus): object {
     dataDir: status.dataDir,
     counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
     httpUrl: status.httpUrl,
+    incarnation: String(status.incarnation),
   };
 }
 
@@ -65,6 +66,7 @@ function peerMessage(p: PeerView): object {
     lastSyncResult: p.lastSyncResult,
     clockOffsetMs: String(p.clockOffsetMs),
     inSync: p.inSync,
+    incarnation: String(p.incarnation),
   };
 }
 

@@ -70,6 +70,7 @@ export const StatusReply = m(
   f(12, 'dataDir', 'string'),
   f(13, 'counters', 'map'),
   f(14, 'httpUrl', 'string'),
+  f(15, 'incarnation', 'uint64'),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -82,6 +83,7 @@ export const Peer = m(
   f(6, 'lastSyncResult', 'string'),
   f(7, 'clockOffsetMs', 'int64'),
   f(8, 'inSync', 'bool'),
+  f(9, 'incarnation', 'uint64'),
 );
 export const PeersReply = m('PeersReply', f(1, 'peers', Peer, true));
 export const HasKeyRequest = m('HasKeyRequest', f(1, 'key', 'string'));

@@ -18,7 +18,7 @@ export type PeerState = 'up' | 'left' | 'unreachable';
 
 export interface PeerView {
   peerId: string;
-  /** Its ckv node id (from identify); '' until known. */
+  /** Its ckv node id (members are keyed by it). */
   nodeId: string;
   addresses: string[];
   state: PeerState;
@@ -28,6 +28,8 @@ export interface PeerView {
   /** Its wall clock minus ours, from its last sync Hello. */
   clockOffsetMs: number;
   inSync: boolean;
+  /** Its membership incarnation: rises on every start of it. */
+  incarnation: number;
   /** Entries (tombstones included) it held at its last sync Hello to us; null = unknown. */
   entryCount: number | null;
   /** Wall ms of its last change of state. */
@@ -46,6 +48,8 @@ export interface NodeStatus {
   dataDir: string;
   /** The status page's URL, '' when HTTP is off. */
   httpUrl: string;
+  /** This node's membership incarnation (0 while the cluster network is not up). */
+  incarnation: number;
   uptimeMs: number;
   /** The HLC reading now, without issuing a stamp. */
   hlcNow: Hlc;
@@ -91,6 +95,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     version: ckvVersion,
     dataDir: node.config.dataDir,
     httpUrl: node.httpUrl,
+    incarnation: cluster?.incarnation ?? 0,
     uptimeMs: timeMs - node.startedAtMs,
     hlcNow: wall > replica.clock.last ? wall : replica.clock.last,
     merkleRoot: toHex(replica.tree.rootDigest),
@@ -108,6 +113,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
       lastSyncResult: p.lastSyncResult,
       clockOffsetMs: p.clockOffsetMs,
       inSync: p.inSync,
+      incarnation: p.incarnation,
       entryCount: p.entryCount >= 0 ? p.entryCount : null,
       sinceMs: p.sinceMs,
     })),
