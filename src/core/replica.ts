@@ -33,7 +33,8 @@ import { HybridClock, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
-import type { Store } from '../store/store.js';
+import type { WallClockMs } from './ports.js';
+import type { Store } from './store.js';
 
 export type Origin = 'local' | 'remote';
 
@@ -57,7 +58,7 @@ export interface ReplicaOptions {
   nodeId: NodeId;
   store: Store;
   /** The wall clock in milliseconds; the core never reads one itself. */
-  wallClockMs: () => number;
+  wallClockMs: WallClockMs;
   depth?: number;
   driftMsMax?: number;
   valueBytesMax?: number;
@@ -98,7 +99,7 @@ export class Replica {
   readonly clock: HybridClock;
   readonly store: Store;
   readonly valueBytesMax: number;
-  private readonly wallClockMs: () => number;
+  private readonly wallClockMs: WallClockMs;
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
   private queue: Op[] = [];

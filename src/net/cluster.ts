@@ -15,7 +15,7 @@ import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import { SyncScheduler } from '../core/scheduler.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';

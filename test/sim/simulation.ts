@@ -33,7 +33,7 @@ import { RefuseReason } from '../../src/core/sync-frames.js';
 import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ScanKeysOptions, Store } from '../../src/store/store.js';
+import type { ScanKeysOptions, Store } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 

@@ -9,8 +9,8 @@
  * is the hash order; a Merkle node at level l is the set of keys whose hash prefix starts
  * with its l hex digits.
  */
-import type { Entry, HashText } from '../core/entry.js';
-import type { Hlc } from '../core/hlc.js';
+import type { Entry, HashText } from './entry.js';
+import type { Hlc } from './hlc.js';
 
 export interface ScanKeysOptions {
   /** Only keys that start with this prefix (default: all). */
