@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { toHex } from './core/bytes.js';
 import type { Entry, Version } from './core/entry.js';
 import { isNodeId } from './core/entry.js';
-import { hlcPack } from './core/hlc.js';
 import { nodeIdBytes } from './core/limits.js';
 import { Replica, type AppliedChange, type LocalWrite } from './core/replica.js';
 import { LevelStore } from './store/level-store.js';
@@ -182,8 +181,7 @@ export class CkvNode {
 
   /** The HLC reading now, without issuing a stamp. */
   hlcNow(): bigint {
-    const wall = hlcPack(Date.now(), 0);
-    return wall > this.replica.clock.last ? wall : this.replica.clock.last;
+    return this.replica.hlcNow();
   }
 
   onStop(listener: () => void): void {

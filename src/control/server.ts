@@ -165,7 +165,7 @@ export class ControlServer {
           keyCount: String(node.replica.liveCount),
           tombstoneCount: String(node.replica.tombstoneCount),
           bytesOnDisk,
-          merkleRoot: toHex(node.replica.tree.rootDigest),
+          merkleRoot: toHex(node.replica.root().digest),
           hlcNow: versionMessage({ hlc: node.hlcNow(), node: node.nodeId }),
           uptimeMs: String(Date.now() - node.startedAtMs),
           version: ckvVersion,

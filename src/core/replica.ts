@@ -29,12 +29,13 @@ import {
   validateKey,
 } from './entry.js';
 import { ClockDriftError, CkvError, assert } from './errors.js';
-import { HybridClock, type Hlc } from './hlc.js';
+import { HybridClock, hlcPack, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
 import type { WallClockMs } from './ports.js';
 import type { Store } from './store.js';
+import type { SyncContext } from './sync-session.js';
 
 export type Origin = 'local' | 'remote';
 
@@ -67,6 +68,23 @@ export interface ReplicaOptions {
   onApplied?: (change: AppliedChange) => void;
 }
 
+/** What a sync session needs besides the replica's tree and store (see `Replica.syncContext`). */
+export interface SyncContextOptions {
+  cluster: string;
+  /** Initiator only: projection width it asks for (default childDigestBytesDefault). */
+  childDigestBytes?: number;
+  /** Initiator only: the wall clock sent in Hello, so the responder can measure our offset. */
+  wallClockMs?: WallClockMs;
+}
+
+/** The Merkle root: what two replicas compare first. */
+export interface ReplicaRoot {
+  /** 32 bytes, a copy. */
+  readonly digest: Uint8Array;
+  /** Entries held, tombstones included. */
+  readonly count: number;
+}
+
 /** A local write: a value, or null for a tombstone. */
 export interface LocalWrite {
   readonly key: string;
@@ -95,10 +113,10 @@ export class ReplicaClosedError extends CkvError {
 
 export class Replica {
   readonly nodeId: NodeId;
-  readonly tree: MerkleTree;
-  readonly clock: HybridClock;
-  readonly store: Store;
   readonly valueBytesMax: number;
+  private readonly tree: MerkleTree;
+  private readonly clock: HybridClock;
+  private readonly store: Store;
   private readonly wallClockMs: WallClockMs;
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
@@ -143,6 +161,46 @@ export class Replica {
   /** Entries held, tombstones included. */
   get entryCount(): number {
     return this.tree.rootCount;
+  }
+
+  /** Merkle depth: both sides of a sync session must use the same. */
+  get depth(): number {
+    return this.tree.depth;
+  }
+
+  root(): ReplicaRoot {
+    return { digest: this.tree.rootDigest.slice(), count: this.tree.rootCount };
+  }
+
+  /** The HLC upper bound: every stamp issued or received so far is at most this. */
+  get hlcLast(): Hlc {
+    return this.clock.last;
+  }
+
+  /** The HLC reading now (the wall clock, or the bound if that is ahead), without issuing a stamp. */
+  hlcNow(): Hlc {
+    const wall = hlcPack(this.wallClockMs(), 0);
+    return wall > this.clock.last ? wall : this.clock.last;
+  }
+
+  /**
+   * What a SyncInitiator or SyncResponder reads: this replica's tree and store. The session
+   * only reads them; entries it receives come back through `applyRemote`.
+   */
+  syncContext(options: SyncContextOptions): SyncContext {
+    return {
+      tree: this.tree,
+      store: this.store,
+      cluster: options.cluster,
+      valueBytesMax: this.valueBytesMax,
+      childDigestBytes: options.childDigestBytes,
+      wallClockMs: options.wallClockMs,
+    };
+  }
+
+  /** Entries, tombstones included, whose key-hash prefix starts with `hexPrefix` ('' = all); any order. */
+  scanHash(hexPrefix = ''): AsyncIterable<Entry> {
+    return this.store.scanHash(hexPrefix);
   }
 
   get tombstoneCount(): number {
@@ -361,6 +419,7 @@ export class Replica {
 
 /** For tests: assert two replicas hold the same root. */
 export function sameRoot(a: Replica, b: Replica): boolean {
-  assert(a.tree.depth === b.tree.depth, 'depths differ');
-  return Buffer.compare(a.tree.rootDigest, b.tree.rootDigest) === 0 && a.entryCount === b.entryCount;
+  assert(a.depth === b.depth, 'depths differ');
+  const [ra, rb] = [a.root(), b.root()];
+  return Buffer.compare(ra.digest, rb.digest) === 0 && ra.count === rb.count;
 }

@@ -98,7 +98,7 @@ export async function takeSnapshot(node: CkvNode, httpUrl: string): Promise<Stat
       version: ckvVersion,
       uptimeMs: nowMs - node.startedAtMs,
       hlcNow: hlcToString(node.hlcNow()),
-      merkleRoot: toHex(node.replica.tree.rootDigest),
+      merkleRoot: toHex(node.replica.root().digest),
       httpUrl,
       stopping: node.isStopping,
     },

@@ -110,7 +110,7 @@ export class SyncService {
       const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
       const initiator = new SyncInitiator(
-        { tree: replica.tree, store: replica.store, cluster: this.options.cluster, valueBytesMax: replica.valueBytesMax, wallClockMs: Date.now },
+        replica.syncContext({ cluster: this.options.cluster, wallClockMs: Date.now }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
       result = await this.drive(framed, initiator.start());
@@ -157,12 +157,7 @@ export class SyncService {
     }
     this.inbound++;
     this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
-    const responder = new SyncResponder({
-      tree: replica.tree,
-      store: replica.store,
-      cluster: this.options.cluster,
-      valueBytesMax: replica.valueBytesMax,
-    });
+    const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster }));
     // A peer that opens a session and says nothing loses its slot after helloTimeoutMs.
     const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
     let result: SyncResult | undefined;

@@ -401,8 +401,8 @@ export class Simulation {
       lastDeliveryAtMs: 0,
       result: undefined,
     });
-    const initiator = new SyncInitiator({ tree: from.replica!.tree, store: from.fence!, cluster }, this.rng.u32());
-    const responder = new SyncResponder({ tree: to.replica!.tree, store: to.fence!, cluster }, refuse ? { refuse } : {});
+    const initiator = new SyncInitiator(from.replica!.syncContext({ cluster }), this.rng.u32());
+    const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
     const session: Session = { initiator: side(from, initiator), responder: side(to, responder), over: false };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
@@ -536,11 +536,11 @@ export class Simulation {
     }
     const reference = states[0]!;
     this.stats.entries = reference.size;
-    const root0 = toHex(this.nodes[0]!.replica!.tree.rootDigest);
+    const root0 = toHex(this.nodes[0]!.replica!.root().digest);
     for (let i = 1; i < states.length; i++) {
       const diff = describeDifference(reference, states[i]!);
       if (diff) this.violations.push(`node ${i} differs from node 0: ${diff}`);
-      const root = toHex(this.nodes[i]!.replica!.tree.rootDigest);
+      const root = toHex(this.nodes[i]!.replica!.root().digest);
       if (root !== root0) this.violations.push(`node ${i} root ${root.slice(0, 12)} != node 0 root ${root0.slice(0, 12)}`);
     }
     for (const node of this.nodes) {

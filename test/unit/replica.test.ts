@@ -127,7 +127,7 @@ describe('Replica.applyRemote', () => {
     const clock = { ms: baseMs };
     const replica = await memoryReplica(nodeA, clock);
     const local = await replica.put('k', value('local'));
-    const rootBefore = Buffer.from(replica.tree.rootDigest);
+    const rootBefore = Buffer.from(replica.root().digest);
 
     const older = await replica.applyRemote([remote('k', 'older', local.hlc - 1n)]);
     assert.deepEqual(older, { applied: 0, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
@@ -135,18 +135,18 @@ describe('Replica.applyRemote', () => {
     const tieLower = await replica.applyRemote([remote('k', 'tie', local.hlc, '00000000000000a9')]);
     assert.equal(tieLower.stale, 1);
     assert.deepEqual(await replica.get('k'), { key: 'k', value: value('local'), version: local });
-    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootBefore);
+    assert.deepEqual(Buffer.from(replica.root().digest), rootBefore);
 
     const newer = remote('k', 'newer', local.hlc + 1n);
     assert.deepEqual(await replica.applyRemote([newer]), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
     assert.deepEqual(await replica.get('k'), newer);
-    const rootAfter = Buffer.from(replica.tree.rootDigest);
+    const rootAfter = Buffer.from(replica.root().digest);
     assert.notDeepEqual(rootAfter, rootBefore);
 
     const again = await replica.applyRemote([newer, { ...newer }]);
     assert.deepEqual(again, { applied: 0, stale: 2, rejectedClockDrift: 0, rejectedInvalid: 0 });
     assert.deepEqual(await replica.get('k'), newer);
-    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootAfter);
+    assert.deepEqual(Buffer.from(replica.root().digest), rootAfter);
     assert.equal(replica.entryCount, 1);
   });
 
@@ -164,14 +164,14 @@ describe('Replica.applyRemote', () => {
   it('refuses a stamp 10 s in the future until the wall clock catches up', async () => {
     const clock = { ms: baseMs };
     const replica = await memoryReplica(nodeA, clock);
-    const lastBefore = replica.clock.last;
+    const lastBefore = replica.hlcLast;
     const future = remote('f', 'from the future', hlcPack(baseMs + 10_000, 3));
     const refused = await replica.applyRemote([future, remote('ok', 'fine', hlcPack(baseMs, 0))]);
     assert.deepEqual(refused, { applied: 1, stale: 0, rejectedClockDrift: 1, rejectedInvalid: 0 });
     assert.equal(await replica.get('f'), undefined);
     assert.equal(replica.entryCount, 1);
-    assert.ok(replica.clock.last < future.version.hlc, 'clock was dragged to the refused stamp');
-    assert.ok(lastBefore <= replica.clock.last);
+    assert.ok(replica.hlcLast < future.version.hlc, 'clock was dragged to the refused stamp');
+    assert.ok(lastBefore <= replica.hlcLast);
 
     clock.ms += 10_000;
     const applied = await replica.applyRemote([future]);
@@ -292,7 +292,7 @@ describe('Replica notifications and counts', () => {
     assert.deepEqual(counts(), [2, 2, 4]);
     await replica.put('a', value('3')); // resurrect
     assert.deepEqual(counts(), [3, 1, 4]);
-    const t = replica.clock.last;
+    const t = replica.hlcLast;
     await replica.applyRemote([remote('b', null, t + 1n), remote('r', null, t + 2n)]);
     assert.deepEqual(counts(), [2, 3, 5]);
     await replica.applyRemote([remote('z', 'back', t + 3n)]);
