@@ -25,7 +25,7 @@
  * are a bug and exit 1 (so does a session that never finishes).
  *
  * Breakdown (on by default, `--no-breakdown` to skip): each session is replayed on the same
- * state through an instrumented copy of the loopback driver that decodes every frame
+ * state through the loopback driver with a hook that decodes every frame
  * (decodeFrame) and splits its bytes by part: child projections per level, masks, leaf
  * fingerprints, entries that won at the receiver vs entries the receiver already held a
  * newer version of (stale), framing. Its totals are cross-checked against the main run.
@@ -56,7 +56,6 @@ import { childDigestBytesDefault, fingerprintBytes, valueBytesMax } from '../src
 import { Replica, sameRoot } from '../src/core/replica.js';
 import { FrameType, decodeFrame, summaryItemBytes } from '../src/core/sync-frames.js';
 import { runLoopbackSession, type LoopbackParty } from '../src/core/sync-loopback.js';
-import { SyncInitiator, SyncResponder, type SyncEffect } from '../src/core/sync-session.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { markdownTable, type Align } from './lib/table.js';
 
@@ -301,7 +300,7 @@ function targetsFor(scenario: Scenario, row: Omit<Row, 'targets'>, depth: number
 }
 
 // ---------------------------------------------------------------------------------------
-// Instrumented driver: runLoopbackSession's loop, plus a decode of every frame.
+// Instrumented session: runLoopbackSession, plus a decode of every frame as it is read.
 
 type Direction = 'I→R' | 'R→I';
 
@@ -373,29 +372,13 @@ async function tallyFrame(tally: Tally, direction: Direction, bytes: Uint8Array,
 }
 
 async function instrumentedSession(initiator: Replica, responder: Replica, salt: number, width: number): Promise<Tally> {
-  const i = new SyncInitiator(party(initiator, width).ctx, salt);
-  const r = new SyncResponder(party(responder, width).ctx);
-  const toR: Uint8Array[] = [];
-  const toI: Uint8Array[] = [];
   const tally = new Tally();
-  const drive = async (effects: AsyncGenerator<SyncEffect>, replica: Replica, outbox: Uint8Array[]): Promise<void> => {
-    for await (const effect of effects) {
-      if (effect.kind === 'send') outbox.push(effect.frame);
-      else if (effect.kind === 'apply') await replica.applyRemote(effect.entries);
-    }
-  };
-  await drive(i.start(), initiator, toR);
-  while (toR.length > 0 || toI.length > 0) {
-    const frameForR = toR.shift();
-    if (frameForR) {
-      await tallyFrame(tally, 'I→R', frameForR, responder, width);
-      if (!r.isDone) await drive(r.handle(frameForR), responder, toI);
-      continue;
-    }
-    const frameForI = toI.shift()!;
-    await tallyFrame(tally, 'R→I', frameForI, initiator, width);
-    if (!i.isDone) await drive(i.handle(frameForI), initiator, toR);
-  }
+  await runLoopbackSession(party(initiator, width), party(responder, width), salt, {
+    onFrame: (direction, frame) =>
+      direction === 'toResponder'
+        ? tallyFrame(tally, 'I→R', frame, responder, width)
+        : tallyFrame(tally, 'R→I', frame, initiator, width),
+  });
   return tally;
 }
 

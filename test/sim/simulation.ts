@@ -9,8 +9,10 @@
  *   that a crash closes, so a dead incarnation can never write again.
  * - Gossip: every acknowledged local write is broadcast to each reachable node, with loss,
  *   duplication and random delay (so reordering).
- * - Sync sessions: frames travel in order (a stream) with random delay; a lost frame, a
- *   partition or a crash breaks the session on both sides; a session times out after 10 s.
+ * - Sync sessions: each side runs the core's session driver over a frame channel; frames
+ *   (and the close that ends a side) travel in order (a stream) with random delay; a lost
+ *   frame, a partition or a crash breaks the session on both sides (both channels fail); a
+ *   session times out after 10 s.
  * - Faults, during the fault window only: partitions and heals, crashes and restarts (some
  *   with the wall clock set back), per-node clock skew, one node sometimes beyond the drift
  *   limit. Writes (puts and deletes over a small key space, so conflicts are common) also
@@ -30,7 +32,9 @@ import { hlcToString, type Hlc } from '../../src/core/hlc.js';
 import { inboundSessionsMax } from '../../src/core/limits.js';
 import { SyncScheduler } from '../../src/core/scheduler.js';
 import { RefuseReason } from '../../src/core/sync-frames.js';
-import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
+import { FrameChannel } from '../../src/core/frame-channel.js';
+import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
+import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sync-session.js';
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ScanKeysOptions, Store } from '../../src/core/store.js';
@@ -91,8 +95,8 @@ interface SimNode {
 interface Side {
   node: SimNode;
   incarnation: number;
-  machine: SyncInitiator | SyncResponder;
-  chain: Promise<void>;
+  /** Frames from the other side, pushed by events of the queue. */
+  inbox: FrameChannel;
   lastDeliveryAtMs: number;
   result: SyncResult | undefined;
 }
@@ -393,54 +397,58 @@ export class Simulation {
     this.stats.sessions++;
     const refuse = to.inbound >= inboundSessionsMax ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
-    const side = (node: SimNode, machine: SyncInitiator | SyncResponder): Side => ({
+    const side = (node: SimNode): Side => ({
       node,
       incarnation: node.incarnation,
-      machine,
-      chain: Promise.resolve(),
+      inbox: new FrameChannel(),
       lastDeliveryAtMs: 0,
       result: undefined,
     });
     const initiator = new SyncInitiator(from.replica!.syncContext({ cluster }), this.rng.u32());
     const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
-    const session: Session = { initiator: side(from, initiator), responder: side(to, responder), over: false };
+    const session: Session = { initiator: side(from), responder: side(to), over: false };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
-    session.initiator.chain = this.pump(session, session.initiator, initiator.start());
+    this.drive(session, session.initiator, initiator);
+    this.drive(session, session.responder, responder);
   }
 
-  private pump(session: Session, side: Side, effects: AsyncGenerator<SyncEffect>): Promise<void> {
-    const run = async (): Promise<void> => {
-      for await (const effect of effects) {
-        if (session.over) return;
-        if (effect.kind === 'send') this.transmit(session, side, effect.frame);
-        else if (effect.kind === 'apply') {
-          const replica = side.node.incarnation === side.incarnation ? side.node.replica : undefined;
-          if (!replica) return this.abort(session);
-          const report = await replica.applyRemote(effect.entries);
-          this.stats.clockDriftRejections += report.rejectedClockDrift;
-        } else this.finish(session, side, effect.result);
-      }
+  /** Run one side through the core's session driver; its frames go out through `transmit`. */
+  private drive(session: Session, side: Side, machine: SyncInitiator | SyncResponder): void {
+    const transport: FrameTransport = {
+      send: (frame) => this.transmit(session, side, (to) => to.inbox.push(frame), true),
+      receive: () => side.inbox.receive(),
+      close: () => this.transmit(session, side, (to) => to.inbox.close(), false),
     };
-    return run().catch(() => this.abort(session));
+    const apply = async (entries: Entry[]): Promise<void> => {
+      const replica = !session.over && side.node.incarnation === side.incarnation ? side.node.replica : undefined;
+      if (!replica) throw new Error('session aborted or node down');
+      const report = await replica.applyRemote(entries);
+      this.stats.clockDriftRejections += report.rejectedClockDrift;
+    };
+    driveSession(machine, transport, { apply }).then(
+      (result) => this.finish(session, side, result),
+      () => this.abort(session),
+    );
   }
 
-  private transmit(session: Session, from: Side, frame: Uint8Array): void {
+  /** Deliver a frame (or the close) to the other side, in order, after a random delay. */
+  private transmit(session: Session, from: Side, deliver: (to: Side) => void, lossy: boolean): void {
+    if (session.over) throw new Error('session aborted');
     const to = from === session.initiator ? session.responder : session.initiator;
-    if (!this.reachable(from.node, to.node) || this.rng.chance(this.frameLoss)) {
+    if (!this.reachable(from.node, to.node) || (lossy && this.rng.chance(this.frameLoss))) {
       this.abort(session);
-      return;
+      throw new Error('link broke');
     }
     const atMs = Math.max(this.queue.nowMs + this.rng.int(1, this.delayMsMax), to.lastDeliveryAtMs);
     to.lastDeliveryAtMs = atMs;
     this.queue.schedule(atMs - this.queue.nowMs, () => {
-      if (session.over || to.result) return;
-      const machine = to.machine;
-      to.chain = to.chain.then(() => (session.over ? undefined : this.pump(session, to, machine.handle(frame))));
+      if (!session.over) deliver(to);
     });
   }
 
   private finish(session: Session, side: Side, result: SyncResult): void {
+    if (session.over) return; // aborted while its last effects ran: as if never finished
     side.result = result;
     if (side === session.initiator) {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
@@ -457,6 +465,9 @@ export class Simulation {
       const { node, incarnation } = session.initiator;
       if (node.incarnation === incarnation) node.scheduler?.report(String(session.responder.node.index), false, this.queue.nowMs);
     }
+    const broken = new Error('session aborted');
+    session.initiator.inbox.fail(broken);
+    session.responder.inbox.fail(broken);
     this.close(session);
   }
 
