@@ -17,6 +17,7 @@
  */
 import {
   checkValue,
+  compareVersions,
   entryDigestText,
   isNodeId,
   keyHashText,
@@ -102,6 +103,21 @@ interface Slot {
   readonly hash: HashText;
   before: Entry | undefined;
   winner: Entry | undefined;
+}
+
+/** The keys of one commit: by key, and in first-touch order (the order they are written in). */
+interface Slots {
+  readonly byKey: Map<string, Slot>;
+  readonly list: Slot[];
+}
+
+type OpResult = Version | Version[] | ApplyReport;
+
+/** What merge decided: the slots with a winner, the changes for onApplied, a result per op. */
+interface Merged {
+  readonly written: Slot[];
+  readonly changes: AppliedChange[];
+  readonly results: OpResult[];
 }
 
 export class ReplicaClosedError extends CkvError {
@@ -305,37 +321,66 @@ export class Replica {
     }
   }
 
+  /**
+   * One batch: collect (a slot per key, read before write), merge (decide winners, in
+   * memory), persist (one atomic store write, then the tree), publish (acknowledge, tell
+   * onApplied). A failure before publish rejects every op of the batch (flushLoop).
+   */
   private async commit(ops: Op[]): Promise<void> {
-    // One slot per key the batch touches: its hash (computed once, reused by the store and
-    // the tree), the entry the store held before, and the newest winner in this batch.
-    const slots = new Map<string, Slot>();
-    const slotList: Slot[] = [];
+    const slots = await this.collect(ops);
+    const merged = this.merge(ops, slots);
+    await this.persist(merged.written);
+    this.publish(ops, merged);
+  }
+
+  /**
+   * One slot per key the batch touches, in first-touch order: its hash (computed once,
+   * reused by the store and the tree) and the entry the store held before, read in one
+   * getMany for every key the key filter says the store may hold.
+   */
+  private async collect(ops: Op[]): Promise<Slots> {
+    const byKey = new Map<string, Slot>();
+    const list: Slot[] = [];
     const touch = (key: string): void => {
-      if (slots.has(key)) return;
+      if (byKey.has(key)) return;
       const slot: Slot = { key, hash: keyHashText(key), before: undefined, winner: undefined };
-      slots.set(key, slot);
-      slotList.push(slot);
+      byKey.set(key, slot);
+      list.push(slot);
     };
     for (const op of ops) {
       if (op.kind === 'local') touch(op.key);
       else if (op.kind === 'localMany') for (const write of op.writes) touch(write.key);
       else for (const entry of op.entries) if (typeof entry.key === 'string') touch(entry.key);
     }
-    // One read for every key the batch touches that the store may hold, instead of one per key.
-    const toRead = slotList.filter((slot) => this.keys.mayHave(slot.hash));
+    assert(byKey.size === list.length, 'a key has two slots (it would be hashed and written twice)');
+    const toRead = list.filter((slot) => this.keys.mayHave(slot.hash));
     if (toRead.length > 0) {
       const stored = await this.store.getMany(
         toRead.map((slot) => slot.key),
         toRead.map((slot) => slot.hash),
       );
+      assert(stored.length === toRead.length, 'getMany returned a result per key');
       for (let i = 0; i < toRead.length; i++) toRead[i]!.before = stored[i];
     }
+    return { byKey, list };
+  }
 
+  /**
+   * Decide, in op order, what each write does to its slot: stamp local writes, check remote
+   * ones (limits, clock drift) and ask the merge rule against the slot's current version
+   * (this batch's winner so far, else what the store held). Synchronous and without I/O:
+   * nothing else can touch the slots meanwhile. The clock advances here (stamps and received
+   * remote stamps); it is persisted with the winners.
+   */
+  private merge(ops: Op[], slots: Slots): Merged {
+    const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
-    const results: (Version | Version[] | ApplyReport)[] = [];
+    const results: OpResult[] = [];
     const local = (key: string, value: Uint8Array | null): Version => {
-      const slot = slots.get(key)!;
+      const slot = slots.byKey.get(key)!;
+      const last = this.clock.last;
       const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
+      assert(version.hlc > last, 'a local stamp is greater than every stamp before it');
       const entry: Entry = { key, value, version };
       const previous = (slot.winner ?? slot.before)?.version;
       // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
@@ -343,6 +388,8 @@ export class Replica {
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
         changes.push({ entry, previous, origin: 'local' });
+      } else {
+        assert(!lww, 'a fresh local stamp loses under last-writer-wins');
       }
       return version;
     };
@@ -368,9 +415,10 @@ export class Replica {
           report.rejectedClockDrift++;
           continue;
         }
-        const slot = slots.get(entry.key)!;
+        const slot = slots.byKey.get(entry.key)!;
         const previous = (slot.winner ?? slot.before)?.version;
         if (this.mergeRule(entry.version, previous)) {
+          assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
           changes.push({ entry, previous, origin: 'remote' });
           report.applied++;
@@ -378,34 +426,49 @@ export class Replica {
           report.stale++;
         }
       }
+      assert(
+        report.applied + report.stale + report.rejectedClockDrift + report.rejectedInvalid === op.entries.length,
+        'every remote entry is counted once',
+      );
       results.push(report);
     }
+    assert(results.length === ops.length, 'a result per op');
+    return { written: slots.list.filter((slot) => slot.winner !== undefined), changes, results };
+  }
 
-    const written = slotList.filter((slot) => slot.winner !== undefined);
-    if (written.length > 0) {
-      const writing = this.store.write(
-        written.map((slot) => slot.winner!),
-        this.clock.last,
-        written.map((slot) => slot.hash),
-      );
-      // Digest while the store writes: pure work that would otherwise wait for the write.
-      const digests: (HashText | undefined)[] = [];
-      try {
-        for (const { key, before, winner } of written) {
-          digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
-        }
-      } finally {
-        await writing;
+  /**
+   * Write the winners atomically with the HLC bound, then update the tree (O(depth) a key),
+   * the tombstone count and the key filter: only what is durable is ever visible to sync.
+   * The digests are computed while the store writes: pure work that would otherwise wait.
+   */
+  private async persist(written: Slot[]): Promise<void> {
+    if (written.length === 0) return;
+    const writing = this.store.write(
+      written.map((slot) => slot.winner!),
+      this.clock.last,
+      written.map((slot) => slot.hash),
+    );
+    const digests: (HashText | undefined)[] = [];
+    try {
+      for (const { key, before, winner } of written) {
+        digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
       }
-      for (let i = 0; i < written.length; i++) {
-        const { hash, before, winner } = written[i]!;
-        this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
-        this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
-        if (before === undefined) this.keys.add(hash);
-      }
+    } finally {
+      await writing;
     }
-    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(results[i]);
-    if (this.onApplied) for (const change of changes) this.onApplied(change);
+    assert(digests.length === 2 * written.length, 'two digests per written slot');
+    for (let i = 0; i < written.length; i++) {
+      const { hash, before, winner } = written[i]!;
+      this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
+      this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+      if (before === undefined) this.keys.add(hash);
+    }
+  }
+
+  /** Acknowledge every op of the batch (it is durable), then tell onApplied of each change. */
+  private publish(ops: Op[], merged: Merged): void {
+    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(merged.results[i]);
+    if (this.onApplied) for (const change of merged.changes) this.onApplied(change);
   }
 
   private valid(entry: Entry): boolean {
