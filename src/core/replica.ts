@@ -32,7 +32,7 @@ import {
 import { ClockDriftError, CkvError, assert } from './errors.js';
 import { HybridClock, hlcPack, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
-import { keyBytesMax, merkleDepthDefault, valueBytesMax, writeBatchOpsMax } from './limits.js';
+import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
 import type { WallClockMs } from './ports.js';
 import type { Store } from './store.js';
@@ -66,6 +66,8 @@ export interface ReplicaOptions {
   valueBytesMax?: number;
   /** Only the simulator's canary replaces this. */
   mergeRule?: MergeRule;
+  /** Remote entries queued before applyRemote waits for room (default remoteQueueEntriesMax). */
+  remoteQueueEntriesMax?: number;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -92,10 +94,12 @@ export interface LocalWrite {
   readonly value: Uint8Array | null;
 }
 
+type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: Version[]) => void; reject: (e: Error) => void }
-  | { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+  | RemoteOp;
 
 /** A key touched by one commit. */
 interface Slot {
@@ -137,6 +141,12 @@ export class Replica {
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
   private queue: Op[] = [];
+  private readonly remoteQueueEntriesMax: number;
+  /** Remote entries admitted to `queue` and not yet committed (queued or in the current batch). */
+  private remoteQueued = 0;
+  /** applyRemote calls waiting for room, in call order. */
+  private readonly waitingForRoom: RemoteOp[] = [];
+  private roomListeners: (() => void)[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
   private tombstones = 0;
@@ -150,6 +160,7 @@ export class Replica {
     this.valueBytesMax = options.valueBytesMax ?? valueBytesMax;
     this.mergeRule = options.mergeRule ?? lastWriterWins;
     this.onApplied = options.onApplied;
+    this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = tree;
     this.clock = clock;
     this.tombstones = tombstones;
@@ -272,10 +283,56 @@ export class Replica {
     );
   }
 
-  /** Merge entries from a peer. Never throws for bad entries: they are counted. */
+  /**
+   * Merge entries from a peer. Never throws for bad entries: they are counted. Backpressure:
+   * while `remoteQueueEntriesMax` remote entries are queued, the call waits (in call order)
+   * until a commit makes room, then resolves as usual once its entries are durable; nothing
+   * is dropped. A call larger than the bound waits until nothing else is queued.
+   */
   applyRemote(entries: readonly Entry[]): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'remote', entries, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const op: RemoteOp = { kind: 'remote', entries, resolve, reject };
+      if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
+      else this.waitingForRoom.push(op);
+    });
+  }
+
+  /**
+   * Resolves once an applyRemote of one entry would be queued at once (immediately if it
+   * would now, or if the replica is closed). Gossip awaits this before accepting a message.
+   */
+  whenRoom(): Promise<void> {
+    if (this.closed || (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax)) return Promise.resolve();
+    return new Promise((resolve) => this.roomListeners.push(resolve));
+  }
+
+  /** Remote entries queued or being committed (at most remoteQueueEntriesMax, or one larger call). */
+  get remoteQueuedEntries(): number {
+    return this.remoteQueued;
+  }
+
+  private hasRoomFor(entries: number): boolean {
+    return this.remoteQueued === 0 || this.remoteQueued + entries <= this.remoteQueueEntriesMax;
+  }
+
+  private admit(op: RemoteOp): void {
+    this.remoteQueued += op.entries.length;
+    this.enqueue(op);
+  }
+
+  /** After a commit: admit waiting calls in order while they fit, then wake whenRoom(). */
+  private makeRoom(committed: number): void {
+    this.remoteQueued -= committed;
+    assert(this.remoteQueued >= 0, 'remote queue count below zero');
+    while (this.waitingForRoom.length > 0 && this.hasRoomFor(this.waitingForRoom[0]!.entries.length)) {
+      this.admit(this.waitingForRoom.shift()!);
+    }
+    if (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax && this.roomListeners.length > 0) {
+      const listeners = this.roomListeners;
+      this.roomListeners = [];
+      for (const listener of listeners) listener();
+    }
   }
 
   /** Stop taking writes and wait for the queue to drain. The caller closes the store. */
@@ -313,9 +370,18 @@ export class Replica {
         take++;
       }
       const ops = this.queue.splice(0, take);
+      let remote = 0;
+      for (const op of ops) if (op.kind === 'remote') remote += op.entries.length;
+      // Once, when the batch is durable (before its callers hear of it) or has failed;
+      // synchronously with the loop's next empty-queue check, so an admitted call is flushed.
+      const release = (): void => {
+        this.makeRoom(remote);
+        remote = 0;
+      };
       try {
-        await this.commit(ops);
+        await this.commit(ops, release);
       } catch (error) {
+        release();
         for (const op of ops) op.reject(error as Error);
       }
     }
@@ -324,12 +390,14 @@ export class Replica {
   /**
    * One batch: collect (a slot per key, read before write), merge (decide winners, in
    * memory), persist (one atomic store write, then the tree), publish (acknowledge, tell
-   * onApplied). A failure before publish rejects every op of the batch (flushLoop).
+   * onApplied). A failure before publish rejects every op of the batch (flushLoop). Once
+   * durable, the batch's remote entries leave the bounded remote queue (releaseRemoteRoom).
    */
-  private async commit(ops: Op[]): Promise<void> {
+  private async commit(ops: Op[], releaseRemoteRoom: () => void): Promise<void> {
     const slots = await this.collect(ops);
     const merged = this.merge(ops, slots);
     await this.persist(merged.written);
+    releaseRemoteRoom();
     this.publish(ops, merged);
   }
 

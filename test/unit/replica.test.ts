@@ -424,3 +424,69 @@ describe('Replica.writeMany', () => {
     await assert.rejects(replica.writeMany([{ key: 'a', value: value('1') }]), ReplicaClosedError);
   });
 });
+
+/** A memory store whose writes wait until the test opens the gate; records each batch's size. */
+class GatedStore extends MemoryStore {
+  readonly batches: number[] = [];
+  private gate: Promise<void> = Promise.resolve();
+  private openGate: () => void = () => undefined;
+  close_(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+  open_(): void {
+    this.openGate();
+  }
+  override async write(entries: readonly Entry[], hlcLast: bigint): Promise<void> {
+    this.batches.push(entries.length);
+    await this.gate;
+    await super.write(entries, hlcLast);
+  }
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('Replica remote queue bound', () => {
+  // Past remoteQueueEntriesMax, applyRemote (and whenRoom) wait until a commit makes room;
+  // every entry is applied in the end, none is dropped, and the queue never holds more.
+  it('makes applyRemote wait for room past the bound, and loses nothing', async () => {
+    const store = new GatedStore();
+    const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, remoteQueueEntriesMax: 4 });
+    const entries = Array.from({ length: 9 }, (_, i) => remote(`k${i}`, `v${i}`, hlcPack(baseMs, i)));
+    store.close_();
+    const settled: string[] = [];
+    const first = replica.applyRemote(entries.slice(0, 3)).then((r) => (settled.push('first'), r));
+    await macrotask(); // the first batch is now in store.write, held by the gate
+    assert.deepEqual(store.batches, [3]);
+    const second = replica.applyRemote(entries.slice(3, 5)).then((r) => (settled.push('second'), r)); // 3 + 2 > 4: waits
+    const third = replica.applyRemote(entries.slice(5, 6)).then((r) => (settled.push('third'), r)); // behind the second, in order
+    let roomAt = -1;
+    const room = replica.whenRoom().then(() => (roomAt = settled.length));
+    await macrotask();
+    assert.equal(replica.remoteQueuedEntries, 3, 'the waiting calls were queued past the bound');
+    assert.deepEqual(settled, []);
+    assert.equal(roomAt, -1, 'whenRoom resolved while the queue was full');
+
+    store.open_();
+    const reports = await Promise.all([first, second, third]);
+    await room;
+    assert.deepEqual(settled, ['first', 'second', 'third']);
+    assert.ok(roomAt >= 0, 'whenRoom resolved once the first batch was durable');
+    // After the first batch: the second and third (3 entries) fit together in one batch.
+    assert.deepEqual(store.batches, [3, 3]);
+    assert.deepEqual(
+      reports.map((r) => r.applied),
+      [3, 2, 1],
+    );
+
+    // A call larger than the bound is admitted alone once nothing else is queued.
+    const newer = entries.slice(0, 3).map((e) => ({ ...e, version: { ...e.version, hlc: e.version.hlc + 100n } }));
+    const big = await replica.applyRemote([...entries.slice(6), ...newer]);
+    assert.equal(big.applied, 6);
+    assert.equal(replica.remoteQueuedEntries, 0);
+    const held = await allEntries(replica);
+    assert.equal(held.size, 9, 'every entry was applied');
+    for (const entry of [...newer, ...entries.slice(3)]) assert.deepEqual(held.get(entry.key)?.version, entry.version);
+  });
+});
