@@ -25,7 +25,7 @@
  * are a bug and exit 1 (so does a session that never finishes).
  *
  * Breakdown (on by default, `--no-breakdown` to skip): each session is replayed on the same
- * state through an instrumented copy of the loopback driver that decodes every frame
+ * state through the loopback driver with a hook that decodes every frame
  * (decodeFrame) and splits its bytes by part: child projections per level, masks, leaf
  * fingerprints, entries that won at the receiver vs entries the receiver already held a
  * newer version of (stale), framing. Its totals are cross-checked against the main run.
@@ -35,10 +35,11 @@
  * State. The base is built once: A's entries are created with put (Promise.all in chunks of
  * 5,000; the replica group-commits them) and copied to B with applyRemote in chunks.
  * MemoryStore offers no clone, and copying 100k entries per scenario costs seconds, so a
- * scenario is undone instead: for each touched key, the base entry is written back through
- * Store.write and the replica's tree is patched with MerkleTree.update (old digest out, base
- * digest in); both roots must then equal the base root again, or the bench stops. The empty
- * node is a fresh replica each time; A is only read.
+ * scenario is undone instead: the base entry of each touched key is applied again through
+ * the replica's own write path (applyRemote: store, tree, key filter and counts together),
+ * under the bench's merge rule, which is last-writer-wins except while undoing, when the
+ * older base entry wins. Both roots must then equal the base root again, or the bench stops.
+ * The empty node is a fresh replica each time; A is only read.
  *
  * Not measured: the network, LevelDB, latency, writes concurrent with the session.
  *
@@ -50,12 +51,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { compareVersions, entryDigest, entryWireBytes, keyHash, versionEquals, type Entry } from '../src/core/entry.js';
+import { compareVersions, entryWireBytes, lastWriterWins, versionEquals, type Entry, type MergeRule } from '../src/core/entry.js';
 import { childDigestBytesDefault, fingerprintBytes, valueBytesMax } from '../src/core/limits.js';
 import { Replica, sameRoot } from '../src/core/replica.js';
 import { FrameType, decodeFrame, summaryItemBytes } from '../src/core/sync-frames.js';
 import { runLoopbackSession, type LoopbackParty } from '../src/core/sync-loopback.js';
-import { SyncInitiator, SyncResponder, type SyncEffect } from '../src/core/sync-session.js';
 import { MemoryStore } from '../src/store/memory-store.js';
 import { markdownTable, type Align } from './lib/table.js';
 
@@ -152,8 +152,12 @@ function pickDistinct(rng: () => number, n: number, count: number): number[] {
 const clock = { ms: 1_700_000_000_000 };
 const wallClockMs = (): number => clock.ms;
 
+/** While set, `restore` is undoing a scenario: the base entry it applies wins over the newer one. */
+const undoing = { on: false };
+const benchMergeRule: MergeRule = (incoming, current) => undoing.on || lastWriterWins(incoming, current);
+
 function openReplica(nodeId: string): Promise<Replica> {
-  return Replica.open({ nodeId, store: new MemoryStore(), wallClockMs });
+  return Replica.open({ nodeId, store: new MemoryStore(), wallClockMs, mergeRule: benchMergeRule });
 }
 
 /**
@@ -191,7 +195,7 @@ async function applyAll(replica: Replica, entries: readonly Entry[], what: strin
 
 function party(replica: Replica, width: number): LoopbackParty {
   return {
-    ctx: { tree: replica.tree, store: replica.store, cluster, childDigestBytes: width },
+    ctx: replica.syncContext({ cluster, childDigestBytes: width }),
     apply: (entries) => replica.applyRemote(entries),
   };
 }
@@ -218,26 +222,32 @@ async function buildBase(n: number, seed: number): Promise<Base> {
   await applyAll(b, entries, 'base copy to B');
   if (!sameRoot(a, b)) throw new Error('base: A and B differ after the copy');
   const rawAllBytes = entries.reduce((sum, entry) => sum + entryWireBytes(entry), 0);
-  return { a, b, entries, root: a.tree.rootDigest.slice(), rawAllBytes };
+  return { a, b, entries, root: a.root().digest, rawAllBytes };
 }
 
 /**
- * Put the base entry of each touched key back on `replica`, in the store and in the tree.
- * Bypasses the merge rule on purpose (the base is older); the root check afterwards proves
- * store and tree agree with the base again.
+ * Put the base entry of each touched key back on `replica` through its write path, with the
+ * merge rule turned around for the occasion (the base is older); the root check afterwards
+ * proves store and tree agree with the base again.
  */
 async function restore(replica: Replica, base: Base, touched: readonly number[]): Promise<void> {
   const restores: Entry[] = [];
   for (const index of touched) {
     const original = base.entries[index]!;
-    const current = await replica.store.get(original.key);
+    const current = await replica.get(original.key);
     if (current === undefined) throw new Error(`restore: ${original.key} vanished`);
     if (versionEquals(current.version, original.version)) continue;
     restores.push(original);
-    replica.tree.update(keyHash(original.key), entryDigest(current.key, current.version), entryDigest(original.key, original.version));
   }
-  if (restores.length > 0) await replica.store.write(restores, await replica.store.readHlc());
-  if (!sameDigest(replica.tree.rootDigest, base.root) || replica.entryCount !== base.entries.length) {
+  if (restores.length > 0) {
+    undoing.on = true;
+    try {
+      await applyAll(replica, restores, 'restore');
+    } finally {
+      undoing.on = false;
+    }
+  }
+  if (!sameDigest(replica.root().digest, base.root) || replica.entryCount !== base.entries.length) {
     throw new Error(`restore: ${replica.nodeId} does not match the base after undoing a scenario`);
   }
 }
@@ -290,7 +300,7 @@ function targetsFor(scenario: Scenario, row: Omit<Row, 'targets'>, depth: number
 }
 
 // ---------------------------------------------------------------------------------------
-// Instrumented driver: runLoopbackSession's loop, plus a decode of every frame.
+// Instrumented session: runLoopbackSession, plus a decode of every frame as it is read.
 
 type Direction = 'I→R' | 'R→I';
 
@@ -338,7 +348,7 @@ async function tallyFrame(tally: Tally, direction: Direction, bytes: Uint8Array,
       let stale = 0;
       let staleBytes = 0;
       for (const entry of frame.entries) {
-        const held = await receiver.store.get(entry.key);
+        const held = await receiver.get(entry.key);
         const wire = entryWireBytes(entry);
         if (held === undefined || compareVersions(entry.version, held.version) > 0) {
           winning++;
@@ -362,29 +372,13 @@ async function tallyFrame(tally: Tally, direction: Direction, bytes: Uint8Array,
 }
 
 async function instrumentedSession(initiator: Replica, responder: Replica, salt: number, width: number): Promise<Tally> {
-  const i = new SyncInitiator(party(initiator, width).ctx, salt);
-  const r = new SyncResponder(party(responder, width).ctx);
-  const toR: Uint8Array[] = [];
-  const toI: Uint8Array[] = [];
   const tally = new Tally();
-  const drive = async (effects: AsyncGenerator<SyncEffect>, replica: Replica, outbox: Uint8Array[]): Promise<void> => {
-    for await (const effect of effects) {
-      if (effect.kind === 'send') outbox.push(effect.frame);
-      else if (effect.kind === 'apply') await replica.applyRemote(effect.entries);
-    }
-  };
-  await drive(i.start(), initiator, toR);
-  while (toR.length > 0 || toI.length > 0) {
-    const frameForR = toR.shift();
-    if (frameForR) {
-      await tallyFrame(tally, 'I→R', frameForR, responder, width);
-      if (!r.isDone) await drive(r.handle(frameForR), responder, toI);
-      continue;
-    }
-    const frameForI = toI.shift()!;
-    await tallyFrame(tally, 'R→I', frameForI, initiator, width);
-    if (!i.isDone) await drive(i.handle(frameForI), initiator, toR);
-  }
+  await runLoopbackSession(party(initiator, width), party(responder, width), salt, {
+    onFrame: (direction, frame) =>
+      direction === 'toResponder'
+        ? tallyFrame(tally, 'I→R', frame, responder, width)
+        : tallyFrame(tally, 'R→I', frame, initiator, width),
+  });
   return tally;
 }
 
@@ -402,9 +396,8 @@ interface Staged {
 
 async function stage(base: Base, scenario: Scenario, rng: () => number, initiatorIsA: boolean): Promise<Staged> {
   if (scenario.kind === 'empty') {
-    const root = base.a.tree.rootDigest;
     const check = async (): Promise<void> => {
-      if (!sameDigest(root, base.root)) throw new Error('empty node: A changed');
+      if (!sameDigest(base.a.root().digest, base.root)) throw new Error('empty node: A changed');
     };
     return {
       initiator: await openReplica(nodeB),
@@ -466,7 +459,7 @@ async function main(): Promise<number> {
   const baseStarted = performance.now();
   const base = await buildBase(n, options.seed);
   const baseMs = performance.now() - baseStarted;
-  const depth = base.a.tree.depth;
+  const depth = base.a.depth;
 
   const capped = (d: number): number => Math.min(d, n);
   const planned: Scenario[] = [

@@ -84,6 +84,18 @@ export const inboundSessionsMax = 4;
 /** Writes a replica folds into one storage batch (group commit). */
 export const writeBatchOpsMax = 1024;
 
+/**
+ * Remote entries (from gossip and sync) a replica holds, queued or in the batch being
+ * committed, before `applyRemote` makes further callers wait for room. Without a bound, peers
+ * that send faster than storage commits (a gossip burst, a fast sync peer) grow the queue,
+ * and memory, without limit; with it, the wait reaches back to them (gossip stops reading
+ * the peer's stream, sync stops reading its session). 4 batches (4,096 entries, ~2 MB of
+ * 100-byte values; at most 4,096 x the gossip value limit in the worst case) keeps group
+ * commit full. A single call larger than the bound is admitted alone once nothing else is
+ * queued: it waits, it is never refused or dropped.
+ */
+export const remoteQueueEntriesMax = 4 * writeBatchOpsMax;
+
 /** Sync scheduling defaults (see scheduler.ts). */
 export const syncIntervalMsDefault = 1000;
 export const syncJitterRatioDefault = 0.25;

@@ -17,6 +17,7 @@
  */
 import {
   checkValue,
+  compareVersions,
   entryDigestText,
   isNodeId,
   keyHashText,
@@ -29,11 +30,13 @@ import {
   validateKey,
 } from './entry.js';
 import { ClockDriftError, CkvError, assert } from './errors.js';
-import { HybridClock, type Hlc } from './hlc.js';
+import { HybridClock, hlcPack, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
-import { keyBytesMax, merkleDepthDefault, valueBytesMax, writeBatchOpsMax } from './limits.js';
+import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
-import type { Store } from '../store/store.js';
+import type { WallClockMs } from './ports.js';
+import type { Store } from './store.js';
+import type { SyncContext } from './sync-session.js';
 
 export type Origin = 'local' | 'remote';
 
@@ -57,13 +60,32 @@ export interface ReplicaOptions {
   nodeId: NodeId;
   store: Store;
   /** The wall clock in milliseconds; the core never reads one itself. */
-  wallClockMs: () => number;
+  wallClockMs: WallClockMs;
   depth?: number;
   driftMsMax?: number;
   valueBytesMax?: number;
   /** Only the simulator's canary replaces this. */
   mergeRule?: MergeRule;
+  /** Remote entries queued before applyRemote waits for room (default remoteQueueEntriesMax). */
+  remoteQueueEntriesMax?: number;
   onApplied?: (change: AppliedChange) => void;
+}
+
+/** What a sync session needs besides the replica's tree and store (see `Replica.syncContext`). */
+export interface SyncContextOptions {
+  cluster: string;
+  /** Initiator only: projection width it asks for (default childDigestBytesDefault). */
+  childDigestBytes?: number;
+  /** Initiator only: the wall clock sent in Hello, so the responder can measure our offset. */
+  wallClockMs?: WallClockMs;
+}
+
+/** The Merkle root: what two replicas compare first. */
+export interface ReplicaRoot {
+  /** 32 bytes, a copy. */
+  readonly digest: Uint8Array;
+  /** Entries held, tombstones included. */
+  readonly count: number;
 }
 
 /** A local write: a value, or null for a tombstone. */
@@ -72,10 +94,12 @@ export interface LocalWrite {
   readonly value: Uint8Array | null;
 }
 
+type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: Version[]) => void; reject: (e: Error) => void }
-  | { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+  | RemoteOp;
 
 /** A key touched by one commit. */
 interface Slot {
@@ -83,6 +107,21 @@ interface Slot {
   readonly hash: HashText;
   before: Entry | undefined;
   winner: Entry | undefined;
+}
+
+/** The keys of one commit: by key, and in first-touch order (the order they are written in). */
+interface Slots {
+  readonly byKey: Map<string, Slot>;
+  readonly list: Slot[];
+}
+
+type OpResult = Version | Version[] | ApplyReport;
+
+/** What merge decided: the slots with a winner, the changes for onApplied, a result per op. */
+interface Merged {
+  readonly written: Slot[];
+  readonly changes: AppliedChange[];
+  readonly results: OpResult[];
 }
 
 export class ReplicaClosedError extends CkvError {
@@ -94,14 +133,20 @@ export class ReplicaClosedError extends CkvError {
 
 export class Replica {
   readonly nodeId: NodeId;
-  readonly tree: MerkleTree;
-  readonly clock: HybridClock;
-  readonly store: Store;
   readonly valueBytesMax: number;
-  private readonly wallClockMs: () => number;
+  private readonly tree: MerkleTree;
+  private readonly clock: HybridClock;
+  private readonly store: Store;
+  private readonly wallClockMs: WallClockMs;
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
   private queue: Op[] = [];
+  private readonly remoteQueueEntriesMax: number;
+  /** Remote entries admitted to `queue` and not yet committed (queued or in the current batch). */
+  private remoteQueued = 0;
+  /** applyRemote calls waiting for room, in call order. */
+  private readonly waitingForRoom: RemoteOp[] = [];
+  private roomListeners: (() => void)[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
   private tombstones = 0;
@@ -115,6 +160,7 @@ export class Replica {
     this.valueBytesMax = options.valueBytesMax ?? valueBytesMax;
     this.mergeRule = options.mergeRule ?? lastWriterWins;
     this.onApplied = options.onApplied;
+    this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = tree;
     this.clock = clock;
     this.tombstones = tombstones;
@@ -142,6 +188,46 @@ export class Replica {
   /** Entries held, tombstones included. */
   get entryCount(): number {
     return this.tree.rootCount;
+  }
+
+  /** Merkle depth: both sides of a sync session must use the same. */
+  get depth(): number {
+    return this.tree.depth;
+  }
+
+  root(): ReplicaRoot {
+    return { digest: this.tree.rootDigest.slice(), count: this.tree.rootCount };
+  }
+
+  /** The HLC upper bound: every stamp issued or received so far is at most this. */
+  get hlcLast(): Hlc {
+    return this.clock.last;
+  }
+
+  /** The HLC reading now (the wall clock, or the bound if that is ahead), without issuing a stamp. */
+  hlcNow(): Hlc {
+    const wall = hlcPack(this.wallClockMs(), 0);
+    return wall > this.clock.last ? wall : this.clock.last;
+  }
+
+  /**
+   * What a SyncInitiator or SyncResponder reads: this replica's tree and store. The session
+   * only reads them; entries it receives come back through `applyRemote`.
+   */
+  syncContext(options: SyncContextOptions): SyncContext {
+    return {
+      tree: this.tree,
+      store: this.store,
+      cluster: options.cluster,
+      valueBytesMax: this.valueBytesMax,
+      childDigestBytes: options.childDigestBytes,
+      wallClockMs: options.wallClockMs,
+    };
+  }
+
+  /** Entries, tombstones included, whose key-hash prefix starts with `hexPrefix` ('' = all); any order. */
+  scanHash(hexPrefix = ''): AsyncIterable<Entry> {
+    return this.store.scanHash(hexPrefix);
   }
 
   get tombstoneCount(): number {
@@ -197,10 +283,56 @@ export class Replica {
     );
   }
 
-  /** Merge entries from a peer. Never throws for bad entries: they are counted. */
+  /**
+   * Merge entries from a peer. Never throws for bad entries: they are counted. Backpressure:
+   * while `remoteQueueEntriesMax` remote entries are queued, the call waits (in call order)
+   * until a commit makes room, then resolves as usual once its entries are durable; nothing
+   * is dropped. A call larger than the bound waits until nothing else is queued.
+   */
   applyRemote(entries: readonly Entry[]): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'remote', entries, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const op: RemoteOp = { kind: 'remote', entries, resolve, reject };
+      if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
+      else this.waitingForRoom.push(op);
+    });
+  }
+
+  /**
+   * Resolves once an applyRemote of one entry would be queued at once (immediately if it
+   * would now, or if the replica is closed). Gossip awaits this before accepting a message.
+   */
+  whenRoom(): Promise<void> {
+    if (this.closed || (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax)) return Promise.resolve();
+    return new Promise((resolve) => this.roomListeners.push(resolve));
+  }
+
+  /** Remote entries queued or being committed (at most remoteQueueEntriesMax, or one larger call). */
+  get remoteQueuedEntries(): number {
+    return this.remoteQueued;
+  }
+
+  private hasRoomFor(entries: number): boolean {
+    return this.remoteQueued === 0 || this.remoteQueued + entries <= this.remoteQueueEntriesMax;
+  }
+
+  private admit(op: RemoteOp): void {
+    this.remoteQueued += op.entries.length;
+    this.enqueue(op);
+  }
+
+  /** After a commit: admit waiting calls in order while they fit, then wake whenRoom(). */
+  private makeRoom(committed: number): void {
+    this.remoteQueued -= committed;
+    assert(this.remoteQueued >= 0, 'remote queue count below zero');
+    while (this.waitingForRoom.length > 0 && this.hasRoomFor(this.waitingForRoom[0]!.entries.length)) {
+      this.admit(this.waitingForRoom.shift()!);
+    }
+    if (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax && this.roomListeners.length > 0) {
+      const listeners = this.roomListeners;
+      this.roomListeners = [];
+      for (const listener of listeners) listener();
+    }
   }
 
   /** Stop taking writes and wait for the queue to drain. The caller closes the store. */
@@ -238,45 +370,85 @@ export class Replica {
         take++;
       }
       const ops = this.queue.splice(0, take);
+      let remote = 0;
+      for (const op of ops) if (op.kind === 'remote') remote += op.entries.length;
+      // Once, when the batch is durable (before its callers hear of it) or has failed;
+      // synchronously with the loop's next empty-queue check, so an admitted call is flushed.
+      const release = (): void => {
+        this.makeRoom(remote);
+        remote = 0;
+      };
       try {
-        await this.commit(ops);
+        await this.commit(ops, release);
       } catch (error) {
+        release();
         for (const op of ops) op.reject(error as Error);
       }
     }
   }
 
-  private async commit(ops: Op[]): Promise<void> {
-    // One slot per key the batch touches: its hash (computed once, reused by the store and
-    // the tree), the entry the store held before, and the newest winner in this batch.
-    const slots = new Map<string, Slot>();
-    const slotList: Slot[] = [];
+  /**
+   * One batch: collect (a slot per key, read before write), merge (decide winners, in
+   * memory), persist (one atomic store write, then the tree), publish (acknowledge, tell
+   * onApplied). A failure before publish rejects every op of the batch (flushLoop). Once
+   * durable, the batch's remote entries leave the bounded remote queue (releaseRemoteRoom).
+   */
+  private async commit(ops: Op[], releaseRemoteRoom: () => void): Promise<void> {
+    const slots = await this.collect(ops);
+    const merged = this.merge(ops, slots);
+    await this.persist(merged.written);
+    releaseRemoteRoom();
+    this.publish(ops, merged);
+  }
+
+  /**
+   * One slot per key the batch touches, in first-touch order: its hash (computed once,
+   * reused by the store and the tree) and the entry the store held before, read in one
+   * getMany for every key the key filter says the store may hold.
+   */
+  private async collect(ops: Op[]): Promise<Slots> {
+    const byKey = new Map<string, Slot>();
+    const list: Slot[] = [];
     const touch = (key: string): void => {
-      if (slots.has(key)) return;
+      if (byKey.has(key)) return;
       const slot: Slot = { key, hash: keyHashText(key), before: undefined, winner: undefined };
-      slots.set(key, slot);
-      slotList.push(slot);
+      byKey.set(key, slot);
+      list.push(slot);
     };
     for (const op of ops) {
       if (op.kind === 'local') touch(op.key);
       else if (op.kind === 'localMany') for (const write of op.writes) touch(write.key);
       else for (const entry of op.entries) if (typeof entry.key === 'string') touch(entry.key);
     }
-    // One read for every key the batch touches that the store may hold, instead of one per key.
-    const toRead = slotList.filter((slot) => this.keys.mayHave(slot.hash));
+    assert(byKey.size === list.length, 'a key has two slots (it would be hashed and written twice)');
+    const toRead = list.filter((slot) => this.keys.mayHave(slot.hash));
     if (toRead.length > 0) {
       const stored = await this.store.getMany(
         toRead.map((slot) => slot.key),
         toRead.map((slot) => slot.hash),
       );
+      assert(stored.length === toRead.length, 'getMany returned a result per key');
       for (let i = 0; i < toRead.length; i++) toRead[i]!.before = stored[i];
     }
+    return { byKey, list };
+  }
 
+  /**
+   * Decide, in op order, what each write does to its slot: stamp local writes, check remote
+   * ones (limits, clock drift) and ask the merge rule against the slot's current version
+   * (this batch's winner so far, else what the store held). Synchronous and without I/O:
+   * nothing else can touch the slots meanwhile. The clock advances here (stamps and received
+   * remote stamps); it is persisted with the winners.
+   */
+  private merge(ops: Op[], slots: Slots): Merged {
+    const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
-    const results: (Version | Version[] | ApplyReport)[] = [];
+    const results: OpResult[] = [];
     const local = (key: string, value: Uint8Array | null): Version => {
-      const slot = slots.get(key)!;
+      const slot = slots.byKey.get(key)!;
+      const last = this.clock.last;
       const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
+      assert(version.hlc > last, 'a local stamp is greater than every stamp before it');
       const entry: Entry = { key, value, version };
       const previous = (slot.winner ?? slot.before)?.version;
       // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
@@ -284,6 +456,8 @@ export class Replica {
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
         changes.push({ entry, previous, origin: 'local' });
+      } else {
+        assert(!lww, 'a fresh local stamp loses under last-writer-wins');
       }
       return version;
     };
@@ -309,9 +483,10 @@ export class Replica {
           report.rejectedClockDrift++;
           continue;
         }
-        const slot = slots.get(entry.key)!;
+        const slot = slots.byKey.get(entry.key)!;
         const previous = (slot.winner ?? slot.before)?.version;
         if (this.mergeRule(entry.version, previous)) {
+          assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
           changes.push({ entry, previous, origin: 'remote' });
           report.applied++;
@@ -319,34 +494,49 @@ export class Replica {
           report.stale++;
         }
       }
+      assert(
+        report.applied + report.stale + report.rejectedClockDrift + report.rejectedInvalid === op.entries.length,
+        'every remote entry is counted once',
+      );
       results.push(report);
     }
+    assert(results.length === ops.length, 'a result per op');
+    return { written: slots.list.filter((slot) => slot.winner !== undefined), changes, results };
+  }
 
-    const written = slotList.filter((slot) => slot.winner !== undefined);
-    if (written.length > 0) {
-      const writing = this.store.write(
-        written.map((slot) => slot.winner!),
-        this.clock.last,
-        written.map((slot) => slot.hash),
-      );
-      // Digest while the store writes: pure work that would otherwise wait for the write.
-      const digests: (HashText | undefined)[] = [];
-      try {
-        for (const { key, before, winner } of written) {
-          digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
-        }
-      } finally {
-        await writing;
+  /**
+   * Write the winners atomically with the HLC bound, then update the tree (O(depth) a key),
+   * the tombstone count and the key filter: only what is durable is ever visible to sync.
+   * The digests are computed while the store writes: pure work that would otherwise wait.
+   */
+  private async persist(written: Slot[]): Promise<void> {
+    if (written.length === 0) return;
+    const writing = this.store.write(
+      written.map((slot) => slot.winner!),
+      this.clock.last,
+      written.map((slot) => slot.hash),
+    );
+    const digests: (HashText | undefined)[] = [];
+    try {
+      for (const { key, before, winner } of written) {
+        digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
       }
-      for (let i = 0; i < written.length; i++) {
-        const { hash, before, winner } = written[i]!;
-        this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
-        this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
-        if (before === undefined) this.keys.add(hash);
-      }
+    } finally {
+      await writing;
     }
-    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(results[i]);
-    if (this.onApplied) for (const change of changes) this.onApplied(change);
+    assert(digests.length === 2 * written.length, 'two digests per written slot');
+    for (let i = 0; i < written.length; i++) {
+      const { hash, before, winner } = written[i]!;
+      this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
+      this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+      if (before === undefined) this.keys.add(hash);
+    }
+  }
+
+  /** Acknowledge every op of the batch (it is durable), then tell onApplied of each change. */
+  private publish(ops: Op[], merged: Merged): void {
+    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(merged.results[i]);
+    if (this.onApplied) for (const change of merged.changes) this.onApplied(change);
   }
 
   private valid(entry: Entry): boolean {
@@ -360,6 +550,7 @@ export class Replica {
 
 /** For tests: assert two replicas hold the same root. */
 export function sameRoot(a: Replica, b: Replica): boolean {
-  assert(a.tree.depth === b.tree.depth, 'depths differ');
-  return Buffer.compare(a.tree.rootDigest, b.tree.rootDigest) === 0 && a.entryCount === b.entryCount;
+  assert(a.depth === b.depth, 'depths differ');
+  const [ra, rb] = [a.root(), b.root()];
+  return Buffer.compare(ra.digest, rb.digest) === 0 && ra.count === rb.count;
 }

@@ -1,12 +1,15 @@
 /**
- * Runs one sync session between two in-process parties with no network: the initiator's
- * frames go straight to the responder and back, in order, with nothing lost. Counts round
- * trips and bytes each way. Used by unit tests and bench/sync-core.ts; the simulator and the
- * libp2p binding drive the same state machines with real delays and failures.
+ * Runs one sync session between two in-process parties with no network: each side runs the
+ * session driver (session-driver.ts) over a pair of in-memory frame channels, so frames go
+ * straight across, in order, with nothing lost. Counts round trips and bytes each way. Used
+ * by unit tests and bench/sync-core.ts; the simulator and the libp2p binding run the same
+ * driver over links with real delays and failures.
  */
 import type { Entry } from './entry.js';
 import { assert } from './errors.js';
-import { SyncInitiator, SyncResponder, type SyncContext, type SyncEffect, type SyncResult } from './sync-session.js';
+import { FrameChannel } from './frame-channel.js';
+import { driveSession, type FrameTransport } from './session-driver.js';
+import { SyncInitiator, SyncResponder, type SyncContext, type SyncResult } from './sync-session.js';
 
 export interface LoopbackParty {
   ctx: SyncContext;
@@ -22,48 +25,69 @@ export interface LoopbackResult {
   framesToInitiator: number;
 }
 
+export interface LoopbackOptions {
+  /**
+   * Sees each frame as its receiver reads it, after the receiver has handled every earlier
+   * frame (bench/sync-core decodes them to count bytes by part).
+   */
+  onFrame?: (direction: 'toResponder' | 'toInitiator', frame: Uint8Array) => Promise<void> | void;
+}
+
+const framesMax = 1_000_000;
+
 export async function runLoopbackSession(
   initiator: LoopbackParty,
   responder: LoopbackParty,
   salt: number,
+  options: LoopbackOptions = {},
 ): Promise<LoopbackResult> {
-  const i = new SyncInitiator(initiator.ctx, salt);
-  const r = new SyncResponder(responder.ctx);
-  const toR: Uint8Array[] = [];
-  const toI: Uint8Array[] = [];
+  const toR = new FrameChannel();
+  const toI = new FrameChannel();
   const counts = { bytesToResponder: 0, bytesToInitiator: 0, framesToResponder: 0, framesToInitiator: 0 };
-  let iResult: SyncResult | undefined;
-  let rResult: SyncResult | undefined;
-
-  const drive = async (
-    effects: AsyncGenerator<SyncEffect>,
-    party: LoopbackParty,
-    outbox: Uint8Array[],
-    onDone: (r: SyncResult) => void,
-  ): Promise<void> => {
-    for await (const effect of effects) {
-      if (effect.kind === 'send') outbox.push(effect.frame);
-      else if (effect.kind === 'apply') await party.apply(effect.entries);
-      else onDone(effect.result);
-    }
+  const fail = (error: Error): void => {
+    toR.fail(error);
+    toI.fail(error);
   };
-
-  await drive(i.start(), initiator, toR, (x) => (iResult = x));
-  let guard = 0;
-  while (toR.length > 0 || toI.length > 0) {
-    assert(guard++ < 1_000_000, 'loopback session does not end');
-    const frameForR = toR.shift();
-    if (frameForR) {
-      counts.bytesToResponder += frameForR.byteLength;
-      counts.framesToResponder++;
-      if (!r.isDone) await drive(r.handle(frameForR), responder, toI, (x) => (rResult = x));
-      continue;
-    }
-    const frameForI = toI.shift()!;
-    counts.bytesToInitiator += frameForI.byteLength;
-    counts.framesToInitiator++;
-    if (!i.isDone) await drive(i.handle(frameForI), initiator, toR, (x) => (iResult = x));
-  }
-  assert(iResult && rResult, 'loopback session ended without a result on both sides');
-  return { initiator: iResult, responder: rResult, ...counts };
+  const transport = (inbox: FrameChannel, outbox: FrameChannel, direction: 'toResponder' | 'toInitiator'): FrameTransport => ({
+    send: (frame) => {
+      assert(counts.framesToResponder + counts.framesToInitiator < framesMax, 'loopback session does not end');
+      if (direction === 'toResponder') {
+        counts.bytesToResponder += frame.byteLength;
+        counts.framesToResponder++;
+      } else {
+        counts.bytesToInitiator += frame.byteLength;
+        counts.framesToInitiator++;
+      }
+      outbox.push(frame);
+    },
+    receive: async () => {
+      // Both sides waiting for a frame and none in flight: the session can never end.
+      if (inbox.pending === 0 && !inbox.isClosed && outbox.waiting && outbox.pending === 0) {
+        fail(new Error('ckv assertion: loopback session ended without a result on both sides'));
+      }
+      const frame = await inbox.receive();
+      if (frame !== undefined) await options.onFrame?.(direction === 'toResponder' ? 'toInitiator' : 'toResponder', frame);
+      return frame;
+    },
+    close: () => outbox.close(),
+  });
+  const settled = await Promise.allSettled([
+    driveSession(new SyncInitiator(initiator.ctx, salt), transport(toI, toR, 'toResponder'), { apply: initiator.apply }).catch(
+      (error: unknown) => {
+        fail(error as Error);
+        throw error;
+      },
+    ),
+    driveSession(new SyncResponder(responder.ctx), transport(toR, toI, 'toInitiator'), { apply: responder.apply }).catch(
+      (error: unknown) => {
+        fail(error as Error);
+        throw error;
+      },
+    ),
+  ]);
+  const [i, r] = settled;
+  if (i.status === 'rejected') throw i.reason;
+  if (r.status === 'rejected') throw r.reason;
+  assert(i.value && r.value, 'loopback session ended without a result on both sides');
+  return { initiator: i.value, responder: r.value, ...counts };
 }

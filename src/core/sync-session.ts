@@ -49,7 +49,8 @@ import {
   type SubtreeRef,
   summaryItemBytes,
 } from './sync-frames.js';
-import type { Store } from '../store/store.js';
+import type { WallClockMs } from './ports.js';
+import type { Store } from './store.js';
 
 export interface SyncContext {
   readonly tree: MerkleTree;
@@ -59,7 +60,7 @@ export interface SyncContext {
   readonly childDigestBytes?: number;
   readonly valueBytesMax?: number;
   /** Initiator only: our wall clock, sent in Hello so the responder can measure our offset. */
-  readonly wallClockMs?: () => number;
+  readonly wallClockMs?: WallClockMs;
 }
 
 export type SyncOutcome = 'in-sync' | 'synced' | 'incomplete' | 'refused';

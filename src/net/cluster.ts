@@ -22,7 +22,7 @@ import { CkvError } from '../core/errors.js';
 import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';

@@ -19,8 +19,13 @@
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
  * twice is dropped by gossipsub. A topic validator rejects messages that do not decode: they
  * are counted and gossipsub penalises the sender; they never reach the store.
+ * Backpressure: the validator decodes each message once (kept for the message handler) and,
+ * for an entry, waits until the replica's bounded queue of remote writes has room before it
+ * accepts; gossipsub awaits each message's validation before reading the next from that
+ * peer (awaitRpcHandler, awaitRpcMessageHandler in libp2p.ts), so a full queue stops reading
+ * from the peers instead of queueing applies without limit.
  */
-import type { GossipSub, GossipsubMessage } from '@libp2p/gossipsub';
+import type { GossipSub, GossipsubMessage, Message } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
@@ -180,6 +185,8 @@ export interface GossipOptions {
 export class Gossip {
   readonly topic: string;
   private started = false;
+  /** Messages the validator decoded and accepted, for the message handler (same object). */
+  private readonly decoded = new WeakMap<Message, GossipMessage>();
   private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => void this.receive(event.detail);
 
   constructor(private readonly components: GossipComponents, private readonly options: GossipOptions) {
@@ -191,7 +198,7 @@ export class Gossip {
     if (this.started) return;
     this.started = true;
     const { pubsub } = this.components;
-    pubsub.topicValidators.set(this.topic, (_peer: PeerId, message) => this.validate(message.data));
+    pubsub.topicValidators.set(this.topic, (_peer: PeerId, message) => this.validate(message));
     pubsub.addEventListener('gossipsub:message', this.onMessage);
     pubsub.subscribe(this.topic);
   }
@@ -243,23 +250,37 @@ export class Gossip {
     }
   }
 
-  private validate(data: Uint8Array): TopicValidatorResult {
+  /**
+   * Decode once; for an entry, wait for room in the replica's remote queue before accepting.
+   * Why here and not in the handler: gossipsub dispatches accepted messages without waiting
+   * for the handler, so a wait there would only pile up pending applies; the validator is
+   * the one step gossipsub awaits (with awaitRpc*Handler) before it reads on. The handler
+   * then calls applyRemote synchronously, so the room it waited for is taken at once.
+   */
+  private async validate(message: Message): Promise<TopicValidatorResult> {
+    let decoded: GossipMessage;
     try {
-      decodeGossip(data, this.options.valueBytesMax);
-      return TopicValidatorResult.Accept;
+      decoded = decodeGossip(message.data, this.options.valueBytesMax);
     } catch {
       this.components.counters.add('gossip_rejected');
       return TopicValidatorResult.Reject;
     }
+    this.decoded.set(message, decoded);
+    if (decoded.type === 'entry') await this.components.replica.whenRoom();
+    return TopicValidatorResult.Accept;
   }
 
   private async receive(event: GossipsubMessage): Promise<void> {
     if (event.msg.topic !== this.topic) return;
-    let message: GossipMessage;
-    try {
-      message = decodeGossip(event.msg.data, this.options.valueBytesMax);
-    } catch {
-      return; // the validator already rejected and counted it
+    let message = this.decoded.get(event.msg);
+    if (message === undefined) {
+      try {
+        message = decodeGossip(event.msg.data, this.options.valueBytesMax);
+      } catch {
+        return; // the validator already rejected and counted it
+      }
+    } else {
+      this.decoded.delete(event.msg);
     }
     this.components.counters.add('gossip_received');
     try {

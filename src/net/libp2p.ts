@@ -202,6 +202,11 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
         allowPublishToZeroTopicPeers: true,
         // Same bytes = same id = already published: drop silently instead of throwing.
         ignoreDuplicatePublishError: true,
+        // Backpressure: handle a peer's RPCs, and the messages in each, one at a time, so the
+        // gossip validator's wait for room in the replica's remote queue stops reading from
+        // that peer (gossip.ts) instead of leaving unboundedly many validations pending.
+        awaitRpcHandler: true,
+        awaitRpcMessageHandler: true,
         // Send our own messages to every subscribed peer, not only our mesh: in a small
         // cluster that is one hop to everyone.
         floodPublish: true,

@@ -1,8 +1,8 @@
 /**
  * The anti-entropy protocol `/ckv/<cluster>/sync/1.0.0`: one libp2p stream per session,
  * length-prefixed frames (FramedStream), driving the core's SyncInitiator / SyncResponder
- * state machines. This file only moves frames and applies entries; every protocol decision
- * is in src/core/sync-session.ts.
+ * state machines through the core's session driver. This file only moves frames and applies
+ * entries; every protocol decision is in src/core/sync-session.ts and session-driver.ts.
  *
  * Bounds: at most `inboundSessionsMax` sessions are served at once (the next Hello is
  * answered with a typed `busy` refusal); frames are bounded by FramedStream (a larger
@@ -15,7 +15,8 @@ import type { Entry } from '../core/entry.js';
 import { entriesFrameBytesTarget, valueBytesMax as valueBytesMaxDefault } from '../core/limits.js';
 import type { Replica } from '../core/replica.js';
 import { FrameType, RefuseReason, encodeFrame } from '../core/sync-frames.js';
-import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../core/sync-session.js';
+import { driveSession, type FrameTransport } from '../core/session-driver.js';
+import { SyncInitiator, SyncResponder, type SyncResult } from '../core/sync-session.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { FramedStream } from './framed-stream.js';
@@ -119,19 +120,12 @@ export class SyncService {
       const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
       const initiator = new SyncInitiator(
-        { tree: replica.tree, store: replica.store, cluster: this.options.cluster, valueBytesMax: replica.valueBytesMax, wallClockMs: Date.now },
+        replica.syncContext({ cluster: this.options.cluster, wallClockMs: Date.now }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
-      result = await this.drive(framed, initiator.start());
-      while (!result) {
-        const frame = await framed.read();
-        if (frame === undefined) throw new Error('peer ended the session early');
-        result = await this.drive(framed, initiator.handle(frame));
-      }
-      // The responder closes its side only after it has applied everything we pushed: wait
-      // for that, so the next session does not see (and re-send) entries still in flight.
-      if ((await framed.read()) !== undefined) throw new Error('peer sent frames after the session ended');
-      await framed.close().catch(() => undefined);
+      // The driver also waits for the responder to close its side, which it does only once it
+      // has applied everything we pushed: the next session does not re-send entries in flight.
+      result = await driveSession(initiator, transportOf(framed), { apply: (entries) => this.apply(entries) });
     } catch (cause) {
       error = this.failure(cause, peerId, 'initiator');
       framed?.abort(cause instanceof Error ? cause : new Error(String(cause)));
@@ -167,28 +161,17 @@ export class SyncService {
     }
     this.inbound++;
     this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
-    const responder = new SyncResponder({
-      tree: replica.tree,
-      store: replica.store,
-      cluster: this.options.cluster,
-      valueBytesMax: replica.valueBytesMax,
-    });
+    const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster }));
     // A peer that opens a session and says nothing loses its slot after helloTimeoutMs.
     const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
-    let result: SyncResult | undefined;
-    let helloSeen = false;
     try {
-      while (!result) {
-        const frame = await framed.read();
-        if (frame === undefined) throw new Error('peer ended the session early');
-        result = await this.drive(framed, responder.handle(frame));
-        if (!helloSeen && responder.peerWallMs !== undefined) {
-          helloSeen = true;
+      const result = await driveSession(responder, transportOf(framed), {
+        apply: (entries) => this.apply(entries),
+        onHello: (peerWallMs, peerEntryCount) => {
           clearTimeout(helloTimer);
-          sessions.hello(peerId, responder.peerWallMs, responder.peerEntryCount ?? -1);
-        }
-      }
-      await framed.close().catch(() => undefined);
+          sessions.hello(peerId, peerWallMs, peerEntryCount);
+        },
+      });
       sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome);
       if (result.outcome === 'refused') {
         // Our refusal of its Hello: a protocol violation is counted as hostile input.
@@ -206,16 +189,6 @@ export class SyncService {
       else this.servingPeers.delete(peerId);
       this.account({ bytesSent: framed.bytesWritten, bytesReceived: framed.bytesRead });
     }
-  }
-
-  /** Carry out effects until the state machine waits for the next frame or is done. */
-  private async drive(framed: FramedStream, effects: AsyncGenerator<SyncEffect>): Promise<SyncResult | undefined> {
-    for await (const effect of effects) {
-      if (effect.kind === 'send') await framed.write(effect.frame);
-      else if (effect.kind === 'apply') await this.apply(effect.entries);
-      else return effect.result;
-    }
-    return undefined;
   }
 
   private async apply(entries: Entry[]): Promise<void> {
@@ -241,4 +214,13 @@ export class SyncService {
     this.components.counters.add('sync_bytes_out', bytes.bytesSent);
     this.components.counters.add('sync_bytes_in', bytes.bytesReceived);
   }
+}
+
+/** A session's frames over one libp2p stream. */
+function transportOf(framed: FramedStream): FrameTransport {
+  return {
+    send: (frame) => framed.write(frame),
+    receive: () => framed.read(),
+    close: () => framed.close().catch(() => undefined),
+  };
 }

@@ -7,7 +7,7 @@
  * replica's Merkle root and clock, so a change of their shape is fixed here once.
  */
 import { toHex } from '../core/bytes.js';
-import { hlcPack, type Hlc } from '../core/hlc.js';
+import type { Hlc } from '../core/hlc.js';
 import type { Replica } from '../core/replica.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { ClusterNetwork } from '../net/cluster.js';
@@ -85,7 +85,6 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
   // No await below: every other field is read at one moment.
   const timeMs = Date.now();
   const { replica, cluster } = node;
-  const wall = hlcPack(timeMs, 0);
   return {
     timeMs,
     nodeId: replica.nodeId,
@@ -97,8 +96,8 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     httpUrl: node.httpUrl,
     incarnation: cluster?.incarnation ?? 0,
     uptimeMs: timeMs - node.startedAtMs,
-    hlcNow: wall > replica.clock.last ? wall : replica.clock.last,
-    merkleRoot: toHex(replica.tree.rootDigest),
+    hlcNow: replica.hlcNow(),
+    merkleRoot: toHex(replica.root().digest),
     stopping: node.stopping,
     keys: replica.liveCount,
     tombstones: replica.tombstoneCount,

@@ -38,7 +38,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store } from './store.js';
+import type { ScanKeysOptions, Store } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;

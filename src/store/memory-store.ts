@@ -22,7 +22,7 @@
 import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store } from './store.js';
+import type { ScanKeysOptions, Store } from '../core/store.js';
 
 /** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
 const bucketDigits = 4;

@@ -19,15 +19,15 @@ export async function memoryReplica(
 
 export function syncPair(a: Replica, b: Replica, salt = 1234, cluster = 'test'): Promise<LoopbackResult> {
   return runLoopbackSession(
-    { ctx: { tree: a.tree, store: a.store, cluster }, apply: (entries) => a.applyRemote(entries) },
-    { ctx: { tree: b.tree, store: b.store, cluster }, apply: (entries) => b.applyRemote(entries) },
+    { ctx: a.syncContext({ cluster }), apply: (entries) => a.applyRemote(entries) },
+    { ctx: b.syncContext({ cluster }), apply: (entries) => b.applyRemote(entries) },
     salt,
   );
 }
 
 export async function allEntries(replica: Replica): Promise<Map<string, Entry>> {
   const map = new Map<string, Entry>();
-  for await (const entry of replica.store.scanHash('')) map.set(entry.key, entry);
+  for await (const entry of replica.scanHash('')) map.set(entry.key, entry);
   return map;
 }
 

@@ -10,15 +10,17 @@
  *   that a crash closes, so a dead incarnation can never write again.
  * - Gossip: every acknowledged local write is broadcast to each reachable node, with loss,
  *   duplication and random delay (so reordering).
- * - Sync sessions: frames travel in order (a stream) with random delay; a lost frame, a
- *   partition or a crash breaks the session on both sides; a session times out after 10 s.
+ * - Sync sessions: each side runs the core's session driver over a frame channel; frames
+ *   (and the close that ends a side) travel in order (a stream) with random delay; a lost
+ *   frame, a partition or a crash breaks the session on both sides (both channels fail); a
+ *   session times out after 10 s.
  * - Membership: a link is a connection; both ends' Membership is told of it (with the other's
  *   incarnation, as identify tells it in production) and of its loss. Membership messages
  *   (alive, leave) travel like gossip, lossy and late, and the network also replays old ones.
  * - Faults, during the fault window only: partitions and heals, crashes and restarts (some
  *   with the wall clock set back), clean stops (a leave, then a restart), per-node clock
- *   skew, one node sometimes beyond the drift limit. Writes (puts and deletes over a small key space, so conflicts are common) also
- *   happen only in the window.
+ *   skew, one node sometimes beyond the drift limit. Writes (puts and deletes over a small
+ *   key space, so conflicts are common) also happen only in the window.
  * Afterwards the network is clean and clocks are close; nodes keep syncing for `settleMs`,
  * then schedulers stop and the queue drains, and the checker runs:
  * 1. all nodes hold identical entries and identical Merkle roots;
@@ -36,10 +38,12 @@ import { hlcToString, type Hlc } from '../../src/core/hlc.js';
 import { inboundSessionsMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { RefuseReason } from '../../src/core/sync-frames.js';
-import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
+import { FrameChannel } from '../../src/core/frame-channel.js';
+import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
+import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sync-session.js';
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ScanKeysOptions, Store } from '../../src/store/store.js';
+import type { ScanKeysOptions, Store } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 
@@ -105,8 +109,8 @@ interface SimNode {
 interface Side {
   node: SimNode;
   incarnation: number;
-  machine: SyncInitiator | SyncResponder;
-  chain: Promise<void>;
+  /** Frames from the other side, pushed by events of the queue. */
+  inbox: FrameChannel;
   lastDeliveryAtMs: number;
   result: SyncResult | undefined;
 }
@@ -503,54 +507,58 @@ export class Simulation {
     const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
     const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
-    const side = (node: SimNode, machine: SyncInitiator | SyncResponder): Side => ({
+    const side = (node: SimNode): Side => ({
       node,
       incarnation: node.incarnation,
-      machine,
-      chain: Promise.resolve(),
+      inbox: new FrameChannel(),
       lastDeliveryAtMs: 0,
       result: undefined,
     });
-    const initiator = new SyncInitiator({ tree: from.replica!.tree, store: from.fence!, cluster }, this.rng.u32());
-    const responder = new SyncResponder({ tree: to.replica!.tree, store: to.fence!, cluster }, refuse ? { refuse } : {});
-    const session: Session = { initiator: side(from, initiator), responder: side(to, responder), over: false };
+    const initiator = new SyncInitiator(from.replica!.syncContext({ cluster }), this.rng.u32());
+    const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
+    const session: Session = { initiator: side(from), responder: side(to), over: false };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
-    session.initiator.chain = this.pump(session, session.initiator, initiator.start());
+    this.drive(session, session.initiator, initiator);
+    this.drive(session, session.responder, responder);
   }
 
-  private pump(session: Session, side: Side, effects: AsyncGenerator<SyncEffect>): Promise<void> {
-    const run = async (): Promise<void> => {
-      for await (const effect of effects) {
-        if (session.over) return;
-        if (effect.kind === 'send') this.transmit(session, side, effect.frame);
-        else if (effect.kind === 'apply') {
-          const replica = side.node.incarnation === side.incarnation ? side.node.replica : undefined;
-          if (!replica) return this.abort(session);
-          const report = await replica.applyRemote(effect.entries);
-          this.stats.clockDriftRejections += report.rejectedClockDrift;
-        } else this.finish(session, side, effect.result);
-      }
+  /** Run one side through the core's session driver; its frames go out through `transmit`. */
+  private drive(session: Session, side: Side, machine: SyncInitiator | SyncResponder): void {
+    const transport: FrameTransport = {
+      send: (frame) => this.transmit(session, side, (to) => to.inbox.push(frame), true),
+      receive: () => side.inbox.receive(),
+      close: () => this.transmit(session, side, (to) => to.inbox.close(), false),
     };
-    return run().catch(() => this.abort(session));
+    const apply = async (entries: Entry[]): Promise<void> => {
+      const replica = !session.over && side.node.incarnation === side.incarnation ? side.node.replica : undefined;
+      if (!replica) throw new Error('session aborted or node down');
+      const report = await replica.applyRemote(entries);
+      this.stats.clockDriftRejections += report.rejectedClockDrift;
+    };
+    driveSession(machine, transport, { apply }).then(
+      (result) => this.finish(session, side, result),
+      () => this.abort(session),
+    );
   }
 
-  private transmit(session: Session, from: Side, frame: Uint8Array): void {
+  /** Deliver a frame (or the close) to the other side, in order, after a random delay. */
+  private transmit(session: Session, from: Side, deliver: (to: Side) => void, lossy: boolean): void {
+    if (session.over) throw new Error('session aborted');
     const to = from === session.initiator ? session.responder : session.initiator;
-    if (!this.reachable(from.node, to.node) || this.rng.chance(this.frameLoss)) {
+    if (!this.reachable(from.node, to.node) || (lossy && this.rng.chance(this.frameLoss))) {
       this.abort(session);
-      return;
+      throw new Error('link broke');
     }
     const atMs = Math.max(this.queue.nowMs + this.rng.int(1, this.delayMsMax), to.lastDeliveryAtMs);
     to.lastDeliveryAtMs = atMs;
     this.queue.schedule(atMs - this.queue.nowMs, () => {
-      if (session.over || to.result) return;
-      const machine = to.machine;
-      to.chain = to.chain.then(() => (session.over ? undefined : this.pump(session, to, machine.handle(frame))));
+      if (!session.over) deliver(to);
     });
   }
 
   private finish(session: Session, side: Side, result: SyncResult): void {
+    if (session.over) return; // aborted while its last effects ran: as if never finished
     side.result = result;
     if (side === session.initiator) {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
@@ -570,6 +578,9 @@ export class Simulation {
       const { node, incarnation } = session.initiator;
       if (node.incarnation === incarnation) node.membership?.sessionEnded(session.responder.node.nodeId, { ok: false, result: 'aborted', inSync: false }, this.queue.nowMs);
     }
+    const broken = new Error('session aborted');
+    session.initiator.inbox.fail(broken);
+    session.responder.inbox.fail(broken);
     this.close(session);
   }
 
@@ -666,11 +677,11 @@ export class Simulation {
     }
     const reference = states[0]!;
     this.stats.entries = reference.size;
-    const root0 = toHex(this.nodes[0]!.replica!.tree.rootDigest);
+    const root0 = toHex(this.nodes[0]!.replica!.root().digest);
     for (let i = 1; i < states.length; i++) {
       const diff = describeDifference(reference, states[i]!);
       if (diff) this.violations.push(`node ${i} differs from node 0: ${diff}`);
-      const root = toHex(this.nodes[i]!.replica!.tree.rootDigest);
+      const root = toHex(this.nodes[i]!.replica!.root().digest);
       if (root !== root0) this.violations.push(`node ${i} root ${root.slice(0, 12)} != node 0 root ${root0.slice(0, 12)}`);
     }
     for (const node of this.nodes) {

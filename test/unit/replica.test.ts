@@ -127,7 +127,7 @@ describe('Replica.applyRemote', () => {
     const clock = { ms: baseMs };
     const replica = await memoryReplica(nodeA, clock);
     const local = await replica.put('k', value('local'));
-    const rootBefore = Buffer.from(replica.tree.rootDigest);
+    const rootBefore = Buffer.from(replica.root().digest);
 
     const older = await replica.applyRemote([remote('k', 'older', local.hlc - 1n)]);
     assert.deepEqual(older, { applied: 0, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
@@ -135,18 +135,18 @@ describe('Replica.applyRemote', () => {
     const tieLower = await replica.applyRemote([remote('k', 'tie', local.hlc, '00000000000000a9')]);
     assert.equal(tieLower.stale, 1);
     assert.deepEqual(await replica.get('k'), { key: 'k', value: value('local'), version: local });
-    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootBefore);
+    assert.deepEqual(Buffer.from(replica.root().digest), rootBefore);
 
     const newer = remote('k', 'newer', local.hlc + 1n);
     assert.deepEqual(await replica.applyRemote([newer]), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
     assert.deepEqual(await replica.get('k'), newer);
-    const rootAfter = Buffer.from(replica.tree.rootDigest);
+    const rootAfter = Buffer.from(replica.root().digest);
     assert.notDeepEqual(rootAfter, rootBefore);
 
     const again = await replica.applyRemote([newer, { ...newer }]);
     assert.deepEqual(again, { applied: 0, stale: 2, rejectedClockDrift: 0, rejectedInvalid: 0 });
     assert.deepEqual(await replica.get('k'), newer);
-    assert.deepEqual(Buffer.from(replica.tree.rootDigest), rootAfter);
+    assert.deepEqual(Buffer.from(replica.root().digest), rootAfter);
     assert.equal(replica.entryCount, 1);
   });
 
@@ -164,14 +164,14 @@ describe('Replica.applyRemote', () => {
   it('refuses a stamp 10 s in the future until the wall clock catches up', async () => {
     const clock = { ms: baseMs };
     const replica = await memoryReplica(nodeA, clock);
-    const lastBefore = replica.clock.last;
+    const lastBefore = replica.hlcLast;
     const future = remote('f', 'from the future', hlcPack(baseMs + 10_000, 3));
     const refused = await replica.applyRemote([future, remote('ok', 'fine', hlcPack(baseMs, 0))]);
     assert.deepEqual(refused, { applied: 1, stale: 0, rejectedClockDrift: 1, rejectedInvalid: 0 });
     assert.equal(await replica.get('f'), undefined);
     assert.equal(replica.entryCount, 1);
-    assert.ok(replica.clock.last < future.version.hlc, 'clock was dragged to the refused stamp');
-    assert.ok(lastBefore <= replica.clock.last);
+    assert.ok(replica.hlcLast < future.version.hlc, 'clock was dragged to the refused stamp');
+    assert.ok(lastBefore <= replica.hlcLast);
 
     clock.ms += 10_000;
     const applied = await replica.applyRemote([future]);
@@ -292,7 +292,7 @@ describe('Replica notifications and counts', () => {
     assert.deepEqual(counts(), [2, 2, 4]);
     await replica.put('a', value('3')); // resurrect
     assert.deepEqual(counts(), [3, 1, 4]);
-    const t = replica.clock.last;
+    const t = replica.hlcLast;
     await replica.applyRemote([remote('b', null, t + 1n), remote('r', null, t + 2n)]);
     assert.deepEqual(counts(), [2, 3, 5]);
     await replica.applyRemote([remote('z', 'back', t + 3n)]);
@@ -422,5 +422,71 @@ describe('Replica.writeMany', () => {
     assert.deepEqual(await settlesPromptly(replica.writeMany([]), 'writeMany'), []);
     await replica.close();
     await assert.rejects(replica.writeMany([{ key: 'a', value: value('1') }]), ReplicaClosedError);
+  });
+});
+
+/** A memory store whose writes wait until the test opens the gate; records each batch's size. */
+class GatedStore extends MemoryStore {
+  readonly batches: number[] = [];
+  private gate: Promise<void> = Promise.resolve();
+  private openGate: () => void = () => undefined;
+  close_(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+  open_(): void {
+    this.openGate();
+  }
+  override async write(entries: readonly Entry[], hlcLast: bigint): Promise<void> {
+    this.batches.push(entries.length);
+    await this.gate;
+    await super.write(entries, hlcLast);
+  }
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('Replica remote queue bound', () => {
+  // Past remoteQueueEntriesMax, applyRemote (and whenRoom) wait until a commit makes room;
+  // every entry is applied in the end, none is dropped, and the queue never holds more.
+  it('makes applyRemote wait for room past the bound, and loses nothing', async () => {
+    const store = new GatedStore();
+    const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, remoteQueueEntriesMax: 4 });
+    const entries = Array.from({ length: 9 }, (_, i) => remote(`k${i}`, `v${i}`, hlcPack(baseMs, i)));
+    store.close_();
+    const settled: string[] = [];
+    const first = replica.applyRemote(entries.slice(0, 3)).then((r) => (settled.push('first'), r));
+    await macrotask(); // the first batch is now in store.write, held by the gate
+    assert.deepEqual(store.batches, [3]);
+    const second = replica.applyRemote(entries.slice(3, 5)).then((r) => (settled.push('second'), r)); // 3 + 2 > 4: waits
+    const third = replica.applyRemote(entries.slice(5, 6)).then((r) => (settled.push('third'), r)); // behind the second, in order
+    let roomAt = -1;
+    const room = replica.whenRoom().then(() => (roomAt = settled.length));
+    await macrotask();
+    assert.equal(replica.remoteQueuedEntries, 3, 'the waiting calls were queued past the bound');
+    assert.deepEqual(settled, []);
+    assert.equal(roomAt, -1, 'whenRoom resolved while the queue was full');
+
+    store.open_();
+    const reports = await Promise.all([first, second, third]);
+    await room;
+    assert.deepEqual(settled, ['first', 'second', 'third']);
+    assert.ok(roomAt >= 0, 'whenRoom resolved once the first batch was durable');
+    // After the first batch: the second and third (3 entries) fit together in one batch.
+    assert.deepEqual(store.batches, [3, 3]);
+    assert.deepEqual(
+      reports.map((r) => r.applied),
+      [3, 2, 1],
+    );
+
+    // A call larger than the bound is admitted alone once nothing else is queued.
+    const newer = entries.slice(0, 3).map((e) => ({ ...e, version: { ...e.version, hlc: e.version.hlc + 100n } }));
+    const big = await replica.applyRemote([...entries.slice(6), ...newer]);
+    assert.equal(big.applied, 6);
+    assert.equal(replica.remoteQueuedEntries, 0);
+    const held = await allEntries(replica);
+    assert.equal(held.size, 9, 'every entry was applied');
+    for (const entry of [...newer, ...entries.slice(3)]) assert.deepEqual(held.get(entry.key)?.version, entry.version);
   });
 });

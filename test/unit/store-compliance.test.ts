@@ -17,7 +17,7 @@ import { StoreLockedError } from '../../src/core/errors.js';
 import type { Hlc } from '../../src/core/hlc.js';
 import { LevelStore } from '../../src/store/level-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ScanKeysOptions, Store } from '../../src/store/store.js';
+import type { ScanKeysOptions, Store } from '../../src/core/store.js';
 
 const propertyRuns = 25;
 const nodeA = '0123456789abcdef';

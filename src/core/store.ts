@@ -1,16 +1,16 @@
 /**
  * The storage port of the core: what a replica needs from durable state, and nothing else.
- * Two implementations: `level-store.ts` (LevelDB, production) and `memory-store.ts` (tests,
- * simulator, in-memory benches). One compliance suite (test/unit/store-compliance.test.ts)
- * runs against both.
+ * Two implementations, in src/store/: `level-store.ts` (LevelDB, production) and
+ * `memory-store.ts` (tests, simulator, in-memory benches). One compliance suite
+ * (test/unit/store-compliance.test.ts) runs against both.
  *
  * Entries are found two ways: by key order (prefix scans for users) and by key-hash prefix
  * (Merkle subtrees for sync). `keyHashPrefix(key)` (8 lowercase hex digits of SHA-256(key))
  * is the hash order; a Merkle node at level l is the set of keys whose hash prefix starts
  * with its l hex digits.
  */
-import type { Entry, HashText } from '../core/entry.js';
-import type { Hlc } from '../core/hlc.js';
+import type { Entry, HashText } from './entry.js';
+import type { Hlc } from './hlc.js';
 
 export interface ScanKeysOptions {
   /** Only keys that start with this prefix (default: all). */
