@@ -42,6 +42,8 @@ export type Origin = 'local' | 'remote';
 
 export interface AppliedChange {
   readonly entry: Entry;
+  /** keyHashText(entry.key), computed once by the commit: placement and gossip reuse it. */
+  readonly keyHash: HashText;
   readonly previous: Version | undefined;
   readonly origin: Origin;
 }
@@ -54,6 +56,8 @@ export interface ApplyReport {
   rejectedClockDrift: number;
   /** Key or value outside the limits: a peer bug or attack; dropped. */
   rejectedInvalid: number;
+  /** A key this node does not hold (placement): not ours to store; dropped. */
+  rejectedNotHeld: number;
 }
 
 export interface ReplicaOptions {
@@ -68,6 +72,12 @@ export interface ReplicaOptions {
   mergeRule?: MergeRule;
   /** Remote entries queued before applyRemote waits for room (default remoteQueueEntriesMax). */
   remoteQueueEntriesMax?: number;
+  /**
+   * Whether this node holds the key with this hash (src/core/placement.ts). Remote entries of
+   * keys it does not hold are refused and counted (rejectedNotHeld). Default: every key (full
+   * replication). Local writes are not checked: routing them to owners is the caller's job.
+   */
+  holds?: (keyHash: HashText) => boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -140,6 +150,7 @@ export class Replica {
   private readonly wallClockMs: WallClockMs;
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
+  private readonly holds: ((keyHash: HashText) => boolean) | undefined;
   private queue: Op[] = [];
   private readonly remoteQueueEntriesMax: number;
   /** Remote entries admitted to `queue` and not yet committed (queued or in the current batch). */
@@ -160,6 +171,7 @@ export class Replica {
     this.valueBytesMax = options.valueBytesMax ?? valueBytesMax;
     this.mergeRule = options.mergeRule ?? lastWriterWins;
     this.onApplied = options.onApplied;
+    this.holds = options.holds;
     this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = tree;
     this.clock = clock;
@@ -455,7 +467,7 @@ export class Replica {
       // that an injected rule is applied uniformly.
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
-        changes.push({ entry, previous, origin: 'local' });
+        changes.push({ entry, keyHash: slot.hash, previous, origin: 'local' });
       } else {
         assert(!lww, 'a fresh local stamp loses under last-writer-wins');
       }
@@ -470,10 +482,16 @@ export class Replica {
         results.push(op.writes.map((write) => local(write.key, write.value)));
         continue;
       }
-      const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 };
+      const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
       for (const entry of op.entries) {
         if (!this.valid(entry)) {
           report.rejectedInvalid++;
+          continue;
+        }
+        const slot = slots.byKey.get(entry.key)!;
+        // Before the clock sees it: an entry we refuse must not move our HLC.
+        if (this.holds && !this.holds(slot.hash)) {
+          report.rejectedNotHeld++;
           continue;
         }
         try {
@@ -483,19 +501,18 @@ export class Replica {
           report.rejectedClockDrift++;
           continue;
         }
-        const slot = slots.byKey.get(entry.key)!;
         const previous = (slot.winner ?? slot.before)?.version;
         if (this.mergeRule(entry.version, previous)) {
           assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
-          changes.push({ entry, previous, origin: 'remote' });
+          changes.push({ entry, keyHash: slot.hash, previous, origin: 'remote' });
           report.applied++;
         } else {
           report.stale++;
         }
       }
       assert(
-        report.applied + report.stale + report.rejectedClockDrift + report.rejectedInvalid === op.entries.length,
+        report.applied + report.stale + report.rejectedClockDrift + report.rejectedInvalid + report.rejectedNotHeld === op.entries.length,
         'every remote entry is counted once',
       );
       results.push(report);

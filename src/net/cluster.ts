@@ -21,6 +21,8 @@ import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
 import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
+import type { HashText } from '../core/entry.js';
+import { FullReplication, holds, type Placement } from '../core/placement.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
@@ -94,6 +96,8 @@ export interface ClusterComponents {
 
 export class ClusterNetwork {
   private readonly membership: Membership;
+  /** Who holds what; the membership's layout is its input. Full replication today. */
+  private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -112,6 +116,7 @@ export class ClusterNetwork {
         self: { nodeId: components.replica.nodeId, peerId: libp2p.peerId.toString(), incarnation },
         rng: Math.random,
         syncIntervalMs: config.syncIntervalMs,
+        placement: this.placement,
       },
       Date.now(),
     );
@@ -142,6 +147,7 @@ export class ClusterNetwork {
             valueBytesMax: config.valueBytesMax,
             onAnnounce: (peer) => self.cluster?.pullFrom(peer),
             onMember: (message) => void self.cluster?.onMemberMessage(message),
+            otherHolders: (keyHash) => self.cluster?.otherHolders(keyHash) ?? 0,
           },
         )
       : undefined;
@@ -204,6 +210,17 @@ export class ClusterNetwork {
     await this.sync.stop();
     await this.query.stop();
     await this.libp2p.stop();
+  }
+
+  /** Whether this node holds the key with this hash under the current layout (placement). */
+  holds(keyHash: HashText): boolean {
+    return holds(this.placement, this.membership.layout(), this.components.replica.nodeId, keyHash);
+  }
+
+  /** How many other nodes hold the key with this hash. */
+  otherHolders(keyHash: HashText): number {
+    const owners = this.placement.ownersOf(this.placement.partitionOf(keyHash), this.membership.layout());
+    return owners.length - (owners.includes(this.components.replica.nodeId) ? 1 : 0);
   }
 
   /** Every known member (not removed), by node id. */

@@ -180,6 +180,11 @@ export interface GossipOptions {
   onAnnounce: (fromPeer: string) => void;
   /** A membership message arrived (its signature not yet checked). */
   onMember: (message: Extract<GossipMessage, { type: 'member' }>) => void;
+  /**
+   * How many other nodes hold the key with this hash (placement.ts); 0: nobody to tell.
+   * Default: full replication, everyone who subscribes.
+   */
+  otherHolders?: (keyHash: string) => number;
 }
 
 export class Gossip {
@@ -222,7 +227,8 @@ export class Gossip {
     if (!this.started) return;
     // With no peer subscribed, gossipsub would encode, id and cache the message for nobody
     // (a tenth of a lone node's write path). A peer that subscribes later gets it by sync.
-    if (this.components.pubsub.getSubscribers(this.topic).length === 0) {
+    // Placement first: a key no other node holds is told to nobody.
+    if (this.options.otherHolders?.(change.keyHash) === 0 || this.components.pubsub.getSubscribers(this.topic).length === 0) {
       this.components.counters.add('gossip_unsent_no_peers');
       return;
     }

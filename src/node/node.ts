@@ -92,6 +92,8 @@ export class CkvNode implements NodeApi {
         depth: this.config.merkleDepth,
         driftMsMax: this.config.clockDriftMsMax,
         valueBytesMax: this.config.valueBytesMax,
+        // Placement lives with membership in the cluster; until it is up, the node holds everything.
+        holds: (keyHash) => this.cluster?.holds(keyHash) ?? true,
         onApplied: (change) => this.onApplied(change),
       });
       this.cluster = await ClusterNetwork.start(this.config, {

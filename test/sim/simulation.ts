@@ -37,6 +37,7 @@ import { compareVersions, lastWriterWins, type Entry, type MergeRule, type Versi
 import { hlcToString, type Hlc } from '../../src/core/hlc.js';
 import { inboundSessionsMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
+import { FullReplication, holds } from '../../src/core/placement.js';
 import { RefuseReason } from '../../src/core/sync-frames.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
@@ -182,6 +183,7 @@ class Fence implements Store {
 export class Simulation {
   readonly queue = new EventQueue();
   readonly rng: Prng;
+  private readonly placement = new FullReplication();
   private readonly options: Required<Omit<SimOptions, 'mergeRule'>> & { mergeRule: MergeRule };
   private readonly nodes: SimNode[] = [];
   private readonly depth: number;
@@ -297,6 +299,8 @@ export class Simulation {
       depth: this.depth,
       wallClockMs: () => epochMs + this.queue.nowMs + node.skewMs,
       mergeRule: this.options.mergeRule,
+      // As production: placement over membership's layout decides what this node holds.
+      holds: (keyHash) => !node.membership || holds(this.placement, node.membership.layout(), node.nodeId, keyHash),
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     node.memberIncarnation++;
@@ -305,6 +309,7 @@ export class Simulation {
         self: { nodeId: node.nodeId, peerId: node.peerId, incarnation: node.memberIncarnation },
         rng: () => this.rng.float(),
         staleMessagesLose: this.options.staleMessagesLose,
+        placement: this.placement,
       },
       this.queue.nowMs,
     );

@@ -4,6 +4,7 @@ import type { GossipSub } from '@libp2p/gossipsub';
 import type { AppliedChange, Replica } from '../../src/core/replica.js';
 import { Gossip, decodeGossip, decodeMemberMessage, encodeGossip, encodeMemberMessage, gossipValueBytesMaxDefault } from '../../src/net/gossip.js';
 import type { MemberMessage } from '../../src/core/membership.js';
+import { keyHashText } from '../../src/core/entry.js';
 import { Counters } from '../../src/util/counters.js';
 import { value } from '../helpers/replicas.js';
 
@@ -48,6 +49,7 @@ describe('Gossip.publishChange', () => {
     );
     const change: AppliedChange = {
       entry: { key: 'k', value: value('v'), version: { hlc: 1n, node: '00000000000000aa' } },
+      keyHash: keyHashText('k'),
       previous: undefined,
       origin: 'local',
     };
@@ -63,6 +65,30 @@ describe('Gossip.publishChange', () => {
     assert.equal(published.length, 1);
     assert.deepEqual(decodeGossip(published[0]!, 1024), { type: 'entry', entry: change.entry });
     assert.equal(counters.get('gossip_published'), 1);
+    gossip.stop();
+  });
+});
+
+describe('Gossip and placement', () => {
+  // A write of a key no other node holds is not published, even with subscribers.
+  it('publishes a write only when another node holds its key', async () => {
+    const published: Uint8Array[] = [];
+    const counters = new Counters();
+    const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    let others = 0;
+    const gossip = new Gossip(
+      { pubsub: fakePubsub(['peer'], published) as unknown as GossipSub, replica: {} as Replica, counters, logger: silent, selfPeerId: 'self' },
+      { cluster: 'test', gossipValueBytesMax: gossipValueBytesMaxDefault, valueBytesMax: 1024, onAnnounce: () => undefined, onMember: () => undefined, otherHolders: () => others },
+    );
+    const entry = { key: 'k', value: value('v'), version: { hlc: 1n, node: '00000000000000aa' } };
+    gossip.start();
+    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(published.length, 0);
+    others = 2;
+    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(published.length, 1);
     gossip.stop();
   });
 });

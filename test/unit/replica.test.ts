@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareVersions, type Entry, type Version } from '../../src/core/entry.js';
+import { compareVersions, keyHashText, type Entry, type Version } from '../../src/core/entry.js';
 import { InvalidKeyError, ValueTooLargeError } from '../../src/core/errors.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import { Replica, ReplicaClosedError, sameRoot, type AppliedChange, type ReplicaOptions } from '../../src/core/replica.js';
@@ -130,7 +130,7 @@ describe('Replica.applyRemote', () => {
     const rootBefore = Buffer.from(replica.root().digest);
 
     const older = await replica.applyRemote([remote('k', 'older', local.hlc - 1n)]);
-    assert.deepEqual(older, { applied: 0, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(older, { applied: 0, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 });
     // Same stamp, smaller node id: also older.
     const tieLower = await replica.applyRemote([remote('k', 'tie', local.hlc, '00000000000000a9')]);
     assert.equal(tieLower.stale, 1);
@@ -138,13 +138,13 @@ describe('Replica.applyRemote', () => {
     assert.deepEqual(Buffer.from(replica.root().digest), rootBefore);
 
     const newer = remote('k', 'newer', local.hlc + 1n);
-    assert.deepEqual(await replica.applyRemote([newer]), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(await replica.applyRemote([newer]), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 });
     assert.deepEqual(await replica.get('k'), newer);
     const rootAfter = Buffer.from(replica.root().digest);
     assert.notDeepEqual(rootAfter, rootBefore);
 
     const again = await replica.applyRemote([newer, { ...newer }]);
-    assert.deepEqual(again, { applied: 0, stale: 2, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(again, { applied: 0, stale: 2, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 });
     assert.deepEqual(await replica.get('k'), newer);
     assert.deepEqual(Buffer.from(replica.root().digest), rootAfter);
     assert.equal(replica.entryCount, 1);
@@ -155,9 +155,27 @@ describe('Replica.applyRemote', () => {
     const replica = await memoryReplica(nodeA);
     const t = hlcPack(baseMs - 1_000, 0);
     const report = await replica.applyRemote([remote('k', 'b', t + 2n), remote('k', 'c', t + 5n), remote('k', 'a', t + 1n)]);
-    assert.deepEqual(report, { applied: 2, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(report, { applied: 2, stale: 1, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 });
     assert.equal(text(await replica.get('k')), 'c');
     assert.equal(replica.entryCount, 1);
+  });
+
+  // Placement: a remote entry of a key this node does not hold is refused and counted, and
+  // does not move the clock; held keys apply as usual; onApplied carries the key hash.
+  it('refuses remote entries of keys it does not hold', async () => {
+    const changes: AppliedChange[] = [];
+    const held = (keyHash: string): boolean => keyHash.charCodeAt(0) % 2 === 0;
+    const replica = await memoryReplica(nodeA, { ms: baseMs }, { holds: held, onApplied: (change) => changes.push(change) });
+    const keys = Array.from({ length: 16 }, (_, i) => `k${i}`);
+    const heldKeys = keys.filter((key) => held(keyHashText(key)));
+    assert.ok(heldKeys.length > 0 && heldKeys.length < keys.length, 'the sample has held and other keys');
+    const lastBefore = replica.hlcLast;
+    const report = await replica.applyRemote(keys.map((key, i) => remote(key, 'v', hlcPack(baseMs + (heldKeys.includes(key) ? 0 : 400), i))));
+    assert.deepEqual(report, { applied: heldKeys.length, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: keys.length - heldKeys.length });
+    assert.equal(replica.entryCount, heldKeys.length);
+    assert.ok(replica.hlcLast < hlcPack(baseMs + 400, 0), 'a refused entry moved the clock');
+    assert.ok(lastBefore <= replica.hlcLast);
+    assert.deepEqual(changes.map((c) => c.keyHash), changes.map((c) => keyHashText(c.entry.key)));
   });
 
   // A stamp 10 s ahead is refused (counted, not stored, clock not dragged); 10 s later it applies.
@@ -167,7 +185,7 @@ describe('Replica.applyRemote', () => {
     const lastBefore = replica.hlcLast;
     const future = remote('f', 'from the future', hlcPack(baseMs + 10_000, 3));
     const refused = await replica.applyRemote([future, remote('ok', 'fine', hlcPack(baseMs, 0))]);
-    assert.deepEqual(refused, { applied: 1, stale: 0, rejectedClockDrift: 1, rejectedInvalid: 0 });
+    assert.deepEqual(refused, { applied: 1, stale: 0, rejectedClockDrift: 1, rejectedInvalid: 0, rejectedNotHeld: 0 });
     assert.equal(await replica.get('f'), undefined);
     assert.equal(replica.entryCount, 1);
     assert.ok(replica.hlcLast < future.version.hlc, 'clock was dragged to the refused stamp');
@@ -175,7 +193,7 @@ describe('Replica.applyRemote', () => {
 
     clock.ms += 10_000;
     const applied = await replica.applyRemote([future]);
-    assert.deepEqual(applied, { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0 });
+    assert.deepEqual(applied, { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 });
     assert.deepEqual(await replica.get('f'), future);
     // The clock now covers the accepted stamp.
     const next = await replica.put('g', value('after'));
@@ -194,7 +212,7 @@ describe('Replica.applyRemote', () => {
       remote('é'.repeat(512), 'max key', t),
       { key: 'limit', value: new Uint8Array(16), version: { hlc: t, node: nodeB } },
     ]);
-    assert.deepEqual(report, { applied: 2, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 4 });
+    assert.deepEqual(report, { applied: 2, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 4, rejectedNotHeld: 0 });
     assert.equal(replica.entryCount, 2);
     assert.equal(await replica.get('big'), undefined);
     assert.equal(text(await replica.get('é'.repeat(512))), 'max key');
