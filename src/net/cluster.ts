@@ -327,6 +327,7 @@ export class ClusterNetwork {
       case 'persist-incarnation':
         return persistIncarnation(this.components.store, effect.incarnation);
       case 'log':
+        if (effect.event === 'member refused') this.components.counters.add('member_rejected');
         this.components.logger.info(effect.event, { node: effect.nodeId, peer: effect.peerId, ...(effect.detail ? { detail: effect.detail } : {}) });
         return;
     }

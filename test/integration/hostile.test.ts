@@ -12,11 +12,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import type { Stream } from '@libp2p/interface';
+import type { PrivateKey, Stream } from '@libp2p/interface';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
 import { FramedStream, encodeVarint } from '../../src/net/framed-stream.js';
-import { encodeGossip, gossipTopic } from '../../src/net/gossip.js';
+import { encodeGossip, encodeMemberMessage, gossipTopic } from '../../src/net/gossip.js';
+import type { MemberMessage } from '../../src/core/membership.js';
 import { syncProtocolId } from '../../src/net/sync-protocol.js';
 import { FrameType, RefuseReason, decodeFrame, encodeFrame, type Frame, type HelloFrame } from '../../src/core/sync-frames.js';
 import { hlcPack } from '../../src/core/hlc.js';
@@ -31,15 +32,21 @@ const fast = ['--sync-interval-ms', '200'];
 
 const rawNodes: CkvLibp2p[] = [];
 async function rawNode(): Promise<CkvLibp2p> {
+  return (await rawNodeWithKey()).node;
+}
+
+/** A raw node and its own key, so it can sign what it forges. */
+async function rawNodeWithKey(): Promise<{ node: CkvLibp2p; privateKey: PrivateKey }> {
+  const privateKey = await generateKeyPair('Ed25519');
   const node = await createNetwork({
-    privateKey: await generateKeyPair('Ed25519'),
+    privateKey,
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [],
     mdns: false,
     gossipTopic: topic,
   });
   rawNodes.push(node);
-  return node;
+  return { node, privateKey };
 }
 after(async () => {
   await Promise.allSettled(rawNodes.splice(0).map((n) => n.stop()));
@@ -300,5 +307,49 @@ describe('more sync sessions than the node serves at once', () => {
       { deadlineMs: 10_000, intervalMs: 100, what: 'the node to serve a session again' },
     );
     await assertAlive(target);
+  });
+});
+
+// A hostile member speaks for another node: an old-style unsigned leave naming it, a signed
+// leave naming it but signed with the hostile key, and a signed leave of the hostile peer
+// claiming the victim's node id. The target must keep the victim up, count the forgeries, and
+// keep syncing with it: a value too large to gossip (it only travels by sync) still arrives.
+describe('spoofed membership messages', () => {
+  it('a leave about another node is never taken; sync with it goes on', async () => {
+    const target = await startPeer('target', { args: fast });
+    const victim = await startPeer('victim', { bootstrap: [target], args: fast });
+    await waitMesh([target, victim]);
+    const { node: raw, privateKey: rawKey } = await rawNodeWithKey();
+    await raw.dial(multiaddr(target.address));
+    const pubsub = raw.services.pubsub;
+    pubsub.subscribe(topic);
+    await waitFor(() => pubsub.getSubscribers(topic).some((p) => p.toString() === target.peerId), {
+      deadlineMs: 10_000,
+      what: 'the raw node to see the target subscribed',
+    });
+
+    const forged = (message: MemberMessage, signature: Uint8Array, body = encodeMemberMessage(message)): Uint8Array =>
+      encodeGossip({ type: 'member', message, body, signature });
+    const victimLeave: MemberMessage = { type: 'leave', nodeId: victim.nodeId, peerId: victim.peerId, incarnation: 1_000, seq: 1_000 };
+    const claimsVictimId: MemberMessage = { type: 'leave', nodeId: victim.nodeId, peerId: raw.peerId.toString(), incarnation: 1_000, seq: 1 };
+    const messages = [
+      encodeGossip({ type: 'leave', peer: victim.peerId }),
+      forged(victimLeave, await rawKey.sign(encodeMemberMessage(victimLeave))),
+      forged(claimsVictimId, await rawKey.sign(encodeMemberMessage(claimsVictimId))),
+    ];
+    const before = counter(await target.status(), 'member_rejected');
+    for (const data of messages) await pubsub.publish(topic, data);
+    await waitFor(async () => counter(await target.status(), 'member_rejected') - before >= 2, {
+      deadlineMs: 10_000,
+      what: 'the two signed forgeries to be counted',
+    });
+    const stateOfVictim = async (): Promise<string | undefined> => (await target.peers()).find((p) => p.peerId === victim.peerId)?.state;
+    assert.equal(await stateOfVictim(), 'up');
+
+    const big = new Uint8Array(randomBytes(256 * 1024));
+    await victim.client.put('spoof/big', big);
+    await waitFor(async () => (await target.client.get('spoof/big')).found, { deadlineMs: 20_000, what: 'the 256 KiB value to reach the target by sync' });
+    assert.deepEqual(new Uint8Array((await target.client.get('spoof/big')).value), big);
+    assert.equal(await stateOfVictim(), 'up');
   });
 });
