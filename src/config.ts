@@ -44,6 +44,17 @@ export interface NodeConfig {
    * anti-entropy alone converges (hidden flag `--test-no-gossip`).
    */
   gossip: boolean;
+  /**
+   * Start the HLC at the wall clock even if its persisted bound is ahead (the way out after
+   * running with a clock set ahead; entries stamped in the future keep their versions).
+   * Default off: the bound only ever moves forward.
+   */
+  resetClockBound: boolean;
+  /**
+   * Added to this node's wall clock. Tests only (hidden flag `--test-clock-skew-ms`): a node
+   * whose clock is wrong, on one machine. Default 0.
+   */
+  testClockSkewMs: number;
 }
 
 /** `$CKV_DATA_DIR`, else `$XDG_DATA_HOME/ckv`, else `~/.local/share/ckv`. */
@@ -73,6 +84,8 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     clockDriftMsMax,
     inboundSessionsMax,
     gossip: true,
+    resetClockBound: false,
+    testClockSkewMs: 0,
   };
 }
 

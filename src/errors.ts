@@ -45,6 +45,8 @@ export const errorKinds = {
   noPeers: { matches: ['ERR_NO_PEERS', 'NoPeersError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
   unknownPeer: { matches: ['ERR_UNKNOWN_PEER', 'UnknownPeerError'], grpc: GrpcStatus.NOT_FOUND, http: 404, exit: ExitCode.notFound, where: 'request' },
   peerConnected: { matches: ['ERR_PEER_CONNECTED', 'PeerConnectedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
+  clockAhead: { matches: ['ERR_CLOCK_AHEAD', 'ClockAheadError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
+  versionFromFuture: { matches: ['ERR_VERSION_FROM_FUTURE', 'VersionFromFutureError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   stopping: {
     matches: ['ERR_NODE_STOPPING', 'NodeStoppingError', 'ERR_REPLICA_CLOSED', 'ReplicaClosedError'],
     grpc: GrpcStatus.UNAVAILABLE,

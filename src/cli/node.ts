@@ -14,6 +14,8 @@ interface StartOptions {
   http?: string;
   syncIntervalMs?: string;
   testNoGossip?: boolean;
+  resetClockBound?: boolean;
+  testClockSkewMs?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -32,7 +34,9 @@ export function register(program: Command): void {
     .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
     .option('--http <host:port>', "status page and HTTP gateway address, or 'off' (default 127.0.0.1:7070)")
     .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
+    .option('--reset-clock-bound', "start the clock at this host's time even if the node ran with its clock set ahead (check the peers' clocks first)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
+    .addOption(new Option('--test-clock-skew-ms <ms>', "tests only: add this to the node's wall clock").hideHelp())
     .action(async (options: StartOptions, command: Command) => {
       const dataDir = resolve(options.dataDir ?? defaultDataDir());
       const config = defaultConfig(dataDir);
@@ -50,6 +54,12 @@ export function register(program: Command): void {
         config.syncIntervalMs = ms;
       }
       if (options.testNoGossip) config.gossip = false;
+      if (options.resetClockBound) config.resetClockBound = true;
+      if (options.testClockSkewMs !== undefined) {
+        const ms = Number(options.testClockSkewMs);
+        if (!Number.isInteger(ms)) throw new CliError(`--test-clock-skew-ms must be a whole number, not ${options.testClockSkewMs}`, 'usage');
+        config.testClockSkewMs = ms;
+      }
       // Loaded here, not at the top: every other command stays free of libp2p's start-up cost.
       const { startNode } = await import('../node/wiring.js');
       const { stderrLogger } = await import('../util/logger.js');

@@ -22,7 +22,9 @@ export function register(program: Command): void {
         `disk        ${formatBytes(Number(s.bytesOnDisk))} in ${s.dataDir}`,
         `merkle root ${s.merkleRoot.slice(0, 16)}`,
         `hlc         ${s.hlcNow?.text ?? '-'}`,
+        ...(s.clockWarning ? [`clock       ${s.clockWarning}`] : []),
         `uptime      ${(Number(s.uptimeMs) / 1000).toFixed(1)} s`,
+        `incarnation ${s.incarnation}`,
         `version     ${s.version}`,
       ];
       // Every declared counter is in the reply; the text shows those that counted something.

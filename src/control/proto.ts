@@ -81,6 +81,7 @@ export interface StatusMessage {
   /** The status page's URL; '' when the node runs with --http off. */
   httpUrl: string;
   incarnation: string;
+  clockWarning: string;
 }
 export interface PeerMessage {
   peerId: string;

@@ -71,6 +71,7 @@ export const StatusReply = m(
   f(13, 'counters', 'map'),
   f(14, 'httpUrl', 'string'),
   f(15, 'incarnation', 'uint64'),
+  f(16, 'clockWarning', 'string'),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(

@@ -65,3 +65,29 @@ export class StoreLockedError extends CkvError {
 export function assert(condition: unknown, message = 'assertion failed'): asserts condition {
   if (!condition) throw new Error(`ckv assertion: ${message}`);
 }
+
+/**
+ * This node would stamp writes further in the future than its peers accept: its HLC bound is
+ * ahead of its own wall clock (it ran with its clock set ahead, and the bound was persisted),
+ * or its wall clock is ahead of its peers'. Writes are refused rather than acknowledged when
+ * no peer would take them.
+ */
+export class ClockAheadError extends CkvError {
+  constructor(readonly aheadMs: number, readonly driftMsMax: number, readonly source: 'bound' | 'peers') {
+    super(
+      'ERR_CLOCK_AHEAD',
+      source === 'bound'
+        ? `writes refused: this node's clock bound is ${aheadMs} ms ahead of its wall clock (it ran with its clock set ahead); peers refuse stamps over ${driftMsMax} ms ahead. Check the peers' clocks, then restart with 'ckv node start --reset-clock-bound', or wait`
+        : `writes refused: this node's clock is ${aheadMs} ms ahead of its peers' (their median), over the ${driftMsMax} ms they accept: fix this host's clock`,
+    );
+    this.name = 'ClockAheadError';
+  }
+}
+
+/** A local write to a key whose stored version is in the future (left by a clock that was ahead). */
+export class VersionFromFutureError extends CkvError {
+  constructor(readonly key: string, readonly aheadMs: number) {
+    super('ERR_VERSION_FROM_FUTURE', `key ${JSON.stringify(key)} holds a version stamped ${aheadMs} ms in the future (written while a clock was ahead); it can be written again once this node's clock passes it`);
+    this.name = 'VersionFromFutureError';
+  }
+}

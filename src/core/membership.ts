@@ -36,7 +36,8 @@
  * - a peer that is new to us, or that restarted (a higher incarnation), is catching up: it
  *   pulls from us, we do not push at once;
  * - otherwise (a link healed between two running nodes) the smaller node id syncs at once.
- * While a node catches up from one peer it answers other peers' sessions with `busy`.
+ * While a node catches up from one peer (and for catchUpGraceMs after it starts, before it
+ * could begin) it answers other peers' sessions with `busy`.
  * Then every `syncIntervalMs` (with jitter) one random up member is synced. Only members
  * that hold a partition in common with us (placement.ts) are synced with at all; under full
  * replication that is every member.
@@ -45,7 +46,7 @@
  * every change of that set.
  */
 import { assert } from './errors.js';
-import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
+import { catchUpGraceMs, membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
 
@@ -129,6 +130,8 @@ interface Member extends Omit<MemberInfo, 'state'> {
   lastDialMs: number;
   /** The transport has a connection to it (a member that left may still be connected). */
   connected: boolean;
+  /** clockOffsetMs was measured (from a Hello), not the initial 0. */
+  offsetMeasured: boolean;
 }
 
 export class Membership {
@@ -143,12 +146,14 @@ export class Membership {
   /** True until a session (either role) completes: the node is catching up. */
   private catchingUp = true;
   private nextAnnounceAtMs: number;
+  private readonly startedAtMs: number;
   private readonly placement: Placement;
   private layoutVersion = 1;
   private cachedLayout: Layout | undefined;
 
   constructor(options: MembershipOptions, nowMs: number) {
     this.self = { ...options.self };
+    this.startedAtMs = nowMs;
     this.placement = options.placement ?? new FullReplication();
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
@@ -172,8 +177,11 @@ export class Membership {
    * a second sender would push the same missing entries again. The peer is told `busy`,
    * backs off, and by its retry finds us in sync.
    */
-  acceptsInbound(): boolean {
-    return !(this.catchingUp && this.scheduler.urgentSessionsInFlight > 0);
+  acceptsInbound(nowMs: number): boolean {
+    if (!this.catchingUp) return true;
+    // Also just after start: a peer's session can arrive before our transport has told us of
+    // the connection (identify), i.e. before our own catch-up session could start.
+    return this.scheduler.urgentSessionsInFlight === 0 && nowMs - this.startedAtMs >= catchUpGraceMs;
   }
 
   /** Every member not removed, by node id. */
@@ -332,8 +340,26 @@ export class Membership {
   hello(peerId: string, peerWallMs: number, entryCount: number, nowMs: number): void {
     const member = this.findByPeer(peerId);
     if (!member) return;
-    if (peerWallMs > 0) member.clockOffsetMs = Math.round(peerWallMs - nowMs);
+    if (peerWallMs > 0) {
+      member.clockOffsetMs = Math.round(peerWallMs - nowMs);
+      member.offsetMeasured = true;
+    }
     member.entryCount = entryCount;
+  }
+
+  /**
+   * How far our wall clock is ahead of the up members' (the lower median of their measured
+   * offsets, negated); 0 when none is measured. Past the drift limit our writes would be
+   * refused by them: the replica refuses them first (Replica.clockAhead).
+   */
+  clockAheadOfPeersMs(): number {
+    const aheads = [...this.members.values()]
+      .filter((m) => m.state === 'up' && m.offsetMeasured)
+      .map((m) => -m.clockOffsetMs)
+      .sort((a, b) => a - b);
+    if (aheads.length === 0) return 0;
+    // The lower median: with an even count, half the peers agreeing with us is not "ahead".
+    return aheads[Math.floor((aheads.length - 1) / 2)]!;
   }
 
   /** Sync with this member as soon as possible (a value announced newer than ours). */
@@ -433,6 +459,7 @@ export class Membership {
       entryCount: -1,
       lastDialMs: 0,
       connected: false,
+      offsetMeasured: false,
     };
     this.members.set(nodeId, member);
     this.layoutChanged();
@@ -473,7 +500,7 @@ function newer(message: MemberMessage, member: Member): boolean {
 }
 
 function publicView(member: Member): MemberInfo {
-  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, state, ...info } = member;
+  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, offsetMeasured: _measured, state, ...info } = member;
   assert(state !== 'removed', 'a removed member is never listed');
   return { ...info, state, addresses: [...info.addresses] };
 }

@@ -29,8 +29,8 @@ import {
   type Version,
   validateKey,
 } from './entry.js';
-import { ClockDriftError, CkvError, assert } from './errors.js';
-import { HybridClock, hlcPack, type Hlc } from './hlc.js';
+import { ClockAheadError, ClockDriftError, CkvError, VersionFromFutureError, assert } from './errors.js';
+import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
@@ -78,6 +78,21 @@ export interface ReplicaOptions {
    * replication). Local writes are not checked: routing them to owners is the caller's job.
    */
   holds?: (keyHash: HashText) => boolean;
+  /**
+   * How far this node's wall clock is ahead of its peers' (ms; membership measures it from
+   * their Hellos). Past driftMsMax, local writes are refused (ClockAheadError): peers would
+   * refuse their stamps. Default: 0 (no peers, or not measured).
+   */
+  clockAheadOfPeersMs?: () => number;
+  /**
+   * Start the clock at the wall clock even if the persisted bound, or a stored entry, is
+   * ahead of it: the operator's way out after running with a clock set ahead (`ckv node
+   * start --reset-clock-bound`). Entries stamped in the future keep their versions; a local
+   * write to one of those keys is refused (VersionFromFutureError) until the clock passes it.
+   */
+  resetClockBound?: boolean;
+  /** Only the simulator's canary sets this false: local writes are then stamped however far ahead. */
+  refuseWhenClockAhead?: boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -108,7 +123,7 @@ type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyR
 
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; resolve: (v: Version) => void; reject: (e: Error) => void }
-  | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: Version[]) => void; reject: (e: Error) => void }
+  | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
   | RemoteOp;
 
 /** A key touched by one commit. */
@@ -125,7 +140,7 @@ interface Slots {
   readonly list: Slot[];
 }
 
-type OpResult = Version | Version[] | ApplyReport;
+type OpResult = Version | (Version | Error)[] | ApplyReport | Error;
 
 /** What merge decided: the slots with a winner, the changes for onApplied, a result per op. */
 interface Merged {
@@ -151,6 +166,8 @@ export class Replica {
   private readonly mergeRule: MergeRule;
   private readonly onApplied: ((change: AppliedChange) => void) | undefined;
   private readonly holds: ((keyHash: HashText) => boolean) | undefined;
+  private readonly clockAheadOfPeersMs: (() => number) | undefined;
+  private readonly refuseWhenClockAhead: boolean;
   private queue: Op[] = [];
   private readonly remoteQueueEntriesMax: number;
   /** Remote entries admitted to `queue` and not yet committed (queued or in the current batch). */
@@ -172,6 +189,8 @@ export class Replica {
     this.mergeRule = options.mergeRule ?? lastWriterWins;
     this.onApplied = options.onApplied;
     this.holds = options.holds;
+    this.clockAheadOfPeersMs = options.clockAheadOfPeersMs;
+    this.refuseWhenClockAhead = options.refuseWhenClockAhead ?? true;
     this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = tree;
     this.clock = clock;
@@ -192,6 +211,10 @@ export class Replica {
       keys.add(hash);
       if (entry.value === null) tombstones++;
       if (entry.version.hlc > last) last = entry.version.hlc;
+    }
+    if (options.resetClockBound) {
+      const wall = hlcPack(options.wallClockMs(), 0);
+      if (last > wall) last = wall;
     }
     const clockOptions = options.driftMsMax === undefined ? { last } : { last, driftMsMax: options.driftMsMax };
     return new Replica(options, tree, new HybridClock(clockOptions), tombstones, keys);
@@ -261,6 +284,24 @@ export class Replica {
     return this.enqueueLocal(key, value);
   }
 
+  /**
+   * How far ahead this node would stamp: `bound`, the HLC bound past the wall clock (a clock
+   * that was set ahead left it there); `peers`, the wall clock past the peers' (0 if unknown).
+   */
+  clockAhead(): { boundMs: number; peersMs: number; driftMsMax: number } {
+    const boundMs = Math.max(0, hlcWallMs(this.clock.last) - this.wallClockMs());
+    return { boundMs, peersMs: Math.max(0, this.clockAheadOfPeersMs?.() ?? 0), driftMsMax: this.clock.driftMsMax };
+  }
+
+  /** The reason local writes are refused now, if any. */
+  private clockRefusal(): ClockAheadError | undefined {
+    if (!this.refuseWhenClockAhead) return undefined;
+    const { boundMs, peersMs, driftMsMax } = this.clockAhead();
+    if (boundMs > driftMsMax) return new ClockAheadError(boundMs, driftMsMax, 'bound');
+    if (peersMs > driftMsMax) return new ClockAheadError(peersMs, driftMsMax, 'peers');
+    return undefined;
+  }
+
   /** Write a tombstone; resolves with its version once it is durable. */
   delete(key: string): Promise<Version> {
     validateKey(key);
@@ -274,6 +315,8 @@ export class Replica {
    */
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
+    const refusal = this.clockRefusal();
+    if (refusal) return Promise.reject(refusal);
     const results: (Version | Error | undefined)[] = [];
     const valid: LocalWrite[] = [];
     for (const write of writes) {
@@ -287,7 +330,7 @@ export class Replica {
       }
     }
     if (valid.length === 0) return Promise.resolve(results as Error[]);
-    return new Promise<Version[]>((resolve, reject) => this.enqueue({ kind: 'localMany', writes: valid, resolve, reject })).then(
+    return new Promise<(Version | Error)[]>((resolve, reject) => this.enqueue({ kind: 'localMany', writes: valid, resolve, reject })).then(
       (versions) => {
         let next = 0;
         return results.map((result) => result ?? versions[next++]!);
@@ -355,6 +398,8 @@ export class Replica {
 
   private enqueueLocal(key: string, value: Uint8Array | null): Promise<Version> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
+    const refusal = this.clockRefusal();
+    if (refusal) return Promise.reject(refusal);
     return new Promise((resolve, reject) => this.enqueue({ kind: 'local', key, value, resolve, reject }));
   }
 
@@ -456,20 +501,23 @@ export class Replica {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];
-    const local = (key: string, value: Uint8Array | null): Version => {
+    const local = (key: string, value: Uint8Array | null): Version | Error => {
       const slot = slots.byKey.get(key)!;
       const last = this.clock.last;
-      const version: Version = { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId };
+      const wallMs = this.wallClockMs();
+      const version: Version = { hlc: this.clock.now(wallMs), node: this.nodeId };
       assert(version.hlc > last, 'a local stamp is greater than every stamp before it');
       const entry: Entry = { key, value, version };
       const previous = (slot.winner ?? slot.before)?.version;
-      // Under last-writer-wins a fresh local stamp always wins; the rule is asked anyway so
-      // that an injected rule is applied uniformly.
+      // Under last-writer-wins a fresh local stamp always wins, except over a version stamped
+      // in the future that a reset clock bound left behind (Replica.open, resetClockBound):
+      // that write is refused, not silently lost. The rule is asked anyway so that an injected
+      // rule is applied uniformly.
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
         changes.push({ entry, keyHash: slot.hash, previous, origin: 'local' });
-      } else {
-        assert(!lww, 'a fresh local stamp loses under last-writer-wins');
+      } else if (lww) {
+        return new VersionFromFutureError(key, hlcWallMs(previous!.hlc) - wallMs);
       }
       return version;
     };
@@ -552,7 +600,11 @@ export class Replica {
 
   /** Acknowledge every op of the batch (it is durable), then tell onApplied of each change. */
   private publish(ops: Op[], merged: Merged): void {
-    for (let i = 0; i < ops.length; i++) (ops[i]!.resolve as (value: unknown) => void)(merged.results[i]);
+    for (let i = 0; i < ops.length; i++) {
+      const result = merged.results[i];
+      if (result instanceof Error) ops[i]!.reject(result);
+      else (ops[i]!.resolve as (value: unknown) => void)(result);
+    }
     if (this.onApplied) for (const change of merged.changes) this.onApplied(change);
   }
 

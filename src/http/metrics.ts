@@ -81,6 +81,16 @@ export function createMetrics(node: NodeApi): NodeMetrics {
   gauge('ckv_disk_bytes', "Bytes of the node's LevelDB files.", (s) => s.bytesOnDisk);
   gauge('ckv_peers_connected', 'Peers of this cluster connected now.', (s) => s.peers.filter((p) => p.state === 'up').length);
   new Gauge({
+    name: 'ckv_clock_ahead_ms',
+    help: "How far this node would stamp ahead: its HLC bound past its wall clock (of=bound), its wall clock past its peers' (of=peers). Past 500 ms local writes are refused.",
+    labelNames: ['of'],
+    registers,
+    collect() {
+      this.set({ of: 'bound' }, current?.clock.boundAheadMs ?? 0);
+      this.set({ of: 'peers' }, current?.clock.peersAheadMs ?? 0);
+    },
+  });
+  new Gauge({
     name: 'ckv_peers',
     help: 'Known peers by state (up, left, unreachable).',
     labelNames: ['state'],

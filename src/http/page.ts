@@ -275,13 +275,14 @@ const script = `
   }
 
   // Same rule as healthOf() on the server.
-  function renderHealth(peers) {
+  function renderHealth(peers, clockWarning) {
     var unreachable = 0, up = 0, behind = 0;
     for (var i = 0; i < peers.length; i++) {
       if (peers[i].state === 'unreachable') unreachable++;
       if (peers[i].state === 'up') { up++; if (!peers[i].inSync) behind++; }
     }
-    var h = unreachable > 0 ? ['bad', unreachable + ' of ' + peers.length + ' peers unreachable']
+    var h = clockWarning ? ['bad', clockWarning]
+      : unreachable > 0 ? ['bad', unreachable + ' of ' + peers.length + ' peers unreachable']
       : behind > 0 ? ['warn', behind + ' of ' + up + ' peers not in sync yet']
       : up === 0 ? ['idle', peers.length === 0 ? 'no peers: a single node' : 'no peers up']
       : ['ok', 'all ' + up + ' peers up and in sync'];
@@ -293,7 +294,7 @@ const script = `
   function render(snap) {
     var t = snap.totals;
     renderNodes(snap);
-    renderHealth(snap.peers);
+    renderHealth(snap.peers, snap.self.clockWarning);
     setText($('total-keys'), String(t.keys));
     setText($('total-tombstones'), String(t.tombstones));
     setText($('total-disk'), fmtBytes(t.bytesOnDisk));
@@ -414,7 +415,8 @@ function nodeHtml(title: string, id: string, sub: string): string {
 }
 
 /** One line on the cluster's health, at the top of the page: [css class, text]. */
-export function healthOf(peers: PeerView[]): [string, string] {
+export function healthOf(peers: PeerView[], clockWarning = ''): [string, string] {
+  if (clockWarning) return ['bad', clockWarning];
   const unreachable = peers.filter((p) => p.state === 'unreachable').length;
   const up = peers.filter((p) => p.state === 'up');
   const behind = up.filter((p) => !p.inSync).length;
@@ -486,7 +488,7 @@ export function renderPage(snap: StatusSnapshot): string {
   <span id="conn" class="conn">loading</span>
 </header>
 
-<div id="health" class="health ${healthOf(snap.peers)[0]}">${escapeHtml(healthOf(snap.peers)[1])}</div>
+<div id="health" class="health ${healthOf(snap.peers, snap.self.clockWarning)[0]}">${escapeHtml(healthOf(snap.peers, snap.self.clockWarning)[1])}</div>
 
 <section class="cards" aria-label="totals">
   <div class="card"><div class="label">keys</div><div class="value"><span id="total-keys">${totals.keys}</span></div><div class="sub"><span id="total-tombstones">${totals.tombstones}</span> tombstones</div></div>

@@ -25,6 +25,8 @@ export interface StatusSnapshot {
     merkleRoot: string;
     httpUrl: string;
     stopping: boolean;
+    /** '' or why this node refuses writes (its clock is too far ahead). */
+    clockWarning: string;
   };
   totals: {
     keys: number;
@@ -68,6 +70,7 @@ export function toSnapshot(status: NodeStatus): StatusSnapshot {
       merkleRoot: status.merkleRoot,
       httpUrl: status.httpUrl,
       stopping: status.stopping,
+      clockWarning: status.clock.warning,
     },
     totals: {
       keys: status.keys,

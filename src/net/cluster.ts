@@ -92,6 +92,8 @@ export interface ClusterComponents {
   logger: Logger;
   /** Where the libp2p key and the incarnation are kept. */
   store: Pick<Store, 'getMeta' | 'putMeta'>;
+  /** The node's wall clock (Date.now unless a test skews it). */
+  wallClockMs?: () => number;
 }
 
 export class ClusterNetwork {
@@ -118,7 +120,7 @@ export class ClusterNetwork {
         syncIntervalMs: config.syncIntervalMs,
         placement: this.placement,
       },
-      Date.now(),
+      this.now(),
     );
   }
 
@@ -155,12 +157,18 @@ export class ClusterNetwork {
       {
         ...base,
         sessions: {
-          hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, Date.now()),
-          served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, Date.now()),
-          acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
+          hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
+          served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, self.cluster.now()),
+          acceptsInbound: () => self.cluster?.membership.acceptsInbound(self.cluster.now()) ?? false,
         },
       },
-      { cluster: config.cluster, inboundSessionsMax: config.inboundSessionsMax, valueBytesMax: config.valueBytesMax, rng: Math.random },
+      {
+        cluster: config.cluster,
+        inboundSessionsMax: config.inboundSessionsMax,
+        valueBytesMax: config.valueBytesMax,
+        rng: Math.random,
+        ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
+      },
     );
     const query = new QueryService(base, config.cluster);
     const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config);
@@ -171,6 +179,16 @@ export class ClusterNetwork {
 
   get peerId(): string {
     return this.libp2p.peerId.toString();
+  }
+
+  /** The node's wall clock: membership's times and clock offsets are measured on it. */
+  now(): number {
+    return (this.components.wallClockMs ?? Date.now)();
+  }
+
+  /** How far this node's clock is ahead of its up peers' (membership's measurement). */
+  clockAheadOfPeersMs(): number {
+    return this.membership.clockAheadOfPeersMs();
   }
 
   get incarnation(): number {
@@ -233,7 +251,7 @@ export class ClusterNetwork {
    * is refused with PeerConnectedError.
    */
   forget(peer: string): boolean {
-    const result = this.membership.forget(peer, Date.now());
+    const result = this.membership.forget(peer, this.now());
     if (result === 'connected') throw new PeerConnectedError(peer);
     return result === 'forgotten';
   }
@@ -272,12 +290,12 @@ export class ClusterNetwork {
     if (!agent) return; // speaks our protocol but names no node id: not a ckv node we can key
     const peerId = result.peerId.toString();
     const addresses = result.listenAddrs.map((a) => a.toString());
-    this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, Date.now()));
+    this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, this.now()));
   }
 
   private onDisconnect(peer: PeerId): void {
     if (this.stopped) return;
-    this.apply(this.membership.disconnected(peer.toString(), Date.now()));
+    this.apply(this.membership.disconnected(peer.toString(), this.now()));
   }
 
   /** A membership message: only taken if signed by the peer it names. */
@@ -294,7 +312,7 @@ export class ClusterNetwork {
       this.components.counters.add('member_rejected');
       return;
     }
-    this.apply(this.membership.message(gossip.message, gossip.message.peerId, Date.now()));
+    this.apply(this.membership.message(gossip.message, gossip.message.peerId, this.now()));
   }
 
   /** A peer announced a value too large to gossip: sync with it soon. */
@@ -316,7 +334,7 @@ export class ClusterNetwork {
       case 'sync': {
         const report = await this.runSession(effect.peerId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok }, Date.now());
+        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok }, this.now());
         this.wake();
         return;
       }
@@ -355,14 +373,14 @@ export class ClusterNetwork {
   private wake(): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    const now = Date.now();
+    const now = this.now();
     this.timer = setTimeout(() => this.tick(), Math.max(0, this.membership.wakeAtMs(now) - now));
     this.timer.unref();
   }
 
   private tick(): void {
     if (this.stopped) return;
-    this.apply(this.membership.tick(Date.now()));
+    this.apply(this.membership.tick(this.now()));
   }
 
   private async runSession(peerId: string): Promise<SessionReport> {

@@ -50,7 +50,7 @@ export interface ServedSessionObserver {
   /** A served session ended; ok = in sync or synced. */
   served(peerId: string, ok: boolean, result: string): void;
   /** Whether to serve a session now (false while we catch up from another peer). */
-  acceptsInbound(): boolean;
+  acceptsInbound(nowMs: number): boolean;
 }
 
 export interface SyncServiceComponents {
@@ -66,6 +66,8 @@ export interface SyncServiceOptions {
   inboundSessionsMax: number;
   sessionTimeoutMs?: number;
   valueBytesMax?: number;
+  /** Our wall clock, sent in our Hellos so peers can measure our offset (default Date.now). */
+  wallClockMs?: () => number;
   /** Salt source for initiated sessions (a fresh salt each session). */
   rng: () => number;
 }
@@ -120,7 +122,7 @@ export class SyncService {
       const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
       const initiator = new SyncInitiator(
-        replica.syncContext({ cluster: this.options.cluster, wallClockMs: Date.now }),
+        replica.syncContext({ cluster: this.options.cluster, wallClockMs: this.options.wallClockMs ?? Date.now }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
       // The driver also waits for the responder to close its side, which it does only once it
@@ -151,7 +153,7 @@ export class SyncService {
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
     const full = this.inbound >= this.options.inboundSessionsMax;
-    if (full || !sessions.acceptsInbound()) {
+    if (full || !sessions.acceptsInbound(Date.now())) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
       const message = full ? `serving ${this.options.inboundSessionsMax} sessions already` : 'catching up from another peer';

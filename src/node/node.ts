@@ -51,8 +51,13 @@ export class CkvNode implements NodeApi {
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
+  /** This node's wall clock (the host's, plus a skew only tests set). */
+  readonly wallClockMs: () => number;
+
   private constructor(config: NodeConfig, logger: Logger) {
     this.config = config;
+    const skewMs = config.testClockSkewMs;
+    this.wallClockMs = skewMs === 0 ? Date.now : () => Date.now() + skewMs;
     this.logger = logger;
     this.changes.setMaxListeners(0);
   }
@@ -88,19 +93,30 @@ export class CkvNode implements NodeApi {
       this.replica = await Replica.open({
         nodeId,
         store: this.store,
-        wallClockMs: Date.now,
+        wallClockMs: this.wallClockMs,
         depth: this.config.merkleDepth,
         driftMsMax: this.config.clockDriftMsMax,
         valueBytesMax: this.config.valueBytesMax,
         // Placement lives with membership in the cluster; until it is up, the node holds everything.
         holds: (keyHash) => this.cluster?.holds(keyHash) ?? true,
+        clockAheadOfPeersMs: () => this.cluster?.clockAheadOfPeersMs() ?? 0,
+        resetClockBound: this.config.resetClockBound,
         onApplied: (change) => this.onApplied(change),
       });
+      const { boundMs, driftMsMax } = this.replica.clockAhead();
+      if (boundMs > driftMsMax) {
+        this.logger.warn('clock bound ahead: writes refused', {
+          aheadMs: boundMs,
+          why: 'this node ran with its clock set ahead; peers refuse its stamps',
+          fix: "check the peers' clocks, then restart with --reset-clock-bound (or wait)",
+        });
+      }
       this.cluster = await ClusterNetwork.start(this.config, {
         replica: this.replica,
         counters: this.counters,
         logger: this.logger,
         store: this.store,
+        wallClockMs: this.wallClockMs,
       });
     } catch (error) {
       await this.cluster?.stop().catch(() => undefined);
@@ -123,7 +139,7 @@ export class CkvNode implements NodeApi {
 
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
-    const appliedAtMs = Date.now();
+    const appliedAtMs = this.wallClockMs();
     this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
     if (change.origin === 'local') this.cluster?.publishChange(change);
     // Called for every write: the event is only built when a watcher listens.

@@ -50,6 +50,12 @@ export interface NodeStatus {
   httpUrl: string;
   /** This node's membership incarnation (0 while the cluster network is not up). */
   incarnation: number;
+  /**
+   * How far this node would stamp ahead: its HLC bound past its wall clock, and its wall clock
+   * past its peers' (Replica.clockAhead). `warning` is '' unless one is past `driftMsMax`, when
+   * local writes are refused.
+   */
+  clock: { boundAheadMs: number; peersAheadMs: number; driftMsMax: number; warning: string };
   uptimeMs: number;
   /** The HLC reading now, without issuing a stamp. */
   hlcNow: Hlc;
@@ -95,6 +101,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     dataDir: node.config.dataDir,
     httpUrl: node.httpUrl,
     incarnation: cluster?.incarnation ?? 0,
+    clock: clockView(replica),
     uptimeMs: timeMs - node.startedAtMs,
     hlcNow: replica.hlcNow(),
     merkleRoot: toHex(replica.root().digest),
@@ -118,4 +125,15 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     })),
     writes: node.writeStats.view(timeMs),
   };
+}
+
+function clockView(replica: Replica): NodeStatus['clock'] {
+  const { boundMs, peersMs, driftMsMax } = replica.clockAhead();
+  const warning =
+    boundMs > driftMsMax
+      ? `writes refused: clock bound ${boundMs} ms ahead of this host's clock (restart with --reset-clock-bound after checking the peers' clocks)`
+      : peersMs > driftMsMax
+        ? `writes refused: clock ${peersMs} ms ahead of the peers' (fix this host's clock)`
+        : '';
+  return { boundAheadMs: boundMs, peersAheadMs: peersMs, driftMsMax, warning };
 }

@@ -53,6 +53,18 @@ describe('deterministic simulation', () => {
     assert.match(caught.violations.join('\n'), /as left/);
   });
 
+  // The clock canary: a replica that stamps local writes however far its bound is ahead of its
+  // clock (after a restart with the clock set back) acknowledges writes its peers refuse.
+  it('catches a replica that writes while its clock bound is ahead', async () => {
+    let caught: SimReport | undefined;
+    for (let seed = 1; seed <= 20 && !caught; seed++) {
+      const report = await runSimulation({ seed, nodes: 5, clockGuard: false });
+      if (!report.ok) caught = report;
+    }
+    assert.ok(caught, 'the simulator did not notice writes stamped ahead of the clock');
+    assert.match(caught.violations.join('\n'), /ms ahead of its clock/);
+  });
+
   for (const [name, rule] of wrongRules) {
     it(`catches a wrong merge rule: ${name}`, async () => {
       let caught: SimReport | undefined;

@@ -28,14 +28,16 @@
  * 3. no node ever replaced a version with an older one (a deleted key never comes back
  *    with an older version);
  * 4. each node's acknowledged stamps strictly increase, across restarts (its HLC never
- *    went backwards);
+ *    went backwards), and none is more than the drift limit ahead of its own clock when
+ *    acknowledged (a clock set back across a restart leaves the bound ahead: writes are
+ *    refused until the clock catches up, not stamped where peers refuse them);
  * 5. every node shows every other up, at its current incarnation, even after every leave ever
  *    sent is replayed to every node at the end (old news loses).
  */
 import { Replica, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, lastWriterWins, type Entry, type MergeRule, type Version } from '../../src/core/entry.js';
-import { hlcToString, type Hlc } from '../../src/core/hlc.js';
-import { inboundSessionsMax } from '../../src/core/limits.js';
+import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
+import { clockDriftMsMax, inboundSessionsMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { FullReplication, holds } from '../../src/core/placement.js';
 import { RefuseReason } from '../../src/core/sync-frames.js';
@@ -61,6 +63,8 @@ export interface SimOptions {
   mergeRule?: MergeRule;
   /** Only the membership canary sets this false (see MembershipOptions.staleMessagesLose). */
   staleMessagesLose?: boolean;
+  /** Only the clock canary sets this false (see ReplicaOptions.refuseWhenClockAhead). */
+  clockGuard?: boolean;
 }
 
 export interface SimReport {
@@ -222,6 +226,7 @@ export class Simulation {
       settleMs: 40_000,
       mergeRule: lastWriterWins,
       staleMessagesLose: true,
+      clockGuard: true,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -297,10 +302,12 @@ export class Simulation {
       nodeId: node.nodeId,
       store: node.fence,
       depth: this.depth,
-      wallClockMs: () => epochMs + this.queue.nowMs + node.skewMs,
+      wallClockMs: () => this.wallOf(node),
       mergeRule: this.options.mergeRule,
       // As production: placement over membership's layout decides what this node holds.
       holds: (keyHash) => !node.membership || holds(this.placement, node.membership.layout(), node.nodeId, keyHash),
+      clockAheadOfPeersMs: () => node.membership?.clockAheadOfPeersMs() ?? 0,
+      refuseWhenClockAhead: this.options.clockGuard,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     node.memberIncarnation++;
@@ -315,6 +322,11 @@ export class Simulation {
     );
     node.membership.setAddresses([`sim/${node.index}`]);
     this.scheduleTick(node, incarnation, 1);
+  }
+
+  /** A node's wall clock: simulated time plus its skew. */
+  private wallOf(node: SimNode): number {
+    return epochMs + this.queue.nowMs + node.skewMs;
   }
 
   private isUp(node: SimNode): boolean {
@@ -470,6 +482,10 @@ export class Simulation {
           this.violations.push(`node ${node.index} stamped ${hlcToString(version.hlc)} after ${hlcToString(node.lastAckedHlc)}: its HLC went backwards`);
         }
         node.lastAckedHlc = version.hlc;
+        const aheadMs = hlcWallMs(version.hlc) - this.wallOf(node);
+        if (aheadMs > clockDriftMsMax) {
+          this.violations.push(`node ${node.index} acknowledged a write stamped ${aheadMs} ms ahead of its clock: its peers refuse it`);
+        }
         const best = this.acked.get(key);
         if (!best || compareVersions(version, best) > 0) this.acked.set(key, version);
       },
@@ -509,7 +525,7 @@ export class Simulation {
       return;
     }
     this.stats.sessions++;
-    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
+    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound(this.queue.nowMs);
     const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
     const side = (node: SimNode): Side => ({
@@ -519,7 +535,7 @@ export class Simulation {
       lastDeliveryAtMs: 0,
       result: undefined,
     });
-    const initiator = new SyncInitiator(from.replica!.syncContext({ cluster }), this.rng.u32());
+    const initiator = new SyncInitiator(from.replica!.syncContext({ cluster, wallClockMs: () => this.wallOf(from) }), this.rng.u32());
     const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
     const session: Session = { initiator: side(from), responder: side(to), over: false };
     this.sessions.add(session);
@@ -541,7 +557,12 @@ export class Simulation {
       const report = await replica.applyRemote(entries);
       this.stats.clockDriftRejections += report.rejectedClockDrift;
     };
-    driveSession(machine, transport, { apply }).then(
+    // As production: the responder measures the initiator's clock from its Hello.
+    const onHello = (peerWallMs: number, entryCount: number): void => {
+      const peer = side === session.responder ? session.initiator.node : undefined;
+      if (peer && side.node.incarnation === side.incarnation) side.node.membership?.hello(peer.peerId, peerWallMs, entryCount, this.wallOf(side.node));
+    };
+    driveSession(machine, transport, { apply, onHello }).then(
       (result) => this.finish(session, side, result),
       () => this.abort(session),
     );

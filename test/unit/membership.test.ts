@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
+import { catchUpGraceMs, memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -41,21 +41,22 @@ describe('Membership', () => {
   });
 
   // While it pulls from one peer, a catching-up node turns other senders away (busy).
-  it('refuses inbound sessions only while it catches up from a peer', () => {
+  it('refuses inbound sessions only while it catches up from a peer, or is about to', () => {
     const m = membership();
-    assert.equal(m.acceptsInbound(), true, 'nothing in flight');
-    m.connected(peer(9), 0);
-    const [first] = syncs(m.tick(0));
-    assert.equal(m.acceptsInbound(), false);
-    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false }, 1);
-    assert.equal(m.acceptsInbound(), true, 'a failed catch-up holds nothing');
+    assert.equal(m.acceptsInbound(0), false, 'just started: its own catch-up comes first');
+    assert.equal(m.acceptsInbound(catchUpGraceMs), true, 'nothing in flight after the grace');
+    m.connected(peer(9), catchUpGraceMs);
+    const [first] = syncs(m.tick(catchUpGraceMs));
+    assert.equal(m.acceptsInbound(catchUpGraceMs), false);
+    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false }, catchUpGraceMs + 1);
+    assert.equal(m.acceptsInbound(catchUpGraceMs + 1), true, 'a failed catch-up holds nothing');
     assert.equal(first, 'p9');
     m.sessionServed('p9', { ok: true, result: 'synced' }, 2);
     assert.equal(m.isCatchingUp, false);
     m.connected(peer(7), 3);
     m.requestSync('p7');
     assert.deepEqual(syncs(m.tick(3)), ['p7']);
-    assert.equal(m.acceptsInbound(), true, 'caught up: an urgent pull does not turn peers away');
+    assert.equal(m.acceptsInbound(3), true, 'caught up: an urgent pull does not turn peers away');
   });
 
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
@@ -221,5 +222,21 @@ describe('Membership and placement', () => {
     m.connected(peer(9), 0);
     assert.equal(stateOf(m, 9), 'up');
     for (let t = 0; t <= 10_000; t += 100) assert.deepEqual(syncs(m.tick(t)), []);
+  });
+});
+
+describe('Membership clock offsets', () => {
+  it('measures how far our clock is ahead of the up members (lower median)', () => {
+    const m = membership();
+    assert.equal(m.clockAheadOfPeersMs(), 0, 'nothing measured');
+    for (const n of [1, 2, 3]) m.connected(peer(n), 0);
+    const t = 1_700_000_000_000; // a real wall clock reading
+    m.hello('p1', t - 3_600_000, 10, t); // p1's clock is an hour behind ours
+    assert.equal(m.clockAheadOfPeersMs(), 3_600_000, 'one measured peer');
+    m.hello('p2', t - 3_600_000, 10, t);
+    m.hello('p3', t + 20, 10, t);
+    assert.equal(m.clockAheadOfPeersMs(), 3_600_000, 'two of three say we are an hour ahead');
+    m.disconnected('p1', 2_000);
+    assert.equal(m.clockAheadOfPeersMs(), -20, 'one of two: not ahead');
   });
 });

@@ -508,3 +508,52 @@ describe('Replica remote queue bound', () => {
     for (const entry of [...newer, ...entries.slice(3)]) assert.deepEqual(held.get(entry.key)?.version, entry.version);
   });
 });
+
+describe('Replica clock guard', () => {
+  const hour = 3_600_000;
+
+  // Run with the clock an hour ahead, then restarted with the clock fixed: the persisted bound
+  // is an hour ahead, so every stamp would be; writes are refused with a way out, not acked.
+  it('refuses local writes while its clock bound is beyond the drift limit; --reset-clock-bound is the way out', async () => {
+    const store = new MemoryStore();
+    const ahead = { ms: baseMs + hour };
+    const first = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => ahead.ms });
+    const future = await first.put('written-ahead', value('v'));
+    await first.close();
+
+    const fixed = { ms: baseMs };
+    const second = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => fixed.ms });
+    assert.ok(second.clockAhead().boundMs >= hour - 1);
+    await assert.rejects(second.put('k', value('v')), (error: Error) => error.name === 'ClockAheadError' && /--reset-clock-bound/.test(error.message));
+    await assert.rejects(second.delete('k'), { name: 'ClockAheadError' });
+    await assert.rejects(second.writeMany([{ key: 'k', value: value('v') }]), { name: 'ClockAheadError' });
+    assert.equal(await second.get('k'), undefined);
+    await second.close();
+
+    const reset = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => fixed.ms, resetClockBound: true });
+    assert.equal(reset.clockAhead().boundMs, 0);
+    const version = await reset.put('k', value('now'));
+    assert.ok(version.hlc < future.hlc, 'stamped at the wall clock, not an hour ahead');
+    // The key written an hour ahead keeps its version; a write to it is refused, not lost.
+    await assert.rejects(reset.put('written-ahead', value('w')), { name: 'VersionFromFutureError' });
+    const [ok, refused] = await reset.writeMany([
+      { key: 'k2', value: value('x') },
+      { key: 'written-ahead', value: null },
+    ]);
+    assert.ok(!(ok instanceof Error));
+    assert.equal((refused as Error).name, 'VersionFromFutureError');
+    assert.deepEqual((await reset.get('written-ahead'))?.version, future);
+    fixed.ms += hour + 1_000; // once the clock passes it, the key takes writes again
+    assert.ok((await reset.put('written-ahead', value('later'))).hlc > future.hlc);
+  });
+
+  // A wall clock ahead of the peers' (as membership measures it) also refuses writes.
+  it('refuses local writes while its clock is ahead of its peers beyond the drift limit', async () => {
+    let aheadOfPeers = hour;
+    const replica = await memoryReplica(nodeA, { ms: baseMs }, { clockAheadOfPeersMs: () => aheadOfPeers });
+    await assert.rejects(replica.put('k', value('v')), (error: Error) => error.name === 'ClockAheadError' && /ahead of its peers/.test(error.message));
+    aheadOfPeers = 400; // within the 500 ms limit
+    await replica.put('k', value('v'));
+    assert.equal(text(await replica.get('k')), 'v');
+  });
+});
