@@ -23,9 +23,10 @@ export interface SchedulerOptions {
   backoffMsBase?: number;
   backoffMsMax?: number;
   /**
-   * Urgent sessions (a peer just connected, or `requestNow`) in flight at once. Membership
-   * sets 1: a node catching up pulls from one peer at a time, so its missing entries cross
-   * the wire once, and the next urgent session then finds the peers in sync. Default: no limit.
+   * Urgent sessions (a peer just connected, or `requestNow`) in flight at once; at the limit
+   * no other session starts, periodic rounds included. Membership sets 1: a node catching up
+   * pulls from one peer at a time, so its missing entries cross the wire once, and the next
+   * session then finds the peers in sync. Default: no limit.
    */
   urgentSessionsMax?: number;
 }
@@ -102,8 +103,10 @@ export class SyncScheduler<P extends string = string> {
    * until undefined: urgent peers first, then the periodic round.
    */
   takeDue(nowMs: number): P | undefined {
+    // At the urgent limit no session starts, periodic ones included: a node catching up from
+    // one peer must not have a periodic round pull the same entries from another meanwhile.
+    if (this.urgentInFlight >= this.urgentSessionsMax) return undefined;
     for (const [peer, state] of this.peers) {
-      if (this.urgentInFlight >= this.urgentSessionsMax) break;
       if (state.urgent && !state.busy && state.retryAtMs <= nowMs) {
         state.urgent = false;
         state.busy = true;
@@ -143,7 +146,8 @@ export class SyncScheduler<P extends string = string> {
   /** When the runtime should call takeDue next. */
   wakeAtMs(nowMs: number): number {
     let at = this.nextRoundAtMs;
-    if (this.urgentInFlight >= this.urgentSessionsMax) return at; // the next report wakes it
+    // Blocked until a report: the caller wakes again after it (no busy wait on a past round).
+    if (this.urgentInFlight >= this.urgentSessionsMax) return Math.max(at, nowMs + this.intervalMs);
     for (const state of this.peers.values()) {
       if (state.urgent && !state.busy) at = Math.min(at, Math.max(nowMs, state.retryAtMs));
     }

@@ -224,3 +224,22 @@ describe('SyncScheduler', () => {
     );
   });
 });
+
+describe('SyncScheduler with urgentSessionsMax', () => {
+  // A node catching up from one peer starts nothing else until that session reports, not even
+  // a periodic round; and it does not spin while it waits.
+  it('starts no other session, periodic ones included, while the urgent limit is reached', () => {
+    const scheduler = new SyncScheduler({ rng: noJitter, urgentSessionsMax: 1 }, 0);
+    scheduler.peerConnected('a');
+    scheduler.peerConnected('b');
+    const first = scheduler.takeDue(0);
+    assert.ok(first === 'a' || first === 'b');
+    for (let t = 0; t <= 5 * syncIntervalMsDefault; t += 100) {
+      assert.equal(scheduler.takeDue(t), undefined, `a session started at ${t} while the catch-up runs`);
+      assert.ok(scheduler.wakeAtMs(t) > t, 'no busy wait while blocked');
+    }
+    scheduler.report(first!, true, 5 * syncIntervalMsDefault);
+    const second = scheduler.takeDue(5 * syncIntervalMsDefault);
+    assert.ok(second !== undefined && second !== first, 'the other urgent peer is next');
+  });
+});
