@@ -120,11 +120,3 @@ export const memberAnnounceAfterJoinMs = 1_000;
 
 /** A member heard of but not connected is dialled at most this often. */
 export const memberDialIntervalMs = 10_000;
-
-/**
- * For this long after it starts, a node that has not completed a session yet turns inbound
- * sessions away (busy): a peer's session can reach it before it has even learnt of the
- * connection, and it would push the same missing entries the node is about to pull. Longer
- * delays a peer's first exchange with a newcomer; two newcomers wait at most this long.
- */
-export const catchUpGraceMs = 2_000;

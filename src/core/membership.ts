@@ -36,8 +36,7 @@
  * - a peer that is new to us, or that restarted (a higher incarnation), is catching up: it
  *   pulls from us, we do not push at once;
  * - otherwise (a link healed between two running nodes) the smaller node id syncs at once.
- * While a node catches up from one peer (and for catchUpGraceMs after it starts, before it
- * could begin) it answers other peers' sessions with `busy`.
+ * While a node catches up from one peer it answers other peers' sessions with `busy`.
  * Then every `syncIntervalMs` (with jitter) one random up member is synced. Only members
  * that hold a partition in common with us (placement.ts) are synced with at all; under full
  * replication that is every member.
@@ -46,7 +45,7 @@
  * every change of that set.
  */
 import { assert } from './errors.js';
-import { catchUpGraceMs, membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
+import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
 
@@ -146,14 +145,12 @@ export class Membership {
   /** True until a session (either role) completes: the node is catching up. */
   private catchingUp = true;
   private nextAnnounceAtMs: number;
-  private readonly startedAtMs: number;
   private readonly placement: Placement;
   private layoutVersion = 1;
   private cachedLayout: Layout | undefined;
 
   constructor(options: MembershipOptions, nowMs: number) {
     this.self = { ...options.self };
-    this.startedAtMs = nowMs;
     this.placement = options.placement ?? new FullReplication();
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
@@ -177,11 +174,8 @@ export class Membership {
    * a second sender would push the same missing entries again. The peer is told `busy`,
    * backs off, and by its retry finds us in sync.
    */
-  acceptsInbound(nowMs: number): boolean {
-    if (!this.catchingUp) return true;
-    // Also just after start: a peer's session can arrive before our transport has told us of
-    // the connection (identify), i.e. before our own catch-up session could start.
-    return this.scheduler.urgentSessionsInFlight === 0 && nowMs - this.startedAtMs >= catchUpGraceMs;
+  acceptsInbound(): boolean {
+    return !(this.catchingUp && this.scheduler.urgentSessionsInFlight > 0);
   }
 
   /** Every member not removed, by node id. */

@@ -159,7 +159,7 @@ export class ClusterNetwork {
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
           served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, self.cluster.now()),
-          acceptsInbound: () => self.cluster?.membership.acceptsInbound(self.cluster.now()) ?? false,
+          acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },
       },
       {

@@ -50,7 +50,7 @@ export interface ServedSessionObserver {
   /** A served session ended; ok = in sync or synced. */
   served(peerId: string, ok: boolean, result: string): void;
   /** Whether to serve a session now (false while we catch up from another peer). */
-  acceptsInbound(nowMs: number): boolean;
+  acceptsInbound(): boolean;
 }
 
 export interface SyncServiceComponents {
@@ -153,7 +153,7 @@ export class SyncService {
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
     const full = this.inbound >= this.options.inboundSessionsMax;
-    if (full || !sessions.acceptsInbound(Date.now())) {
+    if (full || !sessions.acceptsInbound()) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
       const message = full ? `serving ${this.options.inboundSessionsMax} sessions already` : 'catching up from another peer';

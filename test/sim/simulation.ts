@@ -525,7 +525,7 @@ export class Simulation {
       return;
     }
     this.stats.sessions++;
-    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound(this.queue.nowMs);
+    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
     const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
     const side = (node: SimNode): Side => ({
@@ -622,6 +622,8 @@ export class Simulation {
 
   private scheduleFaults(): void {
     const windowMs = this.options.faultWindowMs;
+    // One crash whose restart sets the clock back, always; then 1..6 faults of any kind.
+    this.queue.schedule(this.rng.int(0, windowMs - 1), () => this.crashSomeone(true));
     const faults = this.rng.int(1, 6);
     for (let f = 0; f < faults; f++) {
       const atMs = this.rng.int(0, windowMs - 1);
@@ -657,14 +659,21 @@ export class Simulation {
     for (const node of this.nodes) if (this.isUp(node)) this.connectAll(node);
   }
 
-  private crashSomeone(): void {
+  /** A crash and a restart; the clock is sometimes (always with `setBack`) set back across it. */
+  private crashSomeone(setBack = false): void {
     if (this.faultsOver) return;
     const node = this.rng.pick(this.nodes);
     if (!this.isUp(node)) return;
     this.crash(node);
-    this.queue.schedule(this.rng.int(100, 5000), () => {
-      if (this.rng.chance(0.3)) node.skewMs -= this.rng.int(500, 3000); // clock set back across the restart
-      void this.restart(node);
+    setBack ||= this.rng.chance(0.3);
+    // Set back by more than the downtime plus the drift limit: the stored bound is then ahead.
+    this.queue.schedule(setBack ? this.rng.int(100, 400) : this.rng.int(100, 5000), () => {
+      if (!setBack) return void this.restart(node);
+      node.skewMs -= this.rng.int(1500, 3000); // clock set back across the restart
+      // Its client writes to it again at once: the write must not be stamped where peers refuse it.
+      void this.restart(node).then(() => {
+        for (let i = 0; i < 3; i++) this.writeOn(node, `k${this.rng.int(0, this.options.keys - 1)}`);
+      });
     });
   }
 

@@ -211,7 +211,9 @@ describe('HybridClock', () => {
 });
 
 describe('Replica clock across restarts', () => {
-  // A replica reopened on the same store with its wall clock 10 s earlier stamps a larger version.
+  // A replica reopened on the same store with its wall clock set back never stamps a smaller
+  // version: within the drift limit it stamps above the stored bound; 10 s back, it refuses
+  // writes (peers would refuse stamps 10 s ahead of its clock) until the clock catches up.
   it('a reopened replica with the wall clock set back issues a greater version', async () => {
     const store = new MemoryStore();
     const clock = { ms: baseMs };
@@ -223,6 +225,8 @@ describe('Replica clock across restarts', () => {
     clock.ms -= 10_000;
     const second = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms });
     assert.ok(second.hlcLast >= v1.hlc, 'clock did not resume from the store');
+    await assert.rejects(second.put('other', value('two')), { name: 'ClockAheadError' });
+    clock.ms += 9_600; // 400 ms behind the bound: within the drift limit
     const v2 = await second.put('other', value('two'));
     assert.ok(v2.hlc > v1.hlc, `${hlcToString(v2.hlc)} <= ${hlcToString(v1.hlc)}`);
     assert.ok(compareVersions(v2, v1) > 0);
@@ -244,6 +248,8 @@ describe('Replica clock across restarts', () => {
 
     clock.ms -= 10_000;
     const second = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => clock.ms });
+    await assert.rejects(second.put('local', value('y')), { name: 'ClockAheadError' });
+    clock.ms += 10_000; // the remote stamp is now 400 ms ahead: within the drift limit
     const version = await second.put('local', value('y'));
     assert.ok(version.hlc > remote.hlc, `${hlcToString(version.hlc)} <= ${hlcToString(remote.hlc)}`);
   });

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { catchUpGraceMs, memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
+import { memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -41,22 +41,21 @@ describe('Membership', () => {
   });
 
   // While it pulls from one peer, a catching-up node turns other senders away (busy).
-  it('refuses inbound sessions only while it catches up from a peer, or is about to', () => {
+  it('refuses inbound sessions only while it catches up from a peer', () => {
     const m = membership();
-    assert.equal(m.acceptsInbound(0), false, 'just started: its own catch-up comes first');
-    assert.equal(m.acceptsInbound(catchUpGraceMs), true, 'nothing in flight after the grace');
-    m.connected(peer(9), catchUpGraceMs);
-    const [first] = syncs(m.tick(catchUpGraceMs));
-    assert.equal(m.acceptsInbound(catchUpGraceMs), false);
-    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false }, catchUpGraceMs + 1);
-    assert.equal(m.acceptsInbound(catchUpGraceMs + 1), true, 'a failed catch-up holds nothing');
+    assert.equal(m.acceptsInbound(), true, 'nothing in flight');
+    m.connected(peer(9), 0);
+    const [first] = syncs(m.tick(0));
+    assert.equal(m.acceptsInbound(), false);
+    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false }, 1);
+    assert.equal(m.acceptsInbound(), true, 'a failed catch-up holds nothing');
     assert.equal(first, 'p9');
     m.sessionServed('p9', { ok: true, result: 'synced' }, 2);
     assert.equal(m.isCatchingUp, false);
     m.connected(peer(7), 3);
     m.requestSync('p7');
     assert.deepEqual(syncs(m.tick(3)), ['p7']);
-    assert.equal(m.acceptsInbound(3), true, 'caught up: an urgent pull does not turn peers away');
+    assert.equal(m.acceptsInbound(), true, 'caught up: an urgent pull does not turn peers away');
   });
 
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
