@@ -490,15 +490,20 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
   });
 }
 
-/** What lingerAndClose discards at most before it closes the connection. */
-const lingerBytesMax = 8 * 1024 * 1024;
+/**
+ * What lingerAndClose discards at most before it closes the connection. Discarding holds no
+ * memory; the bound is on wasted reads. It was 8 MiB: a client on loopback sends that in a few
+ * milliseconds, the close then came before the client had read our 413, and the reset threw
+ * the answer away (the client saw EPIPE). 256 MiB outlasts the 2 s on any link we serve.
+ */
+const lingerBytesMax = 256 * 1024 * 1024;
 const lingerMs = 2000;
 
 /**
  * After an early answer (413) the client may still be sending. Closing at once would reset
  * the connection (unread data) and many clients would then report the reset, not our answer.
  * So, as web servers do (a "lingering close"): stop sending (FIN), discard what still arrives
- * for up to 2 s or 8 MiB, then close. The rest of the body is never read.
+ * for up to 2 s or 256 MiB, then close. The rest of the body is never stored.
  */
 function lingerAndClose(req: IncomingMessage): void {
   const socket = req.socket;
