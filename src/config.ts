@@ -29,6 +29,11 @@ export interface NodeConfig {
   clusterKeyFile: string | undefined;
   /** HTTP status page and gateway address, or 'off'. Default `127.0.0.1:7070`. */
   http: string;
+  /**
+   * Whether `http` was given (`--http`): then it is bound as given or the start fails. The
+   * default address moves to the next free port (up to 20) if it is taken.
+   */
+  httpExplicit: boolean;
   /** Largest value accepted. Larger costs memory per in-flight value. Default 64 MiB. */
   valueBytesMax: number;
   /** Merkle depth; all nodes of a cluster must agree. Default 4 (65,536 leaves). */
@@ -67,6 +72,7 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     mdns: true,
     clusterKeyFile: undefined,
     http: '127.0.0.1:7070',
+    httpExplicit: false,
     valueBytesMax,
     merkleDepth: merkleDepthDefault,
     syncIntervalMs: syncIntervalMsDefault,

@@ -18,7 +18,8 @@ export const exitCodeHelp = `Exit codes:
      --bootstrap, an unreadable --cluster-key file)
   3  node unreachable (no node at the socket, or it is stopping)
   4  request refused (invalid key, value too large, no peers, peer still connected, ...)
-  5  failed (the node could not start, e.g. its data directory is in use; internal error)`;
+  5  failed (the node could not start, e.g. its data directory is in use, or a --listen or
+     --http address cannot be bound; internal error)`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {

@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
     .option('--cluster <name>', 'cluster name; nodes of other clusters are ignored', 'default')
     .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
-    .option('--http <host:port>', "status page and HTTP gateway address, or 'off' (default 127.0.0.1:7070)")
+    .option('--http <host:port>', "status page and HTTP gateway address, or 'off'; a busy address fails the start (default 127.0.0.1:7070, or the next free port)")
     .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
     .action(async (options: StartOptions, command: Command) => {
@@ -43,7 +43,10 @@ export function register(program: Command): void {
       if (options.listen) config.listen = options.listen;
       if (options.bootstrap) config.bootstrap = options.bootstrap;
       config.clusterKeyFile = options.clusterKey;
-      if (options.http) config.http = options.http;
+      if (options.http !== undefined) {
+        config.http = options.http;
+        config.httpExplicit = true;
+      }
       if (options.syncIntervalMs !== undefined) {
         const ms = Number(options.syncIntervalMs);
         if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, 'usage');

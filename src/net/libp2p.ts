@@ -59,6 +59,7 @@ import { mdns } from '@libp2p/mdns';
 import { preSharedKey, generateKey } from '@libp2p/pnet';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
+import { ListenError, listenProblem } from '../errors.js';
 
 export interface NetworkOptions {
   /** The node's identity; its public key is the peer id. Persisted by the caller so the peer id survives restarts. */
@@ -231,9 +232,26 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     await node.start();
   } catch (err) {
     keeper.stop();
-    throw err;
+    throw listenFailure(err) ?? err;
   }
   return node;
+}
+
+/**
+ * libp2p's error for listen addresses that cannot be bound is several lines long and advises
+ * an option (`transportManager.faultTolerance`) a ckv user cannot set. It is replaced by one
+ * line per address: `cannot listen on /ip4/127.0.0.1/tcp/4001: address in use` (ListenError,
+ * exit 5). Other errors pass through unchanged.
+ */
+export function listenFailure(err: unknown): ListenError | undefined {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return undefined;
+  const failures: string[] = [];
+  for (const line of err.message.split('\n')) {
+    const match = /^\s*(\/\S+): (.+)$/.exec(line);
+    if (match) failures.push(`${match[1]}: ${listenProblem(match[2])}`);
+  }
+  if (failures.length === 0) return new ListenError(`cannot listen: ${err.message.split('\n')[0]!.trim()}`);
+  return new ListenError(`cannot listen on ${failures.join('; ')}`);
 }
 
 interface BootstrapTarget {
