@@ -17,8 +17,17 @@ export interface NodeConfig {
   dataDir: string;
   /** Control socket path; default `<dataDir>/ckv.sock`. */
   socketPath: string;
-  /** Cluster name: nodes of different clusters ignore each other. Default `default`. */
+  /**
+   * Cluster name: nodes of different clusters ignore each other. 1..64 characters of
+   * [A-Za-z0-9._-] (it is part of protocol ids and the gossip topic). Default `default`.
+   * The data directory keeps the name of its first start and refuses another one.
+   */
   cluster: string;
+  /**
+   * Move the data directory, data and all, to `cluster` although it belongs to another one
+   * (`--rebind-cluster`). Default off: a different name is refused (ClusterMismatchError).
+   */
+  rebindCluster: boolean;
   /** libp2p listen multiaddrs. Default `/ip4/0.0.0.0/tcp/4455`; `/tcp/0` picks a free port. */
   listen: string[];
   /** Peers to dial at start and redial when lost. Default none (mDNS finds LAN peers). */
@@ -67,6 +76,7 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     dataDir,
     socketPath: socketPathFor(dataDir),
     cluster: 'default',
+    rebindCluster: false,
     listen: ['/ip4/0.0.0.0/tcp/4455'],
     bootstrap: [],
     mdns: true,

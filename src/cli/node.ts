@@ -10,6 +10,7 @@ interface StartOptions {
   bootstrap?: string[];
   mdns: boolean;
   cluster: string;
+  rebindCluster?: boolean;
   clusterKey?: string;
   http?: string;
   syncIntervalMs?: string;
@@ -28,7 +29,8 @@ export function register(program: Command): void {
     .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/4455)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial at start and redial when lost, repeatable', collect)
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
-    .option('--cluster <name>', 'cluster name; nodes of other clusters are ignored', 'default')
+    .option('--cluster <name>', 'cluster name, 1..64 of A-Z a-z 0-9 . _ -; nodes of other clusters are ignored', 'default')
+    .option('--rebind-cluster', 'move a data directory that belongs to another cluster, data and all, to --cluster')
     .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
     .option('--http <host:port>', "status page and HTTP gateway address, or 'off'; a busy address fails the start (default 127.0.0.1:7070, or the next free port)")
     .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
@@ -39,6 +41,7 @@ export function register(program: Command): void {
       // --socket on `node start` moves the control socket; default <data-dir>/ckv.sock.
       config.socketPath = globalOptions(command).socket ?? socketPathFor(dataDir);
       config.cluster = options.cluster;
+      config.rebindCluster = options.rebindCluster === true;
       config.mdns = options.mdns;
       if (options.listen) config.listen = options.listen;
       if (options.bootstrap) config.bootstrap = options.bootstrap;
