@@ -81,6 +81,17 @@ export interface StatusMessage {
   /** The status page's URL; '' when the node runs with --http off. */
   httpUrl: string;
   incarnation: string;
+  /** Each --bootstrap address: connected, or why not (empty without --bootstrap). */
+  bootstrap: BootstrapMessage[];
+}
+export interface BootstrapMessage {
+  address: string;
+  /** dialing, connected, failing, foreign */
+  state: string;
+  peerId: string;
+  lastError: string;
+  sinceMs: string;
+  failures: string;
 }
 export interface PeerMessage {
   peerId: string;

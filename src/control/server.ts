@@ -53,6 +53,7 @@ function statusMessage(status: NodeStatus): object {
     counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
     httpUrl: status.httpUrl,
     incarnation: String(status.incarnation),
+    bootstrap: status.bootstrap.map((b) => ({ ...b, sinceMs: String(b.sinceMs), failures: String(b.failures) })),
   };
 }
 

@@ -34,7 +34,8 @@
  * as long as the node runs. An address may omit `/p2p/...`: the peer id is learned from the
  * first successful handshake and used afterwards (so an existing connection is reused). An
  * address that turns out to be ourselves (common when every node gets the same list) is
- * dropped after the first dial.
+ * dropped after the first dial. Every dial's end is reported (`onBootstrap`), so the node can
+ * say why an address does not connect (./bootstrap-health.ts).
  *
  * mDNS: libp2p v3 no longer auto-dials discovered peers (discovery only fills the peer
  * store), so the keeper dials every peer that mDNS reports and is not connected. mDNS
@@ -82,7 +83,15 @@ export interface NetworkOptions {
   gossipTopic: string;
   /** Sent to peers by identify (`ckv/<version> node/<node id>`), so they can show our node id. */
   userAgent?: string;
+  /** Told how each dial of a bootstrap address ended (warnings and status: ./bootstrap-health.ts). */
+  onBootstrap?: (event: BootstrapEvent) => void;
 }
+
+/** How a dial of a bootstrap address ended; `address` as configured (`multiaddr(a).toString()`). */
+export type BootstrapEvent =
+  | { kind: 'connected'; address: string; peerId: string }
+  | { kind: 'failed'; address: string; error: unknown }
+  | { kind: 'self'; address: string };
 
 export type CkvLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>;
 
@@ -227,7 +236,7 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     },
   });
 
-  const keeper = (late.keeper = new PeerKeeper(node, bootstrap));
+  const keeper = (late.keeper = new PeerKeeper(node, bootstrap, options.onBootstrap));
   try {
     await node.start();
   } catch (err) {
@@ -283,6 +292,7 @@ class PeerKeeper {
   constructor(
     private readonly node: CkvLibp2p,
     bootstrap: Multiaddr[],
+    private readonly onBootstrap: (event: BootstrapEvent) => void = () => undefined,
   ) {
     this.targets = bootstrap.map((address) => {
       const peerId = address.getComponents().findLast((c) => c.code === CODE_P2P)?.value;
@@ -374,14 +384,19 @@ class PeerKeeper {
         // The connection may already have closed again before this ran.
         if (!this.isConnected(target.peerId)) {
           target.failures = 1;
+          this.report({ kind: 'failed', address: target.address.toString(), error: new Error('the connection closed as soon as it opened') });
           this.schedule(target);
+          return;
         }
+        this.report({ kind: 'connected', address: target.address.toString(), peerId: target.peerId });
       })
       .catch((err: unknown) => {
         if (isSelfDialError(err)) {
           target.isSelf = true;
+          this.report({ kind: 'self', address: target.address.toString() });
           return;
         }
+        if (this.running) this.report({ kind: 'failed', address: target.address.toString(), error: err });
         // A learned peer id may be stale (the node at that address was re-keyed): dial the
         // bare address next time and learn it again.
         if (!target.peerIdConfigured) target.peerId = undefined;
@@ -391,6 +406,14 @@ class PeerKeeper {
       .finally(() => {
         target.dialing = false;
       });
+  }
+
+  private report(event: BootstrapEvent): void {
+    try {
+      this.onBootstrap(event);
+    } catch {
+      // A listener's failure is not the redial loop's.
+    }
   }
 }
 
