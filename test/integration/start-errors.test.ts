@@ -2,8 +2,8 @@
  * A node that cannot bind what it was told to, with real processes and real busy ports:
  * - `--listen` on a busy port: one line `ckv: cannot listen on <addr>: address in use`, exit 5
  *   (not libp2p's several lines of advice about an option users cannot set, nor a stack);
- * - `--http HOST:PORT` on a busy port: one line, exit 5; the explicit address is never moved;
- * - the default HTTP address (no --http) still moves to a free port when 7070 is taken;
+ * - `--http HOST:PORT` on a busy port: one line, exit 5; the explicit address is never moved
+ *   (the default address still moves to a free port: test/integration/http.test.ts);
  * - `ckv demo --base-port` on busy ports: one `ckv: demo failed: ...` line naming the cause, exit 5.
  */
 import { after, before, describe, it } from 'node:test';
@@ -64,21 +64,6 @@ describe('node start on busy addresses', () => {
     assert.equal(result.code, 5, result.stderr);
     assertOneLineError(result, new RegExp(`^ckv: cannot serve HTTP on 127\\.0\\.0\\.1:${port}: address in use`));
     assert.doesNotMatch(result.stderr, /http listening/, 'it never served HTTP elsewhere');
-  });
-
-  it('without --http, a busy default port (7070) moves to a free one', async () => {
-    // Hold 7070 if nobody does; if something else holds it, it is busy all the same.
-    const holder = await hold(7070).catch(() => undefined);
-    if (holder) held.push(holder.server);
-    const node = await startNode({ isolated: false, args: ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'] });
-    try {
-      const url = new URL(node.readyStatus!.httpUrl);
-      assert.equal(url.hostname, '127.0.0.1');
-      assert.notEqual(url.port, '7070', `the default port moved: ${url.href}`);
-      assert.ok(Number(url.port) > 7070 && Number(url.port) < 7090, url.href);
-    } finally {
-      await node.stop();
-    }
   });
 });
 
