@@ -17,8 +17,17 @@ export interface NodeConfig {
   dataDir: string;
   /** Control socket path; default `<dataDir>/ckv.sock`. */
   socketPath: string;
-  /** Cluster name: nodes of different clusters ignore each other. Default `default`. */
+  /**
+   * Cluster name: nodes of different clusters ignore each other. 1..64 characters of
+   * [A-Za-z0-9._-] (it is part of protocol ids and the gossip topic). Default `default`.
+   * The data directory keeps the name of its first start and refuses another one.
+   */
   cluster: string;
+  /**
+   * Move the data directory, data and all, to `cluster` although it belongs to another one
+   * (`--rebind-cluster`). Default off: a different name is refused (ClusterMismatchError).
+   */
+  rebindCluster: boolean;
   /** libp2p listen multiaddrs. Default `/ip4/0.0.0.0/tcp/4455`; `/tcp/0` picks a free port. */
   listen: string[];
   /** Peers to dial at start and redial when lost. Default none (mDNS finds LAN peers). */
@@ -29,6 +38,11 @@ export interface NodeConfig {
   clusterKeyFile: string | undefined;
   /** HTTP status page and gateway address, or 'off'. Default `127.0.0.1:7070`. */
   http: string;
+  /**
+   * Whether `http` was given (`--http`): then it is bound as given or the start fails. The
+   * default address moves to the next free port (up to 20) if it is taken.
+   */
+  httpExplicit: boolean;
   /** Largest value accepted. Larger costs memory per in-flight value. Default 64 MiB. */
   valueBytesMax: number;
   /** Merkle depth; all nodes of a cluster must agree. Default 4 (65,536 leaves). */
@@ -73,11 +87,13 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     dataDir,
     socketPath: socketPathFor(dataDir),
     cluster: 'default',
+    rebindCluster: false,
     listen: ['/ip4/0.0.0.0/tcp/4455'],
     bootstrap: [],
     mdns: true,
     clusterKeyFile: undefined,
     http: '127.0.0.1:7070',
+    httpExplicit: false,
     valueBytesMax,
     merkleDepth: merkleDepthDefault,
     syncIntervalMs: syncIntervalMsDefault,

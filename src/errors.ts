@@ -58,6 +58,8 @@ export const errorKinds = {
   usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
   clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
   storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
+  clusterMismatch: { matches: ['ERR_CLUSTER_MISMATCH', 'ClusterMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.usage, where: 'start' },
+  listenFailed: { matches: ['ERR_LISTEN', 'ListenError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.failed, where: 'start' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -138,4 +140,41 @@ export class PeerConnectedError extends CkvError {
     super('ERR_PEER_CONNECTED', `peer ${peerId} is connected; only a disconnected peer can be forgotten (stop it first)`);
     this.name = 'PeerConnectedError';
   }
+}
+
+/**
+ * The data directory belongs to another cluster than `--cluster` names (its name is kept in
+ * the store on first start). `--rebind-cluster` moves it, data and all, to the new cluster.
+ */
+export class ClusterMismatchError extends CkvError {
+  constructor(readonly dataDir: string, readonly boundTo: string, readonly asked: string) {
+    super(
+      'ERR_CLUSTER_MISMATCH',
+      `data directory ${dataDir} belongs to cluster ${JSON.stringify(boundTo)}, not ${JSON.stringify(asked)}: ` +
+        `start it with --cluster ${boundTo}, or add --rebind-cluster to move it and its data to ${JSON.stringify(asked)}`,
+    );
+    this.name = 'ClusterMismatchError';
+  }
+}
+
+/**
+ * An address the node was told to listen on (`--listen`, `--http`) cannot be bound: in use,
+ * not an address of this host, or a privileged port. The host's problem, not the command
+ * line's: exit 5, like any failed start.
+ */
+export class ListenError extends CkvError {
+  constructor(message: string) {
+    super('ERR_LISTEN', message);
+    this.name = 'ListenError';
+  }
+}
+
+/** Why a bind failed, in words: from the errno code, else from the message (libp2p keeps only the text). */
+export function listenProblem(error: unknown): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  const text = `${typeof code === 'string' ? code : ''} ${error instanceof Error ? error.message : String(error)}`;
+  if (/EADDRINUSE/.test(text)) return 'address in use';
+  if (/EADDRNOTAVAIL/.test(text)) return 'not an address of this host';
+  if (/EACCES|EPERM/.test(text)) return 'permission denied (ports below 1024 need privileges)';
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim() || 'failed';
 }

@@ -14,11 +14,13 @@ export { ExitCode };
 export const exitCodeHelp = `Exit codes:
   0  ok
   1  not found (the key, or it was deleted; the peer)
-  2  usage error (bad arguments; a node start flag that cannot be used: --http, --listen,
-     --bootstrap, an unreadable --cluster-key file)
+  2  usage error (bad arguments; a node start flag that cannot be used: --cluster, --http,
+     --listen, --bootstrap, an unreadable --cluster-key file; a data directory of another
+     cluster without --rebind-cluster)
   3  node unreachable (no node at the socket, or it is stopping)
   4  request refused (invalid key, value too large, no peers, peer still connected, ...)
-  5  failed (the node could not start, e.g. its data directory is in use; internal error)`;
+  5  failed (the node could not start, e.g. its data directory is in use, or a --listen or
+     --http address cannot be bound; internal error)`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {

@@ -10,8 +10,10 @@
  * command, which then stops them in order (a node that got the signal twice would skip its
  * clean stop). A second Ctrl-C kills them at once.
  *
- * Start-up is bounded: a node that exits or does not answer within the deadline ends the demo
- * with its last log lines.
+ * Start-up is bounded: a node that exits or does not answer within the deadline ends the demo:
+ * its last log lines are shown (indented, as `ckv demo:` output), then the error as one
+ * `ckv: demo failed: ...` line that carries the node's own error line, e.g. `cannot listen on
+ * /ip4/127.0.0.1/tcp/4101: address in use` for a busy --base-port (exit 5).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -134,7 +136,17 @@ async function runDemo(count: number, basePort: number | undefined): Promise<voi
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    throw new CliError(`demo failed: ${error instanceof Error ? error.message : String(error)}`, 'failed');
+    let message = error instanceof Error ? error.message : String(error);
+    if (error instanceof NodeFailure) {
+      const { node } = error;
+      if (node.log.length > 0) {
+        process.stderr.write(`ckv demo: last log lines of node ${node.index}:\n${node.log.map((line) => `  | ${line}`).join('\n')}\n`);
+      }
+      // The node's own one-line error (`ckv: cannot listen on ...`), if it printed one.
+      const reason = node.log.findLast((line) => line.startsWith('ckv: '))?.slice('ckv: '.length);
+      message += reason ? `: ${reason}` : node.log.length > 0 ? '' : ' (it logged nothing)';
+    }
+    throw new CliError(`demo failed: ${message}`, 'failed');
   }
 
   await writeStdout(describe(nodes, root));
@@ -181,8 +193,12 @@ function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null && child.pid !== undefined;
 }
 
-function tail(node: DemoNode): string {
-  return node.log.length ? `\n--- last log lines of node ${node.index}:\n${node.log.join('\n')}` : ' (it logged nothing)';
+/** A node that exited or did not answer: the demo shows its log before the one-line error. */
+class NodeFailure extends Error {
+  constructor(message: string, readonly node: DemoNode) {
+    super(message);
+    this.name = 'NodeFailure';
+  }
 }
 
 async function withClient<T>(socket: string, fn: (client: ControlClient) => Promise<T>): Promise<T> {
@@ -202,7 +218,7 @@ async function waitReady(node: DemoNode, isStopping: () => boolean): Promise<voi
   let lastError = '';
   while (!isStopping()) {
     if (!isRunning(node.child)) {
-      throw new Error(`node ${node.index} exited before it was ready (${node.child.signalCode ?? `code ${node.child.exitCode}`})${tail(node)}`);
+      throw new NodeFailure(`node ${node.index} exited before it was ready (${node.child.signalCode ?? `code ${node.child.exitCode}`})`, node);
     }
     if (existsSync(node.socket)) {
       try {
@@ -213,7 +229,7 @@ async function waitReady(node: DemoNode, isStopping: () => boolean): Promise<voi
       }
     }
     if (Date.now() > deadline) {
-      throw new Error(`node ${node.index} did not answer within ${readyTimeoutMs / 1000} s${lastError ? ` (${lastError})` : ''}${tail(node)}`);
+      throw new NodeFailure(`node ${node.index} did not answer within ${readyTimeoutMs / 1000} s${lastError ? ` (${lastError})` : ''}`, node);
     }
     await pause(100);
   }
@@ -227,7 +243,7 @@ async function waitMesh(nodes: DemoNode[], isStopping: () => boolean): Promise<v
   while (!isStopping()) {
     missing = [];
     for (const node of nodes) {
-      if (!isRunning(node.child)) throw new Error(`node ${node.index} exited while the cluster formed${tail(node)}`);
+      if (!isRunning(node.child)) throw new NodeFailure(`node ${node.index} exited while the cluster formed`, node);
       const up = new Set(
         (await withClient(node.socket, (client) => client.peers())).peers.filter((p) => p.state === 'up').map((p) => p.peerId),
       );

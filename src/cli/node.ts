@@ -10,6 +10,7 @@ interface StartOptions {
   bootstrap?: string[];
   mdns: boolean;
   cluster: string;
+  rebindCluster?: boolean;
   clusterKey?: string;
   http?: string;
   syncIntervalMs?: string;
@@ -30,9 +31,10 @@ export function register(program: Command): void {
     .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/4455)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial at start and redial when lost, repeatable', collect)
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
-    .option('--cluster <name>', 'cluster name; nodes of other clusters are ignored', 'default')
+    .option('--cluster <name>', 'cluster name, 1..64 of A-Z a-z 0-9 . _ -; nodes of other clusters are ignored', 'default')
+    .option('--rebind-cluster', 'move a data directory that belongs to another cluster, data and all, to --cluster')
     .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
-    .option('--http <host:port>', "status page and HTTP gateway address, or 'off' (default 127.0.0.1:7070)")
+    .option('--http <host:port>', "status page and HTTP gateway address, or 'off'; a busy address fails the start (default 127.0.0.1:7070, or the next free port)")
     .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
     .option('--reset-clock-bound', "start the clock at this host's time even if the node ran with its clock set ahead (check the peers' clocks first)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
@@ -43,11 +45,15 @@ export function register(program: Command): void {
       // --socket on `node start` moves the control socket; default <data-dir>/ckv.sock.
       config.socketPath = globalOptions(command).socket ?? socketPathFor(dataDir);
       config.cluster = options.cluster;
+      config.rebindCluster = options.rebindCluster === true;
       config.mdns = options.mdns;
       if (options.listen) config.listen = options.listen;
       if (options.bootstrap) config.bootstrap = options.bootstrap;
       config.clusterKeyFile = options.clusterKey;
-      if (options.http) config.http = options.http;
+      if (options.http !== undefined) {
+        config.http = options.http;
+        config.httpExplicit = true;
+      }
       if (options.syncIntervalMs !== undefined) {
         const ms = Number(options.syncIntervalMs);
         if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, 'usage');

@@ -1,11 +1,16 @@
-/** `ckv status [--json]`: the node's identity, counts, Merkle root, clock and counters. */
+/**
+ * `ckv status [--json]`: the node's identity, counts, Merkle root, clock and counters, and each
+ * --bootstrap address: `bootstrap` lines for those that work, `warning` lines for those that
+ * do not (the likely cause, the last error, since when, how many dials failed).
+ */
 import type { Command } from 'commander';
+import type { BootstrapMessage } from '../control/proto.js';
 import { printJson, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('status')
-    .description("show the node's id, cluster, key counts, disk use, Merkle root, clock and counters")
+    .description("show the node's id, cluster, bootstrap addresses (a warning for each that fails), key counts, disk use, Merkle root, clock and counters")
     .option('--json', 'print as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       const s = await withClient(command, (client) => client.status());
@@ -18,6 +23,7 @@ export function register(program: Command): void {
         `cluster     ${s.cluster}`,
         `listening   ${s.listenAddresses.length ? s.listenAddresses.join(' ') : '-'}`,
         `http        ${s.httpUrl || 'off'}`,
+        ...s.bootstrap.map(bootstrapLine),
         `keys        ${s.keyCount} (${s.tombstoneCount} tombstones)`,
         `disk        ${formatBytes(Number(s.bytesOnDisk))} in ${s.dataDir}`,
         `merkle root ${s.merkleRoot.slice(0, 16)}`,
@@ -32,6 +38,15 @@ export function register(program: Command): void {
       if (counters.length) lines.push(`counters    ${counters.map(([k, v]) => `${k}=${v}`).join(' ')}`);
       await writeStdout(lines.join('\n') + '\n');
     });
+}
+
+function bootstrapLine(b: BootstrapMessage): string {
+  if (b.state === 'failing' || b.state === 'foreign') {
+    const since = new Date(Number(b.sinceMs)).toISOString();
+    const failures = b.state === 'failing' ? `, ${b.failures} failed dial${b.failures === '1' ? '' : 's'}` : '';
+    return `warning     bootstrap ${b.address} ${b.state} since ${since}${failures}: ${b.lastError}`;
+  }
+  return `bootstrap   ${b.address} ${b.state}${b.peerId && b.state === 'connected' ? ` (peer ${b.peerId})` : ''}`;
 }
 
 function formatBytes(bytes: number): string {

@@ -82,6 +82,17 @@ export interface StatusMessage {
   httpUrl: string;
   incarnation: string;
   clockWarning: string;
+  /** Each --bootstrap address: connected, or why not (empty without --bootstrap). */
+  bootstrap: BootstrapMessage[];
+}
+export interface BootstrapMessage {
+  address: string;
+  /** dialing, connected, failing, foreign */
+  state: string;
+  peerId: string;
+  lastError: string;
+  sinceMs: string;
+  failures: string;
 }
 export interface PeerMessage {
   peerId: string;

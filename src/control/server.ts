@@ -54,6 +54,7 @@ function statusMessage(status: NodeStatus): object {
     httpUrl: status.httpUrl,
     incarnation: String(status.incarnation),
     clockWarning: status.clock.warning,
+    bootstrap: status.bootstrap.map((b) => ({ ...b, sinceMs: String(b.sinceMs), failures: String(b.failures) })),
   };
 }
 

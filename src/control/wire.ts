@@ -54,6 +54,15 @@ export const Change = m(
   f(6, 'appliedAtMs', 'uint64'),
 );
 export const StatusRequest = m('StatusRequest');
+export const BootstrapAddress = m(
+  'BootstrapAddress',
+  f(1, 'address', 'string'),
+  f(2, 'state', 'string'),
+  f(3, 'peerId', 'string'),
+  f(4, 'lastError', 'string'),
+  f(5, 'sinceMs', 'uint64'),
+  f(6, 'failures', 'uint64'),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -71,7 +80,8 @@ export const StatusReply = m(
   f(13, 'counters', 'map'),
   f(14, 'httpUrl', 'string'),
   f(15, 'incarnation', 'uint64'),
-  f(16, 'clockWarning', 'string'),
+  f(16, 'bootstrap', BootstrapAddress, true),
+  f(17, 'clockWarning', 'string'),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -153,7 +163,7 @@ export type Method = keyof typeof methods;
 /** Every message above, for the consistency test against ckv.proto. */
 export const allSchemas: readonly Schema[] = [
   Version, Entry, PutRequest, PutReply, GetRequest, GetReply, DeleteRequest, DeleteReply, ScanRequest, WatchRequest,
-  Change, StatusRequest, StatusReply, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
+  Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
   PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk,
 ];

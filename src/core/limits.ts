@@ -120,3 +120,12 @@ export const memberAnnounceAfterJoinMs = 1_000;
 
 /** A member heard of but not connected is dialled at most this often. */
 export const memberDialIntervalMs = 10_000;
+
+/**
+ * A member unreachable or left, not connected and not heard of (no connection, membership
+ * message or session) for this long is dropped from the membership table, so dead nodes and
+ * one-off identities (a hostile peer's throwaway keys) are not listed forever. A day keeps a
+ * node that is down for maintenance visible to its operators; one that comes back later is
+ * simply a new member again (it catches up like any new node).
+ */
+export const memberUnreachableForgetMsDefault = 24 * 60 * 60 * 1000;

@@ -43,9 +43,14 @@
  *
  * The layout (placement's input) is us plus every member not removed; its version rises with
  * every change of that set.
+ *
+ * Expiry: a member that is unreachable or left, not connected, and not heard of (no
+ * connection, membership message, session or Hello) for `unreachableForgetMs` (default 24 h,
+ * limits.ts) is dropped from the table during `tick()`, as if never known: dead nodes and
+ * one-off hostile identities do not stay listed forever. If it comes back it is a new member.
  */
 import { assert } from './errors.js';
-import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs } from './limits.js';
+import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs, memberUnreachableForgetMsDefault } from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
 
@@ -92,7 +97,13 @@ export type MembershipEffect =
   /** Persist our incarnation before announcing it (a refutation raised it). */
   | { kind: 'persist-incarnation'; incarnation: number }
   /** Something an operator wants in the log. */
-  | { kind: 'log'; event: 'member up' | 'member down' | 'member left' | 'member refused' | 'refuted leave'; nodeId: string; peerId: string; detail?: string };
+  | {
+      kind: 'log';
+      event: 'member up' | 'member down' | 'member left' | 'member refused' | 'member expired' | 'refuted leave';
+      nodeId: string;
+      peerId: string;
+      detail?: string;
+    };
 
 export interface MembershipOptions {
   self: { nodeId: string; peerId: string; incarnation: number };
@@ -109,6 +120,11 @@ export interface MembershipOptions {
   staleMessagesLose?: boolean;
   /** Who holds what (default FullReplication). */
   placement?: Placement;
+  /**
+   * A member unreachable or left, and not heard of for this long, is dropped from the table
+   * (default memberUnreachableForgetMsDefault, 24 h).
+   */
+  unreachableForgetMs?: number;
 }
 
 export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
@@ -131,6 +147,8 @@ interface Member extends Omit<MemberInfo, 'state'> {
   connected: boolean;
   /** clockOffsetMs was measured (from a Hello), not the initial 0. */
   offsetMeasured: boolean;
+  /** When we last heard of it: a connection or disconnection, a message taken, a session, a Hello. */
+  heardMs: number;
 }
 
 export class Membership {
@@ -140,6 +158,7 @@ export class Membership {
   private readonly self: { nodeId: string; peerId: string; incarnation: number };
   private readonly announceIntervalMs: number;
   private readonly staleMessagesLose: boolean;
+  private readonly unreachableForgetMs: number;
   private seq = 0;
   private addresses: string[] = [];
   /** True until a session (either role) completes: the node is catching up. */
@@ -154,6 +173,8 @@ export class Membership {
     this.placement = options.placement ?? new FullReplication();
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
+    this.unreachableForgetMs = options.unreachableForgetMs ?? memberUnreachableForgetMsDefault;
+    assert(this.unreachableForgetMs > 0, 'unreachableForgetMs must be positive');
     this.scheduler = new SyncScheduler(
       { rng: options.rng, urgentSessionsMax: 1, ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}) },
       nowMs,
@@ -237,6 +258,7 @@ export class Membership {
     }
     if (peer.addresses.length > 0) member.addresses = [...peer.addresses];
     member.connected = true;
+    member.heardMs = nowMs;
     const wasUp = member.state === 'up';
     this.setState(member, 'up', nowMs);
     if (!wasUp) {
@@ -255,6 +277,7 @@ export class Membership {
     const member = this.findByPeer(peerId);
     if (!member || !member.connected) return [];
     member.connected = false;
+    member.heardMs = nowMs;
     if (member.state !== 'up') return [];
     this.scheduler.peerDisconnected(member.nodeId);
     this.setState(member, 'unreachable', nowMs);
@@ -283,6 +306,7 @@ export class Membership {
       this.byPeer.set(message.peerId, message.nodeId);
     }
     if (message.incarnation !== member.incarnation) member.seq = -1;
+    member.heardMs = nowMs;
     member.incarnation = Math.max(member.incarnation, message.incarnation);
     member.seq = Math.max(member.seq, message.seq);
     if (message.type === 'leave') {
@@ -334,6 +358,7 @@ export class Membership {
   hello(peerId: string, peerWallMs: number, entryCount: number, nowMs: number): void {
     const member = this.findByPeer(peerId);
     if (!member) return;
+    member.heardMs = nowMs;
     if (peerWallMs > 0) {
       member.clockOffsetMs = Math.round(peerWallMs - nowMs);
       member.offsetMeasured = true;
@@ -374,9 +399,9 @@ export class Membership {
 
   // --- time -----------------------------------------------------------------------------------
 
-  /** Everything due at `nowMs`: sessions to start, our periodic alive. */
+  /** Everything due at `nowMs`: sessions to start, our periodic alive; members long gone are dropped. */
   tick(nowMs: number): MembershipEffect[] {
-    const effects: MembershipEffect[] = [];
+    const effects: MembershipEffect[] = this.expire(nowMs);
     for (let nodeId = this.scheduler.takeDue(nowMs); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs)) {
       const member = this.members.get(nodeId);
       assert(member && member.state === 'up', `scheduler chose ${nodeId}, which is not an up member`);
@@ -395,6 +420,32 @@ export class Membership {
   }
 
   // --- internals ------------------------------------------------------------------------------
+
+  /** Drops members unreachable or left, not connected, and not heard of for unreachableForgetMs. */
+  private expire(nowMs: number): MembershipEffect[] {
+    const effects: MembershipEffect[] = [];
+    for (const member of this.members.values()) {
+      if (member.state !== 'unreachable' && member.state !== 'left') continue;
+      if (member.connected || nowMs - Math.max(member.heardMs, member.sinceMs) < this.unreachableForgetMs) continue;
+      this.drop(member);
+      effects.push({
+        kind: 'log',
+        event: 'member expired',
+        nodeId: member.nodeId,
+        peerId: member.peerId,
+        detail: `${member.state}, not heard of for ${Math.round((nowMs - member.heardMs) / 60_000)} min`,
+      });
+    }
+    return effects;
+  }
+
+  /** Removes a member from the table entirely (not `removed`: nothing about it is kept). */
+  private drop(member: Member): void {
+    this.scheduler.peerDisconnected(member.nodeId);
+    if (member.state !== 'removed') this.layoutChanged();
+    this.members.delete(member.nodeId);
+    if (this.byPeer.get(member.peerId) === member.nodeId) this.byPeer.delete(member.peerId);
+  }
 
   private aboutSelf(message: MemberMessage): MembershipEffect[] {
     // Our own message from this life comes back to us through gossip: nothing to do. A leave
@@ -417,6 +468,7 @@ export class Membership {
   private recordSync(nodeId: string, result: string, inSync: boolean, nowMs: number): void {
     const member = this.members.get(nodeId);
     if (!member) return;
+    member.heardMs = nowMs;
     member.lastSyncMs = nowMs;
     member.lastSyncResult = result;
     member.inSync = inSync;
@@ -454,6 +506,7 @@ export class Membership {
       lastDialMs: 0,
       connected: false,
       offsetMeasured: false,
+      heardMs: nowMs,
     };
     this.members.set(nodeId, member);
     this.layoutChanged();
@@ -480,10 +533,7 @@ export class Membership {
       const rank = (m: Member): number => (m.state === 'removed' ? 0 : 1);
       if (!oldest || rank(member) < rank(oldest) || (rank(member) === rank(oldest) && member.sinceMs < oldest.sinceMs)) oldest = member;
     }
-    if (!oldest) return;
-    if (oldest.state !== 'removed') this.layoutChanged();
-    this.members.delete(oldest.nodeId);
-    this.byPeer.delete(oldest.peerId);
+    if (oldest) this.drop(oldest);
   }
 }
 
@@ -494,7 +544,7 @@ function newer(message: MemberMessage, member: Member): boolean {
 }
 
 function publicView(member: Member): MemberInfo {
-  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, offsetMeasured: _measured, state, ...info } = member;
+  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, offsetMeasured: _measured, heardMs: _heardMs, state, ...info } = member;
   assert(state !== 'removed', 'a removed member is never listed');
   return { ...info, state, addresses: [...info.addresses] };
 }

@@ -1,7 +1,8 @@
 /**
  * The node's HTTP server (node:http): the status page, its live feed, /metrics, /healthz and a
  * small key-value gateway. Bound to 127.0.0.1:7070 by default (`--http HOST:PORT`, `--http
- * off`); if the port is taken the next ones are tried, up to 20.
+ * off`); if the default port is taken the next ones are tried, up to 20. An address given with
+ * `--http` is bound as given or not at all (ListenError: exit 5), never moved elsewhere.
  *
  * Routes:
  *   GET  /               status page (src/http/page.ts)
@@ -39,7 +40,7 @@ import { InvalidKeyError } from '../core/errors.js';
 import { checkKey } from '../core/entry.js';
 import { hlcToString } from '../core/hlc.js';
 import type { Version } from '../core/entry.js';
-import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
+import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
 import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
 import { pageSecurityPolicy, renderPage } from './page.js';
@@ -125,10 +126,15 @@ export class HttpServer {
     this.metrics = createMetrics(node);
   }
 
-  /** Binds `host:port`, or the next free port of the 20 from it; resolves with the URL. */
-  async listen(wanted: HttpAddress): Promise<string> {
+  /**
+   * Binds `host:port` and resolves with the URL. With `portFallback` (the default address,
+   * not one the user gave) a busy port moves to the next free one of the 20 from it;
+   * otherwise a port that cannot be bound is a ListenError.
+   */
+  async listen(wanted: HttpAddress, options: { portFallback: boolean } = { portFallback: false }): Promise<string> {
     let lastError: unknown;
-    for (let attempt = 0; attempt < httpPortAttempts; attempt++) {
+    const attempts = options.portFallback ? httpPortAttempts : 1;
+    for (let attempt = 0; attempt < attempts; attempt++) {
       const port = wanted.port === 0 ? 0 : wanted.port + attempt;
       if (port > 65535) break;
       const server = createServer((req, res) => this.handle(req, res));
@@ -142,8 +148,12 @@ export class HttpServer {
         });
       } catch (error) {
         lastError = error;
-        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && wanted.port !== 0) continue;
-        throw new Error(`cannot serve HTTP on ${wanted.host}:${port}: ${(error as Error).message}`);
+        if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && wanted.port !== 0 && options.portFallback) continue;
+        const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        throw new ListenError(
+          `cannot serve HTTP on ${hostPort(wanted.host, port)}: ${listenProblem(error)}` +
+            (inUse ? ' (choose another with --http HOST:PORT, or --http off)' : ''),
+        );
       }
       server.maxConnections = 1024;
       // `Expect: 100-continue` (curl, for large bodies): refuse an oversized PUT before its body is sent.
@@ -168,7 +178,7 @@ export class HttpServer {
       return this.url;
     }
     const last = Math.min(65535, wanted.port + httpPortAttempts - 1);
-    throw new Error(
+    throw new ListenError(
       `cannot serve HTTP: ports ${wanted.port}..${last} on ${wanted.host} are all in use (${(lastError as Error | undefined)?.message ?? 'no port left'}); ` +
         "choose one with --http HOST:PORT, or --http off",
     );
@@ -408,6 +418,11 @@ export class HttpServer {
 function writeEvent(client: SseClient, snap: StatusSnapshot): void {
   if (client.res.writableEnded || client.res.destroyed) return;
   client.res.write(`data: ${JSON.stringify(snap)}\n\n`);
+}
+
+/** `host:port`, an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function urlHost(host: string): string {

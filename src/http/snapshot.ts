@@ -44,6 +44,8 @@ export interface StatusSnapshot {
     peersUp: number;
   };
   peers: PeerView[];
+  /** Each --bootstrap address: connected, or why not and since when (NodeStatus.bootstrap). */
+  bootstrap: NodeStatus['bootstrap'];
   convergence: StatsView['convergence'];
   series: StatsView['series'];
   counters: NodeStatus['counters'];
@@ -86,6 +88,7 @@ export function toSnapshot(status: NodeStatus): StatusSnapshot {
       peersUp: status.peers.filter((p) => p.state === 'up').length,
     },
     peers: status.peers,
+    bootstrap: status.bootstrap,
     convergence: writes.convergence,
     series: writes.series,
     counters,

@@ -12,6 +12,10 @@
  * claim over its own authenticated connection). The incarnation is kept in the store and
  * raised on every start. On a clean stop the node gossips a signed leave, so peers show it as
  * left rather than unreachable.
+ *
+ * Bootstrap addresses that do not give a member (nothing listens, another cluster key,
+ * another cluster name) are logged, counted and shown in the status by BootstrapHealth
+ * (./bootstrap-health.ts), from the redial loop's reports and from identify.
  */
 import { readFile } from 'node:fs/promises';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
@@ -27,11 +31,13 @@ import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
+import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
 import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
-import { createNetwork, type CkvLibp2p } from './libp2p.js';
+import { BootstrapHealth, type BootstrapView } from './bootstrap-health.js';
+import { createNetwork, type BootstrapEvent, type CkvLibp2p } from './libp2p.js';
 import { QueryService, type Holding } from './query-protocol.js';
-import { SyncService, type SessionReport } from './sync-protocol.js';
+import { SyncService, syncProtocolId, type SessionReport } from './sync-protocol.js';
 
 /** How long a clean stop waits for its leave message to go out. */
 const leaveFlushMsMax = 500;
@@ -112,6 +118,8 @@ export class ClusterNetwork {
     private readonly privateKey: PrivateKey,
     incarnation: number,
     config: NodeConfig,
+    /** What became of each --bootstrap address (warnings, counters, status). */
+    private readonly bootstrap: BootstrapHealth,
   ) {
     this.membership = new Membership(
       {
@@ -128,6 +136,22 @@ export class ClusterNetwork {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
     const privateKey = await loadPrivateKey(components.store);
     const incarnation = await nextIncarnation(components.store);
+    const bootstrap = new BootstrapHealth(
+      {
+        addresses: config.bootstrap.map((address) => multiaddr(address).toString()),
+        cluster: config.cluster,
+        syncProtocol: syncProtocolId(config.cluster),
+        clusterKey: clusterKey !== undefined,
+        counters: components.counters,
+        logger: components.logger,
+      },
+      Date.now(),
+    );
+    const onBootstrap = (event: BootstrapEvent): void => {
+      if (event.kind === 'failed') bootstrap.dialFailed(event.address, event.error, Date.now());
+      else if (event.kind === 'connected') bootstrap.dialConnected(event.address, event.peerId, Date.now());
+      else bootstrap.dialSelf(event.address);
+    };
     const libp2p = await createNetwork({
       privateKey,
       listen: config.listen,
@@ -136,6 +160,7 @@ export class ClusterNetwork {
       ...(clusterKey ? { clusterKey } : {}),
       gossipTopic: gossipTopic(config.cluster),
       userAgent: agentString(components.replica.nodeId, incarnation),
+      onBootstrap,
     });
     const base = { libp2p, replica: components.replica, counters: components.counters, logger: components.logger };
     // The gossip and session callbacks need the cluster, which needs them: bind through a holder.
@@ -171,7 +196,7 @@ export class ClusterNetwork {
       },
     );
     const query = new QueryService(base, config.cluster);
-    const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config);
+    const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config, bootstrap);
     self.cluster = cluster;
     await cluster.begin();
     return cluster;
@@ -246,6 +271,11 @@ export class ClusterNetwork {
     return this.membership.list();
   }
 
+  /** Each --bootstrap address (but our own): connected, or why not and since when. */
+  bootstrapList(): BootstrapView[] {
+    return this.bootstrap.list();
+  }
+
   /**
    * Drop a member that is down (by peer id or node id). False if unknown; a connected member
    * is refused with PeerConnectedError.
@@ -276,7 +306,7 @@ export class ClusterNetwork {
         try {
           return { peerId, holding: await this.query.whereIs(peerIdFromString(peerId), key) };
         } catch (error) {
-          return { peerId, error: (error as Error).message };
+          return { peerId, error: errorText(error) };
         }
       }),
     );
@@ -285,7 +315,9 @@ export class ClusterNetwork {
   // --- libp2p and gossip events into the membership -----------------------------------------
 
   private onIdentify(result: IdentifyResult): void {
-    if (this.stopped || !result.protocols.includes(this.sync.protocol)) return;
+    if (this.stopped) return;
+    this.bootstrap.identify(result.peerId.toString(), result.protocols, Date.now());
+    if (!result.protocols.includes(this.sync.protocol)) return;
     const agent = parseAgent(result.agentVersion);
     if (!agent) return; // speaks our protocol but names no node id: not a ckv node we can key
     const peerId = result.peerId.toString();

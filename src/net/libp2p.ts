@@ -34,7 +34,8 @@
  * as long as the node runs. An address may omit `/p2p/...`: the peer id is learned from the
  * first successful handshake and used afterwards (so an existing connection is reused). An
  * address that turns out to be ourselves (common when every node gets the same list) is
- * dropped after the first dial.
+ * dropped after the first dial. Every dial's end is reported (`onBootstrap`), so the node can
+ * say why an address does not connect (./bootstrap-health.ts).
  *
  * mDNS: libp2p v3 no longer auto-dials discovered peers (discovery only fills the peer
  * store), so the keeper dials every peer that mDNS reports and is not connected. mDNS
@@ -59,6 +60,7 @@ import { mdns } from '@libp2p/mdns';
 import { preSharedKey, generateKey } from '@libp2p/pnet';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
+import { ListenError, listenProblem } from '../errors.js';
 
 export interface NetworkOptions {
   /** The node's identity; its public key is the peer id. Persisted by the caller so the peer id survives restarts. */
@@ -81,7 +83,15 @@ export interface NetworkOptions {
   gossipTopic: string;
   /** Sent to peers by identify (`ckv/<version> node/<node id>`), so they can show our node id. */
   userAgent?: string;
+  /** Told how each dial of a bootstrap address ended (warnings and status: ./bootstrap-health.ts). */
+  onBootstrap?: (event: BootstrapEvent) => void;
 }
+
+/** How a dial of a bootstrap address ended; `address` as configured (`multiaddr(a).toString()`). */
+export type BootstrapEvent =
+  | { kind: 'connected'; address: string; peerId: string }
+  | { kind: 'failed'; address: string; error: unknown }
+  | { kind: 'self'; address: string };
 
 export type CkvLibp2p = Libp2p<{ identify: Identify; pubsub: GossipSub }>;
 
@@ -226,14 +236,31 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     },
   });
 
-  const keeper = (late.keeper = new PeerKeeper(node, bootstrap));
+  const keeper = (late.keeper = new PeerKeeper(node, bootstrap, options.onBootstrap));
   try {
     await node.start();
   } catch (err) {
     keeper.stop();
-    throw err;
+    throw listenFailure(err) ?? err;
   }
   return node;
+}
+
+/**
+ * libp2p's error for listen addresses that cannot be bound is several lines long and advises
+ * an option (`transportManager.faultTolerance`) a ckv user cannot set. It is replaced by one
+ * line per address: `cannot listen on /ip4/127.0.0.1/tcp/4001: address in use` (ListenError,
+ * exit 5). Other errors pass through unchanged.
+ */
+export function listenFailure(err: unknown): ListenError | undefined {
+  if (!(err instanceof Error) || err.name !== 'UnsupportedListenAddressesError') return undefined;
+  const failures: string[] = [];
+  for (const line of err.message.split('\n')) {
+    const match = /^\s*(\/\S+): (.+)$/.exec(line);
+    if (match) failures.push(`${match[1]}: ${listenProblem(match[2])}`);
+  }
+  if (failures.length === 0) return new ListenError(`cannot listen: ${err.message.split('\n')[0]!.trim()}`);
+  return new ListenError(`cannot listen on ${failures.join('; ')}`);
 }
 
 interface BootstrapTarget {
@@ -265,6 +292,7 @@ class PeerKeeper {
   constructor(
     private readonly node: CkvLibp2p,
     bootstrap: Multiaddr[],
+    private readonly onBootstrap: (event: BootstrapEvent) => void = () => undefined,
   ) {
     this.targets = bootstrap.map((address) => {
       const peerId = address.getComponents().findLast((c) => c.code === CODE_P2P)?.value;
@@ -356,14 +384,19 @@ class PeerKeeper {
         // The connection may already have closed again before this ran.
         if (!this.isConnected(target.peerId)) {
           target.failures = 1;
+          this.report({ kind: 'failed', address: target.address.toString(), error: new Error('the connection closed as soon as it opened') });
           this.schedule(target);
+          return;
         }
+        this.report({ kind: 'connected', address: target.address.toString(), peerId: target.peerId });
       })
       .catch((err: unknown) => {
         if (isSelfDialError(err)) {
           target.isSelf = true;
+          this.report({ kind: 'self', address: target.address.toString() });
           return;
         }
+        if (this.running) this.report({ kind: 'failed', address: target.address.toString(), error: err });
         // A learned peer id may be stale (the node at that address was re-keyed): dial the
         // bare address next time and learn it again.
         if (!target.peerIdConfigured) target.peerId = undefined;
@@ -373,6 +406,14 @@ class PeerKeeper {
       .finally(() => {
         target.dialing = false;
       });
+  }
+
+  private report(event: BootstrapEvent): void {
+    try {
+      this.onBootstrap(event);
+    } catch {
+      // A listener's failure is not the redial loop's.
+    }
   }
 }
 

@@ -18,6 +18,7 @@ import { FrameType, RefuseReason, encodeFrame } from '../core/sync-frames.js';
 import { driveSession, type FrameTransport } from '../core/session-driver.js';
 import { SyncInitiator, SyncResponder, type SyncResult } from '../core/sync-session.js';
 import type { Counters } from '../util/counters.js';
+import { errorText, toError } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
 import { FramedStream } from './framed-stream.js';
 import type { CkvLibp2p } from './libp2p.js';
@@ -202,14 +203,19 @@ export class SyncService {
   }
 
   private failure(cause: unknown, peerId: string, role: string): string {
-    const error = cause instanceof Error ? cause : new Error(String(cause));
-    const hostile = ['MalformedError', 'UnsupportedVersionError', 'FrameTooLargeError', 'FrameTruncatedError'].includes(error.name);
+    // libp2p may reject with an Event (a stream's 'close'), not an Error: take the error it carries.
+    const error = toError(cause);
+    // Malformed input is hostile (sync_rejected). A peer that dies or goes away mid-frame (a
+    // reset connection, an aborted stream, a frame cut short by a close: FrameTruncatedError)
+    // is a failure like any lost connection (sync_failed), not an attack.
+    const hostile = ['MalformedError', 'UnsupportedVersionError', 'FrameTooLargeError'].includes(error.name);
     if (hostile) this.components.counters.add('sync_rejected');
     else this.components.counters.add('sync_failed');
+    const text = errorText(error);
     if (!this.stopController.signal.aborted) {
-      this.components.logger.warn('sync session failed', { peer: peerId, role, error: error.message });
+      this.components.logger.warn('sync session failed', { peer: peerId, role, error: text });
     }
-    return error.message;
+    return text;
   }
 
   private account(bytes: { bytesSent: number; bytesReceived: number }): void {

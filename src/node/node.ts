@@ -7,11 +7,12 @@
  * registered back as front ends, which the node closes first when it stops.
  *
  * Start order matters: the store's lock is taken first, so a second node on the same data
- * directory fails before touching anything; then the cluster starts (CkvNode.open); then the
- * wiring starts the HTTP server, and only then removes a stale control socket (left by a kill
- * -9) and binds the socket, so a node that answers Status is fully up. Stop order is the
- * reverse (front ends: control and HTTP; the cluster with its leave announcement; replica;
- * store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
+ * directory fails before touching anything; the data directory's cluster is checked (it keeps
+ * the name of its first start and refuses another unless `--rebind-cluster`); then the
+ * cluster starts (CkvNode.open); then the wiring starts the HTTP server, and only then
+ * removes a stale control socket (left by a kill -9) and binds the socket, so a node that
+ * answers Status is fully up. Stop order is the reverse (front ends: control and HTTP; the
+ * cluster with its leave announcement; replica; store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
  * is idempotent: every caller gets the same promise.
  */
 import { EventEmitter } from 'node:events';
@@ -25,6 +26,7 @@ import { nodeIdBytes } from '../core/limits.js';
 import { Replica, type AppliedChange, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
+import { ClusterMismatchError } from '../errors.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
@@ -89,6 +91,7 @@ export class CkvNode implements NodeApi {
     this.store = new LevelStore(join(this.config.dataDir, 'db'));
     await this.store.open(); // throws StoreLockedError if another node holds the directory
     try {
+      await this.bindCluster();
       const nodeId = await this.loadNodeId();
       this.replica = await Replica.open({
         nodeId,
@@ -123,6 +126,22 @@ export class CkvNode implements NodeApi {
       await this.store.close();
       throw error;
     }
+  }
+
+  /**
+   * A data directory belongs to one cluster: the name it first started with is kept in the
+   * store ('cluster'). Another name is refused (ClusterMismatchError: exit 2), so its data is
+   * not carried into that cluster by a mistyped flag, unless `--rebind-cluster` says to move
+   * it. A directory from before names were kept is bound to the name it starts with now.
+   */
+  private async bindCluster(): Promise<void> {
+    const stored = await this.store.getMeta('cluster');
+    const bound = stored ? new TextDecoder().decode(stored) : undefined;
+    const wanted = this.config.cluster;
+    if (bound === wanted) return;
+    if (bound !== undefined && !this.config.rebindCluster) throw new ClusterMismatchError(this.config.dataDir, bound, wanted);
+    await this.store.putMeta('cluster', new TextEncoder().encode(wanted));
+    if (bound !== undefined) this.logger.warn('cluster rebound', { from: bound, to: wanted, dataDir: this.config.dataDir });
   }
 
   private async loadNodeId(): Promise<string> {

@@ -10,11 +10,14 @@ import { toHex } from '../core/bytes.js';
 import type { Hlc } from '../core/hlc.js';
 import type { Replica } from '../core/replica.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
+import type { BootstrapView } from '../net/bootstrap-health.js';
 import type { ClusterNetwork } from '../net/cluster.js';
 import type { Counters, CounterValues } from '../util/counters.js';
 import type { StatsView, WriteStats } from './write-stats.js';
 
 export type PeerState = 'up' | 'left' | 'unreachable';
+
+export type { BootstrapView };
 
 export interface PeerView {
   peerId: string;
@@ -69,6 +72,11 @@ export interface NodeStatus {
   /** Every declared counter (src/util/counters.ts), zeros included. */
   counters: CounterValues;
   peers: PeerView[];
+  /**
+   * Each `--bootstrap` address (but our own): state (dialing, connected, failing, foreign),
+   * peer id, the likely cause and last error while it fails, since when, failed dials.
+   */
+  bootstrap: BootstrapView[];
   /** Writes per second and convergence times, last minute. */
   writes: StatsView;
 }
@@ -123,6 +131,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
       entryCount: p.entryCount >= 0 ? p.entryCount : null,
       sinceMs: p.sinceMs,
     })),
+    bootstrap: cluster?.bootstrapList() ?? [],
     writes: node.writeStats.view(timeMs),
   };
 }

@@ -25,7 +25,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Ckv
       // Before the control socket: once Status answers, it reports the HTTP URL.
       const http = new HttpServer(node);
       node.addFrontEnd(http);
-      node.httpUrl = await http.listen(httpAddress);
+      // Only the default address may move to a free port; one given with --http is bound or fails.
+      node.httpUrl = await http.listen(httpAddress, { portFallback: !config.httpExplicit });
       logger.info('http listening', {
         url: node.httpUrl,
         ...(isLoopbackHost(httpAddress.host) ? {} : { warning: 'not loopback: anyone who can reach it can read and write keys' }),

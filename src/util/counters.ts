@@ -35,6 +35,10 @@ export const counterMetrics = {
   ckv_member_dial_failed_total: { help: 'Dials to announced cluster members that failed.', labelNames: [] },
   ckv_member_rejected_total: { help: 'Membership messages dropped: bad signature, or signed by another peer than they name.', labelNames: [] },
   ckv_query_rejected_total: { help: 'Malformed whereis queries from peers.', labelNames: [] },
+  ckv_bootstrap_failed_total: {
+    help: 'Bootstrap addresses that did not give a member, by likely cause: dials refused or unroutable (unreachable), unanswered (timeout), failed handshakes (handshake: another cluster key), connections to a node of another cluster (foreign), other.',
+    labelNames: ['reason'],
+  },
 } as const satisfies Record<string, { help: string; labelNames: readonly string[] }>;
 
 export type CounterMetricName = keyof typeof counterMetrics;
@@ -83,6 +87,11 @@ export const counterSpecs = {
   member_dial_failed: counter('ckv_member_dial_failed_total', {}, 'failed dials to announced members'),
   member_rejected: counter('ckv_member_rejected_total', {}, 'membership messages with a bad signature'),
   query_rejected: counter('ckv_query_rejected_total', {}, 'malformed whereis queries'),
+  bootstrap_failed_unreachable: counter('ckv_bootstrap_failed_total', { reason: 'unreachable' }, 'bootstrap dials refused or with no route: nothing listens there'),
+  bootstrap_failed_timeout: counter('ckv_bootstrap_failed_total', { reason: 'timeout' }, 'bootstrap dials unanswered in time'),
+  bootstrap_failed_handshake: counter('ckv_bootstrap_failed_total', { reason: 'handshake' }, 'bootstrap dials whose handshake failed: another cluster key'),
+  bootstrap_failed_foreign: counter('ckv_bootstrap_failed_total', { reason: 'foreign' }, 'bootstrap connections to a node of another cluster'),
+  bootstrap_failed_other: counter('ckv_bootstrap_failed_total', { reason: 'other' }, 'bootstrap dials that failed otherwise'),
 } as const satisfies Record<string, AnyCounterSpec>;
 
 export type CounterName = keyof typeof counterSpecs;

@@ -10,7 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { hlcPack } from '../../src/core/hlc.js';
 import { isLoopbackHost, parseHttpAddress } from '../../src/http/server.js';
 import { quantile, WriteStats } from '../../src/node/write-stats.js';
@@ -48,14 +48,6 @@ async function libp2pAddress(node: NodeProcess): Promise<string> {
   const address = status.listenAddresses.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.includes('/p2p/'));
   assert.ok(address, `no 127.0.0.1 address in ${status.listenAddresses.join(' ')}`);
   return address;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** An error reply: the status and one line of JSON `{"error": "..."}`. */
@@ -503,23 +495,30 @@ describe('HTTP server of one node', () => {
 describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
   let a: NodeProcess;
   let b: NodeProcess;
-  let blocker: Server;
-  let blockedPort: number;
+  let blocker: Server | undefined;
+  // Only the default address falls back (an explicit --http that is taken fails the start:
+  // test/integration/start-errors.test.ts): B runs without --http, with its default port taken.
+  const blockedPort = 7070;
 
   before(async () => {
     a = await startNode({ args: ['--http', '127.0.0.1:0', '--sync-interval-ms', '200'] });
-    // B asks for a port that is taken: it must take one of the next ones.
-    blockedPort = await freePort();
-    blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(blockedPort, '127.0.0.1', resolve));
-    b = await startNode({ args: ['--http', `127.0.0.1:${blockedPort}`, '--bootstrap', await libp2pAddress(a), '--sync-interval-ms', '200'] });
+    // Take the default port; if something else holds it, it is taken all the same.
+    const server = createServer();
+    blocker = await new Promise<Server | undefined>((resolve) => {
+      server.once('error', () => resolve(undefined));
+      server.listen({ port: blockedPort, host: '127.0.0.1', exclusive: true }, () => resolve(server));
+    });
+    b = await startNode({
+      isolated: false,
+      args: ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--bootstrap', await libp2pAddress(a), '--sync-interval-ms', '200'],
+    });
   });
 
   after(async () => {
-    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    if (blocker) await new Promise<void>((resolve) => blocker!.close(() => resolve()));
   });
 
-  it('takes the next free port when the asked one is in use', async () => {
+  it('takes the next free port when the default one is in use', async () => {
     const httpUrl = (await b.status()).httpUrl;
     const port = Number(/:(\d+)\/$/.exec(httpUrl)?.[1]);
     assert.ok(port > blockedPort && port < blockedPort + 20, `B serves on ${httpUrl}; ${blockedPort} was taken`);

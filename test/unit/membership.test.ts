@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { memberAnnounceIntervalMs, membersMax } from '../../src/core/limits.js';
+import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -237,5 +237,82 @@ describe('Membership clock offsets', () => {
     assert.equal(m.clockAheadOfPeersMs(), 3_600_000, 'two of three say we are an hour ahead');
     m.disconnected('p1', 2_000);
     assert.equal(m.clockAheadOfPeersMs(), -20, 'one of two: not ahead');
+  });
+});
+
+describe('Membership expiry (unreachableForgetMs)', () => {
+  const forgetMs = 60_000;
+  const withExpiry = (): Membership =>
+    new Membership({ self: { nodeId: selfId, peerId: 'p-self', incarnation: 1 }, rng: noJitter, unreachableForgetMs: forgetMs }, 0);
+  const expired = (effects: MembershipEffect[]): string[] =>
+    effects.flatMap((e) => (e.kind === 'log' && e.event === 'member expired' ? [e.peerId] : []));
+
+  it('defaults to a day', () => {
+    assert.equal(memberUnreachableForgetMsDefault, 24 * 60 * 60 * 1000);
+    const m = membership();
+    m.connected(peer(3), 0);
+    m.disconnected('p3', 0);
+    m.tick(memberUnreachableForgetMsDefault - 1);
+    assert.equal(stateOf(m, 3), 'unreachable', 'kept until a day has passed');
+    assert.deepEqual(expired(m.tick(memberUnreachableForgetMsDefault)), ['p3']);
+    assert.equal(m.get('p3'), undefined);
+  });
+
+  it('drops an unreachable member not heard of for unreachableForgetMs, and says so once', () => {
+    const m = withExpiry();
+    m.connected(peer(3), 0);
+    m.disconnected('p3', 1_000);
+    const before = m.layout();
+    assert.deepEqual(expired(m.tick(1_000 + forgetMs - 1)), []);
+    assert.equal(stateOf(m, 3), 'unreachable');
+    assert.deepEqual(expired(m.tick(1_000 + forgetMs)), ['p3']);
+    assert.equal(m.get('p3'), undefined);
+    assert.equal(m.get(peer(3).nodeId), undefined);
+    assert.deepEqual(m.list(), []);
+    assert.deepEqual(m.layout().nodes, [selfId], 'it no longer holds partitions');
+    assert.ok(m.layout().version > before.version);
+    assert.deepEqual(expired(m.tick(1_000 + 2 * forgetMs)), [], 'dropped once');
+  });
+
+  it('drops a member that left, and a stranger heard of only by an alive message it never followed up', () => {
+    const m = withExpiry();
+    m.connected(peer(4), 0);
+    m.disconnected('p4', 0);
+    m.message(leave(4, 1, 0), 'p4', 10);
+    assert.equal(stateOf(m, 4), 'left');
+    m.message(alive(11, 1, 0), 'p11', 20); // never connects
+    assert.equal(stateOf(m, 11), 'unreachable');
+    assert.deepEqual(expired(m.tick(10 + forgetMs)), ['p4']);
+    assert.deepEqual(expired(m.tick(20 + forgetMs)), ['p11']);
+    assert.deepEqual(m.list(), []);
+  });
+
+  it('keeps a member it keeps hearing of (newer alive messages), and never drops one that is up or connected', () => {
+    const m = withExpiry();
+    m.connected(peer(6), 0);
+    m.disconnected('p6', 0);
+    m.message(alive(6, 1, 1), 'p6', forgetMs - 1); // alive elsewhere, though we cannot reach it
+    m.tick(forgetMs + 10);
+    assert.equal(stateOf(m, 6), 'unreachable', 'heard of recently');
+    m.message(alive(6, 1, 1), 'p6', forgetMs + 20); // a replay: old news is not a sign of life
+    assert.deepEqual(expired(m.tick(2 * forgetMs - 1)), ['p6']);
+
+    m.connected(peer(7), 0);
+    m.connected(peer(8), 0);
+    m.message(leave(8, 1, 0), 'p8', 0); // said goodbye, still connected
+    m.tick(10 * forgetMs);
+    assert.equal(stateOf(m, 7), 'up');
+    assert.equal(stateOf(m, 8), 'left');
+  });
+
+  it('takes a dropped member back as new when it connects again', () => {
+    const m = withExpiry();
+    m.connected(peer(9), 0);
+    m.disconnected('p9', 0);
+    m.tick(forgetMs);
+    assert.equal(m.get('p9'), undefined);
+    m.connected(peer(9, 2), forgetMs + 5);
+    assert.equal(stateOf(m, 9), 'up');
+    assert.equal(m.get('p9')?.incarnation, 2);
   });
 });
