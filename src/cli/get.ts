@@ -104,9 +104,17 @@ class OutputFile {
     try {
       if (existing && !existing.isFile()) return new OutputFile(path, await open(path, 'w'), undefined, path);
       const target = existing ? await realpath(path) : path;
-      const temp = join(dirname(target), `.${basename(target)}.ckv-${randomBytes(4).toString('hex')}`);
+      const dir = dirname(target);
+      const temp = join(dir, `.${basename(target)}.ckv-${randomBytes(4).toString('hex')}`);
       // A new file is created as any would be (0666 less the umask); a replaced one keeps its mode.
-      const handle = await open(temp, 'wx', existing ? 0o600 : 0o666);
+      let handle: FileHandle;
+      try {
+        handle = await open(temp, 'wx', existing ? 0o600 : 0o666);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw error;
+        throw new CliError(`cannot write -o ${path}: cannot create a temporary file in ${dir} (${errnoReason(error)})`, 'usage');
+      }
       try {
         if (existing) await handle.chmod(existing.mode & 0o7777);
       } catch (error) {
@@ -116,6 +124,7 @@ class OutputFile {
       }
       return new OutputFile(path, handle, temp, target);
     } catch (error) {
+      if (error instanceof CliError) throw error;
       throw new CliError(`cannot write -o ${path}: ${errnoReason(error)}`, 'usage');
     }
   }
