@@ -14,6 +14,8 @@ export interface CliOptions {
   /** Written to standard input, then it is closed. Omitted: standard input is empty. */
   input?: Buffer;
   env?: NodeJS.ProcessEnv;
+  /** Command prefix, e.g. ['setpriv', '--reuid=nobody', ...] to run it as another user. */
+  launcher?: string[];
   /** runCli only: SIGKILL and reject if the command runs longer. Default 30 s. */
   timeoutMs?: number;
 }
@@ -40,7 +42,8 @@ export interface BackgroundCli {
 /** Spawns `node bin/ckv.js [--socket S] ...args` in the background (e.g. `watch`). */
 export function spawnCli(args: string[], options: CliOptions = {}): BackgroundCli {
   const argv = [ckvBin, ...(options.socket !== undefined ? ['--socket', options.socket] : []), ...args];
-  const child = spawnTracked(process.execPath, argv, {
+  const [command, ...prefix] = options.launcher ?? [];
+  const child = spawnTracked(command ?? process.execPath, command === undefined ? argv : [...prefix, process.execPath, ...argv], {
     cwd: repoRoot,
     env: { ...process.env, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],

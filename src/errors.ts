@@ -25,6 +25,8 @@ export const ExitCode = {
   unreachable: 3,
   refused: 4,
   failed: 5,
+  /** A write whose outcome is unknown: the node went away after the request was sent. */
+  outcomeUnknown: 6,
 } as const;
 
 interface ErrorKindSpec {
@@ -55,11 +57,20 @@ export const errorKinds = {
     where: 'request',
   },
   unreachable: { matches: ['ERR_NODE_UNREACHABLE', 'NodeUnreachableError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'client' },
+  socketPermissionDenied: {
+    matches: ['ERR_SOCKET_PERMISSION', 'SocketPermissionError'],
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    exit: ExitCode.unreachable,
+    where: 'client',
+  },
+  outcomeUnknown: { matches: ['ERR_OUTCOME_UNKNOWN', 'OutcomeUnknownError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.outcomeUnknown, where: 'client' },
   usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
   clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
   storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
   clusterMismatch: { matches: ['ERR_CLUSTER_MISMATCH', 'ClusterMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.usage, where: 'start' },
   listenFailed: { matches: ['ERR_LISTEN', 'ListenError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.failed, where: 'start' },
+  socketInUse: { matches: ['ERR_SOCKET_IN_USE', 'SocketInUseError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -131,6 +142,17 @@ export class ClusterKeyError extends CkvError {
   constructor(message: string) {
     super('ERR_CLUSTER_KEY', message);
     this.name = 'ClusterKeyError';
+  }
+}
+
+/**
+ * `node start` whose control socket path already answers: another node serves there, and
+ * taking the path over would leave that node unreachable (and delete its socket on stop).
+ */
+export class SocketInUseError extends CkvError {
+  constructor(readonly socketPath: string, why = 'a node is already running there') {
+    super('ERR_SOCKET_IN_USE', `the control socket ${socketPath} is in use: ${why}; not taking it over (stop that node, or choose another --socket)`);
+    this.name = 'SocketInUseError';
   }
 }
 

@@ -14,13 +14,19 @@ export { ExitCode };
 export const exitCodeHelp = `Exit codes:
   0  ok
   1  not found (the key, or it was deleted; the peer)
-  2  usage error (bad arguments; a node start flag that cannot be used: --cluster, --http,
-     --listen, --bootstrap, an unreadable --cluster-key file; a data directory of another
+  2  usage error (bad arguments, an -o FILE that cannot be written; a node start flag that
+     cannot be used: --cluster, --http, --listen, --bootstrap, an unreadable --cluster-key
+     file, a --data-dir that cannot be created or written; a data directory of another
      cluster without --rebind-cluster)
-  3  node unreachable (no node at the socket, or it is stopping)
-  4  request refused (invalid key, value too large, no peers, peer still connected, ...)
-  5  failed (the node could not start, e.g. its data directory is in use, or a --listen or
-     --http address cannot be bound; internal error)`;
+  3  node unreachable (no node at the socket, or it is stopping; permission denied on the
+     socket: the node runs as another user)
+  4  request refused (invalid key, value too large, no peers, peer still connected, a write
+     while this node's clock is too far ahead, ...)
+  5  failed (the node could not start, e.g. its data directory is in use, another node
+     answers on its control socket, or a --listen or --http address cannot be bound;
+     internal error)
+  6  outcome unknown: the node went away after a write was sent; it may or may not be
+     stored (check with ckv get)`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {

@@ -2,12 +2,26 @@
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
  * The value arrives as a GetStream and is written out piece by piece, so a 64 MiB value is
  * never whole in this process (except for --json, which needs it whole).
+ *
+ * `-o FILE` is checked before the node is asked (a directory, or a directory that does not
+ * exist, is a usage error). The value is written to a temporary file in FILE's directory
+ * (`.FILE.ckv-XXXXXXXX`) and renamed over FILE once it is whole: FILE never holds part of a
+ * value, and its old content stays until the new one is complete. The temporary file is
+ * removed if the transfer fails, the key does not exist, or the command is interrupted
+ * (SIGINT, SIGTERM, SIGHUP). A FILE that exists and is not a regular file (`/dev/null`, a
+ * FIFO, a terminal) is written in place; a symbolic link is kept and its target replaced.
+ *
+ * On a terminal, a value that does not end in a newline gets one, so the prompt does not
+ * land after it; into a pipe or a file the bytes are exactly the value's.
  */
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rmSync, type Stats } from 'node:fs';
+import { open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { GetStreamResult } from '../control/client.js';
+import { errnoReason } from '../util/errno.js';
 import { CliError, printJson, withClient } from './common.js';
 
 export function register(program: Command): void {
@@ -15,29 +29,37 @@ export function register(program: Command): void {
     .command('get')
     .description('print a value (raw bytes), or write it to a file')
     .argument('<key>', 'the key')
-    .option('-o, --output <file>', 'write the value to this file instead of standard output')
-    .option('--json', 'print key, value (UTF-8 or base64), version and deleted as JSON')
+    .option('-o, --output <file>', 'write the value to this file instead of standard output (replaced only once the whole value has arrived)')
+    .option('--json', 'print key, value (UTF-8 or base64), encoding, version and deleted as JSON; a deleted key prints key, deleted: true and version (exit 1)')
     .action(async (key: string, options: { output?: string; json?: boolean }, command: Command) => {
-      await withClient(command, async (client) => {
-        if (options.json) {
-          const reply = await client.get(key);
-          if (!reply.found) throw notFound(key, reply.deleted);
-          const text = reply.value.toString('utf8');
-          const isText = Buffer.from(text, 'utf8').equals(reply.value);
-          await printJson({
-            key,
-            value: isText ? text : reply.value.toString('base64'),
-            encoding: isText ? 'utf8' : 'base64',
-            version: reply.version,
-            deleted: false,
-          });
-          return;
-        }
-        const head = await client.getStream(key);
-        if (!head.found) throw notFound(key, head.deleted);
-        if (options.output) await toFile(head, options.output);
-        else await pipeChunks(head, process.stdout);
-      });
+      const output = options.output !== undefined && !options.json ? await OutputFile.open(options.output) : undefined;
+      try {
+        await withClient(command, async (client) => {
+          if (options.json) {
+            const reply = await client.get(key);
+            if (!reply.found) {
+              if (reply.deleted) await printJson({ key, deleted: true, version: reply.version });
+              throw notFound(key, reply.deleted);
+            }
+            const text = reply.value.toString('utf8');
+            const isText = Buffer.from(text, 'utf8').equals(reply.value);
+            await printJson({
+              key,
+              value: isText ? text : reply.value.toString('base64'),
+              encoding: isText ? 'utf8' : 'base64',
+              version: reply.version,
+              deleted: false,
+            });
+            return;
+          }
+          const head = await client.getStream(key);
+          if (!head.found) throw notFound(key, head.deleted);
+          if (output) await output.write(head);
+          else await toStdout(head);
+        });
+      } finally {
+        await output?.discard(); // nothing left behind unless the value was written whole
+      }
     });
 }
 
@@ -45,21 +67,121 @@ function notFound(key: string, deleted: boolean): CliError {
   return new CliError(deleted ? `key was deleted: ${key}` : `key not found: ${key}`, 'notFound');
 }
 
-/** The file is created only once the key is known to exist, and removed if the transfer fails. */
-async function toFile(head: GetStreamResult, path: string): Promise<void> {
-  const file = createWriteStream(path);
-  try {
-    await pipeChunks(head, file);
-    await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
-  } catch (error) {
-    file.destroy();
-    await rm(path, { force: true });
-    throw error;
+const interruptions = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** The destination of `-o FILE`: a temporary file renamed over FILE on success, or FILE itself if it is not a regular file. */
+class OutputFile {
+  private settled = false;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.settle();
+    this.removeTempSync();
+    // Die of the signal as if we had not caught it, so the shell sees what happened.
+    process.kill(process.pid, signal);
+  };
+  private readonly onExit = (): void => this.removeTempSync();
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    /** The temporary file, renamed to `target` on commit; undefined when writing in place. */
+    private readonly temp: string | undefined,
+    private readonly target: string,
+  ) {
+    if (temp === undefined) return;
+    for (const signal of interruptions) process.once(signal, this.onSignal);
+    process.once('exit', this.onExit);
+  }
+
+  /** Checks `path` and opens where the value will go; a path that cannot be written is a usage error. */
+  static async open(path: string): Promise<OutputFile> {
+    let existing: Stats | undefined;
+    try {
+      existing = await stat(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot write -o ${path}: ${errnoReason(error)}`, 'usage');
+    }
+    if (existing?.isDirectory()) throw new CliError(`-o ${path} is a directory; give a file name`, 'usage');
+    try {
+      if (existing && !existing.isFile()) return new OutputFile(path, await open(path, 'w'), undefined, path);
+      const target = existing ? await realpath(path) : path;
+      const dir = dirname(target);
+      const temp = join(dir, `.${basename(target)}.ckv-${randomBytes(4).toString('hex')}`);
+      // A new file is created as any would be (0666 less the umask); a replaced one keeps its mode.
+      let handle: FileHandle;
+      try {
+        handle = await open(temp, 'wx', existing ? 0o600 : 0o666);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw error;
+        throw new CliError(`cannot write -o ${path}: cannot create a temporary file in ${dir} (${errnoReason(error)})`, 'usage');
+      }
+      try {
+        if (existing) await handle.chmod(existing.mode & 0o7777);
+      } catch (error) {
+        await handle.close();
+        await rm(temp, { force: true });
+        throw error;
+      }
+      return new OutputFile(path, handle, temp, target);
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      throw new CliError(`cannot write -o ${path}: ${errnoReason(error)}`, 'usage');
+    }
+  }
+
+  /** Writes the value, then puts it in place (rename); on any failure the temporary file goes. */
+  async write(head: GetStreamResult): Promise<void> {
+    // A failed transfer throws its own error; a failed write says so. Either way discard() follows.
+    for await (const chunk of head.chunks) {
+      try {
+        for (let at = 0; at < chunk.byteLength; ) at += (await this.handle.write(chunk, at)).bytesWritten;
+      } catch (error) {
+        const unchanged = this.temp === undefined ? '' : ` (${this.path} is unchanged)`;
+        throw new CliError(`cannot write the value to ${this.path}: ${errnoReason(error)}${unchanged}`, 'failed');
+      }
+    }
+    await this.handle.close();
+    if (this.temp !== undefined) {
+      try {
+        await rename(this.temp, this.target);
+      } catch (error) {
+        throw new CliError(`cannot replace ${this.path}: ${errnoReason(error)}`, 'failed');
+      }
+    }
+    this.settle();
+  }
+
+  /** Closes and removes the temporary file unless write() put it in place. Idempotent. */
+  async discard(): Promise<void> {
+    if (this.settled) return;
+    this.settle();
+    await this.handle.close().catch(() => undefined);
+    if (this.temp !== undefined) await rm(this.temp, { force: true });
+  }
+
+  private settle(): void {
+    this.settled = true;
+    for (const signal of interruptions) process.off(signal, this.onSignal);
+    process.off('exit', this.onExit);
+  }
+
+  private removeTempSync(): void {
+    if (this.temp !== undefined) rmSync(this.temp, { force: true });
   }
 }
 
+/** The value to stdout piece by piece; on a terminal, a final newline if the value lacks one. */
+async function toStdout(head: GetStreamResult): Promise<void> {
+  const out = process.stdout;
+  let last: number | undefined;
+  await pipeChunks(head, out, (chunk) => {
+    if (chunk.byteLength > 0) last = chunk[chunk.byteLength - 1];
+  });
+  if (out.isTTY && last !== undefined && last !== 0x0a) await pipeChunks({ chunks: [Buffer.from('\n')] }, out);
+}
+
 /** Writes each piece as it arrives, waiting when the destination is full. */
-async function pipeChunks(head: GetStreamResult, out: Writable): Promise<void> {
+async function pipeChunks(head: { chunks: AsyncIterable<Buffer> | Iterable<Buffer> }, out: Writable, seen?: (chunk: Buffer) => void): Promise<void> {
   let failure: Error | undefined;
   const onError = (error: Error): void => {
     failure = error;
@@ -68,6 +190,7 @@ async function pipeChunks(head: GetStreamResult, out: Writable): Promise<void> {
   try {
     for await (const chunk of head.chunks) {
       if (failure) break;
+      seen?.(chunk);
       if (!out.write(chunk)) await new Promise<void>((resolve) => {
         const done = (): void => {
           out.off('drain', done);
@@ -78,7 +201,7 @@ async function pipeChunks(head: GetStreamResult, out: Writable): Promise<void> {
         out.on('error', done);
       });
     }
-    if (out === process.stdout) await new Promise<void>((resolve) => out.write('', () => resolve()));
+    await new Promise<void>((resolve) => out.write('', () => resolve()));
     if (failure) throw new CliError(`cannot write the value: ${failure.message}`, 'failed');
   } finally {
     out.off('error', onError);

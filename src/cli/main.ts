@@ -22,7 +22,7 @@ export function buildProgram(): Command {
   const program = new Command('ckv')
     .description('ckv: a replicated key-value store for LANs and small clusters')
     .version(ckvVersion, '-V, --version')
-    .option('--socket <path>', "the node's control socket (default: $CKV_SOCKET, else <default data dir>/ckv.sock)")
+    .option('--socket <path>', "the node's control socket (default: $CKV_SOCKET, else <default data dir>/ckv.sock); with node start, where that node serves")
     .addHelpText('after', `\n${exitCodeHelp}`)
     .exitOverride()
     .configureOutput({

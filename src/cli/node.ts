@@ -33,12 +33,20 @@ export function register(program: Command): void {
     .option('--no-mdns', 'do not discover peers on the LAN by mDNS')
     .option('--cluster <name>', 'cluster name, 1..64 of A-Z a-z 0-9 . _ -; nodes of other clusters are ignored', 'default')
     .option('--rebind-cluster', 'move a data directory that belongs to another cluster, data and all, to --cluster')
-    .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key > FILE)')
+    .option('--cluster-key <file>', 'pre-shared cluster key file (make one with: ckv cluster-key -o FILE)')
     .option('--http <host:port>', "status page and HTTP gateway address, or 'off'; a busy address fails the start (default 127.0.0.1:7070, or the next free port)")
-    .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions (default 1000)')
+    .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions with a peer, ms, >= 10 (default 1000)')
     .option('--reset-clock-bound', "start the clock at this host's time even if the node ran with its clock set ahead (check the peers' clocks first)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
     .addOption(new Option('--test-clock-skew-ms <ms>', "tests only: add this to the node's wall clock").hideHelp())
+    .addHelpText(
+      'after',
+      `
+The global --socket PATH (before or after the command) moves this node's control socket
+(default <data-dir>/ckv.sock). A path another node answers on is refused (exit 5); a stale
+socket left by a killed node is replaced. The data directory is created if needed (mode
+0700) and must be writable (exit 2 otherwise).`,
+    )
     .action(async (options: StartOptions, command: Command) => {
       const dataDir = resolve(options.dataDir ?? defaultDataDir());
       const config = defaultConfig(dataDir);

@@ -2,15 +2,17 @@
  * The control API client used by the CLI (and by tests and benches): promises and async
  * iterables over the small HTTP/2 gRPC client in h2.ts with the hand-written codecs in
  * wire.ts, so a CLI command loads neither grpc-js nor protobufjs. Every unary call has a
- * deadline; "no node at this socket" is one error type.
+ * deadline; "no node at this socket" is one error type, "this socket is another user's"
+ * another, and a write whose connection was lost after it was sent in full is a third
+ * (OutcomeUnknownError: it may or may not have been applied).
  *
  * Values stream: `put` sends a value over unaryPutBytesMax as a PutStream of ~1 MiB
  * messages, `putStream` takes any async source (a file, stdin) without holding it whole, and
  * `getStream` hands the value over in the pieces it arrives in.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { CkvError } from '../core/errors.js';
-import { GrpcChannel, GrpcStatus, GrpcStatusError, type Call } from './h2.js';
+import { ConnectionLostError, GrpcChannel, GrpcStatus, GrpcStatusError, type Call } from './h2.js';
 import { grpcMessageBytesMax, unaryPutBytesMax, valueChunkBytes } from './limits.js';
 import type {
   ChangeMessage,
@@ -30,6 +32,31 @@ export class NodeUnreachableError extends CkvError {
   constructor(readonly socketPath: string) {
     super('ERR_NODE_UNREACHABLE', `no node is running at ${socketPath} (start one with: ckv node start)`);
     this.name = 'NodeUnreachableError';
+  }
+}
+
+/**
+ * The socket (or a directory on its way) is not this user's to use: the node runs as another
+ * user (the socket is 0600). Not "no node is running": one may well be.
+ */
+export class SocketPermissionError extends CkvError {
+  constructor(readonly socketPath: string) {
+    super(
+      'ERR_SOCKET_PERMISSION',
+      `permission denied (EACCES) on the control socket ${socketPath}: the node runs as another user; run ckv as that user`,
+    );
+    this.name = 'SocketPermissionError';
+  }
+}
+
+/**
+ * A write was sent in full, then the connection closed before the node answered: it may or
+ * may not have been applied.
+ */
+export class OutcomeUnknownError extends CkvError {
+  constructor(message: string) {
+    super('ERR_OUTCOME_UNKNOWN', message);
+    this.name = 'OutcomeUnknownError';
   }
 }
 
@@ -54,6 +81,8 @@ export interface Cancellable<T> extends AsyncIterable<T> {
 }
 
 const service = '/ckv.v1.Kv/';
+/** What a put whose outcome is unknown says (README, exit code 6). */
+const putOutcome = 'the node went away after the value was sent; it may or may not be stored: check with ckv get';
 
 export class ControlClient {
   private readonly channel: GrpcChannel;
@@ -62,9 +91,19 @@ export class ControlClient {
     this.channel = new GrpcChannel(socketPath, grpcMessageBytesMax);
   }
 
-  /** A client for the node at `socketPath`; throws NodeUnreachableError if there is no socket. */
+  /**
+   * A client for the node at `socketPath`; throws NodeUnreachableError if there is no socket,
+   * SocketPermissionError if this user may not even look at it.
+   */
   static connect(socketPath: string): ControlClient {
-    if (!existsSync(socketPath)) throw new NodeUnreachableError(socketPath);
+    try {
+      statSync(socketPath);
+      accessSync(socketPath, constants.W_OK); // connecting to a Unix socket needs write permission on it
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM') throw new SocketPermissionError(socketPath);
+      throw new NodeUnreachableError(socketPath);
+    }
     return new ControlClient(socketPath);
   }
 
@@ -72,12 +111,22 @@ export class ControlClient {
     this.channel.close();
   }
 
-  /** A connection failure means no node is listening at the socket. */
+  /**
+   * A connection refused for permission is SocketPermissionError; any other connection
+   * failure means no node is listening at the socket.
+   */
   translate(error: unknown): unknown {
-    if (error instanceof GrpcStatusError && error.code === GrpcStatus.UNAVAILABLE && /cannot connect|ENOENT|ECONNREFUSED/i.test(error.details)) {
-      return new NodeUnreachableError(this.socketPath);
+    if (error instanceof GrpcStatusError && error.code === GrpcStatus.UNAVAILABLE && !(error instanceof ConnectionLostError)) {
+      if (/EACCES|EPERM/.test(error.details)) return new SocketPermissionError(this.socketPath);
+      if (/cannot connect|ENOENT|ECONNREFUSED/i.test(error.details)) return new NodeUnreachableError(this.socketPath);
     }
     return error;
+  }
+
+  /** translate(), and for a write sent in full whose connection then closed: OutcomeUnknownError(`unknown`). */
+  private translateWrite(error: unknown, unknown: string): unknown {
+    if (error instanceof ConnectionLostError && error.requestSent) return new OutcomeUnknownError(unknown);
+    return this.translate(error);
   }
 
   private async send(call: Call, schema: wire.Schema, request: object): Promise<void> {
@@ -85,7 +134,11 @@ export class ControlClient {
     await call.write(parts, bytes);
   }
 
-  private async unary<Res>(method: wire.Method, request: object): Promise<Res> {
+  /**
+   * `unknown`: the call writes, and this is what to say if the connection is lost after it
+   * was sent in full (its outcome is then unknown).
+   */
+  private async unary<Res>(method: wire.Method, request: object, unknown?: string): Promise<Res> {
     const { request: requestSchema, reply: replySchema } = wire.methods[method];
     const call = this.channel.call(service + method, { deadlineMs: unaryDeadlineMs });
     try {
@@ -96,7 +149,7 @@ export class ControlClient {
       if (reply === undefined) throw new GrpcStatusError(GrpcStatus.INTERNAL, `${method}: the node sent no reply`);
       return reply;
     } catch (error) {
-      throw this.translate(error);
+      throw unknown === undefined ? this.translate(error) : this.translateWrite(error, unknown);
     }
   }
 
@@ -123,7 +176,7 @@ export class ControlClient {
   /** Stores a value; one over unaryPutBytesMax goes as a PutStream, in pieces. */
   put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
     if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value]);
-    return this.unary('Put', { key, value });
+    return this.unary('Put', { key, value }, putOutcome);
   }
 
   /**
@@ -149,7 +202,7 @@ export class ControlClient {
       return reply;
     } catch (error) {
       if (!call.ended) call.cancel();
-      throw this.translate(error);
+      throw this.translateWrite(error, putOutcome);
     }
   }
 
@@ -163,7 +216,7 @@ export class ControlClient {
 
   /** Many puts in one call; each result has a version or an error. */
   putMany(puts: { key: string; value: Uint8Array }[]): Promise<{ results: { version: VersionMessage | null; error: string }[] }> {
-    return this.unary('PutMany', { puts });
+    return this.unary('PutMany', { puts }, 'the node went away after the puts were sent; they may or may not be stored: check with ckv get');
   }
 
   /** The whole value in one buffer (gathered from a GetStream). */
@@ -203,7 +256,7 @@ export class ControlClient {
   }
 
   delete(key: string): Promise<{ version: VersionMessage }> {
-    return this.unary('Delete', { key });
+    return this.unary('Delete', { key }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
   }
   hasKey(key: string): Promise<{ found: boolean; version: VersionMessage | null; deleted: boolean }> {
     return this.unary('HasKey', { key });

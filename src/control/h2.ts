@@ -40,6 +40,21 @@ export class GrpcStatusError extends Error {
   }
 }
 
+/**
+ * The connection to the node closed before the call's status arrived. `requestSent`: the
+ * whole request (its end included) had been handed to the connection first, so the node may
+ * have acted on it (a write may or may not be stored); otherwise it cannot have.
+ */
+export class ConnectionLostError extends GrpcStatusError {
+  constructor(
+    details: string,
+    readonly requestSent: boolean,
+  ) {
+    super(GrpcStatus.UNAVAILABLE, details);
+    this.name = 'ConnectionLostError';
+  }
+}
+
 /** Messages the reader has not taken yet before the stream is paused (HTTP/2 backpressure). */
 const queuedMessagesMax = 8;
 /** Per-stream receive window: large enough that a value streams without stalls on a socket. */
@@ -102,9 +117,7 @@ export class GrpcChannel {
     const stream = this.open().request(headers);
     // A stream that closes before the connection was ever made failed to connect (the session's
     // own error, ECONNREFUSED and the like, may arrive after the stream's close).
-    return new Call(stream, this.messageBytesMax, options.deadlineMs, () =>
-      this.connected ? this.connectError : (this.connectError ?? new Error('connection refused')),
-    );
+    return new Call(stream, this.messageBytesMax, options.deadlineMs, () => ({ connected: this.connected, error: this.connectError }));
   }
 }
 
@@ -112,6 +125,8 @@ export class Call {
   private readonly queue: Buffer[] = [];
   private status: GrpcStatusError | null | undefined; // undefined: not known yet; null: OK
   private finished = false;
+  /** The request's end was written to a connected stream ('finish'): the node may have it all. */
+  private requestSent = false;
   private wake: (() => void) | undefined;
   private readonly deadline: NodeJS.Timeout | undefined;
   // Frame reassembly state.
@@ -124,7 +139,7 @@ export class Call {
     private readonly stream: ClientHttp2Stream,
     private readonly messageBytesMax: number,
     deadlineMs: number | undefined,
-    private readonly connectError: () => Error | undefined,
+    private readonly connection: () => { connected: boolean; error: Error | undefined },
   ) {
     if (deadlineMs !== undefined) {
       this.deadline = setTimeout(() => this.fail(new GrpcStatusError(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded')), deadlineMs);
@@ -133,6 +148,7 @@ export class Call {
     stream.on('trailers', (trailers) => this.onHeaders(trailers, false));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => {}); // the outcome is decided on 'close'
+    stream.once('finish', () => (this.requestSent = true));
     stream.on('close', () => this.onClose());
   }
 
@@ -294,10 +310,11 @@ export class Call {
   private onClose(): void {
     if (this.finished) return;
     if (this.status === undefined) {
-      const cause = this.connectError();
-      this.status = cause
-        ? new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot connect: ${cause.message}`)
-        : new GrpcStatusError(GrpcStatus.UNAVAILABLE, `the connection to the node closed before its reply (HTTP/2 code ${this.stream.rstCode ?? '?'})`);
+      // Never connected: the node cannot have seen the call. Connected, then lost: it may have.
+      const { connected, error } = this.connection();
+      this.status = connected
+        ? new ConnectionLostError(`the connection to the node closed before its reply (${error?.message ?? `HTTP/2 code ${this.stream.rstCode ?? '?'}`})`, this.requestSent)
+        : new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot connect: ${error?.message ?? 'connection refused'}`);
     } else if (this.status === null && (this.body !== undefined || this.headerFilled > 0)) {
       this.status = new GrpcStatusError(GrpcStatus.INTERNAL, 'reply ended inside a message');
     }

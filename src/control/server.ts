@@ -6,8 +6,13 @@
  * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
  * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
  * grow the node's memory without bound.
+ *
+ * A graceful stop (close) answers the calls in flight before it lets go of the socket: a put
+ * that arrived is stored and acknowledged, so a client is never told "unavailable" about a
+ * value that was in fact stored. The socket file is removed only if it is still the one this
+ * server bound.
  */
-import { chmod } from 'node:fs/promises';
+import { chmod, lstat, rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { ValueTooLargeError } from '../core/errors.js';
@@ -89,11 +94,21 @@ export function toServiceError(error: unknown): grpc.ServiceError {
   return statusError(errorKinds[kind].grpc, message.split('\n')[0]!);
 }
 
+/** How long a stop waits for idle connections to let go, and again once the calls in flight are answered. */
+const closeGraceMs = 2000;
+/** How long a stop waits for calls in flight (a 64 MiB PutStream from a slow client): the CLI's own deadline. */
+const callsInFlightWaitMs = 60_000;
+
 export class ControlServer {
   private readonly server = new grpc.Server(channelOptions);
   private listening = false;
+  /** The socket file this server bound (device and inode): close removes it only if it is still that one. */
+  private socket: { path: string; dev: number; ino: number } | undefined;
   /** Open Watch and PutPipeline calls: ended first on close, so shutdown does not wait on them. */
   private readonly streams = new Set<() => void>();
+  /** Calls being handled (unary, PutStream, GetStream, Scan): a stop answers them before it closes. */
+  private callsInFlight = 0;
+  private readonly callsAnswered = new Set<() => void>();
 
   constructor(private readonly node: NodeApi) {
     const { kv } = loadKvService();
@@ -114,23 +129,63 @@ export class ControlServer {
       process.umask(umask);
     }
     await chmod(socketPath, 0o600);
+    const info = await lstat(socketPath);
+    this.socket = { path: socketPath, dev: info.dev, ino: info.ino };
     this.listening = true;
   }
 
-  /** Idempotent. Lets in-flight calls finish for up to 2 s, then cuts the rest. */
+  /**
+   * Idempotent. Stops taking connections and ends Watch and PutPipeline streams; every other
+   * call in flight is answered first (a PutStream still arriving is received, stored and
+   * answered), for up to callsInFlightWaitMs; connections that stay open past closeGraceMs
+   * after that are cut. Then removes the socket file, if it is still the one this server bound.
+   */
   async close(): Promise<void> {
     if (!this.listening) return;
     this.listening = false;
     for (const end of [...this.streams]) end();
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
+    const closed = new Promise<boolean>((resolve) => this.server.tryShutdown(() => resolve(true)));
+    let done = await within(closed, closeGraceMs);
+    if (!done && this.callsInFlight > 0) {
+      this.node.logger.info('control socket: answering calls in flight before closing', { calls: this.callsInFlight, waitMsMax: callsInFlightWaitMs });
+      await within(this.allAnswered(), callsInFlightWaitMs);
+      done = await within(closed, closeGraceMs); // the replies reach the clients, which then let go
+    }
+    if (!done) this.server.forceShutdown();
+    await this.removeSocket();
+  }
+
+  /** Removes the socket file unless it is gone or another file now has its path. */
+  private async removeSocket(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return;
+    try {
+      const info = await lstat(socket.path);
+      if (info.dev === socket.dev && info.ino === socket.ino) await rm(socket.path, { force: true });
+    } catch {
+      // already gone (the listener's close unlinks it)
+    }
+  }
+
+  /** Counts `work` as a call in flight until it settles. */
+  private inFlight<T>(work: () => Promise<T>): Promise<T> {
+    this.callsInFlight++;
+    return work().finally(() => {
+      this.callsInFlight--;
+      if (this.callsInFlight === 0) for (const answered of [...this.callsAnswered]) answered();
+    });
+  }
+
+  /** Resolves once no call is in flight. */
+  private allAnswered(): Promise<void> {
+    if (this.callsInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const answered = (): void => {
+        this.callsAnswered.delete(answered);
         resolve();
-      }, 2000);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
+      };
+      this.callsAnswered.add(answered);
     });
   }
 
@@ -140,9 +195,11 @@ export class ControlServer {
         callback(toServiceError(new NodeStoppingError()));
         return;
       }
-      handler(call.request).then(
-        (reply) => callback(null, reply),
-        (error) => callback(toServiceError(error)),
+      void this.inFlight(() =>
+        handler(call.request).then(
+          (reply) => callback(null, reply),
+          (error) => callback(toServiceError(error)),
+        ),
       );
     };
   }
@@ -192,14 +249,17 @@ export class ControlServer {
       }),
       PutStream: (call: grpc.ServerReadableStream<PutChunk, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
-        this.putStream(call).then(
-          (version) => callback(null, { version: versionMessage(version) }),
-          (error) => callback(toServiceError(error)),
+        void this.inFlight(() =>
+          this.putStream(call).then(
+            (version) => callback(null, { version: versionMessage(version) }),
+            (error) => callback(toServiceError(error)),
+          ),
         );
       },
-      GetStream: (call: grpc.ServerWritableStream<{ key: string }, unknown>) => void this.getStream(call),
-      Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.scan(call),
+      GetStream: (call: grpc.ServerWritableStream<{ key: string }, unknown>) => void this.inFlight(() => this.getStream(call)),
+      Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.inFlight(() => this.scan(call)),
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
+      // Not counted as in flight: a stop cuts a Sync (sessions with every peer can be long) like a Watch.
       Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
     };
   }
@@ -448,6 +508,23 @@ interface ScanRequest {
   limit: number;
   withValues: boolean;
   includeDeleted: boolean;
+}
+
+/** Whether `promise` settles within `ms` (true), or the time ran out first (false). */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    void promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+    );
+  });
 }
 
 /** Resolves when the stream can take more, or when the client has gone (no wait forever). */

@@ -10,13 +10,14 @@
  * directory fails before touching anything; the data directory's cluster is checked (it keeps
  * the name of its first start and refuses another unless `--rebind-cluster`); then the
  * cluster starts (CkvNode.open); then the wiring starts the HTTP server, and only then
- * removes a stale control socket (left by a kill -9) and binds the socket, so a node that
- * answers Status is fully up. Stop order is the reverse (front ends: control and HTTP; the
- * cluster with its leave announcement; replica; store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
+ * removes a stale control socket (left by a kill -9; one another node answers on is refused)
+ * and binds the socket, so a node that answers Status is fully up. Stop order is the reverse
+ * (front ends: control and HTTP, which answer the calls in flight first, so a put that
+ * arrived is stored and acknowledged; the cluster with its leave announcement; replica;
+ * store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
  * is idempotent: every caller gets the same promise.
  */
 import { EventEmitter } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
@@ -31,6 +32,7 @@ import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
+import { prepareDataDir } from './data-dir.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 
@@ -87,7 +89,7 @@ export class CkvNode implements NodeApi {
   }
 
   private async openParts(): Promise<void> {
-    await mkdir(this.config.dataDir, { recursive: true, mode: 0o700 });
+    await prepareDataDir(this.config.dataDir); // a data directory that cannot be used fails here, at once
     this.store = new LevelStore(join(this.config.dataDir, 'db'));
     await this.store.open(); // throws StoreLockedError if another node holds the directory
     try {
@@ -281,7 +283,8 @@ export class CkvNode implements NodeApi {
     await this.cluster?.stop();
     await this.replica.close();
     await this.store.close();
-    await rm(this.config.socketPath, { force: true });
+    // The control socket is removed by the control server when it closes, and only if it bound
+    // it: a node that failed to start never deletes the socket of another node.
     if (log) this.logger.info('node stopped');
     for (const listener of this.stopListeners) listener();
   }

@@ -5,20 +5,26 @@
  * and the node imports neither server, so there is no import circle.
  *
  * Order (see ./node.ts): the configuration is checked before anything opens (a bad flag is a
- * usage error, exit 2); the store lock, replica and cluster (CkvNode.open); HTTP; then the stale
- * control socket is removed and the socket bound, last, so a node that answers Status is fully
- * up. If a step fails, everything opened so far is closed and the error is rethrown.
+ * usage error, exit 2), then the data directory (created, writable: ./data-dir.ts) and the
+ * control socket path (a path another node serves on is refused: ./control-socket.ts), so a
+ * node that cannot start says so before it joins the network; the store lock, replica and
+ * cluster (CkvNode.open); HTTP; then the socket path is checked again, a stale socket removed
+ * and the socket bound, last, so a node that answers Status is fully up. If a step fails,
+ * everything opened so far is closed and the error is rethrown.
  */
-import { rm } from 'node:fs/promises';
 import type { NodeConfig } from '../config.js';
 import { ControlServer } from '../control/server.js';
 import { HttpServer, isLoopbackHost } from '../http/server.js';
 import type { Logger } from '../util/logger.js';
 import { checkConfig } from './config-check.js';
+import { claimSocketPath } from './control-socket.js';
+import { prepareDataDir } from './data-dir.js';
 import { CkvNode } from './node.js';
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<CkvNode> {
   const { httpAddress } = checkConfig(config);
+  await prepareDataDir(config.dataDir);
+  await claimSocketPath(config.socketPath, false);
   const node = await CkvNode.open(config, logger);
   try {
     if (httpAddress) {
@@ -32,7 +38,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Ckv
         ...(isLoopbackHost(httpAddress.host) ? {} : { warning: 'not loopback: anyone who can reach it can read and write keys' }),
       });
     }
-    await rm(config.socketPath, { force: true }); // stale socket of a dead node: we hold the lock
+    await claimSocketPath(config.socketPath, true); // refused if a node serves there; a stale socket is removed
     const control = new ControlServer(node);
     node.addFrontEnd(control);
     await control.listen(config.socketPath);

@@ -8,8 +8,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CkvError, InvalidKeyError, StoreLockedError, ValueTooLargeError } from '../../src/core/errors.js';
 import { ReplicaClosedError } from '../../src/core/replica.js';
-import { NodeUnreachableError } from '../../src/control/client.js';
-import { GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
+import { ControlClient, NodeUnreachableError, OutcomeUnknownError, SocketPermissionError } from '../../src/control/client.js';
+import { ConnectionLostError, GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
 import { toServiceError } from '../../src/control/server.js';
 import { describeError } from '../../src/cli/common.js';
 import { NoPeersError, UnknownPeerError } from '../../src/net/cluster.js';
@@ -21,6 +21,7 @@ import {
   kindOfGrpcStatus,
   NotFoundError,
   PeerConnectedError,
+  SocketInUseError,
   UsageError,
   type ErrorKind,
 } from '../../src/errors.js';
@@ -99,6 +100,28 @@ describe('the error table', () => {
     assert.equal(toServiceError(new PeerConnectedError('p')).code, GrpcStatus.FAILED_PRECONDITION);
     assert.equal(toServiceError(new Error('boom')).code, GrpcStatus.INTERNAL);
     assert.equal(toServiceError(new ReplicaClosedError()).details, 'the node is stopping');
+  });
+
+  it('tells a socket of another user, a lost write and a socket in use from "no node is running"', () => {
+    const client = new ControlClient('/tmp/ckv-test-never-connected.sock'); // no connection is made
+    try {
+      const cases: [unknown, ErrorKind, number][] = [
+        [client.translate(new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'cannot connect: connect EACCES /x.sock')), 'socketPermissionDenied', ExitCode.unreachable],
+        [client.translate(new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'cannot connect: connect ECONNREFUSED /x.sock')), 'unreachable', ExitCode.unreachable],
+        [client.translate(new ConnectionLostError('closed', true)), 'stopping', ExitCode.unreachable], // a read: node unavailable
+        [new SocketPermissionError('/x.sock'), 'socketPermissionDenied', ExitCode.unreachable],
+        [new OutcomeUnknownError('may or may not be stored'), 'outcomeUnknown', ExitCode.outcomeUnknown],
+        [new SocketInUseError('/x.sock'), 'socketInUse', ExitCode.failed],
+      ];
+      for (const [error, kind, exit] of cases) {
+        if (!(error instanceof GrpcStatusError)) assert.equal(kindOf(error), kind, String(error));
+        assert.equal(describeError(error).exitCode, exit, String(error));
+      }
+      assert.match(describeError(cases[0]![0]).message, /^permission denied \(EACCES\) on the control socket/);
+      assert.equal(ExitCode.outcomeUnknown, 6);
+    } finally {
+      client.close();
+    }
   });
 
   it('keeps error messages to one line', () => {
