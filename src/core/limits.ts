@@ -81,6 +81,16 @@ export function sessionRoundsMax(depth: number): number {
 /** Sessions a node serves at once; more are refused with a typed `busy` reply. */
 export const inboundSessionsMax = 4;
 
+/**
+ * Bytes of incoming frames that all the streams of a node together may hold before their
+ * readers take them (src/net/frame-budget.ts): 132 MiB. A frame reserves its announced length
+ * before any of its body is buffered; one that does not fit waits, its stream paused. It must
+ * exceed the largest frame (one maximal value plus the frame's headroom) or that value could
+ * never move; this lets two maximal values move at once. Without it every stream could buffer
+ * a maximal frame: 8 streams announcing 60 MiB frames raised a node from 105 to 283 MiB.
+ */
+export const frameBufferBytesMax = 2 * (valueBytesMax + 2 * 1024 * 1024);
+
 /** Writes a replica folds into one storage batch (group commit). */
 export const writeBatchOpsMax = 1024;
 
