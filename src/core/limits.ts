@@ -82,6 +82,23 @@ export function sessionRoundsMax(depth: number): number {
 export const inboundSessionsMax = 4;
 
 /**
+ * Of those, at most this many for one peer: a further session from it is refused `busy`, so
+ * one peer (greedy, hostile, or retrying in a loop) cannot take every slot while others wait.
+ * Two leave room for a session that overlaps the end of the one before; a well-behaved peer
+ * runs one at a time.
+ */
+export const inboundSessionsPerPeerMax = 2;
+
+/**
+ * A sync session (either role) ends when its peer sends nothing for this long while we wait
+ * for its next frame. Bytes count, not whole frames, so a large frame on a slow link is not
+ * cut off. It bounds how long a peer that says Hello and falls silent holds a slot (the
+ * session timeout, 60 s, bounds the whole session). Shorter frees slots sooner; longer
+ * tolerates a peer slowed by its own load (applying a large batch before it answers).
+ */
+export const syncIdleMsMax = 5_000;
+
+/**
  * Bytes of incoming frames that all the streams of a node together may hold before their
  * readers take them (src/net/frame-budget.ts): 132 MiB. A frame reserves its announced length
  * before any of its body is buffered; one that does not fit waits, its stream paused. It must
