@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { KEEP_ALIVE, type Connection, type PrivateKey, type Stream } from '@libp2p/interface';
 import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import { createNetwork, generateClusterKey, type CkvLibp2p, type NetworkOptions } from '../../src/net/libp2p.js';
 import { FramedStream, FrameTooLargeError, encodeVarint } from '../../src/net/framed-stream.js';
@@ -122,6 +122,28 @@ describe('gossip over dialled and bootstrapped peers', () => {
     await a.hangUp(c.peerId);
     await waitFor(() => !connected(c, a), { ...poll, what: 'the connection to drop' });
     await waitFor(() => connected(c, a) && connected(a, c), { ...poll, deadlineMs: 8_000, what: 'C to redial A' });
+  });
+
+  it("redials a keep-alive peer through libp2p's reconnect queue (p-retry, on this Node)", async () => {
+    // libp2p's only use of p-retry (which declares Node >= 22): ckv supports Node 20 because
+    // this path works there (test/unit/node-support.test.ts tests p-retry itself).
+    const a = await node();
+    const b = await node();
+    await a.dial(tcpAddress(b));
+    await waitFor(() => connected(a, b) && connected(b, a), { ...poll, what: 'A and B to be connected' });
+    await a.peerStore.merge(b.peerId, { tags: { [KEEP_ALIVE]: { value: 1 } } });
+    const dropped = new Promise<void>((resolve) => {
+      a.addEventListener('peer:disconnect', (event) => {
+        if (event.detail.equals(b.peerId)) resolve();
+      });
+    });
+    await b.hangUp(a.peerId);
+    await withDeadline(dropped, 5_000, 'A to see B disconnect');
+    await waitFor(() => connected(a, b), { ...poll, deadlineMs: 8_000, what: 'A to redial its keep-alive peer B' });
+    assert.ok(
+      a.getConnections(b.peerId).some((c) => c.status === 'open' && c.direction === 'outbound'),
+      'A dialled B again (nobody else redials here: no bootstrap, no mDNS)',
+    );
   });
 
   it('ignores a bootstrap address that is the node itself', async () => {
