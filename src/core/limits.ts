@@ -81,6 +81,33 @@ export function sessionRoundsMax(depth: number): number {
 /** Sessions a node serves at once; more are refused with a typed `busy` reply. */
 export const inboundSessionsMax = 4;
 
+/**
+ * Of those, at most this many for one peer: a further session from it is refused `busy`, so
+ * one peer (greedy, hostile, or retrying in a loop) cannot take every slot while others wait.
+ * Two leave room for a session that overlaps the end of the one before; a well-behaved peer
+ * runs one at a time.
+ */
+export const inboundSessionsPerPeerMax = 2;
+
+/**
+ * A sync session (either role) ends when its peer sends nothing for this long while we wait
+ * for its next frame. Bytes count, not whole frames, so a large frame on a slow link is not
+ * cut off. It bounds how long a peer that says Hello and falls silent holds a slot (the
+ * session timeout, 60 s, bounds the whole session). Shorter frees slots sooner; longer
+ * tolerates a peer slowed by its own load (applying a large batch before it answers).
+ */
+export const syncIdleMsMax = 5_000;
+
+/**
+ * Bytes of incoming frames that all the streams of a node together may hold before their
+ * readers take them (src/net/frame-budget.ts): 132 MiB. A frame reserves its announced length
+ * before any of its body is buffered; one that does not fit waits, its stream paused. It must
+ * exceed the largest frame (one maximal value plus the frame's headroom) or that value could
+ * never move; this lets two maximal values move at once. Without it every stream could buffer
+ * a maximal frame: 8 streams announcing 60 MiB frames raised a node from 105 to 283 MiB.
+ */
+export const frameBufferBytesMax = 2 * (valueBytesMax + 2 * 1024 * 1024);
+
 /** Writes a replica folds into one storage batch (group commit). */
 export const writeBatchOpsMax = 1024;
 

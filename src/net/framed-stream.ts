@@ -16,6 +16,14 @@
  *   buffered.
  * - A frame's body is copied straight into one buffer of the announced size, so a 64 MiB
  *   frame costs 64 MiB once, not chunks plus a concatenated copy.
+ * - A node-wide byte budget (FrameBudget, `frameBufferBytesMax`) bounds what all streams
+ *   together buffer: a frame reserves its announced length before any of its body is
+ *   accepted and gives it back when `read()` returns it (or the stream is closed or
+ *   aborted). A frame that does not fit waits: the rest of the received bytes go back to
+ *   the stream, which is paused (the sender stalls) until the budget grants the bytes. A frame
+ *   larger than the whole budget is refused like one over `frameBytesMax`.
+ * - Optionally (`readIdleMs`), a `read()` that waits that long without a byte arriving aborts
+ *   the stream with `ReadIdleError` (time spent waiting for budget counts as idle too).
  * - Backpressure on reads: once a whole frame is waiting and at least `readAheadBytes` are
  *   buffered, the stream is paused (yamux then stops granting window, so the sender stalls);
  *   `read()` resumes it. While paused the stream itself may still receive up to one yamux
@@ -28,12 +36,15 @@
  *   at once forever and gives no backpressure.
  *
  * Ownership: a frame passed to `write()` must not be modified until the returned promise
- * resolves (large frames are sent without a copy).
+ * resolves (large frames are sent without a copy). The owner of a FramedStream reads it to
+ * its end or error, or calls `close()` or `abort()`: frames received and not yet read hold
+ * their budget until then.
  *
  * Deadlock note: both sides writing several large frames without reading in between can
  * stall each other (as with any backpressured duplex); alternate rounds.
  */
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface';
+import { nodeFrameBudget, type BudgetWait, type FrameBudget } from './frame-budget.js';
 
 /** A peer announced a frame longer than `frameBytesMax` (or we tried to write one). */
 export class FrameTooLargeError extends Error {
@@ -56,6 +67,11 @@ export class FrameTruncatedError extends Error {
   override name = 'FrameTruncatedError';
 }
 
+/** A `read()` waited `readIdleMs` without a byte from the peer; the stream is aborted. */
+export class ReadIdleError extends Error {
+  override name = 'ReadIdleError';
+}
+
 export interface FramedStreamOptions {
   /** Largest frame accepted from the peer, and largest one `write()` will send. */
   frameBytesMax: number;
@@ -63,6 +79,10 @@ export interface FramedStreamOptions {
   signal?: AbortSignal;
   /** Complete frames buffered beyond the one being read before the stream is paused. Default 1 MiB. */
   readAheadBytes?: number;
+  /** Where incoming frames reserve their bytes. Default: the node's (`nodeFrameBudget`). */
+  budget?: FrameBudget;
+  /** Abort the stream when a `read()` waits this long with no byte arriving. Default: no limit. */
+  readIdleMs?: number;
 }
 
 const readAheadBytesDefault = 1024 * 1024;
@@ -88,13 +108,19 @@ export class FramedStream {
   readonly #frameBytesMax: number;
   readonly #readAheadBytes: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #budget: FrameBudget;
+  readonly #readIdleMs: number | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #ready: ReadyFrame[] = [];
   #readyBytes = 0;
   /** Length prefix being parsed: value so far and bytes seen. */
   #prefixValue = 0;
   #prefixBytes = 0;
-  /** Frame body being filled. */
+  /** Frame body being filled (its bytes are reserved from the budget). */
   #body: Uint8Array | undefined;
+  /** A frame whose length is known, waiting for its bytes from the budget. */
+  #pending: { frameBytes: number; wireBytes: number } | undefined;
+  #budgetWait: BudgetWait | undefined;
   #bodyFilled = 0;
   #bodyWireBytes = 0;
   #ended = false;
@@ -112,6 +138,8 @@ export class FramedStream {
     this.#frameBytesMax = options.frameBytesMax;
     this.#readAheadBytes = options.readAheadBytes ?? readAheadBytesDefault;
     this.#signal = options.signal;
+    this.#budget = options.budget ?? nodeFrameBudget;
+    this.#readIdleMs = options.readIdleMs;
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, pausedStreamBufferBytes);
 
     stream.addEventListener('message', this.#onMessage);
@@ -157,28 +185,41 @@ export class FramedStream {
    * complete before a reset or an oversized frame are still returned first.
    */
   async read(): Promise<Uint8Array | undefined> {
-    for (;;) {
-      const next = this.#ready.shift();
-      if (next !== undefined) {
-        this.#readyBytes -= next.frame.byteLength;
-        this.bytesRead += next.wireBytes;
-        this.#updateFlow();
-        return next.frame;
-      }
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#ended) {
-        if (this.#body !== undefined || this.#prefixBytes > 0) {
-          this.#error = new FrameTruncatedError(
-            this.#body !== undefined
-              ? `stream ended after ${this.#bodyFilled} of ${this.#body.byteLength} frame bytes`
-              : 'stream ended inside a length prefix',
-          );
+    try {
+      for (;;) {
+        const next = this.#ready.shift();
+        if (next !== undefined) {
+          this.#readyBytes -= next.frame.byteLength;
+          this.bytesRead += next.wireBytes;
+          // The frame is the caller's now: its bytes go back to the budget.
+          if (next.frame.byteLength > 0) this.#budget.release(next.frame.byteLength);
+          this.#updateFlow();
+          return next.frame;
+        }
+        if (this.#error !== undefined) {
+          this.#dropPartial();
           throw this.#error;
         }
-        return undefined;
+        if (this.#ended) {
+          if (this.#body !== undefined || this.#prefixBytes > 0 || this.#pending !== undefined) {
+            this.#error = new FrameTruncatedError(
+              this.#body !== undefined
+                ? `stream ended after ${this.#bodyFilled} of ${this.#body.byteLength} frame bytes`
+                : this.#pending !== undefined
+                  ? `stream ended before any of a ${this.#pending.frameBytes}-byte frame`
+                  : 'stream ended inside a length prefix',
+            );
+            this.#dropPartial();
+            throw this.#error;
+          }
+          return undefined;
+        }
+        this.#updateFlow();
+        this.#armIdle();
+        await new Promise<void>((resolve) => this.#waiters.push(resolve));
       }
-      this.#updateFlow();
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    } finally {
+      this.#disarmIdle();
     }
   }
 
@@ -196,6 +237,7 @@ export class FramedStream {
       await this.closeWrite();
     } finally {
       this.#stopReading();
+      this.#discardUnread();
       await this.stream.closeRead().catch(() => undefined);
     }
   }
@@ -203,18 +245,27 @@ export class FramedStream {
   /** Resets the stream at once, discarding anything unsent or unread; reads and writes then throw `err`. */
   abort(err: Error): void {
     this.#error ??= err;
-    this.#ready.length = 0;
-    this.#readyBytes = 0;
+    this.#discardUnread();
     this.#stopReading();
+    this.#disarmIdle();
     this.stream.abort(err);
     this.#wake();
   }
 
   readonly #onMessage = (event: StreamMessageEvent): void => {
     if (!this.#reading) return;
+    this.#idleTimer?.refresh();
     const data = event.data;
-    if (data instanceof Uint8Array) this.#ingest(data);
-    else for (const chunk of data) this.#ingest(chunk);
+    const chunks = data instanceof Uint8Array ? [data] : [...data];
+    for (let i = 0; i < chunks.length && this.#reading; i++) {
+      const chunk = chunks[i] as Uint8Array;
+      const used = this.#ingest(chunk);
+      if (this.#pending !== undefined && this.#reading) {
+        // Waiting for budget: the rest goes back to the stream, which #updateFlow pauses.
+        this.#holdBack([chunk.subarray(used), ...chunks.slice(i + 1)]);
+        break;
+      }
+    }
     this.#updateFlow();
     this.#wake();
   };
@@ -225,8 +276,11 @@ export class FramedStream {
   };
 
   readonly #onClose = (event: StreamCloseEvent): void => {
-    if (event.error !== undefined) this.#error ??= event.error;
-    else if (this.stream.readBufferLength === 0) this.#ended = true;
+    if (event.error !== undefined) {
+      this.#error ??= event.error;
+      // Reset: the frame being received can never complete; whole frames stay readable.
+      this.#dropPartial();
+    } else if (this.stream.readBufferLength === 0) this.#ended = true;
     this.#signal?.removeEventListener('abort', this.#onAbortSignal);
     this.#wake();
   };
@@ -235,10 +289,13 @@ export class FramedStream {
     if (this.#signal !== undefined) this.abort(abortReason(this.#signal));
   };
 
-  /** Parses one received chunk into length prefixes and frame bodies. */
-  #ingest(chunk: Uint8Array): void {
+  /**
+   * Parses one received chunk into length prefixes and frame bodies. Returns the bytes used:
+   * fewer than the chunk when a frame must wait for budget (or the stream failed).
+   */
+  #ingest(chunk: Uint8Array): number {
     let offset = 0;
-    while (offset < chunk.byteLength && this.#reading) {
+    while (offset < chunk.byteLength && this.#reading && this.#pending === undefined) {
       const body = this.#body;
       if (body === undefined) {
         const byte = chunk[offset++] as number;
@@ -248,25 +305,20 @@ export class FramedStream {
         // over, without waiting for the rest of the varint or any of the body.
         if (this.#prefixValue > this.#frameBytesMax) {
           this.#fail(new FrameTooLargeError(this.#prefixValue, this.#frameBytesMax));
-          return;
+          return offset;
         }
         if ((byte & 0x80) !== 0 && this.#prefixBytes >= varintBytesMax) {
           const message = `length prefix longer than ${varintBytesMax} bytes (limit ${this.#frameBytesMax} bytes)`;
           this.#fail(new FrameTooLargeError(this.#prefixValue, this.#frameBytesMax, message));
-          return;
+          return offset;
         }
         if ((byte & 0x80) !== 0) continue;
         const frameBytes = this.#prefixValue;
         const wireBytes = this.#prefixBytes + frameBytes;
         this.#prefixValue = 0;
         this.#prefixBytes = 0;
-        if (frameBytes === 0) {
-          this.#ready.push({ frame: new Uint8Array(0), wireBytes });
-        } else {
-          this.#body = new Uint8Array(frameBytes);
-          this.#bodyFilled = 0;
-          this.#bodyWireBytes = wireBytes;
-        }
+        if (frameBytes === 0) this.#ready.push({ frame: new Uint8Array(0), wireBytes });
+        else this.#startFrame(frameBytes, wireBytes);
       } else {
         const n = Math.min(chunk.byteLength - offset, body.byteLength - this.#bodyFilled);
         body.set(chunk.subarray(offset, offset + n), this.#bodyFilled);
@@ -280,11 +332,89 @@ export class FramedStream {
         }
       }
     }
+    return offset;
+  }
+
+  /** A frame of `frameBytes` is announced: reserve its bytes, then buffer it, or wait for them. */
+  #startFrame(frameBytes: number, wireBytes: number): void {
+    const budget = this.#budget;
+    if (frameBytes > budget.capacityBytes) {
+      const message = `frame length ${frameBytes} exceeds the frame buffer budget of ${budget.capacityBytes} bytes`;
+      this.#fail(new FrameTooLargeError(frameBytes, budget.capacityBytes, message));
+      return;
+    }
+    if (budget.tryReserve(frameBytes)) {
+      this.#openBody(frameBytes, wireBytes);
+      return;
+    }
+    this.#pending = { frameBytes, wireBytes };
+    this.#budgetWait = budget.wait(frameBytes, () => {
+      // Granted: the bytes are ours. Not called once the wait is cancelled (#dropPartial).
+      this.#budgetWait = undefined;
+      this.#pending = undefined;
+      this.#openBody(frameBytes, wireBytes);
+      // Resuming re-delivers the bytes held back, into the new body.
+      this.#updateFlow();
+      this.#wake();
+    });
+  }
+
+  #openBody(frameBytes: number, wireBytes: number): void {
+    this.#body = new Uint8Array(frameBytes);
+    this.#bodyFilled = 0;
+    this.#bodyWireBytes = wireBytes;
+  }
+
+  /** Gives received bytes back to the stream (first in line), to be delivered again on resume. */
+  #holdBack(rest: Uint8Array[]): void {
+    try {
+      for (let i = rest.length - 1; i >= 0; i--) {
+        const chunk = rest[i] as Uint8Array;
+        if (chunk.byteLength > 0) this.stream.unshift(chunk);
+      }
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Drops the frame being received or waited for, and gives its bytes back to the budget. */
+  #dropPartial(): void {
+    this.#budgetWait?.cancel();
+    this.#budgetWait = undefined;
+    this.#pending = undefined;
+    if (this.#body !== undefined) {
+      this.#budget.release(this.#body.byteLength);
+      this.#body = undefined;
+      this.#bodyFilled = 0;
+    }
+  }
+
+  /** Drops every frame not yet read (whole or partial) and gives their bytes back. */
+  #discardUnread(): void {
+    this.#dropPartial();
+    if (this.#readyBytes > 0) this.#budget.release(this.#readyBytes);
+    this.#ready.length = 0;
+    this.#readyBytes = 0;
+  }
+
+  #armIdle(): void {
+    if (this.#readIdleMs === undefined || this.#idleTimer !== undefined || this.#error !== undefined) return;
+    const idleMs = this.#readIdleMs;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.abort(new ReadIdleError(`no data from the peer for ${idleMs} ms`));
+    }, idleMs);
+  }
+
+  #disarmIdle(): void {
+    if (this.#idleTimer === undefined) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 
   #fail(err: Error): void {
     this.#error ??= err;
-    this.#body = undefined;
+    this.#dropPartial();
     this.#stopReading();
     this.stream.abort(err);
     this.#wake();
@@ -296,7 +426,10 @@ export class FramedStream {
     this.stream.removeEventListener('message', this.#onMessage);
   }
 
-  /** Pauses the stream while a whole frame and `readAheadBytes` wait unread; resumes otherwise. */
+  /**
+   * Pauses the stream while a whole frame and `readAheadBytes` wait unread, or while a frame
+   * waits for budget; resumes otherwise.
+   */
   #updateFlow(): void {
     // resume() dispatches data the stream buffered while paused synchronously, which
     // re-enters here through #onMessage: the outer call re-evaluates once it returns.
@@ -304,7 +437,9 @@ export class FramedStream {
     this.#updatingFlow = true;
     try {
       for (;;) {
-        const shouldPause = this.#reading && this.#ready.length > 0 && this.#readyBytes + this.#bodyFilled >= this.#readAheadBytes;
+        const shouldPause =
+          this.#reading &&
+          (this.#pending !== undefined || (this.#ready.length > 0 && this.#readyBytes + this.#bodyFilled >= this.#readAheadBytes));
         if (shouldPause === this.#paused) return;
         this.#paused = shouldPause;
         if (shouldPause) this.stream.pause();

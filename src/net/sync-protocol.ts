@@ -4,15 +4,24 @@
  * state machines through the core's session driver. This file only moves frames and applies
  * entries; every protocol decision is in src/core/sync-session.ts and session-driver.ts.
  *
- * Bounds: at most `inboundSessionsMax` sessions are served at once (the next Hello is
- * answered with a typed `busy` refusal); frames are bounded by FramedStream (a larger
- * announced frame aborts the stream without buffering it); a session is bounded in rounds by
- * the core and in time by an AbortSignal. Anything malformed from a peer ends that session
- * and is counted (`sync_rejected`); nothing it sent after the bad frame is applied.
+ * Bounds: at most `inboundSessionsMax` sessions are served at once, and at most
+ * `inboundSessionsPerPeerMax` of them for one peer (a session past either is answered with a
+ * typed `busy` refusal at once); frames are bounded by FramedStream (a larger announced frame
+ * aborts the stream without buffering it) and buffered within the node's frame budget; a
+ * session is bounded in rounds by the core, in time by an AbortSignal (60 s), and in silence
+ * by `syncIdleMsMax` (5 s without a byte from the peer while we wait for its next frame, in
+ * either role: a Hello followed by silence gives its slot back within seconds). Anything
+ * malformed from a peer ends that session and is counted (`sync_rejected`); nothing it sent
+ * after the bad frame is applied.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Entry } from '../core/entry.js';
-import { entriesFrameBytesTarget, valueBytesMax as valueBytesMaxDefault } from '../core/limits.js';
+import {
+  entriesFrameBytesTarget,
+  inboundSessionsPerPeerMax,
+  syncIdleMsMax,
+  valueBytesMax as valueBytesMaxDefault,
+} from '../core/limits.js';
 import type { Replica } from '../core/replica.js';
 import { FrameType, RefuseReason, encodeFrame } from '../core/sync-frames.js';
 import { driveSession, type FrameTransport } from '../core/session-driver.js';
@@ -30,7 +39,10 @@ export function syncProtocolId(cluster: string): string {
 /** A session ends after this long whatever its state; what it applied stays applied. */
 export const sessionTimeoutMsDefault = 60_000;
 
-/** A served session must receive its Hello within this long, or it gives up its slot. */
+/**
+ * A served session must receive its whole Hello within this long, or it gives up its slot
+ * (a peer trickling bytes is not idle, but cannot hold a slot this way either).
+ */
 const helloTimeoutMs = 5_000;
 
 export interface SessionReport {
@@ -121,7 +133,7 @@ export class SyncService {
     let error: string | undefined;
     try {
       const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
-      framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
+      framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
       const initiator = new SyncInitiator(
         replica.syncContext({ cluster: this.options.cluster, wallClockMs: this.options.wallClockMs ?? Date.now }),
         Math.floor(this.options.rng() * 2 ** 32),
@@ -152,12 +164,19 @@ export class SyncService {
     const peerId = connection.remotePeer.toString();
     const { replica, sessions, counters } = this.components;
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
-    const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal });
+    // A served session whose peer goes silent (after its Hello or at any later step) ends
+    // after syncIdleMsMax and gives its slot back.
+    const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
     const full = this.inbound >= this.options.inboundSessionsMax;
-    if (full || !sessions.acceptsInbound()) {
+    const peerFull = (this.servingPeers.get(peerId) ?? 0) >= inboundSessionsPerPeerMax;
+    if (full || peerFull || !sessions.acceptsInbound()) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
-      const message = full ? `serving ${this.options.inboundSessionsMax} sessions already` : 'catching up from another peer';
+      const message = full
+        ? `serving ${this.options.inboundSessionsMax} sessions already`
+        : peerFull
+          ? `serving ${inboundSessionsPerPeerMax} sessions for this peer already`
+          : 'catching up from another peer';
       await framed.write(encodeFrame({ type: FrameType.refuse, reason: RefuseReason.busy, message })).catch(() => undefined);
       await framed.close().catch(() => undefined);
       return;
@@ -165,7 +184,6 @@ export class SyncService {
     this.inbound++;
     this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
     const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster }));
-    // A peer that opens a session and says nothing loses its slot after helloTimeoutMs.
     const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
     try {
       const result = await driveSession(responder, transportOf(framed), {

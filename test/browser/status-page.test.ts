@@ -12,17 +12,20 @@
  * [data-in-sync=true|false]`, `#total-keys` (this node's live key count), `#last-update` (ISO
  * time of the last snapshot, changes every second while live).
  *
- * Without Chromium this test FAILS (it does not skip): CI installs it (.ci/run). Nothing is
- * downloaded: only requests to 127.0.0.1 are let through, everything else is aborted.
+ * Without Chromium this test FAILS as root or under CI=true (`npm test` installs it first, as
+ * root: scripts/test-prerequisites.mjs); not root, it is skipped with "cannot run here: not
+ * root". Nothing is downloaded: only requests to 127.0.0.1 are let through, everything else is
+ * aborted.
  * No fixed sleeps: every wait is a browser-side waitForFunction or a poll with a deadline.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { whenMissing } from '../helpers/prerequisites.js';
 
 const chromiumPath = '/usr/bin/chromium';
 const artifacts = join(repoRoot, 'test-artifacts');
@@ -107,7 +110,10 @@ function measure(name: string, fields: Record<string, string | number>): void {
   console.log(`[measure] ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
 
-describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => {
+const missing = existsSync(chromiumPath) ? undefined : whenMissing(`Chromium is not installed (${chromiumPath} is missing)`);
+
+if (missing !== undefined && 'skip' in missing) test('status page in a browser, 3-node cluster', { skip: missing.skip }, () => undefined);
+else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => {
   let browser: Browser | undefined;
   let page: Page;
   const nodes: Record<string, NodeProcess> = {};
@@ -117,12 +123,8 @@ describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, () => 
   const blocked: string[] = [];
 
   before(async () => {
-    if (!existsSync(chromiumPath)) {
-      throw new Error(
-        `Chromium is not installed (${chromiumPath} is missing). This test needs it and does not skip: ` +
-          'install it with `apt-get install -y chromium` (.ci/run does this).',
-      );
-    }
+    if (missing !== undefined && 'fail' in missing) throw new Error(missing.fail);
+    if (!existsSync(chromiumPath)) throw new Error(`Chromium is not installed (${chromiumPath} is missing)`);
     try {
       browser = await chromium.launch({
         executablePath: chromiumPath,

@@ -6,14 +6,15 @@
  * length prefix), and opens more sync sessions than the node serves at once. The node must
  * stay up, count what it rejects (gossip_rejected, sync_rejected, sync_refused_busy), answer
  * the surplus sessions with a typed busy refusal, and keep serving: CLI put/get work and a
- * normal ckv peer still syncs with it.
+ * normal ckv peer still syncs with it. Sessions that say Hello and fall silent lose their
+ * slots within the idle timeout, and one peer gets at most two of the four slots.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey, Stream } from '@libp2p/interface';
-import { multiaddr } from '@multiformats/multiaddr';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
 import { FramedStream, encodeVarint } from '../../src/net/framed-stream.js';
 import { encodeGossip, encodeMemberMessage, gossipTopic } from '../../src/net/gossip.js';
@@ -21,7 +22,7 @@ import type { MemberMessage } from '../../src/core/membership.js';
 import { syncProtocolId } from '../../src/net/sync-protocol.js';
 import { FrameType, RefuseReason, decodeFrame, encodeFrame, type Frame, type HelloFrame } from '../../src/core/sync-frames.js';
 import { hlcPack } from '../../src/core/hlc.js';
-import { merkleDepthDefault } from '../../src/core/limits.js';
+import { inboundSessionsPerPeerMax, merkleDepthDefault, syncIdleMsMax } from '../../src/core/limits.js';
 import { counter, runCliOk, waitConverged, waitFor, waitMesh, withDeadline, type NodeProcess } from '../../harness/testing.js';
 import { startPeer } from '../helpers/cluster.js';
 
@@ -260,15 +261,20 @@ describe('a hostile libp2p peer against a ckv node', () => {
 describe('more sync sessions than the node serves at once', () => {
   it('answers the surplus Hellos with Refuse(busy) and serves again once slots free up', async () => {
     const target = await startPeer('busy-target', { args: fast });
-    const raw = await rawNode();
+    // Three peers, two sessions each: a node serves at most inboundSessionsPerPeerMax (2) for
+    // one peer, so the first four sessions fill its slots from two peers and the third peer's
+    // two are past the node-wide limit.
+    const raws = [await rawNode(), await rawNode(), await rawNode()];
     const address = multiaddr(target.address);
-    await raw.dial(address);
+    for (const r of raws) await r.dial(address);
+    const raw = raws[0]!;
     const sessionsMax = 4;
     const total = sessionsMax + 2;
+    assert.equal(inboundSessionsPerPeerMax, 2, 'two sessions a peer: the peers below fill the slots evenly');
 
     const streams: FramedStream[] = [];
     for (let i = 0; i < total; i++) {
-      const stream = await raw.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
+      const stream = await raws[Math.floor(i / 2)]!.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
       const framed = new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(30_000) });
       // A Hello that cannot be answered InSync, so each served session stays open; we never send the next step.
       await framed.write(encodeFrame(hello({ salt: i })));
@@ -306,6 +312,90 @@ describe('more sync sessions than the node serves at once', () => {
       },
       { deadlineMs: 10_000, intervalMs: 100, what: 'the node to serve a session again' },
     );
+    await assertAlive(target);
+  });
+});
+
+/**
+ * Opens a sync session from `from`, sends a Hello that cannot be answered InSync (so a served
+ * session stays open, waiting for our next step) and returns the node's first reply.
+ */
+async function helloSession(from: CkvLibp2p, address: Multiaddr, salt: number): Promise<{ framed: FramedStream; reply: Frame }> {
+  const stream = await from.dialProtocol(address, syncProtocol, { signal: AbortSignal.timeout(10_000) });
+  const framed = new FramedStream(stream, { frameBytesMax: MiB, signal: AbortSignal.timeout(60_000) });
+  await framed.write(encodeFrame(hello({ salt })));
+  const frame = await withDeadline(framed.read(), 10_000, `the reply to Hello ${salt}`);
+  assert.ok(frame, `Hello ${salt} got a reply`);
+  return { framed, reply: decodeFrame(frame, 4, MiB) };
+}
+
+describe('idle and greedy sync sessions', () => {
+  it(`a Hello followed by silence gives its slot back within the idle timeout (${syncIdleMsMax} ms)`, async () => {
+    const target = await startPeer('idle-target', { args: fast });
+    const address = multiaddr(target.address);
+    const [a, b, c] = [await rawNode(), await rawNode(), await rawNode()];
+    for (const r of [a, b, c]) await r.dial(address);
+
+    // a and b take the four slots, each session a Hello and then silence.
+    const openedAtMs = Date.now();
+    const silent: FramedStream[] = [];
+    for (const [i, from] of [a, a, b, b].entries()) {
+      const { framed, reply } = await helloSession(from, address, i);
+      assert.equal(reply.type, FrameType.children, `silent session ${i} is served`);
+      silent.push(framed);
+    }
+    const refused = await helloSession(c, address, 10);
+    assert.equal(refused.reply.type, FrameType.refuse, 'every slot is held');
+    refused.framed.abort(new Error('probe done'));
+
+    // The node resets each silent session after the idle timeout, long before the 60 s
+    // session timeout (drain gives each 10 s).
+    for (const [i, framed] of silent.entries()) {
+      const outcome = await drain(framed, `the node to end silent session ${i}`);
+      assert.equal(outcome.frames.length, 0);
+      assert.notEqual(outcome.end, 'end', `the node resets silent session ${i}`);
+    }
+    const endedAfterMs = Date.now() - openedAtMs;
+    console.log(`[measure] 4 silent sessions reset ${endedAfterMs} ms after they opened (idle timeout ${syncIdleMsMax} ms)`);
+    assert.ok(endedAfterMs < syncIdleMsMax + 5_000, `silent sessions ended after ${endedAfterMs} ms`);
+
+    // Their slots are free again: c is served.
+    await waitFor(
+      async () => {
+        const { framed, reply } = await helloSession(c, address, 11);
+        framed.abort(new Error('probe done'));
+        return reply.type === FrameType.children;
+      },
+      { deadlineMs: 3_000, intervalMs: 100, what: 'a new session to be served once the silent ones ended' },
+    );
+    await assertAlive(target);
+  });
+
+  it(`one peer gets at most ${inboundSessionsPerPeerMax} of the 4 slots; another peer is still served`, async () => {
+    const target = await startPeer('greedy-target', { args: fast });
+    const address = multiaddr(target.address);
+    const greedy = await rawNode();
+    const other = await rawNode();
+    for (const r of [greedy, other]) await r.dial(address);
+    const busyBefore = counter(await target.status(), 'sync_refused_busy');
+
+    const sessions: { framed: FramedStream; reply: Frame }[] = [];
+    for (let i = 0; i < 4; i++) sessions.push(await helloSession(greedy, address, i));
+    assert.deepEqual(
+      sessions.map((s) => s.reply.type),
+      [FrameType.children, FrameType.children, FrameType.refuse, FrameType.refuse],
+      'the greedy peer is served twice and refused after',
+    );
+    for (const { reply } of sessions.slice(2)) {
+      assert.equal(reply.type === FrameType.refuse && reply.reason, RefuseReason.busy);
+      assert.match(reply.type === FrameType.refuse ? reply.message : '', /for this peer/);
+    }
+
+    // Two slots are still free for everyone else.
+    const served = await helloSession(other, address, 99);
+    assert.equal(served.reply.type, FrameType.children, 'another peer is served while the greedy one holds its share');
+    assert.equal(counter(await target.status(), 'sync_refused_busy') - busyBefore, 2);
+    for (const s of [...sessions, served]) s.framed.abort(new Error('test done'));
     await assertAlive(target);
   });
 });

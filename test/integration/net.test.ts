@@ -8,16 +8,18 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface';
+import { KEEP_ALIVE, type Connection, type PrivateKey, type Stream } from '@libp2p/interface';
 import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import { createNetwork, generateClusterKey, type CkvLibp2p, type NetworkOptions } from '../../src/net/libp2p.js';
 import { FramedStream, FrameTooLargeError, encodeVarint } from '../../src/net/framed-stream.js';
+import { FrameBudget } from '../../src/net/frame-budget.js';
 import { waitFor, withDeadline } from '../../harness/testing.js';
 
 const topic = 'ckv/test/v1';
 const framesProtocol = '/ckv-test/frames/1.0.0';
 const limitProtocol = '/ckv-test/limit/1.0.0';
 const floodProtocol = '/ckv-test/flood/1.0.0';
+const budgetProtocol = '/ckv-test/budget/1.0.0';
 const MiB = 1024 * 1024;
 
 const started: CkvLibp2p[] = [];
@@ -120,6 +122,28 @@ describe('gossip over dialled and bootstrapped peers', () => {
     await a.hangUp(c.peerId);
     await waitFor(() => !connected(c, a), { ...poll, what: 'the connection to drop' });
     await waitFor(() => connected(c, a) && connected(a, c), { ...poll, deadlineMs: 8_000, what: 'C to redial A' });
+  });
+
+  it("redials a keep-alive peer through libp2p's reconnect queue (p-retry, on this Node)", async () => {
+    // libp2p's only use of p-retry (which declares Node >= 22): ckv supports Node 20 because
+    // this path works there (test/unit/node-support.test.ts tests p-retry itself).
+    const a = await node();
+    const b = await node();
+    await a.dial(tcpAddress(b));
+    await waitFor(() => connected(a, b) && connected(b, a), { ...poll, what: 'A and B to be connected' });
+    await a.peerStore.merge(b.peerId, { tags: { [KEEP_ALIVE]: { value: 1 } } });
+    const dropped = new Promise<void>((resolve) => {
+      a.addEventListener('peer:disconnect', (event) => {
+        if (event.detail.equals(b.peerId)) resolve();
+      });
+    });
+    await b.hangUp(a.peerId);
+    await withDeadline(dropped, 5_000, 'A to see B disconnect');
+    await waitFor(() => connected(a, b), { ...poll, deadlineMs: 8_000, what: 'A to redial its keep-alive peer B' });
+    assert.ok(
+      a.getConnections(b.peerId).some((c) => c.status === 'open' && c.direction === 'outbound'),
+      'A dialled B again (nobody else redials here: no bootstrap, no mDNS)',
+    );
   });
 
   it('ignores a bootstrap address that is the node itself', async () => {
@@ -279,6 +303,124 @@ describe('FramedStream over a custom protocol', () => {
     controller.abort(new Error('deadline'));
     await assert.rejects(withDeadline(pending, 5_000, 'the aborted read'), /deadline/);
     await assert.rejects(framed.write(new Uint8Array(1)), /deadline/);
+  });
+});
+
+describe('FramedStreams sharing a frame budget', () => {
+  after(stopAll);
+
+  /** A server whose streams share `budget`; the test reads them itself. */
+  async function budgetServer(budget: FrameBudget): Promise<{ server: CkvLibp2p; served: FramedStream[] }> {
+    const server = await node();
+    const served: FramedStream[] = [];
+    await server.handle(budgetProtocol, (stream: Stream) => {
+      served.push(new FramedStream(stream, { frameBytesMax: 4 * MiB, budget }));
+    });
+    return { server, served };
+  }
+
+  it('buffers no more than the budget across streams; a waiting frame arrives once a read frees budget', async () => {
+    const budget = new FrameBudget(5 * MiB);
+    const { server, served } = await budgetServer(budget);
+    const client = await node();
+    // Three streams, one 2 MiB frame each, one after another: two fit in 5 MiB, the third waits.
+    const frames = [1, 2, 3].map((fill) => new Uint8Array(2 * MiB).fill(fill));
+    const sent: Promise<void>[] = [];
+    for (const [i, frame] of frames.entries()) {
+      const framed = new FramedStream(await client.dialProtocol(tcpAddress(server), budgetProtocol), { frameBytesMax: 4 * MiB });
+      const write = framed.write(frame);
+      write.catch(() => undefined); // awaited below; handled here in case the test fails first
+      sent.push(write);
+      const reserved = Math.min(i + 1, 2) * 2 * MiB;
+      await waitFor(() => budget.reservedBytes === reserved && budget.waiting === (i === 2 ? 1 : 0), {
+        ...poll,
+        what: `stream ${i}: ${reserved} bytes reserved${i === 2 ? ', one frame waiting' : ''}`,
+      });
+    }
+    assert.equal(served.length, 3);
+    assert.equal(budget.peakReservedBytes, 4 * MiB, 'the third frame was never buffered beside the other two');
+
+    // Reading the first frame gives its 2 MiB back: the third gets them and arrives whole.
+    const first = await withDeadline(served[0]!.read(), 5_000, 'the first frame');
+    assert.deepEqual(first, frames[0]);
+    const third = await withDeadline(served[2]!.read(), 5_000, 'the third frame, once budget freed');
+    assert.deepEqual(third, frames[2]);
+    assert.deepEqual(await withDeadline(served[1]!.read(), 5_000, 'the second frame'), frames[1]);
+    await withDeadline(Promise.all(sent), 5_000, 'every write to complete');
+    assert.equal(budget.reservedBytes, 0, 'every byte back once every frame is read');
+    assert.equal(budget.waiting, 0);
+    assert.ok(budget.peakReservedBytes <= budget.capacityBytes);
+  });
+
+  it('a stream holding budget with a half-sent frame gives it back when reset; the frame waiting gets it', async () => {
+    const budget = new FrameBudget(5 * MiB);
+    const { server, served } = await budgetServer(budget);
+    const client = await node();
+    // A hostile stream announces 3 MiB and sends only 1 MiB of it: 3 MiB are reserved.
+    const hostile = await client.dialProtocol(tcpAddress(server), budgetProtocol);
+    hostile.send(encodeVarint(3 * MiB));
+    hostile.send(new Uint8Array(MiB));
+    await waitFor(() => budget.reservedBytes === 3 * MiB, { ...poll, what: 'the half-sent frame to hold 3 MiB' });
+    // An honest 3 MiB frame does not fit beside it: it waits, nothing of it buffered.
+    const honest = new FramedStream(await client.dialProtocol(tcpAddress(server), budgetProtocol), { frameBytesMax: 4 * MiB });
+    const frame = new Uint8Array(3 * MiB).fill(7);
+    const sent = honest.write(frame);
+    sent.catch(() => undefined); // awaited below; handled here in case the test fails first
+    await waitFor(() => budget.waiting === 1, { ...poll, what: 'the honest frame to wait for budget' });
+    assert.equal(budget.reservedBytes, 3 * MiB);
+
+    const hostileRead = served[0]!.read();
+    hostile.abort(new Error('hostile peer gives up'));
+    await assert.rejects(withDeadline(hostileRead, 5_000, 'the reset to reach the server'));
+    assert.deepEqual(await withDeadline(served[1]!.read(), 5_000, 'the honest frame'), frame);
+    await withDeadline(sent, 5_000, 'the honest write');
+    assert.equal(budget.reservedBytes, 0);
+    assert.ok(budget.peakReservedBytes <= budget.capacityBytes);
+  });
+
+  it('refuses a frame larger than the whole budget, like one over frameBytesMax', async () => {
+    const budget = new FrameBudget(MiB);
+    const { server, served } = await budgetServer(budget);
+    const client = await node();
+    const framed = new FramedStream(await client.dialProtocol(tcpAddress(server), budgetProtocol), { frameBytesMax: 4 * MiB });
+    void framed.write(new Uint8Array(2 * MiB)).catch(() => undefined);
+    await waitFor(() => served.length === 1, { ...poll, what: 'the server to get the stream' });
+    await assert.rejects(withDeadline(served[0]!.read(), 5_000, 'the oversized frame'), (error: Error) => {
+      assert.equal(error.name, 'FrameTooLargeError');
+      assert.match(error.message, /frame buffer budget/);
+      return true;
+    });
+    assert.equal(budget.reservedBytes, 0);
+  });
+});
+
+describe('FramedStream read idle timeout', () => {
+  after(stopAll);
+
+  it('aborts a read that gets no byte for readIdleMs; bytes arriving keep it alive', async () => {
+    const server = await node();
+    const client = await node();
+    const served: FramedStream[] = [];
+    await server.handle(budgetProtocol, (stream: Stream) => {
+      served.push(new FramedStream(stream, { frameBytesMax: MiB, readIdleMs: 300 }));
+    });
+    const raw = await client.dialProtocol(tcpAddress(server), budgetProtocol);
+    // A slow sender (paced on purpose, not waiting for anything): a 100-byte frame sent 10
+    // bytes every 100 ms takes ~1 s, but the reader is never 300 ms without a byte.
+    raw.send(encodeVarint(100));
+    await waitFor(() => served.length === 1, { ...poll, what: 'the server to get the stream' });
+    const read = served[0]!.read();
+    for (let i = 0; i < 10; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      raw.send(new Uint8Array(10).fill(i));
+    }
+    const frame = await withDeadline(read, 5_000, 'the slowly sent frame');
+    assert.equal(frame?.byteLength, 100);
+    // Then silence: the next read fails after ~300 ms and the stream is reset.
+    const startedMs = Date.now();
+    await assert.rejects(withDeadline(served[0]!.read(), 5_000, 'the idle read'), { name: 'ReadIdleError' });
+    const idleMs = Date.now() - startedMs;
+    assert.ok(idleMs >= 250 && idleMs < 3_000, `idle read ended after ${idleMs} ms`);
   });
 });
 

@@ -44,7 +44,7 @@ function commandExists(command: string, versionArgs: string[]): boolean {
  * nftables tables in them (probed by creating and deleting one namespace).
  */
 export function lanUnavailableReason(): string | undefined {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not running as root (network namespaces need root)';
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'network namespaces need root';
   if (!commandExists('ip', ['-V'])) return "'ip' (iproute2) is not installed";
   if (!commandExists('nft', ['--version'])) return "'nft' (nftables) is not installed (apt-get install nftables)";
   const probe = `ckvlan-probe-${process.pid}-${randomBytes(3).toString('hex')}`;
