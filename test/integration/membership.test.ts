@@ -3,11 +3,13 @@
  * shows as left on its peer (each leave is a new message: it carries the stopping node's
  * incarnation and a sequence number, so gossip's seen-cache cannot drop the second one), and
  * `ckv peers forget` refuses a connected peer with exit 4, forgets a stopped one, and a
- * forgotten node that comes back is listed again.
+ * forgotten node that comes back is listed again. A node killed (kill -9) and restarted with
+ * one bootstrap address meets the rest of the cluster again at once: the others' alive
+ * announcements carry a new sequence number, so gossip does not drop them as repeats.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { runCli, stopCleanly, waitFor, waitLinked, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { startPeer } from '../helpers/cluster.js';
 
 const fast = ['--sync-interval-ms', '200'];
@@ -61,6 +63,18 @@ describe('membership', () => {
     b = await b.respawn();
     await waitState(a, peerB, 'up', 'A to list B again once it reconnects');
     await stopCleanly(b);
+    await stopCleanly(a);
+  });
+
+  it('a node killed and restarted with one bootstrap address reconnects to every member at once', async () => {
+    const a = await startPeer('A', { args: fast });
+    const [b, c] = await Promise.all([startPeer('B', { bootstrap: [a], args: fast }), startPeer('C', { bootstrap: [a], args: fast })]);
+    await waitMesh([a, b, c]); // B and C meet through A's gossip of their addresses
+    await c.kill();
+    const restarted = await c.respawn();
+    // Well within gossip's 2-minute seen-cache, which used to drop B's identical announcement.
+    await waitLinked([[restarted, b]], 20_000);
+    await Promise.all([stopCleanly(restarted), stopCleanly(b)]);
     await stopCleanly(a);
   });
 });
