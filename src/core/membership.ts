@@ -305,7 +305,13 @@ export class Membership {
       member = this.add(message.nodeId, message.peerId, nowMs);
       this.byPeer.set(message.peerId, message.nodeId);
     }
-    if (message.incarnation !== member.incarnation) member.seq = -1;
+    if (message.incarnation !== member.incarnation) {
+      member.seq = -1;
+      // It restarted (or is new): dial it now, whatever the rate limit says of its last life,
+      // and tell it soon where we are, so it meets everyone without waiting for our next round.
+      member.lastDialMs = 0;
+      if (message.type === 'alive') this.nextAnnounceAtMs = Math.min(this.nextAnnounceAtMs, nowMs + memberAnnounceAfterJoinMs);
+    }
     member.heardMs = nowMs;
     member.incarnation = Math.max(member.incarnation, message.incarnation);
     member.seq = Math.max(member.seq, message.seq);

@@ -111,6 +111,17 @@ describe('Membership', () => {
     assert.equal(dials(m.message(alive(9, 3, 3), 'p9', 20_001)), 0, 'dials are rate-limited');
   });
 
+  // A node killed and restarted right after we dialled it: its new incarnation is news, so it
+  // is dialled at once (the rate limit was for its last life) and we announce ourselves soon.
+  it('a restarted member is dialled at once and hears from us soon', () => {
+    const m = membership();
+    m.message(alive(9, 1, 1), 'p9', 100_000);
+    const dials = (effects: MembershipEffect[]) => effects.filter((e) => e.kind === 'dial').length;
+    assert.equal(dials(m.message(alive(9, 1, 2), 'p9', 101_000)), 0, 'rate-limited within one life');
+    assert.equal(dials(m.message(alive(9, 2, 0), 'p9', 102_000)), 1, 'a new incarnation is dialled at once');
+    assert.ok(m.wakeAtMs(102_000) <= 103_000, 'and we announce ourselves within a second');
+  });
+
   // A peer's claim about another peer is never taken.
   it('ignores a message signed by another peer, and a node id bound to another up peer', () => {
     const m = membership();
