@@ -1,12 +1,21 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runSimulation, type SimReport } from './simulation.js';
+import { runSimulation, type SimOptions, type SimReport } from './simulation.js';
 import type { MergeRule } from '../../src/core/entry.js';
 
 const seedCount = 300;
 
 function failureText(report: SimReport): string {
   return `seed ${report.seed} failed (replay: npm run sim -- --seed ${report.seed}):\n  ${report.violations.slice(0, 8).join('\n  ')}`;
+}
+
+/** The first of seeds 1..20 (5 nodes) whose run the checker fails, with these options. */
+async function firstFailure(options: Omit<SimOptions, 'seed' | 'nodes'>): Promise<SimReport | undefined> {
+  for (let seed = 1; seed <= 20; seed++) {
+    const report = await runSimulation({ seed, nodes: 5, ...options });
+    if (!report.ok) return report;
+  }
+  return undefined;
 }
 
 describe('deterministic simulation', () => {
@@ -44,11 +53,7 @@ describe('deterministic simulation', () => {
   // The membership canary: a membership that takes old news (a replayed leave of a past
   // incarnation) marks a running node left; the checker must see it.
   it('catches a membership that lets old news win', async () => {
-    let caught: SimReport | undefined;
-    for (let seed = 1; seed <= 20 && !caught; seed++) {
-      const report = await runSimulation({ seed, nodes: 5, staleMessagesLose: false });
-      if (!report.ok) caught = report;
-    }
+    const caught = await firstFailure({ staleMessagesLose: false });
     assert.ok(caught, 'the simulator did not notice a membership that takes stale messages');
     assert.match(caught.violations.join('\n'), /as left/);
   });
@@ -56,22 +61,14 @@ describe('deterministic simulation', () => {
   // The clock canary: a replica that stamps local writes however far its bound is ahead of its
   // clock (after a restart with the clock set back) acknowledges writes its peers refuse.
   it('catches a replica that writes while its clock bound is ahead', async () => {
-    let caught: SimReport | undefined;
-    for (let seed = 1; seed <= 20 && !caught; seed++) {
-      const report = await runSimulation({ seed, nodes: 5, clockGuard: false });
-      if (!report.ok) caught = report;
-    }
+    const caught = await firstFailure({ clockGuard: false });
     assert.ok(caught, 'the simulator did not notice writes stamped ahead of the clock');
     assert.match(caught.violations.join('\n'), /ms ahead of its clock/);
   });
 
   for (const [name, rule] of wrongRules) {
     it(`catches a wrong merge rule: ${name}`, async () => {
-      let caught: SimReport | undefined;
-      for (let seed = 1; seed <= 20 && !caught; seed++) {
-        const report = await runSimulation({ seed, nodes: 5, mergeRule: rule });
-        if (!report.ok) caught = report;
-      }
+      const caught = await firstFailure({ mergeRule: rule });
       assert.ok(caught, 'the simulator did not notice a wrong merge rule');
       assert.ok(caught.violations.length > 0);
       assert.match(failureText(caught), new RegExp(`seed ${caught.seed}`));
