@@ -167,6 +167,8 @@ export class Membership {
   private readonly placement: Placement;
   private layoutVersion = 1;
   private cachedLayout: Layout | undefined;
+  /** clockAheadOfPeersMs, until an offset or the set of up members changes. */
+  private cachedAheadMs: number | undefined;
 
   constructor(options: MembershipOptions, nowMs: number) {
     this.self = { ...options.self };
@@ -368,6 +370,7 @@ export class Membership {
     if (peerWallMs > 0) {
       member.clockOffsetMs = Math.round(peerWallMs - nowMs);
       member.offsetMeasured = true;
+      this.cachedAheadMs = undefined;
     }
     member.entryCount = entryCount;
   }
@@ -378,13 +381,16 @@ export class Membership {
    * refused by them: the replica refuses them first (Replica.clockAhead).
    */
   clockAheadOfPeersMs(): number {
-    const aheads = [...this.members.values()]
-      .filter((m) => m.state === 'up' && m.offsetMeasured)
-      .map((m) => -m.clockOffsetMs)
-      .sort((a, b) => a - b);
-    if (aheads.length === 0) return 0;
-    // The lower median: with an even count, half the peers agreeing with us is not "ahead".
-    return aheads[Math.floor((aheads.length - 1) / 2)]!;
+    // Every local write asks: computed once per change of an offset or of who is up.
+    if (this.cachedAheadMs === undefined) {
+      const aheads = [...this.members.values()]
+        .filter((m) => m.state === 'up' && m.offsetMeasured)
+        .map((m) => -m.clockOffsetMs)
+        .sort((a, b) => a - b);
+      // The lower median: with an even count, half the peers agreeing with us is not "ahead".
+      this.cachedAheadMs = aheads.length === 0 ? 0 : aheads[Math.floor((aheads.length - 1) / 2)]!;
+    }
+    return this.cachedAheadMs;
   }
 
   /** Sync with this member as soon as possible (a value announced newer than ours). */
@@ -522,6 +528,7 @@ export class Membership {
   private setState(member: Member, state: MemberState, nowMs: number): void {
     if (member.state === state) return;
     if (member.state === 'removed' || state === 'removed') this.layoutChanged();
+    if (member.state === 'up' || state === 'up') this.cachedAheadMs = undefined;
     member.sinceMs = nowMs;
     member.state = state;
   }
