@@ -246,7 +246,12 @@ export class ClusterNetwork {
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.gossip) {
-      const leaving = Promise.all(this.membership.leave().map((effect) => this.carryOut(effect, { force: true })));
+      // Our members must hear the leave: with members up, wait (within the flush bound) until
+      // gossip knows a subscriber, or the leave would go to nobody.
+      const leaving = (async () => {
+        if (this.membership.upPeerIds().length > 0) await this.gossip?.waitForSubscribers(leaveFlushMsMax);
+        await Promise.all(this.membership.leave().map((effect) => this.carryOut(effect, { force: true })));
+      })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, leaveFlushMsMax).unref())]);
       this.gossip.stop();
     }

@@ -240,6 +240,18 @@ export class Gossip {
     this.publish(message);
   }
 
+  /**
+   * Resolves once some peer subscribes to the topic (or after `deadlineMs`). A node stopped
+   * just after it connected may not have heard its peers' subscriptions yet, and a message
+   * published to no subscriber is dropped.
+   */
+  async waitForSubscribers(deadlineMs: number): Promise<void> {
+    const until = Date.now() + deadlineMs;
+    while (this.started && this.components.pubsub.getSubscribers(this.topic).length === 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   /** Publish a signed membership message. */
   publishMember(message: MemberMessage, body: Uint8Array, signature: Uint8Array): Promise<void> {
     return this.publish({ type: 'member', message, body, signature });
