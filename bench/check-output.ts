@@ -18,7 +18,7 @@ const requiredNumbers: Record<string, string[]> = {
   throughput: ['convergedWritesPerSec', 'ackedWritesPerSec', 'rawLevelWritesPerSec'],
   'catch-up': ['k2000.catchUpMs', 'k2000.rawLevelMs', 'k2000.bytesIn', 'k2000.rawBytes'],
   'new-node': ['joinMs', 'rawLevelMs', 'bytesIn', 'rawBytes'],
-  idle: ['rounds', 'bytesTotal'],
+  idle: ['rounds', 'bytesTotal', 'ack.p50Ms', 'ack.p99Ms', 'ack.getP50Ms'],
   scaling: ['fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
   partition: ['healMs'],
 };

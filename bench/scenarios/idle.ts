@@ -2,13 +2,18 @@
  * Scenario 5, idle cost: 3 nodes in sync (holding `keys` entries). (a) Anti-entropy sessions
  * run on demand through the control API (ControlClient.sync = `ckv sync PEER`), which
  * reports each session's round trips and framed bytes both ways; (b) what the background
- * scheduler spends on its own over an idle window (counters: sessions and sync bytes).
+ * scheduler spends on its own over an idle window (counters: sessions and sync bytes);
+ * (c) the idle put acknowledgement: single puts to one node, `ackGapMs` apart so each finds
+ * the cluster idle, timed from the bench's send to the reply (gRPC over the Unix socket, the
+ * replica's commit, LevelDB, and whatever the node does before it answers). Baseline in the
+ * same run: a Get of a stored key on the same connection (the gRPC round trip and one
+ * LevelDB read: the floor a put cannot beat by much).
  */
 import { performance } from 'node:perf_hooks';
 import { counter, putMany, sleep, type NodeProcess } from '../../harness/index.js';
 import { startCluster } from '../lib/cluster.js';
-import { median } from '../lib/stats.js';
-import { fmtBytes, round } from '../lib/summary.js';
+import { median, quantile } from '../lib/stats.js';
+import { fmtBytes, fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
 
 interface Session {
@@ -36,6 +41,18 @@ async function syncOnce(initiator: NodeProcess, peer: NodeProcess): Promise<Sess
   return undefined;
 }
 
+/** Milliseconds of `count` calls of `call`, one at a time, `gapMs` apart. */
+async function timeCalls(count: number, gapMs: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < count; i++) {
+    await sleep(gapMs);
+    const t0 = performance.now();
+    await call(i);
+    ms.push(performance.now() - t0);
+  }
+  return ms;
+}
+
 function sessionsOf(status: { counters: Record<string, string> }): number {
   return Object.entries(status.counters)
     .filter(([name]) => name.startsWith('sync_sessions_'))
@@ -47,7 +64,7 @@ export const idle: Scenario = {
   title: 'Idle cost of anti-entropy between nodes in sync',
   estimateS: (quick) => (quick ? 9 : 25),
   async run(ctx: Ctx): Promise<ScenarioResult> {
-    const config = { nodes: 3, keys: ctx.quick ? 1000 : 10_000, syncs: ctx.quick ? 12 : 30, idleWindowS: ctx.quick ? 3 : 10, valueBytes: 100 };
+    const config = { nodes: 3, keys: ctx.quick ? 1000 : 10_000, syncs: ctx.quick ? 12 : 30, idleWindowS: ctx.quick ? 3 : 10, valueBytes: 100, acks: ctx.quick ? 100 : 400, ackGapMs: 10 };
     const { progress } = ctx;
     const rng = rng32(ctx.seed ^ 0x1d);
     const value = randomValue(rng, config.valueBytes);
@@ -55,6 +72,8 @@ export const idle: Scenario = {
     progress.detail('starting 3 nodes', 0.02);
     const cluster = await startCluster(config.nodes, { cpuProfDir: profileDir });
     const sessions: Session[] = [];
+    let ackMs: number[] = [];
+    let getMs: number[] = [];
     let window: { seconds: number; perNode: { node: string; sessionsPerS: number; bytesPerS: number }[] } | undefined;
     try {
       await cluster.waitMesh(30_000);
@@ -68,6 +87,13 @@ export const idle: Scenario = {
         // 'skipped': the peer was syncing with us at that moment (its session covered both): try again.
         if (session && session.outcome !== 'skipped') sessions.push(session);
         else await sleep(20);
+      }
+      // Interleaved, so load from elsewhere on the machine hits both alike.
+      progress.detail(`idle put acknowledgement: ${config.acks} puts, ${config.ackGapMs} ms apart`, 0.6);
+      const client = nodes[0]!.client;
+      for (let round = 0; round < 4; round++) {
+        ackMs = ackMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.put(`idle-ack/${round}/${i}`, value)));
+        getMs = getMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.get(`idle/${i}`)));
       }
       progress.detail(`idle window of ${config.idleWindowS} s`, 0.65);
       const before = await Promise.all(nodes.map((n) => n.status()));
@@ -95,6 +121,9 @@ export const idle: Scenario = {
     const sent = median(sessions.map((s) => s.bytesSent));
     const received = median(sessions.map((s) => s.bytesReceived));
     const ms = median(sessions.map((s) => s.ms));
+    const ackP50 = quantile(ackMs, 50 / 100);
+    const ackP99 = quantile(ackMs, 99 / 100);
+    const getP50 = quantile(getMs, 50 / 100);
     const outcomes = [...new Set(sessions.map((s) => s.outcome))].join(', ');
     const bytesPerNodePerS = median(window?.perNode.map((p) => p.bytesPerS) ?? []);
     const sessionsPerNodePerS = median(window?.perNode.map((p) => p.sessionsPerS) ?? []);
@@ -110,9 +139,11 @@ export const idle: Scenario = {
         outcomes,
         sessions: sessions.map((s) => ({ ...s, ms: round(s.ms, 2) })),
         background: window,
+        ack: { p50Ms: round(ackP50, 3), p90Ms: round(quantile(ackMs, 90 / 100), 3), p99Ms: round(ackP99, 3), getP50Ms: round(getP50, 3) },
       },
       summary: [
         { scenario: 'idle', measure: 'one sync between nodes in sync: round trips, bytes', ckv: `${rounds} RT, ${fmtBytes(total)}`, baseline: 'target: 1 RT, < 200 B', ratio: `${(total / 200).toFixed(2)}x of 200 B` },
+        { scenario: 'idle', measure: 'idle put acknowledged (3 nodes, gRPC) p50 / p99', ckv: `${fmtMs(ackP50)} / ${fmtMs(ackP99)}`, baseline: `Get p50 ${fmtMs(getP50)}`, ratio: fmtRatio(ackP50 / getP50) },
         { scenario: 'idle', measure: 'background anti-entropy per node (idle)', ckv: `${bytesPerNodePerS.toFixed(0)} B/s`, baseline: `${sessionsPerNodePerS.toFixed(2)} sessions/s`, ratio: '' },
       ],
       details: [
@@ -123,6 +154,15 @@ export const idle: Scenario = {
           numeric: [0, 1, 2, 3, 4],
         },
         {
+          title: `Idle put acknowledgement: ${ackMs.length} single puts of ${config.valueBytes} B to n00 of 3 nodes, ${config.ackGapMs} ms apart, interleaved with as many Gets`,
+          headers: ['call', 'p50 ms', 'p90 ms', 'p99 ms'],
+          rows: [
+            ['Put (acknowledged once durable)', ackP50.toFixed(3), quantile(ackMs, 90 / 100).toFixed(3), ackP99.toFixed(3)],
+            ['Get of a stored key (baseline)', getP50.toFixed(3), quantile(getMs, 90 / 100).toFixed(3), quantile(getMs, 99 / 100).toFixed(3)],
+          ],
+          numeric: [1, 2, 3],
+        },
+        {
           title: `Idle background over ${window?.seconds ?? '-'} s (default --sync-interval-ms 1000: one session per node per second +-25%)`,
           headers: ['node', 'sessions initiated / s', 'sync bytes in+out / s'],
           rows: (window?.perNode ?? []).map((p) => [p.node, p.sessionsPerS.toFixed(2), p.bytesPerS.toFixed(0)]),
@@ -131,6 +171,7 @@ export const idle: Scenario = {
       ],
       targets: [
         target('idle', 'idle sync: one round trip', rounds, '<=', 1, 'round trips', `outcome ${outcomes}`),
+        target('idle', 'idle put acknowledged p50 (gRPC, 3 nodes)', round(ackP50, 3), '<=', 1, 'ms', `Get p50 ${fmtMs(getP50)} on the same connection`),
         target('idle', 'idle sync: under 200 bytes (both directions)', total, '<', 200, 'B', `${sent} B sent + ${received} B received`),
       ],
       notes: ['Bytes are the sync protocol\'s framed payload as the node counts it (bytes_sent / bytes_received of the session); noise and yamux framing and TCP/IP headers come on top.'],
