@@ -27,6 +27,8 @@ export const ExitCode = {
   failed: 5,
   /** A write whose outcome is unknown: the node went away after the request was sent. */
   outcomeUnknown: 6,
+  /** A conditional write (--if-version, --if-absent) whose condition did not hold: nothing written. */
+  conditionFailed: 7,
 } as const;
 
 interface ErrorKindSpec {
@@ -48,6 +50,7 @@ export const errorKinds = {
   unknownPeer: { matches: ['ERR_UNKNOWN_PEER', 'UnknownPeerError'], grpc: GrpcStatus.NOT_FOUND, http: 404, exit: ExitCode.notFound, where: 'request' },
   peerConnected: { matches: ['ERR_PEER_CONNECTED', 'PeerConnectedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   clockAhead: { matches: ['ERR_CLOCK_AHEAD', 'ClockAheadError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
+  conditionFailed: { matches: ['ERR_CONDITION_FAILED', 'ConditionFailedError'], grpc: GrpcStatus.ABORTED, http: 412, exit: ExitCode.conditionFailed, where: 'request' },
   versionFromFuture: { matches: ['ERR_VERSION_FROM_FUTURE', 'VersionFromFutureError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   stopping: {
     matches: ['ERR_NODE_STOPPING', 'NodeStoppingError', 'ERR_REPLICA_CLOSED', 'ReplicaClosedError'],

@@ -4,7 +4,8 @@
  */
 import type { Command } from 'commander';
 import { defaultDataDir, socketPathFor } from '../config.js';
-import { ControlClient } from '../control/client.js';
+import { ControlClient, type WriteConditionText } from '../control/client.js';
+import { parseVersionText } from '../core/entry.js';
 import { GrpcStatus, GrpcStatusError } from '../control/h2.js';
 import type { VersionMessage } from '../control/proto.js';
 import { errorKinds, ExitCode, kindOf, kindOfGrpcStatus, type ErrorKind } from '../errors.js';
@@ -26,7 +27,9 @@ export const exitCodeHelp = `Exit codes:
      answers on its control socket, or a --listen or --http address cannot be bound;
      internal error)
   6  outcome unknown: the node went away after a write was sent; it may or may not be
-     stored (check with ckv get)`;
+     stored (check with ckv get)
+  7  condition failed: put --if-version/--if-absent or del --if-version found another
+     version (the message names it); nothing was written`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {
@@ -69,6 +72,20 @@ export function describeError(error: unknown): { message: string; exitCode: numb
   }
   const message = error instanceof Error ? error.message : String(error);
   return { message: message.split('\n')[0]!, exitCode: errorKinds[kindOf(error)].exit };
+}
+
+/**
+ * `--if-version V` / `--if-absent` as the client's condition; a malformed version or both
+ * flags at once is a usage error (exit 2) before anything is sent.
+ */
+export function conditionOption(options: { ifVersion?: string; ifAbsent?: boolean }): WriteConditionText {
+  if (options.ifVersion !== undefined && options.ifAbsent) throw new CliError('give --if-version or --if-absent, not both', 'usage');
+  if (options.ifAbsent) return { ifAbsent: true };
+  if (options.ifVersion === undefined) return {};
+  if (!parseVersionText(options.ifVersion)) {
+    throw new CliError(`--if-version ${options.ifVersion.slice(0, 80)} is not a version (wallMs.counter@node, as put prints it)`, 'usage');
+  }
+  return { ifVersion: options.ifVersion };
 }
 
 export function versionText(version: VersionMessage | null | undefined): string {

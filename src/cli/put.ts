@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { utf8 } from '../core/bytes.js';
 import { valueBytesMax } from '../core/limits.js';
 import { valueChunkBytes } from '../control/limits.js';
-import { CliError, versionText, withClient, writeStdout } from './common.js';
+import { CliError, conditionOption, versionText, withClient, writeStdout } from './common.js';
 
 export function register(program: Command): void {
   program
@@ -14,10 +14,13 @@ export function register(program: Command): void {
     .argument('<key>', 'the key (1..1024 bytes of UTF-8)')
     .argument('[value]', "the value as a string, or '-' to read standard input")
     .option('-f, --file <file>', 'read the value from a file')
-    .action(async (key: string, value: string | undefined, options: { file?: string }, command: Command) => {
+    .option('--if-version <version>', 'only if the key holds exactly this version (as put prints it); else exit 7, nothing written')
+    .option('--if-absent', 'only if the key holds nothing (or was deleted); else exit 7, nothing written')
+    .action(async (key: string, value: string | undefined, options: { file?: string; ifVersion?: string; ifAbsent?: boolean }, command: Command) => {
+      const condition = conditionOption(options);
       const source = await valueSource(value, options.file);
       const reply = await withClient(command, (client) =>
-        source.bytes !== undefined ? client.put(key, source.bytes) : client.putStream(key, source.size, source.chunks!),
+        source.bytes !== undefined ? client.put(key, source.bytes, condition) : client.putStream(key, source.size, source.chunks!, condition),
       );
       await writeStdout(`${versionText(reply.version)}\n`);
     });

@@ -28,6 +28,15 @@ import * as wire from './wire.js';
 /** Unary calls give up after this; a 64 MiB put over a Unix socket takes well under it. */
 const unaryDeadlineMs = 60_000;
 
+/**
+ * A write's condition as the API takes it: `ifVersion`, a version's text as replies print it
+ * ("wallMs.counter@node"); `ifAbsent`, the key holds nothing or a tombstone. At most one.
+ */
+export interface WriteConditionText {
+  ifVersion?: string;
+  ifAbsent?: boolean;
+}
+
 export class NodeUnreachableError extends CkvError {
   constructor(readonly socketPath: string) {
     super('ERR_NODE_UNREACHABLE', `no node is running at ${socketPath} (start one with: ckv node start)`);
@@ -173,10 +182,14 @@ export class ControlClient {
     };
   }
 
-  /** Stores a value; one over unaryPutBytesMax goes as a PutStream, in pieces. */
-  put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
-    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value]);
-    return this.unary('Put', { key, value }, putOutcome);
+  /**
+   * Stores a value; one over unaryPutBytesMax goes as a PutStream, in pieces. With a
+   * `condition`, only if it holds on the node (else a GrpcStatusError ABORTED naming the
+   * current version; nothing is written).
+   */
+  put(key: string, value: Uint8Array, condition: WriteConditionText = {}): Promise<{ version: VersionMessage }> {
+    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value], condition);
+    return this.unary('Put', { key, value, ...condition }, putOutcome);
   }
 
   /**
@@ -185,10 +198,15 @@ export class ControlClient {
    * are ever held. The node refuses a wrong total, a bad key or a too-large value; nothing is
    * stored then.
    */
-  async putStream(key: string, valueBytes: number, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ version: VersionMessage }> {
+  async putStream(
+    key: string,
+    valueBytes: number,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    condition: WriteConditionText = {},
+  ): Promise<{ version: VersionMessage }> {
     const call = this.channel.call(`${service}PutStream`, { deadlineMs: unaryDeadlineMs });
     try {
-      await this.send(call, wire.PutChunk, { key, valueBytes });
+      await this.send(call, wire.PutChunk, { key, valueBytes, ...condition });
       for await (const chunk of source) {
         for (let offset = 0; offset < chunk.byteLength && !call.ended; offset += valueChunkBytes) {
           await this.send(call, wire.PutChunk, { data: chunk.subarray(offset, offset + valueChunkBytes) });
@@ -255,8 +273,9 @@ export class ControlClient {
     return { found: head.found, version: head.version, deleted: head.deleted, valueBytes, chunks: chunks() };
   }
 
-  delete(key: string): Promise<{ version: VersionMessage }> {
-    return this.unary('Delete', { key }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
+  /** Deletes (a tombstone); with `ifVersion`, only if the key holds exactly that version. */
+  delete(key: string, condition: { ifVersion?: string } = {}): Promise<{ version: VersionMessage }> {
+    return this.unary('Delete', { key, ...condition }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
   }
   hasKey(key: string): Promise<{ found: boolean; version: VersionMessage | null; deleted: boolean }> {
     return this.unary('HasKey', { key });

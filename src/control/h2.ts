@@ -25,6 +25,7 @@ export const GrpcStatus = {
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
+  ABORTED: 10,
   INTERNAL: 13,
   UNAVAILABLE: 14,
 } as const;

@@ -17,7 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
-import { checkKey, type Entry, type Version } from '../core/entry.js';
+import { checkKey, parseVersionText, type Entry, type Version, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
 import type { ChangeEvent, NodeApi } from '../node/api.js';
@@ -207,24 +207,25 @@ export class ControlServer {
   private handlers(): grpc.UntypedServiceImplementation {
     const node = this.node;
     return {
-      Put: this.guard(async (req: { key: string; value: Buffer }) => ({
-        version: versionMessage(await node.put(req.key, new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength))),
+      Put: this.guard(async (req: PutMessage) => ({
+        version: versionMessage(
+          await node.put(req.key, new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength), writeCondition(req.ifVersion, req.ifAbsent)),
+        ),
       })),
       Get: this.guard(async (req: { key: string }) => {
         const entry = await node.get(checkedKey(req.key));
         if (!entry) return { found: false };
         return { ...entryMessage(entry, true), found: entry.value !== null };
       }),
-      Delete: this.guard(async (req: { key: string }) => ({ version: versionMessage(await node.delete(req.key)) })),
-      PutMany: this.guard(async (req: { puts: { key: string; value: Buffer }[] }) => {
+      Delete: this.guard(async (req: { key: string; ifVersion: string }) => ({
+        version: versionMessage(await node.delete(req.key, writeCondition(req.ifVersion, false))),
+      })),
+      PutMany: this.guard(async (req: { puts: PutMessage[] }) => {
         if (req.puts.length > putManyCountMax) {
           throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
         // One writeMany: the replica folds them into a few storage batches.
-        const results = await writeResults(
-          node,
-          req.puts.map((put) => ({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) })),
-        );
+        const results = await writeResults(node, req.puts.map(localWrite));
         if (results.some((result) => result.code === errorKinds.stopping.grpc)) throw new NodeStoppingError();
         return { results };
       }),
@@ -313,7 +314,7 @@ export class ControlServer {
       setImmediate(flush);
     };
     // Puts that arrived in one turn of the event loop go to the replica as one writeMany.
-    let unsubmitted: LocalWrite[] = [];
+    let unsubmitted: (LocalWrite | Error)[] = [];
     let unsubmittedFirstSeq = 0;
     const submit = (): void => {
       const writes = unsubmitted;
@@ -331,7 +332,7 @@ export class ControlServer {
         setImmediate(submit);
       }
       results.push(undefined);
-      unsubmitted.push({ key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength) });
+      unsubmitted.push(localWrite(put));
       if (results.length >= pipelinePutsInFlightMax) call.pause();
     });
     call.on('end', () => {
@@ -350,10 +351,12 @@ export class ControlServer {
   private async putStream(call: grpc.ServerReadableStream<PutChunk, unknown>): Promise<Version> {
     let key: string | undefined;
     let value: Buffer | undefined;
+    let condition: WriteCondition | undefined;
     let filled = 0;
     for await (const chunk of call as AsyncIterable<PutChunk>) {
       if (value === undefined) {
         key = checkedKey(chunk.key);
+        condition = writeCondition(chunk.ifVersion, chunk.ifAbsent);
         const size = Number(chunk.valueBytes);
         const limit = this.node.valueBytesMax;
         if (size > limit) throw new ValueTooLargeError(size, limit);
@@ -369,7 +372,7 @@ export class ControlServer {
     if (filled !== value.byteLength) {
       throw new InvalidArgumentError(`PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
     }
-    return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), condition);
   }
 
   /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
@@ -473,6 +476,30 @@ export class ControlServer {
 interface PutMessage {
   key: string;
   value: Buffer;
+  ifVersion: string;
+  ifAbsent: boolean;
+}
+
+/**
+ * The condition of a write request ('' and false: none). A malformed version text, or both
+ * conditions at once, is refused before anything is written.
+ */
+export function writeCondition(ifVersion: string, ifAbsent: boolean): WriteCondition | undefined {
+  if (ifVersion === '') return ifAbsent ? { ifAbsent: true } : undefined;
+  if (ifAbsent) throw new InvalidArgumentError('give if_version or if_absent, not both');
+  const version = parseVersionText(ifVersion);
+  if (!version) throw new InvalidArgumentError(`if_version ${JSON.stringify(ifVersion.slice(0, 80))} is not a version (wallMs.counter@node, as a put prints it)`);
+  return { ifVersion: version };
+}
+
+/** A put of PutMany or PutPipeline as the replica's LocalWrite, or the error of its malformed condition. */
+function localWrite(put: PutMessage): LocalWrite | Error {
+  try {
+    const condition = writeCondition(put.ifVersion ?? '', put.ifAbsent ?? false);
+    return { key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength), condition };
+  } catch (error) {
+    return error as Error;
+  }
 }
 
 interface PutResultMessage {
@@ -481,15 +508,21 @@ interface PutResultMessage {
   code: number;
 }
 
-/** Each write's outcome as a PutResult: a version, or the error's message and status code. */
-async function writeResults(node: NodeApi, writes: readonly LocalWrite[]): Promise<PutResultMessage[]> {
+/**
+ * Each write's outcome as a PutResult: a version, or the error's message and status code. A
+ * write given as an Error (a malformed condition) is answered with it and not submitted.
+ */
+async function writeResults(node: NodeApi, writes: readonly (LocalWrite | Error)[]): Promise<PutResultMessage[]> {
+  const valid = writes.filter((write): write is LocalWrite => !(write instanceof Error));
   let outcomes: (Version | Error)[];
   try {
-    outcomes = await node.writeMany(writes);
+    outcomes = valid.length === 0 ? [] : await node.writeMany(valid);
   } catch (error) {
-    outcomes = writes.map(() => error as Error); // the node is stopping: every write fails alike
+    outcomes = valid.map(() => error as Error); // the node is stopping: every write fails alike
   }
-  return outcomes.map((outcome) => {
+  let next = 0;
+  return writes.map((write) => {
+    const outcome = write instanceof Error ? write : outcomes[next++]!;
     if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };
     const status = toServiceError(outcome);
     return { error: status.details, code: status.code };
@@ -500,6 +533,8 @@ interface PutChunk {
   key: string;
   valueBytes: string;
   data: Buffer;
+  ifVersion: string;
+  ifAbsent: boolean;
 }
 
 interface ScanRequest {

@@ -29,11 +29,11 @@ const m = (message: string, ...fields: Field[]): Schema => ({ message, fields })
 
 export const Version = m('Version', f(1, 'hlc', 'uint64'), f(2, 'node', 'string'), f(3, 'text', 'string'));
 export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));
-export const PutRequest = m('PutRequest', f(1, 'key', 'string'), f(2, 'value', 'bytes'));
+export const PutRequest = m('PutRequest', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'ifVersion', 'string'), f(4, 'ifAbsent', 'bool'));
 export const PutReply = m('PutReply', f(1, 'version', Version));
 export const GetRequest = m('GetRequest', f(1, 'key', 'string'));
 export const GetReply = m('GetReply', f(1, 'found', 'bool'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));
-export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'));
+export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'), f(2, 'ifVersion', 'string'));
 export const DeleteReply = m('DeleteReply', f(1, 'version', Version));
 export const ScanRequest = m(
   'ScanRequest',
@@ -129,7 +129,14 @@ export const ForgetPeerReply = m('ForgetPeerReply', f(1, 'forgotten', 'bool'));
 export const PutManyRequest = m('PutManyRequest', f(1, 'puts', PutRequest, true));
 export const PutResult = m('PutResult', f(1, 'version', Version), f(2, 'error', 'string'), f(3, 'code', 'uint32'));
 export const PutManyReply = m('PutManyReply', f(1, 'results', PutResult, true));
-export const PutChunk = m('PutChunk', f(1, 'key', 'string'), f(2, 'valueBytes', 'uint64'), f(3, 'data', 'bytes'));
+export const PutChunk = m(
+  'PutChunk',
+  f(1, 'key', 'string'),
+  f(2, 'valueBytes', 'uint64'),
+  f(3, 'data', 'bytes'),
+  f(4, 'ifVersion', 'string'),
+  f(5, 'ifAbsent', 'bool'),
+);
 export const GetChunk = m(
   'GetChunk',
   f(1, 'found', 'bool'),

@@ -14,8 +14,8 @@
 import { createHash, hash } from 'node:crypto';
 import { ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
-import type { Hlc } from './hlc.js';
-import { keyBytesMax, nodeIdBytes, valueBytesMax } from './limits.js';
+import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
+import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, valueBytesMax } from './limits.js';
 
 /** A node id: `nodeIdBytes` bytes as lowercase hex, so string order is byte order. */
 export type NodeId = string;
@@ -40,6 +40,40 @@ export function compareVersions(a: Version, b: Version): number {
 
 export function versionEquals(a: Version, b: Version): boolean {
   return a.hlc === b.hlc && a.node === b.node;
+}
+
+/** A version as people and HTTP ETags see it: "wallMs.counter@node". */
+export function versionToText(version: Version): string {
+  return `${hlcWallMs(version.hlc)}.${hlcCounter(version.hlc)}@${version.node}`;
+}
+
+/** The inverse of versionToText; undefined for anything that is not one. */
+export function parseVersionText(text: string): Version | undefined {
+  const match = /^(\d{1,16})\.(\d{1,5})@([0-9a-f]+)$/.exec(text);
+  if (!match) return undefined;
+  const wallMs = Number(match[1]);
+  const counter = Number(match[2]);
+  const node = match[3]!;
+  if (wallMs > hlcWallMsMax || counter > hlcCounterMax || !isNodeId(node)) return undefined;
+  return { hlc: hlcPack(wallMs, counter), node };
+}
+
+/**
+ * A condition on a local write, checked atomically against the version the node holds when
+ * the write is merged (Replica): `ifVersion`, the key holds exactly this version (a
+ * tombstone's counts); `ifAbsent`, the key holds nothing or a tombstone.
+ */
+export type WriteCondition = { readonly ifVersion: Version } | { readonly ifAbsent: true };
+
+/** What the condition expects, in words (for ConditionFailedError). */
+export function conditionText(condition: WriteCondition): string {
+  return 'ifVersion' in condition ? `version ${versionToText(condition.ifVersion)}` : 'the key to be absent';
+}
+
+/** Whether `condition` holds for a key whose current entry is `current`. */
+export function conditionHolds(condition: WriteCondition, current: Entry | undefined): boolean {
+  if ('ifVersion' in condition) return current !== undefined && versionEquals(current.version, condition.ifVersion);
+  return current === undefined || current.value === null;
 }
 
 /**

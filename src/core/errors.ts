@@ -84,6 +84,24 @@ export class ClockAheadError extends CkvError {
   }
 }
 
+/**
+ * A conditional write (`put --if-version`, `--if-absent`, `del --if-version`) whose condition
+ * did not hold on the node that took it: nothing was written. `current` is the version the
+ * node holds (a tombstone's too), undefined if it holds none.
+ */
+export class ConditionFailedError extends CkvError {
+  constructor(
+    readonly key: string,
+    readonly expected: string,
+    readonly current: string | undefined,
+    readonly currentDeleted: boolean,
+  ) {
+    const found = current === undefined ? 'the key is absent' : currentDeleted ? `it was deleted at version ${current}` : `its version is ${current}`;
+    super('ERR_CONDITION_FAILED', `condition failed for key ${JSON.stringify(key)}: expected ${expected}, but ${found}; nothing was written`);
+    this.name = 'ConditionFailedError';
+  }
+}
+
 /** A local write to a key whose stored version is in the future (left by a clock that was ahead). */
 export class VersionFromFutureError extends CkvError {
   constructor(readonly key: string, readonly aheadMs: number) {

@@ -18,6 +18,10 @@
 import {
   checkValue,
   compareVersions,
+  conditionHolds,
+  conditionText,
+  versionToText,
+  type WriteCondition,
   entryDigestText,
   isNodeId,
   keyHashText,
@@ -29,7 +33,7 @@ import {
   type Version,
   validateKey,
 } from './entry.js';
-import { ClockAheadError, ClockDriftError, CkvError, VersionFromFutureError, assert } from './errors.js';
+import { ClockAheadError, ClockDriftError, CkvError, ConditionFailedError, VersionFromFutureError, assert } from './errors.js';
 import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
@@ -113,16 +117,17 @@ export interface ReplicaRoot {
   readonly count: number;
 }
 
-/** A local write: a value, or null for a tombstone. */
+/** A local write: a value, or null for a tombstone; applied only if `condition` holds. */
 export interface LocalWrite {
   readonly key: string;
   readonly value: Uint8Array | null;
+  readonly condition?: WriteCondition | undefined;
 }
 
 type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
 
 type Op =
-  | { kind: 'local'; key: string; value: Uint8Array | null; resolve: (v: Version) => void; reject: (e: Error) => void }
+  | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
   | RemoteOp;
 
@@ -277,11 +282,16 @@ export class Replica {
     return this.store.get(key);
   }
 
-  /** Stamp and store a value; resolves with its version once it is durable. */
-  put(key: string, value: Uint8Array): Promise<Version> {
+  /**
+   * Stamp and store a value; resolves with its version once it is durable. With a
+   * `condition`, the write happens only if it holds when the write is merged (atomically:
+   * no other write to the key comes between the check and the write on this node); else it
+   * rejects with ConditionFailedError and nothing is written.
+   */
+  put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
     validateKey(key);
     checkValue(value, this.valueBytesMax);
-    return this.enqueueLocal(key, value);
+    return this.enqueueLocal(key, value, condition);
   }
 
   /**
@@ -302,10 +312,10 @@ export class Replica {
     return undefined;
   }
 
-  /** Write a tombstone; resolves with its version once it is durable. */
-  delete(key: string): Promise<Version> {
+  /** Write a tombstone; resolves with its version once it is durable. `condition` as for put. */
+  delete(key: string, condition?: WriteCondition): Promise<Version> {
     validateKey(key);
-    return this.enqueueLocal(key, null);
+    return this.enqueueLocal(key, null, condition);
   }
 
   /**
@@ -396,11 +406,11 @@ export class Replica {
     while (this.flushing) await this.flushing;
   }
 
-  private enqueueLocal(key: string, value: Uint8Array | null): Promise<Version> {
+  private enqueueLocal(key: string, value: Uint8Array | null, condition: WriteCondition | undefined): Promise<Version> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
     const refusal = this.clockRefusal();
     if (refusal) return Promise.reject(refusal);
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'local', key, value, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'local', key, value, condition, resolve, reject }));
   }
 
   private enqueue(op: Op): void {
@@ -501,8 +511,16 @@ export class Replica {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];
-    const local = (key: string, value: Uint8Array | null): Version | Error => {
+    const local = (key: string, value: Uint8Array | null, condition: WriteCondition | undefined): Version | Error => {
       const slot = slots.byKey.get(key)!;
+      if (condition !== undefined) {
+        // Against this batch's winner so far, else the store: the same current version the
+        // merge rule sees, so nothing can come between the check and the write.
+        const current = slot.winner ?? slot.before;
+        if (!conditionHolds(condition, current)) {
+          return new ConditionFailedError(key, conditionText(condition), current && versionToText(current.version), current?.value === null);
+        }
+      }
       const last = this.clock.last;
       const wallMs = this.wallClockMs();
       const version: Version = { hlc: this.clock.now(wallMs), node: this.nodeId };
@@ -523,11 +541,11 @@ export class Replica {
     };
     for (const op of ops) {
       if (op.kind === 'local') {
-        results.push(local(op.key, op.value));
+        results.push(local(op.key, op.value, op.condition));
         continue;
       }
       if (op.kind === 'localMany') {
-        results.push(op.writes.map((write) => local(write.key, write.value)));
+        results.push(op.writes.map((write) => local(write.key, write.value, write.condition)));
         continue;
       }
       const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };

@@ -36,10 +36,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { InvalidKeyError } from '../core/errors.js';
-import { checkKey } from '../core/entry.js';
-import { hlcToString } from '../core/hlc.js';
-import type { Version } from '../core/entry.js';
+import { ConditionFailedError, InvalidKeyError } from '../core/errors.js';
+import { checkKey, parseVersionText, versionToText, type Version, type WriteCondition } from '../core/entry.js';
 import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
 import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
@@ -90,7 +88,41 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 export function versionText(version: Version): string {
-  return `${hlcToString(version.hlc)}@${version.node}`;
+  return versionToText(version);
+}
+
+/**
+ * The condition of a PUT or DELETE from its headers: `If-Match: "V"` (the ETag a GET gave,
+ * quotes optional; one version, not a list or *), the key holds exactly version V;
+ * `If-None-Match: *` (PUT only), the key holds nothing or a tombstone. Anything else in
+ * those headers is a 400, so a condition is never silently ignored.
+ */
+export function conditionFromHeaders(req: IncomingMessage, method: 'PUT' | 'DELETE'): WriteCondition | undefined {
+  const ifMatch = req.headers['if-match'];
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) throw new InvalidArgumentError('give If-Match or If-None-Match, not both');
+  if (ifNoneMatch !== undefined) {
+    if (method !== 'PUT' || ifNoneMatch.trim() !== '*') throw new InvalidArgumentError('If-None-Match is supported only as "If-None-Match: *" on PUT (create if absent)');
+    return { ifAbsent: true };
+  }
+  if (ifMatch === undefined) return undefined;
+  const text = ifMatch.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  const version = parseVersionText(text);
+  if (!version) throw new InvalidArgumentError(`If-Match must be one version as an ETag gives it ("wallMs.counter@node"), not ${ifMatch.slice(0, 80)}`);
+  return { ifVersion: version };
+}
+
+/** A failed condition as HTTP 412, with the current version as ETag (if the key holds a live value). */
+async function preconditionChecked<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    if (!(error instanceof ConditionFailedError)) throw error;
+    const headers: Record<string, string> = {};
+    if (error.current !== undefined) headers['X-Ckv-Version'] = error.current;
+    if (error.current !== undefined && !error.currentDeleted) headers.ETag = `"${error.current}"`;
+    throw new HttpError('conditionFailed', error.message, headers);
+  }
 }
 
 /**
@@ -247,7 +279,10 @@ export class HttpServer {
       }
       checkKey(key);
       if (method === 'PUT') return this.put(req, res, key);
-      if (method === 'DELETE') return sendJson(res, req, 200, { version: versionText(await this.node.delete(key)) });
+      if (method === 'DELETE') {
+        const version = await preconditionChecked(this.node.delete(key, conditionFromHeaders(req, 'DELETE')));
+        return sendJson(res, req, 200, { version: versionText(version) });
+      }
       return this.get(req, res, key);
     }
     switch (path) {
@@ -319,14 +354,17 @@ export class HttpServer {
       'Content-Type': 'application/octet-stream',
       'Content-Length': entry.value.byteLength,
       'X-Ckv-Version': versionText(entry.version),
+      ETag: `"${versionText(entry.version)}"`,
       'Cache-Control': 'no-store',
     });
     res.end(req.method === 'HEAD' ? undefined : Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength));
   }
 
   private async put(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+    const condition = conditionFromHeaders(req, 'PUT'); // before the body: a bad header costs no upload
     const value = await readBody(req, res, this.node.valueBytesMax);
-    const version = await this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    const version = await preconditionChecked(this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), condition));
+    res.setHeader('ETag', `"${versionText(version)}"`);
     sendJson(res, req, 200, { version: versionText(version) });
   }
 

@@ -5,7 +5,7 @@
  * about itself is `status()` (one status object, assembled once in src/node/status.ts), and
  * each request is one method here. Errors thrown are the kinds of src/errors.ts.
  */
-import type { Entry, Version } from '../core/entry.js';
+import type { Entry, Version, WriteCondition } from '../core/entry.js';
 import type { AppliedChange, LocalWrite } from '../core/replica.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeStatus, PeerView } from './status.js';
@@ -48,8 +48,9 @@ export interface NodeApi {
   /** True from the moment stop() is called: front ends refuse new requests (node stopping). */
   readonly isStopping: boolean;
 
-  put(key: string, value: Uint8Array): Promise<Version>;
-  delete(key: string): Promise<Version>;
+  /** With a condition: only if it holds when the write is merged, else ConditionFailedError. */
+  put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version>;
+  delete(key: string, condition?: WriteCondition): Promise<Version>;
   /** Many puts and deletes (value null) for one promise; each write's version or error. */
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]>;
   /** The entry (a tombstone has value null), or undefined. Throws InvalidKeyError for a bad key. */

@@ -21,7 +21,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
-import type { Entry, Version } from '../core/entry.js';
+import type { Entry, Version, WriteCondition } from '../core/entry.js';
 import { isNodeId } from '../core/entry.js';
 import { nodeIdBytes } from '../core/limits.js';
 import { Replica, type AppliedChange, type LocalWrite } from '../core/replica.js';
@@ -174,12 +174,12 @@ export class CkvNode implements NodeApi {
 
   // --- NodeApi ------------------------------------------------------------------------------
 
-  put(key: string, value: Uint8Array): Promise<Version> {
-    return this.replica.put(key, value);
+  put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
+    return this.replica.put(key, value, condition);
   }
 
-  delete(key: string): Promise<Version> {
-    return this.replica.delete(key);
+  delete(key: string, condition?: WriteCondition): Promise<Version> {
+    return this.replica.delete(key, condition);
   }
 
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {

@@ -193,10 +193,23 @@ if (notRun !== undefined) {
       await withCluster(t, 'part', async (c) => {
         await waitForMesh(c.nodes);
         const [h1, h2, h3] = [c.node(1), c.node(2), c.node(3)];
+        // A key every host holds before the cut, for compare-and-set on both sides of it.
+        const casBase = (await h1.client.put('cas', new TextEncoder().encode('base'))).version;
+        await waitFor(async () => (await valueAt(h2, 'cas')) === 'base' && (await valueAt(h3, 'cas')) === 'base', {
+          deadlineMs: 10_000,
+          intervalMs: 50,
+          what: 'cas to reach every host before the partition',
+        });
 
         c.lan.partition([3], [1, 2]);
         const partitionedAt = Date.now();
         const va = await put(h1, 'K', 'a');
+        // Conditional writes are checked on the node that takes them, not across the cluster:
+        // both sides of a partition see version casBase, so both compare-and-sets succeed
+        // (README "Conditional writes"); last writer wins when the partition heals.
+        const cas12 = version((await h1.client.put('cas', new TextEncoder().encode('side12'), { ifVersion: casBase.text })).version);
+        const cas3 = version((await h3.client.put('cas', new TextEncoder().encode('side3'), { ifVersion: casBase.text })).version);
+        assert.ok(compareVersions(cas3, cas12) > 0, 'side 3 wrote cas after side 1/2');
         await put(h1, 'side12/from1', 'one');
         await put(h2, 'side12/from2', 'two');
         await put(h3, 'side3/from3', 'three');
@@ -251,7 +264,11 @@ if (notRun !== undefined) {
           assert.equal(await valueAt(n, 'side12/from1'), 'one');
           assert.equal(await valueAt(n, 'side12/from2'), 'two');
           assert.equal(await valueAt(n, 'side3/from3'), 'three');
+          assert.equal(await valueAt(n, 'cas'), 'side3', `${n.name}: of the two compare-and-sets, the later one wins on heal`);
         }
+        // After the heal the losing side's version is gone: a compare-and-set against it fails.
+        const lost = await runCli(['put', 'cas', 'again', '--if-version', `${cas12.hlc >> 16n}.${cas12.hlc & 0xffffn}@${cas12.node}`], { socket: h1.socket, timeoutMs: 20_000 });
+        assert.equal(lost.code, 7, lost.stderr);
         // And through the CLI: `ckv status --json` reports one Merkle root on all three.
         const cliRoots = await Promise.all(
           c.nodes.map(async (n) => {

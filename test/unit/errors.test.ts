@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CkvError, InvalidKeyError, StoreLockedError, ValueTooLargeError } from '../../src/core/errors.js';
+import { CkvError, ConditionFailedError, InvalidKeyError, StoreLockedError, ValueTooLargeError } from '../../src/core/errors.js';
 import { ReplicaClosedError } from '../../src/core/replica.js';
 import { ControlClient, NodeUnreachableError, OutcomeUnknownError, SocketPermissionError } from '../../src/control/client.js';
 import { ConnectionLostError, GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
@@ -50,7 +50,7 @@ describe('the error table', () => {
   it('uses only the documented exit codes and HTTP statuses', () => {
     for (const kind of kinds) {
       assert.ok(Object.values(ExitCode).includes(errorKinds[kind].exit), kind);
-      assert.ok([400, 404, 409, 413, 500, 503].includes(errorKinds[kind].http), `${kind}: HTTP ${errorKinds[kind].http}`);
+      assert.ok([400, 404, 409, 412, 413, 500, 503].includes(errorKinds[kind].http), `${kind}: HTTP ${errorKinds[kind].http}`);
     }
   });
 
@@ -67,6 +67,7 @@ describe('the error table', () => {
       [new StoreLockedError('/tmp/db'), 'storeLocked', ExitCode.failed],
       [new UsageError('--http x: bad'), 'usage', ExitCode.usage],
       [new ClusterKeyError('cannot read'), 'clusterKeyUnreadable', ExitCode.usage],
+      [new ConditionFailedError('k', 'the key to be absent', '1.0@00000000000000aa', false), 'conditionFailed', ExitCode.conditionFailed],
       // src/net throws a plain CkvError with the stable code today.
       [new CkvError('ERR_CLUSTER_KEY', 'cannot read cluster key /x: ENOENT'), 'clusterKeyUnreadable', ExitCode.usage],
       [new CkvError('ERR_SOMETHING_NEW', 'new'), 'failed', ExitCode.failed],
