@@ -1,5 +1,6 @@
 /**
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
+ * Several keys, or `--prefix P`, go to get-many.ts.
  * The value arrives as a GetStream and is written out piece by piece, so a 64 MiB value is
  * never whole in this process (except for --json, which needs it whole).
  *
@@ -23,33 +24,32 @@ import type { Command } from 'commander';
 import type { GetStreamResult } from '../control/client.js';
 import { errnoReason } from '../util/errno.js';
 import { CliError, printJson, withClient } from './common.js';
+import { getMany, type GetOptions } from './get-many.js';
+import { entryJson } from './json.js';
 
 export function register(program: Command): void {
   program
     .command('get')
-    .description('print a value (raw bytes), or write it to a file')
-    .argument('<key>', 'the key')
+    .description('print a value (raw bytes), or write it to a file; several keys, or every key under a prefix (--prefix)')
+    .argument('[keys...]', 'the key (or several keys)')
     .option('-o, --output <file>', 'write the value to this file instead of standard output (replaced only once the whole value has arrived)')
-    .option('--json', 'print key, value (UTF-8 or base64), encoding, version and deleted as JSON; a deleted key prints key, deleted: true and version (exit 1)')
-    .action(async (key: string, options: { output?: string; json?: boolean }, command: Command) => {
+    .option('--prefix <prefix>', 'every live key that starts with this, in key order, streamed')
+    .option('--limit <n>', 'with --prefix: at most this many keys')
+    .option('--json', 'JSON (README "JSON output"): key, found, deleted, value (UTF-8 or base64), encoding, valueBytes, version, time; one object a line for several keys')
+    .action(async (keys: string[], options: GetOptions, command: Command) => {
+      if (options.prefix !== undefined || keys.length !== 1) {
+        await getMany(command, keys, options);
+        return;
+      }
+      if (options.limit !== undefined) throw new CliError('--limit goes with --prefix', 'usage');
+      const key = keys[0]!;
       const output = options.output !== undefined && !options.json ? await OutputFile.open(options.output) : undefined;
       try {
         await withClient(command, async (client) => {
           if (options.json) {
             const reply = await client.get(key);
-            if (!reply.found) {
-              if (reply.deleted) await printJson({ key, deleted: true, version: reply.version });
-              throw notFound(key, reply.deleted);
-            }
-            const text = reply.value.toString('utf8');
-            const isText = Buffer.from(text, 'utf8').equals(reply.value);
-            await printJson({
-              key,
-              value: isText ? text : reply.value.toString('base64'),
-              encoding: isText ? 'utf8' : 'base64',
-              version: reply.version,
-              deleted: false,
-            });
+            await printJson(entryJson(key, reply));
+            if (!reply.found) throw notFound(key, reply.deleted);
             return;
           }
           const head = await client.getStream(key);
@@ -63,7 +63,7 @@ export function register(program: Command): void {
     });
 }
 
-function notFound(key: string, deleted: boolean): CliError {
+export function notFound(key: string, deleted: boolean): CliError {
   return new CliError(deleted ? `key was deleted: ${key}` : `key not found: ${key}`, 'notFound');
 }
 

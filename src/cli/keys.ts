@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { CliError, withClient, writeStdout } from './common.js';
+import { scannedJson } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -13,7 +14,7 @@ export function register(program: Command): void {
     .argument('[prefix]', 'only keys that start with this', '')
     .option('--limit <n>', 'at most this many keys')
     .option('--deleted', "include deleted keys (tombstones), each followed by ' (deleted)'")
-    .option('--json', 'print key, version and deleted (true for a tombstone) as JSON lines')
+    .option('--json', 'one JSON object a line: key, found, deleted (true for a tombstone), version, time')
     .action(async (prefix: string, options: { limit?: string; deleted?: boolean; json?: boolean }, command: Command) => {
       const limit = options.limit === undefined ? 0 : Number(options.limit);
       if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, not ${options.limit}`, 'usage');
@@ -22,7 +23,7 @@ export function register(program: Command): void {
         for await (const entry of client.scan({ prefix, limit, withValues: false, includeDeleted: options.deleted ?? false })) {
           lines.push(
             options.json
-              ? JSON.stringify({ key: entry.key, version: entry.version?.text, deleted: entry.deleted })
+              ? JSON.stringify(scannedJson(entry, false))
               : entry.deleted ? `${entry.key} (deleted)` : entry.key,
           );
           if (lines.length >= 1000) {

@@ -1,6 +1,7 @@
 /** `ckv peers [--json]`: known nodes, their state, last sync and clock offset. */
 import type { Command } from 'commander';
 import { CliError, printJson, withClient, writeStdout } from './common.js';
+import { peerJson } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -8,7 +9,7 @@ export function register(program: Command): void {
     .description("list known peers (state, last sync, clock offset, in sync or not); 'peers forget PEER' drops a dead one")
     .argument('[action]', "'forget' to remove a peer from the list")
     .argument('[peer]', 'the peer id (or node id) to forget; refused while it is connected')
-    .option('--json', 'print as JSON')
+    .option('--json', 'print as one JSON array (README "JSON output")')
     .action(async (action: string | undefined, peer: string | undefined, options: { json?: boolean }, command: Command) => {
       if (action !== undefined) {
         if (action !== 'forget' || !peer) throw new CliError("usage: ckv peers [--json] | ckv peers forget PEER", 'usage');
@@ -19,7 +20,7 @@ export function register(program: Command): void {
       }
       const { peers } = await withClient(command, (client) => client.peers());
       if (options.json) {
-        await printJson(peers);
+        await printJson(peers.map(peerJson));
         return;
       }
       if (peers.length === 0) {

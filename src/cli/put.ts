@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { utf8 } from '../core/bytes.js';
 import { valueBytesMax } from '../core/limits.js';
 import { valueChunkBytes } from '../control/limits.js';
-import { CliError, conditionOption, versionText, withClient, writeStdout } from './common.js';
+import { CliError, conditionOption, printJson, versionText, withClient, writeStdout } from './common.js';
+import { versionFields } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -16,13 +17,15 @@ export function register(program: Command): void {
     .option('-f, --file <file>', 'read the value from a file')
     .option('--if-version <version>', 'only if the key holds exactly this version (as put prints it); else exit 7, nothing written')
     .option('--if-absent', 'only if the key holds nothing (or was deleted); else exit 7, nothing written')
-    .action(async (key: string, value: string | undefined, options: { file?: string; ifVersion?: string; ifAbsent?: boolean }, command: Command) => {
+    .option('--json', 'one JSON document: key, version, time')
+    .action(async (key: string, value: string | undefined, options: { file?: string; ifVersion?: string; ifAbsent?: boolean; json?: boolean }, command: Command) => {
       const condition = conditionOption(options);
       const source = await valueSource(value, options.file);
       const reply = await withClient(command, (client) =>
         source.bytes !== undefined ? client.put(key, source.bytes, condition) : client.putStream(key, source.size, source.chunks!, condition),
       );
-      await writeStdout(`${versionText(reply.version)}\n`);
+      if (options.json) await printJson({ key, ...versionFields(reply.version) });
+      else await writeStdout(`${versionText(reply.version)}\n`);
     });
 }
 

@@ -6,16 +6,17 @@
 import type { Command } from 'commander';
 import type { BootstrapMessage } from '../control/proto.js';
 import { printJson, withClient, writeStdout } from './common.js';
+import { statusJson } from './json.js';
 
 export function register(program: Command): void {
   program
     .command('status')
     .description("show the node's id, cluster, bootstrap addresses (a warning for each that fails), key counts, disk use, Merkle root, clock and counters")
-    .option('--json', 'print as JSON')
+    .option('--json', 'print as one JSON document (numbers as numbers; README "JSON output")')
     .action(async (options: { json?: boolean }, command: Command) => {
       const s = await withClient(command, (client) => client.status());
       if (options.json) {
-        await printJson(s);
+        await printJson(statusJson(s));
         return;
       }
       const lines = [

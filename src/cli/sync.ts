@@ -1,15 +1,21 @@
 /** `ckv sync [PEER]`: run anti-entropy now and print each session's progress. */
 import type { Command } from 'commander';
 import { withClient, writeStdout } from './common.js';
+import { syncJson } from './json.js';
 
 export function register(program: Command): void {
   program
     .command('sync')
     .description('run anti-entropy now with one peer, or every connected peer')
     .argument('[peer]', 'peer id (default: every connected peer)', '')
-    .action(async (peer: string, _options: object, command: Command) => {
+    .option('--json', 'one JSON object a line per step (README "JSON output")')
+    .action(async (peer: string, options: { json?: boolean }, command: Command) => {
       await withClient(command, async (client) => {
         for await (const p of client.sync(peer)) {
+          if (options.json) {
+            await writeStdout(`${JSON.stringify(syncJson(p))}\n`);
+            continue;
+          }
           const detail =
             p.phase === 'started'
               ? ''

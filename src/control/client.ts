@@ -232,8 +232,13 @@ export class ControlClient {
     return new PutPipeline(this.channel.call(`${service}PutPipeline`), this.translate.bind(this));
   }
 
-  /** Many puts in one call; each result has a version or an error. */
-  putMany(puts: { key: string; value: Uint8Array }[]): Promise<{ results: { version: VersionMessage | null; error: string }[] }> {
+  /**
+   * Many puts in one call (at most putManyCountMax); each result has a version or an error
+   * (and its gRPC code). A put with `delete` writes a tombstone; each may carry a condition.
+   */
+  putMany(
+    puts: ({ key: string; value?: Uint8Array; delete?: boolean } & WriteConditionText)[],
+  ): Promise<{ results: { version: VersionMessage | null; error: string; code: number }[] }> {
     return this.unary('PutMany', { puts }, 'the node went away after the puts were sent; they may or may not be stored: check with ckv get');
   }
 

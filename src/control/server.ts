@@ -207,11 +207,11 @@ export class ControlServer {
   private handlers(): grpc.UntypedServiceImplementation {
     const node = this.node;
     return {
-      Put: this.guard(async (req: PutMessage) => ({
-        version: versionMessage(
-          await node.put(req.key, new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength), writeCondition(req.ifVersion, req.ifAbsent)),
-        ),
-      })),
+      Put: this.guard(async (req: PutMessage) => {
+        if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
+        const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
+        return { version: versionMessage(await node.put(req.key, value, writeCondition(req.ifVersion, req.ifAbsent))) };
+      }),
       Get: this.guard(async (req: { key: string }) => {
         const entry = await node.get(checkedKey(req.key));
         if (!entry) return { found: false };
@@ -478,6 +478,8 @@ interface PutMessage {
   value: Buffer;
   ifVersion: string;
   ifAbsent: boolean;
+  /** PutMany and PutPipeline: a tombstone instead of the value. */
+  delete: boolean;
 }
 
 /**
@@ -496,7 +498,8 @@ export function writeCondition(ifVersion: string, ifAbsent: boolean): WriteCondi
 function localWrite(put: PutMessage): LocalWrite | Error {
   try {
     const condition = writeCondition(put.ifVersion ?? '', put.ifAbsent ?? false);
-    return { key: put.key, value: new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength), condition };
+    const value = put.delete ? null : new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength);
+    return { key: put.key, value, condition };
   } catch (error) {
     return error as Error;
   }

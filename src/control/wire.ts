@@ -29,7 +29,14 @@ const m = (message: string, ...fields: Field[]): Schema => ({ message, fields })
 
 export const Version = m('Version', f(1, 'hlc', 'uint64'), f(2, 'node', 'string'), f(3, 'text', 'string'));
 export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));
-export const PutRequest = m('PutRequest', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'ifVersion', 'string'), f(4, 'ifAbsent', 'bool'));
+export const PutRequest = m(
+  'PutRequest',
+  f(1, 'key', 'string'),
+  f(2, 'value', 'bytes'),
+  f(3, 'ifVersion', 'string'),
+  f(4, 'ifAbsent', 'bool'),
+  f(5, 'delete', 'bool'),
+);
 export const PutReply = m('PutReply', f(1, 'version', Version));
 export const GetRequest = m('GetRequest', f(1, 'key', 'string'));
 export const GetReply = m('GetReply', f(1, 'found', 'bool'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));

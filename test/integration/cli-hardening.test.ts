@@ -363,21 +363,23 @@ describe('small things a user meets', () => {
     assert.deepEqual(json.map((e) => [e.key, e.deleted]), [['mk/gone', true], ['mk/live', false]]);
   });
 
-  it('get --json of a deleted key prints deleted: true and the tombstone version, and exits 1', async () => {
+  it('get --json of a deleted key prints found: false, deleted: true and the tombstone version, and exits 1', async () => {
     await cliOk(['put', 'js/gone', 'x']);
     const del = await cliOk(['del', 'js/gone']);
     const get = await cli(['get', 'js/gone', '--json']);
     assert.equal(get.code, 1, get.stderr);
     assertOneLineError(get, /deleted: js\/gone/);
-    const json = JSON.parse(get.stdout.toString()) as { key: string; deleted: boolean; version: { text: string } };
+    const json = JSON.parse(get.stdout.toString()) as { key: string; found: boolean; deleted: boolean; version: string; time: string };
     assert.equal(json.key, 'js/gone');
+    assert.equal(json.found, false);
     assert.equal(json.deleted, true);
-    assert.equal(`${json.version.text}\n`, del.stdout.toString());
+    assert.equal(`${json.version}\n`, del.stdout.toString());
+    assert.equal(new Date(json.time).getTime(), Number(json.version.split('.')[0]), 'time is the version wall clock');
     assert.ok(!('value' in json));
 
     const never = await cli(['get', 'js/never', '--json']);
     assert.equal(never.code, 1);
-    assert.equal(never.stdout.length, 0);
+    assert.deepEqual(JSON.parse(never.stdout.toString()), { key: 'js/never', found: false, deleted: false });
   });
 
   it('get ends the value with a newline on a terminal only', async () => {

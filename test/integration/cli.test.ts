@@ -86,6 +86,9 @@ describe('ckv CLI against a running node', () => {
     assert.equal(json.value, 'bye');
     assert.equal(json.encoding, 'utf8');
     assert.equal(json.deleted, false);
+    assert.equal(json.found, true);
+    assert.equal(json.valueBytes, 3);
+    assert.match(String(json.version), /^\d+\.\d+@[0-9a-f]{16}$/);
 
     const del = await cli(['del', 'greeting']);
     assert.equal(del.code, 0, del.stderr);
@@ -337,7 +340,8 @@ describe('a node across kill -9, restart and ckv node stop', () => {
 
   it('status --json counts live keys and tombstones', async () => {
     const fresh = await statusJson();
-    assert.equal(Number(fresh.keyCount), 0);
+    assert.equal(fresh.keyCount, 0, 'a JSON number');
+    assert.equal(typeof fresh.uptimeMs, 'number');
     assert.equal(Number(fresh.tombstoneCount), 0);
     assert.match(String(fresh.nodeId), /^[0-9a-f]{16}$/);
     nodeId = String(fresh.nodeId);
