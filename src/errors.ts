@@ -29,6 +29,8 @@ export const ExitCode = {
   outcomeUnknown: 6,
   /** A conditional write (--if-version, --if-absent) whose condition did not hold: nothing written. */
   conditionFailed: 7,
+  /** `ckv health`: the cluster is degraded (a member down or silent, data out of sync, a clock off). */
+  degraded: 8,
 } as const;
 
 interface ErrorKindSpec {
@@ -68,6 +70,7 @@ export const errorKinds = {
     where: 'client',
   },
   outcomeUnknown: { matches: ['ERR_OUTCOME_UNKNOWN', 'OutcomeUnknownError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.outcomeUnknown, where: 'client' },
+  degraded: { matches: ['ERR_DEGRADED', 'DegradedError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.degraded, where: 'client' },
   usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
   clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
   storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },

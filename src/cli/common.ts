@@ -29,7 +29,8 @@ export const exitCodeHelp = `Exit codes:
   6  outcome unknown: the node went away after a write was sent; it may or may not be
      stored (check with ckv get)
   7  condition failed: put --if-version/--if-absent or del --if-version found another
-     version (the message names it); nothing was written`;
+     version (the message names it); nothing was written
+  8  degraded: ckv health found a node down or silent, data out of sync, or a clock off`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {
@@ -86,6 +87,23 @@ export function conditionOption(options: { ifVersion?: string; ifAbsent?: boolea
     throw new CliError(`--if-version ${options.ifVersion.slice(0, 80)} is not a version (wallMs.counter@node, as put prints it)`, 'usage');
   }
   return { ifVersion: options.ifVersion };
+}
+
+/** "850 ms ago", "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
+export function formatAge(ms: number): string {
+  const age = Math.max(0, ms);
+  if (age < 1000) return `${Math.round(age)} ms ago`;
+  if (age < 120_000) return `${Math.round(age / 1000)} s ago`;
+  if (age < 7_200_000) return `${Math.round(age / 60_000)} min ago`;
+  if (age < 172_800_000) return `${Math.round(age / 3_600_000)} h ago`;
+  return `${Math.round(age / 86_400_000)} d ago`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 export function versionText(version: VersionMessage | null | undefined): string {

@@ -1,6 +1,6 @@
 /** `ckv peers [--json]`: known nodes, their state, last sync and clock offset. */
 import type { Command } from 'commander';
-import { CliError, printJson, withClient, writeStdout } from './common.js';
+import { CliError, formatAge, printJson, withClient, writeStdout } from './common.js';
 import { peerJson } from './json.js';
 
 export function register(program: Command): void {
@@ -27,8 +27,18 @@ export function register(program: Command): void {
         await writeStdout('no peers\n');
         return;
       }
+      const nowMs = Date.now();
       const rows = peers.map((p) =>
-        [p.peerId, p.nodeId, p.state, `inc ${p.incarnation}`, p.inSync ? 'in-sync' : 'differs', p.lastSyncResult || '-', `${p.clockOffsetMs}ms`, p.addresses.join(',')].join('  '),
+        [
+          p.peerId,
+          p.nodeId,
+          p.state,
+          `inc ${p.incarnation}`,
+          p.inSync ? 'in-sync' : 'differs',
+          p.lastSyncMs === '0' ? 'never synced' : `synced ${formatAge(nowMs - Number(p.lastSyncMs))} (${p.lastSyncResult || '-'})`,
+          `${p.clockOffsetMs}ms`,
+          p.addresses.join(','),
+        ].join('  '),
       );
       await writeStdout(rows.join('\n') + '\n');
     });

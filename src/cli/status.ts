@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import type { BootstrapMessage } from '../control/proto.js';
-import { printJson, withClient, writeStdout } from './common.js';
-import { statusJson } from './json.js';
+import { formatAge, formatBytes, printJson, withClient, writeStdout } from './common.js';
+import { statusJson, versionTime } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -14,23 +14,27 @@ export function register(program: Command): void {
     .description("show the node's id, cluster, bootstrap addresses (a warning for each that fails), key counts, disk use, Merkle root, clock and counters")
     .option('--json', 'print as one JSON document (numbers as numbers; README "JSON output")')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const s = await withClient(command, (client) => client.status());
+      const [s, { peers }] = await withClient(command, (client) => Promise.all([client.status(), client.peers()]));
       if (options.json) {
         await printJson(statusJson(s));
         return;
       }
+      const nowMs = Date.now();
+      const lastSyncMs = Math.max(0, ...peers.map((p) => Number(p.lastSyncMs)));
+      const up = peers.filter((p) => p.state === 'up').length;
       const lines = [
         `node        ${s.nodeId}${s.peerId ? `  (peer ${s.peerId})` : ''}`,
         `cluster     ${s.cluster}`,
         `listening   ${s.listenAddresses.length ? s.listenAddresses.join(' ') : '-'}`,
         `http        ${s.httpUrl || 'off'}`,
         ...s.bootstrap.map(bootstrapLine),
+        `peers       ${up} up of ${peers.length} known${lastSyncMs > 0 ? `; last synced ${formatAge(nowMs - lastSyncMs)}` : peers.length > 0 ? '; not synced yet' : ''}`,
         `keys        ${s.keyCount} (${s.tombstoneCount} tombstones)`,
         `disk        ${formatBytes(Number(s.bytesOnDisk))} in ${s.dataDir}`,
         `merkle root ${s.merkleRoot.slice(0, 16)}`,
-        `hlc         ${s.hlcNow?.text ?? '-'}`,
+        `hlc         ${s.hlcNow?.text ?? '-'}${s.hlcNow ? ` (${versionTime(s.hlcNow)})` : ''}`,
         ...(s.clockWarning ? [`clock       ${s.clockWarning}`] : []),
-        `uptime      ${(Number(s.uptimeMs) / 1000).toFixed(1)} s`,
+        `uptime      ${formatDuration(Number(s.uptimeMs))}`,
         `incarnation ${s.incarnation}`,
         `version     ${s.version}`,
       ];
@@ -50,9 +54,11 @@ function bootstrapLine(b: BootstrapMessage): string {
   return `bootstrap   ${b.address} ${b.state}${b.peerId && b.state === 'connected' ? ` (peer ${b.peerId})` : ''}`;
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+/** "42.0 s", "12 min 5 s", "3 h 2 min", "2 d 4 h". */
+function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
 }

@@ -17,6 +17,7 @@ import { grpcMessageBytesMax, unaryPutBytesMax, valueChunkBytes } from './limits
 import type {
   ChangeMessage,
   EntryMessage,
+  HealthReplyMessage,
   HolderMessage,
   PeerMessage,
   StatusMessage,
@@ -281,6 +282,9 @@ export class ControlClient {
   /** Deletes (a tombstone); with `ifVersion`, only if the key holds exactly that version. */
   delete(key: string, condition: { ifVersion?: string } = {}): Promise<{ version: VersionMessage }> {
     return this.unary('Delete', { key, ...condition }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
+  }
+  health(): Promise<HealthReplyMessage> {
+    return this.unary('Health', {});
   }
   hasKey(key: string): Promise<{ found: boolean; version: VersionMessage | null; deleted: boolean }> {
     return this.unary('HasKey', { key });

@@ -105,6 +105,33 @@ export interface PeerMessage {
   inSync: boolean;
   incarnation: string;
 }
+export interface MemberHealthMessage {
+  nodeId: string;
+  peerId: string;
+  self: boolean;
+  state: string;
+  reported: boolean;
+  version: string;
+  incarnation: string;
+  keyCount: string;
+  tombstoneCount: string;
+  bytesOnDisk: string;
+  merkleRoot: string;
+  uptimeMs: string;
+  peersUp: string;
+  clockWarning: string;
+  clockOffsetMs: string;
+  lastSyncMs: string;
+  lastSyncResult: string;
+  inSync: boolean;
+  error: string;
+}
+export interface HealthReplyMessage {
+  healthy: boolean;
+  problems: string[];
+  members: MemberHealthMessage[];
+  timeMs: string;
+}
 export interface HolderMessage {
   nodeId: string;
   peerId: string;

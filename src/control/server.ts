@@ -21,6 +21,7 @@ import { checkKey, parseVersionText, type Entry, type Version, type WriteConditi
 import type { LocalWrite } from '../core/replica.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
 import type { ChangeEvent, NodeApi } from '../node/api.js';
+import type { ClusterHealth } from '../node/health.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
 import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
@@ -74,6 +75,35 @@ function peerMessage(p: PeerView): object {
     clockOffsetMs: String(p.clockOffsetMs),
     inSync: p.inSync,
     incarnation: String(p.incarnation),
+  };
+}
+
+function healthMessage(h: ClusterHealth): object {
+  return {
+    healthy: h.healthy,
+    problems: h.problems,
+    timeMs: String(h.timeMs),
+    members: h.members.map((m) => ({
+      nodeId: m.nodeId,
+      peerId: m.peerId,
+      self: m.self,
+      state: m.state,
+      reported: m.report !== undefined,
+      version: m.report?.version ?? '',
+      incarnation: String(m.report?.incarnation ?? 0),
+      keyCount: String(m.report?.keys ?? 0),
+      tombstoneCount: String(m.report?.tombstones ?? 0),
+      bytesOnDisk: String(m.report?.bytesOnDisk ?? 0),
+      merkleRoot: m.report?.merkleRoot ?? '',
+      uptimeMs: String(m.report?.uptimeMs ?? 0),
+      peersUp: String(m.report?.peersUp ?? 0),
+      clockWarning: m.report?.clockWarning ?? '',
+      clockOffsetMs: String(m.clockOffsetMs),
+      lastSyncMs: String(m.lastSyncMs),
+      lastSyncResult: m.lastSyncResult,
+      inSync: m.inSync,
+      error: m.error,
+    })),
   };
 }
 
@@ -243,6 +273,7 @@ export class ControlServer {
       })),
       Status: this.guard(async () => statusMessage(await node.status())),
       Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
+      Health: this.guard(async () => healthMessage(await node.health())),
       ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),
       Leave: this.guard(async () => {
         setImmediate(() => void node.stop('leave requested'));

@@ -104,6 +104,30 @@ export const Peer = m(
   f(9, 'incarnation', 'uint64'),
 );
 export const PeersReply = m('PeersReply', f(1, 'peers', Peer, true));
+export const HealthRequest = m('HealthRequest');
+export const MemberHealth = m(
+  'MemberHealth',
+  f(1, 'nodeId', 'string'),
+  f(2, 'peerId', 'string'),
+  f(3, 'self', 'bool'),
+  f(4, 'state', 'string'),
+  f(5, 'reported', 'bool'),
+  f(6, 'version', 'string'),
+  f(7, 'incarnation', 'uint64'),
+  f(8, 'keyCount', 'uint64'),
+  f(9, 'tombstoneCount', 'uint64'),
+  f(10, 'bytesOnDisk', 'uint64'),
+  f(11, 'merkleRoot', 'string'),
+  f(12, 'uptimeMs', 'uint64'),
+  f(13, 'peersUp', 'uint64'),
+  f(14, 'clockWarning', 'string'),
+  f(15, 'clockOffsetMs', 'int64'),
+  f(16, 'lastSyncMs', 'uint64'),
+  f(17, 'lastSyncResult', 'string'),
+  f(18, 'inSync', 'bool'),
+  f(19, 'error', 'string'),
+);
+export const HealthReply = m('HealthReply', f(1, 'healthy', 'bool'), f(2, 'problems', 'string', true), f(3, 'members', MemberHealth, true), f(4, 'timeMs', 'uint64'));
 export const HasKeyRequest = m('HasKeyRequest', f(1, 'key', 'string'));
 export const HasKeyReply = m('HasKeyReply', f(1, 'found', 'bool'), f(2, 'version', Version), f(3, 'deleted', 'bool'));
 export const WhereIsRequest = m('WhereIsRequest', f(1, 'key', 'string'));
@@ -171,6 +195,7 @@ export const methods = {
   PutStream: { request: PutChunk, reply: PutReply },
   GetStream: { request: GetRequest, reply: GetChunk },
   PutPipeline: { request: PutRequest, reply: PutManyReply },
+  Health: { request: HealthRequest, reply: HealthReply },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -179,7 +204,7 @@ export const allSchemas: readonly Schema[] = [
   Version, Entry, PutRequest, PutReply, GetRequest, GetReply, DeleteRequest, DeleteReply, ScanRequest, WatchRequest,
   Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
-  PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk,
+  PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply,
 ];
 
 export class WireError extends Error {

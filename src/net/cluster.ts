@@ -36,7 +36,7 @@ import type { Logger } from '../util/logger.js';
 import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
 import { BootstrapHealth, type BootstrapView } from './bootstrap-health.js';
 import { createNetwork, type BootstrapEvent, type CkvLibp2p } from './libp2p.js';
-import { QueryService, type Holding } from './query-protocol.js';
+import { QueryService, type HealthReport, type Holding } from './query-protocol.js';
 import { SyncService, syncProtocolId, type SessionReport } from './sync-protocol.js';
 
 /** How long a clean stop waits for its leave message to go out. */
@@ -100,6 +100,8 @@ export interface ClusterComponents {
   store: Pick<Store, 'getMeta' | 'putMeta'>;
   /** The node's wall clock (Date.now unless a test skews it). */
   wallClockMs?: () => number;
+  /** This node's report of itself, for `ckv health` asked on another node (query protocol). */
+  healthReport?: () => Promise<HealthReport>;
 }
 
 export class ClusterNetwork {
@@ -195,7 +197,7 @@ export class ClusterNetwork {
         ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
       },
     );
-    const query = new QueryService(base, config.cluster);
+    const query = new QueryService({ ...base, healthReport: components.healthReport }, config.cluster);
     const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config, bootstrap);
     self.cluster = cluster;
     await cluster.begin();
@@ -315,6 +317,20 @@ export class ClusterNetwork {
         }
       }),
     );
+  }
+
+  /** Each up member's report of itself (or why it gave none), asked at once, each within `timeoutMs`. */
+  async healthOfPeers(timeoutMs: number): Promise<Map<string, { report?: HealthReport; error?: string }>> {
+    const answers = await Promise.all(
+      this.membership.upPeerIds().map(async (peerId): Promise<[string, { report?: HealthReport; error?: string }]> => {
+        try {
+          return [peerId, { report: await this.query.health(peerIdFromString(peerId), timeoutMs) }];
+        } catch (error) {
+          return [peerId, { error: errorText(error) }];
+        }
+      }),
+    );
+    return new Map(answers);
   }
 
   // --- libp2p and gossip events into the membership -----------------------------------------

@@ -1,8 +1,12 @@
 /**
  * `/ckv/<cluster>/query/1.0.0`: one request frame, one reply frame, then the stream closes.
- * Used by WhereIs: "which version of this key do you hold?". Frames: u8 version, u8 type
- * (only append: part of the protocol); request `whereis` = key; reply = the holder's node id
- * (8 bytes), u8 found, then for a found key u8 deleted and the version.
+ * Frames: u8 version, u8 type (only append: part of the protocol).
+ * - `whereis` (WhereIs: "which version of this key do you hold?"): request = key; reply = the
+ *   holder's node id (8 bytes), u8 found, then for a found key u8 deleted and the version.
+ * - `health` (`ckv health`: "how are you?"): empty request; reply = the node's own report
+ *   (HealthReport: id, software version, incarnation, counts, disk, Merkle root, uptime, its
+ *   wall clock, members up, clock warning). A report is what that node says of itself, shown
+ *   as such; the asking node's own view of it (state, clock offset, last sync) stands beside.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { ByteReader, ByteWriter, fromHex, toHex } from '../core/bytes.js';
@@ -15,7 +19,11 @@ import { FramedStream } from './framed-stream.js';
 import type { CkvLibp2p } from './libp2p.js';
 
 const queryVersion = 1;
-const QueryType = { whereIs: 1 } as const;
+/** Only append: the values are part of the protocol. */
+const QueryType = { whereIs: 1, health: 2 } as const;
+const softwareVersionTextMax = 64;
+const clockWarningTextMax = 512;
+const merkleRootBytes = 32;
 const queryFrameBytesMax = keyBytesMax + 64;
 const queryTimeoutMs = 5_000;
 
@@ -31,12 +39,55 @@ export interface Holding {
   deleted: boolean;
 }
 
+/** What a node reports of itself to `ckv health` on another node. */
+export interface HealthReport {
+  nodeId: string;
+  /** ckv's software version. */
+  version: string;
+  incarnation: number;
+  keys: number;
+  tombstones: number;
+  bytesOnDisk: number;
+  /** Hex, 64 characters. */
+  merkleRoot: string;
+  uptimeMs: number;
+  /** Its wall clock when it answered. */
+  timeMs: number;
+  /** Members it sees up. */
+  peersUp: number;
+  /** Why it refuses writes, if it does ('' if not). */
+  clockWarning: string;
+}
+
+export function encodeHealthReport(w: ByteWriter, report: HealthReport): ByteWriter {
+  w.raw(fromHex(report.nodeId)).string(report.version.slice(0, softwareVersionTextMax)).varint(report.incarnation);
+  w.varint(report.keys).varint(report.tombstones).varint(report.bytesOnDisk).raw(fromHex(report.merkleRoot));
+  w.varint(report.uptimeMs).varint(report.timeMs).varint(report.peersUp).string(report.clockWarning.slice(0, clockWarningTextMax));
+  return w;
+}
+
+export function decodeHealthReport(r: ByteReader): HealthReport {
+  return {
+    nodeId: toHex(r.raw(nodeIdBytes)),
+    version: r.string(softwareVersionTextMax, 'software version'),
+    incarnation: r.varint(),
+    keys: r.varint(),
+    tombstones: r.varint(),
+    bytesOnDisk: r.varint(),
+    merkleRoot: toHex(r.raw(merkleRootBytes)),
+    uptimeMs: r.varint(),
+    timeMs: r.varint(),
+    peersUp: r.varint(),
+    clockWarning: r.string(clockWarningTextMax, 'clock warning'),
+  };
+}
+
 export class QueryService {
   readonly protocol: string;
   private started = false;
 
   constructor(
-    private readonly components: { libp2p: CkvLibp2p; replica: Replica; counters: Counters },
+    private readonly components: { libp2p: CkvLibp2p; replica: Replica; counters: Counters; healthReport?: (() => Promise<HealthReport>) | undefined },
     cluster: string,
   ) {
     this.protocol = queryProtocolId(cluster);
@@ -57,23 +108,35 @@ export class QueryService {
   }
 
   /** What `peer` holds of `key`. Throws on failure. */
-  async whereIs(peer: PeerId, key: string): Promise<Holding> {
+  whereIs(peer: PeerId, key: string): Promise<Holding> {
     checkKey(key);
-    const signal = AbortSignal.timeout(queryTimeoutMs);
+    return this.ask(peer, new ByteWriter().u8(queryVersion).u8(QueryType.whereIs).string(key).finish(), (r) => {
+      const nodeId = toHex(r.raw(nodeIdBytes));
+      const found = r.u8() === 1;
+      return found ? { nodeId, deleted: r.u8() === 1, version: readVersion(r) } : { nodeId, deleted: false, version: undefined };
+    });
+  }
+
+  /** `peer`'s report of itself. Throws on failure (an older peer that does not know the query closes the stream). */
+  health(peer: PeerId, timeoutMs = queryTimeoutMs): Promise<HealthReport> {
+    return this.ask(peer, new ByteWriter().u8(queryVersion).u8(QueryType.health).finish(), decodeHealthReport, timeoutMs);
+  }
+
+  /** One request frame, one reply frame read with `read` (which must consume it all). */
+  private async ask<T>(peer: PeerId, request: Uint8Array, read: (r: ByteReader) => T, timeoutMs = queryTimeoutMs): Promise<T> {
+    const signal = AbortSignal.timeout(timeoutMs);
     const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
     const framed = new FramedStream(stream, { frameBytesMax: queryFrameBytesMax, signal });
     try {
-      await framed.write(new ByteWriter().u8(queryVersion).u8(QueryType.whereIs).string(key).finish());
+      await framed.write(request);
       const reply = await framed.read();
       if (!reply) throw new Error('peer closed the query without a reply');
       const r = new ByteReader(reply);
       if (r.u8() !== queryVersion) throw new MalformedError('unsupported query reply version');
-      const nodeId = toHex(r.raw(nodeIdBytes));
-      const found = r.u8() === 1;
-      const holding: Holding = found ? { nodeId, deleted: r.u8() === 1, version: readVersion(r) } : { nodeId, deleted: false, version: undefined };
+      const answer = read(r);
       r.end();
       await framed.close().catch(() => undefined);
-      return holding;
+      return answer;
     } catch (error) {
       framed.abort(error as Error);
       throw error;
@@ -86,7 +149,16 @@ export class QueryService {
       const request = await framed.read();
       if (!request) return;
       const r = new ByteReader(request);
-      if (r.u8() !== queryVersion || r.u8() !== QueryType.whereIs) throw new MalformedError('unsupported query');
+      if (r.u8() !== queryVersion) throw new MalformedError('unsupported query version');
+      const type = r.u8();
+      if (type === QueryType.health && this.components.healthReport) {
+        r.end();
+        const report = await this.components.healthReport();
+        await framed.write(encodeHealthReport(new ByteWriter().u8(queryVersion), report).finish());
+        await framed.close();
+        return;
+      }
+      if (type !== QueryType.whereIs) throw new MalformedError(`unsupported query type ${type}`);
       const key = r.string(keyBytesMax, 'key');
       r.end();
       const entry = await this.components.replica.get(key);

@@ -6,6 +6,7 @@
  * each request is one method here. Errors thrown are the kinds of src/errors.ts.
  */
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
+import type { ClusterHealth } from './health.js';
 import type { AppliedChange, LocalWrite } from '../core/replica.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeStatus, PeerView } from './status.js';
@@ -65,6 +66,8 @@ export interface NodeApi {
   status(): Promise<NodeStatus>;
   /** Known peers (the `peers` of status()). */
   peers(): Promise<PeerView[]>;
+  /** This node and every member it knows, each up member asked for its own report (`ckv health`). */
+  health(): Promise<ClusterHealth>;
   /** Forgets a peer; false if it was not known. */
   forget(peerId: string): Promise<boolean>;
   /** Anti-entropy now with one peer or every connected one. Throws NoPeersError, UnknownPeerError. */

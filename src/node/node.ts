@@ -33,8 +33,12 @@ import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
 import { prepareDataDir } from './data-dir.js';
+import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
+
+/** How long `ckv health` waits for each member's report (they are asked at once). */
+const healthAnswerTimeoutMs = 2_000;
 
 export class CkvNode implements NodeApi {
   readonly config: NodeConfig;
@@ -122,6 +126,7 @@ export class CkvNode implements NodeApi {
         logger: this.logger,
         store: this.store,
         wallClockMs: this.wallClockMs,
+        healthReport: async () => selfReport(await this.status()),
       });
     } catch (error) {
       await this.cluster?.stop().catch(() => undefined);
@@ -215,6 +220,12 @@ export class CkvNode implements NodeApi {
       writeStats: this.writeStats,
       sizeBytes: () => this.store.sizeBytes(),
     });
+  }
+
+  /** `ckv health`: this node and every member it knows, each up member asked for its report. */
+  async health(): Promise<ClusterHealth> {
+    const answers = (await this.cluster?.healthOfPeers(healthAnswerTimeoutMs)) ?? new Map();
+    return clusterHealth(await this.status(), answers);
   }
 
   async peers(): Promise<PeerView[]> {
