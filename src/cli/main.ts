@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ckvVersion } from '../config.js';
 import { describeError, ExitCode, exitCodeHelp } from './common.js';
 import * as clusterKey from './cluster-key.js';
+import * as completion from './completion.js';
 import * as del from './del.js';
 import * as demo from './demo.js';
 import * as get from './get.js';
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
       // One line: `ckv: <what is wrong> (run ckv --help for usage)`.
       outputError: (text, write) => write(`${text.trim().replace(/^error: /, 'ckv: ')} (run ckv --help for usage)\n`),
     });
-  for (const command of [node, put, get, del, keys, watch, status, health, peers, whereis, sync, clusterKey, demo]) command.register(program);
+  for (const command of [node, put, get, del, keys, watch, status, health, peers, whereis, sync, clusterKey, demo, completion]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
     for (const subsub of sub.commands) subsub.exitOverride();

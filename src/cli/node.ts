@@ -2,9 +2,20 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
+import { clockDriftMsMax, inboundSessionsMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
+import { isLogLevel } from '../util/log-level.js';
 import { CliError, globalOptions, withClient, writeStdout } from './common.js';
+import { readConfigFile } from './config-file.js';
 
 interface StartOptions {
+  config?: string;
+  socket?: string;
+  valueBytesMax?: string;
+  merkleDepth?: string;
+  clockDriftMsMax?: string;
+  inboundSessionsMax?: string;
+  logLevel?: string;
+  logFormat?: string;
   dataDir?: string;
   listen?: string[];
   bootstrap?: string[];
@@ -21,12 +32,39 @@ interface StartOptions {
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/** The shallowest Merkle tree (one level of 16 leaves; MerkleTree asserts 1..merkleDepthMax). */
+const merkleDepthMin = 1;
+
+function wholeNumber(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CliError(`${flag} must be a whole number from ${min} to ${max}, not ${text}`, 'usage');
+  }
+  return n;
+}
+
+/**
+ * The flags, with every setting of --config FILE that the command line did not give
+ * (commander says where each value came from: 'cli', 'default', ...).
+ */
+async function withConfigFile(flags: StartOptions, command: Command): Promise<StartOptions> {
+  if (flags.config === undefined) return flags;
+  const fromFile = await readConfigFile(flags.config);
+  const merged: Record<string, unknown> = { ...flags };
+  for (const [attribute, value] of Object.entries(fromFile)) {
+    const source = attribute === 'socket' ? undefined : command.getOptionValueSource(attribute);
+    if (source !== 'cli') merged[attribute] = value;
+  }
+  return merged as unknown as StartOptions;
+}
+
 export function register(program: Command): void {
   const node = program.command('node').description('run or stop a node');
 
   node
     .command('start')
     .description('run a node in the foreground until Ctrl-C or SIGTERM')
+    .option('--config <file>', 'read settings from this TOML file (keys named like these flags; a flag given here wins)')
     .option('--data-dir <dir>', 'data directory (default: $CKV_DATA_DIR, $XDG_DATA_HOME/ckv or ~/.local/share/ckv)')
     .option('--listen <multiaddr>', 'libp2p listen address, repeatable (default /ip4/0.0.0.0/tcp/4455)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial at start and redial when lost, repeatable', collect)
@@ -37,6 +75,12 @@ export function register(program: Command): void {
     .option('--http <host:port>', "status page and HTTP gateway address, or 'off'; a busy address fails the start (default 127.0.0.1:7070, or the next free port)")
     .option('--sync-interval-ms <ms>', 'mean time between anti-entropy sessions with a peer, ms, >= 10 (default 1000)')
     .option('--reset-clock-bound', "start the clock at this host's time even if the node ran with its clock set ahead (check the peers' clocks first)")
+    .option('--value-bytes-max <bytes>', `largest value accepted, bytes, 1..${valueBytesMax} (default ${valueBytesMax})`)
+    .option('--merkle-depth <n>', `Merkle tree depth, ${merkleDepthMin}..${merkleDepthMax}; every node of a cluster must use the same (default ${merkleDepthDefault})`)
+    .option('--clock-drift-ms-max <ms>', `how far ahead of this node's clock a peer's stamp may be before it is refused, ms (default ${clockDriftMsMax})`)
+    .option('--inbound-sessions-max <n>', `anti-entropy sessions served at once, 1..64 (default ${inboundSessionsMax})`)
+    .option('--log-level <level>', "least severe log lines written: info, warn or error (default info)")
+    .option('--log-format <format>', "log lines as text ('<time> <level> <event> key=value ...') or json (one object a line) (default text)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
     .addOption(new Option('--test-clock-skew-ms <ms>', "tests only: add this to the node's wall clock").hideHelp())
     .addHelpText(
@@ -47,11 +91,12 @@ The global --socket PATH (before or after the command) moves this node's control
 socket left by a killed node is replaced. The data directory is created if needed (mode
 0700) and must be writable (exit 2 otherwise).`,
     )
-    .action(async (options: StartOptions, command: Command) => {
+    .action(async (flags: StartOptions, command: Command) => {
+      const options = await withConfigFile(flags, command);
       const dataDir = resolve(options.dataDir ?? defaultDataDir());
       const config = defaultConfig(dataDir);
       // --socket on `node start` moves the control socket; default <data-dir>/ckv.sock.
-      config.socketPath = globalOptions(command).socket ?? socketPathFor(dataDir);
+      config.socketPath = globalOptions(command).socket ?? options.socket ?? socketPathFor(dataDir);
       config.cluster = options.cluster;
       config.rebindCluster = options.rebindCluster === true;
       config.mdns = options.mdns;
@@ -67,6 +112,14 @@ socket left by a killed node is replaced. The data directory is created if neede
         if (!Number.isInteger(ms) || ms < 10) throw new CliError(`--sync-interval-ms must be a whole number >= 10, not ${options.syncIntervalMs}`, 'usage');
         config.syncIntervalMs = ms;
       }
+      if (options.valueBytesMax !== undefined) config.valueBytesMax = wholeNumber('--value-bytes-max', options.valueBytesMax, 1, valueBytesMax);
+      if (options.merkleDepth !== undefined) config.merkleDepth = wholeNumber('--merkle-depth', options.merkleDepth, merkleDepthMin, merkleDepthMax);
+      if (options.clockDriftMsMax !== undefined) config.clockDriftMsMax = wholeNumber('--clock-drift-ms-max', options.clockDriftMsMax, 1, 86_400_000);
+      if (options.inboundSessionsMax !== undefined) config.inboundSessionsMax = wholeNumber('--inbound-sessions-max', options.inboundSessionsMax, 1, 64);
+      const logLevel = options.logLevel ?? 'info';
+      if (!isLogLevel(logLevel)) throw new CliError(`--log-level must be info, warn or error, not ${logLevel}`, 'usage');
+      const logFormat = options.logFormat ?? 'text';
+      if (logFormat !== 'text' && logFormat !== 'json') throw new CliError(`--log-format must be text or json, not ${logFormat}`, 'usage');
       if (options.testNoGossip) config.gossip = false;
       if (options.resetClockBound) config.resetClockBound = true;
       if (options.testClockSkewMs !== undefined) {
@@ -77,7 +130,7 @@ socket left by a killed node is replaced. The data directory is created if neede
       // Loaded here, not at the top: every other command stays free of libp2p's start-up cost.
       const { startNode } = await import('../node/wiring.js');
       const { stderrLogger } = await import('../util/logger.js');
-      const logger = stderrLogger();
+      const logger = stderrLogger({ level: logLevel, format: logFormat });
       const running = await startNode(config, logger);
       await new Promise<void>((done) => {
         running.onStop(done);

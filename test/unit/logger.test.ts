@@ -13,7 +13,7 @@ import { formatValue, stderrLogger } from '../../src/util/logger.js';
 
 function logged(fields: Record<string, unknown>): string {
   const lines: string[] = [];
-  stderrLogger((line) => lines.push(line)).warn('something failed', fields);
+  stderrLogger({ write: (line) => lines.push(line) }).warn('something failed', fields);
   assert.equal(lines.length, 1);
   const [line] = lines;
   assert.ok(line!.endsWith('\n'));
