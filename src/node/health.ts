@@ -52,6 +52,11 @@ export function selfReport(status: NodeStatus): HealthReport {
     timeMs: status.timeMs,
     peersUp: status.peers.filter((p) => p.state === 'up').length,
     clockWarning: status.clock.warning,
+    // Its view of every member it knows (the cluster matrix on the status page); the query
+    // protocol caps the count at membersMax.
+    peers: status.peers
+      .filter((p) => p.nodeId !== '')
+      .map((p) => ({ nodeId: p.nodeId, state: p.state, inSync: p.inSync, lastSyncMs: p.lastSyncMs, clockOffsetMs: p.clockOffsetMs })),
   };
 }
 
