@@ -3,8 +3,8 @@
  *
  * One outlier must not flatten a chart: a minute with one 3 s convergence sample and the rest
  * near 5 ms would otherwise draw every other point on the floor. So the scale is taken from
- * the window's 95th percentile when the largest value is more than twice it (and there are at
- * least 5 values); the values above the scale are drawn at its top and marked as clipped (the
+ * the window's 95th percentile (or `floor`, if more) when the largest value is more than twice
+ * that (and there are at least 5 values); the values above the scale are drawn at its top and marked as clipped (the
  * page says how many and the peak). Otherwise the scale covers the largest value. Either way
  * it is rounded up to a whole number of "nice" steps (1, 2 or 5 times a power of ten), about
  * four of them, and the ticks are 0, step, 2 x step, ... up to the top, never below `floor`.
@@ -41,13 +41,12 @@ export function chartScale(values: readonly (number | null | undefined)[], floor
     return a - b;
   });
   const peak = sorted.length ? sorted[sorted.length - 1]! : 0;
-  let wanted = peak;
+  const base = floor > 0 ? floor : 1;
+  let wanted = Math.max(peak, base);
   if (sorted.length >= 5) {
-    const p95 = sorted[Math.floor(0.95 * (sorted.length - 1))]!;
+    const p95 = Math.max(sorted[Math.floor(0.95 * (sorted.length - 1))]!, base);
     if (peak > 2 * p95) wanted = p95;
   }
-  const base = floor > 0 ? floor : 1;
-  wanted = Math.max(wanted, base);
   const step = niceStep(wanted / 4);
   const max = Math.ceil(wanted / step - 1e-9) * step;
   const ticks: number[] = [];

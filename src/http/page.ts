@@ -26,9 +26,9 @@
  * - `<table id="matrix">`: `tr.observer[data-node-id][data-answered=true|false][data-in-sync]`
  *   per reporting node, with `td.cell[data-subject=<node id>][data-state=self|up|unreachable|
  *   left|unknown][data-in-sync]` per node it may see;
- * - `<ul id="timeline">`: `li.event[data-seq][data-kind]`, newest first;
+ * - `<ul id="timeline">`: `li.event[data-seq][data-kind][data-node-id]`, newest first;
  * - the key browser: `#key-prefix`, `#key-deleted` (checkbox), `#key-form`, `#key-next`,
- *   `#key-prev`, rows `#key-rows tr.key[data-key][data-deleted]` with `td.preview`;
+ *   `#key-prev`, rows `#key-rows tr.entry[data-key][data-deleted]` with `td.preview`;
  * - charts: `#<chart>-axis .tick` labels, `#<chart>-clipped` (what the scale cut off).
  *
  * Everything that comes from peers (addresses, sync results) is text: the server escapes it,
@@ -101,7 +101,10 @@ footer { margin-top: 20px; font-size: 13px; color: var(--muted); }
 svg.chart .clip { stroke: var(--bad); stroke-width: 8; }
 .scroll { overflow-x: auto; }
 #matrix td, #matrix th { white-space: nowrap; font-size: 13px; }
-#matrix td.cell .sub, .ev .sub, #keys .sub { display: block; font-size: 11px; color: var(--muted); }
+#matrix td .sub, #keys .sub { display: block; font-size: 11px; color: var(--muted); }
+#matrix th { text-transform: none; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+#timeline .sub { margin-left: 10px; color: var(--muted); overflow-wrap: anywhere; }
+#timeline code { margin-left: 6px; }
 #matrix tr.observer[data-answered="false"] { background: var(--bad-bg); }
 .b-unknown { background: var(--idle-bg); color: var(--idle); }
 #timeline { list-style: none; margin: 0; padding: 0; max-height: 360px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; }
@@ -434,7 +437,7 @@ const script = `
     var thead = el('thead'), head = el('tr');
     head.appendChild(el('th', null, 'node (as this node sees it)'));
     for (var i = 0; i < nodes.length; i++) {
-      var th = el('th', null, shortId(nodes[i].nodeId || nodes[i].peerId));
+      var th = el('th', null, (nodes[i].nodeId || nodes[i].peerId).slice(0, 8) + (nodes[i].self ? ' (here)' : ''));
       th.title = 'how each node sees ' + (nodes[i].nodeId || nodes[i].peerId);
       head.appendChild(th);
     }
@@ -457,7 +460,7 @@ const script = `
       code.title = n.nodeId + ' \u00b7 ' + n.peerId;
       first.appendChild(code);
       first.appendChild(document.createTextNode(' '));
-      var b = stateBadge(n.state, n.inSync);
+      var b = !n.self && n.state === 'up' && !n.answered ? ['b-unreachable', 'up \u00b7 not answering'] : stateBadge(n.state, n.inSync);
       first.appendChild(el('span', 'badge ' + b[0], n.self ? 'this node' : b[1]));
       if (!n.self && n.state === 'up') {
         var sub = el('span', 'sub');
@@ -535,6 +538,7 @@ const script = `
       var li = el('li', 'event ' + (badKinds[e.kind] ? 'bad' : goodKinds[e.kind] ? 'good' : ''));
       li.setAttribute('data-seq', String(e.seq));
       li.setAttribute('data-kind', e.kind);
+      li.setAttribute('data-node-id', e.nodeId);
       li.appendChild(agoSpan(e.timeMs));
       li.appendChild(el('strong', null, e.kind));
       if (e.nodeId || e.peerId) {
@@ -568,7 +572,7 @@ const script = `
       tbody.textContent = '';
       for (var i = 0; i < items.length; i++) {
         var it = items[i];
-        var row = el('tr', 'key');
+        var row = el('tr', 'entry');
         row.setAttribute('data-key', it.key);
         row.setAttribute('data-deleted', it.deleted ? 'true' : 'false');
         var k = el('td'); k.appendChild(el('code', 'id', it.key)); row.appendChild(k);

@@ -43,6 +43,14 @@ describe('chartScale', () => {
     assert.equal(scale.peak, 3000);
   });
 
+  it('a spike over a quiet window (below twice the floor) is shown, not clipped', () => {
+    const values = Array.from({ length: 60 }, () => 0);
+    values[59] = 5;
+    const scale = chartScale(values, 4);
+    assert.equal(scale.clipped, 0);
+    assert.ok(scale.max >= 5);
+  });
+
   it('a window that is merely spread out is not clipped', () => {
     const values = Array.from({ length: 60 }, (_, i) => i * 10);
     const scale = chartScale(values, 1);
