@@ -607,10 +607,10 @@ const script = `
 
   // --- polling the console's parts: every 2 s, one request each at a time --------------------
   var inFlight = {};
-  function every2s(name, url, onReply) {
+  function every2s(name, pathFn, onReply) {
     if (inFlight[name]) return;
     inFlight[name] = true;
-    fetch(url(), { cache: 'no-store' }).then(function (r) {
+    fetch(pathFn(), { cache: 'no-store' }).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.json();
     }).then(onReply, function () { /* shown stale; the next poll retries */ }).then(function () { inFlight[name] = false; });
