@@ -519,6 +519,7 @@ const script = `
     var h = $('cluster-health');
     h.className = 'health ' + (c.healthy ? 'ok' : 'bad');
     setText(h, c.healthy ? 'cluster healthy: every node up, answering and in sync' : c.problems.slice(0, 3).join(' \u00b7 ') + (c.problems.length > 3 ? ' \u00b7 \u2026' : ''));
+    setText($('cluster-more'), c.nodesTotal > nodes.length ? 'showing the first ' + nodes.length + ' of ' + c.nodesTotal + ' nodes (ckv health lists them all)' : '');
     var at = $('cluster-at');
     at.setAttribute('data-ms', String(c.timeMs));
     at.title = c.time;
@@ -829,6 +830,7 @@ ${[selfRow, ...snap.peers.map((p) => peerRow(p, snap.timeMs))].join('\n')}
 <h2>Cluster: every node's view <span class="legend">(asked <span id="cluster-at" class="ago" data-ms="0">never</span>; rows: each node's report of whom it sees; a cell: state, last sync, clock offset)</span></h2>
 <div id="cluster-health" class="health">asking every node\u2026</div>
 <div class="scroll"><table id="matrix"><tbody><tr><td class="muted">loading\u2026</td></tr></tbody></table></div>
+<div id="cluster-more" class="muted"></div>
 
 <h2>Last minute</h2>
 <div class="charts">

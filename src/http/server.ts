@@ -49,6 +49,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { ConditionFailedError, InvalidKeyError } from '../core/errors.js';
 import { checkKey, parseVersionText, versionToText, type Version, type WriteCondition } from '../core/entry.js';
 import { hlcWallMs } from '../core/hlc.js';
+import { membersMax } from '../core/limits.js';
 import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
 import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
@@ -521,14 +522,25 @@ function wholeParam(query: URLSearchParams, name: string, min: number, max: numb
   return value;
 }
 
+/**
+ * The matrix on the page is at most this many nodes square: `/api/cluster` lists the first
+ * 64 members (this node first) and, in each report, only its views of those 64; `nodesTotal`
+ * and each report's `peersTotal` say how many there were. A cluster of membersMax (1024) nodes
+ * thus answers in a few MB, not a million cells. `problems` (ckv health's) still names them all.
+ */
+export const clusterMatrixNodesMax = 64;
+
 /** `/api/cluster`: every node's report and view of its peers, beside this node's view of it. */
 export function clusterJson(health: ClusterHealth): unknown {
+  const shown = health.members.slice(0, clusterMatrixNodesMax);
+  const columns = new Set(shown.map((m) => m.nodeId));
   return {
     time: new Date(health.timeMs).toISOString(),
     timeMs: health.timeMs,
     healthy: health.healthy,
-    problems: health.problems,
-    nodes: health.members.map((m) => ({
+    problems: health.problems.slice(0, membersMax + 1),
+    nodesTotal: health.members.length,
+    nodes: shown.map((m) => ({
       nodeId: m.nodeId,
       peerId: m.peerId,
       self: m.self,
@@ -553,7 +565,8 @@ export function clusterJson(health: ClusterHealth): unknown {
             timeMs: m.report.timeMs,
             peersUp: m.report.peersUp,
             clockWarning: m.report.clockWarning,
-            peers: m.report.peers,
+            peersTotal: m.report.peers.length,
+            peers: m.report.peers.filter((p) => columns.has(p.nodeId)),
           }
         : null,
     })),
