@@ -8,11 +8,23 @@
  *   only newer events after a seq, bad parameters are 400;
  * - `GET /kv?values=1`: previews (text cut to 200 bytes, binary named), version times,
  *   tombstones only with deleted=1, paging with after=, the lower limit with values.
+ * And a hostile member (a raw libp2p node that names a node id and speaks the sync and query
+ * protocols, but answers the health query with a malformed reply and drops sync streams): the
+ * node counts the reply (query_rejected), shows that member as not answering, records the
+ * failed sessions in its timeline, and keeps serving.
  * No fixed sleeps: every wait polls with a deadline.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr } from '@multiformats/multiaddr';
+import { agentString } from '../../src/net/cluster.js';
+import { FramedStream } from '../../src/net/framed-stream.js';
+import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
+import { gossipTopic } from '../../src/net/gossip.js';
+import { queryProtocolId } from '../../src/net/query-protocol.js';
+import { syncProtocolId } from '../../src/net/sync-protocol.js';
+import { counter, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 
 interface ClusterView {
   timeMs: number;
@@ -195,5 +207,74 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
       assert.equal(r.status, 400, bad);
       await r.body?.cancel();
     }
+  });
+});
+
+describe('a member whose health reply is malformed', { timeout: 60_000 }, () => {
+  let node: NodeProcess;
+  let raw: CkvLibp2p | undefined;
+  const fakeNodeId = 'feedfacecafe0001';
+
+  before(async () => {
+    node = await startNode({ name: 'target', args: ['--http', '127.0.0.1:0', '--sync-interval-ms', '200'] });
+    raw = await createNetwork({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      mdns: false,
+      gossipTopic: gossipTopic('default'),
+      userAgent: agentString(fakeNodeId, 1),
+    });
+    // Speaks the sync protocol (so identify makes it a member) but drops every session.
+    await raw.handle(syncProtocolId('default'), (stream) => stream.abort(new Error('hostile peer drops sync')));
+    // Answers the health query with a reply that does not decode: version 1, then garbage.
+    await raw.handle(queryProtocolId('default'), (stream) => {
+      void (async () => {
+        const framed = new FramedStream(stream, { frameBytesMax: 4096, signal: AbortSignal.timeout(5000) });
+        try {
+          await framed.read();
+          await framed.write(new Uint8Array([1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]));
+          await framed.close();
+        } catch (error) {
+          framed.abort(error as Error);
+        }
+      })();
+    });
+    await raw.start();
+  });
+
+  after(async () => {
+    await Promise.resolve(raw?.stop()).catch(() => undefined);
+    await node?.stop().catch(() => undefined);
+  });
+
+  it('is counted (query_rejected), shown as not answering, its failed syncs in the timeline', async () => {
+    const status = await node.status();
+    const base = status.httpUrl;
+    const address = status.listenAddresses.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/') && a.includes('/p2p/'));
+    assert.ok(address);
+    await raw!.dial(multiaddr(address));
+    let view: ClusterView | undefined;
+    await waitFor(
+      async () => {
+        view = await getJson<ClusterView>(`${base}api/cluster`);
+        const row = view.nodes.find((n) => n.nodeId === fakeNodeId);
+        return row !== undefined && row.state === 'up' && !row.answered && /malformed/.test(row.error);
+      },
+      { deadlineMs: 20_000, intervalMs: 200, what: `the hostile member's row: up, not answering, malformed (last: ${JSON.stringify(view)})` },
+    );
+    await waitFor(async () => counter(await node.status(), 'query_rejected') > 0, { deadlineMs: 5000, intervalMs: 100, what: 'query_rejected counted' });
+    let events: EventsReply | undefined;
+    await waitFor(
+      async () => {
+        events = await getJson<EventsReply>(`${base}api/events`);
+        return events.events.some((e) => e.kind === 'member up' && e.nodeId === fakeNodeId) && events.events.some((e) => e.kind === 'sync failed' && e.nodeId === fakeNodeId && e.detail !== '');
+      },
+      { deadlineMs: 15_000, intervalMs: 200, what: `member up and sync failed (with why) for the hostile member (last: ${JSON.stringify(events?.events.slice(-5))})` },
+    );
+    // Still serving.
+    const put = await fetch(`${base}kv/still-here`, { method: 'PUT', body: 'yes' });
+    assert.equal(put.status, 200, await put.text());
+    assert.equal((await getJson<ClusterView>(`${base}api/cluster`)).nodes.find((n) => n.self)?.answered, true);
   });
 });
