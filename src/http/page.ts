@@ -532,6 +532,8 @@ const script = `
   function renderEvents(reply) {
     var list = $('timeline');
     var empty = $('timeline-empty');
+    // The node restarted (its sequence began again): forget ours, so the next poll gets them all.
+    if (reply.lastSeq < lastSeq) { lastSeq = 0; list.textContent = ''; return; }
     for (var i = 0; i < reply.events.length; i++) {
       var e = reply.events[i];
       if (e.seq <= lastSeq) continue;
@@ -551,7 +553,6 @@ const script = `
       if (e.detail) li.appendChild(el('span', 'sub', e.detail));
       list.insertBefore(li, list.firstChild);
     }
-    if (reply.lastSeq < lastSeq) lastSeq = reply.lastSeq; // the node restarted: start over
     while (list.children.length > 200) list.removeChild(list.lastChild);
     if (empty) empty.style.display = list.children.length ? 'none' : '';
   }

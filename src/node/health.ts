@@ -9,6 +9,10 @@
  * every answer's Merkle root equals this node's (data in sync); nobody refuses writes for its
  * clock; no clock offset past the drift limit. A report is what a peer says of itself; the
  * verdict uses it to say "in sync or not", never to change what this node does.
+ *
+ * A node's report of itself (selfReport) also carries its view of each member it knows (state,
+ * in sync, last sync, clock offset): side by side, those views are the status page's cluster
+ * matrix (`GET /api/cluster`), who sees whom.
  */
 import type { HealthReport } from '../net/query-protocol.js';
 import type { NodeStatus } from './status.js';
