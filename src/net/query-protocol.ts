@@ -35,7 +35,7 @@ const queryFrameBytesMax = keyBytesMax + 64;
 /** One peer's entry in a health report: id, state, in sync, last sync, clock offset. */
 const peerViewBytesMax = nodeIdBytes + 1 + 1 + 8 + 8;
 /** A reply: a health report with membersMax peers is the largest (~27 KiB). */
-const replyFrameBytesMax = 1024 + softwareVersionTextMax + clockWarningTextMax + membersMax * peerViewBytesMax;
+export const replyFrameBytesMax = 1024 + 4 * (softwareVersionTextMax + clockWarningTextMax) + membersMax * peerViewBytesMax;
 const clockOffsetAbsMax = 2 ** 40;
 const queryTimeoutMs = 5_000;
 
@@ -212,10 +212,13 @@ export class QueryService {
   }
 
   private async serve(stream: Stream, _connection: Connection): Promise<void> {
-    const framed = new FramedStream(stream, { frameBytesMax: queryFrameBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
+    // The frame limit covers the reply it writes (a health report); the request it reads is
+    // held to the request limit below (a longer one is malformed).
+    const framed = new FramedStream(stream, { frameBytesMax: replyFrameBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
     try {
       const request = await framed.read();
       if (!request) return;
+      if (request.byteLength > queryFrameBytesMax) throw new MalformedError(`query of ${request.byteLength} bytes; the limit is ${queryFrameBytesMax}`);
       const r = new ByteReader(request);
       if (r.u8() !== queryVersion) throw new MalformedError('unsupported query version');
       const type = r.u8();

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterHealth, selfReport } from '../../src/node/health.js';
-import { decodeHealthReport, encodeHealthReport, type HealthReport } from '../../src/net/query-protocol.js';
+import { decodeHealthReport, encodeHealthReport, replyFrameBytesMax, type HealthReport } from '../../src/net/query-protocol.js';
 import { ByteReader, ByteWriter } from '../../src/core/bytes.js';
 import { MalformedError } from '../../src/core/errors.js';
 import { membersMax } from '../../src/core/limits.js';
@@ -107,6 +107,21 @@ describe('HealthReport on the wire (query protocol)', () => {
     const many = { ...base(), peers: Array.from({ length: membersMax + 10 }, (_, i) => ({ nodeId: i.toString(16).padStart(16, '0'), state: 'up' as const, inSync: true, lastSyncMs: 0, clockOffsetMs: 0 })) };
     const back = decodeHealthReport(new ByteReader(encodeHealthReport(new ByteWriter(), many).finish()));
     assert.equal(back.peers.length, membersMax);
+    // The largest report (every text at its limit, every number at its largest) fits the reply frame.
+    const largest = {
+      ...many,
+      version: 'v'.repeat(1000),
+      clockWarning: 'w'.repeat(5000),
+      keys: Number.MAX_SAFE_INTEGER,
+      tombstones: Number.MAX_SAFE_INTEGER,
+      bytesOnDisk: Number.MAX_SAFE_INTEGER,
+      uptimeMs: Number.MAX_SAFE_INTEGER,
+      timeMs: Number.MAX_SAFE_INTEGER,
+      incarnation: Number.MAX_SAFE_INTEGER,
+      peers: many.peers.map((p) => ({ ...p, lastSyncMs: Number.MAX_SAFE_INTEGER, clockOffsetMs: -(2 ** 50) })),
+    };
+    const bytes = encodeHealthReport(new ByteWriter().u8(1), largest).finish();
+    assert.ok(bytes.byteLength <= replyFrameBytesMax, `${bytes.byteLength} bytes > ${replyFrameBytesMax}`);
     // The fixed part, then a forged count.
     const head = encodeHealthReport(new ByteWriter(), { ...base(), peers: [] }).finish().slice(0, -1);
     for (const count of [membersMax + 1, 2 ** 40, 5]) {
