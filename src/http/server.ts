@@ -17,8 +17,8 @@
  *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1][&values=1]
  *                        [{"key","version","deleted"?}, ...]; limit 1..10,000, default 100;
  *                        header X-Ckv-Truncated: true when more keys follow. With values=1
- *                        (the page's key browser) each item also has "timeMs" (the version's
- *                        wall time), "bytes", "preview" (the first 200 bytes if UTF-8 text,
+ *                        (the page's key browser) each item also has "timeMs" and "time"
+ *                        (the version's wall time, ISO), "bytes", "preview" (the first 200 bytes if UTF-8 text,
  *                        src/http/preview.ts), "binary" and "truncated"; limit then 1..1,000
  *   GET  /api/cluster    every node's view side by side (JSON): this node's `health()` (each
  *                        member up asked for its report over the query protocol, which carries
@@ -26,7 +26,8 @@
  *                        so any number of pages cost at most one round a second
  *   GET  /api/events?after=SEQ[&limit=N]
  *                        the node's recent events with seq > SEQ, oldest first (ring of 500,
- *                        src/node/events.ts): {"lastSeq","dropped","events":[...]}; limit 1..500
+ *                        src/node/events.ts): {"lastSeq","dropped","events":[...]}, each event
+ *                        {"seq","timeMs","time","kind","nodeId","peerId","detail"}; limit 1..500
  * Keys are the URL-decoded rest of the path after /kv/ (so `/kv/a/b` is the key `a/b`).
  *
  * Errors are one line of JSON, `{"error": "..."}`, with the status of their kind in the error
@@ -329,7 +330,8 @@ export class HttpServer {
         allow(method, ['GET', 'HEAD']);
         const after = wholeParam(query, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
         const limit = wholeParam(query, 'limit', 1, eventsReadMax, eventsLimitDefault);
-        return sendJson(res, req, 200, this.node.recentEvents(after, limit));
+        const recent = this.node.recentEvents(after, limit);
+        return sendJson(res, req, 200, { ...recent, events: recent.events.map((e) => ({ ...e, time: isoTime(e.timeMs) })) });
       }
       case '/metrics': {
         allow(method, ['GET', 'HEAD']);
@@ -441,6 +443,7 @@ export class HttpServer {
       if (entry.value === null) item.deleted = true;
       if (withValues) {
         item.timeMs = hlcWallMs(entry.version.hlc);
+        item.time = isoTime(item.timeMs as number);
         const preview = entry.value === null ? undefined : valuePreview(entry.value);
         item.bytes = preview?.bytes ?? 0;
         item.preview = preview?.text ?? '';
@@ -511,6 +514,12 @@ export class HttpServer {
     client.res.end();
     if (this.sseClients.size === 0) this.stopTicker();
   }
+}
+
+/** ISO 8601 of epoch ms ('' if out of Date's range). */
+function isoTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? '' : date.toISOString();
 }
 
 /** A whole-number query parameter in [min, max], or `fallback` when absent; anything else is a 400. */

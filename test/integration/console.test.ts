@@ -132,6 +132,7 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
     const [text, long, binary] = items as [Item, Item, Item];
     assert.equal(text.preview, 'hello, console');
     assert.equal(text.bytes, 14);
+    assert.equal((text as Item & { time: string }).time, new Date(text.timeMs).toISOString());
     assert.ok(Math.abs(text.timeMs - Date.now()) < 60_000 && text.version.startsWith(`${text.timeMs}.`), `timeMs ${text.timeMs} is the version's wall time (${text.version})`);
     assert.equal(long.preview.length, 200);
     assert.equal(long.truncated, true);
@@ -186,6 +187,7 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
     const start = await getJson<EventsReply>(`${base}api/events`);
     assert.ok(start.events.some((e) => e.kind === 'node started'), JSON.stringify(start.events));
     for (const name of ['B', 'C']) assert.ok(start.events.some((e) => e.kind === 'member up' && e.nodeId === ids[name]), `member up for ${name}: ${JSON.stringify(start.events)}`);
+    assert.ok(start.events.every((e) => (e as typeof e & { time: string }).time === new Date(e.timeMs).toISOString()), 'each event has its ISO time');
     const seqs = start.events.map((e) => e.seq);
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'oldest first');
     assert.equal(start.lastSeq, seqs.at(-1));
