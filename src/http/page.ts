@@ -5,18 +5,38 @@
  * node live over server-sent events (`/events`, one snapshot a second) and falls back to
  * polling `/api/status` when events do not arrive.
  *
+ * Beside this node's own view, the page is a console for the whole cluster, each part fed by its
+ * own endpoint, polled every 2 s (a poll is skipped while the last one is in flight):
+ * - the cluster matrix (`/api/cluster`): one row per node, as that node reports it over the
+ *   query protocol: its view of every other node (state, in sync, last sync age, clock offset),
+ *   its keys and Merkle root, or "no answer" when it did not reply in time;
+ * - the timeline (`/api/events?after=SEQ`): the node's recent events, newest first;
+ * - the key browser (`/kv?prefix=P&values=1&limit=25&after=K[&deleted=1]`): keys by prefix with a
+ *   value preview and the version's age, tombstones on request, paged by the last key shown.
+ * Charts are scaled by chartScale (./chart-scale.ts, whose source is put into this script):
+ * ticks with values, and one outlier clipped and marked rather than flattening the rest.
+ * Times are shown as "N s ago" (kept current every second), the ISO time on hover.
+ *
  * DOM contract (tests and scripts rely on it):
  * - `<table id="nodes">`, one body row per node:
  *   `<tr class="node" data-peer-id="…" data-state="self|up|left|unreachable" data-in-sync="true|false">`
  *   (this node's own row: data-state="self", data-in-sync="true");
  * - `<span id="total-keys">`: this node's live key count, just the number;
- * - `<span id="last-update">`: ISO time of the last snapshot shown.
+ * - `<span id="last-update">`: ISO time of the last snapshot shown;
+ * - `<table id="matrix">`: `tr.observer[data-node-id][data-answered=true|false][data-in-sync]`
+ *   per reporting node, with `td.cell[data-subject=<node id>][data-state=self|up|unreachable|
+ *   left|unknown][data-in-sync]` per node it may see;
+ * - `<ul id="timeline">`: `li.event[data-seq][data-kind][data-node-id]`, newest first;
+ * - the key browser: `#key-prefix`, `#key-deleted` (checkbox), `#key-form`, `#key-next`,
+ *   `#key-prev`, rows `#key-rows tr.entry[data-key][data-deleted]` with `td.preview`;
+ * - charts: `#<chart>-axis .tick` labels, `#<chart>-clipped` (what the scale cut off).
  *
  * Everything that comes from peers (addresses, sync results) is text: the server escapes it,
  * the script sets it with textContent; a Content-Security-Policy that allows only this
  * page's own inline script and style (by hash) backs that up.
  */
 import { createHash } from 'node:crypto';
+import { chartScale } from './chart-scale.js';
 import type { PeerView, StatusSnapshot } from './snapshot.js';
 
 const css = `
@@ -73,6 +93,31 @@ svg.chart path { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-lin
 svg.chart .grid { stroke: #eaeef2; stroke-width: 1; }
 .s-p50 { stroke: var(--p50); } .s-p99 { stroke: var(--p99); } .s-local { stroke: var(--local); } .s-remote { stroke: var(--remote); }
 footer { margin-top: 20px; font-size: 13px; color: var(--muted); }
+.chartbox { position: relative; padding-left: 52px; }
+.yaxis { position: absolute; left: 0; top: 0; bottom: 0; width: 48px; font-size: 11px; color: var(--muted); }
+.yaxis .tick { position: absolute; right: 4px; transform: translateY(-50%); white-space: nowrap; }
+.xaxis { display: flex; justify-content: space-between; padding-left: 52px; font-size: 11px; color: var(--muted); }
+.clipnote { font-size: 12px; color: var(--bad); min-height: 1em; }
+svg.chart .clip { stroke: var(--bad); stroke-width: 8; }
+.scroll { overflow-x: auto; }
+#matrix td, #matrix th { white-space: nowrap; font-size: 13px; }
+#matrix td .sub, #keys .sub { display: block; font-size: 11px; color: var(--muted); }
+#matrix th { text-transform: none; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+#timeline .sub { margin-left: 10px; color: var(--muted); overflow-wrap: anywhere; }
+#timeline code { margin-left: 6px; }
+#matrix tr.observer[data-answered="false"] { background: var(--bad-bg); }
+.b-unknown { background: var(--idle-bg); color: var(--idle); }
+#timeline { list-style: none; margin: 0; padding: 0; max-height: 360px; overflow-y: auto; border: 1px solid var(--line); border-radius: 6px; }
+#timeline li { padding: 4px 10px; border-bottom: 1px solid var(--line); font-size: 13px; }
+#timeline li.bad { background: var(--bad-bg); }
+#timeline li.good { background: #f3fbf5; }
+#timeline .ago { display: inline-block; min-width: 80px; color: var(--muted); }
+#key-form { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-bottom: 8px; }
+#key-form input[type=text] { font: inherit; padding: 4px 8px; min-width: 240px; border: 1px solid var(--line); border-radius: 6px; }
+button { font: inherit; padding: 3px 10px; border: 1px solid var(--line); border-radius: 6px; background: var(--panel); cursor: pointer; }
+button:disabled { opacity: .5; cursor: default; }
+#keys td.preview { overflow-wrap: anywhere; max-width: 520px; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; white-space: pre-wrap; }
+.pager { display: flex; gap: 12px; align-items: center; margin-top: 6px; font-size: 13px; }
 a { color: #0969da; }
 @media (max-width: 720px) {
   body { padding: 10px; font-size: 14px; }
@@ -89,12 +134,17 @@ a { color: #0969da; }
 }
 `;
 
+const chartScaleSource = chartScale.toString();
+
 /** The page's script. Plain ES2017 in the browser; no template literals (it sits in one here). */
 const script = `
 (function () {
   'use strict';
   var $ = function (id) { return document.getElementById(id); };
   var lastEventAt = 0, source = null, sourceOpenedAt = 0, polling = false;
+
+  // chartScale: the source of ./chart-scale.ts, the same function its unit test checks.
+  ${chartScaleSource}
 
   function fmtInt(n) { return n === null || n === undefined ? '\\u2014' : Math.round(n).toLocaleString('en-US'); }
   function fmtBytes(b) {
@@ -224,14 +274,6 @@ const script = `
     while (tbody.children.length > wanted.length) tbody.removeChild(tbody.lastChild);
   }
 
-  /** Rounds up to 1, 2 or 5 times a power of ten. */
-  function niceMax(v, floor) {
-    v = Math.max(v, floor);
-    var p = Math.pow(10, Math.floor(Math.log10(v)));
-    var m = v / p;
-    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
-  }
-
   /** Path data for one series: gaps (null) break the line; a lone point is a dot. */
   function pathOf(values, max, width, height) {
     var d = '', n = values.length, prev = false;
@@ -246,32 +288,73 @@ const script = `
     return d;
   }
 
-  function drawChart(id, series, max) {
-    var svg = $(id);
+  /** Dots at the top for the points above the scale (clipped outliers). */
+  function clipsOf(values, max, width) {
+    var d = '', n = values.length;
+    for (var i = 0; i < n; i++) {
+      var v = values[i];
+      if (v === null || v === undefined || v <= max) continue;
+      var x = n > 1 ? (i / (n - 1)) * width : width / 2;
+      d += 'M' + x.toFixed(1) + ' 2l0.01 0';
+    }
+    return d;
+  }
+
+  var SVGNS = 'http://www.w3.org/2000/svg';
+
+  /** Series, grid lines at the ticks, tick labels beside the chart, the clipped note. */
+  function drawChart(id, series, scale, fmt) {
+    var svg = $('chart-' + id);
     if (!svg) return;
     var paths = svg.querySelectorAll('path[data-series]');
+    var all = [];
     for (var i = 0; i < paths.length; i++) {
       var name = paths[i].getAttribute('data-series');
-      paths[i].setAttribute('d', pathOf(series[name], max, 600, 140));
+      paths[i].setAttribute('d', pathOf(series[name], scale.max, 600, 140));
+      all.push(clipsOf(series[name], scale.max, 600));
     }
+    var clip = svg.querySelector('path.clip');
+    if (clip) clip.setAttribute('d', all.join(''));
+    var key = scale.ticks.join(',');
+    if (svg.getAttribute('data-ticks') !== key) {
+      svg.setAttribute('data-ticks', key);
+      var old = svg.querySelectorAll('line.grid');
+      for (var g = 0; g < old.length; g++) svg.removeChild(old[g]);
+      var axis = $(id + '-axis');
+      axis.textContent = '';
+      for (var t = 0; t < scale.ticks.length; t++) {
+        var y = 140 - (scale.ticks[t] / scale.max) * 140;
+        var line = document.createElementNS(SVGNS, 'line');
+        line.setAttribute('class', 'grid');
+        line.setAttribute('x1', '0'); line.setAttribute('x2', '600');
+        line.setAttribute('y1', y.toFixed(1)); line.setAttribute('y2', y.toFixed(1));
+        line.setAttribute('vector-effect', 'non-scaling-stroke');
+        svg.insertBefore(line, svg.firstChild);
+        var label = el('span', 'tick', fmt(scale.ticks[t]));
+        label.style.top = ((y / 140) * 100).toFixed(2) + '%';
+        axis.appendChild(label);
+      }
+    }
+    setText($(id + '-clipped'), scale.clipped > 0 ? '\u25b2 ' + scale.clipped + (scale.clipped === 1 ? ' point' : ' points') + ' above the scale (peak ' + fmt(scale.peak) + ')' : '');
   }
+
+  function fmtTickMs(v) { return v >= 1000 ? (v / 1000) + ' s' : (v < 10 && v !== Math.round(v) ? v.toFixed(1) : String(Math.round(v))) + ' ms'; }
+  function fmtTickRate(v) { return (v < 10 && v !== Math.round(v) ? v.toFixed(1) : fmtInt(v)) + '/s'; }
 
   function renderCharts(snap) {
     var s = snap.series || [];
-    var p50 = [], p99 = [], local = [], remote = [], top = 0, wtop = 0;
+    var p50 = [], p99 = [], local = [], remote = [];
     for (var i = 0; i < s.length; i++) {
       p50.push(s[i].p50Ms); p99.push(s[i].p99Ms);
       local.push(s[i].local); remote.push(s[i].remote);
-      if (s[i].p99Ms !== null && s[i].p99Ms > top) top = s[i].p99Ms;
-      wtop = Math.max(wtop, s[i].local, s[i].remote);
     }
-    var cmax = niceMax(top, 1), wmax = niceMax(wtop, 1);
-    drawChart('chart-convergence', { p50: p50, p99: p99 }, cmax);
-    drawChart('chart-writes', { local: local, remote: remote }, wmax);
-    setText($('convergence-max'), fmtMs(cmax));
-    setText($('writes-max'), fmtInt(wmax) + '/s');
+    var cscale = chartScale(p50.concat(p99), 4), wscale = chartScale(local.concat(remote), 4);
+    drawChart('convergence', { p50: p50, p99: p99 }, cscale, fmtTickMs);
+    drawChart('writes', { local: local, remote: remote }, wscale, fmtTickRate);
+    setText($('convergence-max'), fmtMs(cscale.max));
+    setText($('writes-max'), fmtInt(wscale.max) + '/s');
     var cv = snap.convergence;
-    setText($('convergence-summary'), cv.samples ? 'p50 ' + fmtMs(cv.p50Ms) + ' \\u00b7 p99 ' + fmtMs(cv.p99Ms) + ' \\u00b7 ' + fmtInt(cv.samples) + ' samples' : 'no remote writes in the last minute');
+    setText($('convergence-summary'), cv.samples ? 'p50 ' + fmtMs(cv.p50Ms) + ' \u00b7 p99 ' + fmtMs(cv.p99Ms) + ' \u00b7 ' + fmtInt(cv.samples) + ' samples' : 'no remote writes in the last minute');
   }
 
   // Same rule as healthOf() on the server.
@@ -313,6 +396,230 @@ const script = `
     setText($('hlc-now'), snap.self.hlcNow);
     renderCharts(snap);
     setText($('last-update'), snap.time);
+    skewMs = snap.timeMs - Date.now();
+    var ago = $('updated-ago');
+    ago.setAttribute('data-ms', String(snap.timeMs));
+    ago.title = snap.time;
+    refreshAgo();
+  }
+
+  // --- "N s ago" everywhere: every .ago[data-ms] is kept current, on the node's clock --------
+  var skewMs = 0;
+  function nodeNow() { return Date.now() + skewMs; }
+  function refreshAgo() {
+    var all = document.querySelectorAll('.ago[data-ms]');
+    var now = nodeNow();
+    for (var i = 0; i < all.length; i++) {
+      var ms = Number(all[i].getAttribute('data-ms'));
+      setText(all[i], ms > 0 ? fmtAgo(Math.max(0, now - ms)) : 'never');
+    }
+  }
+  function agoSpan(ms, cls) {
+    var span = el('span', 'ago' + (cls ? ' ' + cls : ''));
+    span.setAttribute('data-ms', String(ms));
+    if (ms > 0) span.title = new Date(ms).toISOString();
+    span.textContent = ms > 0 ? fmtAgo(Math.max(0, nodeNow() - ms)) : 'never';
+    return span;
+  }
+
+  // --- the cluster matrix: every node's view, side by side (/api/cluster) --------------------
+  function stateBadge(state, inSync) {
+    if (state === 'up') return inSync ? ['b-sync', 'up \u2713'] : ['b-nosync', 'up \u2717 sync'];
+    if (state === 'unreachable') return ['b-unreachable', 'unreachable'];
+    if (state === 'left') return ['b-left', 'left'];
+    if (state === 'self') return ['b-self', 'self'];
+    return ['b-unknown', state];
+  }
+
+  function renderCluster(c) {
+    var table = $('matrix');
+    var nodes = c.nodes;
+    var thead = el('thead'), head = el('tr');
+    head.appendChild(el('th', null, 'node (as this node sees it)'));
+    for (var i = 0; i < nodes.length; i++) {
+      var th = el('th', null, (nodes[i].nodeId || nodes[i].peerId).slice(0, 8) + (nodes[i].self ? ' (here)' : ''));
+      th.title = 'how each node sees ' + (nodes[i].nodeId || nodes[i].peerId);
+      head.appendChild(th);
+    }
+    head.appendChild(el('th', null, 'keys'));
+    head.appendChild(el('th', null, 'Merkle root'));
+    head.appendChild(el('th', null, 'its answer'));
+    thead.appendChild(head);
+    var tbody = el('tbody');
+    var selfRoot = '';
+    for (var r = 0; r < nodes.length; r++) if (nodes[r].self && nodes[r].report) selfRoot = nodes[r].report.merkleRoot;
+    for (var j = 0; j < nodes.length; j++) {
+      var n = nodes[j], rep = n.report;
+      var row = el('tr', 'observer');
+      row.setAttribute('data-node-id', n.nodeId);
+      row.setAttribute('data-answered', n.answered ? 'true' : 'false');
+      row.setAttribute('data-in-sync', n.inSync ? 'true' : 'false');
+      row.setAttribute('data-state', n.state);
+      var first = el('td');
+      var code = el('code', 'id', shortId(n.nodeId || n.peerId));
+      code.title = n.nodeId + ' \u00b7 ' + n.peerId;
+      first.appendChild(code);
+      first.appendChild(document.createTextNode(' '));
+      var b = !n.self && n.state === 'up' && !n.answered ? ['b-unreachable', 'up \u00b7 not answering'] : stateBadge(n.state, n.inSync);
+      first.appendChild(el('span', 'badge ' + b[0], n.self ? 'this node' : b[1]));
+      if (!n.self && n.state === 'up') {
+        var sub = el('span', 'sub');
+        sub.appendChild(document.createTextNode('synced '));
+        sub.appendChild(agoSpan(n.lastSyncMs));
+        sub.appendChild(document.createTextNode(' \u00b7 clock ' + fmtOffset(n.clockOffsetMs)));
+        first.appendChild(sub);
+      }
+      row.appendChild(first);
+      for (var k = 0; k < nodes.length; k++) {
+        var subject = nodes[k];
+        var td = el('td', 'cell');
+        td.setAttribute('data-subject', subject.nodeId);
+        var state = 'unknown', inSync = false, seen = null;
+        if (subject.nodeId === n.nodeId) state = 'self';
+        else if (rep) {
+          for (var q = 0; q < rep.peers.length; q++) if (rep.peers[q].nodeId === subject.nodeId) seen = rep.peers[q];
+          if (seen) { state = seen.state; inSync = seen.inSync; }
+        }
+        td.setAttribute('data-state', state);
+        td.setAttribute('data-in-sync', inSync ? 'true' : 'false');
+        if (state === 'self') td.appendChild(el('span', 'muted', '\u00b7'));
+        else if (!rep) td.appendChild(el('span', 'muted', '\u2014'));
+        else if (!seen) td.appendChild(el('span', 'badge b-unknown', 'not known'));
+        else {
+          var sb = stateBadge(seen.state, seen.inSync);
+          td.appendChild(el('span', 'badge ' + sb[0], sb[1]));
+          var cs = el('span', 'sub');
+          cs.appendChild(agoSpan(seen.lastSyncMs));
+          cs.appendChild(document.createTextNode(' \u00b7 ' + fmtOffset(seen.clockOffsetMs)));
+          cs.title = 'last sync, and its clock minus this reporter\u2019s';
+          td.appendChild(cs);
+        }
+        row.appendChild(td);
+      }
+      row.appendChild(el('td', null, rep ? fmtInt(rep.keys) + (rep.tombstones ? ' (+' + fmtInt(rep.tombstones) + ' deleted)' : '') : '\u2014'));
+      var root = el('td');
+      if (rep) {
+        var rc = el('code', null, rep.merkleRoot.slice(0, 10));
+        rc.title = rep.merkleRoot;
+        root.appendChild(rc);
+        root.appendChild(document.createTextNode(' '));
+        root.appendChild(el('span', 'badge ' + (n.inSync ? 'b-sync' : 'b-nosync'), n.inSync ? '= in sync' : '\u2260 differs'));
+      } else root.textContent = '\u2014';
+      row.appendChild(root);
+      var answer = el('td');
+      if (rep) {
+        answer.textContent = 'v' + rep.version + ' \u00b7 up ' + fmtMs(rep.uptimeMs) + (rep.clockWarning ? ' \u00b7 ' + rep.clockWarning : '');
+      } else answer.appendChild(el('span', 'badge b-unreachable', n.state === 'up' ? 'not answering' + (n.error ? ': ' + n.error.slice(0, 80) : '') : n.state));
+      row.appendChild(answer);
+      tbody.appendChild(row);
+    }
+    table.textContent = '';
+    table.appendChild(thead);
+    table.appendChild(tbody);
+    var h = $('cluster-health');
+    h.className = 'health ' + (c.healthy ? 'ok' : 'bad');
+    setText(h, c.healthy ? 'cluster healthy: every node up, answering and in sync' : c.problems.slice(0, 3).join(' \u00b7 ') + (c.problems.length > 3 ? ' \u00b7 \u2026' : ''));
+    setText($('cluster-more'), c.nodesTotal > nodes.length ? 'showing the first ' + nodes.length + ' of ' + c.nodesTotal + ' nodes (ckv health lists them all)' : '');
+    var at = $('cluster-at');
+    at.setAttribute('data-ms', String(c.timeMs));
+    at.title = c.time;
+  }
+
+  // --- the timeline (/api/events?after=SEQ), newest first, at most 200 shown ----------------
+  var lastSeq = 0;
+  var badKinds = { 'member down': 1, 'sync failed': 1, 'clock warning': 1, 'member refused': 1, 'member expired': 1 };
+  var goodKinds = { 'member up': 1, 'clock ok': 1, 'node started': 1 };
+  function renderEvents(reply) {
+    var list = $('timeline');
+    var empty = $('timeline-empty');
+    // The node restarted (its sequence began again): forget ours, so the next poll gets them all.
+    if (reply.lastSeq < lastSeq) { lastSeq = 0; list.textContent = ''; return; }
+    for (var i = 0; i < reply.events.length; i++) {
+      var e = reply.events[i];
+      if (e.seq <= lastSeq) continue;
+      lastSeq = e.seq;
+      var li = el('li', 'event ' + (badKinds[e.kind] ? 'bad' : goodKinds[e.kind] ? 'good' : ''));
+      li.setAttribute('data-seq', String(e.seq));
+      li.setAttribute('data-kind', e.kind);
+      li.setAttribute('data-node-id', e.nodeId);
+      li.appendChild(agoSpan(e.timeMs));
+      li.appendChild(el('strong', null, e.kind));
+      if (e.nodeId || e.peerId) {
+        li.appendChild(document.createTextNode(' '));
+        var code = el('code', 'id', shortId(e.nodeId || e.peerId));
+        code.title = e.nodeId + ' ' + e.peerId;
+        li.appendChild(code);
+      }
+      if (e.detail) li.appendChild(el('span', 'sub', e.detail));
+      list.insertBefore(li, list.firstChild);
+    }
+    while (list.children.length > 200) list.removeChild(list.lastChild);
+    if (empty) empty.style.display = list.children.length ? 'none' : '';
+  }
+
+  // --- the key browser (/kv?values=1) --------------------------------------------------------
+  var keyPage = { prefix: '', deleted: false, cursors: [''], index: 0, loading: false };
+  function loadKeys() {
+    if (keyPage.loading) return;
+    keyPage.loading = true;
+    var after = keyPage.cursors[keyPage.index];
+    var url = '/kv?values=1&limit=25&prefix=' + encodeURIComponent(keyPage.prefix) + (after ? '&after=' + encodeURIComponent(after) : '') + (keyPage.deleted ? '&deleted=1' : '');
+    var more = false;
+    fetch(url, { cache: 'no-store' }).then(function (r) {
+      more = r.headers.get('X-Ckv-Truncated') === 'true';
+      if (!r.ok) return r.json().then(function (e) { throw new Error(e.error || ('HTTP ' + r.status)); });
+      return r.json();
+    }).then(function (items) {
+      var tbody = $('key-rows');
+      tbody.textContent = '';
+      for (var i = 0; i < items.length; i++) {
+        var it = items[i];
+        var row = el('tr', 'entry');
+        row.setAttribute('data-key', it.key);
+        row.setAttribute('data-deleted', it.deleted ? 'true' : 'false');
+        var k = el('td'); k.appendChild(el('code', 'id', it.key)); row.appendChild(k);
+        var pv = el('td', 'preview');
+        if (it.deleted) pv.appendChild(el('span', 'badge b-left', 'tombstone (deleted)'));
+        else if (it.binary) pv.appendChild(el('span', 'badge b-unknown', 'binary ' + fmtInt(it.bytes) + ' bytes'));
+        else pv.textContent = it.preview + (it.truncated ? '\u2026' : '');
+        row.appendChild(pv);
+        row.appendChild(el('td', null, it.deleted ? '\u2014' : fmtBytes(it.bytes)));
+        var v = el('td');
+        v.appendChild(agoSpan(it.timeMs));
+        var vc = el('code', 'sub', it.version);
+        v.appendChild(vc);
+        row.appendChild(v);
+        tbody.appendChild(row);
+      }
+      if (items.length) keyPage.cursors[keyPage.index + 1] = items[items.length - 1].key;
+      $('key-next').disabled = !more;
+      $('key-prev').disabled = keyPage.index === 0;
+      setText($('key-status'), (items.length ? 'page ' + (keyPage.index + 1) + ' \u00b7 ' + items.length + ' keys' : 'no keys') + (keyPage.prefix ? ' with prefix \u201c' + keyPage.prefix + '\u201d' : '') + (more ? ' \u00b7 more follow' : ''));
+    }, function (err) {
+      setText($('key-status'), 'could not list keys: ' + err.message);
+    }).then(function () { keyPage.loading = false; });
+  }
+  function searchKeys() {
+    keyPage.prefix = $('key-prefix').value;
+    keyPage.deleted = $('key-deleted').checked;
+    keyPage.cursors = [''];
+    keyPage.index = 0;
+    loadKeys();
+  }
+
+  // --- polling the console's parts: every 2 s, one request each at a time --------------------
+  var inFlight = {};
+  function every2s(name, pathFn, onReply) {
+    if (inFlight[name]) return;
+    inFlight[name] = true;
+    fetch(pathFn(), { cache: 'no-store' }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    }).then(onReply, function () { /* shown stale; the next poll retries */ }).then(function () { inFlight[name] = false; });
+  }
+  function pollConsole() {
+    every2s('cluster', function () { return '/api/cluster'; }, renderCluster);
+    every2s('events', function () { return '/api/events?limit=500&after=' + lastSeq; }, renderEvents);
   }
 
   function setMode(mode, text) {
@@ -358,6 +665,15 @@ const script = `
     poll();
     if (!source && Date.now() - sourceOpenedAt > 10000) openEvents();
   }, 1000);
+
+  $('key-form').addEventListener('submit', function (e) { e.preventDefault(); searchKeys(); });
+  $('key-deleted').addEventListener('change', searchKeys);
+  $('key-next').addEventListener('click', function () { keyPage.index++; loadKeys(); });
+  $('key-prev').addEventListener('click', function () { if (keyPage.index > 0) { keyPage.index--; loadKeys(); } });
+  setInterval(refreshAgo, 1000);
+  setInterval(pollConsole, 2000);
+  pollConsole();
+  searchKeys();
 
   lastEventAt = Date.now();
   setMode('', 'connecting');
@@ -447,11 +763,14 @@ function peerRow(p: PeerView, nowMs: number): string {
   );
 }
 
-const chartSvg = (id: string, series: string[]): string =>
-  `<svg class="chart" id="${id}" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="${id}">` +
-  [35, 70, 105].map((y) => `<line class="grid" x1="0" y1="${y}" x2="600" y2="${y}" vector-effect="non-scaling-stroke"/>`).join('') +
+/** A chart: y-axis labels beside it (#NAME-axis, filled by the script), the SVG, the time axis. */
+const chartSvg = (name: string, series: string[]): string =>
+  `<div class="chartbox"><div class="yaxis" id="${name}-axis"></div>` +
+  `<svg class="chart" id="chart-${name}" viewBox="0 0 600 140" preserveAspectRatio="none" role="img" aria-label="chart-${name}">` +
   series.map((s) => `<path class="s-${s}" data-series="${s}" d=""/>`).join('') +
-  '</svg>';
+  '<path class="clip" d=""/></svg></div>' +
+  '<div class="xaxis"><span>60 s ago</span><span>45 s ago</span><span>30 s ago</span><span>15 s ago</span><span>now</span></div>' +
+  `<div class="clipnote" id="${name}-clipped"></div>`;
 
 /** The whole page, rendered with `snap`; the script takes over from there. */
 export function renderPage(snap: StatusSnapshot): string {
@@ -486,6 +805,7 @@ export function renderPage(snap: StatusSnapshot): string {
   <span>cluster <strong>${escapeHtml(self.cluster)}</strong></span>
   <span class="muted">node <code>${escapeHtml(self.nodeId)}</code> \u00b7 v${escapeHtml(self.version)}</span>
   <span id="conn" class="conn">loading</span>
+  <span class="muted">updated <span id="updated-ago" class="ago" data-ms="${snap.timeMs}" title="${snap.time}">just now</span></span>
 </header>
 
 <div id="health" class="health ${healthOf(snap.peers, snap.self.clockWarning)[0]}">${escapeHtml(healthOf(snap.peers, snap.self.clockWarning)[1])}</div>
@@ -508,27 +828,46 @@ ${[selfRow, ...snap.peers.map((p) => peerRow(p, snap.timeMs))].join('\n')}
 </tbody>
 </table>
 
+<h2>Cluster: every node's view <span class="legend">(asked <span id="cluster-at" class="ago" data-ms="0">never</span>; rows: each node's report of whom it sees; a cell: state, last sync, clock offset)</span></h2>
+<div id="cluster-health" class="health">asking every node\u2026</div>
+<div class="scroll"><table id="matrix"><tbody><tr><td class="muted">loading\u2026</td></tr></tbody></table></div>
+<div id="cluster-more" class="muted"></div>
+
 <h2>Last minute</h2>
 <div class="charts">
   <figure>
     <figcaption>Write convergence time <span class="legend"><span class="key k-p50"></span>p50<span class="key k-p99"></span>p99</span></figcaption>
     <div class="sub">remote writes: when applied here minus when the writer stamped them</div>
-    <div class="plot"><span>max <span id="convergence-max">1 ms</span></span><span id="convergence-summary">no remote writes in the last minute</span></div>
-    ${chartSvg('chart-convergence', ['p50', 'p99'])}
-    <div class="plot"><span>\u221260 s</span><span>now</span></div>
+    <div class="plot"><span>scale to <span id="convergence-max">1 ms</span></span><span id="convergence-summary">no remote writes in the last minute</span></div>
+    ${chartSvg('convergence', ['p50', 'p99'])}
   </figure>
   <figure>
     <figcaption>Writes per second <span class="legend"><span class="key k-local"></span>local<span class="key k-remote"></span>remote</span></figcaption>
     <div class="sub">local: through this node; remote: from peers, by gossip or sync</div>
-    <div class="plot"><span>max <span id="writes-max">1/s</span></span></div>
-    ${chartSvg('chart-writes', ['local', 'remote'])}
-    <div class="plot"><span>\u221260 s</span><span>now</span></div>
+    <div class="plot"><span>scale to <span id="writes-max">1/s</span></span></div>
+    ${chartSvg('writes', ['local', 'remote'])}
   </figure>
 </div>
 
+<h2>Events <span class="legend">newest first: members up, down (unreachable), left; failed syncs and why; clock warnings</span></h2>
+<ul id="timeline"></ul>
+<div id="timeline-empty" class="muted">no events yet</div>
+
+<h2>Keys</h2>
+<form id="key-form" autocomplete="off">
+  <input type="text" id="key-prefix" placeholder="key prefix (empty: all keys)" aria-label="key prefix">
+  <label><input type="checkbox" id="key-deleted"> show tombstones</label>
+  <button type="submit" id="key-search">search</button>
+</form>
+<div class="scroll"><table id="keys">
+<thead><tr><th>key</th><th>value (first 200 bytes)</th><th>size</th><th>version</th></tr></thead>
+<tbody id="key-rows"></tbody>
+</table></div>
+<div class="pager"><button type="button" id="key-prev" disabled>\u2190 previous</button><button type="button" id="key-next" disabled>next \u2192</button><span id="key-status" class="muted"></span></div>
+
 <footer>
   Last update <span id="last-update" class="mono">${snap.time}</span> \u00b7
-  <a href="/api/status">JSON</a> \u00b7 <a href="/metrics">metrics</a> \u00b7 <a href="/kv">keys</a>
+  <a href="/api/status">JSON</a> \u00b7 <a href="/api/cluster">cluster</a> \u00b7 <a href="/api/events">events</a> \u00b7 <a href="/metrics">metrics</a> \u00b7 <a href="/kv">keys</a>
 </footer>
 </main>
 <script>${script}</script>

@@ -14,9 +14,20 @@
  *                        missing or deleted
  *   PUT  /kv/<key>       body = value; {"version": "..."}
  *   DELETE /kv/<key>     {"version": "..."}
- *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1]
+ *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1][&values=1]
  *                        [{"key","version","deleted"?}, ...]; limit 1..10,000, default 100;
- *                        header X-Ckv-Truncated: true when more keys follow
+ *                        header X-Ckv-Truncated: true when more keys follow. With values=1
+ *                        (the page's key browser) each item also has "timeMs" and "time"
+ *                        (the version's wall time, ISO), "bytes", "preview" (the first 200 bytes if UTF-8 text,
+ *                        src/http/preview.ts), "binary" and "truncated"; limit then 1..1,000
+ *   GET  /api/cluster    every node's view side by side (JSON): this node's `health()` (each
+ *                        member up asked for its report over the query protocol, which carries
+ *                        that member's view of its peers); one round at a time, reused for 1 s,
+ *                        so any number of pages cost at most one round a second
+ *   GET  /api/events?after=SEQ[&limit=N]
+ *                        the node's recent events with seq > SEQ, oldest first (ring of 500,
+ *                        src/node/events.ts): {"lastSeq","dropped","events":[...]}, each event
+ *                        {"seq","timeMs","time","kind","nodeId","peerId","detail"}; limit 1..500
  * Keys are the URL-decoded rest of the path after /kv/ (so `/kv/a/b` is the key `a/b`).
  *
  * Errors are one line of JSON, `{"error": "..."}`, with the status of their kind in the error
@@ -38,10 +49,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo } from 'node:net';
 import { ConditionFailedError, InvalidKeyError } from '../core/errors.js';
 import { checkKey, parseVersionText, versionToText, type Version, type WriteCondition } from '../core/entry.js';
+import { hlcWallMs } from '../core/hlc.js';
+import { membersMax } from '../core/limits.js';
 import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
 import type { NodeApi } from '../node/api.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
+import type { ClusterHealth } from '../node/health.js';
+import { eventsReadMax } from '../node/events.js';
 import { pageSecurityPolicy, renderPage } from './page.js';
+import { valuePreview } from './preview.js';
 import { toSnapshot, type StatusSnapshot } from './snapshot.js';
 
 /** Ports tried from the configured one when it is taken. */
@@ -53,6 +69,11 @@ const sseBufferBytesMax = 1024 * 1024;
 const snapshotIntervalMs = 1000;
 const listLimitDefault = 100;
 export const listLimitMax = 10_000;
+/** With values=1 each item carries a 200-byte preview: fewer per page. */
+export const valuesListLimitMax = 1_000;
+/** A cluster round (`/api/cluster`) is reused this long: pages never make nodes ask more often. */
+const clusterRoundReuseMs = 1000;
+const eventsLimitDefault = 100;
 /** How long close() lets requests in flight finish before cutting them. */
 const closeGraceMs = 2000;
 
@@ -151,6 +172,8 @@ export class HttpServer {
   private ticker: NodeJS.Timeout | undefined;
   private ticking = false;
   private closed = false;
+  /** The last cluster round (in flight or done) and when it started. */
+  private clusterRound: { startedMs: number; result: Promise<ClusterHealth>; done: boolean } | undefined;
   /** http://host:port/, set once listening. */
   url = '';
 
@@ -300,6 +323,16 @@ export class HttpServer {
       case '/events':
         allow(method, ['GET']);
         return this.events(req, res);
+      case '/api/cluster':
+        allow(method, ['GET', 'HEAD']);
+        return sendJson(res, req, 200, clusterJson(await this.clusterHealth()));
+      case '/api/events': {
+        allow(method, ['GET', 'HEAD']);
+        const after = wholeParam(query, 'after', 0, Number.MAX_SAFE_INTEGER, 0);
+        const limit = wholeParam(query, 'limit', 1, eventsReadMax, eventsLimitDefault);
+        const recent = this.node.recentEvents(after, limit);
+        return sendJson(res, req, 200, { ...recent, events: recent.events.map((e) => ({ ...e, time: isoTime(e.timeMs) })) });
+      }
       case '/metrics': {
         allow(method, ['GET', 'HEAD']);
         const text = await this.metrics.scrape();
@@ -340,6 +373,25 @@ export class HttpServer {
     sendJson(res, req, status, { error: message.split('\n')[0] });
   }
 
+  /** This node's health(): one round at a time, a round reused for clusterRoundReuseMs. */
+  private clusterHealth(): Promise<ClusterHealth> {
+    const now = Date.now();
+    const round = this.clusterRound;
+    if (round && now - round.startedMs < clusterRoundReuseMs) return round.result;
+    if (round && !round.done) return round.result;
+    const result = this.node.health();
+    const next = { startedMs: now, result, done: false };
+    this.clusterRound = next;
+    result.then(
+      () => (next.done = true),
+      () => {
+        next.done = true;
+        if (this.clusterRound === next) this.clusterRound = undefined;
+      },
+    );
+    return result;
+  }
+
   private async snapshot(): Promise<StatusSnapshot> {
     return toSnapshot(await this.node.status());
   }
@@ -373,8 +425,10 @@ export class HttpServer {
     const after = query.get('after') ?? '';
     const limitText = query.get('limit');
     const limit = limitText === null ? listLimitDefault : Number(limitText);
-    if (limitText !== null && (!/^\d+$/.test(limitText) || limit < 1 || limit > listLimitMax)) {
-      throw new InvalidArgumentError(`limit must be a whole number from 1 to ${listLimitMax}, not ${limitText.slice(0, 20)}`);
+    const withValues = ['1', 'true', 'yes'].includes(query.get('values') ?? '');
+    const limitMax = withValues ? valuesListLimitMax : listLimitMax;
+    if (limitText !== null && (!/^\d+$/.test(limitText) || limit < 1 || limit > limitMax)) {
+      throw new InvalidArgumentError(`limit must be a whole number from 1 to ${limitMax}${withValues ? ' with values=1' : ''}, not ${limitText.slice(0, 20)}`);
     }
     const withDeleted = ['1', 'true', 'yes'].includes(query.get('deleted') ?? '');
     const items: string[] = [];
@@ -385,8 +439,17 @@ export class HttpServer {
         truncated = true;
         break;
       }
-      const item: { key: string; version: string; deleted?: true } = { key: entry.key, version: versionText(entry.version) };
+      const item: Record<string, unknown> = { key: entry.key, version: versionText(entry.version) };
       if (entry.value === null) item.deleted = true;
+      if (withValues) {
+        item.timeMs = hlcWallMs(entry.version.hlc);
+        item.time = isoTime(item.timeMs as number);
+        const preview = entry.value === null ? undefined : valuePreview(entry.value);
+        item.bytes = preview?.bytes ?? 0;
+        item.preview = preview?.text ?? '';
+        item.binary = preview?.binary ?? false;
+        item.truncated = preview?.truncated ?? false;
+      }
       items.push(JSON.stringify(item));
     }
     if (truncated) res.setHeader('X-Ckv-Truncated', 'true');
@@ -451,6 +514,72 @@ export class HttpServer {
     client.res.end();
     if (this.sseClients.size === 0) this.stopTicker();
   }
+}
+
+/** ISO 8601 of epoch ms ('' if out of Date's range). */
+function isoTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? '' : date.toISOString();
+}
+
+/** A whole-number query parameter in [min, max], or `fallback` when absent; anything else is a 400. */
+function wholeParam(query: URLSearchParams, name: string, min: number, max: number, fallback: number): number {
+  const text = query.get(name);
+  if (text === null || text === '') return fallback;
+  const value = Number(text);
+  if (!/^\d{1,16}$/.test(text) || value < min || value > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, not ${text.slice(0, 20)}`);
+  return value;
+}
+
+/**
+ * The matrix on the page is at most this many nodes square: `/api/cluster` lists the first
+ * 64 members (this node first) and, in each report, only its views of those 64; `nodesTotal`
+ * and each report's `peersTotal` say how many there were. A cluster of membersMax (1024) nodes
+ * thus answers in a few MB, not a million cells. `problems` (ckv health's) still names them all.
+ */
+export const clusterMatrixNodesMax = 64;
+
+/** `/api/cluster`: every node's report and view of its peers, beside this node's view of it. */
+export function clusterJson(health: ClusterHealth): unknown {
+  const shown = health.members.slice(0, clusterMatrixNodesMax);
+  const columns = new Set(shown.map((m) => m.nodeId));
+  return {
+    time: new Date(health.timeMs).toISOString(),
+    timeMs: health.timeMs,
+    healthy: health.healthy,
+    problems: health.problems.slice(0, membersMax + 1),
+    nodesTotal: health.members.length,
+    nodes: shown.map((m) => ({
+      nodeId: m.nodeId,
+      peerId: m.peerId,
+      self: m.self,
+      // As this node sees it.
+      state: m.self ? 'self' : m.state,
+      inSync: m.inSync,
+      lastSyncMs: m.lastSyncMs,
+      lastSyncResult: m.lastSyncResult,
+      clockOffsetMs: m.clockOffsetMs,
+      // What it says of itself (null if it is not up or did not answer: then `error`).
+      answered: m.report !== undefined,
+      error: m.error,
+      report: m.report
+        ? {
+            version: m.report.version,
+            incarnation: m.report.incarnation,
+            keys: m.report.keys,
+            tombstones: m.report.tombstones,
+            bytesOnDisk: m.report.bytesOnDisk,
+            merkleRoot: m.report.merkleRoot,
+            uptimeMs: m.report.uptimeMs,
+            timeMs: m.report.timeMs,
+            peersUp: m.report.peersUp,
+            clockWarning: m.report.clockWarning,
+            peersTotal: m.report.peers.length,
+            peers: m.report.peers.filter((p) => columns.has(p.nodeId)),
+          }
+        : null,
+    })),
+  };
 }
 
 function writeEvent(client: SseClient, snap: StatusSnapshot): void {

@@ -102,6 +102,8 @@ export interface ClusterComponents {
   wallClockMs?: () => number;
   /** This node's report of itself, for `ckv health` asked on another node (query protocol). */
   healthReport?: () => Promise<HealthReport>;
+  /** Told of each membership event it logs and each failed sync session (the node's timeline). */
+  onEvent?: (event: { kind: string; nodeId: string; peerId: string; detail: string }) => void;
 }
 
 export class ClusterNetwork {
@@ -400,6 +402,7 @@ export class ClusterNetwork {
       case 'log':
         if (effect.event === 'member refused') this.components.counters.add('member_rejected');
         this.components.logger.info(effect.event, { node: effect.nodeId, peer: effect.peerId, ...(effect.detail ? { detail: effect.detail } : {}) });
+        this.components.onEvent?.({ kind: effect.event, nodeId: effect.nodeId, peerId: effect.peerId, detail: effect.detail ?? '' });
         return;
     }
   }
@@ -454,6 +457,10 @@ export class ClusterNetwork {
         ms: report.durationMs,
         ...(report.error ? { error: report.error } : {}),
       });
+    }
+    if (!ok) {
+      const nodeId = this.membership.get(peerId)?.nodeId ?? '';
+      this.components.onEvent?.({ kind: 'sync failed', nodeId, peerId, detail: describe(report) });
     }
     return report;
   }

@@ -5,14 +5,20 @@
  *   holder's node id (8 bytes), u8 found, then for a found key u8 deleted and the version.
  * - `health` (`ckv health`: "how are you?"): empty request; reply = the node's own report
  *   (HealthReport: id, software version, incarnation, counts, disk, Merkle root, uptime, its
- *   wall clock, members up, clock warning). A report is what that node says of itself, shown
- *   as such; the asking node's own view of it (state, clock offset, last sync) stands beside.
+ *   wall clock, members up, clock warning), then, appended, its view of its peers: a varint
+ *   count (at most membersMax, checked before anything is read) and per peer its node id
+ *   (8 bytes), u8 state (1 up, 2 unreachable, 3 left), u8 in sync, varint last sync (wall ms,
+ *   0 = never), zigzag varint clock offset (ms, cut to +-2^40). A report is what that node says
+ *   of itself, shown as such; the asking node's own view of it (state, clock offset, last
+ *   sync) stands beside. The status page's cluster matrix is these views side by side.
+ * A reply that does not decode (truncated, over a bound, trailing bytes) is counted
+ * (`query_rejected`) and becomes the asker's error for that peer; it never throws past `ask`.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { ByteReader, ByteWriter, fromHex, toHex } from '../core/bytes.js';
 import { checkKey, readVersion, writeVersion, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
-import { keyBytesMax, nodeIdBytes } from '../core/limits.js';
+import { keyBytesMax, membersMax, nodeIdBytes } from '../core/limits.js';
 import type { Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
 import { FramedStream } from './framed-stream.js';
@@ -24,7 +30,13 @@ const QueryType = { whereIs: 1, health: 2 } as const;
 const softwareVersionTextMax = 64;
 const clockWarningTextMax = 512;
 const merkleRootBytes = 32;
+/** A request (the largest is a whereis: one key). */
 const queryFrameBytesMax = keyBytesMax + 64;
+/** One peer's entry in a health report: id, state, in sync, last sync, clock offset. */
+const peerViewBytesMax = nodeIdBytes + 1 + 1 + 8 + 8;
+/** A reply: a health report with membersMax peers is the largest (~27 KiB). */
+export const replyFrameBytesMax = 1024 + 4 * (softwareVersionTextMax + clockWarningTextMax) + membersMax * peerViewBytesMax;
+const clockOffsetAbsMax = 2 ** 40;
 const queryTimeoutMs = 5_000;
 
 export function queryProtocolId(cluster: string): string {
@@ -57,12 +69,43 @@ export interface HealthReport {
   peersUp: number;
   /** Why it refuses writes, if it does ('' if not). */
   clockWarning: string;
+  /** Its view of each member it knows (at most membersMax; empty from a node that sends none). */
+  peers: ReportedPeer[];
+}
+
+/** One member as the reporting node sees it. */
+export interface ReportedPeer {
+  nodeId: string;
+  state: 'up' | 'unreachable' | 'left';
+  inSync: boolean;
+  /** Its wall ms when a session with that member last ended; 0 = never. */
+  lastSyncMs: number;
+  /** That member's wall clock minus the reporter's (ms). */
+  clockOffsetMs: number;
+}
+
+/** Only append: part of the protocol. */
+const peerStateCodes = { up: 1, unreachable: 2, left: 3 } as const;
+const peerStates = ['', 'up', 'unreachable', 'left'] as const;
+
+function zigzag(n: number): number {
+  const v = Math.max(-clockOffsetAbsMax, Math.min(clockOffsetAbsMax, Math.trunc(n)));
+  return v >= 0 ? v * 2 : -v * 2 - 1;
+}
+
+function unzigzag(n: number): number {
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
 }
 
 export function encodeHealthReport(w: ByteWriter, report: HealthReport): ByteWriter {
   w.raw(fromHex(report.nodeId)).string(report.version.slice(0, softwareVersionTextMax)).varint(report.incarnation);
   w.varint(report.keys).varint(report.tombstones).varint(report.bytesOnDisk).raw(fromHex(report.merkleRoot));
   w.varint(report.uptimeMs).varint(report.timeMs).varint(report.peersUp).string(report.clockWarning.slice(0, clockWarningTextMax));
+  const peers = report.peers.filter((p) => /^[0-9a-f]{16}$/.test(p.nodeId)).slice(0, membersMax);
+  w.varint(peers.length);
+  for (const p of peers) {
+    w.raw(fromHex(p.nodeId)).u8(peerStateCodes[p.state]).u8(p.inSync ? 1 : 0).varint(Math.max(0, Math.trunc(p.lastSyncMs))).varint(zigzag(p.clockOffsetMs));
+  }
   return w;
 }
 
@@ -79,7 +122,26 @@ export function decodeHealthReport(r: ByteReader): HealthReport {
     timeMs: r.varint(),
     peersUp: r.varint(),
     clockWarning: r.string(clockWarningTextMax, 'clock warning'),
+    peers: decodeReportedPeers(r),
   };
+}
+
+function decodeReportedPeers(r: ByteReader): ReportedPeer[] {
+  const count = r.bounded(membersMax, 'peers in a health report');
+  if (count * (nodeIdBytes + 4) > r.remaining) throw new MalformedError(`health report names ${count} peers in ${r.remaining} bytes`);
+  const peers: ReportedPeer[] = [];
+  for (let i = 0; i < count; i++) {
+    const nodeId = toHex(r.raw(nodeIdBytes));
+    const code = r.u8();
+    const state = peerStates[code];
+    if (!state) throw new MalformedError(`unknown peer state ${code} in a health report`);
+    const inSync = r.u8() === 1;
+    const lastSyncMs = r.varint();
+    const clockOffsetMs = unzigzag(r.varint());
+    if (Math.abs(clockOffsetMs) > clockOffsetAbsMax) throw new MalformedError('clock offset out of range in a health report');
+    peers.push({ nodeId, state, inSync, lastSyncMs, clockOffsetMs });
+  }
+  return peers;
 }
 
 export class QueryService {
@@ -126,15 +188,21 @@ export class QueryService {
   private async ask<T>(peer: PeerId, request: Uint8Array, read: (r: ByteReader) => T, timeoutMs = queryTimeoutMs): Promise<T> {
     const signal = AbortSignal.timeout(timeoutMs);
     const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
-    const framed = new FramedStream(stream, { frameBytesMax: queryFrameBytesMax, signal });
+    const framed = new FramedStream(stream, { frameBytesMax: replyFrameBytesMax, signal });
     try {
       await framed.write(request);
       const reply = await framed.read();
       if (!reply) throw new Error('peer closed the query without a reply');
-      const r = new ByteReader(reply);
-      if (r.u8() !== queryVersion) throw new MalformedError('unsupported query reply version');
-      const answer = read(r);
-      r.end();
+      let answer: T;
+      try {
+        const r = new ByteReader(reply);
+        if (r.u8() !== queryVersion) throw new MalformedError('unsupported query reply version');
+        answer = read(r);
+        r.end();
+      } catch (error) {
+        this.components.counters.add('query_rejected');
+        throw new MalformedError(`malformed reply from ${peer.toString()}: ${(error as Error).message}`);
+      }
       await framed.close().catch(() => undefined);
       return answer;
     } catch (error) {
@@ -144,10 +212,13 @@ export class QueryService {
   }
 
   private async serve(stream: Stream, _connection: Connection): Promise<void> {
-    const framed = new FramedStream(stream, { frameBytesMax: queryFrameBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
+    // The frame limit covers the reply it writes (a health report); the request it reads is
+    // held to the request limit below (a longer one is malformed).
+    const framed = new FramedStream(stream, { frameBytesMax: replyFrameBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
     try {
       const request = await framed.read();
       if (!request) return;
+      if (request.byteLength > queryFrameBytesMax) throw new MalformedError(`query of ${request.byteLength} bytes; the limit is ${queryFrameBytesMax}`);
       const r = new ByteReader(request);
       if (r.u8() !== queryVersion) throw new MalformedError('unsupported query version');
       const type = r.u8();

@@ -6,6 +6,7 @@
  * each request is one method here. Errors thrown are the kinds of src/errors.ts.
  */
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
+import type { NodeEvent } from './events.js';
 import type { ClusterHealth } from './health.js';
 import type { AppliedChange, LocalWrite } from '../core/replica.js';
 import type { Logger } from '../util/logger.js';
@@ -68,6 +69,8 @@ export interface NodeApi {
   peers(): Promise<PeerView[]>;
   /** This node and every member it knows, each up member asked for its own report (`ckv health`). */
   health(): Promise<ClusterHealth>;
+  /** Recent events (members up/down/left, failed syncs, clock warnings) with seq > after, oldest first, at most limit. */
+  recentEvents(after: number, limit: number): { events: NodeEvent[]; lastSeq: number; dropped: number };
   /** Forgets a peer; false if it was not known. */
   forget(peerId: string): Promise<boolean>;
   /** Anti-entropy now with one peer or every connected one. Throws NoPeersError, UnknownPeerError. */

@@ -9,6 +9,10 @@
  * every answer's Merkle root equals this node's (data in sync); nobody refuses writes for its
  * clock; no clock offset past the drift limit. A report is what a peer says of itself; the
  * verdict uses it to say "in sync or not", never to change what this node does.
+ *
+ * A node's report of itself (selfReport) also carries its view of each member it knows (state,
+ * in sync, last sync, clock offset): side by side, those views are the status page's cluster
+ * matrix (`GET /api/cluster`), who sees whom.
  */
 import type { HealthReport } from '../net/query-protocol.js';
 import type { NodeStatus } from './status.js';
@@ -52,6 +56,11 @@ export function selfReport(status: NodeStatus): HealthReport {
     timeMs: status.timeMs,
     peersUp: status.peers.filter((p) => p.state === 'up').length,
     clockWarning: status.clock.warning,
+    // Its view of every member it knows (the cluster matrix on the status page); the query
+    // protocol caps the count at membersMax.
+    peers: status.peers
+      .filter((p) => p.nodeId !== '')
+      .map((p) => ({ nodeId: p.nodeId, state: p.state, inSync: p.inSync, lastSyncMs: p.lastSyncMs, clockOffsetMs: p.clockOffsetMs })),
   };
 }
 

@@ -34,6 +34,7 @@ import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
 import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
+import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 
@@ -47,6 +48,10 @@ export class CkvNode implements NodeApi {
   /** Writes per second and convergence time of remote writes, last minute (status page, /metrics). */
   readonly writeStats = new WriteStats();
   readonly startedAtMs = Date.now();
+  /** Recent events for the status page's timeline (bounded ring, ./events.ts). */
+  private readonly events = new EventRing();
+  /** The clock warning last seen by status(): a change is a timeline event. */
+  private lastClockWarning = '';
   /** 'change' events (ChangeEvent) for watchers, local and remote. */
   private readonly changes = new EventEmitter();
   private store!: LevelStore;
@@ -127,7 +132,9 @@ export class CkvNode implements NodeApi {
         store: this.store,
         wallClockMs: this.wallClockMs,
         healthReport: async () => selfReport(await this.status()),
+        onEvent: (event) => this.events.add({ timeMs: this.wallClockMs(), ...event }),
       });
+      this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
     } catch (error) {
       await this.cluster?.stop().catch(() => undefined);
       await this.store.close();
@@ -208,8 +215,8 @@ export class CkvNode implements NodeApi {
     return this.writeStats.observe(observer);
   }
 
-  status(): Promise<NodeStatus> {
-    return readStatus({
+  async status(): Promise<NodeStatus> {
+    const status = await readStatus({
       config: this.config,
       startedAtMs: this.startedAtMs,
       httpUrl: this.httpUrl,
@@ -220,6 +227,17 @@ export class CkvNode implements NodeApi {
       writeStats: this.writeStats,
       sizeBytes: () => this.store.sizeBytes(),
     });
+    // Clock warnings reach the timeline when a status read sees them appear or clear (the
+    // status page reads it every second; so do /metrics scrapes and `ckv status`).
+    if (status.clock.warning !== this.lastClockWarning) {
+      this.lastClockWarning = status.clock.warning;
+      this.events.add({ timeMs: status.timeMs, kind: status.clock.warning ? 'clock warning' : 'clock ok', nodeId: status.nodeId, peerId: status.peerId, detail: status.clock.warning || 'writes accepted again' });
+    }
+    return status;
+  }
+
+  recentEvents(after: number, limit: number): { events: NodeEvent[]; lastSeq: number; dropped: number } {
+    return this.events.since(after, limit);
   }
 
   /** `ckv health`: this node and every member it knows, each up member asked for its report. */

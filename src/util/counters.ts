@@ -34,7 +34,7 @@ export const counterMetrics = {
   ckv_clock_drift_rejected_total: { help: 'Remote entries refused because their stamp was too far in our future.', labelNames: [] },
   ckv_member_dial_failed_total: { help: 'Dials to announced cluster members that failed.', labelNames: [] },
   ckv_member_rejected_total: { help: 'Membership messages dropped: bad signature, or signed by another peer than they name.', labelNames: [] },
-  ckv_query_rejected_total: { help: 'Malformed whereis queries from peers.', labelNames: [] },
+  ckv_query_rejected_total: { help: 'Malformed queries (and query replies) from peers.', labelNames: [] },
   ckv_bootstrap_failed_total: {
     help: 'Bootstrap addresses that did not give a member, by likely cause: dials refused or unroutable (unreachable), unanswered (timeout), failed handshakes (handshake: another cluster key), connections to a node of another cluster (foreign), other.',
     labelNames: ['reason'],
@@ -86,7 +86,7 @@ export const counterSpecs = {
   clock_drift_rejected: counter('ckv_clock_drift_rejected_total', {}, 'remote entries refused: stamp too far ahead'),
   member_dial_failed: counter('ckv_member_dial_failed_total', {}, 'failed dials to announced members'),
   member_rejected: counter('ckv_member_rejected_total', {}, 'membership messages with a bad signature'),
-  query_rejected: counter('ckv_query_rejected_total', {}, 'malformed whereis queries'),
+  query_rejected: counter('ckv_query_rejected_total', {}, 'malformed queries and query replies'),
   bootstrap_failed_unreachable: counter('ckv_bootstrap_failed_total', { reason: 'unreachable' }, 'bootstrap dials refused or with no route: nothing listens there'),
   bootstrap_failed_timeout: counter('ckv_bootstrap_failed_total', { reason: 'timeout' }, 'bootstrap dials unanswered in time'),
   bootstrap_failed_handshake: counter('ckv_bootstrap_failed_total', { reason: 'handshake' }, 'bootstrap dials whose handshake failed: another cluster key'),

@@ -6,7 +6,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { clusterHealth, selfReport } from '../../src/node/health.js';
-import type { HealthReport } from '../../src/net/query-protocol.js';
+import { decodeHealthReport, encodeHealthReport, replyFrameBytesMax, type HealthReport } from '../../src/net/query-protocol.js';
+import { ByteReader, ByteWriter } from '../../src/core/bytes.js';
+import { MalformedError } from '../../src/core/errors.js';
+import { membersMax } from '../../src/core/limits.js';
 import type { NodeStatus, PeerView } from '../../src/node/status.js';
 
 const root = 'aa'.repeat(32);
@@ -80,5 +83,54 @@ describe('clusterHealth', () => {
     const h = clusterHealth(status([peer('02', 'up')]), new Map([['peer-02', { report: report('02', { keys: 9 }) }]]));
     assert.equal(h.healthy, false);
     assert.equal(h.members[1]!.inSync, false);
+  });
+});
+
+describe('HealthReport on the wire (query protocol)', () => {
+  const base = (): HealthReport => ({
+    ...selfReport(status([peer('00000000000000a2', 'up', -12), peer('00000000000000a3', 'unreachable', 7)])),
+  });
+
+  it('carries the reporter\'s view of its peers, appended at the end', () => {
+    const report = base();
+    assert.equal(report.peers.length, 2);
+    const bytes = encodeHealthReport(new ByteWriter(), report).finish();
+    const r = new ByteReader(bytes);
+    const back = decodeHealthReport(r);
+    r.end();
+    assert.deepEqual(back, report);
+    assert.deepEqual(back.peers[0], { nodeId: '00000000000000a2', state: 'up', inSync: true, lastSyncMs: 1, clockOffsetMs: -12 });
+    assert.equal(back.peers[1]!.state, 'unreachable');
+  });
+
+  it('is bounded: at most membersMax peers sent; a count past it or past the bytes is malformed, not a crash', () => {
+    const many = { ...base(), peers: Array.from({ length: membersMax + 10 }, (_, i) => ({ nodeId: i.toString(16).padStart(16, '0'), state: 'up' as const, inSync: true, lastSyncMs: 0, clockOffsetMs: 0 })) };
+    const back = decodeHealthReport(new ByteReader(encodeHealthReport(new ByteWriter(), many).finish()));
+    assert.equal(back.peers.length, membersMax);
+    // The largest report (every text at its limit, every number at its largest) fits the reply frame.
+    const largest = {
+      ...many,
+      version: 'v'.repeat(1000),
+      clockWarning: 'w'.repeat(5000),
+      keys: Number.MAX_SAFE_INTEGER,
+      tombstones: Number.MAX_SAFE_INTEGER,
+      bytesOnDisk: Number.MAX_SAFE_INTEGER,
+      uptimeMs: Number.MAX_SAFE_INTEGER,
+      timeMs: Number.MAX_SAFE_INTEGER,
+      incarnation: Number.MAX_SAFE_INTEGER,
+      peers: many.peers.map((p) => ({ ...p, lastSyncMs: Number.MAX_SAFE_INTEGER, clockOffsetMs: -(2 ** 50) })),
+    };
+    const bytes = encodeHealthReport(new ByteWriter().u8(1), largest).finish();
+    assert.ok(bytes.byteLength <= replyFrameBytesMax, `${bytes.byteLength} bytes > ${replyFrameBytesMax}`);
+    // The fixed part, then a forged count.
+    const head = encodeHealthReport(new ByteWriter(), { ...base(), peers: [] }).finish().slice(0, -1);
+    for (const count of [membersMax + 1, 2 ** 40, 5]) {
+      const forged = new ByteWriter().raw(head).varint(count).finish();
+      assert.throws(() => decodeHealthReport(new ByteReader(forged)), MalformedError, `count ${count}`);
+    }
+    const badState = new ByteWriter().raw(head).varint(1).raw(new Uint8Array(8)).u8(9).u8(1).varint(0).varint(0).finish();
+    assert.throws(() => decodeHealthReport(new ByteReader(badState)), MalformedError);
+    const truncated = encodeHealthReport(new ByteWriter(), base()).finish().slice(0, -3);
+    assert.throws(() => decodeHealthReport(new ByteReader(truncated)), MalformedError);
   });
 });
