@@ -85,6 +85,11 @@ export interface NetworkOptions {
   userAgent?: string;
   /** Told how each dial of a bootstrap address ended (warnings and status: ./bootstrap-health.ts). */
   onBootstrap?: (event: BootstrapEvent) => void;
+  /**
+   * Told the data of every gossip message whose id gossipsub computes: each one published,
+   * and each copy received, repeats included (gossipsub drops a repeat only after its id).
+   */
+  onGossipMessageId?: (data: Uint8Array) => void;
 }
 
 /** How a dial of a bootstrap address ended; `address` as configured (`multiaddr(a).toString()`). */
@@ -200,7 +205,12 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
       identify: identify(),
       pubsub: gossipsub({
         globalSignaturePolicy: gossipSignaturePolicy,
-        msgIdFn: messageIdOf,
+        msgIdFn: options.onGossipMessageId
+          ? (message) => {
+              options.onGossipMessageId!(message.data);
+              return messageIdOf(message);
+            }
+          : messageIdOf,
         // No penalty for many peers on one IP address. Gossipsub's default (weight -5 above 10
         // peers per IP) suits open networks with Sybil attackers; a ckv cluster is admitted by
         // cluster name and optionally key, and many nodes on one host or behind one NAT is
