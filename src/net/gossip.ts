@@ -22,6 +22,8 @@
  *             message, signed with the sender's libp2p key: the receiver checks the signature
  *             against the peer id the message names, so nobody speaks for another node;
  * - entries:  a count (1 to gossipBatchEntriesMax) and that many entries, each as in `entry`.
+ *             A node older than this type rejects it as malformed (and its gossipsub scores
+ *             the sender down): in a mixed cluster those nodes get batched writes by sync only.
  * A write is not published while no peer subscribes to the topic (counted as
  * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a message gossiped
@@ -36,8 +38,9 @@
  * forwards nor re-delivers them, and does not penalise the sender for it (Ignore carries no
  * score penalty). Announce and member messages are accepted and forwarded as before. A down
  * link (A and C not connected, both connected to B) therefore no longer brings A's writes to
- * C through B within milliseconds: C gets them from its next anti-entropy session (every
- * --sync-interval-ms, 1 s by default, with any connected peer that has them).
+ * C through B within milliseconds: C gets them from anti-entropy, in its next session with a
+ * peer that has them (a session with a random peer every --sync-interval-ms +-25 %, 1 s by
+ * default).
  * Every copy of a write message received, repeats included, is counted
  * (gossip_write_copies_received, through the message id function; against
  * gossip_write_messages_received, each counted once), so the fan-out is measured, not assumed.
