@@ -22,8 +22,9 @@
  *             message, signed with the sender's libp2p key: the receiver checks the signature
  *             against the peer id the message names, so nobody speaks for another node;
  * - entries:  a count (1 to gossipBatchEntriesMax) and that many entries, each as in `entry`.
- *             A node older than this type rejects it as malformed (and its gossipsub scores
- *             the sender down): in a mixed cluster those nodes get batched writes by sync only.
+ *             A node older than this type rejects it as malformed (counted; ckv sets no
+ *             topic score parameters, so no score penalty follows): in a mixed cluster those
+ *             nodes get batched writes by sync only.
  * A write is not published while no peer subscribes to the topic (counted as
  * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a message gossiped
