@@ -148,6 +148,16 @@ describe('gossip entries message', () => {
     assert.deepEqual(wire, entriesBytes(entries.length, entries));
   });
 
+  // Decoded values are views of one copy of the message, never of the network buffer.
+  it('decodes values that do not share the received bytes', () => {
+    const entries = [entryOf(1), entryOf(2)];
+    const wire = encodeGossip({ type: 'entries', entries });
+    const decoded = decodeGossip(wire, 1024) as { entries: Entry[] };
+    wire.fill(0);
+    assert.deepEqual(decoded.entries, [entryOf(1), entryOf(2)]);
+    assert.equal(decoded.entries[0]!.version.node, nodeA);
+  });
+
   it('holds 1 to gossipBatchEntriesMax entries: the encoder refuses more, the decoder refuses 0, more, and junk', () => {
     const max = Array.from({ length: gossipBatchEntriesMax }, (_, i) => entryOf(i, 1));
     assert.equal((decodeGossip(encodeGossip({ type: 'entries', entries: max }), 1024) as { entries: Entry[] }).entries.length, gossipBatchEntriesMax);
@@ -161,6 +171,17 @@ describe('gossip entries message', () => {
       ['trailing bytes', Uint8Array.from([...entriesBytes(1, [entryOf(1)]), 0])],
       ['truncated entry', entriesBytes(2, [entryOf(1), entryOf(2)]).subarray(0, 150)],
       ['value over the limit', entriesBytes(1, [entryOf(1, 2000)])],
+      ['empty key', entriesBytes(1, [{ ...entryOf(1), key: '' }])],
+      ['unknown flags', (() => {
+        const bytes = Uint8Array.from(entriesBytes(1, [entryOf(1)]));
+        bytes[3 + 1 + 'k/1'.length] = 0x80;
+        return bytes;
+      })()],
+      ['key not UTF-8', (() => {
+        const bytes = Uint8Array.from(entriesBytes(1, [entryOf(1)]));
+        bytes[4] = 0xff;
+        return bytes;
+      })()],
     ];
     for (const [what, bytes] of malformed) assert.throws(() => decodeGossip(bytes, 1024), { name: 'MalformedError' }, what);
   });
