@@ -15,7 +15,17 @@ const expectedCharts = ['convergence-cdf', 'p99-vs-n', 'catchup-vs-k'];
 /** Paths (dot-separated) under scenarios.<name>.data that must hold finite numbers. */
 const requiredNumbers: Record<string, string[]> = {
   convergence: ['n3.converge.p50', 'n3.converge.p99', 'n5.converge.p50', 'n5.converge.p99', 'baseline.rawGossipHop.p50', 'baseline.rawGossipHop.p99'],
-  throughput: ['convergedWritesPerSec', 'ackedWritesPerSec', 'rawLevelWritesPerSec'],
+  throughput: [
+    'convergedWritesPerSec',
+    'ackedWritesPerSec',
+    'rawLevelWritesPerSec',
+    'cases.n3bulk.convergedWritesPerSec',
+    'cases.n3unary.convergedWritesPerSec',
+    'cases.n5bulk.convergedWritesPerSec',
+    'cases.n5unary.convergedWritesPerSec',
+    'cases.n3bulk.nodeCpuMsPerWrite.0',
+    'cases.n5unary.nodeCpuMsPerWrite.4',
+  ],
   'catch-up': ['k2000.catchUpMs', 'k2000.rawLevelMs', 'k2000.bytesIn', 'k2000.rawBytes'],
   'new-node': ['joinMs', 'rawLevelMs', 'bytesIn', 'rawBytes'],
   idle: ['rounds', 'bytesTotal', 'ack.p50Ms', 'ack.p99Ms', 'ack.getP50Ms'],

@@ -8,7 +8,7 @@
  * Merkle root and key count everywhere) poll with deadlines. `Cluster` starts and owns N
  * nodes named n00, n01, ... in one temp dir: node 0 first, then the rest in batches, each
  * bootstrapped to n00 and n01 (or to every earlier node). `putMany` loads a node with many
- * puts in flight.
+ * puts in flight; `putChunked` with PutMany calls (the bulk API), a few in flight.
  */
 import { join } from 'node:path';
 import type { ControlClient } from '../src/control/client.js';
@@ -109,6 +109,37 @@ export async function putMany(
     }
   };
   await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker));
+  return performance.now() - started;
+}
+
+/**
+ * `count` puts through the bulk API: PutMany calls of `chunk` keys, `inFlight` calls
+ * outstanding at a time; resolves with the milliseconds until the last call was acknowledged.
+ * Throws if the node refused any put.
+ */
+export async function putChunked(
+  client: ControlClient,
+  count: number,
+  keyOf: (i: number) => string,
+  valueOf: (i: number) => Uint8Array,
+  chunk = 1000,
+  inFlight = 4,
+): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let first = next; first < count; first = next) {
+      next = Math.min(count, first + chunk);
+      const puts = [];
+      for (let i = first; i < next; i++) puts.push({ key: keyOf(i), value: valueOf(i) });
+      const { results } = await client.putMany(puts);
+      const refused = results.find((result) => result.error !== '');
+      if (refused !== undefined || results.length !== puts.length) {
+        throw new Error(`PutMany refused a put: ${refused?.error ?? `${results.length} results for ${puts.length} puts`}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, Math.ceil(count / chunk)) }, worker));
   return performance.now() - started;
 }
 

@@ -123,6 +123,24 @@ export const writeBatchOpsMax = 1024;
  */
 export const remoteQueueEntriesMax = 4 * writeBatchOpsMax;
 
+/**
+ * Entries in one gossip `entries` message (src/net/gossip.ts: the local writes of one commit
+ * travel together). One group commit's worth, so a message is applied by the receiver as at
+ * most one storage batch and fits its remote queue (remoteQueueEntriesMax) four times over.
+ * Fewer costs a message (its encryption, framing, id hash and syscalls) per fewer writes;
+ * more would make one message span several commits at the receiver.
+ */
+export const gossipBatchEntriesMax = writeBatchOpsMax;
+
+/**
+ * Encoded bytes of one gossip `entries` message (entries are added while the total stays
+ * under it; a single entry of up to the gossip value limit, 64 KiB, always fits). Well under
+ * the largest RPC gossipsub accepts (gossipRpcBytesMax, 4 MiB, src/net/libp2p.ts) and the same
+ * size as a sync frame of entries: big enough that per-message costs vanish, small enough
+ * that a message is a few noise frames and one peer's message does not hold the link long.
+ */
+export const gossipBatchBytesMax = 256 * 1024;
+
 /** Sync scheduling defaults (see scheduler.ts). */
 export const syncIntervalMsDefault = 1000;
 export const syncJitterRatioDefault = 0.25;

@@ -179,7 +179,7 @@ export class Replica {
   private remoteQueued = 0;
   /** applyRemote calls waiting for room, in call order. */
   private readonly waitingForRoom: RemoteOp[] = [];
-  private roomListeners: (() => void)[] = [];
+  private roomListeners: { entries: number; resolve: () => void }[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
   private tombstones = 0;
@@ -364,12 +364,12 @@ export class Replica {
   }
 
   /**
-   * Resolves once an applyRemote of one entry would be queued at once (immediately if it
-   * would now, or if the replica is closed). Gossip awaits this before accepting a message.
+   * Resolves once an applyRemote of `entries` entries would be queued at once (immediately if
+   * it would now, or if the replica is closed). Gossip awaits this before it applies a message.
    */
-  whenRoom(): Promise<void> {
-    if (this.closed || (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax)) return Promise.resolve();
-    return new Promise((resolve) => this.roomListeners.push(resolve));
+  whenRoom(entries = 1): Promise<void> {
+    if (this.closed || (this.waitingForRoom.length === 0 && this.hasRoomFor(entries))) return Promise.resolve();
+    return new Promise((resolve) => this.roomListeners.push({ entries, resolve }));
   }
 
   /** Remote entries queued or being committed (at most remoteQueueEntriesMax, or one larger call). */
@@ -393,10 +393,11 @@ export class Replica {
     while (this.waitingForRoom.length > 0 && this.hasRoomFor(this.waitingForRoom[0]!.entries.length)) {
       this.admit(this.waitingForRoom.shift()!);
     }
-    if (this.waitingForRoom.length === 0 && this.remoteQueued < this.remoteQueueEntriesMax && this.roomListeners.length > 0) {
-      const listeners = this.roomListeners;
-      this.roomListeners = [];
-      for (const listener of listeners) listener();
+    if (this.waitingForRoom.length === 0 && this.roomListeners.length > 0) {
+      const woken = this.roomListeners.filter((listener) => this.hasRoomFor(listener.entries));
+      if (woken.length === 0) return;
+      this.roomListeners = this.roomListeners.filter((listener) => !woken.includes(listener));
+      for (const listener of woken) listener.resolve();
     }
   }
 

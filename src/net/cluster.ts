@@ -156,6 +156,8 @@ export class ClusterNetwork {
       else if (event.kind === 'connected') bootstrap.dialConnected(event.address, event.peerId, Date.now());
       else bootstrap.dialSelf(event.address);
     };
+    // Gossip needs libp2p, which reports message ids to gossip: bind through a holder.
+    const late: { gossip?: Gossip } = {};
     const libp2p = await createNetwork({
       privateKey,
       listen: config.listen,
@@ -165,6 +167,7 @@ export class ClusterNetwork {
       gossipTopic: gossipTopic(config.cluster),
       userAgent: agentString(components.replica.nodeId, incarnation),
       onBootstrap,
+      onGossipMessageId: (data) => late.gossip?.observeCopy(data),
     });
     const base = { libp2p, replica: components.replica, counters: components.counters, logger: components.logger };
     // The gossip and session callbacks need the cluster, which needs them: bind through a holder.
@@ -182,6 +185,7 @@ export class ClusterNetwork {
           },
         )
       : undefined;
+    late.gossip = gossip;
     const sync = new SyncService(
       {
         ...base,

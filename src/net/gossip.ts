@@ -1,8 +1,15 @@
 /**
- * Gossip: every local write is published at once on the cluster topic
- * `ckv/<cluster>/writes/1`; every node merges what it receives through the replica, so the
- * last writer wins whatever order messages arrive in. Gossip is best effort; anti-entropy
- * repairs whatever it loses.
+ * Gossip: local writes are published on the cluster topic `ckv/<cluster>/writes/1`; every node
+ * merges what it receives through the replica, so the last writer wins whatever order
+ * messages arrive in. Gossip is best effort; anti-entropy repairs whatever it loses.
+ *
+ * Batching: the replica tells onApplied of a commit's changes one by one, in one synchronous
+ * loop; publishChange collects them and a microtask queued by the first publishes them after
+ * that loop as ONE `entries` message (split at gossipBatchEntriesMax entries or
+ * gossipBatchBytesMax bytes, src/core/limits.ts). Nothing waits on a timer: a lone put goes
+ * out in the same event-loop turn, as an `entry` message (the format older nodes read), and a
+ * burst of writes costs one message (one id hash, one encryption, a few syscalls) per commit
+ * instead of one per write.
  *
  * Messages (u8 version, u8 type; types only append, they are part of the protocol):
  * - entry:    one whole entry (values up to gossipValueBytesMax);
@@ -13,25 +20,46 @@
  * - member:   a membership message (src/core/membership.ts: alive with addresses, or leave)
  *             carrying the sender's incarnation and a sequence number, so a repeat is a new
  *             message, signed with the sender's libp2p key: the receiver checks the signature
- *             against the peer id the message names, so nobody speaks for another node.
+ *             against the peer id the message names, so nobody speaks for another node;
+ * - entries:  a count (1 to gossipBatchEntriesMax) and that many entries, each as in `entry`.
+ *             A node older than this type rejects it as malformed (counted; ckv sets no
+ *             topic score parameters, so no score penalty follows): in a mixed cluster those
+ *             nodes get batched writes by sync only.
  * A write is not published while no peer subscribes to the topic (counted as
  * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
- * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a write gossiped
+ * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a message gossiped
  * twice is dropped by gossipsub. A topic validator rejects messages that do not decode: they
  * are counted and gossipsub penalises the sender; they never reach the store.
- * Backpressure: the validator decodes each message once (kept for the message handler) and,
- * for an entry, waits until the replica's bounded queue of remote writes has room before it
- * accepts; gossipsub awaits each message's validation before reading the next from that
- * peer (awaitRpcHandler, awaitRpcMessageHandler in libp2p.ts), so a full queue stops reading
- * from the peers instead of queueing applies without limit.
+ *
+ * Fan-out, one hop: the writer publishes to every subscribed peer (floodPublish, libp2p.ts),
+ * which in a ckv cluster (a full mesh) is every node. Gossipsub would also forward each
+ * message from every receiver to its mesh, so at N nodes each node would receive each write
+ * N-1 times and drop N-2 of them after paying for their transport. So write messages (entry,
+ * entries) are applied by the validator itself, which then returns Ignore: gossipsub neither
+ * forwards nor re-delivers them, and does not penalise the sender for it (Ignore carries no
+ * score penalty). Announce and member messages are accepted and forwarded as before. A down
+ * link (A and C not connected, both connected to B) therefore no longer brings A's writes to
+ * C through B within milliseconds: C gets them from anti-entropy, in its next session with a
+ * peer that has them (a session with a random peer every --sync-interval-ms +-25 %, 1 s by
+ * default).
+ * Every copy of a write message received, repeats included, is counted
+ * (gossip_write_copies_received, through the message id function; against
+ * gossip_write_messages_received, each counted once), so the fan-out is measured, not assumed.
+ *
+ * Backpressure: the validator decodes each message once and, for writes, waits until the
+ * replica's bounded queue of remote writes has room for all of the message's entries
+ * (Replica.whenRoom) before it hands them over as one applyRemote (one storage batch, one
+ * tree update pass); gossipsub awaits each message's validation before reading the next from
+ * that peer (awaitRpcHandler, awaitRpcMessageHandler in libp2p.ts), so a full queue stops
+ * reading from the peers instead of queueing applies without limit.
  */
 import type { GossipSub, GossipsubMessage, Message } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
-import { compareVersions, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
+import { compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
-import { keyBytesMax } from '../core/limits.js';
+import { gossipBatchBytesMax, gossipBatchEntriesMax, keyBytesMax } from '../core/limits.js';
 import { MemberMessageType, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
@@ -40,10 +68,12 @@ import type { Logger } from '../util/logger.js';
 const gossipVersion = 1;
 
 /** Message types. Only append: the values are part of the protocol. */
-export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5 } as const;
+export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5, entries: 6 } as const;
 
 export type GossipMessage =
   | { type: 'entry'; entry: Entry }
+  /** 1 to gossipBatchEntriesMax entries (the local writes of one commit, or part of them). */
+  | { type: 'entries'; entries: Entry[] }
   | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
   | { type: 'leave'; peer: string }
   | { type: 'members'; peer: string; addresses: string[] }
@@ -118,8 +148,33 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
     case 'member':
       w.u8(GossipType.member).bytes(message.body).bytes(message.signature);
       break;
+    case 'entries':
+      return encodeEntries(message.entries);
   }
   return w.finish();
+}
+
+/** Bytes an entry takes in an `entries` message (as in encodeEntry). */
+export function gossipEntryBytes(entry: Entry): number {
+  return encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
+}
+
+/**
+ * An `entries` message, encoded into one buffer of its exact size. The caller keeps within
+ * gossipBatchEntriesMax (checked: a larger count would be refused by every receiver).
+ */
+function encodeEntries(entries: readonly Entry[]): Uint8Array {
+  if (entries.length === 0 || entries.length > gossipBatchEntriesMax) throw new RangeError(`an entries message holds 1 to ${gossipBatchEntriesMax} entries, not ${entries.length}`);
+  const head = new ByteWriter(8).u8(gossipVersion).u8(GossipType.entries).varint(entries.length).finish();
+  const keyBytes = entries.map((entry) => Buffer.byteLength(entry.key, 'utf8'));
+  let total = head.byteLength;
+  for (let i = 0; i < entries.length; i++) total += encodedEntryBytes(entries[i]!, keyBytes[i]!);
+  const bytes = Buffer.alloc(total); // not pooled: gossipsub keeps published messages for a while
+  bytes.set(head, 0);
+  let at = head.byteLength;
+  for (let i = 0; i < entries.length; i++) at = encodeEntryInto(bytes, at, entries[i]!, keyBytes[i]!);
+  if (at !== total) throw new Error(`entries message encoded to ${at} bytes, expected ${total}`);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Throws MalformedError for anything that is not a well-formed message. */
@@ -157,6 +212,14 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
       message = { type: 'member', message: decodeMemberMessage(body), body, signature };
       break;
     }
+    case GossipType.entries: {
+      const count = r.bounded(gossipBatchEntriesMax, 'entry count');
+      if (count === 0) throw new MalformedError('an entries message with no entries');
+      const entries: Entry[] = [];
+      for (let i = 0; i < count; i++) entries.push(readEntry(r, valueBytesMax));
+      message = { type: 'entries', entries };
+      break;
+    }
     default:
       throw new MalformedError(`unknown gossip message type ${type}`);
   }
@@ -190,9 +253,19 @@ export interface GossipOptions {
 export class Gossip {
   readonly topic: string;
   private started = false;
-  /** Messages the validator decoded and accepted, for the message handler (same object). */
+  /** Announce and member messages the validator decoded and accepted, for the message handler (same object). */
   private readonly decoded = new WeakMap<Message, GossipMessage>();
+  /** Local writes collected for the next `entries` message, and their encoded bytes. */
+  private pending: Entry[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
+  /** Data of messages we publish, until gossipsub computes their id (see observeCopy). */
+  private readonly publishing = new WeakSet<Uint8Array>();
   private readonly onMessage = (event: CustomEvent<GossipsubMessage>): void => void this.receive(event.detail);
+  private readonly flushQueuedBatch = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
 
   constructor(private readonly components: GossipComponents, private readonly options: GossipOptions) {
     this.topic = gossipTopic(options.cluster);
@@ -208,9 +281,10 @@ export class Gossip {
     pubsub.subscribe(this.topic);
   }
 
-  /** Idempotent. */
+  /** Idempotent. Writes collected for the next message are published first. */
   stop(): void {
     if (!this.started) return;
+    this.flush();
     this.started = false;
     const { pubsub } = this.components;
     pubsub.removeEventListener('gossipsub:message', this.onMessage);
@@ -222,22 +296,45 @@ export class Gossip {
     }
   }
 
-  /** Publish a local write. Never throws: gossip is best effort and sync repairs losses. */
+  /**
+   * Publish a local write: collected with the other changes of its commit and published in a
+   * microtask, after the replica has told all of them (see the top comment). Never throws:
+   * gossip is best effort and sync repairs losses.
+   */
   publishChange(change: AppliedChange): void {
     if (!this.started) return;
-    // With no peer subscribed, gossipsub would encode, id and cache the message for nobody
-    // (a tenth of a lone node's write path). A peer that subscribes later gets it by sync.
     // Placement first: a key no other node holds is told to nobody.
-    if (this.options.otherHolders?.(change.keyHash) === 0 || this.components.pubsub.getSubscribers(this.topic).length === 0) {
+    if (this.options.otherHolders?.(change.keyHash) === 0) {
       this.components.counters.add('gossip_unsent_no_peers');
       return;
     }
     const { entry } = change;
-    const message: GossipMessage =
-      entry.value !== null && entry.value.byteLength > this.options.gossipValueBytesMax
-        ? { type: 'announce', key: entry.key, version: entry.version, valueBytes: entry.value.byteLength, origin: this.components.selfPeerId }
-        : { type: 'entry', entry };
-    this.publish(message);
+    if (entry.value !== null && entry.value.byteLength > this.options.gossipValueBytesMax) {
+      if (!this.hasSubscribers(1)) return;
+      this.publish({ type: 'announce', key: entry.key, version: entry.version, valueBytes: entry.value.byteLength, origin: this.components.selfPeerId });
+      return;
+    }
+    const bytes = gossipEntryBytes(entry);
+    if (this.pending.length > 0 && this.pendingBytes + bytes > gossipBatchBytesMax) this.flush();
+    this.pending.push(entry);
+    this.pendingBytes += bytes;
+    if (this.pending.length >= gossipBatchEntriesMax) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flushQueuedBatch);
+    }
+  }
+
+  /**
+   * Told of every gossip message whose id gossipsub computes (libp2p.ts msgIdFn): each one we
+   * publish, and each copy received from a peer, repeats included. Counts the received copies
+   * of write messages (by their type byte; gossip_write_messages_received counts each once).
+   */
+  observeCopy(data: Uint8Array): void {
+    if (this.publishing.delete(data)) return;
+    if (data[0] === gossipVersion && (data[1] === GossipType.entry || data[1] === GossipType.entries)) {
+      this.components.counters.add('gossip_write_copies_received');
+    }
   }
 
   /**
@@ -257,10 +354,32 @@ export class Gossip {
     return this.publish({ type: 'member', message, body, signature });
   }
 
+  /** Publish the collected writes: one `entry` message for a lone write, else one `entries`. */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const entries = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.started || !this.hasSubscribers(entries.length)) return;
+    void this.publish(entries.length === 1 ? { type: 'entry', entry: entries[0]! } : { type: 'entries', entries });
+  }
+
+  /**
+   * With no peer subscribed, gossipsub would encode, id and cache a message for nobody (a
+   * tenth of a lone node's write path); a peer that subscribes later gets the writes by sync.
+   */
+  private hasSubscribers(writes: number): boolean {
+    if (this.components.pubsub.getSubscribers(this.topic).length > 0) return true;
+    this.components.counters.add('gossip_unsent_no_peers', writes);
+    return false;
+  }
+
   private async publish(message: GossipMessage): Promise<void> {
     if (!this.started) return;
     try {
-      await this.components.pubsub.publish(this.topic, encodeGossip(message));
+      const data = encodeGossip(message);
+      this.publishing.add(data);
+      await this.components.pubsub.publish(this.topic, data);
       this.components.counters.add('gossip_published');
     } catch (error) {
       this.components.counters.add('gossip_publish_failed');
@@ -269,11 +388,14 @@ export class Gossip {
   }
 
   /**
-   * Decode once; for an entry, wait for room in the replica's remote queue before accepting.
-   * Why here and not in the handler: gossipsub dispatches accepted messages without waiting
-   * for the handler, so a wait there would only pile up pending applies; the validator is
-   * the one step gossipsub awaits (with awaitRpc*Handler) before it reads on. The handler
-   * then calls applyRemote synchronously, so the room it waited for is taken at once.
+   * Decode once. Writes (entry, entries): wait for room for all of them in the replica's
+   * remote queue, hand them to the replica as one applyRemote, and return Ignore so that
+   * gossipsub does not forward them (one hop, see the top comment). Why here and not in the
+   * message handler: gossipsub dispatches accepted messages without waiting for the handler,
+   * so a wait there would only pile up pending applies; the validator is the one step
+   * gossipsub awaits (with awaitRpc*Handler) before it reads on. applyRemote is called
+   * synchronously after the wait, so the room waited for is taken at once; its outcome (the
+   * commit) is not awaited, so the next message is read while this one is written.
    */
   private async validate(message: Message): Promise<TopicValidatorResult> {
     let decoded: GossipMessage;
@@ -283,11 +405,30 @@ export class Gossip {
       this.components.counters.add('gossip_rejected');
       return TopicValidatorResult.Reject;
     }
+    if (decoded.type === 'entry' || decoded.type === 'entries') {
+      const entries = decoded.type === 'entry' ? [decoded.entry] : decoded.entries;
+      await this.components.replica.whenRoom(entries.length);
+      this.components.counters.add('gossip_received');
+      this.components.counters.add('gossip_write_messages_received');
+      this.components.counters.add('gossip_entries_received', entries.length);
+      void this.apply(entries);
+      return TopicValidatorResult.Ignore;
+    }
     this.decoded.set(message, decoded);
-    if (decoded.type === 'entry') await this.components.replica.whenRoom();
     return TopicValidatorResult.Accept;
   }
 
+  private async apply(entries: Entry[]): Promise<void> {
+    try {
+      const report = await this.components.replica.applyRemote(entries);
+      if (report.rejectedClockDrift) this.components.counters.add('clock_drift_rejected', report.rejectedClockDrift);
+      if (report.rejectedInvalid) this.components.counters.add('gossip_rejected', report.rejectedInvalid);
+    } catch (error) {
+      this.components.logger.warn('gossip apply failed', { error });
+    }
+  }
+
+  /** Announce and member messages, after the validator accepted them. */
   private async receive(event: GossipsubMessage): Promise<void> {
     if (event.msg.topic !== this.topic) return;
     let message = this.decoded.get(event.msg);
@@ -302,11 +443,7 @@ export class Gossip {
     }
     this.components.counters.add('gossip_received');
     try {
-      if (message.type === 'entry') {
-        const report = await this.components.replica.applyRemote([message.entry]);
-        if (report.rejectedClockDrift) this.components.counters.add('clock_drift_rejected', report.rejectedClockDrift);
-        if (report.rejectedInvalid) this.components.counters.add('gossip_rejected', report.rejectedInvalid);
-      } else if (message.type === 'announce') {
+      if (message.type === 'announce') {
         const ours = await this.components.replica.get(message.key);
         if (!ours || compareVersions(message.version, ours.version) > 0) {
           this.options.onAnnounce(message.origin === this.components.selfPeerId ? event.propagationSource.toString() : message.origin);
@@ -314,7 +451,8 @@ export class Gossip {
       } else if (message.type === 'member') {
         this.options.onMember(message);
       }
-      // 'leave' and 'members' are obsolete: unsigned claims, ignored.
+      // Writes never get here (the validator applied them); 'leave' and 'members' are
+      // obsolete: unsigned claims, ignored.
     } catch (error) {
       this.components.logger.warn('gossip apply failed', { error });
     }

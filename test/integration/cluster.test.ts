@@ -199,6 +199,46 @@ describe('three nodes, B and C bootstrapped to A', () => {
   });
 });
 
+describe('three nodes in a full mesh: a burst on one node', () => {
+  // The writes of one commit travel as one gossip message, sent by the writer to every node
+  // and not forwarded: every receiver gets each write exactly once, in far fewer messages
+  // than writes. Sync runs rarely here (60 s), so the writes arrive by gossip.
+  it('converges on all by gossip: each write received once per node, batched into few messages', async () => {
+    const args = ['--sync-interval-ms', '60000'];
+    const a = await startPeer('A5', { args });
+    const b = await startPeer('B5', { bootstrap: [a], args });
+    const c = await startPeer('C5', { bootstrap: [a, b], args });
+    await waitMesh([a, b, c]);
+    const before = await Promise.all([a, b, c].map((n) => n.status()));
+
+    // Bulk (PutMany of 500) and unary puts (64 in flight), 6,000 writes in all.
+    const bulk = 4000;
+    const chunk = 500;
+    await Promise.all(
+      Array.from({ length: bulk / chunk }, (_, j) =>
+        a.client.putMany(Array.from({ length: chunk }, (_, i) => ({ key: `t5/bulk/${pad(j * chunk + i)}`, value: value100(i) }))),
+      ),
+    );
+    const unary = 2000;
+    await putMany(a.client, unary, (i) => `t5/one/${pad(i)}`, value100, 64);
+    const count = bulk + unary;
+    const after = await waitConverged([a, b, c], 60_000);
+    assert.equal(Number(after[0]!.keyCount) - Number(before[0]!.keyCount), count);
+
+    const delta = (i: number, name: string): number => counter(after[i]!, name) - counter(before[i]!, name);
+    for (const i of [1, 2]) {
+      const messages = delta(i, 'gossip_write_messages_received');
+      const repeats = delta(i, 'gossip_write_copies_received') - messages;
+      measure(`burst of ${count} writes on A, received by ${['A', 'B', 'C'][i]}`, { messages, entries: delta(i, 'gossip_entries_received'), repeats, sync_entries: delta(i, 'sync_entries_applied') });
+      assert.equal(delta(i, 'gossip_entries_received'), count, 'every write arrived by gossip, once');
+      assert.ok(messages * 10 <= count, `${messages} messages for ${count} writes: batched`);
+      // Before, gossipsub forwarded each write message from the other receiver too: two copies each.
+      assert.equal(repeats, 0, 'no write message arrives twice');
+    }
+    assert.equal(delta(0, 'gossip_unsent_no_peers'), 0);
+  });
+});
+
 describe('anti-entropy alone (gossip off)', () => {
   it('B converges with A through sync sessions after 10,000 writes on A', async () => {
     const args = ['--test-no-gossip', ...fast];

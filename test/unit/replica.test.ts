@@ -507,6 +507,29 @@ describe('Replica remote queue bound', () => {
     assert.equal(held.size, 9, 'every entry was applied');
     for (const entry of [...newer, ...entries.slice(3)]) assert.deepEqual(held.get(entry.key)?.version, entry.version);
   });
+
+  // Gossip waits for room for a whole message of N entries: whenRoom(n) resolves only once
+  // an applyRemote of n would be queued at once, while whenRoom(1) may resolve earlier.
+  it('whenRoom(n) waits until n entries fit (or nothing is queued)', async () => {
+    const store = new GatedStore();
+    const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, remoteQueueEntriesMax: 4 });
+    const entries = Array.from({ length: 12 }, (_, i) => remote(`k${i}`, `v${i}`, hlcPack(baseMs, i)));
+    store.close_();
+    const first = replica.applyRemote(entries.slice(0, 3)); // in store.write, held by the gate
+    await macrotask();
+    const woke: string[] = [];
+    const one = replica.whenRoom(1).then(() => woke.push('one'));
+    const two = replica.whenRoom(2).then(() => woke.push('two'));
+    const big = replica.whenRoom(9).then(() => woke.push('nine'));
+    await macrotask();
+    assert.deepEqual(woke, ['one'], 'room for 1 of 4 with 3 queued; not for 2, nor 9');
+
+    store.open_();
+    await first;
+    await Promise.all([two, big]);
+    assert.deepEqual(woke, ['one', 'two', 'nine'], 'an empty queue has room for anything (a call larger than the bound is admitted alone)');
+    await one;
+  });
 });
 
 describe('Replica clock guard', () => {
