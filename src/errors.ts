@@ -29,6 +29,12 @@ export const ExitCode = {
   outcomeUnknown: 6,
   /** A conditional write (--if-version, --if-absent) whose condition did not hold: nothing written. */
   conditionFailed: 7,
+  /**
+   * `ckv import` of a backup file that is damaged (truncated, corrupt) or not a backup: the
+   * blocks before the damage may have been applied, nothing after it. Not a usage error (2):
+   * something may have changed, and retrying with the same file fails the same way.
+   */
+  backupDamaged: 8,
 } as const;
 
 interface ErrorKindSpec {
@@ -68,6 +74,7 @@ export const errorKinds = {
     where: 'client',
   },
   outcomeUnknown: { matches: ['ERR_OUTCOME_UNKNOWN', 'OutcomeUnknownError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.outcomeUnknown, where: 'client' },
+  backupDamaged: { matches: ['ERR_BACKUP_DAMAGED', 'BackupDamagedError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.backupDamaged, where: 'client' },
   usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
   clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
   storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },

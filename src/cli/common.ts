@@ -29,7 +29,9 @@ export const exitCodeHelp = `Exit codes:
   6  outcome unknown: the node went away after a write was sent; it may or may not be
      stored (check with ckv get)
   7  condition failed: put --if-version/--if-absent or del --if-version found another
-     version (the message names it); nothing was written`;
+     version (the message names it); nothing was written
+  8  backup damaged: ckv import found a truncated or corrupt file (the message names the
+     byte offset); blocks before it may have been applied, nothing after it`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {

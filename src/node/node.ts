@@ -23,15 +23,15 @@ import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
 import { isNodeId } from '../core/entry.js';
-import { nodeIdBytes } from '../core/limits.js';
-import { Replica, type AppliedChange, type LocalWrite } from '../core/replica.js';
+import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
+import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
 import { ClusterMismatchError } from '../errors.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
+import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, NodeApi, SyncStep } from './api.js';
 import { prepareDataDir } from './data-dir.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
@@ -52,6 +52,11 @@ export class CkvNode implements NodeApi {
   private readonly frontEnds: FrontEnd[] = [];
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
+  /**
+   * Entries of importEntries calls not yet applied: when one is applied (origin 'remote',
+   * the replica passes the same object to onApplied) it is published like a local write.
+   */
+  private readonly importing = new WeakSet<Entry>();
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
@@ -161,8 +166,10 @@ export class CkvNode implements NodeApi {
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
     const appliedAtMs = this.wallClockMs();
-    this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
-    if (change.origin === 'local') this.cluster?.publishChange(change);
+    // An imported entry was written long ago: its age is not a convergence time.
+    const imported = change.origin === 'remote' && this.importing.has(change.entry);
+    if (!imported) this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
+    if (change.origin === 'local' || imported) this.cluster?.publishChange(change);
     // Called for every write: the event is only built when a watcher listens.
     if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
   }
@@ -192,6 +199,27 @@ export class CkvNode implements NodeApi {
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
     return this.store.scanKeys(options);
+  }
+
+  /**
+   * The normal merge (Replica.applyRemote) in slices of the remote queue's size, all queued at
+   * once (the replica admits them as room frees); applied entries are published to the
+   * cluster like local writes (onApplied), so they reach the other nodes at once rather than
+   * at the next anti-entropy round.
+   */
+  async importEntries(entries: readonly Entry[]): Promise<ImportReport> {
+    for (const entry of entries) this.importing.add(entry);
+    const slices: Promise<ApplyReport>[] = [];
+    for (let at = 0; at < entries.length; at += remoteQueueEntriesMax) slices.push(this.replica.applyRemote(entries.slice(at, at + remoteQueueEntriesMax)));
+    const report: ImportReport = { applied: 0, notNewer: 0, refusedClock: 0, refusedInvalid: 0, refusedNotHeld: 0 };
+    for (const slice of await Promise.all(slices)) {
+      report.applied += slice.applied;
+      report.notNewer += slice.stale;
+      report.refusedClock += slice.rejectedClockDrift;
+      report.refusedInvalid += slice.rejectedInvalid;
+      report.refusedNotHeld += slice.rejectedNotHeld;
+    }
+    return report;
   }
 
   watch(listener: (change: ChangeEvent) => void): () => void {
