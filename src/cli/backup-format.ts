@@ -302,11 +302,11 @@ export class BackupReader {
     return this.input.offset;
   }
 
-  private async need(bytes: number, what: string): Promise<Buffer> {
-    const at = this.input.offset;
+  /** `bytes` more bytes of `what`, which starts at byte `start` of the file; a short file is damage. */
+  private async need(bytes: number, what: string, start = this.input.offset): Promise<Buffer> {
     const out = await this.input.read(bytes);
     if (out === undefined) {
-      throw new BackupDamagedError(this.input.offset, `the file ends there, inside ${what} starting at byte ${at} (truncated)`);
+      throw new BackupDamagedError(this.input.offset, `the file ends there, inside ${what} starting at byte ${start} (truncated)`);
     }
     this.crc = crc32(out, this.crc);
     return out;
@@ -326,7 +326,7 @@ export class BackupReader {
     const sourceNodeId = fixed.toString('hex', 20, 20 + nodeIdBytes);
     const prefixBytes = fixed.readUInt16BE(20 + nodeIdBytes);
     if (prefixBytes > keyBytesMax) throw new BackupDamagedError(20 + nodeIdBytes, `header prefix length ${prefixBytes} is over ${keyBytesMax} (damaged header)`);
-    const prefix = await this.need(prefixBytes, 'the header');
+    const prefix = await this.need(prefixBytes, 'the header', 0);
     const headerCrc = (await this.input.read(4)) ?? failTruncated(this.input.offset, 'the header');
     const expected = this.crc;
     this.crc = crc32(headerCrc, this.crc);
@@ -348,7 +348,7 @@ export class BackupReader {
         return;
       }
       if (kind[0] !== blockKind) throw new BackupDamagedError(offset, `a block was expected there (kind byte ${kind[0]})`);
-      const rest = await this.need(blockHeaderBytes - 1, 'a block header');
+      const rest = await this.need(blockHeaderBytes - 1, `block ${this.blocksRead}`, offset);
       const frame = Buffer.concat([kind, rest]);
       if (frame.readUInt32BE(18) !== crc32(frame.subarray(0, 18))) throw new BackupDamagedError(offset, `block ${this.blocksRead} header fails its checksum`);
       const codec = frame[1]!;
@@ -360,7 +360,7 @@ export class BackupReader {
       if (entries < 1 || entries > blockEntriesMax) throw damaged(`${entries} entries; a block holds 1..${blockEntriesMax}`);
       if (rawBytes > blockRawBytesMax || rawBytes < entries * entryBytesMin) throw damaged(`${rawBytes} raw bytes cannot hold ${entries} entries within the limits`);
       if (storedBytes > rawBytes || (codec === codecStored && storedBytes !== rawBytes)) throw damaged(`${storedBytes} stored bytes for ${rawBytes} raw bytes`);
-      const payload = await this.need(storedBytes, `block ${this.blocksRead}`);
+      const payload = await this.need(storedBytes, `block ${this.blocksRead}`, offset);
       if (crc32(payload) !== frame.readUInt32BE(14)) {
         throw damaged(`its ${storedBytes} bytes of data (from byte ${offset + blockHeaderBytes}) fail their checksum`);
       }
@@ -384,7 +384,7 @@ export class BackupReader {
   }
 
   private async readTrailer(offset: number, fileCrc: number, kind: Buffer): Promise<void> {
-    const rest = await this.need(trailerBytes - 1, 'the trailer');
+    const rest = await this.need(trailerBytes - 1, 'the trailer', offset);
     const trailer = Buffer.concat([kind, rest]);
     if (trailer.readUInt32BE(29) !== crc32(trailer.subarray(0, 29))) throw new BackupDamagedError(offset, 'the trailer fails its checksum');
     const entries = Number(trailer.readBigUInt64BE(1));

@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { BackupWriter } from './backup-format.js';
 import { CliError, withClient } from './common.js';
 import { OutputFile } from './get.js';
-import { bytesText, count, Progress } from './progress.js';
+import { bytesText, count, counted, Progress } from './progress.js';
 
 export function register(program: Command): void {
   program
@@ -50,7 +50,7 @@ export function register(program: Command): void {
           const seconds = (performance.now() - startedMs) / 1000;
           const where = output ? ` to ${options.output}` : '';
           process.stderr.write(
-            `exported ${count(trailer.entries)} entries in ${count(trailer.blocks)} blocks: ${bytesText(trailer.rawBytes)} of entries, ` +
+            `exported ${counted(trailer.entries, 'entry', 'entries')} in ${counted(trailer.blocks, 'block')}: ${bytesText(trailer.rawBytes)} of entries, ` +
               `${bytesText(writer.bytes)} written${where} in ${seconds.toFixed(1)} s\n`,
           );
         });

@@ -3,7 +3,7 @@
  * the node, through the normal merge: each entry keeps its version, so an entry older than
  * (or equal to) what the node holds is not applied, and last writer wins as in the cluster it
  * came from. Entries the node refuses (stamped too far in its future, outside the limits)
- * are counted, not fatal.
+ * are counted; if any was, the command exits 4 (refused) with the summary as its error line.
  *
  * The file is read as a stream; each block is verified (frame and payload CRC32, lengths
  * bounded before anything is allocated, inflated size, entry count) before it is sent, one
@@ -23,7 +23,7 @@ import { kindOf, kindOfGrpcStatus } from '../errors.js';
 import { errnoReason } from '../util/errno.js';
 import { BackupDamagedError, BackupReader, ByteSource } from './backup-format.js';
 import { CliError, describeError, withClient } from './common.js';
-import { bytesText, count, Progress } from './progress.js';
+import { bytesText, count, counted, Progress } from './progress.js';
 
 /** Import calls in flight at once: enough to keep the node's group commit busy while the next block is read. */
 const importBlocksInFlightMax = 4;
@@ -118,16 +118,19 @@ export function register(program: Command): void {
         if (failure !== undefined) {
           const { message } = describeError(failure);
           const kind = failure instanceof GrpcStatusError ? kindOfGrpcStatus(failure.code) : kindOf(failure);
-          throw new CliError(`${message} (${count(blocksDone)} blocks, ${count(entriesDone)} entries were imported before it; importing again is safe)`, kind);
+          throw new CliError(`${message} (${counted(blocksDone, 'block')}, ${counted(entriesDone, 'entry', 'entries')} imported before it; importing again is safe)`, kind);
         }
         if (damage !== undefined) {
           throw new CliError(
-            `${damage.message}; the ${count(blocksDone)} blocks before it (${count(entriesDone)} entries) were imported, nothing after it ` +
+            `${damage.message}; the ${counted(blocksDone, 'block')} before it (${counted(entriesDone, 'entry', 'entries')}) were imported, nothing after it ` +
               `(${summary(totals)})`,
             'backupDamaged',
           );
         }
-        process.stderr.write(`imported ${count(entriesDone)} entries in ${count(blocksDone)} blocks: ${summary(totals)}\n`);
+        const line = `imported ${counted(entriesDone, 'entry', 'entries')} in ${counted(blocksDone, 'block')}: ${summary(totals)}`;
+        // A restore that left entries out is not a success: exit 4 (refused), the summary as the error line.
+        if (totals.refusedClock + totals.refusedInvalid + totals.refusedNotHeld > 0) throw new CliError(line, 'invalidArgument');
+        process.stderr.write(`${line}\n`);
       });
     });
 }

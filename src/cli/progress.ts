@@ -45,3 +45,8 @@ export function bytesText(n: number): string {
   }
   return `${value.toFixed(1)} ${units[unit]}`;
 }
+
+/** "1 block", "62 blocks", "1,000,000 entries". */
+export function counted(n: number, one: string, many = `${one}s`): string {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}

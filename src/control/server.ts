@@ -437,7 +437,7 @@ export class ControlServer {
   }
 
   /**
-   * Export: the entries under a prefix from one snapshot (NodeApi.scan), in the core's entry
+   * Export: the entries under a prefix from one snapshot (NodeApi.exportEntries), in the core's entry
    * encoding, several to a message: a message is sent before it would pass
    * exportChunkBytesTarget bytes or exportChunkEntriesMax entries (an entry larger than the
    * target goes alone). Waits for drain, so a slow reader holds the scan, not the node's
@@ -467,7 +467,7 @@ export class ControlServer {
         count = 0;
         await send(entries, n);
       };
-      for await (const entry of this.node.scan({ prefix })) {
+      for await (const entry of this.node.exportEntries(prefix)) {
         if (call.cancelled || stopped) break;
         if (entry.value === null && !includeDeleted) continue;
         const keyBytes = Buffer.byteLength(entry.key, 'utf8');

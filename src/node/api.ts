@@ -71,6 +71,13 @@ export interface NodeApi {
   get(key: string): Promise<Entry | undefined>;
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry>;
   /**
+   * Every entry under `prefix`, tombstones included, from one snapshot of the store (writes
+   * during the scan are not seen): with a prefix in key order (the key index, one explicit
+   * snapshot); without one in storage order (one iterator over the entries, whose implicit
+   * snapshot LevelDB holds; about 3x faster than walking the key index).
+   */
+  exportEntries(prefix: string): AsyncIterable<Entry>;
+  /**
    * Entries from a backup, with their versions: merged like a peer's (the normal merge: an
    * older or equal version is not applied), and those applied are published to the cluster
    * like local writes. Throws when the node is stopping (some entries may have been applied).

@@ -201,6 +201,10 @@ export class CkvNode implements NodeApi {
     return this.store.scanKeys(options);
   }
 
+  exportEntries(prefix: string): AsyncIterable<Entry> {
+    return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+  }
+
   /**
    * The normal merge (Replica.applyRemote) in slices of the remote queue's size, all queued at
    * once (the replica admits them as room frees); applied entries are published to the
