@@ -60,11 +60,23 @@ export function register(program: Command): void {
     });
 }
 
-/** Writes to stdout, resolving once it can take more. */
+/**
+ * Writes to stdout, resolving once the bytes are handed to the system (a block at a time, so
+ * a slow reader holds the export back). A reader that goes away (EPIPE) is an error here
+ * (exit 5), not the quiet exit 0 of other commands (main.ts): the backup is not complete.
+ */
 function writeToStdout(bytes: Buffer): Promise<void> {
+  if (!stdoutErrorsCaught) {
+    process.stdout.removeAllListeners('error');
+    process.stdout.on('error', () => undefined); // each write's callback reports it
+    stdoutErrorsCaught = true;
+  }
   return new Promise((resolve, reject) => {
-    const ok = process.stdout.write(bytes, (error) => (error ? reject(new CliError(`cannot write the backup: ${error.message}`, 'failed')) : undefined));
-    if (ok) resolve();
-    else process.stdout.once('drain', resolve);
+    process.stdout.write(bytes, (error) => {
+      if (error) reject(new CliError(`cannot write the backup to standard output: ${error.message} (it is not complete)`, 'failed'));
+      else resolve();
+    });
   });
 }
+
+let stdoutErrorsCaught = false;

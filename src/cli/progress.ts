@@ -7,7 +7,7 @@ const redrawEveryMs = 200;
 
 export class Progress {
   private readonly enabled = process.stderr.isTTY === true;
-  private lastDrawMs = 0;
+  private lastDrawMs = -Infinity;
   private drawn = false;
 
   /** Draws `text()` if it is time to (text is only built then). */

@@ -53,7 +53,7 @@ export class CkvNode implements NodeApi {
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
   /**
-   * Entries of importEntries calls not yet applied: when one is applied (origin 'remote',
+   * Entries handed to importEntries (held weakly): when one is applied (origin 'remote',
    * the replica passes the same object to onApplied) it is published like a local write.
    */
   private readonly importing = new WeakSet<Entry>();
