@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { BackupReader, ByteSource } from '../../src/cli/backup-format.js';
 import type { ControlClient } from '../../src/control/client.js';
 import { ByteReader } from '../../src/core/bytes.js';
-import { readEntry } from '../../src/core/entry.js';
+import { GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
+import { importEntriesMax } from '../../src/control/limits.js';
+import { encodeEntry, readEntry } from '../../src/core/entry.js';
 import {
   ckvBin,
   exitOf,
@@ -81,6 +83,9 @@ async function blocksOf(file: string): Promise<BlockInfo[]> {
   }
   return blocks;
 }
+
+/** The terminal's "erase the line" (CSI 2 K) as a regular expression source. */
+const erase = '\\x1b\\[2K';
 
 /** Runs `ckv ARGS` with a pseudo-terminal as stdin, stdout and stderr (util-linux `script`); its output. */
 async function onTerminal(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -284,13 +289,13 @@ describe('backup and restore', () => {
     const file = join(dir, 'tty.ckvb');
     const exported = await onTerminal(['--socket', source.socket, 'export', prefix, '-o', file]);
     assert.equal(exported.code, 0, exported.output);
-    assert.match(exported.output, /\r\x1b\[2Kexporting: [\d,]+ entries, [\d.]+ \S+ written/);
-    assert.match(exported.output, /\r\x1b\[2Kexported 100,000 entries in \d+ blocks: /);
+    assert.match(exported.output, new RegExp(`\r${erase}exporting: [\\d,]+ entries, [\\d.]+ \\S+ written`));
+    assert.match(exported.output, new RegExp(`\r${erase}exported 100,000 entries in \\d+ blocks: `));
     const target = await startNode({ name: 'tty-target' });
     const imported = await onTerminal(['--socket', target.socket, 'import', '-i', file]);
     assert.equal(imported.code, 0, imported.output);
-    assert.match(imported.output, /\r\x1b\[2Kimporting: [\d,]+ entries applied or checked, [\d.]+ \S+ of [\d.]+ \S+ read/);
-    assert.match(imported.output, /\r\x1b\[2Kimported 100,000 entries in \d+ blocks: 100,000 applied/);
+    assert.match(imported.output, new RegExp(`\r${erase}importing: [\\d,]+ entries applied or checked, [\\d.]+ \\S+ of [\\d.]+ \\S+ read`));
+    assert.match(imported.output, new RegExp(`\r${erase}imported 100,000 entries in \\d+ blocks: 100,000 applied`));
     assert.deepEqual(await rootOf(target), prefixRoot);
     await target.stop();
     const refused = await onTerminal(['--socket', source.socket, 'export', prefix]);
@@ -322,12 +327,32 @@ describe('backup and restore', () => {
     await a.client.put('gossip/ready', Buffer.from('x'));
     await waitFor(() => hasKey(b, 'gossip/ready'), { deadlineMs: 20_000, what: 'b to get a write by gossip' });
     const syncedBefore = counter(await b.status(), 'sync_entries_applied');
+    // key/00000000 .. key/00000999: a thousand gossip messages.
     const file = join(dir, 'gossip.ckvb');
-    await runCliOk(['export', prefix, '-o', file], { socket: source.socket });
+    await runCliOk(['export', 'key/00000', '-o', file], { socket: source.socket });
     await runCliOk(['import', '-i', file], { socket: a.socket, timeoutMs: 60_000 });
-    await waitFor(async () => (await rootOf(b)).keys === prefixKeys + 1, { deadlineMs: 30_000, what: `b to hold the ${prefixKeys} imported keys` });
+    await waitFor(async () => (await rootOf(b)).keys === 1000 + 1, { deadlineMs: 30_000, what: 'b to hold the 1,000 imported keys' });
     assert.equal(counter(await b.status(), 'sync_entries_applied'), syncedBefore, 'no entry came by anti-entropy');
     await Promise.all([a.stop(), b.stop()]);
+  });
+
+  it('Import refuses a batch that is not what it says (INVALID_ARGUMENT) and applies nothing of it', async () => {
+    const before = await rootOf(source);
+    const one = encodeEntry({ key: 'bad/1', value: Buffer.from('x'), version: { hlc: 1n << 16n, node: '00000000000000aa' } });
+    for (const [bytes, count, pattern] of [
+      [Buffer.concat([one, Buffer.from([0xff])]), 1, /holds more than the 1 entries it announced/],
+      [Buffer.concat([one, one.subarray(0, 5)]), 2, /entry 1 does not decode/],
+      [one, 2, /holds 1 entries, not the 2 it announced/],
+      [one, importEntriesMax + 1, /the limit is 65536/],
+    ] as const) {
+      await assert.rejects(source.client.importEntries(bytes, count), (error: unknown) => {
+        assert.ok(error instanceof GrpcStatusError, String(error));
+        assert.equal(error.code, GrpcStatus.INVALID_ARGUMENT);
+        assert.match(error.details, pattern);
+        return true;
+      });
+    }
+    assert.deepEqual(await rootOf(source), before);
   });
 
   it('refuses a missing -i file and an -o directory (exit 2), and a file that is not a backup (exit 8)', async () => {
