@@ -3,7 +3,7 @@
  * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
  *
  * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
- * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
+ * (Scan, Export, Watch) respect backpressure: Scan and Export wait for drain; a Watch whose client falls more
  * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
  * grow the node's memory without bound.
  *
