@@ -59,6 +59,12 @@ export class CkvNode implements NodeApi {
    * most of it in the garbage collector).
    */
   private readonly importing = new Set<ReadonlySet<Entry>>();
+  /**
+   * The last import slice handed to the replica: slices of every import call go one after
+   * another, so at most one waits for room in the remote queue and gossip and sync sessions
+   * (which wait for room too) get their turn between slices instead of after a whole import.
+   */
+  private importTail: Promise<unknown> = Promise.resolve();
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
@@ -208,8 +214,8 @@ export class CkvNode implements NodeApi {
   }
 
   /**
-   * The normal merge (Replica.applyRemote) in slices of the remote queue's size, all queued at
-   * once (the replica admits them as room frees); applied entries are published to the
+   * The normal merge (Replica.applyRemote) in slices of the remote queue's size, one at a time
+   * across all import calls (importTail); applied entries are published to the
    * cluster like local writes (onApplied), so they reach the other nodes at once rather than
    * at the next anti-entropy round.
    */
@@ -219,7 +225,12 @@ export class CkvNode implements NodeApi {
     const slices: Promise<ApplyReport>[] = [];
     let reports: ApplyReport[];
     try {
-      for (let at = 0; at < entries.length; at += remoteQueueEntriesMax) slices.push(this.replica.applyRemote(entries.slice(at, at + remoteQueueEntriesMax)));
+      for (let at = 0; at < entries.length; at += remoteQueueEntriesMax) {
+        const slice = entries.slice(at, at + remoteQueueEntriesMax);
+        const applied = this.importTail.then(() => this.replica.applyRemote(slice));
+        this.importTail = applied.catch(() => undefined);
+        slices.push(applied);
+      }
       // onApplied runs synchronously in the commit, before these promises' continuations.
       reports = await Promise.all(slices);
     } finally {
