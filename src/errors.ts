@@ -31,6 +31,12 @@ export const ExitCode = {
   conditionFailed: 7,
   /** `ckv health`: the cluster is degraded (a member down or silent, data out of sync, a clock off). */
   degraded: 8,
+  /**
+   * `ckv import` of a backup file that is damaged (truncated, corrupt) or not a backup: the
+   * blocks before the damage may have been applied, nothing after it. Not a usage error (2):
+   * something may have changed, and retrying with the same file fails the same way.
+   */
+  backupDamaged: 9,
 } as const;
 
 interface ErrorKindSpec {
@@ -71,6 +77,7 @@ export const errorKinds = {
   },
   outcomeUnknown: { matches: ['ERR_OUTCOME_UNKNOWN', 'OutcomeUnknownError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.outcomeUnknown, where: 'client' },
   degraded: { matches: ['ERR_DEGRADED', 'DegradedError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.degraded, where: 'client' },
+  backupDamaged: { matches: ['ERR_BACKUP_DAMAGED', 'BackupDamagedError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.backupDamaged, where: 'client' },
   usage: { matches: ['ERR_USAGE', 'UsageError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.usage, where: 'start' },
   clusterKeyUnreadable: { matches: ['ERR_CLUSTER_KEY', 'ClusterKeyError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 500, exit: ExitCode.usage, where: 'start' },
   storeLocked: { matches: ['ERR_STORE_LOCKED', 'StoreLockedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },

@@ -30,7 +30,9 @@ export const exitCodeHelp = `Exit codes:
      stored (check with ckv get)
   7  condition failed: put --if-version/--if-absent or del --if-version found another
      version (the message names it); nothing was written
-  8  degraded: ckv health found a node down or silent, data out of sync, or a clock off`;
+  8  degraded: ckv health found a node down or silent, data out of sync, or a clock off
+  9  backup damaged: ckv import found a truncated or corrupt file (the message names the
+     byte offset); blocks before it may have been applied, nothing after it`;
 
 /** An error the CLI itself finds; its exit code is its kind's (src/errors.ts). */
 export class CliError extends Error {

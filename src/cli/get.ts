@@ -69,8 +69,11 @@ export function notFound(key: string, deleted: boolean): CliError {
 
 const interruptions = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** The destination of `-o FILE`: a temporary file renamed over FILE on success, or FILE itself if it is not a regular file. */
-class OutputFile {
+/**
+ * The destination of `-o FILE`: a temporary file renamed over FILE on success, or FILE itself
+ * if it is not a regular file. Also used by `ckv export -o FILE` (export.ts).
+ */
+export class OutputFile {
   private settled = false;
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     this.settle();
@@ -86,14 +89,20 @@ class OutputFile {
     /** The temporary file, renamed to `target` on commit; undefined when writing in place. */
     private readonly temp: string | undefined,
     private readonly target: string,
+    /** What is written, for messages: 'the value', 'the backup'. */
+    private readonly what: string,
   ) {
     if (temp === undefined) return;
     for (const signal of interruptions) process.once(signal, this.onSignal);
     process.once('exit', this.onExit);
   }
 
-  /** Checks `path` and opens where the value will go; a path that cannot be written is a usage error. */
-  static async open(path: string): Promise<OutputFile> {
+  /**
+   * Checks `path` and opens where the value will go; a path that cannot be written is a usage
+   * error. `newFileMode`: the mode a new FILE is created with (before the umask).
+   */
+  static async open(path: string, options: { what?: string; newFileMode?: number } = {}): Promise<OutputFile> {
+    const what = options.what ?? 'the value';
     let existing: Stats | undefined;
     try {
       existing = await stat(path);
@@ -102,14 +111,14 @@ class OutputFile {
     }
     if (existing?.isDirectory()) throw new CliError(`-o ${path} is a directory; give a file name`, 'usage');
     try {
-      if (existing && !existing.isFile()) return new OutputFile(path, await open(path, 'w'), undefined, path);
+      if (existing && !existing.isFile()) return new OutputFile(path, await open(path, 'w'), undefined, path, what);
       const target = existing ? await realpath(path) : path;
       const dir = dirname(target);
       const temp = join(dir, `.${basename(target)}.ckv-${randomBytes(4).toString('hex')}`);
       // A new file is created as any would be (0666 less the umask); a replaced one keeps its mode.
       let handle: FileHandle;
       try {
-        handle = await open(temp, 'wx', existing ? 0o600 : 0o666);
+        handle = await open(temp, 'wx', existing ? 0o600 : (options.newFileMode ?? 0o666));
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'ENOTDIR') throw error;
@@ -122,7 +131,7 @@ class OutputFile {
         await rm(temp, { force: true });
         throw error;
       }
-      return new OutputFile(path, handle, temp, target);
+      return new OutputFile(path, handle, temp, target, what);
     } catch (error) {
       if (error instanceof CliError) throw error;
       throw new CliError(`cannot write -o ${path}: ${errnoReason(error)}`, 'usage');
@@ -130,16 +139,24 @@ class OutputFile {
   }
 
   /** Writes the value, then puts it in place (rename); on any failure the temporary file goes. */
-  async write(head: GetStreamResult): Promise<void> {
+  async write(head: { chunks: AsyncIterable<Uint8Array> }): Promise<void> {
     // A failed transfer throws its own error; a failed write says so. Either way discard() follows.
-    for await (const chunk of head.chunks) {
-      try {
-        for (let at = 0; at < chunk.byteLength; ) at += (await this.handle.write(chunk, at)).bytesWritten;
-      } catch (error) {
-        const unchanged = this.temp === undefined ? '' : ` (${this.path} is unchanged)`;
-        throw new CliError(`cannot write the value to ${this.path}: ${errnoReason(error)}${unchanged}`, 'failed');
-      }
+    for await (const chunk of head.chunks) await this.append(chunk);
+    await this.commit();
+  }
+
+  /** Appends bytes to the temporary file (or FILE itself when written in place). */
+  async append(chunk: Uint8Array): Promise<void> {
+    try {
+      for (let at = 0; at < chunk.byteLength; ) at += (await this.handle.write(chunk, at)).bytesWritten;
+    } catch (error) {
+      const unchanged = this.temp === undefined ? '' : ` (${this.path} is unchanged)`;
+      throw new CliError(`cannot write ${this.what} to ${this.path}: ${errnoReason(error)}${unchanged}`, 'failed');
     }
+  }
+
+  /** Everything is written: close, and rename the temporary file over FILE. */
+  async commit(): Promise<void> {
     await this.handle.close();
     if (this.temp !== undefined) {
       try {

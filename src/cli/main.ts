@@ -9,8 +9,10 @@ import * as clusterKey from './cluster-key.js';
 import * as completion from './completion.js';
 import * as del from './del.js';
 import * as demo from './demo.js';
+import * as exportCommand from './export.js';
 import * as get from './get.js';
 import * as health from './health.js';
+import * as importCommand from './import.js';
 import * as keys from './keys.js';
 import * as node from './node.js';
 import * as peers from './peers.js';
@@ -31,7 +33,7 @@ export function buildProgram(): Command {
       // One line: `ckv: <what is wrong> (run ckv --help for usage)`.
       outputError: (text, write) => write(`${text.trim().replace(/^error: /, 'ckv: ')} (run ckv --help for usage)\n`),
     });
-  for (const command of [node, put, get, del, keys, watch, status, health, peers, whereis, sync, clusterKey, demo, completion]) command.register(program);
+  for (const command of [node, put, get, del, keys, watch, status, health, peers, whereis, sync, exportCommand, importCommand, clusterKey, demo, completion]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
     for (const subsub of sub.commands) subsub.exitOverride();

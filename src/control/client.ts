@@ -307,12 +307,41 @@ export class ControlClient {
   scan(request: { prefix?: string; startAfter?: string; limit?: number; withValues?: boolean; includeDeleted?: boolean }) {
     return this.stream<EntryMessage>('Scan', request);
   }
+  /**
+   * Every entry under `prefix` from one snapshot of the node's store, in key order, as batches
+   * of entries in the core encoding (src/core/entry.ts), each ~1 MiB or one large entry.
+   */
+  exportEntries(request: { prefix?: string; includeDeleted?: boolean }) {
+    return this.stream<EntryBatchMessage>('Export', request);
+  }
+  /**
+   * Entries in the core encoding (at most importEntriesMax), merged by the node like a peer's;
+   * the counts of what it did. A connection lost after the batch was sent: OutcomeUnknownError.
+   */
+  importEntries(entries: Uint8Array, count: number): Promise<ImportReplyMessage> {
+    return this.unary('Import', { entries, count }, 'the node went away during the import; the entries in flight may or may not be applied: run the import again (it is idempotent)');
+  }
   watch(prefix = '') {
     return this.stream<ChangeMessage>('Watch', { prefix });
   }
   sync(peer = '') {
     return this.stream<SyncProgressMessage>('Sync', { peer });
   }
+}
+
+/** An Export message: `count` entries in the core encoding, back to back. */
+export interface EntryBatchMessage {
+  entries: Buffer;
+  count: number;
+}
+
+/** What an Import did (uint64 counts as decimal strings). */
+export interface ImportReplyMessage {
+  applied: string;
+  notNewer: string;
+  refusedClock: string;
+  refusedInvalid: string;
+  refusedNotHeld: string;
 }
 
 interface PutResultMessage {

@@ -28,3 +28,16 @@ export const watchBufferBytesMax = 16 * 1024 * 1024;
  * only queue memory.
  */
 export const pipelinePutsInFlightMax = 4096;
+
+/**
+ * Entries in one Import call (and in one Export message): a backup block (about 1 MiB of
+ * entries, or one large entry; src/cli/backup-format.ts) goes in one message. The smallest
+ * entry is 20 bytes, so 1 MiB holds at most ~52,000; the bytes are bounded by
+ * grpcMessageBytesMax.
+ */
+export const importEntriesMax = 65_536;
+
+/** Export messages: flushed before their entries pass this many bytes (one larger entry goes alone)... */
+export const exportChunkBytesTarget = 1024 * 1024;
+/** ...or this many entries. */
+export const exportChunkEntriesMax = 16_384;

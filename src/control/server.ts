@@ -3,7 +3,7 @@
  * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
  *
  * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
- * (Scan, Watch) respect backpressure: Scan waits for drain; a Watch whose client falls more
+ * (Scan, Export, Watch) respect backpressure: Scan and Export wait for drain; a Watch whose client falls more
  * than `watchBufferBytesMax` behind is ended with RESOURCE_EXHAUSTED rather than letting it
  * grow the node's memory without bound.
  *
@@ -17,13 +17,22 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
-import { checkKey, parseVersionText, type Entry, type Version, type WriteCondition } from '../core/entry.js';
+import { ByteReader } from '../core/bytes.js';
+import { checkKey, encodedEntryBytes, encodeEntryInto, parseVersionText, readEntry, type Entry, type Version, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
 import type { ChangeEvent, NodeApi } from '../node/api.js';
 import type { ClusterHealth } from '../node/health.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
-import { pipelinePutsInFlightMax, putManyCountMax, valueChunkBytes, watchBufferBytesMax } from './limits.js';
+import {
+  exportChunkBytesTarget,
+  exportChunkEntriesMax,
+  importEntriesMax,
+  pipelinePutsInFlightMax,
+  putManyCountMax,
+  valueChunkBytes,
+  watchBufferBytesMax,
+} from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -293,6 +302,18 @@ export class ControlServer {
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
       // Not counted as in flight: a stop cuts a Sync (sessions with every peer can be long) like a Watch.
       Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
+      // Not counted as in flight either: an export of a large store can take minutes; a stop ends it.
+      Export: (call: grpc.ServerWritableStream<ExportRequest, unknown>) => void this.exportEntries(call),
+      Import: this.guard(async (req: { entries: Buffer; count: number }) => {
+        const report = await node.importEntries(decodeEntryBatch(req.entries, req.count, node.valueBytesMax));
+        return {
+          applied: String(report.applied),
+          notNewer: String(report.notNewer),
+          refusedClock: String(report.refusedClock),
+          refusedInvalid: String(report.refusedInvalid),
+          refusedNotHeld: String(report.refusedNotHeld),
+        };
+      }),
     };
   }
 
@@ -446,6 +467,63 @@ export class ControlServer {
     }
   }
 
+  /**
+   * Export: the entries under a prefix from one snapshot (NodeApi.exportEntries), in the core's entry
+   * encoding, several to a message: a message is sent before it would pass
+   * exportChunkBytesTarget bytes or exportChunkEntriesMax entries (an entry larger than the
+   * target goes alone). Waits for drain, so a slow reader holds the scan, not the node's
+   * memory. A stop ends it with UNAVAILABLE.
+   */
+  private async exportEntries(call: grpc.ServerWritableStream<ExportRequest, unknown>): Promise<void> {
+    let stopped = false;
+    const stop = (): void => {
+      stopped = true;
+    };
+    this.streams.add(stop);
+    try {
+      if (this.node.isStopping) throw new NodeStoppingError();
+      const { prefix, includeDeleted } = call.request;
+      let arena = Buffer.allocUnsafe(exportChunkBytesTarget);
+      let used = 0;
+      let count = 0;
+      const send = async (entries: Buffer, n: number): Promise<void> => {
+        if (!call.write({ entries, count: n })) await drained(call);
+      };
+      const flush = async (): Promise<void> => {
+        if (count === 0) return;
+        const entries = arena.subarray(0, used);
+        arena = Buffer.allocUnsafe(exportChunkBytesTarget); // the one sent is not reused
+        used = 0;
+        const n = count;
+        count = 0;
+        await send(entries, n);
+      };
+      for await (const entry of this.node.exportEntries(prefix)) {
+        if (call.cancelled || stopped) break;
+        if (entry.value === null && !includeDeleted) continue;
+        const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+        const bytes = encodedEntryBytes(entry, keyBytes);
+        if (used + bytes > arena.byteLength || count === exportChunkEntriesMax) await flush();
+        if (bytes > arena.byteLength) {
+          const alone = Buffer.allocUnsafe(bytes);
+          encodeEntryInto(alone, 0, entry, keyBytes);
+          await send(alone, 1);
+          continue;
+        }
+        used = encodeEntryInto(arena, used, entry, keyBytes);
+        count++;
+      }
+      if (stopped) throw new NodeStoppingError();
+      if (call.cancelled) return;
+      await flush();
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
+    } finally {
+      this.streams.delete(stop);
+    }
+  }
+
   private async sync(call: grpc.ServerWritableStream<{ peer: string }, unknown>): Promise<void> {
     try {
       for await (const step of this.node.sync(call.request.peer || undefined)) {
@@ -569,6 +647,33 @@ interface PutChunk {
   data: Buffer;
   ifVersion: string;
   ifAbsent: boolean;
+}
+
+interface ExportRequest {
+  prefix: string;
+  includeDeleted: boolean;
+}
+
+/**
+ * An Import's entries (the core encoding, back to back), each decoded with the core's limits:
+ * more than importEntriesMax, a count that does not match, or bytes that are not entries
+ * are refused (INVALID_ARGUMENT) before anything is applied.
+ */
+function decodeEntryBatch(bytes: Buffer, count: number, valueBytesMax: number): Entry[] {
+  if (count > importEntriesMax) throw new InvalidArgumentError(`${count} entries in one Import; the limit is ${importEntriesMax}`);
+  const reader = new ByteReader(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const entries: Entry[] = [];
+  while (reader.remaining > 0) {
+    if (entries.length === count) throw new InvalidArgumentError(`Import holds more than the ${count} entries it announced (nothing was applied)`);
+    try {
+      entries.push(readEntry(reader, valueBytesMax));
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new InvalidArgumentError(`Import entry ${entries.length} does not decode: ${reason} (nothing was applied)`);
+    }
+  }
+  if (entries.length !== count) throw new InvalidArgumentError(`Import holds ${entries.length} entries, not the ${count} it announced (nothing was applied)`);
+  return entries;
 }
 
 interface ScanRequest {

@@ -176,6 +176,16 @@ export const GetChunk = m(
   f(4, 'valueBytes', 'uint64'),
   f(5, 'data', 'bytes'),
 );
+export const ExportRequest = m('ExportRequest', f(1, 'prefix', 'string'), f(2, 'includeDeleted', 'bool'));
+export const EntryBatch = m('EntryBatch', f(1, 'entries', 'bytes'), f(2, 'count', 'uint32'));
+export const ImportReply = m(
+  'ImportReply',
+  f(1, 'applied', 'uint64'),
+  f(2, 'notNewer', 'uint64'),
+  f(3, 'refusedClock', 'uint64'),
+  f(4, 'refusedInvalid', 'uint64'),
+  f(5, 'refusedNotHeld', 'uint64'),
+);
 
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
 export const methods = {
@@ -196,6 +206,8 @@ export const methods = {
   GetStream: { request: GetRequest, reply: GetChunk },
   PutPipeline: { request: PutRequest, reply: PutManyReply },
   Health: { request: HealthRequest, reply: HealthReply },
+  Export: { request: ExportRequest, reply: EntryBatch },
+  Import: { request: EntryBatch, reply: ImportReply },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -204,7 +216,7 @@ export const allSchemas: readonly Schema[] = [
   Version, Entry, PutRequest, PutReply, GetRequest, GetReply, DeleteRequest, DeleteReply, ScanRequest, WatchRequest,
   Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
-  PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply,
+  PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply, ExportRequest, EntryBatch, ImportReply,
 ];
 
 export class WireError extends Error {

@@ -23,15 +23,15 @@ import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
 import { isNodeId } from '../core/entry.js';
-import { nodeIdBytes } from '../core/limits.js';
-import { Replica, type AppliedChange, type LocalWrite } from '../core/replica.js';
+import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
+import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
 import { ClusterMismatchError } from '../errors.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, FrontEnd, KeyHolder, NodeApi, SyncStep } from './api.js';
+import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, NodeApi, SyncStep } from './api.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
@@ -61,6 +61,19 @@ export class CkvNode implements NodeApi {
   private readonly frontEnds: FrontEnd[] = [];
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
+  /**
+   * The entries of each importEntries call in progress: when one is applied (origin 'remote',
+   * the replica passes the same object to onApplied) it is published like a local write. A
+   * Set per call, dropped when the call ends (a WeakSet of a million entries cost ~5x more,
+   * most of it in the garbage collector).
+   */
+  private readonly importing = new Set<ReadonlySet<Entry>>();
+  /**
+   * The last import slice handed to the replica: slices of every import call go one after
+   * another, so at most one waits for room in the remote queue and gossip and sync sessions
+   * (which wait for room too) get their turn between slices instead of after a whole import.
+   */
+  private importTail: Promise<unknown> = Promise.resolve();
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
@@ -173,8 +186,10 @@ export class CkvNode implements NodeApi {
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
     const appliedAtMs = this.wallClockMs();
-    this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
-    if (change.origin === 'local') this.cluster?.publishChange(change);
+    // An imported entry was written long ago: its age is not a convergence time.
+    const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
+    if (!imported) this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
+    if (change.origin === 'local' || imported) this.cluster?.publishChange(change);
     // Called for every write: the event is only built when a watcher listens.
     if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
   }
@@ -204,6 +219,51 @@ export class CkvNode implements NodeApi {
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
     return this.store.scanKeys(options);
+  }
+
+  exportEntries(prefix: string): AsyncIterable<Entry> {
+    return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+  }
+
+  /**
+   * The normal merge (Replica.applyRemote) in slices of the remote queue's size, one at a time
+   * across all import calls (importTail); applied entries are published to the
+   * cluster like local writes (onApplied), so they reach the other nodes at once rather than
+   * at the next anti-entropy round.
+   */
+  async importEntries(entries: readonly Entry[]): Promise<ImportReport> {
+    const mine: ReadonlySet<Entry> = new Set(entries);
+    this.importing.add(mine);
+    const slices: Promise<ApplyReport>[] = [];
+    let reports: ApplyReport[];
+    try {
+      for (let at = 0; at < entries.length; at += remoteQueueEntriesMax) {
+        const slice = entries.slice(at, at + remoteQueueEntriesMax);
+        const applied = this.importTail.then(() => this.replica.applyRemote(slice));
+        this.importTail = applied.catch(() => undefined);
+        slices.push(applied);
+      }
+      // onApplied runs synchronously in the commit, before these promises' continuations.
+      reports = await Promise.all(slices);
+    } finally {
+      // Once every slice has settled: a slice still queued may yet be applied.
+      await Promise.allSettled(slices);
+      this.importing.delete(mine);
+    }
+    const report: ImportReport = { applied: 0, notNewer: 0, refusedClock: 0, refusedInvalid: 0, refusedNotHeld: 0 };
+    for (const slice of reports) {
+      report.applied += slice.applied;
+      report.notNewer += slice.stale;
+      report.refusedClock += slice.rejectedClockDrift;
+      report.refusedInvalid += slice.rejectedInvalid;
+      report.refusedNotHeld += slice.rejectedNotHeld;
+    }
+    return report;
+  }
+
+  private isImported(entry: Entry): boolean {
+    for (const entries of this.importing) if (entries.has(entry)) return true;
+    return false;
   }
 
   watch(listener: (change: ChangeEvent) => void): () => void {
