@@ -64,6 +64,16 @@ export const syncProtocolVersion = 1;
  */
 export const entriesFrameBytesTarget = 256 * 1024;
 
+/**
+ * What one seek into the store costs, in entries read sequentially: a sync session reading
+ * many small subtrees (thousands of differing leaves) reads a covering ancestor's whole range
+ * and skips what it does not need whenever that reads fewer than this many extra entries per
+ * seek saved (sync-session.ts, `coverOf`). A LevelDB seek plus its first read-ahead costs
+ * ~100-200 us against ~1-2 us per entry decoded; per-leaf seeks made a 10k-key catch-up spend
+ * 2 s reading 8,700 leaves of 40k entries. Larger reads wider ranges; smaller seeks more.
+ */
+export const scanSeekCostEntries = 64;
+
 /** Largest frame accepted from a peer: one maximal entry plus headroom. */
 export const frameBytesMax = valueBytesMax + 64 * 1024;
 
@@ -122,6 +132,16 @@ export const writeBatchOpsMax = 1024;
  * queued: it waits, it is never refused or dropped.
  */
 export const remoteQueueEntriesMax = 4 * writeBatchOpsMax;
+
+/**
+ * Bytes (keys and values) of entries a sync session has handed to the replica and not yet
+ * seen committed (session-driver.ts): Entries frames are applied without waiting for each
+ * other, so the replica commits one batch while the next frames arrive. 1 MiB is four
+ * frames of entriesFrameBytesTarget, enough to keep the remote queue (remoteQueueEntriesMax)
+ * full; past it the session stops reading its peer until the oldest apply is done. One apply
+ * larger than this (one large value) goes alone.
+ */
+export const syncApplyBytesInFlightMax = 4 * entriesFrameBytesTarget;
 
 /** Sync scheduling defaults (see scheduler.ts). */
 export const syncIntervalMsDefault = 1000;
