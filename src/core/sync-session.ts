@@ -19,6 +19,13 @@
  * initiator then pushes. So only winning versions travel, each once. One round trip a level:
  * depth + 2 round trips at most for a full descent, plus the final one-way push and Bye.
  * Values travel once, and only where they differ.
+ *
+ * Reading: a round may need thousands of leaves (a node that missed 10k writes differs in
+ * ~9k of 65k leaves). A seek per leaf costs far more than reading the few entries there, so
+ * each side reads the subtrees of a round through `coverOf`: one pass over the fewest ranges
+ * that cost least (a subtree's whole range when its wanted parts would each need a seek),
+ * skipping entries outside the wanted subtrees. The responder answers a Step in that one
+ * pass, entries streamed out as found, keeping only versions to compute the needs.
  */
 import { compareVersions, keyHash, type Entry, type Version } from './entry.js';
 import { MalformedError, assert } from './errors.js';
