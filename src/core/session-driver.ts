@@ -6,9 +6,15 @@
  * code everywhere; they differ only in how frames move.
  *
  * Contract:
- * - Effects run in order: `send` is awaited (a transport may apply backpressure), `apply`
- *   is awaited before the next effect is pulled (entries are merged before we read on).
- * - The next frame is read only once the previous one's effects are done.
+ * - Effects run in order: `send` is awaited (a transport may apply backpressure).
+ * - `apply` is pipelined: consecutive Entries frames are handed to `hooks.apply` without
+ *   waiting for each other's commit, so the replica commits one batch while the next frames
+ *   arrive and decode. Bounded: while applies of `syncApplyBytesInFlightMax` bytes (keys and
+ *   values) are pending, the oldest is awaited before the next starts (one is always let
+ *   through, however large). Every pending apply is awaited before a frame of any other type
+ *   is handled and before any `send` or result: the state machines compare their trees only
+ *   after all they received is merged, and a responder closes only after applying everything.
+ * - The next frame is read only once the previous one's effects are started (sends done).
  * - `receive()` resolving undefined means the peer closed its side: before our result that
  *   is an error ('peer ended the session early').
  * - With a result, the responder closes its side; it does so only after applying
@@ -20,6 +26,8 @@
  * There are no timers here: the caller bounds a session's time (and aborts the transport).
  */
 import type { Entry } from './entry.js';
+import { syncApplyBytesInFlightMax } from './limits.js';
+import { FrameType } from './sync-frames.js';
 import { SyncInitiator, type SyncEffect, type SyncResponder, type SyncResult } from './sync-session.js';
 
 /** How frames move between the two parties: a stream, an in-memory channel, a simulated link. */
@@ -45,27 +53,87 @@ export async function driveSession(
 ): Promise<SyncResult> {
   const initiator = machine instanceof SyncInitiator ? machine : undefined;
   const responder = initiator === undefined ? (machine as SyncResponder) : undefined;
-  let result = initiator ? await run(initiator.start(), transport, hooks) : undefined;
-  let helloSeen = false;
-  while (!result) {
-    const frame = await transport.receive();
-    if (frame === undefined) throw new Error('peer ended the session early');
-    result = await run(machine.handle(frame), transport, hooks);
-    if (responder && !helloSeen && responder.peerWallMs !== undefined) {
-      helloSeen = true;
-      hooks.onHello?.(responder.peerWallMs, responder.peerEntryCount ?? -1);
+  const applies = new Applies(hooks);
+  try {
+    let result = initiator ? await run(initiator.start(), transport, applies) : undefined;
+    let helloSeen = false;
+    while (!result) {
+      const frame = await transport.receive();
+      if (frame === undefined) throw new Error('peer ended the session early');
+      // Byte 1 is the frame type (sync-frames.ts); anything but Entries waits for the applies.
+      if (frame[1] !== FrameType.entries) await applies.settle();
+      result = await run(machine.handle(frame), transport, applies);
+      if (responder && !helloSeen && responder.peerWallMs !== undefined) {
+        helloSeen = true;
+        hooks.onHello?.(responder.peerWallMs, responder.peerEntryCount ?? -1);
+      }
     }
+    await applies.settle();
+    if (initiator && (await transport.receive()) !== undefined) throw new Error('peer sent frames after the session ended');
+    await transport.close();
+    return result;
+  } finally {
+    // On an error, applies already started still finish (what they merge stays merged); only
+    // their failures are not reported twice.
+    applies.abandon();
   }
-  if (initiator && (await transport.receive()) !== undefined) throw new Error('peer sent frames after the session ended');
-  await transport.close();
-  return result;
+}
+
+/** Applies started and not yet awaited, oldest first, within syncApplyBytesInFlightMax. */
+class Applies {
+  private readonly pending: { done: Promise<void>; bytes: number }[] = [];
+  private bytes = 0;
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly hooks: SessionHooks) {}
+
+  async start(entries: Entry[]): Promise<void> {
+    let bytes = 0;
+    for (const entry of entries) bytes += entry.key.length + (entry.value?.byteLength ?? 0);
+    while (this.pending.length > 0 && this.bytes + bytes > syncApplyBytesInFlightMax) await this.awaitOldest();
+    this.check();
+    const done = this.hooks.apply(entries).then(
+      () => undefined,
+      (error: unknown) => {
+        this.failure ??= { error };
+      },
+    );
+    this.pending.push({ done, bytes });
+    this.bytes += bytes;
+  }
+
+  /** Every pending apply done; rejects with the first failure. */
+  async settle(): Promise<void> {
+    while (this.pending.length > 0) await this.awaitOldest();
+    this.check();
+  }
+
+  abandon(): void {
+    this.pending.length = 0;
+    this.bytes = 0;
+  }
+
+  private async awaitOldest(): Promise<void> {
+    const oldest = this.pending.shift()!;
+    this.bytes -= oldest.bytes;
+    await oldest.done;
+    this.check();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure.error;
+  }
 }
 
 /** Carry out effects until the state machine waits for the next frame or is done. */
-async function run(effects: AsyncGenerator<SyncEffect>, transport: FrameTransport, hooks: SessionHooks): Promise<SyncResult | undefined> {
+async function run(effects: AsyncGenerator<SyncEffect>, transport: FrameTransport, applies: Applies): Promise<SyncResult | undefined> {
   for await (const effect of effects) {
+    if (effect.kind === 'apply') {
+      await applies.start(effect.entries);
+      continue;
+    }
+    await applies.settle();
     if (effect.kind === 'send') await transport.send(effect.frame);
-    else if (effect.kind === 'apply') await hooks.apply(effect.entries);
     else return effect.result;
   }
   return undefined;

@@ -19,6 +19,13 @@
  * initiator then pushes. So only winning versions travel, each once. One round trip a level:
  * depth + 2 round trips at most for a full descent, plus the final one-way push and Bye.
  * Values travel once, and only where they differ.
+ *
+ * Reading: a round may need thousands of leaves (a node that missed 10k writes differs in
+ * ~9k of 65k leaves). A seek per leaf costs far more than reading the few entries there, so
+ * each side reads the subtrees of a round through `coverOf`: one pass over the fewest ranges
+ * that cost least (a subtree's whole range when its wanted parts would each need a seek),
+ * skipping entries outside the wanted subtrees. The responder answers a Step in that one
+ * pass, entries streamed out as found, keeping only versions to compute the needs.
  */
 import { compareVersions, keyHash, type Entry, type Version } from './entry.js';
 import { MalformedError, assert } from './errors.js';
@@ -28,6 +35,7 @@ import {
   entriesFrameBytesTarget,
   fingerprintBytes,
   merkleFanout,
+  scanSeekCostEntries,
   sessionRoundsMax,
   valueBytesMax as valueBytesMaxDefault,
 } from './limits.js';
@@ -149,17 +157,25 @@ abstract class SessionBase {
     }
   }
 
+  /** Our entries under `refs` (each once), read in one pass over their cover (`coverOf`). */
   protected async *scanSubtrees(refs: SubtreeRef[]): AsyncGenerator<Entry> {
-    for (const ref of refs) yield* this.ctx.store.scanHash(MerkleTree.hashPrefix(ref.level, ref.index));
+    if (refs.length === 0) return;
+    const wanted = refSets(refs);
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(this.ctx.tree, refs)))) {
+      const hash = keyHash(entry.key);
+      if (under(wanted, ((hash[0]! << 16) | (hash[1]! << 8) | hash[2]!) >>> 0)) yield entry;
+    }
   }
 
-  /** Our entries in each of `leaves` (sorted), read in one pass. */
-  protected async leafEntries(leaves: number[]): Promise<Map<number, Entry[]>> {
+  /** Our entries, with their key hashes, in each of `leaves`, read in one pass over their cover. */
+  protected async leafEntries(leaves: number[]): Promise<Map<number, { entry: Entry; hash: Uint8Array }[]>> {
     const tree = this.ctx.tree;
-    const byLeaf = new Map<number, Entry[]>(leaves.map((leaf) => [leaf, []]));
-    const prefixes = leaves.map((leaf) => MerkleTree.hashPrefix(tree.depth, leaf));
-    for await (const entry of this.ctx.store.scanHashPrefixes(prefixes)) {
-      byLeaf.get(tree.leafOf(keyHash(entry.key)))?.push(entry);
+    const byLeaf = new Map<number, { entry: Entry; hash: Uint8Array }[]>(leaves.map((leaf) => [leaf, []]));
+    if (leaves.length === 0) return byLeaf;
+    const cover = coverOf(tree, leaves.map((index) => ({ level: tree.depth, index })));
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(cover))) {
+      const hash = keyHash(entry.key);
+      byLeaf.get(tree.leafOf(hash))?.push({ entry, hash });
     }
     return byLeaf;
   }
@@ -310,7 +326,7 @@ export class SyncInitiator extends SessionBase {
     for (const leaf of chosen) {
       const entries = ours.get(leaf)!;
       const byFingerprint = new Map<number, Entry>();
-      for (const entry of entries) byFingerprint.set(this.fingerprints.project(keyHash(entry.key)), entry);
+      for (const { entry, hash } of entries) byFingerprint.set(this.fingerprints.project(hash), entry);
       this.summarized.set(leaf, byFingerprint);
       const items = [...byFingerprint].map(([keyFingerprint, entry]) => ({ keyFingerprint, version: entry.version }));
       summaries.push({ leaf, items });
@@ -428,30 +444,56 @@ export class SyncResponder extends SessionBase {
       if (summary.leaf <= previousLeaf) throw new MalformedError('summary leaves out of order');
       previousLeaf = summary.leaf;
     }
-    const oursByLeaf = await this.leafEntries(step.summaries.map((summary) => summary.leaf));
-
-    const theirLacks: Entry[] = [];
     const needs: LeafNeed[] = [];
+    yield* this.sendEntries(this.answerStep(step, needs));
+    yield { kind: 'send', frame: this.children(step.level + 1, step.descend, needs) };
+  }
+
+  /**
+   * The entries a Step asks for, read in one pass (over the cover of its summarized leaves and
+   * pulled subtrees) and yielded as found, so they stream out while the pass goes on: every
+   * entry under a pulled subtree, and in each summarized leaf our entries the initiator lacks
+   * or holds an older version of. Then fills `needs`: the initiator's entries that are newer
+   * than ours or that we lack, leaf by leaf. Each key is hashed once; only versions are kept.
+   */
+  private async *answerStep(step: StepFrame, needs: LeafNeed[]): AsyncGenerator<Entry> {
+    const tree = this.ctx.tree;
+    const depth = tree.depth;
+    const pulled = refSets(step.pull);
+    const theirs = new Map<number, Map<number, Version>>();
+    const ours = new Map<number, Map<number, Version>>();
     for (const summary of step.summaries) {
-      const theirs = new Map<number, Version>();
-      for (const item of summary.items) theirs.set(item.keyFingerprint, item.version);
-      const ours = new Map<number, Version>();
-      for (const entry of oursByLeaf.get(summary.leaf)!) {
-        const fp = this.fingerprints!.project(keyHash(entry.key));
-        ours.set(fp, entry.version);
-        const their = theirs.get(fp);
-        if (their === undefined || compareVersions(entry.version, their) > 0) theirLacks.push(entry);
+      const items = new Map<number, Version>();
+      for (const item of summary.items) items.set(item.keyFingerprint, item.version);
+      theirs.set(summary.leaf, items);
+      ours.set(summary.leaf, new Map());
+    }
+    const refs: SubtreeRef[] = step.summaries.map((summary) => ({ level: depth, index: summary.leaf }));
+    refs.push(...step.pull);
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(tree, refs)))) {
+      const hash = keyHash(entry.key);
+      const top = ((hash[0]! << 16) | (hash[1]! << 8) | hash[2]!) >>> 0;
+      if (under(pulled, top)) {
+        yield entry;
+        continue;
       }
-      const newer = summary.items
-        .filter((item) => {
-          const our = ours.get(item.keyFingerprint);
-          return our === undefined || compareVersions(item.version, our) > 0;
-        })
-        .map((item) => item.keyFingerprint);
+      const leaf = top >>> (24 - 4 * depth);
+      const theirItems = theirs.get(leaf);
+      if (theirItems === undefined) continue; // read only because the cover is wider
+      const fp = this.fingerprints!.project(hash);
+      ours.get(leaf)!.set(fp, entry.version);
+      const their = theirItems.get(fp);
+      if (their === undefined || compareVersions(entry.version, their) > 0) yield entry;
+    }
+    for (const summary of step.summaries) {
+      const ourItems = ours.get(summary.leaf)!;
+      const newer: number[] = [];
+      for (const item of summary.items) {
+        const our = ourItems.get(item.keyFingerprint);
+        if (our === undefined || compareVersions(item.version, our) > 0) newer.push(item.keyFingerprint);
+      }
       if (newer.length > 0) needs.push({ leaf: summary.leaf, fingerprints: newer });
     }
-    yield* this.sendEntries(concat(theirLacks, this.scanSubtrees(step.pull)));
-    yield { kind: 'send', frame: this.children(step.level + 1, step.descend, needs) };
   }
 
   private children(level: number, parents: number[], needs: LeafNeed[]): Uint8Array {
@@ -471,6 +513,85 @@ export class SyncResponder extends SessionBase {
     const frame: ChildrenFrame = { type: FrameType.children, level, groups, needs };
     return encodeChildren(frame, this.width);
   }
+}
+
+/**
+ * The ranges to read for the entries under `refs` (subtrees at levels 1..depth, indices
+ * valid): each ref itself, or an ancestor (level 1 at the highest) whose whole range costs
+ * less to read (one seek, `seekCostEntries`, plus one per entry it holds) than its wanted
+ * descendants read one seek each. A ref under another ref is dropped (read once). In hash
+ * order, none overlapping, as `Store.scanHashPrefixes` wants. Many differing leaves thus
+ * become a few sequential scans instead of a seek each; a few stay a seek each.
+ */
+export function coverOf(tree: MerkleTree, refs: readonly SubtreeRef[], seekCostEntries = scanSeekCostEntries): SubtreeRef[] {
+  /** A subtree to read whole (`parts` undefined) or through the parts under it. */
+  interface Item {
+    level: number;
+    index: number;
+    cost: number;
+    parts: Item[] | undefined;
+  }
+  const wantedAt = new Map<number, Item[]>();
+  for (const ref of refs) {
+    let items = wantedAt.get(ref.level);
+    if (items === undefined) wantedAt.set(ref.level, (items = []));
+    items.push({ level: ref.level, index: ref.index, cost: seekCostEntries + tree.count(ref.level, ref.index), parts: undefined });
+  }
+  let carried = new Map<number, Item>();
+  for (let level = tree.depth; level >= 1; level--) {
+    // A wanted ref replaces whatever was carried up from under it.
+    for (const item of wantedAt.get(level) ?? []) carried.set(item.index, item);
+    const items = [...carried.values()].sort((a, b) => a.index - b.index);
+    if (level === 1) {
+      const out: SubtreeRef[] = [];
+      const flatten = (item: Item): void => {
+        if (item.parts === undefined) out.push({ level: item.level, index: item.index });
+        else for (const part of item.parts) flatten(part);
+      };
+      for (const item of items) flatten(item);
+      return out;
+    }
+    const parents = new Map<number, Item>();
+    for (const item of items) {
+      const index = Math.floor(item.index / merkleFanout);
+      const parent = parents.get(index);
+      if (parent === undefined) parents.set(index, { level: level - 1, index, cost: item.cost, parts: [item] });
+      else {
+        parent.cost += item.cost;
+        parent.parts!.push(item);
+      }
+    }
+    for (const parent of parents.values()) {
+      const whole = seekCostEntries + tree.count(level - 1, parent.index);
+      if (whole < parent.cost) {
+        parent.cost = whole;
+        parent.parts = undefined;
+      }
+    }
+    carried = parents;
+  }
+  return [];
+}
+
+function prefixesOf(refs: readonly SubtreeRef[]): string[] {
+  return refs.map((ref) => MerkleTree.hashPrefix(ref.level, ref.index));
+}
+
+/** Subtree indices by level, for `under`. */
+function refSets(refs: readonly SubtreeRef[]): Map<number, Set<number>> {
+  const sets = new Map<number, Set<number>>();
+  for (const ref of refs) {
+    let set = sets.get(ref.level);
+    if (set === undefined) sets.set(ref.level, (set = new Set()));
+    set.add(ref.index);
+  }
+  return sets;
+}
+
+/** Whether a key whose hash starts with the 24 bits `top` lies under one of `sets`' subtrees. */
+function under(sets: Map<number, Set<number>>, top: number): boolean {
+  for (const [level, set] of sets) if (set.has(top >>> (24 - 4 * level))) return true;
+  return false;
 }
 
 function checkIndex(level: number, index: number): void {

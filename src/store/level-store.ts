@@ -42,6 +42,8 @@ import type { ScanKeysOptions, Store } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
+/** Rows one native call of `scanHashPrefixes` reads at most (it starts at 16 and grows: a leaf holds a few). */
+const scanBatchRowsMax = 1024;
 
 const hlcMetaName = 'hlc';
 const hexDigits = Buffer.from('0123456789abcdef');
@@ -170,10 +172,19 @@ export class LevelStore implements Store {
       for (const prefix of hexPrefixes) {
         assert(/^[0-9a-f]{1,8}$/.test(prefix), `hash prefix must be 1 to 8 lowercase hex digits: ${prefix}`);
         iterator.seek(prefix);
-        for (;;) {
-          const item = await iterator.next();
-          if (item === undefined || !item[0].startsWith(prefix)) break;
-          yield decodeStored(item[0].slice(hashPrefixDigits), item[1]);
+        // Rows come in batches (nextv: one native call each), not one awaited call a row.
+        let batchRows = 16;
+        for (let more = true; more; ) {
+          const rows = await iterator.nextv(batchRows);
+          if (rows.length === 0) break; // the end (a batch may hold fewer rows than asked)
+          for (const [storedKey, bytes] of rows) {
+            if (!storedKey.startsWith(prefix)) {
+              more = false;
+              break;
+            }
+            yield decodeStored(storedKey.slice(hashPrefixDigits), bytes);
+          }
+          batchRows = Math.min(batchRows * 4, scanBatchRowsMax);
         }
       }
     } finally {
