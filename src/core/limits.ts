@@ -176,6 +176,14 @@ export const syncBackoffMsMax = 30_000;
 export const membersMax = 1024;
 
 /**
+ * Clock offset samples kept per member (one per sync Hello it sends us; membership.ts takes
+ * the greatest, the one least delayed on its way). More rides out longer stretches of delayed
+ * Hellos on a loaded machine; fewer notices sooner that our own clock jumped ahead (until
+ * then peers refuse our newest stamps for a while and sync offers them again).
+ */
+export const clockOffsetSamplesMax = 4;
+
+/**
  * A node announces itself (alive, with its addresses) this often, so every node dials every
  * other: a cluster built by bootstrapping to one node survives that node. Shorter heals a
  * split mesh sooner at the cost of one small gossip message per node per interval.

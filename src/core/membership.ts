@@ -50,7 +50,14 @@
  * one-off hostile identities do not stay listed forever. If it comes back it is a new member.
  */
 import { assert } from './errors.js';
-import { membersMax, memberAnnounceAfterJoinMs, memberAnnounceIntervalMs, memberDialIntervalMs, memberUnreachableForgetMsDefault } from './limits.js';
+import {
+  clockOffsetSamplesMax,
+  membersMax,
+  memberAnnounceAfterJoinMs,
+  memberAnnounceIntervalMs,
+  memberDialIntervalMs,
+  memberUnreachableForgetMsDefault,
+} from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
 
@@ -147,6 +154,16 @@ interface Member extends Omit<MemberInfo, 'state'> {
   connected: boolean;
   /** clockOffsetMs was measured (from a Hello), not the initial 0. */
   offsetMeasured: boolean;
+  /**
+   * The last clockOffsetSamplesMax offsets measured (peer wall minus ours at arrival), and
+   * the incarnation they belong to. A Hello that waited in a queue arrives late and reads
+   * as "the peer is behind" by the wait; a wait never makes it read ahead. So the greatest
+   * recent sample is the one least distorted by delay, and clockOffsetMs is that: one
+   * delayed Hello on a loaded machine no longer makes us look ahead of our peers (and refuse
+   * writes). A new incarnation (a restart, perhaps with its clock changed) starts afresh.
+   */
+  offsetSamples: number[];
+  offsetSamplesIncarnation: number;
   /** When we last heard of it: a connection or disconnection, a message taken, a session, a Hello. */
   heardMs: number;
 }
@@ -368,7 +385,13 @@ export class Membership {
     if (!member) return;
     member.heardMs = nowMs;
     if (peerWallMs > 0) {
-      member.clockOffsetMs = Math.round(peerWallMs - nowMs);
+      if (member.offsetSamplesIncarnation !== member.incarnation) {
+        member.offsetSamples = [];
+        member.offsetSamplesIncarnation = member.incarnation;
+      }
+      member.offsetSamples.push(Math.round(peerWallMs - nowMs));
+      if (member.offsetSamples.length > clockOffsetSamplesMax) member.offsetSamples.shift();
+      member.clockOffsetMs = Math.max(...member.offsetSamples);
       member.offsetMeasured = true;
       this.cachedAheadMs = undefined;
     }
@@ -385,7 +408,7 @@ export class Membership {
     if (this.cachedAheadMs === undefined) {
       const aheads = [...this.members.values()]
         .filter((m) => m.state === 'up' && m.offsetMeasured)
-        .map((m) => -m.clockOffsetMs)
+        .map((m) => 0 - m.clockOffsetMs) // not -x: -0 would read as a number apart from 0
         .sort((a, b) => a - b);
       // The lower median: with an even count, half the peers agreeing with us is not "ahead".
       this.cachedAheadMs = aheads.length === 0 ? 0 : aheads[Math.floor((aheads.length - 1) / 2)]!;
@@ -518,6 +541,8 @@ export class Membership {
       lastDialMs: 0,
       connected: false,
       offsetMeasured: false,
+      offsetSamples: [],
+      offsetSamplesIncarnation: 0,
       heardMs: nowMs,
     };
     this.members.set(nodeId, member);
@@ -557,7 +582,17 @@ function newer(message: MemberMessage, member: Member): boolean {
 }
 
 function publicView(member: Member): MemberInfo {
-  const { seq: _seq, lastDialMs: _lastDialMs, connected: _connected, offsetMeasured: _measured, heardMs: _heardMs, state, ...info } = member;
+  const {
+    seq: _seq,
+    lastDialMs: _lastDialMs,
+    connected: _connected,
+    offsetMeasured: _measured,
+    offsetSamples: _samples,
+    offsetSamplesIncarnation: _samplesIncarnation,
+    heardMs: _heardMs,
+    state,
+    ...info
+  } = member;
   assert(state !== 'removed', 'a removed member is never listed');
   return { ...info, state, addresses: [...info.addresses] };
 }

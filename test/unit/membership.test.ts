@@ -249,6 +249,36 @@ describe('Membership clock offsets', () => {
     m.disconnected('p1', 2_000);
     assert.equal(m.clockAheadOfPeersMs(), -20, 'one of two: not ahead');
   });
+
+  it('a Hello delayed on its way does not make us look ahead: the least delayed of the recent samples counts', () => {
+    const m = membership();
+    for (const n of [1, 2, 3]) m.connected(peer(n), 0);
+    const t = 1_700_000_000_000;
+    for (const n of [1, 2, 3]) m.hello(`p${n}`, t, 10, t); // clocks agree
+    assert.equal(m.clockAheadOfPeersMs(), 0);
+    // A loaded machine: the next Hellos of p1 and p2 waited 2 s in queues before we read them.
+    m.hello('p1', t + 1000, 10, t + 3000);
+    m.hello('p2', t + 1000, 10, t + 3000);
+    assert.equal(m.clockAheadOfPeersMs(), 0, 'two delayed Hellos: still not ahead (their earlier samples were not delayed)');
+    // Four delayed samples in a row push the old one out: then it counts.
+    for (let i = 1; i <= 4; i++) for (const n of [1, 2]) m.hello(`p${n}`, t + 10_000 * i, 10, t + 10_000 * i + 2000);
+    assert.equal(m.clockAheadOfPeersMs(), 2000);
+  });
+
+  it('a clock really behind ours is seen from the first Hello; a restart of the peer starts the samples afresh', () => {
+    const m = membership();
+    m.connected(peer(1), 0);
+    const t = 1_700_000_000_000;
+    m.hello('p1', t - 5000, 10, t);
+    assert.equal(m.clockAheadOfPeersMs(), 5000, 'ahead at once');
+    m.hello('p1', t + 1000, 10, t + 1000); // its clock was fixed...
+    assert.equal(m.clockAheadOfPeersMs(), 0, '...and the greatest recent sample says so');
+    m.hello('p1', t - 3000, 10, t + 2000);
+    assert.equal(m.clockAheadOfPeersMs(), 0, 'a later, lower sample does not hide it');
+    m.connected({ ...peer(1), incarnation: 2 }, t + 3000); // restarted, with its clock set back
+    m.hello('p1', t - 2000, 10, t + 4000);
+    assert.equal(m.clockAheadOfPeersMs(), 6000, 'the new life is measured on its own');
+  });
 });
 
 describe('Membership expiry (unreachableForgetMs)', () => {
