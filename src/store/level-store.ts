@@ -12,7 +12,11 @@
  *   the Store contract requires, where UTF-8 would put U+E000..U+FFFF after astral
  *   characters. `scanKeys` walks `k` and fetches entries from `e` with getMany in batches,
  *   all from one explicit snapshot so the index and the entries agree.
- * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian.
+ * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian. 'snapshot'
+ *   holds the replica's snapshot saved at a clean stop, and 'snapshot-hlc' the HLC row,
+ *   moved there by saveSnapshot: every write() puts 'hlc' back, so a snapshot is current
+ *   only while 'hlc' is absent (a write by an older ckv that knows no snapshots included).
+ *   takeSnapshot deletes it and restores 'hlc' in one synced batch before using it.
  *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
@@ -38,12 +42,15 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store } from '../core/store.js';
+import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
 
 const hlcMetaName = 'hlc';
+/** The replica's saved snapshot (opaque bytes), and the HLC row it moved aside (see saveSnapshot). */
+const snapshotMetaName = 'snapshot';
+const snapshotHlcMetaName = 'snapshot-hlc';
 const hexDigits = Buffer.from('0123456789abcdef');
 /** The value of every `k` row. */
 const emptyBytes = new Uint8Array(0);
@@ -54,7 +61,13 @@ function openLayout(location: string) {
   const e = db.sublevel<string, Uint8Array>('e', { keyEncoding: 'utf8', valueEncoding: 'view' });
   const k = db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' });
   const m = db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' });
-  const rows = { e: Buffer.from(e.prefix), k: Buffer.from(k.prefix), hlc: Buffer.from(m.prefix + hlcMetaName) };
+  const rows = {
+    e: Buffer.from(e.prefix),
+    k: Buffer.from(k.prefix),
+    hlc: Buffer.from(m.prefix + hlcMetaName),
+    snapshot: Buffer.from(m.prefix + snapshotMetaName),
+    snapshotHlc: Buffer.from(m.prefix + snapshotHlcMetaName),
+  };
   return { db, e, k, m, rows };
 }
 
@@ -157,7 +170,9 @@ export class LevelStore implements Store {
   }
 
   async readHlc(): Promise<Hlc> {
-    const bytes = await this.live().m.get(hlcMetaName);
+    const { m } = this.live();
+    // Between saveSnapshot and takeSnapshot the bound sits in the moved row.
+    const bytes = (await m.get(hlcMetaName)) ?? (await m.get(snapshotHlcMetaName));
     if (bytes === undefined) return 0n;
     if (bytes.byteLength !== 8) throw new MalformedError(`stored HLC is ${bytes.byteLength} bytes; expected 8 bytes`);
     return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
@@ -228,6 +243,48 @@ export class LevelStore implements Store {
     } finally {
       await snapshot.close();
     }
+  }
+
+  /**
+   * One synced batch: the snapshot, and the HLC row moved to 'snapshot-hlc'. Every write()
+   * puts the HLC row back (this version's, and every earlier version's, which knew nothing
+   * of snapshots), so "the HLC row is absent" is the marker that no write came after.
+   * Synced: an OS crash must not keep the snapshot and lose an earlier batch it describes.
+   */
+  async saveSnapshot(bytes: Uint8Array): Promise<void> {
+    const { db, m, rows } = this.live();
+    const hlc = (await m.get(hlcMetaName)) ?? (await m.get(snapshotHlcMetaName));
+    // On the root with the rows' full keys: a sublevel's batch takes no `sync` option.
+    await db.batch(
+      [
+        { type: 'put', key: rows.snapshot, value: bytes },
+        hlc === undefined ? { type: 'del', key: rows.snapshotHlc } : { type: 'put', key: rows.snapshotHlc, value: hlc },
+        { type: 'del', key: rows.hlc },
+      ],
+      { sync: true },
+    );
+  }
+
+  /**
+   * Current iff the HLC row is still absent (see saveSnapshot). Either way one synced batch
+   * deletes the snapshot and puts the HLC row back before the bytes are handed out: a later
+   * crash finds no snapshot, and its writes can never be lost while the delete survives.
+   */
+  async takeSnapshot(): Promise<TakenSnapshot> {
+    const { db, m, rows } = this.live();
+    const bytes = await m.get(snapshotMetaName);
+    if (bytes === undefined) return { state: 'none' };
+    const hlc = await m.get(hlcMetaName);
+    const moved = await m.get(snapshotHlcMetaName);
+    await db.batch(
+      [
+        { type: 'del', key: rows.snapshot },
+        { type: 'del', key: rows.snapshotHlc },
+        ...(hlc === undefined && moved !== undefined ? [{ type: 'put' as const, key: rows.hlc, value: moved }] : []),
+      ],
+      { sync: true },
+    );
+    return hlc === undefined ? { state: 'current', bytes: plainView(bytes).slice() } : { state: 'stale' };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {
