@@ -53,6 +53,8 @@ export class CkvNode implements NodeApi {
   private readonly frontEnds: FrontEnd[] = [];
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
+  /** How long Replica.open took (logged by logReplicaOpened). */
+  private replicaOpenMs = 0;
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
@@ -110,7 +112,8 @@ export class CkvNode implements NodeApi {
         resetClockBound: this.config.resetClockBound,
         onApplied: (change) => this.onApplied(change),
       });
-      this.noteOpenedFrom(performance.now() - openingAtMs);
+      this.replicaOpenMs = performance.now() - openingAtMs;
+      this.countOpenedFrom();
       const { boundMs, driftMsMax } = this.replica.clockAhead();
       if (boundMs > driftMsMax) {
         this.logger.warn('clock bound ahead: writes refused', {
@@ -133,26 +136,30 @@ export class CkvNode implements NodeApi {
     }
   }
 
-  /** Logs and counts how the replica built its tree: from the snapshot of a clean stop, or by a scan (and why). */
-  private noteOpenedFrom(openMs: number): void {
+  /** Counts how the replica built its tree: from the snapshot of a clean stop, or by a scan (and why). */
+  private countOpenedFrom(): void {
+    const from = this.replica.openedFrom;
+    if (from.source === 'snapshot') this.counters.add('start_tree_snapshot');
+    else if (from.snapshot === 'none' || from.snapshot === 'unused') this.counters.add('start_tree_scan_no_snapshot');
+    else if (from.snapshot === 'stale') this.counters.add('start_tree_scan_stale');
+    else this.counters.add('start_tree_scan_rejected');
+  }
+
+  /**
+   * Logs how the replica built its tree, with a warning if a snapshot was stale or refused.
+   * Called by the wiring once the node started: a start that fails prints only its error.
+   */
+  logReplicaOpened(): void {
     const from = this.replica.openedFrom;
     this.logger.info('replica opened', {
       tree: from.source,
       ...(from.source === 'scan' ? { snapshot: from.snapshot } : {}),
       keys: this.replica.entryCount,
-      ms: Math.round(openMs),
+      ms: Math.round(this.replicaOpenMs),
     });
-    if (from.source === 'snapshot') {
-      this.counters.add('start_tree_snapshot');
-      return;
-    }
-    if (from.snapshot === 'none' || from.snapshot === 'unused') {
-      this.counters.add('start_tree_scan_no_snapshot');
-    } else if (from.snapshot === 'stale') {
-      this.counters.add('start_tree_scan_stale');
+    if (from.source === 'scan' && from.snapshot === 'stale') {
       this.logger.warn('start snapshot stale: tree rebuilt by a scan', { why: 'the store was written to after the last clean stop saved it' });
-    } else {
-      this.counters.add('start_tree_scan_rejected');
+    } else if (from.source === 'scan' && from.snapshot !== 'none' && from.snapshot !== 'unused') {
       this.logger.warn('start snapshot rejected: tree rebuilt by a scan', { reason: from.snapshot });
     }
   }
