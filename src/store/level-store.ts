@@ -12,11 +12,15 @@
  *   the Store contract requires, where UTF-8 would put U+E000..U+FFFF after astral
  *   characters. `scanKeys` walks `k` and fetches entries from `e` with getMany in batches,
  *   all from one explicit snapshot so the index and the entries agree.
- * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian. 'snapshot'
- *   holds the replica's snapshot saved at a clean stop, and 'snapshot-hlc' the HLC row,
- *   moved there by saveSnapshot: every write() puts 'hlc' back, so a snapshot is current
- *   only while 'hlc' is absent (a write by an older ckv that knows no snapshots included).
- *   takeSnapshot deletes it and restores 'hlc' in one synced batch before using it.
+ * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian.
+ *
+ * The replica's snapshot (saveSnapshot, at a clean stop) is a file in the directory,
+ * `CKV-SNAPSHOT` (LevelDB leaves files it does not name alone): kept in LevelDB, its ~2.5 MiB
+ * would be replayed from the log and rewritten into a table at every open. Its marker is the
+ * meta row 'snapshot': format byte, the HLC row it moved aside, the file's SHA-256. Every
+ * write() puts 'hlc' back (this version's and every older one's), so a snapshot is current
+ * only while 'hlc' is absent. takeSnapshot reads the file, then deletes the marker and
+ * restores 'hlc' in one synced batch before handing the bytes out, then removes the file.
  *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
@@ -27,7 +31,8 @@
  * another instance in this process) fails to open with LEVEL_LOCKED, which becomes
  * StoreLockedError.
  */
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import {
@@ -48,9 +53,13 @@ import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
 const scanKeysBatchKeys = 256;
 
 const hlcMetaName = 'hlc';
-/** The replica's saved snapshot (opaque bytes), and the HLC row it moved aside (see saveSnapshot). */
+/** The marker of a saved snapshot (see the top comment and saveSnapshot). */
 const snapshotMetaName = 'snapshot';
-const snapshotHlcMetaName = 'snapshot-hlc';
+/** The snapshot file, in the LevelDB directory. */
+const snapshotFileName = 'CKV-SNAPSHOT';
+/** Marker layout: format, whether an HLC row was moved, that row (8 bytes), SHA-256 of the file. */
+const snapshotMarkerFormat = 1;
+const snapshotMarkerBytes = 1 + 1 + 8 + 32;
 const hexDigits = Buffer.from('0123456789abcdef');
 /** The value of every `k` row. */
 const emptyBytes = new Uint8Array(0);
@@ -66,7 +75,6 @@ function openLayout(location: string) {
     k: Buffer.from(k.prefix),
     hlc: Buffer.from(m.prefix + hlcMetaName),
     snapshot: Buffer.from(m.prefix + snapshotMetaName),
-    snapshotHlc: Buffer.from(m.prefix + snapshotHlcMetaName),
   };
   return { db, e, k, m, rows };
 }
@@ -171,8 +179,8 @@ export class LevelStore implements Store {
 
   async readHlc(): Promise<Hlc> {
     const { m } = this.live();
-    // Between saveSnapshot and takeSnapshot the bound sits in the moved row.
-    const bytes = (await m.get(hlcMetaName)) ?? (await m.get(snapshotHlcMetaName));
+    // Between saveSnapshot and takeSnapshot the bound sits in the snapshot marker.
+    const bytes = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     if (bytes === undefined) return 0n;
     if (bytes.byteLength !== 8) throw new MalformedError(`stored HLC is ${bytes.byteLength} bytes; expected 8 bytes`);
     return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
@@ -246,19 +254,36 @@ export class LevelStore implements Store {
   }
 
   /**
-   * One synced batch: the snapshot, and the HLC row moved to 'snapshot-hlc'. Every write()
-   * puts the HLC row back (this version's, and every earlier version's, which knew nothing
-   * of snapshots), so "the HLC row is absent" is the marker that no write came after.
-   * Synced: an OS crash must not keep the snapshot and lose an earlier batch it describes.
+   * The file first, durable (written aside, fsynced, renamed over, directory fsynced), then
+   * one synced batch: the marker (with the HLC row and the file's SHA-256) in, the HLC row
+   * out. Synced, so an OS crash cannot keep the marker and lose an earlier batch the snapshot
+   * describes; a crash before the batch leaves a file without a marker, which counts as none.
    */
   async saveSnapshot(bytes: Uint8Array): Promise<void> {
     const { db, m, rows } = this.live();
-    const hlc = (await m.get(hlcMetaName)) ?? (await m.get(snapshotHlcMetaName));
+    const hlc = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
+    const file = path.join(this.location, snapshotFileName);
+    const temporary = `${file}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+    await syncDirectory(this.location);
+    const marker = new Uint8Array(snapshotMarkerBytes);
+    marker[0] = snapshotMarkerFormat;
+    if (hlc !== undefined && hlc.byteLength === 8) {
+      marker[1] = 1;
+      marker.set(hlc, 2);
+    }
+    marker.set(createHash('sha256').update(bytes).digest(), 10);
     // On the root with the rows' full keys: a sublevel's batch takes no `sync` option.
     await db.batch(
       [
-        { type: 'put', key: rows.snapshot, value: bytes },
-        hlc === undefined ? { type: 'del', key: rows.snapshotHlc } : { type: 'put', key: rows.snapshotHlc, value: hlc },
+        { type: 'put', key: rows.snapshot, value: marker },
         { type: 'del', key: rows.hlc },
       ],
       { sync: true },
@@ -266,25 +291,40 @@ export class LevelStore implements Store {
   }
 
   /**
-   * Current iff the HLC row is still absent (see saveSnapshot). Either way one synced batch
-   * deletes the snapshot and puts the HLC row back before the bytes are handed out: a later
-   * crash finds no snapshot, and its writes can never be lost while the delete survives.
+   * Current iff the marker is there and the HLC row is still absent (see saveSnapshot), and
+   * the file matches the marker's SHA-256. Either way one synced batch deletes the marker and
+   * puts the HLC row back before the bytes are handed out (a later crash finds no snapshot,
+   * and its writes can never be lost while the delete survives), then the file is removed.
    */
   async takeSnapshot(): Promise<TakenSnapshot> {
     const { db, m, rows } = this.live();
-    const bytes = await m.get(snapshotMetaName);
-    if (bytes === undefined) return { state: 'none' };
+    const file = path.join(this.location, snapshotFileName);
+    const marker = await m.get(snapshotMetaName);
+    if (marker === undefined) {
+      await rm(file, { force: true }); // left by a stop that died before its marker, or a take that died after
+      return { state: 'none' };
+    }
     const hlc = await m.get(hlcMetaName);
-    const moved = await m.get(snapshotHlcMetaName);
+    const moved = movedHlc(marker);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = new Uint8Array(await readFile(file));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
     await db.batch(
       [
         { type: 'del', key: rows.snapshot },
-        { type: 'del', key: rows.snapshotHlc },
         ...(hlc === undefined && moved !== undefined ? [{ type: 'put' as const, key: rows.hlc, value: moved }] : []),
       ],
       { sync: true },
     );
-    return hlc === undefined ? { state: 'current', bytes: plainView(bytes).slice() } : { state: 'stale' };
+    await rm(file, { force: true });
+    if (hlc !== undefined) return { state: 'stale' };
+    // A file missing, or not the one the marker names: as if none was saved (the replica scans).
+    if (bytes === undefined || marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return { state: 'none' };
+    if (Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) !== 0) return { state: 'none' };
+    return { state: 'current', bytes };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {
@@ -326,6 +366,22 @@ export class LevelStore implements Store {
   private live(): Layout {
     assert(this.layout !== undefined, `level store ${this.location} is not open`);
     return this.layout;
+  }
+}
+
+/** The HLC row a snapshot marker moved aside, if any. */
+function movedHlc(marker: Uint8Array | undefined): Uint8Array | undefined {
+  if (marker === undefined || marker.byteLength !== snapshotMarkerBytes || marker[1] !== 1) return undefined;
+  return marker.slice(2, 10);
+}
+
+/** fsync a directory, so a rename in it is durable. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -504,6 +504,33 @@ describe('LevelStore snapshot marker', () => {
   });
 });
 
+describe('LevelStore snapshot file', () => {
+  it('is a file beside the tables; one changed behind the marker, or a leftover without one, counts as none', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'CKV-SNAPSHOT');
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.write([entry('a', null)], 3n);
+      await store.saveSnapshot(new Uint8Array([1, 2, 3]));
+      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(file)), new Uint8Array([1, 2, 3]));
+      fs.writeFileSync(file, new Uint8Array([1, 2, 4]));
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.equal(fs.existsSync(file), false, 'taken: the file is removed');
+      assert.equal(await store.readHlc(), 3n, 'the HLC row is back');
+      await store.saveSnapshot(new Uint8Array([5]));
+      fs.rmSync(file);
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      fs.writeFileSync(file, new Uint8Array([6])); // as if a stop died between the file and its marker
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.equal(fs.existsSync(file), false, 'a file without a marker is removed');
+      await store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('LevelStore locking', () => {
   it('a second instance on a held directory throws StoreLockedError; it opens once released', async () => {
     const dir = tempDir();
