@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const quickScenarios = ['convergence', 'throughput', 'catch-up', 'new-node', 'idle', 'scaling', 'partition'];
+const quickScenarios = ['convergence', 'throughput', 'catch-up', 'new-node', 'idle', 'scaling', 'partition', 'start'];
 const expectedCharts = ['convergence-cdf', 'p99-vs-n', 'catchup-vs-k'];
 
 /** Paths (dot-separated) under scenarios.<name>.data that must hold finite numbers. */
@@ -31,6 +31,7 @@ const requiredNumbers: Record<string, string[]> = {
   idle: ['rounds', 'bytesTotal', 'ack.p50Ms', 'ack.p99Ms', 'ack.getP50Ms'],
   scaling: ['fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
   partition: ['healMs'],
+  start: ['bareNodeMs', 'k0.servingMs', 'k10000.servingMs', 'k10000.rawLevelOpenScanMs'],
 };
 
 function at(value: unknown, path: string): unknown {

@@ -5,7 +5,7 @@
  * reported as PASS/MISS (never asserted: the exit code is 0 unless something broke).
  *
  * Scenarios (bench/scenarios/): convergence, throughput, catch-up, new-node, idle, scaling,
- * partition. See README.md "Benchmarks" for what each measures and how.
+ * partition, start. See README.md "Benchmarks" for what each measures and how.
  *
  * Run: npm run bench [-- --quick] [-- --scenario NAME[,NAME...]] [-- --out DIR]
  *      [-- --profile] [-- --seed N]
@@ -29,8 +29,9 @@ import { newNode } from './scenarios/new-node.js';
 import { idle } from './scenarios/idle.js';
 import { scaling } from './scenarios/scaling.js';
 import { partition } from './scenarios/partition.js';
+import { start } from './scenarios/start.js';
 
-export const scenarios: Scenario[] = [convergence, throughput, catchUp, newNode, idle, scaling, partition];
+export const scenarios: Scenario[] = [convergence, throughput, catchUp, newNode, idle, scaling, partition, start];
 
 interface Options {
   quick: boolean;

@@ -5,7 +5,8 @@
  *
  * Keys never leave the store (a delete is a tombstone), so the filter never needs removal.
  * It grows as a chain of layers, each twice the size of the one before (a scalable Bloom
- * filter): adds go to the newest layer, a lookup asks every layer, nothing is rebuilt. Each
+ * filter): adds go to the newest layer, a lookup asks every layer, nothing is rebuilt (a clean
+ * stop saves the layers: `layerStates`, `fromLayers`, replica-snapshot.ts). Each
  * layer holds up to bitsPerKey = 10 bits a key (~0.8% false positives when full); the sum
  * over layers stays under ~2%. Memory: about 1.25 bytes a key, at least the first layer.
  */
@@ -71,6 +72,34 @@ export class KeyFilter {
   mayHave(keyHash: HashText): boolean {
     for (const layer of this.layers) if (layer.has(keyHash)) return true;
     return false;
+  }
+
+  /** Each layer's bit array (a view, not a copy) and how many keys it took, oldest first. */
+  layerStates(): { words: Uint32Array; count: number }[] {
+    return this.layers.map((layer) => ({ words: layer.words, count: layer.count }));
+  }
+
+  /**
+   * A filter with these layers (as `layerStates` gave them; copied), or undefined if they
+   * are not a chain this class builds: the first of firstLayerBits, each next twice the one
+   * before, every layer but the newest full, none past full.
+   */
+  static fromLayers(states: readonly { words: Uint32Array; count: number }[]): KeyFilter | undefined {
+    const filter = new KeyFilter();
+    let bits = firstLayerBits;
+    for (const [i, state] of states.entries()) {
+      if (state.words.length * 32 !== bits) return undefined;
+      const layer = new Layer(bits);
+      const newest = i === states.length - 1;
+      // add() opens a new layer once count >= capacity (a fraction): a full layer holds ceil(capacity).
+      const full = Math.ceil(layer.capacity);
+      if (!Number.isInteger(state.count) || state.count < 0 || state.count > full || (!newest && state.count !== full)) return undefined;
+      layer.words.set(state.words);
+      layer.count = state.count;
+      filter.layers.push(layer);
+      bits *= 2;
+    }
+    return filter;
   }
 
   get bytes(): number {

@@ -44,6 +44,13 @@ export const merkleDepthDefault = 4;
 export const merkleDepthMax = 5;
 
 /**
+ * Key filter layers a saved replica snapshot may hold (replica-snapshot.ts). Layers double
+ * from 2^20 bits, so 24 layers hold ~1.7 trillion keys: far past anything a node stores; a
+ * snapshot claiming more is corrupt and the replica scans instead.
+ */
+export const snapshotFilterLayersMax = 24;
+
+/**
  * Bytes of the salted projection of a child digest sent while descending the tree. Full
  * 32-byte digests would cost several times the entries themselves when few keys differ
  * (16 children per differing node per level). A fresh salt each session means a projection

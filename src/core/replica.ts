@@ -13,6 +13,10 @@
  * only after the write succeeds are the tree updated (O(depth) per key), the callers
  * acknowledged and `onApplied` told.
  *
+ * At open, the tree and key filter come from the snapshot the last clean stop saved
+ * (`saveSnapshot`; replica-snapshot.ts) if the store vouches no write came after it and it
+ * passes its checks, else from one scan of every entry (`openedFrom` says which, and why).
+ *
  * Pure: the store, the wall clock and the merge rule are passed in.
  */
 import {
@@ -39,6 +43,7 @@ import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
 import type { WallClockMs } from './ports.js';
+import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
 import type { Store } from './store.js';
 import type { SyncContext } from './sync-session.js';
 
@@ -97,6 +102,8 @@ export interface ReplicaOptions {
   resetClockBound?: boolean;
   /** Only the simulator's canary sets this false: local writes are then stamped however far ahead. */
   refuseWhenClockAhead?: boolean;
+  /** Use a snapshot saved at a clean stop (saveSnapshot), if current (default true; tests set false to force the scan). */
+  useSnapshot?: boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -116,6 +123,15 @@ export interface ReplicaRoot {
   /** Entries held, tombstones included. */
   readonly count: number;
 }
+
+/**
+ * How `Replica.open` built its tree and key filter: from the snapshot a clean stop saved, or
+ * by scanning every entry, and then why: no snapshot, a stale one (written to after it was
+ * saved: the last stop was not clean, or another program wrote), or one it refused.
+ */
+export type OpenedFrom =
+  | { readonly source: 'snapshot' }
+  | { readonly source: 'scan'; readonly snapshot: 'none' | 'stale' | 'unused' | SnapshotRejection };
 
 /** A local write: a value, or null for a tombstone; applied only if `condition` holds. */
 export interface LocalWrite {
@@ -185,8 +201,11 @@ export class Replica {
   private tombstones = 0;
   /** Keys the store may hold: a write of any other key skips the store read. */
   private readonly keys: KeyFilter;
+  /** The greatest HLC of any stored entry: saved in the snapshot, so a start from it resumes the clock as a scan would. */
+  private entryHlcMax: Hlc;
+  readonly openedFrom: OpenedFrom;
 
-  private constructor(options: ReplicaOptions, tree: MerkleTree, clock: HybridClock, tombstones: number, keys: KeyFilter) {
+  private constructor(options: ReplicaOptions, state: ReplicaState, clock: HybridClock, openedFrom: OpenedFrom) {
     this.nodeId = options.nodeId;
     this.store = options.store;
     this.wallClockMs = options.wallClockMs;
@@ -197,32 +216,70 @@ export class Replica {
     this.clockAheadOfPeersMs = options.clockAheadOfPeersMs;
     this.refuseWhenClockAhead = options.refuseWhenClockAhead ?? true;
     this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
-    this.tree = tree;
+    this.tree = state.tree;
     this.clock = clock;
-    this.tombstones = tombstones;
-    this.keys = keys;
+    this.tombstones = state.tombstones;
+    this.keys = state.keys;
+    this.entryHlcMax = state.entryHlcMax;
+    this.openedFrom = openedFrom;
   }
 
-  /** Open the store and rebuild the tree in one scan; the clock resumes above anything stored. */
+  /**
+   * Open the store and rebuild the tree and key filter: from the snapshot the last clean stop
+   * saved, if the store says no write came after it and it checks out (replica-snapshot.ts),
+   * else in one scan of every entry. Either way the store forgets the snapshot first, so a
+   * crash from now on leads to a scan. The clock resumes above anything stored.
+   */
   static async open(options: ReplicaOptions): Promise<Replica> {
     await options.store.open();
-    const tree = new MerkleTree(options.depth ?? merkleDepthDefault);
-    let last: Hlc = await options.store.readHlc();
-    let tombstones = 0;
-    const keys = new KeyFilter();
-    for await (const entry of options.store.scanHash('')) {
-      const hash = keyHashText(entry.key);
-      tree.updateText(hash, undefined, entryDigestText(entry.key, entry.version));
-      keys.add(hash);
-      if (entry.value === null) tombstones++;
-      if (entry.version.hlc > last) last = entry.version.hlc;
+    const depth = options.depth ?? merkleDepthDefault;
+    const taken = await options.store.takeSnapshot();
+    let state: ReplicaState | undefined;
+    let openedFrom: OpenedFrom;
+    if (taken.state !== 'current') openedFrom = { source: 'scan', snapshot: taken.state };
+    else if (options.useSnapshot === false) openedFrom = { source: 'scan', snapshot: 'unused' };
+    else {
+      const decoded = decodeSnapshot(taken.bytes, depth);
+      if ('state' in decoded) {
+        state = decoded.state;
+        openedFrom = { source: 'snapshot' };
+      } else openedFrom = { source: 'scan', snapshot: decoded.rejected };
     }
+    state ??= await Replica.scanState(options.store, depth);
+    let last: Hlc = await options.store.readHlc();
+    if (state.entryHlcMax > last) last = state.entryHlcMax;
     if (options.resetClockBound) {
       const wall = hlcPack(options.wallClockMs(), 0);
       if (last > wall) last = wall;
     }
     const clockOptions = options.driftMsMax === undefined ? { last } : { last, driftMsMax: options.driftMsMax };
-    return new Replica(options, tree, new HybridClock(clockOptions), tombstones, keys);
+    return new Replica(options, state, new HybridClock(clockOptions), openedFrom);
+  }
+
+  /** The tree, key filter, tombstones and greatest stamp of every stored entry, in one scan. */
+  private static async scanState(store: Store, depth: number): Promise<ReplicaState> {
+    const tree = new MerkleTree(depth);
+    const keys = new KeyFilter();
+    let tombstones = 0;
+    let entryHlcMax: Hlc = 0n;
+    for await (const entry of store.scanHash('')) {
+      const hash = keyHashText(entry.key);
+      tree.updateText(hash, undefined, entryDigestText(entry.key, entry.version));
+      keys.add(hash);
+      if (entry.value === null) tombstones++;
+      if (entry.version.hlc > entryHlcMax) entryHlcMax = entry.version.hlc;
+    }
+    return { tree, keys, tombstones, entryHlcMax };
+  }
+
+  /**
+   * After close(): save the tree, key filter and counts with the store (Store.saveSnapshot),
+   * so the next open skips the scan. Valid until the store's next write.
+   */
+  async saveSnapshot(): Promise<void> {
+    assert(this.closed && this.flushing === undefined, 'saveSnapshot after close(): no write may follow it');
+    const bytes = encodeSnapshot({ tree: this.tree, keys: this.keys, tombstones: this.tombstones, entryHlcMax: this.entryHlcMax });
+    await this.store.saveSnapshot(bytes);
   }
 
   /** Entries held, tombstones included. */
@@ -614,6 +671,7 @@ export class Replica {
       this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
       this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
       if (before === undefined) this.keys.add(hash);
+      if (winner!.version.hlc > this.entryHlcMax) this.entryHlcMax = winner!.version.hlc;
     }
   }
 

@@ -8,6 +8,10 @@
  * (Merkle subtrees for sync). `keyHashPrefix(key)` (8 lowercase hex digits of SHA-256(key))
  * is the hash order; a Merkle node at level l is the set of keys whose hash prefix starts
  * with its l hex digits.
+ *
+ * Beside the entries a store keeps one opaque snapshot of the replica's derived state (saved
+ * at a clean stop, replica-snapshot.ts), and says whether a write came after it: a start
+ * may skip the full scan only then (`saveSnapshot`, `takeSnapshot`).
  */
 import type { Entry, HashText } from './entry.js';
 import type { Hlc } from './hlc.js';
@@ -20,6 +24,9 @@ export interface ScanKeysOptions {
   /** At most this many entries (default: no limit). */
   limit?: number;
 }
+
+/** What `takeSnapshot` found: nothing saved, a snapshot a later write made stale, or a current one. */
+export type TakenSnapshot = { readonly state: 'none' } | { readonly state: 'stale' } | { readonly state: 'current'; readonly bytes: Uint8Array };
 
 export interface Store {
   /** Idempotent. A LevelDB directory held by another process throws StoreLockedError. */
@@ -57,6 +64,20 @@ export interface Store {
 
   /** Entries, tombstones included, in key order (by UTF-16 code units, as JS compares strings). */
   scanKeys(options?: ScanKeysOptions): AsyncIterable<Entry>;
+
+  /**
+   * Keep `bytes` (the replica's derived state, replica-snapshot.ts) as the snapshot of the
+   * entries as they are now. A later `write()`, by this or any other instance or version of
+   * the store, makes it stale; so does a crash after `takeSnapshot`, which forgets it.
+   */
+  saveSnapshot(bytes: Uint8Array): Promise<void>;
+
+  /**
+   * The saved snapshot, if there is one and no write() came after it ('current'), and forget
+   * it, durably, before returning: a crash at any later time leaves no snapshot to trust.
+   * The HLC bound (readHlc) is the same before and after.
+   */
+  takeSnapshot(): Promise<TakenSnapshot>;
 
   /** Small named values that are not entries (node identity, schema version). */
   getMeta(name: string): Promise<Uint8Array | undefined>;

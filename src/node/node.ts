@@ -13,8 +13,9 @@
  * removes a stale control socket (left by a kill -9; one another node answers on is refused)
  * and binds the socket, so a node that answers Status is fully up. Stop order is the reverse
  * (front ends: control and HTTP, which answer the calls in flight first, so a put that
- * arrived is stored and acknowledged; the cluster with its leave announcement; replica;
- * store) and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
+ * arrived is stored and acknowledged; the cluster with its leave announcement; replica, then
+ * its snapshot, so the next start skips the full scan (src/core/replica-snapshot.ts); store)
+ * and waits for queued writes to reach disk, so no acknowledged write is lost. stop()
  * is idempotent: every caller gets the same promise.
  */
 import { EventEmitter } from 'node:events';
@@ -74,6 +75,8 @@ export class CkvNode implements NodeApi {
    * (which wait for room too) get their turn between slices instead of after a whole import.
    */
   private importTail: Promise<unknown> = Promise.resolve();
+  /** How long Replica.open took (logged by logReplicaOpened). */
+  private replicaOpenMs = 0;
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
   httpUrl = '';
 
@@ -117,6 +120,7 @@ export class CkvNode implements NodeApi {
     try {
       await this.bindCluster();
       const nodeId = await this.loadNodeId();
+      const openingAtMs = performance.now();
       this.replica = await Replica.open({
         nodeId,
         store: this.store,
@@ -130,6 +134,8 @@ export class CkvNode implements NodeApi {
         resetClockBound: this.config.resetClockBound,
         onApplied: (change) => this.onApplied(change),
       });
+      this.replicaOpenMs = performance.now() - openingAtMs;
+      this.countOpenedFrom();
       const { boundMs, driftMsMax } = this.replica.clockAhead();
       if (boundMs > driftMsMax) {
         this.logger.warn('clock bound ahead: writes refused', {
@@ -152,6 +158,34 @@ export class CkvNode implements NodeApi {
       await this.cluster?.stop().catch(() => undefined);
       await this.store.close();
       throw error;
+    }
+  }
+
+  /** Counts how the replica built its tree: from the snapshot of a clean stop, or by a scan (and why). */
+  private countOpenedFrom(): void {
+    const from = this.replica.openedFrom;
+    if (from.source === 'snapshot') this.counters.add('start_tree_snapshot');
+    else if (from.snapshot === 'none' || from.snapshot === 'unused') this.counters.add('start_tree_scan_no_snapshot');
+    else if (from.snapshot === 'stale') this.counters.add('start_tree_scan_stale');
+    else this.counters.add('start_tree_scan_rejected');
+  }
+
+  /**
+   * Logs how the replica built its tree, with a warning if a snapshot was stale or refused.
+   * Called by the wiring once the node started: a start that fails prints only its error.
+   */
+  logReplicaOpened(): void {
+    const from = this.replica.openedFrom;
+    this.logger.info('replica opened', {
+      tree: from.source,
+      ...(from.source === 'scan' ? { snapshot: from.snapshot } : {}),
+      keys: this.replica.entryCount,
+      ms: Math.round(this.replicaOpenMs),
+    });
+    if (from.source === 'scan' && from.snapshot === 'stale') {
+      this.logger.warn('start snapshot stale: tree rebuilt by a scan', { why: 'the store was written to after the last clean stop saved it' });
+    } else if (from.source === 'scan' && from.snapshot !== 'none' && from.snapshot !== 'unused') {
+      this.logger.warn('start snapshot rejected: tree rebuilt by a scan', { reason: from.snapshot });
     }
   }
 
@@ -371,6 +405,11 @@ export class CkvNode implements NodeApi {
     await Promise.all(this.frontEnds.map((frontEnd) => frontEnd.close()));
     await this.cluster?.stop();
     await this.replica.close();
+    if (log) {
+      // A clean stop: save the tree and key filter, so the next start skips the full scan.
+      // A failure only costs that start its speed.
+      await this.replica.saveSnapshot().catch((error: unknown) => this.logger.warn('snapshot not saved: the next start scans', { error }));
+    }
     await this.store.close();
     // The control socket is removed by the control server when it closes, and only if it bound
     // it: a node that failed to start never deletes the socket of another node.

@@ -58,5 +58,6 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Ckv
     keys: status.keys,
     tombstones: status.tombstones,
   });
+  node.logReplicaOpened();
   return node;
 }

@@ -14,6 +14,14 @@
  *   all from one explicit snapshot so the index and the entries agree.
  * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian.
  *
+ * The replica's snapshot (saveSnapshot, at a clean stop) is a file in the directory,
+ * `CKV-SNAPSHOT` (LevelDB leaves files it does not name alone): kept in LevelDB, its ~2.5 MiB
+ * would be replayed from the log and rewritten into a table at every open. Its marker is the
+ * meta row 'snapshot': format byte, the HLC row it moved aside, the file's SHA-256. Every
+ * write() puts 'hlc' back (this version's and every older one's), so a snapshot is current
+ * only while 'hlc' is absent. takeSnapshot reads the file, then deletes the marker and
+ * restores 'hlc' in one synced batch before handing the bytes out, then removes the file.
+ *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
  * prefixes already, encoded into one buffer per batch: the same batch with a sublevel option
@@ -23,7 +31,8 @@
  * another instance in this process) fails to open with LEVEL_LOCKED, which becomes
  * StoreLockedError.
  */
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
 import {
@@ -38,7 +47,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store } from '../core/store.js';
+import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
@@ -46,6 +55,13 @@ const scanKeysBatchKeys = 256;
 const scanBatchRowsMax = 1024;
 
 const hlcMetaName = 'hlc';
+/** The marker of a saved snapshot (see the top comment and saveSnapshot). */
+const snapshotMetaName = 'snapshot';
+/** The snapshot file, in the LevelDB directory. */
+const snapshotFileName = 'CKV-SNAPSHOT';
+/** Marker layout: format, whether an HLC row was moved, that row (8 bytes), SHA-256 of the file. */
+const snapshotMarkerFormat = 1;
+const snapshotMarkerBytes = 1 + 1 + 8 + 32;
 const hexDigits = Buffer.from('0123456789abcdef');
 /** The value of every `k` row. */
 const emptyBytes = new Uint8Array(0);
@@ -56,7 +72,12 @@ function openLayout(location: string) {
   const e = db.sublevel<string, Uint8Array>('e', { keyEncoding: 'utf8', valueEncoding: 'view' });
   const k = db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' });
   const m = db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' });
-  const rows = { e: Buffer.from(e.prefix), k: Buffer.from(k.prefix), hlc: Buffer.from(m.prefix + hlcMetaName) };
+  const rows = {
+    e: Buffer.from(e.prefix),
+    k: Buffer.from(k.prefix),
+    hlc: Buffer.from(m.prefix + hlcMetaName),
+    snapshot: Buffer.from(m.prefix + snapshotMetaName),
+  };
   return { db, e, k, m, rows };
 }
 
@@ -159,7 +180,9 @@ export class LevelStore implements Store {
   }
 
   async readHlc(): Promise<Hlc> {
-    const bytes = await this.live().m.get(hlcMetaName);
+    const { m } = this.live();
+    // Between saveSnapshot and takeSnapshot the bound sits in the snapshot marker.
+    const bytes = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     if (bytes === undefined) return 0n;
     if (bytes.byteLength !== 8) throw new MalformedError(`stored HLC is ${bytes.byteLength} bytes; expected 8 bytes`);
     return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
@@ -241,6 +264,80 @@ export class LevelStore implements Store {
     }
   }
 
+  /**
+   * The file first, durable (written aside, fsynced, renamed over, directory fsynced), then
+   * one synced batch: the marker (with the HLC row and the file's SHA-256) in, the HLC row
+   * out. Synced, so an OS crash cannot keep the marker and lose an earlier batch the snapshot
+   * describes; a crash before the batch leaves a file without a marker, which counts as none.
+   */
+  async saveSnapshot(bytes: Uint8Array): Promise<void> {
+    const { db, m, rows } = this.live();
+    const hlc = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
+    const file = path.join(this.location, snapshotFileName);
+    const temporary = `${file}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, file);
+    await syncDirectory(this.location);
+    const marker = new Uint8Array(snapshotMarkerBytes);
+    marker[0] = snapshotMarkerFormat;
+    if (hlc !== undefined && hlc.byteLength === 8) {
+      marker[1] = 1;
+      marker.set(hlc, 2);
+    }
+    marker.set(createHash('sha256').update(bytes).digest(), 10);
+    // On the root with the rows' full keys: a sublevel's batch takes no `sync` option.
+    await db.batch(
+      [
+        { type: 'put', key: rows.snapshot, value: marker },
+        { type: 'del', key: rows.hlc },
+      ],
+      { sync: true },
+    );
+  }
+
+  /**
+   * Current iff the marker is there and the HLC row is still absent (see saveSnapshot), and
+   * the file matches the marker's SHA-256. Either way one synced batch deletes the marker and
+   * puts the HLC row back before the bytes are handed out (a later crash finds no snapshot,
+   * and its writes can never be lost while the delete survives), then the file is removed.
+   */
+  async takeSnapshot(): Promise<TakenSnapshot> {
+    const { db, m, rows } = this.live();
+    const file = path.join(this.location, snapshotFileName);
+    const marker = await m.get(snapshotMetaName);
+    if (marker === undefined) {
+      await rm(file, { force: true }); // left by a stop that died before its marker, or a take that died after
+      return { state: 'none' };
+    }
+    const hlc = await m.get(hlcMetaName);
+    const moved = movedHlc(marker);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = new Uint8Array(await readFile(file));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    await db.batch(
+      [
+        { type: 'del', key: rows.snapshot },
+        ...(hlc === undefined && moved !== undefined ? [{ type: 'put' as const, key: rows.hlc, value: moved }] : []),
+      ],
+      { sync: true },
+    );
+    await rm(file, { force: true });
+    if (hlc !== undefined) return { state: 'stale' };
+    // A file missing, or not the one the marker names: as if none was saved (the replica scans).
+    if (bytes === undefined || marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return { state: 'none' };
+    if (Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) !== 0) return { state: 'none' };
+    return { state: 'current', bytes };
+  }
+
   async getMeta(name: string): Promise<Uint8Array | undefined> {
     const bytes = await this.live().m.get(name);
     return bytes === undefined ? undefined : plainView(bytes).slice();
@@ -280,6 +377,22 @@ export class LevelStore implements Store {
   private live(): Layout {
     assert(this.layout !== undefined, `level store ${this.location} is not open`);
     return this.layout;
+  }
+}
+
+/** The HLC row a snapshot marker moved aside, if any. */
+function movedHlc(marker: Uint8Array | undefined): Uint8Array | undefined {
+  if (marker === undefined || marker.byteLength !== snapshotMarkerBytes || marker[1] !== 1) return undefined;
+  return marker.slice(2, 10);
+}
+
+/** fsync a directory, so a rename in it is durable. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

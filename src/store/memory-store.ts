@@ -11,6 +11,8 @@
  *   (overwrites do not change the key set), then binary-searches to the start.
  * - Everything is "durable" at once: a simulated crash discards the Replica and reopens this
  *   same instance, so `close()` only marks it closed and `open()` finds the data again.
+ * - A saved snapshot (`saveSnapshot`) is a copy marked stale by the next `write()`;
+ *   `takeSnapshot` hands it back and forgets it.
  * - `write()` changes entries and the HLC bound synchronously, with no await in between, so
  *   no other task ever observes half a batch: that is the atomicity LevelDB's batch gives.
  * - Scans copy the matching slots into an array before yielding, so a write between two
@@ -22,7 +24,7 @@
 import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store } from '../core/store.js';
+import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
 
 /** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
 const bucketDigits = 4;
@@ -43,6 +45,8 @@ export class MemoryStore implements Store {
   private hlc: Hlc = 0n;
   private readonly meta = new Map<string, Uint8Array>();
   private entryBytes = 0;
+  /** The saved snapshot (a copy); `stale` once a write came after it. */
+  private snapshot: { bytes: Uint8Array; stale: boolean } | undefined;
 
   async open(): Promise<void> {
     this.isOpen = true;
@@ -65,6 +69,7 @@ export class MemoryStore implements Store {
   async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void> {
     this.checkOpen();
     // No await below: the whole batch lands in one synchronous step.
+    if (this.snapshot) this.snapshot.stale = true;
     for (const [i, incoming] of entries.entries()) {
       const entry: Entry = incoming.value === null ? incoming : { ...incoming, value: incoming.value.slice() };
       const bytes = encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
@@ -126,6 +131,19 @@ export class MemoryStore implements Store {
       matches.push(this.slots.get(key)!.entry);
     }
     yield* matches;
+  }
+
+  async saveSnapshot(bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    this.snapshot = { bytes: bytes.slice(), stale: false };
+  }
+
+  async takeSnapshot(): Promise<TakenSnapshot> {
+    this.checkOpen();
+    const saved = this.snapshot;
+    this.snapshot = undefined;
+    if (saved === undefined) return { state: 'none' };
+    return saved.stale ? { state: 'stale' } : { state: 'current', bytes: saved.bytes };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {

@@ -41,6 +41,10 @@ export const counterMetrics = {
   ckv_member_dial_failed_total: { help: 'Dials to announced cluster members that failed.', labelNames: [] },
   ckv_member_rejected_total: { help: 'Membership messages dropped: bad signature, or signed by another peer than they name.', labelNames: [] },
   ckv_query_rejected_total: { help: 'Malformed queries (and query replies) from peers.', labelNames: [] },
+  ckv_start_tree_total: {
+    help: 'How this process built its Merkle tree and key filter at start (0 or 1 each): from the snapshot its last clean stop saved, or by a scan of every entry, and why (no snapshot; stale: written to after it was saved; rejected: failed its checks).',
+    labelNames: ['from'],
+  },
   ckv_bootstrap_failed_total: {
     help: 'Bootstrap addresses that did not give a member, by likely cause: dials refused or unroutable (unreachable), unanswered (timeout), failed handshakes (handshake: another cluster key), connections to a node of another cluster (foreign), other.',
     labelNames: ['reason'],
@@ -96,6 +100,10 @@ export const counterSpecs = {
   member_dial_failed: counter('ckv_member_dial_failed_total', {}, 'failed dials to announced members'),
   member_rejected: counter('ckv_member_rejected_total', {}, 'membership messages with a bad signature'),
   query_rejected: counter('ckv_query_rejected_total', {}, 'malformed queries and query replies'),
+  start_tree_snapshot: counter('ckv_start_tree_total', { from: 'snapshot' }, 'tree and key filter restored from the snapshot of a clean stop'),
+  start_tree_scan_no_snapshot: counter('ckv_start_tree_total', { from: 'scan_no_snapshot' }, 'tree built by a scan: no snapshot (first start, or a crash)'),
+  start_tree_scan_stale: counter('ckv_start_tree_total', { from: 'scan_stale' }, 'tree built by a scan: the snapshot was written to after it was saved'),
+  start_tree_scan_rejected: counter('ckv_start_tree_total', { from: 'scan_rejected' }, 'tree built by a scan: the snapshot failed its checks (corrupt, format, depth)'),
   bootstrap_failed_unreachable: counter('ckv_bootstrap_failed_total', { reason: 'unreachable' }, 'bootstrap dials refused or with no route: nothing listens there'),
   bootstrap_failed_timeout: counter('ckv_bootstrap_failed_total', { reason: 'timeout' }, 'bootstrap dials unanswered in time'),
   bootstrap_failed_handshake: counter('ckv_bootstrap_failed_total', { reason: 'handshake' }, 'bootstrap dials whose handshake failed: another cluster key'),

@@ -23,12 +23,14 @@ describe('deterministic simulation', () => {
     const failures: string[] = [];
     let crashes = 0;
     let stops = 0;
+    let snapshotStarts = 0;
     let partitions = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
       crashes += report.stats.crashes;
       stops += report.stats.stops;
+      snapshotStarts += report.stats.snapshotStarts;
       partitions += report.stats.partitions;
     }
     assert.deepEqual(failures, []);
@@ -36,6 +38,7 @@ describe('deterministic simulation', () => {
     assert.ok(crashes > seedCount / 2, `only ${crashes} crashes`);
     assert.ok(partitions > seedCount / 2, `only ${partitions} partitions`);
     assert.ok(stops > seedCount / 2, `only ${stops} clean stops`);
+    assert.ok(snapshotStarts > seedCount / 4, `only ${snapshotStarts} starts from a clean stop's snapshot`);
   });
 
   it('replays a seed exactly', async () => {

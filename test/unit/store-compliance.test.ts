@@ -230,6 +230,70 @@ function complianceSuite(subject: Subject): void {
       });
     });
 
+    it('snapshot: none at first; taken once as saved; readHlc the same throughout', async () => {
+      await withStore(subject, async ({ store }) => {
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+        await store.write([entry('a', new Uint8Array([1]))], 77n);
+        const bytes = new Uint8Array([9, 8, 7, 0, 255]);
+        await store.saveSnapshot(bytes);
+        bytes.fill(0); // the store keeps a copy
+        assert.equal(await store.readHlc(), 77n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([9, 8, 7, 0, 255]) });
+        assert.equal(await store.readHlc(), 77n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' }); // taking forgets it
+        assert.deepStrictEqual(await store.get('a'), entry('a', new Uint8Array([1])));
+      });
+    });
+
+    it('snapshot: a write after the save makes it stale, even an empty batch', async () => {
+      await withStore(subject, async ({ store }) => {
+        await store.write([entry('a', null)], 5n);
+        await store.saveSnapshot(new Uint8Array([1]));
+        await store.write([entry('b', null)], 6n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+        assert.equal(await store.readHlc(), 6n);
+        await store.saveSnapshot(new Uint8Array([2]));
+        await store.write([], 7n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'stale' });
+        assert.equal(await store.readHlc(), 7n);
+      });
+    });
+
+    it('snapshot: saved twice, the second is current; a new store saves one too', async () => {
+      await withStore(subject, async ({ store }) => {
+        await store.saveSnapshot(new Uint8Array([1]));
+        await store.saveSnapshot(new Uint8Array([2]));
+        assert.equal(await store.readHlc(), 0n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([2]) });
+        await store.write([entry('a', null)], 3n);
+        await store.saveSnapshot(new Uint8Array([3]));
+        await store.saveSnapshot(new Uint8Array([4]));
+        assert.equal(await store.readHlc(), 3n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([4]) });
+        assert.equal(await store.readHlc(), 3n);
+      });
+    });
+
+    it('snapshot: survives a restart of the store; a write after the restart makes it stale', async () => {
+      await withStore(subject, async (harness) => {
+        await harness.store.write([entry('a', null)], 11n);
+        await harness.store.saveSnapshot(new Uint8Array([5, 5]));
+        await harness.store.close();
+        const store = harness.restarted();
+        await store.open();
+        assert.equal(await store.readHlc(), 11n);
+        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([5, 5]) });
+        await store.saveSnapshot(new Uint8Array([6]));
+        await store.close();
+        const again = harness.restarted();
+        await again.open();
+        await again.write([entry('b', null)], 12n);
+        assert.deepStrictEqual(await again.takeSnapshot(), { state: 'stale' });
+        assert.equal(await again.readHlc(), 12n);
+      });
+    });
+
     it('sizeBytes is positive after writes', async () => {
       await withStore(subject, async ({ store }) => {
         await store.write([entry('k', new Uint8Array(1000))], 1n);
@@ -403,6 +467,64 @@ describe('LevelStore on-disk layout', () => {
       } finally {
         await db.close();
       }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('LevelStore snapshot marker', () => {
+  it('a write by a program that knows no snapshots (it only puts the hlc row with its entries) makes it stale', async () => {
+    const dir = tempDir();
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.write([entry('a', null)], 3n);
+      await store.saveSnapshot(new Uint8Array([1, 2]));
+      await store.close();
+      // An older ckv's write batch: an `e` row, a `k` row and the hlc row, through the sublevels.
+      const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+      const older = entry('b', new Uint8Array([7]), 4n);
+      const bound = new Uint8Array(8);
+      new DataView(bound.buffer).setBigUint64(0, 4n);
+      await db.batch([
+        { type: 'put', sublevel: db.sublevel<string, Uint8Array>('e', { valueEncoding: 'view' }), key: keyHashPrefix('b') + 'b', value: encodeEntry(older) },
+        { type: 'put', sublevel: db.sublevel<string, Uint8Array>('m', { valueEncoding: 'view' }), key: 'hlc', value: bound },
+      ]);
+      await db.close();
+      const reopened = new LevelStore(dir);
+      await reopened.open();
+      assert.deepStrictEqual(await reopened.takeSnapshot(), { state: 'stale' });
+      assert.equal(await reopened.readHlc(), 4n);
+      assert.deepStrictEqual(await reopened.get('b'), older);
+      await reopened.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('LevelStore snapshot file', () => {
+  it('is a file beside the tables; one changed behind the marker, or a leftover without one, counts as none', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'CKV-SNAPSHOT');
+    try {
+      const store = new LevelStore(dir);
+      await store.open();
+      await store.write([entry('a', null)], 3n);
+      await store.saveSnapshot(new Uint8Array([1, 2, 3]));
+      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(file)), new Uint8Array([1, 2, 3]));
+      fs.writeFileSync(file, new Uint8Array([1, 2, 4]));
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.equal(fs.existsSync(file), false, 'taken: the file is removed');
+      assert.equal(await store.readHlc(), 3n, 'the HLC row is back');
+      await store.saveSnapshot(new Uint8Array([5]));
+      fs.rmSync(file);
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      fs.writeFileSync(file, new Uint8Array([6])); // as if a stop died between the file and its marker
+      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.equal(fs.existsSync(file), false, 'a file without a marker is removed');
+      await store.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,230 @@
+/**
+ * Scenario: node start to serving. One node is filled through the control API (PutMany, in
+ * calls of `putManyBatch` keys, a few in flight) with K keys of 100-byte values, stopped
+ * cleanly (SIGTERM), and started again on its data directory `restarts` times: each start is
+ * timed from just before spawn (`node bin/ckv.js node start ...`, as a user runs it) until
+ * (a) its control socket answers Status (the harness's readiness, polled every 2 ms) and
+ * (b) a Get of a stored key returns the value: "serving". The same with an empty node
+ * (0 keys), after its first start. The first start after the fill is reported apart: LevelDB
+ * replays the write-ahead log of the fill then, later starts find it compacted.
+ *
+ * Baselines, same run: (a) a bare `node -e ''` process, spawn to exit (what any Node process
+ * costs); (b) raw `level` (the library ckv stores through), in this process: open a fresh
+ * copy of the stopped node's LevelDB directory and iterate every row (keys and values), then
+ * close: what merely reading the data costs, without process start or module loading.
+ *
+ * Target (issue 13): start to serving with 100k keys <= 400 ms (median of the restarts).
+ * --quick: 10k keys, fewer restarts (a smoke run; its figures are not the target's).
+ */
+import { spawn } from 'node:child_process';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Level } from 'level';
+import { exitOf, removeTempDir, startNode, stopCleanly, tempDir, type NodeProcess } from '../../harness/index.js';
+import { median } from '../lib/stats.js';
+import { fmtMs, fmtRatio, round } from '../lib/summary.js';
+import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
+
+const targetMs = 400;
+
+interface StartRun {
+  /** Spawn -> Status answered. */
+  readyMs: number;
+  /** Spawn -> Status answered and a Get of a stored key returned it. */
+  servingMs: number;
+}
+
+interface KeysResult {
+  keys: number;
+  /** The first start after the fill (or, for 0 keys, after the first ever start). */
+  first: StartRun;
+  /** Every timed start, the first included. */
+  runs: StartRun[];
+  rawLevelMs: number[];
+  rowsIterated: number;
+}
+
+/** Spawn to exit of `node -e ''`. */
+async function bareNodeMs(): Promise<number> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  const exit = await exitOf(child);
+  if (exit.code !== 0) throw new Error(`node -e '' exited ${exit.code ?? exit.signal}`);
+  return performance.now() - started;
+}
+
+/** Open a copy of `dbDir` with `level` and read every row; ms for open + iterate + close. */
+async function rawLevelOpenScan(dbDir: string): Promise<{ ms: number; rows: number }> {
+  const dir = tempDir('ckv-bench-start-');
+  try {
+    const copy = join(dir, 'db');
+    cpSync(dbDir, copy, { recursive: true });
+    const started = performance.now();
+    const db = new Level<Uint8Array, Uint8Array>(copy, { keyEncoding: 'view', valueEncoding: 'view' });
+    await db.open();
+    let rows = 0;
+    let bytes = 0;
+    for await (const [key, value] of db.iterator()) {
+      rows++;
+      bytes += key.byteLength + value.byteLength;
+    }
+    await db.close();
+    const ms = performance.now() - started;
+    if (bytes === 0 && rows > 0) throw new Error('raw level scan read no bytes');
+    return { ms, rows };
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+/** Start a node on `dataDir` and time it to Status and to a Get of `probeKey` (if any). */
+async function timedStart(dataDir: string, name: string, probeKey: string | undefined, cpuProfDir: string | undefined): Promise<{ node: NodeProcess; run: StartRun }> {
+  const started = performance.now();
+  const node = await startNode({ name, dataDir, readyIntervalMs: 2, readyDeadlineMs: 60_000, ...(cpuProfDir !== undefined ? { cpuProfDir } : {}) });
+  const readyMs = node.readyAtMs - started;
+  if (probeKey !== undefined) {
+    const got = await node.client.get(probeKey);
+    if (!got.found || got.deleted) throw new Error(`${name}: stored key ${probeKey} not found after restart`);
+  }
+  return { node, run: { readyMs, servingMs: performance.now() - started } };
+}
+
+export const start: Scenario = {
+  name: 'start',
+  title: 'Node start to serving, with 0 and K keys on disk',
+  estimateS: (quick) => (quick ? 12 : 60),
+  async run(ctx: Ctx): Promise<ScenarioResult> {
+    const config = {
+      keyCounts: ctx.quick ? [0, 10_000] : [0, 100_000],
+      restarts: ctx.quick ? 3 : 7,
+      bareNodeRuns: ctx.quick ? 5 : 9,
+      rawLevelRuns: ctx.quick ? 2 : 3,
+      valueBytes: 100,
+      putManyBatch: 1000,
+      putManyInFlight: 4,
+    };
+    const { progress } = ctx;
+    const rng = rng32(ctx.seed ^ 0x57);
+    const values = Array.from({ length: 4096 }, () => randomValue(rng, config.valueBytes));
+    const profileDir = profileDirFor(ctx, 'start');
+    const results: KeysResult[] = [];
+    const bare: number[] = [];
+    const steps = config.keyCounts.length;
+
+    progress.detail('bare node process starts', 0.01);
+    for (let i = 0; i < config.bareNodeRuns; i++) bare.push(await bareNodeMs());
+
+    for (const [index, keys] of config.keyCounts.entries()) {
+      const frac = (within: number): number => 0.05 + (0.95 * (index + within)) / steps;
+      const dataDir = tempDir('ckv-start-');
+      try {
+        progress.detail(`${keys} keys: first start`, frac(0));
+        let node = await startNode({ name: `fill${keys}`, dataDir });
+        const keyOf = (i: number): string => `start/${String(i).padStart(7, '0')}`;
+        if (keys > 0) {
+          progress.detail(`${keys} keys: filling through PutMany`, frac(0.05));
+          let next = 0;
+          const worker = async (): Promise<void> => {
+            while (next < keys) {
+              const from = next;
+              const to = Math.min(keys, from + config.putManyBatch);
+              next = to;
+              const puts = [];
+              for (let i = from; i < to; i++) puts.push({ key: keyOf(i), value: values[i % values.length]! });
+              const reply = await node.client.putMany(puts);
+              const failed = reply.results.find((r) => r.error !== '');
+              if (failed) throw new Error(`PutMany refused a put: ${failed.error}`);
+            }
+          };
+          await Promise.all(Array.from({ length: config.putManyInFlight }, worker));
+          const status = await node.status();
+          if (Number(status.keyCount) !== keys) throw new Error(`filled ${keys} keys but the node holds ${status.keyCount}`);
+        }
+        await stopCleanly(node);
+        const probeKey = keys > 0 ? keyOf(Math.floor(keys / 2)) : undefined;
+        const runs: StartRun[] = [];
+        for (let r = 0; r < config.restarts; r++) {
+          progress.detail(`${keys} keys: start ${r + 1}/${config.restarts}`, frac(0.3 + (0.5 * r) / config.restarts));
+          const timed = await timedStart(dataDir, `k${keys}-r${r}`, probeKey, profileDir);
+          node = timed.node;
+          runs.push(timed.run);
+          const status = await node.status();
+          if (Number(status.keyCount) !== keys) throw new Error(`restarted with ${status.keyCount} keys, expected ${keys}`);
+          await stopCleanly(node);
+        }
+        progress.detail(`${keys} keys: raw level open + scan`, frac(0.85));
+        const rawLevelMs: number[] = [];
+        let rowsIterated = 0;
+        for (let r = 0; r < config.rawLevelRuns; r++) {
+          const scan = await rawLevelOpenScan(join(dataDir, 'db'));
+          rawLevelMs.push(scan.ms);
+          rowsIterated = scan.rows;
+        }
+        results.push({ keys, first: runs[0]!, runs, rawLevelMs, rowsIterated });
+      } finally {
+        removeTempDir(dataDir);
+      }
+    }
+
+    const profiles = collectProfiles(profileDir, [`k${config.keyCounts.at(-1)}-r1`]);
+    const bareMs = median(bare);
+    const rows: string[][] = [];
+    const data: Record<string, unknown> = { bareNodeMs: round(bareMs, 1), bareNodeRunsMs: bare.map((v) => round(v, 1)) };
+    const summary = [];
+    const targets = [];
+    for (const r of results) {
+      const serving = median(r.runs.map((x) => x.servingMs));
+      const ready = median(r.runs.map((x) => x.readyMs));
+      const level = median(r.rawLevelMs);
+      data[`k${r.keys}`] = {
+        servingMs: round(serving, 1),
+        readyMs: round(ready, 1),
+        firstServingMs: round(r.first.servingMs, 1),
+        rawLevelOpenScanMs: round(level, 1),
+        rowsIterated: r.rowsIterated,
+        runs: r.runs.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1) })),
+      };
+      rows.push([
+        r.keys.toLocaleString('en-US'),
+        fmtMs(ready),
+        fmtMs(serving),
+        fmtMs(r.first.servingMs),
+        `${fmtMs(Math.min(...r.runs.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.runs.map((x) => x.servingMs)))}`,
+        fmtMs(bareMs),
+        `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
+        fmtRatio(serving / bareMs),
+      ]);
+      summary.push({
+        scenario: 'start',
+        measure: `start to serving, ${r.keys.toLocaleString('en-US')} keys (median of ${r.runs.length})`,
+        ckv: fmtMs(serving),
+        baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
+        ratio: `${fmtRatio(serving / bareMs)} of bare node`,
+      });
+      if (r.keys >= 100_000) {
+        targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys`, serving, '<=', targetMs, 'ms', `median of ${r.runs.length} restarts; bare node ${fmtMs(bareMs)}, raw level ${fmtMs(level)}`));
+      }
+    }
+    return {
+      name: 'start',
+      config,
+      data,
+      summary,
+      details: [
+        {
+          title: `Start to serving: spawn of \`ckv node start\` on a stopped node's data directory -> Status answered -> a Get of a stored key returned (medians of ${config.restarts} starts)`,
+          headers: ['keys', 'to Status', 'to serving', 'first start after fill', 'range', "bare `node -e ''`", 'raw level open + scan', 'serving / bare node'],
+          rows,
+          numeric: [1, 2, 3, 5, 6, 7],
+        },
+      ],
+      targets,
+      notes: [
+        'Readiness is polled every 2 ms (socket exists, accepts, Status answers), so each figure includes up to ~2 ms of polling and a fresh gRPC connection from the bench.',
+        'The raw level baseline runs in the bench process (modules already loaded) on a fresh copy of the data directory: no process start, no module loading.',
+      ],
+      profiles,
+    };
+  },
+};

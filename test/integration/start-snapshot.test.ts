@@ -1,0 +1,103 @@
+/**
+ * The start snapshot with real processes and a real LevelDB: a clean stop (SIGTERM) saves the
+ * replica's tree and key filter and the next start uses it; a kill -9 after writes leaves no
+ * usable snapshot and the next start scans; a corrupt snapshot is refused (logged, counted)
+ * and the node scans. Each time the restarted node's Merkle root and count must equal what it
+ * reported before it went down, and at the end a replica built by a full scan of the data
+ * directory (in this process, snapshot ignored) must agree too.
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { toHex } from '../../src/core/bytes.js';
+import { Replica } from '../../src/core/replica.js';
+import type { StatusMessage } from '../../src/control/proto.js';
+import { LevelStore } from '../../src/store/level-store.js';
+import { counter, startNode, tempDir, type NodeProcess } from '../../harness/testing.js';
+
+function state(status: StatusMessage): { root: string; keys: string; tombstones: string } {
+  return { root: status.merkleRoot, keys: status.keyCount, tombstones: status.tombstoneCount };
+}
+
+async function write(node: NodeProcess, from: number, count: number): Promise<void> {
+  const puts = Array.from({ length: count }, (_, i) => ({ key: `key/${from + i}`, value: Buffer.from(`value ${from + i}`) }));
+  const reply = await node.client.putMany(puts);
+  assert.ok(reply.results.every((r) => r.error === ''), 'every put stored');
+  for (let i = from; i < from + count; i += 97) await node.client.delete(`key/${i}`);
+}
+
+/** How the node built its tree at start, from its counters. */
+function treeSource(status: StatusMessage): string {
+  const sources = ['start_tree_snapshot', 'start_tree_scan_no_snapshot', 'start_tree_scan_stale', 'start_tree_scan_rejected'].filter((name) => counter(status, name) > 0);
+  assert.equal(sources.length, 1, `exactly one start_tree_* counter is set: ${sources.join(', ')}`);
+  return sources[0]!;
+}
+
+describe('start snapshot across clean stops, kill -9 and corruption', () => {
+  const dataDir = tempDir('ckv-start-snap-');
+  let node: NodeProcess | undefined;
+
+  after(async () => {
+    await node?.kill();
+  });
+
+  it('restores the same root after a clean stop, scans after kill -9 or a corrupt snapshot, and always agrees with a full scan', async () => {
+    node = await startNode({ name: 'snap', dataDir });
+    assert.equal(treeSource(await node.status()), 'start_tree_scan_no_snapshot');
+    await write(node, 0, 3000);
+    const first = state(await node.status());
+    assert.equal(first.keys, String(3000 - Math.ceil(3000 / 97)));
+    assert.equal(first.tombstones, String(Math.ceil(3000 / 97)));
+
+    // Clean stop: the next start comes from the snapshot, with the same tree.
+    await node.stop();
+    node = await node.respawn();
+    let status = await node.status();
+    assert.equal(treeSource(status), 'start_tree_snapshot');
+    assert.deepEqual(state(status), first);
+    assert.match(node.stderrText(), /replica opened tree=snapshot keys=3000/);
+    assert.equal((await node.client.get('key/1500')).value.toString(), 'value 1500');
+
+    // Writes after a start from the snapshot, then kill -9: no snapshot may be trusted.
+    await write(node, 2500, 1000); // overwrites 500 keys, adds 500
+    await node.client.put('key/0', Buffer.from('again')); // a deleted key comes back
+    const beforeKill = state(await node.status());
+    assert.notEqual(beforeKill.root, first.root);
+    await node.kill();
+    node = await node.respawn();
+    status = await node.status();
+    assert.equal(treeSource(status), 'start_tree_scan_no_snapshot');
+    assert.deepEqual(state(status), beforeKill);
+
+    // Clean stop, then corrupt the saved snapshot: refused, logged, counted; the node scans.
+    await node.stop();
+    const store = new LevelStore(join(dataDir, 'db'));
+    await store.open();
+    const taken = await store.takeSnapshot();
+    assert.equal(taken.state, 'current', 'a clean stop saved a snapshot');
+    const corrupt = (taken as { bytes: Uint8Array }).bytes.slice();
+    corrupt[corrupt.length >> 1]! ^= 0x01;
+    await store.saveSnapshot(corrupt);
+    await store.close();
+    node = await node.respawn();
+    status = await node.status();
+    assert.equal(treeSource(status), 'start_tree_scan_rejected');
+    assert.match(node.stderrText(), /warn start snapshot rejected: tree rebuilt by a scan reason=corrupt/);
+    assert.deepEqual(state(status), beforeKill);
+
+    // Last: a clean stop, and a replica built by a full scan of the directory agrees with it.
+    await node.stop();
+    node = undefined;
+    const offline = new LevelStore(join(dataDir, 'db'));
+    const nodeId = await (async () => {
+      await offline.open();
+      return toHex((await offline.getMeta('node-id'))!);
+    })();
+    const scanned = await Replica.open({ nodeId, store: offline, wallClockMs: Date.now, useSnapshot: false });
+    assert.equal(scanned.openedFrom.source, 'scan');
+    assert.equal(toHex(scanned.root().digest), beforeKill.root);
+    assert.equal(String(scanned.entryCount - scanned.tombstoneCount), beforeKill.keys);
+    assert.equal(String(scanned.tombstoneCount), beforeKill.tombstones);
+    await offline.close();
+  });
+});

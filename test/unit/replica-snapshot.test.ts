@@ -1,0 +1,285 @@
+/**
+ * The snapshot a clean stop saves (src/core/replica-snapshot.ts) and Replica.open's use of it:
+ * a replica opened from it must hold exactly the tree a full scan builds (every node of every
+ * level, counts included), the same tombstone count and clock, and a filter that has every
+ * stored key; a stale, corrupt, other-format or other-depth snapshot is refused and the
+ * replica scans. Over MemoryStore and LevelStore (a real directory).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { entryDigestText, keyHashText } from '../../src/core/entry.js';
+import { hlcPack } from '../../src/core/hlc.js';
+import { KeyFilter } from '../../src/core/key-filter.js';
+import { merkleFanout } from '../../src/core/limits.js';
+import { MerkleTree } from '../../src/core/merkle.js';
+import { Replica } from '../../src/core/replica.js';
+import { decodeSnapshot, encodeSnapshot, snapshotFormat } from '../../src/core/replica-snapshot.js';
+import type { Store } from '../../src/core/store.js';
+import { LevelStore } from '../../src/store/level-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { value } from '../helpers/replicas.js';
+
+const nodeA = '00000000000000aa';
+const nodeB = '00000000000000bb';
+const baseMs = 1_700_000_000_000;
+
+/** Every node of two trees equal: digests and counts, level by level. */
+function assertSameTree(a: MerkleTree, b: MerkleTree): void {
+  assert.equal(a.depth, b.depth);
+  for (let level = 0; level <= a.depth; level++) {
+    for (let index = 0; index < merkleFanout ** level; index++) {
+      assert.equal(a.count(level, index), b.count(level, index), `count at level ${level} node ${index}`);
+      assert.deepStrictEqual(a.digest(level, index), b.digest(level, index), `digest at level ${level} node ${index}`);
+    }
+  }
+}
+
+function treeOf(replica: Replica): MerkleTree {
+  return replica.syncContext({ cluster: 'test' }).tree;
+}
+
+/** Replica state that a scan of `store` gives: opened with the snapshot ignored. */
+async function scanned(store: Store, depth = 3): Promise<Replica> {
+  return Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth, useSnapshot: false });
+}
+
+async function assertSameAsScan(replica: Replica, store: Store): Promise<void> {
+  const reference = await scanned(store, replica.depth);
+  assertSameTree(treeOf(replica), treeOf(reference));
+  assert.equal(replica.tombstoneCount, reference.tombstoneCount);
+  assert.equal(replica.entryCount, reference.entryCount);
+  assert.equal(replica.hlcLast, reference.hlcLast);
+}
+
+/** Local puts and deletes, remote entries (some stamped ahead of the local clock), overwrites. */
+async function fill(replica: Replica, keys: number, round: number): Promise<void> {
+  const writes = Array.from({ length: keys }, (_, i) => ({ key: `k${i}`, value: i % 7 === 0 ? null : value(`v${i}.${round}`) }));
+  await replica.writeMany(writes);
+  await replica.applyRemote(
+    Array.from({ length: keys / 2 }, (_, i) => ({ key: `r${i}`, value: i % 5 === 0 ? null : value(`r${i}`), version: { hlc: hlcPack(baseMs + 200 + round, i), node: nodeB } })),
+  );
+  await replica.delete('k1');
+}
+
+interface Subject {
+  name: string;
+  /** A store over the same data each call (a new LevelStore on one directory), not open. */
+  make(): { store: () => Store; dispose: () => void };
+}
+
+const subjects: Subject[] = [
+  {
+    name: 'MemoryStore',
+    make() {
+      const store = new MemoryStore();
+      return { store: () => store, dispose: () => undefined };
+    },
+  },
+  {
+    name: 'LevelStore',
+    make() {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-'));
+      return { store: () => new LevelStore(dir), dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+];
+
+for (const subject of subjects) {
+  describe(`Replica snapshot over ${subject.name}`, () => {
+    it('a start after a clean stop uses the snapshot and holds exactly the state a scan builds', async () => {
+      const { store, dispose } = subject.make();
+      try {
+        const clock = { ms: baseMs };
+        let s = store();
+        let replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => clock.ms, depth: 3 });
+        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'none' });
+        for (let round = 0; round < 3; round++) {
+          await fill(replica, 400, round);
+          clock.ms += 10;
+          await replica.close();
+          await replica.saveSnapshot();
+          const before = { root: replica.root(), tombstones: replica.tombstoneCount, hlc: replica.hlcLast };
+          await s.close();
+          s = store();
+          replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => clock.ms, depth: 3 });
+          assert.deepStrictEqual(replica.openedFrom, { source: 'snapshot' });
+          assert.deepStrictEqual(replica.root(), before.root);
+          assert.equal(replica.tombstoneCount, before.tombstones);
+          // The remote stamps are ahead of the wall clock: the clock must resume above them, as a scan's would.
+          assert.equal(replica.hlcLast, before.hlc);
+          await assertSameAsScan(replica, s);
+          // The filter has every stored key (a write of a stored key must read it before the merge).
+          const keys = (replica as unknown as { keys: KeyFilter }).keys;
+          for await (const entry of s.scanHash('')) assert.ok(keys.mayHave(keyHashText(entry.key)), `filter lacks ${entry.key}`);
+        }
+        // Writes after a start from the snapshot keep the tree a scan would build.
+        await replica.put('k2', value('after'));
+        await replica.delete('new-after');
+        await assertSameAsScan(replica, s);
+        await replica.close();
+        await s.close();
+      } finally {
+        dispose();
+      }
+    });
+
+    it('after --reset-clock-bound left the bound below a stored stamp, the clock resumes above that stamp, as after a scan', async () => {
+      const { store, dispose } = subject.make();
+      try {
+        let s = store();
+        await s.open();
+        const future = hlcPack(baseMs + 3_600_000, 0);
+        await s.write([{ key: 'future', value: value('f'), version: { hlc: future, node: nodeB } }], future);
+        await s.close();
+        s = store();
+        const reset = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3, resetClockBound: true });
+        await reset.put('now', value('n')); // persists a bound far below `future`
+        assert.ok((await s.readHlc()) < future);
+        await reset.close();
+        await reset.saveSnapshot();
+        await s.close();
+        s = store();
+        const reopened = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.equal(reopened.openedFrom.source, 'snapshot');
+        assert.equal(reopened.hlcLast, future);
+        await assertSameAsScan(reopened, s);
+        await s.close();
+      } finally {
+        dispose();
+      }
+    });
+
+    it('a start after a crash (no clean stop) scans, and the snapshot of an earlier clean stop is never reused', async () => {
+      const { store, dispose } = subject.make();
+      try {
+        let s = store();
+        let replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        await fill(replica, 100, 0);
+        await replica.close();
+        await replica.saveSnapshot();
+        await s.close();
+        s = store();
+        replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.equal(replica.openedFrom.source, 'snapshot');
+        await fill(replica, 150, 1); // then "crash": no close, no saveSnapshot
+        await s.close();
+        s = store();
+        replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'none' });
+        assert.equal(replica.entryCount, 150 + 75 + 0); // k0..k149, r0..r74
+        await s.close();
+      } finally {
+        dispose();
+      }
+    });
+
+    it('a snapshot written to after its save is stale: the replica scans', async () => {
+      const { store, dispose } = subject.make();
+      try {
+        let s = store();
+        const replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        await fill(replica, 50, 0);
+        await replica.close();
+        await replica.saveSnapshot();
+        await s.write([{ key: 'sneaked', value: value('x'), version: { hlc: hlcPack(baseMs + 1000, 0), node: nodeB } }], hlcPack(baseMs + 1000, 0));
+        await s.close();
+        s = store();
+        const reopened = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.deepStrictEqual(reopened.openedFrom, { source: 'scan', snapshot: 'stale' });
+        assert.equal(reopened.entryCount, replica.entryCount + 1);
+        await s.close();
+      } finally {
+        dispose();
+      }
+    });
+
+    it('a corrupt snapshot or one of another depth is refused: the replica scans', async () => {
+      const { store, dispose } = subject.make();
+      try {
+        let s = store();
+        const replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        await fill(replica, 60, 0);
+        await replica.close();
+        await replica.saveSnapshot();
+        const taken = await s.takeSnapshot();
+        assert.equal(taken.state, 'current');
+        const good = (taken as { bytes: Uint8Array }).bytes;
+        const corrupt = good.slice();
+        corrupt[100]! ^= 1;
+        for (const [bytes, depth, expected] of [
+          [corrupt, 3, 'corrupt'],
+          [good.subarray(0, good.length - 1), 3, 'corrupt'],
+          [good, 4, 'depth'],
+        ] as const) {
+          await s.saveSnapshot(bytes);
+          await s.close();
+          s = store();
+          const reopened = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth });
+          assert.deepStrictEqual(reopened.openedFrom, { source: 'scan', snapshot: expected });
+          assert.equal(reopened.entryCount, replica.entryCount);
+          if (depth === 3) assert.deepStrictEqual(reopened.root(), replica.root());
+        }
+        await s.close();
+      } finally {
+        dispose();
+      }
+    });
+  });
+}
+
+describe('snapshot encoding', () => {
+  function state(keys: number): { tree: MerkleTree; keys: KeyFilter; tombstones: number; entryHlcMax: bigint } {
+    const tree = new MerkleTree(2);
+    const filter = new KeyFilter();
+    for (let i = 0; i < keys; i++) {
+      const hash = keyHashText(`key${i}`);
+      tree.updateText(hash, undefined, entryDigestText(`key${i}`, { hlc: BigInt(i + 1), node: nodeA }));
+      filter.add(hash);
+    }
+    return { tree, keys: filter, tombstones: Math.min(3, keys), entryHlcMax: BigInt(keys) };
+  }
+
+  it('round-trips: every tree node, the counts, the filter and the stamp', () => {
+    const original = state(500);
+    const decoded = decodeSnapshot(encodeSnapshot(original), 2);
+    assert.ok('state' in decoded);
+    assertSameTree(decoded.state.tree, original.tree);
+    assert.equal(decoded.state.tombstones, 3);
+    assert.equal(decoded.state.entryHlcMax, 500n);
+    assert.deepStrictEqual(decoded.state.keys.layerStates(), original.keys.layerStates());
+  });
+
+  it('a filter of several layers round-trips', () => {
+    const original = state(0);
+    for (let i = 0; i < 120_000; i++) original.keys.add(keyHashText(`many${i}`));
+    assert.equal(original.keys.layerStates().length, 2);
+    // The count check needs as many entries as filter keys at most: an empty tree is fine.
+    const decoded = decodeSnapshot(encodeSnapshot(original), 2);
+    assert.ok('state' in decoded);
+    assert.deepStrictEqual(decoded.state.keys.layerStates(), original.keys.layerStates());
+  });
+
+  it('refuses another format, another depth, a flipped bit anywhere, a truncation', () => {
+    const bytes = encodeSnapshot(state(50));
+    const other = bytes.slice();
+    other[0] = snapshotFormat + 1;
+    assert.deepStrictEqual(decodeSnapshot(other, 2), { rejected: 'format' });
+    assert.deepStrictEqual(decodeSnapshot(bytes, 3), { rejected: 'depth' });
+    for (const at of [1, 5, 20, 1000, bytes.length - 40, bytes.length - 1]) {
+      const flipped = bytes.slice();
+      flipped[at]! ^= 0x10;
+      assert.deepStrictEqual(decodeSnapshot(flipped, 2), { rejected: 'corrupt' }, `bit flipped at byte ${at}`);
+    }
+    assert.deepStrictEqual(decodeSnapshot(bytes.subarray(0, 10), 2), { rejected: 'corrupt' });
+    assert.deepStrictEqual(decodeSnapshot(bytes.subarray(0, bytes.length - 4), 2), { rejected: 'corrupt' });
+  });
+
+  it('MerkleTree.fromLeaves equals the tree built by updates', () => {
+    const built = state(2000).tree;
+    const { digests, counts } = built.leaves();
+    assertSameTree(MerkleTree.fromLeaves(2, digests.slice(), counts.slice()), built);
+  });
+});
