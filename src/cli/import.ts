@@ -22,7 +22,7 @@ import { GrpcStatusError } from '../control/h2.js';
 import { kindOf, kindOfGrpcStatus } from '../errors.js';
 import { errnoReason } from '../util/errno.js';
 import { BackupDamagedError, BackupReader, ByteSource } from './backup-format.js';
-import { CliError, describeError, withClient } from './common.js';
+import { CliError, describeError, printJson, withClient } from './common.js';
 import { bytesText, count, counted, Progress } from './progress.js';
 
 /** Import calls in flight at once: enough to keep the node's group commit busy while the next block is read. */
@@ -43,7 +43,8 @@ export function register(program: Command): void {
     .command('import')
     .description('apply a backup (from ckv export) to the node: each entry keeps its version; older ones than the node holds are not applied')
     .option('-i, --input <file>', 'read the backup from this file instead of standard input')
-    .action(async (options: { input?: string }, command: Command) => {
+    .option('--json', 'also print the summary as one JSON document on standard output: entries, blocks, applied, olderOrEqual, refused')
+    .action(async (options: { input?: string; json?: boolean }, command: Command) => {
       let fileBytes: number | undefined;
       if (options.input !== undefined) {
         try {
@@ -128,6 +129,10 @@ export function register(program: Command): void {
           );
         }
         const line = `imported ${counted(entriesDone, 'entry', 'entries')} in ${counted(blocksDone, 'block')}: ${summary(totals)}`;
+        if (options.json) {
+          const refused = totals.refusedClock + totals.refusedInvalid + totals.refusedNotHeld;
+          await printJson({ entries: entriesDone, blocks: blocksDone, applied: totals.applied, olderOrEqual: totals.notNewer, refused });
+        }
         // A restore that left entries out is not a success: exit 4 (refused), the summary as the error line.
         if (totals.refusedClock + totals.refusedInvalid + totals.refusedNotHeld > 0) throw new CliError(line, 'invalidArgument');
         process.stderr.write(`${line}\n`);

@@ -1,7 +1,7 @@
 /** `ckv whereis KEY` and `ckv haskey KEY`: which nodes hold a key, and this node's version of it. */
 import type { Command } from 'commander';
 import { CliError, printJson, versionText, withClient, writeStdout } from './common.js';
-import { holderJson, versionFields } from './json.js';
+import { holderJson, versionFields, versionTime } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -14,7 +14,7 @@ export function register(program: Command): void {
       if (options.json) await printJson({ key, holders: holders.map(holderJson) });
       if (holders.length === 0) throw new CliError(`no node holds ${key}`, 'notFound');
       if (options.json) return;
-      const rows = holders.map((h) => `${h.nodeId || '-'}  ${h.peerId || '-'}  ${h.error ? `error: ${h.error}` : `${versionText(h.version)}${h.deleted ? ' (deleted)' : ''}`}`);
+      const rows = holders.map((h) => `${h.nodeId || '-'}  ${h.peerId || '-'}  ${h.error ? `error: ${h.error}` : `${versionText(h.version)} (${versionTime(h.version)})${h.deleted ? ' (deleted)' : ''}`}`);
       await writeStdout(rows.join('\n') + '\n');
     });
 

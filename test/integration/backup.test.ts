@@ -168,8 +168,13 @@ describe('backup and restore', () => {
     await cli.kill('SIGKILL');
     const midway = (await rootOf(target)).keys;
     assert.ok(midway > 0 && midway < prefixKeys, `killed after ${midway} of ${prefixKeys} keys`);
-    const again = await runCliOk(['import', '-i', partial], { socket: target.socket, timeoutMs: 60_000 });
+    const again = await runCliOk(['import', '-i', partial, '--json'], { socket: target.socket, timeoutMs: 60_000 });
     assert.match(again.stderr, /older than present/);
+    const summary = JSON.parse(again.stdout.toString()) as { entries: number; applied: number; olderOrEqual: number; refused: number };
+    assert.equal(summary.entries, prefixKeys);
+    assert.equal(summary.applied + summary.olderOrEqual, prefixKeys, 'every entry applied or already there');
+    assert.ok(summary.olderOrEqual >= midway, 'what the killed import applied is not applied again');
+    assert.equal(summary.refused, 0);
     assert.deepEqual(await rootOf(target), prefixRoot);
     await target.stop();
   });
