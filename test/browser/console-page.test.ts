@@ -21,6 +21,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { loopbackPage } from '../helpers/browser-page.js';
 import { whenMissing } from '../helpers/prerequisites.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -103,18 +104,8 @@ else describe('status page console in a browser, 5-node cluster', { timeout: 150
       const s = await nodes[name]!.status();
       ids[name] = { nodeId: s.nodeId, peerId: s.peerId };
     }
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
-      blocked.push(url.href);
-      return route.abort();
-    });
-    page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') pageErrors.push(`console.error: ${msg.text()} (${msg.location().url})`);
-    });
+    // Only 127.0.0.1: anything else the page asks for is aborted and reported.
+    page = await loopbackPage(browser, { width: 1400, height: 900 }, blocked, pageErrors);
     await waitFor(
       async () => {
         const reply = await fetch(base, { signal: AbortSignal.timeout(2000) });

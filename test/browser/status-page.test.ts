@@ -25,6 +25,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { loopbackPage } from '../helpers/browser-page.js';
 import { whenMissing } from '../helpers/prerequisites.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -151,20 +152,8 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
     peerIds.B = (await nodes.B.status()).peerId;
     peerIds.C = (await nodes.C.status()).peerId;
 
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    // Only 127.0.0.1: anything else the page asks for (fonts, CDNs) is aborted and reported.
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
-      blocked.push(url.href);
-      return route.abort();
-    });
-    page = await context.newPage();
-    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${error.message}`));
-    page.on('console', (msg) => {
-      // A missing favicon is not the page's error.
-      if (msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico')) pageErrors.push(`console.error: ${msg.text()} (${msg.location().url})`);
-    });
+    // Only 127.0.0.1: anything else the page asks for is aborted and reported.
+    page = await loopbackPage(browser, { width: 1280, height: 800 }, blocked, pageErrors);
     // The HTTP server may come up just after the control socket: wait for it to answer.
     const pageUrl = `http://127.0.0.1:${portA}/`;
     await waitFor(
