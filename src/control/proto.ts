@@ -3,14 +3,15 @@
  * client uses wire.ts instead). The .proto file stays the single source of the API; it is read
  * from src/control/ at run time (also from dist/), or, once built, from its JSON form
  * (dist/src/control/ckv.proto.json, protobufjs's `Root.toJSON()`, written by
- * scripts/bundle.mjs at build time), which a start reads without parsing the .proto.
+ * scripts/bundle.mjs at build time), which a start reads without parsing the .proto (unless
+ * ckv.proto is newer: edited since the build).
  *
  * The service definition is what proto-loader makes (its serializers, with the same options:
  * camelCase fields, 64-bit integers as decimal strings, defaults set), without the descriptors
  * proto-loader also builds for every message, which only server reflection needs: reflection
  * (./reflection.ts) loads them with proto-loader on its first call (./proto-loader.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -47,8 +48,16 @@ export function parseKvProto(): protobuf.Root {
   return new protobuf.Root().loadSync(protoPath, { keepCase: loaderOptions.keepCase });
 }
 
+/** The built JSON form of ckv.proto, unless it was not built or ckv.proto changed since (then undefined). */
+export function builtKvProtoJson(): protobuf.INamespace | undefined {
+  const built = statSync(protoJsonPath, { throwIfNoEntry: false });
+  if (!built || built.mtimeMs < statSync(protoPath).mtimeMs) return undefined;
+  return JSON.parse(readFileSync(protoJsonPath, 'utf8')) as protobuf.INamespace;
+}
+
 function kvRoot(): protobuf.Root {
-  const root = existsSync(protoJsonPath) ? protobuf.Root.fromJSON(JSON.parse(readFileSync(protoJsonPath, 'utf8')) as protobuf.INamespace) : parseKvProto();
+  const json = builtKvProtoJson();
+  const root = json ? protobuf.Root.fromJSON(json) : parseKvProto();
   root.resolveAll();
   return root;
 }

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
-import { kvService } from '../../src/control/proto.js';
+import { builtKvProtoJson, kvService, parseKvProto } from '../../src/control/proto.js';
 import { loadKvService } from '../../src/control/proto-loader.js';
 import * as wire from '../../src/control/wire.js';
 
@@ -120,6 +120,12 @@ describe('control API codecs (wire.ts)', () => {
       // Nothing set: both sides agree on the defaults.
       assert.deepEqual(wire.decode(reply, method.responseSerialize({})), method.responseDeserialize(Buffer.alloc(0)), `${name} reply defaults`);
     }
+  });
+
+  it('builds ckv.proto into JSON that is ckv.proto (npm run build; the server reads it at start)', (t) => {
+    const built = builtKvProtoJson();
+    if (!built) return t.skip('not built with npm run build (or ckv.proto changed since): the server parses ckv.proto');
+    assert.deepEqual(built, JSON.parse(JSON.stringify(parseKvProto().toJSON())));
   });
 
   it("registers on the server exactly proto-loader's definition of each rpc, minus the descriptors", () => {
