@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the key to this new file, mode 0600 (refuses an existing file); use this rather than > FILE')
     .action(async (options: { output?: string }) => {
       const { generateClusterKey } = await import('../net/libp2p.js');
-      const key = generateClusterKey();
+      const key = await generateClusterKey();
       if (options.output === undefined) {
         await writeStdout(key);
         return;

@@ -1,21 +1,36 @@
 /**
- * Loads ckv.proto for the server and reflection (the CLI's client uses wire.ts instead). The .proto file stays the
- * single source of the API; it is read from src/control/ at run time (also from dist/).
+ * ckv.proto for the server: the service definition the control server registers (the CLI's
+ * client uses wire.ts instead). The .proto file stays the single source of the API; it is read
+ * from src/control/ at run time (also from dist/), or, once built, from its JSON form
+ * (dist/src/control/ckv.proto.json, protobufjs's `Root.toJSON()`, written by
+ * scripts/bundle.mjs at build time), which a start reads without parsing the .proto (unless
+ * ckv.proto is newer: edited since the build).
+ *
+ * The service definition is what proto-loader makes (its serializers, with the same options:
+ * camelCase fields, 64-bit integers as decimal strings, defaults set), without the descriptors
+ * proto-loader also builds for every message, which only server reflection needs: reflection
+ * (./reflection.ts) loads them with proto-loader on its first call (./proto-loader.ts).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { grpcMessageBytesMax } from './limits.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** src/control/ckv.proto, found from src/control or dist/src/control. */
+/** src/control/ckv.proto, found from src/control or dist/src/control (or dist/src/cli, the bundle). */
 export const protoPath = [join(here, 'ckv.proto'), join(here, '..', '..', '..', 'src', 'control', 'ckv.proto')].find(
   (p) => existsSync(p),
 )!;
+/** ckv.proto as protobufjs JSON, made at build time; found from dist/src/control or dist/src/cli (the bundle). */
+const protoJsonPath = join(here, '..', 'control', 'ckv.proto.json');
 
-export const loaderOptions: protoLoader.Options = {
+/** The service's full name, as in paths: /ckv.v1.Kv/Put. */
+export const kvServiceName = 'ckv.v1.Kv';
+
+/** proto-loader's options for ckv.proto (the same serializers, here and in ./proto-loader.ts). */
+export const loaderOptions = {
   keepCase: false,
   longs: String,
   enums: String,
@@ -28,20 +43,63 @@ export const channelOptions: grpc.ChannelOptions = {
   'grpc.max_send_message_length': grpcMessageBytesMax,
 };
 
-let cached: { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } | undefined;
-
-/** The API as written in ckv.proto (snake_case names), for server reflection. */
-export function loadReflectionDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(protoPath, { ...loaderOptions, keepCase: true });
+/** ckv.proto parsed as proto-loader parses it (field names in camelCase). */
+export function parseKvProto(): protobuf.Root {
+  return new protobuf.Root().loadSync(protoPath, { keepCase: loaderOptions.keepCase });
 }
 
-export function loadKvService(): { definition: protoLoader.PackageDefinition; kv: grpc.ServiceClientConstructor } {
-  if (!cached) {
-    const definition = protoLoader.loadSync(protoPath, loaderOptions);
-    const loaded = grpc.loadPackageDefinition(definition) as unknown as { ckv: { v1: { Kv: grpc.ServiceClientConstructor } } };
-    cached = { definition, kv: loaded.ckv.v1.Kv };
+/** The built JSON form of ckv.proto, unless it was not built or ckv.proto changed since (then undefined). */
+export function builtKvProtoJson(): protobuf.INamespace | undefined {
+  const built = statSync(protoJsonPath, { throwIfNoEntry: false });
+  if (!built || built.mtimeMs < statSync(protoPath).mtimeMs) return undefined;
+  return JSON.parse(readFileSync(protoJsonPath, 'utf8')) as protobuf.INamespace;
+}
+
+function kvRoot(): protobuf.Root {
+  const json = builtKvProtoJson();
+  const root = json ? protobuf.Root.fromJSON(json) : parseKvProto();
+  root.resolveAll();
+  return root;
+}
+
+/** proto-loader's serializer (createSerializer): fromObject, then encode. */
+function serializer(type: protobuf.Type): (value: object) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+    return type.encode(type.fromObject(value)).finish() as Buffer;
+  };
+}
+
+/** proto-loader's deserializer (createDeserializer): decode, then toObject with the loader's options. */
+function deserializer(type: protobuf.Type): (bytes: Buffer) => object {
+  return (bytes) => type.toObject(type.decode(bytes), loaderOptions);
+}
+
+let cachedService: grpc.ServiceDefinition | undefined;
+
+/** Service ckv.v1.Kv for grpc.Server.addService: each rpc as proto-loader defines it, minus the descriptors. */
+export function kvService(): grpc.ServiceDefinition {
+  if (!cachedService) {
+    const service = kvRoot().lookupService(kvServiceName);
+    const definition: Record<string, grpc.MethodDefinition<object, object>> = {};
+    for (const method of service.methodsArray) {
+      const request = method.resolvedRequestType!;
+      const response = method.resolvedResponseType!;
+      definition[method.name] = {
+        path: `/${kvServiceName}/${method.name}`,
+        requestStream: method.requestStream === true,
+        responseStream: method.responseStream === true,
+        requestSerialize: serializer(request),
+        requestDeserialize: deserializer(request),
+        responseSerialize: serializer(response),
+        responseDeserialize: deserializer(response),
+        // proto-loader's camelCase of the PascalCase rpc names: Put -> put, PutMany -> putMany.
+        originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+      };
+    }
+    cachedService = definition;
   }
-  return cached;
+  return cachedService;
 }
 
 /** Wire shapes (proto-loader: camelCase fields, 64-bit integers as decimal strings). */

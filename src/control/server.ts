@@ -1,6 +1,6 @@
 /**
  * The control API (ckv.proto, service ckv.v1.Kv) over gRPC on a Unix socket, mode 0600: only
- * the node's user may talk to it. Server reflection is on, so generic tools can discover it.
+ * the node's user may talk to it. Server reflection is on (./reflection.ts), so generic tools can discover it.
  *
  * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
  * (Scan, Export, Watch) respect backpressure: Scan and Export wait for drain; a Watch whose client falls more
@@ -14,7 +14,6 @@
  */
 import { chmod, lstat, rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { ValueTooLargeError } from '../core/errors.js';
 import { hlcToString } from '../core/hlc.js';
 import { ByteReader } from '../core/bytes.js';
@@ -33,7 +32,8 @@ import {
   valueChunkBytes,
   watchBufferBytesMax,
 } from './limits.js';
-import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
+import { channelOptions, kvService, type VersionMessage } from './proto.js';
+import { addReflection } from './reflection.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -150,9 +150,8 @@ export class ControlServer {
   private readonly callsAnswered = new Set<() => void>();
 
   constructor(private readonly node: NodeApi) {
-    const { kv } = loadKvService();
-    this.server.addService(kv.service, this.handlers());
-    new ReflectionService(loadReflectionDefinition()).addToServer(this.server);
+    this.server.addService(kvService(), this.handlers());
+    addReflection(this.server); // built on its first call
   }
 
   async listen(socketPath: string): Promise<void> {

@@ -7,8 +7,13 @@
  * metrics are generated from the declared counter list (src/util/counters.ts): every counter
  * is exported, 0 until it counts. The convergence histogram is the exception: it observes
  * each sample as the node takes it.
+ *
+ * prom-client (with @opentelemetry/api, which it loads) is loaded on the first scrape, not when
+ * the node starts: until then the histogram's samples wait in a list (at most
+ * `pendingSamplesMax`, past which prom-client is loaded anyway), so every sample since the
+ * start is counted. The default process metrics (collectDefaultMetrics) start with it.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type * as PromClient from 'prom-client';
 import type { NodeApi } from '../node/api.js';
 import type { NodeStatus } from '../node/status.js';
 import { counterMetrics, counterNames, counterSpecs, type CounterMetricName } from '../util/counters.js';
@@ -26,7 +31,43 @@ export interface NodeMetrics {
   close(): void;
 }
 
+/** Convergence samples kept while prom-client is not loaded yet. */
+const pendingSamplesMax = 4096;
+
+/** The metrics of one node, built once prom-client is loaded. */
+interface LoadedMetrics {
+  scrape(): Promise<string>;
+  contentType: string;
+  observe(ms: number): void;
+}
+
 export function createMetrics(node: NodeApi): NodeMetrics {
+  let loaded: LoadedMetrics | undefined;
+  let loading: Promise<LoadedMetrics> | undefined;
+  const pending: number[] = [];
+  const load = (): Promise<LoadedMetrics> =>
+    // `.default`: the CommonJS package's exports, in Node and in the esbuild bundle alike.
+    (loading ??= import('prom-client').then((module) => {
+      loaded = buildMetrics(node, module.default);
+      for (const ms of pending.splice(0)) loaded.observe(ms);
+      return loaded;
+    }));
+  const unsubscribe = node.observeConvergence((ms) => {
+    if (loaded) return loaded.observe(ms);
+    pending.push(ms);
+    if (pending.length >= pendingSamplesMax) load().catch(() => undefined); // a scrape reports the failure
+  });
+  return {
+    scrape: async () => (await load()).scrape(),
+    get contentType() {
+      return loaded?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8';
+    },
+    close: unsubscribe,
+  };
+}
+
+function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>): LoadedMetrics {
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = prom;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
@@ -74,7 +115,6 @@ export function createMetrics(node: NodeApi): NodeMetrics {
     buckets: convergenceBucketsSec,
     registers,
   });
-  const unsubscribe = node.observeConvergence((ms) => histogram.observe(ms / 1000));
 
   gauge('ckv_keys', 'Live keys held by this node.', (s) => s.keys);
   gauge('ckv_tombstones', 'Tombstones (deleted keys) held by this node.', (s) => s.tombstones);
@@ -117,6 +157,6 @@ export function createMetrics(node: NodeApi): NodeMetrics {
       return run;
     },
     contentType: registry.contentType,
-    close: unsubscribe,
+    observe: (ms) => histogram.observe(ms / 1000),
   };
 }

@@ -56,8 +56,6 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
-import { mdns } from '@libp2p/mdns';
-import { preSharedKey, generateKey } from '@libp2p/pnet';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { ListenError, listenProblem } from '../errors.js';
@@ -120,8 +118,12 @@ const redialStableMs = 10_000;
 /** An mDNS peer is dialled at most once per this interval (answers arrive on every interface). */
 const mdnsDialIntervalMs = 5_000;
 
+// @libp2p/mdns and @libp2p/pnet are loaded only when used: a start with --no-mdns or without
+// --cluster-key does not evaluate their modules (multicast-dns, XSalsa20's WebAssembly).
+
 /** A new pnet cluster key in the swarm.key format (95 bytes of ASCII). For `ckv cluster-key`. */
-export function generateClusterKey(): Uint8Array {
+export async function generateClusterKey(): Promise<Uint8Array> {
+  const { generateKey } = await import('@libp2p/pnet');
   const key = new Uint8Array(95);
   generateKey(key);
   return key;
@@ -154,6 +156,7 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
   const late: { keeper?: PeerKeeper } = {};
   const peerDiscovery = [];
   if (options.mdns) {
+    const { mdns } = await import('@libp2p/mdns');
     const createMdns = mdns({ serviceTag: mdnsServiceTag });
     peerDiscovery.push((components: Parameters<typeof createMdns>[0]): PeerDiscovery => {
       const discovery = createMdns(components);
@@ -173,7 +176,7 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     transports: [tcp()],
     // pnet wraps the raw socket before anything else; the nonce exchange is bounded by the
     // dial's own timeouts.
-    ...(options.clusterKey !== undefined ? { connectionProtector: preSharedKey({ psk: options.clusterKey }) } : {}),
+    ...(options.clusterKey !== undefined ? { connectionProtector: (await import('@libp2p/pnet')).preSharedKey({ psk: options.clusterKey }) } : {}),
     // Noise XX with defaults (the static key is the libp2p identity key).
     connectionEncrypters: [noise()],
     // yamux with defaults: up to 1000 streams each way per connection, 256 KiB initial and

@@ -14,7 +14,6 @@
  */
 import type { NodeConfig } from '../config.js';
 import { ControlServer } from '../control/server.js';
-import { HttpServer, isLoopbackHost } from '../http/server.js';
 import type { Logger } from '../util/logger.js';
 import { checkConfig } from './config-check.js';
 import { claimSocketPath } from './control-socket.js';
@@ -28,6 +27,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Ckv
   const node = await CkvNode.open(config, logger);
   try {
     if (httpAddress) {
+      // Loaded only with HTTP on (its page, metrics and prom-client are not needed otherwise).
+      const { HttpServer, isLoopbackHost } = await import('../http/server.js');
       // Before the control socket: once Status answers, it reports the HTTP URL.
       const http = new HttpServer(node);
       node.addFrontEnd(http);

@@ -428,11 +428,11 @@ describe('cluster key (pnet)', () => {
   after(stopAll);
 
   it('admits a node with the same key and rejects one with a different key', async () => {
-    const key = generateClusterKey();
+    const key = await generateClusterKey();
     assert.equal(key.byteLength, 95);
     const p = await node({ clusterKey: key });
     const q = await node({ clusterKey: Uint8Array.from(key) });
-    const r = await node({ clusterKey: generateClusterKey() });
+    const r = await node({ clusterKey: await generateClusterKey() });
     const open = await node();
 
     await withDeadline(q.dial(tcpAddress(p)), 5_000, 'Q to dial P');

@@ -7,7 +7,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
-import { loadKvService } from '../../src/control/proto.js';
+import { builtKvProtoJson, kvService, parseKvProto } from '../../src/control/proto.js';
+import { loadKvService } from '../../src/control/proto-loader.js';
 import * as wire from '../../src/control/wire.js';
 
 interface ProtoField {
@@ -66,6 +67,9 @@ function serviceMethod(name: string): grpc.MethodDefinition<object, object> {
   return (kv.service as unknown as Record<string, grpc.MethodDefinition<object, object>>)[name]!;
 }
 
+/** The service definition the control server registers (proto.ts: from the built JSON, or ckv.proto). */
+const server = kvService() as unknown as Record<string, grpc.MethodDefinition<object, object>>;
+
 describe('control API codecs (wire.ts)', () => {
   it('has every message of ckv.proto, with the same fields, numbers and types', () => {
     const mapEntries = new Set<string>();
@@ -115,6 +119,30 @@ describe('control API codecs (wire.ts)', () => {
       assert.deepEqual(method.responseDeserialize(wire.encode(reply, replySample)), replySample, `${name} reply, wire → protobufjs`);
       // Nothing set: both sides agree on the defaults.
       assert.deepEqual(wire.decode(reply, method.responseSerialize({})), method.responseDeserialize(Buffer.alloc(0)), `${name} reply defaults`);
+    }
+  });
+
+  it('builds ckv.proto into JSON that is ckv.proto (npm run build; the server reads it at start)', (t) => {
+    const built = builtKvProtoJson();
+    if (!built) return t.skip('not built with npm run build (or ckv.proto changed since): the server parses ckv.proto');
+    assert.deepEqual(built, JSON.parse(JSON.stringify(parseKvProto().toJSON())));
+  });
+
+  it("registers on the server exactly proto-loader's definition of each rpc, minus the descriptors", () => {
+    assert.deepEqual(Object.keys(server).sort(), Object.keys(kv.service).sort());
+    for (const [name, { request, reply }] of Object.entries(wire.methods)) {
+      const ours = server[name]!;
+      const theirs = serviceMethod(name);
+      for (const field of ['path', 'requestStream', 'responseStream', 'originalName'] as const) assert.equal(ours[field], theirs[field], `${name}.${field}`);
+      for (const [schema, sampleOf] of [[request, 'request'], [reply, 'response']] as const) {
+        const value = sample(schema);
+        const serialize = sampleOf === 'request' ? 'requestSerialize' : 'responseSerialize';
+        const deserialize = sampleOf === 'request' ? 'requestDeserialize' : 'responseDeserialize';
+        assert.deepEqual(ours[serialize](value), theirs[serialize](value), `${name} ${sampleOf}: the same bytes`);
+        const bytes = wire.encode(schema, value);
+        assert.deepEqual(ours[deserialize](bytes), theirs[deserialize](bytes), `${name} ${sampleOf}: the same object`);
+        assert.deepEqual(ours[deserialize](Buffer.alloc(0)), theirs[deserialize](Buffer.alloc(0)), `${name} ${sampleOf}: the same defaults`);
+      }
     }
   });
 

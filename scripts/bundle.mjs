@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// The command as a few files instead of ~600 modules: `npm run build` runs this after tsc.
+//
+// Why: at every start Node's module loader resolves, reads, compiles and links each module
+// the process loads, one by one: libp2p and its dependencies, gRPC, protobufjs, ~600 files.
+// A CPU profile of `ckv node start` put ~60 % of its busy time to serving in the loader
+// (docs/measurements.md). esbuild bundles tsc's output, dist/src/cli/main.js and everything it
+// imports, into dist/src/cli/ckv.bundle.mjs plus chunks beside it (ckv.chunk-*.mjs): code that
+// only `node start` needs (behind main's dynamic import of the wiring) sits in a chunk the
+// other commands never load. bin/ckv.js loads the bundle.
+//
+// - classic-level stays external: a native addon, found from its own directory at run time.
+// - The files sit in dist/src/cli/, the depth of every module tsc emits, so the bundled
+//   modules' `import.meta.url` paths (demo.ts -> bin/ckv.js, proto.ts -> src/control/ckv.proto)
+//   resolve as they do unbundled.
+// - CommonJS dependencies (gRPC, protobufjs) call require(): the banner gives each file one.
+//   Some find files of their own package from __dirname (@grpc/reflection's reflection.proto,
+//   grpc-js's channelz.proto): a module that mentions __dirname or __filename gets them
+//   defined as its original location, found at run time relative to the bundle file
+//   (symlinks kept as they are, so the path stays inside this checkout's node_modules).
+// - Source maps: each output file has a .map beside it that goes through tsc's maps back to
+//   src/**/*.ts; bin/ckv.js turns source-mapped stacks on, so an error's stack names the
+//   TypeScript file and line, as it did unbundled.
+// - ckv.proto is written as protobufjs JSON to dist/src/control/ckv.proto.json (first, for the
+//   bundled and the unbundled command alike): the server reads that instead of parsing the
+//   .proto at every start (src/control/proto.ts).
+// - Old bundle files are removed first, so a failed bundle never leaves a stale one for
+//   bin/ckv.js to load; and bin/ckv.js loads tsc's modules one by one instead if
+//   dist/src/cli/main.js is newer than the bundle (a bare `tsc` after `npm run build`), so a
+//   stale bundle never runs.
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import protobuf from 'protobufjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'dist', 'src', 'cli');
+const entry = join(outdir, 'main.js');
+const isBundleFile = (name) => /^ckv\.(bundle|chunk-[A-Za-z0-9]+)\.mjs(\.map)?$/.test(name);
+
+for (const name of readdirSync(outdir)) if (isBundleFile(name)) rmSync(join(outdir, name));
+
+// As src/control/proto.ts's parseKvProto (proto-loader's parse: camelCase field names).
+const kvProto = new protobuf.Root().loadSync(join(root, 'src', 'control', 'ckv.proto'), { keepCase: false });
+writeFileSync(join(root, 'dist', 'src', 'control', 'ckv.proto.json'), `${JSON.stringify(kvProto.toJSON())}\n`);
+
+/** Defines __dirname and __filename in a dependency that uses them: its own path, from the bundle's. */
+const ownPaths = {
+  name: 'own-paths',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/].*\.c?js$/ }, (args) => {
+      const contents = readFileSync(args.path, 'utf8');
+      if (!/\b__(dirname|filename)\b/.test(contents)) return undefined;
+      const file = relative(outdir, args.path).split('\\').join('/');
+      const prelude = `var __filename = __ckvOwnPath(${JSON.stringify(file)}); var __dirname = __ckvDirname(__filename);`;
+      // On the first line, so the rest of the file keeps its line numbers for the source map.
+      return { contents: prelude + contents, loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+const result = await esbuild.build({
+  entryPoints: { 'ckv.bundle': entry },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'ckv.chunk-[hash]',
+  external: ['classic-level'],
+  preserveSymlinks: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  plugins: [ownPaths],
+  banner: {
+    js: [
+      "import { createRequire as __ckvCreateRequire } from 'node:module';",
+      "import { dirname as __ckvDirname, join as __ckvJoin } from 'node:path';",
+      "import { fileURLToPath as __ckvFileURLToPath } from 'node:url';",
+      'const require = __ckvCreateRequire(import.meta.url);',
+      'const __ckvOwnPath = (file) => __ckvJoin(__ckvDirname(__ckvFileURLToPath(import.meta.url)), file);',
+    ].join(' '),
+  },
+  logLevel: 'warning',
+  metafile: true,
+});
+
+const outputs = Object.entries(result.metafile.outputs).filter(([name]) => name.endsWith('.mjs'));
+const bytes = outputs.reduce((sum, [, output]) => sum + output.bytes, 0);
+console.error(`bundle: ${outputs.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB in dist/src/cli/ (${Object.keys(result.metafile.inputs).length} modules)`);
