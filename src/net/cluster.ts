@@ -39,8 +39,13 @@ import { createNetwork, type BootstrapEvent, type CkvLibp2p } from './libp2p.js'
 import { QueryService, type HealthReport, type Holding } from './query-protocol.js';
 import { SyncService, syncProtocolId, type SessionReport } from './sync-protocol.js';
 
-/** How long a clean stop waits for its leave message to go out. */
-const leaveFlushMsMax = 500;
+/**
+ * How long a clean stop waits for its leave message to go out. Usually the wait ends as soon as
+ * the leave is sent (a few ms); the bound only matters when nobody can hear it. 500 ms was too
+ * short on a machine at load 15-20 (the leave was cut off and peers saw 'unreachable', not
+ * 'left'), so it is generous: it delays only a stop whose leave cannot be delivered.
+ */
+const leaveFlushMsMax = 2000;
 /** How long a dial of an announced member may take. */
 const memberDialTimeoutMs = 5_000;
 
