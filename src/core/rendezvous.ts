@@ -50,6 +50,9 @@ export const rendezvousHashPrefix = 'ckv/rendezvous/1';
  */
 const unitCacheNodesMax = 4096;
 
+/** Owner tables kept by layout digest (each 256 small arrays). */
+const tablesByDigestMax = 64;
+
 const allPartitions: readonly PartitionId[] = Array.from({ length: partitionCount }, (_, i) => i);
 
 /** u(partition, node) in (0, 1): 53 bits of SHA-256("ckv/rendezvous/1 <partition> <node id>"). */
@@ -72,6 +75,11 @@ export class RendezvousPlacement implements Placement {
   private units = new Map<string, Float64Array>();
   /** Owners of every partition, per layout object (layouts are immutable). */
   private readonly owners = new WeakMap<Layout, readonly (readonly string[])[]>();
+  /**
+   * ...and per layout digest (layout.ts), so copies of one layout (decoded from gossip by
+   * each receiver) share one table. Bounded: cleared whole past tablesByDigestMax.
+   */
+  private byDigest = new Map<string, readonly (readonly string[])[]>();
 
   partitionOf(keyHash: HashText): PartitionId {
     return partitionOfHash(keyHash);
@@ -91,7 +99,16 @@ export class RendezvousPlacement implements Placement {
   ownerTable(layout: Layout): readonly (readonly string[])[] {
     let table = this.owners.get(layout);
     if (!table) {
-      table = this.compute(layout);
+      const digest = (layout as { digest?: unknown }).digest;
+      const key = typeof digest === 'string' ? `${layout.version}:${digest}` : undefined;
+      table = key === undefined ? undefined : this.byDigest.get(key);
+      if (!table) {
+        table = this.compute(layout);
+        if (key !== undefined) {
+          if (this.byDigest.size >= tablesByDigestMax) this.byDigest = new Map();
+          this.byDigest.set(key, table);
+        }
+      }
       this.owners.set(layout, table);
     }
     return table;
