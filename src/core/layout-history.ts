@@ -38,7 +38,8 @@
  * Staging (what `ckv layout` will drive): add a node (with a weight), change a weight, remove
  * a node, set K; `commit` makes them the next version, `revert` drops them. Staged changes are
  * this node's alone (not gossiped) until committed. A commit is refused while
- * layoutVersionsActiveMax layouts are active.
+ * layoutVersionsActiveMax layouts are active, unless it only removes nodes: removing a dead
+ * node is how a change it blocks (its sync can never start) is unblocked.
  */
 import { assert } from './errors.js';
 import {
@@ -53,7 +54,7 @@ import {
   type LayoutMember,
 } from './layout.js';
 import { isNodeId } from './entry.js';
-import { layoutReplicasMax, layoutVersionsActiveMax, layoutWeightMax } from './limits.js';
+import { layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
 import { assertPartition, partitionCount, type PartitionId, type Placement } from './placement.js';
 import { RendezvousPlacement } from './rendezvous.js';
 
@@ -140,8 +141,8 @@ export class LayoutHistory {
   private layouts: ClusterLayout[] = [];
   /** Versions below this are retired: old news. */
   private floor = 0;
-  /** Acks per layout (`version:digest`), per node. */
-  private readonly acks = new Map<string, Map<string, AckState>>();
+  /** Acks per active layout (the object held in `layouts`), per node. */
+  private readonly acks = new Map<ClusterLayout, Map<string, AckState>>();
   private conflictList: LayoutConflict[] = [];
   private stagedMembers = new Map<string, number | 'remove'>();
   private stagedReplicas: number | 'all' | undefined;
@@ -226,7 +227,10 @@ export class LayoutHistory {
 
   /** Whether every owner of `partition` in `layout` acked it. */
   partitionSynced(layout: ClusterLayout, partition: PartitionId): boolean {
-    const acks = this.acksOf(layout);
+    return this.syncedIn(this.acksOf(layout), layout, partition);
+  }
+
+  private syncedIn(acks: Map<string, AckState>, layout: ClusterLayout, partition: PartitionId): boolean {
     return this.placement.ownersOf(partition, layout).every((nodeId) => {
       const state = acks.get(nodeId);
       return state !== undefined && bitmapHas(state.partitions, partition);
@@ -235,7 +239,8 @@ export class LayoutHistory {
 
   /** Whether every partition of `layout` is synced at every owner. */
   layoutSynced(layout: ClusterLayout): boolean {
-    for (let p = 0; p < partitionCount; p++) if (!this.partitionSynced(layout, p)) return false;
+    const acks = this.acksOf(layout);
+    for (let p = 0; p < partitionCount; p++) if (!this.syncedIn(acks, layout, p)) return false;
     return true;
   }
 
@@ -300,8 +305,11 @@ export class LayoutHistory {
     if (!layout) return refuse('unknown-layout');
     assert(ack.partitions.byteLength === partitionBitmapBytes, 'a decoded ack with a bitmap of the wrong size');
     if (!this.trustAnyAck) {
-      for (let p = 0; p < partitionCount; p++) {
-        if (bitmapHas(ack.partitions, p) && !this.placement.ownersOf(p, layout).includes(ack.nodeId)) return refuse('not-owner');
+      for (let byte = 0; byte < partitionBitmapBytes; byte++) {
+        if (ack.partitions[byte] === 0) continue;
+        for (let p = byte * 8; p < byte * 8 + 8; p++) {
+          if (bitmapHas(ack.partitions, p) && !this.placement.ownersOf(p, layout).includes(ack.nodeId)) return refuse('not-owner');
+        }
       }
     }
     if (!this.merge(layout, ack.nodeId, ack.partitions, ack.switched)) return refuse('duplicate');
@@ -390,13 +398,17 @@ export class LayoutHistory {
    * layoutVersionsActiveMax layouts are already active.
    */
   commit(): { layout: ClusterLayout; outcome: LayoutOutcome } {
-    if (this.layouts.length >= layoutVersionsActiveMax) {
+    const layout = this.preview();
+    const newest = this.newest();
+    // A commit that only removes nodes is the way out of a change blocked by a dead node, so
+    // it may go past layoutVersionsActiveMax (never past what one message carries).
+    const onlyRemoves = newest !== undefined && layout.replicas === newest.replicas && layout.nodes.every((n) => newest.weights[n] === layout.weights[n]);
+    const activeMax = onlyRemoves ? layoutVersionsPerMessageMax : layoutVersionsActiveMax;
+    if (this.layouts.length >= activeMax) {
       throw new LayoutChangeError(
         `${this.layouts.length} layouts are active (versions ${this.layouts.map((l) => l.version).join(', ')}): wait until data has moved to the newest before another change`,
       );
     }
-    const layout = this.preview();
-    const newest = this.newest();
     if (newest && sameMembers(newest, layout)) throw new LayoutChangeError('nothing to commit: the staged changes leave the layout as it is');
     const conflicts: LayoutConflict[] = [];
     assert(this.take(layout, conflicts), 'a committed layout was not taken');
@@ -408,15 +420,12 @@ export class LayoutHistory {
 
   // ---- internals -----------------------------------------------------------------------
 
-  private key(layout: ClusterLayout): string {
-    return `${layout.version}:${layout.digest}`;
-  }
-
   private acksOf(layout: ClusterLayout): Map<string, AckState> {
-    let acks = this.acks.get(this.key(layout));
+    let acks = this.acks.get(layout);
     if (!acks) {
+      assert(this.layouts.includes(layout), 'acks of a layout that is not active');
       acks = new Map();
-      this.acks.set(this.key(layout), acks);
+      this.acks.set(layout, acks);
     }
     return acks;
   }
@@ -463,7 +472,7 @@ export class LayoutHistory {
         conflicts.push(conflict);
       }
       if (kept === held) return false;
-      this.acks.delete(this.key(held));
+      this.acks.delete(held);
       this.layouts[index] = layout;
     } else {
       this.layouts.push(layout);
@@ -482,9 +491,10 @@ export class LayoutHistory {
    */
   private advance(): { retired: number[]; switched: boolean } {
     let switched = false;
-    for (const layout of this.layouts.slice(1)) {
+    const synced = this.layouts.map((layout, i) => i > 0 && this.layoutSynced(layout));
+    for (const [i, layout] of this.layouts.entries()) {
       const own = this.acksOf(layout).get(this.self);
-      if (own && !own.switched && this.layoutSynced(layout)) {
+      if (synced[i] && own && !own.switched) {
         own.switched = true;
         switched = true;
       }
@@ -492,9 +502,9 @@ export class LayoutHistory {
     for (let i = this.layouts.length - 1; i >= 1; i--) {
       const layout = this.layouts[i]!;
       const acks = this.acksOf(layout);
-      if (!this.layoutSynced(layout) || !layout.nodes.every((nodeId) => acks.get(nodeId)?.switched)) continue;
+      if (!synced[i] || !layout.nodes.every((nodeId) => acks.get(nodeId)?.switched)) continue;
       const retired = this.layouts.slice(0, i);
-      for (const old of retired) this.acks.delete(this.key(old));
+      for (const old of retired) this.acks.delete(old);
       this.layouts = this.layouts.slice(i);
       this.floor = layout.version;
       return { retired: retired.map((l) => l.version), switched };
