@@ -219,6 +219,10 @@ describe('LayoutHistory', () => {
     assert.equal(h.active().length, layoutVersionsActiveMax);
     h.stageAdd(ids(1, 40)[0]!);
     assert.throws(() => h.commit(), /layouts are active/);
+    h.revert();
+    // ...but removing a node (a dead one blocking the change) still may.
+    h.stageRemove(histories[2]!.self);
+    assert.equal(h.commit().layout.version, layoutVersionsActiveMax + 1);
   });
 
   it('a snapshot restores the same state', () => {
