@@ -28,6 +28,10 @@
  *   node removed in v, not part of it, is not waited for: a dead node must not block the
  *   change that removes it.)
  *
+ * Layouts themselves are relayed by any node: a layout is the cluster's decision, not a claim
+ * about a peer, and it travels on the cluster's authenticated gossip (the cluster key). What
+ * a layout cannot do is complete a change: only the acks of its own nodes can.
+ *
  * Versions and conflicts. Layouts are numbered; a layout older than the oldest active one is
  * old news and ignored. Two different layouts of one version (two nodes committed at once)
  * are a conflict: both are kept visible (`conflicts()`), and the one with the greater digest

@@ -68,7 +68,7 @@ export class ReplicasMismatchError extends CkvError {
     super(
       'ERR_REPLICAS_MISMATCH',
       `this node is configured with --replicas ${replicasText(configured)}, but its cluster's layout has ${replicasText(cluster)}: ` +
-        `start it with --replicas ${replicasText(cluster)}, or change the cluster's setting with 'ckv layout config --replicas'`,
+        `start it with --replicas ${replicasText(cluster)}, or change the cluster's K with a layout change first`,
     );
     this.name = 'ReplicasMismatchError';
   }
