@@ -37,7 +37,7 @@
  * 4. every up node holds the same newest layout (version and digest) and no other;
  * 5. its members are exactly the nodes that want to be in (joined, not left, not removed),
  *    with their weights;
- * 6. every partition has exactly min(K, nodes of weight > 0) distinct owners;
+ * 6. every partition has exactly min(K, nodes of weight > 0) distinct owners, no gateway;
  * 7. across the committed chain, a join of a weight-1 node moves partition-replicas only to
  *    the joiner, a leave only away from the leaver, and all joins of a run together move at
  *    most 1.3x the ideal (K/(N+1) of partition-replicas each), or the ideal plus 4 binomial
@@ -668,6 +668,8 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     for (const p of placement.partitions()) {
       const owners = placement.ownersOf(p, newest);
       if (owners.length !== ownerCount || new Set(owners).size !== ownerCount) violate(`partition ${p} has ${new Set(owners).size} distinct owners, not ${ownerCount}`);
+      const gateway = owners.find((id) => newest.weights[id] === 0);
+      if (gateway) violate(`partition ${p} is owned by gateway node ${byId.get(gateway)!.index} (weight 0)`);
     }
     checkMovement();
   }
