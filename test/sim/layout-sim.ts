@@ -16,6 +16,7 @@
  *   node commits its own removal, keeps running until its view of the change is complete (the
  *   old layouts retired), then stops for good. A change that lost a same-version conflict is
  *   committed again on top (the intent is still unmet). Partitions make several coordinators.
+ *   The operator sometimes changes K (between K and K-1); the coordinator commits it.
  * - A node's data sync toward a layout is modelled by time: once its history says the sync
  *   may start, the node acks its unsynced partitions in random chunks after 100-1500 ms.
  * - Gossip: on each change a node sends its layouts to 6 random reachable nodes and its own
@@ -98,6 +99,8 @@ export interface LayoutSimReport {
     removes: number;
     crashes: number;
     partitions: number;
+    /** Times the operator changed K (the coordinator commits it). */
+    replicaChanges: number;
     messages: number;
     dropped: number;
     forged: number;
@@ -162,6 +165,8 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   const count = options.nodes;
   if (count < 2 || count > 50) throw new Error(`nodes must be 2..50, not ${count}`);
   const replicas = options.replicas ?? 3;
+  /** K as the operator last set it: the coordinator commits it (toggled between K and K-1 in the window). */
+  let desiredReplicas = replicas;
   const faultWindowMs = options.faultWindowMs ?? 20_000;
   const settleMs = options.settleMs ?? 30_000;
   const rng = new Prng(seed);
@@ -179,6 +184,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     removes: 0,
     crashes: 0,
     partitions: 0,
+    replicaChanges: 0,
     messages: 0,
     dropped: 0,
     forged: 0,
@@ -434,6 +440,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
         // and a dead node blocks every change that still holds it.
         if (dead.length > 0) for (const id of dead) history.stageRemove(id);
         else if (joins.length > 0) for (const n of joins) history.stageAdd(n.nodeId, n.weight);
+        else if (newest.replicas !== desiredReplicas) history.stageReplicas(desiredReplicas);
         else return;
       }
       commit(node);
@@ -581,7 +588,10 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
         leaver.wantsIn = false;
         reconcile(leaver);
       }
-    } else if (roll < 0.55) {
+    } else if (roll < 0.45 && replicas > 1) {
+      stats.replicaChanges++;
+      desiredReplicas = desiredReplicas === replicas ? replicas - 1 : replicas;
+    } else if (roll < 0.6) {
       stats.partitions++;
       for (const n of nodes) n.group = rng.int(0, 1);
       queue.schedule(rng.int(500, 5000), () => {
@@ -664,7 +674,8 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     const members = newest.nodes.map((id) => weightText(id, newest.weights[id]!)).sort();
     if (wanted.join(' ') !== members.join(' ')) violate(`the newest layout holds ${members.join(' ')}, the nodes that want in are ${wanted.join(' ')}`);
     for (const node of nodes) if (node.leaving && node.status !== 'gone') violate(`node ${node.index} began leaving and never finished`);
-    const ownerCount = Math.min(replicas, eligibleNodes(newest).length);
+    if (newest.replicas !== desiredReplicas) violate(`the newest layout has K = ${newest.replicas}, the operator last set ${desiredReplicas}`);
+    const ownerCount = Math.min(desiredReplicas, eligibleNodes(newest).length);
     for (const p of placement.partitions()) {
       const owners = placement.ownersOf(p, newest);
       if (owners.length !== ownerCount || new Set(owners).size !== ownerCount) violate(`partition ${p} has ${new Set(owners).size} distinct owners, not ${ownerCount}`);

@@ -22,7 +22,7 @@ function firstFailure(options: Omit<LayoutSimOptions, 'seed' | 'nodes'>): Layout
 describe('layout simulation (partitioned mode)', () => {
   it(`converges with every invariant over ${seedCount} seeds of 3..12 nodes, K=3`, () => {
     const failures: string[] = [];
-    const totals = { joins: 0, leaves: 0, removes: 0, crashes: 0, partitions: 0, conflicts: 0, refusedAcks: 0, malformed: 0, retirements: 0, joinsChecked: 0 };
+    const totals = { joins: 0, leaves: 0, removes: 0, crashes: 0, partitions: 0, replicaChanges: 0, conflicts: 0, refusedAcks: 0, malformed: 0, retirements: 0, joinsChecked: 0 };
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = runLayoutSimulation({ seed, nodes: nodesFor(seed) });
       if (!report.ok) failures.push(failureText(report));
