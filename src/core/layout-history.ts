@@ -188,7 +188,7 @@ export class LayoutHistory {
 
   // ---- reading -------------------------------------------------------------------------
 
-  /** The active layouts, oldest first. */
+  /** The active layouts, oldest first (an array this history never mutates). */
   active(): readonly ClusterLayout[] {
     return this.layouts;
   }
@@ -477,10 +477,10 @@ export class LayoutHistory {
       }
       if (kept === held) return false;
       this.acks.delete(held);
-      this.layouts[index] = layout;
+      this.layouts = this.layouts.map((l) => (l === held ? layout : l));
     } else {
-      this.layouts.push(layout);
-      this.layouts.sort((a, b) => a.version - b.version);
+      // A new array, never a mutation: what active() returned earlier stays as it was.
+      this.layouts = [...this.layouts, layout].sort((a, b) => a.version - b.version);
     }
     // We know it now: say so (an empty ack), so syncs toward it may start.
     this.merge(layout, this.self, new Uint8Array(partitionBitmapBytes), false);
