@@ -4,7 +4,8 @@
  * 3..9 nodes. Exit code 1 if any seed failed.
  *
  * `--layout` runs the layout simulator (partitioned mode, layout-sim.ts) instead: without
- * --nodes each seed picks 3..12 nodes; `--nodes 50` runs the largest clusters; `--replicas K`.
+ * --nodes each seed picks 3..12 nodes; `--nodes 50` runs the largest clusters; `--replicas K`;
+ * `--trace` prints every commit, conflict, retirement and hand-off.
  */
 import { parseArgs } from 'node:util';
 import { runSimulation } from './simulation.js';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     writes: { type: 'string' },
     layout: { type: 'boolean', default: false },
     replicas: { type: 'string' },
+    trace: { type: 'boolean', default: false },
   },
 });
 
@@ -29,7 +31,12 @@ if (values.layout) {
   const started = performance.now();
   for (const seed of layoutSeeds) {
     const nodes = layoutNodesFor(seed);
-    const report = runLayoutSimulation({ seed, nodes, ...(values.replicas ? { replicas: Number(values.replicas) } : {}) });
+    const report = runLayoutSimulation({
+      seed,
+      nodes,
+      ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
+      ...(values.trace ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
+    });
     if (!report.ok) {
       failed.push(seed);
       console.log(`FAIL seed ${seed} (${nodes} nodes): replay with npm run sim -- --layout --seed ${seed} --nodes ${nodes}${values.replicas ? ` --replicas ${values.replicas}` : ''}`);

@@ -84,6 +84,8 @@ export interface LayoutSimOptions {
   trustAnyAck?: boolean;
   /** Only the conflict canary sets this false (see LayoutHistoryOptions.resolveConflicts). */
   resolveConflicts?: boolean;
+  /** Gets a line per commit, conflict, retirement and node event (`npm run sim -- --layout --seed N --trace`). */
+  trace?: (line: string) => void;
 }
 
 export interface LayoutSimReport {
@@ -170,6 +172,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   const faultWindowMs = options.faultWindowMs ?? 20_000;
   const settleMs = options.settleMs ?? 30_000;
   const rng = new Prng(seed);
+  const trace = options.trace;
   const queue = new EventQueue();
   const placement: Placement = options.placement === 'modulo' ? new ModuloPlacement() : new RendezvousPlacement();
   const violations: string[] = [];
@@ -330,6 +333,8 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   function after(node: SimNode, outcome: LayoutOutcome): void {
     if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
     const history = node.history!;
+    for (const c of outcome.conflicts) trace?.(`${queue.nowMs} node ${node.index} conflict at ${c.version}: kept ${c.kept.digest}, dropped ${c.dropped.digest}`);
+    if (outcome.retired.length > 0) trace?.(`${queue.nowMs} node ${node.index} retired ${outcome.retired.join(',')}; active ${history.active().map(keyOf).join(' ')}`);
     stats.conflicts += outcome.conflicts.length;
     for (const layout of history.active()) {
       knows.get(node.nodeId)!.add(keyOf(layout));
@@ -424,6 +429,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     const newest = history.newest();
     if (!newest) return;
     if (node.leaving && newest.weights[node.nodeId] === undefined && history.active().length === 1) {
+      trace?.(`${queue.nowMs} node ${node.index} handed off (layout ${keyOf(newest)}) and stops`);
       node.status = 'gone';
       return;
     }
@@ -459,7 +465,13 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   }
 
   function commit(node: SimNode): void {
+    const before = node.history!.newest();
     const { layout, outcome } = node.history!.commit();
+    trace?.(
+      `${queue.nowMs} node ${node.index} commits ${layout.version}:${layout.digest} K=${layout.replicas ?? 'all'} ` +
+        `+[${layout.nodes.filter((id) => before?.weights[id] !== layout.weights[id]).map((id) => `${byId.get(id)!.index}:${layout.weights[id]}`).join(' ')}] ` +
+        `-[${(before?.nodes ?? []).filter((id) => layout.weights[id] === undefined).map((id) => byId.get(id)!.index).join(' ')}]`,
+    );
     stats.commits++;
     node.lastCommitMs = queue.nowMs;
     committed.set(layout.version, [...(committed.get(layout.version) ?? []), layout]);
@@ -580,7 +592,9 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
         }
       }
     } else if (roll < 0.4 && ownersLeft() > replicas + 1) {
-      const candidates = up.filter((n) => n.wantsIn && n !== nodes[0] && n !== liar);
+      // Only a member (in its own view) hands off: a node whose join may still be in flight
+      // cannot know it is not being added, and one that stops is then a dead node to remove.
+      const candidates = up.filter((n) => n.wantsIn && n !== nodes[0] && n !== liar && n.history!.newest()?.weights[n.nodeId] !== undefined);
       if (candidates.length > 0) {
         const leaver = rng.pick(candidates);
         stats.leaves++;
@@ -672,7 +686,10 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     const weightText = (id: string, weight: number): string => `${byId.get(id)!.index}:${uncertainWeights.has(id) ? '?' : weight}`;
     const wanted = nodes.filter((n) => n.wantsIn).map((n) => weightText(n.nodeId, n.weight)).sort();
     const members = newest.nodes.map((id) => weightText(id, newest.weights[id]!)).sort();
-    if (wanted.join(' ') !== members.join(' ')) violate(`the newest layout holds ${members.join(' ')}, the nodes that want in are ${wanted.join(' ')}`);
+    if (wanted.join(' ') !== members.join(' ')) {
+      const extra = newest.nodes.filter((id) => !byId.get(id)!.wantsIn).map((id) => `${byId.get(id)!.index} (${byId.get(id)!.status}${byId.get(id)!.leaving ? ', leaving' : ''})`);
+      violate(`the newest layout holds ${members.join(' ')}, the nodes that want in are ${wanted.join(' ')}; in but not wanting: ${extra.join(', ') || 'none'}`);
+    }
     for (const node of nodes) if (node.leaving && node.status !== 'gone') violate(`node ${node.index} began leaving and never finished`);
     if (newest.replicas !== desiredReplicas) violate(`the newest layout has K = ${newest.replicas}, the operator last set ${desiredReplicas}`);
     const ownerCount = Math.min(desiredReplicas, eligibleNodes(newest).length);
