@@ -183,6 +183,39 @@ export const syncBackoffMsMax = 30_000;
 export const membersMax = 1024;
 
 /**
+ * Nodes in one layout (partitioned mode, layout.ts): as many as membership remembers. A
+ * layout travels whole in gossip, ~20 bytes a node, so 1024 nodes cost ~20 KiB a version.
+ */
+export const layoutMembersMax = membersMax;
+
+/**
+ * Largest node weight (relative capacity) in a layout. Integers, so every node computes the
+ * same scores from the same layout; 10^6 lets an operator give capacities in GB up to a PB.
+ */
+export const layoutWeightMax = 1_000_000;
+
+/**
+ * Largest K (`--replicas`). Each write goes to K owners (to the owners of two layouts during
+ * a change); past a few, a write costs more than it buys. Full replication is "all", not a
+ * number, and has no such limit.
+ */
+export const layoutReplicasMax = 64;
+
+/**
+ * Layouts active at once (the oldest, being left, and newer ones being moved to). A commit
+ * is refused while this many are active: each adds owners to every write until the data
+ * has moved. 4 lets an operator fix a mistake (remove a node that died mid-change) without
+ * waiting, and bounds a write's owners at 4 K.
+ */
+export const layoutVersionsActiveMax = 4;
+
+/**
+ * Layouts one gossip message may carry. More than layoutVersionsActiveMax so that a node
+ * that took part in a same-version conflict still sends every version it holds.
+ */
+export const layoutVersionsPerMessageMax = 16;
+
+/**
  * Clock offset samples kept per member (one per sync Hello it sends us; membership.ts takes
  * the greatest, the one least delayed on its way). More rides out longer stretches of delayed
  * Hellos on a loaded machine; fewer notices sooner that our own clock jumped ahead (until

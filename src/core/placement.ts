@@ -3,7 +3,9 @@
  * `partition_of`, `write_nodes`, `read_nodes`) with, today, one implementation:
  * `FullReplication`, where every member owns every partition. The partitioned mode (each key
  * on K of N nodes, weighted rendezvous hashing over versioned layouts) implements the same
- * interface; the replica, gossip and sync ask it instead of assuming every node holds every key.
+ * interface (`RendezvousPlacement`, rendezvous.ts); the replica, gossip and sync ask it instead
+ * of assuming every node holds every key. Which layouts are active, and so which nodes a
+ * write goes to and a read comes from during a change, is layout-history.ts's.
  *
  * A partition is a depth-2 subtree of the Merkle tree: the first two hex digits of
  * SHA-256(key), so 256 partitions, each one contiguous range of the store's hash index and one
@@ -28,12 +30,45 @@ export type PartitionId = number;
 export interface Layout {
   /** Increases with every change; a message naming an older version is old news. */
   readonly version: number;
-  /** Node ids that take part, sorted. */
+  /** Node ids that take part, sorted (gateways, weight 0, included). */
   readonly nodes: readonly string[];
+  /**
+   * Each node's relative capacity (an integer, 0..layoutWeightMax): placement gives a node a
+   * share of partitions in proportion to it; 0 makes the node a gateway that owns nothing.
+   * Absent (membership's full-replication layouts), or a node absent from it: weight 1.
+   */
+  readonly weights?: Readonly<Record<string, number>>;
+  /**
+   * K, the owners of each partition, capped by the nodes of weight > 0. Absent: every such
+   * node (full replication).
+   */
+  readonly replicas?: number;
+}
+
+/** A node's weight in a layout (1 when the layout carries none). */
+export function weightOf(layout: Layout, nodeId: string): number {
+  return layout.weights?.[nodeId] ?? 1;
+}
+
+/** The nodes that may own partitions (weight > 0), sorted. */
+export function eligibleNodes(layout: Layout): readonly string[] {
+  if (!layout.weights) return layout.nodes;
+  return layout.nodes.filter((nodeId) => weightOf(layout, nodeId) > 0);
+}
+
+/** How many distinct owners each partition has under `layout`: min(K, eligible nodes). */
+export function ownerCountOf(layout: Layout): number {
+  const eligible = eligibleNodes(layout).length;
+  return layout.replicas === undefined ? eligible : Math.min(layout.replicas, eligible);
+}
+
+/** Asserts a partition id is one of the partitionCount partitions. */
+export function assertPartition(partition: PartitionId): void {
+  assert(Number.isInteger(partition) && partition >= 0 && partition < partitionCount, `partition ${partition} out of range`);
 }
 
 export interface Placement {
-  /** 'full' today; 'partitioned' next. */
+  /** 'full' or 'partitioned' (rendezvous.ts). */
   readonly mode: string;
   /** The partition a key hash (keyHashText) falls in. */
   partitionOf(keyHash: HashText): PartitionId;
@@ -51,7 +86,7 @@ export function partitionOfHash(keyHash: HashText): PartitionId {
 
 const allPartitions: readonly PartitionId[] = Array.from({ length: partitionCount }, (_, i) => i);
 
-/** Every member owns every partition: today's behaviour. */
+/** Every member owns every partition: today's behaviour (a gateway, weight 0, owns nothing). */
 export class FullReplication implements Placement {
   readonly mode = 'full';
 
@@ -64,8 +99,8 @@ export class FullReplication implements Placement {
   }
 
   ownersOf(partition: PartitionId, layout: Layout): readonly string[] {
-    assert(Number.isInteger(partition) && partition >= 0 && partition < partitionCount, `partition ${partition} out of range`);
-    return layout.nodes;
+    assertPartition(partition);
+    return eligibleNodes(layout);
   }
 }
 

@@ -2,9 +2,14 @@
  * `npm run sim -- --seeds 2000 --nodes 7` runs many seeds and prints the seed of every
  * failure; `--seed N` replays one and prints its violations. Without --nodes, each seed picks
  * 3..9 nodes. Exit code 1 if any seed failed.
+ *
+ * `--layout` runs the layout simulator (partitioned mode, layout-sim.ts) instead: without
+ * --nodes each seed picks 3..12 nodes; `--nodes 50` runs the largest clusters; `--replicas K`;
+ * `--trace` prints every commit, conflict, retirement and hand-off.
  */
 import { parseArgs } from 'node:util';
 import { runSimulation } from './simulation.js';
+import { runLayoutSimulation } from './layout-sim.js';
 
 const { values } = parseArgs({
   options: {
@@ -13,8 +18,37 @@ const { values } = parseArgs({
     first: { type: 'string', default: '1' },
     nodes: { type: 'string' },
     writes: { type: 'string' },
+    layout: { type: 'boolean', default: false },
+    replicas: { type: 'string' },
+    trace: { type: 'boolean', default: false },
   },
 });
+
+if (values.layout) {
+  const layoutNodesFor = (seed: number): number => (values.nodes ? Number(values.nodes) : 3 + (seed % 10));
+  const layoutSeeds = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
+  const failed: number[] = [];
+  const started = performance.now();
+  for (const seed of layoutSeeds) {
+    const nodes = layoutNodesFor(seed);
+    const report = runLayoutSimulation({
+      seed,
+      nodes,
+      ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
+      ...(values.trace ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
+    });
+    if (!report.ok) {
+      failed.push(seed);
+      console.log(`FAIL seed ${seed} (${nodes} nodes): replay with npm run sim -- --layout --seed ${seed} --nodes ${nodes}${values.replicas ? ` --replicas ${values.replicas}` : ''}`);
+      for (const violation of report.violations.slice(0, 10)) console.log(`  ${violation}`);
+    } else if (values.seed) {
+      console.log(`ok seed ${seed} (${nodes} nodes): ${JSON.stringify(report.stats)}`);
+    }
+  }
+  console.log(`${layoutSeeds.length - failed.length} passed, ${failed.length} failed (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  if (failed.length > 0) console.log(`failing seeds: ${failed.join(' ')}`);
+  process.exit(failed.length > 0 ? 1 : 0);
+}
 
 const nodesFor = (seed: number): number => (values.nodes ? Number(values.nodes) : 3 + (seed % 7));
 const writes = values.writes ? Number(values.writes) : undefined;
