@@ -58,6 +58,7 @@ import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
 import { mdns } from '@libp2p/mdns';
 import { preSharedKey, generateKey } from '@libp2p/pnet';
+import { installYamuxWindowPolicy } from './yamux-window.js';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { ListenError, listenProblem } from '../errors.js';
@@ -162,6 +163,8 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     });
   }
 
+  // One window update per half window instead of one per data frame (./yamux-window.ts).
+  await installYamuxWindowPolicy();
   const node: CkvLibp2p = await createLibp2p({
     privateKey: options.privateKey,
     start: false,
@@ -177,7 +180,8 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     // Noise XX with defaults (the static key is the libp2p identity key).
     connectionEncrypters: [noise()],
     // yamux with defaults: up to 1000 streams each way per connection, 256 KiB initial and
-    // 16 MiB maximum stream window (FramedStream allows for that window when it pauses).
+    // 16 MiB maximum stream window (FramedStream allows for that window when it pauses);
+    // window updates at half the window (./yamux-window.ts).
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: {
