@@ -34,6 +34,7 @@ import {
   watchBufferBytesMax,
 } from './limits.js';
 import { channelOptions, loadKvService, loadReflectionDefinition, type VersionMessage } from './proto.js';
+import { encodeChange } from './watch-codec.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -151,7 +152,9 @@ export class ControlServer {
 
   constructor(private readonly node: NodeApi) {
     const { kv } = loadKvService();
-    this.server.addService(kv.service, this.handlers());
+    // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
+    const service = { ...kv.service, Watch: { ...kv.service.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
+    this.server.addService(service, this.handlers());
     new ReflectionService(loadReflectionDefinition()).addToServer(this.server);
   }
 
@@ -548,21 +551,19 @@ export class ControlServer {
 
   private watch(call: grpc.ServerWritableStream<{ prefix: string }, unknown>): void {
     const prefix = call.request.prefix;
+    // Bytes written but not yet taken by HTTP/2 (the stream is object-mode: its own
+    // writableLength counts messages, not bytes).
+    let queuedBytes = 0;
     const listener = (change: ChangeEvent): void => {
       if (!change.entry.key.startsWith(prefix)) return;
-      if (call.writableLength > watchBufferBytesMax) {
+      if (queuedBytes > watchBufferBytesMax) {
         cleanup();
         call.emit('error', toServiceError(new WatcherBehindError()));
         return;
       }
-      call.write({
-        key: change.entry.key,
-        version: versionMessage(change.entry.version),
-        origin: change.origin,
-        deleted: change.entry.value === null,
-        valueBytes: String(change.entry.value?.byteLength ?? 0),
-        appliedAtMs: String(change.appliedAtMs),
-      });
+      const message = encodeChange(change);
+      queuedBytes += message.byteLength;
+      call.write(message, () => (queuedBytes -= message.byteLength));
     };
     let unwatch: (() => void) | undefined;
     const cleanup = (): void => {
