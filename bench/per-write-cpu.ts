@@ -12,9 +12,11 @@
  * itself adds ~30 ms/s per node: compare /proc figures without --profile.
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/per-write-cpu.js [--nodes 5] [--idle-s 10]
- *      [--writes 3000] [--rate 500] [--profile DIR]
+ *      [--writes 3000] [--rate 500] [--profile DIR] [--json FILE]
+ * --json writes the figures and the two windows (monotonic microseconds), so saved profiles
+ * can be cut again.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from './lib/cluster.js';
 import { processesCpuMs } from './lib/cpu-load.js';
@@ -101,6 +103,8 @@ const writes = arg('--writes', 3000);
 const rate = arg('--rate', 500);
 const profileAt = process.argv.indexOf('--profile');
 const profileDir = profileAt >= 0 ? process.argv[profileAt + 1] : undefined;
+const jsonAt = process.argv.indexOf('--json');
+const jsonFile = jsonAt >= 0 ? process.argv[jsonAt + 1] : undefined;
 if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -110,6 +114,7 @@ let idle: [number, number];
 let load: [number, number];
 let idleMsPerS: number[];
 let loadUsPerWrite: number[];
+let converged: { p50Ms: number; p99Ms: number; missing: number };
 try {
   await cluster.waitMesh(30_000);
   const pids = cluster.nodes.map((node) => node.pid);
@@ -130,6 +135,7 @@ try {
   load[1] = nowUs();
   loadUsPerWrite = after.map((ms, i) => (1000 * (ms - before[i]!)) / writes);
   const s = summarizeRuns([run]);
+  converged = { p50Ms: s.converge.p50, p99Ms: s.converge.p99, missing: s.missing };
   console.log(`${nodes} nodes, ${writes} writes at ${rate}/s: converged p50 ${s.converge.p50.toFixed(1)} ms, p99 ${s.converge.p99.toFixed(1)} ms, missing ${s.missing}`);
 } finally {
   await cluster.stop();
@@ -137,6 +143,9 @@ try {
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`idle CPU per node: ${idleMsPerS.map((x) => x.toFixed(1)).join(' / ')} ms/s (mean ${mean(idleMsPerS).toFixed(1)}; at ${rate} writes/s that is ${((1000 * mean(idleMsPerS)) / rate).toFixed(0)} us per write per node)`);
 console.log(`load CPU per write per node: ${loadUsPerWrite.map((x) => x.toFixed(0)).join(' / ')} us (mean ${mean(loadUsPerWrite).toFixed(0)})`);
+if (jsonFile !== undefined) {
+  writeFileSync(jsonFile, JSON.stringify({ nodes, writes, rate, idleS, idleWindowUs: idle, loadWindowUs: load, idleMsPerS, loadUsPerWrite, converged }, null, 1));
+}
 if (profileDir !== undefined) {
   const files = findProfiles(profileDir);
   printBreakdown('load window', files, load, mean(loadUsPerWrite), 'us per write per node');
