@@ -9,7 +9,9 @@
  * process.hrtime are both CLOCK_MONOTONIC), then every sample is charged to the first
  * category in `categories` that matches a frame of its stack (so, for example, the Watch
  * stream's writes are counted as Watch even when they run inside a commit). The profiler
- * itself adds ~30 ms/s per node: compare /proc figures without --profile.
+ * itself adds ~30 ms/s per node: compare /proc figures without --profile. Also counted, from
+ * /proc/<pid>/io: write and read system calls per write per node (sockets and files), which
+ * load on the machine does not change.
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/per-write-cpu.js [--nodes 5] [--idle-s 10]
  *      [--writes 3000] [--rate 500] [--profile DIR] [--json FILE]
@@ -19,7 +21,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from './lib/cluster.js';
-import { processesCpuMs } from './lib/cpu-load.js';
+import { processesCpuMs, processIo } from './lib/cpu-load.js';
 import { findProfiles } from './lib/profile-top.js';
 import { rng32 } from './scenarios/common.js';
 import { summarizeRuns } from './scenarios/convergence.js';
@@ -115,6 +117,7 @@ let load: [number, number];
 let idleMsPerS: number[];
 let loadUsPerWrite: number[];
 let converged: { p50Ms: number; p99Ms: number; missing: number };
+let syscallsPerWrite: { write: number[]; read: number[] };
 try {
   await cluster.waitMesh(30_000);
   const pids = cluster.nodes.map((node) => node.pid);
@@ -129,10 +132,16 @@ try {
   idle[1] = nowUs();
   idleMsPerS = after.map((ms, i) => (ms - before[i]!) / idleS);
   before = cpu();
+  const ioBefore = pids.map(processIo);
   load = [nowUs(), 0];
   const run = await convergenceRun(cluster, { writes, ratePerSec: rate, valueBytes: 100, tag: 'load', rng, drainTimeoutMs: 15_000 });
   after = cpu();
   load[1] = nowUs();
+  const ioAfter = pids.map(processIo);
+  syscallsPerWrite = {
+    write: ioAfter.map((io, i) => (io.syscw - ioBefore[i]!.syscw) / writes),
+    read: ioAfter.map((io, i) => (io.syscr - ioBefore[i]!.syscr) / writes),
+  };
   loadUsPerWrite = after.map((ms, i) => (1000 * (ms - before[i]!)) / writes);
   const s = summarizeRuns([run]);
   converged = { p50Ms: s.converge.p50, p99Ms: s.converge.p99, missing: s.missing };
@@ -143,8 +152,9 @@ try {
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`idle CPU per node: ${idleMsPerS.map((x) => x.toFixed(1)).join(' / ')} ms/s (mean ${mean(idleMsPerS).toFixed(1)}; at ${rate} writes/s that is ${((1000 * mean(idleMsPerS)) / rate).toFixed(0)} us per write per node)`);
 console.log(`load CPU per write per node: ${loadUsPerWrite.map((x) => x.toFixed(0)).join(' / ')} us (mean ${mean(loadUsPerWrite).toFixed(0)})`);
+console.log(`system calls per write per node: write ${syscallsPerWrite.write.map((x) => x.toFixed(2)).join(' / ')} (mean ${mean(syscallsPerWrite.write).toFixed(2)}), read ${syscallsPerWrite.read.map((x) => x.toFixed(2)).join(' / ')} (mean ${mean(syscallsPerWrite.read).toFixed(2)})`);
 if (jsonFile !== undefined) {
-  writeFileSync(jsonFile, JSON.stringify({ nodes, writes, rate, idleS, idleWindowUs: idle, loadWindowUs: load, idleMsPerS, loadUsPerWrite, converged }, null, 1));
+  writeFileSync(jsonFile, JSON.stringify({ nodes, writes, rate, idleS, idleWindowUs: idle, loadWindowUs: load, idleMsPerS, loadUsPerWrite, syscallsPerWrite, converged }, null, 1));
 }
 if (profileDir !== undefined) {
   const files = findProfiles(profileDir);
