@@ -10,8 +10,9 @@
  * category in `categories` that matches a frame of its stack (so, for example, the Watch
  * stream's writes are counted as Watch even when they run inside a commit). The profiler
  * itself adds ~30 ms/s per node: compare /proc figures without --profile. Also counted, from
- * /proc/<pid>/io: write and read system calls per write per node (sockets and files), which
- * load on the machine does not change.
+ * /proc/<pid>/io: write and read system calls per write per node (sockets and files); writes
+ * queued behind a busy socket go out together, so these move with load too (1.6-2.0 write
+ * calls per write per node for the same code in one evening).
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/per-write-cpu.js [--nodes 5] [--idle-s 10]
  *      [--writes 3000] [--rate 500] [--profile DIR] [--json FILE]
