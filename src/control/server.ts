@@ -34,6 +34,7 @@ import {
 } from './limits.js';
 import { channelOptions, kvService, type VersionMessage } from './proto.js';
 import { addReflection } from './reflection.js';
+import { encodeChange } from './watch-codec.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -150,7 +151,10 @@ export class ControlServer {
   private readonly callsAnswered = new Set<() => void>();
 
   constructor(private readonly node: NodeApi) {
-    this.server.addService(kvService(), this.handlers());
+    const kv = kvService();
+    // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
+    const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
+    this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
   }
 
@@ -547,21 +551,19 @@ export class ControlServer {
 
   private watch(call: grpc.ServerWritableStream<{ prefix: string }, unknown>): void {
     const prefix = call.request.prefix;
+    // Bytes written but not yet taken by HTTP/2 (the stream is object-mode: its own
+    // writableLength counts messages, not bytes).
+    let queuedBytes = 0;
     const listener = (change: ChangeEvent): void => {
       if (!change.entry.key.startsWith(prefix)) return;
-      if (call.writableLength > watchBufferBytesMax) {
+      if (queuedBytes > watchBufferBytesMax) {
         cleanup();
         call.emit('error', toServiceError(new WatcherBehindError()));
         return;
       }
-      call.write({
-        key: change.entry.key,
-        version: versionMessage(change.entry.version),
-        origin: change.origin,
-        deleted: change.entry.value === null,
-        valueBytes: String(change.entry.value?.byteLength ?? 0),
-        appliedAtMs: String(change.appliedAtMs),
-      });
+      const message = encodeChange(change);
+      queuedBytes += message.byteLength;
+      call.write(message, () => (queuedBytes -= message.byteLength));
     };
     let unwatch: (() => void) | undefined;
     const cleanup = (): void => {

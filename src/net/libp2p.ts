@@ -56,6 +56,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
+import { installYamuxWindowPolicy } from './yamux-window.js';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { ListenError, listenProblem } from '../errors.js';
@@ -165,6 +166,8 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     });
   }
 
+  // One window update per half window instead of one per data frame (./yamux-window.ts).
+  await installYamuxWindowPolicy();
   const node: CkvLibp2p = await createLibp2p({
     privateKey: options.privateKey,
     start: false,
@@ -180,7 +183,8 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     // Noise XX with defaults (the static key is the libp2p identity key).
     connectionEncrypters: [noise()],
     // yamux with defaults: up to 1000 streams each way per connection, 256 KiB initial and
-    // 16 MiB maximum stream window (FramedStream allows for that window when it pauses).
+    // 16 MiB maximum stream window (FramedStream allows for that window when it pauses);
+    // window updates at half the window (./yamux-window.ts).
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: {

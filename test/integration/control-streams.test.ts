@@ -130,6 +130,49 @@ describe('control API streams against a running node', () => {
     assert.equal(stored, count - 1);
   });
 
+  it('a watcher that stops reading is cut off with RESOURCE_EXHAUSTED once watchBufferBytesMax of changes wait for it', async () => {
+    // Its own connection, so the stalled stream holds no window the puts need.
+    const watcher = new ControlClient(node.socket);
+    try {
+      const changes = watcher.watch('wb/')[Symbol.asyncIterator]();
+      await client.put('wb/probe', Buffer.from('p'));
+      const first = await withDeadline(changes.next(), 10_000, 'the watch stream delivering its first change');
+      assert.equal(first.value?.key, 'wb/probe');
+      // Stop reading. Keys of ~1 KiB make each Change message ~1.1 KiB, so 30,000 changes are
+      // ~33 MiB: more than the node's limit (16 MiB) plus what the client's HTTP/2 window
+      // (4 MiB) and the socket take. Counted in messages (as grpc-js's object-mode stream
+      // counts), the limit would never be reached.
+      const total = 30_000;
+      const perCall = 1000;
+      for (let at = 0; at < total; at += perCall) {
+        const puts = Array.from({ length: perCall }, (_, i) => ({ key: `wb/${String(at + i).padStart(6, '0')}/${'k'.repeat(1000)}`, value: Buffer.from('v') }));
+        const { results } = await withDeadline(client.putMany(puts), 30_000, 'a PutMany while a watcher is stalled');
+        assert.ok(results.every((r) => r.error === ''));
+      }
+      // Now read: the changes queued before the cut, then the status.
+      let received = 0;
+      const outcome = await withDeadline(
+        (async () => {
+          try {
+            for (let next = await changes.next(); !next.done; next = await changes.next()) received++;
+            return 'ended without an error';
+          } catch (error) {
+            return error;
+          }
+        })(),
+        60_000,
+        'the stalled watcher reading to its end',
+      );
+      assertStatus(outcome, GrpcStatus.RESOURCE_EXHAUSTED, /behind/);
+      assert.ok(received < total, `${received} of ${total} changes delivered: the watcher was not cut off`);
+      assert.ok(received * 1000 > 16 * MiB, `cut off after ${received} changes: before 16 MiB of them`);
+      // The node serves on.
+      await withDeadline(client.status(), 5000, 'status after the watcher was cut off');
+    } finally {
+      watcher.close();
+    }
+  });
+
   it('a node stopping ends an open PutPipeline with UNAVAILABLE, and stops promptly', async () => {
     const pipeline = client.pipeline();
     await pipeline.put('pp/before-stop', Buffer.from('x'));

@@ -1,0 +1,126 @@
+/**
+ * The Watch stream's `Change` message (ckv.proto), encoded by hand straight from the node's
+ * ChangeEvent into one buffer of its exact size.
+ *
+ * Why: every change applied on a node is one Watch message to each watcher (the convergence
+ * bench watches every node, so each node sends one per write in the cluster). Through
+ * proto-loader each went object -> protobufjs fromObject (two decimal strings parsed into Long)
+ * -> encode -> a copy behind grpc-js's 5-byte header. The server registers Watch with an
+ * identity serializer and writes these buffers; the bytes decode to the same message
+ * (test/unit/watch-codec.test.ts decodes them with proto-loader's own deserializer against
+ * the previous path). Knowing each message's size also lets the server bound a slow
+ * watcher's backlog in bytes (server.ts), which grpc-js's object-mode stream counts in
+ * messages.
+ */
+import { hlcToString } from '../core/hlc.js';
+import type { ChangeEvent } from '../node/api.js';
+
+const wireVarint = 0;
+const wireLength = 2;
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function bigVarintBytes(n: bigint): number {
+  let bytes = 1;
+  while (n >= 0x80n) {
+    n >>= 7n;
+    bytes++;
+  }
+  return bytes;
+}
+
+/** n: a non-negative integer up to 2^53. */
+function writeVarint(buf: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+function writeBigVarint(buf: Buffer, at: number, n: bigint): number {
+  while (n >= 0x80n) {
+    buf[at++] = Number(n & 0x7fn) | 0x80;
+    n >>= 7n;
+  }
+  buf[at++] = Number(n);
+  return at;
+}
+
+/** A length-delimited field of `bytes` bytes: tag, length, then the caller writes them. */
+function lengthField(bytes: number): number {
+  return 1 + varintBytes(bytes) + bytes;
+}
+
+/** The encoded Change (without gRPC's 5-byte message header). */
+export function encodeChange(change: ChangeEvent): Buffer {
+  const { entry, origin, appliedAtMs } = change;
+  const { hlc, node } = entry.version;
+  const text = `${hlcToString(hlc)}@${node}`;
+  const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+  const nodeBytes = Buffer.byteLength(node, 'utf8');
+  const textBytes = Buffer.byteLength(text, 'utf8');
+  const originBytes = Buffer.byteLength(origin, 'utf8');
+  const valueBytes = entry.value?.byteLength ?? 0;
+  const deleted = entry.value === null;
+  const appliedAt = Math.max(0, Math.floor(appliedAtMs));
+
+  // proto3: fields at their default (0, '', false) are not sent.
+  const versionBytes = (hlc === 0n ? 0 : 1 + bigVarintBytes(hlc)) + (nodeBytes ? lengthField(nodeBytes) : 0) + lengthField(textBytes);
+  const total =
+    (keyBytes ? lengthField(keyBytes) : 0) +
+    lengthField(versionBytes) +
+    (originBytes ? lengthField(originBytes) : 0) +
+    (deleted ? 2 : 0) +
+    (valueBytes ? 1 + varintBytes(valueBytes) : 0) +
+    (appliedAt ? 1 + varintBytes(appliedAt) : 0);
+
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  if (keyBytes) {
+    buf[at++] = (1 << 3) | wireLength;
+    at = writeVarint(buf, at, keyBytes);
+    at += buf.write(entry.key, at, 'utf8');
+  }
+  buf[at++] = (2 << 3) | wireLength;
+  at = writeVarint(buf, at, versionBytes);
+  if (hlc !== 0n) {
+    buf[at++] = (1 << 3) | wireVarint;
+    at = writeBigVarint(buf, at, hlc);
+  }
+  if (nodeBytes) {
+    buf[at++] = (2 << 3) | wireLength;
+    at = writeVarint(buf, at, nodeBytes);
+    at += buf.write(node, at, 'utf8');
+  }
+  buf[at++] = (3 << 3) | wireLength;
+  at = writeVarint(buf, at, textBytes);
+  at += buf.write(text, at, 'utf8');
+  if (originBytes) {
+    buf[at++] = (3 << 3) | wireLength;
+    at = writeVarint(buf, at, originBytes);
+    at += buf.write(origin, at, 'utf8');
+  }
+  if (deleted) {
+    buf[at++] = (4 << 3) | wireVarint;
+    buf[at++] = 1;
+  }
+  if (valueBytes) {
+    buf[at++] = (5 << 3) | wireVarint;
+    at = writeVarint(buf, at, valueBytes);
+  }
+  if (appliedAt) {
+    buf[at++] = (6 << 3) | wireVarint;
+    at = writeVarint(buf, at, appliedAt);
+  }
+  if (at !== total) throw new Error(`Change encoded to ${at} bytes, expected ${total}`);
+  return buf;
+}
