@@ -60,6 +60,25 @@ const ownPaths = {
   },
 };
 
+/**
+ * src/net/yamux-stream-module.ts loads yamux's (unexported) stream module by file URL; in the
+ * bundle that would be a second copy, so the patch of ./yamux-window.ts would miss the class the
+ * bundle uses. Here it becomes a static import of the file yamux's own `./stream.js` resolves to
+ * (the same path string, so esbuild makes it the same module).
+ */
+const yamuxStreamModule = {
+  name: 'yamux-stream-module',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]dist[\\/]src[\\/]net[\\/]yamux-stream-module\.js$/ }, async () => {
+      const entry = await build.resolve('@chainsafe/libp2p-yamux', { kind: 'import-statement', resolveDir: outdir });
+      if (entry.errors.length > 0) throw new Error(`bundle: cannot resolve @chainsafe/libp2p-yamux: ${entry.errors[0].text}`);
+      const streamFile = join(dirname(entry.path), 'stream.js');
+      const contents = `import * as stream from ${JSON.stringify(streamFile)};\nexport async function loadYamuxStreamModule() { return stream; }\n`;
+      return { contents, loader: 'js', resolveDir: dirname(streamFile) };
+    });
+  },
+};
+
 const result = await esbuild.build({
   entryPoints: { 'ckv.bundle': entry },
   outdir,
@@ -74,7 +93,7 @@ const result = await esbuild.build({
   preserveSymlinks: true,
   sourcemap: 'linked',
   sourcesContent: false,
-  plugins: [ownPaths],
+  plugins: [ownPaths, yamuxStreamModule],
   banner: {
     js: [
       "import { createRequire as __ckvCreateRequire } from 'node:module';",

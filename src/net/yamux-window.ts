@@ -20,11 +20,13 @@
  * update: the sender stalls, backpressure), a finished one.
  *
  * The class is not exported by the package, so it is loaded by file URL next to the package's
- * resolved entry point: the same module instance libp2p uses (one URL, one module). If a
+ * resolved entry point: the same module instance libp2p uses (one URL, one module); in the
+ * bundle, the bundle's own copy (./yamux-stream-module.ts). If a
  * future version changes the class's shape, nothing is patched and `installYamuxWindowPolicy`
  * says so (the node logs it; test/unit/yamux-window.test.ts fails): the library's own
  * behaviour is kept, only slower.
  */
+import { loadYamuxStreamModule } from './yamux-stream-module.js';
 
 type YamuxStreamLike = {
   state: number;
@@ -51,8 +53,7 @@ export function installYamuxWindowPolicy(): Promise<YamuxWindowPolicy> {
 async function install(): Promise<YamuxWindowPolicy> {
   let module: StreamModule;
   try {
-    const entry = import.meta.resolve('@chainsafe/libp2p-yamux');
-    module = (await import(new URL('./stream.js', entry).href)) as StreamModule;
+    module = (await loadYamuxStreamModule()) as StreamModule;
   } catch {
     return 'unsupported';
   }

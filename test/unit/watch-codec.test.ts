@@ -8,15 +8,15 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadKvService } from '../../src/control/proto.js';
+import { kvService } from '../../src/control/proto.js';
 import { versionMessage } from '../../src/control/server.js';
 import { encodeChange } from '../../src/control/watch-codec.js';
 import * as wire from '../../src/control/wire.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import type { ChangeEvent } from '../../src/node/api.js';
 
-const { kv } = loadKvService();
-const watch = kv.service.Watch!;
+const kv = kvService();
+const watch = kv.Watch!;
 
 /** The message object the server wrote before the hand encoding. */
 function previousMessage(change: ChangeEvent): object {
