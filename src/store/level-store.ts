@@ -15,10 +15,13 @@
  * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian; 'format' the
  *   layout version (below).
  * - `s` applied-sequence index (store.ts). Key: the seq as 8 bytes big-endian (byte order is
- *   seq order). Value: the entry's `e` row key without the sublevel prefix (hash prefix +
- *   key), so a delta scan fetches the entries with getMany without hashing a key. The `e`
- *   row's value ends with the same seq (8 bytes big-endian after encodeEntry's bytes), so the
- *   commit's read of the old version (getMany) also finds the index row it must delete.
+ *   seq order). Value: the entry itself (encodeEntry), so a delta is one sequential scan of
+ *   `s`: fetching each entry from `e` by key instead (getMany, one seek each) made the scan
+ *   ~4x slower than reading the rows (100k entries, measured in docs/measurements.md). The
+ *   price is the entry's bytes written twice; the batch's JS cost is the same (both rows
+ *   point into one arena). The `e` row's value ends with the same seq (8 bytes big-endian
+ *   after encodeEntry's bytes), so the commit's read of the old version (getMany) also finds
+ *   the index row it must delete.
  *
  * Layout format 2 (meta 'format' = [2]) added `s` and the seq suffix. A directory without
  * the marker (made by an older version, or new) is brought to format 2 at open before
@@ -50,6 +53,7 @@ import path from 'node:path';
 import { Level } from 'level';
 import { ByteReader } from '../core/bytes.js';
 import {
+  decodeEntry,
   encodeEntry,
   encodeEntryInto,
   readEntry,
@@ -75,7 +79,7 @@ const formatMetaName = 'format';
 const layoutFormat = 2;
 /** Bytes of a seq: in an `s` row key and at the end of an `e` row value. */
 const seqBytes = 8;
-/** Index rows one delta-scan batch reads (one nextv, one getMany): large, to amortise the native calls. */
+/** Index rows one delta-scan batch reads (one nextv): large, to amortise the native call. */
 const scanSinceBatchRows = 1024;
 /** Entries one migration batch renumbers. */
 const migrateBatchRows = 4096;
@@ -216,11 +220,10 @@ export class LevelStore implements Store {
         const keyEnd = writeEntryRowKey(arena, at, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes[i]!);
         const valueEnd = writeSeq(arena, encodeEntryInto(arena, keyEnd, entry, keyBytes[i]!), seq);
         batch.put(arena.subarray(at, keyEnd), arena.subarray(keyEnd, valueEnd));
-        // The index row's value is the `e` row key without its sublevel prefix.
-        const eRowSuffix = arena.subarray(at + rows.e.byteLength, keyEnd);
+        // The index row's value is the entry: the same bytes as the `e` row's, without the seq.
         arena.set(rows.s, valueEnd);
         const sKeyEnd = writeSeq(arena, valueEnd + rows.s.byteLength, seq);
-        batch.put(arena.subarray(valueEnd, sKeyEnd), eRowSuffix);
+        batch.put(arena.subarray(valueEnd, sKeyEnd), arena.subarray(keyEnd, valueEnd - seqBytes));
         at = sKeyEnd;
         const previous = index.previousSeqs[i];
         if (previous !== undefined) {
@@ -251,44 +254,28 @@ export class LevelStore implements Store {
     return this.seqLast;
   }
 
-  /**
-   * One iterator over `s` after `seqAfter`, in batches: each batch's index rows (one nextv),
-   * then their entries (one getMany on the root with the `e` row keys the index holds), all
-   * from one explicit snapshot so the index and the entries agree. The next batch is read
-   * while the caller consumes this one.
-   */
+  /** One iterator over `s` after `seqAfter`, read in batches (nextv): the rows hold the entries. */
   async *scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry> {
     if (seqUpTo <= seqAfter) return;
-    const { db, s, rows } = this.live();
-    const snapshot = db.snapshot();
-    const iterator = s.iterator({ gt: seqKey(seqAfter), lte: seqKey(seqUpTo), snapshot });
-    const readBatch = async (): Promise<SequencedEntry[]> => {
-      const indexRows = await iterator.nextv(scanSinceBatchRows);
-      if (indexRows.length === 0) return [];
-      const rowKeys = indexRows.map(([, suffix]) => Buffer.concat([rows.e, suffix]));
-      const values = await db.getMany(rowKeys, { snapshot });
-      return indexRows.map(([seqRow, suffix], i) => {
-        const key = Buffer.from(suffix.buffer, suffix.byteOffset + hashPrefixDigits, suffix.byteLength - hashPrefixDigits).toString('utf8');
-        const bytes = values[i];
-        if (bytes === undefined) throw new MalformedError(`index row ${readSeq(seqRow, 0)} names ${JSON.stringify(key)}, which has no entry`);
-        const stored = decodeStoredSeq(key, bytes);
-        const seq = readSeq(seqRow, 0);
-        if (stored.seq !== seq) throw new MalformedError(`index row ${seq} names ${JSON.stringify(key)}, whose entry has seq ${stored.seq}`);
-        return { seq, entry: stored.entry };
-      });
-    };
+    const iterator = this.live().s.iterator({ gt: seqKey(seqAfter), lte: seqKey(seqUpTo) });
     try {
-      let next = readBatch();
       for (;;) {
-        const batch = await next;
-        if (batch.length === 0) break;
-        next = readBatch();
-        yield* batch;
+        const rows = await iterator.nextv(scanSinceBatchRows);
+        if (rows.length === 0) break;
+        for (const [seqRow, bytes] of rows) {
+          const seq = readSeq(seqRow, 0);
+          let entry: Entry;
+          try {
+            entry = decodeEntry(plainView(bytes));
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            throw new MalformedError(`index row ${seq} does not decode: ${reason}`);
+          }
+          yield { seq, entry };
+        }
       }
-      await next.catch(() => undefined);
     } finally {
       await iterator.close();
-      await snapshot.close();
     }
   }
 
@@ -523,16 +510,15 @@ async function migrateToFormat2(layout: Layout): Promise<void> {
       for (const [storedKey, bytes] of batchRows) {
         const { entry } = decodeStoredSeq(storedKey.slice(hashPrefixDigits), bytes);
         seq++;
-        const suffix = Buffer.from(storedKey, 'utf8');
         const entryBytes = encodeEntry(entry);
         const value = Buffer.allocUnsafe(entryBytes.byteLength + seqBytes);
         value.set(entryBytes, 0);
         writeSeq(value, entryBytes.byteLength, seq);
-        batch.put(Buffer.concat([rows.e, suffix]), value);
+        batch.put(Buffer.concat([rows.e, Buffer.from(storedKey, 'utf8')]), value);
         const sKey = Buffer.allocUnsafe(rows.s.byteLength + seqBytes);
         sKey.set(rows.s, 0);
         writeSeq(sKey, rows.s.byteLength, seq);
-        batch.put(sKey, suffix);
+        batch.put(sKey, entryBytes);
       }
       await batch.write();
     }
