@@ -630,8 +630,10 @@ export class Simulation {
     const handle = initiator.handle.bind(initiator);
     let checked = false;
     const incarnation = from.incarnation;
-    // An entry refused for clock drift during the session was stamped past this (the wall
-    // only grows): those are rightly missing.
+    // An entry refused for clock drift during the session was stamped past this node's wall
+    // at that time plus the drift limit: those are rightly missing. The wall grows, except when
+    // the faults end and every skew is reset (at most once a session): the lower of the wall
+    // at the start and at the check bounds it.
     const refusedAboveMs = this.wallOf(from) + clockDriftMsMax;
     initiator.handle = (bytes: Uint8Array): AsyncGenerator<SyncEffect> => {
       if (!checked && bytes[1] === FrameType.children && initiator.deltaAnnounced && from.incarnation === incarnation) {
@@ -642,7 +644,7 @@ export class Simulation {
         for (const [seq, key] of to.disk.indexRows()) {
           if (seq > upTo) break;
           const theirs = to.disk.peekEntry(key)!;
-          if (hlcWallMs(theirs.version.hlc) > refusedAboveMs) continue;
+          if (hlcWallMs(theirs.version.hlc) > Math.min(refusedAboveMs, wallMs + clockDriftMsMax)) continue;
           const ours = from.disk.peekEntry(key);
           if (ours === undefined || compareVersions(ours.version, theirs.version) < 0) {
             this.violations.push(
