@@ -9,7 +9,8 @@ import { MalformedError } from '../../src/core/errors.js';
 import { Replica } from '../../src/core/replica.js';
 import { runLoopbackSession, type LoopbackResult } from '../../src/core/sync-loopback.js';
 import { FrameType, decodeFrame, encodeFrame, type HelloFrame, type PositionFrame } from '../../src/core/sync-frames.js';
-import { SyncInitiator, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
+import { driveSession } from '../../src/core/session-driver.js';
+import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
 import { SyncWatermarks } from '../../src/core/sync-watermarks.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { allEntries, value } from '../helpers/replicas.js';
@@ -196,6 +197,41 @@ describe('catch-up by delta', () => {
       encodeFrame({ type: FrameType.position, position: { epoch: epoch(1), seq: 5 }, rootDigest: new Uint8Array(32), rootCount: 1, delta });
     await assert.rejects(run([position(true)]), MalformedError);
     await assert.rejects(run([encodeFrame({ type: FrameType.entries, entries: [] }), position(false)]), MalformedError);
+  });
+});
+
+describe('the responder reports the Hello before it answers', () => {
+  // The peer's clock offset is measured when onHello runs: after a streamed delta it would
+  // read the peer as behind by the delta's duration (and a node refused writes as "ahead").
+  it('calls onHello before the first frame of its answer is sent, delta or not', async () => {
+    const a = await open(nodeA, new MemoryStore(), 1);
+    const b = await open(nodeB, new MemoryStore(), 2);
+    for (let i = 0; i < 20; i++) await b.put(`k${i}`, value(`v${i}`));
+    await deltaSync(a, b);
+    for (let i = 0; i < 3000; i++) await b.put(`m${i}`, value('x'.repeat(100)));
+    const hello: Uint8Array[] = [];
+    for await (const effect of new SyncInitiator(a.syncContext({ cluster, peerNodeId: nodeB }), 5).start()) if (effect.kind === 'send') hello.push(effect.frame);
+    const events: string[] = [];
+    let delivered = false;
+    await assert.rejects(
+      driveSession(
+        new SyncResponder(b.syncContext({ cluster })),
+        {
+          send: (frame) => void events.push(`send ${frame[1]}`),
+          receive: async () => {
+            if (delivered) return undefined; // then the initiator "goes away"
+            delivered = true;
+            return hello[0];
+          },
+          close: () => undefined,
+        },
+        { apply: async () => undefined, onHello: () => void events.push('hello') },
+      ),
+      /ended the session early/,
+    );
+    assert.equal(events[0], 'hello');
+    assert.equal(events[1], `send ${FrameType.position}`);
+    assert.ok(events.filter((event) => event === `send ${FrameType.entries}`).length >= 2, 'a delta of several frames followed');
   });
 });
 
