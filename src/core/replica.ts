@@ -17,7 +17,16 @@
  * (`saveSnapshot`; replica-snapshot.ts) if the store vouches no write came after it and it
  * passes its checks, else from one scan of every entry (`openedFrom` says which, and why).
  *
- * Pure: the store, the wall clock and the merge rule are passed in.
+ * The applied sequence (docs/design-applied-sequence.md): every commit numbers its winners
+ * after the last seq, gap-free, in the order they are written; the store keeps them with the
+ * entries and indexes them (store.ts), deleting each key's previous index row in the same
+ * batch (the commit read the previous version, and its seq, anyway). `seqLast` moves with the
+ * tree, in one synchronous step after the write is durable, so a position (epoch, seq) read
+ * together with the root describes exactly that root. The store epoch (16 random bytes, meta
+ * 'epoch', made at the first open) tells a peer's watermark from another life of this store.
+ * The replica also keeps the sync watermarks (sync-watermarks.ts), persisted as a meta row.
+ *
+ * Pure: the store, the wall clock, the randomness and the merge rule are passed in.
  */
 import {
   checkValue,
@@ -42,10 +51,16 @@ import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
-import type { WallClockMs } from './ports.js';
+import type { Rng, WallClockMs } from './ports.js';
+import { epochBytes, type SyncPosition } from './sync-frames.js';
+import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
 import type { Store } from './store.js';
-import type { SyncContext } from './sync-session.js';
+import type { SyncContext, SyncResult } from './sync-session.js';
+
+/** Meta rows the replica owns. */
+const epochMetaName = 'epoch';
+const watermarksMetaName = 'sync-watermarks';
 
 export type Origin = 'local' | 'remote';
 
@@ -104,6 +119,13 @@ export interface ReplicaOptions {
   refuseWhenClockAhead?: boolean;
   /** Use a snapshot saved at a clean stop (saveSnapshot), if current (default true; tests set false to force the scan). */
   useSnapshot?: boolean;
+  /**
+   * Randomness for the store epoch, made once when the store has none. Without it (tests) the
+   * epoch is derived from the node id and the wall clock: distinct across a wipe and restart.
+   */
+  rng?: Rng;
+  /** Only the simulator's delta canary sets this (SyncContext.dropLastDeltaEntry). */
+  dropLastDeltaEntry?: boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -114,6 +136,8 @@ export interface SyncContextOptions {
   childDigestBytes?: number;
   /** Initiator only: the wall clock sent in Hello, so the responder can measure our offset. */
   wallClockMs?: WallClockMs;
+  /** Initiator only: the peer's node id, to name its watermark as `since` (catch-up by delta). */
+  peerNodeId?: string;
 }
 
 /** The Merkle root: what two replicas compare first. */
@@ -152,6 +176,8 @@ interface Slot {
   readonly key: string;
   readonly hash: HashText;
   before: Entry | undefined;
+  /** The seq stored with `before` (its index row, which the commit deletes). */
+  beforeSeq: number | undefined;
   winner: Entry | undefined;
 }
 
@@ -204,8 +230,26 @@ export class Replica {
   /** The greatest HLC of any stored entry: saved in the snapshot, so a start from it resumes the clock as a scan would. */
   private entryHlcMax: Hlc;
   readonly openedFrom: OpenedFrom;
+  /** The last seq given to a durable change (moves with the tree). */
+  private seqLast: number;
+  /** This store's epoch (16 bytes). */
+  readonly epoch: Uint8Array;
+  private readonly watermarks: SyncWatermarks;
+  /** The last watermark row write: they run one at a time, in order. */
+  private watermarksWrite: Promise<void> = Promise.resolve();
+  private readonly dropLastDeltaEntry: boolean;
 
-  private constructor(options: ReplicaOptions, state: ReplicaState, clock: HybridClock, openedFrom: OpenedFrom) {
+  private constructor(
+    options: ReplicaOptions,
+    state: ReplicaState,
+    clock: HybridClock,
+    openedFrom: OpenedFrom,
+    sequence: { seqLast: number; epoch: Uint8Array; watermarks: SyncWatermarks },
+  ) {
+    this.seqLast = sequence.seqLast;
+    this.epoch = sequence.epoch;
+    this.watermarks = sequence.watermarks;
+    this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
     this.nodeId = options.nodeId;
     this.store = options.store;
     this.wallClockMs = options.wallClockMs;
@@ -253,7 +297,27 @@ export class Replica {
       if (last > wall) last = wall;
     }
     const clockOptions = options.driftMsMax === undefined ? { last } : { last, driftMsMax: options.driftMsMax };
-    return new Replica(options, state, new HybridClock(clockOptions), openedFrom);
+    const sequence = {
+      seqLast: await options.store.readSeqLast(),
+      epoch: await Replica.openEpoch(options),
+      watermarks: SyncWatermarks.decode(await options.store.getMeta(watermarksMetaName)),
+    };
+    return new Replica(options, state, new HybridClock(clockOptions), openedFrom, sequence);
+  }
+
+  /** The store's epoch, made (and kept) at the first open; one of another length is replaced. */
+  private static async openEpoch(options: ReplicaOptions): Promise<Uint8Array> {
+    const stored = await options.store.getMeta(epochMetaName);
+    if (stored !== undefined && stored.byteLength === epochBytes) return stored;
+    const epoch = new Uint8Array(epochBytes);
+    if (options.rng) for (let i = 0; i < epochBytes; i++) epoch[i] = Math.floor(options.rng() * 256) & 0xff;
+    else {
+      // Deterministic for tests: the node id's bytes mixed with the wall clock.
+      const seed = `${options.nodeId}:${options.wallClockMs()}`;
+      for (let i = 0; i < seed.length; i++) epoch[i % epochBytes] = (epoch[i % epochBytes]! * 31 + seed.charCodeAt(i)) & 0xff;
+    }
+    await options.store.putMeta(epochMetaName, epoch);
+    return epoch;
   }
 
   /** The tree, key filter, tombstones and greatest stamp of every stored entry, in one scan. */
@@ -319,7 +383,36 @@ export class Replica {
       valueBytesMax: this.valueBytesMax,
       childDigestBytes: options.childDigestBytes,
       wallClockMs: options.wallClockMs,
+      position: () => this.position(),
+      since: options.peerNodeId === undefined ? undefined : this.watermarks.get(options.peerNodeId),
+      dropLastDeltaEntry: this.dropLastDeltaEntry,
     };
+  }
+
+  /** Where this replica is in its applied sequence: its epoch and the last seq made durable. */
+  position(): SyncPosition {
+    return { epoch: this.epoch, seq: this.seqLast };
+  }
+
+  /** The watermark recorded for a peer, if any. */
+  watermarkOf(peerNodeId: string): SyncPosition | undefined {
+    return this.watermarks.get(peerNodeId);
+  }
+
+  /**
+   * After a session we initiated with `peerNodeId`: if it proved we hold the peer's position
+   * (`heldPosition`), record it as that peer's watermark and persist the watermarks (one meta
+   * row, written in the background one write at a time; a failed write only costs the next
+   * catch-up a descent). Returns whether a watermark was recorded.
+   */
+  recordSession(peerNodeId: string, result: SyncResult): boolean {
+    if (result.heldPosition === undefined || this.closed) return false;
+    if (!this.watermarks.record(peerNodeId, result.heldPosition)) return false;
+    const bytes = this.watermarks.encode();
+    this.watermarksWrite = this.watermarksWrite.then(
+      () => this.store.putMeta(watermarksMetaName, bytes).catch(() => undefined),
+    );
+    return true;
   }
 
   /** Entries, tombstones included, whose key-hash prefix starts with `hexPrefix` ('' = all); any order. */
@@ -462,6 +555,7 @@ export class Replica {
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    await this.watermarksWrite;
   }
 
   private enqueueLocal(key: string, value: Uint8Array | null, condition: WriteCondition | undefined): Promise<Version> {
@@ -536,7 +630,7 @@ export class Replica {
     const list: Slot[] = [];
     const touch = (key: string): void => {
       if (byKey.has(key)) return;
-      const slot: Slot = { key, hash: keyHashText(key), before: undefined, winner: undefined };
+      const slot: Slot = { key, hash: keyHashText(key), before: undefined, beforeSeq: undefined, winner: undefined };
       byKey.set(key, slot);
       list.push(slot);
     };
@@ -548,12 +642,17 @@ export class Replica {
     assert(byKey.size === list.length, 'a key has two slots (it would be hashed and written twice)');
     const toRead = list.filter((slot) => this.keys.mayHave(slot.hash));
     if (toRead.length > 0) {
+      const seqs: (number | undefined)[] = [];
       const stored = await this.store.getMany(
         toRead.map((slot) => slot.key),
         toRead.map((slot) => slot.hash),
+        seqs,
       );
-      assert(stored.length === toRead.length, 'getMany returned a result per key');
-      for (let i = 0; i < toRead.length; i++) toRead[i]!.before = stored[i];
+      assert(stored.length === toRead.length && seqs.length === toRead.length, 'getMany returned a result and a seq per key');
+      for (let i = 0; i < toRead.length; i++) {
+        toRead[i]!.before = stored[i];
+        toRead[i]!.beforeSeq = seqs[i];
+      }
     }
     return { byKey, list };
   }
@@ -652,10 +751,14 @@ export class Replica {
    */
   private async persist(written: Slot[]): Promise<void> {
     if (written.length === 0) return;
+    // Numbered after the last durable seq: commits run one at a time, so nothing else takes
+    // these numbers; a failed write leaves seqLast as it was (no gap).
+    const seqFirst = this.seqLast + 1;
     const writing = this.store.write(
       written.map((slot) => slot.winner!),
       this.clock.last,
       written.map((slot) => slot.hash),
+      { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq) },
     );
     const digests: (HashText | undefined)[] = [];
     try {
@@ -673,6 +776,8 @@ export class Replica {
       if (before === undefined) this.keys.add(hash);
       if (winner!.version.hlc > this.entryHlcMax) this.entryHlcMax = winner!.version.hlc;
     }
+    // With the tree, in the same synchronous step: a position read with the root matches it.
+    this.seqLast = seqFirst + written.length - 1;
   }
 
   /** Acknowledge every op of the batch (it is durable), then tell onApplied of each change. */

@@ -54,19 +54,25 @@ export async function driveSession(
   const initiator = machine instanceof SyncInitiator ? machine : undefined;
   const responder = initiator === undefined ? (machine as SyncResponder) : undefined;
   const applies = new Applies(hooks);
+  // The responder reports the peer's Hello as soon as it has read it, before carrying out
+  // any effect: its answer may stream a whole delta or state first, and the peer's clock
+  // offset is measured from when the Hello arrived (late, the peer would look behind).
+  let helloSeen = false;
+  const noteHello = (): void => {
+    if (responder && !helloSeen && responder.peerWallMs !== undefined) {
+      helloSeen = true;
+      hooks.onHello?.(responder.peerWallMs, responder.peerEntryCount ?? -1);
+    }
+  };
   try {
     let result = initiator ? await run(initiator.start(), transport, applies) : undefined;
-    let helloSeen = false;
     while (!result) {
       const frame = await transport.receive();
       if (frame === undefined) throw new Error('peer ended the session early');
       // Byte 1 is the frame type (sync-frames.ts); anything but Entries waits for the applies.
       if (frame[1] !== FrameType.entries) await applies.settle();
-      result = await run(machine.handle(frame), transport, applies);
-      if (responder && !helloSeen && responder.peerWallMs !== undefined) {
-        helloSeen = true;
-        hooks.onHello?.(responder.peerWallMs, responder.peerEntryCount ?? -1);
-      }
+      result = await run(machine.handle(frame), transport, applies, noteHello);
+      noteHello();
     }
     await applies.settle();
     if (initiator && (await transport.receive()) !== undefined) throw new Error('peer sent frames after the session ended');
@@ -126,8 +132,14 @@ class Applies {
 }
 
 /** Carry out effects until the state machine waits for the next frame or is done. */
-async function run(effects: AsyncGenerator<SyncEffect>, transport: FrameTransport, applies: Applies): Promise<SyncResult | undefined> {
+async function run(
+  effects: AsyncGenerator<SyncEffect>,
+  transport: FrameTransport,
+  applies: Applies,
+  beforeEach?: () => void,
+): Promise<SyncResult | undefined> {
   for await (const effect of effects) {
+    beforeEach?.();
     if (effect.kind === 'apply') {
       await applies.start(effect.entries);
       continue;

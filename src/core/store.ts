@@ -12,6 +12,13 @@
  * Beside the entries a store keeps one opaque snapshot of the replica's derived state (saved
  * at a clean stop, replica-snapshot.ts), and says whether a write came after it: a start
  * may skip the full scan only then (`saveSnapshot`, `takeSnapshot`).
+ *
+ * The applied-sequence index (docs/design-applied-sequence.md): every stored entry carries
+ * the `seq` this node gave the change when it applied it (the replica assigns them, gap-free
+ * and increasing, and passes them to `write`), and the store keeps one index row per key,
+ * `seq -> key`, for the entry's current version: overwriting a key deletes its old row in the
+ * same atomic batch. `scanSince(seq)` reads the entries applied after `seq` in seq order, one
+ * range scan: what a peer that held everything up to `seq` lacks (catch-up by delta).
  */
 import type { Entry, HashText } from './entry.js';
 import type { Hlc } from './hlc.js';
@@ -23,6 +30,18 @@ export interface ScanKeysOptions {
   startAfter?: string;
   /** At most this many entries (default: no limit). */
   limit?: number;
+}
+
+/** How `write` numbers its entries in the applied-sequence index (see the top comment). */
+export interface WriteIndex {
+  readonly seqFirst: number;
+  /** Per entry, the seq of the version it replaces (undefined: the key was not stored). */
+  readonly previousSeqs: readonly (number | undefined)[];
+}
+
+export interface SequencedEntry {
+  readonly seq: number;
+  readonly entry: Entry;
 }
 
 /** What `takeSnapshot` found: nothing saved, a snapshot a later write made stale, or a current one. */
@@ -39,15 +58,30 @@ export interface Store {
   /**
    * `get` for many keys in one call (one native round for LevelDB); results in the same order.
    * `keyHashes[i]`, if given, is keyHashText(keys[i]): the replica has it, so it is not hashed again.
+   * `seqsOut`, if given, receives each found entry's seq (the commit deletes that index row).
    */
-  getMany(keys: readonly string[], keyHashes?: readonly HashText[]): Promise<(Entry | undefined)[]>;
+  getMany(keys: readonly string[], keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]>;
 
   /**
    * Atomically store `entries` (each replaces whatever the key held) together with the HLC
    * upper bound `hlcLast`: after a crash either all of it is there or none. Callers have
    * already decided, by the merge rule, that each entry wins. `keyHashes` as in getMany.
+   * `index`: entries[i] gets seq `index.seqFirst + i` (greater than any seq stored before)
+   * and its key's previous index row, `index.previousSeqs[i]` (the seq getMany reported for
+   * the version it replaces), is deleted in the same batch. Without `index` (tests, tools)
+   * the store numbers the entries after its last seq itself and reads the previous seqs.
    */
-  write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void>;
+  write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[], index?: WriteIndex): Promise<void>;
+
+  /** The greatest seq stored (0 for a new store): the replica numbers its next commit after it. */
+  readSeqLast(): Promise<number>;
+
+  /**
+   * Entries whose seq is greater than `seqAfter` and at most `seqUpTo`, in seq order, with
+   * their seqs: one pass over the index (a key overwritten meanwhile shows once, under its
+   * newest seq, if that is still in range).
+   */
+  scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry>;
 
   /** The HLC bound persisted by the last write (0n for a new store). */
   readHlc(): Promise<Hlc>;
@@ -79,7 +113,7 @@ export interface Store {
    */
   takeSnapshot(): Promise<TakenSnapshot>;
 
-  /** Small named values that are not entries (node identity, schema version). */
+  /** Small named values that are not entries (node identity, schema version, store epoch, sync watermarks). */
   getMeta(name: string): Promise<Uint8Array | undefined>;
   putMeta(name: string, value: Uint8Array): Promise<void>;
 

@@ -5,7 +5,11 @@
  * and the peer is counted as misbehaving; nothing it sent is applied.
  *
  * The exchange (I = initiator, R = responder; see sync-session.ts for the state machines):
- *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count, wall clock
+ *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count, wall clock,
+ *                     [positions: I reads Position frames; since: the (epoch, seq) of R's it holds]
+ *   R -> I  Position  (only if I said `positions`) R's (epoch, seq) and root as of this Hello;
+ *                     whether the entries R applied after `since` follow (a delta)
+ *   R -> I  Entries*  (delta only) the entries R applied after `since`, up to the Position's seq
  *   R -> I  InSync    roots equal: done in one round trip
  *   R -> I  Refuse    busy, other cluster, unsupported version or depth, malformed input
  *   R -> I  Entries*  then Children: children of the root, or (I empty) everything, then none
@@ -40,6 +44,7 @@ export const FrameType = {
   step: 5,
   entries: 6,
   bye: 7,
+  position: 8,
 } as const;
 
 /** Refusal reasons. Only append: the values are part of the protocol. */
@@ -59,6 +64,12 @@ export function refuseReasonName(code: number): string {
   return name ?? `unknown(${code})`;
 }
 
+/** A point in a node's applied sequence: its store epoch (16 bytes) and a seq in it. */
+export interface SyncPosition {
+  readonly epoch: Uint8Array;
+  readonly seq: number;
+}
+
 export interface HelloFrame {
   type: typeof FrameType.hello;
   cluster: string;
@@ -69,6 +80,22 @@ export interface HelloFrame {
   rootCount: number;
   /** The initiator's wall clock when it sent Hello: the responder measures the clock offset. */
   wallMs: number;
+  /**
+   * Optional, after wallMs (a Hello without it is the older frame, still read): the initiator
+   * reads Position frames, and if `since` is given, holds everything the responder had
+   * applied up to that position (a watermark it recorded), so a delta from there suffices.
+   */
+  positions?: boolean;
+  since?: SyncPosition | undefined;
+}
+/** The responder's place in its applied sequence and its root, both as of the Hello. */
+export interface PositionFrame {
+  type: typeof FrameType.position;
+  position: SyncPosition;
+  rootDigest: Uint8Array;
+  rootCount: number;
+  /** Entries applied after the Hello's `since`, up to `position.seq`, follow before anything else. */
+  delta: boolean;
 }
 export interface RefuseFrame {
   type: typeof FrameType.refuse;
@@ -124,7 +151,12 @@ export interface EntriesFrame {
 export interface ByeFrame {
   type: typeof FrameType.bye;
 }
-export type Frame = HelloFrame | RefuseFrame | InSyncFrame | ChildrenFrame | StepFrame | EntriesFrame | ByeFrame;
+export type Frame = HelloFrame | RefuseFrame | InSyncFrame | ChildrenFrame | StepFrame | EntriesFrame | ByeFrame | PositionFrame;
+
+/** Bytes of a store epoch. */
+export const epochBytes = 16;
+/** Hello extension tag: positions (and maybe since) follow. Only append. */
+const helloExtensionPositions = 1;
 
 const clusterBytesMax = 256;
 const listMax = merkleFanout ** merkleDepthMax;
@@ -137,6 +169,14 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case FrameType.hello:
       w.string(frame.cluster).u8(frame.depth).u8(frame.childDigestBytes).u32(frame.salt);
       w.raw(frame.rootDigest).varint(frame.rootCount).varint(frame.wallMs);
+      if (frame.positions || frame.since) {
+        w.u8(helloExtensionPositions).u8(frame.since ? 1 : 0);
+        if (frame.since) w.raw(checkEpoch(frame.since.epoch)).varint(frame.since.seq);
+      }
+      break;
+    case FrameType.position:
+      w.raw(checkEpoch(frame.position.epoch)).varint(frame.position.seq);
+      w.raw(frame.rootDigest).varint(frame.rootCount).u8(frame.delta ? 1 : 0);
       break;
     case FrameType.refuse:
       w.u8(frame.reason).string(frame.message.slice(0, 200));
@@ -203,6 +243,24 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
       const rootCount = r.varint();
       const wallMs = r.bounded(hlcWallMsMax, 'wall ms');
       frame = { type, cluster, depth, childDigestBytes, salt, rootDigest, rootCount, wallMs };
+      if (r.remaining > 0) {
+        const tag = r.u8();
+        if (tag !== helloExtensionPositions) throw new MalformedError(`unknown hello extension ${tag}`);
+        frame.positions = true;
+        const hasSince = r.u8();
+        if (hasSince > 1) throw new MalformedError(`hello since flag ${hasSince}`);
+        if (hasSince === 1) frame.since = { epoch: r.raw(epochBytes).slice(), seq: r.bounded(Number.MAX_SAFE_INTEGER, 'since seq') };
+      }
+      break;
+    }
+    case FrameType.position: {
+      const epoch = r.raw(epochBytes).slice();
+      const seq = r.bounded(Number.MAX_SAFE_INTEGER, 'position seq');
+      const rootDigest = r.raw(32).slice();
+      const rootCount = r.varint();
+      const delta = r.u8();
+      if (delta > 1) throw new MalformedError(`position delta flag ${delta}`);
+      frame = { type, position: { epoch, seq }, rootDigest, rootCount, delta: delta === 1 };
       break;
     }
     case FrameType.refuse:
@@ -250,6 +308,11 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
   }
   r.end();
   return frame;
+}
+
+function checkEpoch(epoch: Uint8Array): Uint8Array {
+  if (epoch.byteLength !== epochBytes) throw new Error(`an epoch is ${epochBytes} bytes, not ${epoch.byteLength}`);
+  return epoch;
 }
 
 export class UnsupportedVersionError extends MalformedError {

@@ -26,6 +26,21 @@
  * that cost least (a subtree's whole range when its wanted parts would each need a seek),
  * skipping entries outside the wanted subtrees. The responder answers a Step in that one
  * pass, entries streamed out as found, keeping only versions to compute the needs.
+ *
+ * Catch-up by delta (docs/design-applied-sequence.md): the initiator's Hello says it reads
+ * Position frames and may name `since`, a position of the responder's applied sequence it
+ * holds everything up to (a watermark recorded by an earlier session). The responder first
+ * sends its Position: its epoch and last seq together with its root, read in one synchronous
+ * step, so "everything up to seq" is exactly that root. If `since` is in its epoch and not
+ * ahead of it, the entries it applied after `since` (up to the Position's seq) follow: one
+ * scan of its index, proportional to what the initiator missed. They are merged like any
+ * entries, and the session goes on as usual (Children of the root, the descent), which stays
+ * the ground truth: after a complete delta the level-1 digests match and the session ends
+ * there; after a wrong or partial one (a peer that lost data, a bug) the descent repairs it.
+ * The initiator reports the responder's position as held (`heldPosition`) only when its root
+ * is the Position's root (InSync, or after the entries that preceded the first Children):
+ * then it provably holds everything up to that seq, and the caller may record it as the
+ * next `since`. A new initiator (empty) still gets everything in one scan of the entries.
  */
 import { compareVersions, keyHash, type Entry, type Version } from './entry.js';
 import { MalformedError, assert } from './errors.js';
@@ -55,20 +70,32 @@ import {
   type LeafSummary,
   type StepFrame,
   type SubtreeRef,
+  type SyncPosition,
+  type PositionFrame,
   summaryItemBytes,
 } from './sync-frames.js';
 import type { WallClockMs } from './ports.js';
 import type { Store } from './store.js';
+import { epochsEqual } from './sync-watermarks.js';
 
 export interface SyncContext {
   readonly tree: MerkleTree;
-  readonly store: Pick<Store, 'scanHash' | 'scanHashPrefixes'>;
+  readonly store: Pick<Store, 'scanHash' | 'scanHashPrefixes' | 'scanSince'>;
   readonly cluster: string;
   /** Initiator only: projection width it asks for (the responder follows Hello). */
   readonly childDigestBytes?: number;
   readonly valueBytesMax?: number;
   /** Initiator only: our wall clock, sent in Hello so the responder can measure our offset. */
   readonly wallClockMs?: WallClockMs;
+  /**
+   * Responder: this node's position now (epoch, last applied seq); read synchronously with
+   * the tree's root, so the two describe the same state. Without it no Position is sent.
+   */
+  readonly position?: () => SyncPosition;
+  /** Initiator: a position of the responder's that we hold everything up to (its watermark). */
+  readonly since?: SyncPosition | undefined;
+  /** Only the simulator's canary sets this: the responder leaves out the last entry of a delta. */
+  readonly dropLastDeltaEntry?: boolean;
 }
 
 export type SyncOutcome = 'in-sync' | 'synced' | 'incomplete' | 'refused';
@@ -82,6 +109,12 @@ export interface SyncResult {
   rounds: number;
   entriesSent: number;
   entriesReceived: number;
+  /** Initiator: the responder's position (from its Position frame), if it sent one. */
+  peerPosition?: SyncPosition;
+  /** Initiator: that position, if our root was its root (we hold everything up to it): a watermark to record. */
+  heldPosition?: SyncPosition;
+  /** Whether entries after `since` were streamed (initiator: received; responder: sent), and how many. */
+  delta?: { entries: number };
 }
 
 export type SyncEffect =
@@ -192,6 +225,14 @@ export class SyncInitiator extends SessionBase {
   /** Our entries, by key fingerprint, for the leaves summarized in the last Step. */
   private summarized = new Map<number, Map<number, Entry>>();
   private deferredLeaves: number[] = [];
+  private framesSeen = 0;
+  /** The responder's Position frame, if it sent one (first, at most once). */
+  private positionFrame: PositionFrame | undefined;
+  /** Entries frames now are the delta (after a Position with delta, before any other frame). */
+  private deltaOpen = false;
+  private deltaEntries = 0;
+  private firstChildren = true;
+  private heldPeerPosition = false;
 
   constructor(ctx: SyncContext, readonly salt: number) {
     super(ctx);
@@ -217,29 +258,74 @@ export class SyncInitiator extends SessionBase {
         rootDigest: tree.rootDigest.slice(),
         rootCount: tree.rootCount,
         wallMs: Math.max(0, Math.floor(this.ctx.wallClockMs?.() ?? 0)),
+        positions: true,
+        since: this.ctx.since,
       }),
     };
   }
 
   async *handle(bytes: Uint8Array): AsyncGenerator<SyncEffect> {
     const frame = this.decode(bytes);
+    const first = this.framesSeen++ === 0;
+    if (frame.type !== FrameType.entries && frame.type !== FrameType.position) this.deltaOpen = false;
     switch (frame.type) {
+      case FrameType.position:
+        this.onPosition(frame, first);
+        return;
       case FrameType.refuse:
         yield this.done('refused', { refuseReason: refuseReasonName(frame.reason), message: frame.message });
         return;
       case FrameType.inSync:
-        yield this.done('in-sync');
+        // The responder found its root equal to ours when it read its position: we hold it.
+        yield this.done('in-sync', this.positionResult(this.peerPosition !== undefined));
         return;
       case FrameType.entries:
         this.entriesReceived += frame.entries.length;
+        if (this.deltaOpen) this.deltaEntries += frame.entries.length;
         yield { kind: 'apply', entries: frame.entries };
         return;
       case FrameType.children:
+        if (this.firstChildren) {
+          // Everything received before (a delta, or a new node's whole state) is merged (the
+          // driver settles applies first): if our root is now the Position's, we hold it.
+          this.firstChildren = false;
+          const position = this.positionFrame;
+          this.heldPeerPosition =
+            position !== undefined && position.rootCount === this.ctx.tree.rootCount && digestsEqual(position.rootDigest, this.ctx.tree.rootDigest);
+        }
         yield* this.onChildren(frame);
         return;
       default:
         throw new MalformedError(`initiator got unexpected frame type ${frame.type}`);
     }
+  }
+
+  get peerPosition(): SyncPosition | undefined {
+    return this.positionFrame?.position;
+  }
+
+  /** Whether the responder said a delta follows its Position. */
+  get deltaAnnounced(): boolean {
+    return this.positionFrame?.delta ?? false;
+  }
+
+  /** A Position comes first, once; a delta only if we named `since` (a peer's claim is checked, not trusted). */
+  private onPosition(frame: PositionFrame, first: boolean): void {
+    if (!first) throw new MalformedError('position frame after the first frame');
+    if (frame.delta && this.ctx.since === undefined) throw new MalformedError('delta without a since');
+    if (frame.delta && !epochsEqual(frame.position.epoch, this.ctx.since!.epoch)) throw new MalformedError('delta from another epoch');
+    this.positionFrame = frame;
+    this.deltaOpen = frame.delta;
+  }
+
+  private positionResult(held: boolean): Partial<SyncResult> {
+    const extra: Partial<SyncResult> = {};
+    const position = this.positionFrame;
+    if (position === undefined) return extra;
+    extra.peerPosition = position.position;
+    if (held) extra.heldPosition = position.position;
+    if (position.delta) extra.delta = { entries: this.deltaEntries };
+    return extra;
   }
 
   private async *onChildren(frame: ChildrenFrame): AsyncGenerator<SyncEffect> {
@@ -263,7 +349,7 @@ export class SyncInitiator extends SessionBase {
     const nothingLeft = descend.length === 0 && pull.length === 0 && summaries.length === 0;
     if (nothingLeft || this.rounds >= this.roundsMax) {
       yield { kind: 'send', frame: encodeFrame({ type: FrameType.bye }) };
-      yield this.done(nothingLeft ? 'synced' : 'incomplete');
+      yield this.done(nothingLeft ? 'synced' : 'incomplete', this.positionResult(this.heldPeerPosition));
       return;
     }
     this.rounds++;
@@ -347,6 +433,8 @@ export class SyncResponder extends SessionBase {
   private projector: Projector | undefined;
   private fingerprints: Projector | undefined;
   private readonly roundsMax: number;
+  private deltaSent = false;
+  private deltaEntriesSent = 0;
 
   constructor(ctx: SyncContext, private readonly options: ResponderOptions = {}) {
     super(ctx);
@@ -407,7 +495,20 @@ export class SyncResponder extends SessionBase {
       yield* this.refuse(RefuseReason.malformed, `digest width ${hello.childDigestBytes} is not 1..4`);
       return;
     }
-    if (hello.rootCount === tree.rootCount && digestsEqual(hello.rootDigest, tree.rootDigest)) {
+    // Our position and root in one synchronous step (no await since the checks above): the
+    // position's seq names exactly the state this root describes.
+    const position = hello.positions && this.ctx.position ? this.ctx.position() : undefined;
+    const inSync = hello.rootCount === tree.rootCount && digestsEqual(hello.rootDigest, tree.rootDigest);
+    const since = hello.since;
+    // A delta only from a point of our own history (same epoch, not past our seq), and not
+    // for an empty initiator: the whole state is cheaper as one scan of the entries.
+    const delta =
+      position !== undefined && !inSync && since !== undefined && hello.rootCount > 0 && epochsEqual(since.epoch, position.epoch) && since.seq <= position.seq;
+    if (position !== undefined) {
+      const frame: PositionFrame = { type: FrameType.position, position, rootDigest: tree.rootDigest.slice(), rootCount: tree.rootCount, delta };
+      yield { kind: 'send', frame: encodeFrame(frame) };
+    }
+    if (inSync) {
       yield { kind: 'send', frame: encodeFrame({ type: FrameType.inSync }) };
       yield this.done('in-sync');
       return;
@@ -415,6 +516,13 @@ export class SyncResponder extends SessionBase {
     this.width = hello.childDigestBytes;
     this.projector = new Projector(hello.salt, this.width);
     this.fingerprints = new Projector(fingerprintSalt(hello.salt), fingerprintBytes);
+    if (delta) {
+      // The entries we applied after `since`, in seq order, then the descent as usual.
+      const before = this.entriesSent;
+      yield* this.sendEntries(this.deltaSource(since!.seq, position!.seq));
+      this.deltaEntriesSent = this.entriesSent - before;
+      this.deltaSent = true;
+    }
     if (hello.rootCount === 0) {
       // A new node: stream everything, no descent; an empty Children frame ends its round.
       yield* this.sendEntries(this.ctx.store.scanHash(''));
@@ -422,6 +530,21 @@ export class SyncResponder extends SessionBase {
       return;
     }
     yield { kind: 'send', frame: this.children(1, [0], []) };
+  }
+
+  private async *deltaSource(seqAfter: number, seqUpTo: number): AsyncGenerator<Entry> {
+    let held: Entry | undefined;
+    for await (const { entry } of this.ctx.store.scanSince(seqAfter, seqUpTo)) {
+      // The canary holds each entry back one step and drops the last.
+      if (this.ctx.dropLastDeltaEntry) {
+        if (held !== undefined) yield held;
+        held = entry;
+      } else yield entry;
+    }
+  }
+
+  protected override done(outcome: SyncOutcome, extra: Partial<SyncResult> = {}): SyncEffect {
+    return super.done(outcome, this.deltaSent ? { delta: { entries: this.deltaEntriesSent }, ...extra } : extra);
   }
 
   private async *onStep(step: StepFrame): AsyncGenerator<SyncEffect> {

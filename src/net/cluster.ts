@@ -313,7 +313,7 @@ export class ClusterNetwork {
     }
     for (const target of targets) {
       yield { phase: 'started', peerId: target };
-      yield { phase: 'finished', report: await this.runSession(target) };
+      yield { phase: 'finished', report: await this.runSession(target, this.membership.get(target)?.nodeId) };
     }
   }
 
@@ -396,7 +396,7 @@ export class ClusterNetwork {
     if (this.stopped && !options.force) return;
     switch (effect.kind) {
       case 'sync': {
-        const report = await this.runSession(effect.peerId);
+        const report = await this.runSession(effect.peerId, effect.nodeId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
         this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok }, this.now());
         this.wake();
@@ -448,8 +448,8 @@ export class ClusterNetwork {
     this.apply(this.membership.tick(this.now()));
   }
 
-  private async runSession(peerId: string): Promise<SessionReport> {
-    const report = await this.sync.syncWith(peerIdFromString(peerId));
+  private async runSession(peerId: string, nodeId: string | undefined): Promise<SessionReport> {
+    const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId);
     if (report.outcome === 'skipped') return report;
     const ok = report.outcome === 'in-sync' || report.outcome === 'synced';
     const received = report.result?.entriesReceived ?? 0;

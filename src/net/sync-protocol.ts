@@ -119,8 +119,12 @@ export class SyncService {
     await this.components.libp2p.unhandle(this.protocol).catch(() => undefined);
   }
 
-  /** Run one session with `peer` as initiator. Never throws: failures are in the report. */
-  async syncWith(peer: PeerId): Promise<SessionReport> {
+  /**
+   * Run one session with `peer` as initiator. Never throws: failures are in the report.
+   * With the peer's node id, the session names the watermark recorded for it (a delta
+   * catch-up) and records a new one if the session proves we hold the peer's position.
+   */
+  async syncWith(peer: PeerId, peerNodeId?: string): Promise<SessionReport> {
     const peerId = peer.toString();
     const startedMs = Date.now();
     if ((this.servingPeers.get(peerId) ?? 0) > 0) {
@@ -135,7 +139,11 @@ export class SyncService {
       const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
       const initiator = new SyncInitiator(
-        replica.syncContext({ cluster: this.options.cluster, wallClockMs: this.options.wallClockMs ?? Date.now }),
+        replica.syncContext({
+          cluster: this.options.cluster,
+          wallClockMs: this.options.wallClockMs ?? Date.now,
+          ...(peerNodeId === undefined ? {} : { peerNodeId }),
+        }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
       // The driver also waits for the responder to close its side, which it does only once it
@@ -146,7 +154,14 @@ export class SyncService {
       framed?.abort(cause instanceof Error ? cause : new Error(String(cause)));
     }
     const outcome = result?.outcome ?? 'error';
-    this.components.counters.add(`sync_sessions_${outcome.replace('-', '_')}`);
+    const { counters } = this.components;
+    counters.add(`sync_sessions_${outcome.replace('-', '_')}`);
+    if (result?.delta) {
+      counters.add('sync_delta_received');
+      counters.add('sync_delta_entries_received', result.delta.entries);
+      if (result.heldPosition === undefined) counters.add('sync_delta_descended');
+    }
+    if (result && peerNodeId !== undefined && replica.recordSession(peerNodeId, result)) counters.add('sync_watermarks_recorded');
     const report: SessionReport = {
       peerId,
       outcome,
@@ -194,6 +209,7 @@ export class SyncService {
         },
       });
       sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome);
+      if (result.delta) counters.add('sync_delta_sent');
       if (result.outcome === 'refused') {
         // Our refusal of its Hello: a protocol violation is counted as hostile input.
         const hostile = result.refuseReason === 'malformed' || result.refuseReason === 'unsupportedVersion';

@@ -132,6 +132,8 @@ export class CkvNode implements NodeApi {
         holds: (keyHash) => this.cluster?.holds(keyHash) ?? true,
         clockAheadOfPeersMs: () => this.cluster?.clockAheadOfPeersMs() ?? 0,
         resetClockBound: this.config.resetClockBound,
+        // The store epoch, made once per data directory (catch-up by delta).
+        rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (change) => this.onApplied(change),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;

@@ -12,7 +12,23 @@
  *   the Store contract requires, where UTF-8 would put U+E000..U+FFFF after astral
  *   characters. `scanKeys` walks `k` and fetches entries from `e` with getMany in batches,
  *   all from one explicit snapshot so the index and the entries agree.
- * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian.
+ * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian; 'format' the
+ *   layout version (below).
+ * - `s` applied-sequence index (store.ts). Key: the seq as 8 bytes big-endian (byte order is
+ *   seq order). Value: the entry itself (encodeEntry), so a delta is one sequential scan of
+ *   `s`: fetching each entry from `e` by key instead (getMany, one seek each) made the scan
+ *   ~4x slower than reading the rows (100k entries, measured in docs/measurements.md). The
+ *   price is the entry's bytes written twice; the batch's JS cost is the same (both rows
+ *   point into one arena). The `e` row's value ends with the same seq (8 bytes big-endian
+ *   after encodeEntry's bytes), so the commit's read of the old version (getMany) also finds
+ *   the index row it must delete.
+ *
+ * Layout format 2 (meta 'format' = [2]) added `s` and the seq suffix. A directory without
+ * the marker (made by an older version, or new) is brought to format 2 at open before
+ * anything else reads it: the index is cleared, then every entry is renumbered 1..n in hash
+ * order and written back with its index row, in batches, and the marker is put last; a
+ * crash midway starts over at the next open. Older versions cannot read format 2 (the
+ * suffix is trailing bytes to their decoder): a downgrade needs an export and import.
  *
  * The replica's snapshot (saveSnapshot, at a clean stop) is a file in the directory,
  * `CKV-SNAPSHOT` (LevelDB leaves files it does not name alone): kept in LevelDB, its ~2.5 MiB
@@ -35,9 +51,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
+import { ByteReader } from '../core/bytes.js';
 import {
   decodeEntry,
+  encodeEntry,
   encodeEntryInto,
+  readEntry,
   encodedEntryBytes,
   hashPrefixDigits,
   keyHashPrefix,
@@ -47,7 +66,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
+import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
@@ -55,6 +74,15 @@ const scanKeysBatchKeys = 256;
 const scanBatchRowsMax = 1024;
 
 const hlcMetaName = 'hlc';
+/** The layout version (see the top comment). */
+const formatMetaName = 'format';
+const layoutFormat = 2;
+/** Bytes of a seq: in an `s` row key and at the end of an `e` row value. */
+const seqBytes = 8;
+/** Index rows one delta-scan batch reads (one nextv): large, to amortise the native call. */
+const scanSinceBatchRows = 1024;
+/** Entries one migration batch renumbers. */
+const migrateBatchRows = 4096;
 /** The marker of a saved snapshot (see the top comment and saveSnapshot). */
 const snapshotMetaName = 'snapshot';
 /** The snapshot file, in the LevelDB directory. */
@@ -72,13 +100,15 @@ function openLayout(location: string) {
   const e = db.sublevel<string, Uint8Array>('e', { keyEncoding: 'utf8', valueEncoding: 'view' });
   const k = db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' });
   const m = db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' });
+  const s = db.sublevel<Uint8Array, Uint8Array>('s', { keyEncoding: 'view', valueEncoding: 'view' });
   const rows = {
     e: Buffer.from(e.prefix),
     k: Buffer.from(k.prefix),
+    s: Buffer.from(s.prefix),
     hlc: Buffer.from(m.prefix + hlcMetaName),
     snapshot: Buffer.from(m.prefix + snapshotMetaName),
   };
-  return { db, e, k, m, rows };
+  return { db, e, k, m, s, rows };
 }
 
 type Layout = ReturnType<typeof openLayout>;
@@ -87,6 +117,8 @@ export class LevelStore implements Store {
   /** Set by open() (shared by concurrent callers), cleared by close(). */
   private opening: Promise<Layout> | undefined;
   private layout: Layout | undefined;
+  /** The greatest seq written (read at open, then kept up to date by write). */
+  private seqLast = 0;
 
   constructor(readonly location: string) {}
 
@@ -125,7 +157,7 @@ export class LevelStore implements Store {
     return bytes === undefined ? undefined : decodeStored(key, bytes);
   }
 
-  async getMany(keys: readonly string[], keyHashes?: readonly HashText[]): Promise<(Entry | undefined)[]> {
+  async getMany(keys: readonly string[], keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]> {
     if (keys.length === 0) return [];
     const { db, rows } = this.live();
     const keyBytes = keys.map((key) => Buffer.byteLength(key, 'utf8'));
@@ -140,18 +172,41 @@ export class LevelStore implements Store {
       at = end;
     }
     const values = await db.getMany(rowKeys);
-    return values.map((bytes, i) => (bytes === undefined ? undefined : decodeStored(keys[i]!, bytes)));
+    return values.map((bytes, i) => {
+      if (bytes === undefined) {
+        seqsOut?.push(undefined);
+        return undefined;
+      }
+      const stored = decodeStoredSeq(keys[i]!, bytes);
+      seqsOut?.push(stored.seq);
+      return stored.entry;
+    });
   }
 
-  async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void> {
+  async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[], index?: WriteIndex): Promise<void> {
+    if (index === undefined) {
+      // Without the replica's numbering (tests, tools): number after our last seq and find
+      // the rows to delete ourselves. Not safe against a concurrent write; the replica never
+      // comes here.
+      const previousSeqs: (number | undefined)[] = [];
+      await this.getMany(
+        entries.map((entry) => entry.key),
+        keyHashes,
+        previousSeqs,
+      );
+      index = { seqFirst: this.seqLast + 1, previousSeqs };
+    }
+    assert(index.seqFirst > this.seqLast, `seq ${index.seqFirst} is not after the last stored seq ${this.seqLast}`);
+    assert(index.previousSeqs.length === entries.length, 'a previous seq per entry');
     const { db, rows } = this.live();
     // Size first, then encode every row into one buffer: one allocation a batch.
     const keyBytes = entries.map((entry) => Buffer.byteLength(entry.key, 'utf8'));
     let total = rows.hlc.byteLength + 8;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
-      total += rows.e.byteLength + hashPrefixDigits + keyBytes[i]! + encodedEntryBytes(entry, keyBytes[i]!);
+      total += rows.e.byteLength + hashPrefixDigits + keyBytes[i]! + encodedEntryBytes(entry, keyBytes[i]!) + seqBytes;
       total += rows.k.byteLength + 2 * entry.key.length;
+      total += 2 * (rows.s.byteLength + seqBytes);
     }
     const arena = Buffer.allocUnsafe(total);
     // A chained batch on the root: each put hands two views straight to the native batch
@@ -161,12 +216,26 @@ export class LevelStore implements Store {
       let at = 0;
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i]!;
+        const seq = index.seqFirst + i;
         const keyEnd = writeEntryRowKey(arena, at, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes[i]!);
-        const valueEnd = encodeEntryInto(arena, keyEnd, entry, keyBytes[i]!);
+        const valueEnd = writeSeq(arena, encodeEntryInto(arena, keyEnd, entry, keyBytes[i]!), seq);
         batch.put(arena.subarray(at, keyEnd), arena.subarray(keyEnd, valueEnd));
-        arena.set(rows.k, valueEnd);
-        at = writeUtf16be(arena, valueEnd + rows.k.byteLength, entry.key);
-        batch.put(arena.subarray(valueEnd, at), emptyBytes);
+        // The index row's value is the entry: the same bytes as the `e` row's, without the seq.
+        arena.set(rows.s, valueEnd);
+        const sKeyEnd = writeSeq(arena, valueEnd + rows.s.byteLength, seq);
+        batch.put(arena.subarray(valueEnd, sKeyEnd), arena.subarray(keyEnd, valueEnd - seqBytes));
+        at = sKeyEnd;
+        const previous = index.previousSeqs[i];
+        if (previous !== undefined) {
+          arena.set(rows.s, at);
+          const end = writeSeq(arena, at + rows.s.byteLength, previous);
+          batch.del(arena.subarray(at, end));
+          at = end;
+        }
+        arena.set(rows.k, at);
+        const kStart = at;
+        at = writeUtf16be(arena, at + rows.k.byteLength, entry.key);
+        batch.put(arena.subarray(kStart, at), emptyBytes);
       }
       arena.set(rows.hlc, at);
       const hlcAt = at + rows.hlc.byteLength;
@@ -177,6 +246,37 @@ export class LevelStore implements Store {
       throw error;
     }
     await batch.write();
+    if (entries.length > 0) this.seqLast = Math.max(this.seqLast, index.seqFirst + entries.length - 1);
+  }
+
+  async readSeqLast(): Promise<number> {
+    this.live();
+    return this.seqLast;
+  }
+
+  /** One iterator over `s` after `seqAfter`, read in batches (nextv): the rows hold the entries. */
+  async *scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry> {
+    if (seqUpTo <= seqAfter) return;
+    const iterator = this.live().s.iterator({ gt: seqKey(seqAfter), lte: seqKey(seqUpTo) });
+    try {
+      for (;;) {
+        const rows = await iterator.nextv(scanSinceBatchRows);
+        if (rows.length === 0) break;
+        for (const [seqRow, bytes] of rows) {
+          const seq = readSeq(seqRow, 0);
+          let entry: Entry;
+          try {
+            entry = decodeEntry(plainView(bytes));
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            throw new MalformedError(`index row ${seq} does not decode: ${reason}`);
+          }
+          yield { seq, entry };
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
   }
 
   async readHlc(): Promise<Hlc> {
@@ -371,6 +471,18 @@ export class LevelStore implements Store {
       if (isLockedError(error)) throw new StoreLockedError(this.location);
       throw error;
     }
+    try {
+      const format = await layout.m.get(formatMetaName);
+      if (format !== undefined && format[0]! > layoutFormat) {
+        throw new MalformedError(`store layout format ${format[0]} is newer than this version's ${layoutFormat}`);
+      }
+      if (format === undefined || format[0] !== layoutFormat) await migrateToFormat2(layout);
+      const last = await layout.s.keys({ reverse: true, limit: 1 }).all();
+      this.seqLast = last.length === 0 ? 0 : readSeq(last[0]!, 0);
+    } catch (error) {
+      await layout.db.close();
+      throw error;
+    }
     return layout;
   }
 
@@ -378,6 +490,60 @@ export class LevelStore implements Store {
     assert(this.layout !== undefined, `level store ${this.location} is not open`);
     return this.layout;
   }
+}
+
+/**
+ * Bring a directory without the format marker to format 2 (see the top comment): clear the
+ * index, renumber every entry 1..n in hash order with its index row, then put the marker.
+ * Entries already carrying a seq (a migration that crashed midway) are renumbered too.
+ */
+async function migrateToFormat2(layout: Layout): Promise<void> {
+  const { db, e, s, m, rows } = layout;
+  await s.clear();
+  let seq = 0;
+  const iterator = e.iterator();
+  try {
+    for (;;) {
+      const batchRows = await iterator.nextv(migrateBatchRows);
+      if (batchRows.length === 0) break;
+      const batch = db.batch();
+      for (const [storedKey, bytes] of batchRows) {
+        const { entry } = decodeStoredSeq(storedKey.slice(hashPrefixDigits), bytes);
+        seq++;
+        const entryBytes = encodeEntry(entry);
+        const value = Buffer.allocUnsafe(entryBytes.byteLength + seqBytes);
+        value.set(entryBytes, 0);
+        writeSeq(value, entryBytes.byteLength, seq);
+        batch.put(Buffer.concat([rows.e, Buffer.from(storedKey, 'utf8')]), value);
+        const sKey = Buffer.allocUnsafe(rows.s.byteLength + seqBytes);
+        sKey.set(rows.s, 0);
+        writeSeq(sKey, rows.s.byteLength, seq);
+        batch.put(sKey, entryBytes);
+      }
+      await batch.write();
+    }
+  } finally {
+    await iterator.close();
+  }
+  await m.put(formatMetaName, Uint8Array.of(layoutFormat));
+}
+
+/** A seq as 8 bytes big-endian at `offset`; returns the end. Seqs stay below 2^53. */
+function writeSeq(target: Buffer, offset: number, seq: number): number {
+  target.writeUInt32BE(Math.floor(seq / 2 ** 32), offset);
+  target.writeUInt32BE(seq >>> 0, offset + 4);
+  return offset + seqBytes;
+}
+
+function readSeq(bytes: Uint8Array, offset: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, seqBytes);
+  return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+}
+
+function seqKey(seq: number): Uint8Array {
+  const key = Buffer.allocUnsafe(seqBytes);
+  writeSeq(key, 0, seq);
+  return key;
 }
 
 /** The HLC row a snapshot marker moved aside, if any. */
@@ -408,9 +574,21 @@ function isLockedError(error: unknown): boolean {
  * makes the entry's value a plain, copied Uint8Array (Buffer#slice would not copy).
  */
 function decodeStored(key: string, bytes: Uint8Array): Entry {
+  return decodeStoredSeq(key, bytes).entry;
+}
+
+/**
+ * An `e` row: the entry, then its seq (8 bytes; absent only in a format-1 row, which the
+ * migration at open reads: seq 0 there).
+ */
+function decodeStoredSeq(key: string, bytes: Uint8Array): { entry: Entry; seq: number } {
   let entry: Entry;
+  let seq = 0;
   try {
-    entry = decodeEntry(plainView(bytes));
+    const reader = new ByteReader(plainView(bytes));
+    entry = readEntry(reader);
+    if (reader.remaining === seqBytes) seq = readSeq(bytes, bytes.byteLength - seqBytes);
+    else reader.end();
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new MalformedError(`stored entry for key ${JSON.stringify(key)} does not decode: ${reason}`);
@@ -418,7 +596,7 @@ function decodeStored(key: string, bytes: Uint8Array): Entry {
   if (entry.key !== key) {
     throw new MalformedError(`stored entry for key ${JSON.stringify(key)} holds key ${JSON.stringify(entry.key)}`);
   }
-  return entry;
+  return { entry, seq };
 }
 
 function plainView(bytes: Uint8Array): Uint8Array {

@@ -18,13 +18,16 @@
  * - Scans copy the matching slots into an array before yielding, so a write between two
  *   yields does not show up mid-scan (like a LevelDB iterator's implicit snapshot).
  *
+ * - The applied-sequence index is a Map seq -> key: seqs only grow, so its insertion order is
+ *   seq order, and `scanSince` walks it (a test and simulator store: linear is fine).
+ *
  * Stored values are copied on write so a caller reusing its buffer cannot change the store.
  * Entries handed out are the stored objects: callers must not mutate their bytes.
  */
 import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, Store, TakenSnapshot } from '../core/store.js';
+import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
 const bucketDigits = 4;
@@ -34,6 +37,8 @@ interface Slot {
   readonly hashPrefix: string;
   /** encodeEntry(entry).byteLength, kept so sizeBytes() is a running total. */
   bytes: number;
+  /** The applied seq of this version (its row in `bySeq`). */
+  seq: number;
 }
 
 export class MemoryStore implements Store {
@@ -45,6 +50,9 @@ export class MemoryStore implements Store {
   private hlc: Hlc = 0n;
   private readonly meta = new Map<string, Uint8Array>();
   private entryBytes = 0;
+  /** The applied-sequence index: seq -> key, one row per key, in seq order. */
+  private readonly bySeq = new Map<number, string>();
+  private seqLast = 0;
   /** The saved snapshot (a copy); `stale` once a write came after it. */
   private snapshot: { bytes: Uint8Array; stale: boolean } | undefined;
 
@@ -61,27 +69,38 @@ export class MemoryStore implements Store {
     return this.slots.get(key)?.entry;
   }
 
-  async getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+  async getMany(keys: readonly string[], _keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]> {
     this.checkOpen();
+    if (seqsOut) for (const key of keys) seqsOut.push(this.slots.get(key)?.seq);
     return keys.map((key) => this.slots.get(key)?.entry);
   }
 
-  async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[]): Promise<void> {
+  async write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[], index?: WriteIndex): Promise<void> {
     this.checkOpen();
+    const seqFirst = index?.seqFirst ?? this.seqLast + 1;
+    assert(seqFirst > this.seqLast, `seq ${seqFirst} is not after the last stored seq ${this.seqLast}`);
+    assert(index === undefined || index.previousSeqs.length === entries.length, 'a previous seq per entry');
     // No await below: the whole batch lands in one synchronous step.
     if (this.snapshot) this.snapshot.stale = true;
     for (const [i, incoming] of entries.entries()) {
       const entry: Entry = incoming.value === null ? incoming : { ...incoming, value: incoming.value.slice() };
       const bytes = encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
+      const seq = seqFirst + i;
       const slot = this.slots.get(entry.key);
+      // The index row of the version replaced goes: the caller's word for it if given (a
+      // wrong one leaves a stale row, which the simulator's invariant catches), else ours.
+      const previous = index ? index.previousSeqs[i] : slot?.seq;
+      if (previous !== undefined && this.bySeq.get(previous) === entry.key) this.bySeq.delete(previous);
+      this.bySeq.set(seq, entry.key);
       if (slot !== undefined) {
         this.entryBytes += bytes - slot.bytes;
         slot.entry = entry;
         slot.bytes = bytes;
+        slot.seq = seq;
         continue;
       }
       const hashPrefix = hashPrefixOf(keyHashes?.[i] ?? keyHashText(entry.key));
-      const fresh: Slot = { entry, hashPrefix, bytes };
+      const fresh: Slot = { entry, hashPrefix, bytes, seq };
       this.slots.set(entry.key, fresh);
       const bucketName = hashPrefix.slice(0, bucketDigits);
       let bucket = this.buckets.get(bucketName);
@@ -94,6 +113,37 @@ export class MemoryStore implements Store {
       this.sortedKeys = null;
     }
     this.hlc = hlcLast;
+    if (entries.length > 0) this.seqLast = seqFirst + entries.length - 1;
+  }
+
+  async readSeqLast(): Promise<number> {
+    this.checkOpen();
+    return this.seqLast;
+  }
+
+  async *scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry> {
+    this.checkOpen();
+    const matches: SequencedEntry[] = [];
+    for (const [seq, key] of this.bySeq) {
+      if (seq > seqUpTo) break; // insertion order is seq order
+      if (seq > seqAfter) matches.push({ seq, entry: this.slots.get(key)!.entry });
+    }
+    yield* matches;
+  }
+
+  /** For the simulator's invariants: every index row (seq, key), in seq order. */
+  indexRows(): [number, string][] {
+    return [...this.bySeq];
+  }
+
+  /** For the simulator's invariants: the entry stored for `key`, synchronously. */
+  peekEntry(key: string): Entry | undefined {
+    return this.slots.get(key)?.entry;
+  }
+
+  /** For the simulator's invariants: the seq stored with `key`'s entry. */
+  seqOf(key: string): number | undefined {
+    return this.slots.get(key)?.seq;
   }
 
   async readHlc(): Promise<Hlc> {

@@ -25,6 +25,7 @@ describe('deterministic simulation', () => {
     let stops = 0;
     let snapshotStarts = 0;
     let partitions = 0;
+    let deltaSessions = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
@@ -32,6 +33,7 @@ describe('deterministic simulation', () => {
       stops += report.stats.stops;
       snapshotStarts += report.stats.snapshotStarts;
       partitions += report.stats.partitions;
+      deltaSessions += report.stats.deltaSessions;
     }
     assert.deepEqual(failures, []);
     // The faults really happened: a run without them would prove little.
@@ -39,6 +41,7 @@ describe('deterministic simulation', () => {
     assert.ok(partitions > seedCount / 2, `only ${partitions} partitions`);
     assert.ok(stops > seedCount / 2, `only ${stops} clean stops`);
     assert.ok(snapshotStarts > seedCount / 4, `only ${snapshotStarts} starts from a clean stop's snapshot`);
+    assert.ok(deltaSessions > seedCount, `only ${deltaSessions} sessions caught up by delta`);
   });
 
   it('replays a seed exactly', async () => {
@@ -67,6 +70,15 @@ describe('deterministic simulation', () => {
     const caught = await firstFailure({ clockGuard: false });
     assert.ok(caught, 'the simulator did not notice writes stamped ahead of the clock');
     assert.match(caught.violations.join('\n'), /ms ahead of its clock/);
+  });
+
+  // The delta canary: a responder that leaves out the last entry of a delta; the descent would
+  // repair it, so only the delta invariant (an initiator holds everything up to the position
+  // once the delta is merged) can see it.
+  it('catches a delta that leaves out its last entry', async () => {
+    const caught = await firstFailure({ dropLastDeltaEntry: true });
+    assert.ok(caught, 'the simulator did not notice an incomplete delta');
+    assert.match(caught.violations.join('\n'), /merged a delta from node \d+ since \d+ up to seq \d+ but lacks/);
   });
 
   for (const [name, rule] of wrongRules) {

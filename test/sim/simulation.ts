@@ -33,20 +33,28 @@
  *    refused until the clock catches up, not stamped where peers refuse them);
  * 5. every node shows every other up, at its current incarnation, even after every leave ever
  *    sent is replayed to every node at the end (old news loses).
+ * 6. the applied sequence: each node's index holds one row per stored key, at the seq stored
+ *    with its entry, and no seq above the replica's last (checked at the end); every seq a
+ *    commit gives is above every seq before it on that node, across restarts (checked at
+ *    each commit);
+ * 7. a delta is complete: when an initiator that received a delta reaches the descent (the
+ *    delta merged), it holds, for every index row of the responder up to the position the
+ *    responder reported, that version or a newer one (what a full descent from scratch would
+ *    have given it), except versions stamped beyond its drift limit, which it refuses.
  */
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
-import { compareVersions, lastWriterWins, type Entry, type MergeRule, type Version } from '../../src/core/entry.js';
+import { compareVersions, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
 import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
 import { clockDriftMsMax, inboundSessionsMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { FullReplication, holds } from '../../src/core/placement.js';
-import { RefuseReason } from '../../src/core/sync-frames.js';
+import { FrameType, RefuseReason } from '../../src/core/sync-frames.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
-import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sync-session.js';
+import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ScanKeysOptions, Store, TakenSnapshot } from '../../src/core/store.js';
+import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 
@@ -65,6 +73,8 @@ export interface SimOptions {
   staleMessagesLose?: boolean;
   /** Only the clock canary sets this false (see ReplicaOptions.refuseWhenClockAhead). */
   clockGuard?: boolean;
+  /** Only the delta canary sets this (see ReplicaOptions.dropLastDeltaEntry). */
+  dropLastDeltaEntry?: boolean;
 }
 
 export interface SimReport {
@@ -87,6 +97,9 @@ export interface SimReport {
     clockDriftRejections: number;
     simulatedMs: number;
     entries: number;
+    /** Sessions that received a delta, and delta checks (invariant 7) run. */
+    deltaSessions: number;
+    watermarksRecorded: number;
   };
 }
 
@@ -146,20 +159,34 @@ class Fence implements Store {
     this.check();
     return this.disk.get(key);
   }
-  getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+  getMany(keys: readonly string[], keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]> {
     this.check();
-    return this.disk.getMany(keys);
+    return this.disk.getMany(keys, keyHashes, seqsOut);
+  }
+  readSeqLast(): Promise<number> {
+    this.check();
+    return this.disk.readSeqLast();
+  }
+  async *scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry> {
+    this.check();
+    yield* this.disk.scanSince(seqAfter, seqUpTo);
   }
   readHlc(): Promise<Hlc> {
     this.check();
     return this.disk.readHlc();
   }
-  write(entries: readonly Entry[], hlcLast: Hlc): Promise<void> {
+  write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[], index?: WriteIndex): Promise<void> {
     this.check();
     return new Promise((resolve, reject) => {
       this.sim.queue.schedule(this.sim.rng.int(0, 3), () => {
-        if (!this.alive) reject(new Error('node crashed before the write was durable'));
-        else this.disk.write(entries, hlcLast).then(resolve, reject);
+        if (!this.alive) return reject(new Error('node crashed before the write was durable'));
+        // Invariant 6: a durable commit's seqs come after every seq this disk holds or held.
+        if (index === undefined || index.seqFirst <= this.sim.seqIssued(this.disk)) {
+          this.sim.violation(`a commit numbered from ${index?.seqFirst ?? '(none)'} after seq ${this.sim.seqIssued(this.disk)} was made durable on this disk`);
+          return reject(new Error('seq out of order'));
+        }
+        this.sim.issueSeqs(this.disk, index.seqFirst + entries.length - 1);
+        this.disk.write(entries, hlcLast, keyHashes, index).then(resolve, reject);
       });
     });
   }
@@ -203,6 +230,8 @@ export class Simulation {
   private readonly depth: number;
   private readonly violations: string[] = [];
   private readonly acked = new Map<string, Version>();
+  /** Per disk, the greatest seq a commit was given (invariant 6). */
+  private readonly seqsIssued = new Map<MemoryStore, number>();
   private readonly sessions = new Set<Session>();
   /** Connected pairs, as "a:b" with a < b. */
   private readonly links = new Set<string>();
@@ -227,6 +256,8 @@ export class Simulation {
     clockDriftRejections: 0,
     simulatedMs: 0,
     entries: 0,
+    deltaSessions: 0,
+    watermarksRecorded: 0,
   };
 
   constructor(options: SimOptions) {
@@ -238,6 +269,7 @@ export class Simulation {
       mergeRule: lastWriterWins,
       staleMessagesLose: true,
       clockGuard: true,
+      dropLastDeltaEntry: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -303,6 +335,18 @@ export class Simulation {
     };
   }
 
+  seqIssued(disk: MemoryStore): number {
+    return this.seqsIssued.get(disk) ?? 0;
+  }
+
+  issueSeqs(disk: MemoryStore, seqLast: number): void {
+    this.seqsIssued.set(disk, seqLast);
+  }
+
+  violation(text: string): void {
+    this.violations.push(text);
+  }
+
   // --- nodes -------------------------------------------------------------------------------
 
   private async boot(node: SimNode): Promise<void> {
@@ -319,6 +363,8 @@ export class Simulation {
       holds: (keyHash) => !node.membership || holds(this.placement, node.membership.layout(), node.nodeId, keyHash),
       clockAheadOfPeersMs: () => node.membership?.clockAheadOfPeersMs() ?? 0,
       refuseWhenClockAhead: this.options.clockGuard,
+      rng: () => this.rng.float(),
+      dropLastDeltaEntry: this.options.dropLastDeltaEntry,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     if (replica.openedFrom.source === 'snapshot') {
@@ -562,13 +608,54 @@ export class Simulation {
       lastDeliveryAtMs: 0,
       result: undefined,
     });
-    const initiator = new SyncInitiator(from.replica!.syncContext({ cluster, wallClockMs: () => this.wallOf(from) }), this.rng.u32());
+    const initiator = new SyncInitiator(
+      from.replica!.syncContext({ cluster, wallClockMs: () => this.wallOf(from), peerNodeId: to.nodeId }),
+      this.rng.u32(),
+    );
+    this.checkDeltaOnDescent(from, to, initiator);
     const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
     const session: Session = { initiator: side(from), responder: side(to), over: false };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
     this.drive(session, session.initiator, initiator);
     this.drive(session, session.responder, responder);
+  }
+
+  /**
+   * Invariant 7: wrap the initiator's frame handling so that at its first Children frame after
+   * a delta (the driver has merged everything received before it), it holds every version the
+   * responder's index lists up to the position the responder reported.
+   */
+  private checkDeltaOnDescent(from: SimNode, to: SimNode, initiator: SyncInitiator): void {
+    const handle = initiator.handle.bind(initiator);
+    let checked = false;
+    const incarnation = from.incarnation;
+    // An entry refused for clock drift during the session was stamped past this node's wall
+    // at that time plus the drift limit: those are rightly missing. The wall grows, except when
+    // the faults end and every skew is reset (at most once a session): the lower of the wall
+    // at the start and at the check bounds it.
+    const refusedAboveMs = this.wallOf(from) + clockDriftMsMax;
+    initiator.handle = (bytes: Uint8Array): AsyncGenerator<SyncEffect> => {
+      if (!checked && bytes[1] === FrameType.children && initiator.deltaAnnounced && from.incarnation === incarnation) {
+        checked = true;
+        this.stats.deltaSessions++;
+        const upTo = initiator.peerPosition!.seq;
+        const wallMs = this.wallOf(from);
+        for (const [seq, key] of to.disk.indexRows()) {
+          if (seq > upTo) break;
+          const theirs = to.disk.peekEntry(key)!;
+          if (hlcWallMs(theirs.version.hlc) > Math.min(refusedAboveMs, wallMs + clockDriftMsMax)) continue;
+          const ours = from.disk.peekEntry(key);
+          if (ours === undefined || compareVersions(ours.version, theirs.version) < 0) {
+            this.violations.push(
+              `node ${from.index} (wall ${wallMs}) merged a delta from node ${to.index} since ${from.replica?.watermarkOf(to.nodeId)?.seq} up to seq ${upTo} but lacks ${key}@${versionText(theirs.version)} (row ${seq}; holds ${ours ? versionText(ours.version) : 'nothing'})`,
+            );
+            break;
+          }
+        }
+      }
+      return handle(bytes);
+    };
   }
 
   /** Run one side through the core's session driver; its frames go out through `transmit`. */
@@ -616,6 +703,7 @@ export class Simulation {
     if (side === session.initiator) {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       if (!ok) this.stats.sessionsFailed++;
+      if (side.node.incarnation === side.incarnation && side.node.replica?.recordSession(session.responder.node.nodeId, result)) this.stats.watermarksRecorded++;
       if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok }, this.queue.nowMs);
     } else {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
@@ -724,6 +812,22 @@ export class Simulation {
 
   // --- the checker -------------------------------------------------------------------------
 
+  /** Invariant 6 at the end: one index row per stored key, at its entry's seq, none past the replica's last seq. */
+  private checkIndex(node: SimNode): void {
+    const rows = node.disk.indexRows();
+    const seen = new Set<string>();
+    let previous = 0;
+    for (const [seq, key] of rows) {
+      if (seq <= previous) this.violations.push(`node ${node.index}'s index is out of order at seq ${seq}`);
+      previous = seq;
+      if (seen.has(key)) this.violations.push(`node ${node.index}'s index has two rows for ${key}`);
+      seen.add(key);
+      if (node.disk.seqOf(key) !== seq) this.violations.push(`node ${node.index}'s index row ${seq} names ${key}, stored at seq ${node.disk.seqOf(key) ?? 'none'}`);
+    }
+    if (seen.size !== node.replica!.entryCount) this.violations.push(`node ${node.index}'s index has ${seen.size} rows for ${node.replica!.entryCount} entries`);
+    if (previous > node.replica!.position().seq) this.violations.push(`node ${node.index}'s index has seq ${previous} past the replica's ${node.replica!.position().seq}`);
+  }
+
   private async check(): Promise<void> {
     const states: Map<string, string>[] = [];
     for (const node of this.nodes) {
@@ -758,6 +862,7 @@ export class Simulation {
         }
       }
     }
+    for (const node of this.nodes) this.checkIndex(node);
     for (const node of this.nodes) {
       for (const [key, version] of this.acked) {
         const held = (await node.disk.get(key))?.version;

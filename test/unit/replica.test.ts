@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareVersions, keyHashText, type Entry, type Version } from '../../src/core/entry.js';
+import { compareVersions, keyHashText, type Entry, type HashText, type Version } from '../../src/core/entry.js';
 import { InvalidKeyError, ValueTooLargeError } from '../../src/core/errors.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import { Replica, ReplicaClosedError, sameRoot, type AppliedChange, type ReplicaOptions } from '../../src/core/replica.js';
@@ -23,9 +23,9 @@ class SpyStore extends MemoryStore {
 /** A memory store that records every key the replica reads before a merge. */
 class ReadCountingStore extends MemoryStore {
   readonly read: string[] = [];
-  override async getMany(keys: readonly string[]): Promise<(Entry | undefined)[]> {
+  override async getMany(keys: readonly string[], keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]> {
     this.read.push(...keys);
-    return super.getMany(keys);
+    return super.getMany(keys, keyHashes, seqsOut);
   }
 }
 

@@ -84,8 +84,8 @@ function entry(key: string, value: Uint8Array | null, hlc: Hlc = 1n, node = node
   return { key, value, version: { hlc, node } };
 }
 
-async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
-  const all: Entry[] = [];
+async function collect<T>(entries: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
   for await (const each of entries) all.push(each);
   return all;
 }
@@ -107,6 +107,70 @@ const hexDigit = fc.constantFrom(...'0123456789abcdef');
 
 function complianceSuite(subject: Subject): void {
   describe(`Store compliance: ${subject.name}`, () => {
+    // The applied-sequence index (store.ts): one row per key at its entry's seq; an
+    // overwrite moves the key's row in the same batch; scanSince reads a seq range in order.
+    it('keeps one index row per key, moved by an overwrite, and scans a seq range in order', async () => {
+      await withStore(subject, async ({ store, restarted }) => {
+        assert.equal(await store.readSeqLast(), 0);
+        await store.write([entry('a', new Uint8Array([1])), entry('b', null), entry('c', new Uint8Array(0))], 1n, undefined, {
+          seqFirst: 1,
+          previousSeqs: [undefined, undefined, undefined],
+        });
+        const seqs: (number | undefined)[] = [];
+        assert.equal((await store.getMany(['b', 'missing', 'a'], undefined, seqs)).length, 3);
+        assert.deepStrictEqual(seqs, [2, undefined, 1]);
+        await store.write([entry('a', new Uint8Array([2]), 2n)], 2n, undefined, { seqFirst: 4, previousSeqs: [1] });
+        assert.equal(await store.readSeqLast(), 4);
+        const all = await collect(store.scanSince(0, 4));
+        assert.deepStrictEqual(
+          all.map((each) => [each.seq, each.entry.key]),
+          [
+            [2, 'b'],
+            [3, 'c'],
+            [4, 'a'],
+          ],
+        );
+        assert.deepStrictEqual(all[2]!.entry, entry('a', new Uint8Array([2]), 2n));
+        assert.deepStrictEqual((await collect(store.scanSince(2, 3))).map((each) => each.seq), [3], 'after, up to: both bounds');
+        assert.deepStrictEqual(await collect(store.scanSince(4, 9)), []);
+        // A write without the replica's numbering numbers after the last seq and finds the old rows itself.
+        await store.write([entry('c', new Uint8Array([3]), 3n)], 3n);
+        assert.deepStrictEqual((await collect(store.scanSince(0, 9))).map((each) => [each.seq, each.entry.key]), [
+          [2, 'b'],
+          [4, 'a'],
+          [5, 'c'],
+        ]);
+        // A numbering that goes back is a bug, refused before anything is written.
+        await assert.rejects(store.write([entry('d', null)], 4n, undefined, { seqFirst: 5, previousSeqs: [undefined] }));
+        await store.close();
+        const reopened = restarted();
+        await reopened.open();
+        assert.equal(await reopened.readSeqLast(), 5);
+      });
+    });
+
+    it('index: any sequence of batches leaves one row per key, in seq order, at the seq of its last write', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { minLength: 1, maxLength: 4 }), { maxLength: 8 }), async (batches) => {
+          await withStore(subject, async ({ store }) => {
+            const lastSeq = new Map<string, number>();
+            let seq = 0;
+            for (const keys of batches) {
+              const unique = [...new Set(keys)];
+              await store.write(unique.map((key) => entry(key, null, BigInt(seq + 1))), 1n);
+              for (const key of unique) lastSeq.set(key, ++seq);
+            }
+            const rows = await collect(store.scanSince(0, seq));
+            assert.deepStrictEqual(
+              rows.map((each) => [each.seq, each.entry.key]),
+              [...lastSeq].map(([key, at]) => [at, key]).sort((x, y) => (x[0] as number) - (y[0] as number)),
+            );
+          });
+        }),
+        { numRuns: propertyRuns },
+      );
+    });
+
     it('get of a missing key is undefined', async () => {
       await withStore(subject, async ({ store }) => {
         assert.equal(await store.get('missing'), undefined);
@@ -406,8 +470,15 @@ describe('LevelStore on-disk layout', () => {
       e: db.sublevel<string, Uint8Array>('e', { keyEncoding: 'utf8', valueEncoding: 'view' }),
       k: db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' }),
       m: db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' }),
+      s: db.sublevel<Uint8Array, Uint8Array>('s', { keyEncoding: 'view', valueEncoding: 'view' }),
     };
   }
+  /** A seq as the store keeps it: 8 bytes big-endian. */
+  const seqBytes = (seq: number): Uint8Array => {
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64BE(BigInt(seq));
+    return new Uint8Array(bytes);
+  };
   const utf16be = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf16le').swap16());
   const hlcBytes = (hlc: bigint): Uint8Array => {
     const bytes = Buffer.alloc(8);
@@ -439,8 +510,26 @@ describe('LevelStore on-disk layout', () => {
         assert.deepStrictEqual(await store.getMany(entries.map((each) => each.key)), entries);
         assert.deepStrictEqual(keysOf(await collect(store.scanKeys())), ['a', 'b\uffff', '\u{1f511}x']);
         assert.equal((await collect(store.scanHash(''))).length, 3);
+        // A directory from before the applied-sequence index: open numbered every entry
+        // (in hash order) and built the index, one row each.
+        assert.equal(await store.readSeqLast(), 3);
+        const indexed = await collect(store.scanSince(0, 3));
+        assert.deepStrictEqual(indexed.map((each) => each.seq), [1, 2, 3]);
+        assert.deepStrictEqual(new Set(indexed.map((each) => each.entry.key)), new Set(entries.map((each) => each.key)));
+        await store.write([entry('a', new Uint8Array([9]), 5n)], 99n);
+        assert.deepStrictEqual((await collect(store.scanSince(0, 10))).map((each) => each.seq).length, 3, 'the overwrite moved a row');
+        assert.deepStrictEqual((await collect(store.scanSince(3, 10))).map((each) => [each.seq, each.entry.key]), [[4, 'a']]);
       } finally {
         await store.close();
+      }
+      // Opened again: the format marker is there, nothing is renumbered.
+      const again = new LevelStore(dir);
+      await again.open();
+      try {
+        assert.equal(await again.readSeqLast(), 4);
+        assert.deepStrictEqual((await collect(again.scanSince(3, 10))).map((each) => [each.seq, each.entry.key]), [[4, 'a']]);
+      } finally {
+        await again.close();
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -456,14 +545,18 @@ describe('LevelStore on-disk layout', () => {
       await store.write(entries, 99n);
       await store.close();
       const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
-      const { e, k, m } = sublevels(db);
+      const { e, k, m, s } = sublevels(db);
       try {
-        for (const each of entries) {
-          assert.deepStrictEqual(new Uint8Array((await e.get(keyHashPrefix(each.key) + each.key))!), encodeEntry(each));
+        for (const [i, each] of entries.entries()) {
+          // The entry, then its seq (the store numbered the batch 1..3).
+          const rowKey = keyHashPrefix(each.key) + each.key;
+          assert.deepStrictEqual(new Uint8Array((await e.get(rowKey))!), new Uint8Array([...encodeEntry(each), ...seqBytes(i + 1)]));
           assert.deepStrictEqual(new Uint8Array((await k.get(utf16be(each.key)))!), new Uint8Array(0));
+          assert.deepStrictEqual(new Uint8Array((await s.get(seqBytes(i + 1)))!), encodeEntry(each), 'the index row holds the entry');
         }
         assert.deepStrictEqual(new Uint8Array((await m.get('hlc'))!), hlcBytes(99n));
-        assert.equal((await db.keys().all()).length, 2 * entries.length + 1, 'no other rows');
+        assert.deepStrictEqual(new Uint8Array((await m.get('format'))!), new Uint8Array([2]));
+        assert.equal((await db.keys().all()).length, 3 * entries.length + 2, 'no other rows');
       } finally {
         await db.close();
       }

@@ -1,0 +1,85 @@
+/**
+ * Catch-up by delta with real processes (docs/design-applied-sequence.md, part 1): a node
+ * that held a watermark for its peer is stopped, the peer takes N writes, and the node,
+ * restarted on its data directory, gets exactly those N entries as a delta (counters on both
+ * sides), with equal roots at the end. Then the peer's store epoch is changed while both are
+ * down (as if its directory had been made anew under the same identity): the node's
+ * watermark names another epoch, so the peer sends no delta and the descent catches the node
+ * up. Only status (counters, key count, Merkle root) is observed; every wait has a deadline.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { counter, stopCleanly, waitConverged, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { pad, putMany, startPeer } from '../helpers/cluster.js';
+
+const fast = ['--sync-interval-ms', '200'];
+const value100 = (i: number): Uint8Array => Buffer.from(`v${pad(i)}`.padEnd(100, '.'));
+
+describe('catch-up by delta, real processes', () => {
+  const running: NodeProcess[] = [];
+  after(async () => {
+    for (const node of running) await node.stop().catch(() => undefined);
+  });
+
+  it('a restarted node gets what it missed as a delta; after the peer changed epoch, by descent', async () => {
+    const count = 5_000;
+    let a = await startPeer('A', { args: fast });
+    running.push(a);
+    let c = await startPeer('C', { bootstrap: [a], args: fast });
+    running.push(c);
+    await waitMesh([a, c]);
+    await putMany(a.client, 1_000, (i) => `d1/${pad(i)}`, value100, 128);
+    await waitConverged([a, c], 30_000);
+    // C's periodic sessions with A end in sync (or C's catch-up proved it): a watermark.
+    await waitFor(async () => counter(await c.status(), 'sync_watermarks_recorded') >= 1, { deadlineMs: 20_000, what: 'C to record a watermark for A' });
+
+    const cDir = c.dataDir;
+    await stopCleanly(c);
+    const load = await putMany(a.client, count, (i) => `d2/${pad(i)}`, value100, 256);
+    c = await startPeer('C', { bootstrap: [a], args: fast, dataDir: cDir });
+    running.push(c);
+    const [aFinal, cFinal] = await waitConverged([a, c], 60_000);
+    assert.equal(cFinal!.merkleRoot, aFinal!.merkleRoot);
+    assert.equal(cFinal!.keyCount, aFinal!.keyCount);
+    // The delta path was used: C received one delta holding at least the missed writes (its
+    // watermark may predate the last of the first 1,000), and never needed the descent.
+    const cStatus = await c.status();
+    assert.ok(counter(cStatus, 'sync_delta_received') >= 1, `no delta received: ${JSON.stringify(cStatus.counters)}`);
+    const deltaEntries = counter(cStatus, 'sync_delta_entries_received');
+    assert.ok(deltaEntries >= count && deltaEntries <= count + 1_000, `delta of ${deltaEntries} entries for ${count} missed`);
+    assert.equal(counter(cStatus, 'sync_delta_descended'), 0, 'the delta alone brought the roots together');
+    assert.ok(counter(await a.status(), 'sync_delta_sent') >= 1, 'A served a delta');
+    const bytesIn = counter(cStatus, 'sync_bytes_in');
+    assert.ok(bytesIn <= 1.2 * load.wireBytes + 64 * 1024, `C received ${bytesIn} sync bytes for ${load.wireBytes} bytes of missed entries`);
+
+    // Both down; A's store gets another epoch, as a directory made anew under the same identity would.
+    const aDir = a.dataDir;
+    await stopCleanly(c);
+    await stopCleanly(a);
+    const db = new Level<string, Uint8Array>(join(aDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    const meta = db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const oldEpoch = await meta.get('epoch');
+    assert.equal(oldEpoch?.byteLength, 16, 'A has an epoch');
+    await meta.put('epoch', new Uint8Array(16).fill(0x5a));
+    await db.close();
+
+    a = await startPeer('A', { args: fast, dataDir: aDir });
+    running.push(a);
+    // A few writes C has not seen, so its session with A is not simply in sync.
+    await putMany(a.client, 200, (i) => `d3/${pad(i)}`, value100, 64);
+    c = await startPeer('C', { bootstrap: [a], args: fast, dataDir: cDir });
+    running.push(c);
+    const [aLast, cLast] = await waitConverged([a, c], 60_000);
+    assert.equal(cLast!.merkleRoot, aLast!.merkleRoot);
+    const after = await c.status();
+    assert.equal(counter(after, 'sync_delta_received'), 0, 'no delta across epochs');
+    assert.ok(counter(after, 'sync_sessions_synced') >= 1, 'the descent repaired the difference');
+    // And the new epoch gives C a new watermark: the next catch-up is a delta again.
+    await waitFor(async () => counter(await c.status(), 'sync_watermarks_recorded') >= 1, { deadlineMs: 20_000, what: 'C to record a watermark in the new epoch' });
+    await stopCleanly(c);
+    await stopCleanly(a);
+  });
+});
