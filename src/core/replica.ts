@@ -138,6 +138,8 @@ export interface SyncContextOptions {
   wallClockMs?: WallClockMs;
   /** Initiator only: the peer's node id, to name its watermark as `since` (catch-up by delta). */
   peerNodeId?: string;
+  /** Initiator only: false toward a peer that does not read positions (sync protocol 1.0.0). */
+  positions?: boolean;
 }
 
 /** The Merkle root: what two replicas compare first. */
@@ -385,6 +387,7 @@ export class Replica {
       wallClockMs: options.wallClockMs,
       position: () => this.position(),
       since: options.peerNodeId === undefined ? undefined : this.watermarks.get(options.peerNodeId),
+      ...(options.positions === undefined ? {} : { positions: options.positions }),
       dropLastDeltaEntry: this.dropLastDeltaEntry,
     };
   }

@@ -94,6 +94,12 @@ export interface SyncContext {
   readonly position?: () => SyncPosition;
   /** Initiator: a position of the responder's that we hold everything up to (its watermark). */
   readonly since?: SyncPosition | undefined;
+  /**
+   * Initiator: whether the responder reads the Hello's positions extension (default true).
+   * A responder of protocol 1.0.0 refuses a Hello with it, so toward such a peer the Hello
+   * is the old one: no Position, no delta, the descent alone.
+   */
+  readonly positions?: boolean;
   /** Only the simulator's canary sets this: the responder leaves out the last entry of a delta. */
   readonly dropLastDeltaEntry?: boolean;
 }
@@ -258,8 +264,7 @@ export class SyncInitiator extends SessionBase {
         rootDigest: tree.rootDigest.slice(),
         rootCount: tree.rootCount,
         wallMs: Math.max(0, Math.floor(this.ctx.wallClockMs?.() ?? 0)),
-        positions: true,
-        since: this.ctx.since,
+        ...(this.ctx.positions === false ? {} : { positions: true, since: this.ctx.since }),
       }),
     };
   }

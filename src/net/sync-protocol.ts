@@ -1,5 +1,5 @@
 /**
- * The anti-entropy protocol `/ckv/<cluster>/sync/1.0.0`: one libp2p stream per session,
+ * The anti-entropy protocol `/ckv/<cluster>/sync/1.1.0` (and 1.0.0): one libp2p stream per session,
  * length-prefixed frames (FramedStream), driving the core's SyncInitiator / SyncResponder
  * state machines through the core's session driver. This file only moves frames and applies
  * entries; every protocol decision is in src/core/sync-session.ts and session-driver.ts.
@@ -13,6 +13,12 @@
  * either role: a Hello followed by silence gives its slot back within seconds). Anything
  * malformed from a peer ends that session and is counted (`sync_rejected`); nothing it sent
  * after the bad frame is applied.
+ *
+ * Versions: 1.1.0 adds the Hello's positions extension (the responder's Position and catch-up
+ * by delta, src/core/sync-frames.ts); a 1.0.0 responder refuses such a Hello as malformed. A
+ * node serves both and dials 1.1.0 first, falling back to 1.0.0 (multistream-select picks the
+ * first the peer supports), and sends the extension only on 1.1.0: a cluster upgraded one node
+ * at a time keeps syncing both ways.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Entry } from '../core/entry.js';
@@ -32,8 +38,14 @@ import type { Logger } from '../util/logger.js';
 import { FramedStream } from './framed-stream.js';
 import type { CkvLibp2p } from './libp2p.js';
 
+/** The protocol every ckv version speaks (and identifies a ckv node by). */
 export function syncProtocolId(cluster: string): string {
   return `/ckv/${cluster}/sync/1.0.0`;
+}
+
+/** 1.1.0: Hello may carry the positions extension (catch-up by delta). */
+export function syncProtocolIdPositions(cluster: string): string {
+  return `/ckv/${cluster}/sync/1.1.0`;
 }
 
 /** A session ends after this long whatever its state; what it applied stays applied. */
@@ -87,6 +99,8 @@ export interface SyncServiceOptions {
 
 export class SyncService {
   readonly protocol: string;
+  /** The protocol version with the positions extension, dialled first. */
+  readonly protocolPositions: string;
   private inbound = 0;
   /** Sessions being served, by peer: we do not start one with a peer that is syncing with us. */
   private readonly servingPeers = new Map<string, number>();
@@ -97,6 +111,7 @@ export class SyncService {
 
   constructor(private readonly components: SyncServiceComponents, private readonly options: SyncServiceOptions) {
     this.protocol = syncProtocolId(options.cluster);
+    this.protocolPositions = syncProtocolIdPositions(options.cluster);
     this.frameBytesMax = (options.valueBytesMax ?? valueBytesMaxDefault) + entriesFrameBytesTarget + 64 * 1024;
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? sessionTimeoutMsDefault;
   }
@@ -105,7 +120,8 @@ export class SyncService {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    await this.components.libp2p.handle(this.protocol, (stream, connection) => void this.serve(stream, connection), {
+    // One handler for both versions: the responder reads either Hello (the extension is optional).
+    await this.components.libp2p.handle([this.protocolPositions, this.protocol], (stream, connection) => void this.serve(stream, connection), {
       // Streams past the session limit still open, so the peer gets a typed `busy` reply.
       maxInboundStreams: this.options.inboundSessionsMax * 4,
     });
@@ -116,7 +132,7 @@ export class SyncService {
     if (!this.started) return;
     this.started = false;
     this.stopController.abort(new Error('node stopping'));
-    await this.components.libp2p.unhandle(this.protocol).catch(() => undefined);
+    await this.components.libp2p.unhandle([this.protocolPositions, this.protocol]).catch(() => undefined);
   }
 
   /**
@@ -136,13 +152,15 @@ export class SyncService {
     let result: SyncResult | undefined;
     let error: string | undefined;
     try {
-      const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
+      const stream = await this.components.libp2p.dialProtocol(peer, [this.protocolPositions, this.protocol], { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
       const initiator = new SyncInitiator(
         replica.syncContext({
           cluster: this.options.cluster,
           wallClockMs: this.options.wallClockMs ?? Date.now,
           ...(peerNodeId === undefined ? {} : { peerNodeId }),
+          // A 1.0.0 peer refuses the positions extension: the old Hello, the descent alone.
+          positions: stream.protocol === this.protocolPositions,
         }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
