@@ -5,8 +5,8 @@
  * completed), called through the control API's own client (src/control/h2.ts). No ckv, no
  * grpc-js, no LevelDB: only the process wake-ups, node:http2 on both sides and the socket. On a
  * VM whose idle vCPUs halt, a call after an idle pause costs several times a call made back to
- * back (docs/measurements.md, "Idle put acknowledgement"), and no server can answer faster
- * than this.
+ * back (docs/measurements.md, "idle put acknowledgement"), and no server on node:http2 answers
+ * faster than this.
  */
 import { once } from 'node:events';
 import { join } from 'node:path';

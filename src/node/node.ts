@@ -239,7 +239,7 @@ export class CkvNode implements NodeApi {
    * (grpc-js sends it once the message's write has completed, a libuv callback of that turn).
    * Publishing (encoding, the message id's hash, per peer a noise encryption and socket
    * writes) costs an idle node ~1 ms of CPU, which an idle put's acknowledgement waited for
-   * while gossip went first (docs/measurements.md, "Idle put acknowledgement"). The changes of
+   * while gossip went first (docs/measurements.md, "idle put acknowledgement"). The changes of
    * every commit of those turns are handed over together, so gossip still sends them as one
    * message (split at its limits). stop() hands over what is left before gossip stops.
    */
