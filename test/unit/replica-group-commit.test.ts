@@ -83,6 +83,7 @@ describe('Replica group commit', () => {
     ];
     await yieldMicrotasks();
     assert.equal(store.batches.length, 1, 'nothing else is committed while a commit is in flight');
+    assert.equal(replica.queuedCalls, 5, 'the five calls wait for the next commit');
 
     store.release();
     await first;
@@ -94,6 +95,7 @@ describe('Replica group commit', () => {
     assert.equal((many as unknown[]).length, 2);
     assert.equal((report as { applied: number }).applied, 1);
     assert.equal(store.batches.length, 2, 'two commits in all');
+    assert.equal(replica.queuedCalls, 0);
 
     // Idle again: the next write does not wait for company either.
     const next = replica.put('next', value('n'));
