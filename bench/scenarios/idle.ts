@@ -7,11 +7,14 @@
  * the cluster idle, timed from the bench's send to the reply (gRPC over the Unix socket, the
  * replica's commit, LevelDB, and whatever the node does before it answers). Baseline in the
  * same run: a Get of a stored key on the same connection (the gRPC round trip and one
- * LevelDB read: the floor a put cannot beat by much).
+ * LevelDB read: the floor a put cannot beat by much), and the same call to a bare node:http2
+ * server in a process of its own (bench/lib/http2-floor.ts: what this machine charges any
+ * server for a call after an idle pause).
  */
 import { performance } from 'node:perf_hooks';
 import { counter, putMany, sleep, type NodeProcess } from '../../harness/index.js';
 import { startCluster } from '../lib/cluster.js';
+import { Http2Floor } from '../lib/http2-floor.js';
 import { median, quantile } from '../lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -62,7 +65,7 @@ function sessionsOf(status: { counters: Record<string, string> }): number {
 export const idle: Scenario = {
   name: 'idle',
   title: 'Idle cost of anti-entropy between nodes in sync',
-  estimateS: (quick) => (quick ? 9 : 25),
+  estimateS: (quick) => (quick ? 10 : 30),
   async run(ctx: Ctx): Promise<ScenarioResult> {
     const config = { nodes: 3, keys: ctx.quick ? 1000 : 10_000, syncs: ctx.quick ? 12 : 30, idleWindowS: ctx.quick ? 3 : 10, valueBytes: 100, acks: ctx.quick ? 100 : 400, ackGapMs: 10 };
     const { progress } = ctx;
@@ -74,6 +77,7 @@ export const idle: Scenario = {
     const sessions: Session[] = [];
     let ackMs: number[] = [];
     let getMs: number[] = [];
+    let floorMs: number[] = [];
     let window: { seconds: number; perNode: { node: string; sessionsPerS: number; bytesPerS: number }[] } | undefined;
     try {
       await cluster.waitMesh(30_000);
@@ -91,9 +95,15 @@ export const idle: Scenario = {
       // Interleaved, so load from elsewhere on the machine hits both alike.
       progress.detail(`idle put acknowledgement: ${config.acks} puts, ${config.ackGapMs} ms apart`, 0.6);
       const client = nodes[0]!.client;
-      for (let round = 0; round < 4; round++) {
-        ackMs = ackMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.put(`idle-ack/${round}/${i}`, value)));
-        getMs = getMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.get(`idle/${i}`)));
+      const floor = await Http2Floor.start();
+      try {
+        for (let round = 0; round < 4; round++) {
+          ackMs = ackMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.put(`idle-ack/${round}/${i}`, value)));
+          getMs = getMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, (i) => client.get(`idle/${i}`)));
+          floorMs = floorMs.concat(await timeCalls(config.acks / 4, config.ackGapMs, () => floor.call()));
+        }
+      } finally {
+        await floor.stop();
       }
       progress.detail(`idle window of ${config.idleWindowS} s`, 0.65);
       const before = await Promise.all(nodes.map((n) => n.status()));
@@ -124,6 +134,7 @@ export const idle: Scenario = {
     const ackP50 = quantile(ackMs, 50 / 100);
     const ackP99 = quantile(ackMs, 99 / 100);
     const getP50 = quantile(getMs, 50 / 100);
+    const floorP50 = quantile(floorMs, 50 / 100);
     const outcomes = [...new Set(sessions.map((s) => s.outcome))].join(', ');
     const bytesPerNodePerS = median(window?.perNode.map((p) => p.bytesPerS) ?? []);
     const sessionsPerNodePerS = median(window?.perNode.map((p) => p.sessionsPerS) ?? []);
@@ -139,11 +150,11 @@ export const idle: Scenario = {
         outcomes,
         sessions: sessions.map((s) => ({ ...s, ms: round(s.ms, 2) })),
         background: window,
-        ack: { p50Ms: round(ackP50, 3), p90Ms: round(quantile(ackMs, 90 / 100), 3), p99Ms: round(ackP99, 3), getP50Ms: round(getP50, 3) },
+        ack: { p50Ms: round(ackP50, 3), p90Ms: round(quantile(ackMs, 90 / 100), 3), p99Ms: round(ackP99, 3), getP50Ms: round(getP50, 3), floorP50Ms: round(floorP50, 3) },
       },
       summary: [
         { scenario: 'idle', measure: 'one sync between nodes in sync: round trips, bytes', ckv: `${rounds} RT, ${fmtBytes(total)}`, baseline: 'target: 1 RT, < 200 B', ratio: `${(total / 200).toFixed(2)}x of 200 B` },
-        { scenario: 'idle', measure: 'idle put acknowledged (3 nodes, gRPC) p50 / p99', ckv: `${fmtMs(ackP50)} / ${fmtMs(ackP99)}`, baseline: `Get p50 ${fmtMs(getP50)}`, ratio: fmtRatio(ackP50 / getP50) },
+        { scenario: 'idle', measure: 'idle put acknowledged (3 nodes, gRPC) p50 / p99', ckv: `${fmtMs(ackP50)} / ${fmtMs(ackP99)}`, baseline: `Get p50 ${fmtMs(getP50)}; bare http2 ${fmtMs(floorP50)}`, ratio: fmtRatio(ackP50 / getP50) },
         { scenario: 'idle', measure: 'background anti-entropy per node (idle)', ckv: `${bytesPerNodePerS.toFixed(0)} B/s`, baseline: `${sessionsPerNodePerS.toFixed(2)} sessions/s`, ratio: '' },
       ],
       details: [
@@ -154,11 +165,12 @@ export const idle: Scenario = {
           numeric: [0, 1, 2, 3, 4],
         },
         {
-          title: `Idle put acknowledgement: ${ackMs.length} single puts of ${config.valueBytes} B to n00 of 3 nodes, ${config.ackGapMs} ms apart, interleaved with as many Gets`,
+          title: `Idle put acknowledgement: ${ackMs.length} single puts of ${config.valueBytes} B to n00 of 3 nodes, ${config.ackGapMs} ms apart, interleaved with as many Gets and bare http2 calls`,
           headers: ['call', 'p50 ms', 'p90 ms', 'p99 ms'],
           rows: [
             ['Put (acknowledged once durable)', ackP50.toFixed(3), quantile(ackMs, 90 / 100).toFixed(3), ackP99.toFixed(3)],
             ['Get of a stored key (baseline)', getP50.toFixed(3), quantile(getMs, 90 / 100).toFixed(3), quantile(getMs, 99 / 100).toFixed(3)],
+            ['bare node:http2 server, same client (the machine\'s floor)', floorP50.toFixed(3), quantile(floorMs, 90 / 100).toFixed(3), quantile(floorMs, 99 / 100).toFixed(3)],
           ],
           numeric: [1, 2, 3],
         },
@@ -171,10 +183,13 @@ export const idle: Scenario = {
       ],
       targets: [
         target('idle', 'idle sync: one round trip', rounds, '<=', 1, 'round trips', `outcome ${outcomes}`),
-        target('idle', 'idle put acknowledged p50 (gRPC, 3 nodes)', round(ackP50, 3), '<=', 1, 'ms', `Get p50 ${fmtMs(getP50)} on the same connection`),
+        target('idle', 'idle put acknowledged p50 (gRPC, 3 nodes)', round(ackP50, 3), '<=', 1, 'ms', `Get p50 ${fmtMs(getP50)} on the same connection; a bare node:http2 server ${fmtMs(floorP50)}`),
         target('idle', 'idle sync: under 200 bytes (both directions)', total, '<', 200, 'B', `${sent} B sent + ${received} B received`),
       ],
-      notes: ['Bytes are the sync protocol\'s framed payload as the node counts it (bytes_sent / bytes_received of the session); noise and yamux framing and TCP/IP headers come on top.'],
+      notes: [
+        'Bytes are the sync protocol\'s framed payload as the node counts it (bytes_sent / bytes_received of the session); noise and yamux framing and TCP/IP headers come on top.',
+        'The bare node:http2 server (bench/lib/http2-floor.ts) answers each call as grpc-js answers a unary one, in a process of its own, through the same client: what any server pays here for a call after an idle pause (process wake-ups, node:http2 on both sides), with no ckv, grpc-js or LevelDB.',
+      ],
       profiles,
     };
   },

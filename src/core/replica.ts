@@ -525,6 +525,14 @@ export class Replica {
     return new Promise((resolve) => this.roomListeners.push({ entries, resolve }));
   }
 
+  /**
+   * Calls (puts, writeMany and applyRemote calls) waiting for the next commit: above 0 while
+   * writes arrive faster than commits end (the node then gossips without delay).
+   */
+  get queuedCalls(): number {
+    return this.queue.length;
+  }
+
   /** Remote entries queued or being committed (at most remoteQueueEntriesMax, or one larger call). */
   get remoteQueuedEntries(): number {
     return this.remoteQueued;

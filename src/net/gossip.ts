@@ -7,9 +7,10 @@
  * loop; publishChange collects them and a microtask queued by the first publishes them after
  * that loop as ONE `entries` message (split at gossipBatchEntriesMax entries or
  * gossipBatchBytesMax bytes, src/core/limits.ts). Nothing waits on a timer: a lone put goes
- * out in the same event-loop turn, as an `entry` message (the format older nodes read), and a
- * burst of writes costs one message (one id hash, one encryption, a few syscalls) per commit
- * instead of one per write.
+ * out as soon as the node hands it over (on an idle node two event-loop turns after its
+ * commit, once its acknowledgement has left: src/node/node.ts, publishSoon), as an `entry`
+ * message (the format older nodes read), and a burst of writes costs one message (one id
+ * hash, one encryption, a few syscalls) per commit instead of one per write.
  *
  * Messages (u8 version, u8 type; types only append, they are part of the protocol):
  * - entry:    one whole entry (values up to gossipValueBytesMax);

@@ -75,6 +75,10 @@ export class CkvNode implements NodeApi {
    * (which wait for room too) get their turn between slices instead of after a whole import.
    */
   private importTail: Promise<unknown> = Promise.resolve();
+  /**
+   * Local writes and imported entries applied but not yet handed to gossip: see publishSoon.
+   */
+  private unpublished: AppliedChange[] = [];
   /** How long Replica.open took (logged by logReplicaOpened). */
   private replicaOpenMs = 0;
   /** The status page's URL (`http://host:port/`), or '' when HTTP is off; set by the wiring. */
@@ -225,10 +229,38 @@ export class CkvNode implements NodeApi {
     // An imported entry was written long ago: its age is not a convergence time.
     const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
     if (!imported) this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
-    if (change.origin === 'local' || imported) this.cluster?.publishChange(change);
+    if (change.origin === 'local' || imported) this.publishSoon(change);
     // Called for every write: the event is only built when a watcher listens.
     if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
   }
+
+  /**
+   * Hands a change to gossip two event-loop turns after its commit, so the commit's
+   * acknowledgements leave first. A gRPC unary reply leaves in two steps: its message in the
+   * commit's turn (node:http2 writes in the check phase) and its status in the next turn
+   * (grpc-js sends it once the message's write has completed, a libuv callback of that turn).
+   * Publishing (encoding, the message id's hash, per peer a noise encryption and socket
+   * writes) costs an idle node ~1 ms of CPU, which an idle put's acknowledgement waited for
+   * while gossip went first (docs/measurements.md, "idle put acknowledgement"). The changes of
+   * every commit of those turns are handed over together, so gossip still sends them as one
+   * message (split at its limits). stop() hands over what is left before gossip stops.
+   *
+   * Not when busy (writes already wait for the next commit): turns are long then, and holding
+   * gossip back two of them delayed every peer by more than the acknowledgement gained (the
+   * convergence scenario at 500 writes/s on 5 nodes); the change goes at once, as before,
+   * with anything still held back ahead of it.
+   */
+  private publishSoon(change: AppliedChange): void {
+    this.unpublished.push(change);
+    if (this.replica.queuedCalls > 0) this.publishUnpublished();
+    else if (this.unpublished.length === 1) setImmediate(() => setImmediate(this.publishUnpublished));
+  }
+
+  private readonly publishUnpublished = (): void => {
+    const changes = this.unpublished;
+    this.unpublished = [];
+    for (const change of changes) this.cluster?.publishChange(change);
+  };
 
   /** A front end (control or HTTP server) to close first when the node stops. */
   addFrontEnd(frontEnd: FrontEnd): void {
@@ -405,6 +437,8 @@ export class CkvNode implements NodeApi {
   private async doStop(reason: string, log: boolean): Promise<void> {
     if (log) this.logger.info('node stopping', { reason });
     await Promise.all(this.frontEnds.map((frontEnd) => frontEnd.close()));
+    // Acknowledged writes not yet handed to gossip go out with the gossip's last flush.
+    this.publishUnpublished();
     await this.cluster?.stop();
     await this.replica.close();
     if (log) {
