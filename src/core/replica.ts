@@ -140,6 +140,11 @@ export interface SyncContextOptions {
   peerNodeId?: string;
   /** Initiator only: false toward a peer that does not read positions (sync protocol 1.0.0). */
   positions?: boolean;
+  /**
+   * Initiator only: false to leave `since` out (no delta; the Position is still asked for, so
+   * an in-sync session still records a watermark). Default true.
+   */
+  delta?: boolean;
 }
 
 /** The Merkle root: what two replicas compare first. */
@@ -386,7 +391,7 @@ export class Replica {
       childDigestBytes: options.childDigestBytes,
       wallClockMs: options.wallClockMs,
       position: () => this.position(),
-      since: options.peerNodeId === undefined ? undefined : this.watermarks.get(options.peerNodeId),
+      since: options.peerNodeId === undefined || options.delta === false ? undefined : this.watermarks.get(options.peerNodeId),
       ...(options.positions === undefined ? {} : { positions: options.positions }),
       dropLastDeltaEntry: this.dropLastDeltaEntry,
     };

@@ -48,6 +48,9 @@ export function syncProtocolIdPositions(cluster: string): string {
   return `/ckv/${cluster}/sync/1.1.0`;
 }
 
+/** Peers whose last successful connection is remembered (more than any cluster's members). */
+const syncedConnectionsMax = 4096;
+
 /** A session ends after this long whatever its state; what it applied stays applied. */
 export const sessionTimeoutMsDefault = 60_000;
 
@@ -108,6 +111,8 @@ export class SyncService {
   private readonly stopController = new AbortController();
   private readonly frameBytesMax: number;
   private readonly sessionTimeoutMs: number;
+  /** Peer id -> the connection on which a session with it last succeeded (see syncWith). */
+  private readonly syncedOnConnection = new Map<string, string>();
 
   constructor(private readonly components: SyncServiceComponents, private readonly options: SyncServiceOptions) {
     this.protocol = syncProtocolId(options.cluster);
@@ -148,6 +153,13 @@ export class SyncService {
     }
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const { replica } = this.components;
+    // A delta only in the first session that succeeds on a connection (after a start or a
+    // reconnect: when this node may have missed writes). While connected, gossip delivers the
+    // peer's writes, and a delta from an old watermark would re-send all of them: under a
+    // write load every periodic session streamed everything since the last exactly-equal root
+    // (5-node throughput fell to a third). Later sessions on the connection descend, as before.
+    const connectionId = this.components.libp2p.getConnections(peer)[0]?.id;
+    const delta = connectionId === undefined || this.syncedOnConnection.get(peerId) !== connectionId;
     let framed: FramedStream | undefined;
     let result: SyncResult | undefined;
     let error: string | undefined;
@@ -161,6 +173,7 @@ export class SyncService {
           ...(peerNodeId === undefined ? {} : { peerNodeId }),
           // A 1.0.0 peer refuses the positions extension: the old Hello, the descent alone.
           positions: stream.protocol === this.protocolPositions,
+          delta,
         }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
@@ -172,6 +185,7 @@ export class SyncService {
       framed?.abort(cause instanceof Error ? cause : new Error(String(cause)));
     }
     const outcome = result?.outcome ?? 'error';
+    if ((result?.outcome === 'in-sync' || result?.outcome === 'synced') && error === undefined && connectionId !== undefined) this.markSynced(peerId, connectionId);
     const { counters } = this.components;
     counters.add(`sync_sessions_${outcome.replace('-', '_')}`);
     if (result?.delta) {
@@ -191,6 +205,13 @@ export class SyncService {
     };
     this.account(report);
     return report;
+  }
+
+  /** Remembers that a session with `peerId` succeeded on `connectionId` (bounded: oldest forgotten). */
+  private markSynced(peerId: string, connectionId: string): void {
+    this.syncedOnConnection.delete(peerId);
+    this.syncedOnConnection.set(peerId, connectionId);
+    if (this.syncedOnConnection.size > syncedConnectionsMax) this.syncedOnConnection.delete(this.syncedOnConnection.keys().next().value!);
   }
 
   private async serve(stream: Stream, connection: Connection): Promise<void> {
