@@ -165,10 +165,15 @@ export class BootstrapHealth {
 
 /** Why a node that speaks other protocols is not a member of `cluster`. */
 function foreignCause(protocols: readonly string[], cluster: string): string {
-  const others = protocols.flatMap((p) => {
-    const match = /^\/ckv\/(.+)\/sync\/[^/]+$/.exec(p);
-    return match ? [match[1]!] : [];
-  });
+  // A node serves several versions of the sync protocol: name each cluster once.
+  const others = [
+    ...new Set(
+      protocols.flatMap((p) => {
+        const match = /^\/ckv\/(.+)\/sync\/[^/]+$/.exec(p);
+        return match ? [match[1]!] : [];
+      }),
+    ),
+  ];
   if (others.length > 0) {
     return `connected, but it is in cluster ${others.map((c) => JSON.stringify(c)).join(', ')}, not ${JSON.stringify(cluster)} (started with another --cluster)`;
   }
