@@ -46,6 +46,8 @@ import { SyncService, syncProtocolId, type SessionReport } from './sync-protocol
  * 'left'), so it is generous: it delays only a stop whose leave cannot be delivered.
  */
 const leaveFlushMsMax = 2000;
+/** After the leave is published, how long a clean stop keeps the streams open for it to go out. */
+const leavePropagateMs = 200;
 /** How long a dial of an announced member may take. */
 const memberDialTimeoutMs = 5_000;
 
@@ -264,6 +266,11 @@ export class ClusterNetwork {
       const leaving = (async () => {
         if (this.membership.upPeerIds().length > 0) await this.gossip?.waitForSubscribers(leaveFlushMsMax);
         await Promise.all(this.membership.leave().map((effect) => this.carryOut(effect, { force: true })));
+        // publish() resolves once the leave is queued on each peer's stream, and gossip.stop()
+        // closes those streams: give the queued bytes a moment to reach the sockets (as Serf's
+        // LeavePropagateDelay). Without it, at load 15-20 the leave was sometimes dropped and
+        // peers showed 'unreachable' instead of 'left'.
+        if (this.membership.upPeerIds().length > 0) await new Promise((resolve) => setTimeout(resolve, leavePropagateMs).unref());
       })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, leaveFlushMsMax).unref())]);
       this.gossip.stop();
