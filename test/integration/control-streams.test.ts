@@ -12,7 +12,7 @@ import { ControlClient } from '../../src/control/client.js';
 import { GrpcChannel, GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
 import { grpcMessageBytesMax, valueChunkBytes } from '../../src/control/limits.js';
 import * as wire from '../../src/control/wire.js';
-import { startNode, withDeadline, type NodeProcess } from '../../harness/testing.js';
+import { startNode, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;
 
@@ -135,8 +135,21 @@ describe('control API streams against a running node', () => {
     const watcher = new ControlClient(node.socket);
     try {
       const changes = watcher.watch('wb/')[Symbol.asyncIterator]();
-      await client.put('wb/probe', Buffer.from('p'));
-      const first = await withDeadline(changes.next(), 10_000, 'the watch stream delivering its first change');
+      // The Watch call may reach the node after a first put: probe until a change arrives.
+      const firstChange = changes.next();
+      let arrived = false;
+      void firstChange.then(
+        () => (arrived = true),
+        () => (arrived = true),
+      );
+      await waitFor(
+        async () => {
+          if (!arrived) await client.put('wb/probe', Buffer.from('p'));
+          return arrived;
+        },
+        { deadlineMs: 10_000, intervalMs: 100, what: 'the watch stream delivering its first change' },
+      );
+      const first = await firstChange;
       assert.equal(first.value?.key, 'wb/probe');
       // Stop reading. Keys of ~1 KiB make each Change message ~1.1 KiB, so 30,000 changes are
       // ~33 MiB: more than the node's limit (16 MiB) plus what the client's HTTP/2 window
