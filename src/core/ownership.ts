@@ -1,0 +1,177 @@
+/**
+ * Ownership: the one question every part of a partitioned node asks — who holds the keys of a
+ * partition right now — answered from the layout history (layout-history.ts) for this node.
+ * The write path (forward a write to its owners, count acks), reads (ask the owners), gossip
+ * (tell only owners), anti-entropy (sync only the partitions two nodes share, pull the
+ * partitions a new layout gives us) and purge (drop what we no longer own) all ask this, never
+ * the history directly, so the rules of a transition live in one place:
+ *
+ * - while several layouts are active, a write goes to the owners in every one of them
+ *   (`writeOwners`), and it is acknowledged only when each active layout's owner set has the
+ *   acks the consistency level asks of it (`writeSets` with `quorumMet`): a write acked during a
+ *   change is then on a quorum of the old owners (who serve reads until the new ones synced)
+ *   and of the new ones (who serve them after);
+ * - reads go to `readOwners` (the newest layout whose owners all synced the partition);
+ * - a node holds a partition (stores its keys, syncs it) if it owns it in any active layout;
+ * - a new owner pulls a partition (`pulls`) from its owners in the older layouts, and says so
+ *   (`pulled`) only after a session with each of them succeeded: a write acked with
+ *   consistency `one` may be on one old owner only.
+ *
+ * Pure: no I/O, no clock. The runtime (src/net/) owns the history, persists and gossips it
+ * after `onChange` fires, and constructs this over it.
+ */
+import { assert } from './errors.js';
+import type { HashText } from './entry.js';
+import { bitmapHas, partitionBitmap, type ClusterLayout } from './layout.js';
+import type { LayoutHistory, LayoutOutcome } from './layout-history.js';
+import { assertPartition, partitionCount, partitionOfHash, type PartitionId } from './placement.js';
+
+/**
+ * How many owners must acknowledge a write (`put --consistency`), or answer a read
+ * (`get --from`), in each active layout. Only append: the values are part of the protocol.
+ */
+export const consistencyLevels = ['one', 'quorum', 'all'] as const;
+export type Consistency = (typeof consistencyLevels)[number];
+
+/** The default consistency of writes in partitioned mode. */
+export const writeConsistencyDefault: Consistency = 'quorum';
+
+/** Acks needed from a set of `owners` owners at `consistency`: 1, a majority, or all. */
+export function acksNeeded(consistency: Consistency, owners: number): number {
+  assert(Number.isInteger(owners) && owners >= 0, `owner count ${owners}`);
+  if (owners === 0) return 0;
+  if (consistency === 'one') return 1;
+  if (consistency === 'all') return owners;
+  return Math.floor(owners / 2) + 1;
+}
+
+/** Whether the nodes in `acked` meet `consistency` in every owner set of `sets`. */
+export function quorumMet(sets: readonly (readonly string[])[], acked: ReadonlySet<string>, consistency: Consistency): boolean {
+  return sets.every((owners) => owners.filter((nodeId) => acked.has(nodeId)).length >= acksNeeded(consistency, owners.length));
+}
+
+/** A partition this node must pull for a layout it is a new owner in, and from whom. */
+export interface PartitionPull {
+  readonly version: number;
+  readonly partition: PartitionId;
+  /**
+   * Its owners in the older active layouts, this node excluded (sorted); empty when this node
+   * owned it in every older layout (it has it already: acknowledge at once).
+   */
+  readonly sources: readonly string[];
+}
+
+/** What the partitioned node asks (the full-replication node never builds one). */
+export interface Ownership {
+  /** This node's id. */
+  readonly self: string;
+  /** Whether any layout is known yet (before the first, this node owns nothing). */
+  ready(): boolean;
+  /** The newest layout (what placement moves toward), if any. */
+  newest(): ClusterLayout | undefined;
+  partitionOf(keyHash: HashText): PartitionId;
+  /** Node ids a write of `partition` goes to: its owners in every active layout, sorted. */
+  writeOwners(partition: PartitionId): readonly string[];
+  /** Its owners in each active layout, oldest first: the sets `quorumMet` counts acks in. */
+  writeSets(partition: PartitionId): readonly (readonly string[])[];
+  /** Node ids a read of `partition` asks (highest rendezvous rank first). */
+  readOwners(partition: PartitionId): readonly string[];
+  /** Whether this node stores `partition` (it owns it in some active layout). */
+  holds(partition: PartitionId): boolean;
+  /** The partitions this node holds, as a bitmap (bit p & 7 of byte p >> 3). */
+  heldPartitions(): Uint8Array;
+  /** The partitions both this node and `nodeId` hold, as a bitmap: what a session between them covers. */
+  sharedPartitions(nodeId: string): Uint8Array;
+  /** What this node must still pull (only for layouts whose sync may start). */
+  pulls(): PartitionPull[];
+  /** This node now holds `partitions` of layout `version` (each pulled from all its sources). */
+  pulled(version: number, partitions: Iterable<PartitionId>): void;
+}
+
+export interface LayoutOwnershipOptions {
+  /** Told of every change the history made through this view (persist and gossip it). */
+  onChange?: (outcome: LayoutOutcome) => void;
+}
+
+/** Ownership over a LayoutHistory (the production and simulator implementation). */
+export class LayoutOwnership implements Ownership {
+  readonly self: string;
+
+  constructor(
+    readonly history: LayoutHistory,
+    private readonly options: LayoutOwnershipOptions = {},
+  ) {
+    this.self = history.self;
+  }
+
+  ready(): boolean {
+    return this.history.newest() !== undefined;
+  }
+
+  newest(): ClusterLayout | undefined {
+    return this.history.newest();
+  }
+
+  partitionOf(keyHash: HashText): PartitionId {
+    return partitionOfHash(keyHash);
+  }
+
+  writeOwners(partition: PartitionId): readonly string[] {
+    return this.history.writeOwners(partition);
+  }
+
+  writeSets(partition: PartitionId): readonly (readonly string[])[] {
+    assertPartition(partition);
+    return this.history.active().map((layout) => this.history.placement.ownersOf(partition, layout));
+  }
+
+  readOwners(partition: PartitionId): readonly string[] {
+    return this.history.readOwners(partition);
+  }
+
+  holds(partition: PartitionId): boolean {
+    return this.writeOwners(partition).includes(this.self);
+  }
+
+  heldPartitions(): Uint8Array {
+    const held: PartitionId[] = [];
+    for (let p = 0; p < partitionCount; p++) if (this.holds(p)) held.push(p);
+    return partitionBitmap(held);
+  }
+
+  sharedPartitions(nodeId: string): Uint8Array {
+    const shared: PartitionId[] = [];
+    for (let p = 0; p < partitionCount; p++) {
+      const owners = this.writeOwners(p);
+      if (owners.includes(this.self) && owners.includes(nodeId)) shared.push(p);
+    }
+    return partitionBitmap(shared);
+  }
+
+  pulls(): PartitionPull[] {
+    const active = this.history.active();
+    const pulls: PartitionPull[] = [];
+    for (const [index, layout] of active.entries()) {
+      if (index === 0 || !this.history.syncMayStart(layout.version)) continue;
+      for (const partition of this.history.unsyncedPartitions(layout.version)) {
+        const older = active.slice(0, index).map((l) => this.history.placement.ownersOf(partition, l));
+        // An owner in every older layout already has the partition: nothing to pull.
+        const continuing = older.every((owners) => owners.includes(this.self));
+        const sources = new Set<string>();
+        if (!continuing) for (const owners of older) for (const nodeId of owners) if (nodeId !== this.self) sources.add(nodeId);
+        pulls.push({ version: layout.version, partition, sources: [...sources].sort() });
+      }
+    }
+    return pulls;
+  }
+
+  pulled(version: number, partitions: Iterable<PartitionId>): void {
+    const outcome = this.history.acknowledge(version, partitions);
+    if (outcome.changed || outcome.retired.length > 0 || outcome.conflicts.length > 0) this.options.onChange?.(outcome);
+  }
+}
+
+/** Whether bitmap `bitmap` names `partition` (re-exported for callers of this module). */
+export function sharesPartition(bitmap: Uint8Array, partition: PartitionId): boolean {
+  return bitmapHas(bitmap, partition);
+}

@@ -1,0 +1,85 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { nodeIdFrom } from '../../src/core/entry.js';
+import { utf8 } from '../../src/core/bytes.js';
+import { bitmapHas, bitmapPartitions } from '../../src/core/layout.js';
+import { LayoutHistory } from '../../src/core/layout-history.js';
+import { LayoutOwnership, acksNeeded, quorumMet } from '../../src/core/ownership.js';
+import { partitionCount } from '../../src/core/placement.js';
+import { RendezvousPlacement } from '../../src/core/rendezvous.js';
+
+const ids = (count: number, from = 0): string[] => Array.from({ length: count }, (_, i) => nodeIdFrom(utf8(`node-${from + i}`)));
+const placement = new RendezvousPlacement();
+
+function settle(histories: LayoutHistory[]): void {
+  for (let round = 0; round < 10; round++) {
+    for (const from of histories) {
+      for (const to of histories) {
+        if (to === from) continue;
+        to.receiveLayouts(from.active());
+        for (const ack of from.ownAcks()) to.receiveAck(from.self, ack);
+      }
+    }
+  }
+}
+
+describe('ownership', () => {
+  it('acks needed: one, a majority, all; zero owners need none', () => {
+    assert.deepEqual([1, 2, 3, 4, 5].map((n) => acksNeeded('quorum', n)), [1, 2, 2, 3, 3]);
+    assert.equal(acksNeeded('one', 3), 1);
+    assert.equal(acksNeeded('all', 3), 3);
+    assert.equal(acksNeeded('all', 0), 0);
+  });
+
+  it('a quorum must be met in every active layout', () => {
+    const sets = [['a', 'b', 'c'], ['b', 'c', 'd']];
+    assert.ok(quorumMet(sets, new Set(['b', 'c']), 'quorum'));
+    assert.ok(!quorumMet(sets, new Set(['a', 'b']), 'quorum'));
+    assert.ok(quorumMet(sets, new Set(['b']), 'one'));
+    assert.ok(!quorumMet(sets, new Set(['a', 'b', 'c']), 'all'));
+  });
+
+  it('K = 3 of 5: holds, shares and pulls follow the layouts; a joiner pulls only what it gains, from the old owners', () => {
+    const nodes = ids(6);
+    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
+    for (const nodeId of nodes.slice(0, 5)) histories[0]!.stageAdd(nodeId);
+    histories[0]!.stageReplicas(3);
+    histories[0]!.commit();
+    settle(histories.slice(0, 5));
+    const views = histories.map((h) => new LayoutOwnership(h));
+    const a = views[0]!;
+    assert.ok(a.ready());
+    let held = 0;
+    for (let p = 0; p < partitionCount; p++) {
+      assert.equal(a.writeOwners(p).length, 3);
+      assert.equal(a.holds(p), a.writeOwners(p).includes(a.self));
+      if (a.holds(p)) held++;
+    }
+    assert.equal(bitmapPartitions(a.heldPartitions()).length, held);
+    const shared = a.sharedPartitions(nodes[1]!);
+    for (const p of bitmapPartitions(shared)) assert.ok(a.writeOwners(p).includes(nodes[1]!));
+    assert.deepEqual(a.pulls(), []);
+
+    // Node 5 joins: v2 active beside v1.
+    histories[5]!.receiveLayouts(histories[0]!.active());
+    histories[0]!.stageAdd(nodes[5]!);
+    histories[0]!.commit();
+    settle(histories);
+    const joiner = views[5]!;
+    const pulls = joiner.pulls();
+    assert.ok(pulls.length > 0);
+    for (const pull of pulls) {
+      assert.equal(pull.version, 2);
+      assert.deepEqual(pull.sources, [...placement.ownersOf(pull.partition, histories[0]!.active()[0]!)].sort());
+      assert.equal(joiner.writeSets(pull.partition).length, 2);
+    }
+    // Continuing owners pull nothing from anyone.
+    for (const pull of views[0]!.pulls()) assert.deepEqual(pull.sources, []);
+    let changes = 0;
+    const tracked = new LayoutOwnership(histories[5]!, { onChange: () => changes++ });
+    tracked.pulled(2, pulls.map((p) => p.partition));
+    assert.equal(changes, 1);
+    assert.deepEqual(tracked.pulls(), []);
+    assert.ok(bitmapHas(histories[5]!.ackOf(2, nodes[5]!)!.partitions, pulls[0]!.partition));
+  });
+});
