@@ -67,6 +67,14 @@ export const errorKinds = {
     exit: ExitCode.unreachable,
     where: 'request',
   },
+  ownersUnavailable: {
+    matches: ['ERR_OWNERS_UNAVAILABLE', 'OwnersUnavailableError'],
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    exit: ExitCode.unreachable,
+    where: 'request',
+  },
+  notOwner: { matches: ['ERR_NOT_OWNER', 'NotOwnerError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   unreachable: { matches: ['ERR_NODE_UNREACHABLE', 'NodeUnreachableError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'client' },
   socketPermissionDenied: {
     matches: ['ERR_SOCKET_PERMISSION', 'SocketPermissionError'],
@@ -143,6 +151,26 @@ export class WatcherBehindError extends CkvError {
 }
 
 /** A command-line argument or flag, or a node setting, that cannot be used. */
+/**
+ * Partitioned mode: fewer owners acknowledged a write (or answered a read) than its consistency
+ * asks, within the deadline. A write may still be stored on the owners that acknowledged it
+ * (and is retried on the others in the background): its outcome is partial, not nothing.
+ */
+export class OwnersUnavailableError extends CkvError {
+  constructor(message: string) {
+    super('ERR_OWNERS_UNAVAILABLE', message);
+    this.name = 'OwnersUnavailableError';
+  }
+}
+
+/** Partitioned mode: a conditional write sent to a node that does not own the key. */
+export class NotOwnerError extends CkvError {
+  constructor(message: string) {
+    super('ERR_NOT_OWNER', message);
+    this.name = 'NotOwnerError';
+  }
+}
+
 export class UsageError extends CkvError {
   constructor(message: string) {
     super('ERR_USAGE', message);
