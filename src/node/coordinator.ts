@@ -25,10 +25,10 @@
  * the newest through the replicate protocol (`read_repair`).
  */
 import { compareVersions, keyHashText, type Entry, type Version } from '../core/entry.js';
-import { acksNeeded, writeConsistencyDefault, type Consistency, type Ownership } from '../core/ownership.js';
+import { acksNeeded, consistencyLevels, writeConsistencyDefault, type Consistency, type Ownership } from '../core/ownership.js';
 import type { LocalWrite, Replica } from '../core/replica.js';
 import { isAck, RetryQueue, WriteTally, type ReplicateOutcome } from '../core/write-quorum.js';
-import { NotOwnerError, OwnersUnavailableError } from '../errors.js';
+import { InvalidArgumentError, NotOwnerError, OwnersUnavailableError } from '../errors.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
@@ -45,6 +45,13 @@ export const writeRetryDelayMs = 500;
 /** Where a read comes from. Only append: part of the control API. */
 export const readSources = ['local', 'one', 'quorum', 'all'] as const;
 export type ReadSource = (typeof readSources)[number];
+
+/** A request's consistency ('' = the default); anything else than one, quorum, all is refused. */
+export function consistencyOf(text: string): Consistency | undefined {
+  if (text === '') return undefined;
+  if ((consistencyLevels as readonly string[]).includes(text)) return text as Consistency;
+  throw new InvalidArgumentError(`consistency ${JSON.stringify(text.slice(0, 40))} is not one of ${consistencyLevels.join(', ')}`);
+}
 
 /** What the coordinator sends with (the replicate client). */
 export interface OwnerTransport {
