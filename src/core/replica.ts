@@ -82,7 +82,7 @@ export interface ApplyReport {
   rejectedInvalid: number;
   /** A key this node does not hold (placement): not ours to store; dropped. */
   rejectedNotHeld: number;
-  /** What became of each entry, in order (the replicate protocol answers per entry). */
+  /** What became of each entry, in order (only when asked: the replicate protocol answers per entry). */
   outcomes?: ApplyOutcome[];
 }
 
@@ -176,7 +176,7 @@ export interface LocalWrite {
   readonly condition?: WriteCondition | undefined;
 }
 
-type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
 
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
@@ -531,12 +531,13 @@ export class Replica {
    * Merge entries from a peer. Never throws for bad entries: they are counted. Backpressure:
    * while `remoteQueueEntriesMax` remote entries are queued, the call waits (in call order)
    * until a commit makes room, then resolves as usual once its entries are durable; nothing
-   * is dropped. A call larger than the bound waits until nothing else is queued.
+   * is dropped. A call larger than the bound waits until nothing else is queued. With
+   * `outcomes`, the report also says what became of each entry.
    */
-  applyRemote(entries: readonly Entry[]): Promise<ApplyReport> {
+  applyRemote(entries: readonly Entry[], options: { outcomes?: boolean } = {}): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
     return new Promise((resolve, reject) => {
-      const op: RemoteOp = { kind: 'remote', entries, resolve, reject };
+      const op: RemoteOp = { kind: 'remote', entries, outcomes: options.outcomes ?? false, resolve, reject };
       if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
       else this.waitingForRoom.push(op);
     });
@@ -743,7 +744,8 @@ export class Replica {
         continue;
       }
       const outcomes: ApplyOutcome[] = [];
-      const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0, outcomes };
+      const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
+      if (op.outcomes) report.outcomes = outcomes;
       for (const entry of op.entries) {
         if (!this.valid(entry)) {
           report.rejectedInvalid++;

@@ -266,7 +266,7 @@ export class ReplicateService {
       return encodeEntryReply(request.id, await this.components.replica.get(request.key));
     }
     this.components.counters.add('replicate_entries_received', request.entries.length);
-    const report = await this.components.replica.applyRemote(request.entries);
+    const report = await this.components.replica.applyRemote(request.entries, { outcomes: true });
     const outcomes = report.outcomes?.map(fromApply) ?? request.entries.map(() => 'applied' as const);
     return encodeApplied(request.id, outcomes);
   }

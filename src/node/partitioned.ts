@@ -117,7 +117,7 @@ export class PartitionedPath {
       }
     }
     if (local.length > 0) {
-      const applied = await this.parts.replica.applyRemote(local);
+      const applied = await this.parts.replica.applyRemote(local, { outcomes: true });
       const map = { applied: 'applied', stale: 'older', 'clock-drift': 'refused-clock', invalid: 'refused-invalid', 'not-held': 'not-owner' } as const;
       applied.outcomes?.forEach((outcome, i) => note(local[i]!, map[outcome]));
     }
