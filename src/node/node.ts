@@ -285,21 +285,23 @@ export class CkvNode implements NodeApi {
   // --- NodeApi ------------------------------------------------------------------------------
 
   async put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
-    if (this.partitioned?.active()) return (await this.write(key, value, { condition })).version;
-    return this.replica.put(key, value, condition);
+    return (await this.write(key, value, { condition })).version;
   }
 
   async delete(key: string, condition?: WriteCondition): Promise<Version> {
-    if (this.partitioned?.active()) return (await this.write(key, null, { condition })).version;
-    return this.replica.delete(key, condition);
+    return (await this.write(key, null, { condition })).version;
   }
 
   async writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
     if (!this.partitioned?.active()) return this.replica.writeMany(writes);
     return (await this.partitioned.write(writes)).map((result) => (result instanceof Error ? result : result.version));
   }
 
   async write(key: string, value: Uint8Array | null, options: WriteOptions = {}): Promise<WriteReply> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
       const version = value === null ? await this.replica.delete(key, options.condition) : await this.replica.put(key, value, options.condition);
       return { version, owners: [], acked: [] };
@@ -310,6 +312,8 @@ export class CkvNode implements NodeApi {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<ReadReply> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
       const entry = await this.replica.get(key);
       return { entry, from: 'local', owners: [], asked: 1, answers: [] };
@@ -323,8 +327,15 @@ export class CkvNode implements NodeApi {
 
   /** In partitioned mode: from the owners (local when this node holds the key, else one owner). */
   async get(key: string): Promise<Entry | undefined> {
-    if (!this.partitioned?.active()) return this.replica.get(key);
-    return (await this.partitioned.read(key, undefined, false)).entry;
+    return (await this.read(key)).entry;
+  }
+
+  /**
+   * Partitioned mode: why this node refuses reads and writes (its --replicas disagrees with
+   * the cluster's layout: it would place keys where its peers do not look), if it does.
+   */
+  private refusal(): Error | undefined {
+    return this.cluster?.refusal() ?? this.partitioned?.waitingRefusal();
   }
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {

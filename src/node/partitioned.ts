@@ -14,29 +14,19 @@ import type { ClusterNetwork } from '../net/cluster.js';
 import { libp2pDial, ReplicateClient, ReplicateService } from '../net/replicate-protocol.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
+import { OwnersUnavailableError } from '../errors.js';
 import type { ImportReport, KeyOwners } from './api.js';
 import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
-
-/**
- * What layout-runtime adds to ClusterNetwork (the contract: `ownership()`, `peerIdOf()`). Read
- * through this view so this file builds whether or not that branch is merged.
- */
-interface LayoutAware {
-  ownership?: () => Ownership | undefined;
-  peerIdOf?: (nodeId: string) => string | undefined;
-}
 
 export class PartitionedPath {
   readonly coordinator: Coordinator;
   private readonly service: ReplicateService;
   private readonly client: ReplicateClient;
-  private readonly view: LayoutAware;
 
   constructor(
     private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; counters: Counters; logger: Logger; wallClockMs: () => number },
   ) {
     const { config, cluster, replica, counters } = parts;
-    this.view = cluster as unknown as LayoutAware;
     this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
     this.client = new ReplicateClient({ counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax, dial: libp2pDial(cluster.libp2p, peerIdFromString) });
     this.coordinator = new Coordinator({
@@ -61,17 +51,25 @@ export class PartitionedPath {
   }
 
   ownership(): Ownership | undefined {
-    return this.view.ownership?.();
+    return this.parts.cluster.ownership();
   }
 
   peerIdOf(nodeId: string): string | undefined {
-    if (nodeId === this.parts.replica.nodeId) return this.parts.cluster.peerId;
-    return this.view.peerIdOf?.(nodeId);
+    return this.parts.cluster.peerIdOf(nodeId);
   }
 
   /** Whether writes and reads go through the coordinator now (a layout is known). */
   active(): boolean {
     return this.coordinator.partitioned() !== undefined;
+  }
+
+  /**
+   * Partitioned mode before this node knows a layout: it owns nothing and knows no owner, so
+   * it refuses reads and writes (OwnersUnavailableError) rather than store keys locally.
+   */
+  waitingRefusal(): OwnersUnavailableError | undefined {
+    if (this.parts.config.replicas === undefined || this.active()) return undefined;
+    return new OwnersUnavailableError('partitioned mode: this node has no layout yet (it joins one in a few seconds; see ckv layout)');
   }
 
   write(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(WriteResult | Error)[]> {
