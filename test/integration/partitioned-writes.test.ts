@@ -10,7 +10,14 @@
  * and those that acked, `get` returns the value from every node, whereis names the partition
  * and each layout's owners (up or down) and --probe their versions; with one owner down a
  * quorum write succeeds and `--consistency all` exits 3 naming the acks; with the read owner
- * down, `get` exits 3. The second test needs one complete layout (every key on 3 owners).
+ * down, `get` exits 3.
+ *
+ * The second needs one complete layout (every key on exactly 3 owners, read from all 3): the
+ * new owners' pulls (partition-sync) retire layout 1. Then: a quorum read with one owner down
+ * succeeds, `--from all` exits 3 and succeeds with --allow-partial (its JSON says which owner
+ * did not answer), and read repair: an owner that missed a write (down while it was made and
+ * while the retries ran out), restarted with another --merkle-depth so that no anti-entropy
+ * session can repair it, gets the newest version from a `get --from all` (`read_repair`).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +36,7 @@ async function partitionedOf(node: NodeProcess): Promise<Partitioned> {
   return status.partitioned;
 }
 
+/** Waits until the nodes hold one complete layout: a single active version, K x 256 partition-replicas. */
 async function waitOneLayout(nodes: NodeProcess[]): Promise<void> {
   await waitFor(
     async () => {
@@ -177,5 +185,82 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     assert.match(get.stderr, new RegExp(`0 of ${readOwners.length} owners of "${key}" answered; --from one asks 1`));
 
     await Promise.all(readers.filter((n) => !stopped.includes(n)).map((n) => stopCleanly(n)));
+  });
+
+  // Until partition-sync's pulls are merged, layout 1 (the first node alone) never retires and
+  // every read goes to that node. Checked on this branch with a history that keeps only the
+  // newest layout (a temporary change, not committed): passes. Remove the skip with the merge.
+  const pullsMerged = false;
+  it('once the layout is complete: quorum reads with one owner down, --from all, read repair', { skip: pullsMerged ? false : 'needs partition-sync (new owners pull, then layout 1 retires)' }, async () => {
+    const a = await startPeer('A', { args: args() });
+    await waitFor(async () => (await partitionedOf(a)).layoutVersion === '1', { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const [b, c, d] = await Promise.all([
+      startPeer('B', { bootstrap: [a], args: args() }),
+      startPeer('C', { bootstrap: [a], args: args() }),
+      startPeer('D', { bootstrap: [a], args: args() }),
+    ]);
+    await waitMesh([a, b, c, d]);
+    await waitOneLayout([a, b, c, d]);
+    const dId = await nodeIdOf(d);
+    const aId = await nodeIdOf(a);
+    // A key D owns and A does not: A coordinates, reading from the 3 owners.
+    let key = '';
+    let owners: string[] = [];
+    for (let i = 0; i < 200 && key === ''; i++) {
+      const where = await whereIs(a, `key-${i}`);
+      assert.equal(where.layouts.length, 1);
+      const set = where.layouts[0]!.owners.map((o) => o.nodeId).sort();
+      assert.equal(set.length, k);
+      assert.deepEqual([...where.readOwners].sort(), set);
+      if (!set.includes(aId) && set.includes(dId)) {
+        key = `key-${i}`;
+        owners = set;
+      }
+    }
+    assert.notEqual(key, '', 'a key D owns and A does not');
+    const one = JSON.parse((await runCliOk(['put', key, 'one', '--consistency', 'all', '--json'], { socket: a.socket })).stdout.toString('utf8')) as { version: string };
+    const all = JSON.parse((await runCliOk(['get', key, '--from', 'all', '--json'], { socket: a.socket })).stdout.toString('utf8')) as {
+      asked: number;
+      answers: { nodeId: string; version?: string }[];
+    };
+    assert.equal(all.asked, k);
+    assert.deepEqual(all.answers.map((x) => x.nodeId).sort(), owners);
+    assert.ok(all.answers.every((x) => x.version === one.version), JSON.stringify(all));
+
+    // D down: quorum reads work, all does not unless partial.
+    await stopCleanly(d);
+    await waitFor(async () => !(await whereIs(a, key)).layouts[0]!.owners.find((o) => o.nodeId === dId)!.up, { deadlineMs: 10_000, what: 'A to see D down' });
+    await runCliOk(['put', key, 'two'], { socket: a.socket });
+    assert.equal((await runCliOk(['get', key, '--from', 'quorum'], { socket: a.socket })).stdout.toString('utf8'), 'two');
+    const refused = await runCli(['get', key, '--from', 'all'], { socket: a.socket });
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`2 of 3 owners of "${key}" answered; --from all asks 3 .*${dId}: not up.*; use --allow-partial`));
+    const partial = JSON.parse((await runCliOk(['get', key, '--from', 'all', '--allow-partial', '--json'], { socket: a.socket })).stdout.toString('utf8')) as {
+      value: string;
+      answers: { nodeId: string; error?: string }[];
+    };
+    assert.equal(partial.value, 'two');
+    assert.match(partial.answers.find((x) => x.nodeId === dId)?.error ?? '', /not up/);
+
+    // Read repair: A's retries to D run out while it is down (5 attempts over ~16 s); D comes
+    // back with another Merkle depth, so no anti-entropy session can bring it the write.
+    await waitFor(async () => counter(await a.status(), 'write_retry_dropped') >= 1, { deadlineMs: 40_000, what: "A's retries to D to run out" });
+    const newest = (await hasKey(b, key)).version;
+    assert.ok(newest !== undefined && newest !== one.version);
+    const d2 = await startPeer('D', { dataDir: d.dataDir, bootstrap: [a], args: args(['--merkle-depth', '5']) });
+    await waitMesh([a, b, c, d2]);
+    assert.equal((await hasKey(d2, key)).version, one.version, 'D still holds the first version');
+    const repairsBefore = counter(await a.status(), 'read_repair');
+    const read = JSON.parse((await runCliOk(['get', key, '--from', 'all', '--json'], { socket: a.socket })).stdout.toString('utf8')) as {
+      value: string;
+      answers: { nodeId: string; version?: string }[];
+    };
+    assert.equal(read.value, 'two');
+    assert.equal(read.answers.find((x) => x.nodeId === dId)?.version, one.version, 'D answered with its stale version');
+    await waitFor(async () => (await hasKey(d2, key)).version === newest, { deadlineMs: 10_000, what: 'read repair to bring D the newest version' });
+    assert.ok(counter(await a.status(), 'read_repair') > repairsBefore);
+
+    await Promise.all([stopCleanly(b), stopCleanly(c), stopCleanly(d2)]);
+    await stopCleanly(a);
   });
 });
