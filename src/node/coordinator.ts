@@ -160,7 +160,7 @@ export class Coordinator {
       const entry = entries[i]!;
       if (tally.state === 'met') {
         this.deps.counters.add('coordinated_writes_acked');
-        return { version: entry.version, owners: tally.owners, acked: [...tally.acked].sort() };
+        return { version: entry.version, owners: [...tally.owners], acked: [...tally.acked].sort() };
       }
       this.deps.counters.add('coordinated_writes_unavailable');
       return new OwnersUnavailableError(unavailableText(write.key, tally));
