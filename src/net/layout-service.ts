@@ -372,7 +372,9 @@ export class LayoutService {
     const newest = this.history.newest();
     if (!newest || this.history.active().length > 1) return true;
     if (newest.weights[this.components.self] === undefined) return true;
-    for (const nodeId of this.joinRequests.keys()) if (newest.weights[nodeId] === undefined) return true;
+    // An up node that asked to join and is not in yet (one that went away does not keep us fast).
+    const up = this.components.upMembers();
+    for (const [nodeId, join] of this.joinRequests) if (newest.weights[nodeId] === undefined && join.replicas === newest.replicas && up.has(nodeId)) return true;
     return false;
   }
 
