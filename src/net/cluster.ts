@@ -243,7 +243,8 @@ export class ClusterNetwork {
           publish: (body) => cluster.publishLayout(body),
           hasSubscribers: () => gossip?.hasSubscriber() ?? false,
           upMembers: () => new Map([...cluster.membership.list().filter((m) => m.state === 'up').map((m): [string, string] => [m.nodeId, m.peerId]), [components.replica.nodeId, cluster.peerId]]),
-          nodeIdOfPeer: (peerId) => cluster.membership.get(peerId)?.nodeId,
+          nodeIdOfPeer: (peerId) => (peerId === cluster.peerId ? components.replica.nodeId : cluster.membership.get(peerId)?.nodeId),
+          peerIdOfNode: (nodeId) => (nodeId === components.replica.nodeId ? cluster.peerId : cluster.membership.get(nodeId)?.peerId),
           now: () => cluster.now(),
         },
       );
