@@ -18,7 +18,20 @@ import { merkleDepthMax, merkleFanout } from './limits.js';
 
 const digestBytes = 32;
 
-export class MerkleTree {
+/**
+ * What a sync session reads of a tree: the tree itself, or a view of some of its partitions
+ * (partition-view.ts, partitioned mode). Digests are views or copies: never written through.
+ */
+export interface MerkleView {
+  readonly depth: number;
+  leafOf(keyHash: Uint8Array): number;
+  digest(level: number, index: number): Uint8Array;
+  count(level: number, index: number): number;
+  readonly rootDigest: Uint8Array;
+  readonly rootCount: number;
+}
+
+export class MerkleTree implements MerkleView {
   readonly depth: number;
   private readonly digests: Uint8Array[];
   private readonly counts: Uint32Array[];

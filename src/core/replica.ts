@@ -145,6 +145,11 @@ export interface SyncContextOptions {
    * an in-sync session still records a watermark). Default true.
    */
   delta?: boolean;
+  /**
+   * Partitioned mode: the partitions a session with this peer covers (a bitmap, layout.ts:
+   * `ownership.sharedPartitions(peer)`); undefined: every partition (full replication).
+   */
+  partitions?: Uint8Array | undefined;
 }
 
 /** The Merkle root: what two replicas compare first. */
@@ -394,6 +399,7 @@ export class Replica {
       since: options.peerNodeId === undefined || options.delta === false ? undefined : this.watermarks.get(options.peerNodeId),
       ...(options.positions === undefined ? {} : { positions: options.positions }),
       dropLastDeltaEntry: this.dropLastDeltaEntry,
+      ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
     };
   }
 
