@@ -63,8 +63,8 @@ export class MerkleTree implements MerkleView {
 
   /**
    * Record a change of one key: `before` is the digest of the entry it replaces (undefined
-   * for a new key), `after` the digest of the new entry (undefined for a removal, which only
-   * the tests use: a delete is a tombstone entry).
+   * for a new key), `after` the digest of the new entry (undefined for a removal: the purge of a
+   * partition a node no longer holds; a user delete is a tombstone entry).
    */
   update(keyHash: Uint8Array, before: Uint8Array | undefined, after: Uint8Array | undefined): void {
     const delta = this.delta;
