@@ -84,6 +84,14 @@ export const errorKinds = {
   clusterMismatch: { matches: ['ERR_CLUSTER_MISMATCH', 'ClusterMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.usage, where: 'start' },
   listenFailed: { matches: ['ERR_LISTEN', 'ListenError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.failed, where: 'start' },
   socketInUse: { matches: ['ERR_SOCKET_IN_USE', 'SocketInUseError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
+  /**
+   * Partitioned mode: this node's --replicas disagrees with its cluster's layout (or a
+   * full-replication node hears a partitioned cluster). At start it refuses to start; at run
+   * time it refuses reads and writes until the layouts agree.
+   */
+  replicasMismatch: { matches: ['ERR_REPLICAS_MISMATCH', 'ReplicasMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
+  /** A layout change that cannot be made (`ckv layout ...`): a bad node or weight, nothing to commit, too many changes in progress. */
+  layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 

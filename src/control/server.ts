@@ -71,6 +71,21 @@ function statusMessage(status: NodeStatus): object {
     incarnation: String(status.incarnation),
     clockWarning: status.clock.warning,
     bootstrap: status.bootstrap.map((b) => ({ ...b, sinceMs: String(b.sinceMs), failures: String(b.failures) })),
+    ...(status.partitioned
+      ? {
+          partitioned: {
+            replicas: status.partitioned.replicas,
+            layoutVersion: String(status.partitioned.layoutVersion),
+            activeVersions: status.partitioned.activeVersions.map(String),
+            partitionsOwned: status.partitioned.partitionsOwned,
+            partitionsUnderReplicated: status.partitioned.partitionsUnderReplicated,
+            rebalancePending: String(status.partitioned.rebalance.pending),
+            rebalanceDone: String(status.partitioned.rebalance.done),
+            conflicts: status.partitioned.conflicts,
+            mismatch: status.partitioned.mismatch,
+          },
+        }
+      : {}),
   };
 }
 

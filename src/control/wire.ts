@@ -70,6 +70,18 @@ export const BootstrapAddress = m(
   f(5, 'sinceMs', 'uint64'),
   f(6, 'failures', 'uint64'),
 );
+export const PartitionedStatus = m(
+  'PartitionedStatus',
+  f(1, 'replicas', 'uint32'),
+  f(2, 'layoutVersion', 'uint64'),
+  f(3, 'activeVersions', 'uint64', true),
+  f(4, 'partitionsOwned', 'uint32'),
+  f(5, 'partitionsUnderReplicated', 'uint32'),
+  f(6, 'rebalancePending', 'uint64'),
+  f(7, 'rebalanceDone', 'uint64'),
+  f(8, 'conflicts', 'uint32'),
+  f(9, 'mismatch', 'string'),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -89,6 +101,7 @@ export const StatusReply = m(
   f(15, 'incarnation', 'uint64'),
   f(16, 'bootstrap', BootstrapAddress, true),
   f(17, 'clockWarning', 'string'),
+  f(18, 'partitioned', PartitionedStatus),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -217,6 +230,8 @@ export const allSchemas: readonly Schema[] = [
   Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
   PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply, ExportRequest, EntryBatch, ImportReply,
+  // partitioned mode: layout-runtime
+  PartitionedStatus,
 ];
 
 export class WireError extends Error {

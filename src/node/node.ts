@@ -270,19 +270,31 @@ export class CkvNode implements NodeApi {
   // --- NodeApi ------------------------------------------------------------------------------
 
   put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
-    return this.replica.put(key, value, condition);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.put(key, value, condition);
   }
 
   delete(key: string, condition?: WriteCondition): Promise<Version> {
-    return this.replica.delete(key, condition);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.delete(key, condition);
   }
 
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
-    return this.replica.writeMany(writes);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.writeMany(writes);
   }
 
   get(key: string): Promise<Entry | undefined> {
-    return this.replica.get(key);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.get(key);
+  }
+
+  /**
+   * Partitioned mode: why this node refuses reads and writes (its --replicas disagrees with
+   * the cluster's layout: it would place keys where its peers do not look), if it does.
+   */
+  private refusal(): Error | undefined {
+    return this.cluster?.refusal();
   }
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
