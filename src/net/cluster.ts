@@ -617,7 +617,7 @@ export class ClusterNetwork {
   private async restrictedSession(nodeId: string, partitions: Uint8Array): Promise<SessionReport | undefined> {
     const peerId = this.peerIdOf(nodeId);
     if (this.stopped || peerId === undefined || nodeId === this.components.replica.nodeId) return undefined;
-    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
+    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions, true);
   }
 
   /** Partitioned mode: pull progress (`ckv balance`, status); undefined in full-replication mode. */
