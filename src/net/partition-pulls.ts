@@ -5,7 +5,9 @@
  * restricted to partitions (sync 1.2.0, src/core/sync-session.ts) through `session`.
  *
  * Pulls. One loop, woken by a layout change, by a peer coming up, by `ckv balance`, and by its
- * own retry timer (backoff 1 s doubling to 30 s while something is left; reset on progress).
+ * own timer: a retry backoff (1 s doubling to 30 s while a pull is left; reset on progress),
+ * and a poll each second while a change is in progress (our pulls are listed only once every
+ * node knows the new layout, which peers' acks tell, and those fire no layout change).
  * A round lists `ownership.pulls()` first, then: a pull with no sources (this node owned the
  * partition in every older layout) is acknowledged at once; the others are grouped by source
  * and each source gets sessions restricted to the partitions it is asked for (at most
