@@ -90,7 +90,7 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
       startPeer('B', { bootstrap: [a], args: args() }),
       startPeer('C', { bootstrap: [a], args: args() }),
       startPeer('D', { bootstrap: [a], args: args() }),
-      startPeer('G', { bootstrap: [a], args: args(['--weight', '0']) }),
+      startPeer('G', { bootstrap: [a], args: args(['--weight', '0', '--http', '127.0.0.1:0']) }),
     ]);
     const nodes = [a, b, c, d, g];
     await waitMesh(nodes);
@@ -151,6 +151,19 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     const text = (await runCliOk(['whereis', key], { socket: g.socket })).stdout.toString('utf8');
     assert.match(text, new RegExp(`^partition ${where.partition}\n`));
     assert.match(text, new RegExp(`layout \\d+: .*${dId} \\(up\\)`));
+
+    // HTTP on the gateway: PUT ?consistency= replies with owners and acked, GET ?from= reads the owners.
+    const base = (await g.status()).httpUrl;
+    const httpPut = await fetch(`${base}kv/${encodeURIComponent(key)}?consistency=all`, { method: 'PUT', body: 'http' });
+    assert.equal(httpPut.status, 200);
+    const httpReply = (await httpPut.json()) as { version: string; owners: string[]; acked: string[] };
+    assert.deepEqual([...httpReply.owners].sort(), owners);
+    assert.deepEqual([...httpReply.acked].sort(), owners);
+    const httpGet = await fetch(`${base}kv/${encodeURIComponent(key)}?from=all`);
+    assert.equal(httpGet.status, 200);
+    assert.equal(await httpGet.text(), 'http');
+    assert.deepEqual(httpGet.headers.get('x-ckv-answered')?.split(',').sort(), owners);
+    assert.equal((await fetch(`${base}kv/${encodeURIComponent(key)}?from=most`)).status, 400);
 
     // 3. D down: a quorum write still succeeds (acked by the others), an all-write exits 3.
     await stopCleanly(d);
