@@ -59,6 +59,13 @@ export interface PartitionPull {
    * owned it in every older layout (it has it already: acknowledge at once).
    */
   readonly sources: readonly string[];
+  /**
+   * The sources that are no longer nodes of the newest layout (removed, or leaving). A leaving
+   * node hands its partitions off, so it is waited for while it is up; a removed node that is
+   * down never answers, and waiting for it would block the change that removed it for good:
+   * the runtime skips a departed source that is not up (the simulator does the same).
+   */
+  readonly departed: readonly string[];
 }
 
 /** What the partitioned node asks (the full-replication node never builds one). */
@@ -159,7 +166,9 @@ export class LayoutOwnership implements Ownership {
         const continuing = older.every((owners) => owners.includes(this.self));
         const sources = new Set<string>();
         if (!continuing) for (const owners of older) for (const nodeId of owners) if (nodeId !== this.self) sources.add(nodeId);
-        pulls.push({ version: layout.version, partition, sources: [...sources].sort() });
+        const newestNodes = active[active.length - 1]!.nodes;
+        const sorted = [...sources].sort();
+        pulls.push({ version: layout.version, partition, sources: sorted, departed: sorted.filter((nodeId) => !newestNodes.includes(nodeId)) });
       }
     }
     return pulls;

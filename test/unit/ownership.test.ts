@@ -23,6 +23,16 @@ function settle(histories: LayoutHistory[]): void {
   }
 }
 
+/** Every node acknowledges every partition it may (the pulls done). */
+function syncEverything(histories: LayoutHistory[]): void {
+  for (let round = 0; round < 3; round++) {
+    for (const h of histories) {
+      for (const layout of h.active().slice(1)) if (h.syncMayStart(layout.version)) h.acknowledge(layout.version, h.unsyncedPartitions(layout.version));
+    }
+    settle(histories);
+  }
+}
+
 describe('ownership', () => {
   it('acks needed: one, a majority, all; zero owners need none', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map((n) => acksNeeded('quorum', n)), [1, 2, 2, 3, 3]);
@@ -72,6 +82,7 @@ describe('ownership', () => {
       assert.equal(pull.version, 2);
       assert.deepEqual(pull.sources, [...placement.ownersOf(pull.partition, histories[0]!.active()[0]!)].sort());
       assert.equal(joiner.writeSets(pull.partition).length, 2);
+      assert.deepEqual(pull.departed, []);
     }
     // Continuing owners pull nothing from anyone.
     for (const pull of views[0]!.pulls()) assert.deepEqual(pull.sources, []);
@@ -81,5 +92,25 @@ describe('ownership', () => {
     assert.equal(changes, 1);
     assert.deepEqual(tracked.pulls(), []);
     assert.ok(bitmapHas(histories[5]!.ackOf(2, nodes[5]!)!.partitions, pulls[0]!.partition));
+
+    // Node 4 is removed (dead): the new owners of its partitions pull from the other old owners
+    // and see node 4 as departed.
+    for (const h of histories) h.receiveLayouts([]);
+    syncEverything(histories);
+    settle(histories);
+    assert.equal(histories[0]!.active().length, 1);
+    histories[0]!.stageRemove(nodes[4]!);
+    histories[0]!.commit();
+    settle(histories);
+    let departedSeen = 0;
+    for (const view of views) {
+      for (const pull of view.pulls()) {
+        if (pull.sources.includes(nodes[4]!)) {
+          assert.deepEqual(pull.departed, [nodes[4]!]);
+          departedSeen++;
+        } else assert.deepEqual(pull.departed, []);
+      }
+    }
+    assert.ok(departedSeen > 0);
   });
 });
