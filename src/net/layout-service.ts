@@ -296,6 +296,10 @@ export class LayoutService {
     if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
     this.persist();
     this.checkMismatch();
+    // A request is answered once its node is in: a later removal (node leave, node remove) must
+    // not be undone by an old request; a node that wants back in asks again.
+    const newest = this.history.newest();
+    if (newest) for (const nodeId of newest.nodes) this.joinRequests.delete(nodeId);
     for (const listener of this.listeners) {
       try {
         listener();
@@ -534,7 +538,7 @@ export interface PartitionedStatus {
   /** Partitions of the newest layout with fewer than K owners up. */
   partitionsUnderReplicated: number;
   /** During a change: partition-replicas of the newest layout synced (done) and not yet (pending). */
-  rebalance: { pending: number; done: number };
+  rebalance: { pending: number; done: number; blockedBy?: string[] };
   /** Same-version conflicts seen (kept for display). */
   conflicts: number;
   /** Why this node refuses to serve (its --replicas disagrees with the layout), or ''. */
