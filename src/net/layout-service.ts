@@ -296,6 +296,10 @@ export class LayoutService {
     if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
     this.persist();
     this.checkMismatch();
+    // A request is answered once its node is in: a later removal (node leave, node remove) must
+    // not be undone by an old request; a node that wants back in asks again.
+    const newest = this.history.newest();
+    if (newest) for (const nodeId of newest.nodes) this.joinRequests.delete(nodeId);
     for (const listener of this.listeners) {
       try {
         listener();

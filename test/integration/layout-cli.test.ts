@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
-import { counter, runCli, spawnCli, startNode, stopCleanly, waitFor, waitLinked, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { counter, runCli, spawnCli, startNode, stopCleanly, waitFor, waitLinked, waitMesh, withDeadline, type NodeProcess } from '../../harness/testing.js';
 import { createNetwork } from '../../src/net/libp2p.js';
 import { encodeGossip, gossipTopic } from '../../src/net/gossip.js';
 import { agentString } from '../../src/net/cluster.js';
@@ -138,6 +138,39 @@ describe('layout commands', () => {
 
     await stopCleanly(b);
     await stopCleanly(a);
+  });
+
+  it('node leave hands off and stops: the others take its partitions (partition sync), then it exits', async () => {
+    const a = await startPeer('A', { args: partitioned() });
+    await waitFor(async () => (await layoutOf(a)).current?.version === 1, { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const [b, c] = await Promise.all([startPeer('B', { bootstrap: [a], args: partitioned() }), startPeer('C', { bootstrap: [a], args: partitioned() })]);
+    await waitLinked([[a, b], [a, c]]);
+    const settled = async (nodes: NodeProcess[], members: number): Promise<void> =>
+      waitFor(
+        async () =>
+          (await Promise.all(nodes.map((n) => layoutOf(n)))).every((l) => l.active.length === 1 && l.current?.members.length === members),
+        { deadlineMs: 60_000, what: `one active layout of ${members} members on ${nodes.map((n) => n.name).join(', ')}` },
+      );
+    await settled([a, b, c], 3);
+    for (let i = 0; i < 20; i++) await c.client.put(`leave/${i}`, Buffer.from(`v${i}`));
+
+    const leaving = spawnCli(['node', 'leave'], { socket: c.socket });
+    const left = await withDeadline(leaving.result, 90_000, 'node leave to finish').catch(async (error: unknown) => {
+      throw new Error(`${String(error)}\nleave: ${leaving.stderrText()}\nA: ${JSON.stringify(await layoutOf(a))}\n${c.logTail(20)}`);
+    });
+    assert.equal(left.code, 0, left.stderr);
+    assert.match(left.stderr, /committed layout version \d+; waiting/);
+    assert.match(left.stdout.toString('utf8'), /left the cluster; stopping/);
+    await withDeadline(c.exited, 30_000, 'C to stop after its leave');
+    await settled([a, b], 2);
+    // Every key C took is on the remaining two (K = 2 of 2 nodes: both own every partition).
+    for (const node of [a, b]) {
+      for (let i = 0; i < 20; i++) {
+        const got = await runCli(['get', `leave/${i}`], { socket: node.socket });
+        assert.equal(got.code, 0, `${node.name} leave/${i}: ${got.stderr}`);
+      }
+    }
+    await Promise.all([stopCleanly(a), stopCleanly(b)]);
   });
 
   it('a full-replication node refuses layout commands (exit 4)', async () => {
