@@ -432,17 +432,20 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     let ticks = node.index;
     const tick = (): void => {
       if (node.boot !== boot || !isUp(node) || !running) return;
+      ticks++;
       const peers = nodes.filter((peer) => reachable(node, peer));
       if (peers.length > 0) {
         const bytes = layoutsMessage(node);
         const peer = rng.pick(peers);
         if (bytes) carry(node, peer, () => deliverLayout(node, peer, bytes));
-        if (rng.chance(0.35)) {
+        // Every third tick (~3 s) its acks go to everyone again (a gossipsub publish): a lost
+        // flood must not leave a peer unaware that this node knows a layout.
+        if (ticks % 3 === 0) {
           const acks = node.history!.ownAcks().map((ack) => encodeLayoutMessage({ type: 'ack', ack }));
           for (const p of peers) for (const ack of acks) carry(node, p, () => deliverLayout(node, p, ack));
         }
       }
-      if (++ticks % 2 === 0) antiEntropy(node);
+      if (ticks % 2 === 0) antiEntropy(node);
       if (node.history!.active().length > 1) startPulls(node);
       reconcile(node);
       if (node.history!.active().length === 1) void purge(node, false);
@@ -489,7 +492,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
 
   /** One session from `from` (initiator) to `to`; `done(ok)` once both sides finished or it broke. */
   function session(from: SimNode, to: SimNode, done: (ok: boolean) => void): void {
-    if (!reachable(from, to) || from.busyWith.has(to.nodeId)) return done(false);
+    if (!reachable(from, to)) return done(false);
     stats.sessions++;
     from.busyWith.add(to.nodeId);
     const boots = [from.boot, to.boot];
@@ -562,7 +565,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     }
     let shares = node.shared.get(peer.nodeId);
     if (shares === undefined) node.shared.set(peer.nodeId, (shares = node.ownership!.sharedPartitions(peer.nodeId).some((byte) => byte !== 0)));
-    if (shares) session(node, peer, () => undefined);
+    if (shares && !node.busyWith.has(peer.nodeId)) session(node, peer, () => undefined);
   }
 
   /** Pulls that became due: a session with each source, then `pulled`. */
