@@ -9,7 +9,7 @@
  *
  * `--partitioned` runs the placement-aware data simulator (partition-sim.ts): without --nodes
  * each seed picks 5..9 nodes; `--nodes 50` the largest; `--replicas K`; `--canary NAME` runs
- * with a placement bug (modulo-holds, early-purge, one-source, newest-only); `--trace`.
+ * with a placement bug (modulo-holds, early-purge, newest-only); `--trace`.
  */
 import { parseArgs } from 'node:util';
 import { runSimulation } from './simulation.js';

@@ -19,8 +19,8 @@
  *   'quorum')` in the coordinator's current view (a view that grew meanwhile sends to the new
  *   owners too); acknowledged writes are the ground truth.
  * - Anti-entropy: every ~second a node runs a sync session (the core's session driver over a
- *   frame channel, frames lossy and late; a loss, a partition or a crash breaks it) with a
- *   random node it shares partitions with. Sessions are whole-tree sessions, each replica
+ *   frame channel, frames lossy and late; a loss, a partition or a crash breaks it) with the
+ *   next node, round-robin, of those it shares partitions with. Sessions are whole-tree sessions, each replica
  *   refusing entries of partitions it does not hold (its `holds`): the same data moves as in a
  *   session restricted to the shared partitions, only with more frames.
  * - Pulls: a new owner runs `pulls()`; for each partition it needs a successful session with
@@ -45,12 +45,15 @@
  * 4. no node holds rows of a partition it does not own (one layout active, purge ran);
  * 5. no deleted key returns: where the last acknowledged write of a key is a delete, every
  *    owner holds that tombstone or a newer version some coordinator really wrote; and no
- *    replica ever replaced a version with an older one (checked as it happens).
- * Canaries (options): `modulo-holds` (replicas decide what they hold by a modulo placement),
- * `early-purge` (a node drops partitions it does not own in the newest layout at once, without
- * offload, before the new owners pulled), `one-source` (a new owner acks a partition after a
- * session with one source), `newest-only` (the coordinator sends and counts a write in the
- * newest layout's owners only).
+ *    replica ever replaced a version with an older one (checked as it happens);
+ * 6. during the run, a quorum read (a member asks a quorum of its `readOwners`) returns at
+ *    least the key's last write acknowledged before the read began: a write acknowledged
+ *    during a change is where reads look, whichever layout they read from.
+ * Canaries (options), each a placement bug the checker must catch: `modulo-holds` (replicas
+ * decide what they hold by a modulo placement, not the layouts' rendezvous owners),
+ * `early-purge` (a node drops the partitions it does not own in the newest layout as soon as
+ * it learns it: no offload, before the new owners pulled), `newest-only` (the coordinator
+ * sends a write to, and counts acks in, the newest layout's owners only).
  */
 import { Replica, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, keyHashText, nodeIdFrom, type Entry, type HashText, type Version } from '../../src/core/entry.js';
@@ -62,7 +65,7 @@ import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sy
 import { utf8 } from '../../src/core/bytes.js';
 import { LayoutChangeError, decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout, type LayoutMessage } from '../../src/core/layout.js';
 import { LayoutHistory, type LayoutHistorySnapshot, type LayoutOutcome } from '../../src/core/layout-history.js';
-import { LayoutOwnership, quorumMet } from '../../src/core/ownership.js';
+import { LayoutOwnership, acksNeeded, quorumMet } from '../../src/core/ownership.js';
 import { eligibleNodes, ownerCountOf, partitionCount, partitionOfHash, type Layout, type PartitionId, type Placement } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -70,7 +73,7 @@ import type { Store } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
 import { Prng } from './prng.js';
 
-export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'one-source' | 'newest-only';
+export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'newest-only';
 
 export interface PartitionSimOptions {
   seed: number;
@@ -104,6 +107,7 @@ export interface PartitionSimReport {
     partitions: number;
     writes: number;
     acknowledgedWrites: number;
+    reads: number;
     sessions: number;
     sessionsFailed: number;
     pulled: number;
@@ -138,9 +142,10 @@ interface SimNode {
   lastCommitMs: number;
   /** Pulls in progress this boot: "version:partition" -> sources a session succeeded with since it became due. */
   pulls: Map<string, Set<string>>;
-  /** Per peer, whether it shares partitions with this node, under the active layouts named by `sharedKey`. */
-  shared: Map<string, boolean>;
-  sharedKey: string;
+  /** The nodes it shares partitions with, under the active layouts named by `coOwnersKey`. */
+  coOwners: string[];
+  coOwnersKey: string;
+  coOwnerNext: number;
   /** Sessions this node initiated and that are still running, by peer. */
   busyWith: Set<string>;
   purging: boolean;
@@ -205,7 +210,8 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
   const keys = options.keys ?? 16;
   const writes = options.writes ?? 40;
   const faultWindowMs = options.faultWindowMs ?? 8_000;
-  const settleMs = options.settleMs ?? 16_000;
+  // Anti-entropy meets each co-owner once a round (every other tick): larger clusters need longer.
+  const settleMs = options.settleMs ?? 16_000 + 1_000 * Math.max(0, count - 10);
   const rng = new Prng(seed);
   const queue = new EventQueue();
   const placement = new RendezvousPlacement();
@@ -227,6 +233,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     partitions: 0,
     writes: 0,
     acknowledgedWrites: 0,
+    reads: 0,
     sessions: 0,
     sessionsFailed: 0,
     pulled: 0,
@@ -258,8 +265,9 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     leaving: false,
     lastCommitMs: -Infinity,
     pulls: new Map(),
-    shared: new Map(),
-    sharedKey: '',
+    coOwners: [],
+    coOwnersKey: '',
+    coOwnerNext: 0,
     busyWith: new Set(),
     purging: false,
     flooded: new Map(),
@@ -552,20 +560,29 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     }
   }
 
-  /** A session with a random node this node shares partitions with. */
+  /** A session with the next node this node shares partitions with (its co-owners, as sync schedules them). */
   function antiEntropy(node: SimNode): void {
     if (!node.ownership!.ready()) return;
-    const peers = nodes.filter((peer) => reachable(node, peer) && peer.ownership?.ready());
-    if (peers.length === 0) return;
-    const peer = rng.pick(peers);
     const layouts = node.history!.active().map(keyOf).join(' ');
-    if (node.sharedKey !== layouts) {
-      node.shared = new Map();
-      node.sharedKey = layouts;
+    if (node.coOwnersKey !== layouts) {
+      const coOwners = new Set<string>();
+      for (let p = 0; p < partitionCount; p++) {
+        const owners = node.ownership!.writeOwners(p);
+        if (owners.includes(node.nodeId)) for (const id of owners) if (id !== node.nodeId) coOwners.add(id);
+      }
+      node.coOwners = [...coOwners].sort();
+      node.coOwnersKey = layouts;
+      node.coOwnerNext = rng.int(0, Math.max(0, node.coOwners.length - 1));
     }
-    let shares = node.shared.get(peer.nodeId);
-    if (shares === undefined) node.shared.set(peer.nodeId, (shares = node.ownership!.sharedPartitions(peer.nodeId).some((byte) => byte !== 0)));
-    if (shares && !node.busyWith.has(peer.nodeId)) session(node, peer, () => undefined);
+    // Round-robin from a random start: every pair of co-owners meets within a round.
+    const count = node.coOwners.length;
+    for (let i = 0; i < count; i++) {
+      const peer = byId.get(node.coOwners[(node.coOwnerNext + i) % count]!)!;
+      if (!reachable(node, peer) || node.busyWith.has(peer.nodeId)) continue;
+      node.coOwnerNext = (node.coOwnerNext + i + 1) % count;
+      session(node, peer, () => undefined);
+      return;
+    }
   }
 
   /** Pulls that became due: a session with each source, then `pulled`. */
@@ -583,7 +600,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
       let done = node.pulls.get(key);
       if (!done) node.pulls.set(key, (done = new Set()));
       const sources = pull.sources.filter((id) => !skipped(id));
-      const enough = canary === 'one-source' ? done.size > 0 || sources.length === 0 : sources.every((id) => done.has(id));
+      const enough = sources.every((id) => done.has(id));
       if (enough) finished.set(pull.version, [...(finished.get(pull.version) ?? []), pull.partition]);
       else for (const id of sources) if (!done.has(id)) needed.add(id);
     }
@@ -742,6 +759,56 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     check();
   }
 
+  /**
+   * A quorum read during the run (invariant 6): a member asks its read owners of the key's
+   * partition; once a quorum answered, the greatest version must be at least the key's last
+   * write acknowledged before the read began.
+   */
+  function clientRead(): void {
+    const candidates = nodes.filter((n) => isUp(n) && n.history!.newest()?.weights[n.nodeId] !== undefined);
+    if (candidates.length === 0) return;
+    const reader = rng.pick(candidates);
+    const key = `k${rng.int(0, keys - 1)}`;
+    const p = partitionOfHash(keyHashText(key));
+    const owners = reader.ownership!.readOwners(p);
+    const before = acked.get(key);
+    const needed = acksNeeded('quorum', owners.length);
+    const boot = reader.boot;
+    const answers = new Map<string, Version | undefined>();
+    const deadlineMs = queue.nowMs + writeTimeoutMs;
+    stats.reads++;
+    for (const id of owners) {
+      const owner = byId.get(id)!;
+      const answer = (version: Version | undefined): void => {
+        // Per owner: the network duplicates messages, and a duplicate is not a second answer.
+        if (reader.boot !== boot || queue.nowMs > deadlineMs || answers.size >= needed || answers.has(id)) return;
+        answers.set(id, version);
+        if (answers.size < needed || !before) return;
+        const best = [...answers.values()].reduce<Version | undefined>((a, b) => (!a || (b && compareVersions(b, a) > 0) ? b : a), undefined);
+        if (!best || compareVersions(best, before.version) < 0) {
+          violate(
+            `node ${reader.index} read ${key} from a quorum of owners ${owners.map(nameOf).join(',')} of partition ${p} and got ${best ? versionText(best) : 'nothing'}; ${versionText(before.version)} was acknowledged before the read`,
+          );
+        }
+      };
+      const ask = (): void => {
+        const replica = owner.replica;
+        if (!replica) return;
+        const ownerBoot = owner.boot;
+        void replica.get(key).then(
+          (entry) => {
+            if (owner.boot !== ownerBoot) return;
+            if (owner === reader) answer(entry?.version);
+            else carry(owner, reader, () => answer(entry?.version));
+          },
+          () => undefined,
+        );
+      };
+      if (owner === reader) ask();
+      else carry(reader, owner, ask);
+    }
+  }
+
   // --- faults ------------------------------------------------------------------------------
 
   const ownersLeft = (): number => nodes.filter((n) => n.wantsIn && n.weight > 0 && n.status !== 'dead').length;
@@ -811,6 +878,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     });
   }
   for (let w = 0; w < writes; w++) queue.schedule(rng.int(0, faultWindowMs - 1), clientWrite);
+  for (let r = 0; r < writes; r++) queue.schedule(rng.int(0, faultWindowMs + settleMs / 2), clientRead);
   queue.schedule(rng.int(300, 2000), faultStep);
   queue.schedule(faultWindowMs, () => {
     faults = false;
