@@ -149,6 +149,7 @@ interface SimNode {
   /** Sessions this node initiated and that are still running, by peer. */
   busyWith: Set<string>;
   purging: boolean;
+  pullsScheduled: boolean;
   flooded: Map<string, string>;
   encoded?: { key: string; bytes: Uint8Array };
 }
@@ -176,6 +177,13 @@ const writeTimeoutMs = 3_000;
 const gossipFanout = 6;
 const keyOf = (layout: ClusterLayout): string => `${layout.version}:${layout.digest}`;
 const versionText = (v: Version): string => `${hlcToString(v.hlc)}/${v.node.slice(0, 6)}`;
+const partitions = new Map<string, PartitionId>();
+/** A key's partition (memoized: the key space is small and scans ask often). */
+function partitionOfKey(key: string): PartitionId {
+  let p = partitions.get(key);
+  if (p === undefined) partitions.set(key, (p = partitionOfHash(keyHashText(key))));
+  return p;
+}
 
 /** A store that stops working when its incarnation crashes, and makes writes durable 0-3 ms late. */
 function fencedStore(disk: MemoryStore, fence: { alive: boolean }, queue: EventQueue, rng: Prng): Store {
@@ -270,6 +278,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     coOwnerNext: 0,
     busyWith: new Set(),
     purging: false,
+    pullsScheduled: false,
     flooded: new Map(),
   }));
   const byId = new Map(nodes.map((n) => [n.nodeId, n]));
@@ -372,7 +381,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     node.layoutDisk = history.snapshot();
     gossip(node, fanout(node));
     if (canary === 'early-purge') void purge(node, true);
-    startPulls(node);
+    schedulePulls(node);
     reconcile(node);
   }
 
@@ -430,6 +439,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     node.pulls = new Map();
     node.busyWith = new Set();
     node.purging = false;
+    node.pullsScheduled = false;
     node.flooded = new Map();
     node.encoded = undefined;
     const historyOptions = { self: node.nodeId, placement };
@@ -585,6 +595,18 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     }
   }
 
+  /** startPulls soon, once for a burst of history changes (acks arrive in floods). */
+  function schedulePulls(node: SimNode): void {
+    if (node.pullsScheduled) return;
+    node.pullsScheduled = true;
+    const boot = node.boot;
+    queue.schedule(20, () => {
+      if (node.boot !== boot) return;
+      node.pullsScheduled = false;
+      startPulls(node);
+    });
+  }
+
   /** Pulls that became due: a session with each source, then `pulled`. */
   function startPulls(node: SimNode): void {
     if (!isUp(node)) return;
@@ -635,7 +657,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     const holds = (p: PartitionId): boolean => (early ? placement.ownersOf(p, newest).includes(node.nodeId) : holdsPartition(node, p));
     const drop = new Set<PartitionId>();
     for await (const entry of node.disk.scanHash('')) {
-      const p = partitionOfHash(keyHashText(entry.key));
+      const p = partitionOfKey(entry.key);
       if (!holds(p)) drop.add(p);
     }
     if (drop.size === 0 || !isUp(node) || node.purging) return;
@@ -662,7 +684,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     const kept: Entry[] = [];
     let dropped = 0;
     for await (const { entry } of node.disk.scanSince(0, Number.MAX_SAFE_INTEGER)) {
-      const p = partitionOfHash(keyHashText(entry.key));
+      const p = partitionOfKey(entry.key);
       if (holds(p) || !drop.has(p)) kept.push(entry);
       else dropped++;
     }
@@ -694,7 +716,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     const coordinator = rng.pick(candidates);
     const key = `k${rng.int(0, keys - 1)}`;
     const isDelete = rng.chance(0.25);
-    const p = partitionOfHash(keyHashText(key));
+    const p = partitionOfKey(key);
     const owners = [...new Set(writeSetsOf(coordinator, p).flat())];
     const stamper = owners.includes(coordinator.nodeId) ? coordinator : byId.get(rng.pick(owners))!;
     stats.writes++;
@@ -735,6 +757,8 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
         stats.acknowledgedWrites++;
         const best = acked.get(entry.key);
         if (!best || compareVersions(entry.version, best.version) > 0) acked.set(entry.key, { version: entry.version, deleted: isDelete });
+        // Half the time a client reads it back soon after (from any member: read your writes).
+        if (rng.chance(0.5)) queue.schedule(rng.int(5, 300), () => clientRead(entry.key));
         return;
       }
       // Send to owners not sent to yet (the view may have grown since).
@@ -764,12 +788,12 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
    * partition; once a quorum answered, the greatest version must be at least the key's last
    * write acknowledged before the read began.
    */
-  function clientRead(): void {
+  function clientRead(readKey?: string): void {
     const candidates = nodes.filter((n) => isUp(n) && n.history!.newest()?.weights[n.nodeId] !== undefined);
     if (candidates.length === 0) return;
     const reader = rng.pick(candidates);
-    const key = `k${rng.int(0, keys - 1)}`;
-    const p = partitionOfHash(keyHashText(key));
+    const key = readKey ?? `k${rng.int(0, keys - 1)}`;
+    const p = partitionOfKey(key);
     const owners = reader.ownership!.readOwners(p);
     const before = acked.get(key);
     const needed = acksNeeded('quorum', owners.length);
@@ -878,7 +902,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     });
   }
   for (let w = 0; w < writes; w++) queue.schedule(rng.int(0, faultWindowMs - 1), clientWrite);
-  for (let r = 0; r < writes; r++) queue.schedule(rng.int(0, faultWindowMs + settleMs / 2), clientRead);
+  for (let r = 0; r < writes / 2; r++) queue.schedule(rng.int(0, faultWindowMs + settleMs / 2), () => clientRead());
   queue.schedule(rng.int(300, 2000), faultStep);
   queue.schedule(faultWindowMs, () => {
     faults = false;
@@ -924,7 +948,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     for (const node of up) {
       const byPartition = new Map<PartitionId, Map<string, Entry>>();
       for await (const entry of node.disk.scanHash('')) {
-        const p = partitionOfHash(keyHashText(entry.key));
+        const p = partitionOfKey(entry.key);
         if (!byPartition.has(p)) byPartition.set(p, new Map());
         byPartition.get(p)!.set(entry.key, entry);
         stats.entries++;
@@ -955,7 +979,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     }
     // 3 and 5. Acknowledged writes on every owner; no deleted key back.
     for (const [key, truth] of acked) {
-      const p = partitionOfHash(keyHashText(key));
+      const p = partitionOfKey(key);
       for (const owner of placement.ownersOf(p, newest)) {
         const held = stores.get(owner)?.get(p)?.get(key);
         if (!held || compareVersions(held.version, truth.version) < 0) {

@@ -33,13 +33,11 @@ describe('partitioned data simulation (placement-aware)', () => {
     for (const [key, value] of Object.entries(totals)) assert.ok(value >= seedCount / 10, `only ${value} ${key}`);
   });
 
-  for (const seed of [7, 11]) {
-    it(`keeps every invariant at 50 nodes, K=3 (seed ${seed})`, async () => {
-      const report = await runPartitionSimulation({ seed, nodes: 50 });
-      assert.ok(report.ok, failureText(report));
-      assert.ok(report.stats.joins >= 10 && report.stats.retirements > 0 && report.stats.purges > 0, JSON.stringify(report.stats));
-    });
-  }
+  it('keeps every invariant at 50 nodes, K=3', async () => {
+    const report = await runPartitionSimulation({ seed: 7, nodes: 50 });
+    assert.ok(report.ok, failureText(report));
+    assert.ok(report.stats.joins >= 10 && report.stats.retirements > 0 && report.stats.purges > 0, JSON.stringify(report.stats));
+  });
 
   it('replays a seed exactly', async () => {
     assert.deepEqual(await runPartitionSimulation({ seed: 4242, nodes: 7 }), await runPartitionSimulation({ seed: 4242, nodes: 7 }));
