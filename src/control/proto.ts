@@ -142,6 +142,20 @@ export interface StatusMessage {
   clockWarning: string;
   /** Each --bootstrap address: connected, or why not (empty without --bootstrap). */
   bootstrap: BootstrapMessage[];
+  /** Partitioned mode only; null in full-replication mode. */
+  partitioned: PartitionedStatusMessage | null;
+}
+export interface PartitionedStatusMessage {
+  replicas: number;
+  layoutVersion: string;
+  activeVersions: string[];
+  partitionsOwned: number;
+  partitionsUnderReplicated: number;
+  rebalancePending: string;
+  rebalanceDone: string;
+  conflicts: number;
+  mismatch: string;
+  rebalanceBlockedBy: string[];
 }
 export interface BootstrapMessage {
   address: string;
@@ -196,6 +210,20 @@ export interface HolderMessage {
   version: VersionMessage | null;
   deleted: boolean;
   error: string;
+}
+export interface PurgeReplyMessage {
+  partitions: number;
+  entries: string;
+  bytes: string;
+  blocked: number;
+  blockedBy: string[];
+}
+export interface BalanceProgressMessage {
+  activeVersions: string[];
+  pending: { version: string; partitions: number }[];
+  pulled: string;
+  blockedBy: string[];
+  done: boolean;
 }
 export interface SyncProgressMessage {
   peerId: string;

@@ -70,6 +70,19 @@ export const BootstrapAddress = m(
   f(5, 'sinceMs', 'uint64'),
   f(6, 'failures', 'uint64'),
 );
+export const PartitionedStatus = m(
+  'PartitionedStatus',
+  f(1, 'replicas', 'uint32'),
+  f(2, 'layoutVersion', 'uint64'),
+  f(3, 'activeVersions', 'uint64', true),
+  f(4, 'partitionsOwned', 'uint32'),
+  f(5, 'partitionsUnderReplicated', 'uint32'),
+  f(6, 'rebalancePending', 'uint64'),
+  f(7, 'rebalanceDone', 'uint64'),
+  f(8, 'conflicts', 'uint32'),
+  f(9, 'mismatch', 'string'),
+  f(10, 'rebalanceBlockedBy', 'string', true),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -89,6 +102,7 @@ export const StatusReply = m(
   f(15, 'incarnation', 'uint64'),
   f(16, 'bootstrap', BootstrapAddress, true),
   f(17, 'clockWarning', 'string'),
+  f(18, 'partitioned', PartitionedStatus),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -187,6 +201,26 @@ export const ImportReply = m(
   f(5, 'refusedNotHeld', 'uint64'),
 );
 
+export const PurgeRequest = m('PurgeRequest', f(1, 'dryRun', 'bool'));
+export const PurgeReply = m(
+  'PurgeReply',
+  f(1, 'partitions', 'uint32'),
+  f(2, 'entries', 'uint64'),
+  f(3, 'bytes', 'uint64'),
+  f(4, 'blocked', 'uint32'),
+  f(5, 'blockedBy', 'string', true),
+);
+export const BalanceRequest = m('BalanceRequest', f(1, 'singleLayout', 'bool'));
+export const LayoutPulls = m('LayoutPulls', f(1, 'version', 'uint64'), f(2, 'partitions', 'uint32'));
+export const BalanceProgress = m(
+  'BalanceProgress',
+  f(1, 'activeVersions', 'uint64', true),
+  f(2, 'pending', LayoutPulls, true),
+  f(3, 'pulled', 'uint64'),
+  f(4, 'blockedBy', 'string', true),
+  f(5, 'done', 'bool'),
+);
+
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
 export const methods = {
   Put: { request: PutRequest, reply: PutReply },
@@ -208,6 +242,8 @@ export const methods = {
   Health: { request: HealthRequest, reply: HealthReply },
   Export: { request: ExportRequest, reply: EntryBatch },
   Import: { request: EntryBatch, reply: ImportReply },
+  Purge: { request: PurgeRequest, reply: PurgeReply },
+  Balance: { request: BalanceRequest, reply: BalanceProgress },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -217,6 +253,10 @@ export const allSchemas: readonly Schema[] = [
   Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
   PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply, ExportRequest, EntryBatch, ImportReply,
+  // partitioned mode: layout-runtime
+  PartitionedStatus,
+  // partitioned mode: partition-sync
+  PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
 ];
 
 export class WireError extends Error {

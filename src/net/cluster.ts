@@ -13,6 +13,16 @@
  * raised on every start. On a clean stop the node gossips a signed leave, so peers show it as
  * left rather than unreachable.
  *
+ * Partitioned mode (`--replicas K`): a LayoutService (./layout-service.ts) owns the layout
+ * history; this file checks the signature of each `layout` gossip message against the peer id
+ * it names, hands it over, and answers `ownership()`, `peerIdOf`, `onLayoutChange` and `holds`
+ * from it (before the first layout a partitioned node holds nothing). A full-replication node
+ * that hears a layout (a cluster of another mode) refuses to serve, like a partitioned node
+ * whose K disagrees (`refusal()`).
+ * Anti-entropy there is per partition (sync 1.2.0): membership syncs only with members that
+ * share a partition with us, each session restricted to the partitions shared; the pull loop
+ * and the purge (./partition-pulls.ts) rebalance after a layout change.
+ *
  * Bootstrap addresses that do not give a member (nothing listens, another cluster key,
  * another cluster name) are logged, counted and shown in the status by BootstrapHealth
  * (./bootstrap-health.ts), from the redial loop's reports and from identify.
@@ -26,7 +36,12 @@ import { CkvError } from '../core/errors.js';
 import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
-import { FullReplication, holds, type Placement } from '../core/placement.js';
+import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
+import { ReplicasMismatchError, partitionBitmap } from '../core/layout.js';
+import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
+import type { Ownership } from '../core/ownership.js';
+import { LayoutService, checkPersistedLayout, type PartitionedStatus } from './layout-service.js';
+import { PartitionSync, type PullProgress, type PurgeReport } from './partition-pulls.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
@@ -119,6 +134,12 @@ export class ClusterNetwork {
   private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Partitioned mode's layout (undefined in full-replication mode). */
+  private layouts: LayoutService | undefined;
+  /** Full-replication mode: a layout heard from a peer (a partitioned cluster): refuse to serve. */
+  private modeMismatch: ReplicasMismatchError | undefined;
+  /** Partitioned mode: pulls of new partitions and the purge of those no longer held. */
+  private partitionSync: PartitionSync | undefined;
 
   private constructor(
     readonly libp2p: CkvLibp2p,
@@ -138,6 +159,8 @@ export class ClusterNetwork {
         rng: Math.random,
         syncIntervalMs: config.syncIntervalMs,
         placement: this.placement,
+        // Partitioned: members that share a partition with us in the active layouts (none before the first).
+        ...(config.replicas === undefined ? {} : { sharesPartitions: (nodeId: string) => this.sharedPartitions(nodeId) !== undefined }),
       },
       this.now(),
     );
@@ -145,6 +168,8 @@ export class ClusterNetwork {
 
   static async start(config: NodeConfig, components: ClusterComponents): Promise<ClusterNetwork> {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
+    // A data directory whose persisted layout disagrees with --replicas refuses to start (exit 2).
+    await checkPersistedLayout(components.store, config.replicas);
     const privateKey = await loadPrivateKey(components.store);
     const incarnation = await nextIncarnation(components.store);
     const bootstrap = new BootstrapHealth(
@@ -188,6 +213,7 @@ export class ClusterNetwork {
             valueBytesMax: config.valueBytesMax,
             onAnnounce: (peer) => self.cluster?.pullFrom(peer),
             onMember: (message) => void self.cluster?.onMemberMessage(message),
+            onLayout: (message) => void self.cluster?.onLayoutMessage(message),
             otherHolders: (keyHash) => self.cluster?.otherHolders(keyHash) ?? 0,
           },
         )
@@ -208,11 +234,43 @@ export class ClusterNetwork {
         valueBytesMax: config.valueBytesMax,
         rng: Math.random,
         ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
+        // Partitioned: sessions restricted to what we hold (nothing before the first layout).
+        ...(config.replicas === undefined
+          ? {}
+          : { partitionsHeld: () => self.cluster?.ownership()?.heldPartitions() ?? partitionBitmap([]) }),
       },
     );
     const query = new QueryService({ ...base, healthReport: components.healthReport }, config.cluster);
     const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config, bootstrap);
     self.cluster = cluster;
+    if (config.replicas !== undefined) {
+      cluster.layouts = await LayoutService.open(
+        { replicas: config.replicas, weight: config.weight, autoJoin: config.autoJoin, hasBootstrap: config.bootstrap.length > 0 },
+        {
+          self: components.replica.nodeId,
+          store: components.store,
+          counters: components.counters,
+          logger: components.logger,
+          publish: (body) => cluster.publishLayout(body),
+          hasSubscribers: () => gossip?.hasSubscriber() ?? false,
+          upNodeIds: () => cluster.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId),
+          nodeIdOfPeer: (peerId) => cluster.membership.get(peerId)?.nodeId,
+          now: () => cluster.now(),
+        },
+      );
+      cluster.partitionSync = new PartitionSync({
+        ownership: () => (cluster.refusal() ? undefined : cluster.ownership()),
+        replica: components.replica,
+        session: (nodeId, partitions) => cluster.restrictedSession(nodeId, partitions),
+        counters: components.counters,
+        logger: components.logger,
+      });
+      cluster.onLayoutChange(() => {
+        cluster.membership.partitionsChanged();
+        cluster.partitionSync?.wake();
+        cluster.wake();
+      });
+    }
     await cluster.begin();
     return cluster;
   }
@@ -241,6 +299,8 @@ export class ClusterNetwork {
 
   private async begin(): Promise<void> {
     this.gossip?.start();
+    this.layouts?.start();
+    this.partitionSync?.start();
     await this.sync.start();
     await this.query.start();
     this.membership.setAddresses(this.listenAddresses());
@@ -260,6 +320,8 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.partitionSync?.stop();
+    await this.layouts?.stop();
     if (this.gossip) {
       // Our members must hear the leave: with members up, wait (within the flush bound) until
       // gossip knows a subscriber, or the leave would go to nobody.
@@ -282,6 +344,8 @@ export class ClusterNetwork {
 
   /** Whether this node holds the key with this hash under the current layout (placement). */
   holds(keyHash: HashText): boolean {
+    // Partitioned: what the layouts give us; before the first, nothing (we may own none of it).
+    if (this.layouts) return this.layouts.ownership.ready() && this.layouts.ownership.holds(partitionOfHash(keyHash));
     return holds(this.placement, this.membership.layout(), this.components.replica.nodeId, keyHash);
   }
 
@@ -289,6 +353,42 @@ export class ClusterNetwork {
   otherHolders(keyHash: HashText): number {
     const owners = this.placement.ownersOf(this.placement.partitionOf(keyHash), this.membership.layout());
     return owners.length - (owners.includes(this.components.replica.nodeId) ? 1 : 0);
+  }
+
+  /** Who holds what in partitioned mode; undefined in full-replication mode or before the first layout. */
+  ownership(): Ownership | undefined {
+    return this.layouts?.ownership.ready() ? this.layouts.ownership : undefined;
+  }
+
+  /** The layout service (partitioned mode only): history, staging, status. */
+  layoutService(): LayoutService | undefined {
+    return this.layouts;
+  }
+
+  /** The peer id of the up member with this node id (this node's own too). */
+  peerIdOf(nodeId: string): string | undefined {
+    if (nodeId === this.components.replica.nodeId) return this.peerId;
+    const member = this.membership.get(nodeId);
+    return member?.state === 'up' && member.nodeId === nodeId ? member.peerId : undefined;
+  }
+
+  /** Told after every change of the layouts (partitioned mode; never in full mode). Returns the unsubscribe. */
+  onLayoutChange(listener: () => void): () => void {
+    return this.layouts?.onChange(listener) ?? (() => undefined);
+  }
+
+  /** Why this node refuses reads and writes (a --replicas that disagrees with the cluster's layout), if it does. */
+  refusal(): ReplicasMismatchError | undefined {
+    return this.layouts?.refusal() ?? this.modeMismatch;
+  }
+
+  /** The partitioned part of the status (undefined in full mode). */
+  partitionedStatus(): PartitionedStatus | undefined {
+    if (!this.layouts) return undefined;
+    const up = new Set(this.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId));
+    const status = this.layouts.status(up);
+    // Who blocks this node's pulls (partition-pulls.ts).
+    return { ...status, rebalance: { ...status.rebalance, blockedBy: this.partitionSync?.progress().blockedBy ?? [] } };
   }
 
   /** Every known member (not removed), by node id. */
@@ -362,6 +462,8 @@ export class ClusterNetwork {
     const peerId = result.peerId.toString();
     const addresses = result.listenAddrs.map((a) => a.toString());
     this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, this.now()));
+    this.layouts?.peerUp();
+    this.partitionSync?.wake();
   }
 
   private onDisconnect(peer: PeerId): void {
@@ -384,6 +486,51 @@ export class ClusterNetwork {
       return;
     }
     this.apply(this.membership.message(gossip.message, gossip.message.peerId, this.now()));
+  }
+
+  /** A layout envelope: only taken if signed by the peer it names. */
+  private async onLayoutMessage(gossip: Extract<GossipMessage, { type: 'layout' }>): Promise<void> {
+    if (this.stopped) return;
+    let valid = false;
+    try {
+      const publicKey = peerIdFromString(gossip.peerId).publicKey;
+      valid = publicKey !== undefined && (await publicKey.verify(layoutSignedBytes(gossip.body), gossip.signature));
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      this.components.counters.add('layout_rejected');
+      return;
+    }
+    if (this.layouts) {
+      this.layouts.receive(gossip.peerId, gossip.body);
+      return;
+    }
+    this.fullModeHeard(gossip.body);
+  }
+
+  /** Full mode: a peer's layouts mean its cluster is partitioned; say so once and refuse to serve. */
+  private fullModeHeard(body: Uint8Array): void {
+    if (this.modeMismatch) return;
+    try {
+      for (const part of decodeLayoutEnvelope(body).parts) {
+        if (part.kind !== 'message' || part.message.type !== 'layouts') continue;
+        const newest = part.message.layouts.at(-1)!;
+        this.modeMismatch = new ReplicasMismatchError(undefined, newest.replicas);
+        this.components.counters.add('layout_replicas_mismatch');
+        this.components.logger.error('replicas mismatch: refusing to serve', { error: this.modeMismatch.message });
+        return;
+      }
+    } catch {
+      this.components.counters.add('layout_rejected');
+    }
+  }
+
+  /** Sign and publish a layout envelope (LayoutService's publish). */
+  private async publishLayout(body: Uint8Array): Promise<void> {
+    if (!this.gossip || this.stopped) return;
+    const signature = await this.privateKey.sign(layoutSignedBytes(body));
+    await this.gossip.publishLayout(this.peerId, body, signature);
   }
 
   /** A peer announced a value too large to gossip: sync with it soon. */
@@ -455,8 +602,52 @@ export class ClusterNetwork {
     this.apply(this.membership.tick(this.now()));
   }
 
+  /**
+   * Partitioned mode: the partitions this node and `nodeId` share now, as a bitmap, or
+   * undefined if none (or before the first layout).
+   */
+  private sharedPartitions(nodeId: string): Uint8Array | undefined {
+    const ownership = this.refusal() ? undefined : this.ownership();
+    if (ownership === undefined) return undefined;
+    const shared = ownership.sharedPartitions(nodeId);
+    return shared.some((byte) => byte !== 0) ? shared : undefined;
+  }
+
+  /** A session restricted to `partitions` with an up member (pulls and offloads); undefined if it is not up. */
+  private async restrictedSession(nodeId: string, partitions: Uint8Array): Promise<SessionReport | undefined> {
+    const peerId = this.peerIdOf(nodeId);
+    if (this.stopped || peerId === undefined || nodeId === this.components.replica.nodeId) return undefined;
+    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
+  }
+
+  /** Partitioned mode: pull progress (`ckv balance`, status); undefined in full-replication mode. */
+  pullProgress(): PullProgress | undefined {
+    return this.partitionSync?.progress();
+  }
+
+  /** Partitioned mode: resolves after the pull loop's next round (`wake`: run it now). */
+  async pullRound(wake: boolean): Promise<void> {
+    if (!this.partitionSync) return;
+    const round = this.partitionSync.nextRound();
+    if (wake) this.partitionSync.wake();
+    await round;
+  }
+
+  /** Partitioned mode: purge partitions no longer held now (dry: what it would drop); undefined in full mode. */
+  async purge(dry: boolean): Promise<PurgeReport | undefined> {
+    return this.partitionSync?.purgeNow(dry);
+  }
+
   private async runSession(peerId: string, nodeId: string | undefined): Promise<SessionReport> {
-    const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId);
+    let partitions: Uint8Array | undefined;
+    if (this.layouts) {
+      // Partitioned: only the partitions we share, and no session at all if we share none.
+      partitions = nodeId === undefined ? undefined : this.sharedPartitions(nodeId);
+      if (partitions === undefined) {
+        return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
+      }
+    }
+    const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
     if (report.outcome === 'skipped') return report;
     const ok = report.outcome === 'in-sync' || report.outcome === 'synced';
     const received = report.result?.entriesReceived ?? 0;

@@ -28,16 +28,19 @@ import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
 import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
-import { ClusterMismatchError } from '../errors.js';
+import { ClusterMismatchError, NotPartitionedError } from '../errors.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, NodeApi, SyncStep } from './api.js';
+import type { BalanceStep, ChangeEvent, FrontEnd, ImportReport, KeyHolder, NodeApi, PurgeReport, SyncStep } from './api.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
+
+/** `balance` reports progress at least this often while it waits. */
+const balanceStepMs = 1_000;
 
 /** How long `ckv health` waits for each member's report (they are asked at once). */
 const healthAnswerTimeoutMs = 2_000;
@@ -270,19 +273,31 @@ export class CkvNode implements NodeApi {
   // --- NodeApi ------------------------------------------------------------------------------
 
   put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
-    return this.replica.put(key, value, condition);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.put(key, value, condition);
   }
 
   delete(key: string, condition?: WriteCondition): Promise<Version> {
-    return this.replica.delete(key, condition);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.delete(key, condition);
   }
 
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
-    return this.replica.writeMany(writes);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.writeMany(writes);
   }
 
   get(key: string): Promise<Entry | undefined> {
-    return this.replica.get(key);
+    const refusal = this.refusal();
+    return refusal ? Promise.reject(refusal) : this.replica.get(key);
+  }
+
+  /**
+   * Partitioned mode: why this node refuses reads and writes (its --replicas disagrees with
+   * the cluster's layout: it would place keys where its peers do not look), if it does.
+   */
+  private refusal(): Error | undefined {
+    return this.cluster?.refusal();
   }
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
@@ -401,6 +416,29 @@ export class CkvNode implements NodeApi {
         bytesReceived: report.bytesReceived,
         message: report.error ?? '',
       };
+    }
+  }
+
+  async purge(dry: boolean): Promise<PurgeReport> {
+    const report = await this.cluster?.purge(dry);
+    if (report === undefined) throw new NotPartitionedError('ckv purge');
+    return report;
+  }
+
+  async *balance(singleLayout: boolean): AsyncGenerator<BalanceStep> {
+    const cluster = this.cluster;
+    if (cluster?.pullProgress() === undefined) throw new NotPartitionedError('ckv balance');
+    // The pulls start now; then a step after each pull round, at least every balanceStepMs,
+    // until done (the caller cancels to stop waiting).
+    let wake = true;
+    for (;;) {
+      const progress = cluster.pullProgress()!;
+      const activeVersions = cluster.partitionedStatus()?.activeVersions ?? [];
+      const done = progress.pending.length === 0 && (!singleLayout || activeVersions.length <= 1);
+      yield { activeVersions, pending: progress.pending, pulled: progress.pulled, blockedBy: progress.blockedBy, done };
+      if (done || this.isStopping) return;
+      await Promise.race([cluster.pullRound(wake), new Promise((resolve) => setTimeout(resolve, balanceStepMs).unref())]);
+      wake = false;
     }
   }
 
