@@ -18,19 +18,19 @@
  *   it (or holds newer) acks. The write is acknowledged once `quorumMet(writeSets(p), acks,
  *   'quorum')` in the coordinator's current view (a view that grew meanwhile sends to the new
  *   owners too); acknowledged writes are the ground truth.
- * - Anti-entropy: every ~second a node runs a sync session (the core's session driver over a
+ * - Anti-entropy: every ~2 s a node runs a sync session (the core's session driver over a
  *   frame channel, frames lossy and late; a loss, a partition or a crash breaks it) with the
- *   next node, round-robin, of those it shares partitions with. Sessions are whole-tree sessions, each replica
- *   refusing entries of partitions it does not hold (its `holds`): the same data moves as in a
- *   session restricted to the shared partitions, only with more frames.
+ *   next node, round-robin, of those it shares partitions with. Sessions are restricted as in
+ *   production (sync 1.2.0): the initiator asks for `sharedPartitions(peer)` in its view, the
+ *   responder covers that AND its `heldPartitions()`; each replica also refuses entries of
+ *   partitions it does not hold.
  * - Pulls: a new owner runs `pulls()`; for each partition it needs a successful session with
  *   every source after the pull became due, then calls `pulled` (its ack). A source that is
  *   dead or gone and removed from the newest layout is skipped (production learns that from
  *   membership).
  * - Purge: once a node has one active layout, rows of partitions it no longer holds are first
- *   offloaded (a successful session with every owner of each of them), then dropped. Dropping
- *   is modelled in the simulator's terms: the replica closes, the disk is rewritten without
- *   those rows, the replica reopens (a new store epoch, as after a wipe).
+ *   offloaded (a successful session, restricted to those partitions, with every owner of
+ *   each), then dropped with `Replica.dropUnchanged` (a row written meanwhile is kept).
  * - Faults, during the fault window: partitions and heals, crashes and restarts, one death,
  *   per-node clock skew (sometimes one node beyond the drift limit), disk writes durable only
  *   0-3 ms after they are issued (a crash before loses them: never acknowledged).
@@ -55,7 +55,7 @@
  * it learns it: no offload, before the new owners pulled), `newest-only` (the coordinator
  * sends a write to, and counts acks in, the newest layout's owners only).
  */
-import { Replica, type AppliedChange } from '../../src/core/replica.js';
+import { Replica, type AppliedChange, type DropRequest } from '../../src/core/replica.js';
 import { compareVersions, keyHashText, nodeIdFrom, type Entry, type HashText, type Version } from '../../src/core/entry.js';
 import { hlcToString } from '../../src/core/hlc.js';
 import { MalformedError } from '../../src/core/errors.js';
@@ -63,7 +63,8 @@ import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
 import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sync-session.js';
 import { utf8 } from '../../src/core/bytes.js';
-import { LayoutChangeError, decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout, type LayoutMessage } from '../../src/core/layout.js';
+import { LayoutChangeError, decodeLayoutMessage, encodeLayoutMessage, partitionBitmap, type ClusterLayout, type LayoutMessage } from '../../src/core/layout.js';
+import { writeBatchOpsMax } from '../../src/core/limits.js';
 import { LayoutHistory, type LayoutHistorySnapshot, type LayoutOutcome } from '../../src/core/layout-history.js';
 import { LayoutOwnership, acksNeeded, quorumMet } from '../../src/core/ownership.js';
 import { eligibleNodes, ownerCountOf, partitionCount, partitionOfHash, type Layout, type PartitionId, type Placement } from '../../src/core/placement.js';
@@ -508,8 +509,12 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
 
   // --- sync sessions -----------------------------------------------------------------------
 
-  /** One session from `from` (initiator) to `to`; `done(ok)` once both sides finished or it broke. */
-  function session(from: SimNode, to: SimNode, done: (ok: boolean) => void): void {
+  /**
+   * One session from `from` (initiator) to `to`, restricted as production's (sync 1.2.0): the
+   * initiator asks for `partitions` (default: what it shares with `to` in its view), the
+   * responder covers that AND what it holds. `done(ok)` once both sides finished or it broke.
+   */
+  function session(from: SimNode, to: SimNode, done: (ok: boolean) => void, partitions?: Uint8Array): void {
     if (!reachable(from, to)) return done(false);
     stats.sessions++;
     from.busyWith.add(to.nodeId);
@@ -532,8 +537,8 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     };
     queue.schedule(sessionTimeoutMs, () => end(false));
     const sides: [SimNode, SyncInitiator | SyncResponder][] = [
-      [from, new SyncInitiator(from.replica!.syncContext({ cluster, wallClockMs: () => wallOf(from) }), rng.u32())],
-      [to, new SyncResponder(to.replica!.syncContext({ cluster }))],
+      [from, new SyncInitiator(from.replica!.syncContext({ cluster, wallClockMs: () => wallOf(from), partitions: partitions ?? from.ownership!.sharedPartitions(to.nodeId) }), rng.u32())],
+      [to, new SyncResponder(to.replica!.syncContext({ cluster, partitions: to.ownership!.heldPartitions() }))],
     ];
     for (const [i, [node, machine]] of sides.entries()) {
       const other = 1 - i;
@@ -668,7 +673,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
       for (const p of drop) for (const id of history.writeOwners(p)) if (id !== node.nodeId) owners.add(id);
       let ok = true;
       for (const id of owners) {
-        ok = await new Promise<boolean>((resolve) => session(node, byId.get(id)!, resolve));
+        ok = await new Promise<boolean>((resolve) => session(node, byId.get(id)!, resolve, partitionBitmap([...drop])));
         if (!ok || node.boot !== boot) break;
       }
       if (!ok || node.boot !== boot) {
@@ -676,29 +681,24 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
         return;
       }
     }
-    // Drop: close, rewrite the disk without the rows, reopen (a new store epoch).
-    const replica = node.replica!;
-    await replica.close();
-    if (node.boot !== boot) return;
-    node.fence.alive = false;
-    const kept: Entry[] = [];
-    let dropped = 0;
-    for await (const { entry } of node.disk.scanSince(0, Number.MAX_SAFE_INTEGER)) {
+    // Drop, as production's purge: each row if it is still the version read (a write that
+    // came meanwhile is kept).
+    const drops: DropRequest[] = [];
+    for await (const entry of node.disk.scanHash('')) {
       const p = partitionOfKey(entry.key);
-      if (holds(p) || !drop.has(p)) kept.push(entry);
-      else dropped++;
+      if (drop.has(p) && !holds(p)) drops.push({ key: entry.key, version: entry.version });
     }
-    const disk = new MemoryStore();
-    await disk.open();
-    const hlc = await node.disk.readHlc();
-    await disk.write(kept, hlc);
-    if (kept.length === 0) await disk.write([], hlc);
-    node.disk = disk;
+    const replica = node.replica;
+    if (!replica || node.boot !== boot) return;
+    let dropped = 0;
+    try {
+      for (let i = 0; i < drops.length; i += writeBatchOpsMax) dropped += (await replica.dropUnchanged(drops.slice(i, i + writeBatchOpsMax))).dropped;
+    } catch {
+      return; // crashed meanwhile: the next boot purges again
+    }
     stats.purges++;
     stats.purgedRows += dropped;
     trace?.(`${queue.nowMs} node ${node.index} purged ${dropped} rows of partitions ${[...drop].join(',')}`);
-    node.replica = undefined;
-    await openReplica(node);
     if (node.boot === boot) node.purging = false;
   }
 
