@@ -37,7 +37,7 @@
  * After the window the network heals, clocks agree, crashed nodes restart; nodes keep running
  * for `settleMs` (pulls, retirements, purges, anti-entropy), then the checker runs.
  *
- * Invariants (against ground truth, not what nodes claim):
+ * Invariants (against ground truth, not what nodes claim; 1-5 at the end, partition-check.ts):
  * 1. every up node ends on the same single active layout, whose members are exactly the nodes
  *    that want in;
  * 2. each partition's owners hold identical entries for that partition;
@@ -56,8 +56,7 @@
  * sends a write to, and counts acks in, the newest layout's owners only).
  */
 import { Replica, type AppliedChange, type DropRequest } from '../../src/core/replica.js';
-import { compareVersions, keyHashText, nodeIdFrom, type Entry, type HashText, type Version } from '../../src/core/entry.js';
-import { hlcToString } from '../../src/core/hlc.js';
+import { compareVersions, nodeIdFrom, type Entry, type HashText, type Version } from '../../src/core/entry.js';
 import { MalformedError } from '../../src/core/errors.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
@@ -72,6 +71,7 @@ import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
+import { checkEnd, keyOf, partitionOfKey, versionText } from './partition-check.js';
 import { Prng } from './prng.js';
 
 export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'newest-only';
@@ -176,15 +176,6 @@ const cluster = 'sim';
 const sessionTimeoutMs = 10_000;
 const writeTimeoutMs = 3_000;
 const gossipFanout = 6;
-const keyOf = (layout: ClusterLayout): string => `${layout.version}:${layout.digest}`;
-const versionText = (v: Version): string => `${hlcToString(v.hlc)}/${v.node.slice(0, 6)}`;
-const partitions = new Map<string, PartitionId>();
-/** A key's partition (memoized: the key space is small and scans ask often). */
-function partitionOfKey(key: string): PartitionId {
-  let p = partitions.get(key);
-  if (p === undefined) partitions.set(key, (p = partitionOfHash(keyHashText(key))));
-  return p;
-}
 
 /** A store that stops working when its incarnation crashes, and makes writes durable 0-3 ms late. */
 function fencedStore(disk: MemoryStore, fence: { alive: boolean }, queue: EventQueue, rng: Prng): Store {
@@ -400,7 +391,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     if (!newest) return;
     if (node.leaving && newest.weights[node.nodeId] === undefined && history.active().length === 1) {
       trace?.(`${queue.nowMs} node ${node.index} handed off (layout ${keyOf(newest)}) and stops`);
-      stop(node, 'gone');
+      crash(node, 'gone');
       return;
     }
     if (queue.nowMs - node.lastCommitMs < 1000) return;
@@ -495,10 +486,6 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     node.replica = undefined;
     node.status = status;
     node.boot++;
-  }
-
-  function stop(node: SimNode, status: Status): void {
-    crash(node, status);
   }
 
   function onApplied(node: SimNode, change: AppliedChange): void {
@@ -924,70 +911,6 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     }
   }
   stats.simulatedMs = queue.nowMs;
-  await finalChecks();
+  checkEnd(nodes, { acked, stamped }, placement, violate, stats);
   return { seed, nodes: count, ok: violations.length === 0, violations, stats };
-
-  async function finalChecks(): Promise<void> {
-    const up = nodes.filter((n) => n.status === 'up');
-    for (const n of up) if (!n.replica) violate(`node ${n.index} has no open replica at the end`);
-    const newest = up[0]?.history?.newest();
-    if (!newest) return violate('no up node holds a layout');
-    stats.finalVersion = newest.version;
-    // 1. One layout everywhere, with exactly the nodes that want in.
-    for (const node of up) {
-      const active = node.history!.active();
-      const last = active[active.length - 1]!;
-      if (keyOf(last) !== keyOf(newest)) violate(`node ${node.index} ends on layout ${keyOf(last)}, node ${up[0]!.index} on ${keyOf(newest)}`);
-      else if (active.length !== 1) violate(`node ${node.index} ends with layouts ${active.map((l) => l.version).join(',')} active: a change never completed`);
-    }
-    const wanted = nodes.filter((n) => n.wantsIn).map((n) => n.index).sort((a, b) => a - b);
-    const members = newest.nodes.map((id) => byId.get(id)!.index).sort((a, b) => a - b);
-    if (wanted.join(' ') !== members.join(' ')) violate(`the final layout holds nodes ${members.join(' ')}, the nodes that want in are ${wanted.join(' ')}`);
-    // What each up node stores, by partition.
-    const stores = new Map<string, Map<PartitionId, Map<string, Entry>>>();
-    for (const node of up) {
-      const byPartition = new Map<PartitionId, Map<string, Entry>>();
-      for await (const entry of node.disk.scanHash('')) {
-        const p = partitionOfKey(entry.key);
-        if (!byPartition.has(p)) byPartition.set(p, new Map());
-        byPartition.get(p)!.set(entry.key, entry);
-        stats.entries++;
-        if (!stamped.has(`${entry.key} ${versionText(entry.version)}`)) violate(`node ${node.index} holds ${entry.key}@${versionText(entry.version)}, which nobody wrote`);
-      }
-      stores.set(node.nodeId, byPartition);
-      // 4. Nothing of partitions it does not own.
-      for (const [p, entries] of byPartition) {
-        if (!placement.ownersOf(p, newest).includes(node.nodeId)) violate(`node ${node.index} holds ${entries.size} rows of partition ${p}, which it does not own`);
-      }
-    }
-    const entryText = (e: Entry | undefined): string => (e ? `${versionText(e.version)}${e.value === null ? ' (deleted)' : ''}` : 'nothing');
-    // 2. Owners agree, partition by partition.
-    for (let p = 0; p < partitionCount; p++) {
-      const owners = placement.ownersOf(p, newest);
-      const reference = stores.get(owners[0]!)?.get(p) ?? new Map<string, Entry>();
-      for (const owner of owners.slice(1)) {
-        const other = stores.get(owner)?.get(p) ?? new Map<string, Entry>();
-        for (const key of new Set([...reference.keys(), ...other.keys()])) {
-          const a = reference.get(key);
-          const b = other.get(key);
-          if (!a || !b || compareVersions(a.version, b.version) !== 0) {
-            violate(`partition ${p}: owner ${nameOf(owners[0]!)} holds ${key}@${entryText(a)}, owner ${nameOf(owner)} ${entryText(b)}`);
-            break;
-          }
-        }
-      }
-    }
-    // 3 and 5. Acknowledged writes on every owner; no deleted key back.
-    for (const [key, truth] of acked) {
-      const p = partitionOfKey(key);
-      for (const owner of placement.ownersOf(p, newest)) {
-        const held = stores.get(owner)?.get(p)?.get(key);
-        if (!held || compareVersions(held.version, truth.version) < 0) {
-          violate(`owner ${nameOf(owner)} of partition ${p} lost acknowledged ${truth.deleted ? 'delete' : 'write'} ${key}@${versionText(truth.version)} (holds ${entryText(held)})`);
-        } else if (truth.deleted && held.value !== null && compareVersions(held.version, truth.version) === 0) {
-          violate(`owner ${nameOf(owner)} returns deleted key ${key}`);
-        }
-      }
-    }
-  }
 }
