@@ -34,6 +34,11 @@ const { values } = parseArgs({
 const writes = values.writes ? Number(values.writes) : undefined;
 
 if (values.partitioned) {
+  const canaries = ['modulo-holds', 'early-purge', 'newest-only'];
+  if (values.canary !== undefined && !canaries.includes(values.canary)) {
+    console.error(`--canary must be one of ${canaries.join(', ')}, not ${JSON.stringify(values.canary)}`);
+    process.exit(2);
+  }
   const nodesOf = (seed: number): number => (values.nodes ? Number(values.nodes) : 5 + (seed % 5));
   const list = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
   const failed: number[] = [];
