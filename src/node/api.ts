@@ -12,6 +12,8 @@ import type { AppliedChange, LocalWrite } from '../core/replica.js';
 import type { Logger } from '../util/logger.js';
 import type { NodeStatus, PeerView } from './status.js';
 import type { PurgeReport } from '../net/partition-pulls.js';
+import type { LayoutChangeRequest } from '../net/layout-service.js';
+import type { LayoutView } from '../net/layout-view.js';
 
 export type { PurgeReport };
 
@@ -132,6 +134,16 @@ export interface NodeApi {
    * Throws NotPartitionedError in full-replication mode.
    */
   balance(singleLayout: boolean): AsyncIterable<BalanceStep>;
+
+  // Partitioned mode (--replicas K); each throws LayoutChangeError in full-replication mode.
+  /** The layout as this node sees it (`ckv layout`). */
+  layout(): Promise<LayoutView>;
+  /** Stage a change, or apply or revert the staged ones (`ckv layout add|remove|weight|replicas|apply|revert`). */
+  layoutChange(request: LayoutChangeRequest): Promise<LayoutView>;
+  /** Stage and commit the removal of a node that is down (`ckv node remove`). */
+  removeNode(node: string): Promise<LayoutView>;
+  /** Commit this node's own removal (`ckv node leave`, which then waits for the hand-off and stops the node). */
+  leaveCluster(): Promise<LayoutView>;
 
   /** Idempotent: refuses new requests, closes the front ends, drains queued writes, closes the store. */
   stop(reason?: string): Promise<void>;
