@@ -26,8 +26,9 @@
  *   partitions it does not hold.
  * - Pulls: a new owner runs `pulls()`; for each partition it needs a successful session with
  *   every source after the pull became due, then calls `pulled` (its ack). A source that is
- *   dead or gone and removed from the newest layout is skipped (production learns that from
- *   membership).
+ *   dead or gone and removed from the newest layout is skipped (production does not yet: see
+ *   docs/partitioned-mode.md, Simulator; without the skip a change removing a dead node
+ *   never completes).
  * - Purge: once a node has one active layout, rows of partitions it no longer holds are first
  *   offloaded (a successful session, restricted to those partitions, with every owner of
  *   each), then dropped with `Replica.dropUnchanged` (a row written meanwhile is kept).
