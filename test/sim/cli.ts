@@ -9,7 +9,8 @@
  *
  * `--partitioned` runs the placement-aware data simulator (partition-sim.ts): without --nodes
  * each seed picks 5..9 nodes; `--nodes 50` the largest; `--replicas K`; `--canary NAME` runs
- * with a placement bug (modulo-holds, early-purge, newest-only); `--trace`.
+ * with a placement bug (modulo-holds, early-purge, newest-only); `--wait-for-removed-sources`
+ * waits for every pull source as production does today; `--trace`.
  */
 import { parseArgs } from 'node:util';
 import { runSimulation } from './simulation.js';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     trace: { type: 'boolean', default: false },
     partitioned: { type: 'boolean', default: false },
     canary: { type: 'string' },
+    'wait-for-removed-sources': { type: 'boolean', default: false },
   },
 });
 
@@ -43,7 +45,7 @@ if (values.partitioned) {
   const list = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
   const failed: number[] = [];
   const started = performance.now();
-  const extra = `${values.replicas ? ` --replicas ${values.replicas}` : ''}${values.canary ? ` --canary ${values.canary}` : ''}`;
+  const extra = `${values.replicas ? ` --replicas ${values.replicas}` : ''}${values.canary ? ` --canary ${values.canary}` : ''}${values['wait-for-removed-sources'] ? ' --wait-for-removed-sources' : ''}`;
   for (const seed of list) {
     const nodes = nodesOf(seed);
     const report = await runPartitionSimulation({
@@ -52,6 +54,7 @@ if (values.partitioned) {
       ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
       ...(writes ? { writes } : {}),
       ...(values.canary ? { canary: values.canary as PartitionCanary } : {}),
+      ...(values['wait-for-removed-sources'] ? { waitForRemovedSources: true } : {}),
       ...(values.trace ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
     });
     if (!report.ok) {

@@ -91,6 +91,12 @@ export interface PartitionSimOptions {
   settleMs?: number;
   /** Only the canary tests set this: a placement bug the checker must catch. */
   canary?: PartitionCanary;
+  /**
+   * Wait for every source of a pull, even a dead node the newest layout removed (what
+   * production's pull loop does today: a change removing a dead node then never completes).
+   * Default false: such sources are skipped.
+   */
+  waitForRemovedSources?: boolean;
   /** Gets a line per commit, retirement, purge and node event. */
   trace?: (line: string) => void;
 }
@@ -607,7 +613,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
     const newest = ownership.newest();
     const due = ownership.pulls();
     const boot = node.boot;
-    const skipped = (id: string): boolean => newest?.weights[id] === undefined && ['dead', 'gone'].includes(byId.get(id)!.status);
+    const skipped = (id: string): boolean => !options.waitForRemovedSources && newest?.weights[id] === undefined && ['dead', 'gone'].includes(byId.get(id)!.status);
     const needed = new Set<string>();
     const finished = new Map<number, PartitionId[]>();
     for (const pull of due) {
