@@ -6,10 +6,16 @@
  * `--layout` runs the layout simulator (partitioned mode, layout-sim.ts) instead: without
  * --nodes each seed picks 3..12 nodes; `--nodes 50` runs the largest clusters; `--replicas K`;
  * `--trace` prints every commit, conflict, retirement and hand-off.
+ *
+ * `--partitioned` runs the placement-aware data simulator (partition-sim.ts): without --nodes
+ * each seed picks 5..9 nodes; `--nodes 50` the largest; `--replicas K`; `--canary NAME` runs
+ * with a placement bug (modulo-holds, early-purge, newest-only); `--wait-for-removed-sources`
+ * waits for every pull source as production does today; `--trace`.
  */
 import { parseArgs } from 'node:util';
 import { runSimulation } from './simulation.js';
 import { runLayoutSimulation } from './layout-sim.js';
+import { runPartitionSimulation, type PartitionCanary } from './partition-sim.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,8 +27,48 @@ const { values } = parseArgs({
     layout: { type: 'boolean', default: false },
     replicas: { type: 'string' },
     trace: { type: 'boolean', default: false },
+    partitioned: { type: 'boolean', default: false },
+    canary: { type: 'string' },
+    'wait-for-removed-sources': { type: 'boolean', default: false },
   },
 });
+
+const writes = values.writes ? Number(values.writes) : undefined;
+
+if (values.partitioned) {
+  const canaries = ['modulo-holds', 'early-purge', 'newest-only'];
+  if (values.canary !== undefined && !canaries.includes(values.canary)) {
+    console.error(`--canary must be one of ${canaries.join(', ')}, not ${JSON.stringify(values.canary)}`);
+    process.exit(2);
+  }
+  const nodesOf = (seed: number): number => (values.nodes ? Number(values.nodes) : 5 + (seed % 5));
+  const list = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
+  const failed: number[] = [];
+  const started = performance.now();
+  const extra = `${values.replicas ? ` --replicas ${values.replicas}` : ''}${values.canary ? ` --canary ${values.canary}` : ''}${values['wait-for-removed-sources'] ? ' --wait-for-removed-sources' : ''}`;
+  for (const seed of list) {
+    const nodes = nodesOf(seed);
+    const report = await runPartitionSimulation({
+      seed,
+      nodes,
+      ...(values.replicas ? { replicas: Number(values.replicas) } : {}),
+      ...(writes ? { writes } : {}),
+      ...(values.canary ? { canary: values.canary as PartitionCanary } : {}),
+      ...(values['wait-for-removed-sources'] ? { waitForRemovedSources: true } : {}),
+      ...(values.trace ? { trace: (line: string) => console.log(`  ${line}`) } : {}),
+    });
+    if (!report.ok) {
+      failed.push(seed);
+      console.log(`FAIL seed ${seed} (${nodes} nodes): replay with npm run sim -- --partitioned --seed ${seed} --nodes ${nodes}${extra}`);
+      for (const violation of report.violations.slice(0, 10)) console.log(`  ${violation}`);
+    } else if (values.seed) {
+      console.log(`ok seed ${seed} (${nodes} nodes): ${JSON.stringify(report.stats)}`);
+    }
+  }
+  console.log(`${list.length - failed.length} passed, ${failed.length} failed (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  if (failed.length > 0) console.log(`failing seeds: ${failed.join(' ')}`);
+  process.exit(failed.length > 0 ? 1 : 0);
+}
 
 if (values.layout) {
   const layoutNodesFor = (seed: number): number => (values.nodes ? Number(values.nodes) : 3 + (seed % 10));
@@ -51,7 +97,6 @@ if (values.layout) {
 }
 
 const nodesFor = (seed: number): number => (values.nodes ? Number(values.nodes) : 3 + (seed % 7));
-const writes = values.writes ? Number(values.writes) : undefined;
 const seeds = values.seed ? [Number(values.seed)] : range(Number(values.first), Number(values.seeds));
 const failures: number[] = [];
 const startedMs = performance.now();
