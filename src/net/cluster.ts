@@ -264,6 +264,7 @@ export class ClusterNetwork {
         ownership: () => (cluster.refusal() ? undefined : cluster.ownership()),
         replica: components.replica,
         session: (nodeId, partitions) => cluster.restrictedSession(nodeId, partitions),
+        isUp: (nodeId) => cluster.peerIdOf(nodeId) !== undefined,
         counters: components.counters,
         logger: components.logger,
       });

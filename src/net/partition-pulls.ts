@@ -15,7 +15,10 @@
  * room for normal syncs and writes). A partition is acknowledged (`ownership.pulled`) once
  * every source of it succeeded in a session of this round (started after the pull was listed)
  * that covered it: a write acknowledged with consistency `one` may be on one old owner only.
- * A source that is not up, or whose sessions fail, blocks its partitions: it is logged once
+ * A departed source (a node the newest layout no longer has) that is not up is skipped: it
+ * was removed dead, and waiting for it would block the change that removed it for good (a
+ * leaving node, up, is waited for: it hands its partitions off). Any other source that is
+ * not up, or whose sessions fail, blocks its partitions: it is logged once
  * (until it stops blocking) and shown in the status (`blockedBy`); an operator who knows it
  * is gone removes it (`ckv node remove`), which changes the layout and the sources.
  *
@@ -57,6 +60,13 @@ export interface PartitionSyncComponents {
   replica: Replica;
   /** One session with node `nodeId` restricted to `partitions`; undefined when it is not up. */
   session: (nodeId: string, partitions: Uint8Array) => Promise<SessionReport | undefined>;
+  /**
+   * Whether node `nodeId` is up now. A pull's departed source (no longer a node of the newest
+   * layout) that is down is skipped: it is a removed dead node, and waiting for it would block
+   * for good the change that removed it. A departed source that is up (a leaving node handing
+   * off) is waited for.
+   */
+  isUp: (nodeId: string) => boolean;
   counters: Counters;
   logger: Logger;
 }
@@ -187,7 +197,7 @@ export class PartitionSync {
   private async pullRound(): Promise<'idle' | 'retry' | 'poll'> {
     const ownership = this.components.ownership();
     if (ownership === undefined) return 'idle';
-    const pulls = ownership.pulls();
+    let pulls = ownership.pulls();
     const blocking = new Set<string>();
     if (pulls.length === 0) {
       this.setBlocking(blocking);
@@ -195,6 +205,11 @@ export class PartitionSync {
       // new layout: peers' acks, which do not fire onLayoutChange): look again soon.
       return ownership.writeSets(0).length > 1 ? 'poll' : 'idle';
     }
+    // A removed node that is down never answers: its partitions come from the other sources.
+    pulls = pulls.map((pull) => {
+      const skipped = pull.departed.filter((nodeId) => !this.components.isUp(nodeId));
+      return skipped.length === 0 ? pull : { ...pull, sources: pull.sources.filter((nodeId) => !skipped.includes(nodeId)) };
+    });
     const immediate = pulls.filter((pull) => pull.sources.length === 0);
     this.acknowledge(ownership, immediate);
     const bySource = new Map<string, PartitionId[]>();
