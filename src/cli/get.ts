@@ -3,7 +3,7 @@
  * Several keys, or `--prefix P`, go to get-many.ts (partitioned mode: several keys are each
  * read from their owners; `--prefix` reads this node's copies only).
  *
- * Partitioned mode: `--from local|one|quorum|all` (default: local when this node holds the key,
+ * Partitioned mode: `--from local|one|quorum|all` (default: local when this node is a read owner of the key,
  * else one owner) reads from that many of the key's owners, newest version wins; fewer answers
  * than asked exits 3 unless `--allow-partial`; `--json` adds `from`, `owners`, `asked` and
  * `answers` (each owner's version, or why it did not answer).
@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the value to this file instead of standard output (replaced only once the whole value has arrived)')
     .option('--prefix <prefix>', 'every live key that starts with this, in key order, streamed')
     .option('--limit <n>', 'with --prefix: at most this many keys')
-    .option('--from <where>', 'partitioned mode: local, one, quorum or all of the key\'s owners (default: local if this node holds it, else one); too few answers: exit 3')
+    .option('--from <where>', 'partitioned mode: local, one, quorum or all of the key\'s owners (default: local if this node is one of the owners reads ask, else one); too few answers: exit 3')
     .option('--allow-partial', 'partitioned mode: accept fewer owner answers than --from asks')
     .option('--json', 'JSON (README "JSON output"): key, found, deleted, value (UTF-8 or base64), encoding, valueBytes, version, time; one object a line for several keys; partitioned mode: from, owners, asked, answers')
     .action(async (keys: string[], options: GetOptions & { from?: string; allowPartial?: boolean }, command: Command) => {

@@ -257,7 +257,10 @@ export class Coordinator {
     const partition = ownership.partitionOf(keyHashText(key));
     const owners = [...ownership.readOwners(partition)];
     const self = ownership.self;
-    const source: ReadSource = from ?? (ownership.holds(partition) ? 'local' : 'one');
+    // Local only when this node is one of the partition's read owners: during a change a new
+    // owner holds the partition (it takes writes) before it has pulled it, and must not answer
+    // reads from a copy still filling.
+    const source: ReadSource = from ?? (owners.includes(self) ? 'local' : 'one');
     if (source === 'local') {
       const entry = await this.deps.replica.get(key);
       return { entry, from: source, owners, asked: 1, answers: [answerOf(self, entry)] };
