@@ -141,7 +141,7 @@ async function runSize(n: number, config: { writes: number; inFlight: number; la
     // 4. Join.
     log(`N=${n}: a node joins`);
     const join = await timeChange(cluster.nodes, keys, replicaBytes, 1 / (n + 1), async () => {
-      await cluster.add(1, partitionedArgs());
+      await cluster.add(1);
       return cluster.nodes;
     });
     // 5. Leave (not n00 or n01: they are the others' bootstrap addresses).

@@ -34,6 +34,8 @@ export function startPartitioned(n: number, options: ClusterOptions & { replicas
 export interface PartitionedStatus {
   replicas: number;
   layoutVersion: number;
+  /** Every active layout's version, oldest first (several during a change). */
+  activeVersions?: number[];
   partitionsOwned: number;
   partitionsUnderReplicated: number;
   rebalance: { pending: number; done: number };
@@ -118,8 +120,8 @@ export async function waitPlacement(nodes: NodeProcess[], prefix: string, keys: 
 
 /**
  * Waits until every node is in partitioned mode with K = `replicas`, all on one layout version
- * (at least `versionAtLeast`), nothing pending and no partition under-replicated; returns the
- * statuses.
+ * (at least `versionAtLeast`) as the only active one, nothing pending and no partition
+ * under-replicated; returns the statuses.
  */
 export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what: string, versionAtLeast = 1, replicas = replicasDefault): Promise<StatusJson[]> {
   let last: StatusJson[] = [];
@@ -132,7 +134,10 @@ export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what
         const p = last.map((s) => s.partitioned);
         if (p.some((x) => x === undefined || x.replicas !== replicas)) return false;
         const version = p[0]!.layoutVersion;
-        return version >= versionAtLeast && p.every((x) => x!.layoutVersion === version && x!.rebalance.pending === 0 && x!.partitionsUnderReplicated === 0);
+        return (
+          version >= versionAtLeast &&
+          p.every((x) => x!.layoutVersion === version && x!.rebalance.pending === 0 && x!.partitionsUnderReplicated === 0 && (x!.activeVersions?.length ?? 1) === 1)
+        );
       },
       { deadlineMs, intervalMs: 300, what },
     );
