@@ -120,7 +120,8 @@ export async function waitPlacement(nodes: NodeProcess[], prefix: string, keys: 
 
 /**
  * Waits until every node is in partitioned mode with K = `replicas`, all on one layout version
- * (at least `versionAtLeast`) as the only active one, nothing pending and no partition
+ * (at least `versionAtLeast`) as the only active one, each owning partitions in it (so each is a
+ * member: with K = 3 and up to 9 nodes every member owns some of the 256), nothing pending and no partition
  * under-replicated; returns the statuses.
  */
 export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what: string, versionAtLeast = 1, replicas = replicasDefault): Promise<StatusJson[]> {
@@ -136,7 +137,7 @@ export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what
         const version = p[0]!.layoutVersion;
         return (
           version >= versionAtLeast &&
-          p.every((x) => x!.layoutVersion === version && x!.rebalance.pending === 0 && x!.partitionsUnderReplicated === 0 && (x!.activeVersions?.length ?? 1) === 1)
+          p.every((x) => x!.layoutVersion === version && x!.partitionsOwned > 0 && x!.rebalance.pending === 0 && x!.partitionsUnderReplicated === 0 && (x!.activeVersions?.length ?? 1) === 1)
         );
       },
       { deadlineMs, intervalMs: 300, what },
