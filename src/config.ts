@@ -69,6 +69,28 @@ export interface NodeConfig {
    * whose clock is wrong, on one machine. Default 0.
    */
   testClockSkewMs: number;
+  /**
+   * Partitioned mode (`--replicas K`, 1..64): each key on K nodes chosen by the cluster's
+   * layout (docs/partitioned-mode.md) instead of on every node. Fewer copies hold more data
+   * in all and cost fewer writes per node, at the price of forwarded reads and writes and of
+   * moving data on every layout change. Every node of a cluster must say the same K (a node
+   * that disagrees refuses to serve). Default undefined: full replication, every key on every
+   * node (the layout machinery stays off).
+   */
+  replicas?: number;
+  /**
+   * This node's weight in the layout (`--weight W`, 0..10^6): its share of the partitions grows
+   * with it (relative capacity); 0 makes a gateway that owns no data but forwards requests.
+   * Only used in partitioned mode, when the node joins. Default 1.
+   */
+  weight: number;
+  /**
+   * Whether this node joins the layout by itself (`--no-auto-join` turns it off). On, the
+   * cluster's coordinator adds it as soon as it is up (and a lone first node makes the first
+   * layout); off, an operator adds it (`ckv layout add NODE`, `ckv layout apply`): a node
+   * joins only when someone decides it. Default on.
+   */
+  autoJoin: boolean;
 }
 
 /** `$CKV_DATA_DIR`, else `$XDG_DATA_HOME/ckv`, else `~/.local/share/ckv`. */
@@ -102,6 +124,8 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     gossip: true,
     resetClockBound: false,
     testClockSkewMs: 0,
+    weight: 1,
+    autoJoin: true,
   };
 }
 

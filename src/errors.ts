@@ -67,6 +67,14 @@ export const errorKinds = {
     exit: ExitCode.unreachable,
     where: 'request',
   },
+  ownersUnavailable: {
+    matches: ['ERR_OWNERS_UNAVAILABLE', 'OwnersUnavailableError'],
+    grpc: GrpcStatus.UNAVAILABLE,
+    http: 503,
+    exit: ExitCode.unreachable,
+    where: 'request',
+  },
+  notOwner: { matches: ['ERR_NOT_OWNER', 'NotOwnerError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   unreachable: { matches: ['ERR_NODE_UNREACHABLE', 'NodeUnreachableError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'client' },
   socketPermissionDenied: {
     matches: ['ERR_SOCKET_PERMISSION', 'SocketPermissionError'],
@@ -84,6 +92,14 @@ export const errorKinds = {
   clusterMismatch: { matches: ['ERR_CLUSTER_MISMATCH', 'ClusterMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.usage, where: 'start' },
   listenFailed: { matches: ['ERR_LISTEN', 'ListenError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.failed, where: 'start' },
   socketInUse: { matches: ['ERR_SOCKET_IN_USE', 'SocketInUseError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.failed, where: 'start' },
+  /**
+   * Partitioned mode: this node's --replicas disagrees with its cluster's layout (or a
+   * full-replication node hears a partitioned cluster). At start it refuses to start; at run
+   * time it refuses reads and writes until the layouts agree.
+   */
+  replicasMismatch: { matches: ['ERR_REPLICAS_MISMATCH', 'ReplicasMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
+  /** A layout change that cannot be made (`ckv layout ...`): a bad node or weight, nothing to commit, too many changes in progress. */
+  layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -143,6 +159,26 @@ export class WatcherBehindError extends CkvError {
 }
 
 /** A command-line argument or flag, or a node setting, that cannot be used. */
+/**
+ * Partitioned mode: fewer owners acknowledged a write (or answered a read) than its consistency
+ * asks, within the deadline. A write may still be stored on the owners that acknowledged it
+ * (and is retried on the others in the background): its outcome is partial, not nothing.
+ */
+export class OwnersUnavailableError extends CkvError {
+  constructor(message: string) {
+    super('ERR_OWNERS_UNAVAILABLE', message);
+    this.name = 'OwnersUnavailableError';
+  }
+}
+
+/** Partitioned mode: a conditional write sent to a node that does not own the key. */
+export class NotOwnerError extends CkvError {
+  constructor(message: string) {
+    super('ERR_NOT_OWNER', message);
+    this.name = 'NotOwnerError';
+  }
+}
+
 export class UsageError extends CkvError {
   constructor(message: string) {
     super('ERR_USAGE', message);

@@ -37,6 +37,11 @@ export const configKeys: Readonly<Record<string, { type: KeyType; attribute: str
   'inbound-sessions-max': { type: 'integer', attribute: 'inboundSessionsMax' },
   'log-level': { type: 'string', attribute: 'logLevel' },
   'log-format': { type: 'string', attribute: 'logFormat' },
+  replicas: { type: 'integer', attribute: 'replicas' },
+  weight: { type: 'integer', attribute: 'weight' },
+  'auto-join': { type: 'boolean', attribute: 'autoJoin' },
+  // The partitioned-mode contract spells it with an underscore; both are accepted.
+  auto_join: { type: 'boolean', attribute: 'autoJoin' },
 };
 
 /** The file's settings as commander option values (attribute -> value in flag form). */

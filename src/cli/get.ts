@@ -1,6 +1,12 @@
 /**
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
- * Several keys, or `--prefix P`, go to get-many.ts.
+ * Several keys, or `--prefix P`, go to get-many.ts (this node's copies only, also in
+ * partitioned mode).
+ *
+ * Partitioned mode: `--from local|one|quorum|all` (default: local when this node holds the key,
+ * else one owner) reads from that many of the key's owners, newest version wins; fewer answers
+ * than asked exits 3 unless `--allow-partial`; `--json` adds `from`, `owners`, `asked` and
+ * `answers` (each owner's version, or why it did not answer).
  * The value arrives as a GetStream and is written out piece by piece, so a 64 MiB value is
  * never whole in this process (except for --json, which needs it whole).
  *
@@ -21,11 +27,11 @@ import { open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promi
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import type { GetStreamResult } from '../control/client.js';
+import type { GetStreamResult, ReadFields, ReadOptionsText } from '../control/client.js';
 import { errnoReason } from '../util/errno.js';
 import { CliError, printJson, withClient } from './common.js';
 import { getMany, type GetOptions } from './get-many.js';
-import { entryJson } from './json.js';
+import { entryJson, versionFields } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -35,9 +41,13 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the value to this file instead of standard output (replaced only once the whole value has arrived)')
     .option('--prefix <prefix>', 'every live key that starts with this, in key order, streamed')
     .option('--limit <n>', 'with --prefix: at most this many keys')
-    .option('--json', 'JSON (README "JSON output"): key, found, deleted, value (UTF-8 or base64), encoding, valueBytes, version, time; one object a line for several keys')
-    .action(async (keys: string[], options: GetOptions, command: Command) => {
+    .option('--from <where>', 'partitioned mode: local, one, quorum or all of the key\'s owners (default: local if this node holds it, else one); too few answers: exit 3')
+    .option('--allow-partial', 'partitioned mode: accept fewer owner answers than --from asks')
+    .option('--json', 'JSON (README "JSON output"): key, found, deleted, value (UTF-8 or base64), encoding, valueBytes, version, time; one object a line for several keys; partitioned mode: from, owners, asked, answers')
+    .action(async (keys: string[], options: GetOptions & { from?: string; allowPartial?: boolean }, command: Command) => {
+      const read = readOption(options.from, options.allowPartial);
       if (options.prefix !== undefined || keys.length !== 1) {
+        if (options.from !== undefined || options.allowPartial) throw new CliError('--from and --allow-partial read one key (several keys and --prefix read this node\'s copies)', 'usage');
         await getMany(command, keys, options);
         return;
       }
@@ -47,12 +57,12 @@ export function register(program: Command): void {
       try {
         await withClient(command, async (client) => {
           if (options.json) {
-            const reply = await client.get(key);
-            await printJson(entryJson(key, reply));
+            const reply = await client.get(key, read);
+            await printJson({ ...entryJson(key, reply), ...readJson(reply) });
             if (!reply.found) throw notFound(key, reply.deleted);
             return;
           }
-          const head = await client.getStream(key);
+          const head = await client.getStream(key, read);
           if (!head.found) throw notFound(key, head.deleted);
           if (output) await output.write(head);
           else await toStdout(head);
@@ -61,6 +71,27 @@ export function register(program: Command): void {
         await output?.discard(); // nothing left behind unless the value was written whole
       }
     });
+}
+
+const readSources = ['local', 'one', 'quorum', 'all'];
+
+/** `--from` and `--allow-partial` checked here (a usage error, exit 2). */
+function readOption(from: string | undefined, allowPartial: boolean | undefined): ReadOptionsText {
+  if (from !== undefined && !readSources.includes(from)) throw new CliError(`--from must be one of ${readSources.join(', ')}, not ${JSON.stringify(from)}`, 'usage');
+  return { ...(from === undefined ? {} : { from }), ...(allowPartial ? { allowPartial: true } : {}) };
+}
+
+/** The partitioned read's fields for --json (none in full-replication mode). */
+function readJson(reply: ReadFields): object {
+  if (reply.owners.length === 0) return {};
+  return {
+    from: reply.from,
+    owners: reply.owners,
+    asked: reply.asked,
+    answers: reply.answers.map((a) =>
+      a.error ? { nodeId: a.nodeId, error: a.error } : { nodeId: a.nodeId, found: a.found && !a.deleted, deleted: a.deleted, ...(a.found ? versionFields(a.version) : {}) },
+    ),
+  };
 }
 
 export function notFound(key: string, deleted: boolean): CliError {

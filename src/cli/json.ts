@@ -8,7 +8,7 @@
  *   its wall clock as ISO 8601, beside it;
  * - a value is `value` with its `encoding`: "utf8" when the bytes are valid UTF-8, else "base64".
  */
-import type { BootstrapMessage, EntryMessage, HolderMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
+import type { BootstrapMessage, EntryMessage, HolderMessage, PartitionedStatusMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
 
 /** The ISO 8601 time of a version's wall clock ("" for none). */
 export function versionTime(version: VersionMessage | null | undefined): string {
@@ -70,6 +70,21 @@ export function statusJson(s: StatusMessage): object {
     clockWarning: s.clockWarning,
     bootstrap: s.bootstrap.map(bootstrapJson),
     counters: Object.fromEntries(Object.entries(s.counters).map(([name, value]) => [name, Number(value)])),
+    ...(s.partitioned ? { partitioned: partitionedJson(s.partitioned) } : {}),
+  };
+}
+
+/** `status --json`'s `partitioned` (partitioned mode only; absent in full-replication mode). */
+function partitionedJson(p: PartitionedStatusMessage): object {
+  return {
+    replicas: p.replicas,
+    layoutVersion: Number(p.layoutVersion),
+    activeVersions: p.activeVersions.map(Number),
+    partitionsOwned: p.partitionsOwned,
+    partitionsUnderReplicated: p.partitionsUnderReplicated,
+    rebalance: { pending: Number(p.rebalancePending), done: Number(p.rebalanceDone) },
+    conflicts: p.conflicts,
+    ...(p.mismatch ? { mismatch: p.mismatch } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
-import { clockDriftMsMax, inboundSessionsMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
+import { clockDriftMsMax, inboundSessionsMax, layoutReplicasMax, layoutWeightMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
 import { isLogLevel } from '../util/log-level.js';
 import { CliError, globalOptions, withClient, writeStdout } from './common.js';
 import { readConfigFile } from './config-file.js';
@@ -28,6 +28,9 @@ interface StartOptions {
   testNoGossip?: boolean;
   resetClockBound?: boolean;
   testClockSkewMs?: string;
+  replicas?: string;
+  weight?: string;
+  autoJoin: boolean;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -79,6 +82,9 @@ export function register(program: Command): void {
     .option('--merkle-depth <n>', `Merkle tree depth, ${merkleDepthMin}..${merkleDepthMax}; every node of a cluster must use the same (default ${merkleDepthDefault})`)
     .option('--clock-drift-ms-max <ms>', `how far ahead of this node's clock a peer's stamp may be before it is refused, ms (default ${clockDriftMsMax})`)
     .option('--inbound-sessions-max <n>', `anti-entropy sessions served at once, 1..64 (default ${inboundSessionsMax})`)
+    .option('--replicas <k>', `partitioned mode: each key on K nodes of the cluster's layout, 1..${layoutReplicasMax}; every node must say the same (default: every key on every node)`)
+    .option('--weight <w>', `partitioned mode: this node's share of the data, 0..${layoutWeightMax}; 0 = a gateway that owns nothing (default 1)`)
+    .option('--no-auto-join', 'partitioned mode: do not join the layout by itself; an operator adds it (ckv layout add NODE, ckv layout apply)')
     .option('--log-level <level>', "least severe log lines written: info, warn or error (default info)")
     .option('--log-format <format>', "log lines as text ('<time> <level> <event> key=value ...') or json (one object a line) (default text)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
@@ -116,6 +122,12 @@ socket left by a killed node is replaced. The data directory is created if neede
       if (options.merkleDepth !== undefined) config.merkleDepth = wholeNumber('--merkle-depth', options.merkleDepth, merkleDepthMin, merkleDepthMax);
       if (options.clockDriftMsMax !== undefined) config.clockDriftMsMax = wholeNumber('--clock-drift-ms-max', options.clockDriftMsMax, 1, 86_400_000);
       if (options.inboundSessionsMax !== undefined) config.inboundSessionsMax = wholeNumber('--inbound-sessions-max', options.inboundSessionsMax, 1, 64);
+      if (options.replicas !== undefined) config.replicas = wholeNumber('--replicas', options.replicas, 1, layoutReplicasMax);
+      if (options.weight !== undefined) config.weight = wholeNumber('--weight', options.weight, 0, layoutWeightMax);
+      config.autoJoin = options.autoJoin !== false;
+      if (config.replicas === undefined && (options.weight !== undefined || !config.autoJoin)) {
+        throw new CliError('--weight and --no-auto-join are settings of the partitioned mode: give --replicas K too', 'usage');
+      }
       const logLevel = options.logLevel ?? 'info';
       if (!isLogLevel(logLevel)) throw new CliError(`--log-level must be info, warn or error, not ${logLevel}`, 'usage');
       const logFormat = options.logFormat ?? 'text';

@@ -1,4 +1,9 @@
-/** `ckv put KEY VALUE | -f FILE | -`: store a value (string, whole file, or stdin). */
+/**
+ * `ckv put KEY VALUE | -f FILE | -`: store a value (string, whole file, or stdin). In
+ * partitioned mode `--consistency one|quorum|all` (default quorum) says how many of the key's
+ * owners must acknowledge; too few in time exits 3 (the write may be on those that acked), and
+ * `--json` adds `owners` and `acked` (node ids).
+ */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -17,16 +22,37 @@ export function register(program: Command): void {
     .option('-f, --file <file>', 'read the value from a file')
     .option('--if-version <version>', 'only if the key holds exactly this version (as put prints it); else exit 7, nothing written')
     .option('--if-absent', 'only if the key holds nothing (or was deleted); else exit 7, nothing written')
-    .option('--json', 'one JSON document: key, version, time')
-    .action(async (key: string, value: string | undefined, options: { file?: string; ifVersion?: string; ifAbsent?: boolean; json?: boolean }, command: Command) => {
+    .option('--consistency <level>', 'partitioned mode: owners that must acknowledge: one, quorum (default) or all; too few in time: exit 3')
+    .option('--json', 'one JSON document: key, version, time; partitioned mode: owners and acked (node ids)')
+    .action(async (key: string, value: string | undefined, options: PutOptions, command: Command) => {
       const condition = conditionOption(options);
+      const consistency = consistencyOption(options.consistency);
       const source = await valueSource(value, options.file);
       const reply = await withClient(command, (client) =>
-        source.bytes !== undefined ? client.put(key, source.bytes, condition) : client.putStream(key, source.size, source.chunks!, condition),
+        source.bytes !== undefined
+          ? client.put(key, source.bytes, condition, consistency)
+          : client.putStream(key, source.size, source.chunks!, condition, consistency),
       );
-      if (options.json) await printJson({ key, ...versionFields(reply.version) });
+      if (options.json) await printJson({ key, ...versionFields(reply.version), ...(reply.owners.length > 0 ? { owners: reply.owners, acked: reply.acked } : {}) });
       else await writeStdout(`${versionText(reply.version)}\n`);
     });
+}
+
+interface PutOptions {
+  file?: string;
+  ifVersion?: string;
+  ifAbsent?: boolean;
+  consistency?: string;
+  json?: boolean;
+}
+
+const consistencyLevels = ['one', 'quorum', 'all'];
+
+/** `--consistency` checked here (a usage error, exit 2); '' when not given. */
+export function consistencyOption(level: string | undefined): string {
+  if (level === undefined) return '';
+  if (!consistencyLevels.includes(level)) throw new CliError(`--consistency must be one of ${consistencyLevels.join(', ')}, not ${JSON.stringify(level)}`, 'usage');
+  return level;
 }
 
 /** A value in memory (a string, stdin), or a file's size and its contents in pieces. */

@@ -4,7 +4,7 @@
  * do not (the likely cause, the last error, since when, how many dials failed).
  */
 import type { Command } from 'commander';
-import type { BootstrapMessage } from '../control/proto.js';
+import type { BootstrapMessage, PartitionedStatusMessage } from '../control/proto.js';
 import { formatAge, formatBytes, printJson, withClient, writeStdout } from './common.js';
 import { statusJson, versionTime } from './json.js';
 
@@ -37,12 +37,24 @@ export function register(program: Command): void {
         `uptime      ${formatDuration(Number(s.uptimeMs))}`,
         `incarnation ${s.incarnation}`,
         `version     ${s.version}`,
+        ...(s.partitioned ? partitionedLines(s.partitioned) : []),
       ];
       // Every declared counter is in the reply; the text shows those that counted something.
       const counters = Object.entries(s.counters).filter(([, v]) => v !== '0');
       if (counters.length) lines.push(`counters    ${counters.map(([k, v]) => `${k}=${v}`).join(' ')}`);
       await writeStdout(lines.join('\n') + '\n');
     });
+}
+
+/** Partitioned mode: the layout line, the change in progress, a mismatch. */
+function partitionedLines(p: PartitionedStatusMessage): string[] {
+  const lines = [
+    `layout      v${p.layoutVersion}${p.activeVersions.length > 1 ? ` (active ${p.activeVersions.join(', ')})` : ''}, replicas ${p.replicas}, ` +
+      `${p.partitionsOwned} partitions owned, ${p.partitionsUnderReplicated} under-replicated${p.conflicts > 0 ? `, ${p.conflicts} conflicts` : ''}`,
+  ];
+  if (p.activeVersions.length > 1) lines.push(`rebalance   ${p.rebalanceDone} partition-replicas synced, ${p.rebalancePending} pending`);
+  if (p.mismatch) lines.push(`error       ${p.mismatch}`);
+  return lines;
 }
 
 function bootstrapLine(b: BootstrapMessage): string {

@@ -70,7 +70,29 @@ export class OutcomeUnknownError extends CkvError {
   }
 }
 
-export interface GetResult {
+/** Partitioned mode: which owners a read asked and what each answered (empty in full mode). */
+export interface ReadFields {
+  from: string;
+  owners: string[];
+  asked: number;
+  answers: OwnerAnswerMessage[];
+}
+
+export interface OwnerAnswerMessage {
+  nodeId: string;
+  found: boolean;
+  version: VersionMessage | null;
+  deleted: boolean;
+  error: string;
+}
+
+/** Partitioned mode: where to read (`get --from`), and whether fewer answers will do. */
+export interface ReadOptionsText {
+  from?: string;
+  allowPartial?: boolean;
+}
+
+export interface GetResult extends ReadFields {
   found: boolean;
   value: Buffer;
   version: VersionMessage | null;
@@ -78,12 +100,28 @@ export interface GetResult {
 }
 
 /** The head of a GetStream: what the key holds, then its value in pieces. */
-export interface GetStreamResult {
+export interface GetStreamResult extends ReadFields {
   found: boolean;
   version: VersionMessage | null;
   deleted: boolean;
   valueBytes: number;
   chunks: AsyncIterable<Buffer>;
+}
+
+/** A write's reply: the version, and in partitioned mode the owners and those that acked. */
+export interface PutReplyMessage {
+  version: VersionMessage;
+  owners: string[];
+  acked: string[];
+}
+
+/** The whereis reply (partitioned fields empty in full-replication mode). */
+export interface WhereIsReplyMessage {
+  holders: HolderMessage[];
+  partitioned: boolean;
+  partition: number;
+  layouts: { version: string; owners: { nodeId: string; peerId: string; up: boolean }[] }[];
+  readOwners: string[];
 }
 
 export interface Cancellable<T> extends AsyncIterable<T> {
@@ -188,9 +226,9 @@ export class ControlClient {
    * `condition`, only if it holds on the node (else a GrpcStatusError ABORTED naming the
    * current version; nothing is written).
    */
-  put(key: string, value: Uint8Array, condition: WriteConditionText = {}): Promise<{ version: VersionMessage }> {
-    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value], condition);
-    return this.unary('Put', { key, value, ...condition }, putOutcome);
+  put(key: string, value: Uint8Array, condition: WriteConditionText = {}, consistency = ''): Promise<PutReplyMessage> {
+    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value], condition, consistency);
+    return this.unary('Put', { key, value, ...condition, consistency }, putOutcome);
   }
 
   /**
@@ -204,10 +242,11 @@ export class ControlClient {
     valueBytes: number,
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     condition: WriteConditionText = {},
-  ): Promise<{ version: VersionMessage }> {
+    consistency = '',
+  ): Promise<PutReplyMessage> {
     const call = this.channel.call(`${service}PutStream`, { deadlineMs: unaryDeadlineMs });
     try {
-      await this.send(call, wire.PutChunk, { key, valueBytes, ...condition });
+      await this.send(call, wire.PutChunk, { key, valueBytes, ...condition, consistency });
       for await (const chunk of source) {
         for (let offset = 0; offset < chunk.byteLength && !call.ended; offset += valueChunkBytes) {
           await this.send(call, wire.PutChunk, { data: chunk.subarray(offset, offset + valueChunkBytes) });
@@ -215,7 +254,7 @@ export class ControlClient {
         if (call.ended) break; // refused early: the status says why
       }
       call.end();
-      let reply: { version: VersionMessage } | undefined;
+      let reply: PutReplyMessage | undefined;
       for await (const message of call.messages()) reply = wire.decode(wire.PutReply, message);
       if (!reply) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'PutStream: the node sent no reply');
       return reply;
@@ -244,8 +283,8 @@ export class ControlClient {
   }
 
   /** The whole value in one buffer (gathered from a GetStream). */
-  async get(key: string): Promise<GetResult> {
-    const head = await this.getStream(key);
+  async get(key: string, options: ReadOptionsText = {}): Promise<GetResult> {
+    const head = await this.getStream(key, options);
     const value = Buffer.allocUnsafe(head.valueBytes);
     let filled = 0;
     for await (const chunk of head.chunks) {
@@ -254,12 +293,12 @@ export class ControlClient {
       filled += chunk.byteLength;
     }
     if (filled !== value.byteLength) throw new GrpcStatusError(GrpcStatus.INTERNAL, `GetStream: ${filled} of ${value.byteLength} bytes`);
-    return { found: head.found, value, version: head.version, deleted: head.deleted };
+    return { found: head.found, value, version: head.version, deleted: head.deleted, from: head.from, owners: head.owners, asked: head.asked, answers: head.answers };
   }
 
   /** The value in the pieces it arrives in: a 64 MiB value is never whole in this process. */
-  async getStream(key: string): Promise<GetStreamResult> {
-    const replies = this.stream<GetChunkMessage>('GetStream', { key })[Symbol.asyncIterator]();
+  async getStream(key: string, options: ReadOptionsText = {}): Promise<GetStreamResult> {
+    const replies = this.stream<GetChunkMessage>('GetStream', { key, ...options })[Symbol.asyncIterator]();
     const first = await replies.next();
     if (first.done) throw new GrpcStatusError(GrpcStatus.INTERNAL, 'GetStream: the node sent no reply');
     const head = first.value;
@@ -276,7 +315,17 @@ export class ControlClient {
         await replies.return?.(undefined);
       }
     }
-    return { found: head.found, version: head.version, deleted: head.deleted, valueBytes, chunks: chunks() };
+    return {
+      found: head.found,
+      version: head.version,
+      deleted: head.deleted,
+      valueBytes,
+      chunks: chunks(),
+      from: head.from,
+      owners: head.owners,
+      asked: head.asked,
+      answers: head.answers,
+    };
   }
 
   /** Deletes (a tombstone); with `ifVersion`, only if the key holds exactly that version. */
@@ -289,8 +338,8 @@ export class ControlClient {
   hasKey(key: string): Promise<{ found: boolean; version: VersionMessage | null; deleted: boolean }> {
     return this.unary('HasKey', { key });
   }
-  whereIs(key: string): Promise<{ holders: HolderMessage[] }> {
-    return this.unary('WhereIs', { key });
+  whereIs(key: string, probe = false): Promise<WhereIsReplyMessage> {
+    return this.unary('WhereIs', { key, probe });
   }
   status(): Promise<StatusMessage> {
     return this.unary('Status', {});
@@ -404,7 +453,7 @@ export class PutPipeline {
   }
 }
 
-interface GetChunkMessage {
+interface GetChunkMessage extends ReadFields {
   found: boolean;
   version: VersionMessage | null;
   deleted: boolean;

@@ -142,6 +142,19 @@ export interface StatusMessage {
   clockWarning: string;
   /** Each --bootstrap address: connected, or why not (empty without --bootstrap). */
   bootstrap: BootstrapMessage[];
+  /** Partitioned mode only; null in full-replication mode. */
+  partitioned: PartitionedStatusMessage | null;
+}
+export interface PartitionedStatusMessage {
+  replicas: number;
+  layoutVersion: string;
+  activeVersions: string[];
+  partitionsOwned: number;
+  partitionsUnderReplicated: number;
+  rebalancePending: string;
+  rebalanceDone: string;
+  conflicts: number;
+  mismatch: string;
 }
 export interface BootstrapMessage {
   address: string;

@@ -20,7 +20,9 @@ import { ByteReader } from '../core/bytes.js';
 import { checkKey, encodedEntryBytes, encodeEntryInto, parseVersionText, readEntry, type Entry, type Version, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
-import type { ChangeEvent, NodeApi } from '../node/api.js';
+import type { ChangeEvent, NodeApi, ReadOptions, ReadReply, WriteReply } from '../node/api.js';
+import type { Consistency } from '../core/ownership.js';
+import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
 import type { ClusterHealth } from '../node/health.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
 import {
@@ -71,6 +73,21 @@ function statusMessage(status: NodeStatus): object {
     incarnation: String(status.incarnation),
     clockWarning: status.clock.warning,
     bootstrap: status.bootstrap.map((b) => ({ ...b, sinceMs: String(b.sinceMs), failures: String(b.failures) })),
+    ...(status.partitioned
+      ? {
+          partitioned: {
+            replicas: status.partitioned.replicas,
+            layoutVersion: String(status.partitioned.layoutVersion),
+            activeVersions: status.partitioned.activeVersions.map(String),
+            partitionsOwned: status.partitioned.partitionsOwned,
+            partitionsUnderReplicated: status.partitioned.partitionsUnderReplicated,
+            rebalancePending: String(status.partitioned.rebalance.pending),
+            rebalanceDone: String(status.partitioned.rebalance.done),
+            conflicts: status.partitioned.conflicts,
+            mismatch: status.partitioned.mismatch,
+          },
+        }
+      : {}),
   };
 }
 
@@ -252,12 +269,15 @@ export class ControlServer {
       Put: this.guard(async (req: PutMessage) => {
         if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
         const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
-        return { version: versionMessage(await node.put(req.key, value, writeCondition(req.ifVersion, req.ifAbsent))) };
+        const reply = await node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency) });
+        return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
       }),
-      Get: this.guard(async (req: { key: string }) => {
-        const entry = await node.get(checkedKey(req.key));
-        if (!entry) return { found: false };
-        return { ...entryMessage(entry, true), found: entry.value !== null };
+      Get: this.guard(async (req: GetMessage) => {
+        const reply = await node.read(checkedKey(req.key), readOptions(req));
+        const entry = reply.entry;
+        const head = readReplyMessage(reply);
+        if (!entry) return { found: false, ...head };
+        return { ...entryMessage(entry, true), found: entry.value !== null, ...head };
       }),
       Delete: this.guard(async (req: { key: string; ifVersion: string }) => ({
         version: versionMessage(await node.delete(req.key, writeCondition(req.ifVersion, false))),
@@ -273,16 +293,28 @@ export class ControlServer {
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
       HasKey: this.guard(async (req: { key: string }) => {
-        const entry = await node.get(checkedKey(req.key));
+        // Always this node's own copy, also in partitioned mode.
+        const { entry } = await node.read(checkedKey(req.key), { from: 'local' });
         return entry ? { found: true, version: versionMessage(entry.version), deleted: entry.value === null } : { found: false };
       }),
-      WhereIs: this.guard(async (req: { key: string }) => ({
-        holders: (await node.whereIs(checkedKey(req.key))).map((h) =>
-          h.error
-            ? { peerId: h.peerId, error: h.error }
-            : { nodeId: h.nodeId ?? '', peerId: h.peerId, ...(h.version ? { version: versionMessage(h.version) } : {}), deleted: h.deleted ?? false, error: '' },
-        ),
-      })),
+      WhereIs: this.guard(async (req: { key: string; probe: boolean }) => {
+        const key = checkedKey(req.key);
+        const owners = node.owners(key);
+        // Partitioned mode: the owners, and only with --probe their versions (asked of them alone).
+        const ownerIds = owners && new Set(owners.layouts.flatMap((layout) => layout.owners.map((owner) => owner.nodeId)));
+        const ownerPeers = owners && new Set(owners.layouts.flatMap((layout) => layout.owners.map((owner) => owner.peerId)));
+        const holders = owners === undefined || req.probe ? await node.whereIs(key) : [];
+        return {
+          holders: holders
+            .filter((h) => ownerIds === undefined || (h.nodeId !== undefined ? ownerIds.has(h.nodeId) : ownerPeers!.has(h.peerId)))
+            .map((h) =>
+              h.error
+                ? { peerId: h.peerId, error: h.error }
+                : { nodeId: h.nodeId ?? '', peerId: h.peerId, ...(h.version ? { version: versionMessage(h.version) } : {}), deleted: h.deleted ?? false, error: '' },
+            ),
+          ...(owners ? { partitioned: true, partition: owners.partition, layouts: owners.layouts.map((l) => ({ ...l, version: String(l.version) })), readOwners: owners.readOwners } : {}),
+        };
+      }),
       Status: this.guard(async () => statusMessage(await node.status())),
       Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
       Health: this.guard(async () => healthMessage(await node.health())),
@@ -295,12 +327,12 @@ export class ControlServer {
         if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
         void this.inFlight(() =>
           this.putStream(call).then(
-            (version) => callback(null, { version: versionMessage(version) }),
+            (reply) => callback(null, { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked }),
             (error) => callback(toServiceError(error)),
           ),
         );
       },
-      GetStream: (call: grpc.ServerWritableStream<{ key: string }, unknown>) => void this.inFlight(() => this.getStream(call)),
+      GetStream: (call: grpc.ServerWritableStream<GetMessage, unknown>) => void this.inFlight(() => this.getStream(call)),
       Scan: (call: grpc.ServerWritableStream<ScanRequest, unknown>) => void this.inFlight(() => this.scan(call)),
       Watch: (call: grpc.ServerWritableStream<{ prefix: string }, unknown>) => this.watch(call),
       // Not counted as in flight: a stop cuts a Sync (sessions with every peer can be long) like a Watch.
@@ -403,15 +435,17 @@ export class ControlServer {
    * size is checked against the limit), then stores it like a Put. A wrong total, a bad key
    * or a value over the limit stores nothing.
    */
-  private async putStream(call: grpc.ServerReadableStream<PutChunk, unknown>): Promise<Version> {
+  private async putStream(call: grpc.ServerReadableStream<PutChunk, unknown>): Promise<WriteReply> {
     let key: string | undefined;
     let value: Buffer | undefined;
     let condition: WriteCondition | undefined;
+    let consistency: Consistency | undefined;
     let filled = 0;
     for await (const chunk of call as AsyncIterable<PutChunk>) {
       if (value === undefined) {
         key = checkedKey(chunk.key);
         condition = writeCondition(chunk.ifVersion, chunk.ifAbsent);
+        consistency = consistencyOf(chunk.consistency ?? '');
         const size = Number(chunk.valueBytes);
         const limit = this.node.valueBytesMax;
         if (size > limit) throw new ValueTooLargeError(size, limit);
@@ -427,21 +461,23 @@ export class ControlServer {
     if (filled !== value.byteLength) {
       throw new InvalidArgumentError(`PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
     }
-    return this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), condition);
+    return this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency });
   }
 
   /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
-  private async getStream(call: grpc.ServerWritableStream<{ key: string }, unknown>): Promise<void> {
+  private async getStream(call: grpc.ServerWritableStream<GetMessage, unknown>): Promise<void> {
     try {
       if (this.node.isStopping) throw new NodeStoppingError();
-      const entry = await this.node.get(checkedKey(call.request.key));
+      const reply = await this.node.read(checkedKey(call.request.key), readOptions(call.request));
+      const entry = reply.entry;
+      const head = readReplyMessage(reply);
       if (!entry || entry.value === null) {
-        call.write({ found: false, deleted: entry !== undefined, ...(entry ? { version: versionMessage(entry.version) } : {}) });
+        call.write({ found: false, deleted: entry !== undefined, ...(entry ? { version: versionMessage(entry.version) } : {}), ...head });
         call.end();
         return;
       }
       const value = Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
-      let ok = call.write({ found: true, version: versionMessage(entry.version), valueBytes: String(value.byteLength), data: value.subarray(0, valueChunkBytes) });
+      let ok = call.write({ found: true, version: versionMessage(entry.version), valueBytes: String(value.byteLength), data: value.subarray(0, valueChunkBytes), ...head });
       for (let offset = valueChunkBytes; offset < value.byteLength && !call.cancelled; offset += valueChunkBytes) {
         if (!ok) await drained(call);
         ok = call.write({ data: value.subarray(offset, offset + valueChunkBytes) });
@@ -583,6 +619,38 @@ export class ControlServer {
   }
 }
 
+interface GetMessage {
+  key: string;
+  from?: string;
+  allowPartial?: boolean;
+}
+
+/** A Get's read options: from ('' = the default) and allow_partial. */
+function readOptions(req: GetMessage): ReadOptions {
+  const from = req.from ?? '';
+  if (from !== '' && !(readSources as readonly string[]).includes(from)) {
+    throw new InvalidArgumentError(`from ${JSON.stringify(from.slice(0, 40))} is not one of ${readSources.join(', ')}`);
+  }
+  return { ...(from === '' ? {} : { from: from as ReadSource }), allowPartial: req.allowPartial ?? false };
+}
+
+/** The partitioned-read fields of GetReply and GetChunk (empty in full-replication mode). */
+function readReplyMessage(reply: ReadReply): object {
+  if (reply.owners.length === 0) return {};
+  return {
+    from: reply.from,
+    owners: reply.owners,
+    asked: reply.asked,
+    answers: reply.answers.map((a) => ({
+      nodeId: a.nodeId,
+      found: a.version !== undefined,
+      ...(a.version ? { version: versionMessage(a.version) } : {}),
+      deleted: a.deleted ?? false,
+      error: a.error ?? '',
+    })),
+  };
+}
+
 interface PutMessage {
   key: string;
   value: Buffer;
@@ -590,6 +658,8 @@ interface PutMessage {
   ifAbsent: boolean;
   /** PutMany and PutPipeline: a tombstone instead of the value. */
   delete: boolean;
+  /** Put and PutStream: partitioned mode's acks ('' = quorum). PutMany and PutPipeline use the default. */
+  consistency: string;
 }
 
 /**
@@ -643,6 +713,7 @@ async function writeResults(node: NodeApi, writes: readonly (LocalWrite | Error)
 }
 
 interface PutChunk {
+  consistency?: string;
   key: string;
   valueBytes: string;
   data: Buffer;

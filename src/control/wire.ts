@@ -36,10 +36,29 @@ export const PutRequest = m(
   f(3, 'ifVersion', 'string'),
   f(4, 'ifAbsent', 'bool'),
   f(5, 'delete', 'bool'),
+  f(40, 'consistency', 'string'),
 );
-export const PutReply = m('PutReply', f(1, 'version', Version));
-export const GetRequest = m('GetRequest', f(1, 'key', 'string'));
-export const GetReply = m('GetReply', f(1, 'found', 'bool'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));
+export const PutReply = m('PutReply', f(1, 'version', Version), f(40, 'owners', 'string', true), f(41, 'acked', 'string', true));
+export const GetRequest = m('GetRequest', f(1, 'key', 'string'), f(40, 'from', 'string'), f(41, 'allowPartial', 'bool'));
+export const OwnerAnswer = m(
+  'OwnerAnswer',
+  f(1, 'nodeId', 'string'),
+  f(2, 'found', 'bool'),
+  f(3, 'version', Version),
+  f(4, 'deleted', 'bool'),
+  f(5, 'error', 'string'),
+);
+export const GetReply = m(
+  'GetReply',
+  f(1, 'found', 'bool'),
+  f(2, 'value', 'bytes'),
+  f(3, 'version', Version),
+  f(4, 'deleted', 'bool'),
+  f(40, 'from', 'string'),
+  f(41, 'owners', 'string', true),
+  f(42, 'asked', 'uint32'),
+  f(43, 'answers', OwnerAnswer, true),
+);
 export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'), f(2, 'ifVersion', 'string'));
 export const DeleteReply = m('DeleteReply', f(1, 'version', Version));
 export const ScanRequest = m(
@@ -70,6 +89,18 @@ export const BootstrapAddress = m(
   f(5, 'sinceMs', 'uint64'),
   f(6, 'failures', 'uint64'),
 );
+export const PartitionedStatus = m(
+  'PartitionedStatus',
+  f(1, 'replicas', 'uint32'),
+  f(2, 'layoutVersion', 'uint64'),
+  f(3, 'activeVersions', 'uint64', true),
+  f(4, 'partitionsOwned', 'uint32'),
+  f(5, 'partitionsUnderReplicated', 'uint32'),
+  f(6, 'rebalancePending', 'uint64'),
+  f(7, 'rebalanceDone', 'uint64'),
+  f(8, 'conflicts', 'uint32'),
+  f(9, 'mismatch', 'string'),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -89,6 +120,7 @@ export const StatusReply = m(
   f(15, 'incarnation', 'uint64'),
   f(16, 'bootstrap', BootstrapAddress, true),
   f(17, 'clockWarning', 'string'),
+  f(18, 'partitioned', PartitionedStatus),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -130,7 +162,9 @@ export const MemberHealth = m(
 export const HealthReply = m('HealthReply', f(1, 'healthy', 'bool'), f(2, 'problems', 'string', true), f(3, 'members', MemberHealth, true), f(4, 'timeMs', 'uint64'));
 export const HasKeyRequest = m('HasKeyRequest', f(1, 'key', 'string'));
 export const HasKeyReply = m('HasKeyReply', f(1, 'found', 'bool'), f(2, 'version', Version), f(3, 'deleted', 'bool'));
-export const WhereIsRequest = m('WhereIsRequest', f(1, 'key', 'string'));
+export const WhereIsRequest = m('WhereIsRequest', f(1, 'key', 'string'), f(40, 'probe', 'bool'));
+export const OwnerState = m('OwnerState', f(1, 'nodeId', 'string'), f(2, 'peerId', 'string'), f(3, 'up', 'bool'));
+export const LayoutOwners = m('LayoutOwners', f(1, 'version', 'uint64'), f(2, 'owners', OwnerState, true));
 export const Holder = m(
   'Holder',
   f(1, 'nodeId', 'string'),
@@ -139,7 +173,14 @@ export const Holder = m(
   f(4, 'deleted', 'bool'),
   f(5, 'error', 'string'),
 );
-export const WhereIsReply = m('WhereIsReply', f(1, 'holders', Holder, true));
+export const WhereIsReply = m(
+  'WhereIsReply',
+  f(1, 'holders', Holder, true),
+  f(40, 'partitioned', 'bool'),
+  f(41, 'partition', 'uint32'),
+  f(42, 'layouts', LayoutOwners, true),
+  f(43, 'readOwners', 'string', true),
+);
 export const SyncRequest = m('SyncRequest', f(1, 'peer', 'string'));
 export const SyncProgress = m(
   'SyncProgress',
@@ -167,6 +208,7 @@ export const PutChunk = m(
   f(3, 'data', 'bytes'),
   f(4, 'ifVersion', 'string'),
   f(5, 'ifAbsent', 'bool'),
+  f(40, 'consistency', 'string'),
 );
 export const GetChunk = m(
   'GetChunk',
@@ -175,6 +217,10 @@ export const GetChunk = m(
   f(3, 'deleted', 'bool'),
   f(4, 'valueBytes', 'uint64'),
   f(5, 'data', 'bytes'),
+  f(40, 'from', 'string'),
+  f(41, 'owners', 'string', true),
+  f(42, 'asked', 'uint32'),
+  f(43, 'answers', OwnerAnswer, true),
 );
 export const ExportRequest = m('ExportRequest', f(1, 'prefix', 'string'), f(2, 'includeDeleted', 'bool'));
 export const EntryBatch = m('EntryBatch', f(1, 'entries', 'bytes'), f(2, 'count', 'uint32'));
@@ -217,6 +263,9 @@ export const allSchemas: readonly Schema[] = [
   Change, StatusRequest, StatusReply, BootstrapAddress, PeersRequest, Peer, PeersReply, HasKeyRequest, HasKeyReply, WhereIsRequest,
   Holder, WhereIsReply, SyncRequest, SyncProgress, LeaveRequest, LeaveReply, ForgetPeerRequest, ForgetPeerReply,
   PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply, ExportRequest, EntryBatch, ImportReply,
+  OwnerAnswer, OwnerState, LayoutOwners,
+  // partitioned mode: layout-runtime
+  PartitionedStatus,
 ];
 
 export class WireError extends Error {

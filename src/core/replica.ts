@@ -82,7 +82,12 @@ export interface ApplyReport {
   rejectedInvalid: number;
   /** A key this node does not hold (placement): not ours to store; dropped. */
   rejectedNotHeld: number;
+  /** What became of each entry, in order (only when asked: the replicate protocol answers per entry). */
+  outcomes?: ApplyOutcome[];
 }
+
+/** What applyRemote did with one entry (the counts of ApplyReport, per entry). */
+export type ApplyOutcome = 'applied' | 'stale' | 'clock-drift' | 'invalid' | 'not-held';
 
 export interface ReplicaOptions {
   nodeId: NodeId;
@@ -171,7 +176,7 @@ export interface LocalWrite {
   readonly condition?: WriteCondition | undefined;
 }
 
-type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
 
 type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
@@ -470,6 +475,22 @@ export class Replica {
     return undefined;
   }
 
+  /**
+   * A version for a write this node coordinates but does not store (partitioned mode: it does
+   * not hold the key's partition; the owners store it). Checked like a local write (key, value,
+   * clock ahead); the stamp advances the clock like one. The clock's bound is persisted with the
+   * next commit only: a node that stamps without storing and restarts with its wall clock set
+   * back could stamp lower than before (a gateway's stamps then lose to its own older ones).
+   */
+  stamp(key: string, value: Uint8Array | null): Entry {
+    if (this.closed) throw new ReplicaClosedError();
+    validateKey(key);
+    if (value !== null) checkValue(value, this.valueBytesMax);
+    const refusal = this.clockRefusal();
+    if (refusal) throw refusal;
+    return { key, value, version: { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId } };
+  }
+
   /** Write a tombstone; resolves with its version once it is durable. `condition` as for put. */
   delete(key: string, condition?: WriteCondition): Promise<Version> {
     validateKey(key);
@@ -510,12 +531,13 @@ export class Replica {
    * Merge entries from a peer. Never throws for bad entries: they are counted. Backpressure:
    * while `remoteQueueEntriesMax` remote entries are queued, the call waits (in call order)
    * until a commit makes room, then resolves as usual once its entries are durable; nothing
-   * is dropped. A call larger than the bound waits until nothing else is queued.
+   * is dropped. A call larger than the bound waits until nothing else is queued. With
+   * `outcomes`, the report also says what became of each entry.
    */
-  applyRemote(entries: readonly Entry[]): Promise<ApplyReport> {
+  applyRemote(entries: readonly Entry[], options: { outcomes?: boolean } = {}): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
     return new Promise((resolve, reject) => {
-      const op: RemoteOp = { kind: 'remote', entries, resolve, reject };
+      const op: RemoteOp = { kind: 'remote', entries, outcomes: options.outcomes ?? false, resolve, reject };
       if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
       else this.waitingForRoom.push(op);
     });
@@ -721,16 +743,20 @@ export class Replica {
         results.push(op.writes.map((write) => local(write.key, write.value, write.condition)));
         continue;
       }
+      const outcomes: ApplyOutcome[] = [];
       const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
+      if (op.outcomes) report.outcomes = outcomes;
       for (const entry of op.entries) {
         if (!this.valid(entry)) {
           report.rejectedInvalid++;
+          outcomes.push('invalid');
           continue;
         }
         const slot = slots.byKey.get(entry.key)!;
         // Before the clock sees it: an entry we refuse must not move our HLC.
         if (this.holds && !this.holds(slot.hash)) {
           report.rejectedNotHeld++;
+          outcomes.push('not-held');
           continue;
         }
         try {
@@ -738,6 +764,7 @@ export class Replica {
         } catch (error) {
           if (!(error instanceof ClockDriftError)) throw error;
           report.rejectedClockDrift++;
+          outcomes.push('clock-drift');
           continue;
         }
         const previous = (slot.winner ?? slot.before)?.version;
@@ -746,8 +773,10 @@ export class Replica {
           slot.winner = entry;
           changes.push({ entry, keyHash: slot.hash, previous, origin: 'remote' });
           report.applied++;
+          outcomes.push('applied');
         } else {
           report.stale++;
+          outcomes.push('stale');
         }
       }
       assert(

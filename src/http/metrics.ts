@@ -119,6 +119,11 @@ function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | '
   gauge('ckv_keys', 'Live keys held by this node.', (s) => s.keys);
   gauge('ckv_tombstones', 'Tombstones (deleted keys) held by this node.', (s) => s.tombstones);
   gauge('ckv_disk_bytes', "Bytes of the node's LevelDB files.", (s) => s.bytesOnDisk);
+  // Partitioned mode (0 in full-replication mode).
+  gauge('ckv_layout_version', "The newest layout's version (partitioned mode; 0 before the first or in full-replication mode).", (s) => s.partitioned?.layoutVersion ?? 0);
+  gauge('ckv_partitions_owned', 'Partitions this node owns in the newest layout (partitioned mode).', (s) => s.partitioned?.partitionsOwned ?? 0);
+  gauge('ckv_partitions_under_replicated', 'Partitions of the newest layout with fewer than K owners up (partitioned mode).', (s) => s.partitioned?.partitionsUnderReplicated ?? 0);
+  gauge('ckv_rebalance_pending', 'During a layout change: partition-replicas of the newest layout not yet synced.', (s) => s.partitioned?.rebalance.pending ?? 0);
   gauge('ckv_peers_connected', 'Peers of this cluster connected now.', (s) => s.peers.filter((p) => p.state === 'up').length);
   new Gauge({
     name: 'ckv_clock_ahead_ms',

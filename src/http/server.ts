@@ -11,9 +11,13 @@
  *   GET  /metrics        Prometheus text (src/http/metrics.ts)
  *   GET  /healthz        `ok` (503 `stopping` while the node stops)
  *   GET  /kv/<key>       the raw value, header X-Ckv-Version: wallMs.counter@node; 404 if
- *                        missing or deleted
- *   PUT  /kv/<key>       body = value; {"version": "..."}
- *   DELETE /kv/<key>     {"version": "..."}
+ *                        missing or deleted. Partitioned mode: `?from=local|one|quorum|all`
+ *                        and `&allow_partial=1` as `ckv get`; header X-Ckv-Answered: the
+ *                        owners that answered (node ids, comma-separated)
+ *   PUT  /kv/<key>       body = value; {"version": "..."}. Partitioned mode:
+ *                        `?consistency=one|quorum|all` as `ckv put`; the reply adds "owners"
+ *                        and "acked"; too few acks: 503 (the write may be on those that acked)
+ *   DELETE /kv/<key>     {"version": "..."}; `?consistency=` and the reply as PUT
  *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1][&values=1]
  *                        [{"key","version","deleted"?}, ...]; limit 1..10,000, default 100;
  *                        header X-Ckv-Truncated: true when more keys follow. With values=1
@@ -52,7 +56,8 @@ import { checkKey, parseVersionText, versionToText, type Version, type WriteCond
 import { hlcWallMs } from '../core/hlc.js';
 import { membersMax } from '../core/limits.js';
 import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
-import type { NodeApi } from '../node/api.js';
+import type { NodeApi, WriteReply } from '../node/api.js';
+import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
 import { createMetrics, type NodeMetrics } from './metrics.js';
 import type { ClusterHealth } from '../node/health.js';
 import { eventsReadMax } from '../node/events.js';
@@ -134,6 +139,11 @@ export function conditionFromHeaders(req: IncomingMessage, method: 'PUT' | 'DELE
 }
 
 /** A failed condition as HTTP 412, with the current version as ETag (if the key holds a live value). */
+/** A write's JSON reply: its version, and in partitioned mode its owners and those that acked. */
+function writeReplyJson(reply: WriteReply): Record<string, unknown> {
+  return { version: versionText(reply.version), ...(reply.owners.length > 0 ? { owners: reply.owners, acked: reply.acked } : {}) };
+}
+
 async function preconditionChecked<T>(write: Promise<T>): Promise<T> {
   try {
     return await write;
@@ -301,12 +311,13 @@ export class HttpServer {
         throw new InvalidKeyError('the key is not valid percent-encoded UTF-8');
       }
       checkKey(key);
-      if (method === 'PUT') return this.put(req, res, key);
+      if (method === 'PUT') return this.put(req, res, key, query);
       if (method === 'DELETE') {
-        const version = await preconditionChecked(this.node.delete(key, conditionFromHeaders(req, 'DELETE')));
-        return sendJson(res, req, 200, { version: versionText(version) });
+        const consistency = consistencyOf(query.get('consistency') ?? '');
+        const reply = await preconditionChecked(this.node.write(key, null, { condition: conditionFromHeaders(req, 'DELETE'), consistency }));
+        return sendJson(res, req, 200, writeReplyJson(reply));
       }
-      return this.get(req, res, key);
+      return this.get(req, res, key, query);
     }
     switch (path) {
       case '/':
@@ -398,8 +409,12 @@ export class HttpServer {
 
   // --- the key-value gateway ----------------------------------------------------------------
 
-  private async get(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
-    const entry = await this.node.get(key);
+  private async get(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams): Promise<void> {
+    const from = query.get('from') ?? '';
+    if (from !== '' && !(readSources as readonly string[]).includes(from)) throw new InvalidArgumentError(`from must be one of ${readSources.join(', ')}`);
+    const reply = await this.node.read(key, { ...(from === '' ? {} : { from: from as ReadSource }), allowPartial: query.get('allow_partial') === '1' });
+    const entry = reply.entry;
+    if (reply.owners.length > 0) res.setHeader('X-Ckv-Answered', reply.answers.filter((a) => a.error === undefined).map((a) => a.nodeId).join(','));
     if (!entry) throw new NotFoundError('not found');
     if (entry.value === null) throw new HttpError('notFound', 'not found (deleted)', { 'X-Ckv-Version': versionText(entry.version) });
     res.writeHead(200, {
@@ -412,12 +427,13 @@ export class HttpServer {
     res.end(req.method === 'HEAD' ? undefined : Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength));
   }
 
-  private async put(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+  private async put(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams): Promise<void> {
     const condition = conditionFromHeaders(req, 'PUT'); // before the body: a bad header costs no upload
+    const consistency = consistencyOf(query.get('consistency') ?? '');
     const value = await readBody(req, res, this.node.valueBytesMax);
-    const version = await preconditionChecked(this.node.put(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), condition));
-    res.setHeader('ETag', `"${versionText(version)}"`);
-    sendJson(res, req, 200, { version: versionText(version) });
+    const reply = await preconditionChecked(this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency }));
+    res.setHeader('ETag', `"${versionText(reply.version)}"`);
+    sendJson(res, req, 200, writeReplyJson(reply));
   }
 
   private async list(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {

@@ -13,6 +13,13 @@
  * raised on every start. On a clean stop the node gossips a signed leave, so peers show it as
  * left rather than unreachable.
  *
+ * Partitioned mode (`--replicas K`): a LayoutService (./layout-service.ts) owns the layout
+ * history; this file checks the signature of each `layout` gossip message against the peer id
+ * it names, hands it over, and answers `ownership()`, `peerIdOf`, `onLayoutChange` and `holds`
+ * from it (before the first layout a partitioned node holds nothing). A full-replication node
+ * that hears a layout (a cluster of another mode) refuses to serve, like a partitioned node
+ * whose K disagrees (`refusal()`).
+ *
  * Bootstrap addresses that do not give a member (nothing listens, another cluster key,
  * another cluster name) are logged, counted and shown in the status by BootstrapHealth
  * (./bootstrap-health.ts), from the redial loop's reports and from identify.
@@ -26,7 +33,11 @@ import { CkvError } from '../core/errors.js';
 import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
-import { FullReplication, holds, type Placement } from '../core/placement.js';
+import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
+import { ReplicasMismatchError } from '../core/layout.js';
+import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
+import type { Ownership } from '../core/ownership.js';
+import { LayoutService, checkPersistedLayout, type PartitionedStatus } from './layout-service.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
@@ -119,6 +130,10 @@ export class ClusterNetwork {
   private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Partitioned mode's layout (undefined in full-replication mode). */
+  private layouts: LayoutService | undefined;
+  /** Full-replication mode: a layout heard from a peer (a partitioned cluster): refuse to serve. */
+  private modeMismatch: ReplicasMismatchError | undefined;
 
   private constructor(
     readonly libp2p: CkvLibp2p,
@@ -145,6 +160,8 @@ export class ClusterNetwork {
 
   static async start(config: NodeConfig, components: ClusterComponents): Promise<ClusterNetwork> {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
+    // A data directory whose persisted layout disagrees with --replicas refuses to start (exit 2).
+    await checkPersistedLayout(components.store, config.replicas);
     const privateKey = await loadPrivateKey(components.store);
     const incarnation = await nextIncarnation(components.store);
     const bootstrap = new BootstrapHealth(
@@ -188,6 +205,7 @@ export class ClusterNetwork {
             valueBytesMax: config.valueBytesMax,
             onAnnounce: (peer) => self.cluster?.pullFrom(peer),
             onMember: (message) => void self.cluster?.onMemberMessage(message),
+            onLayout: (message) => void self.cluster?.onLayoutMessage(message),
             otherHolders: (keyHash) => self.cluster?.otherHolders(keyHash) ?? 0,
           },
         )
@@ -213,6 +231,22 @@ export class ClusterNetwork {
     const query = new QueryService({ ...base, healthReport: components.healthReport }, config.cluster);
     const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config, bootstrap);
     self.cluster = cluster;
+    if (config.replicas !== undefined) {
+      cluster.layouts = await LayoutService.open(
+        { replicas: config.replicas, weight: config.weight, autoJoin: config.autoJoin, hasBootstrap: config.bootstrap.length > 0 },
+        {
+          self: components.replica.nodeId,
+          store: components.store,
+          counters: components.counters,
+          logger: components.logger,
+          publish: (body) => cluster.publishLayout(body),
+          hasSubscribers: () => gossip?.hasSubscriber() ?? false,
+          upNodeIds: () => cluster.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId),
+          nodeIdOfPeer: (peerId) => cluster.membership.get(peerId)?.nodeId,
+          now: () => cluster.now(),
+        },
+      );
+    }
     await cluster.begin();
     return cluster;
   }
@@ -241,6 +275,7 @@ export class ClusterNetwork {
 
   private async begin(): Promise<void> {
     this.gossip?.start();
+    this.layouts?.start();
     await this.sync.start();
     await this.query.start();
     this.membership.setAddresses(this.listenAddresses());
@@ -260,6 +295,7 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.layouts?.stop();
     if (this.gossip) {
       // Our members must hear the leave: with members up, wait (within the flush bound) until
       // gossip knows a subscriber, or the leave would go to nobody.
@@ -282,6 +318,8 @@ export class ClusterNetwork {
 
   /** Whether this node holds the key with this hash under the current layout (placement). */
   holds(keyHash: HashText): boolean {
+    // Partitioned: what the layouts give us; before the first, nothing (we may own none of it).
+    if (this.layouts) return this.layouts.ownership.ready() && this.layouts.ownership.holds(partitionOfHash(keyHash));
     return holds(this.placement, this.membership.layout(), this.components.replica.nodeId, keyHash);
   }
 
@@ -289,6 +327,40 @@ export class ClusterNetwork {
   otherHolders(keyHash: HashText): number {
     const owners = this.placement.ownersOf(this.placement.partitionOf(keyHash), this.membership.layout());
     return owners.length - (owners.includes(this.components.replica.nodeId) ? 1 : 0);
+  }
+
+  /** Who holds what in partitioned mode; undefined in full-replication mode or before the first layout. */
+  ownership(): Ownership | undefined {
+    return this.layouts?.ownership.ready() ? this.layouts.ownership : undefined;
+  }
+
+  /** The layout service (partitioned mode only): history, staging, status. */
+  layoutService(): LayoutService | undefined {
+    return this.layouts;
+  }
+
+  /** The peer id of the up member with this node id (this node's own too). */
+  peerIdOf(nodeId: string): string | undefined {
+    if (nodeId === this.components.replica.nodeId) return this.peerId;
+    const member = this.membership.get(nodeId);
+    return member?.state === 'up' && member.nodeId === nodeId ? member.peerId : undefined;
+  }
+
+  /** Told after every change of the layouts (partitioned mode; never in full mode). Returns the unsubscribe. */
+  onLayoutChange(listener: () => void): () => void {
+    return this.layouts?.onChange(listener) ?? (() => undefined);
+  }
+
+  /** Why this node refuses reads and writes (a --replicas that disagrees with the cluster's layout), if it does. */
+  refusal(): ReplicasMismatchError | undefined {
+    return this.layouts?.refusal() ?? this.modeMismatch;
+  }
+
+  /** The partitioned part of the status (undefined in full mode). */
+  partitionedStatus(): PartitionedStatus | undefined {
+    if (!this.layouts) return undefined;
+    const up = new Set(this.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId));
+    return this.layouts.status(up);
   }
 
   /** Every known member (not removed), by node id. */
@@ -362,6 +434,7 @@ export class ClusterNetwork {
     const peerId = result.peerId.toString();
     const addresses = result.listenAddrs.map((a) => a.toString());
     this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, this.now()));
+    this.layouts?.peerUp();
   }
 
   private onDisconnect(peer: PeerId): void {
@@ -384,6 +457,51 @@ export class ClusterNetwork {
       return;
     }
     this.apply(this.membership.message(gossip.message, gossip.message.peerId, this.now()));
+  }
+
+  /** A layout envelope: only taken if signed by the peer it names. */
+  private async onLayoutMessage(gossip: Extract<GossipMessage, { type: 'layout' }>): Promise<void> {
+    if (this.stopped) return;
+    let valid = false;
+    try {
+      const publicKey = peerIdFromString(gossip.peerId).publicKey;
+      valid = publicKey !== undefined && (await publicKey.verify(layoutSignedBytes(gossip.body), gossip.signature));
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      this.components.counters.add('layout_rejected');
+      return;
+    }
+    if (this.layouts) {
+      this.layouts.receive(gossip.peerId, gossip.body);
+      return;
+    }
+    this.fullModeHeard(gossip.body);
+  }
+
+  /** Full mode: a peer's layouts mean its cluster is partitioned; say so once and refuse to serve. */
+  private fullModeHeard(body: Uint8Array): void {
+    if (this.modeMismatch) return;
+    try {
+      for (const part of decodeLayoutEnvelope(body).parts) {
+        if (part.kind !== 'message' || part.message.type !== 'layouts') continue;
+        const newest = part.message.layouts.at(-1)!;
+        this.modeMismatch = new ReplicasMismatchError(undefined, newest.replicas);
+        this.components.counters.add('layout_replicas_mismatch');
+        this.components.logger.error('replicas mismatch: refusing to serve', { error: this.modeMismatch.message });
+        return;
+      }
+    } catch {
+      this.components.counters.add('layout_rejected');
+    }
+  }
+
+  /** Sign and publish a layout envelope (LayoutService's publish). */
+  private async publishLayout(body: Uint8Array): Promise<void> {
+    if (!this.gossip || this.stopped) return;
+    const signature = await this.privateKey.sign(layoutSignedBytes(body));
+    await this.gossip.publishLayout(this.peerId, body, signature);
   }
 
   /** A peer announced a value too large to gossip: sync with it soon. */

@@ -26,6 +26,10 @@
  *             A node older than this type rejects it as malformed (counted; ckv sets no
  *             topic score parameters, so no score penalty follows): in a mixed cluster those
  *             nodes get batched writes by sync only.
+ * - layout:   partitioned mode (src/net/layout-service.ts): the signer's peer id, an envelope
+ *             of layouts, acks and a join request (src/core/layout-wire.ts) and the signer's
+ *             signature of it; checked against that peer id by the cluster. Relayed like member
+ *             messages. A node older than this type rejects it as malformed (counted).
  * A write is not published while no peer subscribes to the topic (counted as
  * gossip_unsent_no_peers): nobody would receive it, and anti-entropy brings it to later peers.
  * The message id is SHA-256 of the message bytes (set in libp2p.ts), so a message gossiped
@@ -61,6 +65,7 @@ import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax, keyBytesMax } from '../core/limits.js';
+import { layoutEnvelopeBytesMax } from '../core/layout-wire.js';
 import { MemberMessageType, type MemberMessage } from '../core/membership.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
@@ -69,7 +74,7 @@ import type { Logger } from '../util/logger.js';
 const gossipVersion = 1;
 
 /** Message types. Only append: the values are part of the protocol. */
-export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5, entries: 6 } as const;
+export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5, entries: 6, layout: 7 } as const;
 
 export type GossipMessage =
   | { type: 'entry'; entry: Entry }
@@ -79,7 +84,9 @@ export type GossipMessage =
   | { type: 'leave'; peer: string }
   | { type: 'members'; peer: string; addresses: string[] }
   /** `body` is encodeMemberMessage(message); `signature` is the sender's signature of body. */
-  | { type: 'member'; message: MemberMessage; body: Uint8Array; signature: Uint8Array };
+  | { type: 'member'; message: MemberMessage; body: Uint8Array; signature: Uint8Array }
+  /** `body` is a layout envelope (src/core/layout-wire.ts) signed by `peerId` (layoutSignedBytes). */
+  | { type: 'layout'; peerId: string; body: Uint8Array; signature: Uint8Array };
 
 /** Default: values up to 64 KiB travel in the message; larger ones are announced. */
 export const gossipValueBytesMaxDefault = 64 * 1024;
@@ -151,6 +158,9 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
       break;
     case 'entries':
       return encodeEntries(message.entries);
+    case 'layout':
+      w.u8(GossipType.layout).string(message.peerId).bytes(message.body).bytes(message.signature);
+      break;
   }
   return w.finish();
 }
@@ -221,6 +231,13 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
       message = { type: 'entries', entries };
       break;
     }
+    case GossipType.layout: {
+      const peerId = r.string(peerIdTextMax, 'peer id');
+      const body = r.bytes(layoutEnvelopeBytesMax, 'layout envelope');
+      const signature = r.bytes(signatureBytesMax, 'signature');
+      message = { type: 'layout', peerId, body, signature };
+      break;
+    }
     default:
       throw new MalformedError(`unknown gossip message type ${type}`);
   }
@@ -244,6 +261,8 @@ export interface GossipOptions {
   onAnnounce: (fromPeer: string) => void;
   /** A membership message arrived (its signature not yet checked). */
   onMember: (message: Extract<GossipMessage, { type: 'member' }>) => void;
+  /** A layout message arrived (its signature not yet checked). Default: ignored. */
+  onLayout?: (message: Extract<GossipMessage, { type: 'layout' }>) => void;
   /**
    * How many other nodes hold the key with this hash (placement.ts); 0: nobody to tell.
    * Default: full replication, everyone who subscribes.
@@ -350,6 +369,16 @@ export class Gossip {
     }
   }
 
+  /** Publish a signed layout envelope (partitioned mode). */
+  publishLayout(peerId: string, body: Uint8Array, signature: Uint8Array): Promise<void> {
+    return this.publish({ type: 'layout', peerId, body, signature });
+  }
+
+  /** Whether some peer subscribes to the topic (a message published now reaches someone). */
+  hasSubscriber(): boolean {
+    return this.started && this.components.pubsub.getSubscribers(this.topic).length > 0;
+  }
+
   /** Publish a signed membership message. */
   publishMember(message: MemberMessage, body: Uint8Array, signature: Uint8Array): Promise<void> {
     return this.publish({ type: 'member', message, body, signature });
@@ -451,6 +480,8 @@ export class Gossip {
         }
       } else if (message.type === 'member') {
         this.options.onMember(message);
+      } else if (message.type === 'layout') {
+        this.options.onLayout?.(message);
       }
       // Writes never get here (the validator applied them); 'leave' and 'members' are
       // obsolete: unsigned claims, ignored.

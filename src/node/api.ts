@@ -10,6 +10,8 @@ import type { NodeEvent } from './events.js';
 import type { ClusterHealth } from './health.js';
 import type { AppliedChange, LocalWrite } from '../core/replica.js';
 import type { Logger } from '../util/logger.js';
+import type { Consistency } from '../core/ownership.js';
+import type { OwnerAnswer, ReadSource } from './coordinator.js';
 import type { NodeStatus, PeerView } from './status.js';
 
 export interface ChangeEvent extends AppliedChange {
@@ -56,6 +58,48 @@ export interface ImportReport {
   refusedNotHeld: number;
 }
 
+/** A key's partition and its owners in each active layout (`whereis`). */
+export interface KeyOwners {
+  partition: number;
+  layouts: { version: number; owners: { nodeId: string; peerId: string; up: boolean }[] }[];
+  /** The owners a read asks (readOwners), highest rank first. */
+  readOwners: string[];
+}
+
+/** A write's result: its version and, in partitioned mode, its owners and those that acked. */
+export interface WriteReply {
+  version: Version;
+  /** Node ids of the key's owners (every active layout); empty in full-replication mode. */
+  owners: string[];
+  /** The owners that acknowledged in time (this node included when it is one); empty in full mode. */
+  acked: string[];
+}
+
+/** Options of a single write (`put`, `delete`). */
+export interface WriteOptions {
+  condition?: WriteCondition | undefined;
+  /** Partitioned mode: acks asked of the owners (default quorum); ignored in full mode. */
+  consistency?: Consistency | undefined;
+}
+
+/** Options of a single-key read. */
+export interface ReadOptions {
+  /** Partitioned mode: where to read (default local if this node holds the key, else one owner); ignored in full mode. */
+  from?: ReadSource | undefined;
+  /** Accept fewer owner answers than `from` asks. */
+  allowPartial?: boolean | undefined;
+}
+
+/** A read's result: the entry and, in partitioned mode, who was asked and what they answered. */
+export interface ReadReply {
+  entry: Entry | undefined;
+  /** 'local' in full-replication mode. */
+  from: ReadSource;
+  owners: string[];
+  asked: number;
+  answers: OwnerAnswer[];
+}
+
 export interface NodeApi {
   readonly nodeId: string;
   /** The largest value a put accepts (bytes). */
@@ -69,6 +113,12 @@ export interface NodeApi {
   delete(key: string, condition?: WriteCondition): Promise<Version>;
   /** Many puts and deletes (value null) for one promise; each write's version or error. */
   writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]>;
+  /** A put (value) or delete (null) with its options; the reply names the owners that acked (partitioned mode). */
+  write(key: string, value: Uint8Array | null, options?: WriteOptions): Promise<WriteReply>;
+  /** A single-key read with its options (partitioned mode: from the owners). */
+  read(key: string, options?: ReadOptions): Promise<ReadReply>;
+  /** Partitioned mode: the key's partition and owners in each active layout; undefined in full mode. */
+  owners(key: string): KeyOwners | undefined;
   /** The entry (a tombstone has value null), or undefined. Throws InvalidKeyError for a bad key. */
   get(key: string): Promise<Entry | undefined>;
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry>;

@@ -32,7 +32,8 @@ import { ClusterMismatchError } from '../errors.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, NodeApi, SyncStep } from './api.js';
+import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, KeyOwners, NodeApi, ReadOptions, ReadReply, SyncStep, WriteOptions, WriteReply } from './api.js';
+import { PartitionedPath } from './partitioned.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
@@ -59,6 +60,8 @@ export class CkvNode implements NodeApi {
   private replica!: Replica;
   /** The cluster network; undefined only while starting. */
   private cluster: ClusterNetwork | undefined;
+  /** Partitioned mode's writes and reads (./partitioned.ts); idle in full-replication mode. */
+  private partitioned: PartitionedPath | undefined;
   private readonly frontEnds: FrontEnd[] = [];
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
@@ -159,8 +162,18 @@ export class CkvNode implements NodeApi {
         healthReport: async () => selfReport(await this.status()),
         onEvent: (event) => this.events.add({ timeMs: this.wallClockMs(), ...event }),
       });
+      this.partitioned = new PartitionedPath({
+        config: this.config,
+        cluster: this.cluster,
+        replica: this.replica,
+        counters: this.counters,
+        logger: this.logger,
+        wallClockMs: this.wallClockMs,
+      });
+      await this.partitioned.start();
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
     } catch (error) {
+      await this.partitioned?.stop().catch(() => undefined);
       await this.cluster?.stop().catch(() => undefined);
       await this.store.close();
       throw error;
@@ -251,6 +264,8 @@ export class CkvNode implements NodeApi {
    * with anything still held back ahead of it.
    */
   private publishSoon(change: AppliedChange): void {
+    // Partitioned mode: the coordinator hands writes to their owners; gossip carries no writes.
+    if (this.partitioned?.active()) return;
     this.unpublished.push(change);
     if (this.replica.queuedCalls > 0) this.publishUnpublished();
     else if (this.unpublished.length === 1) setImmediate(() => setImmediate(this.publishUnpublished));
@@ -269,20 +284,58 @@ export class CkvNode implements NodeApi {
 
   // --- NodeApi ------------------------------------------------------------------------------
 
-  put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
-    return this.replica.put(key, value, condition);
+  async put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
+    return (await this.write(key, value, { condition })).version;
   }
 
-  delete(key: string, condition?: WriteCondition): Promise<Version> {
-    return this.replica.delete(key, condition);
+  async delete(key: string, condition?: WriteCondition): Promise<Version> {
+    return (await this.write(key, null, { condition })).version;
   }
 
-  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
-    return this.replica.writeMany(writes);
+  async writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (!this.partitioned?.active()) return this.replica.writeMany(writes);
+    return (await this.partitioned.write(writes)).map((result) => (result instanceof Error ? result : result.version));
   }
 
-  get(key: string): Promise<Entry | undefined> {
-    return this.replica.get(key);
+  async write(key: string, value: Uint8Array | null, options: WriteOptions = {}): Promise<WriteReply> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (!this.partitioned?.active()) {
+      const version = value === null ? await this.replica.delete(key, options.condition) : await this.replica.put(key, value, options.condition);
+      return { version, owners: [], acked: [] };
+    }
+    const [result] = await this.partitioned.write([{ key, value, condition: options.condition }], options.consistency);
+    if (result instanceof Error) throw result;
+    return result!;
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<ReadReply> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (!this.partitioned?.active()) {
+      const entry = await this.replica.get(key);
+      return { entry, from: 'local', owners: [], asked: 1, answers: [] };
+    }
+    return this.partitioned.read(key, options.from, options.allowPartial ?? false);
+  }
+
+  owners(key: string): KeyOwners | undefined {
+    return this.partitioned?.owners(key);
+  }
+
+  /** In partitioned mode: from the owners (local when this node holds the key, else one owner). */
+  async get(key: string): Promise<Entry | undefined> {
+    return (await this.read(key)).entry;
+  }
+
+  /**
+   * Partitioned mode: why this node refuses reads and writes (its --replicas disagrees with
+   * the cluster's layout: it would place keys where its peers do not look), if it does.
+   */
+  private refusal(): Error | undefined {
+    return this.cluster?.refusal() ?? this.partitioned?.waitingRefusal();
   }
 
   scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
@@ -300,6 +353,7 @@ export class CkvNode implements NodeApi {
    * at the next anti-entropy round.
    */
   async importEntries(entries: readonly Entry[]): Promise<ImportReport> {
+    if (this.partitioned?.active()) return this.partitioned.importEntries(entries);
     const mine: ReadonlySet<Entry> = new Set(entries);
     this.importing.add(mine);
     const slices: Promise<ApplyReport>[] = [];
@@ -439,6 +493,7 @@ export class CkvNode implements NodeApi {
     await Promise.all(this.frontEnds.map((frontEnd) => frontEnd.close()));
     // Acknowledged writes not yet handed to gossip go out with the gossip's last flush.
     this.publishUnpublished();
+    await this.partitioned?.stop();
     await this.cluster?.stop();
     await this.replica.close();
     if (log) {

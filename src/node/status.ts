@@ -12,6 +12,7 @@ import type { Replica } from '../core/replica.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { BootstrapView } from '../net/bootstrap-health.js';
 import type { ClusterNetwork } from '../net/cluster.js';
+import type { PartitionedStatus } from '../net/layout-service.js';
 import type { Counters, CounterValues } from '../util/counters.js';
 import type { StatsView, WriteStats } from './write-stats.js';
 
@@ -79,7 +80,11 @@ export interface NodeStatus {
   bootstrap: BootstrapView[];
   /** Writes per second and convergence times, last minute. */
   writes: StatsView;
+  /** Partitioned mode (--replicas K): the layout as this node sees it; undefined in full-replication mode. */
+  partitioned?: PartitionedStatus;
 }
+
+export type { PartitionedStatus };
 
 /** What readStatus reads: the node's parts (CkvNode passes its own). */
 export interface StatusSources {
@@ -99,6 +104,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
   // No await below: every other field is read at one moment.
   const timeMs = Date.now();
   const { replica, cluster } = node;
+  const partitioned = cluster?.partitionedStatus();
   return {
     timeMs,
     nodeId: replica.nodeId,
@@ -133,6 +139,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     })),
     bootstrap: cluster?.bootstrapList() ?? [],
     writes: node.writeStats.view(timeMs),
+    ...(partitioned ? { partitioned } : {}),
   };
 }
 

@@ -155,8 +155,8 @@ describe('control API codecs (wire.ts)', () => {
   });
 
   it('skips fields it does not know (a newer server), and rejects truncated input', () => {
-    const newer = Buffer.concat([wire.encode(wire.PutReply, { version: { hlc: '5', node: 'ab', text: 't' } }), Buffer.from([0x78, 0x01, 0x82, 0x01, 0x02, 0x61, 0x62])]);
-    assert.deepEqual(wire.decode(wire.PutReply, newer), { version: { hlc: '5', node: 'ab', text: 't' } });
+    const newer = Buffer.concat([wire.encode(wire.DeleteReply, { version: { hlc: '5', node: 'ab', text: 't' } }), Buffer.from([0x78, 0x01, 0x82, 0x01, 0x02, 0x61, 0x62])]);
+    assert.deepEqual(wire.decode(wire.DeleteReply, newer), { version: { hlc: '5', node: 'ab', text: 't' } });
     const whole = wire.encode(wire.GetReply, { found: true, value: Buffer.from('hello'), version: { hlc: '1', node: 'n', text: 'x' } });
     for (let cut = 1; cut < whole.length; cut++) {
       try {

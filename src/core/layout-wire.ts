@@ -1,0 +1,174 @@
+/**
+ * The layout runtime's bytes: the signed gossip envelope that carries layouts, acks and join
+ * requests between nodes (src/net/layout-service.ts), and the snapshot of a node's layout
+ * history kept in its store (meta `layout-history`). Both reuse layout.ts's encoding of
+ * layouts and acks, so a layout is encoded one way everywhere.
+ *
+ * Envelope (the signed body of a `layout` gossip message; integers are LEB128 varints):
+ *
+ *     body  = envelopeVersion:u8 (1) seq:varint parts:varint (1..layoutEnvelopePartsMax) part*
+ *     part  = kind:u8 bytes:(length:varint byte*)       kind: 1 layout message, 2 join (only append)
+ *     join  = nodeId:text weight:varint replicas:varint (0 = all)
+ *
+ * A layout message is layout.ts's (`layouts`: the sender's active layouts, or `ack`: the
+ * sender's statement about itself). A join says "this node wants to be in the layout, with
+ * this weight, and is configured with this K"; the coordinator commits joins. `seq` rises
+ * with every envelope a node sends, so a periodic repeat is a new gossip message (gossipsub
+ * drops identical bytes as seen). The signature covers `layoutSignatureDomain` + body, so a
+ * signature made for another purpose (a member message) never verifies as a layout one.
+ *
+ * Snapshot (what LayoutHistory.snapshot() returns, persisted after every change):
+ *
+ *     snapshot = snapshotVersion:u8 (1) floor:varint
+ *                layouts:bytes (a layouts message, or empty when there is none)
+ *                acks:varint (<= layoutSnapshotAcksMax) (ack message bytes)*
+ *                conflicts:varint (<= 16) (version:varint kept:bytes dropped:bytes)*
+ *                (kept, dropped: a layouts message of one layout each)
+ *
+ * Decoding bounds every count and size before allocating; anything malformed throws
+ * MalformedError. Pure: no I/O.
+ */
+import { ByteReader, ByteWriter } from './bytes.js';
+import { isNodeId } from './entry.js';
+import { MalformedError } from './errors.js';
+import { decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout, type LayoutAck, type LayoutMessage } from './layout.js';
+import type { LayoutConflict, LayoutHistorySnapshot } from './layout-history.js';
+import { layoutMembersMax, layoutReplicasMax, layoutVersionsPerMessageMax, layoutWeightMax, nodeIdBytes } from './limits.js';
+
+/** The envelope's format version. Only append new versions. */
+export const layoutEnvelopeVersion = 1;
+/** Part kinds. Only append: the values are part of the protocol. */
+export const LayoutPartKind = { message: 1, join: 2 } as const;
+/** Parts in one envelope: the active layouts, one ack per active layout, a join. */
+export const layoutEnvelopePartsMax = 2 * layoutVersionsPerMessageMax + 2;
+/**
+ * Bytes of one part, and of a whole envelope: a layouts message of 16 versions of 1024 nodes
+ * is ~330 KiB; anything past these is refused before it is read.
+ */
+export const layoutPartBytesMax = 512 * 1024;
+export const layoutEnvelopeBytesMax = 1024 * 1024;
+/** Acks a snapshot holds: one per node per active layout. */
+export const layoutSnapshotAcksMax = layoutMembersMax * layoutVersionsPerMessageMax;
+const snapshotVersion = 1;
+const snapshotConflictsMax = 16;
+
+/** What the signature of a layout envelope covers before the body. */
+export const layoutSignatureDomain = new TextEncoder().encode('ckv/layout-gossip/1\0');
+
+/** A node's request to be in the layout. */
+export interface LayoutJoin {
+  readonly nodeId: string;
+  readonly weight: number;
+  /** Its --replicas (undefined: all): the coordinator joins only nodes that agree with the layout. */
+  readonly replicas: number | undefined;
+}
+
+export type LayoutPart = { kind: 'message'; message: LayoutMessage } | { kind: 'join'; join: LayoutJoin };
+
+export interface LayoutEnvelope {
+  readonly seq: number;
+  readonly parts: readonly LayoutPart[];
+}
+
+export function encodeLayoutEnvelope(envelope: LayoutEnvelope): Uint8Array {
+  if (envelope.parts.length < 1 || envelope.parts.length > layoutEnvelopePartsMax) throw new RangeError(`${envelope.parts.length} parts in a layout envelope`);
+  const w = new ByteWriter();
+  w.u8(layoutEnvelopeVersion).varint(envelope.seq).varint(envelope.parts.length);
+  for (const part of envelope.parts) {
+    if (part.kind === 'message') {
+      w.u8(LayoutPartKind.message).bytes(encodeLayoutMessage(part.message));
+    } else {
+      const inner = new ByteWriter();
+      inner.string(part.join.nodeId).varint(part.join.weight).varint(part.join.replicas ?? 0);
+      w.u8(LayoutPartKind.join).bytes(inner.finish());
+    }
+  }
+  return w.finish();
+}
+
+export function decodeLayoutEnvelope(body: Uint8Array): LayoutEnvelope {
+  if (body.byteLength > layoutEnvelopeBytesMax) throw new MalformedError(`a layout envelope of ${body.byteLength} bytes`);
+  const r = new ByteReader(body);
+  const version = r.u8();
+  if (version !== layoutEnvelopeVersion) throw new MalformedError(`layout envelope version ${version}; this node reads ${layoutEnvelopeVersion}`);
+  const seq = r.varint();
+  const count = r.bounded(layoutEnvelopePartsMax, 'layout envelope parts');
+  if (count === 0) throw new MalformedError('a layout envelope with no part');
+  const parts: LayoutPart[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = r.u8();
+    const bytes = r.bytes(layoutPartBytesMax, 'layout part');
+    if (kind === LayoutPartKind.message) parts.push({ kind: 'message', message: decodeLayoutMessage(bytes) });
+    else if (kind === LayoutPartKind.join) parts.push({ kind: 'join', join: decodeJoin(bytes) });
+    else throw new MalformedError(`unknown layout part kind ${kind}`);
+  }
+  r.end();
+  return { seq, parts };
+}
+
+function decodeJoin(bytes: Uint8Array): LayoutJoin {
+  const r = new ByteReader(bytes);
+  const nodeId = r.string(nodeIdBytes * 2, 'node id');
+  if (!isNodeId(nodeId)) throw new MalformedError('a join from a malformed node id');
+  const weight = r.bounded(layoutWeightMax, 'weight');
+  const replicas = r.bounded(layoutReplicasMax, 'replicas');
+  r.end();
+  return { nodeId, weight, replicas: replicas === 0 ? undefined : replicas };
+}
+
+/** The bytes a layout envelope's signature covers. */
+export function layoutSignedBytes(body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(layoutSignatureDomain.byteLength + body.byteLength);
+  bytes.set(layoutSignatureDomain, 0);
+  bytes.set(body, layoutSignatureDomain.byteLength);
+  return bytes;
+}
+
+export function encodeLayoutSnapshot(snapshot: LayoutHistorySnapshot): Uint8Array {
+  const w = new ByteWriter();
+  w.u8(snapshotVersion).varint(snapshot.floor);
+  const layouts = snapshot.layouts.slice(-layoutVersionsPerMessageMax);
+  w.bytes(layouts.length > 0 ? encodeLayoutMessage({ type: 'layouts', layouts: [...layouts] }) : new Uint8Array(0));
+  const acks = snapshot.acks.slice(0, layoutSnapshotAcksMax);
+  w.varint(acks.length);
+  for (const ack of acks) w.bytes(encodeLayoutMessage({ type: 'ack', ack }));
+  const conflicts = snapshot.conflicts.slice(-snapshotConflictsMax);
+  w.varint(conflicts.length);
+  for (const conflict of conflicts) {
+    w.varint(conflict.version).bytes(encodeLayoutMessage({ type: 'layouts', layouts: [conflict.kept] }));
+    w.bytes(encodeLayoutMessage({ type: 'layouts', layouts: [conflict.dropped] }));
+  }
+  return w.finish();
+}
+
+export function decodeLayoutSnapshot(bytes: Uint8Array): LayoutHistorySnapshot {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== snapshotVersion) throw new MalformedError(`layout snapshot version ${version}; this node reads ${snapshotVersion}`);
+  const floor = r.varint();
+  const layoutBytes = r.bytes(layoutPartBytesMax, 'layouts');
+  const layouts = layoutBytes.byteLength === 0 ? [] : layoutsOf(layoutBytes);
+  const ackCount = r.bounded(layoutSnapshotAcksMax, 'acks');
+  const acks: LayoutAck[] = [];
+  for (let i = 0; i < ackCount; i++) {
+    const message = decodeLayoutMessage(r.bytes(4096, 'ack'));
+    if (message.type !== 'ack') throw new MalformedError('a snapshot ack that is not an ack');
+    acks.push(message.ack);
+  }
+  const conflictCount = r.bounded(snapshotConflictsMax, 'conflicts');
+  const conflicts: LayoutConflict[] = [];
+  for (let i = 0; i < conflictCount; i++) {
+    const conflictVersion = r.varint();
+    const kept = layoutsOf(r.bytes(layoutPartBytesMax, 'layout'))[0]!;
+    const dropped = layoutsOf(r.bytes(layoutPartBytesMax, 'layout'))[0]!;
+    conflicts.push({ version: conflictVersion, kept, dropped });
+  }
+  r.end();
+  return { floor, layouts, acks, conflicts };
+}
+
+function layoutsOf(bytes: Uint8Array): ClusterLayout[] {
+  const message = decodeLayoutMessage(bytes);
+  if (message.type !== 'layouts') throw new MalformedError('snapshot layouts that are not a layouts message');
+  return message.layouts;
+}

@@ -1,0 +1,413 @@
+/**
+ * The layout in a running partitioned node (`--replicas K`): owns the node's LayoutHistory
+ * (src/core/layout-history.ts) and the LayoutOwnership over it that every other part asks,
+ * keeps the history in the store, exchanges layouts, acks and join requests with peers over
+ * gossip, and commits automatic joins. The decisions are pure (layout-history.ts,
+ * layout-join.ts); this file carries them out.
+ *
+ * - Persistence: after every change, `history.snapshot()` is written to the store's meta
+ *   `layout-history` (layout-wire.ts), writes in order, one at a time; at start it is restored
+ *   (LayoutHistory.restore). A persisted layout whose K differs from --replicas refuses the
+ *   start (ReplicasMismatchError, `checkPersistedLayout`).
+ * - Gossip: one signed envelope (layout-wire.ts) carries the active layouts, this node's own
+ *   acks and, while it is not in the newest layout, its join request. The cluster signs it
+ *   with the node's libp2p key and publishes it as a `layout` gossip message; a receiver
+ *   checks the signature against the peer id it names (src/net/cluster.ts), then `receive`
+ *   here takes layouts from anyone (a layout is the cluster's decision and can be relayed),
+ *   but an ack or a join only if it names the node of the signing peer (membership maps peer
+ *   id to node id): nobody speaks for another node. Refusals count `layout_rejected`.
+ * - Re-announce: on every change (soon, coalesced), when a peer comes up, and periodically:
+ *   every `announceFastMs` while something is in progress (no layout, several active, this
+ *   node or a known requester not yet in the newest), else every `announceSlowMs`, so a node
+ *   that missed a message catches up.
+ * - Joins (layout-join.ts): the coordinator commits, batched, the joins of up nodes that asked;
+ *   a lone first node makes version 1 after `layoutBootstrapWaitMs` (longer with bootstrap
+ *   addresses or peers: `layoutBootstrapWaitPeersMs`). An operator's staged changes are kept
+ *   aside while the coordinator commits, and put back.
+ * - Mismatch: a newest layout whose K is not this node's --replicas is an error logged once,
+ *   counted, shown in status; the node refuses to serve reads and writes (`refusal()`) until
+ *   the layouts agree again.
+ *
+ * Before its first layout a node owns nothing: `holds` is false for every key, so it takes no
+ * writes for keys it might not own (the write path forwards them to owners instead).
+ */
+import { bitmapHas, replicasMismatch, type ClusterLayout, type LayoutMessage, type ReplicasMismatchError } from '../core/layout.js';
+import { LayoutHistory, type LayoutOutcome } from '../core/layout-history.js';
+import { coordinatorOf, joinsToCommit, shouldBootstrap } from '../core/layout-join.js';
+import { decodeLayoutEnvelope, decodeLayoutSnapshot, encodeLayoutEnvelope, encodeLayoutSnapshot, type LayoutJoin, type LayoutPart } from '../core/layout-wire.js';
+import { LayoutOwnership } from '../core/ownership.js';
+import { partitionCount } from '../core/placement.js';
+import type { Store } from '../core/store.js';
+import { CkvError } from '../core/errors.js';
+import type { Counters } from '../util/counters.js';
+import type { Logger } from '../util/logger.js';
+
+/** The store meta key of the persisted history. */
+export const layoutHistoryMeta = 'layout-history';
+/** How long a fresh node with no peers and no bootstrap address waits for a layout before making the first. */
+export const layoutBootstrapWaitMs = 1_500;
+/** The same with bootstrap addresses or peers: they may have a layout we have not heard yet. */
+export const layoutBootstrapWaitPeersMs = 5_000;
+/** Re-announce period while a change is in progress, and otherwise. */
+export const announceFastMs = 2_000;
+export const announceSlowMs = 15_000;
+/** Coalesces announcements after changes; delays after a peer came up (its subscription must arrive first). */
+const announceSoonMs = 50;
+const announceAfterPeerMs = [500, 2_000];
+/** How often the coordinator and the bootstrap rule are evaluated. */
+const tickMs = 1_000;
+/** Join requests remembered (one per node; the oldest dropped beyond this). */
+const joinRequestsMax = 1024;
+
+export interface LayoutServiceSettings {
+  replicas: number;
+  weight: number;
+  autoJoin: boolean;
+  /** Whether --bootstrap addresses were given (a longer bootstrap wait). */
+  hasBootstrap: boolean;
+}
+
+export interface LayoutServiceComponents {
+  self: string;
+  store: Pick<Store, 'getMeta' | 'putMeta'>;
+  counters: Counters;
+  logger: Logger;
+  /** Sign and publish an envelope body; resolves when it is handed to gossip (never throws). */
+  publish(body: Uint8Array): Promise<void>;
+  /** Whether any peer subscribes to the gossip topic (else a publish reaches nobody). */
+  hasSubscribers(): boolean;
+  /** Node ids of the up members (this node excluded). */
+  upNodeIds(): string[];
+  /** The node id of an up or known member with this peer id. */
+  nodeIdOfPeer(peerId: string): string | undefined;
+  /** Wall clock (ms) for the bootstrap wait. */
+  now(): number;
+}
+
+/** The start is refused: the data directory's layout disagrees with --replicas. */
+export async function checkPersistedLayout(store: Pick<Store, 'getMeta'>, replicas: number | undefined): Promise<void> {
+  const bytes = await store.getMeta(layoutHistoryMeta);
+  if (!bytes) return;
+  const newest = decodeLayoutSnapshot(bytes).layouts.at(-1);
+  const mismatch = replicasMismatch(replicas, newest);
+  if (mismatch) throw mismatch;
+}
+
+export class LayoutService {
+  readonly history: LayoutHistory;
+  readonly ownership: LayoutOwnership;
+  private readonly listeners = new Set<() => void>();
+  private readonly joinRequests = new Map<string, LayoutJoin>();
+  private mismatchError: ReplicasMismatchError | undefined;
+  private persisting: Promise<void> = Promise.resolve();
+  private seq: number;
+  private readonly startedAtMs: number;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private announceTimer: NodeJS.Timeout | undefined;
+  private announceAtMs = Infinity;
+  private stopped = false;
+
+  private constructor(
+    private readonly settings: LayoutServiceSettings,
+    private readonly components: LayoutServiceComponents,
+    history: LayoutHistory,
+  ) {
+    this.history = history;
+    this.ownership = new LayoutOwnership(history, { onChange: (outcome) => this.changed(outcome) });
+    this.startedAtMs = components.now();
+    // Rises with every envelope and across restarts (wall ms), so repeats are new gossip messages.
+    this.seq = components.now();
+    this.checkMismatch();
+  }
+
+  /** Restores the persisted history; refuses (ReplicasMismatchError) one whose K disagrees with --replicas. */
+  static async open(settings: LayoutServiceSettings, components: LayoutServiceComponents): Promise<LayoutService> {
+    await checkPersistedLayout(components.store, settings.replicas);
+    const bytes = await components.store.getMeta(layoutHistoryMeta);
+    const options = { self: components.self };
+    const history = bytes ? LayoutHistory.restore(options, decodeLayoutSnapshot(bytes)) : new LayoutHistory(options);
+    return new LayoutService(settings, components, history);
+  }
+
+  start(): void {
+    this.tickTimer = setInterval(() => this.tick(), tickMs);
+    this.tickTimer.unref();
+    this.announceIn(announceSoonMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.tickTimer);
+    clearTimeout(this.announceTimer);
+    await this.persisting;
+  }
+
+  /** Told on every change of the active layouts or acks. Returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Why this node refuses to serve (its K disagrees with the cluster's layout), if it does. */
+  refusal(): ReplicasMismatchError | undefined {
+    return this.mismatchError;
+  }
+
+  get replicas(): number {
+    return this.settings.replicas;
+  }
+
+  /** A peer came up: tell it what we know once its subscription has arrived. */
+  peerUp(): void {
+    for (const ms of announceAfterPeerMs) this.announceIn(ms);
+  }
+
+  /** An envelope from `signerPeerId` whose signature the cluster checked. */
+  receive(signerPeerId: string, body: Uint8Array): void {
+    if (this.stopped) return;
+    let parts: readonly LayoutPart[];
+    try {
+      parts = decodeLayoutEnvelope(body).parts;
+    } catch (error) {
+      this.reject('malformed', signerPeerId, error);
+      return;
+    }
+    const signer = this.components.nodeIdOfPeer(signerPeerId);
+    for (const part of parts) {
+      if (part.kind === 'join') {
+        if (signer !== part.join.nodeId) {
+          if (signer === undefined) this.components.counters.add('layout_unknown_sender');
+          else this.reject('join for another node', signerPeerId);
+          continue;
+        }
+        if (this.joinRequests.size >= joinRequestsMax && !this.joinRequests.has(signer)) {
+          this.joinRequests.delete(this.joinRequests.keys().next().value!);
+        }
+        this.joinRequests.set(signer, part.join);
+        continue;
+      }
+      this.receiveMessage(part.message, signer, signerPeerId);
+    }
+  }
+
+  private receiveMessage(message: LayoutMessage, signer: string | undefined, signerPeerId: string): void {
+    if (message.type === 'layouts') {
+      this.changed(this.history.receiveLayouts(message.layouts));
+      return;
+    }
+    if (signer === undefined) {
+      // Gossip can arrive before identify tells membership who the peer is: the next announce repeats it.
+      this.components.counters.add('layout_unknown_sender');
+      return;
+    }
+    const { result, outcome } = this.history.receiveAck(signer, message.ack);
+    if (result === 'not-self' || result === 'not-owner') this.reject(`ack ${result}`, signerPeerId);
+    else this.changed(outcome);
+  }
+
+  private reject(why: string, peerId: string, error?: unknown): void {
+    this.components.counters.add('layout_rejected');
+    this.components.logger.info('layout message rejected', { peer: peerId, why, ...(error ? { error } : {}) });
+  }
+
+  /**
+   * Commit the staged changes (an operator's, or the coordinator's); persisted and gossiped.
+   * Throws LayoutChangeError when they cannot be committed.
+   */
+  commit(): ClusterLayout {
+    const { layout, outcome } = this.history.commit();
+    this.components.counters.add('layout_committed');
+    this.components.logger.info('layout committed', { version: layout.version, nodes: layout.nodes.length, replicas: layout.replicas ?? 'all' });
+    this.changed(outcome);
+    return layout;
+  }
+
+  /** Every change of the history ends here: persist, check K, tell listeners, gossip soon. */
+  private changed(outcome: LayoutOutcome): void {
+    for (const conflict of outcome.conflicts) {
+      this.components.logger.warn('layout conflict', { version: conflict.version, kept: conflict.kept.digest, dropped: conflict.dropped.digest });
+    }
+    if (outcome.retired.length > 0) this.components.logger.info('layouts retired', { versions: outcome.retired.join(',') });
+    if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
+    this.persist();
+    this.checkMismatch();
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.components.logger.warn('layout listener failed', { error });
+      }
+    }
+    this.announceIn(announceSoonMs);
+  }
+
+  private persist(): void {
+    const bytes = encodeLayoutSnapshot(this.history.snapshot());
+    this.persisting = this.persisting
+      .then(() => this.components.store.putMeta(layoutHistoryMeta, bytes))
+      .catch((error: unknown) => this.components.logger.warn('layout history not persisted', { error }));
+  }
+
+  private checkMismatch(): void {
+    const mismatch = replicasMismatch(this.settings.replicas, this.history.newest());
+    if (mismatch && !this.mismatchError) {
+      this.components.counters.add('layout_replicas_mismatch');
+      this.components.logger.error('replicas mismatch: refusing to serve', { error: mismatch.message });
+    } else if (!mismatch && this.mismatchError) {
+      this.components.logger.info('replicas agree again: serving');
+    }
+    this.mismatchError = mismatch;
+  }
+
+  // --- timers ---------------------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.stopped) return;
+    try {
+      this.joinOrBootstrap();
+    } catch (error) {
+      // A commit refused now (too many active layouts...) is tried again on a later tick.
+      if (!(error instanceof CkvError)) throw error;
+      this.components.logger.info('automatic layout commit deferred', { error });
+    }
+  }
+
+  private joinOrBootstrap(): void {
+    if (this.mismatchError) return;
+    const { self } = this.components;
+    const up = new Set(this.components.upNodeIds());
+    const newest = this.history.newest();
+    if (!newest) {
+      const waitMs = this.settings.hasBootstrap || up.size > 0 ? layoutBootstrapWaitPeersMs : layoutBootstrapWaitMs;
+      const waited = this.components.now() - this.startedAtMs >= waitMs;
+      const { replicas, weight, autoJoin } = this.settings;
+      if (shouldBootstrap({ self, hasLayout: false, autoJoin, weight, replicas, waited, requests: this.joinRequests.values(), up })) {
+        this.commitAside([{ nodeId: self, weight }], replicas);
+      }
+      return;
+    }
+    up.add(self);
+    if (coordinatorOf(newest, up) !== self) return;
+    const joins = joinsToCommit(newest, this.joinRequests.values(), up);
+    if (joins.length > 0) this.commitAside(joins, undefined);
+  }
+
+  /** Commit these joins (and K for the first layout), keeping an operator's staged changes aside. */
+  private commitAside(joins: { nodeId: string; weight: number }[], replicas: number | undefined): void {
+    const staged = this.history.staged();
+    this.history.revert();
+    try {
+      for (const join of joins) this.history.stageAdd(join.nodeId, join.weight);
+      if (replicas !== undefined) this.history.stageReplicas(replicas);
+      const layout = this.commit();
+      this.components.logger.info('layout joins committed', { version: layout.version, joined: joins.map((j) => j.nodeId).join(',') });
+    } finally {
+      this.history.revert();
+      for (const [nodeId, change] of staged.members) {
+        try {
+          if (change === 'remove') this.history.stageRemove(nodeId);
+          else this.history.stageAdd(nodeId, change);
+        } catch {
+          // no longer applicable (the node left the layout meanwhile): dropped
+        }
+      }
+      if (staged.replicas !== undefined) this.history.stageReplicas(staged.replicas === 'all' ? undefined : staged.replicas);
+    }
+  }
+
+  private inProgress(): boolean {
+    const newest = this.history.newest();
+    if (!newest || this.history.active().length > 1) return true;
+    if (newest.weights[this.components.self] === undefined) return true;
+    for (const nodeId of this.joinRequests.keys()) if (newest.weights[nodeId] === undefined) return true;
+    return false;
+  }
+
+  private announceIn(ms: number): void {
+    if (this.stopped) return;
+    const at = this.components.now() + ms;
+    if (at >= this.announceAtMs) return;
+    clearTimeout(this.announceTimer);
+    this.announceAtMs = at;
+    this.announceTimer = setTimeout(() => void this.announce(), ms);
+    this.announceTimer.unref();
+  }
+
+  private async announce(): Promise<void> {
+    this.announceAtMs = Infinity;
+    if (this.stopped) return;
+    this.announceIn(this.inProgress() ? announceFastMs : announceSlowMs);
+    if (!this.components.hasSubscribers()) return;
+    const parts: LayoutPart[] = [];
+    const active = this.history.active();
+    if (active.length > 0) parts.push({ kind: 'message', message: { type: 'layouts', layouts: [...active] } });
+    for (const ack of this.history.ownAcks()) parts.push({ kind: 'message', message: { type: 'ack', ack } });
+    const newest = this.history.newest();
+    if (this.settings.autoJoin && !this.mismatchError && newest?.weights[this.components.self] === undefined) {
+      parts.push({ kind: 'join', join: { nodeId: this.components.self, weight: this.settings.weight, replicas: this.settings.replicas } });
+    }
+    if (parts.length === 0) return;
+    this.seq = Math.max(this.seq + 1, this.components.now());
+    await this.components.publish(encodeLayoutEnvelope({ seq: this.seq, parts }));
+  }
+
+  // --- views ----------------------------------------------------------------------------------
+
+  /** The partitioned part of the node's status. */
+  status(upNodeIds: ReadonlySet<string>): PartitionedStatus {
+    const active = this.history.active();
+    const newest = this.history.newest();
+    const { self } = this.components;
+    let owned = 0;
+    let underReplicated = 0;
+    let pending = 0;
+    let done = 0;
+    if (newest) {
+      const placement = this.history.placement;
+      const k = newest.replicas === undefined ? Infinity : newest.replicas;
+      const eligible = newest.nodes.filter((n) => (newest.weights[n] ?? 0) > 0).length;
+      for (let p = 0; p < partitionCount; p++) {
+        const owners = placement.ownersOf(p, newest);
+        if (owners.includes(self)) owned++;
+        const upOwners = owners.filter((n) => n === self || upNodeIds.has(n)).length;
+        if (upOwners < Math.min(k, eligible)) underReplicated++;
+        if (active.length > 1) {
+          for (const owner of owners) {
+            const ack = this.history.ackOf(newest.version, owner);
+            if (ack && bitmapHas(ack.partitions, p)) done++;
+            else pending++;
+          }
+        }
+      }
+    }
+    return {
+      replicas: this.settings.replicas,
+      layoutVersion: newest?.version ?? 0,
+      activeVersions: active.map((l) => l.version),
+      partitionsOwned: owned,
+      partitionsUnderReplicated: underReplicated,
+      rebalance: { pending, done },
+      conflicts: this.history.conflicts().length,
+      mismatch: this.mismatchError?.message ?? '',
+    };
+  }
+}
+
+export interface PartitionedStatus {
+  /** This node's --replicas. */
+  replicas: number;
+  /** The newest layout's version; 0 before the first. */
+  layoutVersion: number;
+  /** Every active layout's version, oldest first (several during a change). */
+  activeVersions: number[];
+  /** Partitions this node owns in the newest layout. */
+  partitionsOwned: number;
+  /** Partitions of the newest layout with fewer than K owners up. */
+  partitionsUnderReplicated: number;
+  /** During a change: partition-replicas of the newest layout synced (done) and not yet (pending). */
+  rebalance: { pending: number; done: number };
+  /** Same-version conflicts seen (kept for display). */
+  conflicts: number;
+  /** Why this node refuses to serve (its --replicas disagrees with the layout), or ''. */
+  mismatch: string;
+}

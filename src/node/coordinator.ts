@@ -1,0 +1,352 @@
+/**
+ * The coordinator of partitioned mode: every write and single-key read a node takes (gRPC,
+ * HTTP, import) goes through it once the cluster has a layout (`ownership()` defined and
+ * ready); in full-replication mode the node never calls it.
+ *
+ * Writes: a key's partition p has owners `writeOwners(p)` (its owners in every active
+ * layout). If this node is one of them it writes locally first, as in full mode (a conditional
+ * write is evaluated here, atomically; the local commit is this node's ack); if not, it stamps
+ * the entry with its own clock without storing it (`Replica.stamp`). A conditional write on a
+ * non-owner is refused (NotOwnerError, naming the owners to send it to): evaluating it on one
+ * owner and forwarding would need the owner to coordinate, a second hop this round does not
+ * build. The entry then goes to every other owner at once over the replicate protocol
+ * (src/net/replicate-protocol.ts, batched per owner), and the write is acknowledged when the
+ * acks meet its consistency in every active layout's owner set (WriteTally, pure, in
+ * src/core/write-quorum.ts), or fails after `writeAckTimeoutMs` (or as soon as enough owners
+ * refused) with OwnersUnavailableError naming how many of how many owners acked. Owners that
+ * did not ack (refused, unreachable, down) get a few background retries (RetryQueue: bounded,
+ * in memory; anti-entropy between co-owners repairs the rest).
+ *
+ * Reads (`get --from`): `local` reads this node's copy; `one`, `quorum` and `all` ask that
+ * many of `readOwners(p)` (this node answers itself at once when it is one), all asked at once,
+ * and keep the newest by (HLC, node id). Fewer answers than asked within `readTimeoutMs` is
+ * OwnersUnavailableError unless `allowPartial`. Read repair: once every owner asked has
+ * answered (or the deadline passed), those that answered with an older version or nothing get
+ * the newest through the replicate protocol (`read_repair`).
+ */
+import { compareVersions, keyHashText, type Entry, type Version } from '../core/entry.js';
+import { acksNeeded, consistencyLevels, writeConsistencyDefault, type Consistency, type Ownership } from '../core/ownership.js';
+import type { LocalWrite, Replica } from '../core/replica.js';
+import { isAck, RetryQueue, WriteTally, type ReplicateOutcome } from '../core/write-quorum.js';
+import { InvalidArgumentError, NotOwnerError, OwnersUnavailableError } from '../errors.js';
+import type { Counters } from '../util/counters.js';
+import { errorText } from '../util/error-text.js';
+import type { Logger } from '../util/logger.js';
+
+/** A write that did not get its acks within this long fails (it may be stored on those that acked). */
+export const writeAckTimeoutMs = 5_000;
+/** A read waits this long for the owners it asked. */
+export const readTimeoutMs = 5_000;
+/** Retries held at once (the oldest dropped past it), attempts each, first delay (doubling). */
+export const writeRetriesMax = 10_000;
+export const writeRetryAttemptsMax = 5;
+export const writeRetryDelayMs = 500;
+
+/** Where a read comes from. Only append: part of the control API. */
+export const readSources = ['local', 'one', 'quorum', 'all'] as const;
+export type ReadSource = (typeof readSources)[number];
+
+/** A request's consistency ('' = the default); anything else than one, quorum, all is refused. */
+export function consistencyOf(text: string): Consistency | undefined {
+  if (text === '') return undefined;
+  if ((consistencyLevels as readonly string[]).includes(text)) return text as Consistency;
+  throw new InvalidArgumentError(`consistency ${JSON.stringify(text.slice(0, 40))} is not one of ${consistencyLevels.join(', ')}`);
+}
+
+/** What the coordinator sends with (the replicate client). */
+export interface OwnerTransport {
+  apply(peerId: string, entry: Entry): Promise<ReplicateOutcome>;
+  read(peerId: string, key: string): Promise<Entry | undefined>;
+}
+
+export interface CoordinatorDeps {
+  replica: Replica;
+  ownership: () => Ownership | undefined;
+  /** The peer id of an up member, by node id. */
+  peerIdOf: (nodeId: string) => string | undefined;
+  transport: OwnerTransport;
+  counters: Counters;
+  logger: Logger;
+  wallClockMs: () => number;
+  writeAckTimeoutMs?: number;
+  readTimeoutMs?: number;
+}
+
+/** A coordinated write's result: its version, its owners and those that acked in time. */
+export interface WriteResult {
+  version: Version;
+  owners: string[];
+  acked: string[];
+}
+
+/** One owner's answer to a read. */
+export interface OwnerAnswer {
+  nodeId: string;
+  /** Undefined: it holds nothing of the key (or did not answer: see error). */
+  version?: Version;
+  deleted?: boolean;
+  error?: string;
+}
+
+export interface ReadResult {
+  /** The newest entry among the answers (a tombstone has value null). */
+  entry: Entry | undefined;
+  from: ReadSource;
+  owners: string[];
+  /** How many answers the read asked for. */
+  asked: number;
+  answers: OwnerAnswer[];
+}
+
+export class Coordinator {
+  private readonly retries = new RetryQueue({ entriesMax: writeRetriesMax, attemptsMax: writeRetryAttemptsMax, delayMs: writeRetryDelayMs });
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: CoordinatorDeps) {}
+
+  /** The ownership to route by, or undefined: full-replication mode, or no layout yet (write locally as today). */
+  partitioned(): Ownership | undefined {
+    const ownership = this.deps.ownership();
+    return ownership?.ready() ? ownership : undefined;
+  }
+
+  /** Writes (value null: delete), each acknowledged at `consistency`; each result or its error. */
+  async write(writes: readonly LocalWrite[], consistency: Consistency = writeConsistencyDefault): Promise<(WriteResult | Error)[]> {
+    const ownership = this.partitioned();
+    if (ownership === undefined) throw new Error('the coordinator routes partitioned writes only');
+    const self = ownership.self;
+    const results: (WriteResult | Error | undefined)[] = writes.map(() => undefined);
+    const tallies: (WriteTally | undefined)[] = writes.map(() => undefined);
+    const entries: (Entry | undefined)[] = writes.map(() => undefined);
+    const localAt: number[] = [];
+    for (const [i, write] of writes.entries()) {
+      const partition = ownership.partitionOf(keyHashText(write.key));
+      tallies[i] = new WriteTally(ownership.writeSets(partition), consistency);
+      if (ownership.holds(partition)) {
+        localAt.push(i);
+        continue;
+      }
+      if (write.condition !== undefined) {
+        results[i] = new NotOwnerError(`a conditional write must be sent to an owner of its key; this node is not one (owners: ${tallies[i].owners.join(', ')})`);
+        continue;
+      }
+      try {
+        entries[i] = this.deps.replica.stamp(write.key, write.value);
+      } catch (error) {
+        results[i] = error as Error;
+      }
+    }
+    if (localAt.length > 0) {
+      const versions = await this.deps.replica.writeMany(localAt.map((i) => writes[i]!));
+      localAt.forEach((i, n) => {
+        const version = versions[n]!;
+        if (version instanceof Error) results[i] = version;
+        else {
+          entries[i] = { key: writes[i]!.key, value: writes[i]!.value, version };
+          tallies[i]!.answer(self, 'applied');
+        }
+      });
+    }
+    const decided = writes.map((_, i) => {
+      const entry = entries[i];
+      const tally = tallies[i]!;
+      if (results[i] !== undefined || entry === undefined) return Promise.resolve();
+      return this.replicate(entry, tally, self);
+    });
+    await Promise.all(decided);
+    return writes.map((write, i) => {
+      const failed = results[i];
+      if (failed !== undefined) return failed;
+      const tally = tallies[i]!;
+      const entry = entries[i]!;
+      if (tally.state === 'met') {
+        this.deps.counters.add('coordinated_writes_acked');
+        return { version: entry.version, owners: tally.owners, acked: [...tally.acked].sort() };
+      }
+      this.deps.counters.add('coordinated_writes_unavailable');
+      return new OwnersUnavailableError(unavailableText(write.key, tally));
+    });
+  }
+
+  /** Sends `entry` to every owner but this node; resolves when its tally is decided or the deadline passes. */
+  private replicate(entry: Entry, tally: WriteTally, self: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        tally.expire();
+        resolve();
+      }, this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
+      const settle = (): void => {
+        if (tally.state !== 'pending') {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      settle();
+      for (const nodeId of tally.owners) {
+        if (nodeId === self) continue;
+        void this.send(nodeId, entry).then((outcome) => {
+          tally.answer(nodeId, outcome);
+          if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
+          settle();
+        });
+      }
+    });
+  }
+
+  /** One owner's outcome, or the error that kept it from answering (never rejects). */
+  private async send(nodeId: string, entry: Entry): Promise<ReplicateOutcome | Error> {
+    const peerId = this.deps.peerIdOf(nodeId);
+    if (peerId === undefined) return new Error(`owner ${nodeId} is not up`);
+    try {
+      return await this.deps.transport.apply(peerId, entry);
+    } catch (error) {
+      return error instanceof Error ? error : new Error(errorText(error));
+    }
+  }
+
+  private scheduleRetry(nodeId: string, entry: Entry, attempts: number): void {
+    if (this.stopped) return;
+    if (!this.retries.add(nodeId, entry, this.deps.wallClockMs(), attempts)) {
+      this.deps.counters.add('write_retry_dropped');
+      return;
+    }
+    this.armRetryTimer();
+  }
+
+  private armRetryTimer(): void {
+    const next = this.retries.nextDueMs();
+    if (next === undefined || this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.runRetries(), Math.max(0, next - this.deps.wallClockMs()));
+    this.retryTimer.unref();
+  }
+
+  private runRetries(): void {
+    this.retryTimer = undefined;
+    for (const retry of this.retries.due(this.deps.wallClockMs())) {
+      void this.send(retry.nodeId, retry.entry).then((outcome) => {
+        if (!(outcome instanceof Error) && isAck(outcome)) this.deps.counters.add('write_retry_acked');
+        else {
+          this.deps.counters.add('write_retry_failed');
+          this.scheduleRetry(retry.nodeId, retry.entry, retry.attempts);
+        }
+      });
+    }
+    this.armRetryTimer();
+  }
+
+  /** Retries waiting (for status and tests). */
+  get retriesPending(): number {
+    return this.retries.size;
+  }
+
+  /** A single-key read from the owners (see the top comment). */
+  async read(key: string, from: ReadSource | undefined, allowPartial: boolean): Promise<ReadResult> {
+    const ownership = this.partitioned();
+    if (ownership === undefined) throw new Error('the coordinator routes partitioned reads only');
+    const partition = ownership.partitionOf(keyHashText(key));
+    const owners = [...ownership.readOwners(partition)];
+    const self = ownership.self;
+    const source: ReadSource = from ?? (ownership.holds(partition) ? 'local' : 'one');
+    if (source === 'local') {
+      const entry = await this.deps.replica.get(key);
+      return { entry, from: source, owners, asked: 1, answers: [answerOf(self, entry)] };
+    }
+    const asked = source === 'one' ? Math.min(1, owners.length) : source === 'all' ? owners.length : acksNeeded('quorum', owners.length);
+    const answers = new Map<string, OwnerAnswer>();
+    const entries = new Map<string, Entry | undefined>();
+    const pending = owners.map(async (nodeId) => {
+      try {
+        const entry = await this.readFrom(nodeId, key, self);
+        entries.set(nodeId, entry);
+        answers.set(nodeId, answerOf(nodeId, entry));
+      } catch (error) {
+        answers.set(nodeId, { nodeId, error: errorText(error) });
+      }
+    });
+    const all = Promise.all(pending);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.deps.readTimeoutMs ?? readTimeoutMs);
+      const check = (): void => {
+        if (entries.size >= asked || answers.size === owners.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      check();
+      for (const p of pending) void p.then(check);
+    });
+    const newest = newestOf([...entries.values()]);
+    const result: ReadResult = {
+      entry: newest,
+      from: source,
+      owners,
+      asked,
+      answers: owners.map((nodeId) => answers.get(nodeId) ?? { nodeId, error: 'no answer yet' }),
+    };
+    // Read repair once every owner answered (or the deadline): without delaying the reply.
+    void Promise.race([all, new Promise((resolve) => setTimeout(resolve, this.deps.readTimeoutMs ?? readTimeoutMs).unref())]).then(() =>
+      this.repair(key, entries, self),
+    );
+    if (entries.size < asked && !allowPartial) {
+      throw new OwnersUnavailableError(
+        `${entries.size} of ${owners.length} owners of ${JSON.stringify(key)} answered; --from ${source} asks ${asked} (${describeAnswers(result.answers)}); use --allow-partial to accept fewer`,
+      );
+    }
+    return result;
+  }
+
+  private readFrom(nodeId: string, key: string, self: string): Promise<Entry | undefined> {
+    if (nodeId === self) return this.deps.replica.get(key);
+    const peerId = this.deps.peerIdOf(nodeId);
+    if (peerId === undefined) return Promise.reject(new Error('not up'));
+    return this.deps.transport.read(peerId, key);
+  }
+
+  /** Sends the newest entry to every owner that answered with an older one or none. */
+  private repair(key: string, answered: ReadonlyMap<string, Entry | undefined>, self: string): void {
+    const newest = newestOf([...answered.values()]);
+    if (newest === undefined || this.stopped) return;
+    for (const [nodeId, entry] of answered) {
+      if (entry !== undefined && compareVersions(entry.version, newest.version) >= 0) continue;
+      this.deps.counters.add('read_repair');
+      if (nodeId === self) {
+        this.deps.replica.applyRemote([newest]).catch(() => undefined);
+        continue;
+      }
+      void this.send(nodeId, newest).then((outcome) => {
+        if (outcome instanceof Error) this.deps.logger.info('read repair failed', { key, nodeId, error: errorText(outcome) });
+      });
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+  }
+}
+
+function answerOf(nodeId: string, entry: Entry | undefined): OwnerAnswer {
+  return entry ? { nodeId, version: entry.version, deleted: entry.value === null } : { nodeId };
+}
+
+function newestOf(entries: readonly (Entry | undefined)[]): Entry | undefined {
+  let newest: Entry | undefined;
+  for (const entry of entries) if (entry && (newest === undefined || compareVersions(entry.version, newest.version) > 0)) newest = entry;
+  return newest;
+}
+
+function describeAnswers(answers: readonly OwnerAnswer[]): string {
+  return answers.map((a) => `${a.nodeId}: ${a.error ?? 'answered'}`).join('; ');
+}
+
+function unavailableText(key: string, tally: WriteTally): string {
+  const why = [...tally.failed].map(([nodeId, reason]) => `${nodeId}: ${reason}`);
+  for (const nodeId of tally.waitingOn) why.push(`${nodeId}: no answer in time`);
+  return (
+    `write of ${JSON.stringify(key)} acknowledged by ${tally.acked.size} of ${tally.owners.length} owners; ` +
+    `consistency ${tally.consistency} needs ${tally.acksRequired} (${why.join('; ')}); ` +
+    `it may be stored on the owners that acked${tally.acked.size > 0 ? ` (${[...tally.acked].sort().join(', ')})` : ''} and is retried on the others`
+  );
+}

@@ -1,0 +1,169 @@
+/**
+ * The partitioned data path of a node, kept out of node.ts: the replicate service (this node
+ * as an owner), the replicate client and the coordinator (this node as a coordinator), and
+ * `whereis`'s view of a key's owners. Built once the cluster network is up; every method but
+ * `active()` is only called while `active()` is true (a layout is known). In full-replication
+ * mode (`ownership()` undefined) the node never routes anything here, so nothing changes.
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import { keyHashText, type Entry } from '../core/entry.js';
+import { LayoutOwnership, type Consistency, type Ownership } from '../core/ownership.js';
+import type { LocalWrite, Replica } from '../core/replica.js';
+import type { NodeConfig } from '../config.js';
+import type { ClusterNetwork } from '../net/cluster.js';
+import { libp2pDial, ReplicateClient, ReplicateService } from '../net/replicate-protocol.js';
+import type { Counters } from '../util/counters.js';
+import type { Logger } from '../util/logger.js';
+import { OwnersUnavailableError } from '../errors.js';
+import type { ImportReport, KeyOwners } from './api.js';
+import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
+
+export class PartitionedPath {
+  readonly coordinator: Coordinator;
+  private readonly service: ReplicateService;
+  private readonly client: ReplicateClient;
+
+  constructor(
+    private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; counters: Counters; logger: Logger; wallClockMs: () => number },
+  ) {
+    const { config, cluster, replica, counters } = parts;
+    this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
+    this.client = new ReplicateClient({ counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax, dial: libp2pDial(cluster.libp2p, peerIdFromString) });
+    this.coordinator = new Coordinator({
+      replica,
+      ownership: () => this.ownership(),
+      peerIdOf: (nodeId) => this.peerIdOf(nodeId),
+      transport: this.client,
+      counters,
+      logger: parts.logger,
+      wallClockMs: parts.wallClockMs,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.service.start();
+  }
+
+  async stop(): Promise<void> {
+    this.coordinator.stop();
+    this.client.stop();
+    await this.service.stop();
+  }
+
+  ownership(): Ownership | undefined {
+    return this.parts.cluster.ownership();
+  }
+
+  peerIdOf(nodeId: string): string | undefined {
+    return this.parts.cluster.peerIdOf(nodeId);
+  }
+
+  /** Whether writes and reads go through the coordinator now (a layout is known). */
+  active(): boolean {
+    return this.coordinator.partitioned() !== undefined;
+  }
+
+  /**
+   * Partitioned mode before this node knows a layout: it owns nothing and knows no owner, so
+   * it refuses reads and writes (OwnersUnavailableError) rather than store keys locally.
+   */
+  waitingRefusal(): OwnersUnavailableError | undefined {
+    if (this.parts.config.replicas === undefined || this.active()) return undefined;
+    return new OwnersUnavailableError('partitioned mode: this node has no layout yet (it joins one in a few seconds; see ckv layout)');
+  }
+
+  write(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(WriteResult | Error)[]> {
+    return this.coordinator.write(writes, consistency);
+  }
+
+  read(key: string, from: ReadSource | undefined, allowPartial: boolean): Promise<ReadResult> {
+    return this.coordinator.read(key, from, allowPartial);
+  }
+
+  /**
+   * Imported entries (with their versions) to their owners: applied here for partitions this
+   * node holds, sent to every other owner, each waiting up to writeAckTimeoutMs. Counted by the
+   * best outcome among the owners (applied somewhere: applied; else older somewhere: notNewer;
+   * else the refusal; no owner reachable: refusedNotHeld, the entry is on no owner).
+   */
+  async importEntries(entries: readonly Entry[]): Promise<ImportReport> {
+    const ownership = this.coordinator.partitioned();
+    const report: ImportReport = { applied: 0, notNewer: 0, refusedClock: 0, refusedInvalid: 0, refusedNotHeld: 0 };
+    if (ownership === undefined) return report;
+    const local: Entry[] = [];
+    const best = new Map<Entry, number>();
+    const rank = { applied: 4, older: 3, 'refused-clock': 2, 'refused-invalid': 1, 'not-owner': 0 } as const;
+    const note = (entry: Entry, outcome: keyof typeof rank): void => {
+      best.set(entry, Math.max(best.get(entry) ?? -1, rank[outcome]));
+    };
+    const sends: Promise<void>[] = [];
+    for (const entry of entries) {
+      const owners = ownership.writeOwners(ownership.partitionOf(keyHashText(entry.key)));
+      for (const nodeId of owners) {
+        if (nodeId === ownership.self) {
+          local.push(entry);
+          continue;
+        }
+        const peerId = this.peerIdOf(nodeId);
+        if (peerId === undefined) continue;
+        sends.push(
+          withTimeout(this.client.apply(peerId, entry), writeAckTimeoutMs).then(
+            (outcome) => note(entry, outcome),
+            () => undefined,
+          ),
+        );
+      }
+    }
+    if (local.length > 0) {
+      const applied = await this.parts.replica.applyRemote(local, { outcomes: true });
+      const map = { applied: 'applied', stale: 'older', 'clock-drift': 'refused-clock', invalid: 'refused-invalid', 'not-held': 'not-owner' } as const;
+      applied.outcomes?.forEach((outcome, i) => note(local[i]!, map[outcome]));
+    }
+    await Promise.all(sends);
+    for (const entry of entries) {
+      const r = best.get(entry) ?? 0;
+      if (r === 4) report.applied++;
+      else if (r === 3) report.notNewer++;
+      else if (r === 2) report.refusedClock++;
+      else if (r === 1) report.refusedInvalid++;
+      else report.refusedNotHeld++;
+    }
+    return report;
+  }
+
+  /** The key's partition and owners per active layout (undefined in full-replication mode). */
+  owners(key: string): KeyOwners | undefined {
+    const ownership = this.coordinator.partitioned();
+    if (ownership === undefined) return undefined;
+    const partition = ownership.partitionOf(keyHashText(key));
+    const sets = ownership.writeSets(partition);
+    const versions = ownership instanceof LayoutOwnership ? ownership.history.active().map((layout) => layout.version) : sets.map((_, i) => i + 1);
+    return {
+      partition,
+      layouts: sets.map((set, i) => ({
+        version: versions[i] ?? i + 1,
+        owners: set.map((nodeId) => {
+          const peerId = this.peerIdOf(nodeId);
+          return { nodeId, peerId: peerId ?? '', up: peerId !== undefined };
+        }),
+      })),
+      readOwners: [...ownership.readOwners(partition)],
+    };
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
