@@ -39,7 +39,10 @@
  * While a node catches up from one peer it answers other peers' sessions with `busy`.
  * Then every `syncIntervalMs` (with jitter) one random up member is synced. Only members
  * that hold a partition in common with us (placement.ts) are synced with at all; under full
- * replication that is every member.
+ * replication that is every member. In partitioned mode the runtime answers that question
+ * from the layout (`sharesPartitions`, ownership.ts) and calls `partitionsChanged` when a
+ * layout changes it: members that now share a partition join the rounds, the others leave
+ * them (and a due member that no longer shares one is dropped, not synced).
  *
  * The layout (placement's input) is us plus every member not removed; its version rises with
  * every change of that set.
@@ -128,6 +131,12 @@ export interface MembershipOptions {
   /** Who holds what (default FullReplication). */
   placement?: Placement;
   /**
+   * Partitioned mode: whether this node and `nodeId` hold a partition in common now
+   * (ownership.sharedPartitions non-empty). Default: asks `placement` over the membership's
+   * layout (full replication: every member).
+   */
+  sharesPartitions?: (nodeId: string) => boolean;
+  /**
    * A member unreachable or left, and not heard of for this long, is dropped from the table
    * (default memberUnreachableForgetMsDefault, 24 h).
    */
@@ -182,6 +191,7 @@ export class Membership {
   private catchingUp = true;
   private nextAnnounceAtMs: number;
   private readonly placement: Placement;
+  private readonly sharesPartitionsWith: ((nodeId: string) => boolean) | undefined;
   private layoutVersion = 1;
   private cachedLayout: Layout | undefined;
   /** clockAheadOfPeersMs, until an offset or the set of up members changes. */
@@ -190,6 +200,7 @@ export class Membership {
   constructor(options: MembershipOptions, nowMs: number) {
     this.self = { ...options.self };
     this.placement = options.placement ?? new FullReplication();
+    this.sharesPartitionsWith = options.sharesPartitions;
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
     this.unreachableForgetMs = options.unreachableForgetMs ?? memberUnreachableForgetMsDefault;
@@ -282,7 +293,7 @@ export class Membership {
     this.setState(member, 'up', nowMs);
     if (!wasUp) {
       effects.push({ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId });
-      if (!shareAnyPartition(this.placement, this.layout(), this.self.nodeId, member.nodeId)) return effects;
+      if (!this.shares(member.nodeId)) return effects;
       if (this.catchingUp) this.scheduler.peerConnected(member.nodeId);
       else if (isNew || restarted) this.scheduler.peerKnown(member.nodeId); // it catches up from us
       else if (this.self.nodeId < member.nodeId) this.scheduler.peerConnected(member.nodeId);
@@ -416,6 +427,22 @@ export class Membership {
     return this.cachedAheadMs;
   }
 
+  /**
+   * The partitions members share with us changed (partitioned mode: a new layout, or one
+   * retired): up members that now share one join the periodic rounds, the others leave them.
+   */
+  partitionsChanged(): void {
+    for (const member of this.members.values()) {
+      if (member.state !== 'up') continue;
+      if (this.shares(member.nodeId)) this.scheduler.peerKnown(member.nodeId);
+      else this.scheduler.peerDisconnected(member.nodeId);
+    }
+  }
+
+  private shares(nodeId: string): boolean {
+    return this.sharesPartitionsWith ? this.sharesPartitionsWith(nodeId) : shareAnyPartition(this.placement, this.layout(), this.self.nodeId, nodeId);
+  }
+
   /** Sync with this member as soon as possible (a value announced newer than ours). */
   requestSync(nodeOrPeerId: string): void {
     const member = this.find(nodeOrPeerId);
@@ -440,6 +467,11 @@ export class Membership {
     for (let nodeId = this.scheduler.takeDue(nowMs); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs)) {
       const member = this.members.get(nodeId);
       assert(member && member.state === 'up', `scheduler chose ${nodeId}, which is not an up member`);
+      if (this.sharesPartitionsWith && !this.sharesPartitionsWith(nodeId)) {
+        // A layout changed since it was scheduled: nothing in common to sync any more.
+        this.scheduler.peerDisconnected(nodeId);
+        continue;
+      }
       effects.push({ kind: 'sync', nodeId, peerId: member.peerId });
     }
     if (nowMs >= this.nextAnnounceAtMs) {

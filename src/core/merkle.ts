@@ -18,7 +18,20 @@ import { merkleDepthMax, merkleFanout } from './limits.js';
 
 const digestBytes = 32;
 
-export class MerkleTree {
+/**
+ * What a sync session reads of a tree: the tree itself, or a view of some of its partitions
+ * (partition-view.ts, partitioned mode). Digests are views or copies: never written through.
+ */
+export interface MerkleView {
+  readonly depth: number;
+  leafOf(keyHash: Uint8Array): number;
+  digest(level: number, index: number): Uint8Array;
+  count(level: number, index: number): number;
+  readonly rootDigest: Uint8Array;
+  readonly rootCount: number;
+}
+
+export class MerkleTree implements MerkleView {
   readonly depth: number;
   private readonly digests: Uint8Array[];
   private readonly counts: Uint32Array[];
@@ -50,8 +63,8 @@ export class MerkleTree {
 
   /**
    * Record a change of one key: `before` is the digest of the entry it replaces (undefined
-   * for a new key), `after` the digest of the new entry (undefined for a removal, which only
-   * the tests use: a delete is a tombstone entry).
+   * for a new key), `after` the digest of the new entry (undefined for a removal: the purge of a
+   * partition a node no longer holds; a user delete is a tombstone entry).
    */
   update(keyHash: Uint8Array, before: Uint8Array | undefined, after: Uint8Array | undefined): void {
     const delta = this.delta;

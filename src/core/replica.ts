@@ -35,6 +35,7 @@ import {
   conditionText,
   versionToText,
   type WriteCondition,
+  entryDigest,
   entryDigestText,
   isNodeId,
   keyHashText,
@@ -150,6 +151,11 @@ export interface SyncContextOptions {
    * an in-sync session still records a watermark). Default true.
    */
   delta?: boolean;
+  /**
+   * Partitioned mode: the partitions a session with this peer covers (a bitmap, layout.ts:
+   * `ownership.sharedPartitions(peer)`); undefined: every partition (full replication).
+   */
+  partitions?: Uint8Array | undefined;
 }
 
 /** The Merkle root: what two replicas compare first. */
@@ -178,7 +184,24 @@ export interface LocalWrite {
 
 type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
 
+/** An entry the purge drops if it still holds exactly this version (see `dropUnchanged`). */
+export interface DropRequest {
+  readonly key: string;
+  readonly version: Version;
+}
+
+/** What `dropUnchanged` removed: entries, and their keys' and values' bytes. */
+export interface DropReport {
+  dropped: number;
+  bytes: number;
+  /** Changed since the version given (or gone): kept. */
+  changed: number;
+}
+
+type DropOp = { kind: 'drop'; drops: readonly DropRequest[]; resolve: (report: DropReport) => void; reject: (e: Error) => void };
+
 type Op =
+  | DropOp
   | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
   | RemoteOp;
@@ -399,6 +422,7 @@ export class Replica {
       since: options.peerNodeId === undefined || options.delta === false ? undefined : this.watermarks.get(options.peerNodeId),
       ...(options.positions === undefined ? {} : { positions: options.positions }),
       dropLastDeltaEntry: this.dropLastDeltaEntry,
+      ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
     };
   }
 
@@ -589,6 +613,47 @@ export class Replica {
     }
   }
 
+  /**
+   * Partitioned mode, purge: remove each entry of `drops` if it still holds exactly that
+   * version (delete-if-unchanged: a write that came after the caller read it is kept), from
+   * the store (entry, key-order and applied-sequence rows, Store.remove), the tree and the
+   * tombstone count, in one commit of its own in the write queue (no write to these keys
+   * comes between the check and the removal). The key filter is a Bloom filter and keeps the
+   * keys: a dropped key only costs a store read if it is ever written again. At most
+   * writeBatchOpsMax drops a call.
+   */
+  dropUnchanged(drops: readonly DropRequest[]): Promise<DropReport> {
+    if (this.closed) return Promise.reject(new ReplicaClosedError());
+    assert(drops.length <= writeBatchOpsMax, `at most ${writeBatchOpsMax} drops a call`);
+    if (this.store.remove === undefined) return Promise.reject(new Error('ckv assertion: this store cannot remove entries'));
+    if (drops.length === 0) return Promise.resolve({ dropped: 0, bytes: 0, changed: 0 });
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'drop', drops, resolve, reject }));
+  }
+
+  /** One drop op, alone in its commit. */
+  private async commitDrop(op: DropOp): Promise<void> {
+    const keys = [...new Set(op.drops.map((drop) => drop.key))];
+    const hashes = keys.map((key) => keyHashText(key));
+    const seqs: (number | undefined)[] = [];
+    const stored = await this.store.getMany(keys, hashes, seqs);
+    const wanted = new Map(op.drops.map((drop) => [drop.key, drop.version]));
+    const rows: { key: string; keyHash: HashText; seq: number; entry: Entry }[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const entry = stored[i];
+      const version = wanted.get(keys[i]!)!;
+      if (entry === undefined || seqs[i] === undefined || compareVersions(entry.version, version) !== 0) continue;
+      rows.push({ key: keys[i]!, keyHash: hashes[i]!, seq: seqs[i]!, entry });
+    }
+    if (rows.length > 0) await this.store.remove!(rows, this.clock.last);
+    let bytes = 0;
+    for (const { keyHash, entry } of rows) {
+      this.tree.update(Buffer.from(keyHash, 'latin1'), entryDigest(entry.key, entry.version), undefined);
+      if (entry.value === null) this.tombstones--;
+      bytes += Buffer.byteLength(entry.key, 'utf8') + (entry.value?.byteLength ?? 0);
+    }
+    op.resolve({ dropped: rows.length, bytes, changed: op.drops.length - rows.length });
+  }
+
   /** Stop taking writes and wait for the queue to drain. The caller closes the store. */
   async close(): Promise<void> {
     this.closed = true;
@@ -619,14 +684,22 @@ export class Replica {
         this.flushing = undefined;
         return;
       }
+      // A drop (purge) is a commit of its own.
+      const head = this.queue[0]!;
+      if (head.kind === 'drop') {
+        this.queue.shift();
+        await this.commitDrop(head).catch((error: unknown) => head.reject(error as Error));
+        continue;
+      }
       let size = 0;
       let take = 0;
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
         const op = this.queue[take]!;
+        if (op.kind === 'drop') break;
         size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.entries.length;
         take++;
       }
-      const ops = this.queue.splice(0, take);
+      const ops = this.queue.splice(0, take) as Exclude<Op, DropOp>[];
       let remote = 0;
       for (const op of ops) if (op.kind === 'remote') remote += op.entries.length;
       // Once, when the batch is durable (before its callers hear of it) or has failed;
@@ -650,7 +723,7 @@ export class Replica {
    * onApplied). A failure before publish rejects every op of the batch (flushLoop). Once
    * durable, the batch's remote entries leave the bounded remote queue (releaseRemoteRoom).
    */
-  private async commit(ops: Op[], releaseRemoteRoom: () => void): Promise<void> {
+  private async commit(ops: Exclude<Op, DropOp>[], releaseRemoteRoom: () => void): Promise<void> {
     const slots = await this.collect(ops);
     const merged = this.merge(ops, slots);
     await this.persist(merged.written);
@@ -663,7 +736,7 @@ export class Replica {
    * reused by the store and the tree) and the entry the store held before, read in one
    * getMany for every key the key filter says the store may hold.
    */
-  private async collect(ops: Op[]): Promise<Slots> {
+  private async collect(ops: Exclude<Op, DropOp>[]): Promise<Slots> {
     const byKey = new Map<string, Slot>();
     const list: Slot[] = [];
     const touch = (key: string): void => {
@@ -702,7 +775,7 @@ export class Replica {
    * nothing else can touch the slots meanwhile. The clock advances here (stamps and received
    * remote stamps); it is persisted with the winners.
    */
-  private merge(ops: Op[], slots: Slots): Merged {
+  private merge(ops: Exclude<Op, DropOp>[], slots: Slots): Merged {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];

@@ -39,6 +39,13 @@ export interface WriteIndex {
   readonly previousSeqs: readonly (number | undefined)[];
 }
 
+/** An entry `Store.remove` deletes: its key, keyHashText(key), and the seq stored with it. */
+export interface RemovedRow {
+  readonly key: string;
+  readonly keyHash: HashText;
+  readonly seq: number;
+}
+
 export interface SequencedEntry {
   readonly seq: number;
   readonly entry: Entry;
@@ -116,6 +123,15 @@ export interface Store {
   /** Small named values that are not entries (node identity, schema version, store epoch, sync watermarks). */
   getMeta(name: string): Promise<Uint8Array | undefined>;
   putMeta(name: string, value: Uint8Array): Promise<void>;
+
+  /**
+   * Partitioned mode (purge of partitions this node no longer holds): delete these entries,
+   * with their key-order rows and their index rows (`seq`: the seq stored with the entry, as
+   * getMany reports it), and put the HLC bound `hlcLast` back, in one atomic batch; a saved
+   * snapshot becomes stale. The caller (the replica's commit loop) read these exact versions
+   * just before. Optional: a store without it cannot purge (the replica says so).
+   */
+  remove?(rows: readonly RemovedRow[], hlcLast: Hlc): Promise<void>;
 
   /** Approximate bytes the store occupies (on disk for LevelDB). */
   sizeBytes(): Promise<number>;

@@ -7,6 +7,9 @@
  * The exchange (I = initiator, R = responder; see sync-session.ts for the state machines):
  *   I -> R  Hello     cluster, depth, digest width, salt, root digest and count, wall clock,
  *                     [positions: I reads Position frames; since: the (epoch, seq) of R's it holds]
+ *                     [partitions: the bitmap of partitions I syncs with R (partitioned mode)]
+ *   R -> I  Partitions (partitioned mode: Hello had a bitmap, or R restricts its sessions) the
+ *                     partitions this session covers: I's bitmap AND R's own; then no Position
  *   R -> I  Position  (only if I said `positions`) R's (epoch, seq) and root as of this Hello;
  *                     whether the entries R applied after `since` follow (a delta)
  *   R -> I  Entries*  (delta only) the entries R applied after `since`, up to the Position's seq
@@ -24,6 +27,7 @@ import { ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
 import { hlcCounter, hlcPack, hlcWallMs } from './hlc.js';
 import { readEntry, writeEntry, type Entry, type Version } from './entry.js';
 import { MalformedError } from './errors.js';
+import { partitionBitmapBytes } from './layout.js';
 import {
   controlFrameBytesMax,
   fingerprintBytes,
@@ -45,6 +49,7 @@ export const FrameType = {
   entries: 6,
   bye: 7,
   position: 8,
+  partitions: 9,
 } as const;
 
 /** Refusal reasons. Only append: the values are part of the protocol. */
@@ -87,6 +92,19 @@ export interface HelloFrame {
    */
   positions?: boolean;
   since?: SyncPosition | undefined;
+  /**
+   * Optional, after the positions extension (partitioned mode, protocol 1.2.0): the partitions
+   * the initiator syncs with this responder (a bitmap of partitionBitmapBytes). Absent: all.
+   */
+  partitions?: Uint8Array | undefined;
+}
+/**
+ * The responder's answer to a restricted session, its first frame: the partitions the session
+ * covers (the Hello's bitmap, all if none, AND the responder's own for this peer).
+ */
+export interface PartitionsFrame {
+  type: typeof FrameType.partitions;
+  bitmap: Uint8Array;
 }
 /** The responder's place in its applied sequence and its root, both as of the Hello. */
 export interface PositionFrame {
@@ -151,12 +169,13 @@ export interface EntriesFrame {
 export interface ByeFrame {
   type: typeof FrameType.bye;
 }
-export type Frame = HelloFrame | RefuseFrame | InSyncFrame | ChildrenFrame | StepFrame | EntriesFrame | ByeFrame | PositionFrame;
+export type Frame = HelloFrame | RefuseFrame | InSyncFrame | ChildrenFrame | StepFrame | EntriesFrame | ByeFrame | PositionFrame | PartitionsFrame;
 
 /** Bytes of a store epoch. */
 export const epochBytes = 16;
-/** Hello extension tag: positions (and maybe since) follow. Only append. */
+/** Hello extension tags, in this order on the wire. Only append. */
 const helloExtensionPositions = 1;
+const helloExtensionPartitions = 2;
 
 const clusterBytesMax = 256;
 const listMax = merkleFanout ** merkleDepthMax;
@@ -173,6 +192,10 @@ export function encodeFrame(frame: Frame): Uint8Array {
         w.u8(helloExtensionPositions).u8(frame.since ? 1 : 0);
         if (frame.since) w.raw(checkEpoch(frame.since.epoch)).varint(frame.since.seq);
       }
+      if (frame.partitions) w.u8(helloExtensionPartitions).raw(checkBitmap(frame.partitions));
+      break;
+    case FrameType.partitions:
+      w.raw(checkBitmap(frame.bitmap));
       break;
     case FrameType.position:
       w.raw(checkEpoch(frame.position.epoch)).varint(frame.position.seq);
@@ -243,16 +266,26 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
       const rootCount = r.varint();
       const wallMs = r.bounded(hlcWallMsMax, 'wall ms');
       frame = { type, cluster, depth, childDigestBytes, salt, rootDigest, rootCount, wallMs };
-      if (r.remaining > 0) {
+      // Extensions, each at most once, in the order of their tags.
+      let previousTag = 0;
+      while (r.remaining > 0) {
         const tag = r.u8();
-        if (tag !== helloExtensionPositions) throw new MalformedError(`unknown hello extension ${tag}`);
-        frame.positions = true;
-        const hasSince = r.u8();
-        if (hasSince > 1) throw new MalformedError(`hello since flag ${hasSince}`);
-        if (hasSince === 1) frame.since = { epoch: r.raw(epochBytes).slice(), seq: r.bounded(Number.MAX_SAFE_INTEGER, 'since seq') };
+        if (tag <= previousTag) throw new MalformedError(`hello extension ${tag} out of order`);
+        previousTag = tag;
+        if (tag === helloExtensionPositions) {
+          frame.positions = true;
+          const hasSince = r.u8();
+          if (hasSince > 1) throw new MalformedError(`hello since flag ${hasSince}`);
+          if (hasSince === 1) frame.since = { epoch: r.raw(epochBytes).slice(), seq: r.bounded(Number.MAX_SAFE_INTEGER, 'since seq') };
+        } else if (tag === helloExtensionPartitions) {
+          frame.partitions = r.raw(partitionBitmapBytes).slice();
+        } else throw new MalformedError(`unknown hello extension ${tag}`);
       }
       break;
     }
+    case FrameType.partitions:
+      frame = { type, bitmap: r.raw(partitionBitmapBytes).slice() };
+      break;
     case FrameType.position: {
       const epoch = r.raw(epochBytes).slice();
       const seq = r.bounded(Number.MAX_SAFE_INTEGER, 'position seq');
@@ -308,6 +341,11 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
   }
   r.end();
   return frame;
+}
+
+function checkBitmap(bitmap: Uint8Array): Uint8Array {
+  if (bitmap.byteLength !== partitionBitmapBytes) throw new Error(`a partition bitmap is ${partitionBitmapBytes} bytes, not ${bitmap.byteLength}`);
+  return bitmap;
 }
 
 function checkEpoch(epoch: Uint8Array): Uint8Array {

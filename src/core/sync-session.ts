@@ -41,6 +41,20 @@
  * is the Position's root (InSync, or after the entries that preceded the first Children):
  * then it provably holds everything up to that seq, and the caller may record it as the
  * next `since`. A new initiator (empty) still gets everything in one scan of the entries.
+ *
+ * Restricted sessions (partitioned mode, docs/partitioned-mode.md): a context may name a
+ * bitmap of partitions (`partitions`). The initiator's Hello carries it; the responder covers
+ * the AND of it with its own (never more than it itself would sync with this peer) and says
+ * so first, in a Partitions frame; the initiator narrows to that (a wider claim is malformed).
+ * Both sides then read the tree through a PartitionView: subtrees of other partitions look
+ * empty on both sides, so they compare equal and are never descended, pulled or pushed; and
+ * every entry sent or received is checked against the bitmap: outside it, it is not sent, and
+ * one received is dropped and counted (`entriesOutsidePartitions`, a protocol violation). The
+ * roots compared at Hello are the views' roots, and only when both sides cover the same
+ * bitmap (otherwise the descent decides). The delta catch-up is disabled for restricted
+ * sessions: the responder sends no Position, the initiator asks for none and records no
+ * watermark (a watermark means "everything up to seq", which a restricted session never
+ * proves). An unrestricted context on both sides is the protocol above, byte for byte.
  */
 import { compareVersions, keyHash, type Entry, type Version } from './entry.js';
 import { MalformedError, assert } from './errors.js';
@@ -54,7 +68,9 @@ import {
   sessionRoundsMax,
   valueBytesMax as valueBytesMaxDefault,
 } from './limits.js';
-import { MerkleTree, Projector, digestsEqual } from './merkle.js';
+import { MerkleTree, Projector, digestsEqual, type MerkleView } from './merkle.js';
+import { PartitionView, bitmapAnd, bitmapSubset, bitmapsEqual, fullBitmap } from './partition-view.js';
+import { partitionHexDigits } from './placement.js';
 import {
   FrameType,
   RefuseReason,
@@ -72,6 +88,7 @@ import {
   type SubtreeRef,
   type SyncPosition,
   type PositionFrame,
+  type PartitionsFrame,
   summaryItemBytes,
 } from './sync-frames.js';
 import type { WallClockMs } from './ports.js';
@@ -102,6 +119,12 @@ export interface SyncContext {
   readonly positions?: boolean;
   /** Only the simulator's canary sets this: the responder leaves out the last entry of a delta. */
   readonly dropLastDeltaEntry?: boolean;
+  /**
+   * Partitioned mode: the partitions this side syncs with the peer (a bitmap, layout.ts; this
+   * node's `ownership.sharedPartitions(peer)`). Initiator: sent in Hello. Responder: ANDed with
+   * the Hello's. Undefined on both sides: every partition, today's unrestricted session.
+   */
+  readonly partitions?: Uint8Array | undefined;
 }
 
 export type SyncOutcome = 'in-sync' | 'synced' | 'incomplete' | 'refused';
@@ -121,6 +144,10 @@ export interface SyncResult {
   heldPosition?: SyncPosition;
   /** Whether entries after `since` were streamed (initiator: received; responder: sent), and how many. */
   delta?: { entries: number };
+  /** A restricted session: the partitions it covered (what 'synced' or 'in-sync' is about). */
+  partitions?: Uint8Array;
+  /** A restricted session: entries the peer sent outside them, dropped (a protocol violation). */
+  entriesOutsidePartitions?: number;
 }
 
 export type SyncEffect =
@@ -142,10 +169,31 @@ abstract class SessionBase {
   protected finished = false;
   protected width: number;
   protected readonly valueBytesMax: number;
+  /** What the session compares: the tree, or (restricted) a view of some of its partitions. */
+  protected view: MerkleView;
+  protected restriction: PartitionView | undefined;
+  private outsidePartitions = 0;
 
   constructor(protected readonly ctx: SyncContext) {
     this.width = ctx.childDigestBytes ?? childDigestBytesDefault;
     this.valueBytesMax = ctx.valueBytesMax ?? valueBytesMaxDefault;
+    this.view = ctx.tree;
+    if (ctx.partitions !== undefined) this.restrict(ctx.partitions);
+  }
+
+  /** From now on, compare and move only the partitions of `bitmap`. */
+  protected restrict(bitmap: Uint8Array): void {
+    this.restriction = new PartitionView(this.ctx.tree, bitmap);
+    this.view = this.restriction;
+  }
+
+  /** The entries of `entries` in the session's partitions; the others are counted and dropped. */
+  protected admit(entries: Entry[]): Entry[] {
+    const restriction = this.restriction;
+    if (restriction === undefined) return entries;
+    const admitted = entries.filter((entry) => restriction.has(keyHash(entry.key)));
+    this.outsidePartitions += entries.length - admitted.length;
+    return admitted;
   }
 
   get isDone(): boolean {
@@ -164,6 +212,9 @@ abstract class SessionBase {
       rounds: this.rounds,
       entriesSent: this.entriesSent,
       entriesReceived: this.entriesReceived,
+      ...(this.restriction === undefined
+        ? {}
+        : { partitions: this.restriction.bitmap.slice(), entriesOutsidePartitions: this.outsidePartitions }),
       ...extra,
     };
     return { kind: 'done', result };
@@ -180,7 +231,10 @@ abstract class SessionBase {
   protected async *sendEntries(source: AsyncIterable<Entry> | Iterable<Entry>): AsyncGenerator<SyncEffect> {
     let batch: Entry[] = [];
     let batchBytes = 0;
+    const restriction = this.restriction;
     for await (const entry of source) {
+      // Whatever was asked for, nothing outside the session's partitions leaves this node.
+      if (restriction !== undefined && !restriction.has(keyHash(entry.key))) continue;
       batch.push(entry);
       batchBytes += entry.key.length + (entry.value?.byteLength ?? 0) + 24;
       if (batchBytes >= entriesFrameBytesTarget) {
@@ -200,7 +254,7 @@ abstract class SessionBase {
   protected async *scanSubtrees(refs: SubtreeRef[]): AsyncGenerator<Entry> {
     if (refs.length === 0) return;
     const wanted = refSets(refs);
-    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(this.ctx.tree, refs)))) {
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(this.view, refs)))) {
       const hash = keyHash(entry.key);
       if (under(wanted, ((hash[0]! << 16) | (hash[1]! << 8) | hash[2]!) >>> 0)) yield entry;
     }
@@ -208,7 +262,7 @@ abstract class SessionBase {
 
   /** Our entries, with their key hashes, in each of `leaves`, read in one pass over their cover. */
   protected async leafEntries(leaves: number[]): Promise<Map<number, { entry: Entry; hash: Uint8Array }[]>> {
-    const tree = this.ctx.tree;
+    const tree = this.view;
     const byLeaf = new Map<number, { entry: Entry; hash: Uint8Array }[]>(leaves.map((leaf) => [leaf, []]));
     if (leaves.length === 0) return byLeaf;
     const cover = coverOf(tree, leaves.map((index) => ({ level: tree.depth, index })));
@@ -252,7 +306,8 @@ export class SyncInitiator extends SessionBase {
     assert(!this.started, 'session started twice');
     this.started = true;
     this.rounds = 1;
-    const tree = this.ctx.tree;
+    const tree = this.view;
+    const restricted = this.ctx.partitions !== undefined;
     yield {
       kind: 'send',
       frame: encodeFrame({
@@ -264,7 +319,9 @@ export class SyncInitiator extends SessionBase {
         rootDigest: tree.rootDigest.slice(),
         rootCount: tree.rootCount,
         wallMs: Math.max(0, Math.floor(this.ctx.wallClockMs?.() ?? 0)),
-        ...(this.ctx.positions === false ? {} : { positions: true, since: this.ctx.since }),
+        // A restricted session asks for no Position: it proves no watermark (see the top).
+        ...(this.ctx.positions === false || restricted ? {} : { positions: true, since: this.ctx.since }),
+        ...(restricted ? { partitions: this.ctx.partitions } : {}),
       }),
     };
   }
@@ -274,6 +331,9 @@ export class SyncInitiator extends SessionBase {
     const first = this.framesSeen++ === 0;
     if (frame.type !== FrameType.entries && frame.type !== FrameType.position) this.deltaOpen = false;
     switch (frame.type) {
+      case FrameType.partitions:
+        this.onPartitions(frame, first);
+        return;
       case FrameType.position:
         this.onPosition(frame, first);
         return;
@@ -284,11 +344,13 @@ export class SyncInitiator extends SessionBase {
         // The responder found its root equal to ours when it read its position: we hold it.
         yield this.done('in-sync', this.positionResult(this.peerPosition !== undefined));
         return;
-      case FrameType.entries:
+      case FrameType.entries: {
         this.entriesReceived += frame.entries.length;
         if (this.deltaOpen) this.deltaEntries += frame.entries.length;
-        yield { kind: 'apply', entries: frame.entries };
+        const entries = this.admit(frame.entries);
+        if (entries.length > 0) yield { kind: 'apply', entries };
         return;
+      }
       case FrameType.children:
         if (this.firstChildren) {
           // Everything received before (a delta, or a new node's whole state) is merged (the
@@ -312,6 +374,19 @@ export class SyncInitiator extends SessionBase {
   /** Whether the responder said a delta follows its Position. */
   get deltaAnnounced(): boolean {
     return this.positionFrame?.delta ?? false;
+  }
+
+  /**
+   * A Partitions frame comes first, once: the partitions the responder covers, never more than
+   * ours (without a bitmap of our own, any: it only narrows the session).
+   */
+  private onPartitions(frame: PartitionsFrame, first: boolean): void {
+    if (!first) throw new MalformedError('partitions frame after the first frame');
+    if (this.ctx.partitions !== undefined && !bitmapSubset(frame.bitmap, this.ctx.partitions)) {
+      throw new MalformedError('the responder covers partitions this node did not ask for');
+    }
+    if (this.ctx.tree.depth < partitionHexDigits) throw new MalformedError('a restricted session on a tree without partitions');
+    this.restrict(frame.bitmap);
   }
 
   /** A Position comes first, once; a delta only if we named `since` (a peer's claim is checked, not trusted). */
@@ -372,7 +447,7 @@ export class SyncInitiator extends SessionBase {
     push: SubtreeRef[],
     differingLeaves: number[],
   ): void {
-    const tree = this.ctx.tree;
+    const tree = this.view;
     let next = 0;
     for (let c = 0; c < merkleFanout; c++) {
       const child = group.parent * merkleFanout + c;
@@ -408,7 +483,7 @@ export class SyncInitiator extends SessionBase {
     // Choose the leaves that fit the budget by the tree's counts, then read only those.
     let take = 0;
     for (; take < leaves.length; take++) {
-      bytes += 4 + this.ctx.tree.count(this.ctx.tree.depth, leaves[take]!) * summaryItemBytes;
+      bytes += 4 + this.view.count(this.view.depth, leaves[take]!) * summaryItemBytes;
       if (bytes > summaryBytesBudget && take > 0) break;
     }
     this.deferredLeaves = leaves.slice(take);
@@ -464,10 +539,12 @@ export class SyncResponder extends SessionBase {
       return;
     }
     switch (frame.type) {
-      case FrameType.entries:
+      case FrameType.entries: {
         this.entriesReceived += frame.entries.length;
-        yield { kind: 'apply', entries: frame.entries };
+        const entries = this.admit(frame.entries);
+        if (entries.length > 0) yield { kind: 'apply', entries };
         return;
+      }
       case FrameType.step:
         yield* this.onStep(frame);
         return;
@@ -500,10 +577,25 @@ export class SyncResponder extends SessionBase {
       yield* this.refuse(RefuseReason.malformed, `digest width ${hello.childDigestBytes} is not 1..4`);
       return;
     }
+    // A restricted session covers the Hello's partitions AND ours for this peer, and says so.
+    // The Hello's root is comparable with ours only when that is exactly the Hello's bitmap.
+    let sameBitmap = true;
+    if (hello.partitions !== undefined || this.ctx.partitions !== undefined) {
+      if (tree.depth < partitionHexDigits) {
+        yield* this.refuse(RefuseReason.unsupportedDepth, `a restricted session needs a Merkle depth of ${partitionHexDigits} or more`);
+        return;
+      }
+      const asked = hello.partitions ?? fullBitmap();
+      const covered = bitmapAnd(asked, this.ctx.partitions ?? fullBitmap());
+      sameBitmap = bitmapsEqual(asked, covered);
+      this.restrict(covered);
+      yield { kind: 'send', frame: encodeFrame({ type: FrameType.partitions, bitmap: covered }) };
+    }
+    const view = this.view;
     // Our position and root in one synchronous step (no await since the checks above): the
-    // position's seq names exactly the state this root describes.
-    const position = hello.positions && this.ctx.position ? this.ctx.position() : undefined;
-    const inSync = hello.rootCount === tree.rootCount && digestsEqual(hello.rootDigest, tree.rootDigest);
+    // position's seq names exactly the state this root describes. None for a restricted session.
+    const position = hello.positions && this.ctx.position && this.restriction === undefined ? this.ctx.position() : undefined;
+    const inSync = sameBitmap && hello.rootCount === view.rootCount && digestsEqual(hello.rootDigest, view.rootDigest);
     const since = hello.since;
     // A delta only from a point of our own history (same epoch, not past our seq), and not
     // for an empty initiator: the whole state is cheaper as one scan of the entries.
@@ -529,8 +621,14 @@ export class SyncResponder extends SessionBase {
       this.deltaSent = true;
     }
     if (hello.rootCount === 0) {
-      // A new node: stream everything, no descent; an empty Children frame ends its round.
-      yield* this.sendEntries(this.ctx.store.scanHash(''));
+      // A new node: stream everything (of the session's partitions), no descent; an empty
+      // Children frame ends its round.
+      const restriction = this.restriction;
+      if (restriction === undefined) yield* this.sendEntries(this.ctx.store.scanHash(''));
+      else {
+        const prefixes = bitmapPrefixes(restriction.bitmap);
+        if (prefixes.length > 0) yield* this.sendEntries(this.ctx.store.scanHashPrefixes(prefixes));
+      }
       yield { kind: 'send', frame: encodeChildren({ type: FrameType.children, level: 1, groups: [], needs: [] }, this.width) };
       return;
     }
@@ -598,7 +696,7 @@ export class SyncResponder extends SessionBase {
     }
     const refs: SubtreeRef[] = step.summaries.map((summary) => ({ level: depth, index: summary.leaf }));
     refs.push(...step.pull);
-    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(tree, refs)))) {
+    for await (const entry of this.ctx.store.scanHashPrefixes(prefixesOf(coverOf(this.view, refs)))) {
       const hash = keyHash(entry.key);
       const top = ((hash[0]! << 16) | (hash[1]! << 8) | hash[2]!) >>> 0;
       if (under(pulled, top)) {
@@ -613,7 +711,10 @@ export class SyncResponder extends SessionBase {
       const their = theirItems.get(fp);
       if (their === undefined || compareVersions(entry.version, their) > 0) yield entry;
     }
+    const restriction = this.restriction;
     for (const summary of step.summaries) {
+      // A leaf outside the session's partitions: nothing to ask for (a hostile Step's).
+      if (restriction !== undefined && !restriction.hasPartition(summary.leaf >>> (4 * (depth - partitionHexDigits)))) continue;
       const ourItems = ours.get(summary.leaf)!;
       const newer: number[] = [];
       for (const item of summary.items) {
@@ -625,7 +726,7 @@ export class SyncResponder extends SessionBase {
   }
 
   private children(level: number, parents: number[], needs: LeafNeed[]): Uint8Array {
-    const tree = this.ctx.tree;
+    const tree = this.view;
     const groups: ChildGroup[] = [];
     for (const parent of parents) {
       let nonEmptyMask = 0;
@@ -651,7 +752,7 @@ export class SyncResponder extends SessionBase {
  * order, none overlapping, as `Store.scanHashPrefixes` wants. Many differing leaves thus
  * become a few sequential scans instead of a seek each; a few stay a seek each.
  */
-export function coverOf(tree: MerkleTree, refs: readonly SubtreeRef[], seekCostEntries = scanSeekCostEntries): SubtreeRef[] {
+export function coverOf(tree: MerkleView, refs: readonly SubtreeRef[], seekCostEntries = scanSeekCostEntries): SubtreeRef[] {
   /** A subtree to read whole (`parts` undefined) or through the parts under it. */
   interface Item {
     level: number;
@@ -699,6 +800,15 @@ export function coverOf(tree: MerkleTree, refs: readonly SubtreeRef[], seekCostE
     carried = parents;
   }
   return [];
+}
+
+/** The hash prefixes of the partitions of a bitmap, in order. */
+function bitmapPrefixes(bitmap: Uint8Array): string[] {
+  const prefixes: string[] = [];
+  for (let p = 0; p < 8 * bitmap.byteLength; p++) {
+    if (bitmap[p >> 3]! & (1 << (p & 7))) prefixes.push(MerkleTree.hashPrefix(partitionHexDigits, p));
+  }
+  return prefixes;
 }
 
 function prefixesOf(refs: readonly SubtreeRef[]): string[] {

@@ -19,6 +19,18 @@
  * node serves both and dials 1.1.0 first, falling back to 1.0.0 (multistream-select picks the
  * first the peer supports), and sends the extension only on 1.1.0: a cluster upgraded one node
  * at a time keeps syncing both ways.
+ *
+ * 1.2.0 is partitioned mode's (docs/partitioned-mode.md): sessions restricted to a bitmap of
+ * partitions (the Hello's partitions extension, the responder's Partitions frame). A
+ * partitioned node (`partitions` given) dials only 1.2.0, with a bitmap chosen by the caller
+ * (the partitions it shares with the peer, or those it pulls or offloads), and answers a
+ * session on 1.0.0 or 1.1.0 with a typed refusal (unsupportedVersion): a session that is not
+ * restricted would move every partition. As responder it covers the Hello's bitmap AND the
+ * partitions it holds (`partitionsHeld`): so a new owner pulls from an old owner, and a node
+ * offloads a partition it no longer holds to the owners, even while their views of the
+ * layout differ; nothing this node does not hold moves, and its replica refuses keys it does
+ * not hold whatever a session carries. A full-replication node serves 1.2.0 too (a restricted
+ * Hello then covers its own bitmap) and dials as before.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Entry } from '../core/entry.js';
@@ -46,6 +58,11 @@ export function syncProtocolId(cluster: string): string {
 /** 1.1.0: Hello may carry the positions extension (catch-up by delta). */
 export function syncProtocolIdPositions(cluster: string): string {
   return `/ckv/${cluster}/sync/1.1.0`;
+}
+
+/** 1.2.0: restricted sessions (partitioned mode). */
+export function syncProtocolIdPartitions(cluster: string): string {
+  return `/ckv/${cluster}/sync/1.2.0`;
 }
 
 /** Peers whose last successful connection is remembered (more than any cluster's members). */
@@ -98,12 +115,19 @@ export interface SyncServiceOptions {
   wallClockMs?: () => number;
   /** Salt source for initiated sessions (a fresh salt each session). */
   rng: () => number;
+  /**
+   * Partitioned mode only: the partitions this node holds now (a bitmap; empty before its
+   * first layout). Undefined: full replication (sessions unrestricted, as before 1.2.0).
+   */
+  partitionsHeld?: () => Uint8Array;
 }
 
 export class SyncService {
   readonly protocol: string;
   /** The protocol version with the positions extension, dialled first. */
   readonly protocolPositions: string;
+  /** Restricted sessions (partitioned mode). */
+  readonly protocolPartitions: string;
   private inbound = 0;
   /** Sessions being served, by peer: we do not start one with a peer that is syncing with us. */
   private readonly servingPeers = new Map<string, number>();
@@ -117,6 +141,7 @@ export class SyncService {
   constructor(private readonly components: SyncServiceComponents, private readonly options: SyncServiceOptions) {
     this.protocol = syncProtocolId(options.cluster);
     this.protocolPositions = syncProtocolIdPositions(options.cluster);
+    this.protocolPartitions = syncProtocolIdPartitions(options.cluster);
     this.frameBytesMax = (options.valueBytesMax ?? valueBytesMaxDefault) + entriesFrameBytesTarget + 64 * 1024;
     this.sessionTimeoutMs = options.sessionTimeoutMs ?? sessionTimeoutMsDefault;
   }
@@ -126,7 +151,7 @@ export class SyncService {
     if (this.started) return;
     this.started = true;
     // One handler for both versions: the responder reads either Hello (the extension is optional).
-    await this.components.libp2p.handle([this.protocolPositions, this.protocol], (stream, connection) => void this.serve(stream, connection), {
+    await this.components.libp2p.handle([this.protocolPartitions, this.protocolPositions, this.protocol], (stream, connection) => void this.serve(stream, connection), {
       // Streams past the session limit still open, so the peer gets a typed `busy` reply.
       maxInboundStreams: this.options.inboundSessionsMax * 4,
     });
@@ -137,15 +162,17 @@ export class SyncService {
     if (!this.started) return;
     this.started = false;
     this.stopController.abort(new Error('node stopping'));
-    await this.components.libp2p.unhandle([this.protocolPositions, this.protocol]).catch(() => undefined);
+    await this.components.libp2p.unhandle([this.protocolPartitions, this.protocolPositions, this.protocol]).catch(() => undefined);
   }
 
   /**
    * Run one session with `peer` as initiator. Never throws: failures are in the report.
    * With the peer's node id, the session names the watermark recorded for it (a delta
    * catch-up) and records a new one if the session proves we hold the peer's position.
+   * With `partitions` (partitioned mode), the session is restricted to them (protocol 1.2.0):
+   * the result's `partitions` says which the peer covered too.
    */
-  async syncWith(peer: PeerId, peerNodeId?: string): Promise<SessionReport> {
+  async syncWith(peer: PeerId, peerNodeId?: string, partitions?: Uint8Array): Promise<SessionReport> {
     const peerId = peer.toString();
     const startedMs = Date.now();
     if ((this.servingPeers.get(peerId) ?? 0) > 0) {
@@ -164,7 +191,8 @@ export class SyncService {
     let result: SyncResult | undefined;
     let error: string | undefined;
     try {
-      const stream = await this.components.libp2p.dialProtocol(peer, [this.protocolPositions, this.protocol], { signal });
+      const protocols = partitions === undefined ? [this.protocolPositions, this.protocol] : [this.protocolPartitions];
+      const stream = await this.components.libp2p.dialProtocol(peer, protocols, { signal });
       framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
       const initiator = new SyncInitiator(
         replica.syncContext({
@@ -174,6 +202,7 @@ export class SyncService {
           // A 1.0.0 peer refuses the positions extension: the old Hello, the descent alone.
           positions: stream.protocol === this.protocolPositions,
           delta,
+          partitions,
         }),
         Math.floor(this.options.rng() * 2 ** 32),
       );
@@ -188,6 +217,7 @@ export class SyncService {
     if ((result?.outcome === 'in-sync' || result?.outcome === 'synced') && error === undefined && connectionId !== undefined) this.markSynced(peerId, connectionId);
     const { counters } = this.components;
     counters.add(`sync_sessions_${outcome.replace('-', '_')}`);
+    this.countOutside(result);
     if (result?.delta) {
       counters.add('sync_delta_received');
       counters.add('sync_delta_entries_received', result.delta.entries);
@@ -235,9 +265,18 @@ export class SyncService {
       await framed.close().catch(() => undefined);
       return;
     }
+    const held = this.options.partitionsHeld?.();
+    if (held !== undefined && stream.protocol !== this.protocolPartitions) {
+      // A partitioned node never runs an unrestricted session: it would move every partition.
+      counters.add('sync_refused_unsupportedVersion');
+      const message = `this node is in partitioned mode: it syncs over ${this.protocolPartitions} only`;
+      await framed.write(encodeFrame({ type: FrameType.refuse, reason: RefuseReason.unsupportedVersion, message })).catch(() => undefined);
+      await framed.close().catch(() => undefined);
+      return;
+    }
     this.inbound++;
     this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
-    const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster }));
+    const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster, partitions: held }));
     const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
     try {
       const result = await driveSession(responder, transportOf(framed), {
@@ -248,6 +287,7 @@ export class SyncService {
         },
       });
       sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome);
+      this.countOutside(result);
       if (result.delta) counters.add('sync_delta_sent');
       if (result.outcome === 'refused') {
         // Our refusal of its Hello: a protocol violation is counted as hostile input.
@@ -265,6 +305,14 @@ export class SyncService {
       else this.servingPeers.delete(peerId);
       this.account({ bytesSent: framed.bytesWritten, bytesReceived: framed.bytesRead });
     }
+  }
+
+  /** Entries a peer sent outside the session's partitions: dropped by the session, counted as hostile. */
+  private countOutside(result: SyncResult | undefined): void {
+    const outside = result?.entriesOutsidePartitions ?? 0;
+    if (outside === 0) return;
+    this.components.counters.add('sync_rejected');
+    this.components.counters.add('sync_entries_outside_partitions', outside);
   }
 
   private async apply(entries: Entry[]): Promise<void> {

@@ -43,9 +43,10 @@
  * prefixes already, encoded into one buffer per batch: the same batch with a sublevel option
  * per row cost ~10x more CPU. `getMany` reads the root the same way. The bytes on disk are
  * those the sublevels read and write, so other reads and scans go through the sublevels.
- * Nothing is ever deleted: tombstones are entries. A directory held by another process (or
- * another instance in this process) fails to open with LEVEL_LOCKED, which becomes
- * StoreLockedError.
+ * A user delete is a tombstone entry; rows are deleted only by `remove` (the purge of
+ * partitions a partitioned node no longer holds: e, k and s rows, and 'hlc' put back, in one
+ * batch). A directory held by another process (or another instance in this process) fails
+ * to open with LEVEL_LOCKED, which becomes StoreLockedError.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -66,7 +67,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
+import type { RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
@@ -247,6 +248,32 @@ export class LevelStore implements Store {
     }
     await batch.write();
     if (entries.length > 0) this.seqLast = Math.max(this.seqLast, index.seqFirst + entries.length - 1);
+  }
+
+  /** One batch: each entry's e, k and s rows deleted, and 'hlc' put back (a snapshot goes stale). */
+  async remove(rows: readonly RemovedRow[], hlcLast: Hlc): Promise<void> {
+    const { db, rows: prefixes } = this.live();
+    const batch = db.batch();
+    try {
+      for (const row of rows) {
+        const keyBytes = Buffer.byteLength(row.key, 'utf8');
+        const eKey = Buffer.allocUnsafe(prefixes.e.byteLength + hashPrefixDigits + keyBytes);
+        batch.del(eKey.subarray(0, writeEntryRowKey(eKey, 0, prefixes.e, row.keyHash, row.key, keyBytes)));
+        const sKey = Buffer.allocUnsafe(prefixes.s.byteLength + seqBytes);
+        sKey.set(prefixes.s, 0);
+        batch.del(sKey.subarray(0, writeSeq(sKey, prefixes.s.byteLength, row.seq)));
+        const kKey = Buffer.allocUnsafe(prefixes.k.byteLength + 2 * row.key.length);
+        kKey.set(prefixes.k, 0);
+        batch.del(kKey.subarray(0, writeUtf16be(kKey, prefixes.k.byteLength, row.key)));
+      }
+      const hlc = Buffer.allocUnsafe(8);
+      hlc.writeBigUInt64BE(hlcLast, 0);
+      batch.put(prefixes.hlc, hlc);
+    } catch (error) {
+      await batch.close();
+      throw error;
+    }
+    await batch.write();
   }
 
   async readSeqLast(): Promise<number> {

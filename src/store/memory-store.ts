@@ -27,7 +27,7 @@
 import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
+import type { RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
 const bucketDigits = 4;
@@ -114,6 +114,22 @@ export class MemoryStore implements Store {
     }
     this.hlc = hlcLast;
     if (entries.length > 0) this.seqLast = seqFirst + entries.length - 1;
+  }
+
+  async remove(rows: readonly RemovedRow[], hlcLast: Hlc): Promise<void> {
+    this.checkOpen();
+    // Synchronous, like write(): no task sees half of it.
+    if (this.snapshot) this.snapshot.stale = true;
+    for (const row of rows) {
+      const slot = this.slots.get(row.key);
+      if (slot === undefined) continue;
+      if (this.bySeq.get(row.seq) === row.key) this.bySeq.delete(row.seq);
+      this.slots.delete(row.key);
+      this.buckets.get(slot.hashPrefix.slice(0, bucketDigits))?.delete(row.key);
+      this.entryBytes -= slot.bytes;
+      this.sortedKeys = null;
+    }
+    this.hlc = hlcLast;
   }
 
   async readSeqLast(): Promise<number> {
