@@ -22,7 +22,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { Cluster, runCli, type NodeProcess } from '../../harness/index.js';
+import { Cluster, runCli, withDeadline, type NodeProcess } from '../../harness/index.js';
 import { partitionedArgs, replicasDefault, waitPlacement, waitSettled, statusJson } from '../../test/helpers/partitioned.js';
 import { startCluster } from '../lib/cluster.js';
 import { fmtBytes, fmtMs, fmtRate, fmtRatio, percentiles, round, type Percentiles } from '../lib/summary.js';
@@ -150,7 +150,7 @@ async function runSize(n: number, config: { writes: number; inFlight: number; la
     const leave = await timeChange(cluster.nodes, keys, replicaBytes, 1 / (n + 1), async () => {
       const result = await runCli(['node', 'leave'], { socket: leaver.socket, timeoutMs: settleDeadlineMs });
       if (result.code !== 0) throw new Error(`ckv node leave exited ${result.code}: ${result.stderr}`);
-      await leaver.exited;
+      await withDeadline(leaver.exited, settleDeadlineMs, 'the leaving node to stop once it handed off');
       cluster.nodes.splice(cluster.nodes.indexOf(leaver), 1);
       return cluster.nodes;
     });

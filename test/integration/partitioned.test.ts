@@ -23,7 +23,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCliOk, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { runCliOk, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 import {
   cli,
   cliJson,
@@ -115,7 +115,7 @@ describe('partitioned mode, K = 3', () => {
       const leaver = cluster.nodes[2]!;
       const leave = await cli(leaver, ['node', 'leave'], 120_000);
       assert.equal(leave.code, 0, `ckv node leave: ${leave.stderr}`);
-      await leaver.exited;
+      await withDeadline(leaver.exited, settleMs, 'the leaving node to stop once it handed off');
       const afterLeave = cluster.nodes.filter((node) => node !== leaver);
       members = ids(afterLeave);
       await waitSettled(afterLeave, settleMs, 'the 5 remaining nodes to settle after the leave');
