@@ -22,7 +22,9 @@ export const exitCodeHelp = `Exit codes:
   3  node unreachable (no node at the socket, or it is stopping; permission denied on the
      socket: the node runs as another user)
   4  request refused (invalid key, value too large, no peers, peer still connected, a write
-     while this node's clock is too far ahead, ...)
+     while this node's clock is too far ahead, a layout change that cannot be made, a
+     --replicas that disagrees with the cluster's layout: reads and writes, and the start
+     on a data directory that holds that layout, ...)
   5  failed (the node could not start, e.g. its data directory is in use, another node
      answers on its control socket, or a --listen or --http address cannot be bound;
      internal error)

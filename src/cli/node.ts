@@ -1,10 +1,17 @@
-/** `ckv node start ...` (run a node in the foreground) and `ckv node stop`. */
+/**
+ * `ckv node start ...` (run a node in the foreground), `ckv node stop`, and in partitioned mode
+ * `ckv node remove NODE` (a dead node out of the layout) and `ckv node leave` (hand off, then stop).
+ */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
 import { clockDriftMsMax, inboundSessionsMax, layoutReplicasMax, layoutWeightMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
 import { isLogLevel } from '../util/log-level.js';
-import { CliError, globalOptions, withClient, writeStdout } from './common.js';
+import { CliError, globalOptions, printJson, withClient, writeStdout } from './common.js';
+import { layoutJson } from './layout.js';
+
+/** How often `node leave` reads the layout while it waits for the hand-off. */
+const leavePollMs = 500;
 import { readConfigFile } from './config-file.js';
 
 interface StartOptions {
@@ -158,6 +165,41 @@ socket left by a killed node is replaced. The data directory is created if neede
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+    });
+
+  node
+    .command('remove')
+    .description('partitioned mode: remove a node that is down from the layout (its partitions go to the others); a running node runs ckv node leave instead')
+    .argument('<node>', 'node id (16 hex digits) or peer id')
+    .option('--json', 'print the layout after the change as one JSON document')
+    .action(async (target: string, options: { json?: boolean }, command: Command) => {
+      const reply = await withClient(command, (client) => client.removeNode(target));
+      if (options.json) await printJson(layoutJson(reply));
+      else await writeStdout(`removed ${target}: committed layout version ${reply.committedVersion}\n`);
+    });
+
+  node
+    .command('leave')
+    .description('partitioned mode: hand this node off (commit its removal from the layout), wait until its data moved to the others, then stop it')
+    .action(async (_options: object, command: Command) => {
+      await withClient(command, async (client) => {
+        const committed = await client.leaveCluster();
+        const version = committed.committedVersion;
+        process.stderr.write(`leaving: committed layout version ${version}; waiting for the others to take this node's partitions (Ctrl-C leaves the node running; the change goes on)\n`);
+        let last = '';
+        for (;;) {
+          const layout = await client.layout();
+          const done = layout.active.length === 1 && !layout.current?.members.some((m) => m.nodeId === layout.self);
+          if (done) break;
+          const newest = layout.active.at(-1);
+          const line = newest ? `leaving: v${newest.version} ${newest.partitionsSynced} of ${newest.partitionsSynced + newest.partitionsPending} partitions synced at every owner` : 'leaving: waiting';
+          if (line !== last) process.stderr.write(`${line}\n`);
+          last = line;
+          await new Promise((resolve) => setTimeout(resolve, leavePollMs));
+        }
+        await client.leave();
+      });
+      await writeStdout('left the cluster; stopping\n');
     });
 
   node

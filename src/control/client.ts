@@ -19,6 +19,7 @@ import type {
   EntryMessage,
   HealthReplyMessage,
   HolderMessage,
+  LayoutReplyMessage,
   PeerMessage,
   StatusMessage,
   SyncProgressMessage,
@@ -352,6 +353,19 @@ export class ControlClient {
   }
   leave(): Promise<object> {
     return this.unary('Leave', {});
+  }
+  // Partitioned mode: layouts.
+  layout(): Promise<LayoutReplyMessage> {
+    return this.unary('Layout', {});
+  }
+  layoutChange(request: { action: string; node?: string; weight?: number; replicas?: string }): Promise<LayoutReplyMessage> {
+    return this.unary('LayoutChange', request);
+  }
+  removeNode(node: string): Promise<LayoutReplyMessage> {
+    return this.unary('RemoveNode', { node });
+  }
+  leaveCluster(): Promise<LayoutReplyMessage> {
+    return this.unary('LeaveCluster', {});
   }
   scan(request: { prefix?: string; startAfter?: string; limit?: number; withValues?: boolean; includeDeleted?: boolean }) {
     return this.stream<EntryMessage>('Scan', request);

@@ -221,3 +221,32 @@ export interface SyncProgressMessage {
   bytesReceived: string;
   message: string;
 }
+
+// --- partitioned mode: layouts (layout-runtime) ---
+export interface LayoutMemberMessage {
+  nodeId: string;
+  peerId: string;
+  weight: number;
+  partitions: number;
+  up: boolean;
+}
+export interface LayoutReplyMessage {
+  replicas: number;
+  self: string;
+  current: { version: string; replicas: number; digest: string; members: LayoutMemberMessage[] } | null;
+  active: { version: string; digest: string; nodes: number; partitionsSynced: number; partitionsPending: number; syncStarted: boolean }[];
+  staged: { nodeId: string; weight: number; remove: boolean }[];
+  stagedReplicas: string;
+  stagedError: string;
+  conflicts: { version: string; kept: string; dropped: string }[];
+  plan: {
+    fromVersion: string;
+    toVersion: string;
+    partitionsChanged: number;
+    replicasMoved: number;
+    replicasAfter: number;
+    nodes: { nodeId: string; partitionsBefore: number; partitionsAfter: number; gained: number; lost: number }[];
+  } | null;
+  planOf: string;
+  committedVersion: string;
+}

@@ -37,6 +37,8 @@ import {
 import { channelOptions, kvService, type VersionMessage } from './proto.js';
 import { addReflection } from './reflection.js';
 import { encodeChange } from './watch-codec.js';
+import type { LayoutChangeRequest } from '../net/layout-service.js';
+import type { LayoutView } from '../net/layout-view.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -88,6 +90,41 @@ function statusMessage(status: NodeStatus): object {
           },
         }
       : {}),
+  };
+}
+
+/** The gRPC LayoutReply view of a layout (partitioned mode). */
+function layoutMessage(view: LayoutView): object {
+  const { current, plan } = view;
+  return {
+    replicas: view.replicas,
+    self: view.self,
+    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members } } : {}),
+    active: view.active.map((a) => ({ ...a, version: String(a.version) })),
+    staged: view.staged,
+    stagedReplicas: view.stagedReplicas,
+    stagedError: view.stagedError,
+    conflicts: view.conflicts.map((c) => ({ ...c, version: String(c.version) })),
+    ...(plan
+      ? {
+          plan: {
+            fromVersion: String(plan.fromVersion ?? 0),
+            toVersion: String(plan.toVersion),
+            partitionsChanged: plan.totals.partitionsChanged,
+            replicasMoved: plan.totals.replicasMoved,
+            replicasAfter: plan.totals.replicasAfter,
+            nodes: plan.nodes.map((n) => ({
+              nodeId: n.nodeId,
+              partitionsBefore: n.partitionsBefore,
+              partitionsAfter: n.partitionsAfter,
+              gained: n.partitionsGained,
+              lost: n.partitionsLost,
+            })),
+          },
+        }
+      : {}),
+    planOf: view.planOf,
+    committedVersion: String(view.committedVersion),
   };
 }
 
@@ -319,6 +356,10 @@ export class ControlServer {
       Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
       Health: this.guard(async () => healthMessage(await node.health())),
       ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),
+      Layout: this.guard(async () => layoutMessage(await node.layout())),
+      LayoutChange: this.guard(async (req: LayoutChangeRequest) => layoutMessage(await node.layoutChange(req))),
+      RemoveNode: this.guard(async (req: { node: string }) => layoutMessage(await node.removeNode(req.node))),
+      LeaveCluster: this.guard(async () => layoutMessage(await node.leaveCluster())),
       Leave: this.guard(async () => {
         setImmediate(() => void node.stop('leave requested'));
         return {};

@@ -233,6 +233,49 @@ export const ImportReply = m(
   f(5, 'refusedNotHeld', 'uint64'),
 );
 
+// Partitioned mode: layouts (layout-runtime).
+export const LayoutRequest = m('LayoutRequest');
+export const LayoutChangeRequest = m('LayoutChangeRequest', f(1, 'action', 'string'), f(2, 'node', 'string'), f(3, 'weight', 'uint32'), f(4, 'replicas', 'string'));
+export const RemoveNodeRequest = m('RemoveNodeRequest', f(1, 'node', 'string'));
+export const LeaveClusterRequest = m('LeaveClusterRequest');
+export const LayoutMemberView = m('LayoutMemberView', f(1, 'nodeId', 'string'), f(2, 'peerId', 'string'), f(3, 'weight', 'uint32'), f(4, 'partitions', 'uint32'), f(5, 'up', 'bool'));
+export const ClusterLayoutView = m('ClusterLayoutView', f(1, 'version', 'uint64'), f(2, 'replicas', 'uint32'), f(3, 'digest', 'string'), f(4, 'members', LayoutMemberView, true));
+export const ActiveLayoutView = m(
+  'ActiveLayoutView',
+  f(1, 'version', 'uint64'),
+  f(2, 'digest', 'string'),
+  f(3, 'nodes', 'uint32'),
+  f(4, 'partitionsSynced', 'uint32'),
+  f(5, 'partitionsPending', 'uint32'),
+  f(6, 'syncStarted', 'bool'),
+);
+export const StagedLayoutChange = m('StagedLayoutChange', f(1, 'nodeId', 'string'), f(2, 'weight', 'uint32'), f(3, 'remove', 'bool'));
+export const LayoutConflictView = m('LayoutConflictView', f(1, 'version', 'uint64'), f(2, 'kept', 'string'), f(3, 'dropped', 'string'));
+export const LayoutPlanNode = m('LayoutPlanNode', f(1, 'nodeId', 'string'), f(2, 'partitionsBefore', 'uint32'), f(3, 'partitionsAfter', 'uint32'), f(4, 'gained', 'uint32'), f(5, 'lost', 'uint32'));
+export const LayoutPlanView = m(
+  'LayoutPlanView',
+  f(1, 'fromVersion', 'uint64'),
+  f(2, 'toVersion', 'uint64'),
+  f(3, 'partitionsChanged', 'uint32'),
+  f(4, 'replicasMoved', 'uint32'),
+  f(5, 'replicasAfter', 'uint32'),
+  f(6, 'nodes', LayoutPlanNode, true),
+);
+export const LayoutReply = m(
+  'LayoutReply',
+  f(1, 'replicas', 'uint32'),
+  f(2, 'self', 'string'),
+  f(3, 'current', ClusterLayoutView),
+  f(4, 'active', ActiveLayoutView, true),
+  f(5, 'staged', StagedLayoutChange, true),
+  f(6, 'stagedReplicas', 'string'),
+  f(7, 'stagedError', 'string'),
+  f(8, 'conflicts', LayoutConflictView, true),
+  f(9, 'plan', LayoutPlanView),
+  f(10, 'planOf', 'string'),
+  f(11, 'committedVersion', 'uint64'),
+);
+
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
 export const methods = {
   Put: { request: PutRequest, reply: PutReply },
@@ -254,6 +297,11 @@ export const methods = {
   Health: { request: HealthRequest, reply: HealthReply },
   Export: { request: ExportRequest, reply: EntryBatch },
   Import: { request: EntryBatch, reply: ImportReply },
+  // partitioned mode: layout-runtime
+  Layout: { request: LayoutRequest, reply: LayoutReply },
+  LayoutChange: { request: LayoutChangeRequest, reply: LayoutReply },
+  RemoveNode: { request: RemoveNodeRequest, reply: LayoutReply },
+  LeaveCluster: { request: LeaveClusterRequest, reply: LayoutReply },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -265,7 +313,8 @@ export const allSchemas: readonly Schema[] = [
   PutManyRequest, PutResult, PutManyReply, PutChunk, GetChunk, HealthRequest, MemberHealth, HealthReply, ExportRequest, EntryBatch, ImportReply,
   OwnerAnswer, OwnerState, LayoutOwners,
   // partitioned mode: layout-runtime
-  PartitionedStatus,
+  PartitionedStatus, LayoutRequest, LayoutChangeRequest, RemoveNodeRequest, LeaveClusterRequest, LayoutReply, ClusterLayoutView,
+  LayoutMemberView, ActiveLayoutView, StagedLayoutChange, LayoutConflictView, LayoutPlanView, LayoutPlanNode,
 ];
 
 export class WireError extends Error {

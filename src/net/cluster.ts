@@ -34,7 +34,8 @@ import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
 import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
-import { ReplicasMismatchError } from '../core/layout.js';
+import { LayoutChangeError, ReplicasMismatchError } from '../core/layout.js';
+import { isNodeId } from '../core/entry.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
 import type { Ownership } from '../core/ownership.js';
 import { LayoutService, checkPersistedLayout, type PartitionedStatus } from './layout-service.js';
@@ -241,7 +242,7 @@ export class ClusterNetwork {
           logger: components.logger,
           publish: (body) => cluster.publishLayout(body),
           hasSubscribers: () => gossip?.hasSubscriber() ?? false,
-          upNodeIds: () => cluster.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId),
+          upMembers: () => new Map([...cluster.membership.list().filter((m) => m.state === 'up').map((m): [string, string] => [m.nodeId, m.peerId]), [components.replica.nodeId, cluster.peerId]]),
           nodeIdOfPeer: (peerId) => cluster.membership.get(peerId)?.nodeId,
           now: () => cluster.now(),
         },
@@ -354,6 +355,25 @@ export class ClusterNetwork {
   /** Why this node refuses reads and writes (a --replicas that disagrees with the cluster's layout), if it does. */
   refusal(): ReplicasMismatchError | undefined {
     return this.layouts?.refusal() ?? this.modeMismatch;
+  }
+
+  /** The layout service, or LayoutChangeError in full-replication mode (for `ckv layout` and friends). */
+  partitionedLayout(): LayoutService {
+    if (!this.layouts) throw new LayoutChangeError('this node runs in full-replication mode (no --replicas K): it has no layout');
+    return this.layouts;
+  }
+
+  /** A node id from a node id (16 hex digits) or the peer id of a known member. Throws LayoutChangeError. */
+  resolveNode(node: string): string {
+    if (isNodeId(node)) return node;
+    const member = node === this.peerId ? { nodeId: this.components.replica.nodeId } : this.membership.get(node);
+    if (!member) throw new LayoutChangeError(`unknown node ${JSON.stringify(node)}: give a node id (16 hex digits) or the peer id of a known member`);
+    return member.nodeId;
+  }
+
+  /** Whether the member with this node id is up (this node is). */
+  isUp(nodeId: string): boolean {
+    return nodeId === this.components.replica.nodeId || this.membership.get(nodeId)?.state === 'up';
   }
 
   /** The partitioned part of the status (undefined in full mode). */

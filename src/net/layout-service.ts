@@ -31,7 +31,7 @@
  * Before its first layout a node owns nothing: `holds` is false for every key, so it takes no
  * writes for keys it might not own (the write path forwards them to owners instead).
  */
-import { bitmapHas, replicasMismatch, type ClusterLayout, type LayoutMessage, type ReplicasMismatchError } from '../core/layout.js';
+import { LayoutChangeError, bitmapHas, replicasMismatch, type ClusterLayout, type LayoutMessage, type ReplicasMismatchError } from '../core/layout.js';
 import { LayoutHistory, type LayoutOutcome } from '../core/layout-history.js';
 import { coordinatorOf, joinsToCommit, shouldBootstrap } from '../core/layout-join.js';
 import { decodeLayoutEnvelope, decodeLayoutSnapshot, encodeLayoutEnvelope, encodeLayoutSnapshot, type LayoutJoin, type LayoutPart } from '../core/layout-wire.js';
@@ -41,6 +41,44 @@ import type { Store } from '../core/store.js';
 import { CkvError } from '../core/errors.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
+import { layoutView, type LayoutView } from './layout-view.js';
+
+/** An operator's layout change (`ckv layout add|weight|remove|replicas|apply|revert`). */
+export type LayoutChange =
+  | { action: 'add' | 'weight'; nodeId: string; weight: number }
+  | { action: 'remove'; nodeId: string }
+  | { action: 'replicas'; replicas: number | undefined }
+  | { action: 'apply' | 'revert' };
+
+/** A layout change as the control API carries it (node as given: node id or peer id; replicas 'all' or K). */
+export interface LayoutChangeRequest {
+  action: string;
+  node: string;
+  weight: number;
+  replicas: string;
+}
+
+/** The change a request asks for; `resolve` turns a node id or peer id into a node id. Throws LayoutChangeError. */
+export function parseLayoutChange(request: LayoutChangeRequest, resolve: (node: string) => string): LayoutChange {
+  switch (request.action) {
+    case 'add':
+    case 'weight':
+      return { action: request.action, nodeId: resolve(request.node), weight: request.weight };
+    case 'remove':
+      return { action: 'remove', nodeId: resolve(request.node) };
+    case 'replicas': {
+      if (request.replicas === 'all') return { action: 'replicas', replicas: undefined };
+      const k = Number(request.replicas);
+      if (!/^\d+$/.test(request.replicas) || !Number.isSafeInteger(k)) throw new LayoutChangeError(`replicas must be 'all' or a whole number, not ${JSON.stringify(request.replicas)}`);
+      return { action: 'replicas', replicas: k };
+    }
+    case 'apply':
+    case 'revert':
+      return { action: request.action };
+    default:
+      throw new LayoutChangeError(`unknown layout action ${JSON.stringify(request.action)}: add, remove, weight, replicas, apply or revert`);
+  }
+}
 
 /** The store meta key of the persisted history. */
 export const layoutHistoryMeta = 'layout-history';
@@ -76,8 +114,8 @@ export interface LayoutServiceComponents {
   publish(body: Uint8Array): Promise<void>;
   /** Whether any peer subscribes to the gossip topic (else a publish reaches nobody). */
   hasSubscribers(): boolean;
-  /** Node ids of the up members (this node excluded). */
-  upNodeIds(): string[];
+  /** The up members, this node included: node id -> peer id. */
+  upMembers(): Map<string, string>;
   /** The node id of an up or known member with this peer id. */
   nodeIdOfPeer(peerId: string): string | undefined;
   /** Wall clock (ms) for the bootstrap wait. */
@@ -106,6 +144,13 @@ export class LayoutService {
   private announceTimer: NodeJS.Timeout | undefined;
   private announceAtMs = Infinity;
   private stopped = false;
+  /**
+   * This node handed off (`ckv node leave`): it no longer asks to join (else the coordinator
+   * would add it straight back), until a restart. A node removed by an operator while it runs
+   * (a network split ended) asks again, and the coordinator adds it back: to keep a node out,
+   * stop it, or start it with --no-auto-join.
+   */
+  private leaving = false;
 
   private constructor(
     private readonly settings: LayoutServiceSettings,
@@ -275,7 +320,8 @@ export class LayoutService {
   private joinOrBootstrap(): void {
     if (this.mismatchError) return;
     const { self } = this.components;
-    const up = new Set(this.components.upNodeIds());
+    const up = new Set(this.components.upMembers().keys());
+    up.delete(self);
     const newest = this.history.newest();
     if (!newest) {
       const waitMs = this.settings.hasBootstrap || up.size > 0 ? layoutBootstrapWaitPeersMs : layoutBootstrapWaitMs;
@@ -294,13 +340,20 @@ export class LayoutService {
 
   /** Commit these joins (and K for the first layout), keeping an operator's staged changes aside. */
   private commitAside(joins: { nodeId: string; weight: number }[], replicas: number | undefined): void {
+    const layout = this.commitOnly(() => {
+      for (const join of joins) this.history.stageAdd(join.nodeId, join.weight);
+      if (replicas !== undefined) this.history.stageReplicas(replicas);
+    });
+    this.components.logger.info('layout joins committed', { version: layout.version, joined: joins.map((j) => j.nodeId).join(',') });
+  }
+
+  /** Commit exactly what `stage` stages, keeping an operator's staged changes aside and putting them back. */
+  private commitOnly(stage: () => void): ClusterLayout {
     const staged = this.history.staged();
     this.history.revert();
     try {
-      for (const join of joins) this.history.stageAdd(join.nodeId, join.weight);
-      if (replicas !== undefined) this.history.stageReplicas(replicas);
-      const layout = this.commit();
-      this.components.logger.info('layout joins committed', { version: layout.version, joined: joins.map((j) => j.nodeId).join(',') });
+      stage();
+      return this.commit();
     } finally {
       this.history.revert();
       for (const [nodeId, change] of staged.members) {
@@ -319,7 +372,9 @@ export class LayoutService {
     const newest = this.history.newest();
     if (!newest || this.history.active().length > 1) return true;
     if (newest.weights[this.components.self] === undefined) return true;
-    for (const nodeId of this.joinRequests.keys()) if (newest.weights[nodeId] === undefined) return true;
+    // An up node that asked to join and is not in yet (one that went away does not keep us fast).
+    const up = this.components.upMembers();
+    for (const [nodeId, join] of this.joinRequests) if (newest.weights[nodeId] === undefined && join.replicas === newest.replicas && up.has(nodeId)) return true;
     return false;
   }
 
@@ -343,12 +398,66 @@ export class LayoutService {
     if (active.length > 0) parts.push({ kind: 'message', message: { type: 'layouts', layouts: [...active] } });
     for (const ack of this.history.ownAcks()) parts.push({ kind: 'message', message: { type: 'ack', ack } });
     const newest = this.history.newest();
-    if (this.settings.autoJoin && !this.mismatchError && newest?.weights[this.components.self] === undefined) {
+    if (this.settings.autoJoin && !this.leaving && !this.mismatchError && newest?.weights[this.components.self] === undefined) {
       parts.push({ kind: 'join', join: { nodeId: this.components.self, weight: this.settings.weight, replicas: this.settings.replicas } });
     }
     if (parts.length === 0) return;
     this.seq = Math.max(this.seq + 1, this.components.now());
     await this.components.publish(encodeLayoutEnvelope({ seq: this.seq, parts }));
+  }
+
+  // --- operator changes (ckv layout, node remove, node leave) ----------------------------------
+
+  /** What `ckv layout` shows. */
+  view(committedVersion = 0): LayoutView {
+    return layoutView(this.history, this.settings.replicas, this.components.upMembers(), committedVersion);
+  }
+
+  /** Stage a change, or apply (commit) or revert the staged ones. Throws LayoutChangeError. */
+  change(change: LayoutChange): LayoutView {
+    switch (change.action) {
+      case 'add':
+      case 'weight':
+        if (change.action === 'weight' && this.history.newest()?.weights[change.nodeId] === undefined && typeof this.history.staged().members.get(change.nodeId) !== 'number') {
+          throw new LayoutChangeError(`node ${change.nodeId} is not in the layout: add it with 'ckv layout add ${change.nodeId} --weight ${change.weight}'`);
+        }
+        this.history.stageAdd(change.nodeId, change.weight);
+        return this.view();
+      case 'remove':
+        this.history.stageRemove(change.nodeId);
+        return this.view();
+      case 'replicas':
+        this.history.stageReplicas(change.replicas);
+        return this.view();
+      case 'revert':
+        this.history.revert();
+        return this.view();
+      case 'apply': {
+        const staged = this.history.staged();
+        if (staged.members.size === 0 && staged.replicas === undefined) throw new LayoutChangeError("nothing staged to apply: stage changes first ('ckv layout add|remove|weight|replicas')");
+        return this.view(this.commit().version);
+      }
+    }
+  }
+
+  /** Stage and commit the removal of `nodeId`, which must not be up (`up` says): a dead node's partitions go to survivors. */
+  removeNode(nodeId: string, up: boolean): LayoutView {
+    if (nodeId === this.components.self || up) {
+      throw new LayoutChangeError(`node ${nodeId} is up: a running node hands its data off itself ('ckv node leave' on it); 'node remove' is for a node that is down`);
+    }
+    if (this.history.newest()?.weights[nodeId] === undefined) throw new LayoutChangeError(`node ${nodeId} is not in the layout`);
+    return this.view(this.commitOnly(() => this.history.stageRemove(nodeId)).version);
+  }
+
+  /** Commit this node's own removal (its partitions move to the others); it then waits and stops (the CLI drives that). */
+  leave(): LayoutView {
+    const newest = this.history.newest();
+    if (newest?.weights[this.components.self] === undefined) {
+      throw new LayoutChangeError('this node is not in the layout: there is nothing to hand off (stop it with ckv node stop)');
+    }
+    if (newest.nodes.length === 1) throw new LayoutChangeError('this node is the only one in the layout: nobody could take its data');
+    this.leaving = true;
+    return this.view(this.commitOnly(() => this.history.stageRemove(this.components.self)).version);
   }
 
   // --- views ----------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import type { Logger } from '../util/logger.js';
 import type { Consistency } from '../core/ownership.js';
 import type { OwnerAnswer, ReadSource } from './coordinator.js';
 import type { NodeStatus, PeerView } from './status.js';
+import type { LayoutChangeRequest } from '../net/layout-service.js';
+import type { LayoutView } from '../net/layout-view.js';
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
@@ -154,6 +156,16 @@ export interface NodeApi {
   sync(peerId?: string): AsyncIterable<SyncStep>;
   /** This node's version of `key` (if any), then every connected peer's. */
   whereIs(key: string): Promise<KeyHolder[]>;
+
+  // Partitioned mode (--replicas K); each throws LayoutChangeError in full-replication mode.
+  /** The layout as this node sees it (`ckv layout`). */
+  layout(): Promise<LayoutView>;
+  /** Stage a change, or apply or revert the staged ones (`ckv layout add|remove|weight|replicas|apply|revert`). */
+  layoutChange(request: LayoutChangeRequest): Promise<LayoutView>;
+  /** Stage and commit the removal of a node that is down (`ckv node remove`). */
+  removeNode(node: string): Promise<LayoutView>;
+  /** Commit this node's own removal (`ckv node leave`, which then waits for the hand-off and stops the node). */
+  leaveCluster(): Promise<LayoutView>;
 
   /** Idempotent: refuses new requests, closes the front ends, drains queued writes, closes the store. */
   stop(reason?: string): Promise<void>;

@@ -28,7 +28,9 @@ import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
 import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
-import { ClusterMismatchError } from '../errors.js';
+import { ClusterMismatchError, NodeStoppingError } from '../errors.js';
+import { parseLayoutChange, type LayoutChangeRequest } from '../net/layout-service.js';
+import type { LayoutView } from '../net/layout-view.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
@@ -328,6 +330,31 @@ export class CkvNode implements NodeApi {
   /** In partitioned mode: from the owners (local when this node holds the key, else one owner). */
   async get(key: string): Promise<Entry | undefined> {
     return (await this.read(key)).entry;
+  }
+
+  async layout(): Promise<LayoutView> {
+    return this.requireCluster().partitionedLayout().view();
+  }
+
+  async layoutChange(request: LayoutChangeRequest): Promise<LayoutView> {
+    const cluster = this.requireCluster();
+    const layouts = cluster.partitionedLayout();
+    return layouts.change(parseLayoutChange(request, (node) => cluster.resolveNode(node)));
+  }
+
+  async removeNode(node: string): Promise<LayoutView> {
+    const cluster = this.requireCluster();
+    const nodeId = cluster.resolveNode(node);
+    return cluster.partitionedLayout().removeNode(nodeId, cluster.isUp(nodeId));
+  }
+
+  async leaveCluster(): Promise<LayoutView> {
+    return this.requireCluster().partitionedLayout().leave();
+  }
+
+  private requireCluster(): ClusterNetwork {
+    if (!this.cluster) throw new NodeStoppingError();
+    return this.cluster;
   }
 
   /**

@@ -1,0 +1,143 @@
+/**
+ * `ckv layout [--json]` (partitioned mode): the cluster's layout as this node sees it: the
+ * newest version with K and each member's weight, partitions and whether it is up; every
+ * active layout while a change is in progress (partitions synced and pending); the changes
+ * staged on this node and the plan of applying them (partitions that change owners, replicas
+ * moved, per node before/after/gained/lost), or the plan of the change in progress; conflicts.
+ *
+ * `ckv layout add NODE [--weight W]`, `remove NODE`, `weight NODE W`, `replicas K|all` stage a
+ * change on this node (printing the layout and plan after it); `apply` commits the staged
+ * changes as the next version (printing it and the plan); `revert` drops them. NODE is a node
+ * id (16 hex digits) or a member's peer id. A change that cannot be made is a one-line error,
+ * exit 4; a node in full-replication mode refuses every layout command (exit 4).
+ */
+import type { Command } from 'commander';
+import type { LayoutReplyMessage } from '../control/proto.js';
+import { CliError, printJson, withClient, writeStdout } from './common.js';
+
+const weightMax = 1_000_000;
+
+export function register(program: Command): void {
+  const layout = program
+    .command('layout')
+    .description('partitioned mode: show the layout (members, weights, K, changes in progress, staged changes and their plan); add, remove, weight, replicas, apply, revert change it')
+    .option('--json', 'print as one JSON document (README "JSON output")')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const reply = await withClient(command, (client) => client.layout());
+      await show(reply, options.json === true);
+    });
+
+  const staging = (name: string, description: string, args: string[], build: (values: string[], options: { weight?: string }) => { action: string; node?: string; weight?: number; replicas?: string }, weightOption = false): void => {
+    const sub = layout.command(name).description(description);
+    for (const arg of args) sub.argument(arg);
+    if (weightOption) sub.option('--weight <w>', `its weight, 0..${weightMax} (0 = a gateway, owning nothing; default 1)`);
+    sub.option('--json', 'print the layout after the change as one JSON document');
+    sub.action(async (...params: unknown[]) => {
+      const command = params.at(-1) as Command;
+      // --json after the subcommand is the parent's option (commander parses it there): read both.
+      const options = command.optsWithGlobals<{ weight?: string; json?: boolean }>();
+      const values = params.slice(0, args.length) as string[];
+      const request = build(values, options);
+      const reply = await withClient(command, (client) => client.layoutChange(request));
+      if (!options.json && reply.committedVersion !== '0') await writeStdout(`committed layout version ${reply.committedVersion}\n`);
+      await show(reply, options.json === true);
+    });
+  };
+  staging('add', 'stage adding a node (or changing its weight)', ['<node>'], ([node], options) => ({ action: 'add', node, weight: weightOf(options.weight ?? '1') }), true);
+  staging('remove', 'stage removing a node (a running node should rather run ckv node leave)', ['<node>'], ([node]) => ({ action: 'remove', node }));
+  staging('weight', "stage a member's new weight", ['<node>', '<w>'], ([node, w]) => ({ action: 'weight', node, weight: weightOf(w!) }));
+  staging('replicas', "stage a new K for the cluster ('all': every key on every node of weight > 0)", ['<k>'], ([k]) => {
+    if (k !== 'all' && !/^\d+$/.test(k!)) throw new CliError(`replicas must be 'all' or a whole number from 1 to 64, not ${k}`, 'usage');
+    return { action: 'replicas', replicas: k };
+  });
+  staging('apply', 'commit the staged changes as the next layout version', [], () => ({ action: 'apply' }));
+  staging('revert', 'drop the staged changes', [], () => ({ action: 'revert' }));
+}
+
+function weightOf(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n > weightMax) throw new CliError(`weight must be a whole number from 0 to ${weightMax}, not ${text}`, 'usage');
+  return n;
+}
+
+async function show(reply: LayoutReplyMessage, json: boolean): Promise<void> {
+  if (json) {
+    await printJson(layoutJson(reply));
+    return;
+  }
+  await writeStdout(layoutText(reply));
+}
+
+/** `ckv layout --json`: numbers as numbers, K as a number or "all". */
+export function layoutJson(r: LayoutReplyMessage): object {
+  return {
+    self: r.self,
+    replicas: r.replicas,
+    current: r.current && {
+      version: Number(r.current.version),
+      replicas: r.current.replicas === 0 ? 'all' : r.current.replicas,
+      digest: r.current.digest,
+      members: r.current.members.map((m) => ({ nodeId: m.nodeId, peerId: m.peerId, weight: m.weight, partitions: m.partitions, up: m.up })),
+    },
+    active: r.active.map((a) => ({
+      version: Number(a.version),
+      digest: a.digest,
+      nodes: a.nodes,
+      partitionsSynced: a.partitionsSynced,
+      partitionsPending: a.partitionsPending,
+      syncStarted: a.syncStarted,
+    })),
+    staged: r.staged.map((s) => (s.remove ? { nodeId: s.nodeId, remove: true } : { nodeId: s.nodeId, weight: s.weight })),
+    stagedReplicas: r.stagedReplicas === '' ? null : r.stagedReplicas === 'all' ? 'all' : Number(r.stagedReplicas),
+    stagedError: r.stagedError,
+    conflicts: r.conflicts.map((c) => ({ version: Number(c.version), kept: c.kept, dropped: c.dropped })),
+    plan: r.plan && {
+      of: r.planOf,
+      fromVersion: Number(r.plan.fromVersion),
+      toVersion: Number(r.plan.toVersion),
+      partitionsChanged: r.plan.partitionsChanged,
+      replicasMoved: r.plan.replicasMoved,
+      replicasAfter: r.plan.replicasAfter,
+      nodes: r.plan.nodes,
+    },
+    committedVersion: Number(r.committedVersion),
+  };
+}
+
+function layoutText(r: LayoutReplyMessage): string {
+  const lines: string[] = [];
+  if (!r.current) {
+    lines.push(`no layout yet (this node: ${r.self}, --replicas ${r.replicas})`);
+  } else {
+    const k = r.current.replicas === 0 ? 'all' : String(r.current.replicas);
+    lines.push(`layout v${r.current.version}  replicas ${k}  ${r.current.members.length} nodes  digest ${r.current.digest}`);
+    for (const m of r.current.members) {
+      const state = m.nodeId === r.self ? 'self' : m.up ? 'up' : 'down';
+      lines.push(`  ${m.nodeId}  weight ${String(m.weight).padStart(4)}  ${String(m.partitions).padStart(3)} partitions  ${state}${m.peerId ? `  ${m.peerId}` : ''}`);
+    }
+  }
+  if (r.active.length > 1) {
+    lines.push(`change in progress: ${r.active.length} active layouts`);
+    for (const a of r.active.slice(1)) {
+      lines.push(`  v${a.version}: ${a.partitionsSynced} partitions synced, ${a.partitionsPending} pending${a.syncStarted ? '' : ' (waiting for every node to know it)'}`);
+    }
+  }
+  if (r.staged.length > 0 || r.stagedReplicas !== '') {
+    lines.push('staged (ckv layout apply to commit, revert to drop):');
+    for (const s of r.staged) lines.push(`  ${s.remove ? 'remove' : 'add'} ${s.nodeId}${s.remove ? '' : ` weight ${s.weight}`}`);
+    if (r.stagedReplicas !== '') lines.push(`  replicas ${r.stagedReplicas}`);
+    if (r.stagedError) lines.push(`  cannot be applied: ${r.stagedError}`);
+  }
+  for (const c of r.conflicts) lines.push(`conflict at v${c.version}: kept ${c.kept}, dropped ${c.dropped}`);
+  if (r.plan) {
+    const from = r.plan.fromVersion === '0' ? 'nothing' : `v${r.plan.fromVersion}`;
+    lines.push(
+      `plan (${r.planOf}) ${from} -> v${r.plan.toVersion}: ${r.plan.partitionsChanged} partitions change owners, ${r.plan.replicasMoved} of ${r.plan.replicasAfter} partition-replicas move`,
+    );
+    for (const n of r.plan.nodes) {
+      if (n.gained === 0 && n.lost === 0 && n.partitionsBefore === n.partitionsAfter) continue;
+      lines.push(`  ${n.nodeId}  ${n.partitionsBefore} -> ${n.partitionsAfter} partitions  (+${n.gained} -${n.lost})`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}

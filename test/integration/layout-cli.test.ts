@@ -1,0 +1,207 @@
+/**
+ * The layout commands on real processes (partitioned mode): `ckv layout [--json]`, staging
+ * (add by node id or peer id, weight, revert), apply and the version it commits reaching the
+ * other nodes, one-line errors with exit 4 (an unknown node, nothing to apply, a full node)
+ * and 2 (bad arguments); `ckv node remove` of a killed node (and the refusal of an up one);
+ * `ckv node leave` committing the node's own removal and waiting for the hand-off (which
+ * needs the partition sync to complete, so here it waits, and Ctrl-C leaves the node up);
+ * and a hostile member whose forged layout acks are refused and counted.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr } from '@multiformats/multiaddr';
+import { counter, runCli, spawnCli, startNode, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { createNetwork } from '../../src/net/libp2p.js';
+import { encodeGossip, gossipTopic } from '../../src/net/gossip.js';
+import { agentString } from '../../src/net/cluster.js';
+import { syncProtocolId } from '../../src/net/sync-protocol.js';
+import { encodeLayoutEnvelope, layoutSignedBytes } from '../../src/core/layout-wire.js';
+import { partitionBitmap } from '../../src/core/layout.js';
+import { startPeer } from '../helpers/cluster.js';
+
+const fast = ['--sync-interval-ms', '200'];
+const partitioned = (...more: string[]): string[] => [...fast, '--replicas', '2', ...more];
+
+interface LayoutJson {
+  self: string;
+  current: { version: number; replicas: number | 'all'; digest: string; members: { nodeId: string; weight: number; partitions: number; up: boolean }[] } | null;
+  active: { version: number }[];
+  staged: { nodeId: string; weight?: number; remove?: boolean }[];
+  stagedReplicas: number | 'all' | null;
+  plan: { of: string; fromVersion: number; toVersion: number; partitionsChanged: number; replicasMoved: number } | null;
+  committedVersion: number;
+}
+
+async function layoutOf(node: NodeProcess, ...args: string[]): Promise<LayoutJson> {
+  const result = await runCli(['layout', ...args, '--json'], { socket: node.socket });
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout.toString('utf8')) as LayoutJson;
+}
+
+async function refused(node: NodeProcess, args: string[], code: number, pattern: RegExp): Promise<void> {
+  const result = await runCli(args, { socket: node.socket });
+  assert.equal(result.code, code, `${args.join(' ')}: ${result.stderr}`);
+  assert.match(result.stderr, pattern);
+  assert.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+}
+
+async function waitVersion(nodes: NodeProcess[], version: number): Promise<void> {
+  await waitFor(async () => (await Promise.all(nodes.map((n) => layoutOf(n)))).every((l) => l.current?.version === version), {
+    deadlineMs: 20_000,
+    what: `layout version ${version} on ${nodes.map((n) => n.name).join(', ')}`,
+  });
+}
+
+describe('layout commands', () => {
+  it('show, stage, revert, apply; errors; node remove of a killed node; node leave commits and waits', async () => {
+    const a = await startPeer('A', { args: partitioned() });
+    await waitFor(async () => (await layoutOf(a)).current?.version === 1, { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const [b, c] = await Promise.all([
+      startPeer('B', { bootstrap: [a], args: partitioned('--no-auto-join') }),
+      startPeer('C', { bootstrap: [a], args: partitioned('--no-auto-join') }),
+    ]);
+    await waitMesh([a, b, c]);
+
+    const first = await layoutOf(a);
+    assert.equal(first.self, a.nodeId);
+    assert.deepEqual(first.current?.members.map((m) => m.nodeId), [a.nodeId], '--no-auto-join nodes are not joined');
+    assert.equal(first.current?.replicas, 2);
+    assert.equal(first.current?.members[0]!.partitions, 256);
+    assert.equal(first.plan, null);
+    await waitVersion([b, c], 1);
+
+    // Stage by node id and by peer id; the plan is of the staged change.
+    let staged = await layoutOf(a, 'add', b.nodeId, '--weight', '2');
+    assert.deepEqual(staged.staged, [{ nodeId: b.nodeId, weight: 2 }]);
+    assert.equal(staged.plan?.of, 'staged');
+    staged = await layoutOf(a, 'add', c.peerId);
+    assert.equal(staged.staged.length, 2);
+    assert.equal(staged.plan?.fromVersion, 1);
+    assert.equal(staged.plan?.toVersion, 2);
+    assert.ok(staged.plan!.replicasMoved > 0 && staged.plan!.partitionsChanged > 0);
+    const text = await runCli(['layout'], { socket: a.socket });
+    assert.match(text.stdout.toString('utf8'), /^layout v1 {2}replicas 2 {2}1 nodes/);
+    assert.match(text.stdout.toString('utf8'), /staged \(ckv layout apply to commit/);
+    assert.match(text.stdout.toString('utf8'), /plan \(staged\) v1 -> v2/);
+    const reverted = await layoutOf(a, 'revert');
+    assert.deepEqual(reverted.staged, []);
+    assert.equal(reverted.plan, null);
+
+    // Errors: one line each.
+    await refused(a, ['layout', 'apply'], 4, /^ckv: nothing staged to apply/);
+    await refused(a, ['layout', 'add', 'not-a-node'], 4, /^ckv: unknown node "not-a-node"/);
+    await refused(a, ['layout', 'weight', b.nodeId, '3'], 4, /is not in the layout/);
+    await refused(a, ['layout', 'remove', b.nodeId], 4, /is not in the layout/);
+    await refused(a, ['layout', 'replicas', 'two'], 2, /replicas must be 'all' or a whole number/);
+    await refused(a, ['layout', 'add', b.nodeId, '--weight', 'x'], 2, /weight must be a whole number/);
+    await refused(a, ['layout', 'replicas', '65'], 4, /replicas must be 'all' or 1\.\.64/);
+
+    // Apply: version 2 with three members reaches every node.
+    await layoutOf(a, 'add', b.nodeId);
+    await layoutOf(a, 'add', c.nodeId);
+    const applied = await layoutOf(a, 'apply');
+    assert.equal(applied.committedVersion, 2);
+    assert.deepEqual(applied.current?.members.map((m) => m.nodeId).sort(), [a.nodeId, b.nodeId, c.nodeId].sort());
+    assert.equal(applied.staged.length, 0);
+    await waitVersion([a, b, c], 2);
+    const applyText = await runCli(['layout', 'weight', c.nodeId, '3'], { socket: a.socket });
+    assert.equal(applyText.code, 0, applyText.stderr);
+    await layoutOf(a, 'revert');
+
+    // node remove: an up node is refused; a killed one is removed.
+    await refused(a, ['node', 'remove', c.nodeId], 4, /is up: a running node hands its data off itself/);
+    await c.kill();
+    await waitFor(async () => (await a.peers()).find((p) => p.peerId === c.peerId)?.state !== 'up', { deadlineMs: 20_000, what: 'A to see C down' });
+    const removed = await runCli(['node', 'remove', c.peerId], { socket: a.socket });
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stdout.toString('utf8'), /removed .*: committed layout version 3/);
+    const afterRemove = await layoutOf(a);
+    assert.equal(afterRemove.current?.version, 3);
+    assert.deepEqual(afterRemove.current?.members.map((m) => m.nodeId).sort(), [a.nodeId, b.nodeId].sort());
+    await waitVersion([a, b], 3);
+
+    // node leave: commits B's removal at once, then waits for the hand-off (the partition sync's
+    // part); interrupted, the node keeps running and the change stays committed.
+    const leaving = spawnCli(['node', 'leave'], { socket: b.socket });
+    await waitFor(() => /committed layout version 4/.test(leaving.stderrText()), { deadlineMs: 15_000, what: 'node leave to commit version 4' });
+    await waitVersion([a, b], 4);
+    assert.deepEqual((await layoutOf(a)).current?.members.map((m) => m.nodeId), [a.nodeId]);
+    await leaving.kill('SIGINT');
+    assert.ok(b.running, 'an interrupted leave leaves the node running');
+    await refused(b, ['node', 'leave'], 4, /this node is not in the layout/);
+
+    await stopCleanly(b);
+    await stopCleanly(a);
+  });
+
+  it('a full-replication node refuses layout commands (exit 4)', async () => {
+    const full = await startNode({ name: 'F', args: fast, readyDeadlineMs: 30_000 });
+    await refused(full, ['layout'], 4, /full-replication mode/);
+    await refused(full, ['layout', 'add', full.nodeId], 4, /full-replication mode/);
+    await refused(full, ['node', 'leave'], 4, /full-replication mode/);
+    assert.equal((await full.status()).partitioned, null);
+    await stopCleanly(full);
+  });
+
+  it('a member forging layout acks about another node is refused and counted; garbage and bad signatures too', async () => {
+    const target = await startPeer('target', { args: partitioned() });
+    const victim = await startPeer('victim', { bootstrap: [target], args: partitioned() });
+    await waitMesh([target, victim]);
+    await waitFor(async () => (await layoutOf(target)).current?.members.length === 2, { deadlineMs: 20_000, what: 'the victim to join' });
+    const layout = await layoutOf(target);
+
+    // A raw libp2p node that is a member: it names a node id in its agent string and speaks the sync protocol.
+    const privateKey = await generateKeyPair('Ed25519');
+    const topic = gossipTopic('default');
+    const raw = await createNetwork({
+      privateKey,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [],
+      mdns: false,
+      gossipTopic: topic,
+      userAgent: agentString('00000000000000ab', 1),
+    });
+    try {
+      await raw.handle(syncProtocolId('default'), (stream) => void stream.close());
+      await raw.dial(multiaddr(target.address));
+      await waitFor(async () => (await target.peers()).some((p) => p.peerId === raw.peerId.toString() && p.state === 'up'), {
+        deadlineMs: 15_000,
+        what: 'the raw node to be a member of the target',
+      });
+      const pubsub = raw.services.pubsub;
+      pubsub.subscribe(topic);
+      await waitFor(() => pubsub.getSubscribers(topic).some((p) => p.toString() === target.peerId), { deadlineMs: 10_000, what: 'the target subscribed' });
+
+      const digest = layout.current!.digest;
+      const forgedAck = encodeLayoutEnvelope({
+        seq: 1,
+        parts: [{ kind: 'message', message: { type: 'ack', ack: { nodeId: victim.nodeId, version: layout.current!.version, digest, partitions: partitionBitmap([]), switched: true } } }],
+      });
+      const forgedJoin = encodeLayoutEnvelope({ seq: 2, parts: [{ kind: 'join', join: { nodeId: victim.nodeId, weight: 9, replicas: 2 } }] });
+      const sign = async (body: Uint8Array): Promise<Uint8Array> => privateKey.sign(layoutSignedBytes(body));
+      const messages = [
+        encodeGossip({ type: 'layout', peerId: raw.peerId.toString(), body: forgedAck, signature: await sign(forgedAck) }),
+        encodeGossip({ type: 'layout', peerId: raw.peerId.toString(), body: forgedJoin, signature: await sign(forgedJoin) }),
+        // Signed by the raw key but naming the victim's peer id: a bad signature.
+        encodeGossip({ type: 'layout', peerId: victim.peerId, body: forgedAck, signature: await sign(forgedAck) }),
+        // Well signed garbage.
+        encodeGossip({ type: 'layout', peerId: raw.peerId.toString(), body: Uint8Array.from([1, 3, 1, 9, 0]), signature: await sign(Uint8Array.from([1, 3, 1, 9, 0])) }),
+      ];
+      const before = counter(await target.status(), 'layout_rejected');
+      for (const data of messages) await pubsub.publish(topic, data);
+      await waitFor(async () => counter(await target.status(), 'layout_rejected') - before >= messages.length, {
+        deadlineMs: 10_000,
+        what: `layout_rejected to rise by ${messages.length}`,
+      });
+      const afterwards = await layoutOf(target);
+      assert.equal(afterwards.current?.version, layout.current!.version, 'nothing changed');
+      assert.equal(afterwards.current?.members.find((m) => m.nodeId === victim.nodeId)?.weight, 1, 'the forged join changed no weight');
+      assert.equal(target.process.exitCode, null);
+    } finally {
+      await raw.stop();
+    }
+    await stopCleanly(victim);
+    await stopCleanly(target);
+  });
+});
