@@ -51,11 +51,6 @@ export class WriteTally {
     return Math.max(...this.sets.map((set) => Math.max(0, acksNeeded(this.consistency, set.length) - set.filter((n) => this.acked.has(n)).length)));
   }
 
-  /** Total acks needed over all sets, for messages ("2 of 3 owners"). */
-  get acksRequired(): number {
-    return Math.max(...this.sets.map((set) => acksNeeded(this.consistency, set.length)));
-  }
-
   /** An owner answered. Returns the state after it (answers after a decision are still recorded). */
   answer(nodeId: string, outcome: ReplicateOutcome | Error): TallyState {
     if (!(outcome instanceof Error) && isAck(outcome)) {

@@ -381,7 +381,12 @@ class OwnerChannel {
   }
 
   private send(id: number, frame: Uint8Array): void {
-    this.framed ??= this.open();
+    this.framed ??= this.open().then((framed) => {
+      // A stream that ends while idle (the owner stopped, the connection dropped) retires the
+      // channel at once, so the next request dials again instead of failing on a closed stream.
+      framed.stream.addEventListener('close', () => this.close(new OwnerUnreachableError(this.peerId, 'the stream closed')), { once: true });
+      return framed;
+    });
     this.framed
       .then(async (framed) => {
         await framed.write(frame);

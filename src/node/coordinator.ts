@@ -169,15 +169,17 @@ export class Coordinator {
     });
   }
 
-  /** Sends `entry` to every owner but this node; resolves when its tally is decided or the deadline passes. */
+  /** Sends `entry` to every owner but this node; resolves when its tally is met, or failed with every owner heard, or the deadline passes. */
   private replicate(entry: Entry, tally: WriteTally, self: string): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         tally.expire();
         resolve();
       }, this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
+      // Met: reply at once. Failed (too many refusals): still wait for the rest (up to the
+      // deadline), so the error names every owner that has the write.
       const settle = (): void => {
-        if (tally.state !== 'pending') {
+        if (tally.state === 'met' || (tally.state !== 'pending' && tally.waitingOn.length === 0)) {
           clearTimeout(timer);
           resolve();
         }
@@ -344,9 +346,11 @@ function describeAnswers(answers: readonly OwnerAnswer[]): string {
 function unavailableText(key: string, tally: WriteTally): string {
   const why = [...tally.failed].map(([nodeId, reason]) => `${nodeId}: ${reason}`);
   for (const nodeId of tally.waitingOn) why.push(`${nodeId}: no answer in time`);
+  const perSet = tally.sets.map((set) => `${set.filter((n) => tally.acked.has(n)).length} of ${set.length} (needs ${acksNeeded(tally.consistency, set.length)})`);
+  const needs = tally.sets.length === 1 ? `needs ${acksNeeded(tally.consistency, tally.sets[0]!.length)}` : `needs enough in each active layout: ${perSet.join(', ')}`;
   return (
     `write of ${JSON.stringify(key)} acknowledged by ${tally.acked.size} of ${tally.owners.length} owners; ` +
-    `consistency ${tally.consistency} needs ${tally.acksRequired} (${why.join('; ')}); ` +
+    `consistency ${tally.consistency} ${needs} (${why.join('; ')}); ` +
     `it may be stored on the owners that acked${tally.acked.size > 0 ? ` (${[...tally.acked].sort().join(', ')})` : ''} and is retried on the others`
   );
 }
