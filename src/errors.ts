@@ -100,6 +100,8 @@ export const errorKinds = {
   replicasMismatch: { matches: ['ERR_REPLICAS_MISMATCH', 'ReplicasMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
   /** A layout change that cannot be made (`ckv layout ...`): a bad node or weight, nothing to commit, too many changes in progress. */
   layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
+  /** `ckv purge` or `ckv balance` on a node in full-replication mode (nothing to pull or purge there). */
+  notPartitioned: { matches: ['ERR_NOT_PARTITIONED', 'NotPartitionedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -202,6 +204,14 @@ export class SocketInUseError extends CkvError {
   constructor(readonly socketPath: string, why = 'a node is already running there') {
     super('ERR_SOCKET_IN_USE', `the control socket ${socketPath} is in use: ${why}; not taking it over (stop that node, or choose another --socket)`);
     this.name = 'SocketInUseError';
+  }
+}
+
+/** Purge or balance asked of a full-replication node: every node holds every key there. */
+export class NotPartitionedError extends CkvError {
+  constructor(what: string) {
+    super('ERR_NOT_PARTITIONED', `${what} is for partitioned mode; this node runs with full replication (every node holds every key): nothing to do`);
+    this.name = 'NotPartitionedError';
   }
 }
 

@@ -82,7 +82,7 @@ function partitionedJson(p: PartitionedStatusMessage): object {
     activeVersions: p.activeVersions.map(Number),
     partitionsOwned: p.partitionsOwned,
     partitionsUnderReplicated: p.partitionsUnderReplicated,
-    rebalance: { pending: Number(p.rebalancePending), done: Number(p.rebalanceDone) },
+    rebalance: { pending: Number(p.rebalancePending), done: Number(p.rebalanceDone), blockedBy: p.rebalanceBlockedBy },
     conflicts: p.conflicts,
     ...(p.mismatch ? { mismatch: p.mismatch } : {}),
   };

@@ -16,6 +16,8 @@ import * as importCommand from './import.js';
 import * as keys from './keys.js';
 import * as layout from './layout.js';
 import * as node from './node.js';
+import * as purge from './purge.js';
+import * as balance from './balance.js';
 import * as peers from './peers.js';
 import * as put from './put.js';
 import * as status from './status.js';
@@ -34,7 +36,7 @@ export function buildProgram(): Command {
       // One line: `ckv: <what is wrong> (run ckv --help for usage)`.
       outputError: (text, write) => write(`${text.trim().replace(/^error: /, 'ckv: ')} (run ckv --help for usage)\n`),
     });
-  for (const command of [node, put, get, del, keys, watch, status, health, peers, layout, whereis, sync, exportCommand, importCommand, clusterKey, demo, completion]) command.register(program);
+  for (const command of [node, put, get, del, keys, watch, status, health, peers, layout, whereis, sync, purge, balance, exportCommand, importCommand, clusterKey, demo, completion]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
     for (const subsub of sub.commands) subsub.exitOverride();

@@ -53,6 +53,7 @@ function partitionedLines(p: PartitionedStatusMessage): string[] {
       `${p.partitionsOwned} partitions owned, ${p.partitionsUnderReplicated} under-replicated${p.conflicts > 0 ? `, ${p.conflicts} conflicts` : ''}`,
   ];
   if (p.activeVersions.length > 1) lines.push(`rebalance   ${p.rebalanceDone} partition-replicas synced, ${p.rebalancePending} pending`);
+  if (p.rebalanceBlockedBy.length > 0) lines.push(`blocked by  ${p.rebalanceBlockedBy.join(' ')} (not up: ckv node remove NODE if gone)`);
   if (p.mismatch) lines.push(`error       ${p.mismatch}`);
   return lines;
 }

@@ -24,6 +24,8 @@ import type {
   StatusMessage,
   SyncProgressMessage,
   VersionMessage,
+  PurgeReplyMessage,
+  BalanceProgressMessage,
 } from './proto.js';
 import * as wire from './wire.js';
 
@@ -389,6 +391,14 @@ export class ControlClient {
   }
   sync(peer = '') {
     return this.stream<SyncProgressMessage>('Sync', { peer });
+  }
+  /** Partitioned mode: a purge now (dry: what it would drop); one reply. */
+  purge(dryRun: boolean) {
+    return this.stream<PurgeReplyMessage>('Purge', { dryRun });
+  }
+  /** Partitioned mode: pulls now, progress until done. */
+  balance(singleLayout: boolean) {
+    return this.stream<BalanceProgressMessage>('Balance', { singleLayout });
   }
 }
 

@@ -155,6 +155,7 @@ export interface PartitionedStatusMessage {
   rebalanceDone: string;
   conflicts: number;
   mismatch: string;
+  rebalanceBlockedBy: string[];
 }
 export interface BootstrapMessage {
   address: string;
@@ -209,6 +210,20 @@ export interface HolderMessage {
   version: VersionMessage | null;
   deleted: boolean;
   error: string;
+}
+export interface PurgeReplyMessage {
+  partitions: number;
+  entries: string;
+  bytes: string;
+  blocked: number;
+  blockedBy: string[];
+}
+export interface BalanceProgressMessage {
+  activeVersions: string[];
+  pending: { version: string; partitions: number }[];
+  pulled: string;
+  blockedBy: string[];
+  done: boolean;
 }
 export interface SyncProgressMessage {
   peerId: string;

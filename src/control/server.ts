@@ -87,6 +87,7 @@ function statusMessage(status: NodeStatus): object {
             rebalanceDone: String(status.partitioned.rebalance.done),
             conflicts: status.partitioned.conflicts,
             mismatch: status.partitioned.mismatch,
+            rebalanceBlockedBy: status.partitioned.rebalance.blockedBy ?? [],
           },
         }
       : {}),
@@ -380,6 +381,9 @@ export class ControlServer {
       Sync: (call: grpc.ServerWritableStream<{ peer: string }, unknown>) => void this.sync(call),
       // Not counted as in flight either: an export of a large store can take minutes; a stop ends it.
       Export: (call: grpc.ServerWritableStream<ExportRequest, unknown>) => void this.exportEntries(call),
+      // Not in flight either: a purge's sessions and a balance's wait can be long; a stop ends them.
+      Purge: (call: grpc.ServerWritableStream<{ dryRun: boolean }, unknown>) => void this.purge(call),
+      Balance: (call: grpc.ServerWritableStream<{ singleLayout: boolean }, unknown>) => void this.balance(call),
       Import: this.guard(async (req: { entries: Buffer; count: number }) => {
         const report = await node.importEntries(decodeEntryBatch(req.entries, req.count, node.valueBytesMax));
         return {
@@ -601,6 +605,34 @@ export class ControlServer {
       call.emit('error', toServiceError(error));
     } finally {
       this.streams.delete(stop);
+    }
+  }
+
+  private async purge(call: grpc.ServerWritableStream<{ dryRun: boolean }, unknown>): Promise<void> {
+    try {
+      const report = await this.node.purge(call.request.dryRun);
+      call.write({ ...report, entries: String(report.entries), bytes: String(report.bytes) });
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
+    }
+  }
+
+  private async balance(call: grpc.ServerWritableStream<{ singleLayout: boolean }, unknown>): Promise<void> {
+    try {
+      for await (const step of this.node.balance(call.request.singleLayout)) {
+        if (call.cancelled) break;
+        call.write({
+          activeVersions: step.activeVersions.map(String),
+          pending: step.pending.map((p) => ({ version: String(p.version), partitions: p.partitions })),
+          pulled: String(step.pulled),
+          blockedBy: step.blockedBy,
+          done: step.done,
+        });
+      }
+      call.end();
+    } catch (error) {
+      call.emit('error', toServiceError(error));
     }
   }
 

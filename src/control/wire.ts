@@ -100,6 +100,7 @@ export const PartitionedStatus = m(
   f(7, 'rebalanceDone', 'uint64'),
   f(8, 'conflicts', 'uint32'),
   f(9, 'mismatch', 'string'),
+  f(10, 'rebalanceBlockedBy', 'string', true),
 );
 export const StatusReply = m(
   'StatusReply',
@@ -275,6 +276,25 @@ export const LayoutReply = m(
   f(10, 'planOf', 'string'),
   f(11, 'committedVersion', 'uint64'),
 );
+export const PurgeRequest = m('PurgeRequest', f(1, 'dryRun', 'bool'));
+export const PurgeReply = m(
+  'PurgeReply',
+  f(1, 'partitions', 'uint32'),
+  f(2, 'entries', 'uint64'),
+  f(3, 'bytes', 'uint64'),
+  f(4, 'blocked', 'uint32'),
+  f(5, 'blockedBy', 'string', true),
+);
+export const BalanceRequest = m('BalanceRequest', f(1, 'singleLayout', 'bool'));
+export const LayoutPulls = m('LayoutPulls', f(1, 'version', 'uint64'), f(2, 'partitions', 'uint32'));
+export const BalanceProgress = m(
+  'BalanceProgress',
+  f(1, 'activeVersions', 'uint64', true),
+  f(2, 'pending', LayoutPulls, true),
+  f(3, 'pulled', 'uint64'),
+  f(4, 'blockedBy', 'string', true),
+  f(5, 'done', 'bool'),
+);
 
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
 export const methods = {
@@ -302,6 +322,8 @@ export const methods = {
   LayoutChange: { request: LayoutChangeRequest, reply: LayoutReply },
   RemoveNode: { request: RemoveNodeRequest, reply: LayoutReply },
   LeaveCluster: { request: LeaveClusterRequest, reply: LayoutReply },
+  Purge: { request: PurgeRequest, reply: PurgeReply },
+  Balance: { request: BalanceRequest, reply: BalanceProgress },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -315,6 +337,8 @@ export const allSchemas: readonly Schema[] = [
   // partitioned mode: layout-runtime
   PartitionedStatus, LayoutRequest, LayoutChangeRequest, RemoveNodeRequest, LeaveClusterRequest, LayoutReply, ClusterLayoutView,
   LayoutMemberView, ActiveLayoutView, StagedLayoutChange, LayoutConflictView, LayoutPlanView, LayoutPlanNode,
+  // partitioned mode: partition-sync
+  PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
 ];
 
 export class WireError extends Error {

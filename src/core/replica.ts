@@ -52,6 +52,7 @@ import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
+import { partitionHexDigits, type PartitionId } from './placement.js';
 import type { Rng, WallClockMs } from './ports.js';
 import { epochBytes, type SyncPosition } from './sync-frames.js';
 import { SyncWatermarks } from './sync-watermarks.js';
@@ -384,6 +385,12 @@ export class Replica {
   /** Entries held, tombstones included. */
   get entryCount(): number {
     return this.tree.rootCount;
+  }
+
+  /** Entries held (tombstones included) in a partition (partitioned mode): its level-2 subtree's count. */
+  partitionEntryCount(partition: PartitionId): number {
+    assert(this.tree.depth >= partitionHexDigits, 'partitions need a Merkle depth of 2 or more');
+    return this.tree.count(partitionHexDigits, partition);
   }
 
   /** Merkle depth: both sides of a sync session must use the same. */

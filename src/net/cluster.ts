@@ -19,6 +19,9 @@
  * from it (before the first layout a partitioned node holds nothing). A full-replication node
  * that hears a layout (a cluster of another mode) refuses to serve, like a partitioned node
  * whose K disagrees (`refusal()`).
+ * Anti-entropy there is per partition (sync 1.2.0): membership syncs only with members that
+ * share a partition with us, each session restricted to the partitions shared; the pull loop
+ * and the purge (./partition-pulls.ts) rebalance after a layout change.
  *
  * Bootstrap addresses that do not give a member (nothing listens, another cluster key,
  * another cluster name) are logged, counted and shown in the status by BootstrapHealth
@@ -34,11 +37,12 @@ import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
 import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
-import { LayoutChangeError, ReplicasMismatchError } from '../core/layout.js';
+import { LayoutChangeError, ReplicasMismatchError, partitionBitmap } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
 import type { Ownership } from '../core/ownership.js';
 import { LayoutService, checkPersistedLayout, type PartitionedStatus } from './layout-service.js';
+import { PartitionSync, type PullProgress, type PurgeReport } from './partition-pulls.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Store } from '../core/store.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
@@ -135,6 +139,8 @@ export class ClusterNetwork {
   private layouts: LayoutService | undefined;
   /** Full-replication mode: a layout heard from a peer (a partitioned cluster): refuse to serve. */
   private modeMismatch: ReplicasMismatchError | undefined;
+  /** Partitioned mode: pulls of new partitions and the purge of those no longer held. */
+  private partitionSync: PartitionSync | undefined;
 
   private constructor(
     readonly libp2p: CkvLibp2p,
@@ -154,6 +160,8 @@ export class ClusterNetwork {
         rng: Math.random,
         syncIntervalMs: config.syncIntervalMs,
         placement: this.placement,
+        // Partitioned: members that share a partition with us in the active layouts (none before the first).
+        ...(config.replicas === undefined ? {} : { sharesPartitions: (nodeId: string) => this.sharedPartitions(nodeId) !== undefined }),
       },
       this.now(),
     );
@@ -227,6 +235,10 @@ export class ClusterNetwork {
         valueBytesMax: config.valueBytesMax,
         rng: Math.random,
         ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
+        // Partitioned: sessions restricted to what we hold (nothing before the first layout).
+        ...(config.replicas === undefined
+          ? {}
+          : { partitionsHeld: () => self.cluster?.ownership()?.heldPartitions() ?? partitionBitmap([]) }),
       },
     );
     const query = new QueryService({ ...base, healthReport: components.healthReport }, config.cluster);
@@ -247,6 +259,18 @@ export class ClusterNetwork {
           now: () => cluster.now(),
         },
       );
+      cluster.partitionSync = new PartitionSync({
+        ownership: () => (cluster.refusal() ? undefined : cluster.ownership()),
+        replica: components.replica,
+        session: (nodeId, partitions) => cluster.restrictedSession(nodeId, partitions),
+        counters: components.counters,
+        logger: components.logger,
+      });
+      cluster.onLayoutChange(() => {
+        cluster.membership.partitionsChanged();
+        cluster.partitionSync?.wake();
+        cluster.wake();
+      });
     }
     await cluster.begin();
     return cluster;
@@ -277,6 +301,7 @@ export class ClusterNetwork {
   private async begin(): Promise<void> {
     this.gossip?.start();
     this.layouts?.start();
+    this.partitionSync?.start();
     await this.sync.start();
     await this.query.start();
     this.membership.setAddresses(this.listenAddresses());
@@ -296,6 +321,7 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    await this.partitionSync?.stop();
     await this.layouts?.stop();
     if (this.gossip) {
       // Our members must hear the leave: with members up, wait (within the flush bound) until
@@ -380,7 +406,9 @@ export class ClusterNetwork {
   partitionedStatus(): PartitionedStatus | undefined {
     if (!this.layouts) return undefined;
     const up = new Set(this.membership.list().filter((m) => m.state === 'up').map((m) => m.nodeId));
-    return this.layouts.status(up);
+    const status = this.layouts.status(up);
+    // Who blocks this node's pulls (partition-pulls.ts).
+    return { ...status, rebalance: { ...status.rebalance, blockedBy: this.partitionSync?.progress().blockedBy ?? [] } };
   }
 
   /** Every known member (not removed), by node id. */
@@ -455,6 +483,7 @@ export class ClusterNetwork {
     const addresses = result.listenAddrs.map((a) => a.toString());
     this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, this.now()));
     this.layouts?.peerUp();
+    this.partitionSync?.wake();
   }
 
   private onDisconnect(peer: PeerId): void {
@@ -593,8 +622,52 @@ export class ClusterNetwork {
     this.apply(this.membership.tick(this.now()));
   }
 
+  /**
+   * Partitioned mode: the partitions this node and `nodeId` share now, as a bitmap, or
+   * undefined if none (or before the first layout).
+   */
+  private sharedPartitions(nodeId: string): Uint8Array | undefined {
+    const ownership = this.refusal() ? undefined : this.ownership();
+    if (ownership === undefined) return undefined;
+    const shared = ownership.sharedPartitions(nodeId);
+    return shared.some((byte) => byte !== 0) ? shared : undefined;
+  }
+
+  /** A session restricted to `partitions` with an up member (pulls and offloads); undefined if it is not up. */
+  private async restrictedSession(nodeId: string, partitions: Uint8Array): Promise<SessionReport | undefined> {
+    const peerId = this.peerIdOf(nodeId);
+    if (this.stopped || peerId === undefined || nodeId === this.components.replica.nodeId) return undefined;
+    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
+  }
+
+  /** Partitioned mode: pull progress (`ckv balance`, status); undefined in full-replication mode. */
+  pullProgress(): PullProgress | undefined {
+    return this.partitionSync?.progress();
+  }
+
+  /** Partitioned mode: resolves after the pull loop's next round (`wake`: run it now). */
+  async pullRound(wake: boolean): Promise<void> {
+    if (!this.partitionSync) return;
+    const round = this.partitionSync.nextRound();
+    if (wake) this.partitionSync.wake();
+    await round;
+  }
+
+  /** Partitioned mode: purge partitions no longer held now (dry: what it would drop); undefined in full mode. */
+  async purge(dry: boolean): Promise<PurgeReport | undefined> {
+    return this.partitionSync?.purgeNow(dry);
+  }
+
   private async runSession(peerId: string, nodeId: string | undefined): Promise<SessionReport> {
-    const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId);
+    let partitions: Uint8Array | undefined;
+    if (this.layouts) {
+      // Partitioned: only the partitions we share, and no session at all if we share none.
+      partitions = nodeId === undefined ? undefined : this.sharedPartitions(nodeId);
+      if (partitions === undefined) {
+        return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
+      }
+    }
+    const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
     if (report.outcome === 'skipped') return report;
     const ok = report.outcome === 'in-sync' || report.outcome === 'synced';
     const received = report.result?.entriesReceived ?? 0;

@@ -514,7 +514,7 @@ export interface PartitionedStatus {
   /** Partitions of the newest layout with fewer than K owners up. */
   partitionsUnderReplicated: number;
   /** During a change: partition-replicas of the newest layout synced (done) and not yet (pending). */
-  rebalance: { pending: number; done: number };
+  rebalance: { pending: number; done: number; blockedBy?: string[] };
   /** Same-version conflicts seen (kept for display). */
   conflicts: number;
   /** Why this node refuses to serve (its --replicas disagrees with the layout), or ''. */

@@ -15,6 +15,23 @@ import type { OwnerAnswer, ReadSource } from './coordinator.js';
 import type { NodeStatus, PeerView } from './status.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
+import type { PurgeReport } from '../net/partition-pulls.js';
+
+export type { PurgeReport };
+
+/** One step of `balance`: what is left to pull, per active layout, and who blocks it. */
+export interface BalanceStep {
+  /** Every active layout's version, oldest first. */
+  activeVersions: number[];
+  /** Partitions left to pull, per layout version (versions with none left are not listed). */
+  pending: { version: number; partitions: number }[];
+  /** Partitions pulled since the node started. */
+  pulled: number;
+  /** Nodes whose absence blocks a pull (remove them if they are gone: ckv node remove). */
+  blockedBy: string[];
+  /** Nothing left (the last step). */
+  done: boolean;
+}
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
@@ -156,6 +173,17 @@ export interface NodeApi {
   sync(peerId?: string): AsyncIterable<SyncStep>;
   /** This node's version of `key` (if any), then every connected peer's. */
   whereIs(key: string): Promise<KeyHolder[]>;
+  /**
+   * Partitioned mode: offload the partitions this node no longer holds to their owners and
+   * drop them now (dry: only count them). Throws NotPartitionedError in full-replication mode.
+   */
+  purge(dry: boolean): Promise<PurgeReport>;
+  /**
+   * Partitioned mode: run the pulls now; a progress step after each round (and at least every
+   * second) until nothing is left to pull and, with `singleLayout`, one layout is active.
+   * Throws NotPartitionedError in full-replication mode.
+   */
+  balance(singleLayout: boolean): AsyncIterable<BalanceStep>;
 
   // Partitioned mode (--replicas K); each throws LayoutChangeError in full-replication mode.
   /** The layout as this node sees it (`ckv layout`). */

@@ -28,19 +28,22 @@ import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
 import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
 import type { NodeConfig } from '../config.js';
-import { ClusterMismatchError, NodeStoppingError } from '../errors.js';
+import { ClusterMismatchError, NodeStoppingError, NotPartitionedError } from '../errors.js';
 import { parseLayoutChange, type LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { ChangeEvent, FrontEnd, ImportReport, KeyHolder, KeyOwners, NodeApi, ReadOptions, ReadReply, SyncStep, WriteOptions, WriteReply } from './api.js';
+import type { BalanceStep, ChangeEvent, FrontEnd, ImportReport, KeyHolder, KeyOwners, NodeApi, PurgeReport, ReadOptions, ReadReply, SyncStep, WriteOptions, WriteReply } from './api.js';
 import { PartitionedPath } from './partitioned.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
+
+/** `balance` reports progress at least this often while it waits. */
+const balanceStepMs = 1_000;
 
 /** How long `ckv health` waits for each member's report (they are asked at once). */
 const healthAnswerTimeoutMs = 2_000;
@@ -482,6 +485,29 @@ export class CkvNode implements NodeApi {
         bytesReceived: report.bytesReceived,
         message: report.error ?? '',
       };
+    }
+  }
+
+  async purge(dry: boolean): Promise<PurgeReport> {
+    const report = await this.cluster?.purge(dry);
+    if (report === undefined) throw new NotPartitionedError('ckv purge');
+    return report;
+  }
+
+  async *balance(singleLayout: boolean): AsyncGenerator<BalanceStep> {
+    const cluster = this.cluster;
+    if (cluster?.pullProgress() === undefined) throw new NotPartitionedError('ckv balance');
+    // The pulls start now; then a step after each pull round, at least every balanceStepMs,
+    // until done (the caller cancels to stop waiting).
+    let wake = true;
+    for (;;) {
+      const progress = cluster.pullProgress()!;
+      const activeVersions = cluster.partitionedStatus()?.activeVersions ?? [];
+      const done = progress.pending.length === 0 && (!singleLayout || activeVersions.length <= 1);
+      yield { activeVersions, pending: progress.pending, pulled: progress.pulled, blockedBy: progress.blockedBy, done };
+      if (done || this.isStopping) return;
+      await Promise.race([cluster.pullRound(wake), new Promise((resolve) => setTimeout(resolve, balanceStepMs).unref())]);
+      wake = false;
     }
   }
 
