@@ -11,9 +11,12 @@
  * Text output, for people (as etcd's `get --prefix`): each key on a line, then its value's
  * bytes, with a newline added if the value does not end in one. Values may hold newlines or
  * be binary: scripts should use --json (one object a line, the value UTF-8 or base64).
+ *
+ * Partitioned mode: each of several keys is read like a single key (from its owners; `--from`
+ * and `--allow-partial` apply to each); `--prefix` reads this node's copies only.
  */
 import type { Command } from 'commander';
-import type { ControlClient, GetResult } from '../control/client.js';
+import type { ControlClient, GetResult, ReadOptionsText } from '../control/client.js';
 import { CliError, withClient, writeStdout } from './common.js';
 import { entryJson, scannedJson } from './json.js';
 
@@ -29,7 +32,7 @@ const getsInFlightMax = 16;
 /** Entries gathered before one write to stdout. */
 const linesPerWrite = 256;
 
-export async function getMany(command: Command, keys: string[], options: GetOptions): Promise<void> {
+export async function getMany(command: Command, keys: string[], options: GetOptions, read: ReadOptionsText = {}): Promise<void> {
   if (options.output !== undefined) throw new CliError('-o FILE takes one key; for several keys or --prefix, use standard output', 'usage');
   if (options.prefix !== undefined && keys.length > 0) throw new CliError('give keys or --prefix, not both', 'usage');
   if (options.prefix === undefined && keys.length === 0) throw new CliError('missing key: give KEY..., or --prefix PREFIX', 'usage');
@@ -39,7 +42,7 @@ export async function getMany(command: Command, keys: string[], options: GetOpti
   const json = options.json ?? false;
   await withClient(command, async (client) => {
     if (options.prefix !== undefined) await printPrefix(client, options.prefix, limit, json);
-    else await printKeys(client, keys, json);
+    else await printKeys(client, keys, json, read);
   });
 }
 
@@ -63,14 +66,14 @@ async function printPrefix(client: ControlClient, prefix: string, limit: number,
   if (pending.length > 0) await writeStdout(Buffer.concat(pending));
 }
 
-async function printKeys(client: ControlClient, keys: string[], json: boolean): Promise<void> {
+async function printKeys(client: ControlClient, keys: string[], json: boolean, options: ReadOptionsText): Promise<void> {
   const missing: string[] = [];
   // A window of reads in flight; printed strictly in the order given.
   const reads: Promise<GetResult>[] = [];
   let next = 0;
   const fill = (): void => {
     while (next < keys.length && reads.length < getsInFlightMax) {
-      const read = client.get(keys[next++]!);
+      const read = client.get(keys[next++]!, options);
       read.catch(() => undefined); // awaited in order below; a failure ends the command there
       reads.push(read);
     }

@@ -1,7 +1,7 @@
 /**
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
- * Several keys, or `--prefix P`, go to get-many.ts (this node's copies only, also in
- * partitioned mode).
+ * Several keys, or `--prefix P`, go to get-many.ts (partitioned mode: several keys are each
+ * read from their owners; `--prefix` reads this node's copies only).
  *
  * Partitioned mode: `--from local|one|quorum|all` (default: local when this node holds the key,
  * else one owner) reads from that many of the key's owners, newest version wins; fewer answers
@@ -47,8 +47,10 @@ export function register(program: Command): void {
     .action(async (keys: string[], options: GetOptions & { from?: string; allowPartial?: boolean }, command: Command) => {
       const read = readOption(options.from, options.allowPartial);
       if (options.prefix !== undefined || keys.length !== 1) {
-        if (options.from !== undefined || options.allowPartial) throw new CliError('--from and --allow-partial read one key (several keys and --prefix read this node\'s copies)', 'usage');
-        await getMany(command, keys, options);
+        if (options.prefix !== undefined && (options.from !== undefined || options.allowPartial)) {
+          throw new CliError("--from and --allow-partial read keys from their owners; --prefix reads this node's copies", 'usage');
+        }
+        await getMany(command, keys, options, read);
         return;
       }
       if (options.limit !== undefined) throw new CliError('--limit goes with --prefix', 'usage');

@@ -234,6 +234,26 @@ export const ImportReply = m(
   f(5, 'refusedNotHeld', 'uint64'),
 );
 
+export const PurgeRequest = m('PurgeRequest', f(1, 'dryRun', 'bool'));
+export const PurgeReply = m(
+  'PurgeReply',
+  f(1, 'partitions', 'uint32'),
+  f(2, 'entries', 'uint64'),
+  f(3, 'bytes', 'uint64'),
+  f(4, 'blocked', 'uint32'),
+  f(5, 'blockedBy', 'string', true),
+);
+export const BalanceRequest = m('BalanceRequest', f(1, 'singleLayout', 'bool'));
+export const LayoutPulls = m('LayoutPulls', f(1, 'version', 'uint64'), f(2, 'partitions', 'uint32'));
+export const BalanceProgress = m(
+  'BalanceProgress',
+  f(1, 'activeVersions', 'uint64', true),
+  f(2, 'pending', LayoutPulls, true),
+  f(3, 'pulled', 'uint64'),
+  f(4, 'blockedBy', 'string', true),
+  f(5, 'done', 'bool'),
+);
+
 // Partitioned mode: layouts (layout-runtime).
 export const LayoutRequest = m('LayoutRequest');
 export const LayoutChangeRequest = m('LayoutChangeRequest', f(1, 'action', 'string'), f(2, 'node', 'string'), f(3, 'weight', 'uint32'), f(4, 'replicas', 'string'));
@@ -276,25 +296,6 @@ export const LayoutReply = m(
   f(10, 'planOf', 'string'),
   f(11, 'committedVersion', 'uint64'),
 );
-export const PurgeRequest = m('PurgeRequest', f(1, 'dryRun', 'bool'));
-export const PurgeReply = m(
-  'PurgeReply',
-  f(1, 'partitions', 'uint32'),
-  f(2, 'entries', 'uint64'),
-  f(3, 'bytes', 'uint64'),
-  f(4, 'blocked', 'uint32'),
-  f(5, 'blockedBy', 'string', true),
-);
-export const BalanceRequest = m('BalanceRequest', f(1, 'singleLayout', 'bool'));
-export const LayoutPulls = m('LayoutPulls', f(1, 'version', 'uint64'), f(2, 'partitions', 'uint32'));
-export const BalanceProgress = m(
-  'BalanceProgress',
-  f(1, 'activeVersions', 'uint64', true),
-  f(2, 'pending', LayoutPulls, true),
-  f(3, 'pulled', 'uint64'),
-  f(4, 'blockedBy', 'string', true),
-  f(5, 'done', 'bool'),
-);
 
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
 export const methods = {
@@ -317,13 +318,13 @@ export const methods = {
   Health: { request: HealthRequest, reply: HealthReply },
   Export: { request: ExportRequest, reply: EntryBatch },
   Import: { request: EntryBatch, reply: ImportReply },
+  Purge: { request: PurgeRequest, reply: PurgeReply },
+  Balance: { request: BalanceRequest, reply: BalanceProgress },
   // partitioned mode: layout-runtime
   Layout: { request: LayoutRequest, reply: LayoutReply },
   LayoutChange: { request: LayoutChangeRequest, reply: LayoutReply },
   RemoveNode: { request: RemoveNodeRequest, reply: LayoutReply },
   LeaveCluster: { request: LeaveClusterRequest, reply: LayoutReply },
-  Purge: { request: PurgeRequest, reply: PurgeReply },
-  Balance: { request: BalanceRequest, reply: BalanceProgress },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 

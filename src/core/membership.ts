@@ -293,12 +293,13 @@ export class Membership {
     this.setState(member, 'up', nowMs);
     if (!wasUp) {
       effects.push({ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId });
+      // Announce ourselves soon whatever we share with it: that is how members meet.
+      this.nextAnnounceAtMs = Math.min(this.nextAnnounceAtMs, nowMs + memberAnnounceAfterJoinMs);
       if (!this.shares(member.nodeId)) return effects;
       if (this.catchingUp) this.scheduler.peerConnected(member.nodeId);
       else if (isNew || restarted) this.scheduler.peerKnown(member.nodeId); // it catches up from us
       else if (this.self.nodeId < member.nodeId) this.scheduler.peerConnected(member.nodeId);
       else this.scheduler.peerKnown(member.nodeId);
-      this.nextAnnounceAtMs = Math.min(this.nextAnnounceAtMs, nowMs + memberAnnounceAfterJoinMs);
     }
     return effects;
   }

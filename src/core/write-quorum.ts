@@ -26,6 +26,8 @@ export type TallyState = 'pending' | 'met' | 'failed' | 'expired';
 
 export class WriteTally {
   readonly acked = new Set<string>();
+  /** Every owner, sorted, once. */
+  readonly owners: readonly string[];
   readonly failed = new Map<string, string>();
   private stateNow: TallyState = 'pending';
 
@@ -35,12 +37,9 @@ export class WriteTally {
     readonly consistency: Consistency,
   ) {
     assert(sets.length > 0, 'a write has at least one owner set');
+    this.owners = sets.length === 1 ? [...sets[0]!].sort() : [...new Set(sets.flat())].sort();
   }
 
-  /** Every owner, sorted, once. */
-  get owners(): string[] {
-    return [...new Set(this.sets.flat())].sort();
-  }
 
   get state(): TallyState {
     return this.stateNow;

@@ -255,7 +255,8 @@ export class ClusterNetwork {
           publish: (body) => cluster.publishLayout(body),
           hasSubscribers: () => gossip?.hasSubscriber() ?? false,
           upMembers: () => new Map([...cluster.membership.list().filter((m) => m.state === 'up').map((m): [string, string] => [m.nodeId, m.peerId]), [components.replica.nodeId, cluster.peerId]]),
-          nodeIdOfPeer: (peerId) => cluster.membership.get(peerId)?.nodeId,
+          nodeIdOfPeer: (peerId) => (peerId === cluster.peerId ? components.replica.nodeId : cluster.membership.get(peerId)?.nodeId),
+          peerIdOfNode: (nodeId) => (nodeId === components.replica.nodeId ? cluster.peerId : cluster.membership.get(nodeId)?.peerId),
           now: () => cluster.now(),
         },
       );
@@ -637,7 +638,7 @@ export class ClusterNetwork {
   private async restrictedSession(nodeId: string, partitions: Uint8Array): Promise<SessionReport | undefined> {
     const peerId = this.peerIdOf(nodeId);
     if (this.stopped || peerId === undefined || nodeId === this.components.replica.nodeId) return undefined;
-    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
+    return this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions, true);
   }
 
   /** Partitioned mode: pull progress (`ckv balance`, status); undefined in full-replication mode. */

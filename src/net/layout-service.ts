@@ -15,7 +15,9 @@
  *   checks the signature against the peer id it names (src/net/cluster.ts), then `receive`
  *   here takes layouts from anyone (a layout is the cluster's decision and can be relayed),
  *   but an ack or a join only if it names the node of the signing peer (membership maps peer
- *   id to node id): nobody speaks for another node. Refusals count `layout_rejected`.
+ *   id to node id; a peer not known yet is taken at its claim unless that node id is bound
+ *   to another peer: `signerAs`): nobody speaks for another node. Refusals count
+ *   `layout_rejected`.
  * - Re-announce: on every change (soon, coalesced), when a peer comes up, and periodically:
  *   every `announceFastMs` while something is in progress (no layout, several active, this
  *   node or a known requester not yet in the newest), else every `announceSlowMs`, so a node
@@ -116,8 +118,10 @@ export interface LayoutServiceComponents {
   hasSubscribers(): boolean;
   /** The up members, this node included: node id -> peer id. */
   upMembers(): Map<string, string>;
-  /** The node id of an up or known member with this peer id. */
+  /** The node id of a known member with this peer id. */
   nodeIdOfPeer(peerId: string): string | undefined;
+  /** The peer id a known member with this node id has. */
+  peerIdOfNode(nodeId: string): string | undefined;
   /** Wall clock (ms) for the bootstrap wait. */
   now(): number;
 }
@@ -217,12 +221,11 @@ export class LayoutService {
       this.reject('malformed', signerPeerId, error);
       return;
     }
-    const signer = this.components.nodeIdOfPeer(signerPeerId);
     for (const part of parts) {
       if (part.kind === 'join') {
-        if (signer !== part.join.nodeId) {
-          if (signer === undefined) this.components.counters.add('layout_unknown_sender');
-          else this.reject('join for another node', signerPeerId);
+        const signer = this.signerAs(signerPeerId, part.join.nodeId);
+        if (signer === undefined) {
+          this.reject('join for another node', signerPeerId);
           continue;
         }
         if (this.joinRequests.size >= joinRequestsMax && !this.joinRequests.has(signer)) {
@@ -231,18 +234,35 @@ export class LayoutService {
         this.joinRequests.set(signer, part.join);
         continue;
       }
-      this.receiveMessage(part.message, signer, signerPeerId);
+      this.receiveMessage(part.message, signerPeerId);
     }
   }
 
-  private receiveMessage(message: LayoutMessage, signer: string | undefined, signerPeerId: string): void {
+  /**
+   * The node id the signing peer speaks as, when it claims `claimed`: a known member's own node
+   * id (so a claim about another node is refused); for a peer membership does not know yet (a
+   * node we are not connected to: partitioned nodes meet only those they share partitions
+   * with), its claim, unless that node id is a known member's with another peer id. The same
+   * trust as membership's, which takes a peer's own claim of its node id; what is refused is
+   * speaking for a node bound to another peer. Undefined when refused.
+   */
+  private signerAs(signerPeerId: string, claimed: string): string | undefined {
+    const known = this.components.nodeIdOfPeer(signerPeerId);
+    if (known !== undefined) return known === claimed ? known : undefined;
+    const bound = this.components.peerIdOfNode(claimed);
+    if (bound !== undefined && bound !== signerPeerId) return undefined;
+    this.components.counters.add('layout_unknown_sender');
+    return claimed;
+  }
+
+  private receiveMessage(message: LayoutMessage, signerPeerId: string): void {
     if (message.type === 'layouts') {
       this.changed(this.history.receiveLayouts(message.layouts));
       return;
     }
+    const signer = this.signerAs(signerPeerId, message.ack.nodeId);
     if (signer === undefined) {
-      // Gossip can arrive before identify tells membership who the peer is: the next announce repeats it.
-      this.components.counters.add('layout_unknown_sender');
+      this.reject('ack not-self', signerPeerId);
       return;
     }
     const { result, outcome } = this.history.receiveAck(signer, message.ack);

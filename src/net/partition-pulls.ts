@@ -5,7 +5,9 @@
  * restricted to partitions (sync 1.2.0, src/core/sync-session.ts) through `session`.
  *
  * Pulls. One loop, woken by a layout change, by a peer coming up, by `ckv balance`, and by its
- * own retry timer (backoff 1 s doubling to 30 s while something is left; reset on progress).
+ * own timer: a retry backoff (1 s doubling to 30 s while a pull is left; reset on progress),
+ * and a poll each second while a change is in progress (our pulls are listed only once every
+ * node knows the new layout, which peers' acks tell, and those fire no layout change).
  * A round lists `ownership.pulls()` first, then: a pull with no sources (this node owned the
  * partition in every older layout) is acknowledged at once; the others are grouped by source
  * and each source gets sessions restricted to the partitions it is asked for (at most
@@ -45,6 +47,8 @@ export const partitionsPerSessionMax = 16;
 /** Row versions one purge round reads (and may drop) at most; the rest waits for the next round. */
 export const purgeEntriesPerRoundMax = 200_000;
 const retryMsMin = 1_000;
+/** While a layout change is in progress and nothing is listed to pull yet: look again this often. */
+const pollMs = 1_000;
 const retryMsMax = 30_000;
 
 export interface PartitionSyncComponents {
@@ -140,22 +144,23 @@ export class PartitionSync {
   private async run(): Promise<void> {
     while (!this.stopped) {
       this.woken = false;
-      let left = false;
+      let state: 'idle' | 'retry' | 'poll' = 'idle';
       try {
-        left = await this.pullRound();
+        state = await this.pullRound();
         if (!this.purging && !this.stopped) {
           const report = await this.purge();
-          left ||= report.blocked > 0;
+          if (report.blocked > 0) state = 'retry';
         }
       } catch (error) {
-        left = true;
+        state = 'retry';
         this.components.logger.warn('rebalance round failed', { error });
       }
       for (const listener of this.roundListeners.splice(0)) listener();
       if (this.stopped) break;
       if (this.woken) continue;
-      await this.sleep(left ? this.retryMs : undefined);
-      this.retryMs = left ? Math.min(retryMsMax, this.retryMs * 2) : retryMsMin;
+      // Retries back off (a dead source costs a failed dial a round); polls stay short.
+      await this.sleep(state === 'retry' ? this.retryMs : state === 'poll' ? pollMs : undefined);
+      this.retryMs = state === 'retry' ? Math.min(retryMsMax, this.retryMs * 2) : retryMsMin;
     }
     for (const listener of this.roundListeners.splice(0)) listener();
   }
@@ -178,15 +183,17 @@ export class PartitionSync {
     });
   }
 
-  /** One round of pulls; whether anything is left to pull. */
-  private async pullRound(): Promise<boolean> {
+  /** One round of pulls: whether anything is left to pull ('retry'), a change waits to list ours ('poll'), or neither. */
+  private async pullRound(): Promise<'idle' | 'retry' | 'poll'> {
     const ownership = this.components.ownership();
-    if (ownership === undefined) return false;
+    if (ownership === undefined) return 'idle';
     const pulls = ownership.pulls();
     const blocking = new Set<string>();
     if (pulls.length === 0) {
       this.setBlocking(blocking);
-      return false;
+      // During a change our pulls may not be listed yet (they wait until every node knows the
+      // new layout: peers' acks, which do not fire onLayoutChange): look again soon.
+      return ownership.writeSets(0).length > 1 ? 'poll' : 'idle';
     }
     const immediate = pulls.filter((pull) => pull.sources.length === 0);
     this.acknowledge(ownership, immediate);
@@ -212,8 +219,14 @@ export class PartitionSync {
     });
     const done = pulls.filter((pull) => pull.sources.length > 0 && pull.sources.every((source) => covered.get(source)!.has(pull.partition)));
     this.acknowledge(ownership, done);
+    this.components.logger.info('pull round', {
+      pulls: pulls.length,
+      pulled: done.length + immediate.length,
+      sources: [...bySource.keys()].join(','),
+      ...(blocking.size > 0 ? { blockedBy: [...blocking].join(',') } : {}),
+    });
     this.setBlocking(blocking);
-    return done.length + immediate.length < pulls.length;
+    return done.length + immediate.length < pulls.length ? 'retry' : 'poll';
   }
 
   /** Acknowledge pulls, grouped by layout version. */

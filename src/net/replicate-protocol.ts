@@ -247,6 +247,9 @@ export class ReplicateService {
           await previous;
           await framed.write(reply);
         })();
+        // Awaited below (or its failure reaches the next reply); marked handled so that a
+        // failed reply never becomes an unhandled rejection (which would stop the process).
+        replies.catch(() => undefined);
         inFlight.push(replies);
       }
       await replies;
@@ -254,8 +257,6 @@ export class ReplicateService {
     } catch (error) {
       framed.abort(error instanceof Error ? error : new Error(errorText(error)));
     } finally {
-      // Replies still pending fail with the stream; their rejections are not the handler's.
-      replies.catch(() => undefined);
       this.inbound--;
     }
   }

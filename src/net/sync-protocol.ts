@@ -170,12 +170,13 @@ export class SyncService {
    * With the peer's node id, the session names the watermark recorded for it (a delta
    * catch-up) and records a new one if the session proves we hold the peer's position.
    * With `partitions` (partitioned mode), the session is restricted to them (protocol 1.2.0):
-   * the result's `partitions` says which the peer covered too.
+   * the result's `partitions` says which the peer covered too. `whileServed`: run it even if
+   * the peer is syncing with us now (a pull or an offload needs a session of its own).
    */
-  async syncWith(peer: PeerId, peerNodeId?: string, partitions?: Uint8Array): Promise<SessionReport> {
+  async syncWith(peer: PeerId, peerNodeId?: string, partitions?: Uint8Array, whileServed = false): Promise<SessionReport> {
     const peerId = peer.toString();
     const startedMs = Date.now();
-    if ((this.servingPeers.get(peerId) ?? 0) > 0) {
+    if (!whileServed && (this.servingPeers.get(peerId) ?? 0) > 0) {
       return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
     }
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);

@@ -13,9 +13,9 @@ import type { Logger } from '../util/logger.js';
 import type { Consistency } from '../core/ownership.js';
 import type { OwnerAnswer, ReadSource } from './coordinator.js';
 import type { NodeStatus, PeerView } from './status.js';
+import type { PurgeReport } from '../net/partition-pulls.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
-import type { PurgeReport } from '../net/partition-pulls.js';
 
 export type { PurgeReport };
 

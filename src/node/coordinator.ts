@@ -148,13 +148,11 @@ export class Coordinator {
         }
       });
     }
-    const decided = writes.map((_, i) => {
-      const entry = entries[i];
-      const tally = tallies[i]!;
-      if (results[i] !== undefined || entry === undefined) return Promise.resolve();
-      return this.replicate(entry, tally, self);
+    const sending: { entry: Entry; tally: WriteTally }[] = [];
+    writes.forEach((_, i) => {
+      if (results[i] === undefined && entries[i] !== undefined) sending.push({ entry: entries[i], tally: tallies[i]! });
     });
-    await Promise.all(decided);
+    await this.replicate(sending, self);
     return writes.map((write, i) => {
       const failed = results[i];
       if (failed !== undefined) return failed;
@@ -162,37 +160,46 @@ export class Coordinator {
       const entry = entries[i]!;
       if (tally.state === 'met') {
         this.deps.counters.add('coordinated_writes_acked');
-        return { version: entry.version, owners: tally.owners, acked: [...tally.acked].sort() };
+        return { version: entry.version, owners: [...tally.owners], acked: [...tally.acked].sort() };
       }
       this.deps.counters.add('coordinated_writes_unavailable');
       return new OwnersUnavailableError(unavailableText(write.key, tally));
     });
   }
 
-  /** Sends `entry` to every owner but this node; resolves when its tally is met, or failed with every owner heard, or the deadline passes. */
-  private replicate(entry: Entry, tally: WriteTally, self: string): Promise<void> {
+  /**
+   * Sends each entry to its owners but this node, all at once; resolves when every tally is
+   * met, or failed with every owner heard (so the error names every owner that has the write),
+   * or when the deadline passes (one timer for the whole call).
+   */
+  private replicate(writes: readonly { entry: Entry; tally: WriteTally }[], self: string): Promise<void> {
     return new Promise<void>((resolve) => {
+      let open = writes.length;
+      if (open === 0) return resolve();
+      const done = new Set<number>();
       const timer = setTimeout(() => {
-        tally.expire();
+        for (const { tally } of writes) tally.expire();
         resolve();
       }, this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
-      // Met: reply at once. Failed (too many refusals): still wait for the rest (up to the
-      // deadline), so the error names every owner that has the write.
-      const settle = (): void => {
-        if (tally.state === 'met' || (tally.state !== 'pending' && tally.waitingOn.length === 0)) {
-          clearTimeout(timer);
-          resolve();
+      writes.forEach(({ entry, tally }, i) => {
+        const settle = (): void => {
+          if (done.has(i) || !(tally.state === 'met' || (tally.state !== 'pending' && tally.waitingOn.length === 0))) return;
+          done.add(i);
+          if (--open === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        settle();
+        for (const nodeId of tally.owners) {
+          if (nodeId === self) continue;
+          void this.send(nodeId, entry).then((outcome) => {
+            tally.answer(nodeId, outcome);
+            if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
+            settle();
+          });
         }
-      };
-      settle();
-      for (const nodeId of tally.owners) {
-        if (nodeId === self) continue;
-        void this.send(nodeId, entry).then((outcome) => {
-          tally.answer(nodeId, outcome);
-          if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
-          settle();
-        });
-      }
+      });
     });
   }
 

@@ -34,7 +34,21 @@ import type { LayoutView } from '../net/layout-view.js';
 import { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { ClusterNetwork, NoPeersError } from '../net/cluster.js';
-import type { BalanceStep, ChangeEvent, FrontEnd, ImportReport, KeyHolder, KeyOwners, NodeApi, PurgeReport, ReadOptions, ReadReply, SyncStep, WriteOptions, WriteReply } from './api.js';
+import type {
+  BalanceStep,
+  ChangeEvent,
+  FrontEnd,
+  ImportReport,
+  KeyHolder,
+  KeyOwners,
+  NodeApi,
+  PurgeReport,
+  ReadOptions,
+  ReadReply,
+  SyncStep,
+  WriteOptions,
+  WriteReply,
+} from './api.js';
 import { PartitionedPath } from './partitioned.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';

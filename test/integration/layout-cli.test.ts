@@ -4,14 +4,14 @@
  * other nodes, one-line errors with exit 4 (an unknown node, nothing to apply, a full node)
  * and 2 (bad arguments); `ckv node remove` of a killed node (and the refusal of an up one);
  * `ckv node leave` committing the node's own removal and waiting for the hand-off (which
- * needs the partition sync to complete, so here it waits, and Ctrl-C leaves the node up);
+ * needs partition sync, another branch; here it waits, and Ctrl-C leaves the node running);
  * and a hostile member whose forged layout acks are refused and counted.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { multiaddr } from '@multiformats/multiaddr';
-import { counter, runCli, spawnCli, startNode, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { counter, runCli, spawnCli, startNode, stopCleanly, waitFor, waitLinked, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { createNetwork } from '../../src/net/libp2p.js';
 import { encodeGossip, gossipTopic } from '../../src/net/gossip.js';
 import { agentString } from '../../src/net/cluster.js';
@@ -61,7 +61,8 @@ describe('layout commands', () => {
       startPeer('B', { bootstrap: [a], args: partitioned('--no-auto-join') }),
       startPeer('C', { bootstrap: [a], args: partitioned('--no-auto-join') }),
     ]);
-    await waitMesh([a, b, c]);
+    // Partitioned nodes only sync with members they share partitions with: B and C meet A.
+    await waitLinked([[a, b], [a, c]]);
 
     const first = await layoutOf(a);
     assert.equal(first.self, a.nodeId);
@@ -97,6 +98,8 @@ describe('layout commands', () => {
     await refused(a, ['layout', 'add', b.nodeId, '--weight', 'x'], 2, /weight must be a whole number/);
     await refused(a, ['layout', 'replicas', '65'], 4, /replicas must be 'all' or 1\.\.64/);
 
+    await refused(b, ['node', 'leave'], 4, /this node is not in the layout/);
+
     // Apply: version 2 with three members reaches every node.
     await layoutOf(a, 'add', b.nodeId);
     await layoutOf(a, 'add', c.nodeId);
@@ -121,8 +124,9 @@ describe('layout commands', () => {
     assert.deepEqual(afterRemove.current?.members.map((m) => m.nodeId).sort(), [a.nodeId, b.nodeId].sort());
     await waitVersion([a, b], 3);
 
-    // node leave: commits B's removal at once, then waits for the hand-off (the partition sync's
-    // part); interrupted, the node keeps running and the change stays committed.
+    // node leave: commits B's removal at once, then waits for the hand-off (partition sync's
+    // part, another branch; here it cannot complete: the change that removed dead C waits on
+    // C); interrupted, the node keeps running and the change stays committed.
     const leaving = spawnCli(['node', 'leave'], { socket: b.socket });
     await waitFor(() => /committed layout version 4/.test(leaving.stderrText()), { deadlineMs: 15_000, what: 'node leave to commit version 4' });
     await waitVersion([a, b], 4);
@@ -130,6 +134,7 @@ describe('layout commands', () => {
     await leaving.kill('SIGINT');
     assert.ok(b.running, 'an interrupted leave leaves the node running');
     await refused(b, ['node', 'leave'], 4, /this node is not in the layout/);
+    await refused(a, ['node', 'leave'], 4, /the only one in the layout/);
 
     await stopCleanly(b);
     await stopCleanly(a);

@@ -142,6 +142,8 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
       const got = await runCliOk(['get', key], { socket: node.socket });
       assert.equal(got.stdout.toString('utf8'), 'one', `get on ${node.name}`);
     }
+    // Several keys: each read from its owners (the gateway holds none).
+    assert.equal((await runCliOk(['get', key, key, '--from', 'one'], { socket: g.socket })).stdout.toString('utf8'), `${key}\none\n${key}\none\n`);
     const json = JSON.parse((await runCliOk(['get', key, '--json'], { socket: g.socket })).stdout.toString('utf8')) as {
       value: string;
       from: string;

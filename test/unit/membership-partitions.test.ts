@@ -54,3 +54,12 @@ describe('Membership with sharesPartitions', () => {
     assert.deepEqual([...syncedOver(m, 0, 300_000)], []);
   });
 });
+
+describe('Membership with sharesPartitions: meeting members', () => {
+  it('announces itself soon after a member comes up even when they share no partition (yet)', () => {
+    const m = new Membership({ self: { nodeId: selfId, peerId: 'p-self', incarnation: 1 }, rng: () => 0.5, sharesPartitions: () => false }, 0);
+    m.connected(peer(3), 0);
+    const announced = [0, 1000, 2000, 3000, 5000].some((now) => m.tick(now).some((effect) => effect.kind === 'announce'));
+    assert.ok(announced, 'an alive message within seconds of the member coming up');
+  });
+});
