@@ -25,7 +25,8 @@
  * wait in a queue bounded in entries (`replicateQueuedEntriesMax`; past it a write to that owner
  * fails at once). Replies are read only while requests are unanswered, with `replicateIdleMs`
  * of silence allowed: an owner that stops answering fails every request on the stream, which
- * is dropped (the next request dials again).
+ * is dropped (the next request dials again); a stream that closes while idle (the owner
+ * stopped, the connection dropped) is dropped at once.
  *
  * Bounds on the owner: frames up to `frameBytesMax` (a 64 MiB value fits) within the node's
  * frame budget; `replicateInboundStreamsMax` streams at once node-wide (more are reset) and 4

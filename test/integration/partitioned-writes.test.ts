@@ -3,18 +3,16 @@
  * 4 owning nodes with --replicas 3 and a gateway (--weight 0, owns nothing).
  *
  * A cluster forms through a change: the first node makes layout 1 of itself alone, then the
- * others join (layout 2); until the new owners have pulled their partitions (partition-sync),
- * both layouts are active, writes go to the owners in both and reads to the first layout's
- * owner. The first test holds in that state and after: a put on the gateway reaches exactly the
- * key's write owners (ckv haskey on every node: nothing is gossiped), its JSON lists the owners
- * and those that acked, `get` returns the value from every node, whereis names the partition
- * and each layout's owners (up or down) and --probe their versions; with one owner down a
- * quorum write succeeds and `--consistency all` exits 3 naming the acks; with the read owner
- * down, `get` exits 3.
+ * others join (layout 2), pull their partitions and layout 1 retires; both tests start once
+ * that is done (writes during a change, to the owners of both layouts with a quorum in each,
+ * are covered by test/unit/write-quorum.test.ts). The first: a put on the gateway reaches
+ * exactly the key's owners (ckv haskey on every node: nothing is gossiped), its JSON lists the
+ * owners and those that acked, `get` of one and of several keys returns the value from every
+ * node, whereis names the partition and the owners (up or down) and --probe their versions;
+ * with one owner down a quorum write succeeds and `--consistency all` exits 3 naming the acks;
+ * with every read owner down, `get` exits 3.
  *
- * The second needs one complete layout (every key on exactly 3 owners, read from all 3): the
- * new owners' pulls (partition-sync) retire layout 1. Then: a quorum read with one owner down
- * succeeds, `--from all` exits 3 and succeeds with --allow-partial (its JSON says which owner
+ * The second: a quorum read with one owner down succeeds, `--from all` exits 3 and succeeds with --allow-partial (its JSON says which owner
  * did not answer), and read repair: an owner that missed a write (down while it was made and
  * while the retries ran out), restarted with another --merkle-depth so that no anti-entropy
  * session can repair it, gets the newest version from a `get --from all` (`read_repair`).
@@ -43,7 +41,7 @@ async function waitOneLayout(nodes: NodeProcess[]): Promise<void> {
       const views = await Promise.all(nodes.map(partitionedOf));
       return (
         new Set(views.map((v) => v.layoutVersion)).size === 1 &&
-        views.every((v) => v.activeVersions.length === 1 && v.partitionsOwned > 0) &&
+        views.every((v) => v.activeVersions.length === 1) &&
         views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * k
       );
     },
@@ -92,18 +90,13 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
       startPeer('B', { bootstrap: [a], args: args() }),
       startPeer('C', { bootstrap: [a], args: args() }),
       startPeer('D', { bootstrap: [a], args: args() }),
-      startPeer('G', { bootstrap: [a], args: args(['--weight', '0']) }),
+      startPeer('G', { bootstrap: [a], args: args(['--weight', '0', '--http', '127.0.0.1:0']) }),
     ]);
     const nodes = [a, b, c, d, g];
     await waitMesh(nodes);
-    // Every owning node in the newest layout (the gateway owns nothing).
-    await waitFor(
-      async () => {
-        const views = await Promise.all(nodes.map(partitionedOf));
-        return new Set(views.map((v) => v.layoutVersion)).size === 1 && views.slice(0, 4).every((v) => v.partitionsOwned > 0);
-      },
-      { deadlineMs: 40_000, what: 'one newest layout with A, B, C and D owning' },
-    );
+    // One complete layout (the new owners pulled their partitions, layout 1 retired): the
+    // owners do not change under the test (a retired owner purges what it no longer owns).
+    await waitOneLayout(nodes);
     assert.equal((await partitionedOf(g)).partitionsOwned, 0, 'the gateway owns nothing');
     const gId = await nodeIdOf(g);
 
@@ -159,6 +152,19 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     assert.match(text, new RegExp(`^partition ${where.partition}\n`));
     assert.match(text, new RegExp(`layout \\d+: .*${dId} \\(up\\)`));
 
+    // HTTP on the gateway: PUT ?consistency= replies with owners and acked, GET ?from= reads the owners.
+    const base = (await g.status()).httpUrl;
+    const httpPut = await fetch(`${base}kv/${encodeURIComponent(key)}?consistency=all`, { method: 'PUT', body: 'http' });
+    assert.equal(httpPut.status, 200);
+    const httpReply = (await httpPut.json()) as { version: string; owners: string[]; acked: string[] };
+    assert.deepEqual([...httpReply.owners].sort(), owners);
+    assert.deepEqual([...httpReply.acked].sort(), owners);
+    const httpGet = await fetch(`${base}kv/${encodeURIComponent(key)}?from=all`);
+    assert.equal(httpGet.status, 200);
+    assert.equal(await httpGet.text(), 'http');
+    assert.deepEqual(httpGet.headers.get('x-ckv-answered')?.split(',').sort(), owners);
+    assert.equal((await fetch(`${base}kv/${encodeURIComponent(key)}?from=most`)).status, 400);
+
     // 3. D down: a quorum write still succeeds (acked by the others), an all-write exits 3.
     await stopCleanly(d);
     await waitFor(async () => !(await whereIs(g, key)).layouts.at(-1)!.owners.find((o) => o.nodeId === dId)!.up, {
@@ -189,11 +195,7 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     await Promise.all(readers.filter((n) => !stopped.includes(n)).map((n) => stopCleanly(n)));
   });
 
-  // Until partition-sync's pulls are merged, layout 1 (the first node alone) never retires and
-  // every read goes to that node. Checked on this branch with a history that keeps only the
-  // newest layout (a temporary change, not committed): passes. Remove the skip with the merge.
-  const pullsMerged = false;
-  it('once the layout is complete: quorum reads with one owner down, --from all, read repair', { skip: pullsMerged ? false : 'needs partition-sync (new owners pull, then layout 1 retires)' }, async () => {
+  it('once the layout is complete: quorum reads with one owner down, --from all, read repair', async () => {
     const a = await startPeer('A', { args: args() });
     await waitFor(async () => (await partitionedOf(a)).layoutVersion === '1', { deadlineMs: 15_000, what: 'A to make layout version 1' });
     const [b, c, d] = await Promise.all([
