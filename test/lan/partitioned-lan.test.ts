@@ -40,12 +40,20 @@ async function peersIn(observers: LanNode[], others: LanNode[], up: boolean): Pr
   return true;
 }
 
-/** Every node partitioned, on one layout version with nothing pending and nothing under-replicated. */
+/** Every node partitioned and a member (owns partitions) of one layout, the only active one, nothing pending or under-replicated. */
 async function settled(nodes: LanNode[]): Promise<boolean> {
   const statuses = await Promise.all(nodes.map((n) => statusJson(n)));
   const p = statuses.map((s) => s.partitioned);
   if (p.some((x) => x === undefined)) return false;
-  return p.every((x) => x!.layoutVersion === p[0]!.layoutVersion && x!.rebalance.pending === 0 && x!.partitionsUnderReplicated === 0);
+  return p.every(
+    (x) =>
+      x!.layoutVersion >= 1 &&
+      x!.layoutVersion === p[0]!.layoutVersion &&
+      x!.partitionsOwned > 0 &&
+      (x!.activeVersions?.length ?? 1) === 1 &&
+      x!.rebalance.pending === 0 &&
+      x!.partitionsUnderReplicated === 0,
+  );
 }
 
 /** `ckv put KEY VALUE [...extra]` on `node`: true if acknowledged (exit 0). */
