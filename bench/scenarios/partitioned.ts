@@ -115,7 +115,6 @@ async function attempt(n: number, what: string, errors: string[], run: () => Pro
 async function runSize(n: number, config: { writes: number; inFlight: number; latencyWrites: number; valueBytes: number }, rng: () => number, log: (text: string) => void, errors: string[]): Promise<Point> {
   const cluster: Cluster = await startCluster(n, { args: partitionedArgs(), bootstrap: n > 5 ? 'all' : 'seeds' });
   try {
-    await cluster.waitMesh(30_000 + 2000 * n);
     await waitSettled(cluster.nodes, settleDeadlineMs, `${n} nodes to settle on one layout`);
     const value = Buffer.from(randomValue(rng, config.valueBytes));
     const keyOf = (i: number): string => `pb/${String(i).padStart(7, '0')}`;

@@ -202,9 +202,11 @@ export interface Reader {
 
 /**
  * Reads acknowledged keys of `acked` (the newest first, then random ones) through the nodes
- * `nodesNow()` returns, one at a time, until stopped; records every miss.
+ * `nodesNow()` returns, one at a time (`from`: the read's consistency, as `get --from`), until
+ * stopped; records every miss.
  */
-export function startReader(nodesNow: () => NodeProcess[], acked: Map<string, string>, readsMax = 20_000): Reader {
+export function startReader(nodesNow: () => NodeProcess[], acked: Map<string, string>, options: { from?: string; readsMax?: number } = {}): Reader {
+  const readsMax = options.readsMax ?? 20_000;
   let stopped = false;
   const reader: Reader = { reads: 0, misses: [], errors: 0, stop: async () => undefined };
   const loop = async (): Promise<void> => {
@@ -220,7 +222,7 @@ export function startReader(nodesNow: () => NodeProcess[], acked: Map<string, st
       const key = round % 2 === 0 ? keys[keys.length - 1]! : keys[Math.floor(Math.random() * keys.length)]!;
       const node = live[round % live.length]!;
       try {
-        const reply = await withDeadline(node.client.get(key), 10_000, `get ${key} from ${node.name}`);
+        const reply = await withDeadline(node.client.get(key, options.from === undefined ? {} : { from: options.from }), 10_000, `get ${key} from ${node.name}`);
         reader.reads++;
         const value = reply.found ? reply.value.toString('utf8') : undefined;
         if (value !== acked.get(key) && reader.misses.length < 100) reader.misses.push(`${key} on ${node.name}: ${value ?? 'not found'}`);
