@@ -186,8 +186,8 @@ describe('partitioned mode, K = 3', () => {
       await cluster.respawn(loser);
       await load.stop();
       for (const [key, value] of load.acked) acked.set(key, value);
-      await waitSettled(cluster.nodes, 90_000, 'the 5 nodes to settle after the kills');
-      await waitPlacement(cluster.nodes, '', acked.keys(), members, 90_000, 'every acknowledged key on exactly its owners after the kills');
+      await waitSettled(cluster.nodes, 45_000, 'the 5 nodes to settle after the kills');
+      await waitPlacement(cluster.nodes, '', acked.keys(), members, 30_000, 'every acknowledged key on exactly its owners after the kills');
       for (const node of cluster.nodes) assert.equal(await unreadable(node, acked), undefined);
       // Recorded, not asserted: whether the kill landed while pulls were pending.
       console.log(`# kills mid-rebalance: joiner had pulls pending when killed: ${midway}; ${load.failures} puts not acknowledged`);
