@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const quickScenarios = ['convergence', 'throughput', 'catch-up', 'new-node', 'idle', 'scaling', 'partition', 'start'];
+const quickScenarios = ['convergence', 'throughput', 'catch-up', 'new-node', 'idle', 'scaling', 'partition', 'start', 'partitioned'];
 const expectedCharts = ['convergence-cdf', 'p99-vs-n', 'catchup-vs-k'];
 
 /** Paths (dot-separated) under scenarios.<name>.data that must hold finite numbers. */
@@ -31,6 +31,7 @@ const requiredNumbers: Record<string, string[]> = {
   idle: ['rounds', 'bytesTotal', 'ack.p50Ms', 'ack.p99Ms', 'ack.getP50Ms', 'ack.floorP50Ms'],
   scaling: ['fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
   partition: ['healMs'],
+  partitioned: ['n3.ackedWritesPerSec', 'n3.convergedWritesPerSec', 'n3.allOwnersP50Ms', 'n3.allOwnersP99Ms', 'n3.storageShareMax', 'n3.join.ms', 'n3.join.copiesRatio'],
   start: ['bareNodeMs', 'k0.servingMs', 'k10000.servingMs', 'k10000.rawLevelOpenScanMs'],
 };
 

@@ -5,7 +5,7 @@
  * reported as PASS/MISS (never asserted: the exit code is 0 unless something broke).
  *
  * Scenarios (bench/scenarios/): convergence, throughput, catch-up, new-node, idle, scaling,
- * partition, start. See README.md "Benchmarks" for what each measures and how.
+ * partition, start, partitioned. See README.md "Benchmarks" for what each measures and how.
  *
  * Run: npm run bench [-- --quick] [-- --scenario NAME[,NAME...]] [-- --out DIR]
  *      [-- --profile] [-- --seed N]
@@ -30,8 +30,9 @@ import { idle } from './scenarios/idle.js';
 import { scaling } from './scenarios/scaling.js';
 import { partition } from './scenarios/partition.js';
 import { start } from './scenarios/start.js';
+import { partitioned } from './scenarios/partitioned.js';
 
-export const scenarios: Scenario[] = [convergence, throughput, catchUp, newNode, idle, scaling, partition, start];
+export const scenarios: Scenario[] = [convergence, throughput, catchUp, newNode, idle, scaling, partition, start, partitioned];
 
 interface Options {
   quick: boolean;
