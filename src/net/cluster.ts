@@ -50,6 +50,7 @@ import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
 import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
+import { loadKnownPeers, knownPeersSaveIntervalMs, saveKnownPeers } from './known-peers.js';
 import { BootstrapHealth, type BootstrapView } from './bootstrap-health.js';
 import { createNetwork, type BootstrapEvent, type CkvLibp2p } from './libp2p.js';
 import { QueryService, type HealthReport, type Holding } from './query-protocol.js';
@@ -135,6 +136,8 @@ export class ClusterNetwork {
   private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The known-peers list is saved at most once per knownPeersSaveIntervalMs (./known-peers.ts). */
+  private knownPeersSave: NodeJS.Timeout | undefined;
   /** Partitioned mode's layout (undefined in full-replication mode). */
   private layouts: LayoutService | undefined;
   /** Full-replication mode: a layout heard from a peer (a partitioned cluster): refuse to serve. */
@@ -311,6 +314,37 @@ export class ClusterNetwork {
     this.libp2p.addEventListener('peer:identify', (event) => this.onIdentify(event.detail));
     this.libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail));
     this.wake();
+    void this.redialKnownPeers();
+  }
+
+  /** Dials the members this node saw up before it restarted (./known-peers.ts). */
+  private async redialKnownPeers(): Promise<void> {
+    try {
+      const self = this.peerId;
+      for (const peer of await loadKnownPeers(this.components.store)) {
+        if (this.stopped) return;
+        if (peer.peerId === self || peer.addresses.length === 0) continue;
+        void this.dial(peer.peerId, peer.addresses);
+      }
+    } catch (error) {
+      this.components.logger.info('known peers not redialed', { error });
+    }
+  }
+
+  /** Saves the members up now (with their addresses), at most once per interval. */
+  private scheduleKnownPeersSave(): void {
+    if (this.knownPeersSave !== undefined || this.stopped) return;
+    this.knownPeersSave = setTimeout(() => {
+      this.knownPeersSave = undefined;
+      if (this.stopped) return;
+      const peers = this.membership
+        .list()
+        .filter((member) => member.state === 'up' && member.addresses.length > 0)
+        .sort((a, b) => b.sinceMs - a.sinceMs)
+        .map((member) => ({ peerId: member.peerId, addresses: member.addresses }));
+      saveKnownPeers(this.components.store, peers).catch((error: unknown) => this.components.logger.info('known peers not saved', { error }));
+    }, knownPeersSaveIntervalMs);
+    this.knownPeersSave.unref();
   }
 
   /** Gossip a local write (no-op when gossip is off). */
@@ -323,6 +357,7 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.knownPeersSave);
     await this.partitionSync?.stop();
     await this.layouts?.stop();
     if (this.gossip) {
@@ -586,6 +621,7 @@ export class ClusterNetwork {
         return persistIncarnation(this.components.store, effect.incarnation);
       case 'log':
         if (effect.event === 'member refused') this.components.counters.add('member_rejected');
+        if (effect.event === 'member up') this.scheduleKnownPeersSave();
         this.components.logger.info(effect.event, { node: effect.nodeId, peer: effect.peerId, ...(effect.detail ? { detail: effect.detail } : {}) });
         this.components.onEvent?.({ kind: effect.event, nodeId: effect.nodeId, peerId: effect.peerId, detail: effect.detail ?? '' });
         return;

@@ -143,7 +143,8 @@ export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what
       { deadlineMs, intervalMs: 300, what },
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; last: ${describe()}`);
+    const logs = nodes.map((node) => `--- ${node.name} (last log lines)\n${node.logTail(25)}`).join('\n');
+    throw new Error(`${(error as Error).message}; last: ${describe()}\n${logs}`);
   }
   return last;
 }
