@@ -41,6 +41,13 @@ export const readTimeoutMs = 5_000;
 export const writeRetriesMax = 10_000;
 export const writeRetryAttemptsMax = 5;
 export const writeRetryDelayMs = 500;
+/**
+ * Within a write's deadline, an owner that answered not-owner (it has not heard of the newest
+ * layout yet) or could not be reached is tried again after this delay, doubling up to the max:
+ * a join spreads in tens of milliseconds, so a short first delay keeps the write's latency low.
+ */
+export const transientRetryDelayMsMin = 25;
+export const transientRetryDelayMsMax = 400;
 
 /** Where a read comes from. Only append: part of the control API. */
 export const readSources = ['local', 'one', 'quorum', 'all'] as const;
@@ -177,8 +184,14 @@ export class Coordinator {
       let open = writes.length;
       if (open === 0) return resolve();
       const done = new Set<number>();
+      const deadlineMs = this.deps.wallClockMs() + (this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
+      /** Per write, the owners being tried again after a transient refusal, with the last one. */
+      const lastRefusals = writes.map(() => new Map<string, ReplicateOutcome | Error>());
       const timer = setTimeout(() => {
-        for (const { tally } of writes) tally.expire();
+        writes.forEach(({ tally }, i) => {
+          for (const [nodeId, outcome] of lastRefusals[i]!) tally.answer(nodeId, outcome);
+          tally.expire();
+        });
         resolve();
       }, this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
       writes.forEach(({ entry, tally }, i) => {
@@ -191,14 +204,28 @@ export class Coordinator {
           }
         };
         settle();
-        for (const nodeId of tally.owners) {
-          if (nodeId === self) continue;
+        const attempt = (nodeId: string, delayMs: number): void => {
           void this.send(nodeId, entry).then((outcome) => {
+            if (done.has(i)) {
+              if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
+              return;
+            }
+            // An owner that does not know the newest layout yet (a join or a removal is
+            // spreading) answers not-owner, and a joiner may not be connected yet: both pass in
+            // moments, so they are tried again within the write's deadline rather than failing it.
+            const transient = outcome instanceof Error || outcome === 'not-owner';
+            if (transient && this.deps.wallClockMs() + delayMs < deadlineMs && !this.stopped) {
+              lastRefusals[i]!.set(nodeId, outcome);
+              setTimeout(() => attempt(nodeId, Math.min(delayMs * 2, transientRetryDelayMsMax)), delayMs).unref();
+              return;
+            }
+            lastRefusals[i]!.delete(nodeId);
             tally.answer(nodeId, outcome);
             if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
             settle();
           });
-        }
+        };
+        for (const nodeId of tally.owners) if (nodeId !== self) attempt(nodeId, transientRetryDelayMsMin);
       });
     });
   }
