@@ -26,7 +26,7 @@
  *   partitions it does not hold.
  * - Pulls: a new owner runs `pulls()`; for each partition it needs a successful session with
  *   every source after the pull became due, then calls `pulled` (its ack). A source that is
- *   dead or gone and removed from the newest layout is skipped (production does not yet: see
+ *   dead or gone and removed from the newest layout is skipped (as production: see
  *   docs/partitioned-mode.md, Simulator; without the skip a change removing a dead node
  *   never completes).
  * - Purge: once a node has one active layout, rows of partitions it no longer holds are first
@@ -93,7 +93,8 @@ export interface PartitionSimOptions {
   canary?: PartitionCanary;
   /**
    * Wait for every source of a pull, even a dead node the newest layout removed (what
-   * production's pull loop does today: a change removing a dead node then never completes).
+   * production's pull loop did before it skipped departed sources that are down: a change
+   * removing a dead node then never completes).
    * Default false: such sources are skipped.
    */
   waitForRemovedSources?: boolean;
