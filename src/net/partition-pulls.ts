@@ -10,7 +10,9 @@
  * node knows the new layout, which peers' acks tell, and those fire no layout change).
  * A round lists `ownership.pulls()` first, then: a pull with no sources (this node owned the
  * partition in every older layout) is acknowledged at once; the others are grouped by source
- * and each source gets sessions restricted to the partitions it is asked for (at most
+ * in two waves (first one source per partition, which brings it whole to an empty new owner;
+ * then the other sources, which then carry only differences) and each source gets sessions
+ * restricted to the partitions it is asked for (at most
  * `partitionsPerSessionMax` a session, `sessionsMax` sessions at a time, so a rebalance leaves
  * room for normal syncs and writes). A partition is acknowledged (`ownership.pulled`) once
  * every source of it succeeded in a session of this round (started after the pull was listed)
@@ -212,32 +214,43 @@ export class PartitionSync {
     });
     const immediate = pulls.filter((pull) => pull.sources.length === 0);
     this.acknowledge(ownership, immediate);
-    const bySource = new Map<string, PartitionId[]>();
+    // Two waves. First each partition from one of its sources (spread over them): the new
+    // owner is empty there, so that session brings the whole partition. Then the other
+    // sources, whose sessions now find equal subtrees and carry only what the first missed.
+    // All at once, an empty new owner received the partition from every source (K times the
+    // bytes of the ideal, measured by the partitioned bench).
+    const waves: Map<string, PartitionId[]>[] = [new Map(), new Map()];
+    const sourcesUsed = new Set<string>();
     for (const pull of pulls) {
-      for (const source of pull.sources) {
-        let partitions = bySource.get(source);
-        if (partitions === undefined) bySource.set(source, (partitions = []));
+      const first = pull.sources.length === 0 ? -1 : pull.partition % pull.sources.length;
+      pull.sources.forEach((source, i) => {
+        sourcesUsed.add(source);
+        const wave = waves[i === first ? 0 : 1]!;
+        let partitions = wave.get(source);
+        if (partitions === undefined) wave.set(source, (partitions = []));
         if (!partitions.includes(pull.partition)) partitions.push(pull.partition);
-      }
+      });
     }
     const covered = new Map<string, Set<PartitionId>>();
-    const jobs: { source: string; partitions: PartitionId[] }[] = [];
-    for (const [source, partitions] of bySource) {
-      covered.set(source, new Set());
-      for (let i = 0; i < partitions.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: partitions.slice(i, i + partitionsPerSessionMax) });
+    for (const source of sourcesUsed) covered.set(source, new Set());
+    for (const wave of waves) {
+      const jobs: { source: string; partitions: PartitionId[] }[] = [];
+      for (const [source, partitions] of wave) {
+        for (let i = 0; i < partitions.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: partitions.slice(i, i + partitionsPerSessionMax) });
+      }
+      await this.runJobs(jobs, async (job) => {
+        if (blocking.has(job.source)) return; // failed already this round
+        const got = await this.covering(job.source, job.partitions);
+        if (got === undefined) blocking.add(job.source);
+        else for (const p of got) covered.get(job.source)!.add(p);
+      });
     }
-    await this.runJobs(jobs, async (job) => {
-      if (blocking.has(job.source)) return; // failed already this round
-      const got = await this.covering(job.source, job.partitions);
-      if (got === undefined) blocking.add(job.source);
-      else for (const p of got) covered.get(job.source)!.add(p);
-    });
     const done = pulls.filter((pull) => pull.sources.length > 0 && pull.sources.every((source) => covered.get(source)!.has(pull.partition)));
     this.acknowledge(ownership, done);
     this.components.logger.info('pull round', {
       pulls: pulls.length,
       pulled: done.length + immediate.length,
-      sources: [...bySource.keys()].join(','),
+      sources: [...sourcesUsed].join(','),
       ...(blocking.size > 0 ? { blockedBy: [...blocking].join(',') } : {}),
     });
     this.setBlocking(blocking);
