@@ -79,6 +79,13 @@ export interface NodeConfig {
    */
   replicas?: number;
   /**
+   * Partitioned mode: bytes of writes kept for owners that have not acknowledged them (hints)
+   * past which new writes to those owners' keys are refused (DeliveryBacklogError, exit 3):
+   * backpressure instead of unbounded growth. Higher rides out longer outages at the cost of
+   * disk. Default 1 GiB (hidden flag `--delivery-bytes-max`).
+   */
+  deliveryBytesMax?: number;
+  /**
    * This node's weight in the layout (`--weight W`, 0..10^6): its share of the partitions grows
    * with it (relative capacity); 0 makes a gateway that owns no data but forwards requests.
    * Only used in partitioned mode, when the node joins. Default 1.

@@ -102,6 +102,12 @@ export const errorKinds = {
   layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
   /** `ckv purge` or `ckv balance` on a node in full-replication mode (nothing to pull or purge there). */
   notPartitioned: { matches: ['ERR_NOT_PARTITIONED', 'NotPartitionedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
+  /**
+   * Partitioned mode (hints): the writes some owner has not acknowledged yet exceed this
+   * node's delivery limits, and this write's owners include one with pending rows: refused
+   * before anything is stored (backpressure, not loss). Retry once the owner catches up.
+   */
+  deliveryBacklog: { matches: ['ERR_DELIVERY_BACKLOG', 'DeliveryBacklogError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -170,6 +176,14 @@ export class OwnersUnavailableError extends CkvError {
   constructor(message: string) {
     super('ERR_OWNERS_UNAVAILABLE', message);
     this.name = 'OwnersUnavailableError';
+  }
+}
+
+/** Partitioned mode: too many writes wait for an owner that has not acknowledged them (see errorKinds.deliveryBacklog). */
+export class DeliveryBacklogError extends CkvError {
+  constructor(message: string) {
+    super('ERR_DELIVERY_BACKLOG', message);
+    this.name = 'DeliveryBacklogError';
   }
 }
 

@@ -8,7 +8,7 @@
  *   its wall clock as ISO 8601, beside it;
  * - a value is `value` with its `encoding`: "utf8" when the bytes are valid UTF-8, else "base64".
  */
-import type { BootstrapMessage, EntryMessage, HolderMessage, PartitionedStatusMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
+import type { BootstrapMessage, DeliveryStatusMessage, EntryMessage, HolderMessage, PartitionedStatusMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
 
 /** The ISO 8601 time of a version's wall clock ("" for none). */
 export function versionTime(version: VersionMessage | null | undefined): string {
@@ -71,6 +71,17 @@ export function statusJson(s: StatusMessage): object {
     bootstrap: s.bootstrap.map(bootstrapJson),
     counters: Object.fromEntries(Object.entries(s.counters).map(([name, value]) => [name, Number(value)])),
     ...(s.partitioned ? { partitioned: partitionedJson(s.partitioned) } : {}),
+    ...(s.delivery ? { delivery: deliveryJson(s.delivery) } : {}),
+  };
+}
+
+/** `status --json`'s `delivery` (partitioned mode only): pending rows per owner that has not acknowledged them. */
+function deliveryJson(d: DeliveryStatusMessage): object {
+  return {
+    pendingRows: Number(d.pendingRows),
+    pendingBytes: Number(d.pendingBytes),
+    oldestAgeMs: Number(d.oldestAgeMs),
+    targets: d.targets.map((t) => ({ node: t.node, rows: Number(t.rows), bytes: Number(t.bytes), oldestAgeMs: Number(t.oldestAgeMs), nextAttemptInMs: Number(t.nextAttemptInMs) })),
   };
 }
 

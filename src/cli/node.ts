@@ -35,6 +35,7 @@ interface StartOptions {
   testNoGossip?: boolean;
   resetClockBound?: boolean;
   testClockSkewMs?: string;
+  deliveryBytesMax?: string;
   replicas?: string;
   weight?: string;
   autoJoin: boolean;
@@ -96,6 +97,7 @@ export function register(program: Command): void {
     .option('--log-format <format>', "log lines as text ('<time> <level> <event> key=value ...') or json (one object a line) (default text)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
     .addOption(new Option('--test-clock-skew-ms <ms>', "tests only: add this to the node's wall clock").hideHelp())
+    .addOption(new Option('--delivery-bytes-max <bytes>', 'partitioned mode: bytes of writes kept for owners that have not acknowledged them before writes to their keys are refused (default 1 GiB)').hideHelp())
     .addHelpText(
       'after',
       `
@@ -141,6 +143,7 @@ socket left by a killed node is replaced. The data directory is created if neede
       if (logFormat !== 'text' && logFormat !== 'json') throw new CliError(`--log-format must be text or json, not ${logFormat}`, 'usage');
       if (options.testNoGossip) config.gossip = false;
       if (options.resetClockBound) config.resetClockBound = true;
+      if (options.deliveryBytesMax !== undefined) config.deliveryBytesMax = wholeNumber('--delivery-bytes-max', options.deliveryBytesMax, 1, Number.MAX_SAFE_INTEGER);
       if (options.testClockSkewMs !== undefined) {
         const ms = Number(options.testClockSkewMs);
         if (!Number.isInteger(ms)) throw new CliError(`--test-clock-skew-ms must be a whole number, not ${options.testClockSkewMs}`, 'usage');

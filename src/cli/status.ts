@@ -4,7 +4,7 @@
  * do not (the likely cause, the last error, since when, how many dials failed).
  */
 import type { Command } from 'commander';
-import type { BootstrapMessage, PartitionedStatusMessage } from '../control/proto.js';
+import type { BootstrapMessage, DeliveryStatusMessage, PartitionedStatusMessage } from '../control/proto.js';
 import { formatAge, formatBytes, printJson, withClient, writeStdout } from './common.js';
 import { statusJson, versionTime } from './json.js';
 
@@ -38,6 +38,7 @@ export function register(program: Command): void {
         `incarnation ${s.incarnation}`,
         `version     ${s.version}`,
         ...(s.partitioned ? partitionedLines(s.partitioned) : []),
+        ...(s.delivery ? deliveryLines(s.delivery) : []),
       ];
       // Every declared counter is in the reply; the text shows those that counted something.
       const counters = Object.entries(s.counters).filter(([, v]) => v !== '0');
@@ -56,6 +57,15 @@ function partitionedLines(p: PartitionedStatusMessage): string[] {
   if (p.rebalanceBlockedBy.length > 0) lines.push(`blocked by  ${p.rebalanceBlockedBy.join(' ')} (not up: ckv node remove NODE if gone)`);
   if (p.mismatch) lines.push(`error       ${p.mismatch}`);
   return lines;
+}
+
+/** Partitioned mode: writes kept for owners that have not acknowledged them, per owner. */
+function deliveryLines(d: DeliveryStatusMessage): string[] {
+  if (d.pendingRows === '0') return ['delivery    nothing pending'];
+  return [
+    `delivery    ${d.pendingRows} pending (${formatBytes(Number(d.pendingBytes))}), oldest ${formatDuration(Number(d.oldestAgeMs))}`,
+    ...d.targets.map((t) => `  to ${t.node}  ${t.rows} rows, ${formatBytes(Number(t.bytes))}, oldest ${formatDuration(Number(t.oldestAgeMs))}, next attempt in ${formatDuration(Number(t.nextAttemptInMs))}`),
+  ];
 }
 
 function bootstrapLine(b: BootstrapMessage): string {

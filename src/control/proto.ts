@@ -144,6 +144,14 @@ export interface StatusMessage {
   bootstrap: BootstrapMessage[];
   /** Partitioned mode only; null in full-replication mode. */
   partitioned: PartitionedStatusMessage | null;
+  /** Partitioned mode only: pending deliveries (hints); null in full-replication mode. */
+  delivery: DeliveryStatusMessage | null;
+}
+export interface DeliveryStatusMessage {
+  pendingRows: string;
+  pendingBytes: string;
+  oldestAgeMs: string;
+  targets: { node: string; rows: string; bytes: string; oldestAgeMs: string; nextAttemptInMs: string }[];
 }
 export interface PartitionedStatusMessage {
   replicas: number;

@@ -91,6 +91,22 @@ function statusMessage(status: NodeStatus): object {
           },
         }
       : {}),
+    ...(status.delivery
+      ? {
+          delivery: {
+            pendingRows: String(status.delivery.pendingRows),
+            pendingBytes: String(status.delivery.pendingBytes),
+            oldestAgeMs: String(status.delivery.oldestAgeMs),
+            targets: status.delivery.targets.map((t) => ({
+              node: t.node,
+              rows: String(t.rows),
+              bytes: String(t.bytes),
+              oldestAgeMs: String(t.oldestAgeMs),
+              nextAttemptInMs: String(Math.round(t.nextAttemptInMs)),
+            })),
+          },
+        }
+      : {}),
   };
 }
 

@@ -135,4 +135,25 @@ export interface Store {
 
   /** Approximate bytes the store occupies (on disk for LevelDB). */
   sizeBytes(): Promise<number>;
+
+  /**
+   * Delivery rows (hints, src/core/delivery-queue.ts), kept apart from the entries: puts and
+   * deletes (`value` undefined) applied in order, in one atomic batch. Optional: a store
+   * without them keeps no hints.
+   */
+  writeHints?(ops: readonly HintRowOp[]): Promise<void>;
+  /** Every delivery row, in key order. */
+  scanHints?(): AsyncIterable<HintRowBytes>;
+}
+
+/** A delivery row as stored: its key and its encoded value. */
+export interface HintRowBytes {
+  readonly key: string;
+  readonly value: Uint8Array;
+}
+
+/** A put of a delivery row, or its delete (no value). */
+export interface HintRowOp {
+  readonly key: string;
+  readonly value?: Uint8Array;
 }

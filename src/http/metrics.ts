@@ -124,6 +124,22 @@ function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | '
   gauge('ckv_partitions_owned', 'Partitions this node owns in the newest layout (partitioned mode).', (s) => s.partitioned?.partitionsOwned ?? 0);
   gauge('ckv_partitions_under_replicated', 'Partitions of the newest layout with fewer than K owners up (partitioned mode).', (s) => s.partitioned?.partitionsUnderReplicated ?? 0);
   gauge('ckv_rebalance_pending', 'During a layout change: partition-replicas of the newest layout not yet synced.', (s) => s.partitioned?.rebalance.pending ?? 0);
+  // Delivery until acknowledged (partitioned mode): per target owner, and the oldest row's age.
+  const deliveryGauge = (name: string, help: string, read: (target: NonNullable<NodeStatus['delivery']>['targets'][number]) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const target of current?.delivery?.targets ?? []) this.set({ target: target.node }, read(target));
+      },
+    });
+  };
+  deliveryGauge('ckv_delivery_pending_rows', 'Writes kept for an owner (target) that has not acknowledged them (partitioned mode).', (t) => t.rows);
+  deliveryGauge('ckv_delivery_pending_bytes', "Bytes of the writes kept for an owner that has not acknowledged them.", (t) => t.bytes);
+  gauge('ckv_delivery_oldest_age_seconds', 'Age of the oldest write kept for an owner that has not acknowledged it (0: none pending).', (s) => (s.delivery?.oldestAgeMs ?? 0) / 1000);
   gauge('ckv_peers_connected', 'Peers of this cluster connected now.', (s) => s.peers.filter((p) => p.state === 'up').length);
   new Gauge({
     name: 'ckv_clock_ahead_ms',

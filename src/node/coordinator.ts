@@ -14,8 +14,10 @@
  * acks meet its consistency in every active layout's owner set (WriteTally, pure, in
  * src/core/write-quorum.ts), or fails after `writeAckTimeoutMs` (or as soon as enough owners
  * refused) with OwnersUnavailableError naming how many of how many owners acked. Owners that
- * did not ack (refused, unreachable, down) get a few background retries (RetryQueue: bounded,
- * in memory; anti-entropy between co-owners repairs the rest).
+ * did not ack (refused, unreachable, down) get a durable row delivered until they acknowledge
+ * it (`hints`, ./delivery.ts: written before the reply for an owner that refused or is down,
+ * after it for one whose late answer is not an ack); without `hints` (unit tests), a few
+ * background retries (RetryQueue: bounded, in memory; anti-entropy repairs the rest).
  *
  * Reads (`get --from`): `local` reads this node's copy; `one`, `quorum` and `all` ask that
  * many of `readOwners(p)` (this node answers itself at once when it is one), all asked at once,
@@ -75,6 +77,8 @@ export interface CoordinatorDeps {
   counters: Counters;
   logger: Logger;
   wallClockMs: () => number;
+  /** Delivery until acknowledged (./delivery.ts): owners that did not ack get a durable row instead of a RetryQueue retry. */
+  hints?: { refusal(owners: readonly string[]): Error | undefined; hold(pending: readonly { target: string; entry: Entry }[]): Promise<void> };
   writeAckTimeoutMs?: number;
   readTimeoutMs?: number;
 }
@@ -130,6 +134,11 @@ export class Coordinator {
     for (const [i, write] of writes.entries()) {
       const partition = ownership.partitionOf(keyHashText(write.key));
       tallies[i] = new WriteTally(ownership.writeSets(partition), consistency);
+      const backlog = this.deps.hints?.refusal(tallies[i].owners);
+      if (backlog !== undefined) {
+        results[i] = backlog;
+        continue;
+      }
       if (ownership.holds(partition)) {
         localAt.push(i);
         continue;
@@ -160,6 +169,13 @@ export class Coordinator {
       if (results[i] === undefined && entries[i] !== undefined) sending.push({ entry: entries[i], tally: tallies[i]! });
     });
     await this.replicate(sending, self);
+    // Owners that refused or are down get their durable row before the reply (one still
+    // answering gets it from scheduleRetry if its answer is not an ack).
+    await this.deps.hints?.hold(
+      sending.flatMap(({ entry, tally }) =>
+        tally.owners.filter((o) => o !== self && !tally.acked.has(o) && (tally.failed.has(o) || this.deps.peerIdOf(o) === undefined)).map((target) => ({ target, entry })),
+      ),
+    );
     return writes.map((write, i) => {
       const failed = results[i];
       if (failed !== undefined) return failed;
@@ -170,7 +186,7 @@ export class Coordinator {
         return { version: entry.version, owners: [...tally.owners], acked: [...tally.acked].sort() };
       }
       this.deps.counters.add('coordinated_writes_unavailable');
-      return new OwnersUnavailableError(unavailableText(write.key, tally));
+      return new OwnersUnavailableError(unavailableText(write.key, tally, this.deps.hints !== undefined));
     });
   }
 
@@ -243,6 +259,10 @@ export class Coordinator {
 
   private scheduleRetry(nodeId: string, entry: Entry, attempts: number): void {
     if (this.stopped) return;
+    if (this.deps.hints !== undefined) {
+      void this.deps.hints.hold([{ target: nodeId, entry }]);
+      return;
+    }
     if (!this.retries.add(nodeId, entry, this.deps.wallClockMs(), attempts)) {
       this.deps.counters.add('write_retry_dropped');
       return;
@@ -380,7 +400,7 @@ function describeAnswers(answers: readonly OwnerAnswer[]): string {
   return answers.map((a) => `${a.nodeId}: ${a.error ?? 'answered'}`).join('; ');
 }
 
-function unavailableText(key: string, tally: WriteTally): string {
+function unavailableText(key: string, tally: WriteTally, held: boolean): string {
   const why = [...tally.failed].map(([nodeId, reason]) => `${nodeId}: ${reason}`);
   for (const nodeId of tally.waitingOn) why.push(`${nodeId}: no answer in time`);
   const perSet = tally.sets.map((set) => `${set.filter((n) => tally.acked.has(n)).length} of ${set.length} (needs ${acksNeeded(tally.consistency, set.length)})`);
@@ -388,6 +408,7 @@ function unavailableText(key: string, tally: WriteTally): string {
   return (
     `write of ${JSON.stringify(key)} acknowledged by ${tally.acked.size} of ${tally.owners.length} owners; ` +
     `consistency ${tally.consistency} ${needs} (${why.join('; ')}); ` +
-    `it may be stored on the owners that acked${tally.acked.size > 0 ? ` (${[...tally.acked].sort().join(', ')})` : ''} and is retried on the others`
+    `it may be stored on the owners that acked${tally.acked.size > 0 ? ` (${[...tally.acked].sort().join(', ')})` : ''} and ` +
+    (held ? `is pending for the others until they acknowledge it (ckv status: delivery)` : `is retried on the others`)
   );
 }

@@ -179,12 +179,16 @@ export class CkvNode implements NodeApi {
         store: this.store,
         wallClockMs: this.wallClockMs,
         healthReport: async () => selfReport(await this.status()),
-        onEvent: (event) => this.events.add({ timeMs: this.wallClockMs(), ...event }),
+        onEvent: (event) => {
+          this.events.add({ timeMs: this.wallClockMs(), ...event });
+          if (event.kind === 'member up') this.partitioned?.delivery.connected(event.nodeId);
+        },
       });
       this.partitioned = new PartitionedPath({
         config: this.config,
         cluster: this.cluster,
         replica: this.replica,
+        store: this.store,
         counters: this.counters,
         logger: this.logger,
         wallClockMs: this.wallClockMs,
@@ -452,6 +456,7 @@ export class CkvNode implements NodeApi {
       counters: this.counters,
       writeStats: this.writeStats,
       sizeBytes: () => this.store.sizeBytes(),
+      delivery: () => this.partitioned?.delivery.stats(),
     });
     // Clock warnings reach the timeline when a status read sees them appear or clear (the
     // status page reads it every second; so do /metrics scrapes and `ckv status`).

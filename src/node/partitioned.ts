@@ -16,20 +16,45 @@ import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { OwnersUnavailableError } from '../errors.js';
 import type { ImportReport, KeyOwners } from './api.js';
+import type { Store } from '../core/store.js';
+import { Delivery } from './delivery.js';
 import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
 
 export class PartitionedPath {
   readonly coordinator: Coordinator;
+  /** Delivery until acknowledged: the rows kept for owners that did not ack (./delivery.ts). */
+  readonly delivery: Delivery;
   private readonly service: ReplicateService;
   private readonly client: ReplicateClient;
 
   constructor(
-    private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; counters: Counters; logger: Logger; wallClockMs: () => number },
+    private readonly parts: {
+      config: NodeConfig;
+      cluster: ClusterNetwork;
+      replica: Replica;
+      store: Pick<Store, 'writeHints' | 'scanHints'>;
+      counters: Counters;
+      logger: Logger;
+      wallClockMs: () => number;
+    },
   ) {
     const { config, cluster, replica, counters } = parts;
     this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
     this.client = new ReplicateClient({ counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax, dial: libp2pDial(cluster.libp2p, peerIdFromString) });
+    this.delivery = new Delivery({
+      store: parts.store,
+      replica,
+      ownership: () => this.coordinator.partitioned(),
+      peerIdOf: (nodeId) => this.peerIdOf(nodeId),
+      apply: (peerId, entry) => this.client.apply(peerId, entry),
+      counters,
+      logger: parts.logger,
+      wallClockMs: parts.wallClockMs,
+      valueBytesMax: config.valueBytesMax,
+      ...(config.deliveryBytesMax !== undefined ? { bytesMax: config.deliveryBytesMax } : {}),
+    });
     this.coordinator = new Coordinator({
+      hints: this.delivery,
       replica,
       ownership: () => this.ownership(),
       peerIdOf: (nodeId) => this.peerIdOf(nodeId),
@@ -42,10 +67,13 @@ export class PartitionedPath {
 
   async start(): Promise<void> {
     await this.service.start();
+    await this.delivery.start();
+    this.parts.cluster.onLayoutChange(() => this.delivery.layoutChanged());
   }
 
   async stop(): Promise<void> {
     this.coordinator.stop();
+    await this.delivery.stop();
     this.client.stop();
     await this.service.stop();
   }

@@ -8,6 +8,7 @@
  */
 import { toHex } from '../core/bytes.js';
 import type { Hlc } from '../core/hlc.js';
+import type { DeliveryStats } from '../core/delivery-queue.js';
 import type { Replica } from '../core/replica.js';
 import { ckvVersion, type NodeConfig } from '../config.js';
 import type { BootstrapView } from '../net/bootstrap-health.js';
@@ -82,6 +83,8 @@ export interface NodeStatus {
   writes: StatsView;
   /** Partitioned mode (--replicas K): the layout as this node sees it; undefined in full-replication mode. */
   partitioned?: PartitionedStatus;
+  /** Partitioned mode: writes kept for owners that have not acknowledged them (./delivery.ts); undefined in full-replication mode. */
+  delivery?: DeliveryStats;
 }
 
 export type { PartitionedStatus };
@@ -97,6 +100,7 @@ export interface StatusSources {
   counters: Counters;
   writeStats: WriteStats;
   sizeBytes(): Promise<number>;
+  delivery?: () => DeliveryStats | undefined;
 }
 
 export async function readStatus(node: StatusSources): Promise<NodeStatus> {
@@ -105,6 +109,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
   const timeMs = Date.now();
   const { replica, cluster } = node;
   const partitioned = cluster?.partitionedStatus();
+  const delivery = partitioned ? node.delivery?.() : undefined;
   return {
     timeMs,
     nodeId: replica.nodeId,
@@ -140,6 +145,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     bootstrap: cluster?.bootstrapList() ?? [],
     writes: node.writeStats.view(timeMs),
     ...(partitioned ? { partitioned } : {}),
+    ...(delivery ? { delivery } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The production Store: LevelDB through `level` (classic-level). The only importer of `level`.
  *
- * Layout: one database at `location`, three sublevels (abstract-level prefixes their keys
+ * Layout: one database at `location`, sublevels (abstract-level prefixes their keys
  * with '!' + name + '!'):
  * - `e` entries. Key: keyHashPrefix(key) (8 hex digits) + key (UTF-8). Value: encodeEntry(entry).
  *   Keys sort in hash order, which is Merkle order, so `scanHash(p)` is one range scan
@@ -14,6 +14,8 @@
  *   all from one explicit snapshot so the index and the entries agree.
  * - `m` meta: name -> bytes. 'hlc' holds the HLC bound as 8 bytes big-endian; 'format' the
  *   layout version (below).
+ * - `h` delivery rows (hints, src/core/delivery-queue.ts). Key: `<target node id>/<key hash
+ *   hex>` (UTF-8). Value: the encoded row. Written by `writeHints` only, apart from entries.
  * - `s` applied-sequence index (store.ts). Key: the seq as 8 bytes big-endian (byte order is
  *   seq order). Value: the entry itself (encodeEntry), so a delta is one sequential scan of
  *   `s`: fetching each entry from `e` by key instead (getMany, one seek each) made the scan
@@ -67,7 +69,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
+import type { HintRowBytes, HintRowOp, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
@@ -102,6 +104,7 @@ function openLayout(location: string) {
   const k = db.sublevel<Uint8Array, Uint8Array>('k', { keyEncoding: 'view', valueEncoding: 'view' });
   const m = db.sublevel<string, Uint8Array>('m', { keyEncoding: 'utf8', valueEncoding: 'view' });
   const s = db.sublevel<Uint8Array, Uint8Array>('s', { keyEncoding: 'view', valueEncoding: 'view' });
+  const h = db.sublevel<string, Uint8Array>('h', { keyEncoding: 'utf8', valueEncoding: 'view' });
   const rows = {
     e: Buffer.from(e.prefix),
     k: Buffer.from(k.prefix),
@@ -109,7 +112,7 @@ function openLayout(location: string) {
     hlc: Buffer.from(m.prefix + hlcMetaName),
     snapshot: Buffer.from(m.prefix + snapshotMetaName),
   };
-  return { db, e, k, m, s, rows };
+  return { db, e, k, m, s, h, rows };
 }
 
 type Layout = ReturnType<typeof openLayout>;
@@ -472,6 +475,16 @@ export class LevelStore implements Store {
 
   async putMeta(name: string, value: Uint8Array): Promise<void> {
     await this.live().m.put(name, value);
+  }
+
+  /** Delivery rows: one batch on the `h` sublevel, in order (LevelDB applies a batch atomically). */
+  async writeHints(ops: readonly HintRowOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.live().h.batch(ops.map((op) => (op.value === undefined ? { type: 'del' as const, key: op.key } : { type: 'put' as const, key: op.key, value: op.value })));
+  }
+
+  async *scanHints(): AsyncIterable<HintRowBytes> {
+    for await (const [key, value] of this.live().h.iterator()) yield { key, value: plainView(value).slice() };
   }
 
   /** Sum of the files in the directory (LevelDB keeps no subdirectories). */

@@ -27,7 +27,7 @@
 import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
-import type { RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
+import type { HintRowBytes, HintRowOp, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Hex digits of keyHashPrefix that name a bucket: 65,536 buckets, ~1.5 keys each at 100k keys. */
 const bucketDigits = 4;
@@ -49,6 +49,7 @@ export class MemoryStore implements Store {
   private sortedKeys: string[] | null = [];
   private hlc: Hlc = 0n;
   private readonly meta = new Map<string, Uint8Array>();
+  private readonly hints = new Map<string, Uint8Array>();
   private entryBytes = 0;
   /** The applied-sequence index: seq -> key, one row per key, in seq order. */
   private readonly bySeq = new Map<number, string>();
@@ -220,6 +221,20 @@ export class MemoryStore implements Store {
   async putMeta(name: string, value: Uint8Array): Promise<void> {
     this.checkOpen();
     this.meta.set(name, value.slice());
+  }
+
+  async writeHints(ops: readonly HintRowOp[]): Promise<void> {
+    this.checkOpen();
+    for (const op of ops) {
+      if (op.value === undefined) this.hints.delete(op.key);
+      else this.hints.set(op.key, op.value.slice());
+    }
+  }
+
+  async *scanHints(): AsyncIterable<HintRowBytes> {
+    this.checkOpen();
+    const rows = [...this.hints].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [key, value] of rows) yield { key, value: value.slice() };
   }
 
   async sizeBytes(): Promise<number> {
