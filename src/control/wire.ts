@@ -102,6 +102,22 @@ export const PartitionedStatus = m(
   f(9, 'mismatch', 'string'),
   f(10, 'rebalanceBlockedBy', 'string', true),
 );
+// hints: delivery until acknowledged
+export const DeliveryTarget = m(
+  'DeliveryTarget',
+  f(1, 'node', 'string'),
+  f(2, 'rows', 'uint64'),
+  f(3, 'bytes', 'uint64'),
+  f(4, 'oldestAgeMs', 'uint64'),
+  f(5, 'nextAttemptInMs', 'uint64'),
+);
+export const DeliveryStatus = m(
+  'DeliveryStatus',
+  f(1, 'pendingRows', 'uint64'),
+  f(2, 'pendingBytes', 'uint64'),
+  f(3, 'oldestAgeMs', 'uint64'),
+  f(4, 'targets', DeliveryTarget, true),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -122,6 +138,7 @@ export const StatusReply = m(
   f(16, 'bootstrap', BootstrapAddress, true),
   f(17, 'clockWarning', 'string'),
   f(18, 'partitioned', PartitionedStatus),
+  f(80, 'delivery', DeliveryStatus),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -340,6 +357,8 @@ export const allSchemas: readonly Schema[] = [
   LayoutMemberView, ActiveLayoutView, StagedLayoutChange, LayoutConflictView, LayoutPlanView, LayoutPlanNode,
   // partitioned mode: partition-sync
   PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
+  // hints
+  DeliveryStatus, DeliveryTarget,
 ];
 
 export class WireError extends Error {
