@@ -9,7 +9,8 @@
  *   by keys times owners, not by writes; an older or equal version changes nothing.
  * - **Schedule.** Per target: exponential backoff with jitter, `delayMsMin` doubling to
  *   `delayMsMax`, each delay drawn in [d/2, d] from the injected random source; `connected`
- *   resets it to "now". One batch per target is in flight at a time; a batch whose every row
+ *   resets it to "now" (and for `connectGraceMs` after it a failure retries in
+ *   `connectRetryMs`: the target may not serve yet). One batch per target is in flight at a time; a batch whose every row
  *   was acknowledged sends the next one at once.
  * - **Removal.** Only `acked(target, key hash, version)` removes a row, and only if the row
  *   still holds that version (delete-if-unchanged): a newer write that coalesced while the
@@ -106,7 +107,17 @@ interface Schedule {
   attempt: number;
   nextAtMs: number;
   inFlight: boolean;
+  /** When the target last (re)connected: failures soon after retry quickly (see connectGraceMs). */
+  connectedAtMs: number;
 }
+
+/**
+ * A target that just came up may not serve the replicate protocol for a moment (its node
+ * registers it after joining the cluster): within this long of `connected`, a failed batch is
+ * tried again after `connectRetryMs` without advancing the backoff.
+ */
+export const connectGraceMs = 2_000;
+export const connectRetryMs = 100;
 
 export class DeliveryQueue {
   private readonly rows = new Map<string, Map<HashText, HintRow>>();
@@ -227,6 +238,7 @@ export class DeliveryQueue {
     if (schedule === undefined) return;
     schedule.attempt = 0;
     schedule.nextAtMs = Math.min(schedule.nextAtMs, nowMs);
+    schedule.connectedAtMs = nowMs;
   }
 
   /**
@@ -296,6 +308,10 @@ export class DeliveryQueue {
       schedule.nextAtMs = nowMs;
       return;
     }
+    if (nowMs - schedule.connectedAtMs < connectGraceMs) {
+      schedule.nextAtMs = nowMs + connectRetryMs;
+      return;
+    }
     schedule.nextAtMs = nowMs + this.delayMs(schedule.attempt);
     schedule.attempt++;
   }
@@ -303,7 +319,7 @@ export class DeliveryQueue {
   /** A target gains a row: a new target's first attempt is one backoff step away (or now, at load). */
   private schedule(target: string, nowMs: number, now: boolean): void {
     if (this.schedules.has(target)) return;
-    this.schedules.set(target, { attempt: now ? 0 : 1, nextAtMs: now ? nowMs : nowMs + this.delayMs(0), inFlight: false });
+    this.schedules.set(target, { attempt: now ? 0 : 1, nextAtMs: now ? nowMs : nowMs + this.delayMs(0), inFlight: false, connectedAtMs: -Infinity });
   }
 
   private set(row: HintRow): void {

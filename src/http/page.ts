@@ -378,6 +378,8 @@ const script = `
     var t = snap.totals;
     renderNodes(snap);
     renderHealth(snap.peers, snap.self.clockWarning);
+    setText($('delivery'), snap.delivery || '');
+    $('delivery').hidden = !snap.delivery;
     setText($('total-keys'), String(t.keys));
     setText($('total-tombstones'), String(t.tombstones));
     setText($('total-disk'), fmtBytes(t.bytesOnDisk));
@@ -809,6 +811,7 @@ export function renderPage(snap: StatusSnapshot): string {
 </header>
 
 <div id="health" class="health ${healthOf(snap.peers, snap.self.clockWarning)[0]}">${escapeHtml(healthOf(snap.peers, snap.self.clockWarning)[1])}</div>
+<div id="delivery" class="muted"${snap.delivery ? '' : ' hidden'}>${escapeHtml(snap.delivery)}</div>
 
 <section class="cards" aria-label="totals">
   <div class="card"><div class="label">keys</div><div class="value"><span id="total-keys">${totals.keys}</span></div><div class="sub"><span id="total-tombstones">${totals.tombstones}</span> tombstones</div></div>

@@ -49,6 +49,8 @@ export interface StatusSnapshot {
   convergence: StatsView['convergence'];
   series: StatsView['series'];
   counters: NodeStatus['counters'];
+  /** Partitioned mode: one line on pending deliveries ('' in full-replication mode). */
+  delivery: string;
 }
 
 /** The snapshot view of a node's status (src/node/status.ts): a pure reshaping, no reads of its own. */
@@ -92,5 +94,14 @@ export function toSnapshot(status: NodeStatus): StatusSnapshot {
     convergence: writes.convergence,
     series: writes.series,
     counters,
+    delivery: deliveryLine(status.delivery),
   };
+}
+
+/** "delivery: 500 pending (8.0 MiB) for 1 owner, oldest 12 s" (partitioned mode), or ''. */
+export function deliveryLine(delivery: NodeStatus['delivery']): string {
+  if (delivery === undefined) return '';
+  if (delivery.pendingRows === 0) return 'delivery: nothing pending';
+  const owners = delivery.targets.length;
+  return `delivery: ${delivery.pendingRows} writes pending (${delivery.pendingBytes} bytes) for ${owners} owner${owners === 1 ? '' : 's'} (${delivery.targets.map((t) => t.node).join(', ')}), oldest ${Math.round(delivery.oldestAgeMs / 1000)} s`;
 }

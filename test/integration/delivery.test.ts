@@ -80,6 +80,7 @@ describe('delivery until acknowledged (5 nodes, K = 3)', () => {
       let c = cluster.nodes[0]!;
       const cArgs = c.options.args;
       let o = cluster.nodes[4]!;
+      const oArgs = o.options.args;
       const p = cluster.nodes[3]!;
       const keys = keysOwnedBy('hint-', o.nodeId, members, 500);
 
@@ -138,6 +139,11 @@ describe('delivery until acknowledged (5 nodes, K = 3)', () => {
         const entry = await o.client.get(key, { from: 'local' });
         assert.deepEqual(entry.value, Buffer.from(valueOf(i)));
       }
+
+      // O back on the cluster's Merkle depth (a layout change needs its sessions to work).
+      await o.stop();
+      o = await startNode({ ...o.options, args: oArgs });
+      cluster.nodes[4] = o;
 
       // 4. P down with rows pending on another coordinator (C ran a year ahead: its HLC bound
       // would refuse its writes), then removed: the rows go to the new owners.

@@ -6,7 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeliveryQueue, decodeHintRow, encodeHintRow, hintRowKey, type DeliveryQueueOptions } from '../../src/core/delivery-queue.js';
+import { DeliveryQueue, connectGraceMs, connectRetryMs, decodeHintRow, encodeHintRow, hintRowKey, type DeliveryQueueOptions } from '../../src/core/delivery-queue.js';
 import { keyHashText, type Entry } from '../../src/core/entry.js';
 import { seededRng } from '../helpers/core-gen.js';
 
@@ -84,6 +84,12 @@ describe('DeliveryQueue', () => {
     assert.ok(q.nextDueMs()! > 12, 'a refusal backs off');
     q.connected(a, 13);
     assert.equal(q.nextDueMs(), 13, 'connected: due now');
+    q.due(13);
+    q.failed(a, 20);
+    assert.equal(q.nextDueMs(), 20 + connectRetryMs, 'just connected: it may not serve yet, retried soon');
+    q.due(20 + connectRetryMs);
+    q.failed(a, 13 + connectGraceMs);
+    assert.ok(q.nextDueMs()! >= 13 + connectGraceMs + 250, 'after the grace: backoff again');
   });
 
   it('delete-if-unchanged: an ack of an older version keeps the newer row', () => {
