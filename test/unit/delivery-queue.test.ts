@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeliveryQueue, connectGraceMs, connectRetryMs, decodeHintRow, encodeHintRow, hintRowKey, type DeliveryQueueOptions } from '../../src/core/delivery-queue.js';
 import { keyHashText, type Entry } from '../../src/core/entry.js';
+import { deliveryLine } from '../../src/http/snapshot.js';
 import { seededRng } from '../helpers/core-gen.js';
 
 const a = 'aaaaaaaaaaaaaaaa';
@@ -210,5 +211,15 @@ describe('hint rows', () => {
       const row = decodeHintRow(good.key, bytes);
       if (row !== undefined) assert.equal(row.entry.key, 'k', 'a flip that still decodes kept the key');
     }
+  });
+});
+
+describe('the status page line', () => {
+  it('says nothing in full-replication mode, names the owners otherwise', () => {
+    assert.equal(deliveryLine(undefined), '');
+    assert.equal(deliveryLine({ pendingRows: 0, pendingBytes: 0, oldestAgeMs: 0, targets: [] }), 'delivery: nothing pending');
+    const q = queue();
+    q.hold(a, entry('k', 1n), 0, 0);
+    assert.match(deliveryLine(q.stats(0, 12_000)), new RegExp(`^delivery: 1 writes pending \\(\\d+ bytes\\) for 1 owner \\(${a}\\), oldest 12 s$`));
   });
 });
