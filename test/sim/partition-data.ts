@@ -20,7 +20,8 @@ import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sy
 import { partitionBitmap } from '../../src/core/layout.js';
 import { writeBatchOpsMax } from '../../src/core/limits.js';
 import { partitionCount, type PartitionId } from '../../src/core/placement.js';
-import { keyOf, partitionOfKey } from './partition-check.js';
+import { keyOf } from './layout-gossip.js';
+import { partitionOfKey } from './partition-check.js';
 import { cluster, holdsPartition, reachable, isUp, sessionTimeoutMs, wallOf, type PartitionWorld, type SimNode } from './partition-world.js';
 
 /**

@@ -1,8 +1,8 @@
 /**
  * Layouts in the placement-aware data simulator (partition-sim.ts), as layout-sim.ts models
- * them: layouts and acks travel encoded (the gossip wire format) over the lossy network
- * (`carry`); a change goes to a fanout of reachable peers and a node's own acks to every
- * reachable peer. After any change of a node's history (`after`) the node persists it,
+ * them (the gossip both share: layout-gossip.ts): layouts and acks travel encoded (the gossip
+ * wire format) over the lossy network (`carry`); a change goes to a fanout of reachable peers
+ * and a node's own acks to every reachable peer. After any change of a node's history (`after`) the node persists it,
  * gossips, and reacts: pulls, purge (the `early-purge` canary at once) and `reconcile`.
  * `reconcile` commits what the node's intent still needs: the coordinator (the smallest
  * reachable owning member) commits the joins of nodes that want in and an operator's removals
@@ -10,57 +10,38 @@
  * is complete (one active layout left).
  */
 import { MalformedError } from '../../src/core/errors.js';
-import { LayoutChangeError, decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout } from '../../src/core/layout.js';
+import { LayoutChangeError } from '../../src/core/layout.js';
 import type { LayoutOutcome } from '../../src/core/layout-history.js';
-import { keyOf } from './partition-check.js';
+import { coordinatorOf, decodeOnce, fanout, gossip, keyOf, type GossipNet } from './layout-gossip.js';
 import { purge, schedulePulls } from './partition-data.js';
-import { carry, crash, gossipFanout, isUp, reachable, type PartitionWorld, type SimNode } from './partition-world.js';
+import { carry, crash, isUp, reachable, type PartitionWorld, type SimNode } from './partition-world.js';
+
+/** Layout messages travel by `carry` (lossy, late) and are delivered by `deliverLayout`. */
+export function layoutNet(w: PartitionWorld): GossipNet<SimNode> {
+  let net = nets.get(w);
+  if (!net) {
+    net = { nodes: w.nodes, rng: w.rng, reachable, send: (from, to, bytes) => carry(w, from, to, () => deliverLayout(w, from, to, bytes)) };
+    nets.set(w, net);
+  }
+  return net;
+}
+const nets = new WeakMap<PartitionWorld, GossipNet<SimNode>>();
 
 export function deliverLayout(w: PartitionWorld, from: SimNode, to: SimNode, bytes: Uint8Array): void {
-  let message = w.decoded.get(bytes);
-  if (!message) {
-    try {
-      message = decodeLayoutMessage(bytes);
-    } catch (error) {
-      if (!(error instanceof MalformedError)) w.violate(`a layout message failed with ${String(error)}`);
-      message = error as Error;
-    }
-    w.decoded.set(bytes, message);
+  const message = decodeOnce(w.decoded, bytes);
+  if (message instanceof Error) {
+    if (!(message instanceof MalformedError)) w.violate(`a layout message failed with ${String(message)}`);
+    return;
   }
-  if (message instanceof Error) return;
   const history = to.history!;
   if (message.type === 'layouts') after(w, to, history.receiveLayouts(message.layouts));
   else after(w, to, history.receiveAck(from.nodeId, message.ack).outcome);
 }
 
-export function layoutsMessage(node: SimNode): Uint8Array | undefined {
-  const layouts = node.history!.active();
-  if (layouts.length === 0) return undefined;
-  const key = layouts.map(keyOf).join(' ');
-  if (node.encoded?.key !== key) node.encoded = { key, bytes: encodeLayoutMessage({ type: 'layouts', layouts: [...layouts] }) };
-  return node.encoded.bytes;
-}
-
-export function gossip(w: PartitionWorld, node: SimNode, to: SimNode[]): void {
-  const bytes = layoutsMessage(node);
-  if (bytes) for (const peer of to) carry(w, node, peer, () => deliverLayout(w, node, peer, bytes));
-  const acks: Uint8Array[] = [];
-  for (const ack of node.history!.ownAcks()) {
-    const encoded = encodeLayoutMessage({ type: 'ack', ack });
-    const key = `${ack.version}:${ack.digest}`;
-    const text = Buffer.from(encoded).toString('latin1');
-    if (node.flooded.get(key) === text) continue;
-    node.flooded.set(key, text);
-    acks.push(encoded);
-  }
-  for (const peer of w.nodes) if (reachable(node, peer)) for (const ack of acks) carry(w, node, peer, () => deliverLayout(w, node, peer, ack));
-}
-
-export function fanout(w: PartitionWorld, node: SimNode): SimNode[] {
-  const peers = w.nodes.filter((peer) => reachable(node, peer));
-  const chosen: SimNode[] = [];
-  while (chosen.length < gossipFanout && peers.length > 0) chosen.push(peers.splice(w.rng.int(0, peers.length - 1), 1)[0]!);
-  return chosen;
+/** A change: the layouts to a fanout, the node's changed acks to every reachable node. */
+export function announce(w: PartitionWorld, node: SimNode): void {
+  const net = layoutNet(w);
+  gossip(net, node, fanout(net, node));
 }
 
 /** After any change of a node's history: persist, gossip, and react (pulls, purge, commits). */
@@ -73,17 +54,10 @@ export function after(w: PartitionWorld, node: SimNode, outcome: LayoutOutcome):
     w.trace?.(`${w.queue.nowMs} node ${node.index} retired ${outcome.retired.join(',')}; active ${history.active().map(keyOf).join(' ')}`);
   }
   node.layoutDisk = history.snapshot();
-  gossip(w, node, fanout(w, node));
+  announce(w, node);
   if (w.canary === 'early-purge') void purge(w, node, true);
   schedulePulls(w, node);
   reconcile(w, node);
-}
-
-export function coordinatorOf(w: PartitionWorld, node: SimNode, newest: ClusterLayout): string | undefined {
-  return newest.nodes.find((id) => {
-    const member = w.byId.get(id)!;
-    return newest.weights[id]! > 0 && !member.leaving && (member === node || reachable(node, member));
-  });
 }
 
 export function reconcile(w: PartitionWorld, node: SimNode): void {
@@ -102,7 +76,7 @@ export function reconcile(w: PartitionWorld, node: SimNode): void {
       if (newest.weights[node.nodeId] === undefined) return;
       history.stageRemove(node.nodeId);
     } else {
-      if (coordinatorOf(w, node, newest) !== node.nodeId) return;
+      if (coordinatorOf(layoutNet(w), w.byId, node, newest) !== node.nodeId) return;
       const joins = w.nodes.filter((n) => n.wantsIn && (n === node || reachable(node, n)) && newest.weights[n.nodeId] === undefined);
       const dead = w.pendingRemovals.filter((id) => newest.weights[id] !== undefined);
       if (dead.length > 0) for (const id of dead) history.stageRemove(id);

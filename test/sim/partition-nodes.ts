@@ -13,14 +13,14 @@
  */
 import { Replica, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions } from '../../src/core/entry.js';
-import { encodeLayoutMessage } from '../../src/core/layout.js';
 import { LayoutHistory } from '../../src/core/layout-history.js';
 import { LayoutOwnership } from '../../src/core/ownership.js';
 import { partitionOfHash } from '../../src/core/placement.js';
 import { versionText } from './partition-check.js';
 import { antiEntropy, purge, startPulls } from './partition-data.js';
-import { after, deliverLayout, fanout, gossip, layoutsMessage, reconcile } from './partition-layouts.js';
-import { carry, crash, fencedStore, holdsPartition, isUp, reachable, wallOf, type PartitionWorld, type SimNode } from './partition-world.js';
+import { layoutsMessage, ownAcksEncoded } from './layout-gossip.js';
+import { after, announce, layoutNet, reconcile } from './partition-layouts.js';
+import { crash, fencedStore, holdsPartition, isUp, reachable, wallOf, type PartitionWorld, type SimNode } from './partition-world.js';
 
 /** Boots a node: its history from its snapshot, its replica, its tick; announces what it holds. */
 export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
@@ -39,6 +39,7 @@ export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
   await openReplica(w, node);
   if (node.boot !== boot) return;
   let ticks = node.index;
+  const net = layoutNet(w);
   const tick = (): void => {
     if (node.boot !== boot || !isUp(node) || !w.running) return;
     ticks++;
@@ -46,12 +47,12 @@ export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
     if (peers.length > 0) {
       const bytes = layoutsMessage(node);
       const peer = w.rng.pick(peers);
-      if (bytes) carry(w, node, peer, () => deliverLayout(w, node, peer, bytes));
+      if (bytes) net.send(node, peer, bytes);
       // Every third tick (~3 s) its acks go to everyone again (a gossipsub publish): a lost
       // flood must not leave a peer unaware that this node knows a layout.
       if (ticks % 3 === 0) {
-        const acks = node.history!.ownAcks().map((ack) => encodeLayoutMessage({ type: 'ack', ack }));
-        for (const p of peers) for (const ack of acks) carry(w, node, p, () => deliverLayout(w, node, p, ack));
+        const acks = ownAcksEncoded(node);
+        for (const p of peers) for (const ack of acks) net.send(node, p, ack);
       }
     }
     if (ticks % 2 === 0) antiEntropy(w, node);
@@ -61,7 +62,7 @@ export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
     w.queue.schedule(w.rng.int(750, 1250), tick);
   };
   w.queue.schedule(w.rng.int(0, 1000), tick);
-  gossip(w, node, fanout(w, node));
+  announce(w, node);
 }
 
 export async function openReplica(w: PartitionWorld, node: SimNode): Promise<void> {

@@ -64,7 +64,8 @@
  */
 import { checkEnd } from './partition-check.js';
 import { clientRead, clientWrite } from './partition-clients.js';
-import { commit, gossip } from './partition-layouts.js';
+import { gossip } from './layout-gossip.js';
+import { commit, layoutNet } from './partition-layouts.js';
 import { faultStep, start } from './partition-nodes.js';
 import { createWorld, reachable, sessionTimeoutMs, type PartitionSimOptions, type PartitionSimReport } from './partition-world.js';
 
@@ -98,7 +99,7 @@ export async function runPartitionSimulation(options: PartitionSimOptions): Prom
       trace?.(`${queue.nowMs} node ${node.index} starts (weight ${node.weight})`);
       void start(w, node).then(() => {
         const contact = nodes.find((peer) => reachable(peer, node) && peer.history?.newest());
-        if (contact) gossip(w, contact, [node]);
+        if (contact) gossip(layoutNet(w), contact, [node]);
       });
     });
   }

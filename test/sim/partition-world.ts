@@ -13,16 +13,17 @@
  * `createWorld` draws the run's random parameters in a fixed order: a seed replays exactly.
  */
 import type { Replica } from '../../src/core/replica.js';
-import { nodeIdFrom, type HashText, type Version } from '../../src/core/entry.js';
+import { nodeIdFrom, type Version } from '../../src/core/entry.js';
 import { utf8 } from '../../src/core/bytes.js';
 import type { LayoutMessage } from '../../src/core/layout.js';
 import type { LayoutHistory, LayoutHistorySnapshot } from '../../src/core/layout-history.js';
 import type { LayoutOwnership } from '../../src/core/ownership.js';
-import { eligibleNodes, ownerCountOf, partitionCount, partitionOfHash, type Layout, type PartitionId, type Placement } from '../../src/core/placement.js';
+import type { PartitionId } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/core/store.js';
 import { EventQueue } from './event-queue.js';
+import { ModuloPlacement } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
 export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'newest-only';
@@ -113,27 +114,10 @@ export interface SimNode {
   encoded?: { key: string; bytes: Uint8Array };
 }
 
-/** The canary placement: owners by partition modulo the sorted eligible members. */
-export class ModuloPlacement implements Placement {
-  readonly mode = 'modulo-canary';
-  private readonly all = Array.from({ length: partitionCount }, (_, i) => i);
-  partitionOf(keyHash: HashText): PartitionId {
-    return partitionOfHash(keyHash);
-  }
-  partitions(): readonly PartitionId[] {
-    return this.all;
-  }
-  ownersOf(partition: PartitionId, layout: Layout): readonly string[] {
-    const eligible = eligibleNodes(layout);
-    return Array.from({ length: ownerCountOf(layout) }, (_, i) => eligible[(partition + i) % eligible.length]!);
-  }
-}
-
 const epochMs = 1_700_000_000_000;
 export const cluster = 'sim';
 export const sessionTimeoutMs = 10_000;
 export const writeTimeoutMs = 3_000;
-export const gossipFanout = 6;
 
 /** One run's state: what every part of the simulator reads and changes. */
 export interface PartitionWorld {
