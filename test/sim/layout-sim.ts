@@ -54,7 +54,7 @@ import { LayoutChangeError, encodeLayoutMessage, partitionBitmap, type ClusterLa
 import { LayoutHistory, type LayoutHistorySnapshot, type LayoutOutcome } from '../../src/core/layout-history.js';
 import { eligibleNodes, ownerCountOf, partitionCount, type PartitionId, type Placement } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue, violationLog } from './event-queue.js';
 import { ModuloPlacement, coordinatorOf, decodeOnce, fanout, gossip, keyOf, layoutsMessage, ownAcksEncoded, type GossipNet } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
@@ -142,10 +142,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   const trace = options.trace;
   const queue = new EventQueue();
   const placement: Placement = options.placement === 'modulo' ? new ModuloPlacement() : new RendezvousPlacement();
-  const violations: string[] = [];
-  const violate = (text: string): void => {
-    if (violations.length < 50) violations.push(`at ${queue.nowMs} ms: ${text}`);
-  };
+  const { violations, violate } = violationLog(queue);
   const stats: LayoutSimReport['stats'] = {
     commits: 0,
     conflicts: 0,

@@ -22,7 +22,7 @@ import type { PartitionId } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/core/store.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue, violationLog } from './event-queue.js';
 import { ModuloPlacement } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
@@ -173,10 +173,7 @@ export function createWorld(options: PartitionSimOptions): PartitionWorld {
   const loss = rng.float() * 0.15;
   const frameLoss = rng.float() * 0.01;
   const delayMsMax = rng.int(2, 60);
-  const violations: string[] = [];
-  const violate = (text: string): void => {
-    if (violations.length < 50) violations.push(`at ${queue.nowMs} ms: ${text}`);
-  };
+  const { violations, violate } = violationLog(queue);
   const stats: PartitionSimReport['stats'] = {
     commits: 0,
     joins: 0,
