@@ -7,11 +7,11 @@
  * `deleteBatchKeys` with the condition `if_version` = the version listed: a key written again
  * since it was listed is kept, not deleted unseen, and counted as changed.
  */
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { ControlClient } from '../control/client.js';
 import { GrpcStatus } from '../control/h2.js';
 import { CliError, conditionOption, printJson, versionText, withClient, writeStdout } from './common.js';
+import { confirm } from './confirm.js';
 import { versionFields } from './json.js';
 
 /** Keys one `del --prefix` deletes at most (they are held in memory between the listing and the deletes). */
@@ -53,25 +53,11 @@ async function deletePrefix(command: Command, prefix: string, yes: boolean, json
       }
       listed.push({ key: entry.key, version: entry.version?.text ?? '' });
     }
-    if (listed.length > 0 && !yes) await confirm(`delete ${listed.length} key${listed.length === 1 ? '' : 's'} starting with ${JSON.stringify(prefix)}?`);
+    if (listed.length > 0 && !yes) await confirm(`delete ${listed.length} key${listed.length === 1 ? '' : 's'} starting with ${JSON.stringify(prefix)}?`, 'deleted');
     const { deleted, changed } = await deleteListed(client, listed);
     if (json) await printJson({ prefix, listed: listed.length, deleted, changed });
     else await writeStdout(`deleted ${deleted} key${deleted === 1 ? '' : 's'}${changed > 0 ? `; ${changed} written again since listed, kept` : ''}\n`);
   });
-}
-
-/** Asks on the terminal; without one, --yes is required. Anything but y/yes deletes nothing. */
-async function confirm(question: string): Promise<void> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    throw new CliError(`${question.replace(/\?$/, '')}: standard input is not a terminal to confirm on; add --yes (nothing was deleted)`, 'usage');
-  }
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = (await prompt.question(`${question} [y/N] `)).trim().toLowerCase();
-    if (answer !== 'y' && answer !== 'yes') throw new CliError('nothing was deleted', 'invalidArgument');
-  } finally {
-    prompt.close();
-  }
 }
 
 async function deleteListed(client: ControlClient, listed: readonly { key: string; version: string }[]): Promise<{ deleted: number; changed: number }> {

@@ -18,13 +18,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
 import type { StatusMessage } from '../control/proto.js';
+import { freePorts } from '../util/free-ports.js';
 import { CliError, writeStdout } from './common.js';
 
 const ckvBin = fileURLToPath(new URL('../../../bin/ckv.js', import.meta.url));
@@ -266,23 +266,6 @@ async function stopAll(nodes: DemoNode[]): Promise<void> {
       clearTimeout(timer);
     }),
   );
-}
-
-/** `count` distinct TCP ports free on 127.0.0.1 now (all held at once while they are picked). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    range(count).map(
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }
 
 function range(n: number): number[] {

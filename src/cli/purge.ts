@@ -7,11 +7,11 @@
  * Partitions whose owners are not up are kept and named (exit 0: the node retries them by itself).
  * A full-replication node refuses (exit 4): nothing is un-held there.
  */
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { ControlClient } from '../control/client.js';
 import type { PurgeReplyMessage } from '../control/proto.js';
 import { CliError, printJson, withClient, writeStdout } from './common.js';
+import { confirm } from './confirm.js';
 
 export function register(program: Command): void {
   program
@@ -27,7 +27,7 @@ export function register(program: Command): void {
           else await writeStdout('nothing to purge: this node holds no rows of partitions it does not own\n');
           return;
         }
-        if (!options.yes) await confirm(`hand ${found.partitions} partition${found.partitions === 1 ? '' : 's'} (${found.entries} entries, ${found.bytes} bytes) to their owners and drop them here?`);
+        if (!options.yes) await confirm(`hand ${found.partitions} partition${found.partitions === 1 ? '' : 's'} (${found.entries} entries, ${found.bytes} bytes) to their owners and drop them here?`, 'dropped');
         const done = await purgeCall(client, false);
         if (options.json) {
           await printJson(purgeJson(done, false));
@@ -55,18 +55,4 @@ function purgeJson(reply: PurgeReplyMessage, dryRun: boolean): object {
     blocked: reply.blocked,
     blockedBy: reply.blockedBy,
   };
-}
-
-/** Asks on the terminal; without one, --yes is required. Anything but y/yes drops nothing. */
-async function confirm(question: string): Promise<void> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    throw new CliError(`${question.replace(/\?$/, '')}: standard input is not a terminal to confirm on; add --yes (nothing was dropped)`, 'usage');
-  }
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = (await prompt.question(`${question} [y/N] `)).trim().toLowerCase();
-    if (answer !== 'y' && answer !== 'yes') throw new CliError('nothing was dropped', 'invalidArgument');
-  } finally {
-    prompt.close();
-  }
 }

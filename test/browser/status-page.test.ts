@@ -21,9 +21,9 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePorts } from '../../src/util/free-ports.js';
 import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { loopbackPage } from '../helpers/browser-page.js';
 import { whenMissing } from '../helpers/prerequisites.js';
@@ -75,24 +75,6 @@ async function explained<T>(page: Page, nodes: Record<string, NodeProcess>, what
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(`${what}: ${message}\npage shows: ${JSON.stringify(view, null, 2)}\n${logs}`, { cause: error });
   }
-}
-
-/** `count` distinct TCP ports free on 127.0.0.1 right now (all probes held open together). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((done, fail) => {
-          const server = createServer();
-          server.once('error', fail);
-          server.listen(0, '127.0.0.1', () => done(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
-  return ports;
 }
 
 /** The node's libp2p address on 127.0.0.1 with /p2p/<peer id> (listenAddresses[0] normally). */

@@ -8,9 +8,14 @@
  * core's placement (src/core/rendezvous.ts) over the node ids the test expects in the layout,
  * every weight 1: so "every key on exactly its owners" checks the layout's membership too.
  *
+ * Status comes two ways: `statusJson`/`waitSettled` read `ckv status --json` (the CLI's view),
+ * `partitionedOf`/`waitOneLayout` the node's gRPC status (what a node reports, fastest to poll).
+ *
  * A load is bounded (`writesMax`) and stops when asked; it records every acknowledged write so a
  * test can check none was lost, and a reader can check that no acknowledged key is ever missed.
  */
+import assert from 'node:assert/strict';
+import type { StatusMessage } from '../../src/control/proto.js';
 import { keyHashText } from '../../src/core/entry.js';
 import { partitionOfHash } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
@@ -147,6 +152,41 @@ export async function waitSettled(nodes: NodeProcess[], deadlineMs: number, what
     throw new Error(`${(error as Error).message}; last: ${describe()}\n${logs}`);
   }
   return last;
+}
+
+/** The `partitioned` block of a node's status over gRPC (StatusMessage: versions as text). */
+export type PartitionedView = NonNullable<StatusMessage['partitioned']>;
+
+/** A node's `partitioned` status block; fails the test when the node reports none. */
+export async function partitionedOf(node: NodeProcess): Promise<PartitionedView> {
+  const status = await node.status();
+  assert.ok(status.partitioned, `${node.name} reports no partitioned status`);
+  return status.partitioned;
+}
+
+/**
+ * Waits until `nodes` hold one complete layout: the same version everywhere and the only active
+ * one, K x 256 partition-replicas owned in all; with `everyOwns`, each node owns some (none is
+ * a gateway). Returns the last views.
+ */
+export async function waitOneLayout(
+  nodes: NodeProcess[],
+  options: { replicas: number; deadlineMs: number; everyOwns?: boolean; intervalMs?: number; what?: string },
+): Promise<PartitionedView[]> {
+  const { replicas, deadlineMs, everyOwns = false, intervalMs, what = `one layout of ${nodes.length} nodes, K = ${replicas}` } = options;
+  let views: PartitionedView[] = [];
+  await waitFor(
+    async () => {
+      views = await Promise.all(nodes.map(partitionedOf));
+      return (
+        new Set(views.map((v) => v.layoutVersion)).size === 1 &&
+        views.every((v) => v.activeVersions.length === 1 && (!everyOwns || v.partitionsOwned > 0)) &&
+        views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * replicas
+      );
+    },
+    { deadlineMs, what, ...(intervalMs === undefined ? {} : { intervalMs }) },
+  );
+  return views;
 }
 
 export interface Load {

@@ -12,37 +12,18 @@ import { keyHashText } from '../../src/core/entry.js';
 import { clusterLayoutOf } from '../../src/core/layout.js';
 import { partitionOfHash } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
-import type { StatusMessage } from '../../src/control/proto.js';
 import { runCli, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { scanAll, startPeer } from '../helpers/cluster.js';
+import { partitionedOf, waitOneLayout } from '../helpers/partitioned.js';
 
 const k = 2;
 const partitioned = ['--sync-interval-ms', '300', '--replicas', String(k)];
 const keyCount = 400;
 const keyOf = (i: number): string => `key-${String(i).padStart(4, '0')}`;
 
-type Partitioned = NonNullable<StatusMessage['partitioned']>;
-
-async function partitionedOf(node: NodeProcess): Promise<Partitioned> {
-  const status = await node.status();
-  assert.ok(status.partitioned, `${node.name} reports no partitioned status`);
-  return status.partitioned;
-}
-
 /** Waits until every node has one active layout, the same, of all of them (256 x K partition-replicas owned in all). */
-async function waitSettledLayout(nodes: NodeProcess[]): Promise<void> {
-  await waitFor(
-    async () => {
-      const views = await Promise.all(nodes.map(partitionedOf));
-      return (
-        new Set(views.map((v) => v.layoutVersion)).size === 1 &&
-        views.every((v) => v.activeVersions.length === 1 && v.partitionsOwned > 0) &&
-        views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * k
-      );
-    },
-    { deadlineMs: 60_000, what: `one settled layout of ${nodes.length} nodes`, intervalMs: 250 },
-  );
-}
+const waitSettledLayout = (nodes: NodeProcess[]): Promise<unknown> =>
+  waitOneLayout(nodes, { replicas: k, everyOwns: true, deadlineMs: 60_000, intervalMs: 250, what: `one settled layout of ${nodes.length} nodes` });
 
 /** Node id -> the keys (of ours) it owns, for a layout of these nodes (weight 1 each, as auto-join makes them). */
 function expectedHolders(nodeIds: string[]): Map<string, Set<string>> {

@@ -21,34 +21,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { counter, runCli, runCliOk, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
-import type { StatusMessage } from '../../src/control/proto.js';
 import { sessionsInitiated, startPeer } from '../helpers/cluster.js';
+import { partitionedOf, waitOneLayout } from '../helpers/partitioned.js';
 
 const k = 3;
 const args = (extra: string[] = []): string[] => ['--sync-interval-ms', '200', '--replicas', String(k), ...extra];
-
-type Partitioned = NonNullable<StatusMessage['partitioned']>;
-
-async function partitionedOf(node: NodeProcess): Promise<Partitioned> {
-  const status = await node.status();
-  assert.ok(status.partitioned, `${node.name} reports no partitioned status`);
-  return status.partitioned;
-}
-
-/** Waits until the nodes hold one complete layout: a single active version, K x 256 partition-replicas. */
-async function waitOneLayout(nodes: NodeProcess[]): Promise<void> {
-  await waitFor(
-    async () => {
-      const views = await Promise.all(nodes.map(partitionedOf));
-      return (
-        new Set(views.map((v) => v.layoutVersion)).size === 1 &&
-        views.every((v) => v.activeVersions.length === 1) &&
-        views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * k
-      );
-    },
-    { deadlineMs: 40_000, what: `one layout of ${nodes.length} nodes, K = ${k}` },
-  );
-}
 
 interface WhereIs {
   partition: number;
@@ -97,7 +74,7 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     await waitMesh(nodes);
     // One complete layout (the new owners pulled their partitions, layout 1 retired): the
     // owners do not change under the test (a retired owner purges what it no longer owns).
-    await waitOneLayout(nodes);
+    await waitOneLayout(nodes, { replicas: k, deadlineMs: 40_000 });
     assert.equal((await partitionedOf(g)).partitionsOwned, 0, 'the gateway owns nothing');
     const gId = await nodeIdOf(g);
 
@@ -205,7 +182,7 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
       startPeer('D', { bootstrap: [a], args: args() }),
     ]);
     await waitMesh([a, b, c, d]);
-    await waitOneLayout([a, b, c, d]);
+    await waitOneLayout([a, b, c, d], { replicas: k, deadlineMs: 40_000 });
     const dId = await nodeIdOf(d);
     const aId = await nodeIdOf(a);
     // A key D owns and A does not: A coordinates, reading from the 3 owners.

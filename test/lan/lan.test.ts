@@ -15,14 +15,13 @@
  * Every wait polls a condition against a deadline. Each node's stderr goes to
  * `<data dir>/node.log`; a failing test prints the tail of every log.
  */
-import { describe, it, test, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { compareVersions, type Version } from '../../src/core/entry.js';
 import type { EntryMessage, VersionMessage } from '../../src/control/proto.js';
 import { runCli, waitFor, withDeadline } from '../../harness/testing.js';
-import { whenMissing } from '../helpers/prerequisites.js';
-import { Lan, lanTempDir, lanUnavailableReason, LanNode, runPrefix, subnetOctet } from './netns.js';
+import { Lan, lanSuite, lanTempDir, LanNode, runLanNodes, runPrefix, subnetOctet } from './netns.js';
 
 const syncIntervalMs = 200;
 const hosts = [1, 2, 3] as const;
@@ -55,17 +54,7 @@ async function withCluster(t: TestContext, tag: string, body: (cluster: Cluster)
     node: (host) => nodes[host - 1]!,
     startedAtMs: Date.now(),
   };
-  try {
-    await Promise.all(nodes.map((n) => n.start()));
-    await body(cluster);
-  } catch (error) {
-    const tails = nodes.map((n) => `--- ${n.name} (${lan.address(n.host)}, pid ${n.pid ?? '-'}) ${n.logPath}\n${n.logTail()}`).join('\n');
-    console.error(`LAN test '${t.name}' failed; node logs:\n${tails}`);
-    throw error;
-  } finally {
-    await Promise.all(nodes.map((n) => n.kill().catch(() => undefined)));
-    lan.destroy();
-  }
+  await runLanNodes(t.name, lan, nodes, () => body(cluster));
 }
 
 /** Each node lists every other node as up. */
@@ -143,14 +132,7 @@ async function put(node: LanNode, key: string, value: string): Promise<Version> 
 
 // ---------------------------------------------------------------------------------------------
 
-const notRun = lanUnavailableReason();
-
-if (notRun !== undefined) {
-  const outcome = whenMissing(notRun, notRun.includes('is not installed'));
-  console.log(`LAN tests not run: ${notRun}`);
-  if ('skip' in outcome) test('LAN tests', { skip: outcome.skip }, () => undefined);
-  else test('LAN tests', () => assert.fail(`LAN tests cannot run: ${outcome.fail}`));
-} else {
+lanSuite('LAN tests', () => {
   describe(`ckv on a LAN of network namespaces (${runPrefix}, 10.77.${subnetOctet}.0/24)`, () => {
     it('three hosts find each other by mDNS alone and replicate a write', { timeout: 45_000 }, async (t) => {
       await withCluster(t, 'disc', async (c) => {
@@ -390,4 +372,4 @@ if (notRun !== undefined) {
       });
     });
   });
-}
+});

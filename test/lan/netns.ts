@@ -22,13 +22,20 @@
  * registry, which deletes the namespaces (their nft tables go with them) after killing the
  * processes, on every exit path (after() hook, 'exit' handler, SIGINT/SIGTERM/SIGHUP).
  * Data directories are kept if CKV_LAN_KEEP is set.
+ *
+ * Running: `lanSuite` defines a test file's suite only where namespaces can be made (else one
+ * skipped or failing test says why); `runLanNodes` starts a test's nodes, runs it, and always
+ * tears the LAN down, printing the nodes' logs on failure.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import type { EntryMessage, StatusMessage } from '../../src/control/proto.js';
 import type { ControlClient } from '../../src/control/client.js';
 import { addCleanup, exitOnSignals, startNode, tempDir, withDeadline, type NodeProcess } from '../../harness/index.js';
+import { whenMissing } from '../helpers/prerequisites.js';
 
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
@@ -263,5 +270,39 @@ export class LanNode {
   /** The last `lines` lines of the node's log. */
   logTail(lines = 40): string {
     return this.current?.logTail(lines) ?? '  (not started)';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running LAN tests
+
+/**
+ * Defines the LAN suite (`suite` calls describe/it) when network namespaces can be made here;
+ * otherwise one test named `name` that is skipped or fails, saying why (helpers/prerequisites.ts).
+ */
+export function lanSuite(name: string, suite: () => void): void {
+  const notRun = lanUnavailableReason();
+  if (notRun === undefined) return suite();
+  const outcome = whenMissing(notRun, notRun.includes('is not installed'));
+  console.log(`LAN tests not run: ${notRun}`);
+  if ('skip' in outcome) test(name, { skip: outcome.skip }, () => undefined);
+  else test(name, () => assert.fail(`LAN tests cannot run: ${outcome.fail}`));
+}
+
+/**
+ * Starts `nodes` (each ready within `readyTimeoutMs`), runs `body`, then always kills the nodes
+ * and deletes the LAN; on failure prints the tail of every node's log (`testName` says whose).
+ */
+export async function runLanNodes(testName: string, lan: Lan, nodes: LanNode[], body: () => Promise<void>, readyTimeoutMs?: number): Promise<void> {
+  try {
+    await Promise.all(nodes.map((n) => n.start(readyTimeoutMs)));
+    await body();
+  } catch (error) {
+    const tails = nodes.map((n) => `--- ${n.name} (${lan.address(n.host)}, pid ${n.pid ?? '-'}) ${n.logPath}\n${n.logTail()}`).join('\n');
+    console.error(`LAN test '${testName}' failed; node logs:\n${tails}`);
+    throw error;
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill().catch(() => undefined)));
+    lan.destroy();
   }
 }

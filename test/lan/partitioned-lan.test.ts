@@ -14,14 +14,13 @@
  * Needs root, iproute2 and nftables (see lan.test.ts for what happens without them). Every wait
  * polls a condition against a deadline; a failure prints every node's log tail.
  */
-import { describe, it, test, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { EntryMessage } from '../../src/control/proto.js';
 import { runCli, waitFor, withDeadline } from '../../harness/testing.js';
-import { whenMissing } from '../helpers/prerequisites.js';
 import { ownersOf, partitionedArgs, statusJson } from '../helpers/partitioned.js';
-import { Lan, lanTempDir, lanUnavailableReason, LanNode, runPrefix, subnetOctet } from './netns.js';
+import { Lan, lanSuite, lanTempDir, LanNode, runLanNodes, runPrefix, subnetOctet } from './netns.js';
 
 const hostCount = 5;
 const majority = [1, 2, 3];
@@ -89,27 +88,10 @@ async function withLan(t: TestContext, body: (lan: Lan, nodes: LanNode[]) => Pro
   const lan = Lan.create('pm', hostCount);
   const dir = lanTempDir('pm');
   const nodes = Array.from({ length: hostCount }, (_, i) => new LanNode(lan, i + 1, join(dir, `h${i + 1}`), partitionedArgs()));
-  try {
-    await Promise.all(nodes.map((n) => n.start(30_000)));
-    await body(lan, nodes);
-  } catch (error) {
-    const tails = nodes.map((n) => `--- ${n.name} (${lan.address(n.host)}, pid ${n.pid ?? '-'}) ${n.logPath}\n${n.logTail()}`).join('\n');
-    console.error(`LAN test '${t.name}' failed; node logs:\n${tails}`);
-    throw error;
-  } finally {
-    await Promise.all(nodes.map((n) => n.kill().catch(() => undefined)));
-    lan.destroy();
-  }
+  await runLanNodes(t.name, lan, nodes, () => body(lan, nodes), 30_000);
 }
 
-const notRun = lanUnavailableReason();
-
-if (notRun !== undefined) {
-  const outcome = whenMissing(notRun, notRun.includes('is not installed'));
-  console.log(`LAN tests not run: ${notRun}`);
-  if ('skip' in outcome) test('partitioned LAN tests', { skip: outcome.skip }, () => undefined);
-  else test('partitioned LAN tests', () => assert.fail(`LAN tests cannot run: ${outcome.fail}`));
-} else {
+lanSuite('partitioned LAN tests', () => {
   describe(`partitioned mode on a LAN of network namespaces (${runPrefix}, 10.77.${subnetOctet}.0/24)`, () => {
     it('5 hosts by mDNS with K = 3; a minority cut off, writes on both sides, heal: every key\'s owners agree', { timeout: 170_000 }, async (t) => {
       await withLan(t, async (lan, nodes) => {
@@ -170,4 +152,4 @@ if (notRun !== undefined) {
       });
     });
   });
-}
+});

@@ -1,6 +1,7 @@
 /**
  * The simulator's one event queue, ordered by (atMs, seq): events at the same time run in the
  * order they were scheduled, so a seed replays exactly. A binary heap.
+ * Also the simulators' violation log, stamped with the queue's simulated time.
  */
 export interface SimEvent {
   atMs: number;
@@ -56,4 +57,13 @@ export class EventQueue {
 
 function before(a: SimEvent, b: SimEvent): boolean {
   return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+}
+
+/** The violations a run found, each stamped with the simulated time; the first `max` are kept (a broken run finds many). */
+export function violationLog(queue: EventQueue, max = 50): { violations: string[]; violate: (text: string) => void } {
+  const violations: string[] = [];
+  const violate = (text: string): void => {
+    if (violations.length < max) violations.push(`at ${queue.nowMs} ms: ${text}`);
+  };
+  return { violations, violate };
 }

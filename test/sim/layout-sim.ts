@@ -29,6 +29,9 @@
  *   instant (a same-version conflict nothing later overwrites); nodes keep gossiping for
  *   `settleMs`, then the checker runs.
  *
+ * Gossip (fanout, ack floods, encoding, the coordinator) is layout-gossip.ts, shared with the
+ * data simulator (partition-sim.ts).
+ *
  * Invariants, checked as they happen:
  * 1. a node's sync toward layout v starts only when every node of v really knows v;
  * 2. a layout retires only after every owner of every partition of the newer layout really
@@ -47,27 +50,12 @@
 import { MalformedError } from '../../src/core/errors.js';
 import { nodeIdFrom } from '../../src/core/entry.js';
 import { utf8 } from '../../src/core/bytes.js';
-import {
-  LayoutChangeError,
-  decodeLayoutMessage,
-  encodeLayoutMessage,
-  partitionBitmap,
-  type ClusterLayout,
-  type LayoutMessage,
-} from '../../src/core/layout.js';
+import { LayoutChangeError, encodeLayoutMessage, partitionBitmap, type ClusterLayout, type LayoutMessage } from '../../src/core/layout.js';
 import { LayoutHistory, type LayoutHistorySnapshot, type LayoutOutcome } from '../../src/core/layout-history.js';
-import {
-  eligibleNodes,
-  ownerCountOf,
-  partitionCount,
-  partitionOfHash,
-  type Layout,
-  type PartitionId,
-  type Placement,
-} from '../../src/core/placement.js';
+import { eligibleNodes, ownerCountOf, partitionCount, type PartitionId, type Placement } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
-import type { HashText } from '../../src/core/entry.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue, violationLog } from './event-queue.js';
+import { ModuloPlacement, coordinatorOf, decodeOnce, fanout, gossip, keyOf, layoutsMessage, ownAcksEncoded, type GossipNet } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
 export interface LayoutSimOptions {
@@ -141,27 +129,6 @@ interface SimNode {
   encoded?: { key: string; bytes: Uint8Array };
 }
 
-/** The canary placement: owners by partition modulo the sorted members; a join moves nearly everything. */
-class ModuloPlacement implements Placement {
-  readonly mode = 'modulo-canary';
-  private readonly all = Array.from({ length: partitionCount }, (_, i) => i);
-  partitionOf(keyHash: HashText): PartitionId {
-    return partitionOfHash(keyHash);
-  }
-  partitions(): readonly PartitionId[] {
-    return this.all;
-  }
-  ownersOf(partition: PartitionId, layout: Layout): readonly string[] {
-    const eligible = eligibleNodes(layout);
-    return Array.from({ length: ownerCountOf(layout) }, (_, i) => eligible[(partition + i) % eligible.length]!);
-  }
-}
-
-/** Peers a change is gossiped to at once. */
-const gossipFanout = 6;
-
-const keyOf = (layout: ClusterLayout): string => `${layout.version}:${layout.digest}`;
-
 export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport {
   const seed = options.seed;
   const count = options.nodes;
@@ -175,10 +142,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   const trace = options.trace;
   const queue = new EventQueue();
   const placement: Placement = options.placement === 'modulo' ? new ModuloPlacement() : new RendezvousPlacement();
-  const violations: string[] = [];
-  const violate = (text: string): void => {
-    if (violations.length < 50) violations.push(`at ${queue.nowMs} ms: ${text}`);
-  };
+  const { violations, violate } = violationLog(queue);
   const stats: LayoutSimReport['stats'] = {
     commits: 0,
     conflicts: 0,
@@ -237,6 +201,8 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
   let checkRotor = 0;
 
   const reachable = (a: SimNode, b: SimNode): boolean => a !== b && b.status === 'up' && a.group === b.group;
+  /** Gossip (layout-gossip.ts) over `send`. */
+  const net: GossipNet<SimNode> = { nodes, rng, reachable, send };
 
   function send(from: SimNode, to: SimNode, bytes: Uint8Array): void {
     if (!reachable(from, to)) return;
@@ -256,23 +222,9 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
 
   function deliver(from: SimNode, to: SimNode, bytes: Uint8Array): void {
     const history = to.history!;
-    let message;
-    try {
-      // One decode per message object: a flood sends the same bytes to every peer, and the
-      // decoded layouts are immutable (acks' bitmaps are copied by the history).
-      let decoded = decodedMessages.get(bytes);
-      if (!decoded) {
-        try {
-          decoded = decodeLayoutMessage(bytes);
-        } catch (error) {
-          decoded = error as Error;
-        }
-        decodedMessages.set(bytes, decoded);
-      }
-      if (decoded instanceof Error) throw decoded;
-      message = decoded;
-    } catch (error) {
-      if (!(error instanceof MalformedError)) violate(`node ${to.index}: a message failed with ${String(error)}, not MalformedError`);
+    const message = decodeOnce(decodedMessages, bytes);
+    if (message instanceof Error) {
+      if (!(message instanceof MalformedError)) violate(`node ${to.index}: a message failed with ${String(message)}, not MalformedError`);
       stats.malformed++;
       return;
     }
@@ -283,50 +235,6 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
       if (result === 'not-self' || result === 'not-owner') stats.refusedAcks++;
       after(to, outcome);
     }
-  }
-
-  /** The node's active layouts, encoded (kept while they stay the same). */
-  function layoutsMessage(node: SimNode): Uint8Array | undefined {
-    const layouts = node.history!.active();
-    if (layouts.length === 0) return undefined;
-    const key = layouts.map(keyOf).join(' ');
-    if (node.encoded?.key !== key) node.encoded = { key, bytes: encodeLayoutMessage({ type: 'layouts', layouts: [...layouts] }) };
-    return node.encoded.bytes;
-  }
-
-  /**
-   * Gossip of a change: the layouts to `to` (a fanout), the node's own acks to every reachable
-   * node. Acks are statements about their sender, signed in production and flooded by
-   * gossipsub in one hop, so their origin is known however they travel; here they go
-   * straight to everyone, which is the same.
-   */
-  function gossip(node: SimNode, to: SimNode[]): void {
-    const history = node.history!;
-    const bytes = layoutsMessage(node);
-    if (bytes) for (const peer of to) send(node, peer, bytes);
-    // Only the acks that changed since this boot last flooded them (the periodic tick repeats all).
-    const acks: Uint8Array[] = [];
-    for (const ack of history.ownAcks()) {
-      const bytes = encodeLayoutMessage({ type: 'ack', ack });
-      const key = `${ack.version}:${ack.digest}`;
-      const text = Buffer.from(bytes).toString('latin1');
-      if (node.flooded.get(key) === text) continue;
-      node.flooded.set(key, text);
-      acks.push(bytes);
-    }
-    for (const peer of nodes) if (reachable(node, peer)) for (const bytes of acks) send(node, peer, bytes);
-  }
-
-  /**
-   * The peers news goes to at once: gossipFanout random reachable ones (an epidemic; the
-   * periodic re-announcement reaches the rest). Production floods gossipsub to every peer;
-   * a fanout keeps a 50-node run at O(N) messages per change instead of O(N^2).
-   */
-  function fanout(node: SimNode): SimNode[] {
-    const peers = nodes.filter((peer) => reachable(node, peer));
-    const chosen: SimNode[] = [];
-    while (chosen.length < gossipFanout && peers.length > 0) chosen.push(peers.splice(rng.int(0, peers.length - 1), 1)[0]!);
-    return chosen;
   }
 
   /** Bookkeeping, checks and reactions after any change of a node's history. */
@@ -348,7 +256,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
       checkOwners(node, [checkRotor++ % partitionCount, (checkRotor * 97) % partitionCount]);
     }
     node.disk = history.snapshot();
-    gossip(node, fanout(node));
+    gossip(net, node, fanout(net, node));
     scheduleSyncs(node);
     reconcile(node);
   }
@@ -439,7 +347,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
         if (newest.weights[node.nodeId] === undefined) return;
         history.stageRemove(node.nodeId);
       } else {
-        if (coordinatorOf(node, newest) !== node.nodeId) return;
+        if (coordinatorOf(net, byId, node, newest) !== node.nodeId) return;
         const joins = nodes.filter((n) => n.wantsIn && (n === node || reachable(node, n)) && newest.weights[n.nodeId] === undefined);
         const dead = pendingRemovals.filter((id) => newest.weights[id] !== undefined);
         // Removals alone first: a commit that only removes may pass layoutVersionsActiveMax,
@@ -454,14 +362,6 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
       history.revert();
       if (!(error instanceof LayoutChangeError)) throw error;
     }
-  }
-
-  /** The coordinator in `node`'s view: the smallest id among the reachable owning members of `newest`. */
-  function coordinatorOf(node: SimNode, newest: ClusterLayout): string | undefined {
-    return newest.nodes.find((id) => {
-      const member = byId.get(id)!;
-      return newest.weights[id]! > 0 && !member.leaving && (member === node || reachable(node, member));
-    });
   }
 
   function commit(node: SimNode): void {
@@ -496,14 +396,13 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
       if (node.boot !== boot || node.status !== 'up' || !running) return;
       const peers = nodes.filter((peer) => reachable(node, peer));
       if (peers.length > 0) {
-        const history = node.history!;
         const bytes = layoutsMessage(node);
         if (bytes) send(node, rng.pick(peers), bytes);
         // Every third tick (~3 s) its acks are re-announced to everyone (a gossipsub publish):
         // a node must hear every other's acks, and a pairwise re-announcement would take
         // minutes to cover 50 x 49 pairs after a lossy stretch.
         if (++ticks % 3 === 0) {
-          const acks = history.ownAcks().map((ack) => encodeLayoutMessage({ type: 'ack', ack }));
+          const acks = ownAcksEncoded(node);
           for (const peer of peers) for (const ack of acks) send(node, peer, ack);
         }
       }
@@ -514,7 +413,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
     };
     queue.schedule(rng.int(0, 1000), tick);
     // A restarted node announces what it holds at once (it may have missed news while down).
-    gossip(node, fanout(node));
+    gossip(net, node, fanout(net, node));
     scheduleSyncs(node);
   }
 
@@ -563,7 +462,7 @@ export function runLayoutSimulation(options: LayoutSimOptions): LayoutSimReport 
       start(node);
       // First contact: one member sends it what it holds.
       const contact = nodes.find((peer) => peer.status === 'up' && peer !== node && peer.history?.newest());
-      if (contact) gossip(contact, [node]);
+      if (contact) gossip(net, contact, [node]);
     });
   }
 

@@ -15,12 +15,11 @@
  */
 import { compareVersions, keyHashText, type Entry, type Version } from '../../src/core/entry.js';
 import { hlcToString } from '../../src/core/hlc.js';
-import type { ClusterLayout } from '../../src/core/layout.js';
 import type { LayoutHistory } from '../../src/core/layout-history.js';
 import { partitionCount, partitionOfHash, type PartitionId, type Placement } from '../../src/core/placement.js';
 import type { MemoryStore } from '../../src/store/memory-store.js';
+import { keyOf } from './layout-gossip.js';
 
-export const keyOf = (layout: ClusterLayout): string => `${layout.version}:${layout.digest}`;
 export const versionText = (v: Version): string => `${hlcToString(v.hlc)}/${v.node.slice(0, 6)}`;
 
 const partitions = new Map<string, PartitionId>();
