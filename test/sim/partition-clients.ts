@@ -16,6 +16,7 @@ import { utf8 } from '../../src/core/bytes.js';
 import { acksNeeded, quorumMet } from '../../src/core/ownership.js';
 import type { PartitionId } from '../../src/core/placement.js';
 import { partitionOfKey, versionText } from './partition-check.js';
+import { holdUnacked } from './partition-delivery.js';
 import { carry, holdsPartition, isUp, writeTimeoutMs, type PartitionWorld, type SimNode } from './partition-world.js';
 
 /** The owner sets a write counts acks in, and the nodes it goes to, in `node`'s view. */
@@ -68,6 +69,7 @@ export function coordinate(w: PartitionWorld, coordinator: SimNode, boot: number
     const sets = writeSetsOf(w, coordinator, p);
     if (quorumMet(sets, acks, 'quorum')) {
       done = true;
+      if (w.options.delivery) holdUnacked(w, coordinator, entry, sets.flat(), acks);
       w.stats.acknowledgedWrites++;
       const best = w.acked.get(entry.key);
       if (!best || compareVersions(entry.version, best.version) > 0) w.acked.set(entry.key, { version: entry.version, deleted: isDelete });
@@ -95,6 +97,15 @@ export function coordinate(w: PartitionWorld, coordinator: SimNode, boot: number
     }
   };
   check();
+  // Not acknowledged in time: kept for the owners that did not ack all the same (production
+  // keeps a failed write's rows: it may be stored on those that acked).
+  if (w.options.delivery) {
+    w.queue.schedule(writeTimeoutMs, () => {
+      if (done || coordinator.boot !== boot) return;
+      done = true;
+      holdUnacked(w, coordinator, entry, writeSetsOf(w, coordinator, p).flat(), acks);
+    });
+  }
 }
 
 /**

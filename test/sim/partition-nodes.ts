@@ -18,6 +18,7 @@ import { LayoutOwnership } from '../../src/core/ownership.js';
 import { partitionOfHash } from '../../src/core/placement.js';
 import { versionText } from './partition-check.js';
 import { antiEntropy, purge, startPulls } from './partition-data.js';
+import { deliveryTick, openDelivery } from './partition-delivery.js';
 import { layoutsMessage, ownAcksEncoded } from './layout-gossip.js';
 import { after, announce, layoutNet, reconcile } from './partition-layouts.js';
 import { crash, fencedStore, holdsPartition, isUp, reachable, wallOf, type PartitionWorld, type SimNode } from './partition-world.js';
@@ -38,6 +39,12 @@ export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
   node.ownership = new LayoutOwnership(node.history, { onChange: (outcome) => after(w, node, outcome) });
   await openReplica(w, node);
   if (node.boot !== boot) return;
+  if (w.options.delivery) {
+    await openDelivery(w, node);
+    if (node.boot !== boot) return;
+    // Its peers see it come up (membership's `connected`): their rows for it are due now.
+    for (const peer of w.nodes) peer.delivery?.connected(node.nodeId, w.queue.nowMs);
+  }
   let ticks = node.index;
   const net = layoutNet(w);
   const tick = (): void => {
@@ -55,7 +62,8 @@ export async function start(w: PartitionWorld, node: SimNode): Promise<void> {
         for (const p of peers) for (const ack of acks) net.send(node, p, ack);
       }
     }
-    if (ticks % 2 === 0) antiEntropy(w, node);
+    if (w.options.delivery) deliveryTick(w, node);
+    else if (ticks % 2 === 0) antiEntropy(w, node);
     if (node.history!.active().length > 1) startPulls(w, node);
     reconcile(w, node);
     if (node.history!.active().length === 1) void purge(w, node, false);
@@ -98,7 +106,7 @@ export function faultStep(w: PartitionWorld): void {
   const roll = w.rng.float();
   if (roll < 0.3 && up.length > 1) {
     const victim = w.rng.pick(up);
-    const forGood = w.stats.deaths === 0 && w.rng.chance(0.25) && victim.weight > 0 && ownersLeft(w) > w.replicas + 1 && victim !== w.nodes[0];
+    const forGood = !w.options.delivery && w.stats.deaths === 0 && w.rng.chance(0.25) && victim.weight > 0 && ownersLeft(w) > w.replicas + 1 && victim !== w.nodes[0];
     if (forGood || ownersLeft(w) > w.replicas || victim.weight === 0) {
       w.stats.crashes++;
       crash(victim, forGood ? 'dead' : 'crashed');
@@ -113,7 +121,7 @@ export function faultStep(w: PartitionWorld): void {
         });
       }
     }
-  } else if (roll < 0.4 && ownersLeft(w) > w.replicas + 1) {
+  } else if (roll < 0.4 && ownersLeft(w) > w.replicas + 1 && !w.options.delivery) {
     const candidates = up.filter((n) => n.wantsIn && n !== w.nodes[0] && n.history!.newest()?.weights[n.nodeId] !== undefined);
     if (candidates.length > 0) {
       const leaver = w.rng.pick(candidates);

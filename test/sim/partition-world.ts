@@ -12,6 +12,7 @@
  * - `crash` stops a node's incarnation.
  * `createWorld` draws the run's random parameters in a fixed order: a seed replays exactly.
  */
+import type { DeliveryQueue } from '../../src/core/delivery-queue.js';
 import type { Replica } from '../../src/core/replica.js';
 import { nodeIdFrom, type Version } from '../../src/core/entry.js';
 import { utf8 } from '../../src/core/bytes.js';
@@ -26,7 +27,7 @@ import { EventQueue, violationLog } from './event-queue.js';
 import { ModuloPlacement } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
-export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'newest-only';
+export type PartitionCanary = 'modulo-holds' | 'early-purge' | 'newest-only' | 'hints-lost-on-crash' | 'hints-removed-early';
 
 export interface PartitionSimOptions {
   seed: number;
@@ -49,6 +50,12 @@ export interface PartitionSimOptions {
    * Default false: such sources are skipped.
    */
   waitForRemovedSources?: boolean;
+  /**
+   * Delivery until acknowledged (partition-delivery.ts): coordinators keep rows for owners
+   * that did not ack and deliver them; anti-entropy is off and no node leaves or dies, so
+   * delivery is the only repair and the checker also wants every node's pending rows at zero.
+   */
+  delivery?: boolean;
   /** Gets a line per commit, retirement, purge and node event. */
   trace?: (line: string) => void;
 }
@@ -112,6 +119,8 @@ export interface SimNode {
   pullsScheduled: boolean;
   flooded: Map<string, string>;
   encoded?: { key: string; bytes: Uint8Array };
+  /** Option `delivery`: the rows this node keeps for owners that did not ack (rebuilt from its disk at boot). */
+  delivery?: DeliveryQueue;
 }
 
 const epochMs = 1_700_000_000_000;

@@ -11,9 +11,9 @@ function failureText(report: PartitionSimReport): string {
 }
 
 /** The first of seeds 1..40 (5..9 nodes) whose run the checker fails with this canary. */
-async function firstFailure(canary: PartitionCanary): Promise<PartitionSimReport | undefined> {
+async function firstFailure(canary: PartitionCanary, delivery = false): Promise<PartitionSimReport | undefined> {
   for (let seed = 1; seed <= 40; seed++) {
-    const report = await runPartitionSimulation({ seed, nodes: nodesFor(seed), canary });
+    const report = await runPartitionSimulation({ seed, nodes: nodesFor(seed), canary, delivery });
     if (!report.ok) return report;
   }
   return undefined;
@@ -38,6 +38,33 @@ describe('partitioned data simulation (placement-aware)', () => {
     assert.ok(report.ok, failureText(report));
     assert.ok(report.stats.joins >= 10 && report.stats.retirements > 0 && report.stats.purges > 0, JSON.stringify(report.stats));
   });
+
+  // Delivery until acknowledged (partition-delivery.ts): anti-entropy off, so delivery rows are
+  // the only repair; every acknowledged write must still reach all K owners and every node's
+  // pending rows must reach zero once faults stop.
+  it('with delivery rows and no anti-entropy: every acknowledged write on all K owners, nothing left pending (60 seeds)', async () => {
+    const failures: string[] = [];
+    let crashes = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const report = await runPartitionSimulation({ seed, nodes: nodesFor(seed), delivery: true });
+      if (!report.ok) failures.push(failureText(report));
+      crashes += report.stats.crashes;
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(crashes >= 30, `only ${crashes} crashes`);
+  });
+
+  const deliveryCanaries: [PartitionCanary, string][] = [
+    ['hints-lost-on-crash', 'delivery rows kept in memory only (lost on a crash)'],
+    ['hints-removed-early', 'delivery rows removed when sent, not when acknowledged'],
+  ];
+  for (const [canary, name] of deliveryCanaries) {
+    it(`catches ${name}`, async () => {
+      const caught = await firstFailure(canary, true);
+      assert.ok(caught, 'the simulator did not notice');
+      assert.match(caught.violations.join('\n'), /lost acknowledged|partition \d+: owner/);
+    });
+  }
 
   it('replays a seed exactly', async () => {
     assert.deepEqual(await runPartitionSimulation({ seed: 4242, nodes: 7 }), await runPartitionSimulation({ seed: 4242, nodes: 7 }));
