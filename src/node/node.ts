@@ -45,11 +45,14 @@ import type {
   PurgeReport,
   ReadOptions,
   ReadReply,
+  ScanOptions,
+  ScanReadOptions,
   SyncStep,
   WriteOptions,
   WriteReply,
 } from './api.js';
 import { PartitionedPath } from './partitioned.js';
+import type { Consistency } from '../core/ownership.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
@@ -185,6 +188,7 @@ export class CkvNode implements NodeApi {
         config: this.config,
         cluster: this.cluster,
         replica: this.replica,
+        store: this.store,
         counters: this.counters,
         logger: this.logger,
         wallClockMs: this.wallClockMs,
@@ -311,11 +315,11 @@ export class CkvNode implements NodeApi {
     return (await this.write(key, null, { condition })).version;
   }
 
-  async writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+  async writeMany(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(Version | Error)[]> {
     const refusal = this.refusal();
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) return this.replica.writeMany(writes);
-    return (await this.partitioned.write(writes)).map((result) => (result instanceof Error ? result : result.version));
+    return (await this.partitioned.write(writes, consistency)).map((result) => (result instanceof Error ? result : result.version));
   }
 
   async write(key: string, value: Uint8Array | null, options: WriteOptions = {}): Promise<WriteReply> {
@@ -382,12 +386,34 @@ export class CkvNode implements NodeApi {
     return this.cluster?.refusal() ?? this.partitioned?.waitingRefusal();
   }
 
-  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
-    return this.store.scanKeys(options);
+  scan(options: ScanOptions): AsyncIterable<Entry> {
+    const { prefix, startAfter, limit } = options;
+    if (options.from === 'local' || this.config.replicas === undefined) return this.store.scanKeys({ prefix, startAfter, limit });
+    return this.ownersScan({ prefix: prefix ?? '', startAfter, limit, withValues: options.withValues ?? true }, options);
   }
 
-  exportEntries(prefix: string): AsyncIterable<Entry> {
-    return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+  exportEntries(prefix: string, read: ScanReadOptions = {}): AsyncIterable<Entry> {
+    if (read.from === 'local' || this.config.replicas === undefined) return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+    return this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read);
+  }
+
+  /** Partitioned mode: a prefix read from every partition's owners (refused as other reads are). */
+  private async *ownersScan(
+    request: { prefix: string; startAfter: string | undefined; limit: number | undefined; withValues: boolean },
+    read: ScanReadOptions,
+  ): AsyncGenerator<Entry> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (!this.partitioned?.active()) {
+      yield* this.store.scanKeys({ prefix: request.prefix, startAfter: request.startAfter, limit: request.limit });
+      return;
+    }
+    const scan = this.partitioned.scan({ ...request, allowPartial: read.allowPartial ?? false });
+    try {
+      yield* scan.entries;
+    } finally {
+      if (read.partial) read.partial.partitionsMissing = scan.missing();
+    }
   }
 
   /**

@@ -15,6 +15,10 @@ import { libp2pDial, ReplicateClient, ReplicateService } from '../net/replicate-
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { OwnersUnavailableError } from '../errors.js';
+import { partitionCount } from '../core/placement.js';
+import { scatterScan } from '../core/scatter-read.js';
+import type { Store } from '../core/store.js';
+import { readPage, scanPageEntriesMax } from '../net/query-protocol.js';
 import type { ImportReport, KeyOwners } from './api.js';
 import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
 
@@ -24,7 +28,7 @@ export class PartitionedPath {
   private readonly client: ReplicateClient;
 
   constructor(
-    private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; counters: Counters; logger: Logger; wallClockMs: () => number },
+    private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; store: Store; counters: Counters; logger: Logger; wallClockMs: () => number },
   ) {
     const { config, cluster, replica, counters } = parts;
     this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
@@ -129,6 +133,55 @@ export class PartitionedPath {
       else report.refusedNotHeld++;
     }
     return report;
+  }
+
+  /**
+   * Every entry under the prefix (tombstones included) from the read owners of every
+   * partition, merged in key order (scatterScan, src/core/scatter-read.ts): this node answers
+   * for the partitions it reads locally, each other partition is asked of one up read owner
+   * by the query protocol's scan pages. Partitions no owner can answer for: OwnersUnavailableError
+   * naming their count, unless `allowPartial` (then `missing` counts them, and the read goes on).
+   */
+  scan(options: { prefix: string; startAfter?: string | undefined; limit?: number | undefined; withValues: boolean; allowPartial: boolean }): {
+    entries: AsyncIterable<Entry>;
+    missing: () => number;
+  } {
+    const ownership = this.coordinator.partitioned();
+    if (ownership === undefined) throw new OwnersUnavailableError('partitioned mode: this node has no layout yet');
+    const missing = new Set<number>();
+    const { cluster, store, counters, logger, config } = this.parts;
+    const entries = scatterScan({
+      prefix: options.prefix,
+      startAfter: options.startAfter,
+      limit: options.limit,
+      pageEntries: scanPageEntriesMax,
+      self: ownership.self,
+      readOwners: (p) => ownership.readOwners(p),
+      usable: (nodeId) => this.peerIdOf(nodeId) !== undefined,
+      fetch: (request) => {
+        if (request.owner === ownership.self) {
+          const asked = new Set(request.partitions);
+          return readPage((o) => store.scanKeys(o), { ...request, withValues: options.withValues, asked: (p) => asked.has(p) });
+        }
+        const peerId = this.peerIdOf(request.owner);
+        if (peerId === undefined) return Promise.reject(new Error(`owner ${request.owner} is not up`));
+        return cluster.scanPage(peerId, request, options.withValues, config.valueBytesMax);
+      },
+      onMissing: (partitions) => {
+        for (const p of partitions) missing.add(p);
+        if (!options.allowPartial) {
+          throw new OwnersUnavailableError(
+            `${missing.size} of ${partitionCount} partitions have no read owner that answered (down or unreachable); use --allow-partial to list the others, or --from local for this node's copy`,
+          );
+        }
+      },
+      onOwnerFailed: (owner, error, rejected) => {
+        counters.add('scan_owner_failed');
+        if (rejected) counters.add('query_rejected'); // a reply that decoded but broke checkPage's rules
+        logger.info('prefix read: an owner failed, its partitions go to the next owner', { owner, error: error.message });
+      },
+    });
+    return { entries, missing: () => missing.size };
   }
 
   /** The key's partition and owners per active layout (undefined in full-replication mode). */
