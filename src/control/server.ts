@@ -325,8 +325,11 @@ export class ControlServer {
           throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
         // One writeMany: the replica folds them into a few storage batches.
-        const results = await writeResults(node, req.puts.map(localWrite));
-        if (results.some((result) => result.code === errorKinds.stopping.grpc)) throw new NodeStoppingError();
+        // A put refused because the node is stopping fails the call (UNAVAILABLE is also
+        // partitioned mode's too-few-acks of one put, which stays that put's result).
+        const results = await writeResults(node, req.puts.map(localWrite), () => {
+          throw new NodeStoppingError();
+        });
         return { results };
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
@@ -776,7 +779,7 @@ interface PutResultMessage {
  * Each write's outcome as a PutResult: a version, or the error's message and status code. A
  * write given as an Error (a malformed condition) is answered with it and not submitted.
  */
-async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[]): Promise<PutResultMessage[]> {
+async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutResultMessage[]> {
   // One writeMany per consistency asked (normally one: every put of a call says the same).
   const groups = new Map<Consistency | undefined, number[]>();
   writes.forEach((write, i) => {
@@ -803,6 +806,7 @@ async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[
       at.forEach((i, n) => outcomes.set(i, results[n]!));
     }),
   );
+  if (onStopping && [...outcomes.values()].some((outcome) => outcome instanceof Error && kindOf(outcome) === 'stopping')) onStopping();
   return writes.map((write, i) => {
     const outcome = write instanceof Error ? write : outcomes.get(i)!;
     if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };

@@ -10,8 +10,10 @@
  * in key order, each at most `pageEntries` entries (the owner also bounds a page's bytes), with
  * a continuation (`resumeAfter`: the last key the owner examined) so memory stays bounded: at
  * most one page per stream is held. `scatterScan` merges the sorted streams into one in key
- * order (the store's order: JS string order, UTF-16 code units), the newest version winning if
- * two streams answer the same key, and stops at `limit`.
+ * order (the store's order: JS string order, UTF-16 code units) and stops at `limit`. A key is in
+ * one partition and each partition in one stream at a time (checkPage refuses a key of a
+ * partition not asked), so two streams never answer one key; should they, the newest version
+ * wins.
  *
  * An owner that fails (unreachable, timed out, or a reply that breaks the rules: `checkPage`)
  * is excluded for those partitions, which are re-assigned to their next candidate owner,
