@@ -693,7 +693,16 @@ export class ControlServer {
       call.emit('error', toServiceError(new NodeStoppingError()));
     };
     this.streams.add(end);
-    unwatch = this.node.watch(listener);
+    // Partitioned mode: the node also follows every member for this prefix; one that dropped
+    // us for being slow ends the watch as a full local queue does.
+    unwatch = this.node.watch(listener, {
+      prefix,
+      onBehind: () => {
+        if (unwatch === undefined) return;
+        cleanup();
+        call.emit('error', toServiceError(new WatcherBehindError()));
+      },
+    });
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
   }

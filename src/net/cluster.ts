@@ -508,6 +508,11 @@ export class ClusterNetwork {
     );
   }
 
+  /** The up members' peer ids (not this node). */
+  upPeerIds(): string[] {
+    return this.membership.upPeerIds();
+  }
+
   /** One page of a scatter-gather prefix read from `peerId` (query protocol; see src/core/scatter-read.ts). */
   scanPage(peerId: string, request: PageRequest, withValues: boolean, valueBytesMax: number): Promise<ScanPage> {
     return this.query.scanPage(peerIdFromString(peerId), request, withValues, valueBytesMax);

@@ -35,6 +35,8 @@ export interface BalanceStep {
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
+  /** The value's size when `entry.value` does not carry it (a change another member reported). */
+  valueBytes?: number;
 }
 
 /** One step of `sync`: a session with a peer started, or ended with its figures. */
@@ -178,8 +180,12 @@ export interface NodeApi {
    * like local writes. Throws when the node is stopping (some entries may have been applied).
    */
   importEntries(entries: readonly Entry[]): Promise<ImportReport>;
-  /** Calls `listener` for every change applied (local and remote) until the returned function is called. */
-  watch(listener: (change: ChangeEvent) => void): () => void;
+  /**
+   * Calls `listener` for every change applied (local and remote) until the returned function
+   * is called. Partitioned mode: also the changes every up member applies under `prefix`
+   * (each write once), and `onBehind` if a member dropped this watcher for being slow.
+   */
+  watch(listener: (change: ChangeEvent) => void, options?: { prefix?: string; onBehind?: () => void }): () => void;
   /** Each convergence sample (ms) of a remote write as it is taken (for a histogram); returns an unsubscribe. */
   observeConvergence(observer: (ms: number) => void): () => void;
 

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
-import { isNodeId } from '../core/entry.js';
+import { isNodeId, keyHashText } from '../core/entry.js';
 import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
 import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
@@ -52,6 +52,7 @@ import type {
   WriteReply,
 } from './api.js';
 import { PartitionedPath } from './partitioned.js';
+import { ChangeDedupe } from '../net/watch-protocol.js';
 import type { Consistency } from '../core/ownership.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
@@ -192,6 +193,10 @@ export class CkvNode implements NodeApi {
         counters: this.counters,
         logger: this.logger,
         wallClockMs: this.wallClockMs,
+        onChange: (listener) => {
+          this.changes.on('change', listener);
+          return () => this.changes.off('change', listener);
+        },
       });
       await this.partitioned.start();
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
@@ -458,9 +463,28 @@ export class CkvNode implements NodeApi {
     return false;
   }
 
-  watch(listener: (change: ChangeEvent) => void): () => void {
-    this.changes.on('change', listener);
-    return () => this.changes.off('change', listener);
+  watch(listener: (change: ChangeEvent) => void, options: { prefix?: string; onBehind?: () => void } = {}): () => void {
+    if (this.config.replicas === undefined || !this.partitioned) {
+      this.changes.on('change', listener);
+      return () => this.changes.off('change', listener);
+    }
+    // Partitioned: this node's changes and every up member's (watch-protocol.ts), each write once.
+    const dedupe = new ChangeDedupe();
+    const local = (change: ChangeEvent): void => {
+      if (dedupe.first(change.entry)) listener(change);
+    };
+    this.changes.on('change', local);
+    const stopRemote = this.partitioned.watchMembers(
+      options.prefix ?? '',
+      ({ entry, valueBytes }) => {
+        if (dedupe.first(entry)) listener({ entry, keyHash: keyHashText(entry.key), previous: undefined, origin: 'remote', appliedAtMs: this.wallClockMs(), valueBytes });
+      },
+      () => options.onBehind?.(),
+    );
+    return () => {
+      this.changes.off('change', local);
+      stopRemote();
+    };
   }
 
   observeConvergence(observer: (ms: number) => void): () => void {

@@ -8,7 +8,8 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { keyHashText, type Entry } from '../core/entry.js';
 import { LayoutOwnership, type Consistency, type Ownership } from '../core/ownership.js';
-import type { LocalWrite, Replica } from '../core/replica.js';
+import type { AppliedChange, LocalWrite, Replica } from '../core/replica.js';
+import { WatchService, type RemoteChange } from '../net/watch-protocol.js';
 import type { NodeConfig } from '../config.js';
 import type { ClusterNetwork } from '../net/cluster.js';
 import { libp2pDial, ReplicateClient, ReplicateService } from '../net/replicate-protocol.js';
@@ -26,11 +27,23 @@ export class PartitionedPath {
   readonly coordinator: Coordinator;
   private readonly service: ReplicateService;
   private readonly client: ReplicateClient;
+  private readonly watches: WatchService;
 
   constructor(
-    private readonly parts: { config: NodeConfig; cluster: ClusterNetwork; replica: Replica; store: Store; counters: Counters; logger: Logger; wallClockMs: () => number },
+    private readonly parts: {
+      config: NodeConfig;
+      cluster: ClusterNetwork;
+      replica: Replica;
+      store: Store;
+      counters: Counters;
+      logger: Logger;
+      wallClockMs: () => number;
+      /** This node's own applied changes (what a remote watcher is sent). */
+      onChange: (listener: (change: AppliedChange) => void) => () => void;
+    },
   ) {
     const { config, cluster, replica, counters } = parts;
+    this.watches = new WatchService({ libp2p: cluster.libp2p, counters, onChange: parts.onChange, upPeerIds: () => cluster.upPeerIds() }, config.cluster);
     this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
     this.client = new ReplicateClient({ counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax, dial: libp2pDial(cluster.libp2p, peerIdFromString) });
     this.coordinator = new Coordinator({
@@ -46,12 +59,19 @@ export class PartitionedPath {
 
   async start(): Promise<void> {
     await this.service.start();
+    if (this.parts.config.replicas !== undefined) await this.watches.start();
   }
 
   async stop(): Promise<void> {
     this.coordinator.stop();
     this.client.stop();
     await this.service.stop();
+    await this.watches.stop();
+  }
+
+  /** Every up member's changes under `prefix` (watch-protocol.ts); returns the function that ends it. */
+  watchMembers(prefix: string, listener: (change: RemoteChange) => void, onBehind: () => void): () => void {
+    return this.watches.watch(prefix, listener, onBehind);
   }
 
   ownership(): Ownership | undefined {

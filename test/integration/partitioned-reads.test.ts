@@ -4,6 +4,8 @@
  *
  * - `ckv keys`, `ckv get --prefix` and `ckv export` list every key on every node (each node
  *   holds about 3/5 of them: `keys --from local` lists fewer).
+ * - `ckv watch` (the Watch call) on one node sees writes made on another node to partitions
+ *   it does not own, each once (every owner reports it).
  * - PutMany with consistency `all` with one owner killed fails exactly the keys that owner
  *   owns (UNAVAILABLE), and succeeds for the others; with `one` every key succeeds.
  * - One owner killed: every node still lists every key (its partitions from the other owners).
@@ -16,7 +18,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeProcess } from '../../harness/testing.js';
+import { waitFor, type NodeProcess } from '../../harness/testing.js';
+import type { ChangeMessage } from '../../src/control/proto.js';
 import { cli, ownersOf, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
 const settleMs = 60_000;
@@ -73,6 +76,46 @@ describe('partitioned prefix reads across owners (5 nodes, K = 3)', () => {
       const exported = await cli(cluster.nodes[4]!, ['export', 'r/', '-o', join(dir, 'r.ckvb')]);
       assert.equal(exported.code, 0, exported.stderr);
       assert.match(exported.stderr, new RegExp(`exported ${keyCount} entries`), 'export writes every key');
+
+      // -- watch on one node sees writes to partitions it does not own (made on another node).
+      const watcher = cluster.nodes[0]!;
+      const changes: ChangeMessage[] = [];
+      const watch = watcher.client.watch('w/');
+      const watching = (async () => {
+        try {
+          for await (const change of watch) changes.push(change);
+        } catch (error) {
+          if ((error as { code?: number }).code !== 1 /* CANCELLED */) throw error;
+        }
+      })();
+      try {
+        const notOwned = Array.from({ length: 200 }, (_, i) => `w/${i}`).filter((key) => !ownersOf(key, members).includes(watcher.nodeId));
+        // Live once it reports a marker written elsewhere (its streams to the members are open).
+        const marker = notOwned[0]!;
+        await waitFor(
+          async () => {
+            await cluster.nodes[1]!.client.putMany([{ key: marker, value: new Uint8Array([0]), consistency: 'all' }]);
+            return changes.some((ch) => ch.key === marker);
+          },
+          { deadlineMs: 20_000, intervalMs: 500, what: `the watch on ${watcher.name} to see a write to a partition it does not own` },
+        );
+        const watched = notOwned.slice(1, 41);
+        const writer = cluster.nodes[3]!;
+        const wrote = await writer.client.putMany(watched.map((key) => ({ key, value: new Uint8Array(7), consistency: 'all' })));
+        assert.deepEqual(
+          wrote.results.filter((r) => r.error !== ''),
+          [],
+        );
+        await waitFor(() => watched.every((key) => changes.some((ch) => ch.key === key)), { deadlineMs: 20_000, what: `every write from ${writer.name} in the watch on ${watcher.name}` });
+        for (const key of watched) {
+          const seen = changes.filter((ch) => ch.key === key);
+          assert.equal(seen.length, 1, `${key} shown once though its 3 owners each report it`);
+          assert.equal(seen[0]!.valueBytes, '7');
+        }
+      } finally {
+        watch.cancel();
+        await watching;
+      }
 
       // -- One node killed: PutMany consistency all fails exactly the keys it owns.
       const dead = cluster.nodes[4]!;
