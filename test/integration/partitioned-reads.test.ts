@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor, type NodeProcess } from '../../harness/testing.js';
-import type { ChangeMessage } from '../../src/control/proto.js';
+import { collectWatch } from '../helpers/cluster.js';
 import { cli, ownersOf, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
 const settleMs = 60_000;
@@ -79,15 +79,8 @@ describe('partitioned prefix reads across owners (5 nodes, K = 3)', () => {
 
       // -- watch on one node sees writes to partitions it does not own (made on another node).
       const watcher = cluster.nodes[0]!;
-      const changes: ChangeMessage[] = [];
-      const watch = watcher.client.watch('w/');
-      const watching = (async () => {
-        try {
-          for await (const change of watch) changes.push(change);
-        } catch (error) {
-          if ((error as { code?: number }).code !== 1 /* CANCELLED */) throw error;
-        }
-      })();
+      const watch = collectWatch(watcher.client, 'w/');
+      const changes = watch.changes;
       try {
         const notOwned = Array.from({ length: 200 }, (_, i) => `w/${i}`).filter((key) => !ownersOf(key, members).includes(watcher.nodeId));
         // Live once it reports a marker written elsewhere (its streams to the members are open).
@@ -113,8 +106,7 @@ describe('partitioned prefix reads across owners (5 nodes, K = 3)', () => {
           assert.equal(seen[0]!.valueBytes, '7');
         }
       } finally {
-        watch.cancel();
-        await watching;
+        await watch.stop();
       }
 
       // -- One node killed: PutMany consistency all fails exactly the keys it owns.

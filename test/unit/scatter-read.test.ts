@@ -4,7 +4,8 @@
  * order, paged (each page at most what was asked), an owner that fails mid-read replaced by the next without a key lost or repeated,
  * partitions with no owner reported (or the read failed), hostile pages (out of order, outside
  * the prefix, of another partition, too many, a continuation that does not advance) refused,
- * and the reply decoder refusing every cut and bad count.
+ * and the reply decoder refusing every cut and bad count; the watch protocol's frames (cuts,
+ * unknown types, random bytes) and its dedupe of the copies each owner reports.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { keyHash, writeEntry, type Entry } from '../../src/core/entry.js';
 import { MalformedError } from '../../src/core/errors.js';
 import { assign, checkPage, scatterScan, type PageRequest, type ScanPage } from '../../src/core/scatter-read.js';
 import { decodeScanReply } from '../../src/net/query-protocol.js';
+import { ChangeDedupe, decodeWatchFrame, encodeChangeFrame } from '../../src/net/watch-protocol.js';
 
 const nodes = ['000000000000000a', '000000000000000b', '000000000000000c', '000000000000000d', '000000000000000e'];
 const self = nodes[0]!;
@@ -252,5 +254,42 @@ describe('scatter-gather prefix reads', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('the watch protocol frames', () => {
+  it('a change round-trips; cuts, unknown types and bad sizes are refused', () => {
+    const change = { entry: entry('w/1', 5n, nodes[1]!, new Uint8Array(9)), keyHash: '', previous: undefined, origin: 'local' as const };
+    const bytes = encodeChangeFrame(change);
+    const decoded = decodeWatchFrame(bytes);
+    assert.notEqual(decoded, 'behind');
+    if (decoded === 'behind') return;
+    assert.equal(decoded.entry.key, 'w/1');
+    assert.equal(decoded.valueBytes, 9);
+    assert.deepEqual(decoded.entry.version, change.entry.version);
+    const tombstone = decodeWatchFrame(encodeChangeFrame({ ...change, entry: entry('w/2', 6n, nodes[1]!, null) }));
+    assert.ok(tombstone !== 'behind' && tombstone.entry.value === null);
+    assert.equal(decodeWatchFrame(Uint8Array.of(2)), 'behind');
+    for (let cut = 0; cut < bytes.byteLength; cut++) assert.throws(() => decodeWatchFrame(bytes.subarray(0, cut)), MalformedError, `cut at ${cut}`);
+    assert.throws(() => decodeWatchFrame(Uint8Array.of(9)), MalformedError, 'unknown frame type');
+    assert.throws(() => decodeWatchFrame(Uint8Array.of(2, 0)), MalformedError, 'trailing bytes');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (random) => {
+        try {
+          decodeWatchFrame(random);
+        } catch (error) {
+          assert.ok(error instanceof MalformedError, (error as Error).message);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('ChangeDedupe: each (key, version) once, within a bounded memory', () => {
+    const dedupe = new ChangeDedupe();
+    assert.equal(dedupe.first(entry('a', 1n)), true);
+    assert.equal(dedupe.first(entry('a', 1n)), false);
+    assert.equal(dedupe.first(entry('a', 2n)), true);
+    assert.equal(dedupe.first(entry('b', 1n)), true);
   });
 });
