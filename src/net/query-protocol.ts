@@ -248,9 +248,13 @@ export class QueryService {
   }
 
   private async serve(stream: Stream, _connection: Connection): Promise<void> {
-    // The frame limit covers the reply it writes (a health report); the request it reads is
-    // held to the request limit below (a longer one is malformed).
-    const framed = new FramedStream(stream, { frameBytesMax: scanReplyBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
+    // The read limit covers a request (and the health report it always allowed; a request
+    // longer than queryFrameBytesMax is malformed below); the write limit a scan page.
+    const framed = new FramedStream(stream, {
+      frameBytesMax: Math.max(replyFrameBytesMax, queryFrameBytesMax),
+      writeFrameBytesMax: scanReplyBytesMax,
+      signal: AbortSignal.timeout(queryTimeoutMs),
+    });
     try {
       const request = await framed.read();
       if (!request) return;
