@@ -60,10 +60,10 @@ export async function putMany(...[client, count, keyOf, valueOf, inFlight, hooks
   return { count, ms: Math.round(ms), rawBytes, wireBytes };
 }
 
-/** Every entry under `prefix` (tombstones included), with versions and values. */
+/** Every entry under `prefix` in the node's own store (tombstones included), with versions and values. */
 export async function scanAll(client: ControlClient, prefix: string): Promise<EntryMessage[]> {
   const entries: EntryMessage[] = [];
-  for await (const entry of client.scan({ prefix, withValues: true, includeDeleted: true })) entries.push(entry);
+  for await (const entry of client.scan({ prefix, withValues: true, includeDeleted: true, from: 'local' })) entries.push(entry);
   return entries;
 }
 
