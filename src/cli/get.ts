@@ -1,7 +1,7 @@
 /**
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
  * Several keys, or `--prefix P`, go to get-many.ts (partitioned mode: several keys are each
- * read from their owners; `--prefix` reads this node's copies only).
+ * read from their owners; `--prefix` reads every partition from its owners, or `--from local`).
  *
  * Partitioned mode: `--from local|one|quorum|all` (default: local when this node is a read owner of the key,
  * else one owner) reads from that many of the key's owners, newest version wins; fewer answers
