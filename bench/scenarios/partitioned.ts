@@ -66,7 +66,7 @@ async function totalKeys(nodes: NodeProcess[]): Promise<number> {
 
 async function heldKeys(node: NodeProcess, prefix: string): Promise<Set<string>> {
   const keys = new Set<string>();
-  for await (const entry of node.client.scan({ prefix, withValues: false, includeDeleted: true })) keys.add(entry.key);
+  for await (const entry of node.client.scan({ prefix, withValues: false, includeDeleted: true, from: 'local' })) keys.add(entry.key);
   return keys;
 }
 

@@ -11,21 +11,27 @@
  * `ckv get -o` does (get.ts OutputFile): an interrupted export leaves no file that looks
  * complete, and an old FILE stays as it was. Progress (entries, bytes) on stderr when it is a
  * terminal; a one-line summary on stderr at the end.
+ *
+ * Partitioned mode: every partition from one of its read owners, in key order (the owners'
+ * pages, not one snapshot), or `--from local` (this node's copy, one snapshot);
+ * `--allow-partial` goes on without partitions no owner answers for (prefix-read.ts).
  */
 import type { Command } from 'commander';
 import { BackupWriter } from './backup-format.js';
 import { CliError, withClient } from './common.js';
 import { OutputFile } from './get.js';
 import { bytesText, count, counted, Progress } from './progress.js';
+import { noteMissing, prefixReadOptions, prefixReadRequest, type PrefixReadFlags } from './prefix-read.js';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('export')
     .description('write a backup of every key (or those under PREFIX) with its version, from one snapshot, to a file or stdout')
     .argument('[prefix]', 'only keys that start with this', '')
     .option('-o, --output <file>', 'write the backup to this file (replaced only once it is complete) instead of standard output')
-    .option('--include-deleted', 'include tombstones, so that an import also deletes')
-    .action(async (prefix: string, options: { output?: string; includeDeleted?: boolean }, command: Command) => {
+    .option('--include-deleted', 'include tombstones, so that an import also deletes');
+  prefixReadOptions(command).action(async (prefix: string, options: { output?: string; includeDeleted?: boolean } & PrefixReadFlags, command: Command) => {
+      const read = prefixReadRequest(options);
       if (options.output === undefined && process.stdout.isTTY) {
         throw new CliError('the backup is binary: give -o FILE, or redirect standard output', 'usage');
       }
@@ -38,7 +44,12 @@ export function register(program: Command): void {
           const writer = new BackupWriter(sink, { includesDeleted: options.includeDeleted === true, createdAtMs: Date.now(), sourceNodeId: nodeId, prefix });
           const progress = new Progress();
           let received = 0;
-          for await (const batch of client.exportEntries({ prefix, includeDeleted: options.includeDeleted === true })) {
+          let missing = 0;
+          for await (const batch of client.exportEntries({ prefix, includeDeleted: options.includeDeleted === true, ...read })) {
+            if (batch.count === 0) {
+              missing = Math.max(missing, batch.partitionsMissing);
+              continue;
+            }
             // The message's buffer is the block's raw bytes; it is read only by the compressor.
             await writer.add(batch.entries, batch.count);
             received += batch.count;
@@ -46,6 +57,7 @@ export function register(program: Command): void {
           }
           const trailer = await writer.finish();
           progress.done();
+          noteMissing(missing);
           if (output) await output.commit();
           const seconds = (performance.now() - startedMs) / 1000;
           const where = output ? ` to ${options.output}` : '';
@@ -57,7 +69,7 @@ export function register(program: Command): void {
       } finally {
         await output?.discard(); // nothing left behind unless the backup was written whole
       }
-    });
+  });
 }
 
 /**

@@ -13,12 +13,14 @@
  * be binary: scripts should use --json (one object a line, the value UTF-8 or base64).
  *
  * Partitioned mode: each of several keys is read like a single key (from its owners; `--from`
- * and `--allow-partial` apply to each); `--prefix` reads this node's copies only.
+ * and `--allow-partial` apply to each); `--prefix` reads every partition from its owners
+ * (or `--from local`: this node's copies; `--allow-partial`: see prefix-read.ts).
  */
 import type { Command } from 'commander';
 import type { ControlClient, GetResult, ReadOptionsText } from '../control/client.js';
 import { CliError, withClient, writeStdout } from './common.js';
 import { entryJson, scannedJson } from './json.js';
+import { noteMissing } from './prefix-read.js';
 
 export interface GetOptions {
   output?: string;
@@ -41,7 +43,7 @@ export async function getMany(command: Command, keys: string[], options: GetOpti
   if (!Number.isInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, not ${options.limit}`, 'usage');
   const json = options.json ?? false;
   await withClient(command, async (client) => {
-    if (options.prefix !== undefined) await printPrefix(client, options.prefix, limit, json);
+    if (options.prefix !== undefined) await printPrefix(client, options.prefix, limit, json, read);
     else await printKeys(client, keys, json, read);
   });
 }
@@ -54,9 +56,15 @@ function render(key: string, value: Buffer, json: boolean, entry: () => object):
   return Buffer.concat(parts);
 }
 
-async function printPrefix(client: ControlClient, prefix: string, limit: number, json: boolean): Promise<void> {
+async function printPrefix(client: ControlClient, prefix: string, limit: number, json: boolean, read: { from?: string; allowPartial?: boolean }): Promise<void> {
   let pending: Buffer[] = [];
-  for await (const entry of client.scan({ prefix, limit, withValues: true, includeDeleted: false })) {
+  let missing = 0;
+  for await (const entry of client.scan({ prefix, limit, withValues: true, includeDeleted: false, ...read })) {
+    if (entry.key === '' && entry.partitionsMissing > 0) {
+      missing = entry.partitionsMissing;
+      if (json) pending.push(Buffer.from(`${JSON.stringify({ partitionsMissing: missing })}\n`));
+      continue;
+    }
     pending.push(render(entry.key, entry.value, json, () => scannedJson(entry, true)));
     if (pending.length >= linesPerWrite) {
       await writeStdout(Buffer.concat(pending));
@@ -64,6 +72,7 @@ async function printPrefix(client: ControlClient, prefix: string, limit: number,
     }
   }
   if (pending.length > 0) await writeStdout(Buffer.concat(pending));
+  noteMissing(missing);
 }
 
 async function printKeys(client: ControlClient, keys: string[], json: boolean, options: ReadOptionsText): Promise<void> {

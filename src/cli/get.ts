@@ -1,7 +1,7 @@
 /**
  * `ckv get KEY [-o FILE] [--json]`: the raw value to stdout (binary-safe), a file, or JSON.
  * Several keys, or `--prefix P`, go to get-many.ts (partitioned mode: several keys are each
- * read from their owners; `--prefix` reads this node's copies only).
+ * read from their owners; `--prefix` reads every partition from its owners, or `--from local`).
  *
  * Partitioned mode: `--from local|one|quorum|all` (default: local when this node is a read owner of the key,
  * else one owner) reads from that many of the key's owners, newest version wins; fewer answers
@@ -30,6 +30,7 @@ import type { Command } from 'commander';
 import type { GetStreamResult, ReadFields, ReadOptionsText } from '../control/client.js';
 import { errnoReason } from '../util/errno.js';
 import { CliError, printJson, withClient } from './common.js';
+import { prefixReadRequest } from './prefix-read.js';
 import { getMany, type GetOptions } from './get-many.js';
 import { entryJson, versionFields } from './json.js';
 
@@ -41,14 +42,15 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the value to this file instead of standard output (replaced only once the whole value has arrived)')
     .option('--prefix <prefix>', 'every live key that starts with this, in key order, streamed')
     .option('--limit <n>', 'with --prefix: at most this many keys')
-    .option('--from <where>', 'partitioned mode: local, one, quorum or all of the key\'s owners (default: local if this node is one of the owners reads ask, else one); too few answers: exit 3')
-    .option('--allow-partial', 'partitioned mode: accept fewer owner answers than --from asks')
+    .option('--from <where>', "partitioned mode: local, one, quorum or all of the key's owners (default: local if this node is one of the owners reads ask, else one); too few answers: exit 3. With --prefix: local (this node's copy) or, by default, every partition from its owners")
+    .option('--allow-partial', 'partitioned mode: accept fewer owner answers than --from asks (with --prefix: list what the reachable owners hold)')
     .option('--json', 'JSON (README "JSON output"): key, found, deleted, value (UTF-8 or base64), encoding, valueBytes, version, time; one object a line for several keys; partitioned mode: from, owners, asked, answers')
     .action(async (keys: string[], options: GetOptions & { from?: string; allowPartial?: boolean }, command: Command) => {
-      const read = readOption(options.from, options.allowPartial);
+      const read = options.prefix === undefined ? readOption(options.from, options.allowPartial) : {};
       if (options.prefix !== undefined || keys.length !== 1) {
-        if (options.prefix !== undefined && (options.from !== undefined || options.allowPartial)) {
-          throw new CliError("--from and --allow-partial read keys from their owners; --prefix reads this node's copies", 'usage');
+        if (options.prefix !== undefined) {
+          await getMany(command, keys, options, prefixReadRequest(options));
+          return;
         }
         await getMany(command, keys, options, read);
         return;

@@ -277,10 +277,11 @@ export class ControlClient {
 
   /**
    * Many puts in one call (at most putManyCountMax); each result has a version or an error
-   * (and its gRPC code). A put with `delete` writes a tombstone; each may carry a condition.
+   * (and its gRPC code). A put with `delete` writes a tombstone; each may carry a condition
+   * and, in partitioned mode, a consistency (one, quorum, all; default quorum).
    */
   putMany(
-    puts: ({ key: string; value?: Uint8Array; delete?: boolean } & WriteConditionText)[],
+    puts: ({ key: string; value?: Uint8Array; delete?: boolean; consistency?: string } & WriteConditionText)[],
   ): Promise<{ results: { version: VersionMessage | null; error: string; code: number }[] }> {
     return this.unary('PutMany', { puts }, 'the node went away after the puts were sent; they may or may not be stored: check with ckv get');
   }
@@ -369,14 +370,15 @@ export class ControlClient {
   leaveCluster(): Promise<LayoutReplyMessage> {
     return this.unary('LeaveCluster', {});
   }
-  scan(request: { prefix?: string; startAfter?: string; limit?: number; withValues?: boolean; includeDeleted?: boolean }) {
+  /** Partitioned mode: `from: 'local'` for this node's copy; `allowPartial` (a last message carries partitionsMissing). */
+  scan(request: { prefix?: string; startAfter?: string; limit?: number; withValues?: boolean; includeDeleted?: boolean; from?: string; allowPartial?: boolean }) {
     return this.stream<EntryMessage>('Scan', request);
   }
   /**
    * Every entry under `prefix` from one snapshot of the node's store, in key order, as batches
    * of entries in the core encoding (src/core/entry.ts), each ~1 MiB or one large entry.
    */
-  exportEntries(request: { prefix?: string; includeDeleted?: boolean }) {
+  exportEntries(request: { prefix?: string; includeDeleted?: boolean; from?: string; allowPartial?: boolean }) {
     return this.stream<EntryBatchMessage>('Export', request);
   }
   /**
@@ -406,6 +408,8 @@ export class ControlClient {
 export interface EntryBatchMessage {
   entries: Buffer;
   count: number;
+  /** Partitioned mode with allow_partial: a last batch (count 0) naming partitions no owner answered for. */
+  partitionsMissing: number;
 }
 
 /** What an Import did (uint64 counts as decimal strings). */
@@ -459,12 +463,12 @@ export class PutPipeline {
     }
   }
 
-  /** Resolves when the node has stored it; waits only for flow control, not for the reply, to send the next. */
-  put(key: string, value: Uint8Array): Promise<{ version: VersionMessage }> {
+  /** Resolves when the node has stored it (partitioned mode: at `consistency`, '' = quorum); waits only for flow control, not for the reply, to send the next. */
+  put(key: string, value: Uint8Array, consistency = ''): Promise<{ version: VersionMessage }> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.call.ended) return Promise.reject(new GrpcStatusError(GrpcStatus.CANCELLED, 'PutPipeline is closed'));
     const answer = new Promise<{ version: VersionMessage }>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.unsent.push(wire.encodeMessage(wire.PutRequest, { key, value }));
+    this.unsent.push(wire.encodeMessage(wire.PutRequest, consistency === '' ? { key, value } : { key, value, consistency }));
     if (this.unsent.length === 1) queueMicrotask(() => void this.call.writeMany(this.unsent.splice(0)));
     return answer;
   }

@@ -113,6 +113,8 @@ export interface EntryMessage {
   value: Buffer;
   version: VersionMessage | null;
   deleted: boolean;
+  /** Partitioned mode with allow_partial: a last message (no key) naming partitions no owner answered for. */
+  partitionsMissing: number;
 }
 export interface ChangeMessage {
   key: string;

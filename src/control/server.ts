@@ -20,7 +20,7 @@ import { ByteReader } from '../core/bytes.js';
 import { checkKey, encodedEntryBytes, encodeEntryInto, parseVersionText, readEntry, type Entry, type Version, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
-import type { ChangeEvent, NodeApi, ReadOptions, ReadReply, WriteReply } from '../node/api.js';
+import type { ChangeEvent, NodeApi, ReadOptions, ReadReply, ScanReadOptions, WriteReply } from '../node/api.js';
 import type { Consistency } from '../core/ownership.js';
 import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
 import type { ClusterHealth } from '../node/health.js';
@@ -341,8 +341,11 @@ export class ControlServer {
           throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
         }
         // One writeMany: the replica folds them into a few storage batches.
-        const results = await writeResults(node, req.puts.map(localWrite));
-        if (results.some((result) => result.code === errorKinds.stopping.grpc)) throw new NodeStoppingError();
+        // A put refused because the node is stopping fails the call (UNAVAILABLE is also
+        // partitioned mode's too-few-acks of one put, which stays that put's result).
+        const results = await writeResults(node, req.puts.map(localWrite), () => {
+          throw new NodeStoppingError();
+        });
         return { results };
       }),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
@@ -554,13 +557,15 @@ export class ControlServer {
     const limit = req.limit > 0 ? req.limit : Infinity;
     let sent = 0;
     try {
-      const options = { prefix: req.prefix, ...(req.startAfter ? { startAfter: req.startAfter } : {}) };
+      const read = scanReadOptions(req);
+      const options = { prefix: req.prefix, ...(req.startAfter ? { startAfter: req.startAfter } : {}), withValues: req.withValues, ...read };
       for await (const entry of this.node.scan(options)) {
         if (call.cancelled || sent >= limit) break;
         if (entry.value === null && !req.includeDeleted) continue;
         sent++;
         if (!call.write(entryMessage(entry, req.withValues))) await drained(call);
       }
+      if (read.partial.partitionsMissing > 0 && !call.cancelled) call.write({ partitionsMissing: read.partial.partitionsMissing });
       call.end();
     } catch (error) {
       call.emit('error', toServiceError(error));
@@ -583,11 +588,12 @@ export class ControlServer {
     try {
       if (this.node.isStopping) throw new NodeStoppingError();
       const { prefix, includeDeleted } = call.request;
+      const read = scanReadOptions(call.request);
       let arena = Buffer.allocUnsafe(exportChunkBytesTarget);
       let used = 0;
       let count = 0;
-      const send = async (entries: Buffer, n: number): Promise<void> => {
-        if (!call.write({ entries, count: n })) await drained(call);
+      const send = async (entries: Buffer, n: number, partitionsMissing = 0): Promise<void> => {
+        if (!call.write({ entries, count: n, ...(partitionsMissing > 0 ? { partitionsMissing } : {}) })) await drained(call);
       };
       const flush = async (): Promise<void> => {
         if (count === 0) return;
@@ -598,7 +604,7 @@ export class ControlServer {
         count = 0;
         await send(entries, n);
       };
-      for await (const entry of this.node.exportEntries(prefix)) {
+      for await (const entry of this.node.exportEntries(prefix, read)) {
         if (call.cancelled || stopped) break;
         if (entry.value === null && !includeDeleted) continue;
         const keyBytes = Buffer.byteLength(entry.key, 'utf8');
@@ -616,6 +622,7 @@ export class ControlServer {
       if (stopped) throw new NodeStoppingError();
       if (call.cancelled) return;
       await flush();
+      if (read.partial.partitionsMissing > 0) await send(Buffer.alloc(0), 0, read.partial.partitionsMissing);
       call.end();
     } catch (error) {
       call.emit('error', toServiceError(error));
@@ -702,7 +709,16 @@ export class ControlServer {
       call.emit('error', toServiceError(new NodeStoppingError()));
     };
     this.streams.add(end);
-    unwatch = this.node.watch(listener);
+    // Partitioned mode: the node also follows every member for this prefix; one that dropped
+    // us for being slow ends the watch as a full local queue does.
+    unwatch = this.node.watch(listener, {
+      prefix,
+      onBehind: () => {
+        if (unwatch === undefined) return;
+        cleanup();
+        call.emit('error', toServiceError(new WatcherBehindError()));
+      },
+    });
     call.on('cancelled', cleanup);
     call.on('close', cleanup);
   }
@@ -747,7 +763,7 @@ interface PutMessage {
   ifAbsent: boolean;
   /** PutMany and PutPipeline: a tombstone instead of the value. */
   delete: boolean;
-  /** Put and PutStream: partitioned mode's acks ('' = quorum). PutMany and PutPipeline use the default. */
+  /** Partitioned mode's acks ('' = quorum): Put, PutStream, and each put of PutMany and PutPipeline. */
   consistency: string;
 }
 
@@ -763,12 +779,16 @@ export function writeCondition(ifVersion: string, ifAbsent: boolean): WriteCondi
   return { ifVersion: version };
 }
 
-/** A put of PutMany or PutPipeline as the replica's LocalWrite, or the error of its malformed condition. */
-function localWrite(put: PutMessage): LocalWrite | Error {
+/** A write of PutMany or PutPipeline with its consistency (partitioned mode; undefined: the default). */
+type ManyWrite = LocalWrite & { consistency?: Consistency | undefined };
+
+/** A put of PutMany or PutPipeline as the replica's LocalWrite, or the error of its malformed condition or consistency. */
+function localWrite(put: PutMessage): ManyWrite | Error {
   try {
     const condition = writeCondition(put.ifVersion ?? '', put.ifAbsent ?? false);
+    const consistency = consistencyOf(put.consistency ?? '');
     const value = put.delete ? null : new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength);
-    return { key: put.key, value, condition };
+    return { key: put.key, value, condition, consistency };
   } catch (error) {
     return error as Error;
   }
@@ -784,17 +804,36 @@ interface PutResultMessage {
  * Each write's outcome as a PutResult: a version, or the error's message and status code. A
  * write given as an Error (a malformed condition) is answered with it and not submitted.
  */
-async function writeResults(node: NodeApi, writes: readonly (LocalWrite | Error)[]): Promise<PutResultMessage[]> {
-  const valid = writes.filter((write): write is LocalWrite => !(write instanceof Error));
-  let outcomes: (Version | Error)[];
-  try {
-    outcomes = valid.length === 0 ? [] : await node.writeMany(valid);
-  } catch (error) {
-    outcomes = valid.map(() => error as Error); // the node is stopping: every write fails alike
-  }
-  let next = 0;
-  return writes.map((write) => {
-    const outcome = write instanceof Error ? write : outcomes[next++]!;
+async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutResultMessage[]> {
+  // One writeMany per consistency asked (normally one: every put of a call says the same).
+  const groups = new Map<Consistency | undefined, number[]>();
+  writes.forEach((write, i) => {
+    if (write instanceof Error) return;
+    const group = groups.get(write.consistency);
+    if (group) group.push(i);
+    else groups.set(write.consistency, [i]);
+  });
+  const outcomes = new Map<number, Version | Error>();
+  await Promise.all(
+    [...groups].map(async ([consistency, at]) => {
+      let results: (Version | Error)[];
+      try {
+        results = await node.writeMany(
+          at.map((i) => {
+            const { key, value, condition } = writes[i] as ManyWrite;
+            return { key, value, condition };
+          }),
+          consistency,
+        );
+      } catch (error) {
+        results = at.map(() => error as Error); // the node is stopping: every write fails alike
+      }
+      at.forEach((i, n) => outcomes.set(i, results[n]!));
+    }),
+  );
+  if (onStopping && [...outcomes.values()].some((outcome) => outcome instanceof Error && kindOf(outcome) === 'stopping')) onStopping();
+  return writes.map((write, i) => {
+    const outcome = write instanceof Error ? write : outcomes.get(i)!;
     if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };
     const status = toServiceError(outcome);
     return { error: status.details, code: status.code };
@@ -813,6 +852,8 @@ interface PutChunk {
 interface ExportRequest {
   prefix: string;
   includeDeleted: boolean;
+  from?: string;
+  allowPartial?: boolean;
 }
 
 /**
@@ -843,6 +884,15 @@ interface ScanRequest {
   limit: number;
   withValues: boolean;
   includeDeleted: boolean;
+  from?: string;
+  allowPartial?: boolean;
+}
+
+/** A prefix read's source (ScanRequest and ExportRequest `from`, `allow_partial`): '' or 'local'. */
+function scanReadOptions(req: { from?: string; allowPartial?: boolean }): ScanReadOptions & { partial: { partitionsMissing: number } } {
+  const from = req.from ?? '';
+  if (from !== '' && from !== 'local') throw new InvalidArgumentError(`from ${JSON.stringify(from.slice(0, 40))} is not "local" (empty: every partition from its owners)`);
+  return { ...(from === 'local' ? { from } : {}), allowPartial: req.allowPartial ?? false, partial: { partitionsMissing: 0 } };
 }
 
 /** Whether `promise` settles within `ms` (true), or the time ran out first (false). */

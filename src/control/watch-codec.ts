@@ -69,7 +69,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   const nodeBytes = Buffer.byteLength(node, 'utf8');
   const textBytes = Buffer.byteLength(text, 'utf8');
   const originBytes = Buffer.byteLength(origin, 'utf8');
-  const valueBytes = entry.value?.byteLength ?? 0;
+  const valueBytes = change.valueBytes ?? entry.value?.byteLength ?? 0;
   const deleted = entry.value === null;
   const appliedAt = Math.max(0, Math.floor(appliedAtMs));
 

@@ -28,7 +28,7 @@ const f = (no: number, name: string, type: Scalar | Schema, repeated = false): F
 const m = (message: string, ...fields: Field[]): Schema => ({ message, fields });
 
 export const Version = m('Version', f(1, 'hlc', 'uint64'), f(2, 'node', 'string'), f(3, 'text', 'string'));
-export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'));
+export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'), f(60, 'partitionsMissing', 'uint32'));
 export const PutRequest = m(
   'PutRequest',
   f(1, 'key', 'string'),
@@ -68,6 +68,8 @@ export const ScanRequest = m(
   f(3, 'limit', 'uint32'),
   f(4, 'withValues', 'bool'),
   f(5, 'includeDeleted', 'bool'),
+  f(60, 'from', 'string'),
+  f(61, 'allowPartial', 'bool'),
 );
 export const WatchRequest = m('WatchRequest', f(1, 'prefix', 'string'));
 export const Change = m(
@@ -240,8 +242,8 @@ export const GetChunk = m(
   f(42, 'asked', 'uint32'),
   f(43, 'answers', OwnerAnswer, true),
 );
-export const ExportRequest = m('ExportRequest', f(1, 'prefix', 'string'), f(2, 'includeDeleted', 'bool'));
-export const EntryBatch = m('EntryBatch', f(1, 'entries', 'bytes'), f(2, 'count', 'uint32'));
+export const ExportRequest = m('ExportRequest', f(1, 'prefix', 'string'), f(2, 'includeDeleted', 'bool'), f(60, 'from', 'string'), f(61, 'allowPartial', 'bool'));
+export const EntryBatch = m('EntryBatch', f(1, 'entries', 'bytes'), f(2, 'count', 'uint32'), f(60, 'partitionsMissing', 'uint32'));
 export const ImportReply = m(
   'ImportReply',
   f(1, 'applied', 'uint64'),

@@ -18,7 +18,7 @@
  *                        `?consistency=one|quorum|all` as `ckv put`; the reply adds "owners"
  *                        and "acked"; too few acks: 503 (the write may be on those that acked)
  *   DELETE /kv/<key>     {"version": "..."}; `?consistency=` and the reply as PUT
- *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1][&values=1]
+ *   GET  /kv?prefix=P&limit=N[&after=K][&deleted=1][&values=1][&from=local][&allow_partial=1]
  *                        [{"key","version","deleted"?}, ...]; limit 1..10,000, default 100;
  *                        header X-Ckv-Truncated: true when more keys follow. With values=1
  *                        (the page's key browser) each item also has "timeMs" and "time"
@@ -449,7 +449,12 @@ export class HttpServer {
     const withDeleted = ['1', 'true', 'yes'].includes(query.get('deleted') ?? '');
     const items: string[] = [];
     let truncated = false;
-    for await (const entry of this.node.scan({ prefix, ...(after ? { startAfter: after } : {}) })) {
+    // Partitioned mode: every partition from its owners (from=local: this node's copy).
+    const from = query.get('from') ?? '';
+    if (from !== '' && from !== 'local') throw new InvalidArgumentError(`from must be local or absent, not ${from.slice(0, 20)}`);
+    const partial = { partitionsMissing: 0 };
+    const read = { ...(from === 'local' ? { from: 'local' as const } : {}), allowPartial: ['1', 'true', 'yes'].includes(query.get('allow_partial') ?? ''), partial };
+    for await (const entry of this.node.scan({ prefix, ...(after ? { startAfter: after } : {}), withValues, ...read })) {
       if (entry.value === null && !withDeleted) continue;
       if (items.length >= limit) {
         truncated = true;
@@ -469,6 +474,7 @@ export class HttpServer {
       items.push(JSON.stringify(item));
     }
     if (truncated) res.setHeader('X-Ckv-Truncated', 'true');
+    if (partial.partitionsMissing > 0) res.setHeader('X-Ckv-Partitions-Missing', String(partial.partitionsMissing));
     send(res, req, 200, items.length ? `[\n${items.join(',\n')}\n]\n` : '[]\n', 'application/json; charset=utf-8');
   }
 

@@ -36,7 +36,8 @@ import { CkvError } from '../core/errors.js';
 import { PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
-import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
+import { FullReplication, holds, partitionOfHash, type PartitionId, type Placement } from '../core/placement.js';
+import type { PageRequest, ScanPage } from '../core/scatter-read.js';
 import { LayoutChangeError, ReplicasMismatchError, partitionBitmap } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
@@ -121,7 +122,7 @@ export interface ClusterComponents {
   counters: Counters;
   logger: Logger;
   /** Where the libp2p key and the incarnation are kept. */
-  store: Pick<Store, 'getMeta' | 'putMeta'>;
+  store: Pick<Store, 'getMeta' | 'putMeta' | 'scanKeys'>;
   /** The node's wall clock (Date.now unless a test skews it). */
   wallClockMs?: () => number;
   /** This node's report of itself, for `ckv health` asked on another node (query protocol). */
@@ -244,7 +245,20 @@ export class ClusterNetwork {
           : { partitionsHeld: () => self.cluster?.ownership()?.heldPartitions() ?? partitionBitmap([]) }),
       },
     );
-    const query = new QueryService({ ...base, healthReport: components.healthReport }, config.cluster);
+    const query = new QueryService(
+      {
+        ...base,
+        healthReport: components.healthReport,
+        // Partitioned: pages of a scatter-gather prefix read, only of partitions this node holds.
+        ...(config.replicas === undefined
+          ? {}
+          : {
+              scan: (options: { prefix: string; startAfter?: string }) => components.store.scanKeys(options),
+              holds: (partition: PartitionId) => self.cluster?.ownership()?.holds(partition) ?? false,
+            }),
+      },
+      config.cluster,
+    );
     const cluster = new ClusterNetwork(libp2p, gossip, sync, query, components, privateKey, incarnation, config, bootstrap);
     self.cluster = cluster;
     if (config.replicas !== undefined) {
@@ -492,6 +506,16 @@ export class ClusterNetwork {
         }
       }),
     );
+  }
+
+  /** The up members' peer ids (not this node). */
+  upPeerIds(): string[] {
+    return this.membership.upPeerIds();
+  }
+
+  /** One page of a scatter-gather prefix read from `peerId` (query protocol; see src/core/scatter-read.ts). */
+  scanPage(peerId: string, request: PageRequest, withValues: boolean, valueBytesMax: number): Promise<ScanPage> {
+    return this.query.scanPage(peerIdFromString(peerId), request, withValues, valueBytesMax);
   }
 
   /** Each up member's report of itself (or why it gave none), asked at once, each within `timeoutMs`. */

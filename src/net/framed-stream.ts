@@ -75,6 +75,8 @@ export class ReadIdleError extends Error {
 export interface FramedStreamOptions {
   /** Largest frame accepted from the peer, and largest one `write()` will send. */
   frameBytesMax: number;
+  /** Largest frame `write()` will send, when it differs (a small request read, a large reply written). Default frameBytesMax. */
+  writeFrameBytesMax?: number;
   /** Aborting it aborts the stream: pending and later reads and writes reject with its reason. */
   signal?: AbortSignal;
   /** Complete frames buffered beyond the one being read before the stream is paused. Default 1 MiB. */
@@ -106,6 +108,7 @@ export class FramedStream {
   bytesWritten = 0;
 
   readonly #frameBytesMax: number;
+  readonly #writeFrameBytesMax: number;
   readonly #readAheadBytes: number;
   readonly #signal: AbortSignal | undefined;
   readonly #budget: FrameBudget;
@@ -136,6 +139,7 @@ export class FramedStream {
     }
     this.stream = stream;
     this.#frameBytesMax = options.frameBytesMax;
+    this.#writeFrameBytesMax = options.writeFrameBytesMax ?? options.frameBytesMax;
     this.#readAheadBytes = options.readAheadBytes ?? readAheadBytesDefault;
     this.#signal = options.signal;
     this.#budget = options.budget ?? nodeFrameBudget;
@@ -162,7 +166,7 @@ export class FramedStream {
    */
   async write(frame: Uint8Array): Promise<void> {
     if (this.#error !== undefined) throw this.#error;
-    if (frame.byteLength > this.#frameBytesMax) throw new FrameTooLargeError(frame.byteLength, this.#frameBytesMax);
+    if (frame.byteLength > this.#writeFrameBytesMax) throw new FrameTooLargeError(frame.byteLength, this.#writeFrameBytesMax);
     const prefix = encodeVarint(frame.byteLength);
     let sendMore: boolean;
     if (frame.byteLength <= coalesceBytesMax) {

@@ -11,14 +11,26 @@
  *   0 = never), zigzag varint clock offset (ms, cut to +-2^40). A report is what that node says
  *   of itself, shown as such; the asking node's own view of it (state, clock offset, last
  *   sync) stands beside. The status page's cluster matrix is these views side by side.
+ * - `scan` (a page of a scatter-gather prefix read, src/core/scatter-read.ts): request =
+ *   prefix (text), u8 has-start [start after (text)], varint page entries (1..scanPageEntriesMax),
+ *   u8 with values, the partitions asked (32-byte bitmap, bit p & 7 of byte p >> 3); reply = u8
+ *   more [resume after (text): the last key examined], varint count, then the entries in key
+ *   order in the core encoding (without values: a live entry with an empty value). The owner
+ *   stops a page at the entries asked, at scanPageBytesTarget bytes (one larger entry goes
+ *   alone) or after scanExaminedMax keys looked at (keys of partitions not asked are skipped),
+ *   so a page is bounded in size and time. An owner asked for a partition it does not hold
+ *   refuses (the stream is reset; the asker tries the next owner).
  * A reply that does not decode (truncated, over a bound, trailing bytes) is counted
  * (`query_rejected`) and becomes the asker's error for that peer; it never throws past `ask`.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import { ByteReader, ByteWriter, fromHex, toHex } from '../core/bytes.js';
-import { checkKey, readVersion, writeVersion, type Version } from '../core/entry.js';
+import { checkKey, keyHashText, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
-import { keyBytesMax, membersMax, nodeIdBytes } from '../core/limits.js';
+import { bitmapHas, bitmapPartitions, partitionBitmap, partitionBitmapBytes } from '../core/layout.js';
+import { frameBytesMax, keyBytesMax, membersMax, nodeIdBytes } from '../core/limits.js';
+import { partitionOfHash, type PartitionId } from '../core/placement.js';
+import type { PageRequest, ScanPage } from '../core/scatter-read.js';
 import type { Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
 import { FramedStream } from './framed-stream.js';
@@ -26,12 +38,20 @@ import type { CkvLibp2p } from './libp2p.js';
 
 const queryVersion = 1;
 /** Only append: the values are part of the protocol. */
-const QueryType = { whereIs: 1, health: 2 } as const;
+const QueryType = { whereIs: 1, health: 2, scan: 3 } as const;
+/** A scan page: at most this many entries, ... */
+export const scanPageEntriesMax = 1000;
+/** ... about this many bytes (an entry larger goes alone), ... */
+export const scanPageBytesTarget = 1024 * 1024;
+/** ... and at most this many keys looked at (those of partitions not asked are skipped). */
+export const scanExaminedMax = 20_000;
+/** A scan reply: a page, or one entry with the largest value. */
+const scanReplyBytesMax = scanPageBytesTarget + frameBytesMax;
 const softwareVersionTextMax = 64;
 const clockWarningTextMax = 512;
 const merkleRootBytes = 32;
-/** A request (the largest is a whereis: one key). */
-const queryFrameBytesMax = keyBytesMax + 64;
+/** A request (the largest is a scan: a prefix, a key and a bitmap). */
+const queryFrameBytesMax = 2 * keyBytesMax + 128;
 /** One peer's entry in a health report: id, state, in sync, last sync, clock offset. */
 const peerViewBytesMax = nodeIdBytes + 1 + 1 + 8 + 8;
 /** A reply: a health report with membersMax peers is the largest (~27 KiB). */
@@ -149,7 +169,15 @@ export class QueryService {
   private started = false;
 
   constructor(
-    private readonly components: { libp2p: CkvLibp2p; replica: Replica; counters: Counters; healthReport?: (() => Promise<HealthReport>) | undefined },
+    private readonly components: {
+      libp2p: CkvLibp2p;
+      replica: Replica;
+      counters: Counters;
+      healthReport?: (() => Promise<HealthReport>) | undefined;
+      /** Partitioned mode: this node's keys in order (the store's key index), and whether it holds a partition. */
+      scan?: ((options: { prefix: string; startAfter?: string }) => AsyncIterable<Entry>) | undefined;
+      holds?: ((partition: PartitionId) => boolean) | undefined;
+    },
     cluster: string,
   ) {
     this.protocol = queryProtocolId(cluster);
@@ -184,11 +212,19 @@ export class QueryService {
     return this.ask(peer, new ByteWriter().u8(queryVersion).u8(QueryType.health).finish(), decodeHealthReport, timeoutMs);
   }
 
+  /** One page of `peer`'s keys (see the top comment); its checks against the request are the caller's (checkPage). */
+  scanPage(peer: PeerId, request: PageRequest, withValues: boolean, valueBytesMax: number): Promise<ScanPage> {
+    const w = new ByteWriter().u8(queryVersion).u8(QueryType.scan).string(request.prefix).u8(request.startAfter === undefined ? 0 : 1);
+    if (request.startAfter !== undefined) w.string(request.startAfter);
+    w.varint(request.pageEntries).u8(withValues ? 1 : 0).raw(partitionBitmap(request.partitions));
+    return this.ask(peer, w.finish(), (r) => decodeScanReply(r, valueBytesMax), queryTimeoutMs, scanReplyBytesMax);
+  }
+
   /** One request frame, one reply frame read with `read` (which must consume it all). */
-  private async ask<T>(peer: PeerId, request: Uint8Array, read: (r: ByteReader) => T, timeoutMs = queryTimeoutMs): Promise<T> {
+  private async ask<T>(peer: PeerId, request: Uint8Array, read: (r: ByteReader) => T, timeoutMs = queryTimeoutMs, replyBytesMax = replyFrameBytesMax): Promise<T> {
     const signal = AbortSignal.timeout(timeoutMs);
     const stream = await this.components.libp2p.dialProtocol(peer, this.protocol, { signal });
-    const framed = new FramedStream(stream, { frameBytesMax: replyFrameBytesMax, signal });
+    const framed = new FramedStream(stream, { frameBytesMax: replyBytesMax, signal });
     try {
       await framed.write(request);
       const reply = await framed.read();
@@ -212,9 +248,13 @@ export class QueryService {
   }
 
   private async serve(stream: Stream, _connection: Connection): Promise<void> {
-    // The frame limit covers the reply it writes (a health report); the request it reads is
-    // held to the request limit below (a longer one is malformed).
-    const framed = new FramedStream(stream, { frameBytesMax: replyFrameBytesMax, signal: AbortSignal.timeout(queryTimeoutMs) });
+    // The read limit covers a request (and the health report it always allowed; a request
+    // longer than queryFrameBytesMax is malformed below); the write limit a scan page.
+    const framed = new FramedStream(stream, {
+      frameBytesMax: Math.max(replyFrameBytesMax, queryFrameBytesMax),
+      writeFrameBytesMax: scanReplyBytesMax,
+      signal: AbortSignal.timeout(queryTimeoutMs),
+    });
     try {
       const request = await framed.read();
       if (!request) return;
@@ -226,6 +266,11 @@ export class QueryService {
         r.end();
         const report = await this.components.healthReport();
         await framed.write(encodeHealthReport(new ByteWriter().u8(queryVersion), report).finish());
+        await framed.close();
+        return;
+      }
+      if (type === QueryType.scan && this.components.scan) {
+        await framed.write(await this.servePage(r));
         await framed.close();
         return;
       }
@@ -245,4 +290,55 @@ export class QueryService {
       framed.abort(error as Error);
     }
   }
+
+  private async servePage(r: ByteReader): Promise<Uint8Array> {
+    const prefix = r.string(keyBytesMax, 'prefix');
+    const startAfter = r.u8() === 1 ? r.string(keyBytesMax, 'start after') : undefined;
+    const pageEntries = r.varint();
+    if (pageEntries < 1 || pageEntries > scanPageEntriesMax) throw new MalformedError(`page of ${pageEntries} entries asked; 1..${scanPageEntriesMax}`);
+    const withValues = r.u8() === 1;
+    const bitmap = r.raw(partitionBitmapBytes);
+    r.end();
+    const holds = this.components.holds;
+    const notHeld = bitmapPartitions(bitmap).filter((p) => holds !== undefined && !holds(p));
+    if (notHeld.length > 0) throw new MalformedError(`asked for ${notHeld.length} partitions this node does not hold`);
+    const page = await readPage(this.components.scan!, { prefix, startAfter, pageEntries, withValues, asked: (p) => bitmapHas(bitmap, p) });
+    const w = new ByteWriter().u8(queryVersion).u8(page.resumeAfter === undefined ? 0 : 1);
+    if (page.resumeAfter !== undefined) w.string(page.resumeAfter);
+    w.varint(page.entries.length);
+    for (const entry of page.entries) writeEntry(w, entry);
+    return w.finish();
+  }
+}
+
+/** A page of this node's keys (what a scan query answers; also a node's page of itself). */
+export async function readPage(
+  scan: (options: { prefix: string; startAfter?: string }) => AsyncIterable<Entry>,
+  request: { prefix: string; startAfter: string | undefined; pageEntries: number; withValues: boolean; asked: (partition: PartitionId) => boolean },
+): Promise<ScanPage> {
+  const entries: Entry[] = [];
+  let bytes = 0;
+  let examined = 0;
+  for await (const entry of scan({ prefix: request.prefix, ...(request.startAfter !== undefined ? { startAfter: request.startAfter } : {}) })) {
+    examined++;
+    if (request.asked(partitionOfHash(keyHashText(entry.key)))) {
+      const kept = request.withValues || entry.value === null ? entry : { ...entry, value: new Uint8Array(0) };
+      entries.push(kept);
+      bytes += entry.key.length * 3 + 32 + (kept.value?.byteLength ?? 0);
+    }
+    if (entries.length >= request.pageEntries || bytes >= scanPageBytesTarget || examined >= scanExaminedMax) return { entries, resumeAfter: entry.key };
+  }
+  return { entries, resumeAfter: undefined };
+}
+
+/** A scan reply's page (without its version byte). */
+export function decodeScanReply(r: ByteReader, valueBytesMax: number): ScanPage {
+  const more = r.u8();
+  if (more > 1) throw new MalformedError(`unknown scan reply flag ${more}`);
+  const resumeAfter = more === 1 ? r.string(keyBytesMax, 'resume after') : undefined;
+  const count = r.bounded(scanPageEntriesMax, 'entries in a scan page');
+  if (count * 11 > r.remaining) throw new MalformedError(`scan page names ${count} entries in ${r.remaining} bytes`);
+  const entries: Entry[] = [];
+  for (let i = 0; i < count; i++) entries.push(readEntry(r, valueBytesMax));
+  return { entries, resumeAfter };
 }

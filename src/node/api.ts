@@ -35,6 +35,8 @@ export interface BalanceStep {
 
 export interface ChangeEvent extends AppliedChange {
   appliedAtMs: number;
+  /** The value's size when `entry.value` does not carry it (a change another member reported). */
+  valueBytes?: number;
 }
 
 /** One step of `sync`: a session with a peer started, or ended with its figures. */
@@ -119,6 +121,24 @@ export interface ReadReply {
   answers: OwnerAnswer[];
 }
 
+/** Where a prefix read comes from, in partitioned mode (ignored in full-replication mode). */
+export interface ScanReadOptions {
+  /** 'local': this node's copy only; undefined: every partition from its owners. */
+  from?: 'local' | undefined;
+  /** Go on without the partitions no owner answered for (counted in `partial`). */
+  allowPartial?: boolean | undefined;
+  /** Filled in as the read goes: partitions no owner answered for (with allowPartial). */
+  partial?: { partitionsMissing: number } | undefined;
+}
+
+export interface ScanOptions extends ScanReadOptions {
+  prefix?: string;
+  startAfter?: string;
+  limit?: number;
+  /** Partitioned reads from owners: carry values (default true; keys need none). */
+  withValues?: boolean;
+}
+
 export interface NodeApi {
   readonly nodeId: string;
   /** The largest value a put accepts (bytes). */
@@ -130,8 +150,8 @@ export interface NodeApi {
   /** With a condition: only if it holds when the write is merged, else ConditionFailedError. */
   put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version>;
   delete(key: string, condition?: WriteCondition): Promise<Version>;
-  /** Many puts and deletes (value null) for one promise; each write's version or error. */
-  writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]>;
+  /** Many puts and deletes (value null) for one promise; each write's version or error (partitioned mode: each acknowledged at `consistency`, default quorum). */
+  writeMany(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(Version | Error)[]>;
   /** A put (value) or delete (null) with its options; the reply names the owners that acked (partitioned mode). */
   write(key: string, value: Uint8Array | null, options?: WriteOptions): Promise<WriteReply>;
   /** A single-key read with its options (partitioned mode: from the owners). */
@@ -140,22 +160,32 @@ export interface NodeApi {
   owners(key: string): KeyOwners | undefined;
   /** The entry (a tombstone has value null), or undefined. Throws InvalidKeyError for a bad key. */
   get(key: string): Promise<Entry | undefined>;
-  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry>;
+  /**
+   * Entries under a prefix in key order, tombstones included. Full-replication mode, or
+   * `from: 'local'`: this node's copy. Partitioned mode: every partition from one of its read
+   * owners (scatter-gather, PartitionedPath.scan); partitions no owner answered for throw
+   * OwnersUnavailableError unless `allowPartial` (then counted in `partial.partitionsMissing`).
+   */
+  scan(options: ScanOptions): AsyncIterable<Entry>;
   /**
    * Every entry under `prefix`, tombstones included, from one snapshot of the store (writes
    * during the scan are not seen): with a prefix in key order (the key index, one explicit
    * snapshot); without one in storage order (one iterator over the entries, whose implicit
    * snapshot LevelDB holds; about 3x faster than walking the key index).
    */
-  exportEntries(prefix: string): AsyncIterable<Entry>;
+  exportEntries(prefix: string, read?: ScanReadOptions): AsyncIterable<Entry>;
   /**
    * Entries from a backup, with their versions: merged like a peer's (the normal merge: an
    * older or equal version is not applied), and those applied are published to the cluster
    * like local writes. Throws when the node is stopping (some entries may have been applied).
    */
   importEntries(entries: readonly Entry[]): Promise<ImportReport>;
-  /** Calls `listener` for every change applied (local and remote) until the returned function is called. */
-  watch(listener: (change: ChangeEvent) => void): () => void;
+  /**
+   * Calls `listener` for every change applied (local and remote) until the returned function
+   * is called. Partitioned mode: also the changes every up member applies under `prefix`
+   * (each write once), and `onBehind` if a member dropped this watcher for being slow.
+   */
+  watch(listener: (change: ChangeEvent) => void, options?: { prefix?: string; onBehind?: () => void }): () => void;
   /** Each convergence sample (ms) of a remote write as it is taken (for a histogram); returns an unsubscribe. */
   observeConvergence(observer: (ms: number) => void): () => void;
 

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { toHex } from '../core/bytes.js';
 import type { Entry, Version, WriteCondition } from '../core/entry.js';
-import { isNodeId } from '../core/entry.js';
+import { isNodeId, keyHashText } from '../core/entry.js';
 import { nodeIdBytes, remoteQueueEntriesMax } from '../core/limits.js';
 import { Replica, type AppliedChange, type ApplyReport, type LocalWrite } from '../core/replica.js';
 import { LevelStore } from '../store/level-store.js';
@@ -45,11 +45,15 @@ import type {
   PurgeReport,
   ReadOptions,
   ReadReply,
+  ScanOptions,
+  ScanReadOptions,
   SyncStep,
   WriteOptions,
   WriteReply,
 } from './api.js';
 import { PartitionedPath } from './partitioned.js';
+import { ChangeDedupe } from '../net/watch-protocol.js';
+import type { Consistency } from '../core/ownership.js';
 import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
@@ -192,6 +196,10 @@ export class CkvNode implements NodeApi {
         counters: this.counters,
         logger: this.logger,
         wallClockMs: this.wallClockMs,
+        onChange: (listener) => {
+          this.changes.on('change', listener);
+          return () => this.changes.off('change', listener);
+        },
       });
       await this.partitioned.start();
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
@@ -315,11 +323,11 @@ export class CkvNode implements NodeApi {
     return (await this.write(key, null, { condition })).version;
   }
 
-  async writeMany(writes: readonly LocalWrite[]): Promise<(Version | Error)[]> {
+  async writeMany(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(Version | Error)[]> {
     const refusal = this.refusal();
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) return this.replica.writeMany(writes);
-    return (await this.partitioned.write(writes)).map((result) => (result instanceof Error ? result : result.version));
+    return (await this.partitioned.write(writes, consistency)).map((result) => (result instanceof Error ? result : result.version));
   }
 
   async write(key: string, value: Uint8Array | null, options: WriteOptions = {}): Promise<WriteReply> {
@@ -386,12 +394,34 @@ export class CkvNode implements NodeApi {
     return this.cluster?.refusal() ?? this.partitioned?.waitingRefusal();
   }
 
-  scan(options: { prefix?: string; startAfter?: string; limit?: number }): AsyncIterable<Entry> {
-    return this.store.scanKeys(options);
+  scan(options: ScanOptions): AsyncIterable<Entry> {
+    const { prefix, startAfter, limit } = options;
+    if (options.from === 'local' || this.config.replicas === undefined) return this.store.scanKeys({ prefix, startAfter, limit });
+    return this.ownersScan({ prefix: prefix ?? '', startAfter, limit, withValues: options.withValues ?? true }, options);
   }
 
-  exportEntries(prefix: string): AsyncIterable<Entry> {
-    return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+  exportEntries(prefix: string, read: ScanReadOptions = {}): AsyncIterable<Entry> {
+    if (read.from === 'local' || this.config.replicas === undefined) return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
+    return this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read);
+  }
+
+  /** Partitioned mode: a prefix read from every partition's owners (refused as other reads are). */
+  private async *ownersScan(
+    request: { prefix: string; startAfter: string | undefined; limit: number | undefined; withValues: boolean },
+    read: ScanReadOptions,
+  ): AsyncGenerator<Entry> {
+    const refusal = this.refusal();
+    if (refusal) throw refusal;
+    if (!this.partitioned?.active()) {
+      yield* this.store.scanKeys({ prefix: request.prefix, startAfter: request.startAfter, limit: request.limit });
+      return;
+    }
+    const scan = this.partitioned.scan({ ...request, allowPartial: read.allowPartial ?? false });
+    try {
+      yield* scan.entries;
+    } finally {
+      if (read.partial) read.partial.partitionsMissing = scan.missing();
+    }
   }
 
   /**
@@ -436,9 +466,28 @@ export class CkvNode implements NodeApi {
     return false;
   }
 
-  watch(listener: (change: ChangeEvent) => void): () => void {
-    this.changes.on('change', listener);
-    return () => this.changes.off('change', listener);
+  watch(listener: (change: ChangeEvent) => void, options: { prefix?: string; onBehind?: () => void } = {}): () => void {
+    if (this.config.replicas === undefined || !this.partitioned) {
+      this.changes.on('change', listener);
+      return () => this.changes.off('change', listener);
+    }
+    // Partitioned: this node's changes and every up member's (watch-protocol.ts), each write once.
+    const dedupe = new ChangeDedupe();
+    const local = (change: ChangeEvent): void => {
+      if (dedupe.first(change.entry)) listener(change);
+    };
+    this.changes.on('change', local);
+    const stopRemote = this.partitioned.watchMembers(
+      options.prefix ?? '',
+      ({ entry, valueBytes }) => {
+        if (dedupe.first(entry)) listener({ entry, keyHash: keyHashText(entry.key), previous: undefined, origin: 'remote', appliedAtMs: this.wallClockMs(), valueBytes });
+      },
+      () => options.onBehind?.(),
+    );
+    return () => {
+      this.changes.off('change', local);
+      stopRemote();
+    };
   }
 
   observeConvergence(observer: (ms: number) => void): () => void {

@@ -8,15 +8,19 @@
 import { peerIdFromString } from '@libp2p/peer-id';
 import { keyHashText, type Entry } from '../core/entry.js';
 import { LayoutOwnership, type Consistency, type Ownership } from '../core/ownership.js';
-import type { LocalWrite, Replica } from '../core/replica.js';
+import type { AppliedChange, LocalWrite, Replica } from '../core/replica.js';
+import { WatchService, type RemoteChange } from '../net/watch-protocol.js';
 import type { NodeConfig } from '../config.js';
 import type { ClusterNetwork } from '../net/cluster.js';
 import { libp2pDial, ReplicateClient, ReplicateService } from '../net/replicate-protocol.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
 import { OwnersUnavailableError } from '../errors.js';
-import type { ImportReport, KeyOwners } from './api.js';
+import { partitionCount } from '../core/placement.js';
+import { scatterScan } from '../core/scatter-read.js';
 import type { Store } from '../core/store.js';
+import { readPage, scanPageEntriesMax } from '../net/query-protocol.js';
+import type { ImportReport, KeyOwners } from './api.js';
 import { Delivery } from './delivery.js';
 import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
 
@@ -26,19 +30,23 @@ export class PartitionedPath {
   readonly delivery: Delivery;
   private readonly service: ReplicateService;
   private readonly client: ReplicateClient;
+  private readonly watches: WatchService;
 
   constructor(
     private readonly parts: {
       config: NodeConfig;
       cluster: ClusterNetwork;
       replica: Replica;
-      store: Pick<Store, 'writeHints' | 'scanHints'>;
+      store: Store;
       counters: Counters;
       logger: Logger;
       wallClockMs: () => number;
+      /** This node's own applied changes (what a remote watcher is sent). */
+      onChange: (listener: (change: AppliedChange) => void) => () => void;
     },
   ) {
     const { config, cluster, replica, counters } = parts;
+    this.watches = new WatchService({ libp2p: cluster.libp2p, counters, onChange: parts.onChange, upPeerIds: () => cluster.upPeerIds() }, config.cluster);
     this.service = new ReplicateService({ libp2p: cluster.libp2p, replica, counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax });
     this.client = new ReplicateClient({ counters }, { cluster: config.cluster, valueBytesMax: config.valueBytesMax, dial: libp2pDial(cluster.libp2p, peerIdFromString) });
     this.delivery = new Delivery({
@@ -69,6 +77,7 @@ export class PartitionedPath {
     await this.service.start();
     await this.delivery.start();
     this.parts.cluster.onLayoutChange(() => this.delivery.layoutChanged());
+    if (this.parts.config.replicas !== undefined) await this.watches.start();
   }
 
   async stop(): Promise<void> {
@@ -76,6 +85,12 @@ export class PartitionedPath {
     await this.delivery.stop();
     this.client.stop();
     await this.service.stop();
+    await this.watches.stop();
+  }
+
+  /** Every up member's changes under `prefix` (watch-protocol.ts); returns the function that ends it. */
+  watchMembers(prefix: string, listener: (change: RemoteChange) => void, onBehind: () => void): () => void {
+    return this.watches.watch(prefix, listener, onBehind);
   }
 
   ownership(): Ownership | undefined {
@@ -157,6 +172,55 @@ export class PartitionedPath {
       else report.refusedNotHeld++;
     }
     return report;
+  }
+
+  /**
+   * Every entry under the prefix (tombstones included) from the read owners of every
+   * partition, merged in key order (scatterScan, src/core/scatter-read.ts): this node answers
+   * for the partitions it reads locally, each other partition is asked of one up read owner
+   * by the query protocol's scan pages. Partitions no owner can answer for: OwnersUnavailableError
+   * naming their count, unless `allowPartial` (then `missing` counts them, and the read goes on).
+   */
+  scan(options: { prefix: string; startAfter?: string | undefined; limit?: number | undefined; withValues: boolean; allowPartial: boolean }): {
+    entries: AsyncIterable<Entry>;
+    missing: () => number;
+  } {
+    const ownership = this.coordinator.partitioned();
+    if (ownership === undefined) throw new OwnersUnavailableError('partitioned mode: this node has no layout yet');
+    const missing = new Set<number>();
+    const { cluster, store, counters, logger, config } = this.parts;
+    const entries = scatterScan({
+      prefix: options.prefix,
+      startAfter: options.startAfter,
+      limit: options.limit,
+      pageEntries: scanPageEntriesMax,
+      self: ownership.self,
+      readOwners: (p) => ownership.readOwners(p),
+      usable: (nodeId) => this.peerIdOf(nodeId) !== undefined,
+      fetch: (request) => {
+        if (request.owner === ownership.self) {
+          const asked = new Set(request.partitions);
+          return readPage((o) => store.scanKeys(o), { ...request, withValues: options.withValues, asked: (p) => asked.has(p) });
+        }
+        const peerId = this.peerIdOf(request.owner);
+        if (peerId === undefined) return Promise.reject(new Error(`owner ${request.owner} is not up`));
+        return cluster.scanPage(peerId, request, options.withValues, config.valueBytesMax);
+      },
+      onMissing: (partitions) => {
+        for (const p of partitions) missing.add(p);
+        if (!options.allowPartial) {
+          throw new OwnersUnavailableError(
+            `${missing.size} of ${partitionCount} partitions have no read owner that answered (down or unreachable); use --allow-partial to list the others, or --from local for this node's copy`,
+          );
+        }
+      },
+      onOwnerFailed: (owner, error, rejected) => {
+        counters.add('scan_owner_failed');
+        if (rejected) counters.add('query_rejected'); // a reply that decoded but broke checkPage's rules
+        logger.info('prefix read: an owner failed, its partitions go to the next owner', { owner, error: error.message });
+      },
+    });
+    return { entries, missing: () => missing.size };
   }
 
   /** The key's partition and owners per active layout (undefined in full-replication mode). */

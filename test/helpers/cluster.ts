@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { ControlClient } from '../../src/control/client.js';
-import type { EntryMessage, StatusMessage } from '../../src/control/proto.js';
+import type { ChangeMessage, EntryMessage, StatusMessage } from '../../src/control/proto.js';
 import { putMany as timedPutMany, startNode, type NodeOptions, type NodeProcess } from '../../harness/testing.js';
 
 /** Starts a node named `name` on 127.0.0.1 (free port, no mDNS, no HTTP); 30 s to answer Status. */
@@ -60,10 +60,10 @@ export async function putMany(...[client, count, keyOf, valueOf, inFlight, hooks
   return { count, ms: Math.round(ms), rawBytes, wireBytes };
 }
 
-/** Every entry under `prefix` (tombstones included), with versions and values. */
+/** Every entry under `prefix` in the node's own store (tombstones included), with versions and values. */
 export async function scanAll(client: ControlClient, prefix: string): Promise<EntryMessage[]> {
   const entries: EntryMessage[] = [];
-  for await (const entry of client.scan({ prefix, withValues: true, includeDeleted: true })) entries.push(entry);
+  for await (const entry of client.scan({ prefix, withValues: true, includeDeleted: true, from: 'local' })) entries.push(entry);
   return entries;
 }
 
@@ -121,4 +121,24 @@ export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+/** A Watch's changes as they arrive, until `stop()` (which cancels it; a CANCELLED end is no error, any other is thrown). */
+export function collectWatch(client: ControlClient, prefix: string): { changes: ChangeMessage[]; stop(): Promise<void> } {
+  const changes: ChangeMessage[] = [];
+  const watch = client.watch(prefix);
+  const watching = (async () => {
+    try {
+      for await (const change of watch) changes.push(change);
+    } catch (error) {
+      if ((error as { code?: number }).code !== 1 /* CANCELLED */) throw error;
+    }
+  })();
+  return {
+    changes,
+    async stop() {
+      watch.cancel();
+      await watching;
+    },
+  };
 }

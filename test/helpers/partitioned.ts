@@ -2,7 +2,7 @@
  * Helpers for tests and benches of partitioned mode (`--replicas K`) on real processes, written
  * against the user-visible surface: `ckv node start --replicas K`, `ckv status --json`'s
  * `partitioned` object, and the local gRPC calls that do not change meaning in partitioned mode
- * (Scan and HasKey answer from this node's store only).
+ * (Scan with `from: 'local'` and HasKey answer from this node's store only).
  *
  * Where a key must live is computed here, independently of the node's code paths, with the pure
  * core's placement (src/core/rendezvous.ts) over the node ids the test expects in the layout,
@@ -71,7 +71,7 @@ export function ownersOf(key: string, members: readonly string[], replicas = rep
 export async function localKeys(node: NodeProcess, prefix: string): Promise<Set<string>> {
   const keys = new Set<string>();
   const scan = async (): Promise<void> => {
-    for await (const entry of node.client.scan({ prefix, withValues: false, includeDeleted: true })) keys.add(entry.key);
+    for await (const entry of node.client.scan({ prefix, withValues: false, includeDeleted: true, from: 'local' })) keys.add(entry.key);
   };
   await withDeadline(scan(), 20_000, `scan of ${node.name}`);
   return keys;

@@ -15,9 +15,9 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChangeMessage, VersionMessage } from '../../src/control/proto.js';
+import type { VersionMessage } from '../../src/control/proto.js';
 import { counter, isUpAt, runCliOk, stopCleanly, tempDir, waitConverged, waitFor, waitMesh, waitStar, type NodeProcess } from '../../harness/testing.js';
-import { formatBytes, hasTcpConnectionTo, pad, putMany, scanAll, sessionsInitiated, startPeer, tcpPort } from '../helpers/cluster.js';
+import { collectWatch, formatBytes, hasTcpConnectionTo, pad, putMany, scanAll, sessionsInitiated, startPeer, tcpPort } from '../helpers/cluster.js';
 
 const fast = ['--sync-interval-ms', '200'];
 const value100 = (i: number): Uint8Array => Buffer.from(`v${pad(i)}`.padEnd(100, '.'));
@@ -66,15 +66,8 @@ describe('three nodes, B and C bootstrapped to A', () => {
   });
 
   it('replicates a put and a delete from A to B and C; watch on C sees them', async () => {
-    const changes: ChangeMessage[] = [];
-    const watch = c.client.watch('t1/');
-    const watching = (async () => {
-      try {
-        for await (const change of watch) changes.push(change);
-      } catch (error) {
-        if ((error as { code?: number }).code !== 1 /* CANCELLED */) throw error;
-      }
-    })();
+    const watch = collectWatch(c.client, 't1/');
+    const changes = watch.changes;
     try {
       // The watch is live once it reports a local write on C.
       await c.client.put('t1/marker', text('marker'));
@@ -105,8 +98,7 @@ describe('three nodes, B and C bootstrapped to A', () => {
       }
       await waitFor(() => changes.some((ch) => ch.key === 't1/greeting' && ch.deleted), { deadlineMs: 10_000, what: "C's watch to see A's delete" });
     } finally {
-      watch.cancel();
-      await watching;
+      await watch.stop();
     }
   });
 

@@ -257,11 +257,11 @@ export class LanNode {
     return withDeadline(this.client.status(), 5_000, `status from ${this.name}`);
   }
 
-  /** Every entry (tombstones included) with its value, keyed by key. */
+  /** Every entry of this node's own store (tombstones included) with its value, keyed by key. */
   async entries(): Promise<Map<string, EntryMessage>> {
     const all = new Map<string, EntryMessage>();
     const scan = async (): Promise<void> => {
-      for await (const entry of this.client.scan({ withValues: true, includeDeleted: true })) all.set(entry.key, entry);
+      for await (const entry of this.client.scan({ withValues: true, includeDeleted: true, from: 'local' })) all.set(entry.key, entry);
     };
     await withDeadline(scan(), 10_000, `scan of ${this.name}`);
     return all;
