@@ -33,7 +33,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
-import { PeerConnectedError } from '../errors.js';
+import { NotPartitionedError, PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
 import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
@@ -420,9 +420,9 @@ export class ClusterNetwork {
     return this.layouts?.refusal() ?? this.modeMismatch;
   }
 
-  /** The layout service, or LayoutChangeError in full-replication mode (for `ckv layout` and friends). */
-  partitionedLayout(): LayoutService {
-    if (!this.layouts) throw new LayoutChangeError('this node runs in full-replication mode (no --replicas K): it has no layout');
+  /** The layout service, or NotPartitionedError in full-replication mode (`what`: the command asked, for the message). */
+  partitionedLayout(what: string): LayoutService {
+    if (!this.layouts) throw new NotPartitionedError(what);
     return this.layouts;
   }
 
