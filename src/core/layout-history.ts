@@ -58,7 +58,7 @@ import {
   type LayoutMember,
 } from './layout.js';
 import { isNodeId } from './entry.js';
-import { layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
+import { layoutMembersMax, layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
 import { assertPartition, partitionCount, type PartitionId, type Placement } from './placement.js';
 import { RendezvousPlacement } from './rendezvous.js';
 
@@ -124,6 +124,8 @@ export interface LayoutHistorySnapshot {
   readonly layouts: readonly ClusterLayout[];
   readonly acks: readonly LayoutAck[];
   readonly conflicts: readonly LayoutConflict[];
+  /** The operator's staged (not yet applied) changes: kept across a restart. Absent: none. */
+  readonly staged?: StagedChanges;
 }
 
 /** Conflicts kept for display: the most recent. */
@@ -173,6 +175,10 @@ export class LayoutHistory {
       if (layout) history.merge(layout, ack.nodeId, ack.partitions, ack.switched);
     }
     history.advance();
+    if (snapshot.staged) {
+      history.stagedMembers = new Map(snapshot.staged.members);
+      history.stagedReplicas = snapshot.staged.replicas;
+    }
     return history;
   }
 
@@ -183,7 +189,7 @@ export class LayoutHistory {
         acks.push({ nodeId, version: layout.version, digest: layout.digest, partitions: state.partitions.slice(), switched: state.switched });
       }
     }
-    return { floor: this.floor, layouts: [...this.layouts], acks, conflicts: [...this.conflictList] };
+    return { floor: this.floor, layouts: [...this.layouts], acks, conflicts: [...this.conflictList], staged: this.staged() };
   }
 
   // ---- reading -------------------------------------------------------------------------
@@ -349,6 +355,7 @@ export class LayoutHistory {
     if (!Number.isInteger(weight) || weight < 0 || weight > layoutWeightMax) {
       throw new LayoutChangeError(`weight must be an integer 0..${layoutWeightMax}, not ${weight}`);
     }
+    this.checkStagedRoom(nodeId);
     this.stagedMembers.set(nodeId, weight);
   }
 
@@ -362,7 +369,15 @@ export class LayoutHistory {
       }
       throw new LayoutChangeError(`node ${nodeId} is not in the layout`);
     }
+    this.checkStagedRoom(nodeId);
     this.stagedMembers.set(nodeId, 'remove');
+  }
+
+  /** Staged member changes are bounded like a layout's members (they are persisted and restored). */
+  private checkStagedRoom(nodeId: string): void {
+    if (this.stagedMembers.size >= layoutMembersMax && !this.stagedMembers.has(nodeId)) {
+      throw new LayoutChangeError(`at most ${layoutMembersMax} member changes can be staged: apply or revert them first`);
+    }
   }
 
   /** Stage a new K (undefined: every node of weight > 0). */

@@ -19,11 +19,18 @@
  *
  * Snapshot (what LayoutHistory.snapshot() returns, persisted after every change):
  *
- *     snapshot = snapshotVersion:u8 (1) floor:varint
+ *     snapshot = snapshotVersion:u8 (2; 1 is still read) floor:varint
  *                layouts:bytes (a layouts message, or empty when there is none)
  *                acks:varint (<= layoutSnapshotAcksMax) (ack message bytes)*
  *                conflicts:varint (<= 16) (version:varint kept:bytes dropped:bytes)*
  *                (kept, dropped: a layouts message of one layout each)
+ *                staged                                          (version 2 only)
+ *     staged   = members:varint (<= layoutMembersMax) (nodeId:text change:varint)*
+ *                replicas:varint
+ *                (change: 0 = remove, w + 1 = weight w; node ids ascending;
+ *                replicas: 0 = none staged, 1 = all, K + 1 = K)
+ *
+ * The staged part keeps an operator's staged (not applied) changes across a restart.
  *
  * Decoding bounds every count and size before allocating; anything malformed throws
  * MalformedError. Pure: no I/O.
@@ -32,7 +39,7 @@ import { ByteReader, ByteWriter } from './bytes.js';
 import { isNodeId } from './entry.js';
 import { MalformedError } from './errors.js';
 import { decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout, type LayoutAck, type LayoutMessage } from './layout.js';
-import type { LayoutConflict, LayoutHistorySnapshot } from './layout-history.js';
+import type { LayoutConflict, LayoutHistorySnapshot, StagedChanges } from './layout-history.js';
 import { layoutMembersMax, layoutReplicasMax, layoutVersionsPerMessageMax, layoutWeightMax, nodeIdBytes } from './limits.js';
 
 /** The envelope's format version. Only append new versions. */
@@ -49,7 +56,9 @@ export const layoutPartBytesMax = 512 * 1024;
 export const layoutEnvelopeBytesMax = 1024 * 1024;
 /** Acks a snapshot holds: one per node per active layout. */
 export const layoutSnapshotAcksMax = layoutMembersMax * layoutVersionsPerMessageMax;
-const snapshotVersion = 1;
+/** Snapshot versions: 1 (no staged changes) is still read; 2 is written. */
+const snapshotVersion = 2;
+const snapshotVersionNoStaged = 1;
 const snapshotConflictsMax = 16;
 
 /** What the signature of a layout envelope covers before the body. */
@@ -138,13 +147,39 @@ export function encodeLayoutSnapshot(snapshot: LayoutHistorySnapshot): Uint8Arra
     w.varint(conflict.version).bytes(encodeLayoutMessage({ type: 'layouts', layouts: [conflict.kept] }));
     w.bytes(encodeLayoutMessage({ type: 'layouts', layouts: [conflict.dropped] }));
   }
+  writeStaged(w, snapshot.staged ?? { members: new Map(), replicas: undefined });
   return w.finish();
+}
+
+function writeStaged(w: ByteWriter, staged: StagedChanges): void {
+  const members = [...staged.members].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).slice(0, layoutMembersMax);
+  w.varint(members.length);
+  for (const [nodeId, change] of members) w.string(nodeId).varint(change === 'remove' ? 0 : change + 1);
+  w.varint(staged.replicas === undefined ? 0 : staged.replicas === 'all' ? 1 : staged.replicas + 1);
+}
+
+function readStaged(r: ByteReader): StagedChanges {
+  const count = r.bounded(layoutMembersMax, 'staged members');
+  const members = new Map<string, number | 'remove'>();
+  let previous = '';
+  for (let i = 0; i < count; i++) {
+    const nodeId = r.string(nodeIdBytes * 2, 'node id');
+    if (!isNodeId(nodeId)) throw new MalformedError('a staged change of a malformed node id');
+    if (nodeId <= previous) throw new MalformedError('staged changes not in ascending node id order');
+    previous = nodeId;
+    const change = r.bounded(layoutWeightMax + 1, 'staged weight');
+    members.set(nodeId, change === 0 ? 'remove' : change - 1);
+  }
+  const replicas = r.bounded(layoutReplicasMax + 1, 'staged replicas');
+  return { members, replicas: replicas === 0 ? undefined : replicas === 1 ? 'all' : replicas - 1 };
 }
 
 export function decodeLayoutSnapshot(bytes: Uint8Array): LayoutHistorySnapshot {
   const r = new ByteReader(bytes);
   const version = r.u8();
-  if (version !== snapshotVersion) throw new MalformedError(`layout snapshot version ${version}; this node reads ${snapshotVersion}`);
+  if (version !== snapshotVersion && version !== snapshotVersionNoStaged) {
+    throw new MalformedError(`layout snapshot version ${version}; this node reads ${snapshotVersionNoStaged} and ${snapshotVersion}`);
+  }
   const floor = r.varint();
   const layoutBytes = r.bytes(layoutPartBytesMax, 'layouts');
   const layouts = layoutBytes.byteLength === 0 ? [] : layoutsOf(layoutBytes);
@@ -163,8 +198,9 @@ export function decodeLayoutSnapshot(bytes: Uint8Array): LayoutHistorySnapshot {
     const dropped = layoutsOf(r.bytes(layoutPartBytesMax, 'layout'))[0]!;
     conflicts.push({ version: conflictVersion, kept, dropped });
   }
+  const staged = version === snapshotVersionNoStaged ? undefined : readStaged(r);
   r.end();
-  return { floor, layouts, acks, conflicts };
+  return { floor, layouts, acks, conflicts, ...(staged ? { staged } : {}) };
 }
 
 function layoutsOf(bytes: Uint8Array): ClusterLayout[] {

@@ -5,9 +5,10 @@
  * gossip, and commits automatic joins. The decisions are pure (layout-history.ts,
  * layout-join.ts); this file carries them out.
  *
- * - Persistence: after every change, `history.snapshot()` is written to the store's meta
- *   `layout-history` (layout-wire.ts), writes in order, one at a time; at start it is restored
- *   (LayoutHistory.restore). A persisted layout whose K differs from --replicas refuses the
+ * - Persistence: after every change (an operator's staged changes included),
+ *   `history.snapshot()` is written to the store's meta `layout-history` (layout-wire.ts),
+ *   writes in order, one at a time; at start it is restored (LayoutHistory.restore), staged
+ *   changes and all. A persisted layout whose K differs from --replicas refuses the
  *   start (ReplicasMismatchError, `checkPersistedLayout`).
  * - Gossip: one signed envelope (layout-wire.ts) carries the active layouts, this node's own
  *   acks and, while it is not in the newest layout, its join request. The cluster signs it
@@ -389,6 +390,7 @@ export class LayoutService {
         }
       }
       if (staged.replicas !== undefined) this.history.stageReplicas(staged.replicas === 'all' ? undefined : staged.replicas);
+      this.persist();
     }
   }
 
@@ -438,7 +440,15 @@ export class LayoutService {
   }
 
   /** Stage a change, or apply (commit) or revert the staged ones. Throws LayoutChangeError. */
-  change(change: LayoutChange): LayoutView {
+  async change(change: LayoutChange): Promise<LayoutView> {
+    const view = this.stageOrApply(change);
+    // Staged changes are part of the persisted history: a restart keeps them (on disk before the reply).
+    if (change.action !== 'apply') this.persist();
+    await this.persisting;
+    return view;
+  }
+
+  private stageOrApply(change: LayoutChange): LayoutView {
     switch (change.action) {
       case 'add':
       case 'weight':

@@ -170,11 +170,44 @@ describe('layout commands', () => {
     await Promise.all([stopCleanly(a), stopCleanly(b)]);
   });
 
-  it('a full-replication node refuses layout commands (exit 4)', async () => {
+  it('staged changes are kept across a restart (kill -9 included) until applied or reverted', async () => {
+    const a = await startPeer('A', { args: partitioned() });
+    await waitFor(async () => (await layoutOf(a)).current?.version === 1, { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const absent = '00000000000000ab';
+    await layoutOf(a, 'add', absent, '--weight', '3');
+    const staged = await layoutOf(a, 'replicas', '1');
+    assert.deepEqual(staged.staged, [{ nodeId: absent, weight: 3 }]);
+    assert.equal(staged.stagedReplicas, 1);
+
+    // The reply comes once the staged changes are on disk: even kill -9 keeps them.
+    await a.kill();
+    const a2 = await a.respawn();
+    await waitFor(async () => (await layoutOf(a2)).current?.version === 1, { deadlineMs: 15_000, what: 'A to restore its layout' });
+    const restored = await layoutOf(a2);
+    assert.deepEqual(restored.staged, staged.staged, 'staged members kept');
+    assert.equal(restored.stagedReplicas, 1, 'staged K kept');
+    assert.equal(restored.plan?.of, 'staged');
+    assert.match((await runCli(['layout'], { socket: a2.socket })).stdout.toString('utf8'), new RegExp(`staged \\(ckv layout apply[^\\n]*\\n {2}add ${absent} weight 3\\n {2}replicas 1`));
+
+    // A revert is kept too: after a clean restart nothing is staged.
+    assert.deepEqual((await layoutOf(a2, 'revert')).staged, []);
+    await stopCleanly(a2);
+    const a3 = await a2.respawn();
+    await waitFor(async () => (await layoutOf(a3)).current?.version === 1, { deadlineMs: 15_000, what: 'A to restore its layout again' });
+    const after = await layoutOf(a3);
+    assert.deepEqual(after.staged, []);
+    assert.equal(after.stagedReplicas, null);
+    await stopCleanly(a3);
+  });
+
+  it('a full-replication node refuses layout commands (exit 4, the one not-partitioned error)', async () => {
     const full = await startNode({ name: 'F', args: fast, readyDeadlineMs: 30_000 });
-    await refused(full, ['layout'], 4, /full-replication mode/);
-    await refused(full, ['layout', 'add', full.nodeId], 4, /full-replication mode/);
-    await refused(full, ['node', 'leave'], 4, /full-replication mode/);
+    const notPartitioned = (what: string) => new RegExp(`^ckv: ckv ${what} is for partitioned mode \\(--replicas K\\); this node runs in full-replication mode`);
+    await refused(full, ['layout'], 4, notPartitioned('layout'));
+    await refused(full, ['layout', 'add', full.nodeId], 4, notPartitioned('layout add'));
+    await refused(full, ['layout', 'apply'], 4, notPartitioned('layout apply'));
+    await refused(full, ['node', 'leave'], 4, notPartitioned('node leave'));
+    await refused(full, ['node', 'remove', '00000000000000ab'], 4, notPartitioned('node remove'));
     assert.equal((await full.status()).partitioned, null);
     await stopCleanly(full);
   });

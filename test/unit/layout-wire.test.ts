@@ -103,6 +103,45 @@ describe('layout envelopes and snapshots', () => {
     const empty = new LayoutHistory({ self: nodes[0]! });
     assert.deepEqual(decodeLayoutSnapshot(encodeLayoutSnapshot(empty.snapshot())), empty.snapshot());
   });
+
+  it('keeps staged changes in the snapshot; every cut refused, every flipped byte decodes or refuses; version 1 still read', () => {
+    const nodes = ids(4);
+    const history = new LayoutHistory({ self: nodes[0]! });
+    history.stageAdd(nodes[0]!);
+    history.stageAdd(nodes[1]!);
+    history.commit();
+    history.stageAdd(nodes[3]!, 7);
+    history.stageAdd(nodes[2]!, 0);
+    history.stageRemove(nodes[1]!);
+    history.stageReplicas(2);
+    const bytes = encodeLayoutSnapshot(history.snapshot());
+    const restored = LayoutHistory.restore({ self: nodes[0]! }, decodeLayoutSnapshot(bytes));
+    assert.deepEqual(restored.staged(), history.staged());
+    assert.deepEqual(restored.preview(), history.preview());
+    for (let cut = 0; cut < bytes.byteLength; cut++) assert.throws(() => decodeLayoutSnapshot(bytes.subarray(0, cut)), MalformedError, `cut at ${cut}`);
+    assert.throws(() => decodeLayoutSnapshot(Uint8Array.from([...bytes, 0])), MalformedError, 'trailing byte');
+    for (let i = 0; i < bytes.byteLength; i++) {
+      for (const flip of [1, 0x80, 0xff]) {
+        const copy = bytes.slice();
+        copy[i]! ^= flip;
+        decodesOrRefuses(decodeLayoutSnapshot, copy);
+      }
+    }
+    // 'all' staged, and nothing staged.
+    history.stageReplicas(undefined);
+    assert.equal(decodeLayoutSnapshot(encodeLayoutSnapshot(history.snapshot())).staged?.replicas, 'all');
+    history.revert();
+    const none = decodeLayoutSnapshot(encodeLayoutSnapshot(history.snapshot())).staged;
+    assert.equal(none?.members.size, 0);
+    assert.equal(none?.replicas, undefined);
+    // A version 1 snapshot (written before staged changes were kept): the same without the staged part.
+    const v2 = encodeLayoutSnapshot(history.snapshot());
+    const v1 = Uint8Array.from([1, ...v2.subarray(1, v2.byteLength - 2)]);
+    const old = decodeLayoutSnapshot(v1);
+    assert.equal(old.staged, undefined);
+    assert.deepEqual(old.layouts, history.active());
+    assert.throws(() => decodeLayoutSnapshot(Uint8Array.from([3, ...v2.subarray(1)])), MalformedError, 'unknown version');
+  });
 });
 
 describe('automatic joins', () => {
