@@ -49,6 +49,8 @@ export interface StatusSnapshot {
   convergence: StatsView['convergence'];
   series: StatsView['series'];
   counters: NodeStatus['counters'];
+  /** Partitioned mode only (absent with full replication): the status's `partitioned` block. */
+  partitioned?: NodeStatus['partitioned'];
 }
 
 /** The snapshot view of a node's status (src/node/status.ts): a pure reshaping, no reads of its own. */
@@ -92,5 +94,6 @@ export function toSnapshot(status: NodeStatus): StatusSnapshot {
     convergence: writes.convergence,
     series: writes.series,
     counters,
+    ...(status.partitioned ? { partitioned: status.partitioned } : {}),
   };
 }
