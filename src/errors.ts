@@ -102,6 +102,11 @@ export const errorKinds = {
   layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
   /** A partitioned-mode command (`ckv layout`, `node leave|remove`, `purge`, `balance`) on a node in full-replication mode. */
   notPartitioned: { matches: ['ERR_NOT_PARTITIONED', 'NotPartitionedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
+  /**
+   * Partitioned mode: this node was removed from the layout (its data is of a removed
+   * incarnation). At start it refuses to start; running, it refuses reads and writes.
+   */
+  nodeRemoved: { matches: ['ERR_NODE_REMOVED', 'NodeRemovedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 

@@ -78,6 +78,7 @@ export function layoutJson(r: LayoutReplyMessage): object {
       replicas: r.current.replicas === 0 ? 'all' : r.current.replicas,
       digest: r.current.digest,
       members: r.current.members.map((m) => ({ nodeId: m.nodeId, peerId: m.peerId, weight: m.weight, partitions: m.partitions, up: m.up })),
+      removed: r.current.removed.map((x) => ({ nodeId: x.nodeId, at: Number(x.at) })),
     },
     active: r.active.map((a) => ({
       version: Number(a.version),
@@ -115,6 +116,7 @@ function layoutText(r: LayoutReplyMessage): string {
       const state = m.nodeId === r.self ? 'self' : m.up ? 'up' : 'down';
       lines.push(`  ${m.nodeId}  weight ${String(m.weight).padStart(4)}  ${String(m.partitions).padStart(3)} partitions  ${state}${m.peerId ? `  ${m.peerId}` : ''}`);
     }
+    if (r.current.removed.length > 0) lines.push(`removed (not rejoined automatically; ckv layout add NODE lifts it): ${r.current.removed.map((x) => `${x.nodeId} at v${x.at}`).join(', ')}`);
   }
   if (r.active.length > 1) {
     lines.push(`change in progress: ${r.active.length} active layouts`);

@@ -156,6 +156,8 @@ export interface PartitionedStatusMessage {
   conflicts: number;
   mismatch: string;
   rebalanceBlockedBy: string[];
+  /** The layout version this node was removed at; '0' if it was not. */
+  removedAt: string;
 }
 export interface BootstrapMessage {
   address: string;
@@ -248,7 +250,7 @@ export interface LayoutMemberMessage {
 export interface LayoutReplyMessage {
   replicas: number;
   self: string;
-  current: { version: string; replicas: number; digest: string; members: LayoutMemberMessage[] } | null;
+  current: { version: string; replicas: number; digest: string; members: LayoutMemberMessage[]; removed: { nodeId: string; at: string }[] } | null;
   active: { version: string; digest: string; nodes: number; partitionsSynced: number; partitionsPending: number; syncStarted: boolean }[];
   staged: { nodeId: string; weight: number; remove: boolean }[];
   stagedReplicas: string;

@@ -88,6 +88,7 @@ function statusMessage(status: NodeStatus): object {
             conflicts: status.partitioned.conflicts,
             mismatch: status.partitioned.mismatch,
             rebalanceBlockedBy: status.partitioned.rebalance.blockedBy ?? [],
+            removedAt: String(status.partitioned.removedAt),
           },
         }
       : {}),
@@ -100,7 +101,7 @@ function layoutMessage(view: LayoutView): object {
   return {
     replicas: view.replicas,
     self: view.self,
-    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members } } : {}),
+    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members, removed: current.removed.map((r) => ({ nodeId: r.nodeId, at: String(r.at) })) } } : {}),
     active: view.active.map((a) => ({ ...a, version: String(a.version) })),
     staged: view.staged,
     stagedReplicas: view.stagedReplicas,

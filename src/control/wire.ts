@@ -101,6 +101,7 @@ export const PartitionedStatus = m(
   f(8, 'conflicts', 'uint32'),
   f(9, 'mismatch', 'string'),
   f(10, 'rebalanceBlockedBy', 'string', true),
+  f(70, 'removedAt', 'uint64'),
 );
 export const StatusReply = m(
   'StatusReply',
@@ -260,7 +261,15 @@ export const LayoutChangeRequest = m('LayoutChangeRequest', f(1, 'action', 'stri
 export const RemoveNodeRequest = m('RemoveNodeRequest', f(1, 'node', 'string'));
 export const LeaveClusterRequest = m('LeaveClusterRequest');
 export const LayoutMemberView = m('LayoutMemberView', f(1, 'nodeId', 'string'), f(2, 'peerId', 'string'), f(3, 'weight', 'uint32'), f(4, 'partitions', 'uint32'), f(5, 'up', 'bool'));
-export const ClusterLayoutView = m('ClusterLayoutView', f(1, 'version', 'uint64'), f(2, 'replicas', 'uint32'), f(3, 'digest', 'string'), f(4, 'members', LayoutMemberView, true));
+export const LayoutRemovedView = m('LayoutRemovedView', f(1, 'nodeId', 'string'), f(2, 'at', 'uint64'));
+export const ClusterLayoutView = m(
+  'ClusterLayoutView',
+  f(1, 'version', 'uint64'),
+  f(2, 'replicas', 'uint32'),
+  f(3, 'digest', 'string'),
+  f(4, 'members', LayoutMemberView, true),
+  f(70, 'removed', LayoutRemovedView, true),
+);
 export const ActiveLayoutView = m(
   'ActiveLayoutView',
   f(1, 'version', 'uint64'),
@@ -340,6 +349,8 @@ export const allSchemas: readonly Schema[] = [
   LayoutMemberView, ActiveLayoutView, StagedLayoutChange, LayoutConflictView, LayoutPlanView, LayoutPlanNode,
   // partitioned mode: partition-sync
   PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
+  // partitioned mode: p-layout
+  LayoutRemovedView,
 ];
 
 export class WireError extends Error {

@@ -58,7 +58,7 @@ import {
   type LayoutMember,
 } from './layout.js';
 import { isNodeId } from './entry.js';
-import { layoutMembersMax, layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
+import { layoutMembersMax, layoutRemovedMax, layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
 import { assertPartition, partitionCount, type PartitionId, type Placement } from './placement.js';
 import { RendezvousPlacement } from './rendezvous.js';
 
@@ -152,6 +152,8 @@ export class LayoutHistory {
   private conflictList: LayoutConflict[] = [];
   private stagedMembers = new Map<string, number | 'remove'>();
   private stagedReplicas: number | 'all' | undefined;
+  /** Staged removals the layout does not record (a node's own hand-off); not persisted (committed at once). */
+  private unrecordedRemovals = new Set<string>();
 
   constructor(options: LayoutHistoryOptions) {
     assert(isNodeId(options.self), `self ${options.self} is not a node id`);
@@ -359,8 +361,12 @@ export class LayoutHistory {
     this.stagedMembers.set(nodeId, weight);
   }
 
-  /** Stage removing `nodeId` from the layout (a dead node, or one handing off). */
-  stageRemove(nodeId: string): void {
+  /**
+   * Stage removing `nodeId` from the layout (a dead node, or one handing off). `record`: the
+   * layout records the removal (layout.ts `removed`: no automatic rejoin, the node refuses to
+   * serve); false for a node's own hand-off (`node leave`), which may rejoin when restarted.
+   */
+  stageRemove(nodeId: string, record = true): void {
     const inLayout = this.newest()?.weights[nodeId] !== undefined;
     if (!inLayout) {
       if (typeof this.stagedMembers.get(nodeId) === 'number') {
@@ -371,6 +377,8 @@ export class LayoutHistory {
     }
     this.checkStagedRoom(nodeId);
     this.stagedMembers.set(nodeId, 'remove');
+    if (record) this.unrecordedRemovals.delete(nodeId);
+    else this.unrecordedRemovals.add(nodeId);
   }
 
   /** Staged member changes are bounded like a layout's members (they are persisted and restored). */
@@ -402,13 +410,22 @@ export class LayoutHistory {
     }
     const replicas = this.stagedReplicas === undefined ? newest?.replicas : this.stagedReplicas === 'all' ? undefined : this.stagedReplicas;
     const list: LayoutMember[] = [...members].map(([nodeId, weight]) => ({ nodeId, weight }));
-    return clusterLayoutOf((newest?.version ?? this.floor) + 1, list, replicas);
+    const version = (newest?.version ?? this.floor) + 1;
+    // Removals are recorded (at this version); an add lifts a recorded one; past the bound the oldest are forgotten.
+    const removed = new Map<string, number>((newest?.removed ?? []).map((r) => [r.nodeId, r.at]));
+    for (const [nodeId, change] of this.stagedMembers) {
+      if (change !== 'remove') removed.delete(nodeId);
+      else if (!this.unrecordedRemovals.has(nodeId)) removed.set(nodeId, version);
+    }
+    const kept = [...removed].sort(([, a], [, b]) => b - a).slice(0, layoutRemovedMax);
+    return clusterLayoutOf(version, list, replicas, kept.map(([nodeId, at]) => ({ nodeId, at })));
   }
 
   /** Drop the staged changes. */
   revert(): void {
     this.stagedMembers = new Map();
     this.stagedReplicas = undefined;
+    this.unrecordedRemovals = new Set();
   }
 
   /**

@@ -2,11 +2,12 @@
  * The status page's partitioned line (partitioned mode only; a full-replication page has
  * none): K, the layout version (and the active versions during a change), partitions this
  * node owns, partitions under-replicated (fewer than K owners up), and the rebalance's
- * progress (partition-replicas of the newest layout synced and pending, the nodes blocking it).
+ * progress (partition-replicas of the newest layout synced and pending, the nodes blocking it);
+ * a node removed from the layout or refusing to serve says so.
  *
  * DOM contract: `<div id="partitioned" class="health ok|warn" data-replicas data-layout-version
- * data-owned data-under-replicated data-pending data-done data-blocked-by>` (data-blocked-by:
- * node ids joined by ','), its text the line below.
+ * data-owned data-under-replicated data-pending data-done data-blocked-by data-removed-at>`
+ * (data-blocked-by: node ids joined by ','; data-removed-at: 0 unless removed), its text the line below.
  *
  * `partitionedLine` is also the page's own: page.ts puts its source text into the page's inline
  * script (the server renders the line, the script keeps it current), so it must stay
@@ -22,6 +23,8 @@ export interface PartitionedLineInput {
   partitionsUnderReplicated: number;
   rebalance: { pending: number; done: number; blockedBy?: string[] };
   mismatch: string;
+  /** The layout version this node was removed at (it refuses to serve), or 0. */
+  removedAt: number;
 }
 
 /** The line's text, its state ('ok' or 'warn') and its data attributes. */
@@ -37,7 +40,8 @@ export function partitionedLine(p: PartitionedLineInput): { text: string; state:
     parts.push('rebalance: none in progress');
   }
   if (p.mismatch) parts.push('refusing to serve: ' + p.mismatch);
-  const warn = p.mismatch !== '' || p.layoutVersion === 0 || p.partitionsUnderReplicated > 0 || blockedBy.length > 0;
+  if (p.removedAt > 0) parts.push('removed at layout v' + String(p.removedAt) + ': refusing to serve');
+  const warn = p.removedAt > 0 || p.mismatch !== '' || p.layoutVersion === 0 || p.partitionsUnderReplicated > 0 || blockedBy.length > 0;
   return {
     text: 'partitioned \u00b7 ' + parts.join(' \u00b7 '),
     state: warn ? 'warn' : 'ok',
@@ -49,6 +53,7 @@ export function partitionedLine(p: PartitionedLineInput): { text: string; state:
       'data-pending': String(p.rebalance.pending),
       'data-done': String(p.rebalance.done),
       'data-blocked-by': blockedBy.join(','),
+      'data-removed-at': String(p.removedAt),
     },
   };
 }

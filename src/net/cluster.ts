@@ -37,7 +37,7 @@ import { NotPartitionedError, PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
 import { FullReplication, holds, partitionOfHash, type Placement } from '../core/placement.js';
-import { LayoutChangeError, ReplicasMismatchError, partitionBitmap } from '../core/layout.js';
+import { LayoutChangeError, ReplicasMismatchError, partitionBitmap, type NodeRemovedError } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
 import type { Ownership } from '../core/ownership.js';
@@ -172,8 +172,8 @@ export class ClusterNetwork {
 
   static async start(config: NodeConfig, components: ClusterComponents): Promise<ClusterNetwork> {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
-    // A data directory whose persisted layout disagrees with --replicas refuses to start (exit 2).
-    await checkPersistedLayout(components.store, config.replicas);
+    // A data directory of a removed node, or whose persisted layout disagrees with --replicas, refuses to start (exit 4).
+    await checkPersistedLayout(components.store, config.replicas, components.replica.nodeId);
     const privateKey = await loadPrivateKey(components.store);
     const incarnation = await nextIncarnation(components.store);
     const bootstrap = new BootstrapHealth(
@@ -416,7 +416,7 @@ export class ClusterNetwork {
   }
 
   /** Why this node refuses reads and writes (a --replicas that disagrees with the cluster's layout), if it does. */
-  refusal(): ReplicasMismatchError | undefined {
+  refusal(): NodeRemovedError | ReplicasMismatchError | undefined {
     return this.layouts?.refusal() ?? this.modeMismatch;
   }
 

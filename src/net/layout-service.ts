@@ -34,13 +34,23 @@
  * Before its first layout a node owns nothing: `holds` is false for every key, so it takes no
  * writes for keys it might not own (the write path forwards them to owners instead).
  */
-import { LayoutChangeError, bitmapHas, replicasMismatch, type ClusterLayout, type LayoutMessage, type ReplicasMismatchError } from '../core/layout.js';
+import {
+  LayoutChangeError,
+  NodeRemovedError,
+  bitmapHas,
+  removedAt,
+  replicasMismatch,
+  type ClusterLayout,
+  type LayoutMessage,
+  type ReplicasMismatchError,
+} from '../core/layout.js';
 import { LayoutHistory, type LayoutOutcome } from '../core/layout-history.js';
 import { coordinatorOf, joinsToCommit, shouldBootstrap } from '../core/layout-join.js';
 import { decodeLayoutEnvelope, decodeLayoutSnapshot, encodeLayoutEnvelope, encodeLayoutSnapshot, type LayoutJoin, type LayoutPart } from '../core/layout-wire.js';
 import { LayoutOwnership } from '../core/ownership.js';
 import { partitionCount } from '../core/placement.js';
 import type { Store } from '../core/store.js';
+import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { CkvError } from '../core/errors.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
@@ -85,6 +95,11 @@ export function parseLayoutChange(request: LayoutChangeRequest, resolve: (node: 
 
 /** The store meta key of the persisted history. */
 export const layoutHistoryMeta = 'layout-history';
+/**
+ * The store meta key of this node's removal mark (the layout version it was removed at, a
+ * varint): written when it sees itself removed, cleared only by `ckv purge --all`.
+ */
+export const layoutRemovedMeta = 'layout-removed';
 /** How long a fresh node with no peers and no bootstrap address waits for a layout before making the first. */
 export const layoutBootstrapWaitMs = 1_500;
 /** The same with bootstrap addresses or peers: they may have a layout we have not heard yet. */
@@ -127,13 +142,29 @@ export interface LayoutServiceComponents {
   now(): number;
 }
 
-/** The start is refused: the data directory's layout disagrees with --replicas. */
-export async function checkPersistedLayout(store: Pick<Store, 'getMeta'>, replicas: number | undefined): Promise<void> {
+/**
+ * The start is refused: this node (`self`) was removed (NodeRemovedError: its removal mark, or
+ * its persisted layout records the removal), or the data directory's layout disagrees with
+ * --replicas (ReplicasMismatchError).
+ */
+export async function checkPersistedLayout(store: Pick<Store, 'getMeta'>, replicas: number | undefined, self: string): Promise<void> {
+  const mark = await store.getMeta(layoutRemovedMeta);
+  if (mark) throw new NodeRemovedError(self, decodeRemovedMark(mark));
   const bytes = await store.getMeta(layoutHistoryMeta);
   if (!bytes) return;
   const newest = decodeLayoutSnapshot(bytes).layouts.at(-1);
+  const at = removedAt(newest, self);
+  if (at !== undefined) throw new NodeRemovedError(self, at);
   const mismatch = replicasMismatch(replicas, newest);
   if (mismatch) throw mismatch;
+}
+
+/** The layout version a removal mark holds; throws MalformedError on anything but one varint. */
+export function decodeRemovedMark(bytes: Uint8Array): number {
+  const reader = new ByteReader(bytes);
+  const at = reader.varint();
+  reader.end();
+  return at;
 }
 
 export class LayoutService {
@@ -142,6 +173,8 @@ export class LayoutService {
   private readonly listeners = new Set<() => void>();
   private readonly joinRequests = new Map<string, LayoutJoin>();
   private mismatchError: ReplicasMismatchError | undefined;
+  /** Set (for good: until `ckv purge --all`) once this node sees itself removed from the layout. */
+  private removedError: NodeRemovedError | undefined;
   private persisting: Promise<void> = Promise.resolve();
   private seq: number;
   private readonly startedAtMs: number;
@@ -172,7 +205,7 @@ export class LayoutService {
 
   /** Restores the persisted history; refuses (ReplicasMismatchError) one whose K disagrees with --replicas. */
   static async open(settings: LayoutServiceSettings, components: LayoutServiceComponents): Promise<LayoutService> {
-    await checkPersistedLayout(components.store, settings.replicas);
+    await checkPersistedLayout(components.store, settings.replicas, components.self);
     const bytes = await components.store.getMeta(layoutHistoryMeta);
     const options = { self: components.self };
     const history = bytes ? LayoutHistory.restore(options, decodeLayoutSnapshot(bytes)) : new LayoutHistory(options);
@@ -199,8 +232,8 @@ export class LayoutService {
   }
 
   /** Why this node refuses to serve (its K disagrees with the cluster's layout), if it does. */
-  refusal(): ReplicasMismatchError | undefined {
-    return this.mismatchError;
+  refusal(): NodeRemovedError | ReplicasMismatchError | undefined {
+    return this.removedError ?? this.mismatchError;
   }
 
   get replicas(): number {
@@ -227,6 +260,11 @@ export class LayoutService {
         const signer = this.signerAs(signerPeerId, part.join.nodeId);
         if (signer === undefined) {
           this.reject('join for another node', signerPeerId);
+          continue;
+        }
+        if (removedAt(this.history.newest(), signer) !== undefined) {
+          // Removed: not joined back automatically (an operator's `layout add` lifts the removal).
+          this.components.counters.add('layout_join_removed');
           continue;
         }
         if (this.joinRequests.size >= joinRequestsMax && !this.joinRequests.has(signer)) {
@@ -297,6 +335,7 @@ export class LayoutService {
     if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
     this.persist();
     this.checkMismatch();
+    this.checkRemoved();
     // A request is answered once its node is in: a later removal (node leave, node remove) must
     // not be undone by an old request; a node that wants back in asks again.
     const newest = this.history.newest();
@@ -316,6 +355,25 @@ export class LayoutService {
     this.persisting = this.persisting
       .then(() => this.components.store.putMeta(layoutHistoryMeta, bytes))
       .catch((error: unknown) => this.components.logger.warn('layout history not persisted', { error }));
+  }
+
+  /**
+   * This node sees itself removed from the newest layout (not by its own `node leave`): it
+   * refuses to serve from now on, and marks its data directory so that it refuses to start
+   * until `ckv purge --all`. The mark stays even if the removal is lifted later: the data is
+   * still of the removed incarnation.
+   */
+  private checkRemoved(): void {
+    if (this.removedError) return;
+    const at = removedAt(this.history.newest(), this.components.self);
+    if (at === undefined) return;
+    this.removedError = new NodeRemovedError(this.components.self, at);
+    this.components.counters.add('layout_self_removed');
+    this.components.logger.error('removed from the cluster: refusing to serve', { version: at });
+    const mark = new ByteWriter().varint(at).finish();
+    this.persisting = this.persisting
+      .then(() => this.components.store.putMeta(layoutRemovedMeta, mark))
+      .catch((error: unknown) => this.components.logger.warn('removal mark not persisted', { error }));
   }
 
   private checkMismatch(): void {
@@ -343,7 +401,7 @@ export class LayoutService {
   }
 
   private joinOrBootstrap(): void {
-    if (this.mismatchError) return;
+    if (this.mismatchError || this.removedError) return;
     const { self } = this.components;
     const up = new Set(this.components.upMembers().keys());
     up.delete(self);
@@ -424,7 +482,7 @@ export class LayoutService {
     if (active.length > 0) parts.push({ kind: 'message', message: { type: 'layouts', layouts: [...active] } });
     for (const ack of this.history.ownAcks()) parts.push({ kind: 'message', message: { type: 'ack', ack } });
     const newest = this.history.newest();
-    if (this.settings.autoJoin && !this.leaving && !this.mismatchError && newest?.weights[this.components.self] === undefined) {
+    if (this.settings.autoJoin && !this.leaving && !this.mismatchError && !this.removedError && newest?.weights[this.components.self] === undefined) {
       parts.push({ kind: 'join', join: { nodeId: this.components.self, weight: this.settings.weight, replicas: this.settings.replicas } });
     }
     if (parts.length === 0) return;
@@ -491,7 +549,8 @@ export class LayoutService {
     }
     if (newest.nodes.length === 1) throw new LayoutChangeError('this node is the only one in the layout: nobody could take its data');
     this.leaving = true;
-    return this.view(this.commitOnly(() => this.history.stageRemove(this.components.self)).version);
+    // Not recorded as a removal: a node that handed off may join again when restarted.
+    return this.view(this.commitOnly(() => this.history.stageRemove(this.components.self, false)).version);
   }
 
   // --- views ----------------------------------------------------------------------------------
@@ -532,6 +591,7 @@ export class LayoutService {
       rebalance: { pending, done },
       conflicts: this.history.conflicts().length,
       mismatch: this.mismatchError?.message ?? '',
+      removedAt: this.removedError?.at ?? 0,
     };
   }
 }
@@ -553,4 +613,6 @@ export interface PartitionedStatus {
   conflicts: number;
   /** Why this node refuses to serve (its --replicas disagrees with the layout), or ''. */
   mismatch: string;
+  /** The layout version this node was removed at (it refuses to serve), or 0. */
+  removedAt: number;
 }

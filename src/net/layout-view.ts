@@ -36,7 +36,7 @@ export interface LayoutView {
   /** This node's --replicas. */
   replicas: number;
   self: string;
-  current: { version: number; replicas: number | undefined; digest: string; members: LayoutMemberView[] } | undefined;
+  current: { version: number; replicas: number | undefined; digest: string; members: LayoutMemberView[]; removed: { nodeId: string; at: number }[] } | undefined;
   active: ActiveLayoutView[];
   staged: { nodeId: string; weight: number; remove: boolean }[];
   /** '' (none), 'all' or K. */
@@ -93,6 +93,7 @@ export function layoutView(history: LayoutHistory, replicas: number, up: Readonl
         partitions: owned.get(nodeId) ?? 0,
         up: up.has(nodeId),
       })),
+      removed: newest.removed.map((r) => ({ nodeId: r.nodeId, at: r.at })),
     },
     active: active.map((layout, i) => {
       let synced = 0;

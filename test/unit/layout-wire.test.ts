@@ -166,6 +166,37 @@ describe('automatic joins', () => {
     assert.deepEqual(joinsToCommit(layout, requests, up), [{ nodeId: n3!, weight: 2 }]);
   });
 
+  it('does not join a removed node back (an operator re-adds it)', () => {
+    const removed = clusterLayoutOf(4, [{ nodeId: n1!, weight: 1 }, { nodeId: n2!, weight: 1 }], 2, [{ nodeId: n3!, at: 4 }]);
+    const up = new Set([n0!, n1!, n2!, n3!]);
+    const requests = [
+      { nodeId: n3!, weight: 1, replicas: 2 },
+      { nodeId: n0!, weight: 1, replicas: 2 },
+    ];
+    assert.deepEqual(joinsToCommit(removed, requests, up), [{ nodeId: n0!, weight: 1 }]);
+  });
+
+  it('a layout records removals (not a hand-off), carries them on, and an add lifts one', () => {
+    const history = new LayoutHistory({ self: n0! });
+    for (const n of [n0!, n1!, n2!, n3!]) history.stageAdd(n);
+    history.commit();
+    history.stageRemove(n2!);
+    history.stageRemove(n3!, false); // n3 hands off (node leave): not recorded
+    const v2 = history.commit().layout;
+    assert.deepEqual(v2.removed, [{ nodeId: n2!, at: 2 }]);
+    history.stageReplicas(1);
+    assert.deepEqual(history.commit().layout.removed, [{ nodeId: n2!, at: 2 }], 'carried into later layouts');
+    history.stageAdd(n2!, 3);
+    const lifted = history.commit().layout;
+    assert.deepEqual(lifted.removed, []);
+    assert.equal(lifted.weights[n2!], 3);
+    // A staged hand-off that is reverted and staged again as a removal is recorded.
+    history.stageRemove(n1!, false);
+    history.revert();
+    history.stageRemove(n1!);
+    assert.deepEqual(history.commit().layout.removed, [{ nodeId: n1!, at: 5 }]);
+  });
+
   it('the first layout: made after the wait, by the smallest requester, never by a gateway or a --no-auto-join node', () => {
     const base = { self: n1!, hasLayout: false, autoJoin: true, weight: 1, replicas: 2, waited: true, requests: [] as { nodeId: string; weight: number; replicas: number | undefined }[], up: new Set<string>() };
     assert.equal(shouldBootstrap(base), true);
