@@ -263,7 +263,13 @@ export interface LayoutReplyMessage {
     replicasMoved: number;
     replicasAfter: number;
     nodes: { nodeId: string; partitionsBefore: number; partitionsAfter: number; gained: number; lost: number }[];
+    keysMoved: string;
+    bytesMoved: string;
+    transfers: { from: string[]; to: string; partitions: number; keys: string; bytes: string }[];
+    moves: { partition: number; from: string[]; to: string[]; gaining: string[]; keys: string; bytes: string }[];
   } | null;
   planOf: string;
   committedVersion: string;
+  partitions: { partition: number; owners: string[]; keys: string; bytes: string }[];
+  sizesReporters: number;
 }

@@ -282,6 +282,17 @@ export const ActiveLayoutView = m(
 export const StagedLayoutChange = m('StagedLayoutChange', f(1, 'nodeId', 'string'), f(2, 'weight', 'uint32'), f(3, 'remove', 'bool'));
 export const LayoutConflictView = m('LayoutConflictView', f(1, 'version', 'uint64'), f(2, 'kept', 'string'), f(3, 'dropped', 'string'));
 export const LayoutPlanNode = m('LayoutPlanNode', f(1, 'nodeId', 'string'), f(2, 'partitionsBefore', 'uint32'), f(3, 'partitionsAfter', 'uint32'), f(4, 'gained', 'uint32'), f(5, 'lost', 'uint32'));
+export const LayoutPlanTransfer = m('LayoutPlanTransfer', f(1, 'from', 'string', true), f(2, 'to', 'string'), f(3, 'partitions', 'uint32'), f(4, 'keys', 'uint64'), f(5, 'bytes', 'uint64'));
+export const LayoutPlanMove = m(
+  'LayoutPlanMove',
+  f(1, 'partition', 'uint32'),
+  f(2, 'from', 'string', true),
+  f(3, 'to', 'string', true),
+  f(4, 'gaining', 'string', true),
+  f(5, 'keys', 'uint64'),
+  f(6, 'bytes', 'uint64'),
+);
+export const LayoutPartitionView = m('LayoutPartitionView', f(1, 'partition', 'uint32'), f(2, 'owners', 'string', true), f(3, 'keys', 'uint64'), f(4, 'bytes', 'uint64'));
 export const LayoutPlanView = m(
   'LayoutPlanView',
   f(1, 'fromVersion', 'uint64'),
@@ -290,6 +301,10 @@ export const LayoutPlanView = m(
   f(4, 'replicasMoved', 'uint32'),
   f(5, 'replicasAfter', 'uint32'),
   f(6, 'nodes', LayoutPlanNode, true),
+  f(70, 'keysMoved', 'uint64'),
+  f(71, 'bytesMoved', 'uint64'),
+  f(72, 'transfers', LayoutPlanTransfer, true),
+  f(73, 'moves', LayoutPlanMove, true),
 );
 export const LayoutReply = m(
   'LayoutReply',
@@ -304,6 +319,8 @@ export const LayoutReply = m(
   f(9, 'plan', LayoutPlanView),
   f(10, 'planOf', 'string'),
   f(11, 'committedVersion', 'uint64'),
+  f(70, 'partitions', LayoutPartitionView, true),
+  f(71, 'sizesReporters', 'uint32'),
 );
 
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
@@ -350,7 +367,7 @@ export const allSchemas: readonly Schema[] = [
   // partitioned mode: partition-sync
   PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
   // partitioned mode: p-layout
-  LayoutRemovedView,
+  LayoutRemovedView, LayoutPlanTransfer, LayoutPlanMove, LayoutPartitionView,
 ];
 
 export class WireError extends Error {

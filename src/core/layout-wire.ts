@@ -7,12 +7,15 @@
  * Envelope (the signed body of a `layout` gossip message; integers are LEB128 varints):
  *
  *     body  = envelopeVersion:u8 (1) seq:varint parts:varint (1..layoutEnvelopePartsMax) part*
- *     part  = kind:u8 bytes:(length:varint byte*)       kind: 1 layout message, 2 join (only append)
+ *     part  = kind:u8 bytes:(length:varint byte*)       kind: 1 layout message, 2 join, 3 sizes (only append)
  *     join  = nodeId:text weight:varint replicas:varint (0 = all)
+ *     sizes = nodeId:text count:varint (<= partitionCount) (partition:u8 keys:varint bytes:varint)*
+ *             (partitions ascending; only those where the node holds rows)
  *
  * A layout message is layout.ts's (`layouts`: the sender's active layouts, or `ack`: the
  * sender's statement about itself). A join says "this node wants to be in the layout, with
- * this weight, and is configured with this K"; the coordinator commits joins. `seq` rises
+ * this weight, and is configured with this K"; the coordinator commits joins. Sizes are the
+ * sender's own rows per partition (keys, and bytes estimated), for the plan's sizes (`ckv layout`). `seq` rises
  * with every envelope a node sends, so a periodic repeat is a new gossip message (gossipsub
  * drops identical bytes as seen). The signature covers `layoutSignatureDomain` + body, so a
  * signature made for another purpose (a member message) never verifies as a layout one.
@@ -41,13 +44,14 @@ import { MalformedError } from './errors.js';
 import { decodeLayoutMessage, encodeLayoutMessage, type ClusterLayout, type LayoutAck, type LayoutMessage } from './layout.js';
 import type { LayoutConflict, LayoutHistorySnapshot, StagedChanges } from './layout-history.js';
 import { layoutMembersMax, layoutReplicasMax, layoutVersionsPerMessageMax, layoutWeightMax, nodeIdBytes } from './limits.js';
+import { partitionCount } from './placement.js';
 
 /** The envelope's format version. Only append new versions. */
 export const layoutEnvelopeVersion = 1;
 /** Part kinds. Only append: the values are part of the protocol. */
-export const LayoutPartKind = { message: 1, join: 2 } as const;
-/** Parts in one envelope: the active layouts, one ack per active layout, a join. */
-export const layoutEnvelopePartsMax = 2 * layoutVersionsPerMessageMax + 2;
+export const LayoutPartKind = { message: 1, join: 2, sizes: 3 } as const;
+/** Parts in one envelope: the active layouts, one ack per active layout, a join, the sizes. */
+export const layoutEnvelopePartsMax = 2 * layoutVersionsPerMessageMax + 3;
 /**
  * Bytes of one part, and of a whole envelope: a layouts message of 16 versions of 1024 nodes
  * is ~330 KiB; anything past these is refused before it is read.
@@ -72,7 +76,14 @@ export interface LayoutJoin {
   readonly replicas: number | undefined;
 }
 
-export type LayoutPart = { kind: 'message'; message: LayoutMessage } | { kind: 'join'; join: LayoutJoin };
+/** A node's own rows per partition: keys (tombstones included) and bytes (an estimate). */
+export interface PartitionSizesReport {
+  readonly nodeId: string;
+  /** Partitions ascending, each once; only those it holds rows of. */
+  readonly partitions: readonly { partition: number; keys: number; bytes: number }[];
+}
+
+export type LayoutPart = { kind: 'message'; message: LayoutMessage } | { kind: 'join'; join: LayoutJoin } | { kind: 'sizes'; sizes: PartitionSizesReport };
 
 export interface LayoutEnvelope {
   readonly seq: number;
@@ -86,6 +97,8 @@ export function encodeLayoutEnvelope(envelope: LayoutEnvelope): Uint8Array {
   for (const part of envelope.parts) {
     if (part.kind === 'message') {
       w.u8(LayoutPartKind.message).bytes(encodeLayoutMessage(part.message));
+    } else if (part.kind === 'sizes') {
+      w.u8(LayoutPartKind.sizes).bytes(encodeSizes(part.sizes));
     } else {
       const inner = new ByteWriter();
       inner.string(part.join.nodeId).varint(part.join.weight).varint(part.join.replicas ?? 0);
@@ -109,6 +122,7 @@ export function decodeLayoutEnvelope(body: Uint8Array): LayoutEnvelope {
     const bytes = r.bytes(layoutPartBytesMax, 'layout part');
     if (kind === LayoutPartKind.message) parts.push({ kind: 'message', message: decodeLayoutMessage(bytes) });
     else if (kind === LayoutPartKind.join) parts.push({ kind: 'join', join: decodeJoin(bytes) });
+    else if (kind === LayoutPartKind.sizes) parts.push({ kind: 'sizes', sizes: decodeSizes(bytes) });
     else throw new MalformedError(`unknown layout part kind ${kind}`);
   }
   r.end();
@@ -123,6 +137,31 @@ function decodeJoin(bytes: Uint8Array): LayoutJoin {
   const replicas = r.bounded(layoutReplicasMax, 'replicas');
   r.end();
   return { nodeId, weight, replicas: replicas === 0 ? undefined : replicas };
+}
+
+function encodeSizes(sizes: PartitionSizesReport): Uint8Array {
+  const w = new ByteWriter();
+  w.string(sizes.nodeId).varint(sizes.partitions.length);
+  for (const [i, p] of sizes.partitions.entries()) {
+    if (p.partition < 0 || p.partition >= partitionCount || (i > 0 && sizes.partitions[i - 1]!.partition >= p.partition)) throw new RangeError('partition sizes out of order');
+    w.u8(p.partition).varint(p.keys).varint(p.bytes);
+  }
+  return w.finish();
+}
+
+function decodeSizes(bytes: Uint8Array): PartitionSizesReport {
+  const r = new ByteReader(bytes);
+  const nodeId = r.string(nodeIdBytes * 2, 'node id');
+  if (!isNodeId(nodeId)) throw new MalformedError('sizes from a malformed node id');
+  const count = r.bounded(partitionCount, 'partition sizes');
+  const partitions: { partition: number; keys: number; bytes: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const partition = r.u8();
+    if (i > 0 && partitions[i - 1]!.partition >= partition) throw new MalformedError('partition sizes not in ascending partition order');
+    partitions.push({ partition, keys: r.varint(), bytes: r.varint() });
+  }
+  r.end();
+  return { nodeId, partitions };
 }
 
 /** The bytes a layout envelope's signature covers. */

@@ -46,7 +46,17 @@ import {
 } from '../core/layout.js';
 import { LayoutHistory, type LayoutOutcome } from '../core/layout-history.js';
 import { coordinatorOf, joinsToCommit, shouldBootstrap } from '../core/layout-join.js';
-import { decodeLayoutEnvelope, decodeLayoutSnapshot, encodeLayoutEnvelope, encodeLayoutSnapshot, type LayoutJoin, type LayoutPart } from '../core/layout-wire.js';
+import {
+  decodeLayoutEnvelope,
+  decodeLayoutSnapshot,
+  encodeLayoutEnvelope,
+  encodeLayoutSnapshot,
+  type LayoutJoin,
+  type LayoutPart,
+  type PartitionSizesReport,
+} from '../core/layout-wire.js';
+import { layoutMembersMax } from '../core/limits.js';
+import type { PartitionSizes } from '../core/layout-plan.js';
 import { LayoutOwnership } from '../core/ownership.js';
 import { partitionCount } from '../core/placement.js';
 import type { Store } from '../core/store.js';
@@ -140,6 +150,8 @@ export interface LayoutServiceComponents {
   peerIdOfNode(nodeId: string): string | undefined;
   /** Wall clock (ms) for the bootstrap wait. */
   now(): number;
+  /** This node's rows per partition (only partitions it holds rows of), published for the plan's sizes. */
+  partitionSizes?(): PartitionSizesReport['partitions'];
 }
 
 /**
@@ -172,6 +184,8 @@ export class LayoutService {
   readonly ownership: LayoutOwnership;
   private readonly listeners = new Set<() => void>();
   private readonly joinRequests = new Map<string, LayoutJoin>();
+  /** Each node's latest reported partition sizes (by node id; the least recently reported dropped past layoutMembersMax). */
+  private readonly sizes = new Map<string, PartitionSizesReport['partitions']>();
   private mismatchError: ReplicasMismatchError | undefined;
   /** Set (for good: until `ckv purge --all`) once this node sees itself removed from the layout. */
   private removedError: NodeRemovedError | undefined;
@@ -271,6 +285,17 @@ export class LayoutService {
           this.joinRequests.delete(this.joinRequests.keys().next().value!);
         }
         this.joinRequests.set(signer, part.join);
+        continue;
+      }
+      if (part.kind === 'sizes') {
+        const signer = this.signerAs(signerPeerId, part.sizes.nodeId);
+        if (signer === undefined) {
+          this.reject('sizes for another node', signerPeerId);
+          continue;
+        }
+        this.sizes.delete(signer);
+        if (this.sizes.size >= layoutMembersMax) this.sizes.delete(this.sizes.keys().next().value!);
+        this.sizes.set(signer, part.sizes.partitions);
         continue;
       }
       this.receiveMessage(part.message, signerPeerId);
@@ -485,6 +510,8 @@ export class LayoutService {
     if (this.settings.autoJoin && !this.leaving && !this.mismatchError && !this.removedError && newest?.weights[this.components.self] === undefined) {
       parts.push({ kind: 'join', join: { nodeId: this.components.self, weight: this.settings.weight, replicas: this.settings.replicas } });
     }
+    const sizes = this.components.partitionSizes?.() ?? [];
+    if (sizes.length > 0) parts.push({ kind: 'sizes', sizes: { nodeId: this.components.self, partitions: sizes } });
     if (parts.length === 0) return;
     this.seq = Math.max(this.seq + 1, this.components.now());
     await this.components.publish(encodeLayoutEnvelope({ seq: this.seq, parts }));
@@ -494,7 +521,25 @@ export class LayoutService {
 
   /** What `ckv layout` shows. */
   view(committedVersion = 0): LayoutView {
-    return layoutView(this.history, this.settings.replicas, this.components.upMembers(), committedVersion);
+    return layoutView(this.history, this.settings.replicas, this.components.upMembers(), committedVersion, this.partitionSizes());
+  }
+
+  /**
+   * Each partition's size for the plan: the largest any node reported (this node's measured
+   * now), so a partition counts as whole even where a holder is still pulling it.
+   */
+  private partitionSizes(): PartitionSizes & { reporters: number } {
+    const keys = new Array<number>(partitionCount).fill(0);
+    const bytes = new Array<number>(partitionCount).fill(0);
+    const reports = new Map(this.sizes);
+    reports.set(this.components.self, this.components.partitionSizes?.() ?? []);
+    for (const report of reports.values()) {
+      for (const p of report) {
+        keys[p.partition] = Math.max(keys[p.partition]!, p.keys);
+        bytes[p.partition] = Math.max(bytes[p.partition]!, p.bytes);
+      }
+    }
+    return { keys, bytes, reporters: [...reports.values()].filter((r) => r.length > 0).length };
   }
 
   /** Stage a change, or apply (commit) or revert the staged ones. Throws LayoutChangeError. */

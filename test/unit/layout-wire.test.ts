@@ -36,6 +36,7 @@ function sampleEnvelope(): LayoutEnvelope {
       { kind: 'message', message: { type: 'layouts', layouts: [a, b] } },
       { kind: 'message', message: { type: 'ack', ack: { nodeId: nodes[0]!, version: 2, digest: b.digest, partitions: partitionBitmap([1, 200]), switched: false } } },
       { kind: 'join', join: { nodeId: nodes[3]!, weight: 5, replicas: 2 } },
+      { kind: 'sizes', sizes: { nodeId: nodes[1]!, partitions: [{ partition: 0, keys: 3, bytes: 300 }, { partition: 7, keys: 1, bytes: 0 }, { partition: 255, keys: 200_000, bytes: 2 ** 40 }] } },
     ],
   };
 }
@@ -69,6 +70,12 @@ describe('layout envelopes and snapshots', () => {
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([1, 1, 0])), MalformedError, 'no part');
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([2, 1, 1, 1, 0])), MalformedError, 'unknown version');
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([1, 1, 1, 9, 0])), MalformedError, 'unknown part kind');
+    // Sizes: partitions out of order, and past partitionCount.
+    const sizesOf = (body: number[]) => Uint8Array.from([1, 1, 1, 3, body.length, ...body]);
+    const id = [...Buffer.from(ids(1)[0]!, 'latin1')];
+    assert.throws(() => decodeLayoutEnvelope(sizesOf([16, ...id, 2, 5, 1, 1, 5, 1, 1])), /ascending partition order/);
+    assert.throws(() => decodeLayoutEnvelope(sizesOf([16, ...id, 0x81, 0x02])), /partition sizes is 257/);
+    assert.deepEqual(decodeLayoutEnvelope(sizesOf([16, ...id, 1, 5, 1, 1])).parts, [{ kind: 'sizes', sizes: { nodeId: ids(1)[0]!, partitions: [{ partition: 5, keys: 1, bytes: 1 }] } }]);
   });
 
   it('signs the body behind a domain prefix', () => {
