@@ -100,8 +100,16 @@ describe('removed nodes stay removed', () => {
     assert.equal(removed.code, 0, removed.stderr);
     const removedLayout = await layoutOf(a);
     assert.deepEqual(removedLayout.current?.removed.map((r) => r.nodeId), [oldId]);
+    // The change completes (the old layout, with dead C, retires: until then a quorum there needs C).
+    await waitFor(async () => (await Promise.all([a, b].map(statusJson))).every((st) => st.partitioned?.activeVersions?.length === 1), {
+      deadlineMs: 45_000,
+      what: 'the removal to complete on A and B',
+    });
     const deleted = keys.slice(0, 5);
-    for (const key of deleted) assert.equal((await runCli(['del', key], { socket: a.socket })).code, 0);
+    for (const key of deleted) {
+      const del = await runCli(['del', key], { socket: a.socket });
+      assert.equal(del.code, 0, `del ${key}: ${del.stderr}`);
+    }
 
     // Started again on its old data: it hears its removal and refuses to serve.
     const c2 = await c.respawn();
