@@ -100,7 +100,7 @@ export const errorKinds = {
   replicasMismatch: { matches: ['ERR_REPLICAS_MISMATCH', 'ReplicasMismatchError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 503, exit: ExitCode.refused, where: 'request' },
   /** A layout change that cannot be made (`ckv layout ...`): a bad node or weight, nothing to commit, too many changes in progress. */
   layoutChange: { matches: ['ERR_LAYOUT_CHANGE', 'LayoutChangeError'], grpc: GrpcStatus.INVALID_ARGUMENT, http: 400, exit: ExitCode.refused, where: 'request' },
-  /** `ckv purge` or `ckv balance` on a node in full-replication mode (nothing to pull or purge there). */
+  /** A partitioned-mode command (`ckv layout`, `node leave|remove`, `purge`, `balance`) on a node in full-replication mode. */
   notPartitioned: { matches: ['ERR_NOT_PARTITIONED', 'NotPartitionedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   /**
    * Partitioned mode (hints): the writes some owner has not acknowledged yet exceed this
@@ -108,6 +108,11 @@ export const errorKinds = {
    * before anything is stored (backpressure, not loss). Retry once the owner catches up.
    */
   deliveryBacklog: { matches: ['ERR_DELIVERY_BACKLOG', 'DeliveryBacklogError'], grpc: GrpcStatus.UNAVAILABLE, http: 503, exit: ExitCode.unreachable, where: 'request' },
+  /**
+   * Partitioned mode: this node was removed from the layout (its data is of a removed
+   * incarnation). At start it refuses to start; running, it refuses reads and writes.
+   */
+  nodeRemoved: { matches: ['ERR_NODE_REMOVED', 'NodeRemovedError'], grpc: GrpcStatus.FAILED_PRECONDITION, http: 409, exit: ExitCode.refused, where: 'request' },
   failed: { matches: [], grpc: GrpcStatus.INTERNAL, http: 500, exit: ExitCode.failed, where: 'request' },
 } as const satisfies Record<string, ErrorKindSpec>;
 
@@ -221,10 +226,14 @@ export class SocketInUseError extends CkvError {
   }
 }
 
-/** Purge or balance asked of a full-replication node: every node holds every key there. */
+/**
+ * A partitioned-mode command (layout, node leave/remove, purge, balance) asked of a
+ * full-replication node: every node holds every key there. The one kind for "this cluster is
+ * not in partitioned mode"; LayoutChangeError is only for changes that cannot be made.
+ */
 export class NotPartitionedError extends CkvError {
   constructor(what: string) {
-    super('ERR_NOT_PARTITIONED', `${what} is for partitioned mode; this node runs with full replication (every node holds every key): nothing to do`);
+    super('ERR_NOT_PARTITIONED', `${what} is for partitioned mode (--replicas K); this node runs in full-replication mode (every node holds every key): nothing to do`);
     this.name = 'NotPartitionedError';
   }
 }

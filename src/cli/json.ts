@@ -96,6 +96,8 @@ function partitionedJson(p: PartitionedStatusMessage): object {
     rebalance: { pending: Number(p.rebalancePending), done: Number(p.rebalanceDone), blockedBy: p.rebalanceBlockedBy },
     conflicts: p.conflicts,
     ...(p.mismatch ? { mismatch: p.mismatch } : {}),
+    removed: p.removedAt !== '0',
+    removedAt: Number(p.removedAt),
   };
 }
 

@@ -3,7 +3,10 @@
  * newest version with K and each member's weight, partitions and whether it is up; every
  * active layout while a change is in progress (partitions synced and pending); the changes
  * staged on this node and the plan of applying them (partitions that change owners, replicas
- * moved, per node before/after/gained/lost), or the plan of the change in progress; conflicts.
+ * moved, per node before/after/gained/lost, and what moves where with sizes: keys and bytes
+ * per (owners before, gaining owner), from the partition sizes nodes report in layout
+ * gossip), or the plan of the change in progress; conflicts; the removed nodes.
+ * `--partitions` adds each partition's owners and size, and the plan's moves per partition.
  *
  * `ckv layout add NODE [--weight W]`, `remove NODE`, `weight NODE W`, `replicas K|all` stage a
  * change on this node (printing the layout and plan after it); `apply` commits the staged
@@ -13,7 +16,7 @@
  */
 import type { Command } from 'commander';
 import type { LayoutReplyMessage } from '../control/proto.js';
-import { CliError, printJson, withClient, writeStdout } from './common.js';
+import { CliError, formatBytes, printJson, withClient, writeStdout } from './common.js';
 
 const weightMax = 1_000_000;
 
@@ -22,9 +25,10 @@ export function register(program: Command): void {
     .command('layout')
     .description('partitioned mode: show the layout (members, weights, K, changes in progress, staged changes and their plan); add, remove, weight, replicas, apply, revert change it')
     .option('--json', 'print as one JSON document (README "JSON output")')
-    .action(async (options: { json?: boolean }, command: Command) => {
+    .option('--partitions', "also each partition: its owners and size, and the plan's moves per partition")
+    .action(async (options: { json?: boolean; partitions?: boolean }, command: Command) => {
       const reply = await withClient(command, (client) => client.layout());
-      await show(reply, options.json === true);
+      await show(reply, options.json === true, options.partitions === true);
     });
 
   const staging = (name: string, description: string, args: string[], build: (values: string[], options: { weight?: string }) => { action: string; node?: string; weight?: number; replicas?: string }, weightOption = false): void => {
@@ -60,16 +64,16 @@ function weightOf(text: string): number {
   return n;
 }
 
-async function show(reply: LayoutReplyMessage, json: boolean): Promise<void> {
+async function show(reply: LayoutReplyMessage, json: boolean, partitions = false): Promise<void> {
   if (json) {
-    await printJson(layoutJson(reply));
+    await printJson(layoutJson(reply, partitions));
     return;
   }
-  await writeStdout(layoutText(reply));
+  await writeStdout(layoutText(reply) + (partitions ? partitionsText(reply) : ''));
 }
 
-/** `ckv layout --json`: numbers as numbers, K as a number or "all". */
-export function layoutJson(r: LayoutReplyMessage): object {
+/** `ckv layout --json`: numbers as numbers, K as a number or "all"; `partitions`: the per-partition detail too. */
+export function layoutJson(r: LayoutReplyMessage, partitions = false): object {
   return {
     self: r.self,
     replicas: r.replicas,
@@ -78,6 +82,7 @@ export function layoutJson(r: LayoutReplyMessage): object {
       replicas: r.current.replicas === 0 ? 'all' : r.current.replicas,
       digest: r.current.digest,
       members: r.current.members.map((m) => ({ nodeId: m.nodeId, peerId: m.peerId, weight: m.weight, partitions: m.partitions, up: m.up })),
+      removed: r.current.removed.map((x) => ({ nodeId: x.nodeId, at: Number(x.at) })),
     },
     active: r.active.map((a) => ({
       version: Number(a.version),
@@ -99,9 +104,31 @@ export function layoutJson(r: LayoutReplyMessage): object {
       replicasMoved: r.plan.replicasMoved,
       replicasAfter: r.plan.replicasAfter,
       nodes: r.plan.nodes,
+      keysMoved: Number(r.plan.keysMoved),
+      bytesMoved: Number(r.plan.bytesMoved),
+      transfers: r.plan.transfers.map((t) => ({ from: t.from, to: t.to, partitions: t.partitions, keys: Number(t.keys), bytes: Number(t.bytes) })),
+      ...(partitions ? { moves: r.plan.moves.map((m) => ({ partition: m.partition, from: m.from, to: m.to, gaining: m.gaining, keys: Number(m.keys), bytes: Number(m.bytes) })) } : {}),
     },
+    sizesReporters: r.sizesReporters,
+    ...(partitions ? { partitions: r.partitions.map((p) => ({ partition: p.partition, owners: p.owners, keys: Number(p.keys), bytes: Number(p.bytes) })) } : {}),
     committedVersion: Number(r.committedVersion),
   };
+}
+
+/** `ckv layout --partitions`: each partition's owners and size, and what moves (the plan's moves). */
+function partitionsText(r: LayoutReplyMessage): string {
+  const lines = ['partition  keys        bytes  owners'];
+  const moves = new Map((r.plan?.moves ?? []).map((m) => [m.partition, m]));
+  for (const p of r.partitions) {
+    const move = moves.get(p.partition);
+    const moving = move ? `  (-> ${move.to.join(',')}: gains ${move.gaining.join(',')})` : '';
+    lines.push(`${hexOf(p.partition).padEnd(9)}  ${p.keys.padStart(8)}  ${formatBytes(Number(p.bytes)).padStart(10)}  ${p.owners.join(',')}${moving}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function hexOf(partition: number): string {
+  return partition.toString(16).padStart(2, '0');
 }
 
 function layoutText(r: LayoutReplyMessage): string {
@@ -115,6 +142,7 @@ function layoutText(r: LayoutReplyMessage): string {
       const state = m.nodeId === r.self ? 'self' : m.up ? 'up' : 'down';
       lines.push(`  ${m.nodeId}  weight ${String(m.weight).padStart(4)}  ${String(m.partitions).padStart(3)} partitions  ${state}${m.peerId ? `  ${m.peerId}` : ''}`);
     }
+    if (r.current.removed.length > 0) lines.push(`removed (not rejoined automatically; ckv layout add NODE lifts it): ${r.current.removed.map((x) => `${x.nodeId} at v${x.at}`).join(', ')}`);
   }
   if (r.active.length > 1) {
     lines.push(`change in progress: ${r.active.length} active layouts`);
@@ -137,6 +165,14 @@ function layoutText(r: LayoutReplyMessage): string {
     for (const n of r.plan.nodes) {
       if (n.gained === 0 && n.lost === 0 && n.partitionsBefore === n.partitionsAfter) continue;
       lines.push(`  ${n.nodeId}  ${n.partitionsBefore} -> ${n.partitionsAfter} partitions  (+${n.gained} -${n.lost})`);
+    }
+    const sources = r.sizesReporters === 0 ? 'no node reported sizes yet' : `sizes as ${r.sizesReporters} node${r.sizesReporters === 1 ? '' : 's'} reported them; bytes estimated`;
+    lines.push(`moves: ${r.plan.keysMoved} keys, ${formatBytes(Number(r.plan.bytesMoved))} in all (${sources})`);
+    if (r.plan.transfers.length > 0) {
+      lines.push(`  ${'to'.padEnd(16)}  ${'partitions'.padStart(10)}  ${'keys'.padStart(10)}  ${'bytes'.padStart(10)}  from (owners before)`);
+      for (const t of r.plan.transfers) {
+        lines.push(`  ${t.to.padEnd(16)}  ${String(t.partitions).padStart(10)}  ${t.keys.padStart(10)}  ${formatBytes(Number(t.bytes)).padStart(10)}  ${t.from.join(',') || '(nothing: a first layout)'}`);
+      }
     }
   }
   return lines.join('\n') + '\n';

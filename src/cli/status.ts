@@ -56,6 +56,7 @@ function partitionedLines(p: PartitionedStatusMessage): string[] {
   if (p.activeVersions.length > 1) lines.push(`rebalance   ${p.rebalanceDone} partition-replicas synced, ${p.rebalancePending} pending`);
   if (p.rebalanceBlockedBy.length > 0) lines.push(`blocked by  ${p.rebalanceBlockedBy.join(' ')} (not up: ckv node remove NODE if gone)`);
   if (p.mismatch) lines.push(`error       ${p.mismatch}`);
+  if (p.removedAt !== '0') lines.push(`removed     at layout v${p.removedAt}: this node refuses to serve (stop it, then ckv purge --all --data-dir DIR; it rejoins as a new member)`);
   return lines;
 }
 

@@ -166,6 +166,8 @@ export interface PartitionedStatusMessage {
   conflicts: number;
   mismatch: string;
   rebalanceBlockedBy: string[];
+  /** The layout version this node was removed at; '0' if it was not. */
+  removedAt: string;
 }
 export interface BootstrapMessage {
   address: string;
@@ -258,7 +260,7 @@ export interface LayoutMemberMessage {
 export interface LayoutReplyMessage {
   replicas: number;
   self: string;
-  current: { version: string; replicas: number; digest: string; members: LayoutMemberMessage[] } | null;
+  current: { version: string; replicas: number; digest: string; members: LayoutMemberMessage[]; removed: { nodeId: string; at: string }[] } | null;
   active: { version: string; digest: string; nodes: number; partitionsSynced: number; partitionsPending: number; syncStarted: boolean }[];
   staged: { nodeId: string; weight: number; remove: boolean }[];
   stagedReplicas: string;
@@ -271,7 +273,13 @@ export interface LayoutReplyMessage {
     replicasMoved: number;
     replicasAfter: number;
     nodes: { nodeId: string; partitionsBefore: number; partitionsAfter: number; gained: number; lost: number }[];
+    keysMoved: string;
+    bytesMoved: string;
+    transfers: { from: string[]; to: string; partitions: number; keys: string; bytes: string }[];
+    moves: { partition: number; from: string[]; to: string[]; gaining: string[]; keys: string; bytes: string }[];
   } | null;
   planOf: string;
   committedVersion: string;
+  partitions: { partition: number; owners: string[]; keys: string; bytes: string }[];
+  sizesReporters: number;
 }

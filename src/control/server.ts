@@ -39,6 +39,7 @@ import { addReflection } from './reflection.js';
 import { encodeChange } from './watch-codec.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
+import { transfersOf } from '../core/layout-plan.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -88,6 +89,7 @@ function statusMessage(status: NodeStatus): object {
             conflicts: status.partitioned.conflicts,
             mismatch: status.partitioned.mismatch,
             rebalanceBlockedBy: status.partitioned.rebalance.blockedBy ?? [],
+            removedAt: String(status.partitioned.removedAt),
           },
         }
       : {}),
@@ -116,7 +118,7 @@ function layoutMessage(view: LayoutView): object {
   return {
     replicas: view.replicas,
     self: view.self,
-    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members } } : {}),
+    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members, removed: current.removed.map((r) => ({ nodeId: r.nodeId, at: String(r.at) })) } } : {}),
     active: view.active.map((a) => ({ ...a, version: String(a.version) })),
     staged: view.staged,
     stagedReplicas: view.stagedReplicas,
@@ -137,11 +139,17 @@ function layoutMessage(view: LayoutView): object {
               gained: n.partitionsGained,
               lost: n.partitionsLost,
             })),
+            keysMoved: String(plan.totals.keysMoved),
+            bytesMoved: String(plan.totals.bytesMoved),
+            transfers: transfersOf(plan).map((t) => ({ ...t, keys: String(t.keys), bytes: String(t.bytes) })),
+            moves: plan.moves.map((m) => ({ partition: m.partition, from: m.from, to: m.to, gaining: m.gaining, keys: String(m.keys), bytes: String(m.bytes) })),
           },
         }
       : {}),
     planOf: view.planOf,
     committedVersion: String(view.committedVersion),
+    partitions: view.partitions.map((p) => ({ ...p, keys: String(p.keys), bytes: String(p.bytes) })),
+    sizesReporters: view.sizesReporters,
   };
 }
 

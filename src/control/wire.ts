@@ -103,6 +103,7 @@ export const PartitionedStatus = m(
   f(8, 'conflicts', 'uint32'),
   f(9, 'mismatch', 'string'),
   f(10, 'rebalanceBlockedBy', 'string', true),
+  f(70, 'removedAt', 'uint64'),
 );
 // hints: delivery until acknowledged
 export const DeliveryTarget = m(
@@ -279,7 +280,15 @@ export const LayoutChangeRequest = m('LayoutChangeRequest', f(1, 'action', 'stri
 export const RemoveNodeRequest = m('RemoveNodeRequest', f(1, 'node', 'string'));
 export const LeaveClusterRequest = m('LeaveClusterRequest');
 export const LayoutMemberView = m('LayoutMemberView', f(1, 'nodeId', 'string'), f(2, 'peerId', 'string'), f(3, 'weight', 'uint32'), f(4, 'partitions', 'uint32'), f(5, 'up', 'bool'));
-export const ClusterLayoutView = m('ClusterLayoutView', f(1, 'version', 'uint64'), f(2, 'replicas', 'uint32'), f(3, 'digest', 'string'), f(4, 'members', LayoutMemberView, true));
+export const LayoutRemovedView = m('LayoutRemovedView', f(1, 'nodeId', 'string'), f(2, 'at', 'uint64'));
+export const ClusterLayoutView = m(
+  'ClusterLayoutView',
+  f(1, 'version', 'uint64'),
+  f(2, 'replicas', 'uint32'),
+  f(3, 'digest', 'string'),
+  f(4, 'members', LayoutMemberView, true),
+  f(70, 'removed', LayoutRemovedView, true),
+);
 export const ActiveLayoutView = m(
   'ActiveLayoutView',
   f(1, 'version', 'uint64'),
@@ -292,6 +301,17 @@ export const ActiveLayoutView = m(
 export const StagedLayoutChange = m('StagedLayoutChange', f(1, 'nodeId', 'string'), f(2, 'weight', 'uint32'), f(3, 'remove', 'bool'));
 export const LayoutConflictView = m('LayoutConflictView', f(1, 'version', 'uint64'), f(2, 'kept', 'string'), f(3, 'dropped', 'string'));
 export const LayoutPlanNode = m('LayoutPlanNode', f(1, 'nodeId', 'string'), f(2, 'partitionsBefore', 'uint32'), f(3, 'partitionsAfter', 'uint32'), f(4, 'gained', 'uint32'), f(5, 'lost', 'uint32'));
+export const LayoutPlanTransfer = m('LayoutPlanTransfer', f(1, 'from', 'string', true), f(2, 'to', 'string'), f(3, 'partitions', 'uint32'), f(4, 'keys', 'uint64'), f(5, 'bytes', 'uint64'));
+export const LayoutPlanMove = m(
+  'LayoutPlanMove',
+  f(1, 'partition', 'uint32'),
+  f(2, 'from', 'string', true),
+  f(3, 'to', 'string', true),
+  f(4, 'gaining', 'string', true),
+  f(5, 'keys', 'uint64'),
+  f(6, 'bytes', 'uint64'),
+);
+export const LayoutPartitionView = m('LayoutPartitionView', f(1, 'partition', 'uint32'), f(2, 'owners', 'string', true), f(3, 'keys', 'uint64'), f(4, 'bytes', 'uint64'));
 export const LayoutPlanView = m(
   'LayoutPlanView',
   f(1, 'fromVersion', 'uint64'),
@@ -300,6 +320,10 @@ export const LayoutPlanView = m(
   f(4, 'replicasMoved', 'uint32'),
   f(5, 'replicasAfter', 'uint32'),
   f(6, 'nodes', LayoutPlanNode, true),
+  f(70, 'keysMoved', 'uint64'),
+  f(71, 'bytesMoved', 'uint64'),
+  f(72, 'transfers', LayoutPlanTransfer, true),
+  f(73, 'moves', LayoutPlanMove, true),
 );
 export const LayoutReply = m(
   'LayoutReply',
@@ -314,6 +338,8 @@ export const LayoutReply = m(
   f(9, 'plan', LayoutPlanView),
   f(10, 'planOf', 'string'),
   f(11, 'committedVersion', 'uint64'),
+  f(70, 'partitions', LayoutPartitionView, true),
+  f(71, 'sizesReporters', 'uint32'),
 );
 
 /** Every rpc of service ckv.v1.Kv with its request and reply messages. */
@@ -361,6 +387,8 @@ export const allSchemas: readonly Schema[] = [
   PurgeRequest, PurgeReply, BalanceRequest, LayoutPulls, BalanceProgress,
   // hints
   DeliveryStatus, DeliveryTarget,
+  // partitioned mode: p-layout
+  LayoutRemovedView, LayoutPlanTransfer, LayoutPlanMove, LayoutPartitionView,
 ];
 
 export class WireError extends Error {

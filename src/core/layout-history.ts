@@ -58,7 +58,7 @@ import {
   type LayoutMember,
 } from './layout.js';
 import { isNodeId } from './entry.js';
-import { layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
+import { layoutMembersMax, layoutRemovedMax, layoutReplicasMax, layoutVersionsActiveMax, layoutVersionsPerMessageMax, layoutWeightMax } from './limits.js';
 import { assertPartition, partitionCount, type PartitionId, type Placement } from './placement.js';
 import { RendezvousPlacement } from './rendezvous.js';
 
@@ -124,6 +124,8 @@ export interface LayoutHistorySnapshot {
   readonly layouts: readonly ClusterLayout[];
   readonly acks: readonly LayoutAck[];
   readonly conflicts: readonly LayoutConflict[];
+  /** The operator's staged (not yet applied) changes: kept across a restart. Absent: none. */
+  readonly staged?: StagedChanges;
 }
 
 /** Conflicts kept for display: the most recent. */
@@ -150,6 +152,8 @@ export class LayoutHistory {
   private conflictList: LayoutConflict[] = [];
   private stagedMembers = new Map<string, number | 'remove'>();
   private stagedReplicas: number | 'all' | undefined;
+  /** Staged removals the layout does not record (a node's own hand-off); not persisted (committed at once). */
+  private unrecordedRemovals = new Set<string>();
 
   constructor(options: LayoutHistoryOptions) {
     assert(isNodeId(options.self), `self ${options.self} is not a node id`);
@@ -173,6 +177,10 @@ export class LayoutHistory {
       if (layout) history.merge(layout, ack.nodeId, ack.partitions, ack.switched);
     }
     history.advance();
+    if (snapshot.staged) {
+      history.stagedMembers = new Map(snapshot.staged.members);
+      history.stagedReplicas = snapshot.staged.replicas;
+    }
     return history;
   }
 
@@ -183,7 +191,7 @@ export class LayoutHistory {
         acks.push({ nodeId, version: layout.version, digest: layout.digest, partitions: state.partitions.slice(), switched: state.switched });
       }
     }
-    return { floor: this.floor, layouts: [...this.layouts], acks, conflicts: [...this.conflictList] };
+    return { floor: this.floor, layouts: [...this.layouts], acks, conflicts: [...this.conflictList], staged: this.staged() };
   }
 
   // ---- reading -------------------------------------------------------------------------
@@ -349,11 +357,16 @@ export class LayoutHistory {
     if (!Number.isInteger(weight) || weight < 0 || weight > layoutWeightMax) {
       throw new LayoutChangeError(`weight must be an integer 0..${layoutWeightMax}, not ${weight}`);
     }
+    this.checkStagedRoom(nodeId);
     this.stagedMembers.set(nodeId, weight);
   }
 
-  /** Stage removing `nodeId` from the layout (a dead node, or one handing off). */
-  stageRemove(nodeId: string): void {
+  /**
+   * Stage removing `nodeId` from the layout (a dead node, or one handing off). `record`: the
+   * layout records the removal (layout.ts `removed`: no automatic rejoin, the node refuses to
+   * serve); false for a node's own hand-off (`node leave`), which may rejoin when restarted.
+   */
+  stageRemove(nodeId: string, record = true): void {
     const inLayout = this.newest()?.weights[nodeId] !== undefined;
     if (!inLayout) {
       if (typeof this.stagedMembers.get(nodeId) === 'number') {
@@ -362,7 +375,17 @@ export class LayoutHistory {
       }
       throw new LayoutChangeError(`node ${nodeId} is not in the layout`);
     }
+    this.checkStagedRoom(nodeId);
     this.stagedMembers.set(nodeId, 'remove');
+    if (record) this.unrecordedRemovals.delete(nodeId);
+    else this.unrecordedRemovals.add(nodeId);
+  }
+
+  /** Staged member changes are bounded like a layout's members (they are persisted and restored). */
+  private checkStagedRoom(nodeId: string): void {
+    if (this.stagedMembers.size >= layoutMembersMax && !this.stagedMembers.has(nodeId)) {
+      throw new LayoutChangeError(`at most ${layoutMembersMax} member changes can be staged: apply or revert them first`);
+    }
   }
 
   /** Stage a new K (undefined: every node of weight > 0). */
@@ -387,13 +410,22 @@ export class LayoutHistory {
     }
     const replicas = this.stagedReplicas === undefined ? newest?.replicas : this.stagedReplicas === 'all' ? undefined : this.stagedReplicas;
     const list: LayoutMember[] = [...members].map(([nodeId, weight]) => ({ nodeId, weight }));
-    return clusterLayoutOf((newest?.version ?? this.floor) + 1, list, replicas);
+    const version = (newest?.version ?? this.floor) + 1;
+    // Removals are recorded (at this version); an add lifts a recorded one; past the bound the oldest are forgotten.
+    const removed = new Map<string, number>((newest?.removed ?? []).map((r) => [r.nodeId, r.at]));
+    for (const [nodeId, change] of this.stagedMembers) {
+      if (change !== 'remove') removed.delete(nodeId);
+      else if (!this.unrecordedRemovals.has(nodeId)) removed.set(nodeId, version);
+    }
+    const kept = [...removed].sort(([, a], [, b]) => b - a).slice(0, layoutRemovedMax);
+    return clusterLayoutOf(version, list, replicas, kept.map(([nodeId, at]) => ({ nodeId, at })));
   }
 
   /** Drop the staged changes. */
   revert(): void {
     this.stagedMembers = new Map();
     this.stagedReplicas = undefined;
+    this.unrecordedRemovals = new Set();
   }
 
   /**

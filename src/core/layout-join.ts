@@ -17,7 +17,7 @@
  * - A node started with --no-auto-join never asks to join and never makes the first layout;
  *   an operator adds it (`ckv layout add`, `ckv layout apply`).
  */
-import type { ClusterLayout, LayoutMember } from './layout.js';
+import { removedAt, type ClusterLayout, type LayoutMember } from './layout.js';
 import type { LayoutJoin } from './layout-wire.js';
 
 /** The node that commits automatic joins, among `up` (node ids, this node included); undefined if none. */
@@ -30,11 +30,13 @@ export function coordinatorOf(newest: ClusterLayout | undefined, up: Iterable<st
   return best;
 }
 
-/** The joins the coordinator commits now: up nodes that asked, agree on K, and are not in `newest`. */
+/** The joins the coordinator commits now: up nodes that asked, agree on K, are not in `newest` and were not removed from it. */
 export function joinsToCommit(newest: ClusterLayout, requests: Iterable<LayoutJoin>, up: ReadonlySet<string>): LayoutMember[] {
   const joins: LayoutMember[] = [];
   for (const request of requests) {
     if (!up.has(request.nodeId) || newest.weights[request.nodeId] !== undefined || request.replicas !== newest.replicas) continue;
+    // A removed node is not joined back automatically (an operator's `layout add` lifts the removal).
+    if (removedAt(newest, request.nodeId) !== undefined) continue;
     joins.push({ nodeId: request.nodeId, weight: request.weight });
   }
   return joins.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));

@@ -129,3 +129,30 @@ export function planOf(placement: Placement, from: Layout | undefined, to: Layou
     totals: { partitionsChanged: moves.length, replicasMoved, replicasAfter, bytesMoved, keysMoved },
   };
 }
+
+/** What one node receives from one set of sources: the plan aggregated per (from, to) pair. */
+export interface PlanTransfer {
+  /** The partition's owners before (any of them can send it), sorted. */
+  readonly from: readonly string[];
+  /** The gaining owner. */
+  readonly to: string;
+  readonly partitions: number;
+  readonly keys: number;
+  readonly bytes: number;
+}
+
+/** The plan's moves aggregated per (owners before, gaining owner), largest first (bytes, then keys, then partitions). */
+export function transfersOf(plan: LayoutPlan): PlanTransfer[] {
+  const pairs = new Map<string, { from: readonly string[]; to: string; partitions: number; keys: number; bytes: number }>();
+  for (const move of plan.moves) {
+    for (const to of move.gaining) {
+      const id = `${move.from.join(',')}>${to}`;
+      const pair = pairs.get(id) ?? { from: move.from, to, partitions: 0, keys: 0, bytes: 0 };
+      pair.partitions++;
+      pair.keys += move.keys;
+      pair.bytes += move.bytes;
+      pairs.set(id, pair);
+    }
+  }
+  return [...pairs.values()].sort((a, b) => b.bytes - a.bytes || b.keys - a.keys || b.partitions - a.partitions || (a.to < b.to ? -1 : a.to > b.to ? 1 : 0));
+}

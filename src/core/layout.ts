@@ -16,6 +16,8 @@
  *     layouts  = count:varint (1..layoutVersionsPerMessageMax) layout*    (versions ascending)
  *     layout   = version:varint replicas:varint (0 = all) members:varint (<= layoutMembersMax)
  *                (nodeId:text weight:varint)*                          (node ids ascending)
+ *                removed:varint (<= layoutRemovedMax) (nodeId:text at:varint)*
+ *                (wire version 2 only: node ids ascending, none a member, 1 <= at <= version)
  *     ack      = nodeId:text version:varint digest:8 bytes partitions:32 bytes flags:u8
  *                (partitions: a bitmap, bit (p & 7) of byte (p >> 3) set = partition p synced;
  *                flags: bit 0 = switched, every other bit must be 0)
@@ -29,8 +31,20 @@ import { createHash } from 'node:crypto';
 import { ByteReader, ByteWriter, toHex } from './bytes.js';
 import { isNodeId } from './entry.js';
 import { CkvError, MalformedError, assert } from './errors.js';
-import { layoutMembersMax, layoutReplicasMax, layoutVersionsPerMessageMax, layoutWeightMax, nodeIdBytes } from './limits.js';
+import { layoutMembersMax, layoutRemovedMax, layoutReplicasMax, layoutVersionsPerMessageMax, layoutWeightMax, nodeIdBytes } from './limits.js';
 import { partitionCount, type Layout, type PartitionId } from './placement.js';
+
+/**
+ * A node removed from the layout (`ckv node remove`, `layout remove`, `node leave`) at layout
+ * version `at`: the coordinator no longer joins it automatically, and the node, seeing itself
+ * here, refuses to serve (its data is of an incarnation that was removed). Kept in every later
+ * layout until an operator adds it again (`layout add` lifts it) or, past layoutRemovedMax, the
+ * oldest removals are forgotten.
+ */
+export interface RemovedMember {
+  readonly nodeId: string;
+  readonly at: number;
+}
 
 /** A node of a layout, with its weight (0: a gateway, which owns nothing). */
 export interface LayoutMember {
@@ -41,6 +55,8 @@ export interface LayoutMember {
 /** A layout of the partitioned mode: every node has a weight; K is a number or absent (all). */
 export interface ClusterLayout extends Layout {
   readonly weights: Readonly<Record<string, number>>;
+  /** Nodes removed and not added again, by node id (none a member). */
+  readonly removed: readonly RemovedMember[];
   /** 8 bytes of SHA-256 of the encoding, hex: equal layouts have equal digests. */
   readonly digest: string;
 }
@@ -74,6 +90,26 @@ export class ReplicasMismatchError extends CkvError {
   }
 }
 
+/**
+ * This node was removed from its cluster's layout (`ckv node remove`, `layout remove`, `node
+ * leave`): its data is of an incarnation that was removed (keys deleted since may be live in
+ * it), so it refuses to serve, and its data directory refuses to start, until `ckv purge --all`
+ * empties it (and gives it a new identity: it joins as a new member).
+ */
+export class NodeRemovedError extends CkvError {
+  constructor(
+    readonly nodeId: string,
+    readonly at: number,
+  ) {
+    super(
+      'ERR_NODE_REMOVED',
+      `this node (${nodeId}) was removed from the cluster at layout v${at}: stop it and run 'ckv purge --all --data-dir DIR' on its data directory ` +
+        '(it then joins as a new member), or start it with a new data directory',
+    );
+    this.name = 'NodeRemovedError';
+  }
+}
+
 export function replicasText(replicas: number | undefined): string {
   return replicas === undefined ? 'all' : String(replicas);
 }
@@ -88,7 +124,7 @@ export function replicasMismatch(configured: number | undefined, layout: Layout 
  * A canonical layout of these members. Throws LayoutChangeError on operator mistakes: a bad
  * node id, weight or K, a node listed twice, or no node of weight > 0.
  */
-export function clusterLayoutOf(version: number, members: Iterable<LayoutMember>, replicas?: number): ClusterLayout {
+export function clusterLayoutOf(version: number, members: Iterable<LayoutMember>, replicas?: number, removedMembers: Iterable<RemovedMember> = []): ClusterLayout {
   if (!Number.isSafeInteger(version) || version < 1) throw new LayoutChangeError(`layout version ${version} is not a positive integer`);
   if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1 || replicas > layoutReplicasMax)) {
     throw new LayoutChangeError(`replicas must be 'all' or 1..${layoutReplicasMax}, not ${replicas}`);
@@ -105,7 +141,15 @@ export function clusterLayoutOf(version: number, members: Iterable<LayoutMember>
     weights[member.nodeId] = member.weight;
   }
   if (!sorted.some((member) => member.weight > 0)) throw new LayoutChangeError('a layout needs at least one node of weight > 0 to own the data');
-  const body = { version, nodes: sorted.map((member) => member.nodeId), weights, ...(replicas === undefined ? {} : { replicas }) };
+  const removed = [...removedMembers].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)).map((r) => Object.freeze({ nodeId: r.nodeId, at: r.at }));
+  if (removed.length > layoutRemovedMax) throw new LayoutChangeError(`a layout records at most ${layoutRemovedMax} removed nodes, not ${removed.length}`);
+  for (const [i, r] of removed.entries()) {
+    if (!isNodeId(r.nodeId)) throw new LayoutChangeError(`${JSON.stringify(r.nodeId)} is not a node id (${nodeIdBytes * 2} hex digits)`);
+    if (i > 0 && removed[i - 1]!.nodeId === r.nodeId) throw new LayoutChangeError(`removed node ${r.nodeId} is listed twice`);
+    if (weights[r.nodeId] !== undefined) throw new LayoutChangeError(`node ${r.nodeId} is both a member and removed`);
+    if (!Number.isSafeInteger(r.at) || r.at < 1 || r.at > version) throw new LayoutChangeError(`node ${r.nodeId}: removed at version ${r.at}, not 1..${version}`);
+  }
+  const body = { version, nodes: sorted.map((member) => member.nodeId), weights, removed: Object.freeze(removed), ...(replicas === undefined ? {} : { replicas }) };
   const writer = new ByteWriter();
   writeLayoutBody(writer, body);
   const digest = toHex(createHash('sha256').update(writer.finish()).digest().subarray(0, layoutDigestBytes));
@@ -117,7 +161,12 @@ export function membersOf(layout: ClusterLayout): LayoutMember[] {
   return layout.nodes.map((nodeId) => ({ nodeId, weight: layout.weights[nodeId]! }));
 }
 
-/** Whether two layouts hold the same members, weights and K (versions aside). */
+/** The version at which `nodeId` was removed, if the layout records its removal. */
+export function removedAt(layout: ClusterLayout | undefined, nodeId: string): number | undefined {
+  return layout?.removed.find((r) => r.nodeId === nodeId)?.at;
+}
+
+/** Whether two layouts hold the same members, weights and K (versions and removal records aside). */
 export function sameMembers(a: ClusterLayout, b: ClusterLayout): boolean {
   return (
     a.replicas === b.replicas &&
@@ -135,8 +184,12 @@ export const partitionBitmapBytes = partitionCount / 8;
 /** Layout gossip messages. Only append: the values are part of the protocol. */
 export const LayoutMessageType = { layouts: 1, ack: 2 } as const;
 
-/** The layout wire format's version. Only append new versions; old ones stay decodable. */
-export const layoutWireVersion = 1;
+/**
+ * The layout wire format's version. Only append new versions; old ones stay decodable
+ * (version 1: layouts without the removed list).
+ */
+export const layoutWireVersion = 2;
+const layoutWireVersionNoRemoved = 1;
 
 /** One node's statement about itself: it holds (has synced) these partitions of this layout. */
 export interface LayoutAck {
@@ -178,7 +231,9 @@ export function encodeLayoutMessage(message: LayoutMessage): Uint8Array {
 export function decodeLayoutMessage(bytes: Uint8Array): LayoutMessage {
   const reader = new ByteReader(bytes);
   const wireVersion = reader.u8();
-  if (wireVersion !== layoutWireVersion) throw new MalformedError(`layout wire version ${wireVersion}; this node reads ${layoutWireVersion}`);
+  if (wireVersion !== layoutWireVersion && wireVersion !== layoutWireVersionNoRemoved) {
+    throw new MalformedError(`layout wire version ${wireVersion}; this node reads ${layoutWireVersionNoRemoved} and ${layoutWireVersion}`);
+  }
   const type = reader.u8();
   let message: LayoutMessage;
   if (type === LayoutMessageType.layouts) {
@@ -186,7 +241,7 @@ export function decodeLayoutMessage(bytes: Uint8Array): LayoutMessage {
     if (count === 0) throw new MalformedError('a layouts message with no layout');
     const layouts: ClusterLayout[] = [];
     for (let i = 0; i < count; i++) {
-      const layout = readLayout(reader);
+      const layout = readLayout(reader, wireVersion === layoutWireVersion);
       if (i > 0 && layouts[i - 1]!.version >= layout.version) throw new MalformedError('layouts not in ascending version order');
       layouts.push(layout);
     }
@@ -207,9 +262,11 @@ export function decodeLayoutMessage(bytes: Uint8Array): LayoutMessage {
   return message;
 }
 
-function writeLayoutBody(writer: ByteWriter, layout: Layout): void {
+function writeLayoutBody(writer: ByteWriter, layout: Layout & { removed: readonly RemovedMember[] }): void {
   writer.varint(layout.version).varint(layout.replicas ?? 0).varint(layout.nodes.length);
   for (const nodeId of layout.nodes) writer.string(nodeId).varint(layout.weights?.[nodeId] ?? layoutWeightDefault);
+  writer.varint(layout.removed.length);
+  for (const r of layout.removed) writer.string(r.nodeId).varint(r.at);
 }
 
 function readVersionNumber(reader: ByteReader): number {
@@ -218,7 +275,7 @@ function readVersionNumber(reader: ByteReader): number {
   return version;
 }
 
-function readLayout(reader: ByteReader): ClusterLayout {
+function readLayout(reader: ByteReader, withRemoved: boolean): ClusterLayout {
   const version = readVersionNumber(reader);
   const replicas = reader.bounded(layoutReplicasMax, 'replicas');
   const count = reader.bounded(layoutMembersMax, 'layout members');
@@ -230,8 +287,17 @@ function readLayout(reader: ByteReader): ClusterLayout {
     if (i > 0 && members[i - 1]!.nodeId >= nodeId) throw new MalformedError('layout members not in ascending node id order');
     members.push({ nodeId, weight });
   }
+  const removed: RemovedMember[] = [];
+  const removedCount = withRemoved ? reader.bounded(layoutRemovedMax, 'removed nodes') : 0;
+  for (let i = 0; i < removedCount; i++) {
+    const nodeId = reader.string(nodeIdBytes * 2, 'node id');
+    const at = readVersionNumber(reader);
+    if (!isNodeId(nodeId)) throw new MalformedError('a removed node with a malformed node id');
+    if (i > 0 && removed[i - 1]!.nodeId >= nodeId) throw new MalformedError('removed nodes not in ascending node id order');
+    removed.push({ nodeId, at });
+  }
   try {
-    return clusterLayoutOf(version, members, replicas === 0 ? undefined : replicas);
+    return clusterLayoutOf(version, members, replicas === 0 ? undefined : replicas, removed);
   } catch (error) {
     if (error instanceof LayoutChangeError) throw new MalformedError(`a malformed layout: ${error.message}`);
     throw error;

@@ -189,6 +189,13 @@ export const membersMax = 1024;
 export const layoutMembersMax = membersMax;
 
 /**
+ * Removed nodes a layout records (layout.ts `removed`): the same bound as its members. Past it
+ * the oldest removals are forgotten (such a node could be joined again automatically; its own
+ * data directory still refuses to start, by its local mark).
+ */
+export const layoutRemovedMax = layoutMembersMax;
+
+/**
  * Largest node weight (relative capacity) in a layout. Integers, so every node computes the
  * same scores from the same layout; 10^6 lets an operator give capacities in GB up to a PB.
  */

@@ -29,7 +29,8 @@
  * - `<ul id="timeline">`: `li.event[data-seq][data-kind][data-node-id]`, newest first;
  * - the key browser: `#key-prefix`, `#key-deleted` (checkbox), `#key-form`, `#key-next`,
  *   `#key-prev`, rows `#key-rows tr.entry[data-key][data-deleted]` with `td.preview`;
- * - charts: `#<chart>-axis .tick` labels, `#<chart>-clipped` (what the scale cut off).
+ * - charts: `#<chart>-axis .tick` labels, `#<chart>-clipped` (what the scale cut off);
+ * - partitioned mode only: `<div id="partitioned">` (./page-partitioned.ts).
  *
  * Everything that comes from peers (addresses, sync results) is text: the server escapes it,
  * the script sets it with textContent; a Content-Security-Policy that allows only this
@@ -37,6 +38,7 @@
  */
 import { createHash } from 'node:crypto';
 import { chartScale } from './chart-scale.js';
+import { partitionedLineHtml, partitionedScript } from './page-partitioned.js';
 import type { PeerView, StatusSnapshot } from './snapshot.js';
 
 const css = `
@@ -145,6 +147,9 @@ const script = `
 
   // chartScale: the source of ./chart-scale.ts, the same function its unit test checks.
   ${chartScaleSource}
+
+  // partitionedLine, renderPartitioned: ./page-partitioned.ts (partitioned mode's line).
+  ${partitionedScript}
 
   function fmtInt(n) { return n === null || n === undefined ? '\\u2014' : Math.round(n).toLocaleString('en-US'); }
   function fmtBytes(b) {
@@ -380,6 +385,7 @@ const script = `
     renderHealth(snap.peers, snap.self.clockWarning);
     setText($('delivery'), snap.delivery || '');
     $('delivery').hidden = !snap.delivery;
+    renderPartitioned(snap.partitioned);
     setText($('total-keys'), String(t.keys));
     setText($('total-tombstones'), String(t.tombstones));
     setText($('total-disk'), fmtBytes(t.bytesOnDisk));
@@ -812,6 +818,7 @@ export function renderPage(snap: StatusSnapshot): string {
 
 <div id="health" class="health ${healthOf(snap.peers, snap.self.clockWarning)[0]}">${escapeHtml(healthOf(snap.peers, snap.self.clockWarning)[1])}</div>
 <div id="delivery" class="muted"${snap.delivery ? '' : ' hidden'}>${escapeHtml(snap.delivery)}</div>
+${partitionedLineHtml(snap.partitioned, escapeHtml)}
 
 <section class="cards" aria-label="totals">
   <div class="card"><div class="label">keys</div><div class="value"><span id="total-keys">${totals.keys}</span></div><div class="sub"><span id="total-tombstones">${totals.tombstones}</span> tombstones</div></div>

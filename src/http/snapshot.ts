@@ -51,6 +51,8 @@ export interface StatusSnapshot {
   counters: NodeStatus['counters'];
   /** Partitioned mode: one line on pending deliveries ('' in full-replication mode). */
   delivery: string;
+  /** Partitioned mode only (absent with full replication): the status's `partitioned` block. */
+  partitioned?: NodeStatus['partitioned'];
 }
 
 /** The snapshot view of a node's status (src/node/status.ts): a pure reshaping, no reads of its own. */
@@ -95,6 +97,7 @@ export function toSnapshot(status: NodeStatus): StatusSnapshot {
     series: writes.series,
     counters,
     delivery: deliveryLine(status.delivery),
+    ...(status.partitioned ? { partitioned: status.partitioned } : {}),
   };
 }
 

@@ -33,12 +33,12 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { IdentifyResult, PeerId, PrivateKey } from '@libp2p/interface';
 import { CkvError } from '../core/errors.js';
-import { PeerConnectedError } from '../errors.js';
+import { NotPartitionedError, PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
-import { FullReplication, holds, partitionOfHash, type PartitionId, type Placement } from '../core/placement.js';
+import { FullReplication, holds, partitionCount, partitionOfHash, type PartitionId, type Placement } from '../core/placement.js';
 import type { PageRequest, ScanPage } from '../core/scatter-read.js';
-import { LayoutChangeError, ReplicasMismatchError, partitionBitmap } from '../core/layout.js';
+import { LayoutChangeError, ReplicasMismatchError, partitionBitmap, type NodeRemovedError } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
 import type { Ownership } from '../core/ownership.js';
@@ -64,6 +64,8 @@ import { SyncService, syncProtocolId, type SessionReport } from './sync-protocol
  * 'left'), so it is generous: it delays only a stop whose leave cannot be delivered.
  */
 const leaveFlushMsMax = 2000;
+/** How often the store's bytes per entry is measured for the layout plan's sizes (a size query of the store). */
+const partitionSizeMeasureMs = 10_000;
 /** After the leave is published, how long a clean stop keeps the streams open for it to go out. */
 const leavePropagateMs = 200;
 /** How long a dial of an announced member may take. */
@@ -121,8 +123,8 @@ export interface ClusterComponents {
   replica: Replica;
   counters: Counters;
   logger: Logger;
-  /** Where the libp2p key and the incarnation are kept. */
-  store: Pick<Store, 'getMeta' | 'putMeta' | 'scanKeys'>;
+  /** Where the libp2p key and the incarnation are kept; its size estimates partition bytes (partitioned mode). */
+  store: Pick<Store, 'getMeta' | 'putMeta' | 'scanKeys'> & Partial<Pick<Store, 'sizeBytes'>>;
   /** The node's wall clock (Date.now unless a test skews it). */
   wallClockMs?: () => number;
   /** This node's report of itself, for `ckv health` asked on another node (query protocol). */
@@ -173,8 +175,8 @@ export class ClusterNetwork {
 
   static async start(config: NodeConfig, components: ClusterComponents): Promise<ClusterNetwork> {
     const clusterKey = config.clusterKeyFile ? await readClusterKey(config.clusterKeyFile) : undefined;
-    // A data directory whose persisted layout disagrees with --replicas refuses to start (exit 2).
-    await checkPersistedLayout(components.store, config.replicas);
+    // A data directory of a removed node, or whose persisted layout disagrees with --replicas, refuses to start (exit 4).
+    await checkPersistedLayout(components.store, config.replicas, components.replica.nodeId);
     const privateKey = await loadPrivateKey(components.store);
     const incarnation = await nextIncarnation(components.store);
     const bootstrap = new BootstrapHealth(
@@ -275,6 +277,7 @@ export class ClusterNetwork {
           nodeIdOfPeer: (peerId) => (peerId === cluster.peerId ? components.replica.nodeId : cluster.membership.get(peerId)?.nodeId),
           peerIdOfNode: (nodeId) => (nodeId === components.replica.nodeId ? cluster.peerId : cluster.membership.get(nodeId)?.peerId),
           now: () => cluster.now(),
+          partitionSizes: () => cluster.partitionSizes(),
         },
       );
       cluster.partitionSync = new PartitionSync({
@@ -430,13 +433,42 @@ export class ClusterNetwork {
   }
 
   /** Why this node refuses reads and writes (a --replicas that disagrees with the cluster's layout), if it does. */
-  refusal(): ReplicasMismatchError | undefined {
+  refusal(): NodeRemovedError | ReplicasMismatchError | undefined {
     return this.layouts?.refusal() ?? this.modeMismatch;
   }
 
-  /** The layout service, or LayoutChangeError in full-replication mode (for `ckv layout` and friends). */
-  partitionedLayout(): LayoutService {
-    if (!this.layouts) throw new LayoutChangeError('this node runs in full-replication mode (no --replicas K): it has no layout');
+  /**
+   * Partitioned mode: this node's rows per partition, for the layout plan's sizes: keys from
+   * the Merkle tree (exact, tombstones included), bytes estimated as keys times the store's
+   * bytes per entry (measured at most every partitionSizeMeasureMs, in the background).
+   */
+  partitionSizes(): { partition: number; keys: number; bytes: number }[] {
+    const replica = this.components.replica;
+    if (replica.depth < 2) return [];
+    const nowMs = this.now();
+    if (nowMs - this.bytesPerEntryAtMs >= partitionSizeMeasureMs && this.components.store.sizeBytes) {
+      this.bytesPerEntryAtMs = nowMs;
+      void this.components.store
+        .sizeBytes()
+        .then((bytes) => {
+          this.bytesPerEntry = replica.entryCount > 0 ? bytes / replica.entryCount : 0;
+        })
+        .catch(() => undefined);
+    }
+    const sizes: { partition: number; keys: number; bytes: number }[] = [];
+    for (let p = 0; p < partitionCount; p++) {
+      const keys = replica.partitionEntryCount(p);
+      if (keys > 0) sizes.push({ partition: p, keys, bytes: Math.round(keys * this.bytesPerEntry) });
+    }
+    return sizes;
+  }
+
+  private bytesPerEntry = 0;
+  private bytesPerEntryAtMs = -Infinity;
+
+  /** The layout service, or NotPartitionedError in full-replication mode (`what`: the command asked, for the message). */
+  partitionedLayout(what: string): LayoutService {
+    if (!this.layouts) throw new NotPartitionedError(what);
     return this.layouts;
   }
 

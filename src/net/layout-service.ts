@@ -5,9 +5,10 @@
  * gossip, and commits automatic joins. The decisions are pure (layout-history.ts,
  * layout-join.ts); this file carries them out.
  *
- * - Persistence: after every change, `history.snapshot()` is written to the store's meta
- *   `layout-history` (layout-wire.ts), writes in order, one at a time; at start it is restored
- *   (LayoutHistory.restore). A persisted layout whose K differs from --replicas refuses the
+ * - Persistence: after every change (an operator's staged changes included),
+ *   `history.snapshot()` is written to the store's meta `layout-history` (layout-wire.ts),
+ *   writes in order, one at a time; at start it is restored (LayoutHistory.restore), staged
+ *   changes and all. A persisted layout whose K differs from --replicas refuses the
  *   start (ReplicasMismatchError, `checkPersistedLayout`).
  * - Gossip: one signed envelope (layout-wire.ts) carries the active layouts, this node's own
  *   acks and, while it is not in the newest layout, its join request. The cluster signs it
@@ -33,13 +34,33 @@
  * Before its first layout a node owns nothing: `holds` is false for every key, so it takes no
  * writes for keys it might not own (the write path forwards them to owners instead).
  */
-import { LayoutChangeError, bitmapHas, replicasMismatch, type ClusterLayout, type LayoutMessage, type ReplicasMismatchError } from '../core/layout.js';
+import {
+  LayoutChangeError,
+  NodeRemovedError,
+  bitmapHas,
+  removedAt,
+  replicasMismatch,
+  type ClusterLayout,
+  type LayoutMessage,
+  type ReplicasMismatchError,
+} from '../core/layout.js';
 import { LayoutHistory, type LayoutOutcome } from '../core/layout-history.js';
 import { coordinatorOf, joinsToCommit, shouldBootstrap } from '../core/layout-join.js';
-import { decodeLayoutEnvelope, decodeLayoutSnapshot, encodeLayoutEnvelope, encodeLayoutSnapshot, type LayoutJoin, type LayoutPart } from '../core/layout-wire.js';
+import {
+  decodeLayoutEnvelope,
+  decodeLayoutSnapshot,
+  encodeLayoutEnvelope,
+  encodeLayoutSnapshot,
+  type LayoutJoin,
+  type LayoutPart,
+  type PartitionSizesReport,
+} from '../core/layout-wire.js';
+import { layoutMembersMax } from '../core/limits.js';
+import type { PartitionSizes } from '../core/layout-plan.js';
 import { LayoutOwnership } from '../core/ownership.js';
 import { partitionCount } from '../core/placement.js';
 import type { Store } from '../core/store.js';
+import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { CkvError } from '../core/errors.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
@@ -84,6 +105,11 @@ export function parseLayoutChange(request: LayoutChangeRequest, resolve: (node: 
 
 /** The store meta key of the persisted history. */
 export const layoutHistoryMeta = 'layout-history';
+/**
+ * The store meta key of this node's removal mark (the layout version it was removed at, a
+ * varint): written when it sees itself removed, cleared only by `ckv purge --all`.
+ */
+export const layoutRemovedMeta = 'layout-removed';
 /** How long a fresh node with no peers and no bootstrap address waits for a layout before making the first. */
 export const layoutBootstrapWaitMs = 1_500;
 /** The same with bootstrap addresses or peers: they may have a layout we have not heard yet. */
@@ -124,15 +150,33 @@ export interface LayoutServiceComponents {
   peerIdOfNode(nodeId: string): string | undefined;
   /** Wall clock (ms) for the bootstrap wait. */
   now(): number;
+  /** This node's rows per partition (only partitions it holds rows of), published for the plan's sizes. */
+  partitionSizes?(): PartitionSizesReport['partitions'];
 }
 
-/** The start is refused: the data directory's layout disagrees with --replicas. */
-export async function checkPersistedLayout(store: Pick<Store, 'getMeta'>, replicas: number | undefined): Promise<void> {
+/**
+ * The start is refused: this node (`self`) was removed (NodeRemovedError: its removal mark, or
+ * its persisted layout records the removal), or the data directory's layout disagrees with
+ * --replicas (ReplicasMismatchError).
+ */
+export async function checkPersistedLayout(store: Pick<Store, 'getMeta'>, replicas: number | undefined, self: string): Promise<void> {
+  const mark = await store.getMeta(layoutRemovedMeta);
+  if (mark) throw new NodeRemovedError(self, decodeRemovedMark(mark));
   const bytes = await store.getMeta(layoutHistoryMeta);
   if (!bytes) return;
   const newest = decodeLayoutSnapshot(bytes).layouts.at(-1);
+  const at = removedAt(newest, self);
+  if (at !== undefined) throw new NodeRemovedError(self, at);
   const mismatch = replicasMismatch(replicas, newest);
   if (mismatch) throw mismatch;
+}
+
+/** The layout version a removal mark holds; throws MalformedError on anything but one varint. */
+export function decodeRemovedMark(bytes: Uint8Array): number {
+  const reader = new ByteReader(bytes);
+  const at = reader.varint();
+  reader.end();
+  return at;
 }
 
 export class LayoutService {
@@ -140,7 +184,11 @@ export class LayoutService {
   readonly ownership: LayoutOwnership;
   private readonly listeners = new Set<() => void>();
   private readonly joinRequests = new Map<string, LayoutJoin>();
+  /** Each node's latest reported partition sizes (by node id; the least recently reported dropped past layoutMembersMax). */
+  private readonly sizes = new Map<string, PartitionSizesReport['partitions']>();
   private mismatchError: ReplicasMismatchError | undefined;
+  /** Set (for good: until `ckv purge --all`) once this node sees itself removed from the layout. */
+  private removedError: NodeRemovedError | undefined;
   private persisting: Promise<void> = Promise.resolve();
   private seq: number;
   private readonly startedAtMs: number;
@@ -171,7 +219,7 @@ export class LayoutService {
 
   /** Restores the persisted history; refuses (ReplicasMismatchError) one whose K disagrees with --replicas. */
   static async open(settings: LayoutServiceSettings, components: LayoutServiceComponents): Promise<LayoutService> {
-    await checkPersistedLayout(components.store, settings.replicas);
+    await checkPersistedLayout(components.store, settings.replicas, components.self);
     const bytes = await components.store.getMeta(layoutHistoryMeta);
     const options = { self: components.self };
     const history = bytes ? LayoutHistory.restore(options, decodeLayoutSnapshot(bytes)) : new LayoutHistory(options);
@@ -198,8 +246,8 @@ export class LayoutService {
   }
 
   /** Why this node refuses to serve (its K disagrees with the cluster's layout), if it does. */
-  refusal(): ReplicasMismatchError | undefined {
-    return this.mismatchError;
+  refusal(): NodeRemovedError | ReplicasMismatchError | undefined {
+    return this.removedError ?? this.mismatchError;
   }
 
   get replicas(): number {
@@ -228,10 +276,26 @@ export class LayoutService {
           this.reject('join for another node', signerPeerId);
           continue;
         }
+        if (removedAt(this.history.newest(), signer) !== undefined) {
+          // Removed: not joined back automatically (an operator's `layout add` lifts the removal).
+          this.components.counters.add('layout_join_removed');
+          continue;
+        }
         if (this.joinRequests.size >= joinRequestsMax && !this.joinRequests.has(signer)) {
           this.joinRequests.delete(this.joinRequests.keys().next().value!);
         }
         this.joinRequests.set(signer, part.join);
+        continue;
+      }
+      if (part.kind === 'sizes') {
+        const signer = this.signerAs(signerPeerId, part.sizes.nodeId);
+        if (signer === undefined) {
+          this.reject('sizes for another node', signerPeerId);
+          continue;
+        }
+        this.sizes.delete(signer);
+        if (this.sizes.size >= layoutMembersMax) this.sizes.delete(this.sizes.keys().next().value!);
+        this.sizes.set(signer, part.sizes.partitions);
         continue;
       }
       this.receiveMessage(part.message, signerPeerId);
@@ -296,6 +360,7 @@ export class LayoutService {
     if (!outcome.changed && outcome.conflicts.length === 0 && outcome.retired.length === 0) return;
     this.persist();
     this.checkMismatch();
+    this.checkRemoved();
     // A request is answered once its node is in: a later removal (node leave, node remove) must
     // not be undone by an old request; a node that wants back in asks again.
     const newest = this.history.newest();
@@ -315,6 +380,25 @@ export class LayoutService {
     this.persisting = this.persisting
       .then(() => this.components.store.putMeta(layoutHistoryMeta, bytes))
       .catch((error: unknown) => this.components.logger.warn('layout history not persisted', { error }));
+  }
+
+  /**
+   * This node sees itself removed from the newest layout (not by its own `node leave`): it
+   * refuses to serve from now on, and marks its data directory so that it refuses to start
+   * until `ckv purge --all`. The mark stays even if the removal is lifted later: the data is
+   * still of the removed incarnation.
+   */
+  private checkRemoved(): void {
+    if (this.removedError) return;
+    const at = removedAt(this.history.newest(), this.components.self);
+    if (at === undefined) return;
+    this.removedError = new NodeRemovedError(this.components.self, at);
+    this.components.counters.add('layout_self_removed');
+    this.components.logger.error('removed from the cluster: refusing to serve', { version: at });
+    const mark = new ByteWriter().varint(at).finish();
+    this.persisting = this.persisting
+      .then(() => this.components.store.putMeta(layoutRemovedMeta, mark))
+      .catch((error: unknown) => this.components.logger.warn('removal mark not persisted', { error }));
   }
 
   private checkMismatch(): void {
@@ -342,7 +426,7 @@ export class LayoutService {
   }
 
   private joinOrBootstrap(): void {
-    if (this.mismatchError) return;
+    if (this.mismatchError || this.removedError) return;
     const { self } = this.components;
     const up = new Set(this.components.upMembers().keys());
     up.delete(self);
@@ -389,6 +473,7 @@ export class LayoutService {
         }
       }
       if (staged.replicas !== undefined) this.history.stageReplicas(staged.replicas === 'all' ? undefined : staged.replicas);
+      this.persist();
     }
   }
 
@@ -422,9 +507,11 @@ export class LayoutService {
     if (active.length > 0) parts.push({ kind: 'message', message: { type: 'layouts', layouts: [...active] } });
     for (const ack of this.history.ownAcks()) parts.push({ kind: 'message', message: { type: 'ack', ack } });
     const newest = this.history.newest();
-    if (this.settings.autoJoin && !this.leaving && !this.mismatchError && newest?.weights[this.components.self] === undefined) {
+    if (this.settings.autoJoin && !this.leaving && !this.mismatchError && !this.removedError && newest?.weights[this.components.self] === undefined) {
       parts.push({ kind: 'join', join: { nodeId: this.components.self, weight: this.settings.weight, replicas: this.settings.replicas } });
     }
+    const sizes = this.components.partitionSizes?.() ?? [];
+    if (sizes.length > 0) parts.push({ kind: 'sizes', sizes: { nodeId: this.components.self, partitions: sizes } });
     if (parts.length === 0) return;
     this.seq = Math.max(this.seq + 1, this.components.now());
     await this.components.publish(encodeLayoutEnvelope({ seq: this.seq, parts }));
@@ -434,11 +521,37 @@ export class LayoutService {
 
   /** What `ckv layout` shows. */
   view(committedVersion = 0): LayoutView {
-    return layoutView(this.history, this.settings.replicas, this.components.upMembers(), committedVersion);
+    return layoutView(this.history, this.settings.replicas, this.components.upMembers(), committedVersion, this.partitionSizes());
+  }
+
+  /**
+   * Each partition's size for the plan: the largest any node reported (this node's measured
+   * now), so a partition counts as whole even where a holder is still pulling it.
+   */
+  private partitionSizes(): PartitionSizes & { reporters: number } {
+    const keys = new Array<number>(partitionCount).fill(0);
+    const bytes = new Array<number>(partitionCount).fill(0);
+    const reports = new Map(this.sizes);
+    reports.set(this.components.self, this.components.partitionSizes?.() ?? []);
+    for (const report of reports.values()) {
+      for (const p of report) {
+        keys[p.partition] = Math.max(keys[p.partition]!, p.keys);
+        bytes[p.partition] = Math.max(bytes[p.partition]!, p.bytes);
+      }
+    }
+    return { keys, bytes, reporters: [...reports.values()].filter((r) => r.length > 0).length };
   }
 
   /** Stage a change, or apply (commit) or revert the staged ones. Throws LayoutChangeError. */
-  change(change: LayoutChange): LayoutView {
+  async change(change: LayoutChange): Promise<LayoutView> {
+    const view = this.stageOrApply(change);
+    // Staged changes are part of the persisted history: a restart keeps them (on disk before the reply).
+    if (change.action !== 'apply') this.persist();
+    await this.persisting;
+    return view;
+  }
+
+  private stageOrApply(change: LayoutChange): LayoutView {
     switch (change.action) {
       case 'add':
       case 'weight':
@@ -481,7 +594,8 @@ export class LayoutService {
     }
     if (newest.nodes.length === 1) throw new LayoutChangeError('this node is the only one in the layout: nobody could take its data');
     this.leaving = true;
-    return this.view(this.commitOnly(() => this.history.stageRemove(this.components.self)).version);
+    // Not recorded as a removal: a node that handed off may join again when restarted.
+    return this.view(this.commitOnly(() => this.history.stageRemove(this.components.self, false)).version);
   }
 
   // --- views ----------------------------------------------------------------------------------
@@ -522,6 +636,7 @@ export class LayoutService {
       rebalance: { pending, done },
       conflicts: this.history.conflicts().length,
       mismatch: this.mismatchError?.message ?? '',
+      removedAt: this.removedError?.at ?? 0,
     };
   }
 }
@@ -543,4 +658,6 @@ export interface PartitionedStatus {
   conflicts: number;
   /** Why this node refuses to serve (its --replicas disagrees with the layout), or ''. */
   mismatch: string;
+  /** The layout version this node was removed at (it refuses to serve), or 0. */
+  removedAt: number;
 }

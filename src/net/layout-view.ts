@@ -4,11 +4,12 @@
  * than one while a change is in progress) with its partitions synced at every owner and
  * pending; the staged changes and, if they cannot be committed, why; conflicts; and the plan
  * (src/core/layout-plan.ts) of the staged change, else of the change in progress (oldest
- * active to newest). Sizes are not measured (partition counts only). No I/O.
+ * active to newest), with each move's keys and bytes from the partition sizes the caller passes
+ * (what nodes reported: layout-service.ts); every partition's owners and size. No I/O.
  */
 import { LayoutChangeError, type ClusterLayout } from '../core/layout.js';
 import type { LayoutHistory } from '../core/layout-history.js';
-import { planOf, type LayoutPlan } from '../core/layout-plan.js';
+import { planOf, type LayoutPlan, type PartitionSizes } from '../core/layout-plan.js';
 import { partitionCount } from '../core/placement.js';
 
 export interface LayoutMemberView {
@@ -36,7 +37,7 @@ export interface LayoutView {
   /** This node's --replicas. */
   replicas: number;
   self: string;
-  current: { version: number; replicas: number | undefined; digest: string; members: LayoutMemberView[] } | undefined;
+  current: { version: number; replicas: number | undefined; digest: string; members: LayoutMemberView[]; removed: { nodeId: string; at: number }[] } | undefined;
   active: ActiveLayoutView[];
   staged: { nodeId: string; weight: number; remove: boolean }[];
   /** '' (none), 'all' or K. */
@@ -49,9 +50,19 @@ export interface LayoutView {
   planOf: string;
   /** The version a change just committed (0 otherwise). */
   committedVersion: number;
+  /** Every partition of the newest layout: its owners and size (the largest any node reported). */
+  partitions: { partition: number; owners: string[]; keys: number; bytes: number }[];
+  /** Nodes whose partition sizes the plan's sizes come from (this node included, if it holds rows). */
+  sizesReporters: number;
 }
 
-export function layoutView(history: LayoutHistory, replicas: number, up: ReadonlyMap<string, string>, committedVersion = 0): LayoutView {
+export function layoutView(
+  history: LayoutHistory,
+  replicas: number,
+  up: ReadonlyMap<string, string>,
+  committedVersion = 0,
+  sizes: PartitionSizes & { reporters?: number } = {},
+): LayoutView {
   const newest = history.newest();
   const active = history.active();
   const staged = history.staged();
@@ -67,7 +78,7 @@ export function layoutView(history: LayoutHistory, replicas: number, up: Readonl
   const hasStaged = staged.members.size > 0 || staged.replicas !== undefined;
   if (hasStaged) {
     try {
-      plan = planOf(placement, newest, history.preview());
+      plan = planOf(placement, newest, history.preview(), sizes);
       planKind = 'staged';
     } catch (error) {
       if (!(error instanceof LayoutChangeError)) throw error;
@@ -75,7 +86,7 @@ export function layoutView(history: LayoutHistory, replicas: number, up: Readonl
     }
   }
   if (!plan && active.length > 1) {
-    plan = planOf(placement, active[0], newest!);
+    plan = planOf(placement, active[0], newest!, sizes);
     planKind = 'in-progress';
   }
   const owned = newest ? ownedIn(newest) : new Map<string, number>();
@@ -93,6 +104,7 @@ export function layoutView(history: LayoutHistory, replicas: number, up: Readonl
         partitions: owned.get(nodeId) ?? 0,
         up: up.has(nodeId),
       })),
+      removed: newest.removed.map((r) => ({ nodeId: r.nodeId, at: r.at })),
     },
     active: active.map((layout, i) => {
       let synced = 0;
@@ -113,5 +125,9 @@ export function layoutView(history: LayoutHistory, replicas: number, up: Readonl
     plan,
     planOf: planKind,
     committedVersion,
+    partitions: newest
+      ? Array.from({ length: partitionCount }, (_, p) => ({ partition: p, owners: [...placement.ownersOf(p, newest)], keys: sizes.keys?.[p] ?? 0, bytes: sizes.bytes?.[p] ?? 0 }))
+      : [],
+    sizesReporters: sizes.reporters ?? 0,
   };
 }

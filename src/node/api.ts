@@ -215,7 +215,7 @@ export interface NodeApi {
    */
   balance(singleLayout: boolean): AsyncIterable<BalanceStep>;
 
-  // Partitioned mode (--replicas K); each throws LayoutChangeError in full-replication mode.
+  // Partitioned mode (--replicas K); each throws NotPartitionedError in full-replication mode.
   /** The layout as this node sees it (`ckv layout`). */
   layout(): Promise<LayoutView>;
   /** Stage a change, or apply or revert the staged ones (`ckv layout add|remove|weight|replicas|apply|revert`). */

@@ -362,23 +362,24 @@ export class CkvNode implements NodeApi {
   }
 
   async layout(): Promise<LayoutView> {
-    return this.requireCluster().partitionedLayout().view();
+    return this.requireCluster().partitionedLayout('ckv layout').view();
   }
 
   async layoutChange(request: LayoutChangeRequest): Promise<LayoutView> {
     const cluster = this.requireCluster();
-    const layouts = cluster.partitionedLayout();
+    const layouts = cluster.partitionedLayout(`ckv layout ${request.action}`);
     return layouts.change(parseLayoutChange(request, (node) => cluster.resolveNode(node)));
   }
 
   async removeNode(node: string): Promise<LayoutView> {
     const cluster = this.requireCluster();
+    const layouts = cluster.partitionedLayout('ckv node remove');
     const nodeId = cluster.resolveNode(node);
-    return cluster.partitionedLayout().removeNode(nodeId, cluster.isUp(nodeId));
+    return layouts.removeNode(nodeId, cluster.isUp(nodeId));
   }
 
   async leaveCluster(): Promise<LayoutView> {
-    return this.requireCluster().partitionedLayout().leave();
+    return this.requireCluster().partitionedLayout('ckv node leave').leave();
   }
 
   private requireCluster(): ClusterNetwork {

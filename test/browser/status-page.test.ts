@@ -93,6 +93,49 @@ function measure(name: string, fields: Record<string, string | number>): void {
   console.log(`[measure] ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
 
+async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(chromiumPath)) throw new Error(`Chromium is not installed (${chromiumPath} is missing)`);
+  mkdirSync(artifacts, { recursive: true });
+  try {
+    return await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    });
+  } catch (error) {
+    throw new Error(`could not launch ${chromiumPath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/** The status page at 127.0.0.1:`port` (only 127.0.0.1 let through), once the HTTP server answers. */
+async function openPage(browser: Browser, port: number, blocked: string[], pageErrors: string[]): Promise<Page> {
+  const page = await loopbackPage(browser, { width: 1280, height: 800 }, blocked, pageErrors);
+  // The HTTP server may come up just after the control socket: wait for it to answer.
+  const pageUrl = `http://127.0.0.1:${port}/`;
+  await waitFor(
+    async () => {
+      const reply = await fetch(pageUrl, { signal: AbortSignal.timeout(2000) });
+      await reply.body?.cancel();
+      return true;
+    },
+    { deadlineMs: 10_000, intervalMs: 100, what: `the status page at ${pageUrl} (ckv node start --http) to answer` },
+  );
+  const response = await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+  assert.ok(response, 'no response for GET /');
+  assert.equal(response.status(), 200, `GET / on ${pageUrl} answered ${response.status()}`);
+  return page;
+}
+
+/** The partitioned line as the page shows it (null: there is none). */
+function readPartitioned(page: Page): Promise<Record<string, string | null> | null> {
+  return page.evaluate(() => {
+    const line = document.querySelector('#partitioned');
+    if (!line) return null;
+    const names = ['class', 'data-replicas', 'data-layout-version', 'data-owned', 'data-under-replicated', 'data-pending', 'data-done', 'data-blocked-by'];
+    return Object.fromEntries([['text', line.textContent], ...names.map((name) => [name, line.getAttribute(name)])]) as Record<string, string | null>;
+  });
+}
+
 const missing = existsSync(chromiumPath) ? undefined : whenMissing(`Chromium is not installed (${chromiumPath} is missing)`);
 
 if (missing !== undefined && 'skip' in missing) test('status page in a browser, 3-node cluster', { skip: missing.skip }, () => undefined);
@@ -107,17 +150,7 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
 
   before(async () => {
     if (missing !== undefined && 'fail' in missing) throw new Error(missing.fail);
-    if (!existsSync(chromiumPath)) throw new Error(`Chromium is not installed (${chromiumPath} is missing)`);
-    try {
-      browser = await chromium.launch({
-        executablePath: chromiumPath,
-        headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-      });
-    } catch (error) {
-      throw new Error(`could not launch ${chromiumPath}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
-    mkdirSync(artifacts, { recursive: true });
+    browser = await launchBrowser();
 
     const [portA, portB, portC] = (await freePorts(3)) as [number, number, number];
     Object.assign(httpPorts, { A: portA, B: portB, C: portC });
@@ -134,21 +167,7 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
     peerIds.B = (await nodes.B.status()).peerId;
     peerIds.C = (await nodes.C.status()).peerId;
 
-    // Only 127.0.0.1: anything else the page asks for is aborted and reported.
-    page = await loopbackPage(browser, { width: 1280, height: 800 }, blocked, pageErrors);
-    // The HTTP server may come up just after the control socket: wait for it to answer.
-    const pageUrl = `http://127.0.0.1:${portA}/`;
-    await waitFor(
-      async () => {
-        const reply = await fetch(pageUrl, { signal: AbortSignal.timeout(2000) });
-        await reply.body?.cancel();
-        return true;
-      },
-      { deadlineMs: 10_000, intervalMs: 100, what: `A's status page at ${pageUrl} (ckv node start --http) to answer` },
-    );
-    const response = await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: 10_000 });
-    assert.ok(response, 'no response for GET /');
-    assert.equal(response.status(), 200, `GET / on A's --http address answered ${response.status()}`);
+    page = await openPage(browser, portA, blocked, pageErrors);
     // Set once: if the page reloaded itself, this would be gone.
     await page.evaluate(() => {
       (globalThis as unknown as { ckvTestMarker: number }).ckvTestMarker = 1;
@@ -180,6 +199,7 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
       ),
     );
     measure('browser page shows 3 nodes in sync', { ms: Date.now() - startedMs });
+    assert.equal(await readPartitioned(page), null, 'a full-replication page has no partitioned line');
 
     const view = await readView(page);
     assert.match(view.totalKeys ?? '', /^\s*\d+\s*$/, `#total-keys is not a number: ${JSON.stringify(view.totalKeys)}`);
@@ -260,6 +280,65 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
   });
 
   it('loaded nothing from outside 127.0.0.1 and logged no page errors', () => {
+    assert.deepEqual(blocked, [], 'the page asked for resources outside 127.0.0.1');
+    assert.deepEqual(pageErrors, [], 'the page logged errors');
+  });
+});
+
+if (missing !== undefined && 'skip' in missing) test('status page in a browser, partitioned mode', { skip: missing.skip }, () => undefined);
+else describe('status page in a browser, partitioned mode (K = 2)', { timeout: 90_000 }, () => {
+  let browser: Browser | undefined;
+  let page: Page;
+  const nodes: Record<string, NodeProcess> = {};
+  const pageErrors: string[] = [];
+  const blocked: string[] = [];
+  const partitioned = ['--replicas', '2', ...fast];
+
+  before(async () => {
+    if (missing !== undefined && 'fail' in missing) throw new Error(missing.fail);
+    browser = await launchBrowser();
+    const [portA] = (await freePorts(1)) as [number];
+    nodes.A = await startNode({ args: ['--http', `127.0.0.1:${portA}`, ...partitioned] });
+    const a = await bootstrapAddress(nodes.A);
+    nodes.B = await startNode({ args: ['--http', 'off', '--bootstrap', a.address, ...partitioned] });
+    page = await openPage(browser, portA, blocked, pageErrors);
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('shows K, the layout version, partitions owned, under-replicated and rebalance progress, live', { timeout: 60_000 }, async () => {
+    // B joins (layout v2); with K = 2 of 2 nodes, A owns every partition and none is under-replicated.
+    await explained(page, nodes, "A's page never showed layout v2 with 256 partitions owned, none under-replicated, no rebalance", () =>
+      page.waitForFunction(
+        () => {
+          const line = document.querySelector('#partitioned');
+          return (
+            line?.getAttribute('data-layout-version') === '2' &&
+            line.getAttribute('data-owned') === '256' &&
+            line.getAttribute('data-under-replicated') === '0' &&
+            /rebalance: none in progress/.test(line.textContent ?? '')
+          );
+        },
+        undefined,
+        { timeout: 30_000, polling: 100 },
+      ),
+    );
+    const settled = await readPartitioned(page);
+    assert.equal(settled?.['data-replicas'], '2');
+    assert.equal(settled?.class, 'health ok');
+    assert.equal(settled?.text, 'partitioned \u00b7 replicas 2 \u00b7 layout v2 \u00b7 256 partitions owned \u00b7 0 under-replicated \u00b7 rebalance: none in progress');
+    await page.screenshot({ path: join(artifacts, 'status-page-partitioned.png'), fullPage: true });
+
+    // B killed: every partition has one owner up of K = 2, shown without a reload.
+    await nodes.B!.kill();
+    await explained(page, nodes, "A's page never showed 256 partitions under-replicated after B was killed", () =>
+      page.waitForFunction(() => document.querySelector('#partitioned')?.getAttribute('data-under-replicated') === '256', undefined, { timeout: 30_000, polling: 100 }),
+    );
+    const down = await readPartitioned(page);
+    assert.equal(down?.class, 'health warn');
+    assert.match(down?.text ?? '', /256 under-replicated/);
     assert.deepEqual(blocked, [], 'the page asked for resources outside 127.0.0.1');
     assert.deepEqual(pageErrors, [], 'the page logged errors');
   });

@@ -44,6 +44,8 @@ export interface PartitionedStatus {
   partitionsOwned: number;
   partitionsUnderReplicated: number;
   rebalance: { pending: number; done: number };
+  /** The layout version this node was removed at; 0 if it was not. */
+  removedAt?: number;
 }
 
 export interface StatusJson {

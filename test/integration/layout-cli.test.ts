@@ -29,8 +29,15 @@ interface LayoutJson {
   active: { version: number }[];
   staged: { nodeId: string; weight?: number; remove?: boolean }[];
   stagedReplicas: number | 'all' | null;
-  plan: { of: string; fromVersion: number; toVersion: number; partitionsChanged: number; replicasMoved: number } | null;
+  plan: ({ of: string; fromVersion: number; toVersion: number; partitionsChanged: number; replicasMoved: number } & SizedPlan) | null;
   committedVersion: number;
+}
+
+interface SizedPlan {
+  keysMoved: number;
+  bytesMoved: number;
+  transfers: { from: string[]; to: string; partitions: number; keys: number; bytes: number }[];
+  moves?: { partition: number; from: string[]; to: string[]; gaining: string[]; keys: number; bytes: number }[];
 }
 
 async function layoutOf(node: NodeProcess, ...args: string[]): Promise<LayoutJson> {
@@ -170,11 +177,85 @@ describe('layout commands', () => {
     await Promise.all([stopCleanly(a), stopCleanly(b)]);
   });
 
-  it('a full-replication node refuses layout commands (exit 4)', async () => {
+  it('the plan says what moves where with sizes (keys, bytes; per partition with --partitions), also from sizes another node reported', async () => {
+    const a = await startPeer('A', { args: partitioned() });
+    await waitFor(async () => (await layoutOf(a)).current?.version === 1, { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const keys = 200;
+    for (let i = 0; i < keys; i++) assert.equal((await runCli(['put', `size/${i}`, 'x'.repeat(100)], { socket: a.socket })).code, 0);
+    const b = await startPeer('B', { bootstrap: [a], args: partitioned('--no-auto-join') });
+    await waitLinked([[a, b]]);
+
+    // A stages B's join: K = 2 of 2, so B receives every partition, all of it from A.
+    await layoutOf(a, 'add', b.nodeId);
+    let plan: SizedPlan | undefined;
+    await waitFor(
+      async () => {
+        plan = (await layoutOf(a)).plan!;
+        return plan.bytesMoved > 0;
+      },
+      { deadlineMs: 20_000, what: "A's plan to have bytes (the store's size measured)" },
+    );
+    assert.equal(plan!.keysMoved, keys);
+    assert.deepEqual(plan!.transfers.map((t) => ({ from: t.from, to: t.to, partitions: t.partitions, keys: t.keys })), [{ from: [a.nodeId], to: b.nodeId, partitions: 256, keys }]);
+    assert.ok(plan!.transfers[0]!.bytes >= keys * 100, `bytes ${plan!.transfers[0]!.bytes} < the values' bytes`);
+    assert.equal(plan!.moves, undefined, 'per-partition detail only with --partitions');
+    const detailed = (await layoutOf(a, '--partitions')) as unknown as { plan: SizedPlan; partitions: { partition: number; owners: string[]; keys: number }[] };
+    assert.equal(detailed.plan.moves!.length, 256);
+    assert.equal(detailed.plan.moves!.reduce((sum, m) => sum + m.keys, 0), keys);
+    assert.ok(detailed.plan.moves!.every((m) => m.gaining.length === 1 && m.gaining[0] === b.nodeId));
+    assert.equal(detailed.partitions.length, 256);
+    assert.ok(detailed.partitions.every((p) => p.owners.length === 1 && p.owners[0] === a.nodeId));
+    assert.equal(detailed.partitions.reduce((sum, p) => sum + p.keys, 0), keys);
+    const text = (await runCli(['layout', '--partitions'], { socket: a.socket })).stdout.toString('utf8');
+    assert.match(text, new RegExp(`moves: ${keys} keys, [0-9.]+ (B|KiB|MiB) in all \\(sizes as 1 node reported them; bytes estimated\\)`));
+    assert.match(text, new RegExp(`  ${b.nodeId} +256 +${keys} +[0-9.]+ (B|KiB|MiB)  ${a.nodeId}`));
+    assert.match(text, /^partition {2}keys {8}bytes {2}owners$/m);
+    await layoutOf(a, 'revert');
+
+    // B holds nothing; staged on B, its plan's sizes are those A reported in layout gossip.
+    await layoutOf(b, 'add', b.nodeId);
+    await waitFor(async () => (await layoutOf(b)).plan?.keysMoved === keys, { deadlineMs: 30_000, what: "B's plan to have A's reported sizes" });
+    await Promise.all([stopCleanly(b), stopCleanly(a)]);
+  });
+
+  it('staged changes are kept across a restart (kill -9 included) until applied or reverted', async () => {
+    const a = await startPeer('A', { args: partitioned() });
+    await waitFor(async () => (await layoutOf(a)).current?.version === 1, { deadlineMs: 15_000, what: 'A to make layout version 1' });
+    const absent = '00000000000000ab';
+    await layoutOf(a, 'add', absent, '--weight', '3');
+    const staged = await layoutOf(a, 'replicas', '1');
+    assert.deepEqual(staged.staged, [{ nodeId: absent, weight: 3 }]);
+    assert.equal(staged.stagedReplicas, 1);
+
+    // The reply comes once the staged changes are on disk: even kill -9 keeps them.
+    await a.kill();
+    const a2 = await a.respawn();
+    await waitFor(async () => (await layoutOf(a2)).current?.version === 1, { deadlineMs: 15_000, what: 'A to restore its layout' });
+    const restored = await layoutOf(a2);
+    assert.deepEqual(restored.staged, staged.staged, 'staged members kept');
+    assert.equal(restored.stagedReplicas, 1, 'staged K kept');
+    assert.equal(restored.plan?.of, 'staged');
+    assert.match((await runCli(['layout'], { socket: a2.socket })).stdout.toString('utf8'), new RegExp(`staged \\(ckv layout apply[^\\n]*\\n {2}add ${absent} weight 3\\n {2}replicas 1`));
+
+    // A revert is kept too: after a clean restart nothing is staged.
+    assert.deepEqual((await layoutOf(a2, 'revert')).staged, []);
+    await stopCleanly(a2);
+    const a3 = await a2.respawn();
+    await waitFor(async () => (await layoutOf(a3)).current?.version === 1, { deadlineMs: 15_000, what: 'A to restore its layout again' });
+    const after = await layoutOf(a3);
+    assert.deepEqual(after.staged, []);
+    assert.equal(after.stagedReplicas, null);
+    await stopCleanly(a3);
+  });
+
+  it('a full-replication node refuses layout commands (exit 4, the one not-partitioned error)', async () => {
     const full = await startNode({ name: 'F', args: fast, readyDeadlineMs: 30_000 });
-    await refused(full, ['layout'], 4, /full-replication mode/);
-    await refused(full, ['layout', 'add', full.nodeId], 4, /full-replication mode/);
-    await refused(full, ['node', 'leave'], 4, /full-replication mode/);
+    const notPartitioned = (what: string) => new RegExp(`^ckv: ckv ${what} is for partitioned mode \\(--replicas K\\); this node runs in full-replication mode`);
+    await refused(full, ['layout'], 4, notPartitioned('layout'));
+    await refused(full, ['layout', 'add', full.nodeId], 4, notPartitioned('layout add'));
+    await refused(full, ['layout', 'apply'], 4, notPartitioned('layout apply'));
+    await refused(full, ['node', 'leave'], 4, notPartitioned('node leave'));
+    await refused(full, ['node', 'remove', '00000000000000ab'], 4, notPartitioned('node remove'));
     assert.equal((await full.status()).partitioned, null);
     await stopCleanly(full);
   });

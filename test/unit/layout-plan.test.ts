@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { nodeIdFrom } from '../../src/core/entry.js';
 import { utf8 } from '../../src/core/bytes.js';
 import { clusterLayoutOf } from '../../src/core/layout.js';
-import { planOf } from '../../src/core/layout-plan.js';
+import { planOf, transfersOf } from '../../src/core/layout-plan.js';
 import { partitionCount } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 
@@ -43,6 +43,19 @@ describe('planOf', () => {
     assert.deepEqual(plan.nodes.map((n) => n.nodeId), [...nodes, joiner].sort());
     // Nothing changes: an empty plan.
     assert.equal(planOf(placement, to, clusterLayoutOf(3, members([...nodes, joiner]), 3)).moves.length, 0);
+
+    // Per (owners before, gaining owner): every move counted once, sizes add up, largest first.
+    const transfers = transfersOf(plan);
+    assert.equal(transfers.reduce((sum, t) => sum + t.partitions, 0), plan.moves.length);
+    assert.equal(transfers.reduce((sum, t) => sum + t.bytes, 0), expectBytes);
+    assert.equal(transfers.reduce((sum, t) => sum + t.keys, 0), plan.totals.keysMoved);
+    assert.ok(transfers.every((t) => t.to === joiner && t.from.length === 3));
+    for (const t of transfers) {
+      const moves = plan.moves.filter((m) => m.from.join() === t.from.join());
+      assert.equal(moves.length, t.partitions);
+      assert.equal(moves.reduce((sum, m) => sum + m.bytes, 0), t.bytes);
+    }
+    for (let i = 1; i < transfers.length; i++) assert.ok(transfers[i - 1]!.bytes >= transfers[i]!.bytes, 'largest first');
   });
 
   it('from nothing: every owner gains its partitions; a change of K moves the difference', () => {

@@ -36,6 +36,7 @@ function sampleEnvelope(): LayoutEnvelope {
       { kind: 'message', message: { type: 'layouts', layouts: [a, b] } },
       { kind: 'message', message: { type: 'ack', ack: { nodeId: nodes[0]!, version: 2, digest: b.digest, partitions: partitionBitmap([1, 200]), switched: false } } },
       { kind: 'join', join: { nodeId: nodes[3]!, weight: 5, replicas: 2 } },
+      { kind: 'sizes', sizes: { nodeId: nodes[1]!, partitions: [{ partition: 0, keys: 3, bytes: 300 }, { partition: 7, keys: 1, bytes: 0 }, { partition: 255, keys: 200_000, bytes: 2 ** 40 }] } },
     ],
   };
 }
@@ -69,6 +70,12 @@ describe('layout envelopes and snapshots', () => {
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([1, 1, 0])), MalformedError, 'no part');
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([2, 1, 1, 1, 0])), MalformedError, 'unknown version');
     assert.throws(() => decodeLayoutEnvelope(Uint8Array.from([1, 1, 1, 9, 0])), MalformedError, 'unknown part kind');
+    // Sizes: partitions out of order, and past partitionCount.
+    const sizesOf = (body: number[]) => Uint8Array.from([1, 1, 1, 3, body.length, ...body]);
+    const id = [...Buffer.from(ids(1)[0]!, 'latin1')];
+    assert.throws(() => decodeLayoutEnvelope(sizesOf([16, ...id, 2, 5, 1, 1, 5, 1, 1])), /ascending partition order/);
+    assert.throws(() => decodeLayoutEnvelope(sizesOf([16, ...id, 0x81, 0x02])), /partition sizes is 257/);
+    assert.deepEqual(decodeLayoutEnvelope(sizesOf([16, ...id, 1, 5, 1, 1])).parts, [{ kind: 'sizes', sizes: { nodeId: ids(1)[0]!, partitions: [{ partition: 5, keys: 1, bytes: 1 }] } }]);
   });
 
   it('signs the body behind a domain prefix', () => {
@@ -103,6 +110,45 @@ describe('layout envelopes and snapshots', () => {
     const empty = new LayoutHistory({ self: nodes[0]! });
     assert.deepEqual(decodeLayoutSnapshot(encodeLayoutSnapshot(empty.snapshot())), empty.snapshot());
   });
+
+  it('keeps staged changes in the snapshot; every cut refused, every flipped byte decodes or refuses; version 1 still read', () => {
+    const nodes = ids(4);
+    const history = new LayoutHistory({ self: nodes[0]! });
+    history.stageAdd(nodes[0]!);
+    history.stageAdd(nodes[1]!);
+    history.commit();
+    history.stageAdd(nodes[3]!, 7);
+    history.stageAdd(nodes[2]!, 0);
+    history.stageRemove(nodes[1]!);
+    history.stageReplicas(2);
+    const bytes = encodeLayoutSnapshot(history.snapshot());
+    const restored = LayoutHistory.restore({ self: nodes[0]! }, decodeLayoutSnapshot(bytes));
+    assert.deepEqual(restored.staged(), history.staged());
+    assert.deepEqual(restored.preview(), history.preview());
+    for (let cut = 0; cut < bytes.byteLength; cut++) assert.throws(() => decodeLayoutSnapshot(bytes.subarray(0, cut)), MalformedError, `cut at ${cut}`);
+    assert.throws(() => decodeLayoutSnapshot(Uint8Array.from([...bytes, 0])), MalformedError, 'trailing byte');
+    for (let i = 0; i < bytes.byteLength; i++) {
+      for (const flip of [1, 0x80, 0xff]) {
+        const copy = bytes.slice();
+        copy[i]! ^= flip;
+        decodesOrRefuses(decodeLayoutSnapshot, copy);
+      }
+    }
+    // 'all' staged, and nothing staged.
+    history.stageReplicas(undefined);
+    assert.equal(decodeLayoutSnapshot(encodeLayoutSnapshot(history.snapshot())).staged?.replicas, 'all');
+    history.revert();
+    const none = decodeLayoutSnapshot(encodeLayoutSnapshot(history.snapshot())).staged;
+    assert.equal(none?.members.size, 0);
+    assert.equal(none?.replicas, undefined);
+    // A version 1 snapshot (written before staged changes were kept): the same without the staged part.
+    const v2 = encodeLayoutSnapshot(history.snapshot());
+    const v1 = Uint8Array.from([1, ...v2.subarray(1, v2.byteLength - 2)]);
+    const old = decodeLayoutSnapshot(v1);
+    assert.equal(old.staged, undefined);
+    assert.deepEqual(old.layouts, history.active());
+    assert.throws(() => decodeLayoutSnapshot(Uint8Array.from([3, ...v2.subarray(1)])), MalformedError, 'unknown version');
+  });
 });
 
 describe('automatic joins', () => {
@@ -125,6 +171,37 @@ describe('automatic joins', () => {
     ];
     const up = new Set([n0!, n1!, n2!, n3!, ids(1, 20)[0]!]);
     assert.deepEqual(joinsToCommit(layout, requests, up), [{ nodeId: n3!, weight: 2 }]);
+  });
+
+  it('does not join a removed node back (an operator re-adds it)', () => {
+    const removed = clusterLayoutOf(4, [{ nodeId: n1!, weight: 1 }, { nodeId: n2!, weight: 1 }], 2, [{ nodeId: n3!, at: 4 }]);
+    const up = new Set([n0!, n1!, n2!, n3!]);
+    const requests = [
+      { nodeId: n3!, weight: 1, replicas: 2 },
+      { nodeId: n0!, weight: 1, replicas: 2 },
+    ];
+    assert.deepEqual(joinsToCommit(removed, requests, up), [{ nodeId: n0!, weight: 1 }]);
+  });
+
+  it('a layout records removals (not a hand-off), carries them on, and an add lifts one', () => {
+    const history = new LayoutHistory({ self: n0! });
+    for (const n of [n0!, n1!, n2!, n3!]) history.stageAdd(n);
+    history.commit();
+    history.stageRemove(n2!);
+    history.stageRemove(n3!, false); // n3 hands off (node leave): not recorded
+    const v2 = history.commit().layout;
+    assert.deepEqual(v2.removed, [{ nodeId: n2!, at: 2 }]);
+    history.stageReplicas(1);
+    assert.deepEqual(history.commit().layout.removed, [{ nodeId: n2!, at: 2 }], 'carried into later layouts');
+    history.stageAdd(n2!, 3);
+    const lifted = history.commit().layout;
+    assert.deepEqual(lifted.removed, []);
+    assert.equal(lifted.weights[n2!], 3);
+    // A staged hand-off that is reverted and staged again as a removal is recorded.
+    history.stageRemove(n1!, false);
+    history.revert();
+    history.stageRemove(n1!);
+    assert.deepEqual(history.commit().layout.removed, [{ nodeId: n1!, at: 5 }]);
   });
 
   it('the first layout: made after the wait, by the smallest requester, never by a gateway or a --no-auto-join node', () => {

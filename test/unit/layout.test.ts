@@ -23,9 +23,12 @@ const sample = (): LayoutMessage[] => {
   const nodes = ids(5);
   const a = clusterLayoutOf(3, members(nodes), 3);
   const b = clusterLayoutOf(4, [...members(nodes.slice(1)), { nodeId: ids(1, 50)[0]!, weight: 0 }, { nodeId: ids(1, 51)[0]!, weight: layoutWeightMax }]);
+  const removed = ids(2, 60).map((nodeId, i) => ({ nodeId, at: 3 + i }));
+  const c = clusterLayoutOf(5, members(nodes.slice(2)), 2, [...removed, { nodeId: nodes[0]!, at: 5 }]);
   return [
     { type: 'layouts', layouts: [a] },
     { type: 'layouts', layouts: [a, b] },
+    { type: 'layouts', layouts: [a, b, c] },
     { type: 'ack', ack: { nodeId: nodes[0]!, version: 4, digest: b.digest, partitions: partitionBitmap([0, 7, 8, 255]), switched: false } },
     { type: 'ack', ack: { nodeId: nodes[1]!, version: 1, digest: a.digest, partitions: partitionBitmap([]), switched: true } },
   ];
@@ -123,7 +126,7 @@ describe('cluster layouts', () => {
     const nodes = ids(2).sort();
     const layout = clusterLayoutOf(1, members(nodes));
     const good = encodeLayoutMessage({ type: 'layouts', layouts: [layout] });
-    assert.throws(() => decodeLayoutMessage(Uint8Array.from([2, ...good.subarray(1)])), /wire version 2/);
+    assert.throws(() => decodeLayoutMessage(Uint8Array.from([3, ...good.subarray(1)])), /wire version 3/);
     assert.throws(() => decodeLayoutMessage(Uint8Array.from([1, 3, ...good.subarray(2)])), /unknown layout message type 3/);
     // Swap the two members: same bytes, out of order.
     const text = Buffer.from(good).toString('latin1');
@@ -138,6 +141,40 @@ describe('cluster layouts', () => {
     // Two layouts of one version in one message.
     const twice = encodeLayoutMessage({ type: 'layouts', layouts: [layout] });
     const body = twice.subarray(3);
-    assert.throws(() => decodeLayoutMessage(Uint8Array.from([1, 1, 2, ...body, ...body])), /ascending version order/);
+    assert.throws(() => decodeLayoutMessage(Uint8Array.from([twice[0]!, 1, 2, ...body, ...body])), /ascending version order/);
+  });
+
+  it('record removed nodes: canonical, in the digest, bounded and checked; version 1 bytes (no removed list) still decode', () => {
+    const nodes = ids(4);
+    const [x, y] = ids(2, 70);
+    const plain = clusterLayoutOf(3, members(nodes), 2);
+    const a = clusterLayoutOf(3, members(nodes), 2, [{ nodeId: y!, at: 2 }, { nodeId: x!, at: 3 }]);
+    const b = clusterLayoutOf(3, members(nodes), 2, [{ nodeId: x!, at: 3 }, { nodeId: y!, at: 2 }]);
+    assert.deepEqual(a, b, 'order does not matter');
+    assert.deepEqual(a.removed.map((r) => r.nodeId), [x!, y!].sort());
+    assert.notEqual(a.digest, plain.digest, 'the removed list is in the digest');
+    assert.notEqual(clusterLayoutOf(3, members(nodes), 2, [{ nodeId: x!, at: 2 }]).digest, clusterLayoutOf(3, members(nodes), 2, [{ nodeId: x!, at: 3 }]).digest);
+    assert.deepEqual(decodeLayoutMessage(encodeLayoutMessage({ type: 'layouts', layouts: [a] })), { type: 'layouts', layouts: [a] });
+    assert.throws(() => clusterLayoutOf(3, members(nodes), 2, [{ nodeId: nodes[0]!, at: 2 }]), /both a member and removed/);
+    assert.throws(() => clusterLayoutOf(3, members(nodes), 2, [{ nodeId: x!, at: 4 }]), /removed at version 4, not 1\.\.3/);
+    assert.throws(() => clusterLayoutOf(3, members(nodes), 2, [{ nodeId: x!, at: 1 }, { nodeId: x!, at: 2 }]), /listed twice/);
+    assert.throws(() => clusterLayoutOf(3, members(nodes), 2, [{ nodeId: 'nope', at: 1 }]), LayoutChangeError);
+
+    // Version 1: the same layout without the removed count.
+    const v2 = encodeLayoutMessage({ type: 'layouts', layouts: [plain] });
+    assert.equal(v2[v2.byteLength - 1], 0, 'an empty removed list is its count, 0');
+    const v1 = Uint8Array.from([1, ...v2.subarray(1, v2.byteLength - 1)]);
+    assert.deepEqual(decodeLayoutMessage(v1), { type: 'layouts', layouts: [plain] });
+    assert.throws(() => decodeLayoutMessage(Uint8Array.from([...v1, 0])), MalformedError, 'version 1 has no removed list');
+
+    // Malformed removed lists: out of order, over the bound, at 0.
+    const encoded = Buffer.from(encodeLayoutMessage({ type: 'layouts', layouts: [a] })).toString('latin1');
+    const [first, second] = [x!, y!].sort();
+    const swapped = encoded.replace(first!, '#').replace(second!, first!).replace('#', second!);
+    assert.throws(() => decodeLayoutMessage(Uint8Array.from(Buffer.from(swapped, 'latin1'))), /removed nodes not in ascending node id order/);
+    const over = Uint8Array.from([...v2.subarray(0, v2.byteLength - 1), 0x81, 0x08]);
+    assert.throws(() => decodeLayoutMessage(over), /removed nodes is 1025/);
+    const atZero = Uint8Array.from([...v2.subarray(0, v2.byteLength - 1), 1, 16, ...Buffer.from(x!, 'latin1'), 0]);
+    assert.throws(() => decodeLayoutMessage(atZero), /layout version 0/);
   });
 });
