@@ -256,9 +256,9 @@ export class PartitionSync {
       }
       await this.runJobs(jobs, async (job) => {
         if (blocking.has(job.source)) return; // failed already this round
-        // Still empty here when it starts (a write may have arrived meanwhile: then it descends).
-        const whole = job.whole && job.partitions.every((p) => this.components.replica.partitionEntryCount(p) === 0);
-        const got = await this.covering(job.source, job.partitions, whole);
+        // A write that arrived since the partition was found empty makes the session descend
+        // (counted partitions_pulled_descended): still correct, only slower.
+        const got = await this.covering(job.source, job.partitions, job.whole);
         if (got === undefined) blocking.add(job.source);
         else for (const p of got) covered.get(job.source)!.add(p);
       });
@@ -307,7 +307,7 @@ export class PartitionSync {
     const bitmap = result.partitions;
     const got = bitmap === undefined ? [...partitions] : partitions.filter((p) => bitmapHas(bitmap, p));
     if (whole) {
-      // One round trip (the Hello): the source streamed them in one scan, nothing descended.
+      // Asked whole. One round trip (the Hello): the source streamed them in one scan, nothing descended.
       this.components.counters.add(result.rounds <= 1 ? 'partitions_pulled_whole' : 'partitions_pulled_descended', got.length);
       this.components.counters.add('partition_pull_whole_received_bytes', report.bytesReceived);
     }
