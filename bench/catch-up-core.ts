@@ -3,9 +3,12 @@
  * no process start): what the sync session itself costs when an initiator that held a
  * watermark for its peer missed K writes, by delta and (the same data, no watermark) by
  * descent; and a new node receiving everything. One line per case; the times are wall time
- * on whatever else the machine is doing, so compare cases of one run.
+ * on whatever else the machine is doing, so compare cases of one run. `--restricted P` adds
+ * the partitioned case: a session restricted to P of the 256 partitions (sync 1.2.0, which has
+ * no delta) catching up the same missed writes by descent (what a per-partition delta could
+ * save at most; docs/partitioned-mode.md "Delta catch-up per partition").
  *
- *   node dist/bench/catch-up-core.js [--shared 30000] [--missed 10000] [--runs 3] [--only delta]
+ *   node dist/bench/catch-up-core.js [--shared 30000] [--missed 10000] [--runs 3] [--only delta] [--restricted 154]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Entry } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
+import { partitionBitmap } from '../src/core/layout.js';
 import { Replica } from '../src/core/replica.js';
 import { runLoopbackSession } from '../src/core/sync-loopback.js';
 import { LevelStore } from '../src/store/level-store.js';
@@ -24,6 +28,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     /** `delta` to run only the delta case (for a profile). */
     only: { type: 'string' },
+    restricted: { type: 'string' },
   },
 });
 const shared = Number(values.shared);
@@ -57,11 +62,18 @@ async function close(replica: Replica): Promise<void> {
   await stores.get(replica)!.close();
 }
 
-async function session(a: Replica, b: Replica, withWatermark: boolean): Promise<{ ms: number; received: number; delta: number | undefined; rounds: number }> {
+const restricted = values.restricted === undefined ? undefined : partitionBitmap(Array.from({ length: Number(values.restricted) }, (_, p) => p));
+
+async function session(
+  a: Replica,
+  b: Replica,
+  withWatermark: boolean,
+  partitions?: Uint8Array,
+): Promise<{ ms: number; received: number; delta: number | undefined; rounds: number }> {
   const startedMs = performance.now();
   const result = await runLoopbackSession(
-    { ctx: a.syncContext({ cluster, ...(withWatermark ? { peerNodeId: b.nodeId } : {}) }), apply: (list) => a.applyRemote(list) },
-    { ctx: b.syncContext({ cluster }), apply: (list) => b.applyRemote(list) },
+    { ctx: a.syncContext({ cluster, partitions, ...(withWatermark ? { peerNodeId: b.nodeId } : {}) }), apply: (list) => a.applyRemote(list) },
+    { ctx: b.syncContext({ cluster, partitions }), apply: (list) => b.applyRemote(list) },
     42,
   );
   const ms = performance.now() - startedMs;
@@ -76,22 +88,26 @@ for (let run = 0; run < runs; run++) {
     const sharedEntries = entries('s', shared, baseMs - 60_000);
     const missedEntries = entries('m', missed, baseMs - 30_000);
     const results: string[] = [];
-    for (const withWatermark of values.only === 'delta' ? [true] : [true, false]) {
-      const a = await open(dir, nodeA, `a${withWatermark}`);
-      const b = await open(dir, nodeB, `b${withWatermark}`);
+    const cases: ('delta' | 'descent' | 'restricted')[] = values.only === 'delta' ? ['delta'] : ['delta', 'descent', ...(restricted ? ['restricted' as const] : [])];
+    for (const kind of cases) {
+      const withWatermark = kind === 'delta';
+      const partitions = kind === 'restricted' ? restricted : undefined;
+      const a = await open(dir, nodeA, `a${kind}`);
+      const b = await open(dir, nodeB, `b${kind}`);
       await load(a, sharedEntries);
       await load(b, sharedEntries);
-      const first = await session(a, b, withWatermark); // in sync: records B's position
+      const first = await session(a, b, withWatermark, partitions); // in sync: records B's position
       await load(b, missedEntries);
-      const timed = await session(a, b, withWatermark);
-      if (first.received !== 0 || timed.received < missed) throw new Error(`unexpected session: ${JSON.stringify({ first, timed })}`);
-      results.push(`${withWatermark ? 'delta  ' : 'descent'} ${timed.ms.toFixed(0).padStart(6)} ms (received ${timed.received}, delta ${timed.delta ?? '-'}, rounds ${timed.rounds})`);
+      const timed = await session(a, b, withWatermark, partitions);
+      if (first.received !== 0 || (partitions === undefined && timed.received < missed)) throw new Error(`unexpected session: ${JSON.stringify({ first, timed })}`);
+      const name = kind === 'restricted' ? `restricted to ${values.restricted} partitions, descent` : kind === 'delta' ? 'delta  ' : 'descent';
+      results.push(`${name} ${timed.ms.toFixed(0).padStart(6)} ms (received ${timed.received}, delta ${timed.delta ?? '-'}, rounds ${timed.rounds})`);
       await close(a);
       await close(b);
     }
     // A new node: everything B holds, in one scan.
     const fresh = await open(dir, nodeA, 'fresh');
-    const b = await open(dir, nodeB, 'btrue');
+    const b = await open(dir, nodeB, 'bdelta');
     const joined = await session(fresh, b, true);
     results.push(`new node ${joined.ms.toFixed(0).padStart(5)} ms (received ${joined.received})`);
     await close(fresh);

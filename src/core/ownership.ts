@@ -15,7 +15,11 @@
  * - a node holds a partition (stores its keys, syncs it) if it owns it in any active layout;
  * - a new owner pulls a partition (`pulls`) from its owners in the older layouts, and says so
  *   (`pulled`) only after a session with each of them succeeded: a write acked with
- *   consistency `one` may be on one old owner only.
+ *   consistency `one` may be on one old owner only;
+ * - periodic anti-entropy between two nodes covers the partitions they share except those
+ *   either of them is still gaining (`gaining`: a new owner that has not acknowledged them):
+ *   those come by the pull loop, whole from one source then by differences from the others,
+ *   instead of from every co-owner's periodic session at once (K times the bytes).
  *
  * Pure: no I/O, no clock. The runtime (src/net/) owns the history, persists and gossips it
  * after `onChange` fires, and constructs this over it.
@@ -89,6 +93,18 @@ export interface Ownership {
   heldPartitions(): Uint8Array;
   /** The partitions both this node and `nodeId` hold, as a bitmap: what a session between them covers. */
   sharedPartitions(nodeId: string): Uint8Array;
+  /**
+   * The partitions node `nodeId` is gaining, as a bitmap: it owns them in a newer active layout
+   * without owning them in every older one, and has not acknowledged them there (this node's
+   * own acks, or what `nodeId`'s gossiped acks said). What the pull loop brings to a new owner.
+   */
+  gaining(nodeId: string): Uint8Array;
+  /**
+   * What a periodic anti-entropy session with `nodeId` covers: the partitions both hold that
+   * neither is gaining. As responder this node covers `heldPartitions()` minus its own
+   * `gaining(self)`: a partition it is still pulling is not served (it may lack rows).
+   */
+  settledSharedPartitions(nodeId: string): Uint8Array;
   /** What this node must still pull (only for layouts whose sync may start). */
   pulls(): PartitionPull[];
   /** This node now holds `partitions` of layout `version` (each pulled from all its sources). */
@@ -153,6 +169,30 @@ export class LayoutOwnership implements Ownership {
       if (owners.includes(this.self) && owners.includes(nodeId)) shared.push(p);
     }
     return partitionBitmap(shared);
+  }
+
+  gaining(nodeId: string): Uint8Array {
+    const active = this.history.active();
+    const gaining: PartitionId[] = [];
+    for (const [index, layout] of active.entries()) {
+      if (index === 0 || !layout.nodes.includes(nodeId)) continue;
+      const ack = this.history.ackOf(layout.version, nodeId);
+      for (let p = 0; p < partitionCount; p++) {
+        if (!this.history.placement.ownersOf(p, layout).includes(nodeId) || (ack && bitmapHas(ack.partitions, p))) continue;
+        const continuing = active.slice(0, index).every((older) => this.history.placement.ownersOf(p, older).includes(nodeId));
+        if (!continuing) gaining.push(p);
+      }
+    }
+    return partitionBitmap(gaining);
+  }
+
+  settledSharedPartitions(nodeId: string): Uint8Array {
+    const shared = this.sharedPartitions(nodeId);
+    if (this.history.active().length < 2) return shared;
+    const mine = this.gaining(this.self);
+    const theirs = this.gaining(nodeId);
+    for (let byte = 0; byte < shared.length; byte++) shared[byte]! &= ~(mine[byte]! | theirs[byte]!);
+    return shared;
   }
 
   pulls(): PartitionPull[] {

@@ -20,8 +20,9 @@
  * that hears a layout (a cluster of another mode) refuses to serve, like a partitioned node
  * whose K disagrees (`refusal()`).
  * Anti-entropy there is per partition (sync 1.2.0): membership syncs only with members that
- * share a partition with us, each session restricted to the partitions shared; the pull loop
- * and the purge (./partition-pulls.ts) rebalance after a layout change.
+ * share a partition with us, each session restricted to the partitions shared and settled
+ * (neither side still gaining them: `Ownership.settledSharedPartitions`); the pull loop and the
+ * purge (./partition-pulls.ts) rebalance after a layout change.
  *
  * Bootstrap addresses that do not give a member (nothing listens, another cluster key,
  * another cluster name) are logged, counted and shown in the status by BootstrapHealth
@@ -241,10 +242,9 @@ export class ClusterNetwork {
         valueBytesMax: config.valueBytesMax,
         rng: Math.random,
         ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
-        // Partitioned: sessions restricted to what we hold (nothing before the first layout).
-        ...(config.replicas === undefined
-          ? {}
-          : { partitionsHeld: () => self.cluster?.ownership()?.heldPartitions() ?? partitionBitmap([]) }),
+        // Partitioned: sessions restricted to what we hold (nothing before the first layout),
+        // except partitions we are still gaining (they come by our pulls, not from every peer).
+        ...(config.replicas === undefined ? {} : { partitionsHeld: () => self.cluster?.servedPartitions() ?? partitionBitmap([]) }),
       },
     );
     const query = new QueryService(
@@ -720,11 +720,21 @@ export class ClusterNetwork {
    * Partitioned mode: the partitions this node and `nodeId` share now, as a bitmap, or
    * undefined if none (or before the first layout).
    */
-  private sharedPartitions(nodeId: string): Uint8Array | undefined {
+  private sharedPartitions(nodeId: string, settled = false): Uint8Array | undefined {
     const ownership = this.refusal() ? undefined : this.ownership();
     if (ownership === undefined) return undefined;
-    const shared = ownership.sharedPartitions(nodeId);
+    const shared = settled ? ownership.settledSharedPartitions(nodeId) : ownership.sharedPartitions(nodeId);
     return shared.some((byte) => byte !== 0) ? shared : undefined;
+  }
+
+  /** Partitioned mode: what this node covers as a responder (held, minus what it is still gaining). */
+  servedPartitions(): Uint8Array | undefined {
+    const ownership = this.ownership();
+    if (ownership === undefined) return undefined;
+    const served = ownership.heldPartitions();
+    const gaining = ownership.gaining(ownership.self);
+    for (let byte = 0; byte < served.length; byte++) served[byte]! &= ~gaining[byte]!;
+    return served;
   }
 
   /** A session restricted to `partitions` with an up member (pulls and offloads); undefined if it is not up. */
@@ -755,8 +765,9 @@ export class ClusterNetwork {
   private async runSession(peerId: string, nodeId: string | undefined): Promise<SessionReport> {
     let partitions: Uint8Array | undefined;
     if (this.layouts) {
-      // Partitioned: only the partitions we share, and no session at all if we share none.
-      partitions = nodeId === undefined ? undefined : this.sharedPartitions(nodeId);
+      // Partitioned: only the partitions we share and neither of us is still gaining (those
+      // come by the pull loop), and no session at all if there are none.
+      partitions = nodeId === undefined ? undefined : this.sharedPartitions(nodeId, true);
       if (partitions === undefined) {
         return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
       }

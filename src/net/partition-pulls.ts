@@ -10,9 +10,18 @@
  * node knows the new layout, which peers' acks tell, and those fire no layout change).
  * A round lists `ownership.pulls()` first, then: a pull with no sources (this node owned the
  * partition in every older layout) is acknowledged at once; the others are grouped by source
- * in two waves (first one source per partition, which brings it whole to an empty new owner;
- * then the other sources, which then carry only differences) and each source gets sessions
- * restricted to the partitions it is asked for (at most
+ * in two waves and each source gets sessions restricted to the partitions it is asked for.
+ * Wave one asks one source per partition (spread by partition number over the sources that
+ * are up and did not fail last round, so a transfer cut by a dead source resumes from
+ * another); the partitions this node has no row of go in sessions of their own: a whole
+ * transfer, where the source streams the partitions in one range scan in frames of 256 KiB,
+ * applied in batches while the next frames arrive (the session driver's bounded pipeline), and
+ * nothing descends (counted `partitions_pulled_whole`; `partitions_pulled_descended` if a
+ * write arrived before it started). What a cut transfer delivered stays applied; the partition
+ * is then not empty and its next session descends for the rest. Wave two asks the other
+ * sources, whose sessions then find equal subtrees and carry only differences. Periodic
+ * anti-entropy leaves a partition alone while either side is gaining it
+ * (`Ownership.settledSharedPartitions`), so it arrives once, not from every co-owner. (At most
  * `partitionsPerSessionMax` a session, `sessionsMax` sessions at a time, so a rebalance leaves
  * room for normal syncs and writes). A partition is acknowledged (`ownership.pulled`) once
  * every source of it succeeded in a session of this round (started after the pull was listed)
@@ -219,28 +228,37 @@ export class PartitionSync {
     // sources, whose sessions now find equal subtrees and carry only what the first missed.
     // All at once, an empty new owner received the partition from every source (K times the
     // bytes of the ideal, measured by the partitioned bench).
-    const waves: Map<string, PartitionId[]>[] = [new Map(), new Map()];
+    // In wave one, the partitions this node has no row of travel in sessions of their own
+    // (whole transfers: the source streams them in one range scan, no descent; one partition
+    // with a row would make the whole session descend). A partition a broken transfer left
+    // partial is no longer empty: its next attempt descends and fetches only what is missing.
+    const waves: Map<string, { whole: PartitionId[]; partial: PartitionId[] }>[] = [new Map(), new Map()];
     const sourcesUsed = new Set<string>();
     for (const pull of pulls) {
-      const first = pull.sources.length === 0 ? -1 : pull.partition % pull.sources.length;
-      pull.sources.forEach((source, i) => {
+      const first = firstSource(pull, (nodeId) => this.components.isUp(nodeId) && !this.blocking.has(nodeId));
+      const empty = this.components.replica.partitionEntryCount(pull.partition) === 0;
+      pull.sources.forEach((source) => {
         sourcesUsed.add(source);
-        const wave = waves[i === first ? 0 : 1]!;
-        let partitions = wave.get(source);
-        if (partitions === undefined) wave.set(source, (partitions = []));
+        const wave = waves[source === first ? 0 : 1]!;
+        let job = wave.get(source);
+        if (job === undefined) wave.set(source, (job = { whole: [], partial: [] }));
+        const partitions = source === first && empty ? job.whole : job.partial;
         if (!partitions.includes(pull.partition)) partitions.push(pull.partition);
       });
     }
     const covered = new Map<string, Set<PartitionId>>();
     for (const source of sourcesUsed) covered.set(source, new Set());
     for (const wave of waves) {
-      const jobs: { source: string; partitions: PartitionId[] }[] = [];
-      for (const [source, partitions] of wave) {
-        for (let i = 0; i < partitions.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: partitions.slice(i, i + partitionsPerSessionMax) });
+      const jobs: { source: string; partitions: PartitionId[]; whole: boolean }[] = [];
+      for (const [source, { whole, partial }] of wave) {
+        for (let i = 0; i < whole.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: whole.slice(i, i + partitionsPerSessionMax), whole: true });
+        for (let i = 0; i < partial.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: partial.slice(i, i + partitionsPerSessionMax), whole: false });
       }
       await this.runJobs(jobs, async (job) => {
         if (blocking.has(job.source)) return; // failed already this round
-        const got = await this.covering(job.source, job.partitions);
+        // A write that arrived since the partition was found empty makes the session descend
+        // (counted partitions_pulled_descended): still correct, only slower.
+        const got = await this.covering(job.source, job.partitions, job.whole);
         if (got === undefined) blocking.add(job.source);
         else for (const p of got) covered.get(job.source)!.add(p);
       });
@@ -278,7 +296,7 @@ export class PartitionSync {
    * (none if the peer was busy: it is syncing with us, or serving its limit); undefined if
    * the node is not up or the session failed.
    */
-  private async covering(nodeId: string, partitions: readonly PartitionId[]): Promise<PartitionId[] | undefined> {
+  private async covering(nodeId: string, partitions: readonly PartitionId[], whole = false): Promise<PartitionId[] | undefined> {
     const report = await this.components.session(nodeId, partitionBitmap(partitions));
     const result = report?.result;
     if (report?.outcome === 'skipped' || (result?.outcome === 'refused' && result.refuseReason === 'busy')) return [];
@@ -287,7 +305,13 @@ export class PartitionSync {
       return undefined;
     }
     const bitmap = result.partitions;
-    return bitmap === undefined ? [...partitions] : partitions.filter((p) => bitmapHas(bitmap, p));
+    const got = bitmap === undefined ? [...partitions] : partitions.filter((p) => bitmapHas(bitmap, p));
+    if (whole) {
+      // Asked whole. One round trip (the Hello): the source streamed them in one scan, nothing descended.
+      this.components.counters.add(result.rounds <= 1 ? 'partitions_pulled_whole' : 'partitions_pulled_descended', got.length);
+      this.components.counters.add('partition_pull_whole_received_bytes', report.bytesReceived);
+    }
+    return got;
   }
 
   private setBlocking(now: Set<string>): void {
@@ -402,6 +426,21 @@ export class PartitionSync {
     }
     return report;
   }
+}
+
+/**
+ * The source a pull's wave one asks for the whole partition: spread over the sources by
+ * partition, skipping those `usable` rejects (down, or failing: a transfer cut by a dead source
+ * resumes from another) unless none is usable. Undefined when the pull has no source.
+ */
+export function firstSource(pull: PartitionPull, usable: (nodeId: string) => boolean): string | undefined {
+  const sources = pull.sources;
+  if (sources.length === 0) return undefined;
+  for (let i = 0; i < sources.length; i++) {
+    const source = sources[(pull.partition + i) % sources.length]!;
+    if (usable(source)) return source;
+  }
+  return sources[pull.partition % sources.length];
 }
 
 /** The hash prefix (two hex digits) of a partition's keys. */

@@ -113,4 +113,49 @@ describe('ownership', () => {
     }
     assert.ok(departedSeen > 0);
   });
+
+  it('gaining: a joiner gains exactly what it pulls until it acks; periodic sessions leave those partitions alone on both sides', () => {
+    const nodes = ids(6);
+    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
+    for (const nodeId of nodes.slice(0, 5)) histories[0]!.stageAdd(nodeId);
+    histories[0]!.stageReplicas(3);
+    histories[0]!.commit();
+    settle(histories.slice(0, 5));
+    const views = histories.map((h) => new LayoutOwnership(h));
+    // One layout: nobody gains anything, settled sharing is sharing.
+    for (const view of views.slice(0, 5)) assert.deepEqual(bitmapPartitions(view.gaining(view.self)), []);
+    assert.deepEqual(views[0]!.settledSharedPartitions(nodes[1]!), views[0]!.sharedPartitions(nodes[1]!));
+
+    histories[5]!.receiveLayouts(histories[0]!.active());
+    histories[0]!.stageAdd(nodes[5]!);
+    histories[0]!.commit();
+    settle(histories);
+    const joiner = views[5]!;
+    const pulled = joiner.pulls().map((pull) => pull.partition).sort((x, y) => x - y);
+    assert.ok(pulled.length > 0);
+    // The joiner's own view and an old owner's view (from gossiped acks) agree on what it gains.
+    assert.deepEqual(bitmapPartitions(joiner.gaining(joiner.self)), pulled);
+    assert.deepEqual(bitmapPartitions(views[0]!.gaining(nodes[5]!)), pulled);
+    for (const view of views.slice(0, 5)) assert.deepEqual(bitmapPartitions(view.gaining(view.self)), [], 'old owners gain nothing in a join');
+    for (const [i, view] of views.slice(0, 5).entries()) {
+      // Neither side syncs a partition the joiner is gaining with the other periodically.
+      const fromOld = bitmapPartitions(view.settledSharedPartitions(nodes[5]!));
+      const fromJoiner = bitmapPartitions(joiner.settledSharedPartitions(nodes[i]!));
+      assert.deepEqual(fromOld, fromJoiner);
+      for (const p of fromOld) assert.ok(!pulled.includes(p));
+      // Between old owners nothing changes.
+      const other = nodes[(i + 1) % 5]!;
+      assert.deepEqual(view.settledSharedPartitions(other), view.sharedPartitions(other));
+    }
+    // Half acknowledged: the rest is still gained, the acked half is shared again.
+    const half = pulled.slice(0, Math.floor(pulled.length / 2));
+    joiner.pulled(2, half);
+    settle(histories);
+    assert.deepEqual(bitmapPartitions(views[0]!.gaining(nodes[5]!)), pulled.slice(half.length));
+    const sharedAgain = bitmapPartitions(joiner.settledSharedPartitions(nodes[0]!));
+    for (const p of half) assert.equal(sharedAgain.includes(p), joiner.writeOwners(p).includes(nodes[0]!));
+    joiner.pulled(2, pulled.slice(half.length));
+    settle(histories);
+    assert.deepEqual(bitmapPartitions(joiner.gaining(joiner.self)), []);
+  });
 });

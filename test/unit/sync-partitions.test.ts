@@ -126,6 +126,48 @@ describe('sync sessions restricted to partitions', () => {
     assert.equal(result.initiator.entriesReceived, expected.size);
   });
 
+  it('a whole transfer cut after any frame keeps what arrived; another source then sends only the rest', async () => {
+    const bitmap = partitionBitmap([5, 77, 200]);
+    const b = await memoryReplica(nodeB);
+    const c = await memoryReplica('00000000000000cc');
+    const big = new Uint8Array(2048).fill(7);
+    for (const p of [5, 77, 200]) {
+      for (const key of keysIn(p, 150, `p${p}-`)) await b.put(key, big);
+    }
+    await c.applyRemote([...(await allEntries(b)).values()]); // c holds the same rows (a co-owner)
+    const expected = (await split(b, bitmap)).inside;
+    // What the source sends to an empty new owner: Partitions, Entries frames, an empty Children.
+    const probe = new SyncInitiator((await memoryReplica(nodeA)).syncContext({ cluster, partitions: bitmap }), 7);
+    const hello = (await collect(probe.start())).flatMap((e) => (e.kind === 'send' ? [e.frame] : []))[0]!;
+    const answer = (await collect(new SyncResponder(b.syncContext({ cluster, partitions: bitmap })).handle(hello))).flatMap((e) =>
+      e.kind === 'send' ? [e.frame] : [],
+    );
+    const types = answer.map((frame) => decodeFrame(frame, 4, 1 << 20).type);
+    assert.equal(types[0], FrameType.partitions);
+    assert.equal(types.at(-1), FrameType.children);
+    assert.ok(types.filter((t) => t === FrameType.entries).length >= 3, 'several frames of entries');
+    for (let cut = 0; cut < answer.length; cut++) {
+      const a = await memoryReplica(nodeA);
+      const initiator = new SyncInitiator(a.syncContext({ cluster, partitions: bitmap }), 7);
+      await collect(initiator.start());
+      let arrived = 0;
+      for (const frame of answer.slice(0, cut)) {
+        for (const effect of await collect(initiator.handle(frame))) {
+          if (effect.kind === 'apply') {
+            await a.applyRemote(effect.entries);
+            arrived += effect.entries.length;
+          }
+        }
+      }
+      assert.equal((await allEntries(a)).size, arrived, `cut ${cut}: what arrived is kept`);
+      const rest = await restrictedPair(a, c, bitmap, undefined);
+      assert.ok(['synced', 'in-sync'].includes(rest.initiator.outcome), rest.initiator.outcome);
+      assert.deepEqual(await allEntries(a), expected, `cut ${cut}: complete from the other source`);
+      assert.equal(rest.initiator.entriesReceived, expected.size - arrived, `cut ${cut}: only the rest travelled`);
+      if (arrived > 0 && arrived < expected.size) assert.ok(rest.initiator.rounds > 1, 'the partial owner descends');
+    }
+  });
+
   it('say in-sync when only other partitions differ, and not when a covered one does', async () => {
     const a = await memoryReplica(nodeA);
     const b = await memoryReplica(nodeB);
