@@ -1,0 +1,55 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { runGcSimulation, type GcCanary, type GcSimReport } from './partition-gc.js';
+
+const seedCount = 300;
+const nodesFor = (seed: number): number => 3 + (seed % 5);
+
+function failureText(report: GcSimReport): string {
+  return `seed ${report.seed} failed:\n  ${report.violations.slice(0, 8).join('\n  ')}`;
+}
+
+/** The first of seeds 1..300 whose run the checker fails with this canary. */
+function firstFailure(canary: GcCanary): GcSimReport | undefined {
+  for (let seed = 1; seed <= 300; seed++) {
+    const report = runGcSimulation({ seed, nodes: nodesFor(seed), canary });
+    if (!report.ok) return report;
+  }
+  return undefined;
+}
+
+describe('tombstone GC simulation (core driven over a faulty network)', () => {
+  it(`keeps every invariant over ${seedCount} seeds of 3..7 nodes`, () => {
+    const failures: string[] = [];
+    const totals = { deletes: 0, collected: 0, crashes: 0, splits: 0, refused: 0 };
+    for (let seed = 1; seed <= seedCount; seed++) {
+      const report = runGcSimulation({ seed, nodes: nodesFor(seed) });
+      if (!report.ok) failures.push(failureText(report));
+      for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += report.stats[key];
+    }
+    assert.deepEqual(failures, []);
+    // GC and the faults really happened.
+    for (const [key, value] of Object.entries(totals)) assert.ok(value >= seedCount / 10, `only ${value} ${key}`);
+  });
+
+  it('replays a seed exactly', () => {
+    assert.deepEqual(runGcSimulation({ seed: 4242, nodes: 5 }), runGcSimulation({ seed: 4242, nodes: 5 }));
+  });
+
+  // No canary yet for a collector that skips phase one: with delivery until acknowledged
+  // (re-targeted to new holders) and pulls, every holder already has a tombstone below the
+  // watermark, so phase one is implied in this model; it guards holders the floor does not
+  // cover (an offloading node, a lost ack), which the model lacks (docs/design-delivery-gc.md).
+
+  const canaries: [GcCanary, string, RegExp][] = [
+    ['watermark-ignores-unreachable', 'a watermark that ignores an unreachable member', /in flight/],
+    ['floor-not-enforced', 'a collected floor not enforced on sync', /came back/],
+  ];
+  for (const [canary, name, pattern] of canaries) {
+    it(`catches ${name}`, () => {
+      const caught = firstFailure(canary);
+      assert.ok(caught, 'the simulator did not notice');
+      assert.match(caught.violations.join('\n'), pattern);
+    });
+  }
+});

@@ -1,0 +1,404 @@
+/**
+ * The tombstone GC simulator: the core's GC state machine (src/core/tombstone-gc.ts,
+ * src/core/gc-watermark.ts) driven over a seeded, lossy network with crashes, partitions and
+ * clock skew, judged against ground truth. Everything random comes from one Prng: a seed
+ * replays exactly.
+ *
+ * Model (a data model of its own, not the Replica-based partition-sim.ts: GC is not wired into
+ * the node yet; docs/design-delivery-gc.md, "Wiring plan"):
+ * - `nodes` members, K=3: the holders of partition p are nodes p..p+2 (mod n), the collector
+ *   is the first; a layout change may add node p+3 as a holder of p (old and new layouts both
+ *   active: holders are the union), which pulls p by anti-entropy from each older holder, and
+ *   the partition is collected only once that pull is done (a holder's collected floor would
+ *   otherwise refuse the older rows it has not pulled yet). Each node's rows, clock, pending deliveries, collected
+ *   floors and phase-two requests are durable (survive a crash); open phase-one rounds and the
+ *   floors it heard are not.
+ * - Writes (puts and deletes of a small key space) are stamped by a random up coordinator
+ *   (HLC-like: wall ms with skew, never backwards, node index in the low bits) and delivered to
+ *   every holder, retried every tick until each acknowledges (delivery until acknowledged, the
+ *   premise of the floors: issue 12 part 1). A write pending at its coordinator holds its floor.
+ *   (Giving up after a quorum, as today's RetryQueue, loses writes here: a live write older than
+ *   a partition's collected floor reaching a holder by anti-entropy is refused. GC must not be
+ *   enabled before durable delivery.)
+ *   A holder applies a row if it is newer than its own, and for an absent key only if the
+ *   partition's collected floor does not refuse it (`refuseResurrection`); it acks either way.
+ * - Every tick a node publishes its floor (oldest pending write it coordinated, else its clock)
+ *   to every member; anti-entropy pushes a random shared partition's rows to a co-holder.
+ * - GC: every tick each collector plans a round (tombstones below the watermark of its
+ *   FloorBook), pushes them (phase one) and, once every holder acked, sends phase two
+ *   (delete-if-unchanged), resent until each holder acks it. Other holders nominate their own
+ *   collectable tombstones to the collector (a new holder may pull one mid-phase-two that the
+ *   collector already collected; phase one then finds it refused by the collector's floor,
+ *   which counts as having it).
+ * Faults (during the fault window): message loss, network splits, crashes and restarts; then
+ * everything heals and the cluster goes quiet for `settleMs`.
+ *
+ * Invariants: (1) nothing collected ever returns: a node never re-creates a row of a key at or
+ * below the version it collected for it; (2) a tombstone is collected only when no write older
+ * than it is still in flight anywhere (the watermark held: GC did not advance past a member cut
+ * off with older writes); (3) at the end every holder has the key's newest write, or nothing
+ * if that was a delete, and no deleted key is live; (4) the quiet cluster holds no tombstones.
+ * Canaries, each a GC bug the checker must catch: `skip-phase-one`, `watermark-ignores-unreachable`,
+ * `floor-not-enforced`.
+ */
+import { FloorBook } from '../../src/core/gc-watermark.js';
+import type { Hlc } from '../../src/core/hlc.js';
+import { CollectedFloors, TombstoneCollector, type DeleteIfUnchanged, type RowState, type TombstoneRef } from '../../src/core/tombstone-gc.js';
+import { EventQueue, violationLog } from './event-queue.js';
+import { Prng } from './prng.js';
+
+export type GcCanary = 'skip-phase-one' | 'watermark-ignores-unreachable' | 'floor-not-enforced';
+
+export interface GcSimOptions {
+  seed: number;
+  /** Members, 3..9. */
+  nodes: number;
+  writes?: number;
+  faultWindowMs?: number;
+  settleMs?: number;
+  canary?: GcCanary;
+}
+
+export interface GcSimReport {
+  seed: number;
+  ok: boolean;
+  violations: string[];
+  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number };
+}
+
+interface Row {
+  version: Hlc;
+  deleted: boolean;
+}
+interface Write {
+  key: number;
+  row: Row;
+  unacked: Set<number>;
+}
+interface GcNode {
+  index: number;
+  up: boolean;
+  group: number;
+  skewMs: number;
+  last: Hlc;
+  rows: Map<number, Row>;
+  pending: Write[];
+  floors: CollectedFloors;
+  collectedAt: Map<number, Hlc>;
+  phaseTwo: { request: DeleteIfUnchanged; waiting: Set<number> }[];
+  book: FloorBook;
+  /** Tombstones other holders asked this collector to collect (a holder may have one the collector already collected). */
+  nominated: Map<number, Hlc>;
+  collector: TombstoneCollector;
+  boot: number;
+}
+
+const partitions = 4;
+const keys = 12;
+const tickMs = 200;
+const partitionOf = (key: number): number => key % partitions;
+
+export function runGcSimulation(options: GcSimOptions): GcSimReport {
+  const { seed, canary } = options;
+  const n = options.nodes;
+  if (n < 3 || n > 9) throw new Error(`nodes must be 3..9, not ${n}`);
+  const rng = new Prng(seed);
+  const queue = new EventQueue();
+  const { violations, violate } = violationLog(queue);
+  const faultWindowMs = options.faultWindowMs ?? 6_000;
+  const settleMs = options.settleMs ?? 6_000;
+  const loss = rng.float() * 0.2;
+  const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0 };
+  let faults = true;
+  const nodes: GcNode[] = Array.from({ length: n }, (_, index) => ({
+    index,
+    up: true,
+    group: 0,
+    skewMs: rng.chance(0.5) ? 0 : rng.int(-400, 400),
+    last: 0n,
+    rows: new Map(),
+    pending: [],
+    floors: new CollectedFloors(),
+    collectedAt: new Map(),
+    phaseTwo: [],
+    book: new FloorBook(),
+    nominated: new Map(),
+    collector: new TombstoneCollector({ batchMax: 4, roundsMax: 2 }),
+    boot: 0,
+  }));
+  const members = nodes.map((node) => `${node.index}`);
+  // A layout change adds a holder to some partitions during the fault window (node p+3, with
+  // n >= 4): it pulls the partition by anti-entropy from each older holder.
+  const added = new Map<number, { holder: number; pulledFrom: Set<number> }>();
+  const baseOf = (p: number): number[] => [0, 1, 2].map((i) => (p + i) % n);
+  const holdersOf = (p: number): number[] => {
+    const extra = added.get(p);
+    return extra ? [...baseOf(p), extra.holder] : baseOf(p);
+  };
+  /** GC of a partition waits until its new holder pulled it from every older holder. */
+  const pulled = (p: number): boolean => {
+    const extra = added.get(p);
+    return !extra || baseOf(p).every((h) => extra.pulledFrom.has(h));
+  };
+  const holderNames = (p: number): string[] => holdersOf(p).map((i) => `${i}`);
+  const reachable = (a: GcNode, b: GcNode): boolean => a.up && b.up && a.group === b.group;
+  const stampedTop = new Map<number, Row>();
+
+  /** Runs `run` at `to` after a delay if it can still be reached then; lossy during faults. */
+  function send(from: GcNode, to: GcNode, run: () => void): void {
+    if (from === to) return run();
+    if (!reachable(from, to) || (faults && rng.chance(loss))) return;
+    const boot = to.boot;
+    queue.schedule(rng.int(1, 40), () => {
+      if (to.boot === boot && reachable(from, to)) run();
+    });
+  }
+
+  function clock(node: GcNode): Hlc {
+    const wall = BigInt(Math.max(0, 1_000_000 + queue.nowMs + node.skewMs)) << 8n;
+    const next = wall > node.last >> 4n ? wall : (node.last >> 4n) + 1n;
+    node.last = (next << 4n) | BigInt(node.index);
+    return node.last;
+  }
+
+  function floorOf(node: GcNode): Hlc {
+    let floor = clock(node);
+    for (const write of node.pending) if (write.row.version < floor) floor = write.row.version;
+    return floor;
+  }
+
+  function rowState(node: GcNode, key: number): RowState {
+    const row = node.rows.get(key);
+    return row === undefined ? { kind: 'absent' } : { kind: row.deleted ? 'tombstone' : 'value', version: row.version };
+  }
+
+  /** A holder receives a row (delivery, sync, phase one). */
+  function apply(node: GcNode, key: number, row: Row): void {
+    const current = node.rows.get(key);
+    if (current !== undefined && current.version >= row.version) return;
+    if (current === undefined && canary !== 'floor-not-enforced' && node.floors.refuseResurrection(partitionOf(key), row.version)) {
+      stats.refused++;
+      return;
+    }
+    const collected = node.collectedAt.get(key);
+    if (current === undefined && collected !== undefined && row.version <= collected) {
+      violate(`node ${node.index}: k${key} v${row.version} came back after it collected v${collected}`);
+    }
+    node.rows.set(key, { ...row });
+  }
+
+  function deliver(node: GcNode): void {
+    for (const write of node.pending) {
+      for (const h of write.unacked) {
+        const holder = nodes[h]!;
+        send(node, holder, () => {
+          apply(holder, write.key, write.row);
+          send(holder, node, () => write.unacked.delete(h));
+        });
+      }
+    }
+    node.pending = node.pending.filter((write) => write.unacked.size > 0);
+  }
+
+  function clientWrite(): void {
+    const up = nodes.filter((node) => node.up);
+    if (up.length === 0) return;
+    const node = rng.pick(up);
+    const key = rng.int(0, keys - 1);
+    const deleted = rng.chance(0.5);
+    const version = clock(node);
+    const row = { version, deleted };
+    stats.writes++;
+    if (deleted) stats.deletes++;
+    if ((stampedTop.get(key)?.version ?? -1n) < version) stampedTop.set(key, row);
+    node.pending.push({ key, row, unacked: new Set(holdersOf(partitionOf(key))) });
+    deliver(node);
+  }
+
+  /** The true safety condition: no write older than `version` is still in flight anywhere. */
+  function checkCollectable(key: number, version: Hlc): void {
+    for (const node of nodes) {
+      const older = node.pending.find((write) => write.row.version < version);
+      if (older) violate(`collected k${key} v${version} while node ${node.index} still had k${older.key} v${older.row.version} in flight`);
+    }
+  }
+
+  function phaseTwoAt(holder: GcNode, request: DeleteIfUnchanged): void {
+    const deleted = holder.floors.deleteIfUnchanged(request.partition, request.tombstones, (key) => rowState(holder, Number(key)));
+    for (const key of deleted) {
+      const k = Number(key);
+      const version = holder.rows.get(k)!.version;
+      checkCollectable(k, version);
+      holder.rows.delete(k);
+      if ((holder.collectedAt.get(k) ?? -1n) < version) holder.collectedAt.set(k, version);
+      stats.collected++;
+    }
+  }
+
+  function gcTick(node: GcNode): void {
+    // Phase two, resent until every holder acknowledged it.
+    for (const pending of node.phaseTwo) {
+      for (const h of pending.waiting) {
+        const holder = nodes[h]!;
+        send(node, holder, () => {
+          phaseTwoAt(holder, pending.request);
+          send(holder, node, () => pending.waiting.delete(h));
+        });
+      }
+    }
+    node.phaseTwo = node.phaseTwo.filter((p) => p.waiting.size > 0);
+    const visible = canary === 'watermark-ignores-unreachable' ? members.filter((m) => reachable(node, nodes[Number(m)]!)) : members;
+    const { watermark } = node.book.watermark(visible);
+    for (let p = 0; p < partitions; p++) {
+      const holders = holdersOf(p);
+      if (!pulled(p)) continue;
+      const mine = [...node.rows].filter(([key, row]) => row.deleted && partitionOf(key) === p).map(([key, row]) => ({ key: `${key}`, version: row.version }));
+      if (holders[0] !== node.index) {
+        // Not the collector: nominate the collectable tombstones it holds (one the collector
+        // already collected, e.g. pulled by a new holder mid-phase-two, would stay forever).
+        const collector = nodes[holders[0]!]!;
+        const nominate = node.collector.collectable(mine, watermark);
+        if (nominate.length > 0) send(node, collector, () => {
+          for (const t of nominate) if (collector.nominated.size < keys) collector.nominated.set(Number(t.key), t.version);
+        });
+        continue;
+      }
+      const candidates: TombstoneRef[] = mine.filter((t) => !node.nominated.has(Number(t.key)));
+      for (const [key, version] of node.nominated) if (partitionOf(key) === p) candidates.push({ key: `${key}`, version });
+      for (const key of [...node.nominated.keys()]) if (partitionOf(key) === p) node.nominated.delete(key);
+      const round = node.collector.plan(p, candidates, watermark, holderNames(p));
+      if (!round) continue;
+      const finish = (): void => {
+        if (!pulled(p)) return; // a holder added meanwhile must have pulled first (then the round is planned again)
+        const requests = node.collector.phaseTwo(round.id, holderNames(p));
+        if (!requests) return;
+        for (const request of requests) node.phaseTwo.push({ request, waiting: new Set([Number(request.holder)]) });
+      };
+      if (canary === 'skip-phase-one') {
+        for (const h of round.holders) node.collector.acknowledge(round.id, h);
+        finish();
+        continue;
+      }
+      for (const h of holders) {
+        const holder = nodes[h]!;
+        send(node, holder, () => {
+          for (const t of round.tombstones) apply(holder, Number(t.key), { version: t.version, deleted: true });
+          send(holder, node, () => {
+            node.collector.acknowledge(round.id, `${h}`);
+            finish();
+          });
+        });
+      }
+      // A round whose holder never answers is abandoned after a while and planned again.
+      const boot = node.boot;
+      queue.schedule(5 * tickMs, () => {
+        if (node.boot === boot) node.collector.abandon(round.id);
+      });
+    }
+  }
+
+  function tick(node: GcNode, boot: number): void {
+    if (node.boot !== boot || !node.up) return;
+    deliver(node);
+    const floor = floorOf(node);
+    for (const peer of nodes) send(node, peer, () => peer.book.hear(`${node.index}`, floor, 1));
+    // Anti-entropy: push one shared partition's rows to a co-holder.
+    const p = rng.int(0, partitions - 1);
+    const holders = holdersOf(p);
+    if (holders.includes(node.index)) {
+      const peer = nodes[rng.pick(holders)]!;
+      const rows = [...node.rows].filter(([key]) => partitionOf(key) === p).map(([key, row]) => [key, { ...row }] as const);
+      send(node, peer, () => {
+        for (const [key, row] of rows) apply(peer, key, row);
+      });
+    }
+    // Pulls: a new holder asks each older holder for the partition's rows.
+    for (const [p, extra] of added) {
+      if (extra.holder !== node.index) continue;
+      for (const h of baseOf(p)) {
+        if (extra.pulledFrom.has(h)) continue;
+        const source = nodes[h]!;
+        send(node, source, () => {
+          const rows = [...source.rows].filter(([key]) => partitionOf(key) === p).map(([key, row]) => [key, { ...row }] as const);
+          send(source, node, () => {
+            for (const [key, row] of rows) apply(node, key, row);
+            extra.pulledFrom.add(h);
+          });
+        });
+      }
+    }
+    gcTick(node);
+    if (queue.nowMs < faultWindowMs + settleMs) queue.schedule(tickMs + rng.int(0, 20), () => tick(node, boot));
+  }
+
+  function restart(node: GcNode): void {
+    node.up = true;
+    node.book = new FloorBook();
+    node.collector = new TombstoneCollector({ batchMax: 4, roundsMax: 2 });
+    tick(node, node.boot);
+  }
+
+  function faultStep(): void {
+    if (!faults) return;
+    const roll = rng.float();
+    if (roll < 0.35) {
+      const node = rng.pick(nodes);
+      if (node.up) {
+        stats.crashes++;
+        node.up = false;
+        node.boot++;
+        queue.schedule(rng.int(300, 2_500), () => {
+          if (!node.up) restart(node);
+        });
+      }
+    } else if (roll < 0.6) {
+      stats.splits++;
+      for (const node of nodes) node.group = rng.chance(0.3) ? 1 : 0;
+    } else if (roll < 0.8) {
+      for (const node of nodes) node.group = 0;
+    }
+    queue.schedule(rng.int(200, 1_200), faultStep);
+  }
+
+  for (const node of nodes) queue.schedule(rng.int(0, tickMs), () => tick(node, node.boot));
+  if (n >= 4) {
+    for (let p = 0; p < partitions; p++) {
+      if (!rng.chance(0.5)) continue;
+      queue.schedule(rng.int(0, faultWindowMs), () => {
+        const holder = (p + 3) % n;
+        added.set(p, { holder, pulledFrom: new Set() });
+        // Pending deliveries of the partition are re-targeted to the new holder too (issue 12
+        // part 1): otherwise a write acked by the old holders after the pull is on none of its.
+        for (const node of nodes) for (const write of node.pending) if (partitionOf(write.key) === p) write.unacked.add(holder);
+      });
+    }
+  }
+  const writes = options.writes ?? 30;
+  for (let i = 0; i < writes; i++) queue.schedule(rng.int(0, faultWindowMs - 1), clientWrite);
+  queue.schedule(rng.int(100, 800), faultStep);
+  queue.schedule(faultWindowMs, () => {
+    faults = false;
+    for (const node of nodes) {
+      node.group = 0;
+      node.skewMs = 0;
+      if (!node.up) restart(node);
+    }
+  });
+  for (let event = queue.pop(); event; event = queue.pop()) event.run();
+
+  // The end: every holder has each key's newest write (or nothing after a delete); no tombstones.
+  for (let key = 0; key < keys; key++) {
+    const top = stampedTop.get(key);
+    for (const h of holdersOf(partitionOf(key))) {
+      const row = nodes[h]!.rows.get(key);
+      if (top === undefined) continue;
+      if (row && !row.deleted && top.deleted) violate(`node ${h}: deleted k${key} (v${top.version}) is live at v${row.version}`);
+      else if (row && row.version !== top.version) violate(`node ${h}: k${key} at v${row.version}, not the newest v${top.version}`);
+      else if (!row && !top.deleted) violate(`node ${h}: k${key} v${top.version} lost`);
+    }
+  }
+  for (const node of nodes) for (const row of node.rows.values()) if (row.deleted) stats.tombstonesLeft++;
+  if (stats.tombstonesLeft > 0) violate(`${stats.tombstonesLeft} tombstones left in the quiet cluster (${nodes.map((node) => [...node.rows].filter(([, row]) => row.deleted).map(([key]) => `${node.index}:k${key}`).join(" ")).join(" ")}; pulls ${[...added].map(([p, a]) => `p${p}->${a.holder}:${[...a.pulledFrom].join(",")}`).join(" ")})`);
+  for (const node of nodes) if (node.pending.length > 0) violate(`node ${node.index}: ${node.pending.length} deliveries still pending`);
+  return { seed, ok: violations.length === 0, violations, stats };
+}
