@@ -154,6 +154,8 @@ export interface Load {
   readonly acked: Map<string, string>;
   /** Puts that failed (not acknowledged: they may or may not be stored). */
   failures: number;
+  /** Why they failed: the node asked and the error's first line (the key as KEY), with a count; at most 50 reasons. */
+  readonly failureReasons: Map<string, number>;
   /** Stops the load and resolves once the writes in flight are settled. */
   stop(): Promise<void>;
 }
@@ -167,7 +169,7 @@ export function startLoad(nodesNow: () => NodeProcess[], prefix: string, options
   const acked = new Map<string, string>();
   let stopped = false;
   let next = 0;
-  const load: Load = { acked, failures: 0, stop: async () => undefined };
+  const load: Load = { acked, failures: 0, failureReasons: new Map(), stop: async () => undefined };
   const worker = async (): Promise<void> => {
     while (!stopped && next < options.writesMax) {
       const i = next++;
@@ -179,8 +181,10 @@ export function startLoad(nodesNow: () => NodeProcess[], prefix: string, options
       try {
         await withDeadline(node.client.put(key, Buffer.from(value)), 10_000, `put ${key} on ${node.name}`);
         acked.set(key, value);
-      } catch {
+      } catch (error) {
         load.failures++;
+        const reason = `${node.name}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]!.replaceAll(key, 'KEY')}`;
+        if (load.failureReasons.has(reason) || load.failureReasons.size < 50) load.failureReasons.set(reason, (load.failureReasons.get(reason) ?? 0) + 1);
       }
     }
   };
