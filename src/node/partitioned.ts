@@ -20,6 +20,8 @@ import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type 
 
 /** How often a request that arrived before this node's first layout looks for it. */
 const layoutPollMs = 25;
+/** How long it waits for one: with the write's own deadline after it, within a client's 10 s. */
+const layoutWaitMsDefault = 3_000;
 
 export class PartitionedPath {
   readonly coordinator: Coordinator;
@@ -83,7 +85,7 @@ export class PartitionedPath {
    * peers within moments, and a request that came first waits for it rather than failing.
    * Polled every `layoutPollMs` (no timer when a layout is known).
    */
-  async refusalAfterWait(layoutWaitMs = writeAckTimeoutMs): Promise<OwnersUnavailableError | undefined> {
+  async refusalAfterWait(layoutWaitMs = layoutWaitMsDefault): Promise<OwnersUnavailableError | undefined> {
     const untilMs = this.parts.wallClockMs() + layoutWaitMs;
     while (this.waitingRefusal() !== undefined && this.parts.wallClockMs() < untilMs && !this.stopped) {
       await new Promise((resolve) => setTimeout(resolve, layoutPollMs));
