@@ -15,6 +15,7 @@
  * 6. Remove: `kill -9` of one node, `ckv node remove` of it on a survivor; time until K copies
  *    of every key are back (from the survivors).
  *
+ * With --profile the nodes run under --cpu-prof (per size, under the run's profile directory).
  * Moved bytes are the sum over nodes of every `*_bytes_in` counter's growth (sync and
  * partition pulls), so they include anti-entropy's own periodic traffic in the window.
  * On a machine with fewer cores than nodes the aggregate rate cannot grow with N: the machine
@@ -26,7 +27,7 @@ import { Cluster, runCli, withDeadline, type NodeProcess } from '../../harness/i
 import { partitionedArgs, replicasDefault, waitPlacement, waitSettled, statusJson } from '../../test/helpers/partitioned.js';
 import { startCluster } from '../lib/cluster.js';
 import { fmtBytes, fmtMs, fmtRate, fmtRatio, percentiles, round, type Percentiles } from '../lib/summary.js';
-import { randomValue, rng32, type Ctx, type Scenario, type ScenarioResult } from './common.js';
+import { collectProfiles, profileDirFor, randomValue, rng32, type Ctx, type Scenario, type ScenarioResult } from './common.js';
 
 interface Change {
   ms: number;
@@ -112,8 +113,8 @@ async function attempt(n: number, what: string, errors: string[], run: () => Pro
   }
 }
 
-async function runSize(n: number, config: { writes: number; inFlight: number; latencyWrites: number; valueBytes: number }, rng: () => number, log: (text: string) => void, errors: string[]): Promise<Point> {
-  const cluster: Cluster = await startCluster(n, { args: partitionedArgs(), bootstrap: n > 5 ? 'all' : 'seeds' });
+async function runSize(n: number, config: { writes: number; inFlight: number; latencyWrites: number; valueBytes: number }, rng: () => number, log: (text: string) => void, errors: string[], cpuProfDir: string | undefined): Promise<Point> {
+  const cluster: Cluster = await startCluster(n, { args: partitionedArgs(), bootstrap: n > 5 ? 'all' : 'seeds', cpuProfDir });
   try {
     await waitSettled(cluster.nodes, settleDeadlineMs, `${n} nodes to settle on one layout`);
     const value = Buffer.from(randomValue(rng, config.valueBytes));
@@ -227,7 +228,7 @@ export const partitioned: Scenario = {
     const changeErrors: string[] = [];
     for (const [index, n] of config.sizes.entries()) {
       try {
-        points.push(await runSize(n, config, rng, (text) => ctx.progress.detail(text, index / config.sizes.length), changeErrors));
+        points.push(await runSize(n, config, rng, (text) => ctx.progress.detail(text, index / config.sizes.length), changeErrors, profileDirFor(ctx, 'partitioned', `n${n}`)));
       } catch (error) {
         failed.push({ n, error: error instanceof Error ? error.message.split('\n')[0]! : String(error) });
         ctx.progress.log(`bench: partitioned N=${n} failed: ${failed[failed.length - 1]!.error}`);
@@ -313,6 +314,8 @@ export const partitioned: Scenario = {
         ...failed.map((f) => `N=${f.n} failed: ${f.error}`),
         ...changeErrors.map((e) => `failed: ${e}`),
       ],
+      // With --profile: the first size's nodes n00 and n01 (whole life: writes, joins, leaves).
+      profiles: collectProfiles(profileDirFor(ctx, 'partitioned', `n${config.sizes[0]}`), ['n00', 'n01']),
     };
   },
 };

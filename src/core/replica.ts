@@ -183,7 +183,7 @@ export interface LocalWrite {
   readonly condition?: WriteCondition | undefined;
 }
 
-type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; origin: Origin; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
 
 /** An entry the purge drops if it still holds exactly this version (see `dropUnchanged`). */
 export interface DropRequest {
@@ -563,12 +563,15 @@ export class Replica {
    * while `remoteQueueEntriesMax` remote entries are queued, the call waits (in call order)
    * until a commit makes room, then resolves as usual once its entries are durable; nothing
    * is dropped. A call larger than the bound waits until nothing else is queued. With
-   * `outcomes`, the report also says what became of each entry.
+   * `outcomes`, the report also says what became of each entry. `origin` 'local' is for
+   * entries this node stamped itself (`stamp`; the partitioned coordinator stores them while
+   * it sends them to the other owners): merged like remote ones, told to onApplied as local
+   * writes.
    */
-  applyRemote(entries: readonly Entry[], options: { outcomes?: boolean } = {}): Promise<ApplyReport> {
+  applyRemote(entries: readonly Entry[], options: { outcomes?: boolean; origin?: Origin } = {}): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
     return new Promise((resolve, reject) => {
-      const op: RemoteOp = { kind: 'remote', entries, outcomes: options.outcomes ?? false, resolve, reject };
+      const op: RemoteOp = { kind: 'remote', entries, outcomes: options.outcomes ?? false, origin: options.origin ?? 'remote', resolve, reject };
       if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
       else this.waitingForRoom.push(op);
     });
@@ -851,7 +854,7 @@ export class Replica {
         if (this.mergeRule(entry.version, previous)) {
           assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
-          changes.push({ entry, keyHash: slot.hash, previous, origin: 'remote' });
+          changes.push({ entry, keyHash: slot.hash, previous, origin: op.origin });
           report.applied++;
           outcomes.push('applied');
         } else {

@@ -11,11 +11,28 @@
  */
 import { assert } from './errors.js';
 import type { Entry } from './entry.js';
+import type { ApplyOutcome } from './replica.js';
 import { acksNeeded, quorumMet, type Consistency } from './ownership.js';
 
 /** How one owner answered a replicated entry. Only append: part of the replicate protocol. */
 export const replicateOutcomes = ['applied', 'older', 'not-owner', 'refused-clock', 'refused-invalid'] as const;
 export type ReplicateOutcome = (typeof replicateOutcomes)[number];
+
+/** What an owner answers for an entry its replica merged with this outcome (Replica.applyRemote). */
+export function replicateOutcomeOf(outcome: ApplyOutcome): ReplicateOutcome {
+  switch (outcome) {
+    case 'applied':
+      return 'applied';
+    case 'stale':
+      return 'older';
+    case 'not-held':
+      return 'not-owner';
+    case 'clock-drift':
+      return 'refused-clock';
+    default:
+      return 'refused-invalid';
+  }
+}
 
 /** An owner has the entry (or a newer version of its key) durably: it counts as an ack. */
 export function isAck(outcome: ReplicateOutcome): boolean {

@@ -40,8 +40,8 @@ import { ByteReader, ByteWriter } from '../core/bytes.js';
 import { checkKey, readEntry, writeEntry, type Entry } from '../core/entry.js';
 import { CkvError, MalformedError } from '../core/errors.js';
 import { frameBytesMax, keyBytesMax, valueBytesMax as valueBytesMaxDefault } from '../core/limits.js';
-import type { ApplyOutcome, Replica } from '../core/replica.js';
-import { replicateOutcomes, type ReplicateOutcome } from '../core/write-quorum.js';
+import type { Replica } from '../core/replica.js';
+import { replicateOutcomeOf, replicateOutcomes, type ReplicateOutcome } from '../core/write-quorum.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import { FramedStream } from './framed-stream.js';
@@ -78,21 +78,6 @@ function outcomeOf(code: number): ReplicateOutcome {
   const outcome = replicateOutcomes[code - 1];
   if (outcome === undefined) throw new MalformedError(`unknown replicate outcome ${code}`);
   return outcome;
-}
-
-function fromApply(outcome: ApplyOutcome): ReplicateOutcome {
-  switch (outcome) {
-    case 'applied':
-      return 'applied';
-    case 'stale':
-      return 'older';
-    case 'not-held':
-      return 'not-owner';
-    case 'clock-drift':
-      return 'refused-clock';
-    default:
-      return 'refused-invalid';
-  }
 }
 
 export type ReplicateRequest = { type: 'apply'; id: number; entries: Entry[] } | { type: 'read'; id: number; key: string };
@@ -268,8 +253,9 @@ export class ReplicateService {
       return encodeEntryReply(request.id, await this.components.replica.get(request.key));
     }
     this.components.counters.add('replicate_entries_received', request.entries.length);
+    this.components.counters.add('replicate_frames_received');
     const report = await this.components.replica.applyRemote(request.entries, { outcomes: true });
-    const outcomes = report.outcomes?.map(fromApply) ?? request.entries.map(() => 'applied' as const);
+    const outcomes = report.outcomes?.map(replicateOutcomeOf) ?? request.entries.map(() => 'applied' as const);
     return encodeApplied(request.id, outcomes);
   }
 }

@@ -4,12 +4,17 @@
  * ready); in full-replication mode the node never calls it.
  *
  * Writes: a key's partition p has owners `writeOwners(p)` (its owners in every active
- * layout). If this node is one of them it writes locally first, as in full mode (a conditional
- * write is evaluated here, atomically; the local commit is this node's ack); if not, it stamps
- * the entry with its own clock without storing it (`Replica.stamp`). A conditional write on a
- * non-owner is refused (NotOwnerError, naming the owners to send it to): evaluating it on one
- * owner and forwarding would need the owner to coordinate, a second hop this round does not
- * build. The entry then goes to every other owner at once over the replicate protocol
+ * layout). An unconditional write is stamped with this node's clock (`Replica.stamp`); if this
+ * node is an owner, it stores the stamped entry (`applyRemote` with origin 'local', group
+ * committed like any write) while the entry travels to the other owners, and its commit is
+ * this node's ack like theirs: a write waits for one commit, not for this node's and then an
+ * owner's in a row (measured in docs/measurements.md, "partitioned write rate"). A stamped
+ * write that loses locally to a newer version (a concurrent write, or a version from the future
+ * that a reset clock bound left behind) is an ack as `older`, as on any owner. A conditional
+ * write is evaluated here, atomically, by a local commit before it is sent (it must be an
+ * owner's: on a non-owner it is refused with NotOwnerError, naming the owners to send it to;
+ * evaluating it on one owner and forwarding would need the owner to coordinate, a second hop
+ * this round does not build). The entry goes to every other owner at once over the replicate protocol
  * (src/net/replicate-protocol.ts, batched per owner), and the write is acknowledged when the
  * acks meet its consistency in every active layout's owner set (WriteTally, pure, in
  * src/core/write-quorum.ts), or fails after `writeAckTimeoutMs` (or as soon as enough owners
@@ -29,7 +34,7 @@
 import { compareVersions, keyHashText, type Entry, type Version } from '../core/entry.js';
 import { acksNeeded, consistencyLevels, writeConsistencyDefault, type Consistency, type Ownership } from '../core/ownership.js';
 import type { LocalWrite, Replica } from '../core/replica.js';
-import { isAck, RetryQueue, WriteTally, type ReplicateOutcome } from '../core/write-quorum.js';
+import { isAck, replicateOutcomeOf, RetryQueue, WriteTally, type ReplicateOutcome } from '../core/write-quorum.js';
 import { InvalidArgumentError, NotOwnerError, OwnersUnavailableError } from '../errors.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
@@ -83,6 +88,13 @@ export interface CoordinatorDeps {
   readTimeoutMs?: number;
 }
 
+/** A write being sent: its entry, its tally, and its index in the local commit's outcomes (-1: none pending). */
+interface Sending {
+  entry: Entry;
+  tally: WriteTally;
+  localAt: number;
+}
+
 /** A coordinated write's result: its version, its owners and those that acked in time. */
 export interface WriteResult {
   version: Version;
@@ -127,35 +139,42 @@ export class Coordinator {
     const ownership = this.partitioned();
     if (ownership === undefined) throw new Error('the coordinator routes partitioned writes only');
     const self = ownership.self;
-    const results: (WriteResult | Error | undefined)[] = writes.map(() => undefined);
-    const tallies: (WriteTally | undefined)[] = writes.map(() => undefined);
-    const entries: (Entry | undefined)[] = writes.map(() => undefined);
-    const localAt: number[] = [];
-    for (const [i, write] of writes.entries()) {
+    const results: (WriteResult | Error | undefined)[] = new Array(writes.length);
+    const tallies: WriteTally[] = new Array(writes.length);
+    const entries: (Entry | undefined)[] = new Array(writes.length);
+    /** Conditional writes this node owns: evaluated and stored here before they are sent. */
+    const conditionalAt: number[] = [];
+    /** Unconditional writes this node owns: stamped, then stored here while they are sent. */
+    const stampedAt: number[] = [];
+    for (let i = 0; i < writes.length; i++) {
+      const write = writes[i]!;
       const partition = ownership.partitionOf(keyHashText(write.key));
-      tallies[i] = new WriteTally(ownership.writeSets(partition), consistency);
-      const backlog = this.deps.hints?.refusal(tallies[i].owners);
+      const tally = new WriteTally(ownership.writeSets(partition), consistency);
+      tallies[i] = tally;
+      const backlog = this.deps.hints?.refusal(tally.owners);
       if (backlog !== undefined) {
         results[i] = backlog;
         continue;
       }
-      if (ownership.holds(partition)) {
-        localAt.push(i);
-        continue;
-      }
+      const holds = ownership.holds(partition);
       if (write.condition !== undefined) {
-        results[i] = new NotOwnerError(`a conditional write must be sent to an owner of its key; this node is not one (owners: ${tallies[i].owners.join(', ')})`);
+        if (holds) conditionalAt.push(i);
+        else results[i] = new NotOwnerError(`a conditional write must be sent to an owner of its key; this node is not one (owners: ${tally.owners.join(', ')})`);
         continue;
       }
       try {
         entries[i] = this.deps.replica.stamp(write.key, write.value);
+        if (holds) stampedAt.push(i);
       } catch (error) {
         results[i] = error as Error;
       }
     }
-    if (localAt.length > 0) {
-      const versions = await this.deps.replica.writeMany(localAt.map((i) => writes[i]!));
-      localAt.forEach((i, n) => {
+    // The local commit of the stamped writes runs while they travel to the other owners (its
+    // ack counts like theirs), rather than before: a write waits for one commit, not two in a row.
+    const local = stampedAt.length === 0 ? undefined : this.storeStamped(stampedAt.map((i) => entries[i]!));
+    if (conditionalAt.length > 0) {
+      const versions = await this.deps.replica.writeMany(conditionalAt.map((i) => writes[i]!));
+      conditionalAt.forEach((i, n) => {
         const version = versions[n]!;
         if (version instanceof Error) results[i] = version;
         else {
@@ -164,11 +183,15 @@ export class Coordinator {
         }
       });
     }
-    const sending: { entry: Entry; tally: WriteTally }[] = [];
-    writes.forEach((_, i) => {
-      if (results[i] === undefined && entries[i] !== undefined) sending.push({ entry: entries[i], tally: tallies[i]! });
-    });
-    await this.replicate(sending, self);
+    const sending: Sending[] = [];
+    let stamped = 0;
+    for (let i = 0; i < writes.length; i++) {
+      const entry = entries[i];
+      const isStamped = stampedAt[stamped] === i;
+      if (isStamped) stamped++;
+      if (results[i] === undefined && entry !== undefined) sending.push({ entry, tally: tallies[i]!, localAt: isStamped ? stamped - 1 : -1 });
+    }
+    await this.replicate(sending, self, local);
     // Owners that refused or are down get their durable row before the reply (one still
     // answering gets it from scheduleRetry if its answer is not an ack).
     await this.deps.hints?.hold(
@@ -190,39 +213,59 @@ export class Coordinator {
     });
   }
 
+  /** This node's outcome for each entry it stamped and stores (never rejects: a failed commit is each one's error). */
+  private async storeStamped(entries: readonly Entry[]): Promise<(ReplicateOutcome | Error)[]> {
+    try {
+      const report = await this.deps.replica.applyRemote(entries, { outcomes: true, origin: 'local' });
+      return entries.map((_, n) => replicateOutcomeOf(report.outcomes?.[n] ?? 'applied'));
+    } catch (error) {
+      const failed = error instanceof Error ? error : new Error(errorText(error));
+      return entries.map(() => failed);
+    }
+  }
+
   /**
-   * Sends each entry to its owners but this node, all at once; resolves when every tally is
-   * met, or failed with every owner heard (so the error names every owner that has the write),
-   * or when the deadline passes (one timer for the whole call).
+   * Sends each entry to its owners but this node, all at once (and counts this node's own
+   * commit of the stamped ones, `local`, when it ends); resolves when every tally is met, or
+   * failed with every owner heard (so the error names every owner that has the write), or when
+   * the deadline passes (one timer for the whole call).
    */
-  private replicate(writes: readonly { entry: Entry; tally: WriteTally }[], self: string): Promise<void> {
+  private replicate(writes: readonly Sending[], self: string, local: Promise<(ReplicateOutcome | Error)[]> | undefined): Promise<void> {
     return new Promise<void>((resolve) => {
       let open = writes.length;
       if (open === 0) return resolve();
-      const done = new Set<number>();
+      const done: boolean[] = new Array(writes.length).fill(false);
       const deadlineMs = this.deps.wallClockMs() + (this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
-      /** Per write, the owners being tried again after a transient refusal, with the last one. */
-      const lastRefusals = writes.map(() => new Map<string, ReplicateOutcome | Error>());
+      /** Per write, the owners being tried again after a transient refusal, with the last one (made when needed). */
+      const lastRefusals: (Map<string, ReplicateOutcome | Error> | undefined)[] = new Array(writes.length);
       const timer = setTimeout(() => {
         writes.forEach(({ tally }, i) => {
-          for (const [nodeId, outcome] of lastRefusals[i]!) tally.answer(nodeId, outcome);
+          for (const [nodeId, outcome] of lastRefusals[i] ?? []) tally.answer(nodeId, outcome);
           tally.expire();
         });
         resolve();
       }, this.deps.writeAckTimeoutMs ?? writeAckTimeoutMs);
+      const settle = (i: number): void => {
+        const tally = writes[i]!.tally;
+        if (done[i] || !(tally.state === 'met' || (tally.state !== 'pending' && tally.waitingOn.length === 0))) return;
+        done[i] = true;
+        if (--open === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      void local?.then((outcomes) => {
+        writes.forEach(({ tally, localAt }, i) => {
+          if (localAt < 0 || done[i]) return;
+          tally.answer(self, outcomes[localAt]!);
+          settle(i);
+        });
+      });
       writes.forEach(({ entry, tally }, i) => {
-        const settle = (): void => {
-          if (done.has(i) || !(tally.state === 'met' || (tally.state !== 'pending' && tally.waitingOn.length === 0))) return;
-          done.add(i);
-          if (--open === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
-        };
-        settle();
+        settle(i);
         const attempt = (nodeId: string, delayMs: number): void => {
           void this.send(nodeId, entry).then((outcome) => {
-            if (done.has(i)) {
+            if (done[i]) {
               if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
               return;
             }
@@ -231,14 +274,14 @@ export class Coordinator {
             // moments, so they are tried again within the write's deadline rather than failing it.
             const transient = outcome instanceof Error || outcome === 'not-owner';
             if (transient && this.deps.wallClockMs() + delayMs < deadlineMs && !this.stopped) {
-              lastRefusals[i]!.set(nodeId, outcome);
+              (lastRefusals[i] ??= new Map()).set(nodeId, outcome);
               setTimeout(() => attempt(nodeId, Math.min(delayMs * 2, transientRetryDelayMsMax)), delayMs).unref();
               return;
             }
-            lastRefusals[i]!.delete(nodeId);
+            lastRefusals[i]?.delete(nodeId);
             tally.answer(nodeId, outcome);
             if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
-            settle();
+            settle(i);
           });
         };
         for (const nodeId of tally.owners) if (nodeId !== self) attempt(nodeId, transientRetryDelayMsMin);

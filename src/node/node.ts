@@ -324,14 +324,16 @@ export class CkvNode implements NodeApi {
   }
 
   async writeMany(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(Version | Error)[]> {
-    const refusal = this.refusal();
+    // Only a refused request awaits (full replication's path stays synchronous here).
+    const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) return this.replica.writeMany(writes);
     return (await this.partitioned.write(writes, consistency)).map((result) => (result instanceof Error ? result : result.version));
   }
 
   async write(key: string, value: Uint8Array | null, options: WriteOptions = {}): Promise<WriteReply> {
-    const refusal = this.refusal();
+    // Only a refused request awaits (full replication's path stays synchronous here).
+    const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
       const version = value === null ? await this.replica.delete(key, options.condition) : await this.replica.put(key, value, options.condition);
@@ -343,7 +345,8 @@ export class CkvNode implements NodeApi {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<ReadReply> {
-    const refusal = this.refusal();
+    // Only a refused request awaits (full replication's path stays synchronous here).
+    const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
       const entry = await this.replica.get(key);
@@ -393,6 +396,11 @@ export class CkvNode implements NodeApi {
    */
   private refusal(): Error | undefined {
     return this.cluster?.refusal() ?? this.partitioned?.waitingRefusal();
+  }
+
+  /** As `refusal`, but a partitioned node without a layout yet first waits a few seconds for one. */
+  private async refusalAfterWait(): Promise<Error | undefined> {
+    return this.cluster?.refusal() ?? (await this.partitioned?.refusalAfterWait()) ?? this.cluster?.refusal();
   }
 
   scan(options: ScanOptions): AsyncIterable<Entry> {

@@ -24,6 +24,11 @@ import type { ImportReport, KeyOwners } from './api.js';
 import { Delivery } from './delivery.js';
 import { Coordinator, writeAckTimeoutMs, type ReadResult, type ReadSource, type WriteResult } from './coordinator.js';
 
+/** How often a request that arrived before this node's first layout looks for it. */
+const layoutPollMs = 25;
+/** How long it waits for one: with the write's own deadline after it, within a client's 10 s. */
+const layoutWaitMsDefault = 3_000;
+
 export class PartitionedPath {
   readonly coordinator: Coordinator;
   /** Delivery until acknowledged: the rows kept for owners that did not ack (./delivery.ts). */
@@ -31,6 +36,7 @@ export class PartitionedPath {
   private readonly service: ReplicateService;
   private readonly client: ReplicateClient;
   private readonly watches: WatchService;
+  private stopped = false;
 
   constructor(
     private readonly parts: {
@@ -81,6 +87,7 @@ export class PartitionedPath {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.coordinator.stop();
     await this.delivery.stop();
     this.client.stop();
@@ -113,6 +120,20 @@ export class PartitionedPath {
   waitingRefusal(): OwnersUnavailableError | undefined {
     if (this.parts.config.replicas === undefined || this.active()) return undefined;
     return new OwnersUnavailableError('partitioned mode: this node has no layout yet (it joins one in a few seconds; see ckv layout)');
+  }
+
+  /**
+   * The refusal, after waiting up to `layoutWaitMs` for a layout to arrive: a node that just
+   * started (a joiner taking requests as soon as it serves) gets the cluster's layout from its
+   * peers within moments, and a request that came first waits for it rather than failing.
+   * Polled every `layoutPollMs` (no timer when a layout is known).
+   */
+  async refusalAfterWait(layoutWaitMs = layoutWaitMsDefault): Promise<OwnersUnavailableError | undefined> {
+    const untilMs = this.parts.wallClockMs() + layoutWaitMs;
+    while (this.waitingRefusal() !== undefined && this.parts.wallClockMs() < untilMs && !this.stopped) {
+      await new Promise((resolve) => setTimeout(resolve, layoutPollMs));
+    }
+    return this.waitingRefusal();
   }
 
   write(writes: readonly LocalWrite[], consistency?: Consistency): Promise<(WriteResult | Error)[]> {

@@ -29,6 +29,20 @@ export function partitionedArgs(replicas = replicasDefault): string[] {
   return ['--replicas', String(replicas), '--sync-interval-ms', '200'];
 }
 
+/**
+ * Failures of `load` through nodes other than `joiner` (a failure's reason starts with the name
+ * of the node asked), and every reason. A node that just started is a poor coordinator for its
+ * first seconds on a loaded machine: its peers' clocks are estimated from its first Hellos,
+ * which load delays (it refuses writes as if its clock were ahead), and its connections to the
+ * owners may take longer than a write's deadline (docs/partitioned-mode.md, "Remains").
+ */
+export function failuresBesidesJoiner(load: Load, joiner: NodeProcess): { count: number; reasons: string } {
+  let count = 0;
+  for (const [reason, n] of load.failureReasons) if (!reason.startsWith(`${joiner.name}: `)) count += n;
+  const reasons = [...load.failureReasons].map(([reason, n]) => `${n} x ${reason}`).join('; ');
+  return { count, reasons };
+}
+
 /** Starts `n` nodes with `--replicas K` (harness Cluster: n00 and n01 are everyone's bootstrap). */
 export function startPartitioned(n: number, options: ClusterOptions & { replicas?: number } = {}): Promise<Cluster> {
   const { replicas, args, ...rest } = options;
@@ -196,6 +210,8 @@ export interface Load {
   readonly acked: Map<string, string>;
   /** Puts that failed (not acknowledged: they may or may not be stored). */
   failures: number;
+  /** Why they failed: the node asked and the error's first line (the key as KEY), with a count; at most 50 reasons. */
+  readonly failureReasons: Map<string, number>;
   /** Stops the load and resolves once the writes in flight are settled. */
   stop(): Promise<void>;
 }
@@ -209,7 +225,7 @@ export function startLoad(nodesNow: () => NodeProcess[], prefix: string, options
   const acked = new Map<string, string>();
   let stopped = false;
   let next = 0;
-  const load: Load = { acked, failures: 0, stop: async () => undefined };
+  const load: Load = { acked, failures: 0, failureReasons: new Map(), stop: async () => undefined };
   const worker = async (): Promise<void> => {
     while (!stopped && next < options.writesMax) {
       const i = next++;
@@ -221,8 +237,10 @@ export function startLoad(nodesNow: () => NodeProcess[], prefix: string, options
       try {
         await withDeadline(node.client.put(key, Buffer.from(value)), 10_000, `put ${key} on ${node.name}`);
         acked.set(key, value);
-      } catch {
+      } catch (error) {
         load.failures++;
+        const reason = `${node.name}: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]!.replaceAll(key, 'KEY')}`;
+        if (load.failureReasons.has(reason) || load.failureReasons.size < 50) load.failureReasons.set(reason, (load.failureReasons.get(reason) ?? 0) + 1);
       }
     }
   };
