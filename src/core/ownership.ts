@@ -101,8 +101,9 @@ export interface Ownership {
   gaining(nodeId: string): Uint8Array;
   /**
    * What a periodic anti-entropy session with `nodeId` covers: the partitions both hold that
-   * neither is gaining. As responder this node covers `heldPartitions()` minus its own
-   * `gaining(self)`: a partition it is still pulling is not served (it may lack rows).
+   * neither is gaining (the initiator asks for these). A responder serves all it holds, gaining
+   * or not: two nodes can each gain a partition the other is a source of, and neither would
+   * finish its pull if a partition being gained were not served.
    */
   settledSharedPartitions(nodeId: string): Uint8Array;
   /** What this node must still pull (only for layouts whose sync may start). */

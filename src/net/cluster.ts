@@ -242,8 +242,7 @@ export class ClusterNetwork {
         valueBytesMax: config.valueBytesMax,
         rng: Math.random,
         ...(components.wallClockMs ? { wallClockMs: components.wallClockMs } : {}),
-        // Partitioned: sessions restricted to what we hold (nothing before the first layout),
-        // except partitions we are still gaining (they come by our pulls, not from every peer).
+        // Partitioned: sessions restricted to what we hold (nothing before the first layout).
         ...(config.replicas === undefined ? {} : { partitionsHeld: () => self.cluster?.servedPartitions() ?? partitionBitmap([]) }),
       },
     );
@@ -727,14 +726,16 @@ export class ClusterNetwork {
     return shared.some((byte) => byte !== 0) ? shared : undefined;
   }
 
-  /** Partitioned mode: what this node covers as a responder (held, minus what it is still gaining). */
+  /**
+   * Partitioned mode: what this node covers as a responder: every partition it holds, also
+   * those it is still gaining. Excluding those deadlocks a change where two nodes each gain a
+   * partition the other is a source of (layouts v1 {A}, v2 {A,B,C}, v3 {A,B} after C's removal:
+   * A and B both gain partitions of C's, each pulling from the other, and neither would serve).
+   * Periodic sessions still leave gaining partitions to the pull loop: their initiator asks for
+   * `settledSharedPartitions` only.
+   */
   servedPartitions(): Uint8Array | undefined {
-    const ownership = this.ownership();
-    if (ownership === undefined) return undefined;
-    const served = ownership.heldPartitions();
-    const gaining = ownership.gaining(ownership.self);
-    for (let byte = 0; byte < served.length; byte++) served[byte]! &= ~gaining[byte]!;
-    return served;
+    return this.ownership()?.heldPartitions();
   }
 
   /** A session restricted to `partitions` with an up member (pulls and offloads); undefined if it is not up. */

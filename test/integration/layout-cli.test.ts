@@ -136,7 +136,9 @@ describe('layout commands', () => {
     // hand-off completes and B stops.
     const leaving = spawnCli(['node', 'leave'], { socket: b.socket });
     await waitFor(() => /committed layout version 4/.test(leaving.stderrText()), { deadlineMs: 15_000, what: 'node leave to commit version 4' });
-    const left = await withDeadline(leaving.result, 90_000, 'node leave to finish');
+    const left = await withDeadline(leaving.result, 90_000, 'node leave to finish').catch(async (error: unknown) => {
+      throw new Error(`${String(error)}\nleave: ${leaving.stderrText()}\nA: ${JSON.stringify(await layoutOf(a))}\n${b.logTail(20)}`);
+    });
     assert.equal(left.code, 0, left.stderr);
     await withDeadline(b.exited, 30_000, 'B to stop after its leave');
     assert.deepEqual((await layoutOf(a)).current?.members.map((m) => m.nodeId), [a.nodeId]);
