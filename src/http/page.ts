@@ -11,8 +11,10 @@
  *   query protocol: its view of every other node (state, in sync, last sync age, clock offset),
  *   its keys and Merkle root, or "no answer" when it did not reply in time;
  * - the timeline (`/api/events?after=SEQ`): the node's recent events, newest first;
- * - the key browser (`/kv?prefix=P&values=1&limit=25&after=K[&deleted=1]`): keys by prefix with a
- *   value preview and the version's age, tombstones on request, paged by the last key shown.
+ * - the key browser (`/kv?prefix=P&values=1&limit=25&after=K[&deleted=1]&allow_partial=1`): keys
+ *   by prefix with a value preview and the version's age, tombstones on request, paged by the
+ *   last key shown; in partitioned mode from every partition's owners, and the status line says
+ *   how many partitions had no owner up (their keys are not listed).
  * Charts are scaled by chartScale (./chart-scale.ts, whose source is put into this script):
  * ticks with values, and one outlier clipped and marked rather than flattening the rest.
  * Times are shown as "N s ago" (kept current every second), the ISO time on hover.
@@ -571,10 +573,12 @@ const script = `
     if (keyPage.loading) return;
     keyPage.loading = true;
     var after = keyPage.cursors[keyPage.index];
-    var url = '/kv?values=1&limit=25&prefix=' + encodeURIComponent(keyPage.prefix) + (after ? '&after=' + encodeURIComponent(after) : '') + (keyPage.deleted ? '&deleted=1' : '');
+    var url = '/kv?values=1&limit=25&prefix=' + encodeURIComponent(keyPage.prefix) + (after ? '&after=' + encodeURIComponent(after) : '') + (keyPage.deleted ? '&deleted=1' : '') + '&allow_partial=1';
     var more = false;
+    var missing = 0;
     fetch(url, { cache: 'no-store' }).then(function (r) {
       more = r.headers.get('X-Ckv-Truncated') === 'true';
+      missing = Number(r.headers.get('X-Ckv-Partitions-Missing') || 0);
       if (!r.ok) return r.json().then(function (e) { throw new Error(e.error || ('HTTP ' + r.status)); });
       return r.json();
     }).then(function (items) {
@@ -602,7 +606,7 @@ const script = `
       if (items.length) keyPage.cursors[keyPage.index + 1] = items[items.length - 1].key;
       $('key-next').disabled = !more;
       $('key-prev').disabled = keyPage.index === 0;
-      setText($('key-status'), (items.length ? 'page ' + (keyPage.index + 1) + ' \u00b7 ' + items.length + ' keys' : 'no keys') + (keyPage.prefix ? ' with prefix \u201c' + keyPage.prefix + '\u201d' : '') + (more ? ' \u00b7 more follow' : ''));
+      setText($('key-status'), (items.length ? 'page ' + (keyPage.index + 1) + ' \u00b7 ' + items.length + ' keys' : 'no keys') + (keyPage.prefix ? ' with prefix \u201c' + keyPage.prefix + '\u201d' : '') + (more ? ' \u00b7 more follow' : '') + (missing > 0 ? ' \u00b7 ' + missing + ' of 256 partitions have no owner up: their keys are not listed' : ''));
     }, function (err) {
       setText($('key-status'), 'could not list keys: ' + err.message);
     }).then(function () { keyPage.loading = false; });

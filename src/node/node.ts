@@ -419,7 +419,7 @@ export class CkvNode implements NodeApi {
     request: { prefix: string; startAfter: string | undefined; limit: number | undefined; withValues: boolean },
     read: ScanReadOptions,
   ): AsyncGenerator<Entry> {
-    const refusal = this.refusal();
+    const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
       yield* this.store.scanKeys({ prefix: request.prefix, startAfter: request.startAfter, limit: request.limit });
