@@ -26,6 +26,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePorts } from '../../src/util/free-ports.js';
 import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { loopbackPage } from '../helpers/browser-page.js';
+import { statusJson } from '../helpers/partitioned.js';
 import { whenMissing } from '../helpers/prerequisites.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -301,6 +302,9 @@ else describe('status page in a browser, partitioned mode (K = 2)', { timeout: 9
     nodes.A = await startNode({ args: ['--http', `127.0.0.1:${portA}`, ...partitioned] });
     const a = await bootstrapAddress(nodes.A);
     nodes.B = await startNode({ args: ['--http', 'off', '--bootstrap', a.address, ...partitioned] });
+    // The page opens once A has a layout: before it a partitioned node refuses prefix reads
+    // (503, "no layout yet"), and the key browser's refused request would log as a page error.
+    await waitFor(async () => ((await statusJson(nodes.A!)).partitioned?.layoutVersion ?? 0) >= 1, { deadlineMs: 30_000, what: 'A to have a layout' });
     page = await openPage(browser, portA, blocked, pageErrors);
   });
 

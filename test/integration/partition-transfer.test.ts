@@ -28,7 +28,7 @@ const keys = Array.from({ length: keyCount }, (_, i) => keyOf(i));
 async function versions(node: NodeProcess): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const scan = async (): Promise<void> => {
-    for await (const entry of node.client.scan({ prefix: 't/', withValues: false, includeDeleted: true })) out.set(entry.key, JSON.stringify(entry.version));
+    for await (const entry of node.client.scan({ prefix: 't/', withValues: false, includeDeleted: true, from: 'local' })) out.set(entry.key, JSON.stringify(entry.version));
   };
   await withDeadline(scan(), 30_000, `scan of ${node.name}`);
   return out;
