@@ -52,6 +52,7 @@ import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
 import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
+import { IdentifyWatch, identifyCheckIntervalMsDefault } from './identify-watch.js';
 import { loadKnownPeers, knownPeersSaveIntervalMs, saveKnownPeers } from './known-peers.js';
 import { BootstrapHealth, type BootstrapView } from './bootstrap-health.js';
 import { createNetwork, type BootstrapEvent, type CkvLibp2p } from './libp2p.js';
@@ -140,6 +141,9 @@ export class ClusterNetwork {
   private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Connected peers that are not members are identified again (./identify-watch.ts). */
+  private readonly identifyWatch = new IdentifyWatch();
+  private identifyTimer: NodeJS.Timeout | undefined;
   /** The known-peers list is saved at most once per knownPeersSaveIntervalMs (./known-peers.ts). */
   private knownPeersSave: NodeJS.Timeout | undefined;
   /** Partitioned mode's layout (undefined in full-replication mode). */
@@ -329,6 +333,12 @@ export class ClusterNetwork {
     this.libp2p.addEventListener('self:peer:update', () => this.membership.setAddresses(this.listenAddresses()));
     this.libp2p.addEventListener('peer:identify', (event) => this.onIdentify(event.detail));
     this.libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail));
+    // Connections opened before the handlers and the listener above (the bootstrap dials go out
+    // as libp2p starts): their identify may have completed unheard, or shown the peer our
+    // protocol list before it had the sync protocol. Ask them again now.
+    for (const connection of this.libp2p.getConnections()) this.reidentify(connection.remotePeer.toString());
+    this.identifyTimer = setInterval(() => this.checkStrangers(), identifyCheckIntervalMsDefault);
+    this.identifyTimer.unref();
     this.wake();
     void this.redialKnownPeers();
   }
@@ -373,6 +383,7 @@ export class ClusterNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.identifyTimer);
     clearTimeout(this.knownPeersSave);
     await this.partitionSync?.stop();
     await this.layouts?.stop();
@@ -568,14 +579,48 @@ export class ClusterNetwork {
   private onIdentify(result: IdentifyResult): void {
     if (this.stopped) return;
     this.bootstrap.identify(result.peerId.toString(), result.protocols, Date.now());
-    if (!result.protocols.includes(this.sync.protocol)) return;
     const agent = parseAgent(result.agentVersion);
-    if (!agent) return; // speaks our protocol but names no node id: not a ckv node we can key
+    if (!result.protocols.includes(this.sync.protocol) || !agent) {
+      // Not of our cluster (or not yet: asked again on the watch's schedule). An agent with no
+      // node id speaks our protocol but is not a ckv node we can key.
+      this.identifyWatch.foreign(result.peerId.toString());
+      return;
+    }
     const peerId = result.peerId.toString();
     const addresses = result.listenAddrs.map((a) => a.toString());
     this.apply(this.membership.connected({ nodeId: agent.nodeId, peerId, incarnation: agent.incarnation, addresses }, this.now()));
     this.layouts?.peerUp();
     this.partitionSync?.wake();
+  }
+
+  /** Connected peers that are not up members: identify them again, or hang up (./identify-watch.ts). */
+  private checkStrangers(): void {
+    if (this.stopped) return;
+    const up = new Set(this.membership.upPeerIds());
+    const strangers = new Set<string>();
+    for (const connection of this.libp2p.getConnections()) {
+      const peerId = connection.remotePeer.toString();
+      if (connection.status === 'open' && !up.has(peerId)) strangers.add(peerId);
+    }
+    const actions = this.identifyWatch.check(strangers, Date.now());
+    for (const peerId of actions.identify) {
+      this.components.counters.add('identify_retried');
+      this.reidentify(peerId);
+    }
+    for (const peerId of actions.hangUp) {
+      this.components.counters.add('identify_hung_up');
+      this.components.logger.info('identify never succeeded: reconnecting', { peer: peerId });
+      this.libp2p.hangUp(peerIdFromString(peerId)).catch(() => undefined);
+    }
+  }
+
+  /** Runs identify on an open connection to `peerId`; its result arrives as a `peer:identify` event. */
+  private reidentify(peerId: string): void {
+    const connection = this.libp2p.getConnections(peerIdFromString(peerId)).find((c) => c.status === 'open');
+    if (!connection) return;
+    this.libp2p.services.identify.identify(connection).catch(() => {
+      // Timed out or the connection went: the watch asks again, then hangs up.
+    });
   }
 
   private onDisconnect(peer: PeerId): void {

@@ -57,6 +57,8 @@ export const counterMetrics = {
   ckv_purge_dropped_bytes_total: { help: 'Key and value bytes dropped by purges of partitions this node no longer holds.', labelNames: [] },
   ckv_clock_drift_rejected_total: { help: 'Remote entries refused because their stamp was too far in our future.', labelNames: [] },
   ckv_member_dial_failed_total: { help: 'Dials to announced cluster members that failed.', labelNames: [] },
+  ckv_identify_retried_total: { help: 'Identifies run again on connections to peers that had not become members (src/net/identify-watch.ts).', labelNames: [] },
+  ckv_identify_hung_up_total: { help: 'Connections closed because identify never succeeded on them (redialed fresh).', labelNames: [] },
   ckv_member_rejected_total: { help: 'Membership messages dropped: bad signature, or signed by another peer than they name.', labelNames: [] },
   ckv_layout_rejected_total: {
     help: 'Layout gossip dropped (partitioned mode): malformed, bad signature, or an ack or join about another node than its signer.',
@@ -153,6 +155,8 @@ export const counterSpecs = {
   purge_dropped_bytes: counter('ckv_purge_dropped_bytes_total', {}, 'key and value bytes dropped by purges'),
   clock_drift_rejected: counter('ckv_clock_drift_rejected_total', {}, 'remote entries refused: stamp too far ahead'),
   member_dial_failed: counter('ckv_member_dial_failed_total', {}, 'failed dials to announced members'),
+  identify_retried: counter('ckv_identify_retried_total', {}, 'identifies run again on a connected non-member'),
+  identify_hung_up: counter('ckv_identify_hung_up_total', {}, 'connections closed: identify never succeeded'),
   member_rejected: counter('ckv_member_rejected_total', {}, 'membership messages with a bad signature'),
   layout_rejected: counter('ckv_layout_rejected_total', {}, 'layout gossip dropped: malformed, bad signature, or about another node'),
   layout_unknown_sender: counter('ckv_layout_unknown_sender_total', {}, 'layout acks and joins taken on the claim of a peer not yet a member'),
