@@ -231,6 +231,17 @@ export const layoutVersionsPerMessageMax = 16;
 export const clockOffsetSamplesMax = 4;
 
 /**
+ * Samples a member's offset needs before it counts toward "our clock is ahead of our peers"
+ * (which refuses local writes past the drift limit). A Hello can only arrive late, which reads
+ * as "we are ahead"; a node that just started is busiest in its first seconds (catch-up,
+ * pulls, layout), so its first Hellos are the most delayed, and with one sample a joiner on a
+ * loaded machine refused writes as if its clock were ahead. Two samples (the greater counts)
+ * ride that out; a clock really off by more than the limit is still seen at the second Hello
+ * (one sync interval later, 1 s by default), and the sync protocol refuses its stamps meanwhile.
+ */
+export const clockOffsetSamplesMin = 2;
+
+/**
  * A node announces itself (alive, with its addresses) this often, so every node dials every
  * other: a cluster built by bootstrapping to one node survives that node. Shorter heals a
  * split mesh sooner at the cost of one small gossip message per node per interval.

@@ -55,6 +55,7 @@
 import { assert } from './errors.js';
 import {
   clockOffsetSamplesMax,
+  clockOffsetSamplesMin,
   membersMax,
   memberAnnounceAfterJoinMs,
   memberAnnounceIntervalMs,
@@ -161,7 +162,7 @@ interface Member extends Omit<MemberInfo, 'state'> {
   lastDialMs: number;
   /** The transport has a connection to it (a member that left may still be connected). */
   connected: boolean;
-  /** clockOffsetMs was measured (from a Hello), not the initial 0. */
+  /** clockOffsetMs was measured (from clockOffsetSamplesMin Hellos of this incarnation), not the initial 0. */
   offsetMeasured: boolean;
   /**
    * The last clockOffsetSamplesMax offsets measured (peer wall minus ours at arrival), and
@@ -404,7 +405,7 @@ export class Membership {
       member.offsetSamples.push(Math.round(peerWallMs - nowMs));
       if (member.offsetSamples.length > clockOffsetSamplesMax) member.offsetSamples.shift();
       member.clockOffsetMs = Math.max(...member.offsetSamples);
-      member.offsetMeasured = true;
+      member.offsetMeasured = member.offsetSamples.length >= clockOffsetSamplesMin;
       this.cachedAheadMs = undefined;
     }
     member.entryCount = entryCount;

@@ -242,9 +242,13 @@ describe('Membership clock offsets', () => {
     for (const n of [1, 2, 3]) m.connected(peer(n), 0);
     const t = 1_700_000_000_000; // a real wall clock reading
     m.hello('p1', t - 3_600_000, 10, t); // p1's clock is an hour behind ours
+    assert.equal(m.clockAheadOfPeersMs(), 0, 'one sample: not counted yet (clockOffsetSamplesMin)');
+    m.hello('p1', t - 3_600_000 + 1000, 10, t + 1000);
     assert.equal(m.clockAheadOfPeersMs(), 3_600_000, 'one measured peer');
-    m.hello('p2', t - 3_600_000, 10, t);
-    m.hello('p3', t + 20, 10, t);
+    for (const dt of [0, 1000]) {
+      m.hello('p2', t - 3_600_000 + dt, 10, t + dt);
+      m.hello('p3', t + 20 + dt, 10, t + dt);
+    }
     assert.equal(m.clockAheadOfPeersMs(), 3_600_000, 'two of three say we are an hour ahead');
     m.disconnected('p1', 2_000);
     assert.equal(m.clockAheadOfPeersMs(), -20, 'one of two: not ahead');
@@ -254,7 +258,7 @@ describe('Membership clock offsets', () => {
     const m = membership();
     for (const n of [1, 2, 3]) m.connected(peer(n), 0);
     const t = 1_700_000_000_000;
-    for (const n of [1, 2, 3]) m.hello(`p${n}`, t, 10, t); // clocks agree
+    for (const n of [1, 2, 3]) for (const dt of [0, 1]) m.hello(`p${n}`, t + dt, 10, t + dt); // clocks agree
     assert.equal(m.clockAheadOfPeersMs(), 0);
     // A loaded machine: the next Hellos of p1 and p2 waited 2 s in queues before we read them.
     m.hello('p1', t + 1000, 10, t + 3000);
@@ -265,18 +269,21 @@ describe('Membership clock offsets', () => {
     assert.equal(m.clockAheadOfPeersMs(), 2000);
   });
 
-  it('a clock really behind ours is seen from the first Hello; a restart of the peer starts the samples afresh', () => {
+  it('a clock really behind ours is seen from the second Hello; a restart of the peer starts the samples afresh', () => {
     const m = membership();
     m.connected(peer(1), 0);
     const t = 1_700_000_000_000;
     m.hello('p1', t - 5000, 10, t);
-    assert.equal(m.clockAheadOfPeersMs(), 5000, 'ahead at once');
+    assert.equal(m.clockAheadOfPeersMs(), 0, 'one Hello may have been delayed: not counted yet');
+    m.hello('p1', t - 4999, 10, t + 1);
+    assert.equal(m.clockAheadOfPeersMs(), 5000, 'ahead from the second Hello');
     m.hello('p1', t + 1000, 10, t + 1000); // its clock was fixed...
     assert.equal(m.clockAheadOfPeersMs(), 0, '...and the greatest recent sample says so');
     m.hello('p1', t - 3000, 10, t + 2000);
     assert.equal(m.clockAheadOfPeersMs(), 0, 'a later, lower sample does not hide it');
     m.connected({ ...peer(1), incarnation: 2 }, t + 3000); // restarted, with its clock set back
     m.hello('p1', t - 2000, 10, t + 4000);
+    m.hello('p1', t - 1999, 10, t + 4001);
     assert.equal(m.clockAheadOfPeersMs(), 6000, 'the new life is measured on its own');
   });
 });
