@@ -151,6 +151,7 @@ export class Delivery {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (this.queue.pendingRows > 0) this.deps.logger.info('stopping with deliveries pending: kept on disk, delivered after the next start', { rows: this.queue.pendingRows });
     await this.writing;
   }
 
