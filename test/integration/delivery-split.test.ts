@@ -13,8 +13,8 @@
  * other side sees it silent, as across a cut): side 1 = {A, D}, side 2 = {B, C}; each key has
  * 3 of its owners among the 4, so at least one on each side, and the writes are
  * `--consistency one`.
- *   1. B, C frozen: side 1 writes put v1 (through D), del (through A), put v2 (through D) of
- *      each key.
+ *   1. B, C frozen: side 1 writes put v1 (through D), del (through A, `ckv del --consistency
+ *      one`), put v2 (through D) of each key.
  *   2. At once B, C thawed and A, D frozen: side 2 writes put w1 (through B), del (through C),
  *      put w2 (through B) of each key, in reverse order (the first within D's skew of side 1's
  *      last writes may lose to them; how many did is printed). (A retry of side 1 still queued on the wire may reach B
@@ -28,7 +28,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { VersionMessage } from '../../src/control/proto.js';
-import { waitFor, type NodeProcess } from '../../harness/testing.js';
+import { parseVersionText } from '../../src/core/entry.js';
+import { runCli, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { ownersOf, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 import { newestVersion, pendingOf, waitSeesDown, waitVersions } from '../helpers/delivery.js';
 
@@ -47,12 +48,25 @@ async function gcHeldDuringSplitHook(_nodes: readonly NodeProcess[], _keys: read
   // Intentionally empty until gc-wire lands.
 }
 
-/** A put, or a delete (value undefined: PutMany's delete, which takes a consistency), at `--consistency one`. */
-async function write(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[]): Promise<void> {
-  const put = value === undefined ? { key, delete: true } : { key, value: Buffer.from(value) };
-  const [result] = (await node.client.putMany([{ ...put, consistency: 'one' }])).results;
-  assert.ok(result?.version, `${value === undefined ? 'del' : 'put'} ${key} through ${node.name}: ${result?.error}`);
-  log.push(result.version);
+/** A put, or a delete (value undefined), at consistency one; a delete through `cli` is `ckv del KEY --consistency one`. */
+async function write(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[], via: 'grpc' | 'cli' = 'grpc'): Promise<void> {
+  if (value !== undefined) {
+    log.push((await node.client.put(key, Buffer.from(value), {}, 'one')).version);
+  } else if (via === 'grpc') {
+    log.push((await node.client.delete(key, {}, 'one')).version);
+  } else {
+    const result = await runCli(['del', key, '--consistency', 'one', '--json'], { socket: node.socket });
+    assert.equal(result.code, 0, result.stderr);
+    const { version } = JSON.parse(result.stdout.toString('utf8')) as { version: string };
+    log.push(versionMessageOf(version));
+  }
+}
+
+/** `ckv del --json`'s version text ("wallMs.counter@node") as a Version message. */
+function versionMessageOf(text: string): VersionMessage {
+  const version = parseVersionText(text);
+  assert.ok(version, `a version: ${text}`);
+  return { hlc: String(version.hlc), node: version.node, text };
 }
 
 describe('a split with put, delete, put on both sides, one clock near the drift limit (4 nodes, K = 3)', () => {
@@ -74,7 +88,7 @@ describe('a split with put, delete, put on both sides, one clock near the drift 
       for (const key of keys) {
         const log = written.get(key)!;
         await write(d, key, `side1-v1-${key}`, log);
-        await write(a, key, undefined, log);
+        await write(a, key, undefined, log, 'cli');
         await write(d, key, `side1-v2-${key}`, log);
       }
       // 2. Side 2 = {B, C} alone, at once, the keys in reverse order: its first writes may come

@@ -19,7 +19,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
-import { localKeys, ownersOf, startPartitioned, statusJson, waitPlacement, waitSettled } from '../helpers/partitioned.js';
+import { localKeys, startPartitioned, statusJson, waitPlacement, waitSettled } from '../helpers/partitioned.js';
+import { keysOwnedBy, seesUp } from '../helpers/delivery.js';
 
 const yearMs = 365 * 86_400_000;
 
@@ -44,18 +45,6 @@ async function deliveryOf(node: NodeProcess): Promise<DeliveryJson> {
 }
 
 const rowsFor = (d: DeliveryJson, nodeId: string): number => d.targets.find((t) => t.node === nodeId)?.rows ?? 0;
-
-async function seesUp(observer: NodeProcess, nodeId: string): Promise<boolean> {
-  return (await observer.peers()).some((p) => p.nodeId === nodeId && p.state === 'up');
-}
-
-/** Keys `prefix<i>` whose owners (in a layout of `members`) include `owner`, `count` of them. */
-function keysOwnedBy(prefix: string, owner: string, members: readonly string[], count: number): string[] {
-  const keys: string[] = [];
-  for (let i = 0; keys.length < count && i < count * 100; i++) if (ownersOf(`${prefix}${i}`, members).includes(owner)) keys.push(`${prefix}${i}`);
-  assert.equal(keys.length, count);
-  return keys;
-}
 
 /** 16 KiB values: delivery takes long enough to be caught in the middle. */
 const valueOf = (i: number): Uint8Array => new TextEncoder().encode(`v${i}:`.padEnd(16 * 1024, 'x'));
