@@ -1,5 +1,6 @@
 /**
- * `ckv del KEY [--if-version V]`: delete (write a tombstone, which replicates like any write).
+ * `ckv del KEY [--if-version V] [--consistency one|quorum|all]`: delete (write a tombstone,
+ * which replicates like any write; partitioned mode: acknowledged by that many owners, as put).
  *
  * `ckv del --prefix P [--yes]`: every live key under P. The keys are listed first (one Scan,
  * keys and versions only, at most `prefixKeysMax`), the count is confirmed (a prompt on a
@@ -13,6 +14,7 @@ import { GrpcStatus } from '../control/h2.js';
 import { CliError, conditionOption, printJson, versionText, withClient, writeStdout } from './common.js';
 import { confirm } from './confirm.js';
 import { versionFields } from './json.js';
+import { consistencyOption } from './put.js';
 
 /** Keys one `del --prefix` deletes at most (they are held in memory between the listing and the deletes). */
 const prefixKeysMax = 1_000_000;
@@ -26,19 +28,22 @@ export function register(program: Command): void {
     .description('delete a key (a tombstone that replicates like a write), or every key under a prefix (--prefix)')
     .argument('[key]', 'the key')
     .option('--if-version <version>', 'only if the key holds exactly this version (as put prints it); else exit 7, nothing written')
+    .option('--consistency <level>', 'partitioned mode: owners that must acknowledge: one, quorum (default) or all; too few in time: exit 3')
     .option('--prefix <prefix>', 'delete every live key that starts with this (asks first; --yes to skip the question)')
     .option('-y, --yes', 'with --prefix: do not ask')
     .option('--json', 'one JSON document: key, version, time (with --prefix: prefix, listed, deleted, changed)')
-    .action(async (key: string | undefined, options: { ifVersion?: string; prefix?: string; yes?: boolean; json?: boolean }, command: Command) => {
+    .action(async (key: string | undefined, options: { ifVersion?: string; consistency?: string; prefix?: string; yes?: boolean; json?: boolean }, command: Command) => {
       if (options.prefix !== undefined) {
         if (key !== undefined) throw new CliError('give KEY or --prefix, not both', 'usage');
         if (options.ifVersion !== undefined) throw new CliError('--if-version takes one KEY, not --prefix', 'usage');
+        if (options.consistency !== undefined) throw new CliError('--consistency takes one KEY, not --prefix', 'usage');
         await deletePrefix(command, options.prefix, options.yes ?? false, options.json ?? false);
         return;
       }
       if (key === undefined) throw new CliError('missing key: give KEY, or --prefix PREFIX', 'usage');
       const condition = conditionOption(options);
-      const reply = await withClient(command, (client) => client.delete(key, condition));
+      const consistency = consistencyOption(options.consistency);
+      const reply = await withClient(command, (client) => client.delete(key, condition, consistency));
       if (options.json) await printJson({ key, ...versionFields(reply.version) });
       else await writeStdout(`${versionText(reply.version)}\n`);
     });

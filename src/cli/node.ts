@@ -192,10 +192,18 @@ socket left by a killed node is replaced. The data directory is created if neede
         let last = '';
         for (;;) {
           const layout = await client.layout();
-          const done = layout.active.length === 1 && !layout.current?.members.some((m) => m.nodeId === layout.self);
-          if (done) break;
+          const handedOff = layout.active.length === 1 && !layout.current?.members.some((m) => m.nodeId === layout.self);
+          // Writes this node keeps for owners that have not acknowledged them yet (delivery
+          // until acknowledged) would be lost with it: it stops only once they are delivered.
+          const pending = Number((await client.status()).delivery?.pendingRows ?? '0');
+          if (handedOff && pending === 0) break;
           const newest = layout.active.at(-1);
-          const line = newest ? `leaving: v${newest.version} ${newest.partitionsSynced} of ${newest.partitionsSynced + newest.partitionsPending} partitions synced at every owner` : 'leaving: waiting';
+          const partitions = handedOff
+            ? 'partitions handed off'
+            : newest
+              ? `v${newest.version} ${newest.partitionsSynced} of ${newest.partitionsSynced + newest.partitionsPending} partitions synced at every owner`
+              : 'waiting';
+          const line = `leaving: ${partitions}${pending > 0 ? `; ${pending} writes pending for owners that have not acknowledged them (ckv status: delivery)` : ''}`;
           if (line !== last) process.stderr.write(`${line}\n`);
           last = line;
           await new Promise((resolve) => setTimeout(resolve, leavePollMs));

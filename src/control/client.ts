@@ -332,9 +332,9 @@ export class ControlClient {
     };
   }
 
-  /** Deletes (a tombstone); with `ifVersion`, only if the key holds exactly that version. */
-  delete(key: string, condition: { ifVersion?: string } = {}): Promise<{ version: VersionMessage }> {
-    return this.unary('Delete', { key, ...condition }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
+  /** Deletes (a tombstone); with `ifVersion`, only if the key holds exactly that version; `consistency` as put's. */
+  delete(key: string, condition: { ifVersion?: string } = {}, consistency = ''): Promise<{ version: VersionMessage }> {
+    return this.unary('Delete', { key, ...condition, consistency }, 'the node went away after the delete was sent; it may or may not be applied: check with ckv haskey');
   }
   health(): Promise<HealthReplyMessage> {
     return this.unary('Health', {});

@@ -341,8 +341,8 @@ export class ControlServer {
         if (!entry) return { found: false, ...head };
         return { ...entryMessage(entry, true), found: entry.value !== null, ...head };
       }),
-      Delete: this.guard(async (req: { key: string; ifVersion: string }) => ({
-        version: versionMessage(await node.delete(req.key, writeCondition(req.ifVersion, false))),
+      Delete: this.guard(async (req: { key: string; ifVersion: string; consistency: string }) => ({
+        version: versionMessage((await node.write(req.key, null, { condition: writeCondition(req.ifVersion, false), consistency: consistencyOf(req.consistency) })).version),
       })),
       PutMany: this.guard(async (req: { puts: PutMessage[] }) => {
         if (req.puts.length > putManyCountMax) {

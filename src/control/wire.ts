@@ -59,7 +59,7 @@ export const GetReply = m(
   f(42, 'asked', 'uint32'),
   f(43, 'answers', OwnerAnswer, true),
 );
-export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'), f(2, 'ifVersion', 'string'));
+export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'), f(2, 'ifVersion', 'string'), f(120, 'consistency', 'string'));
 export const DeleteReply = m('DeleteReply', f(1, 'version', Version));
 export const ScanRequest = m(
   'ScanRequest',

@@ -11,7 +11,8 @@
  *   `delayMsMax`, each delay drawn in [d/2, d] from the injected random source; `connected`
  *   resets it to "now" (and for `connectGraceMs` after it a failure retries in
  *   `connectRetryMs`: the target may not serve yet). One batch per target is in flight at a time; a batch whose every row
- *   was acknowledged sends the next one at once.
+ *   was acknowledged sends the next one at once. Each batch says why it is due (`cause`): the
+ *   runtime counts the attempts the target's return caused apart from backoff retries.
  * - **Removal.** Only `acked(target, key hash, version)` removes a row, and only if the row
  *   still holds that version (delete-if-unchanged): a newer write that coalesced while the
  *   batch was in flight stays. No timer ever removes a row.
@@ -75,9 +76,17 @@ export interface RowChanges {
   readonly del: { readonly target: string; readonly keyHash: HashText }[];
 }
 
+/**
+ * Why a target's batch is due: its first row (`new`), the rows read back at start (`load`), a
+ * retry after a failure (`backoff`), the target coming up (`connect`, also the quick retries
+ * within `connectGraceMs` of it), or the previous batch fully acknowledged (`next`).
+ */
+export type DeliveryCause = 'new' | 'load' | 'backoff' | 'connect' | 'next';
+
 export interface DeliveryBatch {
   readonly target: string;
   readonly rows: readonly HintRow[];
+  readonly cause: DeliveryCause;
 }
 
 /** The answer for one row of a batch: acknowledged (applied or older), or not. */
@@ -109,6 +118,7 @@ interface Schedule {
   inFlight: boolean;
   /** When the target last (re)connected: failures soon after retry quickly (see connectGraceMs). */
   connectedAtMs: number;
+  cause: DeliveryCause;
 }
 
 /**
@@ -140,6 +150,11 @@ export class DeliveryQueue {
   /** The row for (target, key hash), if any. */
   row(target: string, keyHash: HashText): HintRow | undefined {
     return this.rows.get(target)?.get(keyHash);
+  }
+
+  /** How many rows `target` has pending. */
+  rowsOf(target: string): number {
+    return this.rows.get(target)?.size ?? 0;
   }
 
   /** Every row (for tests and re-targeting). */
@@ -201,7 +216,7 @@ export class DeliveryQueue {
         bytes += row.bytes;
       }
       schedule.inFlight = true;
-      batches.push({ target, rows: batch });
+      batches.push({ target, rows: batch, cause: schedule.cause });
     }
     return batches;
   }
@@ -239,6 +254,7 @@ export class DeliveryQueue {
     schedule.attempt = 0;
     schedule.nextAtMs = Math.min(schedule.nextAtMs, nowMs);
     schedule.connectedAtMs = nowMs;
+    if (!schedule.inFlight) schedule.cause = 'connect';
   }
 
   /**
@@ -306,12 +322,15 @@ export class DeliveryQueue {
     if (allAcked) {
       schedule.attempt = 0;
       schedule.nextAtMs = nowMs;
+      schedule.cause = 'next';
       return;
     }
     if (nowMs - schedule.connectedAtMs < connectGraceMs) {
       schedule.nextAtMs = nowMs + connectRetryMs;
+      schedule.cause = 'connect';
       return;
     }
+    schedule.cause = 'backoff';
     schedule.nextAtMs = nowMs + this.delayMs(schedule.attempt);
     schedule.attempt++;
   }
@@ -319,7 +338,7 @@ export class DeliveryQueue {
   /** A target gains a row: a new target's first attempt is one backoff step away (or now, at load). */
   private schedule(target: string, nowMs: number, now: boolean): void {
     if (this.schedules.has(target)) return;
-    this.schedules.set(target, { attempt: now ? 0 : 1, nextAtMs: now ? nowMs : nowMs + this.delayMs(0), inFlight: false, connectedAtMs: -Infinity });
+    this.schedules.set(target, { attempt: now ? 0 : 1, nextAtMs: now ? nowMs : nowMs + this.delayMs(0), inFlight: false, connectedAtMs: -Infinity, cause: now ? 'load' : 'new' });
   }
 
   private set(row: HintRow): void {

@@ -12,11 +12,14 @@
  * frames); an `applied` or `older` outcome acknowledges a row, which the queue deletes if it
  * still holds that version. A batch for this node itself (a re-targeted row whose new owner is
  * this node) is applied locally. A member coming up (`connected`) makes its rows due at once;
- * a layout change re-targets rows whose target no longer owns the key. Row changes reach the
- * store through one serial chain, in the order the queue decided them.
+ * a layout change re-targets rows whose target no longer owns the key. Each batch sent is counted
+ * by why it was due (`delivery_batches_<cause>`, the reconnect ones apart from backoff retries),
+ * and the first batch after a target came up is logged with the time since (`delivering on
+ * reconnect`). Row changes reach the store through one serial chain, in the order the queue
+ * decided them.
  */
 import { keyHashText, type Entry, type HashText } from '../core/entry.js';
-import { DeliveryQueue, decodeHintRow, deliveryDefaults, encodeHintRow, hintRowKey, type DeliveryBatch, type DeliveryStats, type HintRow, type RowChanges } from '../core/delivery-queue.js';
+import { DeliveryQueue, decodeHintRow, deliveryDefaults, encodeHintRow, hintRowKey, type DeliveryBatch, type DeliveryCause, type DeliveryStats, type HintRow, type RowChanges } from '../core/delivery-queue.js';
 import type { Ownership } from '../core/ownership.js';
 import type { Replica } from '../core/replica.js';
 import type { HintRowOp, Store } from '../core/store.js';
@@ -51,6 +54,8 @@ export class Delivery {
   private writing: Promise<void> = Promise.resolve();
   private stopped = false;
   private started = false;
+  /** Targets that came up with rows pending, and when (monotonic): the first batch after it is logged. */
+  private readonly cameUpAtMs = new Map<string, number>();
 
   constructor(private readonly deps: DeliveryDeps) {
     this.monotonicMs = deps.monotonicMs ?? (() => performance.now());
@@ -119,7 +124,9 @@ export class Delivery {
 
   /** A member came up: its rows are due now. */
   connected(nodeId: string): void {
-    this.queue.connected(nodeId, this.monotonicMs());
+    const nowMs = this.monotonicMs();
+    this.queue.connected(nodeId, nowMs);
+    if (this.queue.rowsOf(nodeId) > 0) this.cameUpAtMs.set(nodeId, nowMs);
     this.arm();
   }
 
@@ -144,6 +151,7 @@ export class Delivery {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (this.queue.pendingRows > 0) this.deps.logger.info('stopping with deliveries pending: kept on disk, delivered after the next start', { rows: this.queue.pendingRows });
     await this.writing;
   }
 
@@ -178,7 +186,15 @@ export class Delivery {
     this.timer = undefined;
     this.timerAtMs = Infinity;
     if (this.stopped) return;
-    for (const batch of this.queue.due(this.monotonicMs())) void this.send(batch);
+    for (const batch of this.queue.due(this.monotonicMs())) {
+      this.deps.counters.add(batchCounters[batch.cause]);
+      const upAtMs = this.cameUpAtMs.get(batch.target);
+      if (upAtMs !== undefined && batch.cause === 'connect') {
+        this.cameUpAtMs.delete(batch.target);
+        this.deps.logger.info('delivering on reconnect', { target: batch.target, rows: batch.rows.length, sinceUpMs: Math.round(this.monotonicMs() - upAtMs) });
+      }
+      void this.send(batch);
+    }
     this.arm();
   }
 
@@ -217,6 +233,14 @@ export class Delivery {
     this.arm();
   }
 }
+
+const batchCounters = {
+  connect: 'delivery_batches_reconnect',
+  backoff: 'delivery_batches_backoff',
+  load: 'delivery_batches_load',
+  new: 'delivery_batches_new',
+  next: 'delivery_batches_next',
+} as const satisfies Record<DeliveryCause, string>;
 
 function opsOf(changes: RowChanges, ops: HintRowOp[]): HintRowOp[] {
   for (const row of changes.put) ops.push(encodeHintRow(row));

@@ -82,6 +82,10 @@ export const counterMetrics = {
   ckv_delivery_rows_total: { help: 'Pending deliveries (hints) by event: held, acked, retargeted, dropped_malformed.', labelNames: ['event'] },
   ckv_delivery_batches_failed_total: { help: 'Delivery batches that got no answer (target down or unreachable).', labelNames: [] },
   ckv_delivery_backlog_refused_total: { help: 'Writes refused because pending deliveries passed their limit.', labelNames: [] },
+  ckv_delivery_batches_total: {
+    help: 'Delivery batches sent, by why they were due: the target came up (reconnect), a retry after a failure (backoff), rows read back at start (load), a first row (new), the previous batch acknowledged (next).',
+    labelNames: ['cause'],
+  },
   ckv_delivery_persist_failed_total: { help: 'Delivery row batches the store failed to write.', labelNames: [] },
   ckv_start_tree_total: {
     help: 'How this process built its Merkle tree and key filter at start (0 or 1 each): from the snapshot its last clean stop saved, or by a scan of every entry, and why (no snapshot; stale: written to after it was saved; rejected: failed its checks).',
@@ -182,6 +186,11 @@ export const counterSpecs = {
   delivery_rows_dropped: counter('ckv_delivery_rows_total', { event: 'dropped_malformed' }, 'persisted delivery rows that did not decode (deleted at start)'),
   delivery_batches_failed: counter('ckv_delivery_batches_failed_total', {}, 'delivery batches no answer came back for (target down or unreachable)'),
   delivery_backlog_refused: counter('ckv_delivery_backlog_refused_total', {}, 'writes refused: pending deliveries past their limit'),
+  delivery_batches_reconnect: counter('ckv_delivery_batches_total', { cause: 'reconnect' }, 'delivery batches sent because their target came up'),
+  delivery_batches_backoff: counter('ckv_delivery_batches_total', { cause: 'backoff' }, 'delivery batches sent as a retry after a failure'),
+  delivery_batches_load: counter('ckv_delivery_batches_total', { cause: 'load' }, 'delivery batches of rows read back at start'),
+  delivery_batches_new: counter('ckv_delivery_batches_total', { cause: 'new' }, "delivery batches for a target's first pending rows"),
+  delivery_batches_next: counter('ckv_delivery_batches_total', { cause: 'next' }, 'delivery batches following a fully acknowledged one'),
   delivery_persist_failed: counter('ckv_delivery_persist_failed_total', {}, 'delivery row batches the store failed to write'),
   read_repair: counter('ckv_read_repair_total', {}, 'entries sent to stale owners after a read'),
   start_tree_snapshot: counter('ckv_start_tree_total', { from: 'snapshot' }, 'tree and key filter restored from the snapshot of a clean stop'),

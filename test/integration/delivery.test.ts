@@ -19,7 +19,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { runCli, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
-import { localKeys, ownersOf, startPartitioned, statusJson, waitPlacement, waitSettled } from '../helpers/partitioned.js';
+import { localKeys, startPartitioned, statusJson, waitPlacement, waitSettled } from '../helpers/partitioned.js';
+import { keysOwnedBy, putAll, seesUp } from '../helpers/delivery.js';
 
 const yearMs = 365 * 86_400_000;
 
@@ -45,31 +46,8 @@ async function deliveryOf(node: NodeProcess): Promise<DeliveryJson> {
 
 const rowsFor = (d: DeliveryJson, nodeId: string): number => d.targets.find((t) => t.node === nodeId)?.rows ?? 0;
 
-async function seesUp(observer: NodeProcess, nodeId: string): Promise<boolean> {
-  return (await observer.peers()).some((p) => p.nodeId === nodeId && p.state === 'up');
-}
-
-/** Keys `prefix<i>` whose owners (in a layout of `members`) include `owner`, `count` of them. */
-function keysOwnedBy(prefix: string, owner: string, members: readonly string[], count: number): string[] {
-  const keys: string[] = [];
-  for (let i = 0; keys.length < count && i < count * 100; i++) if (ownersOf(`${prefix}${i}`, members).includes(owner)) keys.push(`${prefix}${i}`);
-  assert.equal(keys.length, count);
-  return keys;
-}
-
 /** 16 KiB values: delivery takes long enough to be caught in the middle. */
 const valueOf = (i: number): Uint8Array => new TextEncoder().encode(`v${i}:`.padEnd(16 * 1024, 'x'));
-
-async function putAll(node: NodeProcess, keys: readonly string[], consistencyOf: (i: number) => string): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < keys.length) {
-      const i = next++;
-      await node.client.put(keys[i]!, valueOf(i), {}, consistencyOf(i));
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-}
 
 describe('delivery until acknowledged (5 nodes, K = 3)', () => {
   it('survives kill -9 of the coordinator and a year of clock; resumes on the owner\'s return; a removed owner\'s rows reach the new owners', async () => {
@@ -87,7 +65,7 @@ describe('delivery until acknowledged (5 nodes, K = 3)', () => {
       // 1. O down; 500 writes it owns, all acknowledged by the others; 500 rows pending for O.
       await o.kill();
       await waitFor(async () => !(await seesUp(c, o.nodeId)), { deadlineMs: 20_000, what: 'C to see O down' });
-      await putAll(c, keys, (i) => (i % 2 === 0 ? 'one' : 'quorum'));
+      await putAll(c, keys, valueOf, (i) => (i % 2 === 0 ? 'one' : 'quorum'));
       let pending = await deliveryOf(c);
       assert.equal(rowsFor(pending, o.nodeId), 500, `500 rows pending for O: ${JSON.stringify(pending)}`);
       const text = await runCli(['status'], { socket: c.socket });
@@ -151,7 +129,7 @@ describe('delivery until acknowledged (5 nodes, K = 3)', () => {
       const pKeys = keysOwnedBy('moved-', p.nodeId, members, 50);
       await p.kill();
       await waitFor(async () => !(await seesUp(g, p.nodeId)), { deadlineMs: 20_000, what: 'G to see P down' });
-      await putAll(g, pKeys, () => 'quorum');
+      await putAll(g, pKeys, valueOf, () => 'quorum');
       assert.equal(rowsFor(await deliveryOf(g), p.nodeId), 50);
       const removed = await runCli(['node', 'remove', p.nodeId], { socket: g.socket });
       assert.equal(removed.code, 0, removed.stderr);

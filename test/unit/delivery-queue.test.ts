@@ -93,6 +93,30 @@ describe('DeliveryQueue', () => {
     assert.ok(q.nextDueMs()! >= 13 + connectGraceMs + 250, 'after the grace: backoff again');
   });
 
+  it('each batch says why it is due: new, backoff, connect (and its quick retries), next, load', () => {
+    const q = queue({ batchRowsMax: 1 });
+    q.hold(a, entry('k1', 1n), 0);
+    q.hold(a, entry('k2', 1n), 0);
+    const causeAt = (nowMs: number): string | undefined => q.due(nowMs)[0]?.cause;
+    assert.equal(causeAt(q.nextDueMs()!), 'new');
+    q.failed(a, 1000);
+    assert.equal(causeAt(q.nextDueMs()!), 'backoff');
+    q.failed(a, 3000);
+    q.connected(a, 3100);
+    assert.equal(causeAt(3100), 'connect', 'the owner came up before its backoff ran out');
+    q.failed(a, 3200);
+    assert.equal(causeAt(3200 + connectRetryMs), 'connect', 'a quick retry within the grace is still caused by the return');
+    const [batch] = [...q.all()];
+    q.answered(a, [{ keyHash: batch!.keyHash, version: batch!.entry.version, acked: true }], 3400);
+    assert.equal(causeAt(3400), 'next');
+    const loaded = queue();
+    loaded.load([...q.all()], 0);
+    assert.equal(loaded.due(0)[0]?.cause, 'load');
+    q.connected(b, 0);
+    assert.equal(q.rowsOf(a), 1);
+    assert.equal(q.rowsOf(b), 0);
+  });
+
   it('delete-if-unchanged: an ack of an older version keeps the newer row', () => {
     const q = queue();
     q.hold(a, entry('k', 1n), 0);

@@ -1,0 +1,130 @@
+/**
+ * A split healed (issue 12, part 1): concurrent put, delete and put of the same keys on both
+ * sides, one node's clock near the drift limit; after the heal every owner holds the same
+ * winner, the highest (HLC, node id) among every acknowledged write, and every node reports
+ * that very version. 4 nodes, --replicas 3.
+ *
+ * The skewed node D runs `--test-clock-skew-ms 400` from the start: its clock is 400 ms ahead
+ * of the others', under the 500 ms a peer accepts (README "Clocks"), so its writes are taken,
+ * stamped ahead of later writes elsewhere: the winner is then not the write made last in real
+ * time, which is the point of comparing versions rather than values.
+ *
+ * The split on one host, by SIGSTOP (the kernel keeps a frozen process's sockets open, so the
+ * other side sees it silent, as across a cut): side 1 = {A, D}, side 2 = {B, C}; each key has
+ * 3 of its owners among the 4, so at least one on each side, and the writes are
+ * `--consistency one`.
+ *   1. B, C frozen: side 1 writes put v1 (through D), del (through A, `ckv del --consistency
+ *      one`), put v2 (through D) of each key.
+ *   2. At once B, C thawed and A, D frozen: side 2 writes put w1 (through B), del (through C),
+ *      put w2 (through B) of each key, in reverse order (the first within D's skew of side 1's
+ *      last writes may lose to them; how many did is printed). (A retry of side 1 still queued on the wire may reach B
+ *      or C first: the order of arrival must not matter, only the versions.)
+ *   3. A, D thawed (heal): delivery and anti-entropy bring everything together; pending rows
+ *      reach 0 on every node; every owner holds the newest acknowledged version of each key,
+ *      and a quorum read through every node returns it.
+ *
+ * GC ("GC did not advance during the split") is the gc-wire branch's: see the hook below.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { VersionMessage } from '../../src/control/proto.js';
+import { parseVersionText } from '../../src/core/entry.js';
+import { runCli, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { ownersOf, startPartitioned, waitSettled } from '../helpers/partitioned.js';
+import { newestVersion, pendingOf, waitSeesDown, waitVersions } from '../helpers/delivery.js';
+
+/** Under the default 500 ms drift limit (--clock-drift-ms-max): close to it, still accepted. */
+const skewMs = 400;
+const keyCount = 12;
+
+/**
+ * TODO(gc-wire): "GC did not advance during the split" (issue 12, tests). Called with the
+ * nodes and the split's start and end; once tombstone GC is wired (`ckv gc --json`, the `gc`
+ * status block), assert here that the watermark stayed below the split's start while the
+ * sides could not reach each other (the deletes above are tombstones GC must not collect
+ * before every holder has them) and that no key of `keys` was collected on one side only.
+ */
+async function gcHeldDuringSplitHook(_nodes: readonly NodeProcess[], _keys: readonly string[], _phase: 'split' | 'healed'): Promise<void> {
+  // Intentionally empty until gc-wire lands.
+}
+
+/** A put, or a delete (value undefined), at consistency one; a delete through `cli` is `ckv del KEY --consistency one`. */
+async function write(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[], via: 'grpc' | 'cli' = 'grpc'): Promise<void> {
+  if (value !== undefined) {
+    log.push((await node.client.put(key, Buffer.from(value), {}, 'one')).version);
+  } else if (via === 'grpc') {
+    log.push((await node.client.delete(key, {}, 'one')).version);
+  } else {
+    const result = await runCli(['del', key, '--consistency', 'one', '--json'], { socket: node.socket });
+    assert.equal(result.code, 0, result.stderr);
+    const { version } = JSON.parse(result.stdout.toString('utf8')) as { version: string };
+    log.push(versionMessageOf(version));
+  }
+}
+
+/** `ckv del --json`'s version text ("wallMs.counter@node") as a Version message. */
+function versionMessageOf(text: string): VersionMessage {
+  const version = parseVersionText(text);
+  assert.ok(version, `a version: ${text}`);
+  return { hlc: String(version.hlc), node: version.node, text };
+}
+
+describe('a split with put, delete, put on both sides, one clock near the drift limit (4 nodes, K = 3)', () => {
+  it('converges on the highest (HLC, node id) everywhere after the heal', async () => {
+    const cluster = await startPartitioned(3);
+    try {
+      const [d] = await cluster.add(1, ['--test-clock-skew-ms', String(skewMs)]);
+      await waitSettled(cluster.nodes, 60_000, 'one layout of 4 nodes');
+      const [a, b, c] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
+      assert.ok(d);
+      const members = cluster.nodes.map((n) => n.nodeId);
+      const keys = Array.from({ length: keyCount }, (_, i) => `split-${i}`);
+      const written = new Map<string, VersionMessage[]>(keys.map((key) => [key, []]));
+
+      // 1. Side 1 = {A, D} alone.
+      b.freeze();
+      c.freeze();
+      await Promise.all([waitSeesDown(a, b.nodeId), waitSeesDown(a, c.nodeId), waitSeesDown(d, b.nodeId), waitSeesDown(d, c.nodeId)]);
+      for (const key of keys) {
+        const log = written.get(key)!;
+        await write(d, key, `side1-v1-${key}`, log);
+        await write(a, key, undefined, log, 'cli');
+        await write(d, key, `side1-v2-${key}`, log);
+      }
+      // 2. Side 2 = {B, C} alone, at once, the keys in reverse order: its first writes may come
+      // within D's skew of side 1's last ones, and lose to them.
+      b.thaw();
+      c.thaw();
+      a.freeze();
+      d.freeze();
+      for (const key of [...keys].reverse()) {
+        const log = written.get(key)!;
+        await write(b, key, `side2-w1-${key}`, log);
+        await write(c, key, undefined, log);
+        await write(b, key, `side2-w2-${key}`, log);
+      }
+      await gcHeldDuringSplitHook(cluster.nodes, keys, 'split');
+
+      // 3. Heal.
+      a.thaw();
+      d.thaw();
+      const winner = new Map(keys.map((key) => [key, newestVersion(written.get(key)!)]));
+      const fromSide1 = keys.filter((key) => winner.get(key)!.node === d.nodeId).length;
+      console.log(`# split: ${fromSide1} of ${keyCount} keys won by the skewed node's earlier write (side 1), ${keyCount - fromSide1} by side 2`);
+      await waitVersions(cluster.nodes, keys, (key) => ownersOf(key, members), (key) => winner.get(key)!.text, 60_000, 'every owner to hold the winner');
+      await waitFor(async () => (await Promise.all(cluster.nodes.map(pendingOf))).every((n) => n === 0), { deadlineMs: 60_000, what: 'no delivery pending anywhere' });
+      for (const node of cluster.nodes) {
+        for (const key of keys) {
+          const read = await node.client.get(key, { from: 'quorum' });
+          const expected = winner.get(key)!;
+          assert.equal(read.version?.text, expected.text, `${key} read through ${node.name}`);
+          assert.equal(read.found, true);
+          assert.match(read.value.toString('utf8'), expected.node === d.nodeId ? /^side1-v2-/ : /^side2-w2-/);
+        }
+      }
+      await gcHeldDuringSplitHook(cluster.nodes, keys, 'healed');
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
