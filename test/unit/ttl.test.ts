@@ -18,6 +18,7 @@ import { ttlMsMax } from '../../src/core/limits.js';
 import { checkTtlMs, expiredTombstone, isExpired, parseTtl, visibleAt } from '../../src/core/ttl.js';
 import { Replica, sameRoot } from '../../src/core/replica.js';
 import { LevelStore } from '../../src/store/level-store.js';
+import { countEntries } from '../../src/cli/backup-format.js';
 import { allEntries, memoryReplica, syncPair, value } from '../helpers/replicas.js';
 
 const nodeA = '00000000000000aa';
@@ -76,6 +77,14 @@ describe('entry encoding with an expiry', () => {
     const tombstone = expiredTombstone(ttlEntry(1000));
     assert.deepEqual(decodeEntry(encodeEntry({ ...tombstone, expiresAtMs: wallMs + 5 })), tombstone);
     assert.deepEqual(entryDigest('k', ttlEntry(1000).version), entryDigest('k', tombstone.version));
+  });
+
+  it('backup blocks count entries with an expiry (the CLI walks their lengths)', () => {
+    const raw = Buffer.concat([encodeEntry(ttlEntry(30_000, 'a')), encodeEntry({ key: 'b', value: value('x'), version: ttlEntry(1).version }), encodeEntry(expiredTombstone(ttlEntry(1, 'c')))]);
+    assert.equal(countEntries(raw), 3);
+    const bad = Buffer.from(encodeEntry(ttlEntry(30_000)));
+    bad[1 + 1 + 1 + 8 + 8] = 0; // the TTL varint: 0 is out of range
+    assert.equal(countEntries(bad), undefined);
   });
 
   it('refuses unknown flags, a tombstone flagged to expire, and a TTL outside 1..ttlMsMax', () => {
