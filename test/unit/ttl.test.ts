@@ -19,6 +19,8 @@ import { checkTtlMs, expiredTombstone, isExpired, parseTtl, visibleAt } from '..
 import { Replica, sameRoot } from '../../src/core/replica.js';
 import { LevelStore } from '../../src/store/level-store.js';
 import { countEntries } from '../../src/cli/backup-format.js';
+import { decodeWatchFrame, encodeChangeFrame } from '../../src/net/watch-protocol.js';
+import { keyHashText } from '../../src/core/entry.js';
 import { allEntries, memoryReplica, syncPair, value } from '../helpers/replicas.js';
 
 const nodeA = '00000000000000aa';
@@ -99,6 +101,18 @@ describe('entry encoding with an expiry', () => {
     assert.throws(() => decodeEntry(row(2, 0)), MalformedError);
     assert.throws(() => decodeEntry(row(2, ttlMsMax + 1)), MalformedError);
     assert.equal(readEntry(new ByteReader(row(2, 10))).expiresAtMs, wallMs + 10);
+  });
+});
+
+describe('partitioned watch frames', () => {
+  it('carry the expiry of a value with a TTL (frame 3), and none otherwise (frame 1, as before)', () => {
+    const change = (entry: Entry) => ({ entry, keyHash: keyHashText(entry.key), previous: undefined, origin: 'local' as const });
+    const expiring = encodeChangeFrame(change(ttlEntry(30_000)));
+    assert.equal(expiring[0], 3);
+    assert.deepEqual(decodeWatchFrame(expiring), { entry: { key: 'k', value: new Uint8Array(0), version: ttlEntry(1).version, expiresAtMs: wallMs + 30_000 }, valueBytes: 1 });
+    const plain = encodeChangeFrame(change({ key: 'k', value: value('v'), version: ttlEntry(1).version }));
+    assert.equal(plain[0], 1);
+    assert.equal((decodeWatchFrame(plain) as { entry: Entry }).entry.expiresAtMs, undefined);
   });
 });
 
