@@ -357,11 +357,16 @@ export class CkvNode implements NodeApi {
     const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
-      const entry = visibleAt(await this.replica.get(key), this.replica.nowMs());
+      const entry = this.visibleNow(await this.replica.get(key));
       return { entry, from: 'local', owners: [], asked: 1, answers: [] };
     }
     const reply = await this.partitioned.read(key, options.from, options.allowPartial ?? false);
-    return { ...reply, entry: visibleAt(reply.entry, this.replica.nowMs()) };
+    return reply.entry?.expiresAtMs === undefined ? reply : { ...reply, entry: this.visibleNow(reply.entry) };
+  }
+
+  /** An entry as a read sees it now: an expired value is its tombstone (TTL, src/core/ttl.ts). */
+  private visibleNow(entry: Entry | undefined): Entry | undefined {
+    return entry?.expiresAtMs === undefined ? entry : visibleAt(entry, this.replica.nowMs());
   }
 
   owners(key: string): KeyOwners | undefined {
@@ -423,10 +428,24 @@ export class CkvNode implements NodeApi {
     return this.visible(this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read));
   }
 
-  /** Entries as reads see them: an expired value is its tombstone (TTL, src/core/ttl.ts). */
-  private async *visible(entries: AsyncIterable<Entry>): AsyncGenerator<Entry> {
+  /**
+   * Entries as reads see them, judged at the scan's start: an expired value is its tombstone
+   * (TTL, src/core/ttl.ts). A plain iterator rather than an async generator: one `then` an
+   * entry, not a generator's queue (export streams millions).
+   */
+  private visible(entries: AsyncIterable<Entry>): AsyncIterable<Entry> {
     const nowMs = this.replica.nowMs();
-    for await (const entry of entries) yield visibleAt(entry, nowMs);
+    return {
+      [Symbol.asyncIterator]: () => {
+        const inner = entries[Symbol.asyncIterator]();
+        const shown = (result: IteratorResult<Entry>): IteratorResult<Entry> =>
+          result.done === true || result.value.expiresAtMs === undefined ? result : { done: false, value: visibleAt(result.value, nowMs) };
+        return {
+          next: () => inner.next().then(shown),
+          return: async (value?: unknown) => (inner.return ? inner.return(value) : { done: true as const, value: undefined }),
+        };
+      },
+    };
   }
 
   /** Partitioned mode: a prefix read from every partition's owners (refused as other reads are). */
