@@ -5,7 +5,7 @@
  *
  * What is due: a min-heap of (expiresAtMs, key, version), fed by every change the replica
  * applies that carries an expiry (local writes, gossip, sync, imports: CkvNode.onApplied) and,
- * once after start (`startScanDelayMs`, so it does not compete with catch-up), by one scan of
+ * once after start (`startScanDelayMs`, 5 s, so it does not compete with catch-up), by one scan of
  * the store for the values with an expiry written before this start. The heap is bounded
  * (`pendingMax`); past it, new expiries are not remembered but the scan is done again once
  * the heap has drained, so none is forgotten, only swept later.
@@ -34,7 +34,7 @@ const batchesPerTickMax = 8;
 /** Expiries remembered at most (about 100 bytes each); past it, a rescan later finds the rest. */
 export const ttlSweepPendingMax = 200_000;
 /** The scan for expiries written before this start waits this long after the start (ms). */
-const startScanDelayMs = 5_000;
+export const ttlStartScanDelayMsDefault = 5_000;
 /** The scan yields to the event loop every this many entries. */
 const scanYieldEntries = 1_000;
 
@@ -48,7 +48,12 @@ export interface TtlSweeperOptions {
   replica: Replica;
   counters: Counters;
   logger: Logger;
+  /** Default ttlSweepIntervalMsDefault. */
   intervalMs?: number;
+  /** Default ttlStartScanDelayMsDefault (tests shorten it). */
+  startScanDelayMs?: number;
+  /** Default ttlSweepPendingMax (tests shrink it). */
+  pendingMax?: number;
 }
 
 export class TtlSweeper {
@@ -68,7 +73,7 @@ export class TtlSweeper {
 
   start(): void {
     this.timer = setInterval(() => this.tick(), this.options.intervalMs ?? ttlSweepIntervalMsDefault).unref();
-    this.scanTimer = setTimeout(() => this.scanSoon(), startScanDelayMs).unref();
+    this.scanTimer = setTimeout(() => this.scanSoon(), this.options.startScanDelayMs ?? ttlStartScanDelayMsDefault).unref();
   }
 
   async stop(): Promise<void> {
@@ -87,7 +92,7 @@ export class TtlSweeper {
   /** Remember `entry`'s expiry, if it has one. */
   schedule(entry: Entry): void {
     if (entry.value === null || entry.expiresAtMs === undefined) return;
-    if (this.heap.length >= ttlSweepPendingMax) {
+    if (this.heap.length >= (this.options.pendingMax ?? ttlSweepPendingMax)) {
       this.rescanNeeded = true;
       this.options.counters.add('ttl_pending_full');
       return;
