@@ -53,6 +53,9 @@ describe('TTL on 3 nodes (full replication)', () => {
     const httpUrl = (await b.status()).httpUrl;
     const httpPut = await fetch(`${httpUrl}kv/ttl/http?ttl=${ttlMs}ms`, { method: 'PUT', body: 'via http' });
     assert.equal(httpPut.status, 200, await httpPut.text());
+    const httpGet = await fetch(`${httpUrl}kv/ttl/http`);
+    await httpGet.arrayBuffer();
+    if (httpGet.status === 200) assert.match(httpGet.headers.get('x-ckv-expires-at-ms') ?? '', /^\d{13}$/);
     assert.equal((await cli(a, ['put', 'ttl/rewritten', 'first', '--ttl', `${ttlMs}ms`])).code, 0);
     assert.equal((await cli(b, ['put', 'ttl/rewritten', 'kept'])).code, 0);
 
@@ -101,6 +104,23 @@ describe('TTL on 3 nodes (full replication)', () => {
       const outcomes = steps.filter((step) => step.phase !== 'started').map((step) => step.outcome);
       assert.ok(outcomes.length >= 2 && outcomes.every((o) => o === 'in-sync'), `${node.name}: ${outcomes.join(', ')}`);
     }
+  });
+
+  it('gRPC PutMany: each put its own TTL (Get shows it); one over the limit fails alone (INVALID_ARGUMENT)', async () => {
+    const node = cluster.nodes[2]!;
+    const reply = await node.client.putMany([
+      { key: 'ttl/many/a', value: new TextEncoder().encode('a'), ttlMs: 3_600_000 },
+      { key: 'ttl/many/b', value: new TextEncoder().encode('b') },
+      { key: 'ttl/many/c', value: new TextEncoder().encode('c'), ttlMs: 366 * 24 * 3_600_000 },
+    ]);
+    const [a, b, c] = reply.results;
+    assert.ok(a?.version && b?.version, JSON.stringify(reply.results));
+    assert.equal(c?.code, 3, c?.error);
+    assert.match(c?.error ?? '', /over the limit/);
+    const wallMs = Number(BigInt(a.version.hlc) >> 16n);
+    assert.equal((await node.client.get('ttl/many/a')).expiresAtMs, wallMs + 3_600_000);
+    assert.equal((await node.client.get('ttl/many/b')).expiresAtMs, 0);
+    assert.equal((await node.client.get('ttl/many/c')).found, false);
   });
 
   it('a bad --ttl is a usage error (exit 2); a bad ?ttl= a 400; nothing is written', async () => {
