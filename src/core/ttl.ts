@@ -69,3 +69,21 @@ export function visibleAt(entry: Entry | undefined, nowMs: number): Entry | unde
 export function visibleAt(entry: Entry | undefined, nowMs: number): Entry | undefined {
   return entry !== undefined && isExpired(entry, nowMs) ? expiredTombstone(entry) : entry;
 }
+
+/**
+ * `entries` as a read at `nowMs` sees them (visibleAt each). A plain iterator rather than an
+ * async generator: one `then` an entry, not a generator's queue (an export streams millions).
+ */
+export function visibleEntries(entries: AsyncIterable<Entry>, nowMs: number): AsyncIterable<Entry> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      const inner = entries[Symbol.asyncIterator]();
+      const shown = (result: IteratorResult<Entry>): IteratorResult<Entry> =>
+        result.done === true || result.value.expiresAtMs === undefined ? result : { done: false, value: visibleAt(result.value, nowMs) };
+      return {
+        next: () => inner.next().then(shown),
+        return: async (value?: unknown) => (inner.return ? inner.return(value) : { done: true as const, value: undefined }),
+      };
+    },
+  };
+}

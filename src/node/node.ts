@@ -60,7 +60,7 @@ import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 import { TtlSweeper } from './ttl-sweeper.js';
-import { visibleAt } from '../core/ttl.js';
+import { visibleAt, visibleEntries } from '../core/ttl.js';
 
 /** `balance` reports progress at least this often while it waits. */
 const balanceStepMs = 1_000;
@@ -428,24 +428,9 @@ export class CkvNode implements NodeApi {
     return this.visible(this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read));
   }
 
-  /**
-   * Entries as reads see them, judged at the scan's start: an expired value is its tombstone
-   * (TTL, src/core/ttl.ts). A plain iterator rather than an async generator: one `then` an
-   * entry, not a generator's queue (export streams millions).
-   */
+  /** Entries as reads see them, judged at the scan's start (TTL: src/core/ttl.ts). */
   private visible(entries: AsyncIterable<Entry>): AsyncIterable<Entry> {
-    const nowMs = this.replica.nowMs();
-    return {
-      [Symbol.asyncIterator]: () => {
-        const inner = entries[Symbol.asyncIterator]();
-        const shown = (result: IteratorResult<Entry>): IteratorResult<Entry> =>
-          result.done === true || result.value.expiresAtMs === undefined ? result : { done: false, value: visibleAt(result.value, nowMs) };
-        return {
-          next: () => inner.next().then(shown),
-          return: async (value?: unknown) => (inner.return ? inner.return(value) : { done: true as const, value: undefined }),
-        };
-      },
-    };
+    return visibleEntries(entries, this.replica.nowMs());
   }
 
   /** Partitioned mode: a prefix read from every partition's owners (refused as other reads are). */

@@ -15,7 +15,7 @@ import { decodeEntry, encodedEntryBytes, encodeEntry, entryDigest, readEntry, wr
 import { MalformedError } from '../../src/core/errors.js';
 import { hlcPack, hlcWallMs } from '../../src/core/hlc.js';
 import { ttlMsMax } from '../../src/core/limits.js';
-import { checkTtlMs, expiredTombstone, isExpired, parseTtl, visibleAt } from '../../src/core/ttl.js';
+import { checkTtlMs, expiredTombstone, isExpired, parseTtl, visibleAt, visibleEntries } from '../../src/core/ttl.js';
 import { Replica, sameRoot } from '../../src/core/replica.js';
 import { LevelStore } from '../../src/store/level-store.js';
 import { countEntries } from '../../src/cli/backup-format.js';
@@ -126,6 +126,24 @@ describe('the expiry decision', () => {
     const plain: Entry = { key: 'k', value: value('v'), version: entry.version };
     assert.equal(isExpired(plain, Number.MAX_SAFE_INTEGER), false);
     assert.equal(visibleAt(undefined, wallMs), undefined);
+  });
+
+  it('a scan sees each expired value as its tombstone, the rest as stored; stopping early closes the source', async () => {
+    let closed = false;
+    async function* source(): AsyncGenerator<Entry> {
+      try {
+        yield ttlEntry(1000, 'a');
+        yield { key: 'b', value: value('v'), version: ttlEntry(1).version };
+        yield ttlEntry(5000, 'c');
+      } finally {
+        closed = true;
+      }
+    }
+    const seen: Entry[] = [];
+    for await (const entry of visibleEntries(source(), wallMs + 1000)) seen.push(entry);
+    assert.deepEqual(seen.map((e) => [e.key, e.value === null]), [['a', true], ['b', false], ['c', false]]);
+    for await (const entry of visibleEntries(source(), wallMs)) if (entry.key === 'a') break;
+    assert.ok(closed);
   });
 });
 
