@@ -7,7 +7,8 @@
  *   tombstone with the write's own version (identical everywhere: HasKey on each node shows the
  *   same version, the Merkle roots agree and `ckv sync` finds every peer in sync). A key
  *   re-written without TTL before the expiry keeps the re-write everywhere. A bad `--ttl` is a
- *   usage error (exit 2), a bad `?ttl=` a 400.
+ *   usage error (exit 2), a bad `?ttl=` a 400. A node down across the expiry sweeps the value
+ *   after it starts (its start scan); PutMany carries a TTL per put.
  * - 3 nodes with `--replicas 2` (partitioned mode): the value is readable from every node, then
  *   absent from every node (get, keys) after its expiry.
  */
@@ -104,6 +105,20 @@ describe('TTL on 3 nodes (full replication)', () => {
       const outcomes = steps.filter((step) => step.phase !== 'started').map((step) => step.outcome);
       assert.ok(outcomes.length >= 2 && outcomes.every((o) => o === 'in-sync'), `${node.name}: ${outcomes.join(', ')}`);
     }
+  });
+
+  it('a node stopped before the expiry and started after it sweeps the value it holds (its start scan)', async () => {
+    const node = cluster.nodes[2]!;
+    const put = await cli(node, ['put', 'ttl/restart', 'v', '--ttl', '2s', '--json']);
+    assert.equal(put.code, 0, put.stderr);
+    const { expiresAtMs } = JSON.parse(put.stdout.toString('utf8')) as { expiresAtMs: number };
+    const restarted = await cluster.restart(node, async () => {
+      await waitFor(() => Date.now() > expiresAtMs + 100, { deadlineMs, what: 'the expiry to pass while the node is down' });
+    });
+    assert.equal(await valueOn(restarted, 'ttl/restart'), undefined, 'expired on the restarted node');
+    // Its peers' tombstone has the value's version: sync applies nothing, so only the start scan finds it.
+    await waitFor(async () => Number((await restarted.status()).counters.ttl_swept ?? 0) >= 1, { deadlineMs, what: 'the restarted node to sweep ttl/restart' });
+    await waitConverged(cluster.nodes, deadlineMs);
   });
 
   it('gRPC PutMany: each put its own TTL (Get shows it); one over the limit fails alone (INVALID_ARGUMENT)', async () => {
