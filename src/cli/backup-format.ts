@@ -14,6 +14,7 @@
  *
  * A block's raw payload is its entries back to back in the core's entry encoding
  * (src/core/entry.ts writeEntry: varint key length, key, u8 flags, u64 hlc, 8-byte node id,
+ * with flag 2 (TTL) a varint TTL in ms,
  * then for a live value varint length and value), exactly what the Export RPC streams and the
  * Import RPC takes, so neither side re-encodes an entry. A block holds up to about 1 MiB of
  * entries, or one entry alone (a value up to the 64 MiB limit). Stored codec is used when
@@ -30,7 +31,7 @@
 import { promisify } from 'node:util';
 import { crc32, deflateRaw, inflateRaw } from 'node:zlib';
 import { CkvError } from '../core/errors.js';
-import { keyBytesMax, nodeIdBytes, valueBytesMax } from '../core/limits.js';
+import { keyBytesMax, nodeIdBytes, ttlMsMax, valueBytesMax } from '../core/limits.js';
 
 export const backupMagic = Buffer.from([0x89, 0x43, 0x4b, 0x56, 0x42, 0x0d, 0x0a, 0x1a]);
 export const backupFormatVersion = 1;
@@ -431,7 +432,12 @@ export function countEntries(raw: Uint8Array): number | undefined {
     if (at + 1 + 8 + nodeIdBytes > raw.byteLength) return undefined;
     const flags = raw[at]!;
     at += 1 + 8 + nodeIdBytes;
-    if (flags === 0) {
+    if (flags === 2) {
+      // A value with an expiry (src/core/entry.ts): its TTL comes before the value.
+      const ttlMs = varint();
+      if (ttlMs === undefined || ttlMs < 1 || ttlMs > ttlMsMax) return undefined;
+    }
+    if (flags === 0 || flags === 2) {
       const valueBytes = varint();
       if (valueBytes === undefined || valueBytes > valueBytesMax) return undefined;
       at += valueBytes;

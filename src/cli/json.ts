@@ -30,12 +30,18 @@ export function valueFields(value: Uint8Array): { value: string; encoding: 'utf8
   return { value: isText ? text : bytes.toString('base64'), encoding: isText ? 'utf8' : 'base64', valueBytes: bytes.byteLength };
 }
 
+/** A value's expiry (TTL) as `expiresAtMs` (wall ms) and `expiresAt` (ISO 8601), or neither (0 or absent: never). */
+export function expiryFields(expiresAtMs: number | string | undefined): { expiresAtMs?: number; expiresAt?: string } {
+  const ms = Number(expiresAtMs ?? 0);
+  return ms > 0 ? { expiresAtMs: ms, expiresAt: new Date(ms).toISOString() } : {};
+}
+
 /**
  * A key as `get` shows it: found (a live value, with it), deleted (a tombstone: its version),
  * or neither (never written).
  */
-export function entryJson(key: string, reply: { found: boolean; deleted: boolean; value?: Uint8Array; version: VersionMessage | null }): object {
-  if (reply.found && reply.value !== undefined) return { key, found: true, deleted: false, ...valueFields(reply.value), ...versionFields(reply.version) };
+export function entryJson(key: string, reply: { found: boolean; deleted: boolean; value?: Uint8Array; version: VersionMessage | null; expiresAtMs?: number | string }): object {
+  if (reply.found && reply.value !== undefined) return { key, found: true, deleted: false, ...valueFields(reply.value), ...versionFields(reply.version), ...expiryFields(reply.expiresAtMs) };
   return { key, found: false, deleted: reply.deleted, ...(reply.deleted ? versionFields(reply.version) : {}) };
 }
 
@@ -47,6 +53,7 @@ export function scannedJson(entry: EntryMessage, withValue: boolean): object {
     deleted: entry.deleted,
     ...(withValue && !entry.deleted ? valueFields(entry.value) : {}),
     ...versionFields(entry.version),
+    ...(entry.deleted ? {} : expiryFields(entry.expiresAtMs)),
   };
 }
 

@@ -11,7 +11,8 @@ import { utf8 } from '../core/bytes.js';
 import { valueBytesMax } from '../core/limits.js';
 import { valueChunkBytes } from '../control/limits.js';
 import { CliError, conditionOption, printJson, versionText, withClient, writeStdout } from './common.js';
-import { versionFields } from './json.js';
+import { expiryFields, versionFields } from './json.js';
+import { parseTtl } from '../core/ttl.js';
 
 export function register(program: Command): void {
   program
@@ -22,18 +23,21 @@ export function register(program: Command): void {
     .option('-f, --file <file>', 'read the value from a file')
     .option('--if-version <version>', 'only if the key holds exactly this version (as put prints it); else exit 7, nothing written')
     .option('--if-absent', 'only if the key holds nothing (or was deleted); else exit 7, nothing written')
+    .option('--ttl <duration>', 'the value expires this long after the write (ms, s, m, h, d: 500ms, 30s, 5m, 2h, 7d; at most 365d); then it reads as absent everywhere')
     .option('--consistency <level>', 'partitioned mode: owners that must acknowledge: one, quorum (default) or all; too few in time: exit 3')
     .option('--json', 'one JSON document: key, version, time; partitioned mode: owners and acked (node ids)')
     .action(async (key: string, value: string | undefined, options: PutOptions, command: Command) => {
       const condition = conditionOption(options);
       const consistency = consistencyOption(options.consistency);
+      const ttlMs = ttlOption(options.ttl);
       const source = await valueSource(value, options.file);
       const reply = await withClient(command, (client) =>
         source.bytes !== undefined
-          ? client.put(key, source.bytes, condition, consistency)
-          : client.putStream(key, source.size, source.chunks!, condition, consistency),
+          ? client.put(key, source.bytes, condition, consistency, ttlMs)
+          : client.putStream(key, source.size, source.chunks!, condition, consistency, ttlMs),
       );
-      if (options.json) await printJson({ key, ...versionFields(reply.version), ...(reply.owners.length > 0 ? { owners: reply.owners, acked: reply.acked } : {}) });
+      const expiry = ttlMs > 0 && reply.version ? expiryFields(Number(BigInt(reply.version.hlc) >> 16n) + ttlMs) : {};
+      if (options.json) await printJson({ key, ...versionFields(reply.version), ...expiry, ...(reply.owners.length > 0 ? { owners: reply.owners, acked: reply.acked } : {}) });
       else await writeStdout(`${versionText(reply.version)}\n`);
     });
 }
@@ -43,7 +47,16 @@ interface PutOptions {
   ifVersion?: string;
   ifAbsent?: boolean;
   consistency?: string;
+  ttl?: string;
   json?: boolean;
+}
+
+/** `--ttl` checked here (a usage error, exit 2); 0 when not given. */
+export function ttlOption(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const ttlMs = parseTtl(text);
+  if (typeof ttlMs === 'string') throw new CliError(`--ttl: ${ttlMs}`, 'usage');
+  return ttlMs;
 }
 
 const consistencyLevels = ['one', 'quorum', 'all'];

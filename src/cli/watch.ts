@@ -1,7 +1,7 @@
 /** `ckv watch [PREFIX] [--json]`: one line per change as the node applies it, until Ctrl-C. */
 import type { Command } from 'commander';
 import { withClient, writeStdout } from './common.js';
-import { versionFields } from './json.js';
+import { expiryFields, versionFields } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -16,7 +16,7 @@ export function register(program: Command): void {
         try {
           for await (const change of stream) {
             const line = options.json
-              ? JSON.stringify({ key: change.key, ...versionFields(change.version), origin: change.origin, deleted: change.deleted, valueBytes: Number(change.valueBytes) })
+              ? JSON.stringify({ key: change.key, ...versionFields(change.version), origin: change.origin, deleted: change.deleted, valueBytes: Number(change.valueBytes), ...expiryFields(change.expiresAtMs) })
               : `${change.deleted ? 'del' : 'put'} ${change.key} ${change.version?.text ?? '-'} ${change.origin}`;
             await writeStdout(line + '\n');
           }

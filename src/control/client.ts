@@ -100,6 +100,8 @@ export interface GetResult extends ReadFields {
   value: Buffer;
   version: VersionMessage | null;
   deleted: boolean;
+  /** A value written with a TTL: when it expires (wall ms); 0: never. */
+  expiresAtMs: number;
 }
 
 /** The head of a GetStream: what the key holds, then its value in pieces. */
@@ -107,6 +109,8 @@ export interface GetStreamResult extends ReadFields {
   found: boolean;
   version: VersionMessage | null;
   deleted: boolean;
+  /** A value written with a TTL: when it expires (wall ms); 0: never. */
+  expiresAtMs: number;
   valueBytes: number;
   chunks: AsyncIterable<Buffer>;
 }
@@ -229,9 +233,9 @@ export class ControlClient {
    * `condition`, only if it holds on the node (else a GrpcStatusError ABORTED naming the
    * current version; nothing is written).
    */
-  put(key: string, value: Uint8Array, condition: WriteConditionText = {}, consistency = ''): Promise<PutReplyMessage> {
-    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value], condition, consistency);
-    return this.unary('Put', { key, value, ...condition, consistency }, putOutcome);
+  put(key: string, value: Uint8Array, condition: WriteConditionText = {}, consistency = '', ttlMs = 0): Promise<PutReplyMessage> {
+    if (value.byteLength > unaryPutBytesMax) return this.putStream(key, value.byteLength, [value], condition, consistency, ttlMs);
+    return this.unary('Put', { key, value, ...condition, consistency, ...(ttlMs > 0 ? { ttlMs } : {}) }, putOutcome);
   }
 
   /**
@@ -246,10 +250,11 @@ export class ControlClient {
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     condition: WriteConditionText = {},
     consistency = '',
+    ttlMs = 0,
   ): Promise<PutReplyMessage> {
     const call = this.channel.call(`${service}PutStream`, { deadlineMs: unaryDeadlineMs });
     try {
-      await this.send(call, wire.PutChunk, { key, valueBytes, ...condition, consistency });
+      await this.send(call, wire.PutChunk, { key, valueBytes, ...condition, consistency, ...(ttlMs > 0 ? { ttlMs } : {}) });
       for await (const chunk of source) {
         for (let offset = 0; offset < chunk.byteLength && !call.ended; offset += valueChunkBytes) {
           await this.send(call, wire.PutChunk, { data: chunk.subarray(offset, offset + valueChunkBytes) });
@@ -281,7 +286,7 @@ export class ControlClient {
    * and, in partitioned mode, a consistency (one, quorum, all; default quorum).
    */
   putMany(
-    puts: ({ key: string; value?: Uint8Array; delete?: boolean; consistency?: string } & WriteConditionText)[],
+    puts: ({ key: string; value?: Uint8Array; delete?: boolean; consistency?: string; ttlMs?: number } & WriteConditionText)[],
   ): Promise<{ results: { version: VersionMessage | null; error: string; code: number }[] }> {
     return this.unary('PutMany', { puts }, 'the node went away after the puts were sent; they may or may not be stored: check with ckv get');
   }
@@ -297,7 +302,7 @@ export class ControlClient {
       filled += chunk.byteLength;
     }
     if (filled !== value.byteLength) throw new GrpcStatusError(GrpcStatus.INTERNAL, `GetStream: ${filled} of ${value.byteLength} bytes`);
-    return { found: head.found, value, version: head.version, deleted: head.deleted, from: head.from, owners: head.owners, asked: head.asked, answers: head.answers };
+    return { found: head.found, value, version: head.version, deleted: head.deleted, expiresAtMs: head.expiresAtMs, from: head.from, owners: head.owners, asked: head.asked, answers: head.answers };
   }
 
   /** The value in the pieces it arrives in: a 64 MiB value is never whole in this process. */
@@ -323,6 +328,7 @@ export class ControlClient {
       found: head.found,
       version: head.version,
       deleted: head.deleted,
+      expiresAtMs: Number(head.expiresAtMs ?? 0),
       valueBytes,
       chunks: chunks(),
       from: head.from,
@@ -486,5 +492,6 @@ interface GetChunkMessage extends ReadFields {
   version: VersionMessage | null;
   deleted: boolean;
   valueBytes: string;
+  expiresAtMs?: string;
   data: Buffer;
 }

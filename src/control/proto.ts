@@ -113,6 +113,8 @@ export interface EntryMessage {
   value: Buffer;
   version: VersionMessage | null;
   deleted: boolean;
+  /** A value with a TTL: when it expires (wall ms, decimal); '0': never. */
+  expiresAtMs: string;
   /** Partitioned mode with allow_partial: a last message (no key) naming partitions no owner answered for. */
   partitionsMissing: number;
 }
@@ -123,6 +125,8 @@ export interface ChangeMessage {
   deleted: boolean;
   valueBytes: string;
   appliedAtMs: string;
+  /** A value with a TTL: when it expires (wall ms, decimal); '0': never. */
+  expiresAtMs: string;
 }
 export interface StatusMessage {
   nodeId: string;

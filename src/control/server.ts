@@ -19,6 +19,7 @@ import { hlcToString } from '../core/hlc.js';
 import { ByteReader } from '../core/bytes.js';
 import { checkKey, encodedEntryBytes, encodeEntryInto, parseVersionText, readEntry, type Entry, type Version, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
+import { checkTtlMs } from '../core/ttl.js';
 import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
 import type { ChangeEvent, NodeApi, ReadOptions, ReadReply, ScanReadOptions, WriteReply } from '../node/api.js';
 import type { Consistency } from '../core/ownership.js';
@@ -53,7 +54,16 @@ function entryMessage(entry: Entry, withValue: boolean): object {
     value: withValue && entry.value ? Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength) : Buffer.alloc(0),
     version: versionMessage(entry.version),
     deleted: entry.value === null,
+    ...(entry.value !== null && entry.expiresAtMs !== undefined ? { expiresAtMs: String(entry.expiresAtMs) } : {}),
   };
+}
+
+/** A request's ttl_ms (decimal text; '0' or absent: no TTL) as a checked TTL (src/core/ttl.ts). */
+export function ttlOf(ttlMs: string | undefined): number | undefined {
+  if (ttlMs === undefined || ttlMs === '0' || ttlMs === '') return undefined;
+  const checked = checkTtlMs(Number(ttlMs));
+  if (typeof checked === 'string') throw new InvalidArgumentError(checked);
+  return checked;
 }
 
 /** The gRPC StatusReply view of the node's one status (src/node/status.ts). */
@@ -331,7 +341,7 @@ export class ControlServer {
       Put: this.guard(async (req: PutMessage) => {
         if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
         const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
-        const reply = await node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency) });
+        const reply = await node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency), ttlMs: ttlOf(req.ttlMs) });
         return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
       }),
       Get: this.guard(async (req: GetMessage) => {
@@ -512,12 +522,14 @@ export class ControlServer {
     let value: Buffer | undefined;
     let condition: WriteCondition | undefined;
     let consistency: Consistency | undefined;
+    let ttlMs: number | undefined;
     let filled = 0;
     for await (const chunk of call as AsyncIterable<PutChunk>) {
       if (value === undefined) {
         key = checkedKey(chunk.key);
         condition = writeCondition(chunk.ifVersion, chunk.ifAbsent);
         consistency = consistencyOf(chunk.consistency ?? '');
+        ttlMs = ttlOf(chunk.ttlMs);
         const size = Number(chunk.valueBytes);
         const limit = this.node.valueBytesMax;
         if (size > limit) throw new ValueTooLargeError(size, limit);
@@ -533,7 +545,7 @@ export class ControlServer {
     if (filled !== value.byteLength) {
       throw new InvalidArgumentError(`PutStream ended after ${filled} of the ${value.byteLength} bytes it announced (nothing was stored)`);
     }
-    return this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency });
+    return this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency, ttlMs });
   }
 
   /** A value in pieces of valueChunkBytes, each a view of the stored value, sent as the client reads. */
@@ -549,7 +561,8 @@ export class ControlServer {
         return;
       }
       const value = Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
-      let ok = call.write({ found: true, version: versionMessage(entry.version), valueBytes: String(value.byteLength), data: value.subarray(0, valueChunkBytes), ...head });
+      const expiry = entry.expiresAtMs === undefined ? {} : { expiresAtMs: String(entry.expiresAtMs) };
+      let ok = call.write({ found: true, version: versionMessage(entry.version), valueBytes: String(value.byteLength), data: value.subarray(0, valueChunkBytes), ...expiry, ...head });
       for (let offset = valueChunkBytes; offset < value.byteLength && !call.cancelled; offset += valueChunkBytes) {
         if (!ok) await drained(call);
         ok = call.write({ data: value.subarray(offset, offset + valueChunkBytes) });
@@ -773,6 +786,8 @@ interface PutMessage {
   delete: boolean;
   /** Partitioned mode's acks ('' = quorum): Put, PutStream, and each put of PutMany and PutPipeline. */
   consistency: string;
+  /** TTL in ms as decimal text ('0': none). */
+  ttlMs?: string;
 }
 
 /**
@@ -796,7 +811,8 @@ function localWrite(put: PutMessage): ManyWrite | Error {
     const condition = writeCondition(put.ifVersion ?? '', put.ifAbsent ?? false);
     const consistency = consistencyOf(put.consistency ?? '');
     const value = put.delete ? null : new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength);
-    return { key: put.key, value, condition, consistency };
+    const ttlMs = put.delete ? undefined : ttlOf(put.ttlMs);
+    return ttlMs === undefined ? { key: put.key, value, condition, consistency } : { key: put.key, value, condition, consistency, ttlMs };
   } catch (error) {
     return error as Error;
   }
@@ -828,8 +844,8 @@ async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[
       try {
         results = await node.writeMany(
           at.map((i) => {
-            const { key, value, condition } = writes[i] as ManyWrite;
-            return { key, value, condition };
+            const { key, value, condition, ttlMs } = writes[i] as ManyWrite;
+            return ttlMs === undefined ? { key, value, condition } : { key, value, condition, ttlMs };
           }),
           consistency,
         );
@@ -855,6 +871,7 @@ interface PutChunk {
   data: Buffer;
   ifVersion: string;
   ifAbsent: boolean;
+  ttlMs?: string;
 }
 
 interface ExportRequest {

@@ -17,6 +17,8 @@ import type { ChangeEvent } from '../node/api.js';
 
 const wireVarint = 0;
 const wireLength = 2;
+/** Change.expires_at_ms: field 110, varint (a two-byte tag). */
+const expiresAtTag = (110 << 3) | wireVarint;
 
 function varintBytes(n: number): number {
   let bytes = 1;
@@ -72,6 +74,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   const valueBytes = change.valueBytes ?? entry.value?.byteLength ?? 0;
   const deleted = entry.value === null;
   const appliedAt = Math.max(0, Math.floor(appliedAtMs));
+  const expiresAt = deleted ? 0 : (entry.expiresAtMs ?? 0);
 
   // proto3: fields at their default (0, '', false) are not sent.
   const versionBytes = (hlc === 0n ? 0 : 1 + bigVarintBytes(hlc)) + (nodeBytes ? lengthField(nodeBytes) : 0) + lengthField(textBytes);
@@ -81,7 +84,8 @@ export function encodeChange(change: ChangeEvent): Buffer {
     (originBytes ? lengthField(originBytes) : 0) +
     (deleted ? 2 : 0) +
     (valueBytes ? 1 + varintBytes(valueBytes) : 0) +
-    (appliedAt ? 1 + varintBytes(appliedAt) : 0);
+    (appliedAt ? 1 + varintBytes(appliedAt) : 0) +
+    (expiresAt ? varintBytes(expiresAtTag) + varintBytes(expiresAt) : 0);
 
   const buf = Buffer.allocUnsafe(total);
   let at = 0;
@@ -120,6 +124,10 @@ export function encodeChange(change: ChangeEvent): Buffer {
   if (appliedAt) {
     buf[at++] = (6 << 3) | wireVarint;
     at = writeVarint(buf, at, appliedAt);
+  }
+  if (expiresAt) {
+    at = writeVarint(buf, at, expiresAtTag);
+    at = writeVarint(buf, at, expiresAt);
   }
   if (at !== total) throw new Error(`Change encoded to ${at} bytes, expected ${total}`);
   return buf;

@@ -28,7 +28,7 @@ const f = (no: number, name: string, type: Scalar | Schema, repeated = false): F
 const m = (message: string, ...fields: Field[]): Schema => ({ message, fields });
 
 export const Version = m('Version', f(1, 'hlc', 'uint64'), f(2, 'node', 'string'), f(3, 'text', 'string'));
-export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'), f(60, 'partitionsMissing', 'uint32'));
+export const Entry = m('Entry', f(1, 'key', 'string'), f(2, 'value', 'bytes'), f(3, 'version', Version), f(4, 'deleted', 'bool'), f(60, 'partitionsMissing', 'uint32'), f(110, 'expiresAtMs', 'uint64'));
 export const PutRequest = m(
   'PutRequest',
   f(1, 'key', 'string'),
@@ -37,6 +37,7 @@ export const PutRequest = m(
   f(4, 'ifAbsent', 'bool'),
   f(5, 'delete', 'bool'),
   f(40, 'consistency', 'string'),
+  f(110, 'ttlMs', 'uint64'),
 );
 export const PutReply = m('PutReply', f(1, 'version', Version), f(40, 'owners', 'string', true), f(41, 'acked', 'string', true));
 export const GetRequest = m('GetRequest', f(1, 'key', 'string'), f(40, 'from', 'string'), f(41, 'allowPartial', 'bool'));
@@ -58,6 +59,7 @@ export const GetReply = m(
   f(41, 'owners', 'string', true),
   f(42, 'asked', 'uint32'),
   f(43, 'answers', OwnerAnswer, true),
+  f(110, 'expiresAtMs', 'uint64'),
 );
 export const DeleteRequest = m('DeleteRequest', f(1, 'key', 'string'), f(2, 'ifVersion', 'string'), f(120, 'consistency', 'string'));
 export const DeleteReply = m('DeleteReply', f(1, 'version', Version));
@@ -80,6 +82,7 @@ export const Change = m(
   f(4, 'deleted', 'bool'),
   f(5, 'valueBytes', 'uint64'),
   f(6, 'appliedAtMs', 'uint64'),
+  f(110, 'expiresAtMs', 'uint64'),
 );
 export const StatusRequest = m('StatusRequest');
 export const BootstrapAddress = m(
@@ -230,6 +233,7 @@ export const PutChunk = m(
   f(4, 'ifVersion', 'string'),
   f(5, 'ifAbsent', 'bool'),
   f(40, 'consistency', 'string'),
+  f(110, 'ttlMs', 'uint64'),
 );
 export const GetChunk = m(
   'GetChunk',
@@ -242,6 +246,7 @@ export const GetChunk = m(
   f(41, 'owners', 'string', true),
   f(42, 'asked', 'uint32'),
   f(43, 'answers', OwnerAnswer, true),
+  f(110, 'expiresAtMs', 'uint64'),
 );
 export const ExportRequest = m('ExportRequest', f(1, 'prefix', 'string'), f(2, 'includeDeleted', 'bool'), f(60, 'from', 'string'), f(61, 'allowPartial', 'bool'));
 export const EntryBatch = m('EntryBatch', f(1, 'entries', 'bytes'), f(2, 'count', 'uint32'), f(60, 'partitionsMissing', 'uint32'));

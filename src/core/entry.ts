@@ -7,7 +7,10 @@
  * on the winner whatever order writes arrive in. Equal versions mean the same write.
  *
  * `entryDigest = SHA-256(key || 0 || hlc || nodeId)`: the value is implied by the version,
- * so digests are cheap to compute for large values and identical on every node.
+ * so digests are cheap to compute for large values and identical on every node. So is the
+ * expiry (`expiresAtMs`, a write with a TTL: src/core/ttl.ts): one version is one write,
+ * with one TTL; an expired value and the tombstone the sweeper makes of it share the version,
+ * hence the digest.
  * SHA-256 here is pure computation (node:crypto's hash), not I/O. The one-shot `hash()` is
  * used on the write path: it costs about 60% of a createHash/update/digest chain.
  */
@@ -15,7 +18,7 @@ import { createHash, hash } from 'node:crypto';
 import { ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
-import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, valueBytesMax } from './limits.js';
+import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, ttlMsMax, valueBytesMax } from './limits.js';
 
 /** A node id: `nodeIdBytes` bytes as lowercase hex, so string order is byte order. */
 export type NodeId = string;
@@ -30,6 +33,11 @@ export interface Entry {
   /** null is a tombstone: the key was deleted at `version`. */
   readonly value: Uint8Array | null;
   readonly version: Version;
+  /**
+   * A value written with a TTL: the wall time (ms) from which it reads as absent, = the
+   * write's HLC wall time + the TTL (src/core/ttl.ts). Never on a tombstone.
+   */
+  readonly expiresAtMs?: number | undefined;
 }
 
 export function compareVersions(a: Version, b: Version): number {
@@ -216,15 +224,35 @@ export function readVersion(reader: ByteReader): Version {
 }
 
 const flagTombstone = 1;
+/** A live value with an expiry: a varint TTL (ms) follows the version. Added with TTLs (format note in docs/backup-format.md). */
+const flagExpires = 2;
+const flagsKnown = flagTombstone | flagExpires;
+
+/** The TTL the encoding carries for `entry` (0: none): expiresAtMs less the version's wall time. */
+function encodedTtlMs(entry: Entry): number {
+  if (entry.value === null || entry.expiresAtMs === undefined) return 0;
+  const ttlMs = entry.expiresAtMs - hlcWallMs(entry.version.hlc);
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > ttlMsMax) throw new RangeError(`expiry ${entry.expiresAtMs} is not 1..${ttlMsMax} ms after its version`);
+  return ttlMs;
+}
+
+function flagsOf(entry: Entry, ttlMs: number): number {
+  return entry.value === null ? flagTombstone : ttlMs > 0 ? flagExpires : 0;
+}
 
 /**
- * Canonical encoding: varint keyLength, key, u8 flags, u64 hlc, 8-byte node, then for a live
- * value varint valueLength and value. Used on disk and on the wire.
+ * Canonical encoding: varint keyLength, key, u8 flags, u64 hlc, 8-byte node, then with
+ * flagExpires a varint TTL in ms (expiresAtMs = the version's wall time + TTL, 1..ttlMsMax),
+ * then for a live value varint valueLength and value. Used on disk and on the wire. The TTL
+ * is stored relative to the version so no row can expire before it was written; readers
+ * from before TTLs refuse flag 2 (unknown flags) rather than misread the row.
  */
 export function writeEntry(writer: ByteWriter, entry: Entry): void {
+  const ttlMs = encodedTtlMs(entry);
   writer.string(entry.key);
-  writer.u8(entry.value === null ? flagTombstone : 0);
+  writer.u8(flagsOf(entry, ttlMs));
   writeVersion(writer, entry.version);
+  if (ttlMs > 0) writer.varint(ttlMs);
   if (entry.value !== null) writer.bytes(entry.value);
 }
 
@@ -232,11 +260,18 @@ export function readEntry(reader: ByteReader, limit = valueBytesMax): Entry {
   const key = reader.string(keyBytesMax, 'key length');
   if (key.length === 0) throw new MalformedError('empty key');
   const flags = reader.u8();
-  if ((flags & ~flagTombstone) !== 0) throw new MalformedError(`unknown entry flags ${flags}`);
+  if ((flags & ~flagsKnown) !== 0) throw new MalformedError(`unknown entry flags ${flags}`);
+  if (flags === (flagTombstone | flagExpires)) throw new MalformedError('a tombstone with an expiry');
   const version = readVersion(reader);
+  let expiresAtMs: number | undefined;
+  if (flags & flagExpires) {
+    const ttlMs = reader.varint();
+    if (ttlMs < 1 || ttlMs > ttlMsMax) throw new MalformedError(`TTL ${ttlMs} ms is outside 1..${ttlMsMax}`);
+    expiresAtMs = hlcWallMs(version.hlc) + ttlMs;
+  }
   // Copy the value out so a stored entry never pins a large network buffer.
   const value = flags & flagTombstone ? null : reader.bytes(limit, 'value length').slice();
-  return { key, value, version };
+  return expiresAtMs === undefined ? { key, value, version } : { key, value, version, expiresAtMs };
 }
 
 export function encodeEntry(entry: Entry): Uint8Array {
@@ -249,7 +284,8 @@ export function encodeEntry(entry: Entry): Uint8Array {
 /** Length of encodeEntry(entry), given the key's UTF-8 length. */
 export function encodedEntryBytes(entry: Entry, keyBytes: number): number {
   const valueBytes = entry.value === null ? 0 : varintBytes(entry.value.byteLength) + entry.value.byteLength;
-  return varintBytes(keyBytes) + keyBytes + 1 + 8 + nodeIdBytes + valueBytes;
+  const ttlMs = encodedTtlMs(entry);
+  return varintBytes(keyBytes) + keyBytes + 1 + 8 + nodeIdBytes + (ttlMs > 0 ? varintBytes(ttlMs) : 0) + valueBytes;
 }
 
 /**
@@ -257,10 +293,12 @@ export function encodedEntryBytes(entry: Entry, keyBytes: number): number {
  * the store encodes a whole batch into one buffer. Returns the end offset.
  */
 export function encodeEntryInto(target: Buffer, offset: number, entry: Entry, keyBytes: number): number {
+  const ttlMs = encodedTtlMs(entry);
   let at = writeVarint(target, offset, keyBytes);
   at += target.write(entry.key, at, keyBytes, 'utf8');
-  target[at++] = entry.value === null ? flagTombstone : 0;
+  target[at++] = flagsOf(entry, ttlMs);
   at = writeVersionInto(target, at, entry.version);
+  if (ttlMs > 0) at = writeVarint(target, at, ttlMs);
   if (entry.value !== null) {
     at = writeVarint(target, at, entry.value.byteLength);
     target.set(entry.value, at);

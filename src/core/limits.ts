@@ -29,6 +29,13 @@ export const hlcCounterMax = 0xffff;
 /** The HLC's physical part has 48 bits of milliseconds (good until the year 10889). */
 export const hlcWallMsMax = 2 ** 48 - 1;
 
+/**
+ * The longest TTL a write may ask (src/core/ttl.ts): 365 days, in ms. Part of the entry
+ * encoding (a stored TTL past it is malformed). A value meant to live longer is written
+ * without a TTL and deleted.
+ */
+export const ttlMsMax = 365 * 24 * 60 * 60 * 1000;
+
 /** Node ids are 8 bytes: short on the wire (one per entry) and collision-free in practice. */
 export const nodeIdBytes = 8;
 

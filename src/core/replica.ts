@@ -26,6 +26,11 @@
  * 'epoch', made at the first open) tells a peer's watermark from another life of this store.
  * The replica also keeps the sync watermarks (sync-watermarks.ts), persisted as a meta row.
  *
+ * TTL (src/core/ttl.ts): a local write may carry a TTL; its entry gets `expiresAtMs` from its
+ * own stamp. A conditional write judges an expired value as the tombstone it reads as, and
+ * `expireUnchanged` (the sweeper's hook) replaces expired values by their tombstones, same
+ * version, in a commit of the write queue.
+ *
  * Pure: the store, the wall clock, the randomness and the merge rule are passed in.
  */
 import {
@@ -49,6 +54,7 @@ import {
 } from './entry.js';
 import { ClockAheadError, ClockDriftError, CkvError, ConditionFailedError, VersionFromFutureError, assert } from './errors.js';
 import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
+import { expiredTombstone, isExpired, stampedEntry, visibleAt } from './ttl.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
@@ -181,6 +187,8 @@ export interface LocalWrite {
   readonly key: string;
   readonly value: Uint8Array | null;
   readonly condition?: WriteCondition | undefined;
+  /** A value that expires this long after its stamp (ms, checked by the caller: ttl.ts checkTtlMs). */
+  readonly ttlMs?: number | undefined;
 }
 
 type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; origin: Origin; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
@@ -200,12 +208,15 @@ export interface DropReport {
 }
 
 type DropOp = { kind: 'drop'; drops: readonly DropRequest[]; resolve: (report: DropReport) => void; reject: (e: Error) => void };
+/** The sweeper's request: the tombstones of these expired values, if the keys still hold them. */
+type ExpireOp = { kind: 'expire'; expiring: readonly DropRequest[]; resolve: (expired: Entry[]) => void; reject: (e: Error) => void };
 
 type Op =
   | DropOp
-  | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
+  | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; ttlMs: number | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
-  | RemoteOp;
+  | RemoteOp
+  | ExpireOp;
 
 /** A key touched by one commit. */
 interface Slot {
@@ -223,7 +234,7 @@ interface Slots {
   readonly list: Slot[];
 }
 
-type OpResult = Version | (Version | Error)[] | ApplyReport | Error;
+type OpResult = Version | (Version | Error)[] | ApplyReport | Entry[] | Error;
 
 /** What merge decided: the slots with a winner, the changes for onApplied, a result per op. */
 interface Merged {
@@ -476,16 +487,34 @@ export class Replica {
     return this.store.get(key);
   }
 
+  /** The time reads judge expiry by (ttl.ts): the HLC reading now, in wall ms. */
+  nowMs(): number {
+    return hlcWallMs(this.hlcNow());
+  }
+
+  /**
+   * The sweeper's hook (TTL): each value of `expiring` whose key still holds exactly that
+   * version and has expired by nowMs() becomes its tombstone (same version: the same Merkle
+   * digest on every node), in one commit of the write queue; resolves with the tombstones
+   * written. Not told to onApplied: peers make the same tombstone themselves.
+   */
+  expireUnchanged(expiring: readonly DropRequest[]): Promise<Entry[]> {
+    if (this.closed) return Promise.reject(new ReplicaClosedError());
+    assert(expiring.length <= writeBatchOpsMax, `at most ${writeBatchOpsMax} expiries a call`);
+    if (expiring.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'expire', expiring, resolve, reject }));
+  }
+
   /**
    * Stamp and store a value; resolves with its version once it is durable. With a
    * `condition`, the write happens only if it holds when the write is merged (atomically:
    * no other write to the key comes between the check and the write on this node); else it
    * rejects with ConditionFailedError and nothing is written.
    */
-  put(key: string, value: Uint8Array, condition?: WriteCondition): Promise<Version> {
+  put(key: string, value: Uint8Array, condition?: WriteCondition, ttlMs?: number): Promise<Version> {
     validateKey(key);
     checkValue(value, this.valueBytesMax);
-    return this.enqueueLocal(key, value, condition);
+    return this.enqueueLocal(key, value, condition, ttlMs);
   }
 
   /**
@@ -513,19 +542,19 @@ export class Replica {
    * next commit only: a node that stamps without storing and restarts with its wall clock set
    * back could stamp lower than before (a gateway's stamps then lose to its own older ones).
    */
-  stamp(key: string, value: Uint8Array | null): Entry {
+  stamp(key: string, value: Uint8Array | null, ttlMs?: number): Entry {
     if (this.closed) throw new ReplicaClosedError();
     validateKey(key);
     if (value !== null) checkValue(value, this.valueBytesMax);
     const refusal = this.clockRefusal();
     if (refusal) throw refusal;
-    return { key, value, version: { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId } };
+    return stampedEntry(key, value, { hlc: this.clock.now(this.wallClockMs()), node: this.nodeId }, ttlMs);
   }
 
   /** Write a tombstone; resolves with its version once it is durable. `condition` as for put. */
   delete(key: string, condition?: WriteCondition): Promise<Version> {
     validateKey(key);
-    return this.enqueueLocal(key, null, condition);
+    return this.enqueueLocal(key, null, condition, undefined);
   }
 
   /**
@@ -671,11 +700,11 @@ export class Replica {
     await this.watermarksWrite;
   }
 
-  private enqueueLocal(key: string, value: Uint8Array | null, condition: WriteCondition | undefined): Promise<Version> {
+  private enqueueLocal(key: string, value: Uint8Array | null, condition: WriteCondition | undefined, ttlMs: number | undefined): Promise<Version> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
     const refusal = this.clockRefusal();
     if (refusal) return Promise.reject(refusal);
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'local', key, value, condition, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'local', key, value, condition, ttlMs, resolve, reject }));
   }
 
   private enqueue(op: Op): void {
@@ -706,7 +735,7 @@ export class Replica {
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
         const op = this.queue[take]!;
         if (op.kind === 'drop') break;
-        size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.entries.length;
+        size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.kind === 'expire' ? op.expiring.length : op.entries.length;
         take++;
       }
       const ops = this.queue.splice(0, take) as Exclude<Op, DropOp>[];
@@ -758,6 +787,7 @@ export class Replica {
     for (const op of ops) {
       if (op.kind === 'local') touch(op.key);
       else if (op.kind === 'localMany') for (const write of op.writes) touch(write.key);
+      else if (op.kind === 'expire') for (const request of op.expiring) touch(request.key);
       else for (const entry of op.entries) if (typeof entry.key === 'string') touch(entry.key);
     }
     assert(byKey.size === list.length, 'a key has two slots (it would be hashed and written twice)');
@@ -789,12 +819,13 @@ export class Replica {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];
-    const local = (key: string, value: Uint8Array | null, condition: WriteCondition | undefined): Version | Error => {
+    const local = (key: string, value: Uint8Array | null, condition: WriteCondition | undefined, ttlMs: number | undefined): Version | Error => {
       const slot = slots.byKey.get(key)!;
       if (condition !== undefined) {
         // Against this batch's winner so far, else the store: the same current version the
-        // merge rule sees, so nothing can come between the check and the write.
-        const current = slot.winner ?? slot.before;
+        // merge rule sees, so nothing can come between the check and the write. An expired
+        // value counts as the tombstone it reads as.
+        const current = visibleAt(slot.winner ?? slot.before, this.nowMs());
         if (!conditionHolds(condition, current)) {
           return new ConditionFailedError(key, conditionText(condition), current && versionToText(current.version), current?.value === null);
         }
@@ -803,7 +834,7 @@ export class Replica {
       const wallMs = this.wallClockMs();
       const version: Version = { hlc: this.clock.now(wallMs), node: this.nodeId };
       assert(version.hlc > last, 'a local stamp is greater than every stamp before it');
-      const entry: Entry = { key, value, version };
+      const entry = stampedEntry(key, value, version, ttlMs);
       const previous = (slot.winner ?? slot.before)?.version;
       // Under last-writer-wins a fresh local stamp always wins, except over a version stamped
       // in the future that a reset clock bound left behind (Replica.open, resetClockBound):
@@ -819,11 +850,15 @@ export class Replica {
     };
     for (const op of ops) {
       if (op.kind === 'local') {
-        results.push(local(op.key, op.value, op.condition));
+        results.push(local(op.key, op.value, op.condition, op.ttlMs));
         continue;
       }
       if (op.kind === 'localMany') {
-        results.push(op.writes.map((write) => local(write.key, write.value, write.condition)));
+        results.push(op.writes.map((write) => local(write.key, write.value, write.condition, write.ttlMs)));
+        continue;
+      }
+      if (op.kind === 'expire') {
+        results.push(this.mergeExpiries(op, slots));
         continue;
       }
       const outcomes: ApplyOutcome[] = [];
@@ -870,6 +905,20 @@ export class Replica {
     }
     assert(results.length === ops.length, 'a result per op');
     return { written: slots.list.filter((slot) => slot.winner !== undefined), changes, results };
+  }
+
+  /** The tombstones an expire op makes: of each value that still holds its version and has expired. */
+  private mergeExpiries(op: ExpireOp, slots: Slots): Entry[] {
+    const nowMs = this.nowMs();
+    const made: Entry[] = [];
+    for (const { key, version } of op.expiring) {
+      const slot = slots.byKey.get(key)!;
+      const current = slot.winner ?? slot.before;
+      if (current === undefined || compareVersions(current.version, version) !== 0 || !isExpired(current, nowMs)) continue;
+      slot.winner = expiredTombstone(current);
+      made.push(slot.winner);
+    }
+    return made;
   }
 
   /**

@@ -13,8 +13,10 @@
  *   GET  /kv/<key>       the raw value, header X-Ckv-Version: wallMs.counter@node; 404 if
  *                        missing or deleted. Partitioned mode: `?from=local|one|quorum|all`
  *                        and `&allow_partial=1` as `ckv get`; header X-Ckv-Answered: the
- *                        owners that answered (node ids, comma-separated)
- *   PUT  /kv/<key>       body = value; {"version": "..."}. Partitioned mode:
+ *                        owners that answered (node ids, comma-separated); a value with a
+ *                        TTL adds X-Ckv-Expires-At-Ms (wall ms); once expired it is a 404
+ *   PUT  /kv/<key>       body = value; {"version": "..."}; `?ttl=30s` (ms, s, m, h, d; at
+ *                        most 365d; a bad one is a 400) makes it expire. Partitioned mode:
  *                        `?consistency=one|quorum|all` as `ckv put`; the reply adds "owners"
  *                        and "acked"; too few acks: 503 (the write may be on those that acked)
  *   DELETE /kv/<key>     {"version": "..."}; `?consistency=` and the reply as PUT
@@ -55,6 +57,7 @@ import { ConditionFailedError, InvalidKeyError } from '../core/errors.js';
 import { checkKey, parseVersionText, versionToText, type Version, type WriteCondition } from '../core/entry.js';
 import { hlcWallMs } from '../core/hlc.js';
 import { membersMax } from '../core/limits.js';
+import { parseTtl } from '../core/ttl.js';
 import { errorKinds, InvalidArgumentError, kindOf, listenProblem, ListenError, NodeStoppingError, NotFoundError, UsageError, type ErrorKind } from '../errors.js';
 import type { NodeApi, WriteReply } from '../node/api.js';
 import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
@@ -423,6 +426,7 @@ export class HttpServer {
       'X-Ckv-Version': versionText(entry.version),
       ETag: `"${versionText(entry.version)}"`,
       'Cache-Control': 'no-store',
+      ...(entry.expiresAtMs === undefined ? {} : { 'X-Ckv-Expires-At-Ms': String(entry.expiresAtMs) }),
     });
     res.end(req.method === 'HEAD' ? undefined : Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength));
   }
@@ -430,8 +434,9 @@ export class HttpServer {
   private async put(req: IncomingMessage, res: ServerResponse, key: string, query: URLSearchParams): Promise<void> {
     const condition = conditionFromHeaders(req, 'PUT'); // before the body: a bad header costs no upload
     const consistency = consistencyOf(query.get('consistency') ?? '');
+    const ttlMs = ttlFromQuery(query.get('ttl')); // before the body, as the condition
     const value = await readBody(req, res, this.node.valueBytesMax);
-    const reply = await preconditionChecked(this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency }));
+    const reply = await preconditionChecked(this.node.write(key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength), { condition, consistency, ttlMs }));
     res.setHeader('ETag', `"${versionText(reply.version)}"`);
     sendJson(res, req, 200, writeReplyJson(reply));
   }
@@ -462,6 +467,7 @@ export class HttpServer {
       }
       const item: Record<string, unknown> = { key: entry.key, version: versionText(entry.version) };
       if (entry.value === null) item.deleted = true;
+      else if (entry.expiresAtMs !== undefined) item.expiresAtMs = entry.expiresAtMs;
       if (withValues) {
         item.timeMs = hlcWallMs(entry.version.hlc);
         item.time = isoTime(item.timeMs as number);
@@ -727,4 +733,12 @@ function lingerAndClose(req: IncomingMessage): void {
   socket.once('close', () => clearTimeout(timer));
   socket.end();
   req.resume();
+}
+
+/** `?ttl=30s` of a PUT (src/core/ttl.ts parseTtl): its ms, undefined without one; a bad one is a 400. */
+function ttlFromQuery(text: string | null): number | undefined {
+  if (text === null) return undefined;
+  const ttlMs = parseTtl(text);
+  if (typeof ttlMs === 'string') throw new InvalidArgumentError(ttlMs);
+  return ttlMs;
 }

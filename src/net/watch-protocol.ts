@@ -19,7 +19,9 @@
  * Wire (frames over FramedStream): request = u8 version (1), prefix (text); then from the
  * member, frames of u8 type (only append: part of the protocol) 1 change: key (text), u8
  * deleted, version (u64 hlc, 8-byte node), varint value bytes; 2 behind: the member dropped
- * this watcher (its queue passed `watchQueueBytesMax`), the stream ends. A slow watcher is
+ * this watcher (its queue passed `watchQueueBytesMax`), the stream ends; 3 a change of a
+ * value with a TTL: as 1, then varint expiresAtMs (a watcher from before TTLs ends that
+ * member's stream at it, as at any unknown frame, and resubscribes). A slow watcher is
  * thus dropped as a local one is (WatcherBehindError). A malformed frame ends that member's
  * stream and is counted (`query_rejected`); the member is resubscribed later.
  */
@@ -36,7 +38,7 @@ import type { CkvLibp2p } from './libp2p.js';
 
 const watchVersion = 1;
 /** Only append: the values are part of the protocol. */
-const WatchFrame = { change: 1, behind: 2 } as const;
+const WatchFrame = { change: 1, behind: 2, changeExpiring: 3 } as const;
 const watchFrameBytesMax = keyBytesMax + 64;
 /** Bytes a member queues for one remote watcher before it drops it (behind). */
 export const watchQueueBytesMax = 4 * 1024 * 1024;
@@ -58,9 +60,13 @@ export interface RemoteChange {
 }
 
 export function encodeChangeFrame(change: AppliedChange): Uint8Array {
-  const w = new ByteWriter().u8(WatchFrame.change).string(change.entry.key).u8(change.entry.value === null ? 1 : 0);
-  writeVersion(w, change.entry.version);
-  return w.varint(change.entry.value?.byteLength ?? 0).finish();
+  const { entry } = change;
+  const expiring = entry.value !== null && entry.expiresAtMs !== undefined;
+  const w = new ByteWriter().u8(expiring ? WatchFrame.changeExpiring : WatchFrame.change).string(entry.key).u8(entry.value === null ? 1 : 0);
+  writeVersion(w, entry.version);
+  w.varint(entry.value?.byteLength ?? 0);
+  if (expiring) w.varint(entry.expiresAtMs!);
+  return w.finish();
 }
 
 /** A member's frame: a change, or 'behind'. Throws MalformedError. */
@@ -71,7 +77,7 @@ export function decodeWatchFrame(bytes: Uint8Array): RemoteChange | 'behind' {
     r.end();
     return 'behind';
   }
-  if (type !== WatchFrame.change) throw new MalformedError(`unknown watch frame ${type}`);
+  if (type !== WatchFrame.change && type !== WatchFrame.changeExpiring) throw new MalformedError(`unknown watch frame ${type}`);
   const key = r.string(keyBytesMax, 'key');
   if (key.length === 0) throw new MalformedError('empty key');
   const deleted = r.u8();
@@ -79,8 +85,11 @@ export function decodeWatchFrame(bytes: Uint8Array): RemoteChange | 'behind' {
   const version = readVersion(r);
   const valueBytes = r.varint();
   if (valueBytes > valueBytesMax || (deleted === 1 && valueBytes !== 0)) throw new MalformedError(`bad value size ${valueBytes}`);
+  const expiresAtMs = type === WatchFrame.changeExpiring ? r.varint() : undefined;
+  if (expiresAtMs !== undefined && deleted === 1) throw new MalformedError('a deletion with an expiry');
   r.end();
-  return { entry: { key, value: deleted === 1 ? null : new Uint8Array(0), version }, valueBytes };
+  const value = deleted === 1 ? null : new Uint8Array(0);
+  return { entry: expiresAtMs === undefined ? { key, value, version } : { key, value, version, expiresAtMs }, valueBytes };
 }
 
 export interface WatchParts {

@@ -101,6 +101,8 @@ export interface WriteOptions {
   condition?: WriteCondition | undefined;
   /** Partitioned mode: acks asked of the owners (default quorum); ignored in full mode. */
   consistency?: Consistency | undefined;
+  /** A put's value expires this long after its stamp (ms; 1..ttlMsMax, src/core/ttl.ts); ignored for a delete. */
+  ttlMs?: number | undefined;
 }
 
 /** Options of a single-key read. */

@@ -35,6 +35,7 @@ import { compareVersions, keyHashText, type Entry, type Version } from '../core/
 import { acksNeeded, consistencyLevels, writeConsistencyDefault, type Consistency, type Ownership } from '../core/ownership.js';
 import type { LocalWrite, Replica } from '../core/replica.js';
 import { isAck, replicateOutcomeOf, RetryQueue, WriteTally, type ReplicateOutcome } from '../core/write-quorum.js';
+import { stampedEntry } from '../core/ttl.js';
 import { InvalidArgumentError, NotOwnerError, OwnersUnavailableError } from '../errors.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
@@ -163,7 +164,7 @@ export class Coordinator {
         continue;
       }
       try {
-        entries[i] = this.deps.replica.stamp(write.key, write.value);
+        entries[i] = this.deps.replica.stamp(write.key, write.value, write.ttlMs);
         if (holds) stampedAt.push(i);
       } catch (error) {
         results[i] = error as Error;
@@ -178,7 +179,7 @@ export class Coordinator {
         const version = versions[n]!;
         if (version instanceof Error) results[i] = version;
         else {
-          entries[i] = { key: writes[i]!.key, value: writes[i]!.value, version };
+          entries[i] = stampedEntry(writes[i]!.key, writes[i]!.value, version, writes[i]!.ttlMs);
           tallies[i]!.answer(self, 'applied');
         }
       });

@@ -59,6 +59,8 @@ import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
+import { TtlSweeper } from './ttl-sweeper.js';
+import { visibleAt, visibleEntries } from '../core/ttl.js';
 
 /** `balance` reports progress at least this often while it waits. */
 const balanceStepMs = 1_000;
@@ -81,6 +83,8 @@ export class CkvNode implements NodeApi {
   private readonly changes = new EventEmitter();
   private store!: LevelStore;
   private replica!: Replica;
+  /** Turns expired values into tombstones (TTL; ./ttl-sweeper.ts). */
+  private sweeper: TtlSweeper | undefined;
   /** The cluster network; undefined only while starting. */
   private cluster: ClusterNetwork | undefined;
   /** Partitioned mode's writes and reads (./partitioned.ts); idle in full-replication mode. */
@@ -167,6 +171,8 @@ export class CkvNode implements NodeApi {
         onApplied: (change) => this.onApplied(change),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
+      this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger });
+      this.sweeper.start();
       this.countOpenedFrom();
       const { boundMs, driftMsMax } = this.replica.clockAhead();
       if (boundMs > driftMsMax) {
@@ -206,6 +212,7 @@ export class CkvNode implements NodeApi {
     } catch (error) {
       await this.partitioned?.stop().catch(() => undefined);
       await this.cluster?.stop().catch(() => undefined);
+      await this.sweeper?.stop();
       await this.store.close();
       throw error;
     }
@@ -274,6 +281,7 @@ export class CkvNode implements NodeApi {
     const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
     if (!imported) this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
     if (change.origin === 'local' || imported) this.publishSoon(change);
+    if (change.entry.expiresAtMs !== undefined) this.sweeper?.schedule(change.entry);
     // Called for every write: the event is only built when a watcher listens.
     if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
   }
@@ -336,10 +344,10 @@ export class CkvNode implements NodeApi {
     const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
-      const version = value === null ? await this.replica.delete(key, options.condition) : await this.replica.put(key, value, options.condition);
+      const version = value === null ? await this.replica.delete(key, options.condition) : await this.replica.put(key, value, options.condition, options.ttlMs);
       return { version, owners: [], acked: [] };
     }
-    const [result] = await this.partitioned.write([{ key, value, condition: options.condition }], options.consistency);
+    const [result] = await this.partitioned.write([{ key, value, condition: options.condition, ttlMs: options.ttlMs }], options.consistency);
     if (result instanceof Error) throw result;
     return result!;
   }
@@ -349,10 +357,16 @@ export class CkvNode implements NodeApi {
     const refusal = this.refusal() && (await this.refusalAfterWait());
     if (refusal) throw refusal;
     if (!this.partitioned?.active()) {
-      const entry = await this.replica.get(key);
+      const entry = this.visibleNow(await this.replica.get(key));
       return { entry, from: 'local', owners: [], asked: 1, answers: [] };
     }
-    return this.partitioned.read(key, options.from, options.allowPartial ?? false);
+    const reply = await this.partitioned.read(key, options.from, options.allowPartial ?? false);
+    return reply.entry?.expiresAtMs === undefined ? reply : { ...reply, entry: this.visibleNow(reply.entry) };
+  }
+
+  /** An entry as a read sees it now: an expired value is its tombstone (TTL, src/core/ttl.ts). */
+  private visibleNow(entry: Entry | undefined): Entry | undefined {
+    return entry?.expiresAtMs === undefined ? entry : visibleAt(entry, this.replica.nowMs());
   }
 
   owners(key: string): KeyOwners | undefined {
@@ -405,13 +419,18 @@ export class CkvNode implements NodeApi {
 
   scan(options: ScanOptions): AsyncIterable<Entry> {
     const { prefix, startAfter, limit } = options;
-    if (options.from === 'local' || this.config.replicas === undefined) return this.store.scanKeys({ prefix, startAfter, limit });
-    return this.ownersScan({ prefix: prefix ?? '', startAfter, limit, withValues: options.withValues ?? true }, options);
+    if (options.from === 'local' || this.config.replicas === undefined) return this.visible(this.store.scanKeys({ prefix, startAfter, limit }));
+    return this.visible(this.ownersScan({ prefix: prefix ?? '', startAfter, limit, withValues: options.withValues ?? true }, options));
   }
 
   exportEntries(prefix: string, read: ScanReadOptions = {}): AsyncIterable<Entry> {
-    if (read.from === 'local' || this.config.replicas === undefined) return prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix });
-    return this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read);
+    if (read.from === 'local' || this.config.replicas === undefined) return this.visible(prefix === '' ? this.store.scanHash('') : this.store.scanKeys({ prefix }));
+    return this.visible(this.ownersScan({ prefix, startAfter: undefined, limit: undefined, withValues: true }, read));
+  }
+
+  /** Entries as reads see them, judged at the scan's start (TTL: src/core/ttl.ts). */
+  private visible(entries: AsyncIterable<Entry>): AsyncIterable<Entry> {
+    return visibleEntries(entries, this.replica.nowMs());
   }
 
   /** Partitioned mode: a prefix read from every partition's owners (refused as other reads are). */
@@ -625,6 +644,7 @@ export class CkvNode implements NodeApi {
     this.publishUnpublished();
     await this.partitioned?.stop();
     await this.cluster?.stop();
+    await this.sweeper?.stop();
     await this.replica.close();
     if (log) {
       // A clean stop: save the tree and key filter, so the next start skips the full scan.

@@ -95,6 +95,8 @@ export const counterMetrics = {
     help: 'Bootstrap addresses that did not give a member, by likely cause: dials refused or unroutable (unreachable), unanswered (timeout), failed handshakes (handshake: another cluster key), connections to a node of another cluster (foreign), other.',
     labelNames: ['reason'],
   },
+  ckv_ttl_swept_total: { help: 'Expired values this node turned into tombstones (TTL sweeper).', labelNames: [] },
+  ckv_ttl_pending_full_total: { help: 'Expiries the TTL sweeper could not remember (its heap was full): found again by a later store scan.', labelNames: [] },
 } as const satisfies Record<string, { help: string; labelNames: readonly string[] }>;
 
 export type CounterMetricName = keyof typeof counterMetrics;
@@ -202,6 +204,8 @@ export const counterSpecs = {
   bootstrap_failed_handshake: counter('ckv_bootstrap_failed_total', { reason: 'handshake' }, 'bootstrap dials whose handshake failed: another cluster key'),
   bootstrap_failed_foreign: counter('ckv_bootstrap_failed_total', { reason: 'foreign' }, 'bootstrap connections to a node of another cluster'),
   bootstrap_failed_other: counter('ckv_bootstrap_failed_total', { reason: 'other' }, 'bootstrap dials that failed otherwise'),
+  ttl_swept: counter('ckv_ttl_swept_total', {}, 'expired values turned into tombstones by the TTL sweeper'),
+  ttl_pending_full: counter('ckv_ttl_pending_full_total', {}, 'expiries not remembered (sweeper heap full; a later scan finds them)'),
 } as const satisfies Record<string, AnyCounterSpec>;
 
 export type CounterName = keyof typeof counterSpecs;
