@@ -25,6 +25,7 @@ import type { Consistency } from '../core/ownership.js';
 import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
 import type { ClusterHealth } from '../node/health.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
+import type { GcStatus } from '../node/gc.js';
 import {
   exportChunkBytesTarget,
   exportChunkEntriesMax,
@@ -53,6 +54,22 @@ function entryMessage(entry: Entry, withValue: boolean): object {
     value: withValue && entry.value ? Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength) : Buffer.alloc(0),
     version: versionMessage(entry.version),
     deleted: entry.value === null,
+  };
+}
+
+/** The gRPC GcState view of the node's GC status (src/node/gc.ts). */
+function gcStateMessage(gc: GcStatus): object {
+  return {
+    watermark: gc.watermark,
+    watermarkAgeMs: String(gc.watermarkAgeMs ?? -1),
+    holdsBack: gc.holdsBack ?? '',
+    collector: gc.collector,
+    tombstones: String(gc.tombstones),
+    collectable: String(gc.collectable),
+    collected: String(gc.collected),
+    openRounds: gc.openRounds,
+    lastRunAtMs: String(gc.lastRunAtMs ?? 0),
+    errors: gc.lastErrors,
   };
 }
 
@@ -93,6 +110,7 @@ function statusMessage(status: NodeStatus): object {
           },
         }
       : {}),
+    ...(status.gc ? { gc: gcStateMessage(status.gc) } : {}),
     ...(status.delivery
       ? {
           delivery: {
@@ -381,6 +399,11 @@ export class ControlServer {
         };
       }),
       Status: this.guard(async () => statusMessage(await node.status())),
+      GcStatus: this.guard(async () => gcStateMessage(node.gcStatus())),
+      GcRun: this.guard(async () => {
+        const report = await node.gcRun();
+        return { gc: gcStateMessage(node.gcStatus()), rounds: report.rounds, roundsAbandoned: report.roundsAbandoned, deleted: String(report.deleted), collectable: String(report.collectable) };
+      }),
       Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
       Health: this.guard(async () => healthMessage(await node.health())),
       ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),

@@ -1,0 +1,131 @@
+/**
+ * Tombstone GC by acknowledgement on real processes (docs/design-delivery-gc.md section 2).
+ *
+ * Full replication, 3 nodes, GC every 300 ms:
+ * 1. A quiet cluster's tombstones reach zero on every node after deletes; the live keys stay,
+ *    the deleted ones are gone (not even a tombstone) everywhere.
+ * 2. A member (n02) is killed -9 holding the old value of a key; the key is deleted on n00;
+ *    n00 and n01 are restarted with their clocks a year ahead and `ckv gc --run` is run many
+ *    times on both: the tombstone survives everywhere while n02 is away (the watermark is held
+ *    back). n02 returns (its clock a year ahead too): the tombstone is then collected on every
+ *    node, and the key never reappears: read from every node, in a scan, and after `ckv sync`.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Cluster, runCliOk, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { scanAll } from '../helpers/cluster.js';
+
+const yearMs = 365 * 86_400_000;
+const fastArgs = ['--sync-interval-ms', '100', '--gc-interval-ms', '300'];
+
+interface GcJson {
+  watermark: string;
+  holdsBack: string | null;
+  collector: string;
+  tombstones: number;
+  collectable: number;
+  collected: number;
+  openRounds: number;
+}
+
+async function gcJson(node: NodeProcess, run = false): Promise<GcJson> {
+  const result = await runCliOk(['gc', '--json', ...(run ? ['--run'] : [])], { socket: node.socket, timeoutMs: 20_000 });
+  return JSON.parse(result.stdout.toString('utf8')) as GcJson;
+}
+
+async function tombstonesOf(node: NodeProcess): Promise<number> {
+  return Number((await node.client.status()).tombstoneCount);
+}
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+describe('tombstone GC, full replication (3 nodes)', () => {
+  it("a quiet cluster's tombstones reach zero; the deleted keys are gone everywhere", async () => {
+    const cluster = await Cluster.start(3, { args: fastArgs });
+    try {
+      await cluster.waitMesh(20_000);
+      const [a] = cluster.nodes as [NodeProcess];
+      for (let i = 0; i < 40; i++) await a.client.put(`k${i}`, text(`v${i}`));
+      for (let i = 0; i < 25; i++) await cluster.nodes[i % 3]!.client.delete(`k${i}`);
+      await cluster.waitConverged(20_000);
+      await waitFor(async () => (await Promise.all(cluster.nodes.map(tombstonesOf))).every((t) => t === 0), {
+        deadlineMs: 60_000,
+        what: 'no tombstone left on any node',
+        intervalMs: 100,
+      });
+      const statuses = await cluster.waitConverged(20_000);
+      for (const status of statuses) assert.equal(Number(status.keyCount), 15);
+      for (const node of cluster.nodes) {
+        for (let i = 0; i < 40; i++) {
+          const held = await node.client.hasKey(`k${i}`);
+          assert.equal(held.found, i >= 25, `${node.name} k${i}`);
+        }
+      }
+      const gc = await gcJson(a);
+      assert.equal(gc.tombstones, 0);
+      assert.ok(gc.collected > 0, `${a.name} collected nothing: ${JSON.stringify(gc)}`);
+      assert.notEqual(gc.watermark, 'none');
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('a member away holds the tombstone back through a year of clock and many runs; once it returns the tombstone goes and the key never returns', async () => {
+    const cluster = await Cluster.start(3, { args: fastArgs });
+    try {
+      await cluster.waitMesh(20_000);
+      let [a, b, c] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
+      await a.client.put('victim', text('old'));
+      await a.client.put('keeper', text('stays'));
+      await cluster.waitConverged(20_000);
+      assert.equal((await c.client.hasKey('victim')).deleted, false);
+      await c.kill();
+      await a.client.delete('victim');
+      await cluster.waitConverged(20_000, 25, [a, b]);
+      // n00 and n01 move a year ahead.
+      const restartSkewed = async (node: NodeProcess, peers: NodeProcess[]): Promise<NodeProcess> => {
+        await node.stop();
+        return startNode({ name: node.name, dataDir: node.dataDir, args: [...fastArgs, '--test-clock-skew-ms', String(yearMs)], bootstrap: peers, readyDeadlineMs: 30_000 });
+      };
+      a = await restartSkewed(a, [b]);
+      b = await restartSkewed(b, [a]);
+      cluster.nodes.splice(0, 2, a, b);
+      await cluster.waitMesh(20_000, [a, b]);
+      for (let i = 0; i < 8; i++) {
+        for (const node of [a, b]) {
+          const gc = await gcJson(node, true);
+          assert.ok(gc.watermark === 'none' || gc.holdsBack !== null, JSON.stringify(gc));
+        }
+      }
+      for (const node of [a, b]) {
+        const held = await node.client.hasKey('victim');
+        assert.ok(held.found && held.deleted, `${node.name} lost the tombstone while ${c.name} was away`);
+        assert.ok((await tombstonesOf(node)) >= 1);
+      }
+      // n02 returns, its clock a year ahead too.
+      c = await startNode({ name: c.name, dataDir: c.dataDir, args: [...fastArgs, '--test-clock-skew-ms', String(yearMs)], bootstrap: [a, b], readyDeadlineMs: 30_000 });
+      cluster.nodes.splice(2, 1, c);
+      await cluster.waitMesh(20_000);
+      await waitFor(async () => (await Promise.all(cluster.nodes.map(tombstonesOf))).every((t) => t === 0), {
+        deadlineMs: 60_000,
+        what: 'the tombstone collected on every node',
+        intervalMs: 100,
+      });
+      await cluster.waitConverged(20_000);
+      for (const node of cluster.nodes) await runCliOk(['sync'], { socket: node.socket, timeoutMs: 20_000 });
+      for (const node of cluster.nodes) {
+        const held = await node.client.hasKey('victim');
+        assert.equal(held.found, false, `victim is back on ${node.name}`);
+        const got = await node.client.get('victim');
+        assert.equal(got.found, false, `victim readable on ${node.name}`);
+        assert.equal((await node.client.get('keeper')).value.toString('utf8'), 'stays');
+        const keys = (await scanAll(node.client, '')).map((e) => e.key);
+        assert.deepEqual(keys, ['keeper'], `${node.name} scan`);
+      }
+      const statuses = await cluster.waitConverged(20_000);
+      for (const status of statuses) assert.equal(Number(status.keyCount), 1);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
