@@ -139,7 +139,7 @@ export interface ReplicaOptions {
    * partition (a collected key coming back from a stale node). Refused entries count as stale.
    * Default: none refused.
    */
-  refuseResurrection?: (keyHash: HashText, version: Version) => boolean;
+  refuseResurrection?: (keyHash: HashText, entry: Entry) => boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -281,7 +281,7 @@ export class Replica {
   /** The last watermark row write: they run one at a time, in order. */
   private watermarksWrite: Promise<void> = Promise.resolve();
   private readonly dropLastDeltaEntry: boolean;
-  private readonly refuseResurrection: ((keyHash: HashText, version: Version) => boolean) | undefined;
+  private readonly refuseResurrection: ((keyHash: HashText, entry: Entry) => boolean) | undefined;
   /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
   private settledBound: Hlc = 0n;
 
@@ -872,7 +872,7 @@ export class Replica {
           continue;
         }
         const previous = (slot.winner ?? slot.before)?.version;
-        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry.version)) {
+        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry)) {
           report.stale++;
           outcomes.push('stale');
           continue;

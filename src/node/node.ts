@@ -172,7 +172,8 @@ export class CkvNode implements NodeApi {
         // The store epoch, made once per data directory (catch-up by delta).
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (change) => this.onApplied(change),
-        refuseResurrection: (keyHash, version) => this.gc.holder.refuse(keyHash, version),
+        // An import restores what a backup held: it may bring back a collected key on purpose.
+        refuseResurrection: (keyHash, entry) => !(this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, entry.version),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.countOpenedFrom();
@@ -211,7 +212,8 @@ export class CkvNode implements NodeApi {
         },
       });
       await this.partitioned.start();
-      await this.gc.attach(this.cluster);
+      const partitioned = this.partitioned;
+      await this.gc.attach(this.cluster, () => minHlc(partitioned.coordinator.oldestUnsettled(), partitioned.delivery.oldestHlc()));
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
     } catch (error) {
       await this.gc?.stop().catch(() => undefined);
@@ -662,4 +664,11 @@ export class CkvNode implements NodeApi {
     if (log) this.logger.info('node stopped');
     for (const listener of this.stopListeners) listener();
   }
+}
+
+/** The smaller of two optional HLCs. */
+function minHlc(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
 }

@@ -12,8 +12,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, runCliOk, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { Cluster, runCliOk, startNode, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { scanAll } from '../helpers/cluster.js';
+import { ownersOf, partitionedArgs, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
 const yearMs = 365 * 86_400_000;
 const fastArgs = ['--sync-interval-ms', '100', '--gc-interval-ms', '300'];
@@ -124,6 +125,68 @@ describe('tombstone GC, full replication (3 nodes)', () => {
       }
       const statuses = await cluster.waitConverged(20_000);
       for (const status of statuses) assert.equal(Number(status.keyCount), 1);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('tombstone GC, partitioned (4 nodes, K = 3)', () => {
+  it('tombstones reach zero; an owner away holds its tombstone back through a year of clock (the hint is the floor); collected once it returns, never back', async () => {
+    const cluster = await startPartitioned(4, { args: ['--gc-interval-ms', '300'] });
+    try {
+      await waitSettled(cluster.nodes, 60_000, 'one layout of 4 nodes');
+      const members = cluster.nodes.map((n) => n.nodeId);
+      let [a, b, c, d] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess, NodeProcess];
+      for (let i = 0; i < 40; i++) await a.client.put(`p${i}`, text(`v${i}`));
+      for (let i = 0; i < 25; i++) await cluster.nodes[i % 4]!.client.delete(`p${i}`);
+      await waitFor(async () => (await Promise.all(cluster.nodes.map(tombstonesOf))).every((t) => t === 0), {
+        deadlineMs: 60_000,
+        what: 'no tombstone left on any node',
+        intervalMs: 100,
+      });
+      for (const node of cluster.nodes) {
+        for (let i = 0; i < 40; i++) {
+          const held = await node.client.hasKey(`p${i}`);
+          const owner = ownersOf(`p${i}`, members).includes(node.nodeId);
+          assert.equal(held.found, i >= 25 && owner, `${node.name} p${i}`);
+        }
+      }
+      // An owner (c) away while a key it holds is deleted through a (a hint for c).
+      const victim = Array.from({ length: 200 }, (_, i) => `victim${i}`).find((k) => {
+        const owners = ownersOf(k, members);
+        return owners.includes(c.nodeId) && !owners.includes(a.nodeId);
+      })!;
+      await a.client.put(victim, text('old'));
+      await waitFor(async () => (await c.client.hasKey(victim)).found, { deadlineMs: 20_000, what: `${victim} on ${c.name}` });
+      await c.kill();
+      await a.client.delete(victim);
+      const restartSkewed = async (node: NodeProcess, peers: NodeProcess[]): Promise<NodeProcess> => {
+        await node.stop();
+        return startNode({ name: node.name, dataDir: node.dataDir, args: [...partitionedArgs(), '--gc-interval-ms', '300', '--test-clock-skew-ms', String(yearMs)], bootstrap: peers, readyDeadlineMs: 30_000 });
+      };
+      a = await restartSkewed(a, [b, d]);
+      b = await restartSkewed(b, [a, d]);
+      d = await restartSkewed(d, [a, b]);
+      cluster.nodes.splice(0, 4, a, b, c, d);
+      await waitMesh([a, b, d]);
+      for (let i = 0; i < 8; i++) for (const node of [a, b, d]) await gcJson(node, true);
+      const holders = [a, b, d].filter((n) => ownersOf(victim, members).includes(n.nodeId));
+      for (const node of holders) {
+        const held = await node.client.hasKey(victim);
+        assert.ok(held.found && held.deleted, `${node.name} lost the tombstone of ${victim} while ${c.name} was away`);
+      }
+      c = await startNode({ name: c.name, dataDir: c.dataDir, args: [...partitionedArgs(), '--gc-interval-ms', '300', '--test-clock-skew-ms', String(yearMs)], bootstrap: [a, b, d], readyDeadlineMs: 30_000 });
+      cluster.nodes.splice(2, 1, c);
+      await waitFor(async () => (await Promise.all(cluster.nodes.map(tombstonesOf))).every((t) => t === 0), {
+        deadlineMs: 90_000,
+        what: 'the tombstone collected on every node',
+        intervalMs: 200,
+      });
+      for (const node of cluster.nodes) {
+        assert.equal((await node.client.hasKey(victim)).found, false, `${victim} is back on ${node.name}`);
+        assert.equal((await node.client.get(victim, { from: 'all' })).found, false, `${victim} readable through ${node.name}`);
+      }
     } finally {
       await cluster.stop();
     }
