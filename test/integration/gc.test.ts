@@ -10,8 +10,20 @@
  *    back). n02 returns (its clock a year ahead too): the tombstone is then collected on every
  *    node, and the key never reappears: read from every node, in a scan, and after `ckv sync`.
  */
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { multiaddr } from '@multiformats/multiaddr';
+import { ByteWriter } from '../../src/core/bytes.js';
+import { keyHashText, writeEntry, writeVersion } from '../../src/core/entry.js';
+import { partitionOfHash } from '../../src/core/placement.js';
+import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
+import { FramedStream } from '../../src/net/framed-stream.js';
+import { gcProtocolId } from '../../src/net/gc-protocol.js';
+import { gossipTopic } from '../../src/net/gossip.js';
+import { counter } from '../../harness/testing.js';
+import { startPeer } from '../helpers/cluster.js';
 import { Cluster, runCliOk, startNode, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { scanAll } from '../helpers/cluster.js';
 import { ownersOf, partitionedArgs, startPartitioned, waitSettled } from '../helpers/partitioned.js';
@@ -189,6 +201,57 @@ describe('tombstone GC, partitioned (4 nodes, K = 3)', () => {
       }
     } finally {
       await cluster.stop();
+    }
+  });
+});
+
+describe('tombstone GC, hostile gc protocol frames', () => {
+  const raws: CkvLibp2p[] = [];
+  after(async () => {
+    await Promise.allSettled(raws.splice(0).map((n) => n.stop()));
+  });
+
+  it('malformed frames are dropped and counted (gc_rejected); nothing is deleted; the node keeps serving', async () => {
+    const node = await startPeer('gc-target', { args: ['--gc-interval-ms', '0'] });
+    try {
+      await node.client.put('kept', text('v'));
+      await node.client.delete('dead');
+      const raw = await createNetwork({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], mdns: false, gossipTopic: gossipTopic('default') });
+      raws.push(raw);
+      const send = async (frame: Uint8Array, unframed = false): Promise<void> => {
+        const stream = await raw.dialProtocol(multiaddr(node.address), gcProtocolId('default'), { signal: AbortSignal.timeout(10_000) });
+        const framed = new FramedStream(stream, { frameBytesMax: 1 << 20, signal: AbortSignal.timeout(10_000) });
+        if (unframed) stream.send(frame);
+        else await framed.write(frame);
+        await framed.read().catch(() => undefined);
+        framed.abort(new Error('done'));
+      };
+      const keptVersion = (await node.client.hasKey('kept')).version!;
+      const deadVersion = (await node.client.hasKey('dead')).version!;
+      const version = (v: { hlc: string; node: string }) => ({ hlc: BigInt(v.hlc), node: v.node });
+      const wrongPartition = (partitionOfHash(keyHashText('kept')) + 1) % 256;
+      const frames: [string, Uint8Array, boolean?][] = [
+        ['random bytes', new Uint8Array(randomBytes(300)), true],
+        ['unknown version', new ByteWriter().u8(9).u8(1).finish()],
+        ['unknown type', new ByteWriter().u8(1).u8(77).finish()],
+        ['floor with trailing bytes', new ByteWriter().u8(1).u8(1).u8(0).finish()],
+        ['push of a live value', (() => { const w = new ByteWriter().u8(1).u8(2).varint(partitionOfHash(keyHashText('x'))).varint(1); writeEntry(w, { key: 'x', value: text('live'), version: { hlc: 1n, node: '00000000000000ee' } }); return w.finish(); })()],
+        ['push of too many', new ByteWriter().u8(1).u8(2).varint(0).varint(1_000_000).finish()],
+        ['delete outside the partition named', (() => { const w = new ByteWriter().u8(1).u8(3).varint(wrongPartition).varint(1).string('kept'); writeVersion(w, version(keptVersion)); return w.finish(); })()],
+        ['delete of partition 300', (() => { const w = new ByteWriter().u8(1).u8(3).varint(300).varint(1).string('dead'); writeVersion(w, version(deadVersion)); return w.finish(); })()],
+        ['truncated delete', new ByteWriter().u8(1).u8(3).varint(partitionOfHash(keyHashText('dead'))).varint(1).string('dead').finish()],
+      ];
+      const before = counter(await node.status(), 'gc_rejected');
+      for (const [what, frame, unframed] of frames) {
+        await send(frame, unframed).catch((error: unknown) => assert.fail(`${what}: ${String(error)}`));
+      }
+      await waitFor(async () => counter(await node.status(), 'gc_rejected') - before >= frames.length - 1, { deadlineMs: 10_000, what: 'gc_rejected counted' });
+      assert.equal((await node.client.hasKey('kept')).found, true);
+      assert.equal((await node.client.hasKey('dead')).deleted, true, 'the tombstone is still there');
+      await node.client.put('after', text('ok'));
+      assert.equal((await node.client.get('after')).value.toString('utf8'), 'ok');
+    } finally {
+      await node.stop();
     }
   });
 });
