@@ -158,3 +158,33 @@ describe('GC members (full replication)', () => {
     assert.deepEqual(third.list(), [nodeC]);
   });
 });
+
+describe('settledHlc while a commit waits on the disk', () => {
+  it('stays below a stamp not yet durable (the clock, the naive bound, would not)', async () => {
+    let wall = 10_000;
+    const store = new MemoryStore();
+    let release!: () => void;
+    let entered!: () => void;
+    const writing = new Promise<void>((resolve) => (entered = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const write = store.write.bind(store);
+    store.write = async (...args: Parameters<MemoryStore['write']>) => {
+      entered();
+      await gate;
+      return write(...args);
+    };
+    const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => wall });
+    const deleting = replica.delete('k');
+    await writing;
+    const stamp = replica.hlcLast;
+    wall += 5;
+    assert.ok(replica.settledHlc() <= stamp, 'a stamp still on its way to disk is not below the settled HLC');
+    assert.ok(replica.hlcNow() > stamp, 'the naive bound (the clock) would have claimed it');
+    release();
+    const version = await deleting;
+    assert.equal(version.hlc, stamp);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(replica.settledHlc() > stamp, 'durable and idle: the clock now');
+    await replica.close();
+  });
+});
