@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import type { GcStateMessage } from '../control/proto.js';
 import { printJson, withClient, writeStdout } from './common.js';
+import { gcJson } from './json.js';
 
 export function register(program: Command): void {
   program
@@ -37,22 +38,8 @@ export function register(program: Command): void {
     });
 }
 
-function gcJson(gc: GcStateMessage): object {
-  return {
-    watermark: gc.watermark,
-    watermarkAgeMs: gc.watermarkAgeMs === '-1' ? null : Number(gc.watermarkAgeMs),
-    holdsBack: gc.holdsBack || null,
-    collector: gc.collector,
-    tombstones: Number(gc.tombstones),
-    collectable: Number(gc.collectable),
-    collected: Number(gc.collected),
-    openRounds: gc.openRounds,
-    lastRunAtMs: gc.lastRunAtMs === '0' ? null : Number(gc.lastRunAtMs),
-    errors: gc.errors,
-  };
-}
-
-function gcText(gc: GcStateMessage): string {
+/** `ckv gc`'s text; `ckv status` shows its first line. */
+export function gcText(gc: GcStateMessage): string {
   const age = gc.watermarkAgeMs === '-1' ? '' : ` (${ageText(Number(gc.watermarkAgeMs))} ago)`;
   const lines = [
     `watermark   ${gc.watermark}${age}${gc.holdsBack ? `, held back by ${gc.holdsBack}` : ''}`,

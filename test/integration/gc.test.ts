@@ -78,6 +78,10 @@ describe('tombstone GC, full replication (3 nodes)', () => {
       assert.equal(gc.tombstones, 0);
       assert.ok(gc.collected > 0, `${a.name} collected nothing: ${JSON.stringify(gc)}`);
       assert.notEqual(gc.watermark, 'none');
+      const status = JSON.parse((await runCliOk(['status', '--json'], { socket: a.socket })).stdout.toString('utf8')) as { gc?: GcJson };
+      assert.equal(status.gc?.tombstones, 0, 'status --json has the gc block');
+      const metrics = await fetch(`${(await a.client.status()).httpUrl || ''}metrics`).then((r) => r.text()).catch(() => '');
+      if (metrics) assert.match(metrics, /ckv_gc_total\{event="collected"\} [1-9]/);
     } finally {
       await cluster.stop();
     }
