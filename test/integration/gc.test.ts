@@ -56,7 +56,7 @@ describe('tombstone GC, full replication (3 nodes)', () => {
   it("a quiet cluster's tombstones reach zero; the deleted keys are gone everywhere", async () => {
     const cluster = await Cluster.start(3, { args: fastArgs });
     try {
-      await cluster.waitMesh(20_000);
+      await cluster.waitMesh(60_000);
       const [a] = cluster.nodes as [NodeProcess];
       for (let i = 0; i < 40; i++) await a.client.put(`k${i}`, text(`v${i}`));
       for (let i = 0; i < 25; i++) await cluster.nodes[i % 3]!.client.delete(`k${i}`);
@@ -90,7 +90,7 @@ describe('tombstone GC, full replication (3 nodes)', () => {
   it('a member away holds the tombstone back through a year of clock and many runs; once it returns the tombstone goes and the key never returns', async () => {
     const cluster = await Cluster.start(3, { args: fastArgs });
     try {
-      await cluster.waitMesh(20_000);
+      await cluster.waitMesh(60_000);
       let [a, b, c] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
       await a.client.put('victim', text('old'));
       await a.client.put('keeper', text('stays'));
@@ -107,7 +107,7 @@ describe('tombstone GC, full replication (3 nodes)', () => {
       a = await restartSkewed(a, [b]);
       b = await restartSkewed(b, [a]);
       cluster.nodes.splice(0, 2, a, b);
-      await cluster.waitMesh(20_000, [a, b]);
+      await cluster.waitMesh(60_000, [a, b]);
       for (let i = 0; i < 8; i++) {
         for (const node of [a, b]) {
           const gc = await gcJson(node, true);
@@ -122,7 +122,7 @@ describe('tombstone GC, full replication (3 nodes)', () => {
       // n02 returns, its clock a year ahead too.
       c = await startNode({ name: c.name, dataDir: c.dataDir, args: [...fastArgs, '--test-clock-skew-ms', String(yearMs)], bootstrap: [a, b], readyDeadlineMs: 30_000 });
       cluster.nodes.splice(2, 1, c);
-      await cluster.waitMesh(20_000);
+      await cluster.waitMesh(60_000);
       await waitFor(async () => (await Promise.all(cluster.nodes.map(tombstonesOf))).every((t) => t === 0), {
         deadlineMs: 60_000,
         what: 'the tombstone collected on every node',
@@ -185,7 +185,7 @@ describe('tombstone GC, partitioned (4 nodes, K = 3)', () => {
       b = await restartSkewed(b, [a, d]);
       d = await restartSkewed(d, [a, b]);
       cluster.nodes.splice(0, 4, a, b, c, d);
-      await waitMesh([a, b, d]);
+      await waitMesh([a, b, d], 60_000);
       for (let i = 0; i < 8; i++) for (const node of [a, b, d]) await gcJson(node, true);
       const holders = [a, b, d].filter((n) => ownersOf(victim, members).includes(n.nodeId));
       for (const node of holders) {
