@@ -27,7 +27,7 @@ export function register(program: Command): void {
             return;
           }
           await writeStdout(
-            `run: ${run.rounds} round${run.rounds === 1 ? '' : 's'} (${run.roundsAbandoned} abandoned), ${run.deleted} rows deleted on the holders, ${run.collectable} collectable\n` + gcText(reply.gc!),
+            `run: ${run.rounds} round${run.rounds === 1 ? '' : 's'} (${run.roundsAbandoned} abandoned), ${run.deleted} row${run.deleted === 1 ? '' : 's'} deleted on the holders, ${run.collectable} collectable\n` + gcText(reply.gc!),
           );
           return;
         }
@@ -42,7 +42,9 @@ export function register(program: Command): void {
 export function gcText(gc: GcStateMessage): string {
   const age = gc.watermarkAgeMs === '-1' ? '' : ` (${ageText(Number(gc.watermarkAgeMs))} ago)`;
   const lines = [
-    `watermark   ${gc.watermark}${age}${gc.holdsBack ? `, held back by ${gc.holdsBack}` : ''}`,
+    gc.watermark === 'none'
+      ? `watermark   none: ${gc.holdsBack ? `${gc.holdsBack} has not answered, or is not yet in sync with every member` : 'no run yet'} (nothing is collected)`
+      : `watermark   ${gc.watermark}${age}${gc.holdsBack ? `, set by ${gc.holdsBack}` : ''}`,
     `collector   ${gc.collector}`,
     `tombstones  ${gc.tombstones} here, ${gc.collectable} collectable at the last run, ${gc.collected} collected here since start`,
     `rounds      ${gc.openRounds} open${gc.lastRunAtMs === '0' ? ', no run yet' : ''}`,
