@@ -7,7 +7,7 @@
  * - Full replication: the members are this node and every member it knows (up, unreachable,
  *   left: not removed or expired); every member holds every partition; the collector is the
  *   member with the smallest node id (the others collect their leftovers as backups).
- * - Partitioned: the members are the newest layout's nodes; a partition's holders are its
+ * - Partitioned: the members are the newest layout's nodes (and any other node up); a partition's holders are its
  *   owners in every active layout (gcHolders); its collector is the first of its owners in the
  *   newest layout, and only once no holder is still gaining it (a new holder's floor would
  *   otherwise refuse rows it has not pulled yet); other holders are backups.
@@ -191,7 +191,10 @@ function partitionedView(cluster: ClusterNetwork, self: string): GcView | undefi
   const ownership = cluster.ownership();
   const newest = ownership?.newest();
   if (ownership === undefined || newest === undefined || cluster.refusal()) return undefined;
-  const members = [...newest.nodes].sort();
+  // The newest layout's nodes, and any node up that is not one (a node that joins by an
+  // operator's hand can coordinate writes before it is added): their floors count too.
+  const up = cluster.peerList().filter((m) => m.state === 'up').map((m) => m.nodeId);
+  const members = [...new Set([...newest.nodes, ...up, self])].sort();
   return {
     members,
     coverMembers: false,
