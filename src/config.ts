@@ -11,6 +11,10 @@ import {
   syncIntervalMsDefault,
   valueBytesMax,
 } from './core/limits.js';
+import { gcBatchMaxDefault } from './core/tombstone-gc.js';
+
+/** Default time between tombstone GC runs (NodeConfig.gcIntervalMs). */
+export const gcIntervalMsDefault = 10_000;
 
 export interface NodeConfig {
   /** Where the node keeps its LevelDB, identity and control socket. */
@@ -98,6 +102,19 @@ export interface NodeConfig {
    * joins only when someone decides it. Default on.
    */
   autoJoin: boolean;
+  /**
+   * Tombstone GC (`--gc-interval-ms`): how often this node runs a collection round (asks the
+   * members' floors, collects the tombstones below the watermark that every holder
+   * acknowledged; docs/design-delivery-gc.md section 2). Shorter frees deleted keys sooner at
+   * the cost of a floor request to every member and a scan of the partitions holding
+   * tombstones each time. 0 turns the timer off (`ckv gc --run` still runs one). Default 10,000.
+   */
+  gcIntervalMs: number;
+  /**
+   * Tombstones per collection round (`--gc-batch`, 1..1024): larger batches mean fewer
+   * messages but larger frames and more work lost when a round is abandoned. Default 256.
+   */
+  gcBatchMax: number;
 }
 
 /** `$CKV_DATA_DIR`, else `$XDG_DATA_HOME/ckv`, else `~/.local/share/ckv`. */
@@ -133,6 +150,8 @@ export function defaultConfig(dataDir = defaultDataDir()): NodeConfig {
     testClockSkewMs: 0,
     weight: 1,
     autoJoin: true,
+    gcIntervalMs: gcIntervalMsDefault,
+    gcBatchMax: gcBatchMaxDefault,
   };
 }
 

@@ -40,6 +40,8 @@ export const configKeys: Readonly<Record<string, { type: KeyType; attribute: str
   replicas: { type: 'integer', attribute: 'replicas' },
   weight: { type: 'integer', attribute: 'weight' },
   'auto-join': { type: 'boolean', attribute: 'autoJoin' },
+  'gc-interval-ms': { type: 'integer', attribute: 'gcIntervalMs' },
+  'gc-batch': { type: 'integer', attribute: 'gcBatch' },
   // The partitioned-mode contract spells it with an underscore; both are accepted.
   auto_join: { type: 'boolean', attribute: 'autoJoin' },
 };

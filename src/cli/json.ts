@@ -8,7 +8,7 @@
  *   its wall clock as ISO 8601, beside it;
  * - a value is `value` with its `encoding`: "utf8" when the bytes are valid UTF-8, else "base64".
  */
-import type { BootstrapMessage, DeliveryStatusMessage, EntryMessage, HolderMessage, PartitionedStatusMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
+import type { BootstrapMessage, DeliveryStatusMessage, EntryMessage, GcStateMessage, HolderMessage, PartitionedStatusMessage, PeerMessage, StatusMessage, SyncProgressMessage, VersionMessage } from '../control/proto.js';
 
 /** The ISO 8601 time of a version's wall clock ("" for none). */
 export function versionTime(version: VersionMessage | null | undefined): string {
@@ -79,6 +79,23 @@ export function statusJson(s: StatusMessage): object {
     counters: Object.fromEntries(Object.entries(s.counters).map(([name, value]) => [name, Number(value)])),
     ...(s.partitioned ? { partitioned: partitionedJson(s.partitioned) } : {}),
     ...(s.delivery ? { delivery: deliveryJson(s.delivery) } : {}),
+    ...(s.gc ? { gc: gcJson(s.gc) } : {}),
+  };
+}
+
+/** `ckv gc --json`, and `status --json`'s `gc`: tombstone GC as this node sees it. */
+export function gcJson(gc: GcStateMessage): object {
+  return {
+    watermark: gc.watermark,
+    watermarkAgeMs: gc.watermarkAgeMs === '-1' ? null : Number(gc.watermarkAgeMs),
+    holdsBack: gc.holdsBack || null,
+    collector: gc.collector,
+    tombstones: Number(gc.tombstones),
+    collectable: Number(gc.collectable),
+    collected: Number(gc.collected),
+    openRounds: gc.openRounds,
+    lastRunAtMs: gc.lastRunAtMs === '0' ? null : Number(gc.lastRunAtMs),
+    errors: gc.errors,
   };
 }
 

@@ -17,6 +17,7 @@ import * as keys from './keys.js';
 import * as layout from './layout.js';
 import * as node from './node.js';
 import * as purge from './purge.js';
+import * as gc from './gc.js';
 import * as balance from './balance.js';
 import * as peers from './peers.js';
 import * as put from './put.js';
@@ -36,7 +37,7 @@ export function buildProgram(): Command {
       // One line: `ckv: <what is wrong> (run ckv --help for usage)`.
       outputError: (text, write) => write(`${text.trim().replace(/^error: /, 'ckv: ')} (run ckv --help for usage)\n`),
     });
-  for (const command of [node, put, get, del, keys, watch, status, health, peers, layout, whereis, sync, purge, balance, exportCommand, importCommand, clusterKey, demo, completion]) command.register(program);
+  for (const command of [node, put, get, del, keys, watch, status, health, peers, layout, whereis, sync, purge, gc, balance, exportCommand, importCommand, clusterKey, demo, completion]) command.register(program);
   for (const sub of program.commands) {
     sub.exitOverride();
     for (const subsub of sub.commands) subsub.exitOverride();

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
 import { clockDriftMsMax, inboundSessionsMax, layoutReplicasMax, layoutWeightMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
+import { gcBatchMaxDefault, gcBatchMaxLimit } from '../core/tombstone-gc.js';
 import { isLogLevel } from '../util/log-level.js';
 import { CliError, globalOptions, printJson, withClient, writeStdout } from './common.js';
 import { layoutJson } from './layout.js';
@@ -39,6 +40,8 @@ interface StartOptions {
   replicas?: string;
   weight?: string;
   autoJoin: boolean;
+  gcIntervalMs?: string;
+  gcBatch?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -93,6 +96,8 @@ export function register(program: Command): void {
     .option('--replicas <k>', `partitioned mode: each key on K nodes of the cluster's layout, 1..${layoutReplicasMax}; every node must say the same (default: every key on every node)`)
     .option('--weight <w>', `partitioned mode: this node's share of the data, 0..${layoutWeightMax}; 0 = a gateway that owns nothing (default 1)`)
     .option('--no-auto-join', 'partitioned mode: do not join the layout by itself; an operator adds it (ckv layout add NODE, ckv layout apply)')
+    .option('--gc-interval-ms <ms>', 'time between tombstone collection runs, ms; 0 = only on `ckv gc --run` (default 10000)')
+    .option('--gc-batch <n>', `tombstones per collection round, 1..${gcBatchMaxLimit} (default ${gcBatchMaxDefault})`)
     .option('--log-level <level>', "least severe log lines written: info, warn or error (default info)")
     .option('--log-format <format>', "log lines as text ('<time> <level> <event> key=value ...') or json (one object a line) (default text)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
@@ -134,6 +139,8 @@ socket left by a killed node is replaced. The data directory is created if neede
       if (options.replicas !== undefined) config.replicas = wholeNumber('--replicas', options.replicas, 1, layoutReplicasMax);
       if (options.weight !== undefined) config.weight = wholeNumber('--weight', options.weight, 0, layoutWeightMax);
       config.autoJoin = options.autoJoin !== false;
+      if (options.gcIntervalMs !== undefined) config.gcIntervalMs = wholeNumber('--gc-interval-ms', options.gcIntervalMs, 0, 86_400_000);
+      if (options.gcBatch !== undefined) config.gcBatchMax = wholeNumber('--gc-batch', options.gcBatch, 1, gcBatchMaxLimit);
       if (config.replicas === undefined && (options.weight !== undefined || !config.autoJoin)) {
         throw new CliError('--weight and --no-auto-join are settings of the partitioned mode: give --replicas K too', 'usage');
       }

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { BootstrapMessage, DeliveryStatusMessage, PartitionedStatusMessage } from '../control/proto.js';
 import { formatAge, formatBytes, printJson, withClient, writeStdout } from './common.js';
 import { statusJson, versionTime } from './json.js';
+import { gcText } from './gc.js';
 
 export function register(program: Command): void {
   program
@@ -39,6 +40,7 @@ export function register(program: Command): void {
         `version     ${s.version}`,
         ...(s.partitioned ? partitionedLines(s.partitioned) : []),
         ...(s.delivery ? deliveryLines(s.delivery) : []),
+        ...(s.gc ? [`gc          ${gcText(s.gc).split('\n')[0]!.replace(/^watermark\s+/, 'watermark ')}`] : []),
       ];
       // Every declared counter is in the reply; the text shows those that counted something.
       const counters = Object.entries(s.counters).filter(([, v]) => v !== '0');

@@ -25,6 +25,8 @@ import type {
   SyncProgressMessage,
   VersionMessage,
   PurgeReplyMessage,
+  GcStateMessage,
+  GcRunReplyMessage,
   BalanceProgressMessage,
 } from './proto.js';
 import * as wire from './wire.js';
@@ -353,6 +355,12 @@ export class ControlClient {
   }
   status(): Promise<StatusMessage> {
     return this.unary('Status', {});
+  }
+  gcStatus(): Promise<GcStateMessage> {
+    return this.unary('GcStatus', {});
+  }
+  gcRun(): Promise<GcRunReplyMessage> {
+    return this.unary('GcRun', {});
   }
   peers(): Promise<{ peers: PeerMessage[] }> {
     return this.unary('Peers', {});

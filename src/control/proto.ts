@@ -152,6 +152,27 @@ export interface StatusMessage {
   partitioned: PartitionedStatusMessage | null;
   /** Partitioned mode only: pending deliveries (hints); null in full-replication mode. */
   delivery: DeliveryStatusMessage | null;
+  /** Tombstone GC (`ckv gc`); null from a node without it. */
+  gc: GcStateMessage | null;
+}
+export interface GcStateMessage {
+  watermark: string;
+  watermarkAgeMs: string;
+  holdsBack: string;
+  collector: string;
+  tombstones: string;
+  collectable: string;
+  collected: string;
+  openRounds: number;
+  lastRunAtMs: string;
+  errors: string[];
+}
+export interface GcRunReplyMessage {
+  gc: GcStateMessage | null;
+  rounds: number;
+  roundsAbandoned: number;
+  deleted: string;
+  collectable: string;
 }
 export interface DeliveryStatusMessage {
   pendingRows: string;

@@ -26,6 +26,7 @@ import type { Consistency } from '../core/ownership.js';
 import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
 import type { ClusterHealth } from '../node/health.js';
 import type { NodeStatus, PeerView } from '../node/status.js';
+import type { GcStatus } from '../node/gc.js';
 import {
   exportChunkBytesTarget,
   exportChunkEntriesMax,
@@ -66,6 +67,22 @@ export function ttlOf(ttlMs: string | undefined): number | undefined {
   return checked;
 }
 
+/** The gRPC GcState view of the node's GC status (src/node/gc.ts). */
+function gcStateMessage(gc: GcStatus): object {
+  return {
+    watermark: gc.watermark,
+    watermarkAgeMs: String(gc.watermarkAgeMs ?? -1),
+    holdsBack: gc.holdsBack ?? '',
+    collector: gc.collector,
+    tombstones: String(gc.tombstones),
+    collectable: String(gc.collectable),
+    collected: String(gc.collected),
+    openRounds: gc.openRounds,
+    lastRunAtMs: String(gc.lastRunAtMs ?? 0),
+    errors: gc.lastErrors,
+  };
+}
+
 /** The gRPC StatusReply view of the node's one status (src/node/status.ts). */
 function statusMessage(status: NodeStatus): object {
   return {
@@ -103,6 +120,7 @@ function statusMessage(status: NodeStatus): object {
           },
         }
       : {}),
+    ...(status.gc ? { gc: gcStateMessage(status.gc) } : {}),
     ...(status.delivery
       ? {
           delivery: {
@@ -391,6 +409,11 @@ export class ControlServer {
         };
       }),
       Status: this.guard(async () => statusMessage(await node.status())),
+      GcStatus: this.guard(async () => gcStateMessage(node.gcStatus())),
+      GcRun: this.guard(async () => {
+        const report = await node.gcRun();
+        return { gc: gcStateMessage(node.gcStatus()), rounds: report.rounds, roundsAbandoned: report.roundsAbandoned, deleted: String(report.deleted), collectable: String(report.collectable) };
+      }),
       Peers: this.guard(async () => ({ peers: (await node.peers()).map(peerMessage) })),
       Health: this.guard(async () => healthMessage(await node.health())),
       ForgetPeer: this.guard(async (req: { peerId: string }) => ({ forgotten: await node.forget(req.peerId) })),

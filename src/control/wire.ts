@@ -124,6 +124,29 @@ export const DeliveryStatus = m(
   f(3, 'oldestAgeMs', 'uint64'),
   f(4, 'targets', DeliveryTarget, true),
 );
+export const GcState = m(
+  'GcState',
+  f(100, 'watermark', 'string'),
+  f(101, 'watermarkAgeMs', 'int64'),
+  f(102, 'holdsBack', 'string'),
+  f(103, 'collector', 'string'),
+  f(104, 'tombstones', 'uint64'),
+  f(105, 'collectable', 'uint64'),
+  f(106, 'collected', 'uint64'),
+  f(107, 'openRounds', 'uint32'),
+  f(108, 'lastRunAtMs', 'int64'),
+  f(109, 'errors', 'string', true),
+);
+export const GcStatusRequest = m('GcStatusRequest');
+export const GcRunRequest = m('GcRunRequest');
+export const GcRunReply = m(
+  'GcRunReply',
+  f(100, 'gc', GcState),
+  f(101, 'rounds', 'uint32'),
+  f(102, 'roundsAbandoned', 'uint32'),
+  f(103, 'deleted', 'uint64'),
+  f(104, 'collectable', 'uint64'),
+);
 export const StatusReply = m(
   'StatusReply',
   f(1, 'nodeId', 'string'),
@@ -145,6 +168,7 @@ export const StatusReply = m(
   f(17, 'clockWarning', 'string'),
   f(18, 'partitioned', PartitionedStatus),
   f(80, 'delivery', DeliveryStatus),
+  f(100, 'gc', GcState),
 );
 export const PeersRequest = m('PeersRequest');
 export const Peer = m(
@@ -375,6 +399,9 @@ export const methods = {
   LayoutChange: { request: LayoutChangeRequest, reply: LayoutReply },
   RemoveNode: { request: RemoveNodeRequest, reply: LayoutReply },
   LeaveCluster: { request: LeaveClusterRequest, reply: LayoutReply },
+  // tombstone GC
+  GcStatus: { request: GcStatusRequest, reply: GcState },
+  GcRun: { request: GcRunRequest, reply: GcRunReply },
 } as const satisfies Record<string, { request: Schema; reply: Schema }>;
 export type Method = keyof typeof methods;
 
@@ -394,6 +421,8 @@ export const allSchemas: readonly Schema[] = [
   DeliveryStatus, DeliveryTarget,
   // partitioned mode: p-layout
   LayoutRemovedView, LayoutPlanTransfer, LayoutPlanMove, LayoutPartitionView,
+  // tombstone GC
+  GcState, GcStatusRequest, GcRunRequest, GcRunReply,
 ];
 
 export class WireError extends Error {

@@ -143,6 +143,13 @@ export class DeliveryQueue {
     return this.rowCount;
   }
 
+  /** The oldest HLC among the pending rows (undefined: none): tombstone GC's floor (src/node/gc-floor.ts). O(rows). */
+  oldestHlc(): bigint | undefined {
+    let oldest: bigint | undefined;
+    for (const rows of this.rows.values()) for (const row of rows.values()) if (oldest === undefined || row.entry.version.hlc < oldest) oldest = row.entry.version.hlc;
+    return oldest;
+  }
+
   get pendingBytes(): number {
     return this.byteCount;
   }

@@ -139,6 +139,13 @@ export interface ReplicaOptions {
   rng?: Rng;
   /** Only the simulator's delta canary sets this (SyncContext.dropLastDeltaEntry). */
   dropLastDeltaEntry?: boolean;
+  /**
+   * Tombstone GC (src/node/gc-holder.ts): whether a remote entry of a key this replica does not
+   * hold must be refused because its version is at or below the collected floor of its
+   * partition (a collected key coming back from a stale node). Refused entries count as stale.
+   * Default: none refused.
+   */
+  refuseResurrection?: (keyHash: HashText, entry: Entry) => boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -285,6 +292,9 @@ export class Replica {
   /** The last watermark row write: they run one at a time, in order. */
   private watermarksWrite: Promise<void> = Promise.resolve();
   private readonly dropLastDeltaEntry: boolean;
+  private readonly refuseResurrection: ((keyHash: HashText, entry: Entry) => boolean) | undefined;
+  /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
+  private settledBound: Hlc = 0n;
 
   private constructor(
     options: ReplicaOptions,
@@ -297,6 +307,7 @@ export class Replica {
     this.epoch = sequence.epoch;
     this.watermarks = sequence.watermarks;
     this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
+    this.refuseResurrection = options.refuseResurrection;
     this.nodeId = options.nodeId;
     this.store = options.store;
     this.wallClockMs = options.wallClockMs;
@@ -422,6 +433,15 @@ export class Replica {
   hlcNow(): Hlc {
     const wall = hlcPack(this.wallClockMs(), 0);
     return wall > this.clock.last ? wall : this.clock.last;
+  }
+
+  /**
+   * An HLC such that every local write stamped below it is durable (or failed): the clock now
+   * while no commit runs, else the bound when the running commit started (commits run one at
+   * a time and stamp only inside themselves). Tombstone GC's floors (src/node/gc-floor.ts).
+   */
+  settledHlc(): Hlc {
+    return this.flushing === undefined ? this.hlcNow() : this.settledBound;
   }
 
   /**
@@ -723,6 +743,7 @@ export class Replica {
         this.flushing = undefined;
         return;
       }
+      this.settledBound = this.clock.last;
       // A drop (purge) is a commit of its own.
       const head = this.queue[0]!;
       if (head.kind === 'drop') {
@@ -886,6 +907,11 @@ export class Replica {
           continue;
         }
         const previous = (slot.winner ?? slot.before)?.version;
+        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry)) {
+          report.stale++;
+          outcomes.push('stale');
+          continue;
+        }
         if (this.mergeRule(entry.version, previous)) {
           assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;

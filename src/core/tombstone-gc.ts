@@ -37,6 +37,8 @@ export interface TombstoneRef {
 /** Tombstones per round, and rounds open at once, by default. */
 export const gcBatchMaxDefault = 256;
 export const gcRoundsMaxDefault = 4;
+/** The largest batch a round may carry (a push or delete frame holds at most this many). */
+export const gcBatchMaxLimit = 1024;
 
 export interface TombstoneCollectorOptions {
   /**

@@ -140,6 +140,9 @@ function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | '
   deliveryGauge('ckv_delivery_pending_rows', 'Writes kept for an owner (target) that has not acknowledged them (partitioned mode).', (t) => t.rows);
   deliveryGauge('ckv_delivery_pending_bytes', "Bytes of the writes kept for an owner that has not acknowledged them.", (t) => t.bytes);
   gauge('ckv_delivery_oldest_age_seconds', 'Age of the oldest write kept for an owner that has not acknowledged it (0: none pending).', (s) => (s.delivery?.oldestAgeMs ?? 0) / 1000);
+  gauge('ckv_gc_watermark_age_seconds', 'Tombstone GC: age of the watermark at the last run (-1: none, a member holds it back).', (s) => (s.gc?.watermarkAgeMs === undefined ? -1 : s.gc.watermarkAgeMs / 1000));
+  gauge('ckv_gc_collectable', 'Tombstone GC: tombstones below the watermark found by the last run.', (s) => s.gc?.collectable ?? 0);
+  gauge('ckv_gc_open_rounds', 'Tombstone GC: collection rounds open now.', (s) => s.gc?.openRounds ?? 0);
   gauge('ckv_peers_connected', 'Peers of this cluster connected now.', (s) => s.peers.filter((p) => p.state === 'up').length);
   new Gauge({
     name: 'ckv_clock_ahead_ms',

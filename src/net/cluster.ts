@@ -51,6 +51,7 @@ import { ckvVersion, type NodeConfig } from '../config.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
+import type { Hlc } from '../core/hlc.js';
 import { Gossip, encodeMemberMessage, gossipTopic, gossipValueBytesMaxDefault, type GossipMessage } from './gossip.js';
 import { IdentifyWatch, identifyCheckIntervalMsDefault } from './identify-watch.js';
 import { loadKnownPeers, knownPeersSaveIntervalMs, saveKnownPeers } from './known-peers.js';
@@ -133,6 +134,11 @@ export interface ClusterComponents {
   healthReport?: () => Promise<HealthReport>;
   /** Told of each membership event it logs and each failed sync session (the node's timeline). */
   onEvent?: (event: { kind: string; nodeId: string; peerId: string; detail: string }) => void;
+  /**
+   * Tombstone GC (src/node/gc-floor.ts): a session this node initiated with `nodeId` ended
+   * in-sync; `settled` is the replica's settled HLC read before the session started.
+   */
+  onSessionInSync?: (nodeId: string, settled: Hlc) => void;
 }
 
 export class ClusterNetwork {
@@ -818,8 +824,10 @@ export class ClusterNetwork {
         return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
       }
     }
+    const settled = this.components.replica.settledHlc();
     const report = await this.sync.syncWith(peerIdFromString(peerId), nodeId, partitions);
     if (report.outcome === 'skipped') return report;
+    if (report.outcome === 'in-sync' && nodeId !== undefined) this.components.onSessionInSync?.(nodeId, settled);
     const ok = report.outcome === 'in-sync' || report.outcome === 'synced';
     const received = report.result?.entriesReceived ?? 0;
     const sent = report.result?.entriesSent ?? 0;

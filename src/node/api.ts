@@ -18,6 +18,9 @@ import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
 
 export type { PurgeReport };
+import type { GcStatus } from './gc.js';
+import type { GcRunReport } from './gc-collector.js';
+export type { GcStatus, GcRunReport };
 
 /** One step of `balance`: what is left to pull, per active layout, and who blocks it. */
 export interface BalanceStep {
@@ -216,6 +219,10 @@ export interface NodeApi {
    * Throws NotPartitionedError in full-replication mode.
    */
   balance(singleLayout: boolean): AsyncIterable<BalanceStep>;
+  /** Tombstone GC (`ckv gc`): the watermark, who holds it back, collectable and collected tombstones. */
+  gcStatus(): GcStatus;
+  /** One tombstone collection run now (`ckv gc --run`); what it did. */
+  gcRun(): Promise<GcRunReport>;
 
   // Partitioned mode (--replicas K); each throws NotPartitionedError in full-replication mode.
   /** The layout as this node sees it (`ckv layout`). */

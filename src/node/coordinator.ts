@@ -40,6 +40,7 @@ import { InvalidArgumentError, NotOwnerError, OwnersUnavailableError } from '../
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
 import type { Logger } from '../util/logger.js';
+import type { Hlc } from '../core/hlc.js';
 
 /** A write that did not get its acks within this long fails (it may be stored on those that acked). */
 export const writeAckTimeoutMs = 5_000;
@@ -89,6 +90,12 @@ export interface CoordinatorDeps {
   readTimeoutMs?: number;
 }
 
+/** A write call's send chains, for the GC floor (Coordinator.oldestUnsettled). */
+interface SendTrack {
+  open(): void;
+  close(): void;
+}
+
 /** A write being sent: its entry, its tally, and its index in the local commit's outcomes (-1: none pending). */
 interface Sending {
   entry: Entry;
@@ -126,8 +133,22 @@ export class Coordinator {
   private readonly retries = new RetryQueue({ entriesMax: writeRetriesMax, attemptsMax: writeRetryAttemptsMax, delayMs: writeRetryDelayMs });
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * Tombstone GC (src/node/gc-floor.ts): per write call whose sends are not all settled (each
+   * owner acked, or its durable delivery row written), the HLC bound read when it began (every
+   * stamp of the call is above it). Bounded by the calls in flight.
+   */
+  private readonly unsettled = new Map<number, Hlc>();
+  private unsettledNext = 0;
 
   constructor(private readonly deps: CoordinatorDeps) {}
+
+  /** The oldest bound among write calls not settled yet (undefined: none): no write below it is in flight. */
+  oldestUnsettled(): Hlc | undefined {
+    let oldest: Hlc | undefined;
+    for (const bound of this.unsettled.values()) if (oldest === undefined || bound < oldest) oldest = bound;
+    return oldest;
+  }
 
   /** The ownership to route by, or undefined: full-replication mode, or no layout yet (write locally as today). */
   partitioned(): Ownership | undefined {
@@ -139,6 +160,19 @@ export class Coordinator {
   async write(writes: readonly LocalWrite[], consistency: Consistency = writeConsistencyDefault): Promise<(WriteResult | Error)[]> {
     const ownership = this.partitioned();
     if (ownership === undefined) throw new Error('the coordinator routes partitioned writes only');
+    // Settled when the call has returned and every send chain it started has ended.
+    const id = this.unsettledNext++;
+    this.unsettled.set(id, this.deps.replica.hlcLast);
+    let open = 1;
+    const track = { open: (): void => void open++, close: (): void => void (--open === 0 && this.unsettled.delete(id)) };
+    try {
+      return await this.writeTracked(writes, consistency, ownership, track);
+    } finally {
+      track.close();
+    }
+  }
+
+  private async writeTracked(writes: readonly LocalWrite[], consistency: Consistency, ownership: Ownership, track: SendTrack): Promise<(WriteResult | Error)[]> {
     const self = ownership.self;
     const results: (WriteResult | Error | undefined)[] = new Array(writes.length);
     const tallies: WriteTally[] = new Array(writes.length);
@@ -192,7 +226,7 @@ export class Coordinator {
       if (isStamped) stamped++;
       if (results[i] === undefined && entry !== undefined) sending.push({ entry, tally: tallies[i]!, localAt: isStamped ? stamped - 1 : -1 });
     }
-    await this.replicate(sending, self, local);
+    await this.replicate(sending, self, local, track);
     // Owners that refused or are down get their durable row before the reply (one still
     // answering gets it from scheduleRetry if its answer is not an ack).
     await this.deps.hints?.hold(
@@ -231,7 +265,7 @@ export class Coordinator {
    * failed with every owner heard (so the error names every owner that has the write), or when
    * the deadline passes (one timer for the whole call).
    */
-  private replicate(writes: readonly Sending[], self: string, local: Promise<(ReplicateOutcome | Error)[]> | undefined): Promise<void> {
+  private replicate(writes: readonly Sending[], self: string, local: Promise<(ReplicateOutcome | Error)[]> | undefined, track: SendTrack): Promise<void> {
     return new Promise<void>((resolve) => {
       let open = writes.length;
       if (open === 0) return resolve();
@@ -267,7 +301,8 @@ export class Coordinator {
         const attempt = (nodeId: string, delayMs: number): void => {
           void this.send(nodeId, entry).then((outcome) => {
             if (done[i]) {
-              if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
+              if (outcome instanceof Error || !isAck(outcome)) void this.scheduleRetry(nodeId, entry, 0).finally(track.close);
+              else track.close();
               return;
             }
             // An owner that does not know the newest layout yet (a join or a removal is
@@ -281,11 +316,16 @@ export class Coordinator {
             }
             lastRefusals[i]?.delete(nodeId);
             tally.answer(nodeId, outcome);
-            if (outcome instanceof Error || !isAck(outcome)) this.scheduleRetry(nodeId, entry, 0);
+            if (outcome instanceof Error || !isAck(outcome)) void this.scheduleRetry(nodeId, entry, 0).finally(track.close);
+            else track.close();
             settle(i);
           });
         };
-        for (const nodeId of tally.owners) if (nodeId !== self) attempt(nodeId, transientRetryDelayMsMin);
+        for (const nodeId of tally.owners) {
+          if (nodeId === self) continue;
+          track.open();
+          attempt(nodeId, transientRetryDelayMsMin);
+        }
       });
     });
   }
@@ -301,17 +341,16 @@ export class Coordinator {
     }
   }
 
-  private scheduleRetry(nodeId: string, entry: Entry, attempts: number): void {
-    if (this.stopped) return;
-    if (this.deps.hints !== undefined) {
-      void this.deps.hints.hold([{ target: nodeId, entry }]);
-      return;
-    }
+  /** Resolves once a delivery row is durable (with hints), at once otherwise. */
+  private scheduleRetry(nodeId: string, entry: Entry, attempts: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.deps.hints !== undefined) return this.deps.hints.hold([{ target: nodeId, entry }]).catch(() => undefined);
     if (!this.retries.add(nodeId, entry, this.deps.wallClockMs(), attempts)) {
       this.deps.counters.add('write_retry_dropped');
-      return;
+      return Promise.resolve();
     }
     this.armRetryTimer();
+    return Promise.resolve();
   }
 
   private armRetryTimer(): void {
@@ -329,7 +368,7 @@ export class Coordinator {
         if (!(outcome instanceof Error) && isAck(outcome)) this.deps.counters.add('write_retry_acked');
         else {
           this.deps.counters.add('write_retry_failed');
-          this.scheduleRetry(retry.nodeId, retry.entry, retry.attempts);
+          void this.scheduleRetry(retry.nodeId, retry.entry, retry.attempts);
         }
       });
     }

@@ -122,6 +122,11 @@ export class Delivery {
     return written;
   }
 
+  /** The oldest HLC among the pending rows, if any (tombstone GC's floor). */
+  oldestHlc(): bigint | undefined {
+    return this.queue.oldestHlc();
+  }
+
   /** A member came up: its rows are due now. */
   connected(nodeId: string): void {
     const nowMs = this.monotonicMs();

@@ -43,6 +43,8 @@ import type {
   KeyOwners,
   NodeApi,
   PurgeReport,
+  GcStatus,
+  GcRunReport,
   ReadOptions,
   ReadReply,
   ScanOptions,
@@ -61,6 +63,7 @@ import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 import { visibleAt, visibleEntries } from '../core/ttl.js';
+import { NodeGc } from './gc.js';
 
 /** `balance` reports progress at least this often while it waits. */
 const balanceStepMs = 1_000;
@@ -89,6 +92,8 @@ export class CkvNode implements NodeApi {
   private cluster: ClusterNetwork | undefined;
   /** Partitioned mode's writes and reads (./partitioned.ts); idle in full-replication mode. */
   private partitioned: PartitionedPath | undefined;
+  /** Tombstone GC (./gc.ts); the holder side exists from the start, the rest once the cluster is up. */
+  gc!: NodeGc;
   private readonly frontEnds: FrontEnd[] = [];
   private stopping: Promise<void> | undefined;
   private readonly stopListeners: (() => void)[] = [];
@@ -154,6 +159,8 @@ export class CkvNode implements NodeApi {
     try {
       await this.bindCluster();
       const nodeId = await this.loadNodeId();
+      this.gc = new NodeGc({ config: this.config, store: this.store, replica: () => this.replica, counters: this.counters, logger: this.logger, wallClockMs: this.wallClockMs });
+      await this.gc.load();
       const openingAtMs = performance.now();
       this.replica = await Replica.open({
         nodeId,
@@ -169,6 +176,8 @@ export class CkvNode implements NodeApi {
         // The store epoch, made once per data directory (catch-up by delta).
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (change) => this.onApplied(change),
+        // An import restores what a backup held: it may bring back a collected key on purpose.
+        refuseResurrection: (keyHash, entry) => !(this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, entry.version),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger });
@@ -193,6 +202,7 @@ export class CkvNode implements NodeApi {
           this.events.add({ timeMs: this.wallClockMs(), ...event });
           if (event.kind === 'member up') this.partitioned?.delivery.connected(event.nodeId);
         },
+        onSessionInSync: (peerNodeId, settled) => this.gc.sessionInSync(peerNodeId, settled),
       });
       this.partitioned = new PartitionedPath({
         config: this.config,
@@ -208,8 +218,11 @@ export class CkvNode implements NodeApi {
         },
       });
       await this.partitioned.start();
+      const partitioned = this.partitioned;
+      await this.gc.attach(this.cluster, () => minHlc(partitioned.coordinator.oldestUnsettled(), partitioned.delivery.oldestHlc()));
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
     } catch (error) {
+      await this.gc?.stop().catch(() => undefined);
       await this.partitioned?.stop().catch(() => undefined);
       await this.cluster?.stop().catch(() => undefined);
       await this.sweeper?.stop();
@@ -534,6 +547,7 @@ export class CkvNode implements NodeApi {
       writeStats: this.writeStats,
       sizeBytes: () => this.store.sizeBytes(),
       delivery: () => this.partitioned?.delivery.stats(),
+      gc: () => this.gc?.status(),
     });
     // Clock warnings reach the timeline when a status read sees them appear or clear (the
     // status page reads it every second; so do /metrics scrapes and `ckv status`).
@@ -559,7 +573,11 @@ export class CkvNode implements NodeApi {
   }
 
   async forget(peerId: string): Promise<boolean> {
-    return this.cluster?.forget(peerId) ?? false;
+    // The member's node id, before membership drops it: GC's member set forgets it too.
+    const nodeId = this.cluster?.peerList().find((m) => m.peerId === peerId || m.nodeId === peerId)?.nodeId ?? (isNodeId(peerId) ? peerId : undefined);
+    const forgotten = this.cluster?.forget(peerId) ?? false;
+    const gcForgot = nodeId !== undefined && this.gc.forget(nodeId);
+    return forgotten || gcForgot;
   }
 
   async *sync(peerId?: string): AsyncGenerator<SyncStep> {
@@ -582,6 +600,14 @@ export class CkvNode implements NodeApi {
         message: report.error ?? '',
       };
     }
+  }
+
+  gcStatus(): GcStatus {
+    return this.gc.status();
+  }
+
+  gcRun(): Promise<GcRunReport> {
+    return this.gc.run();
   }
 
   async purge(dry: boolean): Promise<PurgeReport> {
@@ -642,6 +668,7 @@ export class CkvNode implements NodeApi {
     await Promise.all(this.frontEnds.map((frontEnd) => frontEnd.close()));
     // Acknowledged writes not yet handed to gossip go out with the gossip's last flush.
     this.publishUnpublished();
+    await this.gc?.stop();
     await this.partitioned?.stop();
     await this.cluster?.stop();
     await this.sweeper?.stop();
@@ -657,4 +684,11 @@ export class CkvNode implements NodeApi {
     if (log) this.logger.info('node stopped');
     for (const listener of this.stopListeners) listener();
   }
+}
+
+/** The smaller of two optional HLCs. */
+function minHlc(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
 }

@@ -16,6 +16,7 @@ import type { ClusterNetwork } from '../net/cluster.js';
 import type { PartitionedStatus } from '../net/layout-service.js';
 import type { Counters, CounterValues } from '../util/counters.js';
 import type { StatsView, WriteStats } from './write-stats.js';
+import type { GcStatus } from './gc.js';
 
 export type PeerState = 'up' | 'left' | 'unreachable';
 
@@ -85,6 +86,8 @@ export interface NodeStatus {
   partitioned?: PartitionedStatus;
   /** Partitioned mode: writes kept for owners that have not acknowledged them (./delivery.ts); undefined in full-replication mode. */
   delivery?: DeliveryStats;
+  /** Tombstone GC (./gc.ts): the watermark, who holds it back, collectable and collected tombstones. */
+  gc?: GcStatus;
 }
 
 export type { PartitionedStatus };
@@ -101,6 +104,7 @@ export interface StatusSources {
   writeStats: WriteStats;
   sizeBytes(): Promise<number>;
   delivery?: () => DeliveryStats | undefined;
+  gc?: () => GcStatus | undefined;
 }
 
 export async function readStatus(node: StatusSources): Promise<NodeStatus> {
@@ -110,6 +114,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
   const { replica, cluster } = node;
   const partitioned = cluster?.partitionedStatus();
   const delivery = partitioned ? node.delivery?.() : undefined;
+  const gc = node.gc?.();
   return {
     timeMs,
     nodeId: replica.nodeId,
@@ -146,6 +151,7 @@ export async function readStatus(node: StatusSources): Promise<NodeStatus> {
     writes: node.writeStats.view(timeMs),
     ...(partitioned ? { partitioned } : {}),
     ...(delivery ? { delivery } : {}),
+    ...(gc ? { gc } : {}),
   };
 }
 

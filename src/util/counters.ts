@@ -97,6 +97,10 @@ export const counterMetrics = {
   },
   ckv_ttl_swept_total: { help: 'Expired values this node turned into tombstones (TTL sweeper).', labelNames: [] },
   ckv_ttl_pending_full_total: { help: 'Expiries the TTL sweeper could not remember (its heap was full): found again by a later store scan.', labelNames: [] },
+  ckv_gc_total: {
+    help: 'Tombstone GC (docs/design-delivery-gc.md section 2), by event: rounds this node ran, rounds abandoned (a holder did not acknowledge phase one), rows collected here (phase two), remote entries refused by a collected floor (a collected key coming back), tombstones pushed here (phase one), gc protocol frames rejected as malformed.',
+    labelNames: ['event'],
+  },
 } as const satisfies Record<string, { help: string; labelNames: readonly string[] }>;
 
 export type CounterMetricName = keyof typeof counterMetrics;
@@ -206,6 +210,12 @@ export const counterSpecs = {
   bootstrap_failed_other: counter('ckv_bootstrap_failed_total', { reason: 'other' }, 'bootstrap dials that failed otherwise'),
   ttl_swept: counter('ckv_ttl_swept_total', {}, 'expired values turned into tombstones by the TTL sweeper'),
   ttl_pending_full: counter('ckv_ttl_pending_full_total', {}, 'expiries not remembered (sweeper heap full; a later scan finds them)'),
+  gc_rounds: counter('ckv_gc_total', { event: 'rounds' }, 'tombstone collection rounds this node ran (phase one sent)'),
+  gc_rounds_abandoned: counter('ckv_gc_total', { event: 'rounds_abandoned' }, 'collection rounds given up: a holder did not acknowledge phase one'),
+  gc_collected: counter('ckv_gc_total', { event: 'collected' }, 'tombstones deleted here by phase two of a collection round'),
+  gc_refused: counter('ckv_gc_total', { event: 'refused' }, 'remote entries of absent keys refused: at or below the collected floor of their partition'),
+  gc_pushed_received: counter('ckv_gc_total', { event: 'pushed_received' }, 'tombstones pushed here by phase one of a collection round'),
+  gc_rejected: counter('ckv_gc_total', { event: 'rejected' }, 'gc protocol frames dropped as malformed'),
 } as const satisfies Record<string, AnyCounterSpec>;
 
 export type CounterName = keyof typeof counterSpecs;

@@ -4,8 +4,7 @@
  * clock skew, judged against ground truth. Everything random comes from one Prng: a seed
  * replays exactly.
  *
- * Model (a data model of its own, not the Replica-based partition-sim.ts: GC is not wired into
- * the node yet; docs/design-delivery-gc.md, "Wiring plan"):
+ * Model (a data model of its own, not the Replica-based partition-sim.ts; docs/design-delivery-gc.md):
  * - `nodes` members, K=3: the holders of partition p are nodes p..p+2 (mod n), the collector
  *   is the first; a layout change may add node p+3 as a holder of p (old and new layouts both
  *   active: holders are the union), which pulls p by anti-entropy from each older holder, and
@@ -40,6 +39,18 @@
  * if that was a delete, and no deleted key is live; (4) the quiet cluster holds no tombstones.
  * Canaries, each a GC bug the checker must catch: `skip-phase-one`, `watermark-ignores-unreachable`,
  * `floor-not-enforced`.
+ *
+ * Full-replication mode (`mode: 'full'`, the rule src/node/gc-floor.ts runs): every node holds
+ * every key and the collector is node 0; a write is stored by its coordinator and gossiped once
+ * (lossy, no retry); each tick a node runs an anti-entropy session with a random peer, which
+ * repairs only one missing row when the rows differ (a session's rounds are bounded) and, when
+ * they are equal, records the coordinator's clock read before it as that peer's in-sync bound;
+ * a node's floor is the minimum over the other members of those bounds (none until it has one
+ * for every member; lost in a crash). At each collection it also checks that no row older than
+ * the tombstone is missing on any node (it would be refused when it arrives: lost). Canaries:
+ * `floor-from-any-session` (a bound recorded after a session that did not find equal rows) and
+ * `members-forget-the-absent` (floors, watermark and holders over the members reachable now:
+ * what the node did before its member set was persisted).
  */
 import { FloorBook } from '../../src/core/gc-watermark.js';
 import type { Hlc } from '../../src/core/hlc.js';
@@ -47,7 +58,7 @@ import { CollectedFloors, TombstoneCollector, type DeleteIfUnchanged, type RowSt
 import { EventQueue, violationLog } from './event-queue.js';
 import { Prng } from './prng.js';
 
-export type GcCanary = 'skip-phase-one' | 'watermark-ignores-unreachable' | 'floor-not-enforced';
+export type GcCanary = 'skip-phase-one' | 'watermark-ignores-unreachable' | 'floor-not-enforced' | 'floor-from-any-session' | 'members-forget-the-absent';
 
 export interface GcSimOptions {
   seed: number;
@@ -57,6 +68,15 @@ export interface GcSimOptions {
   faultWindowMs?: number;
   settleMs?: number;
   canary?: GcCanary;
+  /**
+   * 'partitioned' (default): K = 3 holders, delivery until acknowledged, floors from pending
+   * deliveries. 'full': full replication as the node runs it (src/node/gc-floor.ts): every node
+   * holds every key, writes are gossiped once (lossy, no retry: anti-entropy repairs), and a
+   * node's floor is the minimum over the other members of its clock read before the last
+   * anti-entropy session it started with each that found their rows equal; none until it has
+   * one with every member (kept in memory: lost in a crash).
+   */
+  mode?: 'partitioned' | 'full';
 }
 
 export interface GcSimReport {
@@ -91,6 +111,8 @@ interface GcNode {
   nominated: Map<number, Hlc>;
   collector: TombstoneCollector;
   boot: number;
+  /** Full mode: per member, the clock read before the last session this node started that found their rows equal. */
+  inSync: Map<number, Hlc>;
 }
 
 const partitions = 4;
@@ -100,13 +122,14 @@ const partitionOf = (key: number): number => key % partitions;
 
 export function runGcSimulation(options: GcSimOptions): GcSimReport {
   const { seed, canary } = options;
+  const full = options.mode === 'full';
   const n = options.nodes;
   if (n < 3 || n > 9) throw new Error(`nodes must be 3..9, not ${n}`);
   const rng = new Prng(seed);
   const queue = new EventQueue();
   const { violations, violate } = violationLog(queue);
   const faultWindowMs = options.faultWindowMs ?? 6_000;
-  const settleMs = options.settleMs ?? 6_000;
+  const settleMs = options.settleMs ?? (full ? 12_000 : 6_000);
   const loss = rng.float() * 0.2;
   const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0 };
   let faults = true;
@@ -125,12 +148,13 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     nominated: new Map(),
     collector: new TombstoneCollector({ batchMax: 4, roundsMax: 2 }),
     boot: 0,
+    inSync: new Map(),
   }));
   const members = nodes.map((node) => `${node.index}`);
   // A layout change adds a holder to some partitions during the fault window (node p+3, with
   // n >= 4): it pulls the partition by anti-entropy from each older holder.
   const added = new Map<number, { holder: number; pulledFrom: Set<number> }>();
-  const baseOf = (p: number): number[] => [0, 1, 2].map((i) => (p + i) % n);
+  const baseOf = (p: number): number[] => (full ? nodes.map((node) => node.index) : [0, 1, 2].map((i) => (p + i) % n));
   const holdersOf = (p: number): number[] => {
     const extra = added.get(p);
     return extra ? [...baseOf(p), extra.holder] : baseOf(p);
@@ -140,7 +164,11 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     const extra = added.get(p);
     return !extra || baseOf(p).every((h) => extra.pulledFrom.has(h));
   };
-  const holderNames = (p: number): string[] => holdersOf(p).map((i) => `${i}`);
+  const holderNames = (p: number, from?: GcNode): string[] =>
+    holdersOf(p)
+      // The canary's membership forgets members it cannot reach: they are no longer holders either.
+      .filter((i) => canary !== 'members-forget-the-absent' || from === undefined || reachable(from, nodes[i]!))
+      .map((i) => `${i}`);
   const reachable = (a: GcNode, b: GcNode): boolean => a.up && b.up && a.group === b.group;
   const stampedTop = new Map<number, Row>();
 
@@ -161,10 +189,57 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     return node.last;
   }
 
-  function floorOf(node: GcNode): Hlc {
+  function floorOf(node: GcNode): Hlc | undefined {
     let floor = clock(node);
     for (const write of node.pending) if (write.row.version < floor) floor = write.row.version;
+    if (!full) return floor;
+    for (const peer of nodes) {
+      if (peer === node) continue;
+      if (canary === 'members-forget-the-absent' && !reachable(node, peer)) continue;
+      const bound = node.inSync.get(peer.index);
+      if (bound === undefined) return undefined;
+      if (bound < floor) floor = bound;
+    }
     return floor;
+  }
+
+  /** Full mode: one anti-entropy session `node` starts with `peer` (both ways); equal rows record the bound read before it. */
+  function session(node: GcNode, peer: GcNode): void {
+    const bound = clock(node);
+    const mine = new Map([...node.rows].map(([key, row]) => [key, { ...row }] as const));
+    send(node, peer, () => {
+      const equal = mine.size === peer.rows.size && [...mine].every(([key, row]) => peer.rows.get(key)?.version === row.version);
+      // A session that finds a difference repairs only part of it (its rounds are bounded):
+      // here one row it lacks.
+      if (!equal) {
+        const missing = [...mine].filter(([key, row]) => (peer.rows.get(key)?.version ?? -1n) < row.version);
+        if (missing.length > 0) {
+          const [key, row] = rng.pick(missing);
+          apply(peer, key, row);
+        }
+      }
+      const theirs = [...peer.rows].map(([key, row]) => [key, { ...row }] as const);
+      send(peer, node, () => {
+        if (!equal) for (const [key, row] of theirs) apply(node, key, row);
+        if ((equal || canary === 'floor-from-any-session') && bound > (node.inSync.get(peer.index) ?? -1n)) node.inSync.set(peer.index, bound);
+      });
+    });
+  }
+
+  /** Full mode: no write older than `version` may be missing anywhere (it would be refused when it arrives, and lost). */
+  function checkNothingOlderMissing(key: number, version: Hlc): void {
+    for (const from of nodes) {
+      for (const [k, row] of from.rows) {
+        if (row.version >= version) continue;
+        for (const to of nodes) {
+          const held = to.rows.get(k);
+          if ((held === undefined || held.version < row.version) && (to.collectedAt.get(k) ?? -1n) < row.version) {
+            violate(`collected k${key} v${version} while node ${to.index} still lacked k${k} v${row.version} (in flight)`);
+            return;
+          }
+        }
+      }
+    }
   }
 
   function rowState(node: GcNode, key: number): RowState {
@@ -211,6 +286,12 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     stats.writes++;
     if (deleted) stats.deletes++;
     if ((stampedTop.get(key)?.version ?? -1n) < version) stampedTop.set(key, row);
+    if (full) {
+      // Stored here, gossiped once (lossy, no retry); anti-entropy repairs what is lost.
+      apply(node, key, row);
+      for (const peer of nodes) if (peer !== node) send(node, peer, () => apply(peer, key, row));
+      return;
+    }
     node.pending.push({ key, row, unacked: new Set(holdersOf(partitionOf(key))) });
     deliver(node);
   }
@@ -229,6 +310,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
       const k = Number(key);
       const version = holder.rows.get(k)!.version;
       checkCollectable(k, version);
+      if (full) checkNothingOlderMissing(k, version);
       holder.rows.delete(k);
       if ((holder.collectedAt.get(k) ?? -1n) < version) holder.collectedAt.set(k, version);
       stats.collected++;
@@ -247,10 +329,10 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
       }
     }
     node.phaseTwo = node.phaseTwo.filter((p) => p.waiting.size > 0);
-    const visible = canary === 'watermark-ignores-unreachable' ? members.filter((m) => reachable(node, nodes[Number(m)]!)) : members;
+    const visible = canary === 'watermark-ignores-unreachable' || canary === 'members-forget-the-absent' ? members.filter((m) => reachable(node, nodes[Number(m)]!)) : members;
     const { watermark } = node.book.watermark(visible);
     for (let p = 0; p < partitions; p++) {
-      const holders = holdersOf(p);
+      const holders = holderNames(p, node).map(Number);
       if (!pulled(p)) continue;
       const mine = [...node.rows].filter(([key, row]) => row.deleted && partitionOf(key) === p).map(([key, row]) => ({ key: `${key}`, version: row.version }));
       if (holders[0] !== node.index) {
@@ -266,11 +348,11 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
       const candidates: TombstoneRef[] = mine.filter((t) => !node.nominated.has(Number(t.key)));
       for (const [key, version] of node.nominated) if (partitionOf(key) === p) candidates.push({ key: `${key}`, version });
       for (const key of [...node.nominated.keys()]) if (partitionOf(key) === p) node.nominated.delete(key);
-      const round = node.collector.plan(p, candidates, watermark, holderNames(p));
+      const round = node.collector.plan(p, candidates, watermark, holderNames(p, node));
       if (!round) continue;
       const finish = (): void => {
         if (!pulled(p)) return; // a holder added meanwhile must have pulled first (then the round is planned again)
-        const requests = node.collector.phaseTwo(round.id, holderNames(p));
+        const requests = node.collector.phaseTwo(round.id, holderNames(p, node));
         if (!requests) return;
         for (const request of requests) node.phaseTwo.push({ request, waiting: new Set([Number(request.holder)]) });
       };
@@ -301,11 +383,14 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     if (node.boot !== boot || !node.up) return;
     deliver(node);
     const floor = floorOf(node);
-    for (const peer of nodes) send(node, peer, () => peer.book.hear(`${node.index}`, floor, 1));
-    // Anti-entropy: push one shared partition's rows to a co-holder.
+    if (floor !== undefined) for (const peer of nodes) send(node, peer, () => peer.book.hear(`${node.index}`, floor, 1));
     const p = rng.int(0, partitions - 1);
     const holders = holdersOf(p);
-    if (holders.includes(node.index)) {
+    if (full) {
+      const peer = rng.pick(nodes.filter((other) => other !== node));
+      session(node, peer);
+    } else if (holders.includes(node.index)) {
+      // Anti-entropy: push one shared partition's rows to a co-holder.
       const peer = nodes[rng.pick(holders)]!;
       const rows = [...node.rows].filter(([key]) => partitionOf(key) === p).map(([key, row]) => [key, { ...row }] as const);
       send(node, peer, () => {
@@ -334,6 +419,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
   function restart(node: GcNode): void {
     node.up = true;
     node.book = new FloorBook();
+    node.inSync = new Map();
     node.collector = new TombstoneCollector({ batchMax: 4, roundsMax: 2 });
     tick(node, node.boot);
   }
@@ -361,7 +447,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
   }
 
   for (const node of nodes) queue.schedule(rng.int(0, tickMs), () => tick(node, node.boot));
-  if (n >= 4) {
+  if (n >= 4 && !full) {
     for (let p = 0; p < partitions; p++) {
       if (!rng.chance(0.5)) continue;
       queue.schedule(rng.int(0, faultWindowMs), () => {
