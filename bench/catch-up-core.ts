@@ -8,7 +8,7 @@
  * no delta) catching up the same missed writes by descent (what a per-partition delta could
  * save at most; docs/partitioned-mode.md "Delta catch-up per partition").
  *
- *   node dist/bench/catch-up-core.js [--shared 30000] [--missed 10000] [--runs 3] [--only delta] [--restricted 154]
+ *   node dist/bench/catch-up-core.js [--shared 30000] [--missed 10000] [--runs 3] [--only delta|serve] [--restricted 154]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import type { Entry } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
 import { partitionBitmap } from '../src/core/layout.js';
+import { MerkleTree } from '../src/core/merkle.js';
 import { Replica } from '../src/core/replica.js';
 import { runLoopbackSession } from '../src/core/sync-loopback.js';
 import { LevelStore } from '../src/store/level-store.js';
@@ -26,7 +27,7 @@ const { values } = parseArgs({
     shared: { type: 'string', default: '30000' },
     missed: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '3' },
-    /** `delta` to run only the delta case (for a profile). */
+    /** `delta` to run only the delta case (for a profile); `serve` the serving side alone (serveOnly). */
     only: { type: 'string' },
     restricted: { type: 'string' },
   },
@@ -79,6 +80,40 @@ async function session(
   const ms = performance.now() - startedMs;
   a.recordSession(b.nodeId, result.initiator);
   return { ms, received: result.initiator.entriesReceived, delta: result.initiator.delta?.entries, rounds: result.initiator.rounds };
+}
+
+/**
+ * `--only serve`: the serving side of a new node's whole state alone (B's scan and frames,
+ * plus the initiator's decode): an empty initiator whose apply drops the entries. CPU time
+ * of the process, which moves less than wall time when other work shares the machine.
+ */
+async function serveOnly(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ckv-catch-up-core-'));
+  try {
+    const b = await open(dir, nodeB, 'b');
+    await load(b, entries('s', shared + missed, baseMs - 60_000));
+    const empty = { async *scanHash() {}, async *scanHashPrefixes() {}, async *scanSince() {} };
+    for (let run = 0; run < runs; run++) {
+      let received = 0;
+      const cpu = process.cpuUsage();
+      const startedMs = performance.now();
+      await runLoopbackSession(
+        { ctx: { tree: new MerkleTree(b.depth), store: empty, cluster }, apply: async (list) => void (received += list.length) },
+        { ctx: b.syncContext({ cluster }), apply: (list) => b.applyRemote(list) },
+        42,
+      );
+      const used = process.cpuUsage(cpu);
+      console.log(`serve run ${run + 1}: ${received} entries, ${(performance.now() - startedMs).toFixed(0)} ms, CPU ${((used.user + used.system) / 1000).toFixed(0)} ms`);
+    }
+    await close(b);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (values.only === 'serve') {
+  await serveOnly();
+  process.exit(0);
 }
 
 for (let run = 0; run < runs; run++) {

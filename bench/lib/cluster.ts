@@ -1,6 +1,6 @@
 /**
  * The cluster bench's use of the harness (harness/cluster.ts): `startCluster` starts a
- * harness Cluster whose nodes keep the log lines scenarios time events by ('peer up',
+ * harness Cluster whose nodes keep the log lines scenarios time events by ('member up',
  * 'sync', ...) with their arrival time, keep only the last 32 KiB of each log, are polled
  * for readiness every 10 ms, and run under --cpu-prof when a profile directory is given.
  * `settledStatus` waits for a node's sync byte counters to settle.
@@ -10,7 +10,7 @@ import type { StatusMessage } from '../../src/control/proto.js';
 import { Cluster, counter, sleep, type ClusterOptions, type NodeProcess } from '../../harness/index.js';
 
 /** Log events kept with their arrival time (others only go to the bounded log tail). */
-const keptEvents = / info (peer up|peer down|peer left|sync|node started) | warn | error /;
+const keptEvents = / info (peer up|peer down|peer left|member up|member down|member left|sync|node started) | warn | error /;
 
 /** Starts `n` nodes (harness Cluster.start) with the bench's node settings (see the top comment). */
 export function startCluster(n: number, options: ClusterOptions & { cpuProfDir?: string | undefined } = {}): Promise<Cluster> {

@@ -149,7 +149,7 @@ export const catchUp: Scenario = {
       ],
       targets,
       notes: [
-        'Catch-up time starts at the restarted node\'s first "peer up" log line (its first connection is identified; the sync session starts right after) and ends at the first Status poll (every 10 ms, every 50 ms after 2 s) that shows its root equal to the others\'. "spawn -> root equal" adds process start (Node.js, module load, LevelDB open, Merkle rebuild).',
+        'Catch-up time starts at the restarted node\'s first "member up" log line (its first connection is identified and the member is up; the sync session starts right after) and ends at the first Status poll (every 10 ms, every 50 ms after 2 s) that shows its root equal to the others\'. "spawn -> root equal" adds process start (Node.js, module load, LevelDB open, Merkle rebuild).',
         '"done before ready": the node had caught up before its control socket answered, so the catch-up figure is an upper bound for that run.',
         '"sessions" / "entries moved": sync sessions that carried entries while the node caught up (from the initiators\' log lines) and the entries they moved; more entries than K means two peers pushed the same entries at once.',
         'sync bytes are the restarted node\'s sync_bytes_in / sync_bytes_out counters (framed sync protocol payload; libp2p noise/yamux framing not included) since its start.',

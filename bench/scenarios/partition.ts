@@ -18,6 +18,7 @@ import { settledStatus, startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, fmtMs, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, type Ctx, type Scenario, type ScenarioResult } from './common.js';
+import { peerUpLine } from './rejoin.js';
 
 interface PartitionRun {
   cutS: number;
@@ -111,7 +112,7 @@ export const partition: Scenario = {
           healMs,
           peerStateAtHeal,
           peerDownLines: victim.linesSince(healAt, / info peer down /).length,
-          peerUpLines: victim.linesSince(healAt, / info peer up /).length,
+          peerUpLines: victim.linesSince(healAt, peerUpLine).length,
           viaSync,
           viaGossip: remote - viaSync,
           syncBytesIn: counter(after, 'sync_bytes_in') - counter(before, 'sync_bytes_in'),

@@ -1,8 +1,9 @@
 /**
  * A node (re)joining a cluster that holds entries it lacks: shared by catch-up (a restarted
  * node) and new-node (a fresh one). The node is spawned; on the bench's clock we note its
- * first 'peer up' log line (its first cluster connection is identified: sync starts right
- * after) and poll its Status (every 10 ms, 50 ms after 2 s) until its Merkle root and key count equal the
+ * first 'member up' log line ("peer up" in the tables: its first cluster connection is
+ * identified and its member is up, the catch-up session starts right after; before the
+ * membership core the line was 'peer up') and poll its Status (every 10 ms, 50 ms after 2 s) until its Merkle root and key count equal the
  * cluster's. Its own counters (fresh process, so since start) give the sync bytes.
  */
 import { performance } from 'node:perf_hooks';
@@ -37,6 +38,9 @@ export function syncLines(nodes: NodeProcess[], sinceMs: number): SyncLine[] {
     }),
   );
 }
+
+/** The log line that says a peer is up (the membership core's; older nodes logged 'peer up'). */
+export const peerUpLine = / info (member|peer) up /;
 
 export interface JoinResult {
   node: NodeProcess;
@@ -87,7 +91,9 @@ export async function timeJoin(
     if (elapsed > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${node.name} to reach the cluster's root (${targetKeys} keys; has ${status.keyCount})`);
     await sleep(elapsed < 2000 ? 10 : 50);
   }
-  const up = await node.waitLine(/ info peer up /, node.spawnedAtMs, 5000).catch(() => undefined);
+  const up = await node.waitLine(peerUpLine, node.spawnedAtMs, 5000).catch(() => undefined);
+  // Without the line (it did not come within 5 s) the catch-up is timed from ready: an upper
+  // bound when the node caught up before it answered, a lower one otherwise.
   const upAt = up?.atMs ?? readyAt;
   // Byte counters are added when a session ends, after its entries are applied: let them settle.
   const settled = await settledStatus(node, doneAt - upAt);

@@ -90,6 +90,17 @@ export interface Store {
    */
   scanSince(seqAfter: number, seqUpTo: number): AsyncIterable<SequencedEntry>;
 
+  /**
+   * scanSince's entries in their canonical encoding (entry.ts: as stored, as sent in sync
+   * frames), in batches, without their seqs: a sync responder streaming a delta copies them
+   * into Entries frames without decoding and re-encoding each one. Optional: without it the
+   * responder uses scanSince.
+   */
+  scanSinceEncoded?(seqAfter: number, seqUpTo: number): AsyncIterable<readonly Uint8Array[]>;
+
+  /** Every entry (scanHash('')) encoded and in batches, as scanSinceEncoded: a new node's whole state. Optional. */
+  scanAllEncoded?(): AsyncIterable<readonly Uint8Array[]>;
+
   /** The HLC bound persisted by the last write (0n for a new store). */
   readHlc(): Promise<Hlc>;
 

@@ -225,6 +225,25 @@ export function encodeFrame(frame: Frame): Uint8Array {
   return w.finish();
 }
 
+/**
+ * An Entries frame from entries already in their canonical encoding (writeEntry's bytes, as
+ * the store keeps them): the same bytes as encodeFrame of the decoded entries, made by one
+ * copy each. The caller vouches for the encodings (they come from its own store).
+ */
+export function encodeEntriesFrameEncoded(encoded: readonly Uint8Array[]): Uint8Array {
+  const head = new ByteWriter().u8(syncProtocolVersion).u8(FrameType.entries).varint(encoded.length).finish();
+  let total = head.byteLength;
+  for (const bytes of encoded) total += bytes.byteLength;
+  const frame = new Uint8Array(total);
+  frame.set(head, 0);
+  let at = head.byteLength;
+  for (const bytes of encoded) {
+    frame.set(bytes, at);
+    at += bytes.byteLength;
+  }
+  return frame;
+}
+
 export function encodeChildren(frame: ChildrenFrame, width: number): Uint8Array {
   const w = new ByteWriter();
   w.u8(syncProtocolVersion).u8(FrameType.children).u8(frame.level);

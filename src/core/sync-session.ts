@@ -41,6 +41,9 @@
  * is the Position's root (InSync, or after the entries that preceded the first Children):
  * then it provably holds everything up to that seq, and the caller may record it as the
  * next `since`. A new initiator (empty) still gets everything in one scan of the entries.
+ * Both streams go out as the store keeps the entries when it can (`scanSinceEncoded`,
+ * `scanAllEncoded`: the stored bytes are the wire encoding), copied into frames without a
+ * decode and an encode per entry; the receiver decodes and checks them as any frame.
  *
  * Restricted sessions (partitioned mode, docs/partitioned-mode.md): a context may name a
  * bitmap of partitions (`partitions`). The initiator's Hello carries it; the responder covers
@@ -77,6 +80,7 @@ import {
   UnsupportedVersionError,
   decodeFrame,
   encodeChildren,
+  encodeEntriesFrameEncoded,
   encodeFrame,
   refuseReasonName,
   type ChildGroup,
@@ -97,7 +101,7 @@ import { epochsEqual } from './sync-watermarks.js';
 
 export interface SyncContext {
   readonly tree: MerkleTree;
-  readonly store: Pick<Store, 'scanHash' | 'scanHashPrefixes' | 'scanSince'>;
+  readonly store: Pick<Store, 'scanHash' | 'scanHashPrefixes' | 'scanSince' | 'scanSinceEncoded' | 'scanAllEncoded'>;
   readonly cluster: string;
   /** Initiator only: projection width it asks for (the responder follows Hello). */
   readonly childDigestBytes?: number;
@@ -247,6 +251,32 @@ abstract class SessionBase {
     if (batch.length > 0) {
       this.entriesSent += batch.length;
       yield { kind: 'send', frame: encodeFrame({ type: FrameType.entries, entries: batch }) };
+    }
+  }
+
+  /**
+   * Stream entries already encoded (the store's bytes) in frames of about
+   * entriesFrameBytesTarget, copied without decoding: an unrestricted delta or whole state.
+   */
+  protected async *sendEncoded(source: AsyncIterable<readonly Uint8Array[]>): AsyncGenerator<SyncEffect> {
+    assert(this.restriction === undefined, 'encoded entries are streamed only in unrestricted sessions');
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    for await (const encoded of source) {
+      for (const bytes of encoded) {
+        batch.push(bytes);
+        batchBytes += bytes.byteLength;
+        if (batchBytes >= entriesFrameBytesTarget) {
+          this.entriesSent += batch.length;
+          yield { kind: 'send', frame: encodeEntriesFrameEncoded(batch) };
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+    }
+    if (batch.length > 0) {
+      this.entriesSent += batch.length;
+      yield { kind: 'send', frame: encodeEntriesFrameEncoded(batch) };
     }
   }
 
@@ -616,7 +646,10 @@ export class SyncResponder extends SessionBase {
     if (delta) {
       // The entries we applied after `since`, in seq order, then the descent as usual.
       const before = this.entriesSent;
-      yield* this.sendEntries(this.deltaSource(since!.seq, position!.seq));
+      // As stored when the store can (no decode and re-encode an entry); the canary needs entries.
+      const { store } = this.ctx;
+      if (store.scanSinceEncoded !== undefined && !this.ctx.dropLastDeltaEntry) yield* this.sendEncoded(store.scanSinceEncoded(since!.seq, position!.seq));
+      else yield* this.sendEntries(this.deltaSource(since!.seq, position!.seq));
       this.deltaEntriesSent = this.entriesSent - before;
       this.deltaSent = true;
     }
@@ -624,7 +657,8 @@ export class SyncResponder extends SessionBase {
       // A new node: stream everything (of the session's partitions), no descent; an empty
       // Children frame ends its round.
       const restriction = this.restriction;
-      if (restriction === undefined) yield* this.sendEntries(this.ctx.store.scanHash(''));
+      const { store } = this.ctx;
+      if (restriction === undefined) yield* store.scanAllEncoded !== undefined ? this.sendEncoded(store.scanAllEncoded()) : this.sendEntries(store.scanHash(''));
       else {
         const prefixes = bitmapPrefixes(restriction.bitmap);
         if (prefixes.length > 0) yield* this.sendEntries(this.ctx.store.scanHashPrefixes(prefixes));

@@ -25,6 +25,11 @@
  *   after encodeEntry's bytes), so the commit's read of the old version (getMany) also finds
  *   the index row it must delete.
  *
+ * A sync responder streaming a delta or a new node's whole state reads the rows' values as
+ * they are (`scanSinceEncoded`, `scanAllEncoded`: an `s` value is the encoded entry, an `e`
+ * value is it plus the seq) and copies them into frames: decoding each entry and encoding it
+ * again cost ~2-3x the CPU of the whole serving side (docs/measurements.md).
+ *
  * Layout format 2 (meta 'format' = [2]) added `s` and the seq suffix. A directory without
  * the marker (made by an older version, or new) is brought to format 2 at open before
  * anything else reads it: the index is cleared, then every entry is renumbered 1..n in hash
@@ -309,6 +314,20 @@ export class LevelStore implements Store {
     }
   }
 
+  /** scanSince's rows as they are stored (an `s` row's value is the encoded entry), a nextv batch at a time. */
+  async *scanSinceEncoded(seqAfter: number, seqUpTo: number): AsyncIterable<readonly Uint8Array[]> {
+    if (seqUpTo <= seqAfter) return;
+    yield* valueBatches(this.live().s.iterator({ gt: seqKey(seqAfter), lte: seqKey(seqUpTo), keys: false }), (bytes) => bytes);
+  }
+
+  /** Every `e` row's value without its seq suffix (the encoded entry), a nextv batch at a time. */
+  async *scanAllEncoded(): AsyncIterable<readonly Uint8Array[]> {
+    yield* valueBatches(this.live().e.iterator({ keys: false }), (bytes) => {
+      if (bytes.byteLength <= seqBytes) throw new MalformedError(`stored entry row of ${bytes.byteLength} bytes holds no entry`);
+      return bytes.subarray(0, bytes.byteLength - seqBytes);
+    });
+  }
+
   async readHlc(): Promise<Hlc> {
     const { m } = this.live();
     // Between saveSnapshot and takeSnapshot the bound sits in the snapshot marker.
@@ -566,6 +585,22 @@ async function migrateToFormat2(layout: Layout): Promise<void> {
     await iterator.close();
   }
   await m.put(formatMetaName, Uint8Array.of(layoutFormat));
+}
+
+/** The values of an iterator's rows, `scanSinceBatchRows` (one nextv) at a time, each through `entryOf`; closes it. */
+async function* valueBatches(
+  iterator: { nextv(size: number): Promise<[unknown, Uint8Array][]>; close(): Promise<void> },
+  entryOf: (bytes: Uint8Array) => Uint8Array,
+): AsyncIterable<Uint8Array[]> {
+  try {
+    for (;;) {
+      const rows = await iterator.nextv(scanSinceBatchRows);
+      if (rows.length === 0) return;
+      yield rows.map(([, bytes]) => entryOf(bytes));
+    }
+  } finally {
+    await iterator.close();
+  }
 }
 
 /** A seq as 8 bytes big-endian at `offset`; returns the end. Seqs stay below 2^53. */

@@ -24,7 +24,7 @@
  * Stored values are copied on write so a caller reusing its buffer cannot change the store.
  * Entries handed out are the stored objects: callers must not mutate their bytes.
  */
-import { encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
+import { encodeEntry, encodedEntryBytes, hashPrefixOf, keyHashText, type Entry, type HashText } from '../core/entry.js';
 import { assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
 import type { HintRowBytes, HintRowOp, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
@@ -146,6 +146,21 @@ export class MemoryStore implements Store {
       if (seq > seqAfter) matches.push({ seq, entry: this.slots.get(key)!.entry });
     }
     yield* matches;
+  }
+
+  async *scanSinceEncoded(seqAfter: number, seqUpTo: number): AsyncIterable<readonly Uint8Array[]> {
+    const encoded: Uint8Array[] = [];
+    for await (const { entry } of this.scanSince(seqAfter, seqUpTo)) encoded.push(encodeEntry(entry));
+    // Two batches (when there are two entries or more): the consumer sees a batch boundary.
+    const half = Math.ceil(encoded.length / 2);
+    if (half > 0) yield encoded.slice(0, half);
+    if (encoded.length > half) yield encoded.slice(half);
+  }
+
+  async *scanAllEncoded(): AsyncIterable<readonly Uint8Array[]> {
+    const encoded: Uint8Array[] = [];
+    for await (const entry of this.scanHash('')) encoded.push(encodeEntry(entry));
+    if (encoded.length > 0) yield encoded;
   }
 
   /** For the simulator's invariants: every index row (seq, key), in seq order. */

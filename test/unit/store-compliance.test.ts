@@ -149,6 +149,32 @@ function complianceSuite(subject: Subject): void {
       });
     });
 
+    // The encoded scans (a sync responder copies their bytes into frames): exactly the entries
+    // of scanSince / scanHash(''), each as encodeEntry would write it, nothing else.
+    it('encoded scans hand out scanSince and scanHash entries as encodeEntry bytes', async () => {
+      await fc.assert(
+        fc.asyncProperty(entriesArb, fc.nat({ max: 45 }), async (entries, cut) => {
+          await withStore(subject, async ({ store }) => {
+            if (store.scanSinceEncoded === undefined || store.scanAllEncoded === undefined) return;
+            if (entries.length > 0) await store.write(entries, 9n);
+            const seqLast = await store.readSeqLast();
+            const flat = async (batches: AsyncIterable<readonly Uint8Array[]>): Promise<string[]> => {
+              const out: string[] = [];
+              for await (const batch of batches) for (const bytes of batch) out.push(Buffer.from(bytes).toString('hex'));
+              return out;
+            };
+            const since = Math.min(cut, seqLast);
+            const expectedSince = (await collect(store.scanSince(since, seqLast))).map((each) => Buffer.from(encodeEntry(each.entry)).toString('hex'));
+            assert.deepStrictEqual(await flat(store.scanSinceEncoded(since, seqLast)), expectedSince);
+            assert.deepStrictEqual(await flat(store.scanSinceEncoded(seqLast, seqLast)), []);
+            const expectedAll = (await collect(store.scanHash(''))).map((each) => Buffer.from(encodeEntry(each)).toString('hex'));
+            assert.deepStrictEqual((await flat(store.scanAllEncoded())).sort(), expectedAll.sort());
+          });
+        }),
+        { numRuns: propertyRuns },
+      );
+    });
+
     it('index: any sequence of batches leaves one row per key, in seq order, at the seq of its last write', async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { minLength: 1, maxLength: 4 }), { maxLength: 8 }), async (batches) => {

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ByteWriter } from '../../src/core/bytes.js';
+import { encodeEntry } from '../../src/core/entry.js';
 import { MalformedError } from '../../src/core/errors.js';
 import { controlFrameBytesMax, merkleDepthMax, merkleFanout, syncProtocolVersion } from '../../src/core/limits.js';
 import {
@@ -10,6 +11,7 @@ import {
   UnsupportedVersionError,
   decodeFrame,
   encodeChildren,
+  encodeEntriesFrameEncoded,
   encodeFrame,
   refuseReasonName,
   type ChildrenFrame,
@@ -122,6 +124,17 @@ function varintBytes(value: number): number[] {
 }
 
 describe('sync frame encoding', () => {
+  // The responder's copy of stored bytes (sendEncoded) must be the frame encodeFrame makes.
+  it('an Entries frame from encoded entries is byte for byte encodeFrame of the entries', () => {
+    fc.assert(
+      fc.property(fc.array(entryArb, { maxLength: 200 }), (entries) => {
+        const copied = encodeEntriesFrameEncoded(entries.map((entry) => encodeEntry(entry)));
+        assert.deepEqual(Buffer.from(copied), Buffer.from(encodeFrame({ type: FrameType.entries, entries })));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   // Every non-children frame type decodes to exactly what was encoded, with any session width.
   it('round-trips hello, refuse, inSync, bye, step and entries frames', () => {
     fc.assert(
