@@ -114,7 +114,7 @@ export function serveLeanUnary<Req, Res>(
     stream.end(message);
   };
 
-  stream.once('error', () => {}); // reset by the client: 'close' follows; nothing to send
+  stream.on('error', () => {}); // reset by the client: 'close' follows; nothing to send
   stream.once('close', () => {
     done = true;
     if (timer !== undefined) clearTimeout(timer);

@@ -37,7 +37,7 @@ import {
 } from './limits.js';
 import { channelOptions, kvService, type VersionMessage } from './proto.js';
 import { addReflection } from './reflection.js';
-import { encodeChange } from './watch-codec.js';
+import { encodeChange, encodePutReply } from './watch-codec.js';
 import { interceptStreams, leanEligible, serveLeanUnary, type LeanMethod } from './lean-unary.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
@@ -47,6 +47,11 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 export function versionMessage(version: Version): VersionMessage {
   return { hlc: version.hlc.toString(), node: version.node, text: `${hlcToString(version.hlc)}@${version.node}` };
+}
+
+/** A write's PutReply as an object (grpc-js's path; the lean path encodes it by hand: encodePutReply). */
+export function putReplyMessage(reply: WriteReply): object {
+  return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
 }
 
 function entryMessage(entry: Entry, withValue: boolean): object {
@@ -242,23 +247,24 @@ export class ControlServer {
     // Put and Get stay registered with grpc-js (reflection lists them; a compressed call goes there).
     this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
-    const lean = (name: 'Put' | 'Get', handle: (request: never) => Promise<object>): [string, LeanMethod] => {
+    const lean = <Req, Res>(name: 'Put' | 'Get', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
       const definition = kv[name]!;
-      return [
-        definition.path,
-        {
-          path: definition.path,
-          deserialize: definition.requestDeserialize as (bytes: Buffer) => unknown,
-          serialize: definition.responseSerialize as (reply: unknown) => Buffer,
-          handle: handle as (request: unknown) => Promise<unknown>,
-          statusOf: (error) => {
-            const status = toServiceError(error);
-            return { code: status.code, details: status.details };
-          },
+      const method: LeanMethod<Req, Res> = {
+        path: definition.path,
+        deserialize: definition.requestDeserialize as (bytes: Buffer) => Req,
+        serialize,
+        handle,
+        statusOf: (error) => {
+          const status = toServiceError(error);
+          return { code: status.code, details: status.details };
         },
-      ];
+      };
+      return [definition.path, method as LeanMethod];
     };
-    this.leanMethods = new Map([lean('Put', this.put), lean('Get', this.get)]);
+    // Put's reply is encoded by hand (./watch-codec.ts: the same bytes); Get's by protobufjs.
+    const put = lean('Put', this.putWrite, (reply: WriteReply) => encodePutReply(reply.version, reply.owners, reply.acked));
+    const get = lean('Get', this.get, kv.Get!.responseSerialize as (reply: object) => Buffer);
+    this.leanMethods = new Map([put, get]);
   }
 
   async listen(socketPath: string): Promise<void> {
@@ -289,11 +295,10 @@ export class ControlServer {
   }
 
   /** Put: one value, acknowledged once stored (partitioned mode: by enough owners). */
-  private readonly put = async (req: PutMessage): Promise<object> => {
+  private readonly putWrite = async (req: PutMessage): Promise<WriteReply> => {
     if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
     const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
-    const reply = await this.node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency) });
-    return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
+    return this.node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency) });
   };
 
   /** Get: the value and version (partitioned mode: and what the owners answered). */
@@ -379,7 +384,7 @@ export class ControlServer {
     const node = this.node;
     return {
       // Answered by the lean path (./lean-unary.ts) unless compressed or grpc-js's server was not found.
-      Put: this.guard(this.put),
+      Put: this.guard(async (req: PutMessage) => putReplyMessage(await this.putWrite(req))),
       Get: this.guard(this.get),
       Delete: this.guard(async (req: { key: string; ifVersion: string }) => ({
         version: versionMessage(await node.delete(req.key, writeCondition(req.ifVersion, false))),
@@ -436,7 +441,7 @@ export class ControlServer {
         if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
         void this.inFlight(() =>
           this.putStream(call).then(
-            (reply) => callback(null, { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked }),
+            (reply) => callback(null, putReplyMessage(reply)),
             (error) => callback(toServiceError(error)),
           ),
         );
