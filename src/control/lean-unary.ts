@@ -7,7 +7,9 @@
  * call's status one event-loop turn after its message (when the message's write completes).
  * Here a call is: collect the request's DATA, check its one length-prefixed message, decode
  * it with the service's own deserializer, run the handler, and answer with the response
- * headers, the message and the status trailers given to node:http2 together.
+ * headers and the message in one step; the status trailers follow as soon as node:http2 asks
+ * for them ('wantTrailers', once the message's DATA is out; node:http2 writes them in a
+ * second socket write), not after the message's write callback as grpc-js does.
  *
  * How: grpc-js listens for 'stream' on the node:http2 server it binds. `interceptStreams`
  * replaces that listener with one that offers each stream to a router first and passes the
