@@ -30,6 +30,7 @@ import type { GcStatus } from '../node/gc.js';
 import {
   exportChunkBytesTarget,
   exportChunkEntriesMax,
+  grpcMessageBytesMax,
   importEntriesMax,
   pipelinePutsInFlightMax,
   putManyCountMax,
@@ -38,7 +39,8 @@ import {
 } from './limits.js';
 import { channelOptions, kvService, type VersionMessage } from './proto.js';
 import { addReflection } from './reflection.js';
-import { encodeChange } from './watch-codec.js';
+import { encodeChange, encodePutReply } from './watch-codec.js';
+import { interceptStreams, leanEligible, serveLeanUnary, type LeanMethod } from './lean-unary.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import type { LayoutView } from '../net/layout-view.js';
 import { transfersOf } from '../core/layout-plan.js';
@@ -47,6 +49,11 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 export function versionMessage(version: Version): VersionMessage {
   return { hlc: version.hlc.toString(), node: version.node, text: `${hlcToString(version.hlc)}@${version.node}` };
+}
+
+/** A write's PutReply as an object (grpc-js's path; the lean path encodes it by hand: encodePutReply). */
+export function putReplyMessage(reply: WriteReply): object {
+  return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
 }
 
 function entryMessage(entry: Entry, withValue: boolean): object {
@@ -256,13 +263,36 @@ export class ControlServer {
   /** Calls being handled (unary, PutStream, GetStream, Scan): a stop answers them before it closes. */
   private callsInFlight = 0;
   private readonly callsAnswered = new Set<() => void>();
+  /** Put and Get by path, answered on node:http2 without grpc-js (./lean-unary.ts). */
+  private readonly leanMethods: Map<string, LeanMethod>;
+  /** Whether Put and Get are answered by the lean path (false: grpc-js's internals were not found). */
+  leanUnary = false;
 
   constructor(private readonly node: NodeApi) {
     const kv = kvService();
     // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
     const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
+    // Put and Get stay registered with grpc-js (reflection lists them; a compressed call goes there).
     this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
+    const lean = <Req, Res>(name: 'Put' | 'Get', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
+      const definition = kv[name]!;
+      const method: LeanMethod<Req, Res> = {
+        path: definition.path,
+        deserialize: definition.requestDeserialize as (bytes: Buffer) => Req,
+        serialize,
+        handle,
+        statusOf: (error) => {
+          const status = toServiceError(error);
+          return { code: status.code, details: status.details };
+        },
+      };
+      return [definition.path, method as LeanMethod];
+    };
+    // Put's reply is encoded by hand (./watch-codec.ts: the same bytes); Get's by protobufjs.
+    const put = lean('Put', this.putWrite, (reply: WriteReply) => encodePutReply(reply.version, reply.owners, reply.acked));
+    const get = lean('Get', this.get, kv.Get!.responseSerialize as (reply: object) => Buffer);
+    this.leanMethods = new Map([put, get]);
   }
 
   async listen(socketPath: string): Promise<void> {
@@ -281,7 +311,32 @@ export class ControlServer {
     const info = await lstat(socketPath);
     this.socket = { path: socketPath, dev: info.dev, ino: info.ino };
     this.listening = true;
+    const limits = { receiveBytesMax: grpcMessageBytesMax, sendBytesMax: grpcMessageBytesMax };
+    const guard = <T>(run: () => Promise<T>): Promise<T> => (this.node.isStopping ? Promise.reject(new NodeStoppingError()) : this.inFlight(run));
+    this.leanUnary = interceptStreams(this.server, (stream, headers) => {
+      const method = this.leanMethods.get(headers[':path'] as string);
+      if (method === undefined || !leanEligible(headers)) return false;
+      serveLeanUnary(stream, headers, method, limits, guard);
+      return true;
+    });
+    if (!this.leanUnary) this.node.logger.warn('control socket: Put and Get are served by grpc-js (its HTTP/2 server was not found)');
   }
+
+  /** Put: one value, acknowledged once stored (partitioned mode: by enough owners). */
+  private readonly putWrite = async (req: PutMessage): Promise<WriteReply> => {
+    if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
+    const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
+    return this.node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency), ttlMs: ttlOf(req.ttlMs) });
+  };
+
+  /** Get: the value and version (partitioned mode: and what the owners answered). */
+  private readonly get = async (req: GetMessage): Promise<object> => {
+    const reply = await this.node.read(checkedKey(req.key), readOptions(req));
+    const entry = reply.entry;
+    const head = readReplyMessage(reply);
+    if (!entry) return { found: false, ...head };
+    return { ...entryMessage(entry, true), found: entry.value !== null, ...head };
+  };
 
   /**
    * Idempotent. Stops taking connections and ends Watch and PutPipeline streams; every other
@@ -356,19 +411,9 @@ export class ControlServer {
   private handlers(): grpc.UntypedServiceImplementation {
     const node = this.node;
     return {
-      Put: this.guard(async (req: PutMessage) => {
-        if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
-        const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
-        const reply = await node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency), ttlMs: ttlOf(req.ttlMs) });
-        return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
-      }),
-      Get: this.guard(async (req: GetMessage) => {
-        const reply = await node.read(checkedKey(req.key), readOptions(req));
-        const entry = reply.entry;
-        const head = readReplyMessage(reply);
-        if (!entry) return { found: false, ...head };
-        return { ...entryMessage(entry, true), found: entry.value !== null, ...head };
-      }),
+      // Answered by the lean path (./lean-unary.ts) unless compressed or grpc-js's server was not found.
+      Put: this.guard(async (req: PutMessage) => putReplyMessage(await this.putWrite(req))),
+      Get: this.guard(this.get),
       Delete: this.guard(async (req: { key: string; ifVersion: string; consistency: string }) => ({
         version: versionMessage((await node.write(req.key, null, { condition: writeCondition(req.ifVersion, false), consistency: consistencyOf(req.consistency) })).version),
       })),
@@ -429,7 +474,7 @@ export class ControlServer {
         if (this.node.isStopping) return callback(toServiceError(new NodeStoppingError()));
         void this.inFlight(() =>
           this.putStream(call).then(
-            (reply) => callback(null, { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked }),
+            (reply) => callback(null, putReplyMessage(reply)),
             (error) => callback(toServiceError(error)),
           ),
         );

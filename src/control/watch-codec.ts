@@ -1,6 +1,6 @@
 /**
  * The Watch stream's `Change` message (ckv.proto), encoded by hand straight from the node's
- * ChangeEvent into one buffer of its exact size.
+ * ChangeEvent into one buffer of its exact size; and, the same way, a Put's `PutReply`.
  *
  * Why: every change applied on a node is one Watch message to each watcher (the convergence
  * bench watches every node, so each node sends one per write in the cluster). Through
@@ -14,6 +14,7 @@
  */
 import { hlcToString } from '../core/hlc.js';
 import type { ChangeEvent } from '../node/api.js';
+import type { Version } from '../core/entry.js';
 
 const wireVarint = 0;
 const wireLength = 2;
@@ -63,6 +64,59 @@ function lengthField(bytes: number): number {
 }
 
 /** The encoded Change (without gRPC's 5-byte message header). */
+/** A Version message's bytes: hlc (absent at 0), node (absent when empty), text. */
+function versionBodyBytes(hlc: bigint, nodeBytes: number, textBytes: number): number {
+  return (hlc === 0n ? 0 : 1 + bigVarintBytes(hlc)) + (nodeBytes ? lengthField(nodeBytes) : 0) + lengthField(textBytes);
+}
+
+function writeVersionBody(buf: Buffer, at: number, hlc: bigint, node: string, nodeBytes: number, text: string, textBytes: number): number {
+  if (hlc !== 0n) {
+    buf[at++] = (1 << 3) | wireVarint;
+    at = writeBigVarint(buf, at, hlc);
+  }
+  if (nodeBytes) {
+    buf[at++] = (2 << 3) | wireLength;
+    at = writeVarint(buf, at, nodeBytes);
+    at += buf.write(node, at, 'utf8');
+  }
+  buf[at++] = (3 << 3) | wireLength;
+  at = writeVarint(buf, at, textBytes);
+  return at + buf.write(text, at, 'utf8');
+}
+
+/** PutReply's repeated string fields' tags: owners = 40, acked = 41, length-delimited (two varint bytes each). */
+const ownersTag = [0xc2, 0x02];
+const ackedTag = [0xca, 0x02];
+
+/**
+ * A Put's reply (PutReply: the version, and in partitioned mode the owners and those that
+ * acked), the bytes protobufjs makes from the reply object, without parsing the hlc's decimal
+ * text back into a Long (the lean Put path, ./lean-unary.ts).
+ */
+export function encodePutReply(version: Version, owners: readonly string[], acked: readonly string[]): Buffer {
+  const { hlc, node } = version;
+  const text = `${hlcToString(hlc)}@${node}`;
+  const nodeBytes = Buffer.byteLength(node, 'utf8');
+  const textBytes = Buffer.byteLength(text, 'utf8');
+  const versionBytes = versionBodyBytes(hlc, nodeBytes, textBytes);
+  let total = lengthField(versionBytes);
+  for (const list of [owners, acked]) for (const s of list) total += 1 + lengthField(Buffer.byteLength(s, 'utf8'));
+  const buf = Buffer.allocUnsafe(total);
+  buf[0] = (1 << 3) | wireLength;
+  let at = writeVarint(buf, 1, versionBytes);
+  at = writeVersionBody(buf, at, hlc, node, nodeBytes, text, textBytes);
+  for (const [tag, list] of [[ownersTag, owners], [ackedTag, acked]] as const) {
+    for (const s of list) {
+      buf[at++] = tag[0]!;
+      buf[at++] = tag[1]!;
+      at = writeVarint(buf, at, Buffer.byteLength(s, 'utf8'));
+      at += buf.write(s, at, 'utf8');
+    }
+  }
+  if (at !== total) throw new Error(`PutReply encoded to ${at} bytes, expected ${total}`);
+  return buf;
+}
+
 export function encodeChange(change: ChangeEvent): Buffer {
   const { entry, origin, appliedAtMs } = change;
   const { hlc, node } = entry.version;
@@ -77,7 +131,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   const expiresAt = deleted ? 0 : (entry.expiresAtMs ?? 0);
 
   // proto3: fields at their default (0, '', false) are not sent.
-  const versionBytes = (hlc === 0n ? 0 : 1 + bigVarintBytes(hlc)) + (nodeBytes ? lengthField(nodeBytes) : 0) + lengthField(textBytes);
+  const versionBytes = versionBodyBytes(hlc, nodeBytes, textBytes);
   const total =
     (keyBytes ? lengthField(keyBytes) : 0) +
     lengthField(versionBytes) +
@@ -96,18 +150,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   }
   buf[at++] = (2 << 3) | wireLength;
   at = writeVarint(buf, at, versionBytes);
-  if (hlc !== 0n) {
-    buf[at++] = (1 << 3) | wireVarint;
-    at = writeBigVarint(buf, at, hlc);
-  }
-  if (nodeBytes) {
-    buf[at++] = (2 << 3) | wireLength;
-    at = writeVarint(buf, at, nodeBytes);
-    at += buf.write(node, at, 'utf8');
-  }
-  buf[at++] = (3 << 3) | wireLength;
-  at = writeVarint(buf, at, textBytes);
-  at += buf.write(text, at, 'utf8');
+  at = writeVersionBody(buf, at, hlc, node, nodeBytes, text, textBytes);
   if (originBytes) {
     buf[at++] = (3 << 3) | wireLength;
     at = writeVarint(buf, at, originBytes);

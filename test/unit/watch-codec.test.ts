@@ -4,13 +4,15 @@
  * must give the same message as the object the server wrote before (serialized by
  * proto-loader), for local and remote changes, tombstones, empty and multi-byte keys, the
  * largest stamps and zero fields (which proto3 leaves out). The CLI's decoder (wire.ts)
- * must read them too.
+ * must read them too. The same for the hand-encoded PutReply (the lean Put path): the same
+ * message as protobufjs makes from the reply object (the same bytes, but for a zero stamp), with
+ * and without partitioned mode's owners.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { kvService } from '../../src/control/proto.js';
-import { versionMessage } from '../../src/control/server.js';
-import { encodeChange } from '../../src/control/watch-codec.js';
+import { putReplyMessage, versionMessage } from '../../src/control/server.js';
+import { encodeChange, encodePutReply } from '../../src/control/watch-codec.js';
 import * as wire from '../../src/control/wire.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import type { ChangeEvent } from '../../src/node/api.js';
@@ -52,6 +54,26 @@ describe('Watch Change encoding', () => {
       assert.deepEqual(decoded, previous);
       // And the CLI reads it.
       assert.deepEqual(wire.decode(wire.Change, bytes), previous);
+    });
+  }
+});
+
+describe('PutReply encoding', () => {
+  const put = kv.Put!;
+  const replies: [string, Parameters<typeof putReplyMessage>[0]][] = [
+    ['full replication', { version: { hlc: hlcPack(1_764_627_071_000, 3), node }, owners: [], acked: [] }],
+    ['the largest stamp', { version: { hlc: hlcPack(2 ** 48 - 1, 2 ** 16 - 1), node }, owners: [], acked: [] }],
+    ['a zero stamp', { version: { hlc: 0n, node }, owners: [], acked: [] }],
+    ['partitioned: owners and acks', { version: { hlc: hlcPack(5, 1), node }, owners: [node, 'b'.repeat(32), ''], acked: [node] }],
+  ];
+  for (const [name, reply] of replies) {
+    it(`is protobufjs's encoding of the reply object: ${name}`, () => {
+      const bytes = encodePutReply(reply.version, reply.owners, reply.acked);
+      const previous = put.responseSerialize(putReplyMessage(reply));
+      assert.deepEqual(put.responseDeserialize(bytes), put.responseDeserialize(previous));
+      // Byte for byte, except that a zero stamp is left out (proto3's default; protobufjs writes it).
+      if (reply.version.hlc !== 0n) assert.deepEqual(bytes, previous);
+      assert.deepEqual(wire.decode(wire.PutReply, bytes), put.responseDeserialize(bytes));
     });
   }
 });
