@@ -37,16 +37,39 @@ import { newestVersion, pendingOf, waitSeesDown, waitVersions } from '../helpers
 const skewMs = 400;
 const keyCount = 12;
 
-/**
- * TODO(gc-wire): "GC did not advance during the split" (issue 12, tests). Called with the
- * nodes and the split's start and end; once tombstone GC is wired (`ckv gc --json`, the `gc`
- * status block), assert here that the watermark stayed below the split's start while the
- * sides could not reach each other (the deletes above are tombstones GC must not collect
- * before every holder has them) and that no key of `keys` was collected on one side only.
- */
-async function gcHeldDuringSplitHook(_nodes: readonly NodeProcess[], _keys: readonly string[], _phase: 'split' | 'healed'): Promise<void> {
-  // Intentionally empty until gc-wire lands.
+/** `ckv gc --run --json` on a node: its watermark (HLC text or 'none') and the rows it deleted. */
+async function gcRun(node: NodeProcess): Promise<{ watermark: string; deleted: number }> {
+  const result = await runCli(['gc', '--run', '--json'], { socket: node.socket, timeoutMs: 30_000 });
+  assert.equal(result.code, 0, `${node.name}: ckv gc --run: ${result.stderr}`);
+  const json = JSON.parse(result.stdout.toString('utf8')) as { watermark: string; run: { deleted: number } };
+  return { watermark: json.watermark, deleted: json.run.deleted };
 }
+
+/** The wall ms of an HLC text ("wallMs.counter", or a version's "wallMs.counter@node"). */
+function wallMsOf(text: string): number {
+  return Number(text.split('.')[0]);
+}
+
+/**
+ * "GC did not advance during the split" (issue 12): while one side is frozen, collection runs
+ * on the other side (`ckv gc --run`, several times) leave the watermark below the split's first
+ * write (or 'none': the frozen members cannot answer) and keep a tombstone made on that side;
+ * after the heal the tombstone is collected on every owner and does not come back.
+ */
+async function gcHeldDuringSplit(awake: readonly NodeProcess[], probeOwners: readonly NodeProcess[], splitStartWallMs: number): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    for (const node of awake) {
+      const { watermark } = await gcRun(node);
+      assert.ok(watermark === 'none' || wallMsOf(watermark) < splitStartWallMs, `${node.name}: the watermark ${watermark} passed the split's start (${splitStartWallMs}) while members were cut off`);
+    }
+  }
+  for (const owner of probeOwners) {
+    const held = await owner.client.hasKey(probeKey);
+    assert.ok(held.found && held.deleted, `${owner.name}: the probe's tombstone was collected during the split`);
+  }
+}
+
+const probeKey = 'split-gc-probe';
 
 /** A put, or a delete (value undefined), at consistency one; a delete through `cli` is `ckv del KEY --consistency one`. */
 async function write(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[], via: 'grpc' | 'cli' = 'grpc'): Promise<void> {
@@ -103,7 +126,12 @@ describe('a split with put, delete, put on both sides, one clock near the drift 
         await write(c, key, undefined, log);
         await write(b, key, `side2-w2-${key}`, log);
       }
-      await gcHeldDuringSplitHook(cluster.nodes, keys, 'split');
+      // A tombstone made on this side while the other is cut off: GC must keep it.
+      await write(b, probeKey, 'probe', []);
+      await write(b, probeKey, undefined, []);
+      const splitStartWallMs = Math.min(...[...written.values()].flat().map((v) => wallMsOf(v.text)));
+      const probeOwners = ownersOf(probeKey, members).map((id) => cluster.nodes.find((n) => n.nodeId === id)!);
+      await gcHeldDuringSplit([b, c], probeOwners.filter((n) => n === b || n === c), splitStartWallMs);
 
       // 3. Heal.
       a.thaw();
@@ -122,7 +150,17 @@ describe('a split with put, delete, put on both sides, one clock near the drift 
           assert.match(read.value.toString('utf8'), expected.node === d.nodeId ? /^side1-v2-/ : /^side2-w2-/);
         }
       }
-      await gcHeldDuringSplitHook(cluster.nodes, keys, 'healed');
+      // Healed: the probe's tombstone is collected on every owner (GC runs every 10 s; asked
+      // now too), and no read brings it back.
+      await waitFor(
+        async () => {
+          for (const node of cluster.nodes) await gcRun(node);
+          const held = await Promise.all(probeOwners.map((owner) => owner.client.hasKey(probeKey)));
+          return held.every((h) => !h.found);
+        },
+        { deadlineMs: 90_000, intervalMs: 1_000, what: 'the probe tombstone to be collected on every owner after the heal' },
+      );
+      for (const node of cluster.nodes) assert.equal((await node.client.get(probeKey, { from: 'quorum' })).found, false, `${node.name}: the collected key came back`);
     } finally {
       await cluster.stop();
     }
