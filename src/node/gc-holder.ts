@@ -15,7 +15,9 @@
  * - `deleteIfUnchanged` (phase two): raise the floor to the highest version asked, persist it,
  *   then remove every row still exactly that tombstone through the delete path `ckv purge`
  *   uses (Replica.dropUnchanged: store rows, Merkle leaves, one batch, only if unchanged; the
- *   key filter is a Bloom filter and keeps the key). Raising the floor for a row that changed
+ *   key filter is a Bloom filter and keeps the key). "Unchanged" is by version: a row holding
+ *   that version as an expired TTL value not yet swept here is the same write, whose tombstone
+ *   has that version (src/core/ttl.ts), so it goes too. Raising the floor for a row that changed
  *   is harmless: the collector asks only below the watermark, so no write at or below it can
  *   still be missing anywhere (only a collected key's stale copy is refused by it).
  */
