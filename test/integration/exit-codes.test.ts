@@ -53,6 +53,8 @@ describe('exit codes of the CLI', () => {
     ['--listen', '/ip4/127.0.0.1/udp/4001', /--listen .*TCP only/],
     ['--bootstrap', '/ip4/999.1.1.1/tcp/4001', /--bootstrap \/ip4\/999\.1\.1\.1\/tcp\/4001: not a multiaddr/],
     ['--bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/not-a-peer', /not a peer id/],
+    ['--gc-batch', '0', /--gc-batch/],
+    ['--gc-interval-ms', 'soon', /--gc-interval-ms/],
   ] as const) {
     it(`node start ${flag} ${value} exits 2 (usage) with one line`, async () => {
       const started = Date.now();
