@@ -183,20 +183,24 @@ export async function partitionedOf(node: NodeProcess): Promise<PartitionedView>
 /**
  * Waits until `nodes` hold one complete layout: the same version everywhere and the only active
  * one, K x 256 partition-replicas owned in all; with `everyOwns`, each node owns some (none is
- * a gateway). Returns the last views.
+ * a gateway); with `gateways`, each node but those owns some. Without either, a layout that has
+ * not yet taken in a node still starting passes, and its join then opens a second layout.
+ * Returns the last views.
  */
 export async function waitOneLayout(
   nodes: NodeProcess[],
-  options: { replicas: number; deadlineMs: number; everyOwns?: boolean; intervalMs?: number; what?: string },
+  options: { replicas: number; deadlineMs: number; everyOwns?: boolean; gateways?: NodeProcess[]; intervalMs?: number; what?: string },
 ): Promise<PartitionedView[]> {
-  const { replicas, deadlineMs, everyOwns = false, intervalMs, what = `one layout of ${nodes.length} nodes, K = ${replicas}` } = options;
+  const { replicas, deadlineMs, everyOwns = false, gateways, intervalMs, what = `one layout of ${nodes.length} nodes, K = ${replicas}` } = options;
   let views: PartitionedView[] = [];
   await waitFor(
     async () => {
       views = await Promise.all(nodes.map(partitionedOf));
       return (
         new Set(views.map((v) => v.layoutVersion)).size === 1 &&
-        views.every((v) => v.activeVersions.length === 1 && (!everyOwns || v.partitionsOwned > 0)) &&
+        views.every(
+          (v, i) => v.activeVersions.length === 1 && (everyOwns || gateways !== undefined ? gateways?.includes(nodes[i]!) || v.partitionsOwned > 0 : true),
+        ) &&
         views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * replicas
       );
     },

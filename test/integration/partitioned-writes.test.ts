@@ -74,7 +74,7 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
     await waitMesh(nodes);
     // One complete layout (the new owners pulled their partitions, layout 1 retired): the
     // owners do not change under the test (a retired owner purges what it no longer owns).
-    await waitOneLayout(nodes, { replicas: k, deadlineMs: 40_000 });
+    await waitOneLayout(nodes, { replicas: k, gateways: [g], deadlineMs: 40_000 });
     assert.equal((await partitionedOf(g)).partitionsOwned, 0, 'the gateway owns nothing');
     const gId = await nodeIdOf(g);
 
@@ -182,7 +182,9 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
       startPeer('D', { bootstrap: [a], args: args() }),
     ]);
     await waitMesh([a, b, c, d]);
-    await waitOneLayout([a, b, c, d], { replicas: k, deadlineMs: 40_000 });
+    // Every one of the four owns partitions: a layout that has not yet taken D in would pass
+    // otherwise, and D's join would then open a second layout under the test (CI saw that).
+    await waitOneLayout([a, b, c, d], { replicas: k, everyOwns: true, deadlineMs: 40_000 });
     const dId = await nodeIdOf(d);
     const aId = await nodeIdOf(a);
     // A key D owns and A does not: A coordinates, reading from the 3 owners.
