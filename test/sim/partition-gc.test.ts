@@ -21,7 +21,7 @@ function firstFailure(canary: GcCanary, mode: 'partitioned' | 'full' = 'partitio
 describe('tombstone GC simulation (core driven over a faulty network)', () => {
   it(`keeps every invariant over ${seedCount} seeds of 3..7 nodes`, () => {
     const failures: string[] = [];
-    const totals = { deletes: 0, collected: 0, crashes: 0, splits: 0, refused: 0 };
+    const totals = { deletes: 0, collected: 0, crashes: 0, splits: 0, refused: 0, ttlWrites: 0, expired: 0 };
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = runGcSimulation({ seed, nodes: nodesFor(seed) });
       if (!report.ok) failures.push(failureText(report));
@@ -41,9 +41,18 @@ describe('tombstone GC simulation (core driven over a faulty network)', () => {
   // watermark, so phase one is implied in this model; it guards holders the floor does not
   // cover (an offloading node, a lost ack), which the model lacks (docs/design-delivery-gc.md).
 
+  // TTL (both modes): a node that never sweeps keeps expired values live; a sweeper that stamps
+  // the tombstone at its own clock (not the write's version) beats a re-write stamped before
+  // the sweep that had not reached it yet, and the re-write is lost everywhere.
+  const ttlCanaries: [GcCanary, string, RegExp][] = [
+    ['ttl-never-swept', 'TTL values never swept', /expired at \d+ is live/],
+    ['ttl-sweep-new-version', "a TTL sweeper that stamps the tombstone at its own clock", /lost|not the newest/],
+  ];
+
   const canaries: [GcCanary, string, RegExp][] = [
     ['watermark-ignores-unreachable', 'a watermark that ignores an unreachable member', /in flight/],
     ['floor-not-enforced', 'a collected floor not enforced on sync', /came back/],
+    ...ttlCanaries,
   ];
   for (const [canary, name, pattern] of canaries) {
     it(`catches ${name}`, () => {
@@ -55,7 +64,7 @@ describe('tombstone GC simulation (core driven over a faulty network)', () => {
 
   it(`full replication (floors from in-sync sessions): keeps every invariant over ${seedCount} seeds of 3..7 nodes`, () => {
     const failures: string[] = [];
-    const totals = { deletes: 0, collected: 0, crashes: 0, splits: 0, refused: 0 };
+    const totals = { deletes: 0, collected: 0, crashes: 0, splits: 0, refused: 0, ttlWrites: 0, expired: 0 };
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = runGcSimulation({ seed, nodes: nodesFor(seed), mode: 'full' });
       if (!report.ok) failures.push(failureText(report));
@@ -70,6 +79,7 @@ describe('tombstone GC simulation (core driven over a faulty network)', () => {
     ['members-forget-the-absent', 'floors, watermark and holders over the members reachable now (a member away forgotten)', /in flight/],
     // A session that exchanged entries is not proof the peer holds everything: only equal roots are.
     ['floor-from-any-session', 'a floor taken from sessions that did not end in-sync', /in flight|lost|left|not the newest|came back/],
+    ...ttlCanaries,
   ];
   for (const [canary, name, pattern] of fullCanaries) {
     it(`full replication: catches ${name}`, () => {

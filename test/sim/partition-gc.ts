@@ -40,6 +40,18 @@
  * Canaries, each a GC bug the checker must catch: `skip-phase-one`, `watermark-ignores-unreachable`,
  * `floor-not-enforced`.
  *
+ * Values that expire (src/core/ttl.ts), in both modes: about a third of the puts carry a TTL
+ * (50 ms to 2 s, counted from the write's HLC wall time), and half of those get a re-write of
+ * the same key by another client shortly before they expire (the race the TTL rules are about).
+ * Every tick each node's sweeper turns the values expired at its HLC reading into tombstones of
+ * the same version (Replica.expireUnchanged), which GC then collects; phase two's
+ * delete-if-unchanged is by version, so it also drops an expired value not yet swept there
+ * (GcHolder.deleteIfUnchanged). Invariants: at the end no expired value is live anywhere and
+ * a key whose newest write expired is gone everywhere (3); a re-write after a TTL write is never
+ * lost to the sweeper (3: the newest write held). Canaries: `ttl-never-swept` (no sweeper) and
+ * `ttl-sweep-new-version` (the tombstone stamped at the sweeping node's clock, which beats a
+ * re-write stamped before the sweep that had not reached that node yet).
+ *
  * Full-replication mode (`mode: 'full'`, the rule src/node/gc-floor.ts runs): every node holds
  * every key and the collector is node 0; a write is stored by its coordinator and gossiped once
  * (lossy, no retry); each tick a node runs an anti-entropy session with a random peer, which
@@ -53,12 +65,20 @@
  * what the node did before its member set was persisted).
  */
 import { FloorBook } from '../../src/core/gc-watermark.js';
+import { isExpired } from '../../src/core/ttl.js';
 import type { Hlc } from '../../src/core/hlc.js';
 import { CollectedFloors, TombstoneCollector, type DeleteIfUnchanged, type RowState, type TombstoneRef } from '../../src/core/tombstone-gc.js';
 import { EventQueue, violationLog } from './event-queue.js';
 import { Prng } from './prng.js';
 
-export type GcCanary = 'skip-phase-one' | 'watermark-ignores-unreachable' | 'floor-not-enforced' | 'floor-from-any-session' | 'members-forget-the-absent';
+export type GcCanary =
+  | 'skip-phase-one'
+  | 'watermark-ignores-unreachable'
+  | 'floor-not-enforced'
+  | 'floor-from-any-session'
+  | 'members-forget-the-absent'
+  | 'ttl-never-swept'
+  | 'ttl-sweep-new-version';
 
 export interface GcSimOptions {
   seed: number;
@@ -83,12 +103,14 @@ export interface GcSimReport {
   seed: number;
   ok: boolean;
   violations: string[];
-  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number };
+  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number; ttlWrites: number; expired: number };
 }
 
 interface Row {
   version: Hlc;
   deleted: boolean;
+  /** A value with a TTL: when it expires, on the HLC's wall scale (wallOf). */
+  expiresAtMs?: number;
 }
 interface Write {
   key: number;
@@ -119,6 +141,8 @@ const partitions = 4;
 const keys = 12;
 const tickMs = 200;
 const partitionOf = (key: number): number => key % partitions;
+/** The wall ms of a sim HLC (wall << 8 for the logical counter, << 4 for the node index). */
+const wallOf = (hlc: Hlc): number => Number(hlc >> 12n);
 
 export function runGcSimulation(options: GcSimOptions): GcSimReport {
   const { seed, canary } = options;
@@ -131,7 +155,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
   const faultWindowMs = options.faultWindowMs ?? 6_000;
   const settleMs = options.settleMs ?? (full ? 12_000 : 6_000);
   const loss = rng.float() * 0.2;
-  const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0 };
+  const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0, ttlWrites: 0, expired: 0 };
   let faults = true;
   const nodes: GcNode[] = Array.from({ length: n }, (_, index) => ({
     index,
@@ -189,6 +213,25 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     return node.last;
   }
 
+  /** The node's HLC reading without ticking it (Replica.hlcNow), as wall ms. */
+  function hlcNowMs(node: GcNode): number {
+    return Math.max(1_000_000 + queue.nowMs + node.skewMs, wallOf(node.last));
+  }
+
+  /**
+   * The TTL sweeper (src/node/ttl-sweeper.ts): every value expired at this node's HLC reading
+   * becomes its tombstone, same version (the canary stamps a new one, as a naive sweeper would).
+   */
+  function sweep(node: GcNode): void {
+    if (canary === 'ttl-never-swept') return;
+    const nowMs = hlcNowMs(node);
+    for (const [key, row] of node.rows) {
+      if (!isExpired({ key: `${key}`, value: row.deleted ? null : new Uint8Array(0), version: { hlc: row.version, node: `${node.index}` }, ...(row.expiresAtMs === undefined ? {} : { expiresAtMs: row.expiresAtMs }) }, nowMs)) continue;
+      stats.expired++;
+      node.rows.set(key, { version: canary === 'ttl-sweep-new-version' ? clock(node) : row.version, deleted: true });
+    }
+  }
+
   function floorOf(node: GcNode): Hlc | undefined {
     let floor = clock(node);
     for (const write of node.pending) if (write.row.version < floor) floor = write.row.version;
@@ -242,9 +285,13 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     }
   }
 
+  /**
+   * A row as phase two judges it. Delete-if-unchanged is by version (GcHolder.deleteIfUnchanged):
+   * a value with a TTL at the tombstone's version is that same write, not yet swept here.
+   */
   function rowState(node: GcNode, key: number): RowState {
     const row = node.rows.get(key);
-    return row === undefined ? { kind: 'absent' } : { kind: row.deleted ? 'tombstone' : 'value', version: row.version };
+    return row === undefined ? { kind: 'absent' } : { kind: row.deleted || row.expiresAtMs !== undefined ? 'tombstone' : 'value', version: row.version };
   }
 
   /** A holder receives a row (delivery, sync, phase one). */
@@ -275,16 +322,23 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     node.pending = node.pending.filter((write) => write.unacked.size > 0);
   }
 
-  function clientWrite(): void {
+  function clientWrite(rewriteOf?: number): void {
     const up = nodes.filter((node) => node.up);
     if (up.length === 0) return;
     const node = rng.pick(up);
-    const key = rng.int(0, keys - 1);
+    const key = rewriteOf ?? rng.int(0, keys - 1);
     const deleted = rng.chance(0.5);
     const version = clock(node);
-    const row = { version, deleted };
+    const row: Row = { version, deleted };
     stats.writes++;
     if (deleted) stats.deletes++;
+    if (!deleted && rewriteOf === undefined && rng.chance(0.35)) {
+      const ttlMs = rng.int(50, 2_000);
+      row.expiresAtMs = wallOf(version) + ttlMs;
+      stats.ttlWrites++;
+      // Half of them: another client re-writes the key shortly before it expires.
+      if (rng.chance(0.5)) queue.schedule(Math.max(1, ttlMs - rng.int(0, 300)), () => clientWrite(key));
+    }
     if ((stampedTop.get(key)?.version ?? -1n) < version) stampedTop.set(key, row);
     if (full) {
       // Stored here, gossiped once (lossy, no retry); anti-entropy repairs what is lost.
@@ -381,6 +435,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
 
   function tick(node: GcNode, boot: number): void {
     if (node.boot !== boot || !node.up) return;
+    sweep(node);
     deliver(node);
     const floor = floorOf(node);
     if (floor !== undefined) for (const peer of nodes) send(node, peer, () => peer.book.hear(`${node.index}`, floor, 1));
@@ -460,7 +515,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     }
   }
   const writes = options.writes ?? 30;
-  for (let i = 0; i < writes; i++) queue.schedule(rng.int(0, faultWindowMs - 1), clientWrite);
+  for (let i = 0; i < writes; i++) queue.schedule(rng.int(0, faultWindowMs - 1), () => clientWrite());
   queue.schedule(rng.int(100, 800), faultStep);
   queue.schedule(faultWindowMs, () => {
     faults = false;
@@ -472,15 +527,24 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
   });
   for (let event = queue.pop(); event; event = queue.pop()) event.run();
 
-  // The end: every holder has each key's newest write (or nothing after a delete); no tombstones.
+  // The end: every holder has each key's newest write (or nothing after a delete or an
+  // expiry: every TTL has run out by now); no tombstones; no expired value live.
+  const endMs = 1_000_000 + queue.nowMs;
+  for (const node of nodes) {
+    for (const [key, row] of node.rows) {
+      if (!row.deleted && row.expiresAtMs !== undefined && row.expiresAtMs <= endMs) violate(`node ${node.index}: k${key} v${row.version} expired at ${row.expiresAtMs} is live at ${endMs}`);
+    }
+  }
   for (let key = 0; key < keys; key++) {
     const top = stampedTop.get(key);
+    if (top === undefined) continue;
+    if (top.expiresAtMs !== undefined && top.expiresAtMs > endMs) violate(`k${key}: a TTL still running at the end (the model assumes every one ran out)`);
+    const gone = top.deleted || top.expiresAtMs !== undefined;
     for (const h of holdersOf(partitionOf(key))) {
       const row = nodes[h]!.rows.get(key);
-      if (top === undefined) continue;
-      if (row && !row.deleted && top.deleted) violate(`node ${h}: deleted k${key} (v${top.version}) is live at v${row.version}`);
+      if (row && !row.deleted && gone) violate(`node ${h}: ${top.deleted ? 'deleted' : 'expired'} k${key} (v${top.version}) is live at v${row.version}`);
       else if (row && row.version !== top.version) violate(`node ${h}: k${key} at v${row.version}, not the newest v${top.version}`);
-      else if (!row && !top.deleted) violate(`node ${h}: k${key} v${top.version} lost`);
+      else if (!row && !gone) violate(`node ${h}: k${key} v${top.version} lost`);
     }
   }
   for (const node of nodes) for (const row of node.rows.values()) if (row.deleted) stats.tombstonesLeft++;
