@@ -53,7 +53,7 @@ const categories: [string, (f: CallFrame) => boolean][] = [
   ['gossipsub heartbeat', (f) => f.url.includes('gossipsub') && /heartbeat/i.test(f.functionName)],
   ['gossipsub receive (ids, seen cache, score)', (f) => f.url.includes('gossipsub')],
   ['membership, scheduler', (f) => /membership|net\/cluster|scheduler/.test(f.url)],
-  ['gRPC server: Put calls', (f) => f.url.includes('@grpc') || f.url.includes('control/server.js') || f.url.includes('node:internal/http2')],
+  ['gRPC server: Put calls', (f) => f.url.includes('@grpc') || /control\/(server|requests|messages)\.js/.test(f.url) || f.url.includes('node:internal/http2')],
   ['status, metrics, HTTP', (f) => /node\/status|http\/|write-stats|counters/.test(f.url)],
   ['libp2p per-stream (identify, peer store)', (f) => /identify|peer-store/.test(f.url)],
   ['libp2p transport (noise, yamux, tcp)', (f) => /noise|yamux|libp2p\/tcp|libp2p\/utils|as-chacha|socket-to-conn/.test(f.url)],

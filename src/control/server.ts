@@ -1,6 +1,7 @@
 /**
  * The control API (ckv.proto, service ckv.v1.Kv) over gRPC on a Unix socket, mode 0600: only
  * the node's user may talk to it. Server reflection is on (./reflection.ts), so generic tools can discover it.
+ * Requests are decoded and checked by ./requests.ts; replies and error statuses are built by ./messages.ts.
  *
  * Errors become gRPC status codes with a one-line message, by the error table (src/errors.ts). Server streams
  * (Scan, Export, Watch) respect backpressure: Scan and Export wait for drain; a Watch whose client falls more
@@ -15,238 +16,56 @@
 import { chmod, lstat, rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { ValueTooLargeError } from '../core/errors.js';
-import { hlcToString } from '../core/hlc.js';
-import { ByteReader } from '../core/bytes.js';
-import { checkKey, encodedEntryBytes, encodeEntryInto, parseVersionText, readEntry, type Entry, type Version, type WriteCondition } from '../core/entry.js';
+import { encodedEntryBytes, encodeEntryInto, type WriteCondition } from '../core/entry.js';
 import type { LocalWrite } from '../core/replica.js';
-import { checkTtlMs } from '../core/ttl.js';
-import { errorKinds, InvalidArgumentError, kindOf, NodeStoppingError, WatcherBehindError } from '../errors.js';
-import type { ChangeEvent, NodeApi, ReadOptions, ReadReply, ScanReadOptions, WriteReply } from '../node/api.js';
+import { InvalidArgumentError, NodeStoppingError, WatcherBehindError } from '../errors.js';
+import type { ChangeEvent, NodeApi, WriteReply } from '../node/api.js';
 import type { Consistency } from '../core/ownership.js';
-import { consistencyOf, readSources, type ReadSource } from '../node/coordinator.js';
-import type { ClusterHealth } from '../node/health.js';
-import type { NodeStatus, PeerView } from '../node/status.js';
-import type { GcStatus } from '../node/gc.js';
+import { consistencyOf } from '../node/coordinator.js';
 import {
   exportChunkBytesTarget,
   exportChunkEntriesMax,
   grpcMessageBytesMax,
-  importEntriesMax,
   pipelinePutsInFlightMax,
   putManyCountMax,
   valueChunkBytes,
   watchBufferBytesMax,
 } from './limits.js';
-import { channelOptions, kvService, type VersionMessage } from './proto.js';
+import { channelOptions, kvService } from './proto.js';
 import { addReflection } from './reflection.js';
 import { encodeChange, encodePutReply } from './watch-codec.js';
 import { interceptStreams, leanEligible, serveLeanUnary, type LeanMethod } from './lean-unary.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
-import type { LayoutView } from '../net/layout-view.js';
-import { transfersOf } from '../core/layout-plan.js';
+import {
+  entryMessage,
+  gcStateMessage,
+  healthMessage,
+  layoutMessage,
+  peerMessage,
+  putReplyMessage,
+  readReplyMessage,
+  statusMessage,
+  toServiceError,
+  versionMessage,
+} from './messages.js';
+import {
+  checkedKey,
+  decodeEntryBatch,
+  localWrite,
+  readOptions,
+  scanReadOptions,
+  ttlOf,
+  writeCondition,
+  writeResults,
+  type ExportRequest,
+  type GetMessage,
+  type PutChunk,
+  type PutMessage,
+  type PutResultMessage,
+  type ScanRequest,
+} from './requests.js';
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
-
-export function versionMessage(version: Version): VersionMessage {
-  return { hlc: version.hlc.toString(), node: version.node, text: `${hlcToString(version.hlc)}@${version.node}` };
-}
-
-/** A write's PutReply as an object (grpc-js's path; the lean path encodes it by hand: encodePutReply). */
-export function putReplyMessage(reply: WriteReply): object {
-  return { version: versionMessage(reply.version), owners: reply.owners, acked: reply.acked };
-}
-
-function entryMessage(entry: Entry, withValue: boolean): object {
-  return {
-    key: entry.key,
-    value: withValue && entry.value ? Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength) : Buffer.alloc(0),
-    version: versionMessage(entry.version),
-    deleted: entry.value === null,
-    ...(entry.value !== null && entry.expiresAtMs !== undefined ? { expiresAtMs: String(entry.expiresAtMs) } : {}),
-  };
-}
-
-/** A request's ttl_ms (decimal text; '0' or absent: no TTL) as a checked TTL (src/core/ttl.ts). */
-export function ttlOf(ttlMs: string | undefined): number | undefined {
-  if (ttlMs === undefined || ttlMs === '0' || ttlMs === '') return undefined;
-  const checked = checkTtlMs(Number(ttlMs));
-  if (typeof checked === 'string') throw new InvalidArgumentError(checked);
-  return checked;
-}
-
-/** The gRPC GcState view of the node's GC status (src/node/gc.ts). */
-function gcStateMessage(gc: GcStatus): object {
-  return {
-    watermark: gc.watermark,
-    watermarkAgeMs: String(gc.watermarkAgeMs ?? -1),
-    holdsBack: gc.holdsBack ?? '',
-    collector: gc.collector,
-    tombstones: String(gc.tombstones),
-    collectable: String(gc.collectable),
-    collected: String(gc.collected),
-    openRounds: gc.openRounds,
-    lastRunAtMs: String(gc.lastRunAtMs ?? 0),
-    errors: gc.lastErrors,
-  };
-}
-
-/** The gRPC StatusReply view of the node's one status (src/node/status.ts). */
-function statusMessage(status: NodeStatus): object {
-  return {
-    nodeId: status.nodeId,
-    peerId: status.peerId,
-    listenAddresses: status.listenAddresses,
-    cluster: status.cluster,
-    keyCount: String(status.keys),
-    tombstoneCount: String(status.tombstones),
-    bytesOnDisk: String(status.bytesOnDisk),
-    merkleRoot: status.merkleRoot,
-    hlcNow: versionMessage({ hlc: status.hlcNow, node: status.nodeId }),
-    uptimeMs: String(status.uptimeMs),
-    version: status.version,
-    dataDir: status.dataDir,
-    counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
-    httpUrl: status.httpUrl,
-    incarnation: String(status.incarnation),
-    clockWarning: status.clock.warning,
-    bootstrap: status.bootstrap.map((b) => ({ ...b, sinceMs: String(b.sinceMs), failures: String(b.failures) })),
-    ...(status.partitioned
-      ? {
-          partitioned: {
-            replicas: status.partitioned.replicas,
-            layoutVersion: String(status.partitioned.layoutVersion),
-            activeVersions: status.partitioned.activeVersions.map(String),
-            partitionsOwned: status.partitioned.partitionsOwned,
-            partitionsUnderReplicated: status.partitioned.partitionsUnderReplicated,
-            rebalancePending: String(status.partitioned.rebalance.pending),
-            rebalanceDone: String(status.partitioned.rebalance.done),
-            conflicts: status.partitioned.conflicts,
-            mismatch: status.partitioned.mismatch,
-            rebalanceBlockedBy: status.partitioned.rebalance.blockedBy ?? [],
-            removedAt: String(status.partitioned.removedAt),
-          },
-        }
-      : {}),
-    ...(status.gc ? { gc: gcStateMessage(status.gc) } : {}),
-    ...(status.delivery
-      ? {
-          delivery: {
-            pendingRows: String(status.delivery.pendingRows),
-            pendingBytes: String(status.delivery.pendingBytes),
-            oldestAgeMs: String(status.delivery.oldestAgeMs),
-            targets: status.delivery.targets.map((t) => ({
-              node: t.node,
-              rows: String(t.rows),
-              bytes: String(t.bytes),
-              oldestAgeMs: String(t.oldestAgeMs),
-              nextAttemptInMs: String(Math.round(t.nextAttemptInMs)),
-            })),
-          },
-        }
-      : {}),
-  };
-}
-
-/** The gRPC LayoutReply view of a layout (partitioned mode). */
-function layoutMessage(view: LayoutView): object {
-  const { current, plan } = view;
-  return {
-    replicas: view.replicas,
-    self: view.self,
-    ...(current ? { current: { version: String(current.version), replicas: current.replicas ?? 0, digest: current.digest, members: current.members, removed: current.removed.map((r) => ({ nodeId: r.nodeId, at: String(r.at) })) } } : {}),
-    active: view.active.map((a) => ({ ...a, version: String(a.version) })),
-    staged: view.staged,
-    stagedReplicas: view.stagedReplicas,
-    stagedError: view.stagedError,
-    conflicts: view.conflicts.map((c) => ({ ...c, version: String(c.version) })),
-    ...(plan
-      ? {
-          plan: {
-            fromVersion: String(plan.fromVersion ?? 0),
-            toVersion: String(plan.toVersion),
-            partitionsChanged: plan.totals.partitionsChanged,
-            replicasMoved: plan.totals.replicasMoved,
-            replicasAfter: plan.totals.replicasAfter,
-            nodes: plan.nodes.map((n) => ({
-              nodeId: n.nodeId,
-              partitionsBefore: n.partitionsBefore,
-              partitionsAfter: n.partitionsAfter,
-              gained: n.partitionsGained,
-              lost: n.partitionsLost,
-            })),
-            keysMoved: String(plan.totals.keysMoved),
-            bytesMoved: String(plan.totals.bytesMoved),
-            transfers: transfersOf(plan).map((t) => ({ ...t, keys: String(t.keys), bytes: String(t.bytes) })),
-            moves: plan.moves.map((m) => ({ partition: m.partition, from: m.from, to: m.to, gaining: m.gaining, keys: String(m.keys), bytes: String(m.bytes) })),
-          },
-        }
-      : {}),
-    planOf: view.planOf,
-    committedVersion: String(view.committedVersion),
-    partitions: view.partitions.map((p) => ({ ...p, keys: String(p.keys), bytes: String(p.bytes) })),
-    sizesReporters: view.sizesReporters,
-  };
-}
-
-function peerMessage(p: PeerView): object {
-  return {
-    peerId: p.peerId,
-    nodeId: p.nodeId,
-    addresses: p.addresses,
-    state: p.state,
-    lastSyncMs: String(p.lastSyncMs),
-    lastSyncResult: p.lastSyncResult,
-    clockOffsetMs: String(p.clockOffsetMs),
-    inSync: p.inSync,
-    incarnation: String(p.incarnation),
-  };
-}
-
-function healthMessage(h: ClusterHealth): object {
-  return {
-    healthy: h.healthy,
-    problems: h.problems,
-    timeMs: String(h.timeMs),
-    members: h.members.map((m) => ({
-      nodeId: m.nodeId,
-      peerId: m.peerId,
-      self: m.self,
-      state: m.state,
-      reported: m.report !== undefined,
-      version: m.report?.version ?? '',
-      incarnation: String(m.report?.incarnation ?? 0),
-      keyCount: String(m.report?.keys ?? 0),
-      tombstoneCount: String(m.report?.tombstones ?? 0),
-      bytesOnDisk: String(m.report?.bytesOnDisk ?? 0),
-      merkleRoot: m.report?.merkleRoot ?? '',
-      uptimeMs: String(m.report?.uptimeMs ?? 0),
-      peersUp: String(m.report?.peersUp ?? 0),
-      clockWarning: m.report?.clockWarning ?? '',
-      clockOffsetMs: String(m.clockOffsetMs),
-      lastSyncMs: String(m.lastSyncMs),
-      lastSyncResult: m.lastSyncResult,
-      inSync: m.inSync,
-      error: m.error,
-    })),
-  };
-}
-
-function statusError(code: grpc.status, message: string): grpc.ServiceError {
-  return Object.assign(new Error(message), { code, details: message, metadata: new grpc.Metadata() }) as grpc.ServiceError;
-}
-
-/**
- * An error as a gRPC status: its kind's code from the error table (src/errors.ts), with its
- * one-line message; anything unexpected is INTERNAL.
- */
-export function toServiceError(error: unknown): grpc.ServiceError {
-  if (error && typeof error === 'object' && 'code' in error && typeof (error as grpc.ServiceError).code === 'number') {
-    return error as grpc.ServiceError; // already a status (grpc-js's own)
-  }
-  const kind = kindOf(error);
-  const message = kind === 'stopping' ? 'the node is stopping' : error instanceof Error ? error.message : String(error);
-  return statusError(errorKinds[kind].grpc, message.split('\n')[0]!);
-}
 
 /** How long a stop waits for idle connections to let go, and again once the calls in flight are answered. */
 const closeGraceMs = 2000;
@@ -813,181 +632,6 @@ export class ControlServer {
   }
 }
 
-interface GetMessage {
-  key: string;
-  from?: string;
-  allowPartial?: boolean;
-}
-
-/** A Get's read options: from ('' = the default) and allow_partial. */
-function readOptions(req: GetMessage): ReadOptions {
-  const from = req.from ?? '';
-  if (from !== '' && !(readSources as readonly string[]).includes(from)) {
-    throw new InvalidArgumentError(`from ${JSON.stringify(from.slice(0, 40))} is not one of ${readSources.join(', ')}`);
-  }
-  return { ...(from === '' ? {} : { from: from as ReadSource }), allowPartial: req.allowPartial ?? false };
-}
-
-/** The partitioned-read fields of GetReply and GetChunk (empty in full-replication mode). */
-function readReplyMessage(reply: ReadReply): object {
-  if (reply.owners.length === 0) return {};
-  return {
-    from: reply.from,
-    owners: reply.owners,
-    asked: reply.asked,
-    answers: reply.answers.map((a) => ({
-      nodeId: a.nodeId,
-      found: a.version !== undefined,
-      ...(a.version ? { version: versionMessage(a.version) } : {}),
-      deleted: a.deleted ?? false,
-      error: a.error ?? '',
-    })),
-  };
-}
-
-interface PutMessage {
-  key: string;
-  value: Buffer;
-  ifVersion: string;
-  ifAbsent: boolean;
-  /** PutMany and PutPipeline: a tombstone instead of the value. */
-  delete: boolean;
-  /** Partitioned mode's acks ('' = quorum): Put, PutStream, and each put of PutMany and PutPipeline. */
-  consistency: string;
-  /** TTL in ms as decimal text ('0': none). */
-  ttlMs?: string;
-}
-
-/**
- * The condition of a write request ('' and false: none). A malformed version text, or both
- * conditions at once, is refused before anything is written.
- */
-export function writeCondition(ifVersion: string, ifAbsent: boolean): WriteCondition | undefined {
-  if (ifVersion === '') return ifAbsent ? { ifAbsent: true } : undefined;
-  if (ifAbsent) throw new InvalidArgumentError('give if_version or if_absent, not both');
-  const version = parseVersionText(ifVersion);
-  if (!version) throw new InvalidArgumentError(`if_version ${JSON.stringify(ifVersion.slice(0, 80))} is not a version (wallMs.counter@node, as a put prints it)`);
-  return { ifVersion: version };
-}
-
-/** A write of PutMany or PutPipeline with its consistency (partitioned mode; undefined: the default). */
-type ManyWrite = LocalWrite & { consistency?: Consistency | undefined };
-
-/** A put of PutMany or PutPipeline as the replica's LocalWrite, or the error of its malformed condition or consistency. */
-function localWrite(put: PutMessage): ManyWrite | Error {
-  try {
-    const condition = writeCondition(put.ifVersion ?? '', put.ifAbsent ?? false);
-    const consistency = consistencyOf(put.consistency ?? '');
-    const value = put.delete ? null : new Uint8Array(put.value.buffer, put.value.byteOffset, put.value.byteLength);
-    const ttlMs = put.delete ? undefined : ttlOf(put.ttlMs);
-    return ttlMs === undefined ? { key: put.key, value, condition, consistency } : { key: put.key, value, condition, consistency, ttlMs };
-  } catch (error) {
-    return error as Error;
-  }
-}
-
-interface PutResultMessage {
-  version?: VersionMessage;
-  error: string;
-  code: number;
-}
-
-/**
- * Each write's outcome as a PutResult: a version, or the error's message and status code. A
- * write given as an Error (a malformed condition) is answered with it and not submitted.
- */
-async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutResultMessage[]> {
-  // One writeMany per consistency asked (normally one: every put of a call says the same).
-  const groups = new Map<Consistency | undefined, number[]>();
-  writes.forEach((write, i) => {
-    if (write instanceof Error) return;
-    const group = groups.get(write.consistency);
-    if (group) group.push(i);
-    else groups.set(write.consistency, [i]);
-  });
-  const outcomes = new Map<number, Version | Error>();
-  await Promise.all(
-    [...groups].map(async ([consistency, at]) => {
-      let results: (Version | Error)[];
-      try {
-        results = await node.writeMany(
-          at.map((i) => {
-            const { key, value, condition, ttlMs } = writes[i] as ManyWrite;
-            return ttlMs === undefined ? { key, value, condition } : { key, value, condition, ttlMs };
-          }),
-          consistency,
-        );
-      } catch (error) {
-        results = at.map(() => error as Error); // the node is stopping: every write fails alike
-      }
-      at.forEach((i, n) => outcomes.set(i, results[n]!));
-    }),
-  );
-  if (onStopping && [...outcomes.values()].some((outcome) => outcome instanceof Error && kindOf(outcome) === 'stopping')) onStopping();
-  return writes.map((write, i) => {
-    const outcome = write instanceof Error ? write : outcomes.get(i)!;
-    if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };
-    const status = toServiceError(outcome);
-    return { error: status.details, code: status.code };
-  });
-}
-
-interface PutChunk {
-  consistency?: string;
-  key: string;
-  valueBytes: string;
-  data: Buffer;
-  ifVersion: string;
-  ifAbsent: boolean;
-  ttlMs?: string;
-}
-
-interface ExportRequest {
-  prefix: string;
-  includeDeleted: boolean;
-  from?: string;
-  allowPartial?: boolean;
-}
-
-/**
- * An Import's entries (the core encoding, back to back), each decoded with the core's limits:
- * more than importEntriesMax, a count that does not match, or bytes that are not entries
- * are refused (INVALID_ARGUMENT) before anything is applied.
- */
-function decodeEntryBatch(bytes: Buffer, count: number, valueBytesMax: number): Entry[] {
-  if (count > importEntriesMax) throw new InvalidArgumentError(`${count} entries in one Import; the limit is ${importEntriesMax}`);
-  const reader = new ByteReader(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  const entries: Entry[] = [];
-  while (reader.remaining > 0) {
-    if (entries.length === count) throw new InvalidArgumentError(`Import holds more than the ${count} entries it announced (nothing was applied)`);
-    try {
-      entries.push(readEntry(reader, valueBytesMax));
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new InvalidArgumentError(`Import entry ${entries.length} does not decode: ${reason} (nothing was applied)`);
-    }
-  }
-  if (entries.length !== count) throw new InvalidArgumentError(`Import holds ${entries.length} entries, not the ${count} it announced (nothing was applied)`);
-  return entries;
-}
-
-interface ScanRequest {
-  prefix: string;
-  startAfter: string;
-  limit: number;
-  withValues: boolean;
-  includeDeleted: boolean;
-  from?: string;
-  allowPartial?: boolean;
-}
-
-/** A prefix read's source (ScanRequest and ExportRequest `from`, `allow_partial`): '' or 'local'. */
-function scanReadOptions(req: { from?: string; allowPartial?: boolean }): ScanReadOptions & { partial: { partitionsMissing: number } } {
-  const from = req.from ?? '';
-  if (from !== '' && from !== 'local') throw new InvalidArgumentError(`from ${JSON.stringify(from.slice(0, 40))} is not "local" (empty: every partition from its owners)`);
-  return { ...(from === 'local' ? { from } : {}), allowPartial: req.allowPartial ?? false, partial: { partitionsMissing: 0 } };
-}
-
 /** Whether `promise` settles within `ms` (true), or the time ran out first (false). */
 function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -1018,10 +662,4 @@ function drained(call: grpc.ServerWritableStream<unknown, unknown>): Promise<voi
     call.on('cancelled', done);
     call.on('close', done);
   });
-}
-
-/** Read paths validate keys too, so `get ''` is INVALID_ARGUMENT, not "not found". */
-function checkedKey(key: string): string {
-  checkKey(key);
-  return key;
 }

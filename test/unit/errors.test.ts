@@ -10,7 +10,7 @@ import { CkvError, ConditionFailedError, InvalidKeyError, StoreLockedError, Valu
 import { ReplicaClosedError } from '../../src/core/replica.js';
 import { ControlClient, NodeUnreachableError, OutcomeUnknownError, SocketPermissionError } from '../../src/control/client.js';
 import { ConnectionLostError, GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
-import { toServiceError } from '../../src/control/server.js';
+import { toServiceError } from '../../src/control/messages.js';
 import { describeError } from '../../src/cli/common.js';
 import { NoPeersError, UnknownPeerError } from '../../src/net/cluster.js';
 import {

@@ -11,7 +11,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { kvService } from '../../src/control/proto.js';
-import { putReplyMessage, versionMessage } from '../../src/control/server.js';
+import { putReplyMessage, versionMessage } from '../../src/control/messages.js';
 import { encodeChange, encodePutReply } from '../../src/control/watch-codec.js';
 import * as wire from '../../src/control/wire.js';
 import { hlcPack } from '../../src/core/hlc.js';
