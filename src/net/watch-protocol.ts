@@ -237,9 +237,12 @@ export class WatchService {
 export class ChangeDedupe {
   private readonly seen = new Set<string>();
 
-  /** True the first time this version of this key is seen. */
+  /**
+   * True the first time this version of this key is seen, as a value or as a tombstone (an
+   * expired value's tombstone has the value's version: its expiry is a change of its own).
+   */
   first(entry: Entry): boolean {
-    const id = `${versionToText(entry.version)} ${entry.key}`;
+    const id = `${versionToText(entry.version)}${entry.value === null ? ' del ' : ' '}${entry.key}`;
     if (this.seen.has(id)) return false;
     this.seen.add(id);
     if (this.seen.size > watchSeenMax) this.seen.delete(this.seen.values().next().value!);

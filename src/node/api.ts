@@ -36,7 +36,13 @@ export interface BalanceStep {
   done: boolean;
 }
 
-export interface ChangeEvent extends AppliedChange {
+export interface ChangeEvent extends Omit<AppliedChange, 'origin'> {
+  /**
+   * 'local', 'remote', or 'expired': this node's TTL sweeper turned an expired value into its
+   * tombstone (the same version as the value; src/core/ttl.ts). Each node sweeps by its own
+   * clock, so a watcher on each node sees the expiry when its node sweeps.
+   */
+  readonly origin: AppliedChange['origin'] | 'expired';
   appliedAtMs: number;
   /** The value's size when `entry.value` does not carry it (a change another member reported). */
   valueBytes?: number;

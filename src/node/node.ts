@@ -180,7 +180,7 @@ export class CkvNode implements NodeApi {
         refuseResurrection: (keyHash, entry) => !(this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, entry.version),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
-      this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger });
+      this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger, onExpired: (tombstones) => this.onExpired(tombstones) });
       this.sweeper.start();
       this.countOpenedFrom();
       const { boundMs, driftMsMax } = this.replica.clockAhead();
@@ -297,6 +297,18 @@ export class CkvNode implements NodeApi {
     if (change.entry.expiresAtMs !== undefined) this.sweeper?.schedule(change.entry);
     // Called for every write: the event is only built when a watcher listens.
     if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
+  }
+
+  /**
+   * The sweeper's tombstones, for watchers only: not gossiped (every node sweeps by itself, to
+   * the identical tombstone) and not a write of this node's (no counters, no convergence).
+   */
+  private onExpired(tombstones: readonly Entry[]): void {
+    if (this.changes.listenerCount('change') === 0) return;
+    const appliedAtMs = this.wallClockMs();
+    for (const entry of tombstones) {
+      this.changes.emit('change', { entry, keyHash: keyHashText(entry.key), previous: entry.version, origin: 'expired', appliedAtMs } satisfies ChangeEvent);
+    }
   }
 
   /**

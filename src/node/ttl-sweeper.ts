@@ -1,7 +1,8 @@
 /**
  * The TTL sweeper: turns expired values into tombstones (src/core/ttl.ts), so they stop
  * costing storage and tombstone GC can collect them. Reads do not wait for it: a read
- * already sees an expired value as absent (ttl.ts visibleAt).
+ * already sees an expired value as absent (ttl.ts visibleAt). The tombstones it makes are told
+ * to `onExpired` (the node's watchers see them, origin 'expired'), never gossiped.
  *
  * What is due: a min-heap of (expiresAtMs, key, version), fed by every change the replica
  * applies that carries an expiry (local writes, gossip, sync, imports: CkvNode.onApplied) and,
@@ -54,6 +55,8 @@ export interface TtlSweeperOptions {
   startScanDelayMs?: number;
   /** Default ttlSweepPendingMax (tests shrink it). */
   pendingMax?: number;
+  /** Told of the tombstones each sweep made (durable by then): the node's watchers see them. */
+  onExpired?: (tombstones: readonly Entry[]) => void;
 }
 
 export class TtlSweeper {
@@ -116,6 +119,7 @@ export class TtlSweeper {
       try {
         const made = await this.options.replica.expireUnchanged(due.map(({ key, version }) => ({ key, version })));
         this.options.counters.add('ttl_swept', made.length);
+        if (made.length > 0) this.options.onExpired?.(made);
       } catch (error) {
         // Stopping, or a store error: put them back for the next tick.
         for (const item of due) this.push(item);

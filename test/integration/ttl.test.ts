@@ -11,10 +11,13 @@
  *   after it starts (its start scan); PutMany carries a TTL per put.
  * - 3 nodes with `--replicas 2` (partitioned mode): the value is readable from every node, then
  *   absent from every node (get, keys) after its expiry.
+ * - In both modes a watcher sees the expiry as a deletion at the write's version (origin
+ *   'expired' when its own node swept it).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, waitConverged, waitFor, type NodeProcess } from '../../harness/index.js';
+import { Cluster, waitConverged, waitFor, withDeadline, type NodeProcess } from '../../harness/index.js';
+import type { ChangeMessage } from '../../src/control/proto.js';
 import { cli, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
 const ttlMs = 5_000;
@@ -48,6 +51,15 @@ describe('TTL on 3 nodes (full replication)', () => {
   it('readable everywhere, then absent everywhere (get, keys, HTTP); swept into identical tombstones; a re-write survives', async () => {
     const nodes = cluster.nodes;
     const [a, b] = [nodes[0]!, nodes[1]!];
+    // A watcher on the third node: it sees the expiry as a deletion when that node sweeps.
+    const changes = nodes[2]!.client.watch('ttl/k')[Symbol.asyncIterator]();
+    const expiry = (async (): Promise<ChangeMessage | undefined> => {
+      for (;;) {
+        const next = await changes.next();
+        if (next.done) return undefined;
+        if (next.value.key === 'ttl/k' && next.value.deleted) return next.value;
+      }
+    })();
     const put = await cli(a, ['put', 'ttl/k', 'short-lived', '--ttl', `${ttlMs}ms`, '--json']);
     assert.equal(put.code, 0, put.stderr);
     const putJson = JSON.parse(put.stdout.toString('utf8')) as { version: string; expiresAtMs: number };
@@ -100,6 +112,10 @@ describe('TTL on 3 nodes (full replication)', () => {
       assert.equal(holding.deleted, true);
       assert.equal(holding.version?.text, putJson.version);
     }
+    const expired = await withDeadline(expiry, deadlineMs, 'the watcher to see ttl/k expire');
+    assert.equal(expired?.origin, 'expired');
+    assert.equal(expired?.version?.text, putJson.version, "the expiry's tombstone has the write's version");
+    await changes.return?.();
     await waitConverged(nodes, deadlineMs);
     for (const node of nodes) {
       const sync = await cli(node, ['sync', '--json']);
@@ -166,9 +182,21 @@ describe('TTL in partitioned mode (3 nodes, --replicas 2)', () => {
     try {
       const nodes = cluster.nodes;
       await waitSettled(nodes, 60_000, 'the 3 nodes to agree on one layout', 1, 2);
+      // A watcher sees the expiry once, from whichever node sweeps first (itself: 'expired'; an
+      // owner it subscribed to: 'remote'), whether or not its node owns the key.
+      const changes = nodes[1]!.client.watch('pttl/')[Symbol.asyncIterator]();
+      const seen: ChangeMessage[] = [];
+      const expiry = (async (): Promise<void> => {
+        for (;;) {
+          const next = await changes.next();
+          if (next.done) return;
+          seen.push(next.value);
+          if (next.value.deleted) return;
+        }
+      })();
       const put = await cli(nodes[0]!, ['put', 'pttl/k', 'short-lived', '--ttl', `${ttlMs}ms`, '--json']);
       assert.equal(put.code, 0, put.stderr);
-      const { expiresAtMs } = JSON.parse(put.stdout.toString('utf8')) as { expiresAtMs: number };
+      const { expiresAtMs, version } = JSON.parse(put.stdout.toString('utf8')) as { expiresAtMs: number; version: string };
       for (const node of nodes) {
         const value = await valueOn(node, 'pttl/k');
         if (Date.now() < expiresAtMs - 500) assert.equal(value, 'short-lived', node.name);
@@ -178,6 +206,12 @@ describe('TTL in partitioned mode (3 nodes, --replicas 2)', () => {
         what: 'pttl/k to read as absent on every node',
       });
       for (const node of nodes) assert.deepEqual(await keysOn(node, 'pttl/'), [], node.name);
+      await withDeadline(expiry, deadlineMs, 'the partitioned watcher to see pttl/k expire');
+      const expired = seen.at(-1);
+      assert.ok(expired?.deleted && expired.key === 'pttl/k', JSON.stringify(seen));
+      assert.match(expired.origin, /^(expired|remote)$/);
+      assert.equal(expired.version?.text, version);
+      await changes.return?.();
     } finally {
       await cluster.stop();
     }

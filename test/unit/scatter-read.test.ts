@@ -285,11 +285,13 @@ describe('the watch protocol frames', () => {
     );
   });
 
-  it('ChangeDedupe: each (key, version) once, within a bounded memory', () => {
+  it('ChangeDedupe: each (key, version) once, within a bounded memory; an expiry (the same version as a tombstone) is a change of its own', () => {
     const dedupe = new ChangeDedupe();
     assert.equal(dedupe.first(entry('a', 1n)), true);
     assert.equal(dedupe.first(entry('a', 1n)), false);
     assert.equal(dedupe.first(entry('a', 2n)), true);
     assert.equal(dedupe.first(entry('b', 1n)), true);
+    assert.equal(dedupe.first(entry('a', 1n, self, null)), true, "a's expiry");
+    assert.equal(dedupe.first(entry('a', 1n, self, null)), false, "the expiry from another owner");
   });
 });
