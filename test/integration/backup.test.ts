@@ -107,6 +107,12 @@ async function hasKey(node: NodeProcess, key: string): Promise<boolean> {
   return (await node.client.hasKey(key)).found;
 }
 
+/**
+ * Tombstone GC only when asked: a lone node collects its tombstones at its next run (every 10
+ * s by default), and these tests compare roots and tombstone counts across export and import.
+ */
+const noGc = ['--gc-interval-ms', '0'];
+
 describe('backup and restore', () => {
   const dir = tempDir('ckv-backup-');
   const full = join(dir, 'full.ckvb');
@@ -116,7 +122,7 @@ describe('backup and restore', () => {
   let prefixRoot: { root: string; keys: number; tombstones: number };
 
   before(async () => {
-    source = await startNode({ name: 'source' });
+    source = await startNode({ name: 'source', args: noGc });
   });
 
   after(async () => {
@@ -137,7 +143,7 @@ describe('backup and restore', () => {
     const exported = await runCliOk(['export', '-o', full], { socket: source.socket, timeoutMs: 120_000 });
     phase('ckv export');
     assert.match(exported.stderr, /^exported 1,000,000 entries in \d+ blocks: .* written to .*full\.ckvb in [\d.]+ s\n$/);
-    const target = await startNode({ name: 'target' });
+    const target = await startNode({ name: 'target', args: noGc });
     phaseMs = performance.now();
     const imported = await runCliOk(['import', '-i', full], { socket: target.socket, timeoutMs: 120_000 });
     phase('ckv import into a fresh node');
@@ -151,7 +157,7 @@ describe('backup and restore', () => {
     const blocks = await blocksOf(partial);
     assert.equal(blocks.reduce((n, b) => n + b.entries, 0), prefixKeys);
     assert.ok(blocks.length >= 4 && blocks.every((b) => b.entries >= 1000), JSON.stringify(blocks.map((b) => b.entries)));
-    const target = await startNode({ name: 'prefix-target' });
+    const target = await startNode({ name: 'prefix-target', args: noGc });
     await runCliOk(['import', '-i', partial], { socket: target.socket, timeoutMs: 60_000 });
     prefixRoot = await rootOf(target);
     assert.equal(prefixRoot.keys, prefixKeys);
@@ -162,7 +168,7 @@ describe('backup and restore', () => {
   });
 
   it('an import whose CLI is killed with kill -9 mid-way, run again, ends with the same root', { timeout: 120_000 }, async () => {
-    const target = await startNode({ name: 'cli-killed' });
+    const target = await startNode({ name: 'cli-killed', args: noGc });
     const cli = spawnCli(['import', '-i', partial], { socket: target.socket });
     await waitFor(async () => (await rootOf(target)).keys > 0, { deadlineMs: 30_000, what: 'the import to apply its first block' });
     await cli.kill('SIGKILL');
@@ -180,7 +186,7 @@ describe('backup and restore', () => {
   });
 
   it('an import whose node is killed with kill -9 mid-way: the CLI says so; after a restart, run again, the same root', { timeout: 120_000 }, async () => {
-    const target = await startNode({ name: 'node-killed' });
+    const target = await startNode({ name: 'node-killed', args: noGc });
     const cli = spawnCli(['import', '-i', partial], { socket: target.socket });
     await waitFor(async () => (await rootOf(target)).keys > 0, { deadlineMs: 30_000, what: 'the import to apply its first block' });
     await target.kill();
@@ -198,7 +204,7 @@ describe('backup and restore', () => {
   it('refuses a truncated file and one with a flipped byte at the offset of the damage, applying nothing after it; the repaired import is idempotent', { timeout: 120_000 }, async () => {
     const blocks = await blocksOf(partial);
     const bytes = readFileSync(partial);
-    const target = await startNode({ name: 'damaged' });
+    const target = await startNode({ name: 'damaged', args: noGc });
     const entriesBefore = (index: number): number => blocks.slice(0, index).reduce((n, b) => n + b.entries, 0);
 
     // Cut inside block 2: blocks 0 and 1 are applied, nothing of block 2 or later.
@@ -241,7 +247,7 @@ describe('backup and restore', () => {
     const file = join(dir, 'big.ckvb');
     const exported = await runCliOk(['export', 'big/', '-o', file], { socket: source.socket, timeoutMs: 120_000 });
     assert.match(exported.stderr, /^exported 2 entries in 2 blocks: /);
-    const target = await startNode({ name: 'big-target' });
+    const target = await startNode({ name: 'big-target', args: noGc });
     await runCliOk(['import', '-i', file], { socket: target.socket, timeoutMs: 120_000 });
     for (const [i, key] of ['big/random', 'big/text'].entries()) {
       const got = await target.client.get(key);
@@ -253,7 +259,7 @@ describe('backup and restore', () => {
   });
 
   it('an old backup does not overwrite newer data; --include-deleted round-trips tombstones; a future stamp is refused', { timeout: 120_000 }, async () => {
-    const writer = await startNode({ name: 'writer' });
+    const writer = await startNode({ name: 'writer', args: noGc });
     const run = (args: string[]) => runCliOk(args, { socket: writer.socket });
     await run(['put', 'old/1', 'first']);
     await run(['put', 'old/2', 'first']);
@@ -272,7 +278,7 @@ describe('backup and restore', () => {
     assert.match((await run(['export', 'old/', '-o', live])).stderr, /^exported 2 entries in 1 block: /);
     const withDeleted = join(dir, 'with-deleted.ckvb');
     assert.match((await run(['export', 'old/', '--include-deleted', '-o', withDeleted])).stderr, /^exported 3 entries in 1 block: /);
-    const restored = await startNode({ name: 'restored' });
+    const restored = await startNode({ name: 'restored', args: noGc });
     await runCliOk(['import', '-i', withDeleted], { socket: restored.socket });
     assert.deepEqual(await rootOf(restored), await rootOf(writer));
     assert.equal((await rootOf(restored)).tombstones, 1);
@@ -280,7 +286,7 @@ describe('backup and restore', () => {
     assert.equal(keys.stdout.toString(), 'old/1\nold/2 (deleted)\nold/3\n');
 
     // A node whose clock runs a minute ahead stamps in the future: the restored node refuses those (exit 4).
-    const ahead = await startNode({ name: 'ahead', args: ['--test-clock-skew-ms', '60000'] });
+    const ahead = await startNode({ name: 'ahead', args: ['--test-clock-skew-ms', '60000', ...noGc] });
     await runCliOk(['put', 'future/1', 'x'], { socket: ahead.socket });
     const future = join(dir, 'future.ckvb');
     await runCliOk(['export', 'future/', '-o', future], { socket: ahead.socket });
@@ -296,7 +302,7 @@ describe('backup and restore', () => {
     assert.equal(exported.code, 0, exported.output);
     assert.match(exported.output, new RegExp(`\r${erase}exporting: [\\d,]+ entries, [\\d.]+ \\S+ written`));
     assert.match(exported.output, new RegExp(`\r${erase}exported 100,000 entries in \\d+ blocks: `));
-    const target = await startNode({ name: 'tty-target' });
+    const target = await startNode({ name: 'tty-target', args: noGc });
     const imported = await onTerminal(['--socket', target.socket, 'import', '-i', file]);
     assert.equal(imported.code, 0, imported.output);
     assert.match(imported.output, new RegExp(`\r${erase}importing: [\\d,]+ entries applied or checked, [\\d.]+ \\S+ of [\\d.]+ \\S+ read`));
@@ -311,7 +317,7 @@ describe('backup and restore', () => {
   it('exports to a pipe and imports from one', { timeout: 60_000 }, async () => {
     const exported = await runCliOk(['export', prefix], { socket: source.socket });
     assert.match(exported.stderr, /^exported 100,000 entries in \d+ blocks: [^\n]* written in [\d.]+ s\n$/);
-    const target = await startNode({ name: 'pipe-target' });
+    const target = await startNode({ name: 'pipe-target', args: noGc });
     const imported = await runCliOk(['import'], { socket: target.socket, input: exported.stdout });
     assert.match(imported.stderr, /^imported 100,000 entries in \d+ blocks: 100,000 applied/);
     assert.deepEqual(await rootOf(target), prefixRoot);

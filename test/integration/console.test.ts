@@ -70,7 +70,8 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
   const ids: Record<string, string> = {};
 
   before(async () => {
-    const fast = ['--sync-interval-ms', '200'];
+    // Tombstone GC only when asked: the listing tests look at tombstones.
+    const fast = ['--sync-interval-ms', '200', '--gc-interval-ms', '0'];
     a = await startNode({ name: 'A', args: ['--http', '127.0.0.1:0', ...fast] });
     base = (await a.status()).httpUrl;
     const boot = await libp2pAddress(a);
@@ -218,7 +219,7 @@ describe('a member whose health reply is malformed', { timeout: 60_000 }, () => 
   const fakeNodeId = 'feedfacecafe0001';
 
   before(async () => {
-    node = await startNode({ name: 'target', args: ['--http', '127.0.0.1:0', '--sync-interval-ms', '200'] });
+    node = await startNode({ name: 'target', args: ['--http', '127.0.0.1:0', '--sync-interval-ms', '200', '--gc-interval-ms', '0'] });
     raw = await createNetwork({
       privateKey: await generateKeyPair('Ed25519'),
       listen: ['/ip4/127.0.0.1/tcp/0'],
