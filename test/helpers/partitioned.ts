@@ -192,15 +192,14 @@ export async function waitOneLayout(
   options: { replicas: number; deadlineMs: number; everyOwns?: boolean; gateways?: NodeProcess[]; intervalMs?: number; what?: string },
 ): Promise<PartitionedView[]> {
   const { replicas, deadlineMs, everyOwns = false, gateways, intervalMs, what = `one layout of ${nodes.length} nodes, K = ${replicas}` } = options;
+  const mustOwn = (node: NodeProcess): boolean => (gateways === undefined ? everyOwns : !gateways.includes(node));
   let views: PartitionedView[] = [];
   await waitFor(
     async () => {
       views = await Promise.all(nodes.map(partitionedOf));
       return (
         new Set(views.map((v) => v.layoutVersion)).size === 1 &&
-        views.every(
-          (v, i) => v.activeVersions.length === 1 && (everyOwns || gateways !== undefined ? gateways?.includes(nodes[i]!) || v.partitionsOwned > 0 : true),
-        ) &&
+        views.every((v, i) => v.activeVersions.length === 1 && (!mustOwn(nodes[i]!) || v.partitionsOwned > 0)) &&
         views.reduce((sum, v) => sum + v.partitionsOwned, 0) === 256 * replicas
       );
     },
