@@ -26,7 +26,9 @@ import { whenMissing } from '../helpers/prerequisites.js';
 
 const chromiumPath = '/usr/bin/chromium';
 const artifacts = join(repoRoot, 'test-artifacts');
-const fast = ['--sync-interval-ms', '200'];
+// Tombstone GC only when asked: the key browser shows a tombstone, which a cluster whose members
+// all hold it collects at its next GC run (every 10 s by default).
+const fast = ['--sync-interval-ms', '200', '--gc-interval-ms', '0'];
 const names = ['A', 'B', 'C', 'D', 'E'] as const;
 
 // Functions passed to page.evaluate / waitForFunction run in the page; the project compiles
