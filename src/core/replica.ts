@@ -58,12 +58,13 @@ import { expiredTombstone, isExpired, stampedEntry, visibleAt } from './ttl.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
-import { partitionHexDigits, type PartitionId } from './placement.js';
+import { partitionHexDigits, partitionOfHash, type PartitionId } from './placement.js';
 import type { Rng, WallClockMs } from './ports.js';
 import { epochBytes, type SyncPosition } from './sync-frames.js';
 import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
 import type { Store } from './store.js';
+import { TombstoneBounds } from './tombstone-bounds.js';
 import type { SyncContext, SyncResult } from './sync-session.js';
 
 /** Meta rows the replica owns. */
@@ -279,6 +280,11 @@ export class Replica {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private tombstones = 0;
+  /**
+   * Which partitions may hold a tombstone older than a given HLC (tombstone GC reads only
+   * those): every tombstone made durable is noted by persist(); nothing is known at open.
+   */
+  readonly tombstoneBounds = new TombstoneBounds();
   /** Keys the store may hold: a write of any other key skips the store read. */
   private readonly keys: KeyFilter;
   /** The greatest HLC of any stored entry: saved in the snapshot, so a start from it resumes the clock as a scan would. */
@@ -976,6 +982,7 @@ export class Replica {
       const { hash, before, winner } = written[i]!;
       this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
       this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+      if (winner!.value === null) this.tombstoneBounds.noteTombstone(partitionOfHash(hash), winner!.version.hlc);
       if (before === undefined) this.keys.add(hash);
       if (winner!.version.hlc > this.entryHlcMax) this.entryHlcMax = winner!.version.hlc;
     }

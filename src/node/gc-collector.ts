@@ -12,7 +12,10 @@
  *    could be collected anyway; partitioned: the first owner of the newest layout once no
  *    pull is left), the partition's tombstones below the watermark are read from the store
  *    (a prefix scan of the partition; a partition-less store with no tombstone is skipped)
- *    and TombstoneCollector plans a round of at most `gcBatchMax`.
+ *    and TombstoneCollector plans a round of at most `gcBatchMax`. Only partitions that may
+ *    hold a tombstone below the watermark are read (the replica's TombstoneBounds, recorded
+ *    by the previous read of the partition and lowered by every tombstone stored since): a
+ *    store of live keys with a few young tombstones is not read in full at every run.
  * 3. Phase one: the round's tombstones are pushed to every holder (this node's own holder is
  *    called directly); each acknowledges once they are durable there. Phase two only if every
  *    *current* holder acknowledged (TombstoneCollector.phaseTwo; else the round is abandoned
@@ -34,6 +37,7 @@ import { FloorBook } from '../core/gc-watermark.js';
 import { hlcWallMs, type Hlc } from '../core/hlc.js';
 import { partitionCount, type PartitionId } from '../core/placement.js';
 import type { Replica } from '../core/replica.js';
+import { noTombstone } from '../core/tombstone-bounds.js';
 import { TombstoneCollector, type TombstoneRef } from '../core/tombstone-gc.js';
 import type { GcProtocol, GcTombstone } from '../net/gc-protocol.js';
 import type { Counters } from '../util/counters.js';
@@ -71,6 +75,8 @@ export interface GcRunReport {
   holdsBack: string | undefined;
   /** Tombstones below the watermark found in the partitions scanned. */
   collectable: number;
+  /** Partitions read this run (the others held no tombstone below the watermark, or none at all). */
+  partitionsScanned: number;
   rounds: number;
   roundsAbandoned: number;
   /** Rows deleted by this run's phase two, on every holder. */
@@ -141,7 +147,7 @@ export class GcCollector {
 
   private async runOnce(): Promise<GcRunReport> {
     this.runs++;
-    const report: GcRunReport = { watermark: undefined, holdsBack: undefined, collectable: 0, rounds: 0, roundsAbandoned: 0, deleted: 0, errors: [] };
+    const report: GcRunReport = { watermark: undefined, holdsBack: undefined, collectable: 0, partitionsScanned: 0, rounds: 0, roundsAbandoned: 0, deleted: 0, errors: [] };
     const view = this.deps.view();
     if (view === undefined || this.stopped) return this.finish(report);
     await view.durable?.();
@@ -150,25 +156,43 @@ export class GcCollector {
     report.holdsBack = holdsBack;
     if (watermark === undefined || this.deps.replica.tombstoneCount === 0) return this.finish(report);
     const backup = this.runs % gcBackupEvery === 0;
+    const bounds = this.deps.replica.tombstoneBounds;
     for (let p = 0; p < partitionCount && report.rounds < gcRoundsPerRunMax && !this.stopped; p++) {
       const role = view.role(p);
       if (role === undefined || (role === 'backup' && !backup)) continue;
       if (this.deps.replica.partitionEntryCount(p) === 0) continue;
-      const versions = new Map<string, Version>();
-      const candidates = await this.candidates(p, watermark, versions);
-      report.collectable += candidates.length;
-      while (report.rounds < gcRoundsPerRunMax && !this.stopped) {
-        const round = this.core.plan(p, candidates, watermark, view.holders(p));
-        if (round === undefined) break;
-        report.rounds++;
-        const tombstones: GcTombstone[] = round.tombstones.map((t) => ({ key: t.key, version: versions.get(t.key)! }));
-        await this.round(round.id, p, round.holders, tombstones, report);
-        const done = new Set(round.tombstones.map((t) => t.key));
-        const rest = candidates.filter((c) => !done.has(c.key));
-        candidates.length = 0;
-        candidates.push(...rest);
+      // Nothing below the watermark here (every tombstone is younger, or there is none): no read.
+      if (!bounds.mayHoldBelow(p, watermark)) continue;
+      bounds.scanStarted(p);
+      let complete = false;
+      let oldestLeft = noTombstone;
+      try {
+        const versions = new Map<string, Version>();
+        const scan = await this.candidates(p, watermark, versions);
+        const { candidates } = scan;
+        report.partitionsScanned++;
+        report.collectable += candidates.length;
+        oldestLeft = scan.oldestYoung;
+        while (report.rounds < gcRoundsPerRunMax && !this.stopped) {
+          const round = this.core.plan(p, candidates, watermark, view.holders(p));
+          if (round === undefined) break;
+          report.rounds++;
+          const tombstones: GcTombstone[] = round.tombstones.map((t) => ({ key: t.key, version: versions.get(t.key)! }));
+          const deletedHere = await this.round(round.id, p, round.holders, tombstones, report);
+          // Gone from this store unless this node's phase two did not run: then still here.
+          if (!deletedHere) oldestLeft = oldestOf(round.tombstones, oldestLeft);
+          const done = new Set(round.tombstones.map((t) => t.key));
+          const rest = candidates.filter((c) => !done.has(c.key));
+          candidates.length = 0;
+          candidates.push(...rest);
+        }
+        oldestLeft = oldestOf(candidates, oldestLeft); // never planned this run
+        complete = scan.complete;
+      } finally {
+        bounds.scanFinished(p, complete, oldestLeft);
       }
     }
+    this.deps.counters.add('gc_partitions_scanned', report.partitionsScanned);
     return this.finish(report);
   }
 
@@ -210,16 +234,28 @@ export class GcCollector {
     return book.watermark(view.members);
   }
 
-  /** `partition`'s tombstones below the watermark, oldest first, at most gcCandidatesMax. */
-  private async candidates(partition: PartitionId, watermark: Hlc, versions: Map<string, Version>): Promise<TombstoneRef[]> {
+  /**
+   * `partition`'s tombstones below the watermark, at most gcCandidatesMax (`complete`: the
+   * scan read every row), and the oldest tombstone at or above it (`noTombstone` if none).
+   */
+  private async candidates(
+    partition: PartitionId,
+    watermark: Hlc,
+    versions: Map<string, Version>,
+  ): Promise<{ candidates: TombstoneRef[]; oldestYoung: Hlc; complete: boolean }> {
     const found: TombstoneRef[] = [];
+    let oldestYoung = noTombstone;
     for await (const entry of this.deps.replica.scanHash(partition.toString(16).padStart(2, '0'))) {
-      if (entry.value !== null || entry.version.hlc >= watermark) continue;
+      if (entry.value !== null) continue;
+      if (entry.version.hlc >= watermark) {
+        if (entry.version.hlc < oldestYoung) oldestYoung = entry.version.hlc;
+        continue;
+      }
       found.push({ key: entry.key, version: entry.version.hlc });
       versions.set(entry.key, entry.version);
-      if (found.length >= gcCandidatesMax) break;
+      if (found.length >= gcCandidatesMax) return { candidates: found, oldestYoung, complete: false };
     }
-    return found;
+    return { candidates: found, oldestYoung, complete: true };
   }
 
   private peer(nodeId: string): ReturnType<typeof peerIdFromString> {
@@ -228,8 +264,12 @@ export class GcCollector {
     return peerIdFromString(peerId);
   }
 
-  /** Phase one to every holder, then (if all acknowledged) phase two to every current holder. */
-  private async round(id: number, partition: PartitionId, holders: readonly string[], tombstones: GcTombstone[], report: GcRunReport): Promise<void> {
+  /**
+   * Phase one to every holder, then (if all acknowledged) phase two to every current holder.
+   * Resolves whether this node's own phase two ran (its rows of the round are gone, or were
+   * replaced by newer writes).
+   */
+  private async round(id: number, partition: PartitionId, holders: readonly string[], tombstones: GcTombstone[], report: GcRunReport): Promise<boolean> {
     const { counters } = this.deps;
     counters.add('gc_rounds');
     await Promise.all(
@@ -252,19 +292,29 @@ export class GcCollector {
       this.core.abandon(id);
       report.roundsAbandoned++;
       counters.add('gc_rounds_abandoned');
-      return;
+      return false;
     }
+    let deletedHere = false;
     await Promise.all(
       deletes.map(async ({ holder }) => {
         try {
           report.deleted +=
             holder === this.deps.selfId ? await this.deps.holder.deleteIfUnchanged(partition, tombstones) : await this.deps.protocol.delete(this.peer(holder), partition, tombstones);
+          if (holder === this.deps.selfId) deletedHere = true;
         } catch (error) {
           report.errors.push(`phase two to ${holder}: ${errorText(error)}`);
         }
       }),
     );
+    return deletedHere;
   }
+}
+
+/** The oldest version among `tombstones`, or `than` if it is older. */
+function oldestOf(tombstones: readonly TombstoneRef[], than: Hlc): Hlc {
+  let oldest = than;
+  for (const t of tombstones) if (t.version < oldest) oldest = t.version;
+  return oldest;
 }
 
 /** The watermark as text: the HLC and its age against `nowMs`. */

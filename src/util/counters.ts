@@ -212,6 +212,7 @@ export const counterSpecs = {
   ttl_pending_full: counter('ckv_ttl_pending_full_total', {}, 'expiries not remembered (sweeper heap full; a later scan finds them)'),
   gc_rounds: counter('ckv_gc_total', { event: 'rounds' }, 'tombstone collection rounds this node ran (phase one sent)'),
   gc_rounds_abandoned: counter('ckv_gc_total', { event: 'rounds_abandoned' }, 'collection rounds given up: a holder did not acknowledge phase one'),
+  gc_partitions_scanned: counter('ckv_gc_total', { event: 'partitions_scanned' }, 'partitions a collection run read for tombstones (one holding none below the watermark is skipped)'),
   gc_collected: counter('ckv_gc_total', { event: 'collected' }, 'tombstones deleted here by phase two of a collection round'),
   gc_refused: counter('ckv_gc_total', { event: 'refused' }, 'remote entries of absent keys refused: at or below the collected floor of their partition'),
   gc_pushed_received: counter('ckv_gc_total', { event: 'pushed_received' }, 'tombstones pushed here by phase one of a collection round'),

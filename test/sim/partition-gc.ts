@@ -38,7 +38,10 @@
  * off with older writes); (3) at the end every holder has the key's newest write, or nothing
  * if that was a delete, and no deleted key is live; (4) the quiet cluster holds no tombstones.
  * Canaries, each a GC bug the checker must catch: `skip-phase-one`, `watermark-ignores-unreachable`,
- * `floor-not-enforced`.
+ * `floor-not-enforced`. A collector reads a partition only if its TombstoneBounds
+ * (src/core/tombstone-bounds.ts) say it may hold a tombstone below the watermark (or another
+ * holder nominated one there); every tombstone a node stores is noted, and the canary
+ * `bounds-note-local-only` notes only the node's own deletes and sweeps (4 catches it).
  *
  * Values that expire (src/core/ttl.ts), in both modes: about a third of the puts carry a TTL
  * (50 ms to 2 s, counted from the write's HLC wall time), and half of those get a re-write of
@@ -67,6 +70,7 @@
 import { FloorBook } from '../../src/core/gc-watermark.js';
 import { isExpired } from '../../src/core/ttl.js';
 import type { Hlc } from '../../src/core/hlc.js';
+import { TombstoneBounds, noTombstone } from '../../src/core/tombstone-bounds.js';
 import { CollectedFloors, TombstoneCollector, type DeleteIfUnchanged, type RowState, type TombstoneRef } from '../../src/core/tombstone-gc.js';
 import { EventQueue, violationLog } from './event-queue.js';
 import { Prng } from './prng.js';
@@ -78,7 +82,8 @@ export type GcCanary =
   | 'floor-from-any-session'
   | 'members-forget-the-absent'
   | 'ttl-never-swept'
-  | 'ttl-sweep-new-version';
+  | 'ttl-sweep-new-version'
+  | 'bounds-note-local-only';
 
 export interface GcSimOptions {
   seed: number;
@@ -103,7 +108,7 @@ export interface GcSimReport {
   seed: number;
   ok: boolean;
   violations: string[];
-  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number; ttlWrites: number; expired: number };
+  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number; ttlWrites: number; expired: number; partitionsSkipped: number };
 }
 
 interface Row {
@@ -132,6 +137,8 @@ interface GcNode {
   /** Tombstones other holders asked this collector to collect (a holder may have one the collector already collected). */
   nominated: Map<number, Hlc>;
   collector: TombstoneCollector;
+  /** Which partitions may hold a tombstone below a watermark (src/core/tombstone-bounds.ts): in memory, lost in a crash. */
+  bounds: TombstoneBounds;
   boot: number;
   /** Full mode: per member, the clock read before the last session this node started that found their rows equal. */
   inSync: Map<number, Hlc>;
@@ -155,7 +162,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
   const faultWindowMs = options.faultWindowMs ?? 6_000;
   const settleMs = options.settleMs ?? (full ? 12_000 : 6_000);
   const loss = rng.float() * 0.2;
-  const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0, ttlWrites: 0, expired: 0 };
+  const stats: GcSimReport['stats'] = { writes: 0, deletes: 0, collected: 0, refused: 0, crashes: 0, splits: 0, tombstonesLeft: 0, ttlWrites: 0, expired: 0, partitionsSkipped: 0 };
   let faults = true;
   const nodes: GcNode[] = Array.from({ length: n }, (_, index) => ({
     index,
@@ -171,6 +178,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     book: new FloorBook(),
     nominated: new Map(),
     collector: new TombstoneCollector({ batchMax: 4, roundsMax: 2 }),
+    bounds: new TombstoneBounds(),
     boot: 0,
     inSync: new Map(),
   }));
@@ -228,7 +236,9 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     for (const [key, row] of node.rows) {
       if (!isExpired({ key: `${key}`, value: row.deleted ? null : new Uint8Array(0), version: { hlc: row.version, node: `${node.index}` }, ...(row.expiresAtMs === undefined ? {} : { expiresAtMs: row.expiresAtMs }) }, nowMs)) continue;
       stats.expired++;
-      node.rows.set(key, { version: canary === 'ttl-sweep-new-version' ? clock(node) : row.version, deleted: true });
+      const version = canary === 'ttl-sweep-new-version' ? clock(node) : row.version;
+      node.rows.set(key, { version, deleted: true });
+      node.bounds.noteTombstone(partitionOf(key), version);
     }
   }
 
@@ -294,8 +304,13 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     return row === undefined ? { kind: 'absent' } : { kind: row.deleted || row.expiresAtMs !== undefined ? 'tombstone' : 'value', version: row.version };
   }
 
-  /** A holder receives a row (delivery, sync, phase one). */
-  function apply(node: GcNode, key: number, row: Row): void {
+  /**
+   * A holder receives a row (delivery, sync, phase one, gossip), or its coordinator stores its
+   * own write (`local`, full mode). A tombstone stored is noted in the node's bounds, as the
+   * replica's commit does whatever the path (the canary notes only the node's own deletes and
+   * sweeps: a hook in the delete path instead of the commit).
+   */
+  function apply(node: GcNode, key: number, row: Row, via: 'local' | 'remote' = 'remote'): void {
     const current = node.rows.get(key);
     if (current !== undefined && current.version >= row.version) return;
     if (current === undefined && canary !== 'floor-not-enforced' && node.floors.refuseResurrection(partitionOf(key), row.version)) {
@@ -307,6 +322,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
       violate(`node ${node.index}: k${key} v${row.version} came back after it collected v${collected}`);
     }
     node.rows.set(key, { ...row });
+    if (row.deleted && !(canary === 'bounds-note-local-only' && via === 'remote')) node.bounds.noteTombstone(partitionOf(key), row.version);
   }
 
   function deliver(node: GcNode): void {
@@ -342,7 +358,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     if ((stampedTop.get(key)?.version ?? -1n) < version) stampedTop.set(key, row);
     if (full) {
       // Stored here, gossiped once (lossy, no retry); anti-entropy repairs what is lost.
-      apply(node, key, row);
+      apply(node, key, row, 'local');
       for (const peer of nodes) if (peer !== node) send(node, peer, () => apply(peer, key, row));
       return;
     }
@@ -388,7 +404,17 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     for (let p = 0; p < partitions; p++) {
       const holders = holderNames(p, node).map(Number);
       if (!pulled(p)) continue;
+      // Read the partition only if it may hold a tombstone below the watermark (the collector
+      // also for the tombstones other holders nominated), as the node's collector does.
+      const nominatedHere = [...node.nominated.keys()].some((key) => partitionOf(key) === p);
+      if (!nominatedHere && (watermark === undefined || !node.bounds.mayHoldBelow(p, watermark))) {
+        stats.partitionsSkipped++;
+        continue;
+      }
+      node.bounds.scanStarted(p);
       const mine = [...node.rows].filter(([key, row]) => row.deleted && partitionOf(key) === p).map(([key, row]) => ({ key: `${key}`, version: row.version }));
+      // Nothing is deleted while the read runs (phase two comes later): what it found stays.
+      node.bounds.scanFinished(p, true, mine.reduce((oldest, t) => (t.version < oldest ? t.version : oldest), noTombstone));
       if (holders[0] !== node.index) {
         // Not the collector: nominate the collectable tombstones it holds (one the collector
         // already collected, e.g. pulled by a new holder mid-phase-two, would stay forever).
@@ -476,6 +502,7 @@ export function runGcSimulation(options: GcSimOptions): GcSimReport {
     node.book = new FloorBook();
     node.inSync = new Map();
     node.collector = new TombstoneCollector({ batchMax: 4, roundsMax: 2 });
+    node.bounds = new TombstoneBounds();
     tick(node, node.boot);
   }
 
