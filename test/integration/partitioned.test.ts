@@ -159,8 +159,6 @@ describe('partitioned mode, K = 3', () => {
     }
   });
 
-  // todo until fixed: after these kills and restarts the cluster stays under-replicated with
-  // pulls pending (seen for 90 s).
   it('kill -9 of a new owner mid-pull and of an old owner mid-offload, both restarted: converges', async () => {
     const cluster = await startPartitioned(4);
     try {
