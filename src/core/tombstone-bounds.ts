@@ -70,7 +70,7 @@ export class TombstoneBounds {
     this.oldest[partition] = oldestLeft < during ? oldestLeft : during;
   }
 
-  /** Partitions whose bound is known (a complete scan was recorded): for status and tests. */
+  /** Partitions whose bound is known (a complete scan was recorded): for tests. */
   knownPartitions(): number {
     return this.oldest.filter((bound) => bound !== unknown).length;
   }
