@@ -506,19 +506,25 @@ export class LevelStore implements Store {
     for await (const [key, value] of this.live().h.iterator()) yield { key, value: plainView(value).slice() };
   }
 
-  /** Sum of the files in the directory (LevelDB keeps no subdirectories). */
+  /**
+   * Sum of the files in the directory (LevelDB keeps no subdirectories). The files are stat'ed
+   * all at once: one after another, each stat waited for an event-loop turn of its own, and
+   * while a catch-up applies (turns of 20-130 ms) a Status took 200-350 ms.
+   */
   async sizeBytes(): Promise<number> {
-    let total = 0;
-    for (const name of await readdir(this.location)) {
-      try {
-        const stats = await stat(path.join(this.location, name));
-        if (stats.isFile()) total += stats.size;
-      } catch (error) {
-        // Compaction may delete a file between readdir and stat.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-    }
-    return total;
+    const sizes = await Promise.all(
+      (await readdir(this.location)).map(async (name) => {
+        try {
+          const stats = await stat(path.join(this.location, name));
+          return stats.isFile() ? stats.size : 0;
+        } catch (error) {
+          // Compaction may delete a file between readdir and stat.
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+          return 0;
+        }
+      }),
+    );
+    return sizes.reduce((sum, size) => sum + size, 0);
   }
 
   private async openDb(): Promise<Layout> {
