@@ -395,9 +395,10 @@ export class ClusterNetwork {
     await this.layouts?.stop();
     if (this.gossip) {
       // Our members must hear the leave: with members up, wait (within the flush bound) until
-      // gossip knows a subscriber, or the leave would go to nobody.
+      // gossip can publish to each of them, or the leave would miss them.
       const leaving = (async () => {
-        if (this.membership.upPeerIds().length > 0) await this.gossip?.waitForSubscribers(leaveFlushMsMax);
+        const upPeerIds = this.membership.upPeerIds();
+        if (upPeerIds.length > 0) await this.gossip?.waitForSubscribers(upPeerIds, leaveFlushMsMax);
         await Promise.all(this.membership.leave().map((effect) => this.carryOut(effect, { force: true })));
         // publish() resolves once the leave is queued on each peer's stream, and gossip.stop()
         // closes those streams: give the queued bytes a moment to reach the sockets (as Serf's

@@ -358,15 +358,25 @@ export class Gossip {
   }
 
   /**
-   * Resolves once some peer subscribes to the topic (or after `deadlineMs`). A node stopped
-   * just after it connected may not have heard its peers' subscriptions yet, and a message
-   * published to no subscriber is dropped.
+   * Resolves once each of `peerIds` can be published to (or after `deadlineMs`): it subscribes
+   * to the topic and gossipsub's outbound stream to it is open. A node stopped just after it
+   * connected may not have heard its peers' subscriptions yet, or may have heard one before its
+   * own stream to that peer finished opening; gossipsub drops a message for a peer it has no
+   * open stream to (a leave lost that way showed the node 'unreachable' instead of 'left').
    */
-  async waitForSubscribers(deadlineMs: number): Promise<void> {
+  async waitForSubscribers(peerIds: readonly string[], deadlineMs: number): Promise<void> {
     const until = Date.now() + deadlineMs;
-    while (this.started && this.components.pubsub.getSubscribers(this.topic).length === 0 && Date.now() < until) {
+    while (this.started && !peerIds.every((peerId) => this.canPublishTo(peerId)) && Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  private canPublishTo(peerId: string): boolean {
+    const { pubsub } = this.components;
+    if (!pubsub.getSubscribers(this.topic).some((peer) => peer.toString() === peerId)) return false;
+    // The GossipSub class has the map; the interface does not declare it. Without it, subscribed is all we can know.
+    const outbound = (pubsub as unknown as { streamsOutbound?: ReadonlyMap<string, unknown> }).streamsOutbound;
+    return outbound === undefined || outbound.has(peerId);
   }
 
   /** Publish a signed layout envelope (partitioned mode). */
