@@ -118,14 +118,27 @@ describe('whole-partition transfer, K = 3', () => {
       const fromVictim = wanted.filter((key) => victimPartitions.has(partitionOfHash(keyHashText(key))));
       assert.ok(fromVictim.length > 0, 'the killed node was a source of the joiner');
       let missing = wanted.length;
-      await waitFor(
-        async () => {
-          const held = await versions(seventh!);
-          missing = wanted.filter((key) => !held.has(key)).length;
-          return missing === 0;
-        },
-        { deadlineMs: settleMs, intervalMs: 500, what: `the 7th node to hold every key it owns with a source down (${missing} missing)` },
-      );
+      try {
+        await waitFor(
+          async () => {
+            // The key count first (cheap); the scan only once it is there. A scan of the joiner's
+            // ~8k keys every poll took seconds of its CPU on a loaded machine, beside its pulls.
+            const count = Number((await seventh!.status()).keyCount);
+            if (count < wanted.length) {
+              missing = wanted.length - count;
+              return false;
+            }
+            const held = await versions(seventh!);
+            missing = wanted.filter((key) => !held.has(key)).length;
+            return missing === 0;
+          },
+          { deadlineMs: settleMs, intervalMs: 500, what: `the 7th node to hold every key it owns with a source down (of ${wanted.length})` },
+        );
+      } catch (error) {
+        // Why: the joiner's rebalance as its status and log tell it.
+        const s = await statusJson(seventh!).catch(() => undefined);
+        throw new Error(`${String(error)}; ${missing} still missing\nthe 7th's rebalance: ${JSON.stringify(s?.partitioned)}\n${seventh!.logTail(40)}`);
+      }
       console.log(`# kill landed while the joiner had pulls pending: ${midway}; it then received ${fromVictim.length} keys of the killed source's partitions from the others`);
 
       // The source comes back: every pull acknowledged, every key on exactly its owners, identical.
