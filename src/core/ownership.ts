@@ -108,6 +108,13 @@ export interface Ownership {
   settledSharedPartitions(nodeId: string): Uint8Array;
   /** What this node must still pull (only for layouts whose sync may start). */
   pulls(): PartitionPull[];
+  /**
+   * The nodes a change waits for before its sync may start: while several layouts are active
+   * and the newest one's sync may not start, its nodes that have not acknowledged it (sorted).
+   * A node that is up acknowledges soon; one that is down holds the change until it returns
+   * or an operator removes it (a newer layout without it), which the status's `blockedBy` tells.
+   */
+  awaitingAcks(): string[];
   /** This node now holds `partitions` of layout `version` (each pulled from all its sources). */
   pulled(version: number, partitions: Iterable<PartitionId>): void;
 }
@@ -213,6 +220,15 @@ export class LayoutOwnership implements Ownership {
       }
     }
     return pulls;
+  }
+
+  awaitingAcks(): string[] {
+    const active = this.history.active();
+    const newest = active[active.length - 1];
+    // One layout is no change. An older layout that waits counts for nothing once a newer one
+    // does not (a dead node removed by the newer one): only the newest layout's wait holds it.
+    if (active.length < 2 || newest === undefined || this.history.syncMayStart(newest.version)) return [];
+    return newest.nodes.filter((nodeId) => this.history.ackOf(newest.version, nodeId) === undefined).sort();
   }
 
   pulled(version: number, partitions: Iterable<PartitionId>): void {

@@ -31,7 +31,10 @@
  * leaving node, up, is waited for: it hands its partitions off). Any other source that is
  * not up, or whose sessions fail, blocks its partitions: it is logged once
  * (until it stops blocking) and shown in the status (`blockedBy`); an operator who knows it
- * is gone removes it (`ckv node remove`), which changes the layout and the sources.
+ * is gone removes it (`ckv node remove`), which changes the layout and the sources. So does a
+ * node of a new layout that is down and has not acknowledged it (`ownership.awaitingAcks`):
+ * no sync of that layout starts before every node of it knows it, so it holds the change on
+ * every node, also one with nothing to pull.
  *
  * Purge. After the pulls of a round, if the node holds rows of partitions it no longer holds
  * (`ownership.holds(p)` false: every layout that gave it p retired), for each group of such
@@ -210,6 +213,8 @@ export class PartitionSync {
     if (ownership === undefined) return 'idle';
     let pulls = ownership.pulls();
     const blocking = new Set<string>();
+    // A change whose sync may not start yet waits for its nodes' acks: one that is down blocks it.
+    for (const nodeId of ownership.awaitingAcks()) if (!this.components.isUp(nodeId)) blocking.add(nodeId);
     if (pulls.length === 0) {
       this.setBlocking(blocking);
       // During a change our pulls may not be listed yet (they wait until every node knows the
@@ -255,7 +260,7 @@ export class PartitionSync {
         for (let i = 0; i < partial.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: partial.slice(i, i + partitionsPerSessionMax), whole: false });
       }
       await this.runJobs(jobs, async (job) => {
-        if (blocking.has(job.source)) return; // failed already this round
+        if (blocking.has(job.source)) return; // failed already this round (or down and awaited)
         // A write that arrived since the partition was found empty makes the session descend
         // (counted partitions_pulled_descended): still correct, only slower.
         const got = await this.covering(job.source, job.partitions, job.whole);

@@ -123,19 +123,41 @@ describe('layout commands', () => {
     await refused(a, ['node', 'remove', c.nodeId], 4, /is up: a running node hands its data off itself/);
     await c.kill();
     await waitFor(async () => (await a.peers()).find((p) => p.peerId === c.peerId)?.state !== 'up', { deadlineMs: 20_000, what: 'A to see C down' });
+    // A change while C is down (v3, B's weight): no sync of it starts before every node of it
+    // knows it, so dead C holds it, and the status names C (on A and B, who have nothing of
+    // it to pull from C).
+    await layoutOf(a, 'weight', b.nodeId, '2');
+    assert.equal((await layoutOf(a, 'apply')).committedVersion, 3);
+    for (const node of [a, b]) {
+      let text = '';
+      await waitFor(
+        async () => {
+          text = (await runCli(['status'], { socket: node.socket })).stdout.toString('utf8');
+          return text.includes(`blocked by  ${c.nodeId} (not up: ckv node remove NODE if gone)`);
+        },
+        { deadlineMs: 20_000, what: `${node.name}'s status to name C as blocking layout v3` },
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\n${text}`);
+      });
+    }
     const removed = await runCli(['node', 'remove', c.peerId], { socket: a.socket });
     assert.equal(removed.code, 0, removed.stderr);
-    assert.match(removed.stdout.toString('utf8'), /removed .*: committed layout version 3/);
+    assert.match(removed.stdout.toString('utf8'), /removed .*: committed layout version 4/);
     const afterRemove = await layoutOf(a);
-    assert.equal(afterRemove.current?.version, 3);
+    assert.equal(afterRemove.current?.version, 4);
     assert.deepEqual(afterRemove.current?.members.map((m) => m.nodeId).sort(), [a.nodeId, b.nodeId].sort());
-    await waitVersion([a, b], 3);
+    await waitVersion([a, b], 4);
+    // Removed, C holds nothing back: the status stops naming it.
+    await waitFor(async () => !(await runCli(['status'], { socket: a.socket })).stdout.toString('utf8').includes('blocked by'), {
+      deadlineMs: 20_000,
+      what: "A's status to stop naming a blocking node once C is removed",
+    });
 
     // node leave: commits B's removal at once, then waits for the hand-off. The change that
     // removed dead C does not wait for C (a departed source that is down is skipped), so the
     // hand-off completes and B stops.
     const leaving = spawnCli(['node', 'leave'], { socket: b.socket });
-    await waitFor(() => /committed layout version 4/.test(leaving.stderrText()), { deadlineMs: 15_000, what: 'node leave to commit version 4' });
+    await waitFor(() => /committed layout version 5/.test(leaving.stderrText()), { deadlineMs: 15_000, what: 'node leave to commit version 5' });
     const left = await withDeadline(leaving.result, 90_000, 'node leave to finish').catch(async (error: unknown) => {
       throw new Error(`${String(error)}\nleave: ${leaving.stderrText()}\nA: ${JSON.stringify(await layoutOf(a))}\n${b.logTail(20)}`);
     });

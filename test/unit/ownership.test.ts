@@ -158,4 +158,34 @@ describe('ownership', () => {
     settle(histories);
     assert.deepEqual(bitmapPartitions(joiner.gaining(joiner.self)), []);
   });
+
+  it('awaitingAcks: a change waits for each node of the new layout to know it; a dead node holds it until a newer layout removes it', () => {
+    const nodes = ids(5);
+    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
+    for (const nodeId of nodes.slice(0, 4)) histories[0]!.stageAdd(nodeId);
+    histories[0]!.stageReplicas(3);
+    histories[0]!.commit();
+    settle(histories.slice(0, 4));
+    const views = histories.map((h) => new LayoutOwnership(h));
+    for (const view of views.slice(0, 4)) assert.deepEqual(view.awaitingAcks(), [], 'one layout: no change, nothing awaited');
+
+    // Node 4 joins (v2), but node 3 is down: it never hears v2.
+    const up = histories.filter((_, i) => i !== 3);
+    histories[4]!.receiveLayouts(histories[0]!.active());
+    histories[0]!.stageAdd(nodes[4]!);
+    histories[0]!.commit();
+    settle(up);
+    const joiner = views[4]!;
+    for (const i of [0, 1, 2, 4]) assert.deepEqual(views[i]!.awaitingAcks(), [nodes[3]!], `node ${i} waits for node 3 alone`);
+    assert.deepEqual(joiner.pulls(), [], 'no sync of v2 before every node of it knows it');
+
+    // An operator removes dead node 3 (v3): v2 still waits for it, but v3 does not, so nothing
+    // is awaited and the joiner pulls (for v3).
+    histories[0]!.stageRemove(nodes[3]!);
+    histories[0]!.commit();
+    settle(up);
+    for (const i of [0, 1, 2, 4]) assert.deepEqual(views[i]!.awaitingAcks(), [], `node ${i} awaits nobody once node 3 is removed`);
+    assert.ok(!histories[0]!.syncMayStart(2), 'v2 itself still waits');
+    assert.ok(joiner.pulls().length > 0 && joiner.pulls().every((pull) => pull.version === 3));
+  });
 });
