@@ -33,6 +33,17 @@ function syncEverything(histories: LayoutHistory[]): void {
   }
 }
 
+/** `total` nodes' histories, the first `members` of them in layout v1 with K = 3 (settled among them), and a view over each. */
+function clusterOf(total: number, members: number): { nodes: string[]; histories: LayoutHistory[]; views: LayoutOwnership[] } {
+  const nodes = ids(total);
+  const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
+  for (const nodeId of nodes.slice(0, members)) histories[0]!.stageAdd(nodeId);
+  histories[0]!.stageReplicas(3);
+  histories[0]!.commit();
+  settle(histories.slice(0, members));
+  return { nodes, histories, views: histories.map((h) => new LayoutOwnership(h)) };
+}
+
 describe('ownership', () => {
   it('acks needed: one, a majority, all; zero owners need none', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map((n) => acksNeeded('quorum', n)), [1, 2, 2, 3, 3]);
@@ -50,13 +61,7 @@ describe('ownership', () => {
   });
 
   it('K = 3 of 5: holds, shares and pulls follow the layouts; a joiner pulls only what it gains, from the old owners', () => {
-    const nodes = ids(6);
-    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
-    for (const nodeId of nodes.slice(0, 5)) histories[0]!.stageAdd(nodeId);
-    histories[0]!.stageReplicas(3);
-    histories[0]!.commit();
-    settle(histories.slice(0, 5));
-    const views = histories.map((h) => new LayoutOwnership(h));
+    const { nodes, histories, views } = clusterOf(6, 5);
     const a = views[0]!;
     assert.ok(a.ready());
     let held = 0;
@@ -115,13 +120,7 @@ describe('ownership', () => {
   });
 
   it('gaining: a joiner gains exactly what it pulls until it acks; periodic sessions leave those partitions alone on both sides', () => {
-    const nodes = ids(6);
-    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
-    for (const nodeId of nodes.slice(0, 5)) histories[0]!.stageAdd(nodeId);
-    histories[0]!.stageReplicas(3);
-    histories[0]!.commit();
-    settle(histories.slice(0, 5));
-    const views = histories.map((h) => new LayoutOwnership(h));
+    const { nodes, histories, views } = clusterOf(6, 5);
     // One layout: nobody gains anything, settled sharing is sharing.
     for (const view of views.slice(0, 5)) assert.deepEqual(bitmapPartitions(view.gaining(view.self)), []);
     assert.deepEqual(views[0]!.settledSharedPartitions(nodes[1]!), views[0]!.sharedPartitions(nodes[1]!));
@@ -160,13 +159,7 @@ describe('ownership', () => {
   });
 
   it('awaitingAcks: a change waits for each node of the new layout to know it; a dead node holds it until a newer layout removes it', () => {
-    const nodes = ids(5);
-    const histories = nodes.map((self) => new LayoutHistory({ self, placement }));
-    for (const nodeId of nodes.slice(0, 4)) histories[0]!.stageAdd(nodeId);
-    histories[0]!.stageReplicas(3);
-    histories[0]!.commit();
-    settle(histories.slice(0, 4));
-    const views = histories.map((h) => new LayoutOwnership(h));
+    const { nodes, histories, views } = clusterOf(5, 4);
     for (const view of views.slice(0, 4)) assert.deepEqual(view.awaitingAcks(), [], 'one layout: no change, nothing awaited');
 
     // Node 4 joins (v2), but node 3 is down: it never hears v2.
