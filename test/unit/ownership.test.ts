@@ -180,5 +180,8 @@ describe('ownership', () => {
     for (const i of [0, 1, 2, 4]) assert.deepEqual(views[i]!.awaitingAcks(), [], `node ${i} awaits nobody once node 3 is removed`);
     assert.ok(!histories[0]!.syncMayStart(2), 'v2 itself still waits');
     assert.ok(joiner.pulls().length > 0 && joiner.pulls().every((pull) => pull.version === 3));
+    // Once v3 is synced it retires v1 and v2 with it (v2 never started its sync): v3 alone is left.
+    syncEverything(up);
+    for (const i of [0, 1, 2, 4]) assert.deepEqual(histories[i]!.active().map((layout) => layout.version), [3]);
   });
 });
