@@ -22,6 +22,7 @@
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { printSeries, runMain, timeCalls } from './lib/ab.js';
 import { quantile } from './lib/stats.js';
 
 const usage = 'usage: node dist/bench/ack-ab.js DIR_A DIR_B [--blocks N] [--no-convergence] [--no-throughput]';
@@ -81,18 +82,7 @@ async function convergedRate(side: Side, writes: number, write: (client: Client)
   return (writes / (performance.now() - t0)) * 1000;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
-
-async function timed(count: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
-  const ms: number[] = [];
-  for (let i = 0; i < count; i++) {
-    await sleep(gapMs);
-    const t0 = performance.now();
-    await call(i);
-    ms.push(performance.now() - t0);
-  }
-  return ms;
-}
+const timed = (count: number, call: (i: number) => Promise<unknown>): Promise<number[]> => timeCalls(count, gapMs, call);
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -140,20 +130,7 @@ async function main(): Promise<void> {
   } finally {
     for (const side of sides) await side.cluster.stop();
   }
-  for (const name of sides[0]!.series.keys()) {
-    const cells = sides.map((side) => {
-      const values = side.series.get(name) ?? [];
-      return `${side.name.split(' ')[0]} p50 ${quantile(values, 0.5).toFixed(3)} p90 ${quantile(values, 0.9).toFixed(3)} (${values.length})`;
-    });
-    console.log(`${name.padEnd(30)} ${cells.join(' | ')}`);
-  }
-  for (const side of sides) console.log(side.name);
+  printSeries(sides, 30, (values) => `p50 ${quantile(values, 0.5).toFixed(3)} p90 ${quantile(values, 0.9).toFixed(3)} (${values.length})`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  },
-);
+runMain(main);

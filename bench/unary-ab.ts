@@ -16,6 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { printSeries, runMain } from './lib/ab.js';
 import { processCpuMs } from './lib/cpu-load.js';
 import { quantile } from './lib/stats.js';
 
@@ -92,20 +93,7 @@ async function main(): Promise<void> {
   } finally {
     for (const side of sides) await side.cluster.stop();
   }
-  for (const name of sides[0]!.series.keys()) {
-    const cells = sides.map((side) => {
-      const values = side.series.get(name) ?? [];
-      return `${side.name.split(' ')[0]} ${quantile(values, 0.5).toFixed(4)} [${values.map((v) => v.toFixed(3)).join(' ')}]`;
-    });
-    console.log(`${name.padEnd(26)} ${cells.join(' | ')}`);
-  }
-  for (const side of sides) console.log(side.name);
+  printSeries(sides, 26, (values) => `${quantile(values, 0.5).toFixed(4)} [${values.map((v) => v.toFixed(3)).join(' ')}]`);
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -16,6 +16,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { counter, putMany, sleep, type NodeProcess } from '../../harness/index.js';
+import { timeCalls } from '../lib/ab.js';
 import { startCluster } from '../lib/cluster.js';
 import { Http2Floor } from '../lib/http2-floor.js';
 import { median, quantile } from '../lib/stats.js';
@@ -45,18 +46,6 @@ async function syncOnce(initiator: NodeProcess, peer: NodeProcess): Promise<Sess
     };
   }
   return undefined;
-}
-
-/** Milliseconds of `count` calls of `call`, one at a time, `gapMs` apart. */
-async function timeCalls(count: number, gapMs: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
-  const ms: number[] = [];
-  for (let i = 0; i < count; i++) {
-    await sleep(gapMs);
-    const t0 = performance.now();
-    await call(i);
-    ms.push(performance.now() - t0);
-  }
-  return ms;
 }
 
 function sessionsOf(status: { counters: Record<string, string> }): number {
