@@ -17,16 +17,29 @@
  *   u8 format (snapshotFormat) | u8 depth | u32 entries | u32 tombstones | u64 entryHlcMax
  *   | fanout^depth leaf digests (32 bytes each) | fanout^depth leaf counts (u32 each)
  *   | u8 filter layers | per layer: u32 words, u32 count, words (u32 each)
+ *   | format 2 only: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
+ *     (0 unknown, 1 no tombstone, 2 the u64 that follows), u64 HLC (0 unless kind 2)
  *   | SHA-256 of everything before (32 bytes)
+ * Format 1 (no bounds) is still read: its bounds are unknown, as they were when it was saved.
  */
 import { hash } from 'node:crypto';
 import type { Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { merkleDepthMax, merkleFanout, snapshotFilterLayersMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
+import { partitionCount } from './placement.js';
+import { noTombstone, unknownBound } from './tombstone-bounds.js';
 
-/** Only append new formats (a new value): an old one is still recognised and refused, not misread. */
-export const snapshotFormat = 1;
+/**
+ * The format saved. Only append new formats (a new value): an old one is still recognised,
+ * and read or refused, never misread. 1: no tombstone bounds. 2: with them.
+ */
+export const snapshotFormat = 2;
+const formatWithoutBounds = 1;
+/** Bytes of one partition's tombstone bound: the kind and the HLC. */
+const boundBytes = 1 + 8;
+/** Kinds of a saved bound. Only append: the values are part of the saved format. */
+const boundKind = { unknown: 0, none: 1, hlc: 2 } as const;
 
 const digestBytes = 32;
 const headerBytes = 1 + 1 + 4 + 4 + 8;
@@ -37,6 +50,8 @@ export interface ReplicaState {
   readonly tombstones: number;
   /** The greatest HLC of any stored entry (0n if none): the clock resumes above it. */
   readonly entryHlcMax: Hlc;
+  /** Per partition, the oldest tombstone it may hold (TombstoneBounds); undefined: not known. */
+  readonly tombstoneBounds?: readonly Hlc[];
 }
 
 /** Why a saved snapshot was not used. */
@@ -47,7 +62,7 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
   const layers = state.keys.layerStates();
   let total = headerBytes + digests.byteLength + 4 * counts.length + 1;
   for (const layer of layers) total += 8 + 4 * layer.words.length;
-  total += digestBytes;
+  total += partitionCount * boundBytes + digestBytes;
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
   let at = 0;
@@ -67,6 +82,15 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
     at += 8;
     for (let i = 0; i < layer.words.length; i++, at += 4) view.setUint32(at, layer.words[i]!);
   }
+  for (let p = 0; p < partitionCount; p++, at += boundBytes) {
+    const bound = state.tombstoneBounds?.[p] ?? unknownBound;
+    if (bound === unknownBound) out[at] = boundKind.unknown;
+    else if (bound === noTombstone) out[at] = boundKind.none;
+    else {
+      out[at] = boundKind.hlc;
+      view.setBigUint64(at + 1, bound);
+    }
+  }
   out.set(hash('sha256', out.subarray(0, at), 'buffer'), at);
   return out;
 }
@@ -74,7 +98,8 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
 /** The state a snapshot holds, or why it cannot be trusted for a tree of `depth`. */
 export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: ReplicaState } | { rejected: SnapshotRejection } {
   if (bytes.byteLength < headerBytes + digestBytes) return { rejected: 'corrupt' };
-  if (bytes[0] !== snapshotFormat) return { rejected: 'format' };
+  const format = bytes[0];
+  if (format !== snapshotFormat && format !== formatWithoutBounds) return { rejected: 'format' };
   const body = bytes.subarray(0, bytes.byteLength - digestBytes);
   const sum = hash('sha256', body, 'buffer');
   if (Buffer.compare(sum, bytes.subarray(body.byteLength)) !== 0) return { rejected: 'corrupt' };
@@ -107,9 +132,23 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
     for (let i = 0; i < wordCount; i++, at += 4) words[i] = view.getUint32(at);
     layers.push({ words, count });
   }
+  let tombstoneBounds: Hlc[] | undefined;
+  if (format === snapshotFormat) {
+    if (body.byteLength !== at + partitionCount * boundBytes) return { rejected: 'corrupt' };
+    tombstoneBounds = [];
+    for (let p = 0; p < partitionCount; p++, at += boundBytes) {
+      const kind = body[at]!;
+      const hlc = view.getBigUint64(at + 1);
+      if (kind === boundKind.unknown && hlc === 0n) tombstoneBounds.push(unknownBound);
+      else if (kind === boundKind.none && hlc === 0n) tombstoneBounds.push(noTombstone);
+      else if (kind === boundKind.hlc && hlc !== 0n) tombstoneBounds.push(hlc);
+      else return { rejected: 'corrupt' };
+    }
+  }
   if (at !== body.byteLength) return { rejected: 'corrupt' };
   const keys = KeyFilter.fromLayers(layers);
   // Every stored key is in the filter: a filter that took fewer keys than there are entries lost some.
   if (keys === undefined || layers.reduce((sum, layer) => sum + layer.count, 0) < entries) return { rejected: 'corrupt' };
-  return { state: { tree: MerkleTree.fromLeaves(depth, digests, counts), keys, tombstones, entryHlcMax } };
+  const tree = MerkleTree.fromLeaves(depth, digests, counts);
+  return { state: tombstoneBounds === undefined ? { tree, keys, tombstones, entryHlcMax } : { tree, keys, tombstones, entryHlcMax, tombstoneBounds } };
 }

@@ -58,13 +58,13 @@ import { expiredTombstone, isExpired, stampedEntry, visibleAt } from './ttl.js';
 import { KeyFilter } from './key-filter.js';
 import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
 import { MerkleTree } from './merkle.js';
-import { partitionHexDigits, partitionOfHash, type PartitionId } from './placement.js';
+import { partitionCount, partitionHexDigits, partitionOfHash, type PartitionId } from './placement.js';
 import type { Rng, WallClockMs } from './ports.js';
 import { epochBytes, type SyncPosition } from './sync-frames.js';
 import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
 import type { Store } from './store.js';
-import { TombstoneBounds } from './tombstone-bounds.js';
+import { noTombstone, TombstoneBounds } from './tombstone-bounds.js';
 import type { SyncContext, SyncResult } from './sync-session.js';
 
 /** Meta rows the replica owns. */
@@ -282,9 +282,10 @@ export class Replica {
   private tombstones = 0;
   /**
    * Which partitions may hold a tombstone older than a given HLC (tombstone GC reads only
-   * those): every tombstone made durable is noted by persist(); nothing is known at open.
+   * those): known at open (the scan's, or the snapshot's), then every tombstone made durable
+   * is noted by persist().
    */
-  readonly tombstoneBounds = new TombstoneBounds();
+  readonly tombstoneBounds: TombstoneBounds;
   /** Keys the store may hold: a write of any other key skips the store read. */
   private readonly keys: KeyFilter;
   /** The greatest HLC of any stored entry: saved in the snapshot, so a start from it resumes the clock as a scan would. */
@@ -325,6 +326,7 @@ export class Replica {
     this.refuseWhenClockAhead = options.refuseWhenClockAhead ?? true;
     this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = state.tree;
+    this.tombstoneBounds = new TombstoneBounds(state.tombstoneBounds);
     this.clock = clock;
     this.tombstones = state.tombstones;
     this.keys = state.keys;
@@ -384,20 +386,25 @@ export class Replica {
     return epoch;
   }
 
-  /** The tree, key filter, tombstones and greatest stamp of every stored entry, in one scan. */
+  /** The tree, key filter, tombstones (and each partition's oldest) and greatest stamp of every stored entry, in one scan. */
   private static async scanState(store: Store, depth: number): Promise<ReplicaState> {
     const tree = new MerkleTree(depth);
     const keys = new KeyFilter();
     let tombstones = 0;
     let entryHlcMax: Hlc = 0n;
+    const tombstoneBounds = new Array<Hlc>(partitionCount).fill(noTombstone);
     for await (const entry of store.scanHash('')) {
       const hash = keyHashText(entry.key);
       tree.updateText(hash, undefined, entryDigestText(entry.key, entry.version));
       keys.add(hash);
-      if (entry.value === null) tombstones++;
+      if (entry.value === null) {
+        tombstones++;
+        const partition = partitionOfHash(hash);
+        if (entry.version.hlc < tombstoneBounds[partition]!) tombstoneBounds[partition] = entry.version.hlc;
+      }
       if (entry.version.hlc > entryHlcMax) entryHlcMax = entry.version.hlc;
     }
-    return { tree, keys, tombstones, entryHlcMax };
+    return { tree, keys, tombstones, entryHlcMax, tombstoneBounds };
   }
 
   /**
@@ -406,7 +413,13 @@ export class Replica {
    */
   async saveSnapshot(): Promise<void> {
     assert(this.closed && this.flushing === undefined, 'saveSnapshot after close(): no write may follow it');
-    const bytes = encodeSnapshot({ tree: this.tree, keys: this.keys, tombstones: this.tombstones, entryHlcMax: this.entryHlcMax });
+    const bytes = encodeSnapshot({
+      tree: this.tree,
+      keys: this.keys,
+      tombstones: this.tombstones,
+      entryHlcMax: this.entryHlcMax,
+      tombstoneBounds: this.tombstoneBounds.bounds(),
+    });
     await this.store.saveSnapshot(bytes);
   }
 

@@ -8,8 +8,11 @@
  * with the data (docs/measurements.md, "tombstone GC reads only what it can collect").
  *
  * Per partition, a lower bound on the HLC of the oldest tombstone it may hold:
- * - unknown (0: anything) until a scan of the whole partition has been recorded: after a
- *   start nothing is known, so the first run reads each partition once;
+ * - unknown (0: anything) until a scan of the whole partition has been recorded, or the
+ *   replica's open knew it: an open that scans the store sees every tombstone, and a clean
+ *   stop saves the bounds in its snapshot (replica-snapshot.ts, format 2), so a start knows
+ *   them either way; only a snapshot of format 1 (before this) leaves them unknown, and then
+ *   the first run reads each partition once;
  * - every tombstone the replica makes durable lowers it (`noteTombstone`, from the commit that
  *   writes it: local deletes, remote writes, sync, deliveries, phase one, TTL sweeps all end
  *   there);
@@ -31,13 +34,27 @@ import { partitionCount, type PartitionId } from './placement.js';
 /** Above every HLC (they are 64-bit): "this partition holds no tombstone". */
 export const noTombstone: Hlc = 1n << 64n;
 /** The bound of a partition no complete scan has been recorded for: it may hold anything. */
-const unknown: Hlc = 0n;
+export const unknownBound: Hlc = 0n;
 
 export class TombstoneBounds {
   /** Per partition: no tombstone it holds is older than this. */
-  private readonly oldest: Hlc[] = new Array<Hlc>(partitionCount).fill(unknown);
+  private readonly oldest: Hlc[];
   /** Per partition scan in progress: the oldest tombstone noted since it began. */
   private readonly notedDuringScan = new Map<PartitionId, Hlc>();
+
+  /**
+   * `known`: a bound per partition that holds for the store as it is now (from a scan of every
+   * entry, or a snapshot the store vouches for); without it nothing is known.
+   */
+  constructor(known?: readonly Hlc[]) {
+    assert(known === undefined || known.length === partitionCount, `${partitionCount} bounds, not ${known?.length}`);
+    this.oldest = known === undefined ? new Array<Hlc>(partitionCount).fill(unknownBound) : [...known];
+  }
+
+  /** Every partition's bound (unknown partitions: 0n), to save with a snapshot. */
+  bounds(): Hlc[] {
+    return [...this.oldest];
+  }
 
   /** A tombstone at `hlc` was made durable in `partition`. */
   noteTombstone(partition: PartitionId, hlc: Hlc): void {
@@ -72,6 +89,6 @@ export class TombstoneBounds {
 
   /** Partitions whose bound is known (a complete scan was recorded): for tests. */
   knownPartitions(): number {
-    return this.oldest.filter((bound) => bound !== unknown).length;
+    return this.oldest.filter((bound) => bound !== unknownBound).length;
   }
 }

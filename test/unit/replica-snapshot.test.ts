@@ -7,6 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,9 +16,11 @@ import { hlcPack } from '../../src/core/hlc.js';
 import { KeyFilter } from '../../src/core/key-filter.js';
 import { merkleFanout } from '../../src/core/limits.js';
 import { MerkleTree } from '../../src/core/merkle.js';
+import { partitionCount, partitionOfHash } from '../../src/core/placement.js';
 import { Replica } from '../../src/core/replica.js';
 import { decodeSnapshot, encodeSnapshot, snapshotFormat } from '../../src/core/replica-snapshot.js';
 import type { Store } from '../../src/core/store.js';
+import { noTombstone, unknownBound } from '../../src/core/tombstone-bounds.js';
 import { LevelStore } from '../../src/store/level-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { value } from '../helpers/replicas.js';
@@ -52,6 +55,18 @@ async function assertSameAsScan(replica: Replica, store: Store): Promise<void> {
   assert.equal(replica.tombstoneCount, reference.tombstoneCount);
   assert.equal(replica.entryCount, reference.entryCount);
   assert.equal(replica.hlcLast, reference.hlcLast);
+  // The scan's tombstone bounds are exact: each partition's oldest tombstone, or none.
+  const oldest = new Array<bigint>(partitionCount).fill(noTombstone);
+  for await (const entry of store.scanHash('')) {
+    const partition = partitionOfHash(keyHashText(entry.key));
+    if (entry.value === null && entry.version.hlc < oldest[partition]!) oldest[partition] = entry.version.hlc;
+  }
+  assert.deepStrictEqual(reference.tombstoneBounds.bounds(), oldest);
+  // The replica's (from a snapshot, then noted writes) are known everywhere and never above
+  // the truth: a tombstone overwritten since may leave one lower, which only costs a read.
+  assert.equal(replica.tombstoneBounds.knownPartitions(), partitionCount);
+  const bounds = replica.tombstoneBounds.bounds();
+  for (let p = 0; p < partitionCount; p++) assert.ok(bounds[p]! <= oldest[p]!, `partition ${p}: bound ${bounds[p]} above its oldest tombstone ${oldest[p]}`);
 }
 
 /** Local puts and deletes, remote entries (some stamped ahead of the local clock), overwrites. */
@@ -275,6 +290,40 @@ describe('snapshot encoding', () => {
     }
     assert.deepStrictEqual(decodeSnapshot(bytes.subarray(0, 10), 2), { rejected: 'corrupt' });
     assert.deepStrictEqual(decodeSnapshot(bytes.subarray(0, bytes.length - 4), 2), { rejected: 'corrupt' });
+  });
+
+  it('round-trips the tombstone bounds: unknown, none and an HLC per partition', () => {
+    const tombstoneBounds = Array.from({ length: partitionCount }, (_, p) => (p % 3 === 0 ? unknownBound : p % 3 === 1 ? noTombstone : BigInt(p) << 20n));
+    const decoded = decodeSnapshot(encodeSnapshot({ ...state(100), tombstoneBounds }), 2);
+    assert.ok('state' in decoded);
+    assert.deepStrictEqual(decoded.state.tombstoneBounds, tombstoneBounds);
+    // Saved without bounds: every one unknown.
+    const without = decodeSnapshot(encodeSnapshot(state(100)), 2);
+    assert.ok('state' in without);
+    assert.deepStrictEqual(without.state.tombstoneBounds, new Array(partitionCount).fill(unknownBound));
+  });
+
+  it('reads a format-1 snapshot (saved before the bounds): the bounds stay unknown', () => {
+    const current = encodeSnapshot(state(200));
+    const boundsBytes = partitionCount * 9;
+    const body = Buffer.from(current.subarray(0, current.length - 32 - boundsBytes));
+    body[0] = 1;
+    const formatOne = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+    const decoded = decodeSnapshot(formatOne, 2);
+    assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
+    assert.equal(decoded.state.tombstoneBounds, undefined);
+    assertSameTree(decoded.state.tree, state(200).tree);
+  });
+
+  it('refuses a bound of an unknown kind, or an HLC with a kind that has none, even with a good checksum', () => {
+    const current = encodeSnapshot(state(10));
+    const boundsAt = current.length - 32 - partitionCount * 9;
+    for (const [at, byte] of [[boundsAt, 7], [boundsAt + 8, 1]] as const) {
+      const body = Buffer.from(current.subarray(0, current.length - 32));
+      body[at] = byte;
+      const resealed = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+      assert.deepStrictEqual(decodeSnapshot(resealed, 2), { rejected: 'corrupt' }, `byte ${at} = ${byte}`);
+    }
   });
 
   it('MerkleTree.fromLeaves equals the tree built by updates', () => {

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyHashText, type Entry } from '../../src/core/entry.js';
-import { partitionOfHash } from '../../src/core/placement.js';
+import { partitionCount, partitionOfHash } from '../../src/core/placement.js';
 import { Replica } from '../../src/core/replica.js';
 import { TombstoneBounds, noTombstone } from '../../src/core/tombstone-bounds.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -21,6 +21,21 @@ describe('TombstoneBounds', () => {
     const bounds = new TombstoneBounds();
     assert.equal(bounds.knownPartitions(), 0);
     for (const p of [0, 17, 255]) assert.equal(bounds.mayHoldBelow(p, 1n), true);
+  });
+
+  it('starts from bounds known at open (a scan of the store, a snapshot): skips what they allow, and hands out copies', () => {
+    const known = new Array<bigint>(partitionCount).fill(noTombstone);
+    known[7] = 100n;
+    const bounds = new TombstoneBounds(known);
+    known[8] = 1n; // the caller's array is not kept
+    assert.equal(bounds.knownPartitions(), partitionCount);
+    assert.equal(bounds.mayHoldBelow(7, 100n), false);
+    assert.equal(bounds.mayHoldBelow(7, 101n), true);
+    assert.equal(bounds.mayHoldBelow(8, 1n << 62n), false);
+    const saved = bounds.bounds();
+    saved[9] = 1n;
+    assert.equal(bounds.mayHoldBelow(9, 2n), false, 'bounds() is a copy');
+    assert.throws(() => new TombstoneBounds([1n]), /256 bounds/);
   });
 
   it('a complete read with nothing left skips the partition until a tombstone is stored there', () => {
