@@ -59,6 +59,14 @@ function before(a: SimEvent, b: SimEvent): boolean {
   return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
 }
 
+/** What every simulator's run reports: its seed, whether every invariant held, what broke, and its own counts. */
+export interface RunReport<Stats> {
+  seed: number;
+  ok: boolean;
+  violations: string[];
+  stats: Stats;
+}
+
 /** The violations a run found, each stamped with the simulated time; the first `max` are kept (a broken run finds many). */
 export function violationLog(queue: EventQueue, max = 50): { violations: string[]; violate: (text: string) => void } {
   const violations: string[] = [];

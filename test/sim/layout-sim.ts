@@ -54,7 +54,7 @@ import { LayoutChangeError, encodeLayoutMessage, partitionBitmap, type ClusterLa
 import { LayoutHistory, type LayoutHistorySnapshot, type LayoutOutcome } from '../../src/core/layout-history.js';
 import { eligibleNodes, ownerCountOf, partitionCount, type PartitionId, type Placement } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
-import { EventQueue, violationLog } from './event-queue.js';
+import { EventQueue, violationLog, type RunReport } from './event-queue.js';
 import { ModuloPlacement, coordinatorOf, decodeOnce, fanout, gossip, keyOf, layoutsMessage, ownAcksEncoded, type GossipNet } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
@@ -76,33 +76,31 @@ export interface LayoutSimOptions {
   trace?: (line: string) => void;
 }
 
-export interface LayoutSimReport {
-  seed: number;
+export interface LayoutSimReport extends RunReport<LayoutSimStats> {
   nodes: number;
-  ok: boolean;
-  violations: string[];
-  stats: {
-    commits: number;
-    conflicts: number;
-    joins: number;
-    leaves: number;
-    removes: number;
-    crashes: number;
-    partitions: number;
-    /** Times the operator changed K (the coordinator commits it). */
-    replicaChanges: number;
-    messages: number;
-    dropped: number;
-    forged: number;
-    refusedAcks: number;
-    malformed: number;
-    retirements: number;
-    joinsChecked: number;
-    joinMoved: number;
-    joinIdeal: number;
-    finalVersion: number;
-    simulatedMs: number;
-  };
+}
+
+export interface LayoutSimStats {
+  commits: number;
+  conflicts: number;
+  joins: number;
+  leaves: number;
+  removes: number;
+  crashes: number;
+  partitions: number;
+  /** Times the operator changed K (the coordinator commits it). */
+  replicaChanges: number;
+  messages: number;
+  dropped: number;
+  forged: number;
+  refusedAcks: number;
+  malformed: number;
+  retirements: number;
+  joinsChecked: number;
+  joinMoved: number;
+  joinIdeal: number;
+  finalVersion: number;
+  simulatedMs: number;
 }
 
 type Status = 'absent' | 'up' | 'crashed' | 'dead' | 'gone';

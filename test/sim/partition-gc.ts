@@ -72,7 +72,7 @@ import { isExpired } from '../../src/core/ttl.js';
 import type { Hlc } from '../../src/core/hlc.js';
 import { TombstoneBounds, noTombstone } from '../../src/core/tombstone-bounds.js';
 import { CollectedFloors, TombstoneCollector, type DeleteIfUnchanged, type RowState, type TombstoneRef } from '../../src/core/tombstone-gc.js';
-import { EventQueue, violationLog } from './event-queue.js';
+import { EventQueue, violationLog, type RunReport } from './event-queue.js';
 import { Prng } from './prng.js';
 
 export type GcCanary =
@@ -104,12 +104,7 @@ export interface GcSimOptions {
   mode?: 'partitioned' | 'full';
 }
 
-export interface GcSimReport {
-  seed: number;
-  ok: boolean;
-  violations: string[];
-  stats: { writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number; ttlWrites: number; expired: number; partitionsSkipped: number };
-}
+export type GcSimReport = RunReport<{ writes: number; deletes: number; collected: number; refused: number; crashes: number; splits: number; tombstonesLeft: number; ttlWrites: number; expired: number; partitionsSkipped: number }>;
 
 interface Row {
   version: Hlc;

@@ -23,7 +23,7 @@ import type { PartitionId } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/core/store.js';
-import { EventQueue, violationLog } from './event-queue.js';
+import { EventQueue, violationLog, type RunReport } from './event-queue.js';
 import { ModuloPlacement } from './layout-gossip.js';
 import { Prng } from './prng.js';
 
@@ -60,31 +60,29 @@ export interface PartitionSimOptions {
   trace?: (line: string) => void;
 }
 
-export interface PartitionSimReport {
-  seed: number;
+export interface PartitionSimReport extends RunReport<PartitionSimStats> {
   nodes: number;
-  ok: boolean;
-  violations: string[];
-  stats: {
-    commits: number;
-    joins: number;
-    leaves: number;
-    deaths: number;
-    crashes: number;
-    partitions: number;
-    writes: number;
-    acknowledgedWrites: number;
-    reads: number;
-    sessions: number;
-    sessionsFailed: number;
-    pulled: number;
-    retirements: number;
-    purges: number;
-    purgedRows: number;
-    finalVersion: number;
-    entries: number;
-    simulatedMs: number;
-  };
+}
+
+export interface PartitionSimStats {
+  commits: number;
+  joins: number;
+  leaves: number;
+  deaths: number;
+  crashes: number;
+  partitions: number;
+  writes: number;
+  acknowledgedWrites: number;
+  reads: number;
+  sessions: number;
+  sessionsFailed: number;
+  pulled: number;
+  retirements: number;
+  purges: number;
+  purgedRows: number;
+  finalVersion: number;
+  entries: number;
+  simulatedMs: number;
 }
 
 export type Status = 'absent' | 'up' | 'crashed' | 'dead' | 'gone';

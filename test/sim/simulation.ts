@@ -55,7 +55,7 @@ import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../../src/core/store.js';
-import { EventQueue } from './event-queue.js';
+import { EventQueue, type RunReport } from './event-queue.js';
 import { Prng } from './prng.js';
 
 export interface SimOptions {
@@ -77,30 +77,28 @@ export interface SimOptions {
   dropLastDeltaEntry?: boolean;
 }
 
-export interface SimReport {
-  seed: number;
+export interface SimReport extends RunReport<SimStats> {
   nodes: number;
   depth: number;
-  ok: boolean;
-  violations: string[];
-  stats: {
-    acknowledgedWrites: number;
-    sessions: number;
-    sessionsFailed: number;
-    crashes: number;
-    stops: number;
-    /** Starts whose tree came from the snapshot of a clean stop (each checked against a scan). */
-    snapshotStarts: number;
-    partitions: number;
-    gossipDelivered: number;
-    memberMessages: number;
-    clockDriftRejections: number;
-    simulatedMs: number;
-    entries: number;
-    /** Sessions that received a delta, and delta checks (invariant 7) run. */
-    deltaSessions: number;
-    watermarksRecorded: number;
-  };
+}
+
+export interface SimStats {
+  acknowledgedWrites: number;
+  sessions: number;
+  sessionsFailed: number;
+  crashes: number;
+  stops: number;
+  /** Starts whose tree came from the snapshot of a clean stop (each checked against a scan). */
+  snapshotStarts: number;
+  partitions: number;
+  gossipDelivered: number;
+  memberMessages: number;
+  clockDriftRejections: number;
+  simulatedMs: number;
+  entries: number;
+  /** Sessions that received a delta, and delta checks (invariant 7) run. */
+  deltaSessions: number;
+  watermarksRecorded: number;
 }
 
 const epochMs = 1_700_000_000_000;
