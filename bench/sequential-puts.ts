@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { cleanupNow, exitOnSignals, sleep } from '../harness/index.js';
 import { startCluster } from './lib/cluster.js';
+import { processCpuMs } from './lib/cpu-load.js';
 import { quantile } from './lib/stats.js';
 
 const { values } = parseArgs({
@@ -46,12 +47,6 @@ function threadCpuMs(pid: number): Map<string, [number, number]> {
     threads.set(`${tid === String(pid) ? 'main' : tid} ${name}`, [Number(fields[11]) * ticksMs, Number(fields[12]) * ticksMs]);
   }
   return threads;
-}
-
-function processCpuMs(pid: number): number {
-  let sum = 0;
-  for (const [user, system] of threadCpuMs(pid).values()) sum += user + system;
-  return sum;
 }
 
 exitOnSignals('sequential-puts');

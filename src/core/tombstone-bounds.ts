@@ -87,7 +87,7 @@ export class TombstoneBounds {
     this.oldest[partition] = oldestLeft < during ? oldestLeft : during;
   }
 
-  /** Partitions whose bound is known (a complete scan was recorded): for tests. */
+  /** Partitions whose bound is known (from the open, or a complete scan since): for tests. */
   knownPartitions(): number {
     return this.oldest.filter((bound) => bound !== unknownBound).length;
   }
