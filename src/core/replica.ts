@@ -140,6 +140,8 @@ export interface ReplicaOptions {
   rng?: Rng;
   /** Only the simulator's delta canary sets this (SyncContext.dropLastDeltaEntry). */
   dropLastDeltaEntry?: boolean;
+  /** Only the simulator's bounds canary sets this: the open claims no partition holds a tombstone (a wrong bound). */
+  claimNoTombstonesAtOpen?: boolean;
   /**
    * Tombstone GC (src/node/gc-holder.ts): whether a remote entry of a key this replica does not
    * hold must be refused because its version is at or below the collected floor of its
@@ -326,7 +328,7 @@ export class Replica {
     this.refuseWhenClockAhead = options.refuseWhenClockAhead ?? true;
     this.remoteQueueEntriesMax = options.remoteQueueEntriesMax ?? remoteQueueEntriesMax;
     this.tree = state.tree;
-    this.tombstoneBounds = new TombstoneBounds(state.tombstoneBounds);
+    this.tombstoneBounds = new TombstoneBounds(options.claimNoTombstonesAtOpen ? new Array<Hlc>(partitionCount).fill(noTombstone) : state.tombstoneBounds);
     this.clock = clock;
     this.tombstones = state.tombstones;
     this.keys = state.keys;

@@ -81,6 +81,14 @@ describe('deterministic simulation', () => {
     assert.match(caught.violations.join('\n'), /merged a delta from node \d+ since \d+ up to seq \d+ but lacks/);
   });
 
+  // The bounds canary: an open that claims no partition holds a tombstone would let GC skip
+  // (and keep forever) tombstones stored before the start.
+  it('catches tombstone bounds at open above the stored tombstones', async () => {
+    const caught = await firstFailure({ claimNoTombstonesAtOpen: true });
+    assert.ok(caught, 'the simulator did not notice a tombstone bound above a stored tombstone');
+    assert.match(caught.violations.join('\n'), /tombstone bound above its oldest stored tombstone/);
+  });
+
   for (const [name, rule] of wrongRules) {
     it(`catches a wrong merge rule: ${name}`, async () => {
       const caught = await firstFailure({ mergeRule: rule });

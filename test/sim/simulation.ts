@@ -40,14 +40,18 @@
  * 7. a delta is complete: when an initiator that received a delta reaches the descent (the
  *    delta merged), it holds, for every index row of the responder up to the position the
  *    responder reported, that version or a newer one (what a full descent from scratch would
- *    have given it), except versions stamped beyond its drift limit, which it refuses.
+ *    have given it), except versions stamped beyond its drift limit, which it refuses;
+ * 8. tombstone bounds at open (from the snapshot or the scan): no partition's bound is above
+ *    the oldest tombstone stored in it (GC would skip it and keep that tombstone forever);
+ *    checked at every start, caught by the bounds canary.
  */
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
-import { compareVersions, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
+import { compareVersions, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
 import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
 import { clockDriftMsMax, inboundSessionsMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { FullReplication, holds } from '../../src/core/placement.js';
+import { FullReplication, holds, partitionCount, partitionOfHash } from '../../src/core/placement.js';
+import { noTombstone } from '../../src/core/tombstone-bounds.js';
 import { FrameType, RefuseReason } from '../../src/core/sync-frames.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
@@ -75,6 +79,8 @@ export interface SimOptions {
   clockGuard?: boolean;
   /** Only the delta canary sets this (see ReplicaOptions.dropLastDeltaEntry). */
   dropLastDeltaEntry?: boolean;
+  /** Only the bounds canary sets this (see ReplicaOptions.claimNoTombstonesAtOpen). */
+  claimNoTombstonesAtOpen?: boolean;
 }
 
 export interface SimReport extends RunReport<SimStats> {
@@ -268,6 +274,7 @@ export class Simulation {
       staleMessagesLose: true,
       clockGuard: true,
       dropLastDeltaEntry: false,
+      claimNoTombstonesAtOpen: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -363,8 +370,18 @@ export class Simulation {
       refuseWhenClockAhead: this.options.clockGuard,
       rng: () => this.rng.float(),
       dropLastDeltaEntry: this.options.dropLastDeltaEntry,
+      claimNoTombstonesAtOpen: this.options.claimNoTombstonesAtOpen,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
+    // Tombstone GC skips a partition by its bound: one above a stored tombstone would keep it forever.
+    const oldest = new Array<bigint>(partitionCount).fill(noTombstone);
+    for await (const entry of node.disk.scanHash('')) {
+      const partition = partitionOfHash(keyHashText(entry.key));
+      if (entry.value === null && entry.version.hlc < oldest[partition]!) oldest[partition] = entry.version.hlc;
+    }
+    const bounds = replica.tombstoneBounds.bounds();
+    const above = bounds.findIndex((bound, partition) => bound > oldest[partition]!);
+    if (above >= 0) this.violations.push(`node ${node.index} started (${replica.openedFrom.source}) with partition ${above}'s tombstone bound above its oldest stored tombstone`);
     if (replica.openedFrom.source === 'snapshot') {
       // Nothing writes this disk until node.replica is set: a scan now must build the same state.
       this.stats.snapshotStarts++;
