@@ -24,10 +24,17 @@
 // - ckv.proto is written as protobufjs JSON to dist/src/control/ckv.proto.json (first, for the
 //   bundled and the unbundled command alike): the server reads that instead of parsing the
 //   .proto at every start (src/control/proto.ts).
-// - Old bundle files are removed first, so a failed bundle never leaves a stale one for
+// - `ckv node start` loads a second bundle of the same code: one CommonJS file,
+//   dist/src/cli/ckv.node.cjs, compiled through node:vm with a V8 code cache (bin/node-bundle.js
+//   says why and how). `import.meta.url` becomes the file's URL there; its content hash goes
+//   in ckv.node.cjs.id, which names the cache. Both bundles are made ASCII-only (esbuild
+//   escapes code but keeps some comments as they are): V8 then keeps the source as one-byte
+//   strings and Node's loader decodes it in half the time.
+// - Old bundle files (and code caches) are removed first, so a failed bundle never leaves a stale one for
 //   bin/ckv.js to load; and bin/ckv.js loads tsc's modules one by one instead if
 //   dist/src/cli/main.js is newer than the bundle (a bare `tsc` after `npm run build`), so a
 //   stale bundle never runs.
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,9 +44,9 @@ import protobuf from 'protobufjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist', 'src', 'cli');
 const entry = join(outdir, 'main.js');
-const isBundleFile = (name) => /^ckv\.(bundle|chunk-[A-Za-z0-9]+)\.mjs(\.map)?$/.test(name);
+const isBundleFile = (name) => /^ckv\.((bundle|chunk-[A-Za-z0-9]+)\.mjs(\.map)?|node\.cjs(\.map|\.id)?|node-cache)$/.test(name);
 
-for (const name of readdirSync(outdir)) if (isBundleFile(name)) rmSync(join(outdir, name));
+for (const name of readdirSync(outdir)) if (isBundleFile(name)) rmSync(join(outdir, name), { recursive: true, force: true });
 
 // As src/control/proto.ts's parseKvProto (proto-loader's parse: camelCase field names).
 const kvProto = new protobuf.Root().loadSync(join(root, 'src', 'control', 'ckv.proto'), { keepCase: false });
@@ -79,21 +86,28 @@ const yamuxStreamModule = {
   },
 };
 
-const result = await esbuild.build({
-  entryPoints: { 'ckv.bundle': entry },
+/** What both bundles share. */
+const common = {
   outdir,
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'ckv.chunk-[hash]',
   external: ['classic-level'],
   preserveSymlinks: true,
   sourcemap: 'linked',
   sourcesContent: false,
   plugins: [ownPaths, yamuxStreamModule],
+  logLevel: 'warning',
+  metafile: true,
+};
+
+const result = await esbuild.build({
+  ...common,
+  entryPoints: { 'ckv.bundle': entry },
+  splitting: true,
+  format: 'esm',
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'ckv.chunk-[hash]',
   banner: {
     js: [
       "import { createRequire as __ckvCreateRequire } from 'node:module';",
@@ -103,10 +117,48 @@ const result = await esbuild.build({
       'const __ckvOwnPath = (file) => __ckvJoin(__ckvDirname(__ckvFileURLToPath(import.meta.url)), file);',
     ].join(' '),
   },
-  logLevel: 'warning',
-  metafile: true,
 });
+
+// The node's bundle: CommonJS, one file (bin/node-bundle.js). require, __dirname and
+// __filename are the vm wrapper's (the bundle file's own); import.meta.url is derived from them.
+const nodeResult = await esbuild.build({
+  ...common,
+  entryPoints: { 'ckv.node': entry },
+  format: 'cjs',
+  outExtension: { '.js': '.cjs' },
+  define: { 'import.meta.url': '__ckvImportMetaUrl' },
+  banner: {
+    js: [
+      "const __ckvImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+      "const __ckvDirname = require('node:path').dirname;",
+      "const __ckvOwnPath = (file) => require('node:path').join(__dirname, file);",
+    ].join(' '),
+  },
+});
+
+/**
+ * Non-ASCII characters (esbuild leaves them in comments) become \uXXXX escapes, which mean
+ * the same character in a string, a regular expression or an identifier, and are plain text
+ * in a comment. Lines and earlier columns stay where they were, so the source maps hold.
+ */
+function makeAscii(file) {
+  const text = readFileSync(file, 'utf8');
+  // eslint-disable-next-line no-control-regex
+  const ascii = text.replace(/[^\x00-\x7f]/g, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (ascii !== text) writeFileSync(file, ascii);
+  return ascii;
+}
+
+const allOutputs = [...Object.entries(result.metafile.outputs), ...Object.entries(nodeResult.metafile.outputs)];
+for (const [name] of allOutputs) if (/\.(mjs|cjs)$/.test(name)) makeAscii(join(root, name));
+const nodeBundle = join(outdir, 'ckv.node.cjs');
+const nodeBundleId = createHash('sha256').update(readFileSync(nodeBundle)).digest('hex').slice(0, 16);
+writeFileSync(`${nodeBundle}.id`, `${nodeBundleId}\n`);
 
 const outputs = Object.entries(result.metafile.outputs).filter(([name]) => name.endsWith('.mjs'));
 const bytes = outputs.reduce((sum, [, output]) => sum + output.bytes, 0);
-console.error(`bundle: ${outputs.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB in dist/src/cli/ (${Object.keys(result.metafile.inputs).length} modules)`);
+const nodeBytes = readFileSync(nodeBundle).byteLength;
+console.error(
+  `bundle: ${outputs.length} files, ${(bytes / 1024 / 1024).toFixed(1)} MiB in dist/src/cli/ (${Object.keys(result.metafile.inputs).length} modules); ` +
+    `the node's: ckv.node.cjs, ${(nodeBytes / 1024 / 1024).toFixed(1)} MiB`,
+);

@@ -9,6 +9,29 @@ import { MalformedError } from './errors.js';
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
+const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * `count` unsigned 32-bit integers stored big-endian at `bytes[offset..]`, copied by one native
+ * copy and byte swap: a start reads ~100k of them (snapshot leaf counts, key filter words)
+ * before V8 has compiled anything, where a loop of DataView reads ran ~10x slower. The caller
+ * has checked the bounds.
+ */
+export function readU32ArrayBigEndian(bytes: Uint8Array, offset: number, count: number): Uint32Array {
+  const values = new Uint32Array(count);
+  const target = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  target.set(bytes.subarray(offset, offset + 4 * count));
+  if (hostIsLittleEndian) target.swap32();
+  return values;
+}
+
+/** Writes `values` big-endian at `bytes[offset..]` (readU32ArrayBigEndian's inverse); the caller has sized `bytes`. */
+export function writeU32ArrayBigEndian(bytes: Uint8Array, offset: number, values: Uint32Array): void {
+  const target = Buffer.from(bytes.buffer, bytes.byteOffset + offset, 4 * values.length);
+  target.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  if (hostIsLittleEndian) target.swap32();
+}
+
 export function utf8(text: string): Uint8Array {
   return textEncoder.encode(text);
 }

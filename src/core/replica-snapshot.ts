@@ -3,26 +3,32 @@
  * leaves, the key filter, the tombstone count and the greatest entry stamp, in one checksummed
  * blob (the store keeps it beside the entries: Store.saveSnapshot / takeSnapshot). Rebuilding
  * the same state from the store costs two SHA-256s per entry plus a LevelDB scan of every
- * entry; reading the blob costs one read of ~2.4 MiB (depth 4) and a bottom-up pass over the
- * tree.
+ * entry; reading the blob costs one read of ~2.5 MiB (depth 4) and copies: every level of the
+ * tree is saved, so none is computed at start (that pass ran on code V8 had not compiled yet).
  *
  * Trust: the store hands the blob back only if no write() happened after it was saved, and
  * forgets it as it hands it back, so a node that crashes later finds none and scans (see
  * store.ts). What the store cannot vouch for, this file checks: the format version, the
  * depth (a start with another --merkle depth scans), the lengths, a SHA-256 over everything,
- * and that the leaf counts add up to the entry count. Any doubt -> `rejected` with a reason,
- * and the replica scans: a snapshot can make a start faster, never make a tree wrong.
+ * and that the counts add up to the entry count (the root's, or with leaves only, the leaves').
+ * Any doubt -> `rejected` with a reason, and the replica scans: a snapshot can make a start
+ * faster, never make a tree wrong. The inner nodes of a format-3 tree are taken as saved: the
+ * checksum vouches for them as for the leaves (encodeSnapshot writes the tree as it is).
  *
  * Layout (integers big-endian):
  *   u8 format (snapshotFormat) | u8 depth | u32 entries | u32 tombstones | u64 entryHlcMax
- *   | fanout^depth leaf digests (32 bytes each) | fanout^depth leaf counts (u32 each)
+ *   | format 3: per level, root (0) to leaves (depth): fanout^level digests (32 bytes each),
+ *     then fanout^level counts (u32 each)
+ *     formats 1 and 2: the leaves only: fanout^depth digests, then fanout^depth counts
  *   | u8 filter layers | per layer: u32 words, u32 count, words (u32 each)
- *   | format 2 only: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
+ *   | formats 2 and 3: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
  *     (0 unknown, 1 no tombstone, 2 the u64 that follows), u64 HLC (0 unless kind 2)
  *   | SHA-256 of everything before (32 bytes)
- * Format 1 (no bounds) is still read: its bounds are unknown, as they were when it was saved.
+ * Formats 1 and 2 are still read (the inner nodes computed from the leaves); a format 1's
+ * bounds are unknown, as they were when it was saved.
  */
 import { hash } from 'node:crypto';
+import { readU32ArrayBigEndian, writeU32ArrayBigEndian } from './bytes.js';
 import type { Hlc } from './hlc.js';
 import { KeyFilter } from './key-filter.js';
 import { merkleDepthMax, merkleFanout, snapshotFilterLayersMax } from './limits.js';
@@ -32,10 +38,12 @@ import { noTombstone, unknownBound } from './tombstone-bounds.js';
 
 /**
  * The format saved. Only append new formats (a new value): an old one is still recognised,
- * and read or refused, never misread. 1: no tombstone bounds. 2: with them.
+ * and read or refused, never misread. 1: leaves, no tombstone bounds. 2: leaves, bounds.
+ * 3: every level of the tree, bounds.
  */
-export const snapshotFormat = 2;
-const formatWithoutBounds = 1;
+export const snapshotFormat = 3;
+const formatLeavesWithoutBounds = 1;
+const formatLeavesWithBounds = 2;
 /** Bytes of one partition's tombstone bound: the kind and the HLC. */
 const boundBytes = 1 + 8;
 /** Kinds of a saved bound. Only append: the values are part of the saved format. */
@@ -58,9 +66,10 @@ export interface ReplicaState {
 export type SnapshotRejection = 'format' | 'depth' | 'corrupt';
 
 export function encodeSnapshot(state: ReplicaState): Uint8Array {
-  const { digests, counts } = state.tree.leaves();
+  const levels = state.tree.levels();
   const layers = state.keys.layerStates();
-  let total = headerBytes + digests.byteLength + 4 * counts.length + 1;
+  let total = headerBytes + 1;
+  for (const { digests, counts } of levels) total += digests.byteLength + 4 * counts.length;
   for (const layer of layers) total += 8 + 4 * layer.words.length;
   total += partitionCount * boundBytes + digestBytes;
   const out = new Uint8Array(total);
@@ -72,15 +81,19 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
   view.setUint32(at + 4, state.tombstones);
   view.setBigUint64(at + 8, state.entryHlcMax);
   at += 16;
-  out.set(digests, at);
-  at += digests.byteLength;
-  for (let i = 0; i < counts.length; i++, at += 4) view.setUint32(at, counts[i]!);
+  for (const { digests, counts } of levels) {
+    out.set(digests, at);
+    at += digests.byteLength;
+    writeU32ArrayBigEndian(out, at, counts);
+    at += 4 * counts.length;
+  }
   out[at++] = layers.length;
   for (const layer of layers) {
     view.setUint32(at, layer.words.length);
     view.setUint32(at + 4, layer.count);
     at += 8;
-    for (let i = 0; i < layer.words.length; i++, at += 4) view.setUint32(at, layer.words[i]!);
+    writeU32ArrayBigEndian(out, at, layer.words);
+    at += 4 * layer.words.length;
   }
   for (let p = 0; p < partitionCount; p++, at += boundBytes) {
     const bound = state.tombstoneBounds?.[p] ?? unknownBound;
@@ -99,7 +112,7 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
 export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: ReplicaState } | { rejected: SnapshotRejection } {
   if (bytes.byteLength < headerBytes + digestBytes) return { rejected: 'corrupt' };
   const format = bytes[0];
-  if (format !== snapshotFormat && format !== formatWithoutBounds) return { rejected: 'format' };
+  if (format !== snapshotFormat && format !== formatLeavesWithBounds && format !== formatLeavesWithoutBounds) return { rejected: 'format' };
   const body = bytes.subarray(0, bytes.byteLength - digestBytes);
   const sum = hash('sha256', body, 'buffer');
   if (Buffer.compare(sum, bytes.subarray(body.byteLength)) !== 0) return { rejected: 'corrupt' };
@@ -110,14 +123,20 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
   const entries = view.getUint32(2);
   const tombstones = view.getUint32(6);
   const entryHlcMax = view.getBigUint64(10);
-  const leafCount = merkleFanout ** depth;
   let at = headerBytes;
-  if (body.byteLength < at + leafCount * (digestBytes + 4) + 1) return { rejected: 'corrupt' };
-  const digests = body.subarray(at, at + leafCount * digestBytes);
-  at += leafCount * digestBytes;
-  const counts = new Uint32Array(leafCount);
+  // Format 3: every level; formats 1 and 2: the leaves only.
+  const levels: { digests: Uint8Array; counts: Uint32Array }[] = [];
+  for (let level = format === snapshotFormat ? 0 : depth; level <= depth; level++) {
+    const nodes = merkleFanout ** level;
+    if (body.byteLength < at + nodes * (digestBytes + 4) + 1) return { rejected: 'corrupt' };
+    const digests = body.subarray(at, at + nodes * digestBytes);
+    at += nodes * digestBytes;
+    levels.push({ digests, counts: readU32ArrayBigEndian(body, at, nodes) });
+    at += 4 * nodes;
+  }
   let counted = 0;
-  for (let i = 0; i < leafCount; i++, at += 4) counted += counts[i] = view.getUint32(at);
+  if (format === snapshotFormat) counted = levels[0]!.counts[0]!;
+  else for (const count of levels[0]!.counts) counted += count;
   if (counted !== entries || tombstones > entries) return { rejected: 'corrupt' };
   const layerCount = body[at++]!;
   if (layerCount > snapshotFilterLayersMax) return { rejected: 'corrupt' };
@@ -128,12 +147,12 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
     const count = view.getUint32(at + 4);
     at += 8;
     if (body.byteLength < at + 4 * wordCount) return { rejected: 'corrupt' };
-    const words = new Uint32Array(wordCount);
-    for (let i = 0; i < wordCount; i++, at += 4) words[i] = view.getUint32(at);
+    const words = readU32ArrayBigEndian(body, at, wordCount);
+    at += 4 * wordCount;
     layers.push({ words, count });
   }
   let tombstoneBounds: Hlc[] | undefined;
-  if (format === snapshotFormat) {
+  if (format !== formatLeavesWithoutBounds) {
     if (body.byteLength !== at + partitionCount * boundBytes) return { rejected: 'corrupt' };
     tombstoneBounds = [];
     for (let p = 0; p < partitionCount; p++, at += boundBytes) {
@@ -149,6 +168,7 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
   const keys = KeyFilter.fromLayers(layers);
   // Every stored key is in the filter: a filter that took fewer keys than there are entries lost some.
   if (keys === undefined || layers.reduce((sum, layer) => sum + layer.count, 0) < entries) return { rejected: 'corrupt' };
-  const tree = MerkleTree.fromLeaves(depth, digests, counts);
+  const tree =
+    format === snapshotFormat ? MerkleTree.fromLevels(depth, levels) : MerkleTree.fromLeaves(depth, levels[0]!.digests, levels[0]!.counts);
   return { state: tombstoneBounds === undefined ? { tree, keys, tombstones, entryHlcMax } : { tree, keys, tombstones, entryHlcMax, tombstoneBounds } };
 }

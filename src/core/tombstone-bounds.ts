@@ -10,7 +10,7 @@
  * Per partition, a lower bound on the HLC of the oldest tombstone it may hold:
  * - unknown (0: anything) until a scan of the whole partition has been recorded, or the
  *   replica's open knew it: an open that scans the store sees every tombstone, and a clean
- *   stop saves the bounds in its snapshot (replica-snapshot.ts, format 2), so a start knows
+ *   stop saves the bounds in its snapshot (replica-snapshot.ts, formats 2 and 3), so a start knows
  *   them either way; only a snapshot of format 1 (before this) leaves them unknown, and then
  *   the first run reads each partition once;
  * - every tombstone the replica makes durable lowers it (`noteTombstone`, from the commit that

@@ -303,16 +303,41 @@ describe('snapshot encoding', () => {
     assert.deepStrictEqual(without.state.tombstoneBounds, new Array(partitionCount).fill(unknownBound));
   });
 
-  it('reads a format-1 snapshot (saved before the bounds): the bounds stay unknown', () => {
-    const current = encodeSnapshot(state(200));
-    const boundsBytes = partitionCount * 9;
-    const body = Buffer.from(current.subarray(0, current.length - 32 - boundsBytes));
-    body[0] = 1;
-    const formatOne = Buffer.concat([body, createHash('sha256').update(body).digest()]);
-    const decoded = decodeSnapshot(formatOne, 2);
+  /**
+   * An older format made from the current encoding of a depth-2 tree: the inner levels (root
+   * and level 1, 17 nodes of 36 bytes after the 18-byte header) cut out, the bounds too for
+   * format 1, and the checksum made again.
+   */
+  function leavesOnly(current: Uint8Array, format: 1 | 2): Buffer {
+    const innerBytes = (1 + 16) * 36;
+    const boundsBytes = format === 1 ? partitionCount * 9 : 0;
+    const body = Buffer.concat([current.subarray(0, 18), current.subarray(18 + innerBytes, current.length - 32 - boundsBytes)]);
+    body[0] = format;
+    return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+  }
+
+  it('reads a format-1 snapshot (leaves, saved before the bounds): the bounds stay unknown', () => {
+    const decoded = decodeSnapshot(leavesOnly(encodeSnapshot(state(200)), 1), 2);
     assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
     assert.equal(decoded.state.tombstoneBounds, undefined);
     assertSameTree(decoded.state.tree, state(200).tree);
+  });
+
+  it('reads a format-2 snapshot (leaves and bounds): the inner nodes are computed', () => {
+    const tombstoneBounds = Array.from({ length: partitionCount }, (_, p) => (p % 2 === 0 ? noTombstone : BigInt(p) << 10n));
+    const decoded = decodeSnapshot(leavesOnly(encodeSnapshot({ ...state(300), tombstoneBounds }), 2), 2);
+    assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
+    assert.deepStrictEqual(decoded.state.tombstoneBounds, tombstoneBounds);
+    assertSameTree(decoded.state.tree, state(300).tree);
+  });
+
+  it('refuses a format-3 tree whose root count is not the entry count, even with a good checksum', () => {
+    const current = encodeSnapshot(state(40));
+    const body = Buffer.from(current.subarray(0, current.length - 32));
+    // The root's count: right after the root's 32-byte digest.
+    body.writeUInt32BE(41, 18 + 32);
+    const resealed = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+    assert.deepStrictEqual(decodeSnapshot(resealed, 2), { rejected: 'corrupt' });
   });
 
   it('refuses a bound of an unknown kind, or an HLC with a kind that has none, even with a good checksum', () => {
@@ -330,5 +355,14 @@ describe('snapshot encoding', () => {
     const built = state(2000).tree;
     const { digests, counts } = built.leaves();
     assertSameTree(MerkleTree.fromLeaves(2, digests.slice(), counts.slice()), built);
+  });
+
+  it('MerkleTree.fromLevels copies every level: the same tree, not views of the old one', () => {
+    const built = state(2000).tree;
+    const copied = MerkleTree.fromLevels(2, built.levels());
+    assertSameTree(copied, built);
+    built.updateText(keyHashText('one more'), undefined, entryDigestText('one more', { hlc: 1n, node: nodeA }));
+    assert.notDeepStrictEqual(copied.rootDigest, built.rootDigest);
+    assert.throws(() => MerkleTree.fromLevels(2, built.levels().slice(1)), /a level per depth/);
   });
 });
