@@ -31,6 +31,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import vm from 'node:vm';
 
 /** How long after loading a node makes the code cache: its start and first work have compiled by then. */
