@@ -4,9 +4,9 @@
 // Why: a node start compiled ~3.5 MiB of bundled JavaScript (libp2p, gRPC, protobufjs, ckv)
 // through Node's ESM loader, ~95 ms of V8 compile and ~20 ms of decoding, and then compiled
 // the functions the start runs one by one as they were first called. Node 20 has no compile
-// cache for modules (22.1+ has `module.enableCompileCache`, for ESM only at the top level), but
-// `vm.Script` takes `cachedData`: V8's compiled code for the whole script, including every
-// function compiled so far when the cache was made. So a node makes the cache a few seconds
+// cache for modules (22.1+ has `module.enableCompileCache`), but `vm.Script` takes
+// `cachedData`: V8's compiled code for the whole script, including every function compiled so
+// far when the cache was made. So a node makes the cache a few seconds
 // after it starts (`cacheDelayMs`: by then the start, the first sessions and requests have
 // compiled what they use) and later starts deserialize it instead of compiling
 // (docs/measurements.md, 2026-12-03 (afternoon)). The other commands keep the ESM bundle,

@@ -1,9 +1,9 @@
 /**
  * What a replica saves at a clean stop so that its next start skips the full scan: the Merkle
- * leaves, the key filter, the tombstone count and the greatest entry stamp, in one checksummed
+ * tree, the key filter, the tombstone count and the greatest entry stamp, in one checksummed
  * blob (the store keeps it beside the entries: Store.saveSnapshot / takeSnapshot). Rebuilding
  * the same state from the store costs two SHA-256s per entry plus a LevelDB scan of every
- * entry; reading the blob costs one read of ~2.5 MiB (depth 4) and copies: every level of the
+ * entry; reading the blob costs one read of ~2.6 MiB (depth 4) and copies: every level of the
  * tree is saved, so none is computed at start (that pass ran on code V8 had not compiled yet).
  *
  * Trust: the store hands the blob back only if no write() happened after it was saved, and
