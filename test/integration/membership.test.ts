@@ -18,8 +18,17 @@ async function stateOf(observer: NodeProcess, peerId: string): Promise<string | 
   return (await observer.peers()).find((p) => p.peerId === peerId)?.state;
 }
 
-async function waitState(observer: NodeProcess, peerId: string, state: string | undefined, what: string): Promise<void> {
-  await waitFor(async () => (await stateOf(observer, peerId)) === state, { deadlineMs: 20_000, what });
+/**
+ * Waits until `observer` lists `peerId` in `state`. On a timeout the error says the state it
+ * last saw and ends with the observer's log (and `subject`'s, the node whose state it waits
+ * for): a leave not seen as 'left' happened in CI about once in ten runs, and needs both logs.
+ */
+async function waitState(observer: NodeProcess, peerId: string, state: string | undefined, what: string, subject?: NodeProcess): Promise<void> {
+  let last: string | undefined;
+  await waitFor(async () => (last = await stateOf(observer, peerId)) === state, { deadlineMs: 20_000, what }).catch((error: unknown) => {
+    const logs = [observer, ...(subject !== undefined ? [subject] : [])].map((node) => `${node.name} log:\n${node.logTail(60)}`).join('\n');
+    throw new Error(`${(error as Error).message} (last seen: ${last ?? 'not listed'})\n${logs}`);
+  });
 }
 
 describe('membership', () => {
@@ -31,11 +40,11 @@ describe('membership', () => {
     const startedMs = Date.now();
 
     await stopCleanly(b);
-    await waitState(a, peerB, 'left', 'A to show B left after its first stop');
+    await waitState(a, peerB, 'left', 'A to show B left after its first stop', b);
     b = await b.respawn();
-    await waitState(a, peerB, 'up', 'A to show B up after its restart');
+    await waitState(a, peerB, 'up', 'A to show B up after its restart', b);
     await stopCleanly(b);
-    await waitState(a, peerB, 'left', 'A to show B left after its second stop');
+    await waitState(a, peerB, 'left', 'A to show B left after its second stop', b);
     assert.ok(Date.now() - startedMs < 60_000, 'the second stop came within the seen-cache window (two minutes)');
     await stopCleanly(a);
   });
