@@ -30,8 +30,8 @@
 //   in ckv.node.cjs.id, which names the cache. Both bundles are made ASCII-only (esbuild
 //   escapes code but keeps some comments as they are): V8 then keeps the source as one-byte
 //   strings and Node's loader decodes it in half the time.
-// - Old bundle files (and code caches) are removed first, so a failed bundle never leaves a stale one for
-//   bin/ckv.js to load; and bin/ckv.js loads tsc's modules one by one instead if
+// - Old bundle files (and code caches) are removed first, so a failed bundle never leaves a
+//   stale one for bin/ckv.js to load; and bin/ckv.js loads tsc's modules one by one instead if
 //   dist/src/cli/main.js is newer than the bundle (a bare `tsc` after `npm run build`), so a
 //   stale bundle never runs.
 import { createHash } from 'node:crypto';
@@ -146,7 +146,6 @@ function makeAscii(file) {
   // eslint-disable-next-line no-control-regex
   const ascii = text.replace(/[^\x00-\x7f]/g, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(file, ascii);
-  return ascii;
 }
 
 const allOutputs = [...Object.entries(result.metafile.outputs), ...Object.entries(nodeResult.metafile.outputs)];
