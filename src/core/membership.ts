@@ -27,7 +27,9 @@
  * membership further refuses a message whose node id is bound to another peer id that is up.
  * A peer's claim about another peer is never taken. A connected peer that keeps talking is
  * never left: a leave followed by any newer sign of life (an alive message, a connection, a
- * completed session) makes it up again.
+ * session that started after the leave and completed) makes it up again. A session already
+ * running when the leave came is no such sign: a stopping node finishes its sessions after
+ * it announces its leave, and taking their end as life showed it up, then unreachable.
  *
  * Scheduling (the SyncScheduler is owned here): when a peer connects, who syncs at once?
  * - a node that has not completed a session since it started (it is catching up) syncs with
@@ -375,20 +377,23 @@ export class Membership {
 
   // --- sync sessions --------------------------------------------------------------------------
 
-  /** A session this node started (from a 'sync' effect) ended. `ok`: in sync or synced. */
-  sessionEnded(nodeId: string, report: { ok: boolean; result: string; inSync: boolean }, nowMs: number): void {
+  /**
+   * A session this node started (from a 'sync' effect) ended. `ok`: in sync or synced;
+   * `startedMs`: when it started, on the clock `nowMs` is read from.
+   */
+  sessionEnded(nodeId: string, report: { ok: boolean; result: string; inSync: boolean; startedMs: number }, nowMs: number): void {
     this.scheduler.report(nodeId, report.ok, nowMs);
     if (report.ok) this.catchingUp = false;
-    this.recordSync(nodeId, report.result, report.inSync, nowMs);
+    this.recordSync(nodeId, report.result, report.inSync, report.startedMs, nowMs);
   }
 
-  /** A session a peer started with us ended. */
-  sessionServed(peerId: string, report: { ok: boolean; result: string }, nowMs: number): void {
+  /** A session a peer started with us ended (`startedMs` as for `sessionEnded`). */
+  sessionServed(peerId: string, report: { ok: boolean; result: string; startedMs: number }, nowMs: number): void {
     const member = this.findByPeer(peerId);
     if (!member) return;
     if (report.ok) {
       this.catchingUp = false;
-      this.recordSync(member.nodeId, report.result, true, nowMs);
+      this.recordSync(member.nodeId, report.result, true, report.startedMs, nowMs);
     }
   }
 
@@ -534,15 +539,17 @@ export class Membership {
     return { nodeId: this.self.nodeId, peerId: this.self.peerId, incarnation: this.self.incarnation };
   }
 
-  private recordSync(nodeId: string, result: string, inSync: boolean, nowMs: number): void {
+  private recordSync(nodeId: string, result: string, inSync: boolean, startedMs: number, nowMs: number): void {
     const member = this.members.get(nodeId);
     if (!member) return;
     member.heardMs = nowMs;
     member.lastSyncMs = nowMs;
     member.lastSyncResult = result;
     member.inSync = inSync;
-    if (member.state === 'left' && member.connected) {
-      // It said goodbye but a session with it just completed over a live connection.
+    // sinceMs of a left member is when its leave came. A session that was running then is no
+    // news: a stopping node serves its last sessions after its leave.
+    if (member.state === 'left' && member.connected && startedMs > member.sinceMs) {
+      // It said goodbye but a session it began later just completed over a live connection.
       this.setState(member, 'up', nowMs);
       this.scheduler.peerKnown(member.nodeId);
     }

@@ -242,7 +242,7 @@ export class ClusterNetwork {
         ...base,
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
-          served: (peerId, ok, result) => self.cluster?.membership.sessionServed(peerId, { ok, result }, self.cluster.now()),
+          served: (peerId, ok, result, startedMs) => self.cluster?.membership.sessionServed(peerId, { ok, result, startedMs }, self.cluster.now()),
           acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },
       },
@@ -714,9 +714,10 @@ export class ClusterNetwork {
     if (this.stopped && !options.force) return;
     switch (effect.kind) {
       case 'sync': {
+        const startedMs = this.now();
         const report = await this.runSession(effect.peerId, effect.nodeId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok }, this.now());
+        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs }, this.now());
         this.wake();
         return;
       }

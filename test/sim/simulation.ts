@@ -143,6 +143,8 @@ interface Session {
   initiator: Side;
   responder: Side;
   over: boolean;
+  /** When it started (each side reports it: a session running before a leave revives no one). */
+  startedMs: number;
 }
 
 /** A store that stops working when its incarnation crashes, and writes with disk latency. */
@@ -609,7 +611,7 @@ export class Simulation {
 
   private startSession(from: SimNode, to: SimNode): void {
     if (!this.reachable(from, to)) {
-      from.membership!.sessionEnded(to.nodeId, { ok: false, result: 'unreachable', inSync: false }, this.queue.nowMs);
+      from.membership!.sessionEnded(to.nodeId, { ok: false, result: 'unreachable', inSync: false, startedMs: this.queue.nowMs }, this.queue.nowMs);
       return;
     }
     this.stats.sessions++;
@@ -629,7 +631,7 @@ export class Simulation {
     );
     this.checkDeltaOnDescent(from, to, initiator);
     const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
-    const session: Session = { initiator: side(from), responder: side(to), over: false };
+    const session: Session = { initiator: side(from), responder: side(to), over: false, startedMs: this.queue.nowMs };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
     this.drive(session, session.initiator, initiator);
@@ -719,10 +721,10 @@ export class Simulation {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       if (!ok) this.stats.sessionsFailed++;
       if (side.node.incarnation === side.incarnation && side.node.replica?.recordSession(session.responder.node.nodeId, result)) this.stats.watermarksRecorded++;
-      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok }, this.queue.nowMs);
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok, startedMs: session.startedMs }, this.queue.nowMs);
     } else {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
-      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome }, this.queue.nowMs);
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, startedMs: session.startedMs }, this.queue.nowMs);
     }
     if (session.initiator.result && session.responder.result) this.close(session);
   }
@@ -732,7 +734,7 @@ export class Simulation {
     if (!session.initiator.result) {
       this.stats.sessionsFailed++;
       const { node, incarnation } = session.initiator;
-      if (node.incarnation === incarnation) node.membership?.sessionEnded(session.responder.node.nodeId, { ok: false, result: 'aborted', inSync: false }, this.queue.nowMs);
+      if (node.incarnation === incarnation) node.membership?.sessionEnded(session.responder.node.nodeId, { ok: false, result: 'aborted', inSync: false, startedMs: session.startedMs }, this.queue.nowMs);
     }
     const broken = new Error('session aborted');
     session.initiator.inbox.fail(broken);

@@ -17,7 +17,7 @@ function syncedOver(m: Membership, fromMs: number, toMs: number): Set<string> {
   for (let now = fromMs; now <= toMs; now += 1000) {
     for (const peerId of syncs(m.tick(now))) {
       seen.add(peerId);
-      m.sessionEnded(m.get(peerId)!.nodeId, { ok: true, result: 'synced', inSync: true }, now);
+      m.sessionEnded(m.get(peerId)!.nodeId, { ok: true, result: 'synced', inSync: true, startedMs: now }, now);
     }
   }
   return seen;
