@@ -9,7 +9,10 @@
 // only `node start` needs (behind main's dynamic import of the wiring) sits in a chunk the
 // other commands never load. bin/ckv.js loads the bundle.
 //
-// - classic-level stays external: a native addon, found from its own directory at run time.
+// - classic-level's JavaScript (and abstract-level's, level-transcoder's...) is bundled; only
+//   its addon loader, classic-level/binding.js, stays external: node-gyp-build finds the
+//   native addon from that file's own directory at run time. (Loaded from node_modules one
+//   by one, with no code cache, those modules cost a node ~18 ms of every start.)
 // - The files sit in dist/src/cli/, the depth of every module tsc emits, so the bundled
 //   modules' `import.meta.url` paths (demo.ts -> bin/ckv.js, proto.ts -> src/control/ckv.proto)
 //   resolve as they do unbundled.
@@ -86,17 +89,26 @@ const yamuxStreamModule = {
   },
 };
 
+/** classic-level's `require('./binding')` stays a run-time require of classic-level/binding.js. */
+const levelBinding = {
+  name: 'level-binding',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/binding(\.js)?$/ }, (args) =>
+      /[\\/]classic-level[\\/]/.test(args.importer) ? { path: 'classic-level/binding.js', external: true } : undefined,
+    );
+  },
+};
+
 /** What both bundles share. */
 const common = {
   outdir,
   bundle: true,
   platform: 'node',
   target: 'node20',
-  external: ['classic-level'],
   preserveSymlinks: true,
   sourcemap: 'linked',
   sourcesContent: false,
-  plugins: [ownPaths, yamuxStreamModule],
+  plugins: [ownPaths, yamuxStreamModule, levelBinding],
   logLevel: 'warning',
   metafile: true,
 };
