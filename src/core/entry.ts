@@ -332,6 +332,27 @@ export function decodeEntry(bytes: Uint8Array, limit = valueBytesMax): Entry {
   return entry;
 }
 
+/**
+ * Whether encodeEntry's bytes carry an expiry, read from the flags byte after the key alone:
+ * nothing is decoded or copied. The TTL sweeper's start scan looks at every stored row and
+ * decodes only the few that have one. Throws MalformedError if the bytes end before the flags.
+ */
+export function encodedEntryExpires(bytes: Uint8Array): boolean {
+  let keyBytes = 0;
+  let scale = 1;
+  let at = 0;
+  for (;;) {
+    if (at >= bytes.byteLength || at >= 8) throw new MalformedError('entry key length does not decode');
+    const byte = bytes[at++]!;
+    keyBytes += (byte & 0x7f) * scale;
+    if (byte < 0x80) break;
+    scale *= 0x80;
+  }
+  const flagsAt = at + keyBytes;
+  if (flagsAt >= bytes.byteLength) throw new MalformedError(`entry of ${bytes.byteLength} bytes ends before its flags`);
+  return (bytes[flagsAt]! & flagExpires) !== 0;
+}
+
 /** Bytes the entry costs on the wire: what "raw size of the entries" means in benches. */
 export function entryWireBytes(entry: Entry): number {
   return encodeEntry(entry).byteLength;

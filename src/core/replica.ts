@@ -37,6 +37,8 @@ import {
   checkValue,
   compareVersions,
   conditionHolds,
+  decodeEntry,
+  encodedEntryExpires,
   conditionText,
   versionToText,
   type WriteCondition,
@@ -514,6 +516,24 @@ export class Replica {
   /** Entries, tombstones included, whose key-hash prefix starts with `hexPrefix` ('' = all); any order. */
   scanHash(hexPrefix = ''): AsyncIterable<Entry> {
     return this.store.scanHash(hexPrefix);
+  }
+
+  /**
+   * Every stored entry that carries an expiry (only live values do), in any order: the TTL
+   * sweeper's scan for expiries written before this start. With a store that hands out its
+   * rows encoded (scanAllEncoded), each row's flags byte is read in place and only the rows
+   * with an expiry are decoded; decoding every entry made the scan of a store without TTLs
+   * ~N times the cost (docs/measurements.md, 2026-12-03 (night)).
+   */
+  async *scanExpiring(): AsyncIterable<Entry> {
+    if (this.store.scanAllEncoded === undefined) {
+      for await (const entry of this.store.scanHash('')) if (entry.expiresAtMs !== undefined && entry.value !== null) yield entry;
+      return;
+    }
+    for await (const batch of this.store.scanAllEncoded()) {
+      // A plain view: decoding a Buffer (what LevelDB hands out) would make the value a Buffer.
+      for (const bytes of batch) if (encodedEntryExpires(bytes)) yield decodeEntry(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    }
   }
 
   get tombstoneCount(): number {

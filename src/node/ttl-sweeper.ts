@@ -7,7 +7,8 @@
  * What is due: a min-heap of (expiresAtMs, key, version), fed by every change the replica
  * applies that carries an expiry (local writes, gossip, sync, imports: CkvNode.onApplied) and,
  * once after start (`startScanDelayMs`, 5 s, so it does not compete with catch-up), by one scan of
- * the store for the values with an expiry written before this start. The heap is bounded
+ * the store for the values with an expiry written before this start (Replica.scanExpiring: a
+ * row without one is passed over by its flags byte, not decoded). The heap is bounded
  * (`pendingMax`); past it, new expiries are not remembered but the scan is done again once
  * the heap has drained, so none is forgotten, only swept later.
  *
@@ -144,7 +145,7 @@ export class TtlSweeper {
   /** One pass over the store for values with an expiry (the ones before this start, or not remembered). */
   private async scan(): Promise<void> {
     let seen = 0;
-    for await (const entry of this.options.replica.scanHash('')) {
+    for await (const entry of this.options.replica.scanExpiring()) {
       if (this.stopped) return;
       this.schedule(entry);
       if (++seen % scanYieldEntries === 0) await new Promise((resolve) => setImmediate(resolve));

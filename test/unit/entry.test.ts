@@ -11,6 +11,7 @@ import {
   encodeEntry,
   encodeEntryInto,
   encodedEntryBytes,
+  encodedEntryExpires,
   entryDigest,
   entryDigestText,
   hashPrefixOf,
@@ -27,7 +28,8 @@ import {
   type Version,
 } from '../../src/core/entry.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from '../../src/core/errors.js';
-import { keyBytesMax, valueBytesMax } from '../../src/core/limits.js';
+import { keyBytesMax, ttlMsMax, valueBytesMax } from '../../src/core/limits.js';
+import { hlcWallMs } from '../../src/core/hlc.js';
 import { decodesOrMalformed, entryArb, keyArb, nodeIdArb, thrown, versionArb } from '../helpers/core-gen.js';
 
 /** The version's bytes as they go on the wire: u64 hlc then the 8 node bytes. */
@@ -170,6 +172,33 @@ describe('entry encoding', () => {
       { key: '😀 κλειδί 鍵', value: new Uint8Array(300).fill(7), version: { hlc: 12345n, node: '0123456789abcdef' } },
     ];
     for (const entry of cases) assert.deepEqual(decodeEntry(encodeEntry(entry)), entry);
+  });
+
+  // The flags byte read in place says what decoding says, for live values with and without an
+  // expiry and for tombstones; bytes that end before the flags are refused, never misread.
+  it('encodedEntryExpires agrees with decodeEntry and refuses bytes that end before the flags', () => {
+    const withExpiry = fc
+      .tuple(entryArb, fc.integer({ min: 1, max: ttlMsMax }))
+      .map(([entry, ttlMs]): Entry => (entry.value === null ? entry : { ...entry, expiresAtMs: hlcWallMs(entry.version.hlc) + ttlMs }));
+    fc.assert(
+      fc.property(fc.oneof(entryArb, withExpiry), (entry) => {
+        const bytes = encodeEntry(entry);
+        assert.equal(encodedEntryExpires(bytes), decodeEntry(bytes).expiresAtMs !== undefined);
+        // The flags follow the key's varint length (1 byte below 128, else 2) and the key.
+        const keyBytes = utf8(entry.key).byteLength;
+        const flagsAt = (keyBytes < 128 ? 1 : 2) + keyBytes;
+        assert.equal(bytes[flagsAt]! & ~3, 0, 'the byte at flagsAt is the flags');
+        for (const cut of new Set([0, 1, flagsAt - 1, flagsAt])) assert.throws(() => encodedEntryExpires(bytes.subarray(0, cut)), MalformedError);
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        const error = thrown(() => encodedEntryExpires(bytes));
+        assert.ok(error === undefined || error instanceof MalformedError, `threw ${String(error)}`);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   // Random bytes never decode into anything but an entry or a MalformedError.
