@@ -118,7 +118,7 @@ function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | '
 
   gauge('ckv_keys', 'Live keys held by this node.', (s) => s.keys);
   gauge('ckv_tombstones', 'Tombstones (deleted keys) held by this node.', (s) => s.tombstones);
-  gauge('ckv_disk_bytes', "Bytes of the node's LevelDB files.", (s) => s.bytesOnDisk);
+  gauge('ckv_disk_bytes', "Bytes of the node's LevelDB files (measured at most once a second).", (s) => s.bytesOnDisk);
   // Partitioned mode (0 in full-replication mode).
   gauge('ckv_layout_version', "The newest layout's version (partitioned mode; 0 before the first or in full-replication mode).", (s) => s.partitioned?.layoutVersion ?? 0);
   gauge('ckv_partitions_owned', 'Partitions this node owns in the newest layout (partitioned mode).', (s) => s.partitioned?.partitionsOwned ?? 0);

@@ -71,6 +71,14 @@ const balanceStepMs = 1_000;
 /** How long `ckv health` waits for each member's report (they are asked at once). */
 const healthAnswerTimeoutMs = 2_000;
 
+/**
+ * How old the store's size on disk in a status may be. Measuring it is a readdir and a stat
+ * per LevelDB file, on the thread pool LevelDB's own reads and writes queue in; pollers read
+ * status often (the status page every second, scrapes, `ckv status --watch`, benches every
+ * 10 ms while a node catches up), so one measurement serves every status of this window.
+ */
+const diskSizeMaxAgeMs = 1_000;
+
 export class CkvNode implements NodeApi {
   readonly config: NodeConfig;
   readonly logger: Logger;
@@ -82,6 +90,8 @@ export class CkvNode implements NodeApi {
   private readonly events = new EventRing();
   /** The clock warning last seen by status(): a change is a timeline event. */
   private lastClockWarning = '';
+  /** The last measurement of the store's size on disk (storeSizeBytes). */
+  private diskSize: { atMs: number; bytes: Promise<number> } | undefined;
   /** 'change' events (ChangeEvent) for watchers, local and remote. */
   private readonly changes = new EventEmitter();
   private store!: LevelStore;
@@ -557,7 +567,7 @@ export class CkvNode implements NodeApi {
       cluster: this.cluster,
       counters: this.counters,
       writeStats: this.writeStats,
-      sizeBytes: () => this.store.sizeBytes(),
+      sizeBytes: () => this.storeSizeBytes(),
       delivery: () => this.partitioned?.delivery.stats(),
       gc: () => this.gc?.status(),
     });
@@ -568,6 +578,19 @@ export class CkvNode implements NodeApi {
       this.events.add({ timeMs: status.timeMs, kind: status.clock.warning ? 'clock warning' : 'clock ok', nodeId: status.nodeId, peerId: status.peerId, detail: status.clock.warning || 'writes accepted again' });
     }
     return status;
+  }
+
+  /** The store's size on disk, measured at most once per diskSizeMaxAgeMs (a failed measurement is not kept). */
+  private storeSizeBytes(): Promise<number> {
+    const nowMs = performance.now();
+    if (this.diskSize === undefined || nowMs - this.diskSize.atMs >= diskSizeMaxAgeMs) {
+      const measurement = { atMs: nowMs, bytes: this.store.sizeBytes() };
+      this.diskSize = measurement;
+      measurement.bytes.catch(() => {
+        if (this.diskSize === measurement) this.diskSize = undefined;
+      });
+    }
+    return this.diskSize.bytes;
   }
 
   recentEvents(after: number, limit: number): { events: NodeEvent[]; lastSeq: number; dropped: number } {
