@@ -522,8 +522,8 @@ export class Replica {
    * Every stored entry that carries an expiry (only live values do), in any order: the TTL
    * sweeper's scan for expiries written before this start. With a store that hands out its
    * rows encoded (scanAllEncoded), each row's flags byte is read in place and only the rows
-   * with an expiry are decoded; decoding every entry made the scan of a store without TTLs
-   * ~N times the cost (docs/measurements.md, 2026-12-03 (night)).
+   * with an expiry are decoded; decoding every entry made the scan ~3x slower in a store of
+   * 100k entries with few TTLs (docs/measurements.md, 2026-12-03 (late evening)).
    */
   async *scanExpiring(): AsyncIterable<Entry> {
     if (this.store.scanAllEncoded === undefined) {

@@ -102,9 +102,10 @@ const snapshotMarkerBytes = 1 + 1 + 8 + 32;
  * What a bulk scan's iterator reads per native call (classic-level's `highWaterMarkBytes`):
  * a call stops after this many bytes or the rows asked for, whichever comes first. The
  * default, 16 KiB, is ~100 rows of a 100-byte value, so a scan of 100k rows took ~1,000
- * thread-pool round trips; with 1 MiB a nextv of 1024 rows is one call (scanAllEncoded of
- * 100k rows: ~30 % less time, docs/measurements.md, 2026-12-03 (night)). Memory per open
- * iterator: this plus at most one row (a value is at most valueBytesMax), as before.
+ * thread-pool round trips; with 1 MiB a nextv of 1024 rows is one call. The gain is small
+ * (raw nextv over 100k rows: ~10 % at best; classic-level making one Buffer per row is most of
+ * a scan's cost, docs/measurements.md, 2026-12-03 (late evening)). Memory per open iterator:
+ * this plus at most one row (a value is at most valueBytesMax), as before.
  * Typed loosely: abstract-level's option types do not name classic-level's own option.
  */
 const readAhead: object = { highWaterMarkBytes: 1024 * 1024 };

@@ -1,0 +1,93 @@
+/**
+ * What a full scan of a node's store costs, in one process on a real LevelStore (issue 13).
+ *
+ * Writes `--entries` entries of 100-byte values through a Replica (every `--ttl-every`th with
+ * a TTL), reopens the store (so the rows are read from tables, not the memtable), then times,
+ * in alternating rounds, wall and CPU of:
+ * - the TTL sweeper's start scan as it was: every entry decoded (`Replica.scanHash('')`);
+ * - the start scan now (`Replica.scanExpiring`: each row's flags byte read in place, only the
+ *   rows with an expiry decoded);
+ * - the rows alone (`LevelStore.scanAllEncoded`, what a new node's stream reads): classic-level
+ *   makes one Buffer per row, the floor of any scan here.
+ *
+ *   npx tsc -p tsconfig.json && node dist/bench/scan-cost.js [--entries 100000] [--ttl-every 10000] [--rounds 3]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { Entry } from '../src/core/entry.js';
+import { Replica } from '../src/core/replica.js';
+import { LevelStore } from '../src/store/level-store.js';
+
+const { values } = parseArgs({
+  options: {
+    entries: { type: 'string', default: '100000' },
+    'ttl-every': { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const entries = Number(values.entries);
+const ttlEvery = Number(values['ttl-every']);
+const rounds = Number(values.rounds);
+const nodeId = '0123456789abcdef';
+/** Puts per writeMany call while loading. */
+const loadBatch = 1000;
+
+const cpuMs = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
+async function open(dir: string): Promise<{ store: LevelStore; replica: Replica }> {
+  const store = new LevelStore(dir);
+  await store.open();
+  return { store, replica: await Replica.open({ nodeId, store, wallClockMs: () => Date.now() }) };
+}
+
+async function close({ store, replica }: { store: LevelStore; replica: Replica }): Promise<void> {
+  await replica.close();
+  await store.close();
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ckv-scan-cost-'));
+try {
+  const loading = await open(dir);
+  const value = new Uint8Array(100).fill(7);
+  for (let i = 0; i < entries; i += loadBatch) {
+    const writes = [];
+    for (let j = i; j < Math.min(entries, i + loadBatch); j++) {
+      writes.push({ key: `scan/${String(j).padStart(8, '0')}`, value, ...(j % ttlEvery === 0 ? { ttlMs: 3_600_000 } : {}) });
+    }
+    await loading.replica.writeMany(writes);
+  }
+  await close(loading);
+  const { store, replica } = await open(dir);
+  const scans: [string, () => AsyncIterable<unknown>][] = [
+    ['every entry decoded (scanHash)', () => replica.scanHash('')],
+    ['expiring rows only (scanExpiring)', () => replica.scanExpiring()],
+    ['rows alone (scanAllEncoded)', () => store.scanAllEncoded()],
+  ];
+  console.log(`${entries} entries, one in ${ttlEvery} with a TTL`);
+  for (let round = 1; round <= rounds; round++) {
+    for (const [name, scan] of scans) {
+      const startedMs = performance.now();
+      const startedCpuMs = cpuMs();
+      let items = 0;
+      let expiring = 0;
+      for await (const item of scan()) {
+        if (Array.isArray(item)) items += item.length;
+        else {
+          items++;
+          if ((item as Entry).expiresAtMs !== undefined) expiring++;
+        }
+      }
+      const wallMs = performance.now() - startedMs;
+      console.log(`round ${round}  ${name.padEnd(36)} ${wallMs.toFixed(0).padStart(6)} ms wall ${(cpuMs() - startedCpuMs).toFixed(0).padStart(6)} ms CPU  (${items} items, ${expiring} with an expiry)`);
+    }
+  }
+  await close({ store, replica });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
