@@ -175,6 +175,11 @@ socket left by a killed node is replaced. The data directory is created if neede
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+      // Stopped: the store is closed and every socket, timer and stream of ckv's with it. A
+      // debounce timer libp2p's address manager may have started in its stop (1 s, not
+      // unref'd) would still hold the process that long after 'node stopped': exit once main()
+      // has set the exit code (its microtasks run before this check-phase callback).
+      setImmediate(() => process.exit());
     });
 
   node
