@@ -477,7 +477,8 @@ export class LevelStore implements Store {
       ],
       { sync: true },
     );
-    await flushMemtable(db);
+    // The snapshot is saved: a flush that fails only leaves the next open its log to replay.
+    await flushMemtable(db).catch(() => undefined);
   }
 
   /**
