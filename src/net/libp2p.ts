@@ -52,11 +52,11 @@ import '../util/polyfill.js';
 import { createHash } from 'node:crypto';
 import { createLibp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
-import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
 import { installYamuxWindowPolicy } from './yamux-window.js';
+import { joinedWritesNoise } from './joined-writes.js';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { ListenError, listenProblem } from '../errors.js';
@@ -180,8 +180,9 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     // pnet wraps the raw socket before anything else; the nonce exchange is bounded by the
     // dial's own timeouts.
     ...(options.clusterKey !== undefined ? { connectionProtector: (await import('@libp2p/pnet')).preSharedKey({ psk: options.clusterKey }) } : {}),
-    // Noise XX with defaults (the static key is the libp2p identity key).
-    connectionEncrypters: [noise()],
+    // Noise XX with defaults (the static key is the libp2p identity key); each encrypted
+    // message leaves in one socket write (./joined-writes.ts).
+    connectionEncrypters: [joinedWritesNoise()],
     // yamux with defaults: up to 1000 streams each way per connection, 256 KiB initial and
     // 16 MiB maximum stream window (FramedStream allows for that window when it pauses);
     // window updates at half the window (./yamux-window.ts).

@@ -7,6 +7,7 @@ import '../../src/util/polyfill.js';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { KEEP_ALIVE, type Connection, type PrivateKey, type Stream } from '@libp2p/interface';
 import { CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
@@ -111,6 +112,43 @@ describe('gossip over dialled and bootstrapped peers', () => {
     // Same bytes again: same message id, dropped silently instead of throwing.
     const again = await a.services.pubsub.publish(topic, data);
     assert.equal(again.recipients.length, 0);
+  });
+
+  it('writes each noise message whole, length and ciphertext in one socket write (joined-writes.ts)', async () => {
+    const a = await node();
+    const b = await node();
+    await a.dial(tcpAddress(b));
+    for (const n of [a, b]) n.services.pubsub.subscribe(topic);
+    await waitFor(() => a.services.pubsub.getSubscribers(topic).some((p) => p.equals(b.peerId)), { ...poll, what: 'A to see B subscribed' });
+
+    // Every socket write in this process while A publishes a small and a large message (the
+    // large one spans several noise messages). After the handshake, everything on these
+    // sockets is noise messages: a 2-byte big-endian length, then that many bytes.
+    const writes: Buffer[] = [];
+    const write = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]): boolean {
+      if (chunk instanceof Uint8Array) writes.push(Buffer.from(chunk));
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof write;
+    try {
+      for (const data of [randomBytes(64), randomBytes(200 * 1024)]) {
+        const atB = nextMessage(b, data);
+        await a.services.pubsub.publish(topic, data);
+        await atB;
+      }
+    } finally {
+      net.Socket.prototype.write = write;
+    }
+    assert.ok(writes.length >= 2, `socket writes seen: ${writes.length}`);
+    for (const bytes of writes) {
+      // A write holds one or more whole noise messages, never a length without its message.
+      let at = 0;
+      while (at < bytes.byteLength) {
+        assert.ok(at + 2 < bytes.byteLength, `a write of ${bytes.byteLength} bytes ends with a bare length at ${at}`);
+        at += 2 + bytes.readUInt16BE(at);
+      }
+      assert.equal(at, bytes.byteLength, `a write of ${bytes.byteLength} bytes is whole noise messages`);
+    }
   });
 
   it('redials a bootstrap peer after the connection is lost', async () => {
