@@ -70,6 +70,11 @@ export class SyncScheduler<P extends string = string> {
     return this.urgentInFlight;
   }
 
+  /** Whether an urgent session with `peer` is in flight (taken, not yet reported). */
+  urgentInFlightWith(peer: P): boolean {
+    return this.peers.get(peer)?.busyUrgent === true;
+  }
+
   /** A peer connected: sync with it at once. */
   peerConnected(peer: P): void {
     const state = this.peers.get(peer);

@@ -242,8 +242,10 @@ export class ClusterNetwork {
         ...base,
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
-          served: (peerId, ok, result, startedMs) => self.cluster?.membership.sessionServed(peerId, { ok, result, startedMs }, self.cluster.now()),
-          acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
+          served: (peerId, ok, result, startedMs) => {
+            if (self.cluster?.membership.sessionServed(peerId, { ok, result, startedMs }, self.cluster.now())) self.cluster.wake();
+          },
+          acceptsInbound: (peerId) => self.cluster?.membership.acceptsInbound(peerId) ?? false,
         },
       },
       {
@@ -717,7 +719,7 @@ export class ClusterNetwork {
         const startedMs = this.now();
         const report = await this.runSession(effect.peerId, effect.nodeId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs }, this.now());
+        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs, skipped: report.peerSyncing === true }, this.now());
         this.wake();
         return;
       }

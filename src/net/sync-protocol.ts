@@ -80,8 +80,13 @@ const helloTimeoutMs = 5_000;
 
 export interface SessionReport {
   peerId: string;
-  /** 'skipped': the peer is syncing with us right now; that session serves both. */
+  /**
+   * 'skipped': the peer is syncing with us right now (`peerSyncing`), that session serves
+   * both; or, in partitioned mode, the two nodes share no partition now (src/net/cluster.ts).
+   */
   outcome: SyncResult['outcome'] | 'error' | 'skipped';
+  /** Skipped because the peer was syncing with us: the membership syncs once that ends. */
+  peerSyncing?: true;
   result: SyncResult | undefined;
   error: string | undefined;
   bytesSent: number;
@@ -95,8 +100,8 @@ export interface ServedSessionObserver {
   hello(peerId: string, peerWallMs: number, entryCount: number): void;
   /** A served session ended; ok = in sync or synced; startedMs: when we accepted it (our wall clock). */
   served(peerId: string, ok: boolean, result: string, startedMs: number): void;
-  /** Whether to serve a session now (false while we catch up from another peer). */
-  acceptsInbound(): boolean;
+  /** Whether to serve a session `peerId` starts now (false while we catch up from another peer). */
+  acceptsInbound(peerId: string): boolean;
 }
 
 export interface SyncServiceComponents {
@@ -178,7 +183,7 @@ export class SyncService {
     const peerId = peer.toString();
     const startedMs = Date.now();
     if (!whileServed && (this.servingPeers.get(peerId) ?? 0) > 0) {
-      return { peerId, outcome: 'skipped', result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
+      return { peerId, outcome: 'skipped', peerSyncing: true, result: undefined, error: undefined, bytesSent: 0, bytesReceived: 0, durationMs: 0 };
     }
     const signal = AbortSignal.any([this.stopController.signal, AbortSignal.timeout(this.sessionTimeoutMs)]);
     const { replica } = this.components;
@@ -255,7 +260,7 @@ export class SyncService {
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
     const full = this.inbound >= this.options.inboundSessionsMax;
     const peerFull = (this.servingPeers.get(peerId) ?? 0) >= inboundSessionsPerPeerMax;
-    if (full || peerFull || !sessions.acceptsInbound()) {
+    if (full || peerFull || !sessions.acceptsInbound(peerId)) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
       const message = full

@@ -615,7 +615,7 @@ export class Simulation {
       return;
     }
     this.stats.sessions++;
-    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
+    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound(from.peerId);
     const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
     const side = (node: SimNode): Side => ({

@@ -58,6 +58,55 @@ describe('Membership', () => {
     assert.equal(m.acceptsInbound(), true, 'caught up: an urgent pull does not turn peers away');
   });
 
+  // Two nodes catching up that start sessions with each other at once (a cluster's start):
+  // the smaller node id's session is served, the other refused and run once that one ends.
+  it('catching up from a peer that syncs with us at the same time: the smaller node id wins', () => {
+    const m = membership(); // node id ...05
+    m.connected(peer(3), 0);
+    assert.deepEqual(syncs(m.tick(0)), ['p3']);
+    assert.equal(m.acceptsInbound('p3'), true, 'p3 (smaller id, our catch-up peer) is served');
+    assert.equal(m.acceptsInbound('p9'), false, 'another peer is turned away while we catch up');
+    // Ours was refused by p3 (it serves ours only if our id were smaller): backs off ...
+    m.sessionEnded(peer(3).nodeId, { ok: false, result: 'refused', inSync: false, startedMs: 0 }, 1);
+    assert.deepEqual(syncs(m.tick(2)), []);
+    // ... until p3's session, served, ends: then ours runs (in sync: one round trip).
+    assert.equal(m.sessionServed('p3', { ok: true, result: 'in-sync', startedMs: 0 }, 3), true);
+    assert.deepEqual(syncs(m.tick(3)), ['p3']);
+
+    const n = membership(); // catching up from a peer with a larger id: its session is refused
+    n.connected(peer(9), 0);
+    assert.deepEqual(syncs(n.tick(0)), ['p9']);
+    assert.equal(n.acceptsInbound('p9'), false);
+    assert.equal(n.acceptsInbound(), false);
+  });
+
+  // A session skipped because the member was syncing with us (so no catch-up watermark for it
+  // came of it) runs as soon as that member's session ends, not a random round later.
+  it('a session skipped while the member synced with us runs once that session ends', () => {
+    const m = membership();
+    for (const n of [7, 9]) m.connected(peer(n), 0);
+    const [first] = syncs(m.tick(0));
+    m.sessionEnded(m.get(first!)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 1 }, 1);
+    const [second] = syncs(m.tick(1));
+    assert.ok(second !== undefined && second !== first);
+    m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'skipped', inSync: true, startedMs: 2, skipped: true }, 2);
+    assert.deepEqual(syncs(m.tick(3)), [], 'nothing due before the served session ends');
+    // Another member's served session changes nothing for this one.
+    assert.equal(m.sessionServed(first!, { ok: true, result: 'in-sync', startedMs: 2 }, 4), false);
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 2 }, 5), true);
+    assert.deepEqual(syncs(m.tick(5)), [second]);
+    m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 5 }, 6);
+    // Once: its next served session is not followed by another.
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 6 }, 7), false);
+    assert.deepEqual(syncs(m.tick(7)), []);
+
+    // A member that went down meanwhile is not synced with after it comes back and serves.
+    m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'skipped', inSync: true, startedMs: 8, skipped: true }, 8);
+    m.disconnected(second, 9);
+    m.connected(peer(Number(second.slice(1))), 10);
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 10 }, 11), false);
+  });
+
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
   // link between two running nodes, the smaller node id syncs at once.
   it('a running node leaves the catch-up to a restarted peer; on a heal the smaller id syncs', () => {
