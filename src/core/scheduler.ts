@@ -70,10 +70,6 @@ export class SyncScheduler<P extends string = string> {
     return this.urgentInFlight;
   }
 
-  /** Whether an urgent session with `peer` is in flight (taken, not yet reported). */
-  urgentInFlightWith(peer: P): boolean {
-    return this.peers.get(peer)?.busyUrgent === true;
-  }
 
   /** A peer connected: sync with it at once. */
   peerConnected(peer: P): void {
@@ -93,6 +89,15 @@ export class SyncScheduler<P extends string = string> {
     this.peers.delete(peer);
   }
 
+
+  /**
+   * Ask for a session with `peer` once its backoff (set by a failed `report`) has passed,
+   * rather than at a random periodic round.
+   */
+  retryWhenDue(peer: P): void {
+    const state = this.peers.get(peer);
+    if (state) state.urgent = true;
+  }
 
   /** Ask for a session with `peer` as soon as possible (for example `ckv sync`). */
   requestNow(peer: P): void {

@@ -245,7 +245,7 @@ export class ClusterNetwork {
           served: (peerId, ok, result, startedMs) => {
             if (self.cluster?.membership.sessionServed(peerId, { ok, result, startedMs }, self.cluster.now())) self.cluster.wake();
           },
-          acceptsInbound: (peerId) => self.cluster?.membership.acceptsInbound(peerId) ?? false,
+          acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },
       },
       {
@@ -719,7 +719,7 @@ export class ClusterNetwork {
         const startedMs = this.now();
         const report = await this.runSession(effect.peerId, effect.nodeId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs, skipped: report.peerSyncing === true }, this.now());
+        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs, skipped: report.peerSyncing === true, refusedBusy: report.result?.refuseReason === 'busy' }, this.now());
         this.wake();
         return;
       }

@@ -100,8 +100,8 @@ export interface ServedSessionObserver {
   hello(peerId: string, peerWallMs: number, entryCount: number): void;
   /** A served session ended; ok = in sync or synced; startedMs: when we accepted it (our wall clock). */
   served(peerId: string, ok: boolean, result: string, startedMs: number): void;
-  /** Whether to serve a session `peerId` starts now (false while we catch up from another peer). */
-  acceptsInbound(peerId: string): boolean;
+  /** Whether to serve a session now (false while we catch up from another peer). */
+  acceptsInbound(): boolean;
 }
 
 export interface SyncServiceComponents {
@@ -260,7 +260,7 @@ export class SyncService {
     const framed = new FramedStream(stream, { frameBytesMax: this.frameBytesMax, signal, readIdleMs: syncIdleMsMax });
     const full = this.inbound >= this.options.inboundSessionsMax;
     const peerFull = (this.servingPeers.get(peerId) ?? 0) >= inboundSessionsPerPeerMax;
-    if (full || peerFull || !sessions.acceptsInbound(peerId)) {
+    if (full || peerFull || !sessions.acceptsInbound()) {
       // Refuse at once, without waiting for the Hello: a busy node holds no slot for it.
       counters.add('sync_refused_busy');
       const message = full

@@ -615,7 +615,7 @@ export class Simulation {
       return;
     }
     this.stats.sessions++;
-    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound(from.peerId);
+    const busy = to.inbound >= inboundSessionsMax || !to.membership!.acceptsInbound();
     const refuse = busy ? { reason: RefuseReason.busy, message: 'busy' } : undefined;
     to.inbound++;
     const side = (node: SimNode): Side => ({
@@ -721,7 +721,7 @@ export class Simulation {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       if (!ok) this.stats.sessionsFailed++;
       if (side.node.incarnation === side.incarnation && side.node.replica?.recordSession(session.responder.node.nodeId, result)) this.stats.watermarksRecorded++;
-      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok, startedMs: session.startedMs }, this.queue.nowMs);
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok, startedMs: session.startedMs, refusedBusy: result.refuseReason === 'busy' }, this.queue.nowMs);
     } else {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, startedMs: session.startedMs }, this.queue.nowMs);

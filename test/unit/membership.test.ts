@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault } from '../../src/core/limits.js';
+import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault, syncIntervalMsDefault } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -58,26 +58,22 @@ describe('Membership', () => {
     assert.equal(m.acceptsInbound(), true, 'caught up: an urgent pull does not turn peers away');
   });
 
-  // Two nodes catching up that start sessions with each other at once (a cluster's start):
-  // the smaller node id's session is served, the other refused and run once that one ends.
-  it('catching up from a peer that syncs with us at the same time: the smaller node id wins', () => {
-    const m = membership(); // node id ...05
+  // Two nodes catching up that start sessions with each other at once (a cluster's start) are
+  // both refused `busy`: the refused session runs again as soon as its backoff has passed,
+  // not at some random periodic round (only our own session records our watermark for it).
+  it('a session refused busy runs again once its backoff has passed', () => {
+    const m = membership();
     m.connected(peer(3), 0);
     assert.deepEqual(syncs(m.tick(0)), ['p3']);
-    assert.equal(m.acceptsInbound('p3'), true, 'p3 (smaller id, our catch-up peer) is served');
-    assert.equal(m.acceptsInbound('p9'), false, 'another peer is turned away while we catch up');
-    // Ours was refused by p3 (it serves ours only if our id were smaller): backs off ...
-    m.sessionEnded(peer(3).nodeId, { ok: false, result: 'refused', inSync: false, startedMs: 0 }, 1);
-    assert.deepEqual(syncs(m.tick(2)), []);
-    // ... until p3's session, served, ends: then ours runs (in sync: one round trip).
-    assert.equal(m.sessionServed('p3', { ok: true, result: 'in-sync', startedMs: 0 }, 3), true);
-    assert.deepEqual(syncs(m.tick(3)), ['p3']);
-
-    const n = membership(); // catching up from a peer with a larger id: its session is refused
-    n.connected(peer(9), 0);
-    assert.deepEqual(syncs(n.tick(0)), ['p9']);
-    assert.equal(n.acceptsInbound('p9'), false);
-    assert.equal(n.acceptsInbound(), false);
+    assert.equal(m.acceptsInbound(), false, 'catching up: other sessions are turned away');
+    m.sessionEnded(peer(3).nodeId, { ok: false, result: 'refused', inSync: false, startedMs: 0, refusedBusy: true }, 1);
+    assert.deepEqual(syncs(m.tick(2)), [], 'backing off');
+    const due = m.wakeAtMs(2);
+    assert.ok(due < syncIntervalMsDefault, `retried at ${due} ms, before the first periodic round`);
+    assert.deepEqual(syncs(m.tick(due)), ['p3']);
+    m.sessionEnded(peer(3).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: due, refusedBusy: false }, due + 1);
+    // Once: after a success the member is back to periodic rounds only.
+    assert.deepEqual(syncs(m.tick(due + 2)), []);
   });
 
   // A session skipped because the member was syncing with us (so no catch-up watermark for it
