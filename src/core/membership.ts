@@ -417,12 +417,7 @@ export class Membership {
       this.catchingUp = false;
       this.recordSync(member.nodeId, report.result, true, report.startedMs, nowMs);
     }
-    // Only our own sessions record a catch-up watermark for a member (Replica.recordSession):
-    // one skipped, or refused by the tie-break in acceptsInbound, left this node without one. Just after a start, when each member up
-    // brings a session from both sides at once, that was common, and a restart's catch-up
-    // from such a member then descended the tree instead of streaming a delta (10k missed
-    // writes: ~0.9 s against ~0.5 s, docs/measurements.md). Now in sync, the session costs
-    // one round trip.
+    // A session we skipped meanwhile (see sessionEnded): now in sync, one round trip.
     if (!this.syncAfterServed.delete(member.nodeId) || member.state !== 'up') return false;
     this.scheduler.requestNow(member.nodeId);
     return true;

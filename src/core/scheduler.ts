@@ -70,7 +70,6 @@ export class SyncScheduler<P extends string = string> {
     return this.urgentInFlight;
   }
 
-
   /** A peer connected: sync with it at once. */
   peerConnected(peer: P): void {
     const state = this.peers.get(peer);
