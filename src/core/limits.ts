@@ -182,6 +182,15 @@ export const syncIntervalMsDefault = 1000;
 export const syncJitterRatioDefault = 0.25;
 export const syncBackoffMsBase = 500;
 export const syncBackoffMsMax = 30_000;
+/**
+ * When two nodes that are both catching up open sessions with each other at once (every pair
+ * at a cluster's start), each answers the other `busy` and both back off. The one with the
+ * smaller node id retries after this (jittered) instead of `syncBackoffMsBase`, on the first
+ * refusal only: the other's session has ended by then, so it is served, and both nodes have
+ * a catch-up watermark for each other ~this long after they meet rather than after a backoff
+ * that collisions with third nodes can repeat (membership.ts `sessionEnded`).
+ */
+export const syncBusyTieRetryMs = 30;
 
 /**
  * Members remembered (up, left, unreachable, removed). Past it the one away longest is

@@ -63,6 +63,7 @@ import {
   memberAnnounceIntervalMs,
   memberDialIntervalMs,
   memberUnreachableForgetMsDefault,
+  syncBusyTieRetryMs,
 } from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
@@ -194,6 +195,8 @@ export class Membership {
   private catchingUp = true;
   /** Members whose session we skipped while they synced with us: synced with once theirs ends. */
   private readonly syncAfterServed = new Set<string>();
+  /** Members we started a session with, since they came up, only to record their watermark. */
+  private readonly watermarkAsked = new Set<string>();
   private nextAnnounceAtMs: number;
   private readonly placement: Placement;
   private readonly sharesPartitionsWith: ((nodeId: string) => boolean) | undefined;
@@ -317,6 +320,7 @@ export class Membership {
     if (member.state !== 'up') return [];
     this.scheduler.peerDisconnected(member.nodeId);
     this.syncAfterServed.delete(member.nodeId);
+    this.watermarkAsked.delete(member.nodeId);
     this.setState(member, 'unreachable', nowMs);
     return [{ kind: 'log', event: 'member down', nodeId: member.nodeId, peerId }];
   }
@@ -388,7 +392,9 @@ export class Membership {
    * - `skipped`: it did not run because the member was syncing with us at that moment (the
    *   runtime's rule): it runs once that session ends (sessionServed);
    * - `refusedBusy`: the member answered `busy` (catching up itself, or serving its limit):
-   *   it runs once the member's backoff has passed.
+   *   it runs once the member's backoff has passed; if our node id is the smaller, after
+   *   `syncBusyTieRetryMs` the first time (two nodes catching up that refused each other:
+   *   one of them must go first, and the other's session has ended by then).
    * At a cluster's start every pair of nodes, both catching up, opened sessions with each
    * other at once and both were refused; a restart's catch-up from a member without a
    * watermark then descended the tree instead of streaming a delta (10k missed writes: ~0.9 s
@@ -401,24 +407,40 @@ export class Membership {
   ): void {
     this.scheduler.report(nodeId, report.ok, nowMs);
     if (report.skipped) this.syncAfterServed.add(nodeId);
-    if (report.refusedBusy) this.scheduler.retryWhenDue(nodeId);
+    // Both refused each other (both catching up): the smaller node id goes first, soon.
+    if (report.refusedBusy) this.scheduler.retryWhenDue(nodeId, this.self.nodeId < nodeId ? { nowMs, withinMs: syncBusyTieRetryMs } : undefined);
     if (report.ok) this.catchingUp = false;
     this.recordSync(nodeId, report.result, report.inSync, report.startedMs, nowMs);
   }
 
   /**
    * A session a peer started with us ended (`startedMs` as for `sessionEnded`). Returns
-   * whether a session with it is now due (one we skipped meanwhile): the runtime ticks then.
+   * whether a session with it is now due: the runtime ticks then. Due when
+   * - we skipped one meanwhile (see sessionEnded): now in sync, one round trip;
+   * - it succeeded and we hold no catch-up watermark for the peer (`watermarkHeld` false: the
+   *   runtime knows, under full replication; undefined where there are none). Only sessions
+   *   a node starts record a watermark, and when two nodes connect only one of them starts
+   *   one (the other serves it), so a node could run for a while with none for some of its
+   *   peers and, restarted then, catch up from such a peer by descending the tree (~2x the
+   *   time of a delta, docs/measurements.md). The session back finds the roots equal (one
+   *   round trip, ~120 bytes) and records it. Once per member while it is up: a peer that
+   *   cannot give us a position (an older version) is not asked after every session.
    */
-  sessionServed(peerId: string, report: { ok: boolean; result: string; startedMs: number }, nowMs: number): boolean {
+  sessionServed(peerId: string, report: { ok: boolean; result: string; startedMs: number; watermarkHeld?: boolean }, nowMs: number): boolean {
     const member = this.findByPeer(peerId);
     if (!member) return false;
     if (report.ok) {
       this.catchingUp = false;
       this.recordSync(member.nodeId, report.result, true, report.startedMs, nowMs);
     }
-    // A session we skipped meanwhile (see sessionEnded): now in sync, one round trip.
-    if (!this.syncAfterServed.delete(member.nodeId) || member.state !== 'up') return false;
+    if (member.state !== 'up') {
+      this.syncAfterServed.delete(member.nodeId);
+      return false;
+    }
+    const skipped = this.syncAfterServed.delete(member.nodeId);
+    const forWatermark = report.ok && report.watermarkHeld === false && !this.watermarkAsked.has(member.nodeId) && this.shares(member.nodeId);
+    if (forWatermark) this.watermarkAsked.add(member.nodeId);
+    if (!skipped && !forWatermark) return false;
     this.scheduler.requestNow(member.nodeId);
     return true;
   }

@@ -91,11 +91,15 @@ export class SyncScheduler<P extends string = string> {
 
   /**
    * Ask for a session with `peer` once its backoff (set by a failed `report`) has passed,
-   * rather than at a random periodic round.
+   * rather than at a random periodic round. With `soon`, after its first failure in a row the
+   * backoff is at most `soon.withinMs` (jittered) from `soon.nowMs`; later failures back off
+   * as usual, so a peer that stays busy is not asked again every few milliseconds.
    */
-  retryWhenDue(peer: P): void {
+  retryWhenDue(peer: P, soon?: { nowMs: number; withinMs: number }): void {
     const state = this.peers.get(peer);
-    if (state) state.urgent = true;
+    if (!state) return;
+    state.urgent = true;
+    if (soon && state.failures === 1) state.retryAtMs = Math.min(state.retryAtMs, soon.nowMs + this.jittered(soon.withinMs));
   }
 
   /** Ask for a session with `peer` as soon as possible (for example `ckv sync`). */

@@ -243,7 +243,12 @@ export class ClusterNetwork {
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
           served: (peerId, ok, result, startedMs) => {
-            if (self.cluster?.membership.sessionServed(peerId, { ok, result, startedMs }, self.cluster.now())) self.cluster.wake();
+            const membership = self.cluster?.membership;
+            if (!membership) return;
+            // Watermarks exist under full replication only (restricted sessions have no delta).
+            const nodeId = config.replicas === undefined ? membership.get(peerId)?.nodeId : undefined;
+            const watermarkHeld = nodeId === undefined ? undefined : components.replica.watermarkOf(nodeId) !== undefined;
+            if (membership.sessionServed(peerId, { ok, result, startedMs, ...(watermarkHeld === undefined ? {} : { watermarkHeld }) }, self.cluster!.now())) self.cluster!.wake();
           },
           acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },

@@ -724,7 +724,8 @@ export class Simulation {
       if (side.node.incarnation === side.incarnation) side.node.membership?.sessionEnded(session.responder.node.nodeId, { ok, result: result.outcome, inSync: ok, startedMs: session.startedMs, refusedBusy: result.refuseReason === 'busy' }, this.queue.nowMs);
     } else {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
-      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, startedMs: session.startedMs }, this.queue.nowMs);
+      const watermarkHeld = side.node.replica?.watermarkOf(session.initiator.node.nodeId) !== undefined;
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, startedMs: session.startedMs, watermarkHeld }, this.queue.nowMs);
     }
     if (session.initiator.result && session.responder.result) this.close(session);
   }

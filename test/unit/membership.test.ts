@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault, syncIntervalMsDefault } from '../../src/core/limits.js';
+import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault, syncBackoffMsBase, syncBusyTieRetryMs, syncIntervalMsDefault } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -76,6 +76,20 @@ describe('Membership', () => {
     assert.deepEqual(syncs(m.tick(due + 2)), []);
   });
 
+  // Both refused each other: the smaller node id retries first and soon, the first time only.
+  it('of two nodes that refused each other busy, the smaller id retries within milliseconds, once', () => {
+    const m = membership();
+    m.connected(peer(9), 0); // 9 sorts after us: we are the smaller id
+    assert.deepEqual(syncs(m.tick(0)), ['p9']);
+    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'refused', inSync: false, startedMs: 0, refusedBusy: true }, 1);
+    const due = m.wakeAtMs(1);
+    assert.ok(due > 1 && due <= 1 + 1.25 * syncBusyTieRetryMs, `retried at ${due} ms`);
+    assert.deepEqual(syncs(m.tick(due)), ['p9']);
+    m.sessionEnded(peer(9).nodeId, { ok: false, result: 'refused', inSync: false, startedMs: due, refusedBusy: true }, due + 1);
+    const again = m.wakeAtMs(due + 1);
+    assert.ok(again - (due + 1) >= 0.75 * 2 * syncBackoffMsBase, `a second refusal backs off as usual (${again - due - 1} ms)`);
+  });
+
   // A session skipped because the member was syncing with us (so no catch-up watermark for it
   // came of it) runs as soon as that member's session ends, not a random round later.
   it('a session skipped while the member synced with us runs once that session ends', () => {
@@ -101,6 +115,32 @@ describe('Membership', () => {
     m.disconnected(second, 9);
     m.connected(peer(Number(second.slice(1))), 10);
     assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 10 }, 11), false);
+  });
+
+  // Only a node's own sessions record its catch-up watermark for a peer; a peer that always
+  // started the sessions (the one that connected to us while we were running) would leave us
+  // without one, and our next restart would descend the tree instead of streaming a delta.
+  it('after serving a member it holds no watermark for, it starts one session back, once while the member is up', () => {
+    const m = membership();
+    m.connected(peer(9), 0);
+    const [first] = syncs(m.tick(0));
+    m.sessionEnded(m.get(first!)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 0 }, 1);
+    m.connected(peer(7), 2); // running: a new member catches up from us, we do not start
+    assert.deepEqual(syncs(m.tick(2)), []);
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', startedMs: 2, watermarkHeld: true }, 3), false, 'a watermark is held: nothing to do');
+    assert.equal(m.sessionServed('p7', { ok: false, result: 'error', startedMs: 3, watermarkHeld: false }, 4), false, 'a failed session: nothing to record');
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', startedMs: 4, watermarkHeld: false }, 5), true);
+    assert.deepEqual(syncs(m.tick(5)), ['p7']);
+    m.sessionEnded(peer(7).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 5 }, 6);
+    // A peer that cannot give a position (an older version) is not asked after every session.
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', startedMs: 7, watermarkHeld: false }, 8), false);
+    assert.deepEqual(syncs(m.tick(8)), []);
+    // Without the fact (partitioned mode has no watermarks) nothing is asked.
+    assert.equal(m.sessionServed('p9', { ok: true, result: 'in-sync', startedMs: 8 }, 9), false);
+    // Down and up again: asked once more.
+    m.disconnected('p7', 10);
+    m.connected(peer(7), 11);
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', startedMs: 11, watermarkHeld: false }, 12), true);
   });
 
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
