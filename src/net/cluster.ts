@@ -375,15 +375,19 @@ export class ClusterNetwork {
     if (this.knownPeersSave !== undefined || this.stopped) return;
     this.knownPeersSave = setTimeout(() => {
       this.knownPeersSave = undefined;
-      if (this.stopped) return;
-      const peers = this.membership
-        .list()
-        .filter((member) => member.state === 'up' && member.addresses.length > 0)
-        .sort((a, b) => b.sinceMs - a.sinceMs)
-        .map((member) => ({ peerId: member.peerId, addresses: member.addresses }));
-      saveKnownPeers(this.components.store, peers).catch((error: unknown) => this.components.logger.info('known peers not saved', { error }));
+      if (!this.stopped) void this.saveKnownPeersNow();
     }, knownPeersSaveIntervalMs);
     this.knownPeersSave.unref();
+  }
+
+  /** Writes the members up now, most recently up first. Never throws (the list is only a hint). */
+  private async saveKnownPeersNow(): Promise<void> {
+    const peers = this.membership
+      .list()
+      .filter((member) => member.state === 'up' && member.addresses.length > 0)
+      .sort((a, b) => b.sinceMs - a.sinceMs)
+      .map((member) => ({ peerId: member.peerId, addresses: member.addresses }));
+    await saveKnownPeers(this.components.store, peers).catch((error: unknown) => this.components.logger.info('known peers not saved', { error }));
   }
 
   /** Gossip a local write (no-op when gossip is off). */
@@ -397,7 +401,15 @@ export class ClusterNetwork {
     this.stopped = true;
     clearTimeout(this.timer);
     clearInterval(this.identifyTimer);
-    clearTimeout(this.knownPeersSave);
+    if (this.knownPeersSave !== undefined) {
+      // A member came up since the last save (the timer runs up to knownPeersSaveIntervalMs
+      // after it): save now, while the members are still up, or a node stopped within that
+      // window would restart without them (a first node, started without --bootstrap, then
+      // found nobody: its peers dial the address it had before the restart).
+      clearTimeout(this.knownPeersSave);
+      this.knownPeersSave = undefined;
+      await this.saveKnownPeersNow();
+    }
     await this.partitionSync?.stop();
     await this.layouts?.stop();
     if (this.gossip) {
