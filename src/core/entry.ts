@@ -353,6 +353,100 @@ export function encodedEntryExpires(bytes: Uint8Array): boolean {
   return (bytes[flagsAt]! & flagExpires) !== 0;
 }
 
+/**
+ * Where things are in encodeEntry's bytes, read in place (readEncodedEntryFacts): for a scan
+ * that needs each row's hashes and stamp but not the entry (the replica's open after a crash,
+ * replica-scan.ts). One object, reused row after row.
+ */
+export interface EncodedEntryFacts {
+  /** The key's UTF-8 bytes are [keyStart, flagsAt); the flags byte is at flagsAt, the version's 16 bytes after it. */
+  keyStart: number;
+  flagsAt: number;
+  tombstone: boolean;
+  /** The stamp as two unsigned 32-bit halves (a bigint a row would be garbage). */
+  hlcHigh: number;
+  hlcLow: number;
+}
+
+export function encodedEntryFacts(): EncodedEntryFacts {
+  return { keyStart: 0, flagsAt: 0, tombstone: false, hlcHigh: 0, hlcLow: 0 };
+}
+
+/** A LEB128 varint of at most 5 bytes at `at` into `out` (value, end); end -1 when it does not decode. */
+function readVarintAt(bytes: Uint8Array, at: number, out: { value: number; end: number }): void {
+  let value = 0;
+  let scale = 1;
+  for (let i = at; i < bytes.byteLength && i < at + 5; i++) {
+    const byte = bytes[i]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      out.value = value;
+      out.end = i + 1;
+      return;
+    }
+    scale *= 0x80;
+  }
+  out.end = -1;
+}
+
+const varintOut = { value: 0, end: 0 };
+
+/**
+ * Fills `facts` from encodeEntry's bytes without decoding or copying anything. Checks what
+ * decodeEntry checks of the row's shape (a key of 1..keyBytesMax bytes, known flags, a TTL in
+ * range, a value whose length ends the row exactly) and throws MalformedError otherwise; the
+ * key's UTF-8 and the node id are not decoded.
+ */
+export function readEncodedEntryFacts(bytes: Uint8Array, facts: EncodedEntryFacts): void {
+  readVarintAt(bytes, 0, varintOut);
+  if (varintOut.end < 0) throw new MalformedError('entry key length does not decode');
+  const keyBytes = varintOut.value;
+  if (keyBytes === 0 || keyBytes > keyBytesMax) throw new MalformedError(`entry key of ${keyBytes} bytes`);
+  const keyStart = varintOut.end;
+  const flagsAt = keyStart + keyBytes;
+  let at = flagsAt + 1 + 8 + nodeIdBytes;
+  if (at > bytes.byteLength) throw new MalformedError(`entry of ${bytes.byteLength} bytes ends before its version`);
+  const flags = bytes[flagsAt]!;
+  if ((flags & ~flagsKnown) !== 0 || flags === (flagTombstone | flagExpires)) throw new MalformedError(`unknown entry flags ${flags}`);
+  if (flags & flagExpires) {
+    readVarintAt(bytes, at, varintOut);
+    if (varintOut.end < 0 || varintOut.value < 1 || varintOut.value > ttlMsMax) throw new MalformedError('entry TTL does not decode or is out of range');
+    at = varintOut.end;
+  }
+  if (flags & flagTombstone) {
+    if (at !== bytes.byteLength) throw new MalformedError(`a tombstone of ${bytes.byteLength} bytes has ${bytes.byteLength - at} extra`);
+  } else {
+    readVarintAt(bytes, at, varintOut);
+    if (varintOut.end < 0 || varintOut.end + varintOut.value !== bytes.byteLength) throw new MalformedError(`entry value length does not match its ${bytes.byteLength} bytes`);
+  }
+  const hlcAt = flagsAt + 1;
+  facts.keyStart = keyStart;
+  facts.flagsAt = flagsAt;
+  facts.tombstone = (flags & flagTombstone) !== 0;
+  facts.hlcHigh = ((bytes[hlcAt]! << 24) | (bytes[hlcAt + 1]! << 16) | (bytes[hlcAt + 2]! << 8) | bytes[hlcAt + 3]!) >>> 0;
+  facts.hlcLow = ((bytes[hlcAt + 4]! << 24) | (bytes[hlcAt + 5]! << 16) | (bytes[hlcAt + 6]! << 8) | bytes[hlcAt + 7]!) >>> 0;
+}
+
+/** keyHashText of the key in `bytes` (facts from readEncodedEntryFacts): SHA-256 of its bytes as stored. */
+export function encodedKeyHashText(bytes: Uint8Array, facts: EncodedEntryFacts): HashText {
+  return hash('sha256', bytes.subarray(facts.keyStart, facts.flagsAt), 'binary');
+}
+
+/**
+ * entryDigestText of the entry in `bytes`. Its input (key, 0, hlc, node id) is the row's own
+ * bytes from the key to the end of the version with the flags byte where the 0 goes: hashed in
+ * place when the flags are 0 (a live value without expiry), else through a copy.
+ */
+export function encodedEntryDigestText(bytes: Uint8Array, facts: EncodedEntryFacts): HashText {
+  const end = facts.flagsAt + 1 + 8 + nodeIdBytes;
+  if (bytes[facts.flagsAt] === 0) return hash('sha256', bytes.subarray(facts.keyStart, end), 'binary');
+  const length = end - facts.keyStart;
+  if (digestInput.byteLength < length) digestInput = Buffer.alloc(length);
+  digestInput.set(bytes.subarray(facts.keyStart, end), 0);
+  digestInput[facts.flagsAt - facts.keyStart] = 0;
+  return hash('sha256', digestInput.subarray(0, length), 'binary');
+}
+
 /** Bytes the entry costs on the wire: what "raw size of the entries" means in benches. */
 export function entryWireBytes(entry: Entry): number {
   return encodeEntry(entry).byteLength;

@@ -65,6 +65,7 @@ import type { Rng, WallClockMs } from './ports.js';
 import { epochBytes, type SyncPosition } from './sync-frames.js';
 import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
+import { scanReplicaState } from './replica-scan.js';
 import type { Store } from './store.js';
 import { noTombstone, TombstoneBounds } from './tombstone-bounds.js';
 import type { SyncContext, SyncResult } from './sync-session.js';
@@ -359,7 +360,7 @@ export class Replica {
         openedFrom = { source: 'snapshot' };
       } else openedFrom = { source: 'scan', snapshot: decoded.rejected };
     }
-    state ??= await Replica.scanState(options.store, depth);
+    state ??= await scanReplicaState(options.store, depth);
     let last: Hlc = await options.store.readHlc();
     if (state.entryHlcMax > last) last = state.entryHlcMax;
     if (options.resetClockBound) {
@@ -388,27 +389,6 @@ export class Replica {
     }
     await options.store.putMeta(epochMetaName, epoch);
     return epoch;
-  }
-
-  /** The tree, key filter, tombstones (and each partition's oldest) and greatest stamp of every stored entry, in one scan. */
-  private static async scanState(store: Store, depth: number): Promise<ReplicaState> {
-    const tree = new MerkleTree(depth);
-    const keys = new KeyFilter();
-    let tombstones = 0;
-    let entryHlcMax: Hlc = 0n;
-    const tombstoneBounds = new Array<Hlc>(partitionCount).fill(noTombstone);
-    for await (const entry of store.scanHash('')) {
-      const hash = keyHashText(entry.key);
-      tree.updateText(hash, undefined, entryDigestText(entry.key, entry.version));
-      keys.add(hash);
-      if (entry.value === null) {
-        tombstones++;
-        const partition = partitionOfHash(hash);
-        if (entry.version.hlc < tombstoneBounds[partition]!) tombstoneBounds[partition] = entry.version.hlc;
-      }
-      if (entry.version.hlc > entryHlcMax) entryHlcMax = entry.version.hlc;
-    }
-    return { tree, keys, tombstones, entryHlcMax, tombstoneBounds };
   }
 
   /**
