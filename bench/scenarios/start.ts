@@ -13,6 +13,10 @@
  * copy of the stopped node's LevelDB directory and iterate every row (keys and values), then
  * close: what merely reading the data costs, without process start or module loading.
  *
+ * After a kill (SIGKILL, as a crash), with the most keys: no snapshot was saved, so the start
+ * rebuilds the Merkle tree and key filter by a scan of every entry (src/core/replica-scan.ts).
+ * Timed the same way, `crashRestarts` times, each start killed again once serving.
+ *
  * Also the CPU time the node process used until serving (user + system, all its threads, from
  * /proc/PID/stat; Linux only, else omitted): unlike the wall time, it barely moves when other
  * work shares the cores, so an A/B on a loaded machine compares this.
@@ -63,6 +67,8 @@ interface KeysResult {
   first: StartRun;
   /** Every timed start, the first included. */
   runs: StartRun[];
+  /** Starts after a kill (the largest key count only). */
+  afterKill: StartRun[];
   rawLevelMs: number[];
   rowsIterated: number;
 }
@@ -158,6 +164,7 @@ export const start: Scenario = {
     const config = {
       keyCounts: ctx.quick ? [0, 10_000] : [0, 100_000],
       restarts: ctx.quick ? 3 : 7,
+      crashRestarts: ctx.quick ? 2 : 5,
       bareNodeRuns: ctx.quick ? 5 : 9,
       rawLevelRuns: ctx.quick ? 2 : 3,
       valueBytes: 100,
@@ -215,6 +222,19 @@ export const start: Scenario = {
           if (Number(status.keyCount) !== keys) throw new Error(`restarted with ${status.keyCount} keys, expected ${keys}`);
           await stopCleanly(node);
         }
+        const afterKill: StartRun[] = [];
+        if (keys > 0 && keys === config.keyCounts.at(-1)) {
+          // One start killed untimed, so that every timed start follows a kill.
+          progress.detail(`${keys} keys: starts after a kill`, frac(0.8));
+          await (await timedStart(dataDir, `k${keys}-crash`, probeKey, undefined)).node.kill();
+          for (let r = 0; r < config.crashRestarts; r++) {
+            const timed = await timedStart(dataDir, `k${keys}-kill${r}`, probeKey, undefined);
+            afterKill.push(timed.run);
+            const status = await timed.node.status();
+            if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
+            await timed.node.kill();
+          }
+        }
         progress.detail(`${keys} keys: raw level open + scan`, frac(0.85));
         const rawLevelMs: number[] = [];
         let rowsIterated = 0;
@@ -223,7 +243,7 @@ export const start: Scenario = {
           rawLevelMs.push(scan.ms);
           rowsIterated = scan.rows;
         }
-        results.push({ keys, first: runs[0]!, runs, rawLevelMs, rowsIterated });
+        results.push({ keys, first: runs[0]!, runs, afterKill, rawLevelMs, rowsIterated });
       } finally {
         removeTempDir(dataDir);
       }
@@ -270,6 +290,36 @@ export const start: Scenario = {
       if (r.keys >= 100_000) {
         targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys`, serving, '<=', targetMs, 'ms', `median of ${r.runs.length} restarts; bare node ${fmtMs(bareMs)}, raw level ${fmtMs(level)}`));
       }
+      if (r.afterKill.length > 0) {
+        const killed = median(r.afterKill.map((x) => x.servingMs));
+        const killedCpu = median(r.afterKill.map((x) => x.cpuMs));
+        (data[`k${r.keys}`] as Record<string, unknown>).afterKill = {
+          servingMs: round(killed, 1),
+          cpuMs: round(killedCpu, 0),
+          runs: r.afterKill.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
+        };
+        rows.push([
+          `${r.keys.toLocaleString('en-US')}, after a kill`,
+          fmtMs(median(r.afterKill.map((x) => x.readyMs))),
+          fmtMs(killed),
+          Number.isNaN(killedCpu) ? 'n/a' : fmtMs(killedCpu),
+          '',
+          `${fmtMs(Math.min(...r.afterKill.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterKill.map((x) => x.servingMs)))}`,
+          fmtMs(bareMs),
+          `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
+          fmtRatio(killed / bareMs),
+        ]);
+        summary.push({
+          scenario: 'start',
+          measure: `start to serving after a kill (no snapshot: a scan), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
+          ckv: fmtMs(killed),
+          baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
+          ratio: `${fmtRatio(killed / bareMs)} of bare node`,
+        });
+        if (r.keys >= 100_000) {
+          targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys after a kill`, killed, '<=', targetMs, 'ms', `median of ${r.afterKill.length} starts after SIGKILL; raw level open+scan ${fmtMs(level)}`));
+        }
+      }
     }
     return {
       name: 'start',
@@ -286,6 +336,7 @@ export const start: Scenario = {
       ],
       targets,
       notes: [
+        'A start after a kill finds no snapshot (a clean stop saves one) and rebuilds the Merkle tree and key filter by a scan of every entry.',
         'Readiness is polled every 2 ms (socket exists, accepts, Status answers), so each figure includes up to ~2 ms of polling and a fresh gRPC connection from the bench.',
         'The raw level baseline runs in the bench process (modules already loaded) on a fresh copy of the data directory: no process start, no module loading.',
         codeCache === 'none'
