@@ -200,6 +200,11 @@ class Fence implements Store {
     this.check();
     yield* this.disk.scanHash(prefix);
   }
+  /** Encoded rows, as LevelStore hands them out: a start's scan (replica-scan.ts) and a new node's whole state read them. */
+  async *scanAllEncoded(): AsyncIterable<readonly Uint8Array[]> {
+    this.check();
+    yield* this.disk.scanAllEncoded();
+  }
   async *scanHashPrefixes(prefixes: readonly string[]): AsyncIterable<Entry> {
     this.check();
     yield* this.disk.scanHashPrefixes(prefixes);
