@@ -4,9 +4,9 @@
  * without `--bootstrap` (the first node of a cluster, say) or on a LAN without mDNS finds its
  * cluster again instead of standing alone: in partitioned mode an isolated owner would leave
  * its partitions under-replicated. The list is saved when a member comes up (at most once per
- * `knownPeersSaveIntervalMs`, and at a stop while such a save is pending), bounded to `knownPeersMax` members of `knownPeerAddressesMax`
- * addresses each; a damaged or foreign value is ignored (it is only a hint: bootstrap
- * addresses, mDNS and gossip still work).
+ * `knownPeersSaveIntervalMs`, and at a stop while such a save is pending), bounded to
+ * `knownPeersMax` members of `knownPeerAddressesMax` addresses each; a damaged or foreign
+ * value is ignored (it is only a hint: bootstrap addresses, mDNS and gossip still work).
  */
 import type { Store } from '../core/store.js';
 
