@@ -193,6 +193,31 @@ export const syncBackoffMsMax = 30_000;
 export const syncBusyTieRetryMs = 30;
 
 /**
+ * Catch-up watermarks after a burst (watermark-refresh.ts): a peer's watermark is refreshed
+ * (one in-sync session, one round trip) once this node has applied this many entries since it
+ * was last proven and then nothing for `watermarkRefreshQuietMs`. Below it the periodic
+ * sessions keep it fresh enough: a stale watermark costs the next catch-up from that peer
+ * those entries again (a burst of 30k writes, a kill 0.5 s after convergence: 22k-40k entries
+ * received for 10k missed, docs/measurements.md).
+ */
+export const watermarkRefreshLagEntries = 1024;
+/** Applied nothing for this long: the burst is over (a session during one proves no position). */
+export const watermarkRefreshQuietMs = 50;
+/**
+ * A peer asked for a refresh whose watermark still lags (its session found the roots
+ * different, failed, or was refused) is asked again after this long: one round trip per
+ * lagging peer at most this often.
+ */
+export const watermarkRefreshRetryMs = 5_000;
+/**
+ * A member that came up (connected, or reconnected) after the burst began is not asked for a
+ * refresh until it has been up this long: it is catching up (from us or another peer), and a
+ * session we start would push at it the entries it pulls in its own (measured: a restarted
+ * node then received its missed writes by our descent, alongside its own delta).
+ */
+export const watermarkRefreshUpForMs = 5_000;
+
+/**
  * Members remembered (up, left, unreachable, removed). Past it the one away longest is
  * dropped: a LAN full of short-lived or hostile identities cannot grow the table without bound.
  */

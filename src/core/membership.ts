@@ -67,6 +67,7 @@ import {
 } from './limits.js';
 import { FullReplication, layoutOf, shareAnyPartition, type Layout, type Placement } from './placement.js';
 import { SyncScheduler } from './scheduler.js';
+import { WatermarkRefresh, type LaggingPeer, type WatermarkRefreshOptions } from './watermark-refresh.js';
 
 export type MemberState = 'up' | 'left' | 'unreachable' | 'removed';
 /** The states a listing shows: removed members are hidden. */
@@ -145,6 +146,15 @@ export interface MembershipOptions {
    * (default memberUnreachableForgetMsDefault, 24 h).
    */
   unreachableForgetMs?: number;
+  /**
+   * Full replication: the replica's catch-up watermarks, so that those left lagging by a
+   * burst of writes are proven again once it is over (watermark-refresh.ts): our applied seq
+   * and the peers whose watermark lags by `entriesMin` or more. Absent (partitioned mode, which
+   * has no deltas): no refresh.
+   */
+  watermarks?: { seqLast(): number; lagging(entriesMin: number): readonly string[] };
+  /** Tuning of that refresh (tests, the simulator). */
+  watermarkRefresh?: WatermarkRefreshOptions;
 }
 
 export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
@@ -197,6 +207,8 @@ export class Membership {
   private readonly syncAfterServed = new Set<string>();
   /** Members we started a session with, since they came up, only to record their watermark. */
   private readonly watermarkAsked = new Set<string>();
+  private readonly watermarks: MembershipOptions['watermarks'];
+  private readonly watermarkRefresh: WatermarkRefresh;
   private nextAnnounceAtMs: number;
   private readonly placement: Placement;
   private readonly sharesPartitionsWith: ((nodeId: string) => boolean) | undefined;
@@ -212,6 +224,8 @@ export class Membership {
     this.announceIntervalMs = options.announceIntervalMs ?? memberAnnounceIntervalMs;
     this.staleMessagesLose = options.staleMessagesLose ?? true;
     this.unreachableForgetMs = options.unreachableForgetMs ?? memberUnreachableForgetMsDefault;
+    this.watermarks = options.watermarks;
+    this.watermarkRefresh = new WatermarkRefresh(options.watermarkRefresh);
     assert(this.unreachableForgetMs > 0, 'unreachableForgetMs must be positive');
     this.scheduler = new SyncScheduler(
       { rng: options.rng, urgentSessionsMax: 1, ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}) },
@@ -519,6 +533,9 @@ export class Membership {
   /** Everything due at `nowMs`: sessions to start, our periodic alive; members long gone are dropped. */
   tick(nowMs: number): MembershipEffect[] {
     const effects: MembershipEffect[] = this.expire(nowMs);
+    if (this.watermarks) {
+      for (const nodeId of this.watermarkRefresh.due(nowMs, this.watermarks.seqLast(), this.laggingWatermarks())) this.scheduler.requestNow(nodeId);
+    }
     for (let nodeId = this.scheduler.takeDue(nowMs); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs)) {
       const member = this.members.get(nodeId);
       assert(member && member.state === 'up', `scheduler chose ${nodeId}, which is not an up member`);
@@ -538,7 +555,19 @@ export class Membership {
 
   /** When the runtime should call `tick` next. */
   wakeAtMs(nowMs: number): number {
-    return Math.min(this.scheduler.wakeAtMs(nowMs), this.nextAnnounceAtMs);
+    const watermarks = this.watermarks;
+    const refreshAtMs = watermarks ? this.watermarkRefresh.wakeAtMs(nowMs, watermarks.seqLast(), this.laggingWatermarks()) : Number.POSITIVE_INFINITY;
+    return Math.min(this.scheduler.wakeAtMs(nowMs), this.nextAnnounceAtMs, refreshAtMs);
+  }
+
+  /** Up members we share data with whose catch-up watermark lags (see MembershipOptions.watermarks). */
+  private laggingWatermarks(): LaggingPeer[] {
+    const lagging: LaggingPeer[] = [];
+    for (const nodeId of this.watermarks!.lagging(this.watermarkRefresh.lagEntriesMin)) {
+      const member = this.members.get(nodeId);
+      if (member?.state === 'up' && this.shares(nodeId)) lagging.push({ nodeId, upSinceMs: member.sinceMs });
+    }
+    return lagging;
   }
 
   // --- internals ------------------------------------------------------------------------------

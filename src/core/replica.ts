@@ -318,6 +318,7 @@ export class Replica {
     this.seqLast = sequence.seqLast;
     this.epoch = sequence.epoch;
     this.watermarks = sequence.watermarks;
+    this.watermarks.assumeProvenAt(this.seqLast);
     this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
     this.refuseResurrection = options.refuseResurrection;
     this.nodeId = options.nodeId;
@@ -467,6 +468,11 @@ export class Replica {
     };
   }
 
+  /** The last seq given to a durable change. */
+  get seqApplied(): number {
+    return this.seqLast;
+  }
+
   /** Where this replica is in its applied sequence: its epoch and the last seq made durable. */
   position(): SyncPosition {
     return { epoch: this.epoch, seq: this.seqLast };
@@ -477,6 +483,11 @@ export class Replica {
     return this.watermarks.get(peerNodeId);
   }
 
+  /** Peers whose watermark was last proven `entriesMin` or more applied entries ago (watermark-refresh.ts). */
+  laggingWatermarks(entriesMin: number): string[] {
+    return this.watermarks.lagging(this.seqLast, entriesMin);
+  }
+
   /**
    * After a session we initiated with `peerNodeId`: if it proved we hold the peer's position
    * (`heldPosition`), record it as that peer's watermark and persist the watermarks (one meta
@@ -485,7 +496,10 @@ export class Replica {
    */
   recordSession(peerNodeId: string, result: SyncResult): boolean {
     if (result.heldPosition === undefined || this.closed) return false;
-    if (!this.watermarks.record(peerNodeId, result.heldPosition)) return false;
+    const recorded = this.watermarks.record(peerNodeId, result.heldPosition);
+    // Proven now even if it did not move (the peer applied nothing since): not lagging.
+    this.watermarks.noteProven(peerNodeId, this.seqLast);
+    if (!recorded) return false;
     const bytes = this.watermarks.encode();
     this.watermarksWrite = this.watermarksWrite.then(
       () => this.store.putMeta(watermarksMetaName, bytes).catch(() => undefined),

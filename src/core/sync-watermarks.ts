@@ -29,6 +29,12 @@ export function epochsEqual(a: Uint8Array, b: Uint8Array): boolean {
 export class SyncWatermarks {
   /** In recording order (oldest first): a Map keeps insertion order, and a record re-inserts. */
   private readonly byPeer = new Map<string, SyncPosition>();
+  /**
+   * Per peer, this node's own applied seq when its watermark was last proven (memory only:
+   * a watermark read at open counts as proven at `assumeProvenAt`'s seq). How many entries the
+   * next delta from that peer would resend (watermark-refresh.ts).
+   */
+  private readonly provenAtSeq = new Map<string, number>();
 
   constructor(private readonly max = membersMax) {}
 
@@ -50,13 +56,37 @@ export class SyncWatermarks {
     if (current !== undefined && epochsEqual(current.epoch, position.epoch) && current.seq >= position.seq) return false;
     this.byPeer.delete(nodeId);
     this.byPeer.set(nodeId, { epoch: position.epoch.slice(), seq: position.seq });
-    while (this.byPeer.size > this.max) this.byPeer.delete(this.byPeer.keys().next().value!);
+    while (this.byPeer.size > this.max) {
+      const oldest = this.byPeer.keys().next().value!;
+      this.byPeer.delete(oldest);
+      this.provenAtSeq.delete(oldest);
+    }
     return true;
   }
 
   /** Forget a peer's watermark (its next session is a descent). */
   forget(nodeId: string): void {
     this.byPeer.delete(nodeId);
+    this.provenAtSeq.delete(nodeId);
+  }
+
+  /** A session proved we hold the peer's position while our own applied seq was `localSeq`. */
+  noteProven(nodeId: string, localSeq: number): void {
+    this.provenAtSeq.set(nodeId, localSeq);
+  }
+
+  /** At open: every watermark read counts as proven at `localSeq`. */
+  assumeProvenAt(localSeq: number): void {
+    for (const nodeId of this.byPeer.keys()) this.provenAtSeq.set(nodeId, localSeq);
+  }
+
+  /** Peers whose watermark was last proven `entriesMin` or more of our applied entries before `localSeq`. */
+  lagging(localSeq: number, entriesMin: number): string[] {
+    const lagging: string[] = [];
+    for (const nodeId of this.byPeer.keys()) {
+      if (localSeq - (this.provenAtSeq.get(nodeId) ?? localSeq) >= entriesMin) lagging.push(nodeId);
+    }
+    return lagging;
   }
 
   encode(): Uint8Array {

@@ -41,6 +41,7 @@ import { FullReplication, holds, partitionCount, partitionOfHash, type Partition
 import type { PageRequest, ScanPage } from '../core/scatter-read.js';
 import { LayoutChangeError, ReplicasMismatchError, partitionBitmap, type NodeRemovedError } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
+import { watermarkRefreshQuietMs } from '../core/limits.js';
 import { decodeLayoutEnvelope, layoutSignedBytes } from '../core/layout-wire.js';
 import type { Ownership } from '../core/ownership.js';
 import { LayoutService, checkPersistedLayout, type PartitionedStatus } from './layout-service.js';
@@ -146,6 +147,10 @@ export class ClusterNetwork {
   /** Who holds what; the membership's layout is its input. Full replication today. */
   private readonly placement: Placement = new FullReplication();
   private timer: NodeJS.Timeout | undefined;
+  /** When `timer` fires (Infinity: not armed). */
+  private timerAtMs = Number.POSITIVE_INFINITY;
+  /** Full replication: the membership refreshes catch-up watermarks after a burst (noteApplied). */
+  private readonly refreshesWatermarks: boolean;
   private stopped = false;
   /** Connected peers that are not members are identified again (./identify-watch.ts). */
   private readonly identifyWatch = new IdentifyWatch();
@@ -171,6 +176,7 @@ export class ClusterNetwork {
     /** What became of each --bootstrap address (warnings, counters, status). */
     private readonly bootstrap: BootstrapHealth,
   ) {
+    this.refreshesWatermarks = config.replicas === undefined;
     this.membership = new Membership(
       {
         self: { nodeId: components.replica.nodeId, peerId: libp2p.peerId.toString(), incarnation },
@@ -179,6 +185,10 @@ export class ClusterNetwork {
         placement: this.placement,
         // Partitioned: members that share a partition with us in the active layouts (none before the first).
         ...(config.replicas === undefined ? {} : { sharesPartitions: (nodeId: string) => this.sharedPartitions(nodeId) !== undefined }),
+        // Full replication: catch-up watermarks left lagging by a burst are proven again after it.
+        ...(config.replicas === undefined
+          ? { watermarks: { seqLast: () => components.replica.seqApplied, lagging: (entriesMin: number) => components.replica.laggingWatermarks(entriesMin) } }
+          : {}),
       },
       this.now(),
     );
@@ -778,13 +788,27 @@ export class ClusterNetwork {
     if (this.stopped) return;
     clearTimeout(this.timer);
     const now = this.now();
-    this.timer = setTimeout(() => this.tick(), Math.max(0, this.membership.wakeAtMs(now) - now));
+    this.timerAtMs = this.membership.wakeAtMs(now);
+    this.timer = setTimeout(() => this.tick(), Math.max(0, this.timerAtMs - now));
     this.timer.unref();
   }
 
   private tick(): void {
+    this.timerAtMs = Number.POSITIVE_INFINITY;
     if (this.stopped) return;
     this.apply(this.membership.tick(this.now()));
+  }
+
+  /**
+   * The replica applied a change (every write, local or remote). Under full replication the
+   * membership looks at the applied seq every watermarkRefreshQuietMs while it moves, to
+   * refresh the catch-up watermarks a burst leaves lagging once it is over
+   * (watermark-refresh.ts); its timer may be armed for the next periodic round, up to ~1.25 s
+   * away, so it is brought forward. A comparison a write when the timer is due soon anyway.
+   */
+  noteApplied(): void {
+    if (!this.refreshesWatermarks || this.stopped || this.timerAtMs <= this.now() + watermarkRefreshQuietMs) return;
+    this.wake();
   }
 
   /**

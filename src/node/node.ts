@@ -299,6 +299,7 @@ export class CkvNode implements NodeApi {
 
   private onApplied(change: AppliedChange): void {
     this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
+    this.cluster?.noteApplied();
     const appliedAtMs = this.wallClockMs();
     // An imported entry was written long ago: its age is not a convergence time.
     const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
