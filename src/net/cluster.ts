@@ -253,12 +253,13 @@ export class ClusterNetwork {
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
           served: (peerId, ok, result, startedMs) => {
-            const membership = self.cluster?.membership;
-            if (!membership) return;
+            const cluster = self.cluster;
+            if (!cluster) return;
+            const membership = cluster.membership;
             // Watermarks exist under full replication only (restricted sessions have no delta).
             const nodeId = config.replicas === undefined ? membership.get(peerId)?.nodeId : undefined;
             const watermarkHeld = nodeId === undefined ? undefined : components.replica.watermarkOf(nodeId) !== undefined;
-            if (membership.sessionServed(peerId, { ok, result, startedMs, ...(watermarkHeld === undefined ? {} : { watermarkHeld }) }, self.cluster!.now())) self.cluster!.wake();
+            if (membership.sessionServed(peerId, { ok, result, startedMs, ...(watermarkHeld === undefined ? {} : { watermarkHeld }) }, cluster.now())) cluster.wake();
           },
           acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },
