@@ -201,8 +201,14 @@ export const syncBusyTieRetryMs = 30;
  * received for 10k missed, docs/measurements.md).
  */
 export const watermarkRefreshLagEntries = 1024;
-/** Applied nothing for this long: the burst is over (a session during one proves no position). */
-export const watermarkRefreshQuietMs = 50;
+/**
+ * Applied nothing for this long: the burst is over (a session during one proves no position,
+ * and costs a descent). At 50 ms, gaps inside bursts (the writer starved of CPU) started
+ * refresh sessions mid-burst: the 5-node throughput bench fell ~10-20 %; at 500 ms it was
+ * within the machine's swing (docs/measurements.md). A kill within this long after a burst
+ * still finds the watermarks lagging.
+ */
+export const watermarkRefreshQuietMs = 500;
 /**
  * A peer asked for a refresh whose watermark still lags (its session found the roots
  * different, failed, or was refused) is asked again after this long: one round trip per

@@ -20,30 +20,43 @@ describe('WatermarkRefresh', () => {
   const a = { nodeId: 'a', upSinceMs: -100_000 };
   const b = { nodeId: 'b', upSinceMs: -100_000 };
 
-  it('asks lagging peers once the node has applied nothing for quietMs, once per burst', () => {
+  it('asks lagging peers once the node has applied nothing for quietMs, timed from a look that saw the seq still; once per burst', () => {
     const refresh = new WatermarkRefresh();
     assert.deepEqual(refresh.due(0, 5000, [a, b]), [], 'the seq just moved: a burst may be under way');
-    assert.equal(refresh.wakeAtMs(10, 5000, [a, b]), quiet);
-    assert.deepEqual(refresh.due(quiet - 1, 5000, [a, b]), []);
-    assert.deepEqual(refresh.due(quiet, 6000, [a, b]), [], 'still applying: the quiet starts again');
-    assert.deepEqual(refresh.due(2 * quiet, 6000, [a, b]), ['a', 'b']);
-    assert.deepEqual(refresh.due(2 * quiet + 1, 6000, [a, b]), [], 'asked: not again in this burst');
-    assert.equal(refresh.wakeAtMs(2 * quiet + 1, 6000, [a]), 2 * quiet + watermarkRefreshRetryMs, 'still lagging: asked again after retryMs');
-    assert.deepEqual(refresh.due(2 * quiet + watermarkRefreshRetryMs, 6000, [a]), ['a']);
+    assert.equal(refresh.wakeAtMs(10, 5000, [a, b]), 10 + quiet, 'a still look starts the quiet');
+    assert.deepEqual(refresh.due(9 + quiet, 5000, [a, b]), []);
+    assert.deepEqual(refresh.due(10 + quiet, 6000, [a, b]), [], 'moving again: no quiet');
+    assert.deepEqual(refresh.due(20 + 2 * quiet, 6000, [a, b]), [], 'the first still look only starts it');
+    assert.deepEqual(refresh.due(20 + 3 * quiet, 6000, [a, b]), ['a', 'b']);
+    const asked = 20 + 3 * quiet;
+    assert.deepEqual(refresh.due(asked + 1, 6000, [a, b]), [], 'asked: not again in this burst');
+    assert.equal(refresh.wakeAtMs(asked + 1, 6000, [a]), asked + watermarkRefreshRetryMs, 'still lagging: asked again after retryMs');
+    assert.deepEqual(refresh.due(asked + watermarkRefreshRetryMs, 6000, [a]), ['a']);
     // Another burst of lagEntriesMin entries: asked again once it is over.
-    const later = 2 * quiet + watermarkRefreshRetryMs + 1000;
+    const later = asked + watermarkRefreshRetryMs + 1000;
     assert.deepEqual(refresh.due(later, 6000 + lag, [a]), []);
-    assert.deepEqual(refresh.due(later + quiet, 6000 + lag, [a]), ['a']);
+    assert.deepEqual(refresh.due(later + quiet, 6000 + lag, [a]), []);
+    assert.deepEqual(refresh.due(later + 2 * quiet, 6000 + lag, [a]), ['a']);
+  });
+
+  // A process the machine did not run for a while applied nothing only because it ran nothing.
+  it('a gap between looks is no quiet: the quiet starts at the first look after it', () => {
+    const refresh = new WatermarkRefresh();
+    assert.deepEqual(refresh.due(0, 5000, [a]), []);
+    assert.deepEqual(refresh.due(10 * quiet, 5000, [a]), [], 'the first look after a long gap');
+    assert.deepEqual(refresh.due(10 * quiet + 5, 5100, [a]), [], 'then it reads what came meanwhile: the burst goes on');
   });
 
   it('leaves a peer that came up after the burst began alone for upForMs: it is catching up', () => {
     const refresh = new WatermarkRefresh();
     assert.deepEqual(refresh.due(0, 100, []), []);
-    assert.deepEqual(refresh.due(1000, 100, []), [], 'quiet');
+    assert.deepEqual(refresh.wakeAtMs(500, 100, [a]), 500 + quiet);
+    assert.deepEqual(refresh.due(1000, 100, [a]), ['a'], 'quiet');
     assert.deepEqual(refresh.due(1100, 9000, []), [], 'a burst begins after the look at 1000');
     const restarted = { nodeId: 'r', upSinceMs: 1050 };
-    assert.deepEqual(refresh.due(1100 + quiet, 9000, [restarted, a]), ['a']);
-    assert.equal(refresh.wakeAtMs(1101 + quiet, 9000, [restarted]), 1050 + watermarkRefreshUpForMs);
+    assert.deepEqual(refresh.due(1100 + quiet, 9000, [restarted, b]), []);
+    assert.deepEqual(refresh.due(1100 + 2 * quiet, 9000, [restarted, b]), ['b']);
+    assert.equal(refresh.wakeAtMs(1101 + 2 * quiet, 9000, [restarted]), 1050 + watermarkRefreshUpForMs);
     assert.deepEqual(refresh.due(1050 + watermarkRefreshUpForMs, 9000, [restarted]), ['r']);
   });
 
