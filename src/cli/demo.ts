@@ -109,8 +109,12 @@ async function runDemo(count: number, basePort: number | undefined): Promise<voi
   process.on('SIGTERM', onSignal);
 
   try {
-    const httpPorts = basePort !== undefined ? range(count).map((i) => basePort + i) : await freePorts(count);
-    const p2pPorts = basePort !== undefined ? range(count).map((i) => basePort + libp2pPortOffset + i) : await freePorts(count);
+    // Free ports in one call: two calls could hand out the same port twice (the first call's
+    // probes are closed before the second's open, and the kernel reuses a freed port), and a
+    // node's HTTP port was then another node's libp2p port (seen in CI: exit 5, address in use).
+    const free = basePort === undefined ? await freePorts(2 * count) : [];
+    const httpPorts = basePort !== undefined ? range(count).map((i) => basePort + i) : free.slice(0, count);
+    const p2pPorts = basePort !== undefined ? range(count).map((i) => basePort + libp2pPortOffset + i) : free.slice(count);
     process.stderr.write(`ckv demo: starting ${count} node(s) in ${root}...\n`);
     for (let i = 0; i < count; i++) {
       const dir = join(root, `node-${i + 1}`);
