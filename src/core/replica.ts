@@ -14,8 +14,9 @@
  * acknowledged and `onApplied` told.
  *
  * At open, the tree and key filter come from the snapshot the last clean stop saved
- * (`saveSnapshot`; replica-snapshot.ts) if the store vouches no write came after it and it
- * passes its checks, else from one scan of every entry (`openedFrom` says which, and why).
+ * (`saveSnapshot`; replica-snapshot.ts), or a checkpoint while running (`checkpoint`, in its
+ * own turn of the write queue), if the store vouches no write came after it and it passes
+ * its checks, else from one scan of every entry (`openedFrom` says which, and why).
  *
  * The applied sequence (docs/design-applied-sequence.md): every commit numbers its winners
  * after the last seq, gap-free, in the order they are written; the store keeps them with the
@@ -146,6 +147,11 @@ export interface ReplicaOptions {
   /** Only the simulator's bounds canary sets this: the open claims no partition holds a tombstone (a wrong bound). */
   claimNoTombstonesAtOpen?: boolean;
   /**
+   * Only the simulator's checkpoint canary sets this: `checkpoint()` saves at once, beside a
+   * commit in flight, instead of in its turn in the write queue (a wrong snapshot).
+   */
+  checkpointBesideWrites?: boolean;
+  /**
    * Tombstone GC (src/node/gc-holder.ts): whether a remote entry of a key this replica does not
    * hold must be refused because its version is at or below the collected floor of its
    * partition (a collected key coming back from a stale node). Refused entries count as stale.
@@ -221,11 +227,21 @@ export interface DropReport {
 }
 
 type DropOp = { kind: 'drop'; drops: readonly DropRequest[]; resolve: (report: DropReport) => void; reject: (e: Error) => void };
+/** A checkpoint (see `checkpoint`): alone in its turn of the queue, so no write comes between its state and its save. */
+type CheckpointOp = { kind: 'checkpoint'; resolve: (result: CheckpointResult) => void; reject: (e: Error) => void };
+
+/** What `checkpoint` did: saved a snapshot, or found the last one still current; either way the store holds one as of `changes` (storeChangeCount). */
+export interface CheckpointResult {
+  saved: boolean;
+  changes: number;
+}
+/** Ops that run alone, not merged into a commit. */
+type AloneOp = DropOp | CheckpointOp;
 /** The sweeper's request: the tombstones of these expired values, if the keys still hold them. */
 type ExpireOp = { kind: 'expire'; expiring: readonly DropRequest[]; resolve: (expired: Entry[]) => void; reject: (e: Error) => void };
 
 type Op =
-  | DropOp
+  | AloneOp
   | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; ttlMs: number | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
   | RemoteOp
@@ -304,6 +320,11 @@ export class Replica {
   /** The last watermark row write: they run one at a time, in order. */
   private watermarksWrite: Promise<void> = Promise.resolve();
   private readonly dropLastDeltaEntry: boolean;
+  private readonly checkpointBesideWrites: boolean;
+  /** Entries written or removed since open (counted as the store write starts). */
+  private storeChanges = 0;
+  /** `storeChanges` when the last checkpoint was saved; undefined: none saved since open (the open took the last one). */
+  private checkpointedChanges: number | undefined;
   private readonly refuseResurrection: ((keyHash: HashText, entry: Entry) => boolean) | undefined;
   /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
   private settledBound: Hlc = 0n;
@@ -320,6 +341,7 @@ export class Replica {
     this.watermarks = sequence.watermarks;
     this.watermarks.assumeProvenAt(this.seqLast);
     this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
+    this.checkpointBesideWrites = options.checkpointBesideWrites ?? false;
     this.refuseResurrection = options.refuseResurrection;
     this.nodeId = options.nodeId;
     this.store = options.store;
@@ -398,14 +420,45 @@ export class Replica {
    */
   async saveSnapshot(): Promise<void> {
     assert(this.closed && this.flushing === undefined, 'saveSnapshot after close(): no write may follow it');
-    const bytes = encodeSnapshot({
+    await this.store.saveSnapshot(this.encodeState());
+  }
+
+  /**
+   * While running: save the same snapshot a clean stop saves, so that a start after a crash
+   * or a kill that comes before the next write skips the scan (src/node/checkpointer.ts calls
+   * this once the node has been quiet). It runs in its turn in the write queue, alone: the
+   * state it encodes is that of every durable commit, nothing commits until the store holds
+   * it, and the store forgets it at the next write (Store.saveSnapshot). Saves nothing when
+   * nothing changed since the last checkpoint (the one saved is still current).
+   */
+  checkpoint(): Promise<CheckpointResult> {
+    if (this.closed) return Promise.reject(new ReplicaClosedError());
+    if (this.checkpointBesideWrites) return this.commitCheckpoint();
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'checkpoint', resolve, reject }));
+  }
+
+  /** Entries written or removed since open: a checkpoint stays current while this does not move. */
+  get storeChangeCount(): number {
+    return this.storeChanges;
+  }
+
+  private async commitCheckpoint(): Promise<CheckpointResult> {
+    const changes = this.storeChanges;
+    if (this.checkpointedChanges === changes) return { saved: false, changes };
+    // No flush here: it can take ~100 ms after a large burst, and writes wait for this turn.
+    await this.store.saveSnapshot(this.encodeState(), { flush: false });
+    this.checkpointedChanges = changes;
+    return { saved: true, changes };
+  }
+
+  private encodeState(): Uint8Array {
+    return encodeSnapshot({
       tree: this.tree,
       keys: this.keys,
       tombstones: this.tombstones,
       entryHlcMax: this.entryHlcMax,
       tombstoneBounds: this.tombstoneBounds.bounds(),
     });
-    await this.store.saveSnapshot(bytes);
   }
 
   /** Entries held, tombstones included. */
@@ -738,7 +791,10 @@ export class Replica {
       if (entry === undefined || seqs[i] === undefined || compareVersions(entry.version, version) !== 0) continue;
       rows.push({ key: keys[i]!, keyHash: hashes[i]!, seq: seqs[i]!, entry });
     }
-    if (rows.length > 0) await this.store.remove!(rows, this.clock.last);
+    if (rows.length > 0) {
+      this.storeChanges += rows.length; // before the write: one that fails may still have reached the store
+      await this.store.remove!(rows, this.clock.last);
+    }
     let bytes = 0;
     for (const { keyHash, entry } of rows) {
       this.tree.update(Buffer.from(keyHash, 'latin1'), entryDigest(entry.key, entry.version), undefined);
@@ -786,15 +842,20 @@ export class Replica {
         await this.commitDrop(head).catch((error: unknown) => head.reject(error as Error));
         continue;
       }
+      if (head.kind === 'checkpoint') {
+        this.queue.shift();
+        await this.commitCheckpoint().then(head.resolve, head.reject);
+        continue;
+      }
       let size = 0;
       let take = 0;
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
         const op = this.queue[take]!;
-        if (op.kind === 'drop') break;
+        if (op.kind === 'drop' || op.kind === 'checkpoint') break;
         size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.kind === 'expire' ? op.expiring.length : op.entries.length;
         take++;
       }
-      const ops = this.queue.splice(0, take) as Exclude<Op, DropOp>[];
+      const ops = this.queue.splice(0, take) as Exclude<Op, AloneOp>[];
       let remote = 0;
       for (const op of ops) if (op.kind === 'remote') remote += op.entries.length;
       // Once, when the batch is durable (before its callers hear of it) or has failed;
@@ -818,7 +879,7 @@ export class Replica {
    * onApplied). A failure before publish rejects every op of the batch (flushLoop). Once
    * durable, the batch's remote entries leave the bounded remote queue (releaseRemoteRoom).
    */
-  private async commit(ops: Exclude<Op, DropOp>[], releaseRemoteRoom: () => void): Promise<void> {
+  private async commit(ops: Exclude<Op, AloneOp>[], releaseRemoteRoom: () => void): Promise<void> {
     const slots = await this.collect(ops);
     const merged = this.merge(ops, slots);
     await this.persist(merged.written);
@@ -831,7 +892,7 @@ export class Replica {
    * reused by the store and the tree) and the entry the store held before, read in one
    * getMany for every key the key filter says the store may hold.
    */
-  private async collect(ops: Exclude<Op, DropOp>[]): Promise<Slots> {
+  private async collect(ops: Exclude<Op, AloneOp>[]): Promise<Slots> {
     const byKey = new Map<string, Slot>();
     const list: Slot[] = [];
     const touch = (key: string): void => {
@@ -871,7 +932,7 @@ export class Replica {
    * nothing else can touch the slots meanwhile. The clock advances here (stamps and received
    * remote stamps); it is persisted with the winners.
    */
-  private merge(ops: Exclude<Op, DropOp>[], slots: Slots): Merged {
+  private merge(ops: Exclude<Op, AloneOp>[], slots: Slots): Merged {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];
@@ -992,6 +1053,7 @@ export class Replica {
     // Numbered after the last durable seq: commits run one at a time, so nothing else takes
     // these numbers; a failed write leaves seqLast as it was (no gap).
     const seqFirst = this.seqLast + 1;
+    this.storeChanges += written.length; // before the write: one that fails may still have reached the store
     const writing = this.store.write(
       written.map((slot) => slot.winner!),
       this.clock.last,

@@ -121,8 +121,14 @@ export interface Store {
    * Keep `bytes` (the replica's derived state, replica-snapshot.ts) as the snapshot of the
    * entries as they are now. A later `write()`, by this or any other instance or version of
    * the store, makes it stale; so does a crash after `takeSnapshot`, which forgets it.
+   * `flush` (default true): also write what the store holds only in memory and its log to
+   * its files, so that the next open has nothing to replay (a clean stop); a running node's
+   * checkpoint leaves that for later (`flush`), outside its turn of the write queue.
    */
-  saveSnapshot(bytes: Uint8Array): Promise<void>;
+  saveSnapshot(bytes: Uint8Array, options?: { flush?: boolean }): Promise<void>;
+
+  /** See saveSnapshot's `flush`: only the next open's speed depends on it. Optional. */
+  flush?(): Promise<void>;
 
   /**
    * The saved snapshot, if there is one and no write() came after it ('current'), and forget

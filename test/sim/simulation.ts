@@ -17,8 +17,12 @@
  * - Membership: a link is a connection; both ends' Membership is told of it (with the other's
  *   incarnation, as identify tells it in production) and of its loss. Membership messages
  *   (alive, leave) travel like gossip, lossy and late, and the network also replays old ones.
+ * - Checkpoints: each node runs production's checkpoint schedule (checkpoint-schedule.ts,
+ *   shorter times) and saves its snapshot while running; the snapshot is durable 0-3 ms
+ *   later, like a write.
  * - Faults, during the fault window only: partitions and heals, crashes and restarts (some
- *   with the wall clock set back), clean stops (a leave, then a restart), per-node clock
+ *   with the wall clock set back), a write with a checkpoint right behind it and a crash a
+ *   few ms later, clean stops (a leave, then a restart), per-node clock
  *   skew, one node sometimes beyond the drift limit. Writes (puts and deletes over a small
  *   key space, so conflicts are common) also happen only in the window.
  * Afterwards the network is clean and clocks are close; nodes keep syncing for `settleMs`,
@@ -43,7 +47,10 @@
  *    have given it), except versions stamped beyond its drift limit, which it refuses;
  * 8. tombstone bounds at open (from the snapshot or the scan): no partition's bound is above
  *    the oldest tombstone stored in it (GC would skip it and keep that tombstone forever);
- *    checked at every start, caught by the bounds canary.
+ *    checked at every start, caught by the bounds canary. A start from a snapshot (a clean
+ *    stop's or a checkpoint's) must give the state a scan of the same disk gives (root,
+ *    tombstone count, clock); a checkpoint saved beside a commit in flight is caught (the
+ *    checkpoint canary).
  * 9. catch-up watermarks are current at the end: no node's watermark for a peer lags any of
  *    its own applied entries (watermark-refresh.ts, here with a lag of 1 entry: the sim writes
  *    few). Without the refresh a node proves a peer's watermark only when its periodic round
@@ -64,6 +71,7 @@ import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '
 import { toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../../src/core/store.js';
+import { CheckpointSchedule } from '../../src/core/checkpoint-schedule.js';
 import { EventQueue, type RunReport } from './event-queue.js';
 import { Prng } from './prng.js';
 
@@ -86,6 +94,8 @@ export interface SimOptions {
   dropLastDeltaEntry?: boolean;
   /** Only the bounds canary sets this (see ReplicaOptions.claimNoTombstonesAtOpen). */
   claimNoTombstonesAtOpen?: boolean;
+  /** Only the checkpoint canary sets this (see ReplicaOptions.checkpointBesideWrites). */
+  checkpointBesideWrites?: boolean;
   /** Only the refresh canary sets this false (no MembershipOptions.watermarks). */
   watermarkRefresh?: boolean;
 }
@@ -101,8 +111,11 @@ export interface SimStats {
   sessionsFailed: number;
   crashes: number;
   stops: number;
-  /** Starts whose tree came from the snapshot of a clean stop (each checked against a scan). */
+  /** Starts whose tree came from a snapshot (a clean stop's or a checkpoint's; each checked against a scan). */
   snapshotStarts: number;
+  /** Checkpoints saved by running nodes (Replica.checkpoint), and crashes that came right after one. */
+  checkpoints: number;
+  checkpointCrashes: number;
   partitions: number;
   gossipDelivered: number;
   memberMessages: number;
@@ -118,9 +131,13 @@ const epochMs = 1_700_000_000_000;
 const cluster = 'sim';
 const sessionTimeoutMs = 10_000;
 const tickMsMax = 100;
+/** Checkpoints in simulated time: often enough to happen inside a 12 s fault window. */
+const simCheckpointTimes = { quietMs: 200, entriesMin: 4, intervalMs: 1_000 };
 
 interface SimNode {
   index: number;
+  /** Production's checkpoint schedule (with shorter times), driven by the node's tick. */
+  checkpoints: CheckpointSchedule;
   nodeId: string;
   disk: MemoryStore;
   fence: Fence | undefined;
@@ -229,9 +246,15 @@ class Fence implements Store {
   sizeBytes(): Promise<number> {
     return this.disk.sizeBytes();
   }
+  /** Durable 0-3 ms later, as a write: a crash before then loses it. */
   saveSnapshot(bytes: Uint8Array): Promise<void> {
     this.check();
-    return this.disk.saveSnapshot(bytes);
+    return new Promise((resolve, reject) => {
+      this.sim.queue.schedule(this.sim.rng.int(0, 3), () => {
+        if (!this.alive) return reject(new Error('node crashed before the snapshot was durable'));
+        this.disk.saveSnapshot(bytes).then(resolve, reject);
+      });
+    });
   }
   takeSnapshot(): Promise<TakenSnapshot> {
     this.check();
@@ -268,6 +291,8 @@ export class Simulation {
     crashes: 0,
     stops: 0,
     snapshotStarts: 0,
+    checkpoints: 0,
+    checkpointCrashes: 0,
     partitions: 0,
     gossipDelivered: 0,
     memberMessages: 0,
@@ -290,6 +315,7 @@ export class Simulation {
       dropLastDeltaEntry: false,
       claimNoTombstonesAtOpen: false,
       watermarkRefresh: true,
+      checkpointBesideWrites: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -309,6 +335,7 @@ export class Simulation {
       const skewMs = i === beyondDrift ? this.rng.int(700, 1500) : this.rng.chance(0.5) ? 0 : this.rng.int(-200, 200);
       this.nodes.push({
         index: i,
+        checkpoints: new CheckpointSchedule(simCheckpointTimes),
         nodeId: i.toString(16).padStart(16, '0'),
         disk: new MemoryStore(),
         fence: undefined,
@@ -386,6 +413,7 @@ export class Simulation {
       rng: () => this.rng.float(),
       dropLastDeltaEntry: this.options.dropLastDeltaEntry,
       claimNoTombstonesAtOpen: this.options.claimNoTombstonesAtOpen,
+      checkpointBesideWrites: this.options.checkpointBesideWrites,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     // Tombstone GC skips a partition by its bound: one above a stored tombstone would keep it forever.
@@ -406,6 +434,7 @@ export class Simulation {
       }
     }
     node.replica = replica;
+    node.checkpoints = new CheckpointSchedule(simCheckpointTimes);
     node.memberIncarnation++;
     node.membership = new Membership(
       {
@@ -502,8 +531,45 @@ export class Simulation {
       if (this.stopped || node.incarnation !== incarnation || !node.membership) return;
       const now = this.queue.nowMs;
       this.carryOut(node, node.membership.tick(now));
+      this.checkpointIfDue(node, incarnation);
       const wakeMs = node.membership.wakeAtMs(now) - now;
       this.scheduleTick(node, incarnation, Math.min(tickMsMax, Math.max(1, wakeMs)));
+    });
+  }
+
+  /** As production's checkpointer (src/node/checkpointer.ts), on the simulated clock. */
+  private checkpointIfDue(node: SimNode, incarnation: number): void {
+    const replica = node.replica!;
+    if (!node.checkpoints.due(this.queue.nowMs, replica.storeChangeCount)) return;
+    this.checkpoint(node, incarnation).then(
+      (changes) => node.checkpoints.saved(this.queue.nowMs, changes),
+      () => node.checkpoints.failed(this.queue.nowMs),
+    );
+  }
+
+  /** A checkpoint of a running node; resolves with the change count it holds. */
+  private async checkpoint(node: SimNode, incarnation: number): Promise<number> {
+    const { saved, changes } = await node.replica!.checkpoint();
+    if (saved && node.incarnation === incarnation) this.stats.checkpoints++;
+    return changes;
+  }
+
+  /**
+   * A write, a checkpoint asked for right behind it, and a crash a few ms later: the
+   * checkpoint must hold the write (it waits for its commit) or be stale by it, never be
+   * current without it; the start after the crash is checked against a scan (boot).
+   */
+  private checkpointThenCrash(): void {
+    if (this.faultsOver) return;
+    const node = this.rng.pick(this.nodes);
+    if (!this.isUp(node)) return;
+    this.writeOn(node, `k${this.rng.int(0, this.options.keys - 1)}`);
+    this.checkpoint(node, node.incarnation).catch(() => undefined);
+    this.queue.schedule(this.rng.int(2, 8), () => {
+      if (!this.isUp(node)) return;
+      this.stats.checkpointCrashes++;
+      this.crash(node);
+      this.queue.schedule(this.rng.int(100, 3000), () => void this.restart(node));
     });
   }
 
@@ -781,6 +847,7 @@ export class Simulation {
       else if (kind === 1) this.queue.schedule(atMs, () => this.crashSomeone());
       else this.queue.schedule(atMs, () => this.stopSomeone());
     }
+    for (let c = this.rng.int(1, 4); c > 0; c--) this.queue.schedule(this.rng.int(0, windowMs - 1), () => this.checkpointThenCrash());
     // The network replays old membership messages now and then (a relay delivering late).
     for (let r = this.rng.int(0, 5); r > 0; r--) {
       this.queue.schedule(this.rng.int(0, windowMs - 1), () => {

@@ -22,8 +22,8 @@ import { decodeSnapshot, encodeSnapshot, snapshotFormat } from '../../src/core/r
 import type { Store } from '../../src/core/store.js';
 import { noTombstone, unknownBound } from '../../src/core/tombstone-bounds.js';
 import { LevelStore } from '../../src/store/level-store.js';
-import { MemoryStore } from '../../src/store/memory-store.js';
 import { value } from '../helpers/replicas.js';
+import { storeSubjects } from '../helpers/store-subjects.js';
 
 const nodeA = '00000000000000aa';
 const nodeB = '00000000000000bb';
@@ -79,28 +79,7 @@ async function fill(replica: Replica, keys: number, round: number): Promise<void
   await replica.delete('k1');
 }
 
-interface Subject {
-  name: string;
-  /** A store over the same data each call (a new LevelStore on one directory), not open. */
-  make(): { store: () => Store; dispose: () => void };
-}
-
-const subjects: Subject[] = [
-  {
-    name: 'MemoryStore',
-    make() {
-      const store = new MemoryStore();
-      return { store: () => store, dispose: () => undefined };
-    },
-  },
-  {
-    name: 'LevelStore',
-    make() {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-'));
-      return { store: () => new LevelStore(dir), dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
-    },
-  },
-];
+const subjects = storeSubjects('ckv-snapshot-');
 
 for (const subject of subjects) {
   describe(`Replica snapshot over ${subject.name}`, () => {
