@@ -62,6 +62,7 @@ import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 import { TtlSweeper } from './ttl-sweeper.js';
+import { Checkpointer } from './checkpointer.js';
 import { visibleAt, visibleEntries } from '../core/ttl.js';
 import { NodeGc } from './gc.js';
 
@@ -98,6 +99,8 @@ export class CkvNode implements NodeApi {
   private replica!: Replica;
   /** Turns expired values into tombstones (TTL; ./ttl-sweeper.ts). */
   private sweeper: TtlSweeper | undefined;
+  /** Saves the replica's snapshot once quiet, for a start after a crash (./checkpointer.ts). */
+  private checkpointer: Checkpointer | undefined;
   /** The cluster network; undefined only while starting. */
   private cluster: ClusterNetwork | undefined;
   /** Partitioned mode's writes and reads (./partitioned.ts); idle in full-replication mode. */
@@ -192,6 +195,7 @@ export class CkvNode implements NodeApi {
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger, onExpired: (tombstones) => this.onExpired(tombstones) });
       this.sweeper.start();
+      this.checkpointer = new Checkpointer({ replica: this.replica, counters: this.counters, logger: this.logger, flush: () => this.store.flush() });
       this.countOpenedFrom();
       const { boundMs, driftMsMax } = this.replica.clockAhead();
       if (boundMs > driftMsMax) {
@@ -231,7 +235,9 @@ export class CkvNode implements NodeApi {
       const partitioned = this.partitioned;
       await this.gc.attach(this.cluster, () => minHlc(partitioned.coordinator.oldestUnsettled(), partitioned.delivery.oldestHlc()));
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
+      this.checkpointer.start();
     } catch (error) {
+      await this.checkpointer?.stop();
       await this.gc?.stop().catch(() => undefined);
       await this.partitioned?.stop().catch(() => undefined);
       await this.cluster?.stop().catch(() => undefined);
@@ -708,6 +714,7 @@ export class CkvNode implements NodeApi {
     await this.partitioned?.stop();
     await this.cluster?.stop();
     await this.sweeper?.stop();
+    await this.checkpointer?.stop();
     await this.replica.close();
     if (log) {
       // A clean stop: save the tree and key filter, so the next start skips the full scan.

@@ -37,7 +37,8 @@
  * crash midway starts over at the next open. Older versions cannot read format 2 (the
  * suffix is trailing bytes to their decoder): a downgrade needs an export and import.
  *
- * The replica's snapshot (saveSnapshot, at a clean stop) is a file in the directory,
+ * The replica's snapshot (saveSnapshot, at a clean stop and at a running node's checkpoints)
+ * is a file in the directory,
  * `CKV-SNAPSHOT` (LevelDB leaves files it does not name alone): kept in LevelDB, its ~2.5 MiB
  * would be replayed from the log and rewritten into a table at every open. Its marker is the
  * meta row 'snapshot': format byte, the HLC row it moved aside, the file's SHA-256. Every
@@ -448,7 +449,7 @@ export class LevelStore implements Store {
    * out. Synced, so an OS crash cannot keep the marker and lose an earlier batch the snapshot
    * describes; a crash before the batch leaves a file without a marker, which counts as none.
    */
-  async saveSnapshot(bytes: Uint8Array): Promise<void> {
+  async saveSnapshot(bytes: Uint8Array, options: { flush?: boolean } = {}): Promise<void> {
     const { db, m, rows } = this.live();
     const hlc = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     const file = path.join(this.location, snapshotFileName);
@@ -478,7 +479,12 @@ export class LevelStore implements Store {
       { sync: true },
     );
     // The snapshot is saved: a flush that fails only leaves the next open its log to replay.
-    await flushMemtable(db).catch(() => undefined);
+    if (options.flush !== false) await flushMemtable(db).catch(() => undefined);
+  }
+
+  /** LevelDB's memtable to a table (flushMemtable): the next open has no log to replay. */
+  async flush(): Promise<void> {
+    await flushMemtable(this.live().db);
   }
 
   /**

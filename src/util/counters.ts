@@ -95,6 +95,10 @@ export const counterMetrics = {
     help: 'Bootstrap addresses that did not give a member, by likely cause: dials refused or unroutable (unreachable), unanswered (timeout), failed handshakes (handshake: another cluster key), connections to a node of another cluster (foreign), other.',
     labelNames: ['reason'],
   },
+  ckv_checkpoints_total: {
+    help: 'Checkpoints of a running node (src/node/checkpointer.ts: the snapshot a clean stop saves, saved once quiet so a start after a crash skips the scan), by result: saved, failed.',
+    labelNames: ['result'],
+  },
   ckv_ttl_swept_total: { help: 'Expired values this node turned into tombstones (TTL sweeper).', labelNames: [] },
   ckv_ttl_pending_full_total: { help: 'Expiries the TTL sweeper could not remember (its heap was full): found again by a later store scan.', labelNames: [] },
   ckv_gc_total: {
@@ -208,6 +212,8 @@ export const counterSpecs = {
   bootstrap_failed_handshake: counter('ckv_bootstrap_failed_total', { reason: 'handshake' }, 'bootstrap dials whose handshake failed: another cluster key'),
   bootstrap_failed_foreign: counter('ckv_bootstrap_failed_total', { reason: 'foreign' }, 'bootstrap connections to a node of another cluster'),
   bootstrap_failed_other: counter('ckv_bootstrap_failed_total', { reason: 'other' }, 'bootstrap dials that failed otherwise'),
+  checkpoints_saved: counter('ckv_checkpoints_total', { result: 'saved' }, 'checkpoints saved (a start after a crash before the next write skips the scan)'),
+  checkpoints_failed: counter('ckv_checkpoints_total', { result: 'failed' }, 'checkpoints that failed to save (tried again later)'),
   ttl_swept: counter('ckv_ttl_swept_total', {}, 'expired values turned into tombstones by the TTL sweeper'),
   ttl_pending_full: counter('ckv_ttl_pending_full_total', {}, 'expiries not remembered (sweeper heap full; a later scan finds them)'),
   gc_rounds: counter('ckv_gc_total', { event: 'rounds' }, 'tombstone collection rounds this node ran (phase one sent)'),

@@ -1,8 +1,9 @@
 /**
  * The start snapshot with real processes and a real LevelDB: a clean stop (SIGTERM) saves the
- * replica's tree and key filter and the next start uses it; a kill -9 after writes leaves no
- * usable snapshot and the next start scans; a corrupt snapshot is refused (logged, counted)
- * and the node scans. Each time the restarted node's Merkle root and count must equal what it
+ * replica's tree and key filter and the next start uses it; a running node saves the same
+ * snapshot once quiet (a checkpoint), and a kill -9 after it starts from it; a kill -9 right
+ * after writes leaves no usable snapshot and the next start scans; a corrupt snapshot is
+ * refused (logged, counted) and the node scans. Each time the restarted node's Merkle root and count must equal what it
  * reported before it went down, and at the end a replica built by a full scan of the data
  * directory (in this process, snapshot ignored) must agree too.
  */
@@ -13,7 +14,7 @@ import { toHex } from '../../src/core/bytes.js';
 import { Replica } from '../../src/core/replica.js';
 import type { StatusMessage } from '../../src/control/proto.js';
 import { LevelStore } from '../../src/store/level-store.js';
-import { counter, startNode, tempDir, type NodeProcess } from '../../harness/testing.js';
+import { counter, startNode, tempDir, waitFor, type NodeProcess } from '../../harness/testing.js';
 
 function state(status: StatusMessage): { root: string; keys: string; tombstones: string } {
   return { root: status.merkleRoot, keys: status.keyCount, tombstones: status.tombstoneCount };
@@ -59,15 +60,32 @@ describe('start snapshot across clean stops, kill -9 and corruption', () => {
     assert.match(node.stderrText(), /replica opened tree=snapshot keys=3000/);
     assert.equal((await node.client.get('key/1500')).value.toString(), 'value 1500');
 
-    // Writes after a start from the snapshot, then kill -9: no snapshot may be trusted.
+    // Writes after a start from the snapshot, quiet until the node saves a checkpoint, then
+    // kill -9: the next start comes from the checkpoint, with the same tree.
     await write(node, 2500, 1000); // overwrites 500 keys, adds 500
     await node.client.put('key/0', Buffer.from('again')); // a deleted key comes back
-    const beforeKill = state(await node.status());
-    assert.notEqual(beforeKill.root, first.root);
+    const checkpointed = state(await node.status());
+    assert.notEqual(checkpointed.root, first.root);
+    const running = node;
+    await waitFor(async () => counter(await running.status(), 'checkpoints_saved') >= 1 && /checkpoint saved keys=3500 /.test(running.stderrText()), {
+      deadlineMs: 30_000,
+      what: 'a checkpoint after the writes',
+    });
     await node.kill();
     node = await node.respawn();
     status = await node.status();
-    assert.equal(treeSource(status), 'start_tree_scan_no_snapshot');
+    assert.equal(treeSource(status), 'start_tree_snapshot');
+    assert.deepEqual(state(status), checkpointed);
+
+    // Writes, then kill -9 at once: no snapshot may be trusted (a checkpoint the node saved
+    // after its start, if any, is stale).
+    await write(node, 4000, 500);
+    const beforeKill = state(await node.status());
+    assert.notEqual(beforeKill.root, checkpointed.root);
+    await node.kill();
+    node = await node.respawn();
+    status = await node.status();
+    assert.match(treeSource(status), /^start_tree_scan_(no_snapshot|stale)$/);
     assert.deepEqual(state(status), beforeKill);
 
     // Clean stop, then corrupt the saved snapshot: refused, logged, counted; the node scans.
