@@ -15,7 +15,9 @@
  *
  * After a kill (SIGKILL, as a crash), with the most keys: no snapshot was saved, so the start
  * rebuilds the Merkle tree and key filter by a scan of every entry (src/core/replica-scan.ts).
- * Timed the same way, `crashRestarts` times, each start killed again once serving.
+ * Timed the same way, `crashRestarts` times, each start killed again once serving (before its
+ * first checkpoint, which comes once it has been quiet for 1 s). Then as many starts after a
+ * kill that came once the node had saved a checkpoint (src/node/checkpointer.ts): from it.
  *
  * Also the CPU time the node process used until serving (user + system, all its threads, from
  * /proc/PID/stat; Linux only, else omitted): unlike the wall time, it barely moves when other
@@ -35,7 +37,7 @@ import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
-import { exitOf, removeTempDir, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/index.js';
+import { counter, exitOf, removeTempDir, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/index.js';
 import { median } from '../lib/stats.js';
 import { fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -69,6 +71,8 @@ interface KeysResult {
   runs: StartRun[];
   /** Starts after a kill (the largest key count only). */
   afterKill: StartRun[];
+  /** Starts after a kill that came once the node had saved a checkpoint (the largest key count only). */
+  afterCheckpointKill: StartRun[];
   rawLevelMs: number[];
   rowsIterated: number;
 }
@@ -223,6 +227,7 @@ export const start: Scenario = {
           await stopCleanly(node);
         }
         const afterKill: StartRun[] = [];
+        const afterCheckpointKill: StartRun[] = [];
         if (keys > 0 && keys === config.keyCounts.at(-1)) {
           // One start killed untimed, so that every timed start follows a kill.
           progress.detail(`${keys} keys: starts after a kill`, frac(0.8));
@@ -234,6 +239,24 @@ export const start: Scenario = {
             if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
             await timed.node.kill();
           }
+          // Kills once quiet: the node saved a checkpoint (src/node/checkpointer.ts) before it.
+          progress.detail(`${keys} keys: starts after a kill once checkpointed`, frac(0.82));
+          let running = (await timedStart(dataDir, `k${keys}-quiet`, probeKey, undefined)).node;
+          try {
+            for (let r = 0; r < config.crashRestarts; r++) {
+              const node = running;
+              await waitFor(async () => counter(await node.status(), 'checkpoints_saved') >= 1, { deadlineMs: 30_000, intervalMs: 50, what: `${node.name} to save a checkpoint` });
+              await node.kill();
+              const timed = await timedStart(dataDir, `k${keys}-ckpt${r}`, probeKey, undefined);
+              running = timed.node;
+              afterCheckpointKill.push(timed.run);
+              const status = await timed.node.status();
+              if (counter(status, 'start_tree_snapshot') !== 1) throw new Error('a start after a kill once checkpointed did not start from the checkpoint');
+              if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
+            }
+          } finally {
+            await running.kill();
+          }
         }
         progress.detail(`${keys} keys: raw level open + scan`, frac(0.85));
         const rawLevelMs: number[] = [];
@@ -243,7 +266,7 @@ export const start: Scenario = {
           rawLevelMs.push(scan.ms);
           rowsIterated = scan.rows;
         }
-        results.push({ keys, first: runs[0]!, runs, afterKill, rawLevelMs, rowsIterated });
+        results.push({ keys, first: runs[0]!, runs, afterKill, afterCheckpointKill, rawLevelMs, rowsIterated });
       } finally {
         removeTempDir(dataDir);
       }
@@ -316,6 +339,31 @@ export const start: Scenario = {
           baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
           ratio: `${fmtRatio(killed / bareMs)} of bare node`,
         });
+        if (r.afterCheckpointKill.length > 0) {
+          const quiet = median(r.afterCheckpointKill.map((x) => x.servingMs));
+          (data[`k${r.keys}`] as Record<string, unknown>).afterCheckpointKill = {
+            servingMs: round(quiet, 1),
+            runs: r.afterCheckpointKill.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
+          };
+          rows.push([
+            `${r.keys.toLocaleString('en-US')}, after a kill once checkpointed`,
+            fmtMs(median(r.afterCheckpointKill.map((x) => x.readyMs))),
+            fmtMs(quiet),
+            fmtMs(median(r.afterCheckpointKill.map((x) => x.cpuMs))),
+            '',
+            `${fmtMs(Math.min(...r.afterCheckpointKill.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterCheckpointKill.map((x) => x.servingMs)))}`,
+            fmtMs(bareMs),
+            `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
+            fmtRatio(quiet / bareMs),
+          ]);
+          summary.push({
+            scenario: 'start',
+            measure: `start to serving after a kill once checkpointed (from the checkpoint), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterCheckpointKill.length})`,
+            ckv: fmtMs(quiet),
+            baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
+            ratio: `${fmtRatio(quiet / bareMs)} of bare node`,
+          });
+        }
         if (r.keys >= 100_000) {
           targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys after a kill`, killed, '<=', targetMs, 'ms', `median of ${r.afterKill.length} starts after SIGKILL; raw level open+scan ${fmtMs(level)}`));
         }
@@ -336,7 +384,7 @@ export const start: Scenario = {
       ],
       targets,
       notes: [
-        'A start after a kill finds no snapshot (a clean stop saves one) and rebuilds the Merkle tree and key filter by a scan of every entry.',
+        'A start after a kill right after a start finds no snapshot (a clean stop saves one; a running node saves a checkpoint once quiet for 1 s, and this kill comes first) and rebuilds the Merkle tree and key filter by a scan of every entry. "Once checkpointed": the kill came after the node had saved a checkpoint, and the start uses it.',
         'Readiness is polled every 2 ms (socket exists, accepts, Status answers), so each figure includes up to ~2 ms of polling and a fresh gRPC connection from the bench.',
         'The raw level baseline runs in the bench process (modules already loaded) on a fresh copy of the data directory: no process start, no module loading.',
         codeCache === 'none'
