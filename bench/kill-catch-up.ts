@@ -1,0 +1,56 @@
+/**
+ * A node killed (SIGKILL, as a crash) and restarted after it missed writes, the way a user
+ * meets it: 3 nodes hold `--base` keys, the cluster is quiet for `--pause-ms` (long enough,
+ * at the default, for the node to save a checkpoint: src/node/checkpointer.ts), n02 is
+ * killed, n00 takes `--missed` puts (100-byte values), and n02 is restarted on its data
+ * directory. Prints, per run, spawn -> answers Status, spawn -> first 'member up' line, that
+ * line -> root equal to the others (the catch-up), spawn -> root equal, how n02 built its tree
+ * (snapshot or scan) and the sync sessions that carried entries. `--scenario catch-up` is the
+ * same after a clean stop (SIGTERM).
+ *
+ *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500]
+ */
+import { parseArgs } from 'node:util';
+import { cleanupNow, counter, exitOnSignals, putMany, sleep } from '../harness/index.js';
+import { startCluster } from './lib/cluster.js';
+import { timeJoin } from './scenarios/rejoin.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    base: { type: 'string', default: '10000' },
+    missed: { type: 'string', default: '10000' },
+    'pause-ms': { type: 'string', default: '2500' },
+  },
+});
+const runs = Number(values.runs);
+const base = Number(values.base);
+const missed = Number(values.missed);
+const pauseMs = Number(values['pause-ms']);
+const value = new Uint8Array(100).map((_, i) => (i * 37) & 0xff);
+
+exitOnSignals('kill-catch-up');
+const cluster = await startCluster(3);
+try {
+  await cluster.waitMesh(30_000);
+  if (base > 0) await putMany(cluster.nodes[0]!.client, base, (i) => `base/${i}`, () => value, 256);
+  await cluster.waitConverged(60_000);
+  for (let run = 0; run < runs; run++) {
+    await sleep(pauseMs);
+    const victim = cluster.nodes[2]!;
+    await victim.kill();
+    const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
+    await putMany(a.client, missed, (i) => `run${run}/${i}`, () => value, 256);
+    const [status] = await cluster.waitConverged(60_000, 25, [a, b]);
+    const r = await timeJoin(cluster, () => cluster.respawn(victim), status!.merkleRoot, status!.keyCount, 60_000);
+    const tree = counter(await r.node.status(), 'start_tree_snapshot') > 0 ? 'snapshot' : 'scan';
+    const sessions = r.sessions.map((s) => `${s.node}<-${s.peer} ${s.outcome} received=${s.received} ms=${s.ms}`).join('; ');
+    console.log(
+      `run ${run + 1}/${runs}: spawn->ready ${r.readyMs.toFixed(0)} ms, spawn->member up ${r.peerUpMs.toFixed(0)} ms, catch-up ${r.catchUpMs.toFixed(0)} ms, spawn->root equal ${r.totalMs.toFixed(0)} ms, tree from ${tree} | ${sessions}`,
+    );
+    await cluster.waitConverged(60_000);
+  }
+} finally {
+  await cluster.stop();
+  cleanupNow();
+}
