@@ -338,17 +338,9 @@ export function decodeEntry(bytes: Uint8Array, limit = valueBytesMax): Entry {
  * decodes only the few that have one. Throws MalformedError if the bytes end before the flags.
  */
 export function encodedEntryExpires(bytes: Uint8Array): boolean {
-  let keyBytes = 0;
-  let scale = 1;
-  let at = 0;
-  for (;;) {
-    if (at >= bytes.byteLength || at >= 8) throw new MalformedError('entry key length does not decode');
-    const byte = bytes[at++]!;
-    keyBytes += (byte & 0x7f) * scale;
-    if (byte < 0x80) break;
-    scale *= 0x80;
-  }
-  const flagsAt = at + keyBytes;
+  readVarintAt(bytes, 0, varintOut);
+  if (varintOut.end < 0) throw new MalformedError('entry key length does not decode');
+  const flagsAt = varintOut.end + varintOut.value;
   if (flagsAt >= bytes.byteLength) throw new MalformedError(`entry of ${bytes.byteLength} bytes ends before its flags`);
   return (bytes[flagsAt]! & flagExpires) !== 0;
 }
