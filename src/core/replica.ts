@@ -325,6 +325,8 @@ export class Replica {
   private storeChanges = 0;
   /** `storeChanges` when the last checkpoint was saved; undefined: none saved since open (the open took the last one). */
   private checkpointedChanges: number | undefined;
+  /** A store write failed since open (storeWriteFailed): no snapshot may be saved from this tree. */
+  private treeUncertain = false;
   private readonly refuseResurrection: ((keyHash: HashText, entry: Entry) => boolean) | undefined;
   /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
   private settledBound: Hlc = 0n;
@@ -420,6 +422,7 @@ export class Replica {
    */
   async saveSnapshot(): Promise<void> {
     assert(this.closed && this.flushing === undefined, 'saveSnapshot after close(): no write may follow it');
+    if (this.treeUncertain) throw uncertainTreeError();
     await this.store.saveSnapshot(this.encodeState());
   }
 
@@ -442,7 +445,19 @@ export class Replica {
     return this.storeChanges;
   }
 
+  /**
+   * A store write or removal failed: it may still have reached the store, and the tree does
+   * not have it. A snapshot of this tree could then be current without that change, so none
+   * is saved from now on (a checkpoint fails, so does saveSnapshot at the stop; the next start
+   * scans). Rethrows.
+   */
+  private storeWriteFailed(error: unknown): never {
+    this.treeUncertain = true;
+    throw error;
+  }
+
   private async commitCheckpoint(): Promise<CheckpointResult> {
+    if (this.treeUncertain) throw uncertainTreeError();
     const changes = this.storeChanges;
     if (this.checkpointedChanges === changes) return { saved: false, changes };
     // No flush here: it can take ~100 ms after a large burst, and writes wait for this turn.
@@ -793,7 +808,7 @@ export class Replica {
     }
     if (rows.length > 0) {
       this.storeChanges += rows.length; // before the write: one that fails may still have reached the store
-      await this.store.remove!(rows, this.clock.last);
+      await this.store.remove!(rows, this.clock.last).catch((error: unknown) => this.storeWriteFailed(error));
     }
     let bytes = 0;
     for (const { keyHash, entry } of rows) {
@@ -1054,12 +1069,14 @@ export class Replica {
     // these numbers; a failed write leaves seqLast as it was (no gap).
     const seqFirst = this.seqLast + 1;
     this.storeChanges += written.length; // before the write: one that fails may still have reached the store
-    const writing = this.store.write(
-      written.map((slot) => slot.winner!),
-      this.clock.last,
-      written.map((slot) => slot.hash),
-      { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq) },
-    );
+    const writing = this.store
+      .write(
+        written.map((slot) => slot.winner!),
+        this.clock.last,
+        written.map((slot) => slot.hash),
+        { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq) },
+      )
+      .catch((error: unknown) => this.storeWriteFailed(error));
     const digests: (HashText | undefined)[] = [];
     try {
       for (const { key, before, winner } of written) {
@@ -1098,6 +1115,11 @@ export class Replica {
     if (entry.value !== null && entry.value.byteLength > this.valueBytesMax) return false;
     return true;
   }
+}
+
+/** Why no snapshot is saved after a failed store write (Replica.storeWriteFailed). */
+function uncertainTreeError(): Error {
+  return new Error('a store write failed since this start: no snapshot is saved from this tree (the next start scans)');
 }
 
 /** For tests: assert two replicas hold the same root. */

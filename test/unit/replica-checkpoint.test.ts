@@ -13,6 +13,7 @@ import { Replica, ReplicaClosedError, sameRoot } from '../../src/core/replica.js
 import type { Store } from '../../src/core/store.js';
 import { value } from '../helpers/replicas.js';
 import { storeSubjects } from '../helpers/store-subjects.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
 
 const nodeA = '00000000000000aa';
 const nodeB = '00000000000000bb';
@@ -95,3 +96,32 @@ for (const subject of subjects) {
     });
   });
 }
+
+describe('Replica checkpoints after a failed store write', () => {
+  it('saves no snapshot from a tree that may lack a write the store took (checkpoint and stop both refuse)', async () => {
+    /** A store whose next write stores the entries and then fails, as a write whose reply was lost. */
+    class FailingStore extends MemoryStore {
+      failNext = false;
+      override async write(...args: Parameters<MemoryStore['write']>): Promise<void> {
+        await super.write(...args);
+        if (this.failNext) {
+          this.failNext = false;
+          throw new Error('disk said no');
+        }
+      }
+    }
+    const store = new FailingStore();
+    const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+    await replica.put('a', value('1'));
+    assert.equal((await replica.checkpoint()).saved, true);
+    store.failNext = true;
+    await assert.rejects(replica.put('b', value('2')), /disk said no/);
+    await assert.rejects(replica.checkpoint(), /no snapshot is saved from this tree/);
+    await replica.close();
+    await assert.rejects(replica.saveSnapshot(), /no snapshot is saved from this tree/);
+    // The write reached the store and made the earlier checkpoint stale: the next start scans and has it.
+    const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+    assert.deepStrictEqual(reopened.openedFrom, { source: 'scan', snapshot: 'stale' });
+    assert.equal(text((await reopened.get('b'))?.value), '2');
+  });
+});
