@@ -248,6 +248,10 @@ export class LevelStore implements Store {
       total += 2 * (rows.s.byteLength + seqBytes);
     }
     const arena = Buffer.allocUnsafe(total);
+    // Plain Uint8Array views of the arena, not Buffers: `arena.subarray` builds a Buffer
+    // through its species constructor, ~3x the cost (five views an entry).
+    const base = arena.byteOffset;
+    const view = (from: number, to: number): Uint8Array => new Uint8Array(arena.buffer, base + from, to - from);
     // A chained batch on the root: each put hands two views straight to the native batch
     // (about half the CPU of an array batch, whose rows are objects read property by property).
     const batch = db.batch();
@@ -258,28 +262,28 @@ export class LevelStore implements Store {
         const seq = index.seqFirst + i;
         const keyEnd = writeEntryRowKey(arena, at, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes[i]!);
         const valueEnd = writeSeq(arena, encodeEntryInto(arena, keyEnd, entry, keyBytes[i]!), seq);
-        batch.put(arena.subarray(at, keyEnd), arena.subarray(keyEnd, valueEnd));
+        batch.put(view(at, keyEnd), view(keyEnd, valueEnd));
         // The index row's value is the entry: the same bytes as the `e` row's, without the seq.
         arena.set(rows.s, valueEnd);
         const sKeyEnd = writeSeq(arena, valueEnd + rows.s.byteLength, seq);
-        batch.put(arena.subarray(valueEnd, sKeyEnd), arena.subarray(keyEnd, valueEnd - seqBytes));
+        batch.put(view(valueEnd, sKeyEnd), view(keyEnd, valueEnd - seqBytes));
         at = sKeyEnd;
         const previous = index.previousSeqs[i];
         if (previous !== undefined) {
           arena.set(rows.s, at);
           const end = writeSeq(arena, at + rows.s.byteLength, previous);
-          batch.del(arena.subarray(at, end));
+          batch.del(view(at, end));
           at = end;
         }
         arena.set(rows.k, at);
         const kStart = at;
         at = writeUtf16be(arena, at + rows.k.byteLength, entry.key);
-        batch.put(arena.subarray(kStart, at), emptyBytes);
+        batch.put(view(kStart, at), emptyBytes);
       }
       arena.set(rows.hlc, at);
       const hlcAt = at + rows.hlc.byteLength;
       arena.writeBigUInt64BE(hlcLast, hlcAt);
-      batch.put(arena.subarray(at, hlcAt), arena.subarray(hlcAt, hlcAt + 8));
+      batch.put(view(at, hlcAt), view(hlcAt, hlcAt + 8));
     } catch (error) {
       await batch.close();
       throw error;
