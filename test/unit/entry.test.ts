@@ -143,6 +143,18 @@ describe('mergeEntries', () => {
 });
 
 describe('entry encoding', () => {
+  it('decodes each node id right in runs of one writer and of several (the decoder keeps the last one read)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(entryArb, fc.integer({ min: 0, max: 2 })), { minLength: 1, maxLength: 30 }), fc.array(nodeIdArb, { minLength: 3, maxLength: 3 }), (rows, ids) => {
+        for (const [entry, which] of rows) {
+          const withNode: Entry = { ...entry, version: { ...entry.version, node: ids[which]! } };
+          assert.equal(decodeEntry(encodeEntry(withNode)).version.node, ids[which]);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   // decodeEntry(encodeEntry(e)) = e for live entries, empty values, tombstones and Unicode keys.
   it('round-trips', () => {
     fc.assert(
