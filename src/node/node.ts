@@ -269,7 +269,9 @@ export class CkvNode implements NodeApi {
       ms: Math.round(this.replicaOpenMs),
     });
     if (from.source === 'scan' && from.snapshot === 'stale') {
-      this.logger.warn('start snapshot stale: tree rebuilt by a scan', { why: 'the store was written to after the last clean stop saved it' });
+      this.logger.warn('start snapshot stale: tree rebuilt by a scan', {
+        why: "written to after the last snapshot (a clean stop's or a checkpoint's): the node was killed or crashed soon after writes",
+      });
     } else if (from.source === 'scan' && from.snapshot !== 'none' && from.snapshot !== 'unused') {
       this.logger.warn('start snapshot rejected: tree rebuilt by a scan', { reason: from.snapshot });
     }
