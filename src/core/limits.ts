@@ -327,3 +327,9 @@ export const checkpointQuietMs = 1_000;
 export const checkpointEntriesMin = 1_000;
 /** The least time between two checkpoints of a node whose writes are a trickle (see checkpointEntriesMin). */
 export const checkpointIntervalMs = 30_000;
+/**
+ * A node holding fewer entries saves no checkpoint (src/node/checkpointer.ts): a start scans
+ * them in a few milliseconds, less than a save costs (the snapshot is ~2.5 MiB at the default
+ * depth however few the keys), and a cluster of many small nodes would write it on every start.
+ */
+export const checkpointEntriesHeldMin = 1_000;

@@ -8,10 +8,12 @@
  * with writes going on, LevelDB's memtable is written to a table (Store.flush), so that start
  * has no log to replay either.
  *
- * A failed save costs only that speed: logged, counted (ckv_checkpoints_total{result=
+ * A store of fewer than checkpointEntriesHeldMin entries is not checkpointed (its scan costs a
+ * few ms). A failed save costs only that speed: logged, counted (ckv_checkpoints_total{result=
  * "failed"}) and tried again later. Its timer is unref'd and looks at most once a second.
  */
 import { CheckpointSchedule, type CheckpointScheduleOptions } from '../core/checkpoint-schedule.js';
+import { checkpointEntriesHeldMin } from '../core/limits.js';
 import { ReplicaClosedError, type Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
 import { errorText } from '../util/error-text.js';
@@ -62,14 +64,17 @@ export class Checkpointer {
     if (this.stopped) return;
     const { replica } = this.options;
     const now = this.nowMs();
-    if (this.schedule.due(now, replica.storeChangeCount)) {
+    // A small store is scanned at a start in a few ms: no save (checkpointEntriesHeldMin).
+    const small = replica.entryCount < checkpointEntriesHeldMin;
+    if (!small && this.schedule.due(now, replica.storeChangeCount)) {
       this.saving = this.save().finally(() => {
         this.saving = undefined;
         this.look();
       });
       return;
     }
-    const waitMs = Math.min(lookIntervalMsMax, Math.max(10, this.schedule.wakeAtMs(now, replica.storeChangeCount) - now));
+    const wakeAtMs = small ? now + lookIntervalMsMax : this.schedule.wakeAtMs(now, replica.storeChangeCount);
+    const waitMs = Math.min(lookIntervalMsMax, Math.max(10, wakeAtMs - now));
     this.timer = setTimeout(() => this.look(), waitMs).unref();
   }
 
