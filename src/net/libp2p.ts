@@ -57,6 +57,7 @@ import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
 import { installYamuxWindowPolicy } from './yamux-window.js';
 import { joinedWritesNoise } from './joined-writes.js';
+import { libp2pLoggerFor } from './libp2p-logger.js';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p, PeerDiscovery, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface';
 import { ListenError, listenProblem } from '../errors.js';
@@ -168,9 +169,12 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
 
   // One window update per half window instead of one per data frame (./yamux-window.ts).
   await installYamuxWindowPolicy();
+  const logger = libp2pLoggerFor();
   const node: CkvLibp2p = await createLibp2p({
     privateKey: options.privateKey,
     start: false,
+    // libp2p's debug log only when DEBUG asks for it (./libp2p-logger.ts).
+    ...(logger ? { logger } : {}),
     ...(options.userAgent ? { nodeInfo: { userAgent: options.userAgent } } : {}),
     // Listen addresses; with 0.0.0.0 libp2p announces every interface address.
     addresses: { listen: options.listen },
