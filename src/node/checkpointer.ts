@@ -10,7 +10,8 @@
  *
  * A store of fewer than checkpointEntriesHeldMin entries is not checkpointed (its scan costs a
  * few ms). A failed save costs only that speed: logged, counted (ckv_checkpoints_total{result=
- * "failed"}) and tried again later. Its timer is unref'd and looks at most once a second.
+ * "failed"}) and tried again later. Its timer is unref'd; it looks at the replica's change count
+at least once a second (every quarter of the quiet time while the count moves).
  */
 import { CheckpointSchedule, type CheckpointScheduleOptions } from '../core/checkpoint-schedule.js';
 import { checkpointEntriesHeldMin } from '../core/limits.js';
@@ -39,6 +40,7 @@ export class Checkpointer {
   private readonly nowMs: () => number;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<void> | undefined;
+  private started = false;
   private stopped = false;
 
   constructor(private readonly options: CheckpointerOptions) {
@@ -46,9 +48,10 @@ export class Checkpointer {
     this.nowMs = options.nowMs ?? (() => performance.now());
   }
 
-  /** Idempotent. */
+  /** Idempotent: one look loop, however often it is called (even during a save). */
   start(): void {
-    if (this.timer !== undefined || this.stopped) return;
+    if (this.started || this.stopped) return;
+    this.started = true;
     this.look();
   }
 

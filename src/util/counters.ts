@@ -88,7 +88,7 @@ export const counterMetrics = {
   },
   ckv_delivery_persist_failed_total: { help: 'Delivery row batches the store failed to write.', labelNames: [] },
   ckv_start_tree_total: {
-    help: 'How this process built its Merkle tree and key filter at start (0 or 1 each): from the snapshot its last clean stop saved, or by a scan of every entry, and why (no snapshot; stale: written to after it was saved; rejected: failed its checks).',
+    help: 'How this process built its Merkle tree and key filter at start (0 or 1 each): from the snapshot its last clean stop or checkpoint saved, or by a scan of every entry, and why (no snapshot; stale: written to after it was saved; rejected: failed its checks).',
     labelNames: ['from'],
   },
   ckv_bootstrap_failed_total: {
@@ -203,8 +203,8 @@ export const counterSpecs = {
   delivery_batches_next: counter('ckv_delivery_batches_total', { cause: 'next' }, 'delivery batches following a fully acknowledged one'),
   delivery_persist_failed: counter('ckv_delivery_persist_failed_total', {}, 'delivery row batches the store failed to write'),
   read_repair: counter('ckv_read_repair_total', {}, 'entries sent to stale owners after a read'),
-  start_tree_snapshot: counter('ckv_start_tree_total', { from: 'snapshot' }, 'tree and key filter restored from the snapshot of a clean stop'),
-  start_tree_scan_no_snapshot: counter('ckv_start_tree_total', { from: 'scan_no_snapshot' }, 'tree built by a scan: no snapshot (first start, or a crash)'),
+  start_tree_snapshot: counter('ckv_start_tree_total', { from: 'snapshot' }, 'tree and key filter restored from the snapshot of a clean stop or a checkpoint'),
+  start_tree_scan_no_snapshot: counter('ckv_start_tree_total', { from: 'scan_no_snapshot' }, 'tree built by a scan: no snapshot (first start, or a crash before any checkpoint)'),
   start_tree_scan_stale: counter('ckv_start_tree_total', { from: 'scan_stale' }, 'tree built by a scan: the snapshot was written to after it was saved'),
   start_tree_scan_rejected: counter('ckv_start_tree_total', { from: 'scan_rejected' }, 'tree built by a scan: the snapshot failed its checks (corrupt, format, depth)'),
   bootstrap_failed_unreachable: counter('ckv_bootstrap_failed_total', { reason: 'unreachable' }, 'bootstrap dials refused or with no route: nothing listens there'),
