@@ -29,7 +29,7 @@ const requiredNumbers: Record<string, string[]> = {
   'catch-up': ['k2000.catchUpMs', 'k2000.rawLevelMs', 'k2000.bytesIn', 'k2000.rawBytes'],
   'new-node': ['joinMs', 'rawLevelMs', 'bytesIn', 'rawBytes'],
   idle: ['rounds', 'bytesTotal', 'ack.p50Ms', 'ack.p99Ms', 'ack.getP50Ms', 'ack.floorP50Ms'],
-  scaling: ['fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
+  scaling: ['processRoundTrip.p50', 'processRoundTrip.at500PerSec.p50', 'fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
   partition: ['healMs'],
   partitioned: ['n3.ackedWritesPerSec', 'n3.convergedWritesPerSec', 'n3.allOwnersP50Ms', 'n3.allOwnersP99Ms', 'n3.storageShareMax', 'n3.join.ms', 'n3.join.copiesRatio'],
   start: ['bareNodeMs', 'k0.servingMs', 'k10000.servingMs', 'k10000.rawLevelOpenScanMs', 'k10000.afterKill.servingMs', 'k10000.afterCheckpointKill.servingMs'],

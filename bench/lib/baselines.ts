@@ -10,7 +10,15 @@
  *   (bench <-> node), the LevelDB batch on both nodes, and a second process.
  * - raw level write: the same keys and values written with `level` (the library ckv stores
  *   through) in batches into a fresh directory: what merely storing the entries costs.
+ * - process round trip: one byte sent to a second Node.js process over TCP on 127.0.0.1 and
+ *   echoed back, at a steady rate: what the machine charges for waking a process that was
+ *   idle. On this VM a round trip after 100 ms of quiet took ~0.5 ms against ~0.05 ms after 10
+ *   ms (docs/measurements.md, 2026-12-04 (night)): a write that crosses several processes and
+ *   LevelDB's thread pool pays it at every crossing, so at a low write rate convergence is
+ *   slower than at a high one. Measured at the scenario's own rate.
  */
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -130,5 +138,62 @@ export async function rawLevelWrite(options: LevelWriteOptions): Promise<number>
       // closing a db that failed to open
     }
     removeTempDir(dir);
+  }
+}
+
+export interface RoundTripOptions {
+  /** Round trips sent at a steady rate (one at a time). */
+  count: number;
+  ratePerSec: number;
+}
+
+/**
+ * A second Node.js process (an echo server on 127.0.0.1) and `count` one-byte round trips to
+ * it at `ratePerSec`; resolves the round trips in ms. The process is ended (by its PID) either way.
+ */
+export async function processRoundTrip(options: RoundTripOptions): Promise<number[]> {
+  const echo = `const s=require('node:net').createServer((c)=>{c.setNoDelay(true);c.on('data',(d)=>c.write(d));});s.listen(0,'127.0.0.1',()=>process.stdout.write(s.address().port+'\\n'));`;
+  const child = spawn(process.execPath, ['-e', echo], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let socket: Socket | undefined;
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let text = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes('\n')) resolve(Number(text.trim()));
+      });
+      child.once('exit', (code) => reject(new Error(`echo process exited (${code}) before listening`)));
+      setTimeout(() => reject(new Error('echo process did not listen within 10 s')), 10_000).unref();
+    });
+    const opened = connect(port, '127.0.0.1');
+    socket = opened;
+    opened.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      opened.once('connect', resolve);
+      opened.once('error', reject);
+    });
+    const intervalMs = 1000 / options.ratePerSec;
+    const rtts: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < options.count; i++) {
+      const due = started + i * intervalMs;
+      const waitMs = due - performance.now();
+      if (waitMs > 0) await sleep(waitMs);
+      const sentAt = performance.now();
+      const echoed = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no echo within 5 s')), 5000);
+        opened.once('data', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      opened.write('x');
+      await echoed;
+      rtts.push(performance.now() - sentAt);
+    }
+    return rtts;
+  } finally {
+    socket?.destroy();
+    child.kill();
   }
 }

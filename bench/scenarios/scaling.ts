@@ -10,9 +10,10 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../../harness/index.js';
+import { processRoundTrip } from '../lib/baselines.js';
 import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
-import { fitLog, fmtMs, round } from '../lib/summary.js';
+import { fitLog, fmtMs, percentiles, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
 import { summarizeRuns } from './convergence.js';
 import { convergenceRun, type ConvergenceRun } from './convergence-run.js';
@@ -29,6 +30,13 @@ export const scaling: Scenario = {
       : { sizes: [3, 5, 9, 17, 33], writes: 120, writesLarge: 60, ratePerSec: 10, valueBytes: 100, runs: 2, warmupWrites: 20 };
     const { progress } = ctx;
     const rng = rng32(ctx.seed ^ 0x5c);
+    // Baseline first, with no node running: a round trip to a second process at this rate
+    // (idle between messages, as the nodes are) and at 500/s (kept awake), baselines.ts.
+    progress.detail(`baseline: process round trip at ${config.ratePerSec}/s and 500/s`, 0);
+    const roundTrip = {
+      atRate: percentiles(await processRoundTrip({ count: ctx.quick ? 20 : 60, ratePerSec: config.ratePerSec })),
+      busy: percentiles(await processRoundTrip({ count: ctx.quick ? 200 : 1000, ratePerSec: 500 })),
+    };
     // Progress weights: bigger clusters take longer to start.
     const weight = (n: number): number => 5 + n;
     const totalWeight = config.sizes.reduce((sum, n) => sum + weight(n), 0);
@@ -101,6 +109,7 @@ export const scaling: Scenario = {
       config,
       data: {
         points: points.map((p) => ({ n: p.n, p50: round(p.p50), p90: round(p.p90), p99: round(p.p99), max: round(p.max), missing: p.missing, gossipShare: round(p.gossipShare), nodeCpuMsPerWrite: round(p.cpuMsPerWrite), clusterStartS: round(p.startS, 1) })),
+        processRoundTrip: { ratePerSec: config.ratePerSec, p50: round(roundTrip.atRate.p50, 3), p99: round(roundTrip.atRate.p99, 3), at500PerSec: { p50: round(roundTrip.busy.p50, 3), p99: round(roundTrip.busy.p99, 3) } },
         fitP50: { intercept: round(fit.intercept), slope: round(fit.slope), r2: round(fit.r2) },
         fitP99: { intercept: round(fit99.intercept), slope: round(fit99.slope), r2: round(fit99.r2) },
         fitP50GossipOnly: fitGossip ? { sizes: gossiped.map((p) => p.n), intercept: round(fitGossip.intercept), slope: round(fitGossip.slope), r2: round(fitGossip.r2) } : null,
@@ -123,6 +132,13 @@ export const scaling: Scenario = {
           baseline: first ? `N=${first.n}` : '-',
           ratio: first && last ? `${(last.p99 / first.p99).toFixed(2)}x at N=${last.n}` : '-',
         },
+        {
+          scenario: 'scaling',
+          measure: `N=3 p50 against a process round trip at ${config.ratePerSec}/s`,
+          ckv: first ? fmtMs(first.p50) : '-',
+          baseline: `round trip p50 ${fmtMs(roundTrip.atRate.p50)} at ${config.ratePerSec}/s, ${fmtMs(roundTrip.busy.p50)} at 500/s`,
+          ratio: first ? `${(first.p50 / roundTrip.atRate.p50).toFixed(2)}x` : '-',
+        },
       ],
       details: [
         {
@@ -136,6 +152,7 @@ export const scaling: Scenario = {
         .filter((p) => p.n === 5)
         .map((p) => target('scaling', `p99 at N=5, ${config.ratePerSec} writes/s (unsaturated), under 25 ms`, p.p99, '<', 25, 'ms', `ckv p99 ${fmtMs(p.p99)}`)),
       notes: [
+        `Baseline: one byte to a second Node.js process over TCP on 127.0.0.1 and back, one at a time: p50 ${fmtMs(roundTrip.atRate.p50)} / p99 ${fmtMs(roundTrip.atRate.p99)} at ${config.ratePerSec}/s (idle between messages, like the nodes here), p50 ${fmtMs(roundTrip.busy.p50)} / p99 ${fmtMs(roundTrip.busy.p99)} at 500/s. The difference is what this machine charges for waking an idle process (and thread); a write pays it at every crossing (bench -> origin, the LevelDB thread pool and back, origin -> each receiver, its thread pool, the watch back to the bench), which is why these figures are higher than the convergence scenario's at 500 writes/s.`,
         `Same write rate (${config.ratePerSec}/s) for every N, low enough that the largest cluster is not saturated; cluster-wide work still grows with N (every node applies every write, and every receiver forwards it to its gossipsub mesh peers), all on one 2-core machine: "node cores busy" shows how close each size came to the 2 cores.`,
         'Nodes bootstrap to every earlier node (started one at a time), so the full mesh is made by direct dials rather than by the members gossip, and cluster start is deterministic.',
         '"applied via gossip" = 1 - sync_entries_applied / writes_remote over the runs (all nodes): under 100% means anti-entropy (one random peer per node per second) carried the rest.' +
