@@ -74,6 +74,8 @@ const partitionSizeMeasureMs = 10_000;
 const leavePropagateMs = 200;
 /** How long a dial of an announced member may take. */
 const memberDialTimeoutMs = 5_000;
+/** How long listenAddresses() reuses the addresses it built (ms; see there). */
+const listenAddressesCacheMs = 1_000;
 
 export class NoPeersError extends CkvError {
   constructor() {
@@ -157,6 +159,8 @@ export class ClusterNetwork {
   private identifyTimer: NodeJS.Timeout | undefined;
   /** The known-peers list is saved at most once per knownPeersSaveIntervalMs (./known-peers.ts). */
   private knownPeersSave: NodeJS.Timeout | undefined;
+  /** listenAddresses()'s last answer and when it was built (performance.now ms). */
+  private addressesCache: { atMs: number; addresses: string[] } | undefined;
   /** Partitioned mode's layout (undefined in full-replication mode). */
   private layouts: LayoutService | undefined;
   /** Full-replication mode: a layout heard from a peer (a partitioned cluster): refuse to serve. */
@@ -343,8 +347,19 @@ export class ClusterNetwork {
     return this.membership.incarnation;
   }
 
+  /**
+   * The addresses peers can dial us on. Kept for up to a second, and dropped at once when
+   * libp2p says our addresses changed ('self:peer:update'): libp2p builds them afresh at each
+   * call (with 0.0.0.0, from the host's interfaces), which was ~40 % of a Status answer, and a
+   * node catching up answers many (docs/measurements.md, 2026-12-04 (night)). The second covers
+   * an interface that comes or goes without an event.
+   */
   listenAddresses(): string[] {
-    return this.libp2p.getMultiaddrs().map((address) => address.toString());
+    const nowMs = performance.now();
+    if (this.addressesCache === undefined || nowMs - this.addressesCache.atMs > listenAddressesCacheMs) {
+      this.addressesCache = { atMs: nowMs, addresses: this.libp2p.getMultiaddrs().map((address) => address.toString()) };
+    }
+    return [...this.addressesCache.addresses];
   }
 
   private async begin(): Promise<void> {
@@ -354,7 +369,10 @@ export class ClusterNetwork {
     await this.sync.start();
     await this.query.start();
     this.membership.setAddresses(this.listenAddresses());
-    this.libp2p.addEventListener('self:peer:update', () => this.membership.setAddresses(this.listenAddresses()));
+    this.libp2p.addEventListener('self:peer:update', () => {
+      this.addressesCache = undefined;
+      this.membership.setAddresses(this.listenAddresses());
+    });
     this.libp2p.addEventListener('peer:identify', (event) => this.onIdentify(event.detail));
     this.libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail));
     // Connections opened before the handlers and the listener above (the bootstrap dials go out
