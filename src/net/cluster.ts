@@ -350,9 +350,9 @@ export class ClusterNetwork {
   /**
    * The addresses peers can dial us on. Kept for up to a second, and dropped at once when
    * libp2p says our addresses changed ('self:peer:update'): libp2p builds them afresh at each
-   * call (with 0.0.0.0, from the host's interfaces), which was ~40 % of a Status answer, and a
-   * node catching up answers many (docs/measurements.md, 2026-12-04 (night)). The second covers
-   * an interface that comes or goes without an event.
+   * call (with 0.0.0.0, from the host's interfaces): ~40 % of reading the node's status, ~0.1 ms
+   * of each Status answer, and a node catching up is asked often (docs/measurements.md,
+   * 2026-12-04 (night)). The second covers an interface that comes or goes without an event.
    */
   listenAddresses(): string[] {
     const nowMs = performance.now();

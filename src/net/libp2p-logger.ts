@@ -3,7 +3,7 @@
  * connection and per stream (`newScope`); @libp2p/logger's default builds three `debug`
  * instances for each, and every instance asks whether stderr is a terminal (an isatty
  * system call) to pick its colours. None of them print unless DEBUG names them, yet on a
- * restarted node they took 5-11 ms of CPU in its first 200 ms (the way to its first member
+ * restarted node they took 4-11 ms of CPU in its first 200 ms (the way to its first member
  * up; `--cpu-prof`, docs/measurements.md, 2026-12-04 (night)), and more for each stream
  * later.
  *

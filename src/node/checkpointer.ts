@@ -11,7 +11,7 @@
  * A store of fewer than checkpointEntriesHeldMin entries is not checkpointed (its scan costs a
  * few ms). A failed save costs only that speed: logged, counted (ckv_checkpoints_total{result=
  * "failed"}) and tried again later. Its timer is unref'd; it looks at the replica's change count
-at least once a second (every quarter of the quiet time while the count moves).
+ * at least once a second (every quarter of the quiet time while the count moves).
  */
 import { CheckpointSchedule, type CheckpointScheduleOptions } from '../core/checkpoint-schedule.js';
 import { checkpointEntriesHeldMin } from '../core/limits.js';
