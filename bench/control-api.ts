@@ -50,6 +50,7 @@ import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
 import type { ControlClient } from '../src/control/client.js';
 import { ckvBin, cleanupNow, exitOnSignals, repoRoot, startNode, tempDir, type NodeProcess } from '../harness/index.js';
+import { ckvChildEnv } from '../src/util/child-env.js';
 import { gnuTimeAvailable, parseGnuTimeMaxRss, readProcStatus, resetPeakRss, runTimed, type RunResult } from './lib/process.js';
 import { formatInt, formatMiB, formatMs, formatPercent, median, quantile } from './lib/stats.js';
 import { markdownTable, type Align } from './lib/table.js';
@@ -154,7 +155,7 @@ async function startBenchNode(options: Options): Promise<{ ctx: Ctx; readyMs: nu
   const env = { CKV_SOCKET: socket, CKV_DATA_DIR: dataDir };
   const node = await startNode({ name: 'the node', dataDir, env, logFile: join(work, 'node.log'), readyIntervalMs: 10 });
   const readyMs = node.readyAtMs - node.spawnedAtMs;
-  const ctx: Ctx = { options, work, socket, env: { ...process.env, ...env }, node, nodePid: node.pid, client: node.client, gnuTime: gnuTimeAvailable() };
+  const ctx: Ctx = { options, work, socket, env: ckvChildEnv(process.env, env), node, nodePid: node.pid, client: node.client, gnuTime: gnuTimeAvailable() };
   return { ctx, readyMs };
 }
 

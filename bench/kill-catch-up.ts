@@ -5,10 +5,11 @@
  * killed, n00 takes `--missed` puts (100-byte values), and n02 is restarted on its data
  * directory. Prints, per run, spawn -> answers Status, spawn -> first 'member up' line, that
  * line -> root equal to the others (the catch-up), spawn -> root equal, how n02 built its tree
- * (snapshot or scan) and the sync sessions that carried entries. `--scenario catch-up` is the
- * same after a clean stop (SIGTERM).
+ * (snapshot or scan) and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
+ * every node under `node --cpu-prof` (a profile per process, written when it exits: the
+ * killed one's is lost). `--scenario catch-up` is the same after a clean stop (SIGTERM).
  *
- *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500]
+ *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR]
  */
 import { parseArgs } from 'node:util';
 import { cleanupNow, counter, exitOnSignals, putMany, sleep } from '../harness/index.js';
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     base: { type: 'string', default: '10000' },
     missed: { type: 'string', default: '10000' },
     'pause-ms': { type: 'string', default: '2500' },
+    'cpu-prof-dir': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -30,7 +32,7 @@ const pauseMs = Number(values['pause-ms']);
 const value = new Uint8Array(100).map((_, i) => (i * 37) & 0xff);
 
 exitOnSignals('kill-catch-up');
-const cluster = await startCluster(3);
+const cluster = await startCluster(3, { cpuProfDir: values['cpu-prof-dir'] });
 try {
   await cluster.waitMesh(30_000);
   if (base > 0) await putMany(cluster.nodes[0]!.client, base, (i) => `base/${i}`, () => value, 256);

@@ -1,4 +1,14 @@
-#!/usr/bin/env node
+#!/bin/sh
+':' //; unset NODE_EXTRA_CA_CERTS; exec node "$0" "$@"
+// The line above is for the shell, which runs this file when it is executed (`npx ckv`, a
+// `npm link`ed or installed `ckv`): it starts node on this same file without
+// NODE_EXTRA_CA_CERTS. To node the line is a string and a comment. Node reads that variable's
+// file before any JavaScript runs, and with it set Node 20 initializes OpenSSL and parses the
+// whole CA bundle at every start: 36 ms of a 52 ms `node -e ''` on the reference machine,
+// against 15 without (docs/measurements.md). ckv makes no TLS connections (peers use noise,
+// the CLI a Unix socket), so the certificates were never used. `node bin/ckv.js` keeps the
+// variable, and its cost.
+//
 // The ckv command. The polyfill is imported first: libp2p needs Promise.withResolvers. Then the
 // CLI: esbuild's bundle of it (scripts/bundle.mjs, made by `npm run build`: a few files load
 // much faster than the ~600 modules behind them), or tsc's modules one by one if there is no

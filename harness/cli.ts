@@ -6,6 +6,7 @@
  */
 import { type ChildProcess } from 'node:child_process';
 import { ckvBin, exitOf, hasExited, repoRoot, spawnTracked, type Exit } from './processes.js';
+import { ckvChildEnv } from '../src/util/child-env.js';
 import { withDeadline } from './wait.js';
 
 export interface CliOptions {
@@ -45,7 +46,7 @@ export function spawnCli(args: string[], options: CliOptions = {}): BackgroundCl
   const [command, ...prefix] = options.launcher ?? [];
   const child = spawnTracked(command ?? process.execPath, command === undefined ? argv : [...prefix, process.execPath, ...argv], {
     cwd: repoRoot,
-    env: { ...process.env, ...options.env },
+    env: ckvChildEnv(process.env, options.env),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const out: Buffer[] = [];

@@ -29,6 +29,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ControlClient } from '../src/control/client.js';
 import type { PeerMessage, StatusMessage } from '../src/control/proto.js';
+import { ckvChildEnv } from '../src/util/child-env.js';
 import { addCleanup, ckvBin, exitOf, hasExited, repoRoot, socketPathBytesMax, spawnTracked, tempDir, type Exit } from './processes.js';
 import { GiveUp, waitFor, withDeadline } from './wait.js';
 
@@ -362,8 +363,8 @@ export async function startNode(options: NodeOptions = {}): Promise<NodeProcess>
   let child: ChildProcess;
   try {
     child = command === undefined
-      ? spawnTracked(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio })
-      : spawnTracked(command, [...prefix, process.execPath, ...argv], { cwd: repoRoot, env: { ...process.env, ...options.env }, stdio });
+      ? spawnTracked(process.execPath, argv, { cwd: repoRoot, env: ckvChildEnv(process.env, options.env), stdio })
+      : spawnTracked(command, [...prefix, process.execPath, ...argv], { cwd: repoRoot, env: ckvChildEnv(process.env, options.env), stdio });
   } finally {
     if (logFd !== undefined) closeSync(logFd);
   }

@@ -23,7 +23,11 @@ import { withDeadline } from './wait.js';
 
 /** The repository root: this file runs from dist/harness/. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The ckv command, as a user runs it (`node bin/ckv.js`). */
+/**
+ * The ckv command, as a user runs it: the harness starts `node bin/ckv.js` with the environment
+ * bin/ckv.js's launcher line gives it when executed (`npx ckv`, an installed `ckv`): without
+ * NODE_EXTRA_CA_CERTS (src/util/child-env.ts).
+ */
 export const ckvBin = join(repoRoot, 'bin', 'ckv.js');
 
 /** Socket paths must fit sockaddr_un (108 bytes with the NUL); stay well under. */

@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
 import { counter, exitOf, removeTempDir, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/index.js';
+import { ckvChildEnv } from '../../src/util/child-env.js';
 import { median } from '../lib/stats.js';
 import { fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -77,10 +78,10 @@ interface KeysResult {
   rowsIterated: number;
 }
 
-/** Spawn to exit of `node -e ''`. */
+/** Spawn to exit of `node -e ''`, in the environment the nodes get (harness: without NODE_EXTRA_CA_CERTS). */
 async function bareNodeMs(): Promise<number> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', ''], { env: ckvChildEnv(), stdio: 'ignore' });
   const exit = await exitOf(child);
   if (exit.code !== 0) throw new Error(`node -e '' exited ${exit.code ?? exit.signal}`);
   return performance.now() - started;

@@ -25,6 +25,7 @@ import type { Command } from 'commander';
 import { ControlClient } from '../control/client.js';
 import type { StatusMessage } from '../control/proto.js';
 import { freePorts } from '../util/free-ports.js';
+import { ckvChildEnv } from '../util/child-env.js';
 import { CliError, writeStdout } from './common.js';
 
 const ckvBin = fileURLToPath(new URL('../../../bin/ckv.js', import.meta.url));
@@ -172,7 +173,7 @@ function demoRoot(): string {
 }
 
 function spawnNode(index: number, dir: string, args: string[], isStopping: () => boolean): DemoNode {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, args, { env: ckvChildEnv(), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   const log: string[] = [];
   let partial = '';
   child.stderr!.setEncoding('utf8');
