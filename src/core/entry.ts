@@ -15,7 +15,7 @@
  * used on the write path: it costs about 60% of a createHash/update/digest chain.
  */
 import { createHash, hash } from 'node:crypto';
-import { ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
+import { byteRange, ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, ttlMsMax, valueBytesMax } from './limits.js';
@@ -175,7 +175,7 @@ export function entryDigestText(key: string, version: Version): HashText {
 function digestInputOf(key: string, version: Version): Uint8Array {
   if (digestInput.byteLength < key.length * 3 + digestTailBytes) digestInput = Buffer.alloc(key.length * 3 + digestTailBytes);
   const keyBytes = digestInput.write(key, 0, 'utf8');
-  return digestInput.subarray(0, writeVersionTail(digestInput, keyBytes, version));
+  return byteRange(digestInput, 0, writeVersionTail(digestInput, keyBytes, version));
 }
 
 /** Writes 0, hlc, node id at `offset`; returns the end. */
@@ -438,7 +438,7 @@ export function readEncodedEntryFacts(bytes: Uint8Array, facts: EncodedEntryFact
 
 /** keyHashText of the key in `bytes` (facts from readEncodedEntryFacts): SHA-256 of its bytes as stored. */
 export function encodedKeyHashText(bytes: Uint8Array, facts: EncodedEntryFacts): HashText {
-  return hash('sha256', bytes.subarray(facts.keyStart, facts.flagsAt), 'binary');
+  return hash('sha256', byteRange(bytes, facts.keyStart, facts.flagsAt), 'binary');
 }
 
 /**
@@ -448,12 +448,12 @@ export function encodedKeyHashText(bytes: Uint8Array, facts: EncodedEntryFacts):
  */
 export function encodedEntryDigestText(bytes: Uint8Array, facts: EncodedEntryFacts): HashText {
   const end = facts.flagsAt + 1 + 8 + nodeIdBytes;
-  if (bytes[facts.flagsAt] === 0) return hash('sha256', bytes.subarray(facts.keyStart, end), 'binary');
+  if (bytes[facts.flagsAt] === 0) return hash('sha256', byteRange(bytes, facts.keyStart, end), 'binary');
   const length = end - facts.keyStart;
   if (digestInput.byteLength < length) digestInput = Buffer.alloc(length);
-  digestInput.set(bytes.subarray(facts.keyStart, end), 0);
+  digestInput.set(byteRange(bytes, facts.keyStart, end), 0);
   digestInput[facts.flagsAt - facts.keyStart] = 0;
-  return hash('sha256', digestInput.subarray(0, length), 'binary');
+  return hash('sha256', byteRange(digestInput, 0, length), 'binary');
 }
 
 /** Bytes the entry costs on the wire: what "raw size of the entries" means in benches. */

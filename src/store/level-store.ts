@@ -60,7 +60,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Level } from 'level';
-import { ByteReader } from '../core/bytes.js';
+import { byteRange, ByteReader } from '../core/bytes.js';
 import {
   decodeEntry,
   encodeEntry,
@@ -231,7 +231,7 @@ export class LevelStore implements Store {
     let at = 0;
     for (let i = 0; i < keys.length; i++) {
       const end = writeEntryRowKey(arena, at, rows.e, keyHashes?.[i] ?? keyHashText(keys[i]!), keys[i]!, keyBytes[i]!);
-      rowKeys.push(arena.subarray(at, end));
+      rowKeys.push(byteRange(arena, at, end));
       at = end;
     }
     const values = await db.getMany(rowKeys);
@@ -384,7 +384,7 @@ export class LevelStore implements Store {
   async *scanAllEncoded(): AsyncIterable<readonly Uint8Array[]> {
     yield* valueBatches(this.live().e.iterator({ keys: false, ...readAhead }), (bytes) => {
       if (bytes.byteLength <= seqBytes) throw new MalformedError(`stored entry row of ${bytes.byteLength} bytes holds no entry`);
-      return bytes.subarray(0, bytes.byteLength - seqBytes);
+      return byteRange(bytes, 0, bytes.byteLength - seqBytes);
     });
   }
 
