@@ -211,9 +211,15 @@ export class ByteReader {
     return value;
   }
 
+  /**
+   * The next `length` bytes: a plain Uint8Array over the reader's memory (byteRange), also
+   * when the reader reads a Buffer (gossip messages come as Buffers). So `.slice()` of it is
+   * a copy: a Buffer's slice() is another view, which let a decoded value pin the whole
+   * received message.
+   */
   raw(length: number): Uint8Array {
     this.need(length);
-    const bytes = this.buffer.subarray(this.offset, this.offset + length);
+    const bytes = byteRange(this.buffer, this.offset, this.offset + length);
     this.offset += length;
     return bytes;
   }

@@ -158,6 +158,16 @@ describe('gossip entries message', () => {
     assert.equal(decoded.entries[0]!.version.node, nodeA);
   });
 
+  // gossipsub hands messages over as Buffers, whose slice() is a view, not a copy.
+  it('decodes values that do not share the received bytes when they come as a Buffer', () => {
+    const entries = [entryOf(1), entryOf(2)];
+    const wire = Buffer.from(encodeGossip({ type: 'entries', entries }));
+    const decoded = decodeGossip(wire, 1024) as { entries: Entry[] };
+    for (const entry of decoded.entries) assert.notEqual(entry.value!.buffer, wire.buffer, 'a value is a view of the message');
+    wire.fill(0);
+    assert.deepEqual(decoded.entries, [entryOf(1), entryOf(2)]);
+  });
+
   it('holds 1 to gossipBatchEntriesMax entries: the encoder refuses more, the decoder refuses 0, more, and junk', () => {
     const max = Array.from({ length: gossipBatchEntriesMax }, (_, i) => entryOf(i, 1));
     assert.equal((decodeGossip(encodeGossip({ type: 'entries', entries: max }), 1024) as { entries: Entry[] }).entries.length, gossipBatchEntriesMax);
