@@ -100,7 +100,7 @@ export const newNode: Scenario = {
       ],
       targets: [],
       notes: [
-        'The fresh node bootstraps to both nodes. On each new connection the side with the smaller peer id starts a session at once, so two sessions (one per peer) run at the same time and each carries every entry: "entries moved" = 2 x keys and bytes = 2 x raw unless one connection comes up well after the other.',
+        'The fresh node bootstraps to both nodes and catches up from one of them: until its first session succeeds it runs one at a time and refuses the sessions peers start (src/core/membership.ts, acceptsInbound), so "entries moved" = keys and bytes = raw; more would mean two peers sent the same entries.',
         `Loading the ${config.keys} entries through the gRPC API (256 in flight) took ${fmtMs(writeMs)}.`],
       profiles,
     };
