@@ -199,6 +199,9 @@ describe('tombstone GC, partitioned (4 nodes, K = 3)', () => {
         what: 'the tombstone collected on every node',
         intervalMs: 200,
       });
+      // A read --from all needs every owner up in the asking node's view; c has only just
+      // come back (a CI run once asked before one node saw it up: "2 of 3 owners answered").
+      await waitMesh(cluster.nodes, 60_000);
       for (const node of cluster.nodes) {
         assert.equal((await node.client.hasKey(victim)).found, false, `${victim} is back on ${node.name}`);
         assert.equal((await node.client.get(victim, { from: 'all' })).found, false, `${victim} readable through ${node.name}`);
