@@ -158,12 +158,17 @@ export async function processRoundTrip(options: RoundTripOptions): Promise<numbe
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let text = '';
+      const timer = setTimeout(() => reject(new Error('echo process did not listen within 10 s')), 10_000);
       child.stdout.on('data', (chunk: Buffer) => {
         text += chunk.toString();
-        if (text.includes('\n')) resolve(Number(text.trim()));
+        if (!text.includes('\n')) return;
+        clearTimeout(timer);
+        resolve(Number(text.trim()));
       });
-      child.once('exit', (code) => reject(new Error(`echo process exited (${code}) before listening`)));
-      setTimeout(() => reject(new Error('echo process did not listen within 10 s')), 10_000).unref();
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`echo process exited (${code}) before listening`));
+      });
     });
     const opened = connect(port, '127.0.0.1');
     socket = opened;
