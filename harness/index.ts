@@ -2,7 +2,8 @@
  * The test and bench harness: one implementation of what tests and benches need to run real
  * ckv processes, re-exported here as its public face.
  *
- * - wait.ts: `waitFor` (poll a condition until a deadline), `withDeadline`, `GiveUp`.
+ * - wait.ts: `waitFor` (poll a condition until a deadline), `withDeadline`, `GiveUp`,
+ *   `fetchWithin` (fetch with a deadline).
  * - processes.ts: the cleanup registry (every process and temp dir removed on every exit
  *   path), temp dirs, exits, signal handling, the repository's paths.
  * - node-process.ts: one `ckv node start` process: start-up and readiness, stop, kill,

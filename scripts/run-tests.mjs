@@ -3,6 +3,15 @@
 // `--test` takes no globs, so the files are listed here; an optional argument narrows the
 // search to a folder (e.g. `test/unit`). Runs files one at a time where they use real
 // processes or sockets (integration, lan, browser) so they do not fight over the 2 cores.
+//
+// Every file runs under a time limit (`--test-timeout`, which Node's runner applies to each
+// file's process): a test that hangs fails its file after fileMsMax, names the file, and the
+// other files still run, instead of one hang using up the whole CI budget. The slowest file
+// takes ~65 s on an idle 2-core machine; the limit leaves room for a machine loaded 5x.
+// (Node 22 and later apply the limit to each test inside the file instead, and a timed-out
+// test can leave the file's process waiting on a socket: `--test-force-exit` ends a file's
+// process once its tests and hooks are done; the harness's exit handler still kills the
+// nodes it started.)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,12 +34,13 @@ if (files.length === 0) {
   console.error(`run-tests: no test files under ${root}`);
   process.exit(1);
 }
+const fileMsMax = 10 * 60 * 1000;
 const serial = files.filter((f) => /[\\/](integration|lan|browser)[\\/]/.test(f));
 const parallel = files.filter((f) => !serial.includes(f));
 let status = 0;
 for (const group of [parallel, serial]) {
   if (group.length === 0) continue;
-  const args = ['--test', '--test-reporter=spec'];
+  const args = ['--test', '--test-reporter=spec', `--test-timeout=${fileMsMax}`, '--test-force-exit'];
   if (group === serial) args.push('--test-concurrency=1');
   const result = spawnSync(process.execPath, [...args, ...group], { stdio: 'inherit' });
   if (result.status !== 0) status = result.status ?? 1;

@@ -12,6 +12,8 @@
  * the node starts: until then the histogram's samples wait in a list (at most
  * `pendingSamplesMax`, past which prom-client is loaded anyway), so every sample since the
  * start is counted. The default process metrics (collectDefaultMetrics) start with it.
+ *
+ * The HTTP server adds what only it knows (`HttpGauges`): the event streams open now.
  */
 import type * as PromClient from 'prom-client';
 import type { NodeApi } from '../node/api.js';
@@ -31,6 +33,14 @@ export interface NodeMetrics {
   close(): void;
 }
 
+/** What the HTTP server itself reports. */
+export interface HttpGauges {
+  /** Event streams (GET /events) open now. */
+  eventStreams(): number;
+  /** The most event streams served at once; more get 503. */
+  eventStreamsMax: number;
+}
+
 /** Convergence samples kept while prom-client is not loaded yet. */
 const pendingSamplesMax = 4096;
 
@@ -41,14 +51,14 @@ interface LoadedMetrics {
   observe(ms: number): void;
 }
 
-export function createMetrics(node: NodeApi): NodeMetrics {
+export function createMetrics(node: NodeApi, http: HttpGauges): NodeMetrics {
   let loaded: LoadedMetrics | undefined;
   let loading: Promise<LoadedMetrics> | undefined;
   const pending: number[] = [];
   const load = (): Promise<LoadedMetrics> =>
     // `.default`: the CommonJS package's exports, in Node and in the esbuild bundle alike.
     (loading ??= import('prom-client').then((module) => {
-      loaded = buildMetrics(node, module.default);
+      loaded = buildMetrics(node, http, module.default);
       for (const ms of pending.splice(0)) loaded.observe(ms);
       return loaded;
     }));
@@ -66,7 +76,7 @@ export function createMetrics(node: NodeApi): NodeMetrics {
   };
 }
 
-function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>): LoadedMetrics {
+function buildMetrics(node: NodeApi, http: HttpGauges, prom: Pick<typeof PromClient, 'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics'>): LoadedMetrics {
   const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = prom;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -163,6 +173,15 @@ function buildMetrics(node: NodeApi, prom: Pick<typeof PromClient, 'Counter' | '
       this.reset();
       const peers = current?.peers ?? [];
       for (const state of peerStates) this.set({ state }, peers.filter((p) => p.state === state).length);
+    },
+  });
+
+  new Gauge({
+    name: 'ckv_http_event_streams',
+    help: `Event streams (GET /events, the status page's live feed) open now; past ${http.eventStreamsMax} more get 503.`,
+    registers,
+    collect() {
+      this.set(http.eventStreams());
     },
   });
 

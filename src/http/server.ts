@@ -191,7 +191,7 @@ export class HttpServer {
   url = '';
 
   constructor(private readonly node: NodeApi) {
-    this.metrics = createMetrics(node);
+    this.metrics = createMetrics(node, { eventStreams: () => this.sseClients.size, eventStreamsMax: sseClientsMax });
   }
 
   /**

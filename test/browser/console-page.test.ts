@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { loopbackPage } from '../helpers/browser-page.js';
 import { whenMissing } from '../helpers/prerequisites.js';
 
@@ -110,7 +110,7 @@ else describe('status page console in a browser, 5-node cluster', { timeout: 150
     page = await loopbackPage(browser, { width: 1400, height: 900 }, blocked, pageErrors);
     await waitFor(
       async () => {
-        const reply = await fetch(base, { signal: AbortSignal.timeout(2000) });
+        const reply = await fetchWithin(base, { signal: AbortSignal.timeout(2000) });
         await reply.body?.cancel();
         return reply.ok;
       },
@@ -158,13 +158,13 @@ else describe('status page console in a browser, 5-node cluster', { timeout: 150
 
   it('2. the key browser: prefix search, value previews, tombstones only when asked', { timeout: 30_000 }, async () => {
     const put = async (key: string, body: string | Uint8Array): Promise<void> => {
-      const reply = await fetch(`${base}kv/${encodeURIComponent(key)}`, { method: 'PUT', body });
+      const reply = await fetchWithin(`${base}kv/${encodeURIComponent(key)}`, { method: 'PUT', body });
       assert.equal(reply.status, 200, await reply.text());
     };
     await put('shop/cart-1', 'two apples and a pear');
     await put('shop/blob', new Uint8Array([0, 159, 146, 150, 255]));
     await put('shop/old', 'to be deleted');
-    assert.equal((await fetch(`${base}kv/shop%2Fold`, { method: 'DELETE' })).status, 200);
+    assert.equal((await fetchWithin(`${base}kv/shop%2Fold`, { method: 'DELETE' })).status, 200);
     await put('other/x', 'not under the prefix');
 
     await page.fill('#key-prefix', 'shop/');

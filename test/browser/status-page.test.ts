@@ -24,7 +24,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePorts } from '../../src/util/free-ports.js';
-import { repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, repoRoot, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { loopbackPage } from '../helpers/browser-page.js';
 import { statusJson } from '../helpers/partitioned.js';
 import { whenMissing } from '../helpers/prerequisites.js';
@@ -115,7 +115,7 @@ async function openPage(browser: Browser, port: number, blocked: string[], pageE
   const pageUrl = `http://127.0.0.1:${port}/`;
   await waitFor(
     async () => {
-      const reply = await fetch(pageUrl, { signal: AbortSignal.timeout(2000) });
+      const reply = await fetchWithin(pageUrl, { signal: AbortSignal.timeout(2000) });
       await reply.body?.cancel();
       return true;
     },
@@ -224,7 +224,7 @@ else describe('status page in a browser, 3-node cluster', { timeout: 90_000 }, (
     assert.ok(Number.isFinite(before), 'no #total-keys before the PUT');
     const key = `browser-test-${Date.now()}`;
     const putUrl = `http://127.0.0.1:${httpPorts.B}/kv/${encodeURIComponent(key)}`;
-    const reply = await fetch(putUrl, { method: 'PUT', body: 'hello from the browser test' });
+    const reply = await fetchWithin(putUrl, { method: 'PUT', body: 'hello from the browser test' });
     const putDoneMs = Date.now();
     const replyText = await reply.text();
     assert.ok(reply.ok, `PUT ${putUrl} answered ${reply.status}: ${replyText}`);

@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { StatusMessage } from '../../src/control/proto.js';
-import { counter, runCliOk, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, counter, runCliOk, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/testing.js';
 import { startPeer } from '../helpers/cluster.js';
 
 const nodes: NodeProcess[] = [];
@@ -135,7 +135,7 @@ describe('bootstrap addresses that give no member', () => {
     assert.ok(counter(await b.status(), 'bootstrap_failed_foreign') >= 1);
     const text = (await runCliOk(['status'], { socket: b.socket })).stdout.toString();
     assert.match(text, new RegExp(`^warning {5}bootstrap ${a.address} foreign since .*: connected, but it is in cluster "alpha"`, 'm'), text);
-    const snapshot = (await (await fetch(new URL('/api/status', b.readyStatus!.httpUrl))).json()) as { bootstrap: { address: string; state: string }[] };
+    const snapshot = (await (await fetchWithin(new URL('/api/status', b.readyStatus!.httpUrl))).json()) as { bootstrap: { address: string; state: string }[] };
     assert.deepEqual(
       snapshot.bootstrap.map((x) => [x.address, x.state]),
       [[a.address, 'foreign']],

@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrpcStatus, GrpcStatusError } from '../../src/control/h2.js';
-import { runCli, runCliOk, startNode, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, runCli, runCliOk, startNode, type NodeProcess } from '../../harness/testing.js';
 
 const versionPattern = /^\d+\.\d+@[0-9a-f]{16}$/;
 
@@ -92,38 +92,38 @@ describe('conditional writes', () => {
 
   it('HTTP: ETag on GET and PUT, If-Match and If-None-Match: *, 412 with the current ETag', async () => {
     const url = `${base}kv/${encodeURIComponent('http/k')}`;
-    const created = await fetch(url, { method: 'PUT', body: 'one', headers: { 'If-None-Match': '*' } });
+    const created = await fetchWithin(url, { method: 'PUT', body: 'one', headers: { 'If-None-Match': '*' } });
     assert.equal(created.status, 200, await created.clone().text());
     const etag1 = created.headers.get('etag');
     assert.match(etag1 ?? '', /^"\d+\.\d+@[0-9a-f]{16}"$/);
-    const read = await fetch(url);
+    const read = await fetchWithin(url);
     assert.equal(read.headers.get('etag'), etag1);
     await read.arrayBuffer();
 
-    const exists = await fetch(url, { method: 'PUT', body: 'x', headers: { 'If-None-Match': '*' } });
+    const exists = await fetchWithin(url, { method: 'PUT', body: 'x', headers: { 'If-None-Match': '*' } });
     assert.equal(exists.status, 412);
     assert.equal(exists.headers.get('etag'), etag1);
     assert.match(((await exists.json()) as { error: string }).error, /condition failed/);
 
-    const updated = await fetch(url, { method: 'PUT', body: 'two', headers: { 'If-Match': etag1! } });
+    const updated = await fetchWithin(url, { method: 'PUT', body: 'two', headers: { 'If-Match': etag1! } });
     assert.equal(updated.status, 200);
     const etag2 = updated.headers.get('etag')!;
     await updated.arrayBuffer();
-    const stale = await fetch(url, { method: 'PUT', body: 'three', headers: { 'If-Match': etag1! } });
+    const stale = await fetchWithin(url, { method: 'PUT', body: 'three', headers: { 'If-Match': etag1! } });
     assert.equal(stale.status, 412);
     assert.equal(stale.headers.get('etag'), etag2);
     await stale.arrayBuffer();
-    const staleDelete = await fetch(url, { method: 'DELETE', headers: { 'If-Match': etag1! } });
+    const staleDelete = await fetchWithin(url, { method: 'DELETE', headers: { 'If-Match': etag1! } });
     assert.equal(staleDelete.status, 412);
     await staleDelete.arrayBuffer();
-    assert.equal(await (await fetch(url)).text(), 'two');
+    assert.equal(await (await fetchWithin(url)).text(), 'two');
 
-    const bad = await fetch(url, { method: 'PUT', body: 'x', headers: { 'If-Match': '*' } });
+    const bad = await fetchWithin(url, { method: 'PUT', body: 'x', headers: { 'If-Match': '*' } });
     assert.equal(bad.status, 400);
     await bad.arrayBuffer();
-    const deleted = await fetch(url, { method: 'DELETE', headers: { 'If-Match': etag2 } });
+    const deleted = await fetchWithin(url, { method: 'DELETE', headers: { 'If-Match': etag2 } });
     assert.equal(deleted.status, 200);
     await deleted.arrayBuffer();
-    assert.equal((await fetch(url)).status, 404);
+    assert.equal((await fetchWithin(url)).status, 404);
   });
 });

@@ -24,7 +24,7 @@ import { createNetwork, type CkvLibp2p } from '../../src/net/libp2p.js';
 import { gossipTopic } from '../../src/net/gossip.js';
 import { queryProtocolId } from '../../src/net/query-protocol.js';
 import { syncProtocolId } from '../../src/net/sync-protocol.js';
-import { counter, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, counter, startNode, waitFor, type NodeProcess } from '../../harness/testing.js';
 
 interface ClusterView {
   timeMs: number;
@@ -49,7 +49,7 @@ interface EventsReply {
 }
 
 async function getJson<T>(url: string): Promise<T> {
-  const reply = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const reply = await fetchWithin(url, { signal: AbortSignal.timeout(10_000) });
   const text = await reply.text();
   assert.equal(reply.status, 200, `${url}: ${reply.status} ${text}`);
   return JSON.parse(text) as T;
@@ -117,14 +117,14 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
 
   it('GET /kv?values=1: previews, version times, tombstones on request, paging', async () => {
     const put = async (key: string, body: string | Uint8Array): Promise<void> => {
-      const reply = await fetch(`${base}kv/${encodeURIComponent(key)}`, { method: 'PUT', body });
+      const reply = await fetchWithin(`${base}kv/${encodeURIComponent(key)}`, { method: 'PUT', body });
       assert.equal(reply.status, 200, await reply.text());
     };
     await put('browse/01-text', 'hello, console');
     await put('browse/02-long', 'x'.repeat(1000));
     await put('browse/03-binary', new Uint8Array([0, 1, 2, 255, 254]));
     await put('browse/04-gone', 'soon deleted');
-    assert.equal((await fetch(`${base}kv/browse%2F04-gone`, { method: 'DELETE' })).status, 200);
+    assert.equal((await fetchWithin(`${base}kv/browse%2F04-gone`, { method: 'DELETE' })).status, 200);
     for (let i = 0; i < 5; i++) await put(`browse/1${i}-page`, `v${i}`);
 
     type Item = { key: string; version: string; deleted?: boolean; timeMs: number; bytes: number; preview: string; binary: boolean; truncated: boolean };
@@ -147,16 +147,16 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
     assert.ok(gone?.deleted, `tombstone listed with deleted=1: ${JSON.stringify(withDeleted)}`);
     assert.equal(gone.bytes, 0);
 
-    const first = await fetch(`${base}kv?prefix=browse/1&values=1&limit=3`);
+    const first = await fetchWithin(`${base}kv?prefix=browse/1&values=1&limit=3`);
     assert.equal(first.headers.get('x-ckv-truncated'), 'true');
     const page1 = (await first.json()) as Item[];
     const page2 = await getJson<Item[]>(`${base}kv?prefix=browse/1&values=1&limit=3&after=${encodeURIComponent(page1.at(-1)!.key)}`);
     assert.deepEqual([...page1, ...page2].map((i) => i.key), [0, 1, 2, 3, 4].map((i) => `browse/1${i}-page`));
 
-    const tooMany = await fetch(`${base}kv?values=1&limit=5000`);
+    const tooMany = await fetchWithin(`${base}kv?values=1&limit=5000`);
     assert.equal(tooMany.status, 400, 'values=1 allows at most 1000 a page');
     await tooMany.body?.cancel();
-    const plain = await fetch(`${base}kv?limit=5000`);
+    const plain = await fetchWithin(`${base}kv?limit=5000`);
     assert.equal(plain.status, 200);
     await plain.body?.cancel();
   });
@@ -206,7 +206,7 @@ describe('status page console endpoints, 3 nodes', { timeout: 120_000 }, () => {
     const limited = await getJson<EventsReply>(`${base}api/events?after=0&limit=1`);
     assert.equal(limited.events.length, 1);
     for (const bad of ['after=-1', 'after=x', 'limit=0', 'limit=501']) {
-      const r = await fetch(`${base}api/events?${bad}`);
+      const r = await fetchWithin(`${base}api/events?${bad}`);
       assert.equal(r.status, 400, bad);
       await r.body?.cancel();
     }
@@ -276,7 +276,7 @@ describe('a member whose health reply is malformed', { timeout: 60_000 }, () => 
       { deadlineMs: 15_000, intervalMs: 200, what: `member up and sync failed (with why) for the hostile member (last: ${JSON.stringify(events?.events.slice(-5))})` },
     );
     // Still serving.
-    const put = await fetch(`${base}kv/still-here`, { method: 'PUT', body: 'yes' });
+    const put = await fetchWithin(`${base}kv/still-here`, { method: 'PUT', body: 'yes' });
     assert.equal(put.status, 200, await put.text());
     assert.equal((await getJson<ClusterView>(`${base}api/cluster`)).nodes.find((n) => n.self)?.answered, true);
   });

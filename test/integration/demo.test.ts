@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { runCli, runCliOk, spawnCli, waitFor, withDeadline, type BackgroundCli } from '../../harness/testing.js';
+import { fetchWithin, runCli, runCliOk, spawnCli, waitFor, withDeadline, type BackgroundCli } from '../../harness/testing.js';
 
 interface DemoNodeInfo {
   index: number;
@@ -74,7 +74,7 @@ describe('ckv demo', () => {
 
     // Every page lists the other two as up.
     for (const node of nodes) {
-      const snap = (await (await fetch(new URL('/api/status', node.http))).json()) as { self: { peerId: string }; peers: { peerId: string; state: string }[] };
+      const snap = (await (await fetchWithin(new URL('/api/status', node.http))).json()) as { self: { peerId: string }; peers: { peerId: string; state: string }[] };
       assert.equal(snap.self.peerId, node.peerId);
       const up = snap.peers.filter((p) => p.state === 'up').map((p) => p.peerId).sort();
       assert.deepEqual(up, nodes.filter((n) => n !== node).map((n) => n.peerId).sort(), `node ${node.index} sees the others`);
@@ -90,7 +90,7 @@ describe('ckv demo', () => {
         what: `the put on node 1 to reach node ${other.index}`,
       });
     }
-    assert.equal(await (await fetch(new URL('/kv/hello', nodes[2]!.http))).text(), 'world');
+    assert.equal(await (await fetchWithin(new URL('/kv/hello', nodes[2]!.http))).text(), 'world');
 
     demo.process.kill('SIGINT');
     const result = await withDeadline(demo.result, 30_000, 'the demo to exit after SIGINT');

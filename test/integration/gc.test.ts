@@ -24,7 +24,7 @@ import { gcProtocolId } from '../../src/net/gc-protocol.js';
 import { gossipTopic } from '../../src/net/gossip.js';
 import { counter } from '../../harness/testing.js';
 import { startPeer } from '../helpers/cluster.js';
-import { Cluster, runCliOk, startNode, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { Cluster, fetchWithin, runCliOk, startNode, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { scanAll } from '../helpers/cluster.js';
 import { ownersOf, partitionedArgs, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
@@ -80,7 +80,7 @@ describe('tombstone GC, full replication (3 nodes)', () => {
       assert.notEqual(gc.watermark, 'none');
       const status = JSON.parse((await runCliOk(['status', '--json'], { socket: a.socket })).stdout.toString('utf8')) as { gc?: GcJson };
       assert.equal(status.gc?.tombstones, 0, 'status --json has the gc block');
-      const metrics = await fetch(`${(await a.client.status()).httpUrl || ''}metrics`).then((r) => r.text()).catch(() => '');
+      const metrics = await fetchWithin(`${(await a.client.status()).httpUrl || ''}metrics`).then((r) => r.text()).catch(() => '');
       if (metrics) assert.match(metrics, /ckv_gc_total\{event="collected"\} [1-9]/);
     } finally {
       await cluster.stop();

@@ -14,7 +14,7 @@ import { createServer, type Server } from 'node:net';
 import { hlcPack } from '../../src/core/hlc.js';
 import { isLoopbackHost, parseHttpAddress } from '../../src/http/server.js';
 import { quantile, WriteStats } from '../../src/node/write-stats.js';
-import { runCliOk, startNode, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, requestMsMax, runCliOk, startNode, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const MiB = 1024 * 1024;
 const valueBytesMax = 64 * MiB;
@@ -52,6 +52,10 @@ async function libp2pAddress(node: NodeProcess): Promise<string> {
 
 /** An error reply: the status and one line of JSON `{"error": "..."}`. */
 async function assertError(response: Response, status: number, pattern?: RegExp): Promise<void> {
+  if (response.status !== status && (response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+    await response.body?.cancel(); // an event stream never ends: reading it to the end would hang
+    assert.fail(`expected ${status}, got ${response.status} and an event stream`);
+  }
   const text = await response.text();
   assert.equal(response.status, status, `expected ${status}, got ${response.status}: ${text}`);
   assert.match(text, /^\{[^\n]*\}\n$/, `error body is not one line of JSON: ${JSON.stringify(text)}`);
@@ -66,7 +70,7 @@ async function readEvents(url: string, count: number, timeoutMs: number): Promis
   const startedMs = Date.now();
   let firstMs = -1;
   const work = (async () => {
-    const response = await fetch(url, { signal: controller.signal });
+    const response = await fetchWithin(url, { signal: controller.signal });
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
     const reader = response.body!.getReader();
@@ -125,6 +129,8 @@ function putStream(url: string, totalBytes: number, declareLength: boolean): Pro
     req.on('error', (error) => {
       if (!answered) reject(error);
     });
+    // A server that stops reading and never answers fails the test instead of hanging it.
+    req.setTimeout(requestMsMax, () => req.destroy(new Error(`PUT ${url}: no answer and no progress in ${requestMsMax} ms (${sent} bytes sent)`)));
     const write = (): void => {
       while (sent < totalBytes && !answered && !req.destroyed) {
         sent += chunk.byteLength;
@@ -225,64 +231,64 @@ describe('HTTP server of one node', () => {
   });
 
   it('GET /healthz answers ok', async () => {
-    const response = await fetch(url('/healthz'));
+    const response = await fetchWithin(url('/healthz'));
     assert.equal(response.status, 200);
     assert.equal(await response.text(), 'ok\n');
   });
 
   it('PUT, GET, HEAD and DELETE a key; 404 for missing and deleted keys', async () => {
-    const put = await fetch(url('/kv/greeting'), { method: 'PUT', body: 'hello, world' });
+    const put = await fetchWithin(url('/kv/greeting'), { method: 'PUT', body: 'hello, world' });
     assert.equal(put.status, 200);
     const { version } = (await put.json()) as { version: string };
     assert.match(version, versionPattern);
 
-    const get = await fetch(url('/kv/greeting'));
+    const get = await fetchWithin(url('/kv/greeting'));
     assert.equal(get.status, 200);
     assert.equal(get.headers.get('x-ckv-version'), version);
     assert.equal(get.headers.get('content-type'), 'application/octet-stream');
     assert.equal(await get.text(), 'hello, world');
 
-    const head = await fetch(url('/kv/greeting'), { method: 'HEAD' });
+    const head = await fetchWithin(url('/kv/greeting'), { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('content-length'), '12');
     assert.equal(head.headers.get('x-ckv-version'), version);
 
     // Binary values round-trip byte for byte; the empty value is a value.
     const binary = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x0a, 0x0d]);
-    assert.equal((await fetch(url('/kv/binary'), { method: 'PUT', body: binary })).status, 200);
-    assert.deepEqual(Buffer.from(await (await fetch(url('/kv/binary'))).arrayBuffer()), binary);
-    assert.equal((await fetch(url('/kv/empty'), { method: 'PUT', body: '' })).status, 200);
-    const empty = await fetch(url('/kv/empty'));
+    assert.equal((await fetchWithin(url('/kv/binary'), { method: 'PUT', body: binary })).status, 200);
+    assert.deepEqual(Buffer.from(await (await fetchWithin(url('/kv/binary'))).arrayBuffer()), binary);
+    assert.equal((await fetchWithin(url('/kv/empty'), { method: 'PUT', body: '' })).status, 200);
+    const empty = await fetchWithin(url('/kv/empty'));
     assert.equal(empty.status, 200);
     assert.equal(await empty.text(), '');
 
     // Keys are the URL-decoded rest of the path: slashes and Unicode included.
     const key = 'dir/sub/ключ ✓?#%';
-    assert.equal((await fetch(url(`/kv/${encodeURIComponent(key).replace(/%2F/g, '/')}`), { method: 'PUT', body: 'deep' })).status, 200);
-    assert.equal(await (await fetch(url(`/kv/${encodeURIComponent(key)}`))).text(), 'deep');
+    assert.equal((await fetchWithin(url(`/kv/${encodeURIComponent(key).replace(/%2F/g, '/')}`), { method: 'PUT', body: 'deep' })).status, 200);
+    assert.equal(await (await fetchWithin(url(`/kv/${encodeURIComponent(key)}`))).text(), 'deep');
     const viaCli = await runCliOk(['get', key], { socket: node.socket });
     assert.equal(viaCli.stdout.toString(), 'deep', 'the HTTP write is the same key for the CLI');
 
-    const del = await fetch(url('/kv/greeting'), { method: 'DELETE' });
+    const del = await fetchWithin(url('/kv/greeting'), { method: 'DELETE' });
     assert.equal(del.status, 200);
     const deleted = (await del.json()) as { version: string };
     assert.match(deleted.version, versionPattern);
     assert.notEqual(deleted.version, version);
 
-    const gone = await fetch(url('/kv/greeting'));
+    const gone = await fetchWithin(url('/kv/greeting'));
     await assertError(gone, 404);
     assert.equal(gone.headers.get('x-ckv-version'), deleted.version, 'a tombstone still tells its version');
-    await assertError(await fetch(url('/kv/never-written')), 404, /not found/);
+    await assertError(await fetchWithin(url('/kv/never-written')), 404, /not found/);
   });
 
   it('GET /kv lists keys by prefix, with limit, after and deleted', async () => {
     for (let i = 0; i < 12; i++) {
-      assert.equal((await fetch(url(`/kv/list/${String(i).padStart(2, '0')}`), { method: 'PUT', body: `v${i}` })).status, 200);
+      assert.equal((await fetchWithin(url(`/kv/list/${String(i).padStart(2, '0')}`), { method: 'PUT', body: `v${i}` })).status, 200);
     }
-    assert.equal((await fetch(url('/kv/list/05'), { method: 'DELETE' })).status, 200);
-    assert.equal((await fetch(url('/kv/listing-other'), { method: 'PUT', body: 'x' })).status, 200);
+    assert.equal((await fetchWithin(url('/kv/list/05'), { method: 'DELETE' })).status, 200);
+    assert.equal((await fetchWithin(url('/kv/listing-other'), { method: 'PUT', body: 'x' })).status, 200);
 
-    const all = await fetch(url('/kv?prefix=list/'));
+    const all = await fetchWithin(url('/kv?prefix=list/'));
     assert.equal(all.status, 200);
     assert.match(all.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(all.headers.get('x-ckv-truncated'), null);
@@ -296,34 +302,34 @@ describe('HTTP server of one node', () => {
       assert.equal(item.deleted, undefined);
     }
 
-    const page = await fetch(url('/kv?prefix=list/&limit=3'));
+    const page = await fetchWithin(url('/kv?prefix=list/&limit=3'));
     assert.equal(page.headers.get('x-ckv-truncated'), 'true');
     assert.deepEqual(((await page.json()) as { key: string }[]).map((i) => i.key), ['list/00', 'list/01', 'list/02']);
-    const next = (await (await fetch(url('/kv?prefix=list/&limit=3&after=list/04'))).json()) as { key: string }[];
+    const next = (await (await fetchWithin(url('/kv?prefix=list/&limit=3&after=list/04'))).json()) as { key: string }[];
     assert.deepEqual(next.map((i) => i.key), ['list/06', 'list/07', 'list/08']);
 
-    const withDeleted = (await (await fetch(url('/kv?prefix=list/0&deleted=1'))).json()) as { key: string; deleted?: boolean }[];
+    const withDeleted = (await (await fetchWithin(url('/kv?prefix=list/0&deleted=1'))).json()) as { key: string; deleted?: boolean }[];
     assert.equal(withDeleted.find((i) => i.key === 'list/05')?.deleted, true, 'deleted=1 lists tombstones, marked');
     assert.equal(withDeleted.length, 10);
 
-    assert.deepEqual(await (await fetch(url('/kv?prefix=nothing-here/'))).json(), []);
-    await assertError(await fetch(url('/kv?limit=0')), 400, /limit/);
-    await assertError(await fetch(url('/kv?limit=10001')), 400, /limit/);
-    await assertError(await fetch(url('/kv?limit=abc')), 400, /limit/);
-    assert.equal((await fetch(url('/kv?limit=10000'))).status, 200);
+    assert.deepEqual(await (await fetchWithin(url('/kv?prefix=nothing-here/'))).json(), []);
+    await assertError(await fetchWithin(url('/kv?limit=0')), 400, /limit/);
+    await assertError(await fetchWithin(url('/kv?limit=10001')), 400, /limit/);
+    await assertError(await fetchWithin(url('/kv?limit=abc')), 400, /limit/);
+    assert.equal((await fetchWithin(url('/kv?limit=10000'))).status, 200);
   });
 
   it('refuses bad requests with one-line JSON errors: 400, 404, 405', async () => {
     const longKey = 'k'.repeat(2048);
-    await assertError(await fetch(url(`/kv/${longKey}`), { method: 'PUT', body: 'v' }), 400, /key is 2048 bytes; the limit is 1024 bytes/);
-    await assertError(await fetch(url(`/kv/${longKey}`)), 400, /1024/);
-    await assertError(await fetch(url('/kv/%E0%A4%A')), 400, /percent-encoded/);
-    await assertError(await fetch(url('/kv/'), { method: 'PUT', body: 'v' }), 400, /empty/);
-    const post = await fetch(url('/kv/x'), { method: 'POST', body: 'v' });
+    await assertError(await fetchWithin(url(`/kv/${longKey}`), { method: 'PUT', body: 'v' }), 400, /key is 2048 bytes; the limit is 1024 bytes/);
+    await assertError(await fetchWithin(url(`/kv/${longKey}`)), 400, /1024/);
+    await assertError(await fetchWithin(url('/kv/%E0%A4%A')), 400, /percent-encoded/);
+    await assertError(await fetchWithin(url('/kv/'), { method: 'PUT', body: 'v' }), 400, /empty/);
+    const post = await fetchWithin(url('/kv/x'), { method: 'POST', body: 'v' });
     assert.equal(post.headers.get('allow'), 'GET, HEAD, PUT, DELETE');
     await assertError(post, 405);
-    await assertError(await fetch(url('/metrics'), { method: 'DELETE' }), 405);
-    await assertError(await fetch(url('/no/such/page')), 404);
+    await assertError(await fetchWithin(url('/metrics'), { method: 'DELETE' }), 405);
+    await assertError(await fetchWithin(url('/no/such/page')), 404);
   });
 
   it('refuses a value over the limit with 413, without reading it all', async () => {
@@ -349,19 +355,19 @@ describe('HTTP server of one node', () => {
         controller.enqueue(new Uint8Array(256 * 1024));
       },
     });
-    const viaFetch = await fetch(url('/kv/too-big'), { method: 'PUT', body, duplex: 'half' } as RequestInit);
+    const viaFetch = await fetchWithin(url('/kv/too-big'), { method: 'PUT', body, duplex: 'half' } as RequestInit);
     await assertError(viaFetch, 413, /limit is 67108864 bytes/);
 
-    await assertError(await fetch(url('/kv/too-big')), 404);
-    assert.equal((await fetch(url('/healthz'))).status, 200, 'the node still serves');
+    await assertError(await fetchWithin(url('/kv/too-big')), 404);
+    assert.equal((await fetchWithin(url('/healthz'))).status, 200, 'the node still serves');
     // A large value under the limit is fine.
     const big = Buffer.alloc(3 * MiB, 0x5a);
-    assert.equal((await fetch(url('/kv/big'), { method: 'PUT', body: big })).status, 200);
-    assert.equal(Buffer.from(await (await fetch(url('/kv/big'))).arrayBuffer()).equals(big), true);
+    assert.equal((await fetchWithin(url('/kv/big'), { method: 'PUT', body: big })).status, 200);
+    assert.equal(Buffer.from(await (await fetchWithin(url('/kv/big'))).arrayBuffer()).equals(big), true);
   });
 
   it('GET /metrics is Prometheus text with the node metrics and process metrics', async () => {
-    const response = await fetch(url('/metrics'));
+    const response = await fetchWithin(url('/metrics'));
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/plain/);
     const text = await response.text();
@@ -379,6 +385,7 @@ describe('HTTP server of one node', () => {
       'ckv_keys',
       'ckv_tombstones',
       'ckv_peers_connected',
+      'ckv_http_event_streams',
       'ckv_clock_drift_rejected_total',
       'process_cpu_user_seconds_total',
       'process_resident_memory_bytes',
@@ -394,7 +401,7 @@ describe('HTTP server of one node', () => {
   });
 
   it('GET /api/status is the JSON snapshot', async () => {
-    const response = await fetch(url('/api/status'));
+    const response = await fetchWithin(url('/api/status'));
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^application\/json/);
     const snap = (await response.json()) as Snapshot;
@@ -422,7 +429,7 @@ describe('HTTP server of one node', () => {
   });
 
   it('serves the status page with the DOM contract', async () => {
-    const response = await fetch(url('/'));
+    const response = await fetchWithin(url('/'));
     assert.equal(response.status, 200);
     assert.match(response.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(response.headers.get('content-security-policy') ?? '', /default-src 'none'/);
@@ -448,48 +455,56 @@ describe('HTTP server of one node', () => {
         resolve(res.statusCode ?? 0);
       });
       req.on('error', reject);
+      req.setTimeout(requestMsMax, () => req.destroy(new Error(`GET /api/status with a foreign Host: no answer in ${requestMsMax} ms`)));
       req.end();
     });
     assert.equal(status, 403);
-    const viaLocalhost = await fetch(url('/healthz').replace('127.0.0.1', 'localhost')).catch(() => undefined);
+    const viaLocalhost = await fetchWithin(url('/healthz').replace('127.0.0.1', 'localhost')).catch(() => undefined);
     if (viaLocalhost) assert.equal(viaLocalhost.status, 200); // when localhost resolves to 127.0.0.1
   });
 
   it('serves at most 64 event streams; the next gets 503', async () => {
+    const streamsOpen = async (): Promise<number> => {
+      const text = await (await fetchWithin(url('/metrics'))).text();
+      return Number(/^ckv_http_event_streams (\d+)$/m.exec(text)?.[1]);
+    };
+    // The earlier tests' streams are closed by their clients; the server counts a stream until
+    // it sees the close. Start from none, or one of the 64 would get the 503.
+    await waitFor(async () => (await streamsOpen()) === 0, { deadlineMs: 5000, what: 'no event stream open' });
     const controllers: AbortController[] = [];
+    // The responses stay referenced until the end: Node's fetch cancels the body of a response
+    // that is garbage-collected unread, which closes its stream and frees a slot mid-test.
+    const streams: Response[] = [];
     try {
-      const opened = await Promise.all(
+      await Promise.all(
         Array.from({ length: 64 }, async () => {
           const controller = new AbortController();
           controllers.push(controller);
-          return (await fetch(url('/events'), { signal: controller.signal })).status;
+          streams.push(await fetchWithin(url('/events'), { signal: controller.signal }));
         }),
       );
-      assert.deepEqual(new Set(opened), new Set([200]));
-      await assertError(await fetch(url('/events')), 503, /too many event streams/);
+      assert.deepEqual(new Set(streams.map((r) => r.status)), new Set([200]));
+      assert.equal(await streamsOpen(), 64);
+      await assertError(await fetchWithin(url('/events')), 503, /too many event streams/);
     } finally {
       for (const controller of controllers) controller.abort();
     }
-    await waitFor(
-      async () => {
-        const response = await fetch(url('/events'), { signal: AbortSignal.timeout(1000) });
-        await response.body?.cancel();
-        return response.status === 200;
-      },
-      { deadlineMs: 5000, what: 'an event stream slot to free up' },
-    );
+    await waitFor(async () => (await streamsOpen()) === 0, { deadlineMs: 5000, what: 'the aborted event streams to close' });
+    const again = await fetchWithin(url('/events'));
+    assert.equal(again.status, 200, 'a slot is free again');
+    await again.body?.cancel();
   });
 
   it('stops promptly with an event stream open; /healthz is gone after', async () => {
     const controller = new AbortController();
-    const stream = await fetch(url('/events'), { signal: controller.signal });
+    const stream = await fetchWithin(url('/events'), { signal: controller.signal });
     assert.equal(stream.status, 200);
     const startedMs = Date.now();
     const exit = await node.stop();
     assert.equal(exit.code, 0, node.stderrText());
     assert.ok(Date.now() - startedMs < 10_000);
     controller.abort();
-    await assert.rejects(fetch(url('/healthz')));
+    await assert.rejects(fetchWithin(url('/healthz')));
   });
 });
 
@@ -523,7 +538,7 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
     const httpUrl = (await b.status()).httpUrl;
     const port = Number(/:(\d+)\/$/.exec(httpUrl)?.[1]);
     assert.ok(port > blockedPort && port < blockedPort + 20, `B serves on ${httpUrl}; ${blockedPort} was taken`);
-    assert.equal((await fetch(new URL('/healthz', httpUrl))).status, 200);
+    assert.equal((await fetchWithin(new URL('/healthz', httpUrl))).status, 200);
   });
 
   it("shows the peer in /api/status; a write through B's gateway reaches A, with a convergence sample", async () => {
@@ -533,7 +548,7 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
     let snap: Snapshot | undefined;
     await waitFor(
       async () => {
-        snap = (await (await fetch(new URL('/api/status', aUrl))).json()) as Snapshot;
+        snap = (await (await fetchWithin(new URL('/api/status', aUrl))).json()) as Snapshot;
         return snap.peers.some((p) => p.peerId === bPeer && p.state === 'up' && p.inSync);
       },
       { deadlineMs: 15_000, what: `A's /api/status to list B as up and in sync (last: ${JSON.stringify(snap?.peers)})` },
@@ -544,23 +559,23 @@ describe('HTTP in a 2-node cluster, port fallback, --http off', () => {
     assert.ok(Array.isArray(peer.addresses));
     assert.equal(snap!.totals.peersUp, 1);
 
-    const page = await (await fetch(aUrl)).text();
+    const page = await (await fetchWithin(aUrl)).text();
     assert.match(page, new RegExp(`<tr class="node" data-peer-id="${bPeer}" data-state="up" data-in-sync="true">`));
 
-    assert.equal((await fetch(new URL('/kv/from-b', bUrl), { method: 'PUT', body: 'hello from B' })).status, 200);
-    await waitFor(async () => (await fetch(new URL('/kv/from-b', aUrl))).status === 200, { deadlineMs: 10_000, what: 'the write on B to reach A' });
-    assert.equal(await (await fetch(new URL('/kv/from-b', aUrl))).text(), 'hello from B');
+    assert.equal((await fetchWithin(new URL('/kv/from-b', bUrl), { method: 'PUT', body: 'hello from B' })).status, 200);
+    await waitFor(async () => (await fetchWithin(new URL('/kv/from-b', aUrl))).status === 200, { deadlineMs: 10_000, what: 'the write on B to reach A' });
+    assert.equal(await (await fetchWithin(new URL('/kv/from-b', aUrl))).text(), 'hello from B');
 
     await waitFor(
       async () => {
-        snap = (await (await fetch(new URL('/api/status', aUrl))).json()) as Snapshot;
+        snap = (await (await fetchWithin(new URL('/api/status', aUrl))).json()) as Snapshot;
         return snap.convergence.samples > 0;
       },
       { deadlineMs: 5000, what: "the remote write to show in A's convergence stats" },
     );
     assert.ok(snap!.totals.writes.remote >= 1);
     assert.ok(snap!.convergence.p50Ms !== null && snap!.convergence.p50Ms >= 0 && snap!.convergence.p50Ms < 10_000);
-    const metrics = await (await fetch(new URL('/metrics', aUrl))).text();
+    const metrics = await (await fetchWithin(new URL('/metrics', aUrl))).text();
     assert.ok(Number(/^ckv_convergence_lag_seconds_count (\d+)$/m.exec(metrics)?.[1]) >= 1, 'the histogram counted the remote write');
     assert.ok(Number(/^ckv_writes_applied_total\{origin="remote"\} (\d+)$/m.exec(metrics)?.[1]) >= 1);
     assert.equal(Number(/^ckv_peers_connected (\d+)$/m.exec(metrics)?.[1]), 1);

@@ -20,7 +20,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { counter, runCli, runCliOk, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
+import { fetchWithin, counter, runCli, runCliOk, stopCleanly, waitFor, waitMesh, type NodeProcess } from '../../harness/testing.js';
 import { sessionsInitiated, startPeer } from '../helpers/cluster.js';
 import { partitionedOf, waitOneLayout } from '../helpers/partitioned.js';
 
@@ -132,16 +132,16 @@ describe('partitioned writes and reads (4 nodes, --replicas 3, and a gateway)', 
 
     // HTTP on the gateway: PUT ?consistency= replies with owners and acked, GET ?from= reads the owners.
     const base = (await g.status()).httpUrl;
-    const httpPut = await fetch(`${base}kv/${encodeURIComponent(key)}?consistency=all`, { method: 'PUT', body: 'http' });
+    const httpPut = await fetchWithin(`${base}kv/${encodeURIComponent(key)}?consistency=all`, { method: 'PUT', body: 'http' });
     assert.equal(httpPut.status, 200);
     const httpReply = (await httpPut.json()) as { version: string; owners: string[]; acked: string[] };
     assert.deepEqual([...httpReply.owners].sort(), owners);
     assert.deepEqual([...httpReply.acked].sort(), owners);
-    const httpGet = await fetch(`${base}kv/${encodeURIComponent(key)}?from=all`);
+    const httpGet = await fetchWithin(`${base}kv/${encodeURIComponent(key)}?from=all`);
     assert.equal(httpGet.status, 200);
     assert.equal(await httpGet.text(), 'http');
     assert.deepEqual(httpGet.headers.get('x-ckv-answered')?.split(',').sort(), owners);
-    assert.equal((await fetch(`${base}kv/${encodeURIComponent(key)}?from=most`)).status, 400);
+    assert.equal((await fetchWithin(`${base}kv/${encodeURIComponent(key)}?from=most`)).status, 400);
 
     // 3. D down: a quorum write still succeeds (acked by the others), an all-write exits 3.
     await stopCleanly(d);

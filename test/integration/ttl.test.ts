@@ -16,7 +16,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, waitConverged, waitFor, withDeadline, type NodeProcess } from '../../harness/index.js';
+import { Cluster, fetchWithin, waitConverged, waitFor, withDeadline, type NodeProcess } from '../../harness/index.js';
 import type { ChangeMessage } from '../../src/control/proto.js';
 import { cli, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
@@ -67,9 +67,9 @@ describe('TTL on 3 nodes (full replication)', () => {
     assert.equal(putJson.expiresAtMs, wallMs + ttlMs);
     // Over HTTP on another node; and a key re-written without TTL before its expiry.
     const httpUrl = (await b.status()).httpUrl;
-    const httpPut = await fetch(`${httpUrl}kv/ttl/http?ttl=${ttlMs}ms`, { method: 'PUT', body: 'via http' });
+    const httpPut = await fetchWithin(`${httpUrl}kv/ttl/http?ttl=${ttlMs}ms`, { method: 'PUT', body: 'via http' });
     assert.equal(httpPut.status, 200, await httpPut.text());
-    const httpGet = await fetch(`${httpUrl}kv/ttl/http`);
+    const httpGet = await fetchWithin(`${httpUrl}kv/ttl/http`);
     await httpGet.arrayBuffer();
     if (httpGet.status === 200) assert.match(httpGet.headers.get('x-ckv-expires-at-ms') ?? '', /^\d{13}$/);
     assert.equal((await cli(a, ['put', 'ttl/rewritten', 'first', '--ttl', `${ttlMs}ms`])).code, 0);
@@ -96,7 +96,7 @@ describe('TTL on 3 nodes (full replication)', () => {
       assert.equal(await valueOn(node, 'ttl/http'), undefined, `${node.name}: ttl/http`);
       assert.deepEqual(await keysOn(node, 'ttl/'), ['ttl/rewritten'], node.name);
       assert.equal(await valueOn(node, 'ttl/rewritten'), 'kept', `${node.name}: the re-write without TTL survives`);
-      const httpGet = await fetch(`${(await node.status()).httpUrl}kv/ttl/k`);
+      const httpGet = await fetchWithin(`${(await node.status()).httpUrl}kv/ttl/k`);
       assert.equal(httpGet.status, 404, `${node.name}: HTTP GET of an expired key`);
       await httpGet.arrayBuffer();
     }
@@ -169,7 +169,7 @@ describe('TTL on 3 nodes (full replication)', () => {
       assert.equal(result.code, 2, `${ttl}: ${result.stderr}`);
       assert.match(result.stderr, /^ckv: --ttl: .+\n$/);
     }
-    const response = await fetch(`${(await node.status()).httpUrl}kv/ttl/bad?ttl=soon`, { method: 'PUT', body: 'x' });
+    const response = await fetchWithin(`${(await node.status()).httpUrl}kv/ttl/bad?ttl=soon`, { method: 'PUT', body: 'x' });
     assert.equal(response.status, 400);
     await response.arrayBuffer();
     assert.equal(await valueOn(node, 'ttl/bad'), undefined);
