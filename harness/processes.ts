@@ -10,7 +10,7 @@
  *   steps and removes the temp dirs; `cleanupNow()` does the same synchronously without
  *   waiting. A process 'exit' handler, installed when this module is loaded, calls
  *   `cleanupNow()` as a last resort; `exitOnSignals()` makes Ctrl-C / SIGTERM / SIGHUP exit
- *   through it too (benches and the LAN tests call it). The node:test hook that calls
+ *   through it too (benches and harness/testing.ts call it). The node:test hook that calls
  *   `cleanupAll()` after each test file lives in harness/testing.ts, so benches never load
  *   node:test.
  */

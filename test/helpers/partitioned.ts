@@ -19,7 +19,7 @@ import type { StatusMessage } from '../../src/control/proto.js';
 import { keyHashText } from '../../src/core/entry.js';
 import { partitionOfHash } from '../../src/core/placement.js';
 import { RendezvousPlacement } from '../../src/core/rendezvous.js';
-import { Cluster, runCli, runCliOk, waitFor, withDeadline, type ClusterOptions, type NodeProcess } from '../../harness/index.js';
+import { Cluster, runCli, runCliOk, waitFor, withDeadline, type ClusterOptions, type NodeProcess } from '../../harness/testing.js';
 
 /** K in these tests. */
 export const replicasDefault = 3;

@@ -16,7 +16,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, fetchWithin, waitConverged, waitFor, withDeadline, type NodeProcess } from '../../harness/index.js';
+import { Cluster, fetchWithin, waitConverged, waitFor, withDeadline, type NodeProcess } from '../../harness/testing.js';
 import type { ChangeMessage } from '../../src/control/proto.js';
 import { cli, startPartitioned, waitSettled } from '../helpers/partitioned.js';
 
