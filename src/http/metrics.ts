@@ -178,7 +178,7 @@ function buildMetrics(node: NodeApi, http: HttpGauges, prom: Pick<typeof PromCli
 
   new Gauge({
     name: 'ckv_http_event_streams',
-    help: `Event streams (GET /events, the status page's live feed) open now; past ${http.eventStreamsMax} more get 503.`,
+    help: `Event streams (GET /events, the status page's live feed) open now; at most ${http.eventStreamsMax}, more get 503.`,
     registers,
     collect() {
       this.set(http.eventStreams());
