@@ -110,7 +110,7 @@ else describe('status page console in a browser, 5-node cluster', { timeout: 150
     page = await loopbackPage(browser, { width: 1400, height: 900 }, blocked, pageErrors);
     await waitFor(
       async () => {
-        const reply = await fetchWithin(base, { signal: AbortSignal.timeout(2000) });
+        const reply = await fetchWithin(base, {}, 2000);
         await reply.body?.cancel();
         return reply.ok;
       },

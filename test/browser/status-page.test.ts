@@ -115,7 +115,7 @@ async function openPage(browser: Browser, port: number, blocked: string[], pageE
   const pageUrl = `http://127.0.0.1:${port}/`;
   await waitFor(
     async () => {
-      const reply = await fetchWithin(pageUrl, { signal: AbortSignal.timeout(2000) });
+      const reply = await fetchWithin(pageUrl, {}, 2000);
       await reply.body?.cancel();
       return true;
     },

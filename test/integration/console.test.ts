@@ -49,7 +49,7 @@ interface EventsReply {
 }
 
 async function getJson<T>(url: string): Promise<T> {
-  const reply = await fetchWithin(url, { signal: AbortSignal.timeout(10_000) });
+  const reply = await fetchWithin(url, {}, 10_000);
   const text = await reply.text();
   assert.equal(reply.status, 200, `${url}: ${reply.status} ${text}`);
   return JSON.parse(text) as T;
