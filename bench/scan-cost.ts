@@ -8,7 +8,9 @@
  * - the start scan now (`Replica.scanExpiring`: each row's flags byte read in place, only the
  *   rows with an expiry decoded);
  * - the rows alone (`LevelStore.scanAllEncoded`, what a new node's stream reads): classic-level
- *   makes one Buffer per row, the floor of any scan here.
+ *   makes one Buffer per row, the floor of any scan here;
+ * - the start scan after a kill (`scanReplicaState`: the Merkle tree and key filter from those
+ *   rows, two SHA-256 an entry).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/scan-cost.js [--entries 100000] [--ttl-every 10000] [--rounds 3]
  */
@@ -18,7 +20,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Entry } from '../src/core/entry.js';
+import { merkleDepthDefault } from '../src/core/limits.js';
 import { Replica } from '../src/core/replica.js';
+import { scanReplicaState } from '../src/core/replica-scan.js';
 import { LevelStore } from '../src/store/level-store.js';
 
 const { values } = parseArgs({
@@ -39,6 +43,10 @@ const cpuMs = (): number => {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
 };
+
+async function* once<T>(make: () => Promise<T>): AsyncIterable<T> {
+  yield await make();
+}
 
 async function open(dir: string): Promise<{ store: LevelStore; replica: Replica }> {
   const store = new LevelStore(dir);
@@ -68,6 +76,8 @@ try {
     ['every entry decoded (scanHash)', () => replica.scanHash('')],
     ['expiring rows only (scanExpiring)', () => replica.scanExpiring()],
     ['rows alone (scanAllEncoded)', () => store.scanAllEncoded()],
+    // What a start after a kill does (Replica.open without a current snapshot): one item, the state.
+    ['tree and filter (scanReplicaState)', () => once(() => scanReplicaState(store, merkleDepthDefault))],
   ];
   console.log(`${entries} entries, one in ${ttlEvery} with a TTL`);
   for (let round = 1; round <= rounds; round++) {

@@ -660,17 +660,33 @@ async function migrateToFormat2(layout: Layout): Promise<void> {
 }
 
 /** The values of an iterator's rows, `scanSinceBatchRows` (one nextv) at a time, each through `entryOf`; closes it. */
+/**
+ * An iterator's values, a nextv batch at a time, each batch's next asked for before the batch
+ * is handed out: LevelDB reads it on the thread pool while the caller works on this one (the
+ * start scan hashes every entry; a sync responder frames and sends). Awaiting each nextv only
+ * when the caller came back left the two in turn: a 100k-entry start scan took 210-250 ms
+ * against 184-205 ms read ahead (docs/measurements.md, 2026-12-05 (morning)). One batch ahead
+ * at most (an iterator takes one nextv at a time), so memory is two batches.
+ */
 async function* valueBatches(
   iterator: { nextv(size: number): Promise<[unknown, Uint8Array][]>; close(): Promise<void> },
   entryOf: (bytes: Uint8Array) => Uint8Array,
 ): AsyncIterable<Uint8Array[]> {
+  let ahead: Promise<[unknown, Uint8Array][]> | undefined = iterator.nextv(scanSinceBatchRows);
   try {
     for (;;) {
-      const rows = await iterator.nextv(scanSinceBatchRows);
+      const rows: [unknown, Uint8Array][] = await ahead;
+      ahead = undefined;
       if (rows.length === 0) return;
+      ahead = iterator.nextv(scanSinceBatchRows);
+      // Awaited in `finally` if the caller stops early; this only keeps a failure there from
+      // counting as unhandled meanwhile.
+      ahead.catch(() => undefined);
       yield rows.map(([, bytes]) => entryOf(bytes));
     }
   } finally {
+    // close() must not overlap a nextv in flight; its failure no longer matters.
+    if (ahead !== undefined) await ahead.catch(() => undefined);
     await iterator.close();
   }
 }
