@@ -110,6 +110,8 @@ const snapshotMarkerBytes = 1 + 1 + 8 + 32;
  * Typed loosely: abstract-level's option types do not name classic-level's own option.
  */
 const readAhead: object = { highWaterMarkBytes: 1024 * 1024 };
+/** valueBatches reads the next batch ahead only after a batch of at most this many bytes (2 MiB: any batch of rows under 1 MiB each). */
+const readAheadAfterBytesMax = 2 * 1024 * 1024;
 const hexDigits = Buffer.from('0123456789abcdef');
 /**
  * A key range past every row (each root key starts with a sublevel's '!', 0x21): compacting
@@ -659,14 +661,16 @@ async function migrateToFormat2(layout: Layout): Promise<void> {
   await m.put(formatMetaName, Uint8Array.of(layoutFormat));
 }
 
-/** The values of an iterator's rows, `scanSinceBatchRows` (one nextv) at a time, each through `entryOf`; closes it. */
 /**
  * An iterator's values, a nextv batch at a time, each batch's next asked for before the batch
  * is handed out: LevelDB reads it on the thread pool while the caller works on this one (the
  * start scan hashes every entry; a sync responder frames and sends). Awaiting each nextv only
  * when the caller came back left the two in turn: a 100k-entry start scan took 210-250 ms
  * against 184-205 ms read ahead (docs/measurements.md, 2026-12-05 (morning)). One batch ahead
- * at most (an iterator takes one nextv at a time), so memory is two batches.
+ * at most (an iterator takes one nextv at a time), and only after a batch of at most
+ * `readAheadAfterBytesMax`: a batch is up to readAhead's 1 MiB plus one row, and a row may hold
+ * a 64 MiB value, so reading ahead of such a batch could hold two of them at once. With it, a
+ * scan holds at most what it held before plus one small batch.
  */
 async function* valueBatches(
   iterator: { nextv(size: number): Promise<[unknown, Uint8Array][]>; close(): Promise<void> },
@@ -678,11 +682,21 @@ async function* valueBatches(
       const rows: [unknown, Uint8Array][] = await ahead;
       ahead = undefined;
       if (rows.length === 0) return;
-      ahead = iterator.nextv(scanSinceBatchRows);
-      // Awaited in `finally` if the caller stops early; this only keeps a failure there from
-      // counting as unhandled meanwhile.
-      ahead.catch(() => undefined);
-      yield rows.map(([, bytes]) => entryOf(bytes));
+      let bytes = 0;
+      const batch = rows.map(([, row]) => {
+        bytes += row.byteLength;
+        return entryOf(row);
+      });
+      if (bytes <= readAheadAfterBytesMax) {
+        ahead = iterator.nextv(scanSinceBatchRows);
+        // Awaited in `finally` if the caller stops early; this only keeps a failure there from
+        // counting as unhandled meanwhile.
+        ahead.catch(() => undefined);
+      } else {
+        ahead = undefined;
+      }
+      yield batch;
+      ahead ??= iterator.nextv(scanSinceBatchRows);
     }
   } finally {
     // close() must not overlap a nextv in flight; its failure no longer matters.

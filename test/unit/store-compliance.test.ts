@@ -7,6 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,6 +202,27 @@ function complianceSuite(subject: Subject): void {
         }
         // Nothing left open or in flight: another scan reads it all, and the store closes.
         assert.equal((await texts(store.scanSinceEncoded(2000, seqLast))).length, 500);
+      });
+    });
+
+    // A batch holding a row of several MiB is not read past before the caller comes back
+    // (valueBatches' memory bound): the scans still hand out every row, in order.
+    it('encoded scans over rows of several MiB, between small ones', async () => {
+      await withStore(subject, async ({ store }) => {
+        if (store.scanSinceEncoded === undefined || store.scanAllEncoded === undefined) return;
+        const large = new Uint8Array(3 * 1024 * 1024).fill(5);
+        const small = new Uint8Array(8).fill(1);
+        const written = Array.from({ length: 9 }, (_, i) => entry(`mixed/${i}`, i % 3 === 1 ? large : small));
+        for (const each of written) await store.write([each], 1n);
+        const seqLast = await store.readSeqLast();
+        const digests = async (batches: AsyncIterable<readonly Uint8Array[]>): Promise<string[]> => {
+          const out: string[] = [];
+          for await (const batch of batches) for (const bytes of batch) out.push(createHash('sha256').update(bytes).digest('hex'));
+          return out;
+        };
+        const expected = written.map((each) => createHash('sha256').update(encodeEntry(each)).digest('hex'));
+        assert.deepStrictEqual(await digests(store.scanSinceEncoded(0, seqLast)), expected);
+        assert.deepStrictEqual((await digests(store.scanAllEncoded())).sort(), [...expected].sort());
       });
     });
 
