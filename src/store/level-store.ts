@@ -666,7 +666,7 @@ async function migrateToFormat2(layout: Layout): Promise<void> {
  * is handed out: LevelDB reads it on the thread pool while the caller works on this one (the
  * start scan hashes every entry; a sync responder frames and sends). Awaiting each nextv only
  * when the caller came back left the two in turn: a 100k-entry start scan took 210-250 ms
- * against 184-205 ms read ahead (docs/measurements.md, 2026-12-05 (morning)). One batch ahead
+ * against 184-208 ms read ahead (docs/measurements.md, 2026-12-05 (morning)). One batch ahead
  * at most (an iterator takes one nextv at a time), and only after a batch of at most
  * `readAheadAfterBytesMax`: a batch is up to readAhead's 1 MiB plus one row, and a row may hold
  * a 64 MiB value, so reading ahead of such a batch could hold two of them at once. With it, a
@@ -692,8 +692,6 @@ async function* valueBatches(
         // Awaited in `finally` if the caller stops early; this only keeps a failure there from
         // counting as unhandled meanwhile.
         ahead.catch(() => undefined);
-      } else {
-        ahead = undefined;
       }
       yield batch;
       ahead ??= iterator.nextv(scanSinceBatchRows);
