@@ -697,7 +697,8 @@ async function* valueBatches(
       ahead ??= iterator.nextv(scanSinceBatchRows);
     }
   } finally {
-    // close() must not overlap a nextv in flight; its failure no longer matters.
+    // The read in flight ends before the iterator closes (abstract-level's close() would wait for
+    // it too; this does not rely on that). Its failure no longer matters.
     if (ahead !== undefined) await ahead.catch(() => undefined);
     await iterator.close();
   }
