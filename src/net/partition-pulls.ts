@@ -19,7 +19,9 @@
  * nothing descends (counted `partitions_pulled_whole`; `partitions_pulled_descended` if a
  * write arrived before it started). What a cut transfer delivered stays applied; the partition
  * is then not empty and its next session descends for the rest. Wave two asks the other
- * sources, whose sessions then find equal subtrees and carry only differences. Periodic
+ * sources, whose sessions then find equal subtrees and carry only differences; only for the
+ * partitions wave one covered (one whose first source was busy stays empty for a whole
+ * transfer next round, instead of arriving by descent from every other source). Periodic
  * anti-entropy leaves a partition alone while either side is gaining it
  * (`Ownership.settledSharedPartitions`), so it arrives once, not from every co-owner. (At most
  * `partitionsPerSessionMax` a session, `sessionsMax` sessions at a time, so a rebalance leaves
@@ -237,23 +239,17 @@ export class PartitionSync {
     // (whole transfers: the source streams them in one range scan, no descent; one partition
     // with a row would make the whole session descend). A partition a broken transfer left
     // partial is no longer empty: its next attempt descends and fetches only what is missing.
-    const waves: Map<string, { whole: PartitionId[]; partial: PartitionId[] }>[] = [new Map(), new Map()];
-    const sourcesUsed = new Set<string>();
-    for (const pull of pulls) {
-      const first = firstSource(pull, (nodeId) => this.components.isUp(nodeId) && !this.blocking.has(nodeId));
-      const empty = this.components.replica.partitionEntryCount(pull.partition) === 0;
-      pull.sources.forEach((source) => {
-        sourcesUsed.add(source);
-        const wave = waves[source === first ? 0 : 1]!;
-        let job = wave.get(source);
-        if (job === undefined) wave.set(source, (job = { whole: [], partial: [] }));
-        const partitions = source === first && empty ? job.whole : job.partial;
-        if (!partitions.includes(pull.partition)) partitions.push(pull.partition);
-      });
-    }
+    // Wave two asks only for partitions wave one covered: one whose first source was busy or
+    // failed is not acknowledged this round anyway, and the other sources would fill it by
+    // descent (K times the bytes), so the next round could no longer ask it whole.
+    const plan = planWaves(
+      pulls,
+      (nodeId) => this.components.isUp(nodeId) && !this.blocking.has(nodeId),
+      (partition) => this.components.replica.partitionEntryCount(partition) === 0,
+    );
     const covered = new Map<string, Set<PartitionId>>();
-    for (const source of sourcesUsed) covered.set(source, new Set());
-    for (const wave of waves) {
+    for (const source of plan.sources) covered.set(source, new Set());
+    const runWave = async (wave: Map<string, WaveJob>): Promise<void> => {
       const jobs: { source: string; partitions: PartitionId[]; whole: boolean }[] = [];
       for (const [source, { whole, partial }] of wave) {
         for (let i = 0; i < whole.length; i += partitionsPerSessionMax) jobs.push({ source, partitions: whole.slice(i, i + partitionsPerSessionMax), whole: true });
@@ -267,13 +263,15 @@ export class PartitionSync {
         if (got === undefined) blocking.add(job.source);
         else for (const p of got) covered.get(job.source)!.add(p);
       });
-    }
+    };
+    await runWave(plan.waveOne);
+    await runWave(waveTwoAfter(plan, covered));
     const done = pulls.filter((pull) => pull.sources.length > 0 && pull.sources.every((source) => covered.get(source)!.has(pull.partition)));
     this.acknowledge(ownership, done);
     this.components.logger.info('pull round', {
       pulls: pulls.length,
       pulled: done.length + immediate.length,
-      sources: [...sourcesUsed].join(','),
+      sources: [...plan.sources].join(','),
       ...(blocking.size > 0 ? { blockedBy: [...blocking].join(',') } : {}),
     });
     this.setBlocking(blocking);
@@ -446,6 +444,58 @@ export function firstSource(pull: PartitionPull, usable: (nodeId: string) => boo
     if (usable(source)) return source;
   }
   return sources[pull.partition % sources.length];
+}
+
+/** The sessions of one wave, per source: partitions asked whole (empty here), and the others. */
+export interface WaveJob {
+  whole: PartitionId[];
+  partial: PartitionId[];
+}
+
+/** A pull round's plan: wave one asks each partition of its first source, wave two of the others. */
+export interface WavePlan {
+  /** Every source asked in either wave. */
+  sources: Set<string>;
+  /** Each partition's wave-one source. */
+  first: Map<PartitionId, string>;
+  waveOne: Map<string, WaveJob>;
+  /** Before `waveTwoAfter` drops what wave one did not cover. */
+  waveTwo: Map<string, WaveJob>;
+}
+
+/**
+ * Plan a round: each pull's first source (`firstSource`, among the `usable`) in wave one,
+ * asked whole when the partition is `empty` here; its other sources in wave two (never whole:
+ * by then the partition has rows).
+ */
+export function planWaves(pulls: readonly PartitionPull[], usable: (nodeId: string) => boolean, empty: (partition: PartitionId) => boolean): WavePlan {
+  const plan: WavePlan = { sources: new Set(), first: new Map(), waveOne: new Map(), waveTwo: new Map() };
+  for (const pull of pulls) {
+    const first = firstSource(pull, usable);
+    if (first === undefined) continue;
+    plan.first.set(pull.partition, first);
+    const whole = empty(pull.partition);
+    for (const source of pull.sources) {
+      plan.sources.add(source);
+      const wave = source === first ? plan.waveOne : plan.waveTwo;
+      let job = wave.get(source);
+      if (job === undefined) wave.set(source, (job = { whole: [], partial: [] }));
+      const partitions = source === first && whole ? job.whole : job.partial;
+      if (!partitions.includes(pull.partition)) partitions.push(pull.partition);
+    }
+  }
+  return plan;
+}
+
+/** Wave two, keeping only the partitions their wave-one source covered (`covered`: per source). */
+export function waveTwoAfter(plan: WavePlan, covered: ReadonlyMap<string, ReadonlySet<PartitionId>>): Map<string, WaveJob> {
+  const coveredFirst = (p: PartitionId): boolean => covered.get(plan.first.get(p)!)?.has(p) === true;
+  const out = new Map<string, WaveJob>();
+  for (const [source, job] of plan.waveTwo) {
+    const partial = job.partial.filter(coveredFirst);
+    if (partial.length > 0) out.set(source, { whole: [], partial });
+  }
+  return out;
 }
 
 /** The hash prefix (two hex digits) of a partition's keys. */

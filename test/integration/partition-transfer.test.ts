@@ -80,7 +80,12 @@ describe('whole-partition transfer, K = 3', () => {
       const owned = status.partitioned!.partitionsOwned;
       assert.ok(owned > 0);
       assert.equal(counter(status, 'partitions_pulled'), owned, 'the joiner pulled each partition it owns');
-      assert.equal(counter(status, 'partitions_pulled_whole'), owned, 'each of them whole, by one stream');
+      // On a miss, say why: failed pull sessions, and busy refusals by the sources.
+      const why = async (): Promise<string> => {
+        const refused = await Promise.all(cluster.nodes.map(async (node) => counter(await statusJson(node), 'sync_refused_busy')));
+        return `each of them whole, by one stream (pull sessions failed: ${counter(status, 'partition_pull_sessions_failed')}, busy refusals by each node: ${refused.join(',')})`;
+      };
+      if (counter(status, 'partitions_pulled_whole') !== owned) assert.equal(counter(status, 'partitions_pulled_whole'), owned, await why());
       assert.equal(counter(status, 'partitions_pulled_descended'), 0, 'none descended');
       assert.ok(counter(status, 'partition_pull_whole_received_bytes') >= (owned / 256) * keyCount * 256 * 0.5, 'the rows came by the whole transfers');
       assert.equal(counter(status, 'sync_entries_outside_partitions'), 0);
