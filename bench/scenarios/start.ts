@@ -13,10 +13,12 @@
  * copy of the stopped node's LevelDB directory and iterate every row (keys and values), then
  * close: what merely reading the data costs, without process start or module loading.
  *
- * After a kill (SIGKILL, as a crash), with the most keys: no snapshot was saved, so the start
- * rebuilds the Merkle tree and key filter by a scan of every entry (src/core/replica-scan.ts).
- * Timed the same way, `crashRestarts` times, each start killed again once serving (before its
- * first checkpoint, which comes once it has been quiet for 1 s). Then as many starts after a
+ * After a kill (SIGKILL, as a crash), with the most keys: the node wrote after its last
+ * snapshot, so the start rebuilds the Merkle tree and key filter by a scan of every entry
+ * (src/core/replica-scan.ts). Timed the same way, `crashRestarts` times, each start killed
+ * again once serving, right after one write (before its first checkpoint, which comes once it
+ * has been quiet for 1 s; without the write the snapshot it started from would still be
+ * current, Store.readSnapshot, and the next start would not scan). Then as many starts after a
  * kill that came once the node had saved a checkpoint (src/node/checkpointer.ts): from it.
  *
  * Also the CPU time the node process used until serving (user + system, all its threads, from
@@ -230,15 +232,23 @@ export const start: Scenario = {
         const afterKill: StartRun[] = [];
         const afterCheckpointKill: StartRun[] = [];
         if (keys > 0 && keys === config.keyCounts.at(-1)) {
-          // One start killed untimed, so that every timed start follows a kill.
+          // One start killed untimed, so that every timed start follows a kill. Each kill comes
+          // right after a write (one overwrite of the probe key): the snapshot the start read
+          // stays current until the first write (Store.readSnapshot), so a kill before any
+          // write would start from it; after the write the next start must scan.
           progress.detail(`${keys} keys: starts after a kill`, frac(0.8));
-          await (await timedStart(dataDir, `k${keys}-crash`, probeKey, undefined)).node.kill();
+          const writeThenKill = async (node: NodeProcess): Promise<void> => {
+            await node.client.put(probeKey!, Buffer.alloc(100, 1));
+            await node.kill();
+          };
+          await writeThenKill((await timedStart(dataDir, `k${keys}-crash`, probeKey, undefined)).node);
           for (let r = 0; r < config.crashRestarts; r++) {
             const timed = await timedStart(dataDir, `k${keys}-kill${r}`, probeKey, undefined);
             afterKill.push(timed.run);
             const status = await timed.node.status();
+            if (counter(status, 'start_tree_snapshot') !== 0) throw new Error('a start after a write and a kill started from a snapshot, not a scan');
             if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
-            await timed.node.kill();
+            await writeThenKill(timed.node);
           }
           // Kills once quiet: the node saved a checkpoint (src/node/checkpointer.ts) before it.
           progress.detail(`${keys} keys: starts after a kill once checkpointed`, frac(0.82));
@@ -335,7 +345,7 @@ export const start: Scenario = {
         ]);
         summary.push({
           scenario: 'start',
-          measure: `start to serving after a kill (no snapshot: a scan), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
+          measure: `start to serving after a write and a kill (no current snapshot: a scan), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
           ckv: fmtMs(killed),
           baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
           ratio: `${fmtRatio(killed / bareMs)} of bare node`,
@@ -385,7 +395,7 @@ export const start: Scenario = {
       ],
       targets,
       notes: [
-        'A start after a kill right after a start finds no snapshot (a clean stop saves one; a running node saves a checkpoint once quiet for 1 s, and this kill comes first) and rebuilds the Merkle tree and key filter by a scan of every entry. "Once checkpointed": the kill came after the node had saved a checkpoint, and the start uses it.',
+        'A start after a kill right after a write finds no current snapshot (a clean stop saves one; a running node saves a checkpoint once quiet for 1 s, and this kill comes first; a snapshot stays current until the first write after it) and rebuilds the Merkle tree and key filter by a scan of every entry. "Once checkpointed": the kill came after the node had saved a checkpoint, and the start uses it.',
         'Readiness is polled every 2 ms (socket exists, accepts, Status answers), so each figure includes up to ~2 ms of polling and a fresh gRPC connection from the bench.',
         'The raw level baseline runs in the bench process (modules already loaded) on a fresh copy of the data directory: no process start, no module loading.',
         codeCache === 'none'

@@ -5,8 +5,9 @@
  *
  * A checkpoint is saved once the node has changed nothing for `quietMs` (a save in a pause
  * inside a burst would be stale at the burst's next write, and holds the write queue for its
- * duration), and only if the store changed since the last one: at once after a start (the
- * open took the snapshot it started from, so none is current), or after `entriesMin` changed
+ * duration), and only if the store changed since the last one: at once after a start (after
+ * a scan none is current; after a start from the snapshot it still is, until the first
+ * write, and this save rewrites it: a few ms once a start, left so), or after `entriesMin` changed
  * entries; fewer wait until `intervalMs` after the last save, so a trickle of writes does not
  * rewrite the snapshot every second. A save that fails is tried again after `intervalMs`.
  *

@@ -1,14 +1,15 @@
 /**
  * What a replica saves at a clean stop so that its next start skips the full scan: the Merkle
  * tree, the key filter, the tombstone count and the greatest entry stamp, in one checksummed
- * blob (the store keeps it beside the entries: Store.saveSnapshot / takeSnapshot). Rebuilding
+ * blob (the store keeps it beside the entries: Store.saveSnapshot / readSnapshot). Rebuilding
  * the same state from the store costs two SHA-256s per entry plus a LevelDB scan of every
  * entry; reading the blob costs one read of ~2.6 MiB (depth 4) and copies: every level of the
  * tree is saved, so none is computed at start (that pass ran on code V8 had not compiled yet).
  *
- * Trust: the store hands the blob back only if no write() happened after it was saved, and
- * forgets it as it hands it back, so a node that crashes later finds none and scans (see
- * store.ts). What the store cannot vouch for, this file checks: the format version, the
+ * Trust: the store hands the blob back only if no write() or remove() happened after it was
+ * saved (the batch of the first one makes it stale, atomically: see store.ts), so a node that
+ * crashes after a write finds it stale and scans, one that crashes before finds it again.
+ * What the store cannot vouch for, this file checks: the format version, the
  * depth (a start with another --merkle depth scans), the lengths, a SHA-256 over everything,
  * and that the counts add up to the entry count (the root's, or with leaves only, the leaves').
  * Any doubt -> `rejected` with a reason, and the replica scans: a snapshot can make a start

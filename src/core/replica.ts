@@ -367,13 +367,14 @@ export class Replica {
   /**
    * Open the store and rebuild the tree and key filter: from the snapshot the last clean stop
    * saved, if the store says no write came after it and it checks out (replica-snapshot.ts),
-   * else in one scan of every entry. Either way the store forgets the snapshot first, so a
-   * crash from now on leads to a scan. The clock resumes above anything stored.
+   * else in one scan of every entry. A current snapshot stays current until the first write
+   * (the store's rule), so a crash before it starts from the snapshot again, and one after it
+   * scans. The clock resumes above anything stored.
    */
   static async open(options: ReplicaOptions): Promise<Replica> {
     await options.store.open();
     const depth = options.depth ?? merkleDepthDefault;
-    const taken = await options.store.takeSnapshot();
+    const taken = await options.store.readSnapshot();
     let state: ReplicaState | undefined;
     let openedFrom: OpenedFrom;
     if (taken.state !== 'current') openedFrom = { source: 'scan', snapshot: taken.state };

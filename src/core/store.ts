@@ -11,7 +11,7 @@
  *
  * Beside the entries a store keeps one opaque snapshot of the replica's derived state (saved
  * at a clean stop, replica-snapshot.ts), and says whether a write came after it: a start
- * may skip the full scan only then (`saveSnapshot`, `takeSnapshot`).
+ * may skip the full scan only then (`saveSnapshot`, `readSnapshot`).
  *
  * The applied-sequence index (docs/design-applied-sequence.md): every stored entry carries
  * the `seq` this node gave the change when it applied it (the replica assigns them, gap-free
@@ -51,7 +51,7 @@ export interface SequencedEntry {
   readonly entry: Entry;
 }
 
-/** What `takeSnapshot` found: nothing saved, a snapshot a later write made stale, or a current one. */
+/** What `readSnapshot` found: nothing saved, a snapshot a later write made stale, or a current one. */
 export type TakenSnapshot = { readonly state: 'none' } | { readonly state: 'stale' } | { readonly state: 'current'; readonly bytes: Uint8Array };
 
 export interface Store {
@@ -120,7 +120,7 @@ export interface Store {
   /**
    * Keep `bytes` (the replica's derived state, replica-snapshot.ts) as the snapshot of the
    * entries as they are now. A later `write()`, by this or any other instance or version of
-   * the store, makes it stale; so does a crash after `takeSnapshot`, which forgets it.
+   * the store, makes it stale (`remove` too); reading it does not (`readSnapshot`).
    * `flush` (default true): also write what the store holds only in memory and its log to
    * its files, so that the next open has nothing to replay (a clean stop); a running node's
    * checkpoint leaves that for later (`flush`), outside its turn of the write queue.
@@ -131,11 +131,13 @@ export interface Store {
   flush?(): Promise<void>;
 
   /**
-   * The saved snapshot, if there is one and no write() came after it ('current'), and forget
-   * it, durably, before returning: a crash at any later time leaves no snapshot to trust.
-   * The HLC bound (readHlc) is the same before and after.
+   * The saved snapshot, if there is one and no write() or remove() came after it ('current'),
+   * left as it is: it stays current until the next write() or remove(), so a start killed
+   * before its first write finds it again (the change that makes it stale is atomic with the
+   * rows it changes: a crash keeps both or neither). A stale one is forgotten ('stale' once,
+   * then 'none'). The HLC bound (readHlc) is the same before and after.
    */
-  takeSnapshot(): Promise<TakenSnapshot>;
+  readSnapshot(): Promise<TakenSnapshot>;
 
   /** Small named values that are not entries (node identity, schema version, store epoch, sync watermarks). */
   getMeta(name: string): Promise<Uint8Array | undefined>;

@@ -43,8 +43,9 @@
  * would be replayed from the log and rewritten into a table at every open. Its marker is the
  * meta row 'snapshot': format byte, the HLC row it moved aside, the file's SHA-256. Every
  * write() puts 'hlc' back (this version's and every older one's), so a snapshot is current
- * only while 'hlc' is absent. takeSnapshot reads the file, then deletes the marker and
- * restores 'hlc' in one synced batch before handing the bytes out, then removes the file.
+ * only while 'hlc' is absent. readSnapshot hands a current one out and leaves it in place
+ * (the next write makes it stale); a stale or damaged one it forgets: one synced batch deletes
+ * the marker and restores 'hlc', then the file is removed.
  *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
@@ -391,7 +392,7 @@ export class LevelStore implements Store {
 
   async readHlc(): Promise<Hlc> {
     const { m } = this.live();
-    // Between saveSnapshot and takeSnapshot the bound sits in the snapshot marker.
+    // From saveSnapshot to the next write the bound sits in the snapshot marker.
     const bytes = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     if (bytes === undefined) return 0n;
     if (bytes.byteLength !== 8) throw new MalformedError(`stored HLC is ${bytes.byteLength} bytes; expected 8 bytes`);
@@ -519,27 +520,39 @@ export class LevelStore implements Store {
   }
 
   /**
-   * Current iff the marker is there and the HLC row is still absent (see saveSnapshot), and
-   * the file matches the marker's SHA-256. Either way one synced batch deletes the marker and
-   * puts the HLC row back before the bytes are handed out (a later crash finds no snapshot,
-   * and its writes can never be lost while the delete survives), then the file is removed.
+   * Current iff the marker is there, the HLC row is still absent (see saveSnapshot), and the
+   * file matches the marker's SHA-256. A current snapshot is left in place: it stays current
+   * until the next write() or remove(), each of which puts the HLC row back in the same batch
+   * that changes rows (a batch a crash keeps made it stale; one a crash lost left the rows as
+   * the snapshot describes them), so a node killed after a start and before its first write
+   * starts from it again instead of scanning. Anything else (stale, a file missing or not the
+   * marker's) is forgotten: one synced batch deletes the marker and puts the HLC row back,
+   * then the file is removed.
    */
-  async takeSnapshot(): Promise<TakenSnapshot> {
+  async readSnapshot(): Promise<TakenSnapshot> {
     const { db, m, rows } = this.live();
     const file = path.join(this.location, snapshotFileName);
     const marker = await m.get(snapshotMetaName);
     if (marker === undefined) {
-      await rm(file, { force: true }); // left by a stop that died before its marker, or a take that died after
+      await rm(file, { force: true }); // left by a stop that died before its marker, or a forget that died after
       return { state: 'none' };
     }
     const hlc = await m.get(hlcMetaName);
-    const moved = movedHlc(marker);
     let bytes: Uint8Array | undefined;
-    try {
-      bytes = new Uint8Array(await readFile(file));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (hlc === undefined) {
+      try {
+        bytes = new Uint8Array(await readFile(file));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+      const valid =
+        bytes !== undefined &&
+        marker.byteLength === snapshotMarkerBytes &&
+        marker[0] === snapshotMarkerFormat &&
+        Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0;
+      if (valid) return { state: 'current', bytes: bytes! };
     }
+    const moved = movedHlc(marker);
     await db.batch(
       [
         { type: 'del', key: rows.snapshot },
@@ -548,11 +561,8 @@ export class LevelStore implements Store {
       { sync: true },
     );
     await rm(file, { force: true });
-    if (hlc !== undefined) return { state: 'stale' };
     // A file missing, or not the one the marker names: as if none was saved (the replica scans).
-    if (bytes === undefined || marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return { state: 'none' };
-    if (Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) !== 0) return { state: 'none' };
-    return { state: 'current', bytes };
+    return hlc !== undefined ? { state: 'stale' } : { state: 'none' };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {

@@ -12,7 +12,7 @@
  * - Everything is "durable" at once: a simulated crash discards the Replica and reopens this
  *   same instance, so `close()` only marks it closed and `open()` finds the data again.
  * - A saved snapshot (`saveSnapshot`) is a copy marked stale by the next `write()`;
- *   `takeSnapshot` hands it back and forgets it.
+ *   `readSnapshot` hands a current one back and keeps it, forgets a stale one.
  * - `write()` changes entries and the HLC bound synchronously, with no await in between, so
  *   no other task ever observes half a batch: that is the atomicity LevelDB's batch gives.
  * - Scans copy the matching slots into an array before yielding, so a write between two
@@ -220,12 +220,14 @@ export class MemoryStore implements Store {
     this.snapshot = { bytes: bytes.slice(), stale: false };
   }
 
-  async takeSnapshot(): Promise<TakenSnapshot> {
+  async readSnapshot(): Promise<TakenSnapshot> {
     this.checkOpen();
     const saved = this.snapshot;
-    this.snapshot = undefined;
     if (saved === undefined) return { state: 'none' };
-    return saved.stale ? { state: 'stale' } : { state: 'current', bytes: saved.bytes };
+    // A copy: the snapshot stays here, and what the caller builds from the bytes must not change it.
+    if (!saved.stale) return { state: 'current', bytes: saved.bytes.slice() };
+    this.snapshot = undefined;
+    return { state: 'stale' };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {

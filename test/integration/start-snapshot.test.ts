@@ -1,8 +1,9 @@
 /**
  * The start snapshot with real processes and a real LevelDB: a clean stop (SIGTERM) saves the
  * replica's tree and key filter and the next start uses it; a running node saves the same
- * snapshot once quiet (a checkpoint), and a kill -9 after it starts from it; a kill -9 right
- * after writes leaves no usable snapshot and the next start scans; a corrupt snapshot is
+ * snapshot once quiet (a checkpoint), and a kill -9 after it starts from it, as does a kill -9
+ * right after that start (no write since); a kill -9 right after writes leaves no usable
+ * snapshot and the next start scans; a corrupt snapshot is
  * refused (logged, counted) and the node scans. Each time the restarted node's Merkle root and count must equal what it
  * reported before it went down, and at the end a replica built by a full scan of the data
  * directory (in this process, snapshot ignored) must agree too.
@@ -77,6 +78,14 @@ describe('start snapshot across clean stops, kill -9 and corruption', () => {
     assert.equal(treeSource(status), 'start_tree_snapshot');
     assert.deepEqual(state(status), checkpointed);
 
+    // kill -9 again before any write (a crash loop): the snapshot read at that start is still
+    // current (only a write makes it stale), so this start comes from it too.
+    await node.kill();
+    node = await node.respawn();
+    status = await node.status();
+    assert.equal(treeSource(status), 'start_tree_snapshot');
+    assert.deepEqual(state(status), checkpointed);
+
     // Writes, then kill -9 at once: no snapshot may be trusted (a checkpoint the node saved
     // after its start, if any, is stale).
     await write(node, 4000, 500);
@@ -92,7 +101,7 @@ describe('start snapshot across clean stops, kill -9 and corruption', () => {
     await node.stop();
     const store = new LevelStore(join(dataDir, 'db'));
     await store.open();
-    const taken = await store.takeSnapshot();
+    const taken = await store.readSnapshot();
     assert.equal(taken.state, 'current', 'a clean stop saved a snapshot');
     const corrupt = (taken as { bytes: Uint8Array }).bytes.slice();
     corrupt[corrupt.length >> 1]! ^= 0x01;

@@ -96,6 +96,11 @@ export interface SimOptions {
   claimNoTombstonesAtOpen?: boolean;
   /** Only the checkpoint canary sets this (see ReplicaOptions.checkpointBesideWrites). */
   checkpointBesideWrites?: boolean;
+  /**
+   * Only the snapshot canary sets this: the disk hands out the last snapshot saved on it as
+   * current even after a write made it stale (a store that forgot to mark it stale).
+   */
+  snapshotNeverStale?: boolean;
   /** Only the refresh canary sets this false (no MembershipOptions.watermarks). */
   watermarkRefresh?: boolean;
 }
@@ -252,13 +257,16 @@ class Fence implements Store {
     return new Promise((resolve, reject) => {
       this.sim.queue.schedule(this.sim.rng.int(0, 3), () => {
         if (!this.alive) return reject(new Error('node crashed before the snapshot was durable'));
+        if (this.sim.snapshotNeverStale) this.sim.snapshotsSaved.set(this.disk, bytes.slice());
         this.disk.saveSnapshot(bytes).then(resolve, reject);
       });
     });
   }
-  takeSnapshot(): Promise<TakenSnapshot> {
+  async readSnapshot(): Promise<TakenSnapshot> {
     this.check();
-    return this.disk.takeSnapshot();
+    const taken = await this.disk.readSnapshot();
+    const saved = this.sim.snapshotsSaved.get(this.disk);
+    return this.sim.snapshotNeverStale && saved !== undefined ? { state: 'current', bytes: saved.slice() } : taken;
   }
 }
 
@@ -273,6 +281,8 @@ export class Simulation {
   private readonly acked = new Map<string, Version>();
   /** Per disk, the greatest seq a commit was given (invariant 6). */
   private readonly seqsIssued = new Map<MemoryStore, number>();
+  /** The snapshot canary's copy of each disk's last saved snapshot (see SimOptions.snapshotNeverStale). */
+  readonly snapshotsSaved = new Map<MemoryStore, Uint8Array>();
   private readonly sessions = new Set<Session>();
   /** Connected pairs, as "a:b" with a < b. */
   private readonly links = new Set<string>();
@@ -316,6 +326,7 @@ export class Simulation {
       claimNoTombstonesAtOpen: false,
       watermarkRefresh: true,
       checkpointBesideWrites: false,
+      snapshotNeverStale: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -380,6 +391,10 @@ export class Simulation {
       violations: this.violations,
       stats: this.stats,
     };
+  }
+
+  get snapshotNeverStale(): boolean {
+    return this.options.snapshotNeverStale;
   }
 
   seqIssued(disk: MemoryStore): number {

@@ -124,7 +124,7 @@ for (const subject of subjects) {
         await store.getMany(['k3'], undefined, seqs);
         await store.saveSnapshot(new Uint8Array([1, 2, 3]));
         await store.remove!([{ key: 'k3', keyHash: keyHashText('k3'), seq: seqs[0]! }], await store.readHlc());
-        assert.equal((await store.takeSnapshot()).state, 'stale');
+        assert.equal((await store.readSnapshot()).state, 'stale');
         assert.equal(await store.get('k3'), undefined);
         await store.close();
       } finally {

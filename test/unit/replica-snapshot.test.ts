@@ -146,7 +146,7 @@ for (const subject of subjects) {
       }
     });
 
-    it('a start after a crash (no clean stop) scans, and the snapshot of an earlier clean stop is never reused', async () => {
+    it('a crash before the first write starts from the snapshot again; one after writes scans (the snapshot is stale)', async () => {
       const { store, dispose } = subject.make();
       try {
         let s = store();
@@ -158,11 +158,17 @@ for (const subject of subjects) {
         s = store();
         replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
         assert.equal(replica.openedFrom.source, 'snapshot');
+        const root = replica.root().digest;
+        await s.close(); // "crash" before any write: no close, no saveSnapshot
+        s = store();
+        replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.equal(replica.openedFrom.source, 'snapshot');
+        assert.deepStrictEqual(replica.root().digest, root);
         await fill(replica, 150, 1); // then "crash": no close, no saveSnapshot
         await s.close();
         s = store();
         replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
-        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'none' });
+        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'stale' });
         assert.equal(replica.entryCount, 150 + 75 + 0); // k0..k149, r0..r74
         await s.close();
       } finally {
@@ -198,7 +204,7 @@ for (const subject of subjects) {
         await fill(replica, 60, 0);
         await replica.close();
         await replica.saveSnapshot();
-        const taken = await s.takeSnapshot();
+        const taken = await s.readSnapshot();
         assert.equal(taken.state, 'current');
         const good = (taken as { bytes: Uint8Array }).bytes;
         const corrupt = good.slice();

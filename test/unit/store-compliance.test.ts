@@ -371,18 +371,24 @@ function complianceSuite(subject: Subject): void {
       });
     });
 
-    it('snapshot: none at first; taken once as saved; readHlc the same throughout', async () => {
+    it('snapshot: none at first; read back as saved, and again until a write; readHlc the same throughout', async () => {
       await withStore(subject, async ({ store }) => {
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
         await store.write([entry('a', new Uint8Array([1]))], 77n);
         const bytes = new Uint8Array([9, 8, 7, 0, 255]);
         await store.saveSnapshot(bytes);
         bytes.fill(0); // the store keeps a copy
         assert.equal(await store.readHlc(), 77n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([9, 8, 7, 0, 255]) });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([9, 8, 7, 0, 255]) });
         assert.equal(await store.readHlc(), 77n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' }); // taking forgets it
+        // Reading does not forget it: a start killed before its first write finds it again.
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([9, 8, 7, 0, 255]) });
+        assert.equal(await store.readHlc(), 77n);
         assert.deepStrictEqual(await store.get('a'), entry('a', new Uint8Array([1])));
+        await store.write([entry('b', null)], 78n);
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' }); // a stale one is forgotten
+        assert.equal(await store.readHlc(), 78n);
       });
     });
 
@@ -391,13 +397,39 @@ function complianceSuite(subject: Subject): void {
         await store.write([entry('a', null)], 5n);
         await store.saveSnapshot(new Uint8Array([1]));
         await store.write([entry('b', null)], 6n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'stale' });
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
         assert.equal(await store.readHlc(), 6n);
         await store.saveSnapshot(new Uint8Array([2]));
         await store.write([], 7n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
         assert.equal(await store.readHlc(), 7n);
+      });
+    });
+
+    it('snapshot: read at a start and not written to, current at the next start too; the first write after makes it stale', async () => {
+      await withStore(subject, async (harness) => {
+        await harness.store.write([entry('a', null)], 21n);
+        await harness.store.saveSnapshot(new Uint8Array([7, 7]));
+        await harness.store.close();
+        // Two starts in a row, each killed before any write (a crash loop): both find it.
+        for (let start = 0; start < 2; start++) {
+          const store = harness.restarted();
+          await store.open();
+          assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([7, 7]) }, `start ${start}`);
+          assert.equal(await store.readHlc(), 21n);
+          await store.close();
+        }
+        const store = harness.restarted();
+        await store.open();
+        assert.equal((await store.readSnapshot()).state, 'current');
+        await store.write([entry('b', new Uint8Array([1]))], 22n);
+        await store.close();
+        const after = harness.restarted();
+        await after.open();
+        assert.deepStrictEqual(await after.readSnapshot(), { state: 'stale' });
+        assert.equal(await after.readHlc(), 22n);
+        assert.deepStrictEqual(await after.get('b'), entry('b', new Uint8Array([1])));
       });
     });
 
@@ -406,12 +438,12 @@ function complianceSuite(subject: Subject): void {
         await store.saveSnapshot(new Uint8Array([1]));
         await store.saveSnapshot(new Uint8Array([2]));
         assert.equal(await store.readHlc(), 0n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([2]) });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([2]) });
         await store.write([entry('a', null)], 3n);
         await store.saveSnapshot(new Uint8Array([3]));
         await store.saveSnapshot(new Uint8Array([4]));
         assert.equal(await store.readHlc(), 3n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([4]) });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([4]) });
         assert.equal(await store.readHlc(), 3n);
       });
     });
@@ -424,13 +456,13 @@ function complianceSuite(subject: Subject): void {
         const store = harness.restarted();
         await store.open();
         assert.equal(await store.readHlc(), 11n);
-        assert.deepStrictEqual(await store.takeSnapshot(), { state: 'current', bytes: new Uint8Array([5, 5]) });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([5, 5]) });
         await store.saveSnapshot(new Uint8Array([6]));
         await store.close();
         const again = harness.restarted();
         await again.open();
         await again.write([entry('b', null)], 12n);
-        assert.deepStrictEqual(await again.takeSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await again.readSnapshot(), { state: 'stale' });
         assert.equal(await again.readHlc(), 12n);
       });
     });
@@ -664,7 +696,7 @@ describe('LevelStore snapshot marker', () => {
       await db.close();
       const reopened = new LevelStore(dir);
       await reopened.open();
-      assert.deepStrictEqual(await reopened.takeSnapshot(), { state: 'stale' });
+      assert.deepStrictEqual(await reopened.readSnapshot(), { state: 'stale' });
       assert.equal(await reopened.readHlc(), 4n);
       assert.deepStrictEqual(await reopened.get('b'), older);
       await reopened.close();
@@ -684,15 +716,17 @@ describe('LevelStore snapshot file', () => {
       await store.write([entry('a', null)], 3n);
       await store.saveSnapshot(new Uint8Array([1, 2, 3]));
       assert.deepStrictEqual(new Uint8Array(fs.readFileSync(file)), new Uint8Array([1, 2, 3]));
+      assert.deepStrictEqual(await store.readSnapshot(), { state: 'current', bytes: new Uint8Array([1, 2, 3]) });
+      assert.deepStrictEqual(new Uint8Array(fs.readFileSync(file)), new Uint8Array([1, 2, 3]), 'read while current: the file stays');
       fs.writeFileSync(file, new Uint8Array([1, 2, 4]));
-      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
-      assert.equal(fs.existsSync(file), false, 'taken: the file is removed');
+      assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
+      assert.equal(fs.existsSync(file), false, 'damaged: forgotten, the file removed');
       assert.equal(await store.readHlc(), 3n, 'the HLC row is back');
       await store.saveSnapshot(new Uint8Array([5]));
       fs.rmSync(file);
-      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
       fs.writeFileSync(file, new Uint8Array([6])); // as if a stop died between the file and its marker
-      assert.deepStrictEqual(await store.takeSnapshot(), { state: 'none' });
+      assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
       assert.equal(fs.existsSync(file), false, 'a file without a marker is removed');
       await store.close();
     } finally {
