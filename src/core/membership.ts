@@ -226,6 +226,8 @@ export class Membership {
     this.unreachableForgetMs = options.unreachableForgetMs ?? memberUnreachableForgetMsDefault;
     this.watermarks = options.watermarks;
     this.watermarkRefresh = new WatermarkRefresh(options.watermarkRefresh);
+    // Nothing is applied before the membership runs (no peer yet): our seq now is a still look.
+    if (this.watermarks) this.watermarkRefresh.start(nowMs, this.watermarks.seqLast());
     assert(this.unreachableForgetMs > 0, 'unreachableForgetMs must be positive');
     this.scheduler = new SyncScheduler(
       { rng: options.rng, urgentSessionsMax: 1, ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}) },
@@ -674,6 +676,9 @@ export class Membership {
     if (member.state === 'up' || state === 'up') this.cachedAheadMs = undefined;
     member.sinceMs = nowMs;
     member.state = state;
+    // A look at our applied seq as the member comes up: a burst that begins later then counts
+    // as begun after it (the member sees all of it), even with no other look in between.
+    if (state === 'up' && this.watermarks) this.watermarkRefresh.look(nowMs, this.watermarks.seqLast());
   }
 
   private layoutChanged(): void {

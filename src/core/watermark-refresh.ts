@@ -60,8 +60,12 @@ export class WatermarkRefresh {
   private seqSeen = -1;
   private lookedAtMs = Number.NEGATIVE_INFINITY;
   private quietSinceMs = Number.NEGATIVE_INFINITY;
-  /** The look before the one that saw the burst begin: a peer up since before it saw all of it. */
-  private burstSinceMs = Number.NEGATIVE_INFINITY;
+  /**
+   * The look before the one that saw the burst begin: a peer up since before it saw all of it.
+   * Undefined after `start` until the first burst: that one begins after the last look
+   * however short the quiet before it was.
+   */
+  private burstSinceMs: number | undefined = Number.NEGATIVE_INFINITY;
   /** Per peer asked and still lagging: our applied seq and the time then. */
   private readonly asked = new Map<string, { seq: number; ms: number }>();
 
@@ -100,10 +104,30 @@ export class WatermarkRefresh {
     return at === Number.POSITIVE_INFINITY ? at : Math.max(nowMs, at, this.quietSinceMs + this.quietMs);
   }
 
-  private look(nowMs: number, seqLast: number): void {
+  /**
+   * A still look at `seqLast` with no burst before it: for a caller that knows nothing is being
+   * applied (Membership, created before it has any peer). Without it the first look counts as
+   * a move (the node may be applying a catch-up), and a burst then seen without a quiet of
+   * quietMs before it counts as under way since always.
+   */
+  start(nowMs: number, seqLast: number): void {
+    this.seqSeen = seqLast;
+    this.quietSinceMs = nowMs;
+    this.lookedAtMs = nowMs;
+    this.burstSinceMs = undefined;
+  }
+
+  /**
+   * Note our applied seq at `nowMs` (due and wakeAtMs look too). Membership looks as a member
+   * comes up, so a burst that begins later is known to have begun after it: with no look in
+   * between, the last look would be from before the member was up, and the member would wait
+   * upForMs as if it had come up mid-burst (a node killed a few seconds after a cluster's
+   * first burst then caught up by the whole burst again).
+   */
+  look(nowMs: number, seqLast: number): void {
     if (seqLast !== this.seqSeen) {
       // Moving again after a quiet: a new burst, begun after the previous look.
-      if (nowMs - this.quietSinceMs >= this.quietMs) this.burstSinceMs = this.lookedAtMs;
+      if (this.burstSinceMs === undefined || nowMs - this.quietSinceMs >= this.quietMs) this.burstSinceMs = this.lookedAtMs;
       this.seqSeen = seqLast;
       this.quietSinceMs = Number.POSITIVE_INFINITY;
     } else if (this.quietSinceMs === Number.POSITIVE_INFINITY) {
@@ -116,8 +140,9 @@ export class WatermarkRefresh {
   private askableAtMs(peer: LaggingPeer, seqLast: number): number {
     const asked = this.asked.get(peer.nodeId);
     const again = asked === undefined || seqLast - asked.seq >= this.lagEntriesMin ? Number.NEGATIVE_INFINITY : asked.ms + this.retryMs;
-    // Up since before the burst began: it saw all of it. Else it is catching up: wait.
-    const settled = peer.upSinceMs < this.burstSinceMs ? Number.NEGATIVE_INFINITY : peer.upSinceMs + this.upForMs;
+    // Up since before the burst began (at or before the last look that saw no burst): it saw
+    // all of it. Else it is catching up: wait.
+    const settled = this.burstSinceMs === undefined || peer.upSinceMs <= this.burstSinceMs ? Number.NEGATIVE_INFINITY : peer.upSinceMs + this.upForMs;
     return Math.max(again, settled);
   }
 }

@@ -60,6 +60,52 @@ describe('WatermarkRefresh', () => {
     assert.deepEqual(refresh.due(1050 + watermarkRefreshUpForMs, 9000, [restarted]), ['r']);
   });
 
+  // Membership looks as a member comes up: with no other look between that and the burst (a
+  // cluster's first burst, seconds after its start), the member still saw all of it.
+  it('a peer up at a look that saw no burst yet saw all of it, with no look between', () => {
+    const refresh = new WatermarkRefresh();
+    assert.equal(refresh.wakeAtMs(0, 10, []), quiet);
+    assert.equal(refresh.wakeAtMs(quiet, 10, []), Number.POSITIVE_INFINITY, 'nothing lags: no more looks of its own');
+    const peer = { nodeId: 'p', upSinceMs: 5000 };
+    refresh.look(5000, 10);
+    assert.deepEqual(refresh.due(6000, 9000, [peer]), [], 'a burst, begun after the look at 5000');
+    assert.deepEqual(refresh.due(6000 + quiet, 9000, [peer]), []);
+    assert.deepEqual(refresh.due(6000 + 2 * quiet, 9000, [peer]), ['p'], 'asked once quiet, not at 5000 + upForMs');
+    // Without that look the same peer waits upForMs (the behaviour before it).
+    const unseen = new WatermarkRefresh();
+    unseen.wakeAtMs(0, 10, []);
+    unseen.wakeAtMs(quiet, 10, []);
+    assert.deepEqual(unseen.due(6000, 9000, [peer]), []);
+    assert.deepEqual(unseen.due(6000 + 2 * quiet, 9000, [peer]), []);
+    assert.equal(unseen.wakeAtMs(6001 + 2 * quiet, 9000, [peer]), 5000 + watermarkRefreshUpForMs);
+  });
+
+  // A cluster's first burst, a moment after its members came up: started (nothing applied
+  // before), the refresh knows the burst began after those looks, however short the quiet.
+  it('after start, the first burst began after the last look, with no quiet needed before it', () => {
+    const refresh = new WatermarkRefresh();
+    refresh.start(0, 0);
+    const peer = { nodeId: 'p', upSinceMs: 100 };
+    refresh.look(100, 0); // the member comes up
+    assert.deepEqual(refresh.due(150, 10_000, [peer]), [], 'a burst, 50 ms after the look');
+    assert.deepEqual(refresh.due(150 + quiet, 10_000, [peer]), []);
+    assert.deepEqual(refresh.due(150 + 2 * quiet, 10_000, [peer]), ['p']);
+    // A peer that came up during that burst is catching up: it waits upForMs.
+    const late = { nodeId: 'q', upSinceMs: 120 };
+    const other = new WatermarkRefresh();
+    other.start(0, 0);
+    other.look(100, 0);
+    other.look(120, 5_000); // it comes up mid-burst
+    assert.deepEqual(other.due(150, 10_000, [late]), []);
+    assert.deepEqual(other.due(150 + 2 * quiet, 10_000, [late]), []);
+    assert.equal(other.wakeAtMs(151 + 2 * quiet, 10_000, [late]), 120 + watermarkRefreshUpForMs);
+    // Not started: the same burst counts as under way since always, and the peer waits too.
+    const unstarted = new WatermarkRefresh();
+    unstarted.look(100, 0);
+    assert.deepEqual(unstarted.due(150, 10_000, [peer]), []);
+    assert.deepEqual(unstarted.due(150 + 2 * quiet, 10_000, [peer]), []);
+  });
+
   it('has nothing to wait for when nothing lags and nothing is applied', () => {
     const refresh = new WatermarkRefresh();
     assert.equal(refresh.wakeAtMs(0, 10, []), quiet, 'the first look sees the seq move');
@@ -131,9 +177,9 @@ describe('Membership watermark refresh', () => {
   it('asks no member that is down, one back since the burst only after watermarkRefreshUpForMs, and nobody without watermarks (partitioned mode)', () => {
     const { m, state } = setUp(true);
     m.disconnected('p9', t - 10);
+    state.seq = 30_000; // a burst while p9 is away
     m.connected(peer(9), t - 5); // back: it catches up; a session from us would push at it
     m.disconnected('p7', t - 5);
-    state.seq = 30_000;
     state.lagging = [peer(7).nodeId, peer(9).nodeId];
     // The healed link's own session (the smaller id syncs at once), not a refresh.
     assert.deepEqual(syncs(m.tick(t)), ['p9']);
@@ -141,6 +187,17 @@ describe('Membership watermark refresh', () => {
     assert.deepEqual(syncs(m.tick(t + 2 * quiet)), []);
     // Up long enough now, still lagging: asked (at the next look, within retryMs).
     assert.deepEqual(syncs(m.tick(2 * t)), ['p9']);
+    // Back before the burst began, with no look of ours between (its coming up is one): it
+    // saw all of it, and is asked once the quiet is long enough, not after upForMs.
+    const early = setUp(true);
+    early.m.disconnected('p9', t - 10);
+    early.m.connected(peer(9), t - 5);
+    early.state.seq = 30_000;
+    early.state.lagging = [peer(9).nodeId];
+    assert.deepEqual(syncs(early.m.tick(t)), ['p9'], "the healed link's own session");
+    early.m.sessionEnded(peer(9).nodeId, { ok: false, result: 'failed', inSync: false, startedMs: t }, t + 1);
+    assert.deepEqual(syncs(early.m.tick(t + quiet)), []);
+    assert.deepEqual(syncs(early.m.tick(t + 2 * quiet)), ['p9']);
     const partitioned = setUp(false);
     partitioned.state.seq = 30_000;
     partitioned.state.lagging = [peer(7).nodeId];
