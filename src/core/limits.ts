@@ -77,6 +77,11 @@ export const syncProtocolVersion = 1;
  * small entries share a frame; a single entry larger than this gets a frame of its own.
  */
 export const entriesFrameBytesTarget = 256 * 1024;
+/**
+ * Target payload of the first frame of an encoded stream (a delta, or a new node's whole
+ * state): smaller, so the receiver starts applying while the sender reads the rest.
+ */
+export const entriesFirstFrameBytesTarget = 32 * 1024;
 
 /**
  * What one seek into the store costs, in entries read sequentially: a sync session reading

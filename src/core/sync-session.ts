@@ -64,6 +64,7 @@ import { MalformedError, assert } from './errors.js';
 import {
   childDigestBytesDefault,
   controlFrameBytesMax,
+  entriesFirstFrameBytesTarget,
   entriesFrameBytesTarget,
   fingerprintBytes,
   merkleFanout,
@@ -262,15 +263,19 @@ abstract class SessionBase {
     assert(this.restriction === undefined, 'encoded entries are streamed only in unrestricted sessions');
     let batch: Uint8Array[] = [];
     let batchBytes = 0;
+    // The first frame is smaller: the receiver, which does most of a catch-up's work, starts
+    // on it while the next ones are read.
+    let frameBytesTarget = entriesFirstFrameBytesTarget;
     for await (const encoded of source) {
       for (const bytes of encoded) {
         batch.push(bytes);
         batchBytes += bytes.byteLength;
-        if (batchBytes >= entriesFrameBytesTarget) {
+        if (batchBytes >= frameBytesTarget) {
           this.entriesSent += batch.length;
           yield { kind: 'send', frame: encodeEntriesFrameEncoded(batch) };
           batch = [];
           batchBytes = 0;
+          frameBytesTarget = entriesFrameBytesTarget;
         }
       }
     }

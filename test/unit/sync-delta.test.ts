@@ -12,6 +12,7 @@ import { FrameType, decodeFrame, encodeFrame, type HelloFrame, type PositionFram
 import { driveSession } from '../../src/core/session-driver.js';
 import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
 import { SyncWatermarks } from '../../src/core/sync-watermarks.js';
+import { entriesFirstFrameBytesTarget, entriesFrameBytesTarget } from '../../src/core/limits.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { allEntries, value } from '../helpers/replicas.js';
 
@@ -181,6 +182,32 @@ describe('catch-up by delta', () => {
     assert.equal(result.initiator.outcome, 'synced');
     assert.equal((await allEntries(a)).size, 41);
     assert.equal((await allEntries(b)).size, 41, 'the descent also pushed what B lacked');
+  });
+
+  // The receiver does most of a catch-up's work: the first frame of the delta is small
+  // (entriesFirstFrameBytesTarget) so it starts while the sender reads on; the rest are large.
+  it('streams a delta in a small first frame, then frames of entriesFrameBytesTarget', async () => {
+    const a = await open(nodeA, new MemoryStore(), 1);
+    const b = await open(nodeB, new MemoryStore(), 2);
+    await b.put('first', value('v'));
+    await deltaSync(a, b);
+    for (let i = 0; i < 4000; i++) await b.put(`m${i}`, value('x'.repeat(100)));
+    const entriesFrames: number[] = [];
+    const result = await runLoopbackSession(
+      { ctx: a.syncContext({ cluster, peerNodeId: b.nodeId }), apply: (entries) => a.applyRemote(entries) },
+      { ctx: b.syncContext({ cluster }), apply: (entries) => b.applyRemote(entries) },
+      77,
+      {
+        onFrame: (direction, frame) => {
+          if (direction === 'toInitiator' && frame[1] === FrameType.entries) entriesFrames.push(frame.byteLength); // [1]: the frame type
+        },
+      },
+    );
+    assert.equal(result.initiator.delta?.entries, 4000);
+    assert.ok(entriesFrames.length >= 3, `several frames (${entriesFrames.join(', ')})`);
+    const entryBytesMax = 200;
+    assert.ok(entriesFrames[0]! >= entriesFirstFrameBytesTarget && entriesFrames[0]! < entriesFirstFrameBytesTarget + entryBytesMax + 64, `first frame ${entriesFrames[0]} bytes`);
+    assert.ok(entriesFrames[1]! >= entriesFrameBytesTarget, `second frame ${entriesFrames[1]} bytes`);
   });
 
   it('refuses a delta it did not ask for, and a Position that is not the first frame', async () => {
