@@ -18,6 +18,9 @@
  * A peer that came up after the burst began is left alone until it has been up `upForMs`:
  * it missed part of the burst and is catching up, and our session would push at it the
  * entries it pulls in its own (a running node leaves the catch-up to the peer, membership.ts).
+ * The burst began after the last look that saw the seq still; Membership looks as each member
+ * comes up and starts the refresh with a still look (`start`), so a cluster's first burst,
+ * seconds after its members came up, counts as begun after them.
  *
  * The quiet is timed from a look that saw the seq unchanged, not from the look that saw it
  * move: a process the machine did not run for a while (two cores shared by five nodes) sees
