@@ -26,6 +26,7 @@
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import type { ConnectionEncrypter, MessageStream } from '@libp2p/interface';
+import { noiseCrypto } from './noise-crypto.js';
 
 type NoiseFactory = ReturnType<typeof noise>;
 type NoiseComponents = Parameters<NoiseFactory>[0];
@@ -35,9 +36,12 @@ type SendData = Parameters<MessageStream['send']>[0];
 
 const joined = Symbol.for('ckv.noise.joinedWrites');
 
-/** noise() (defaults), writing each message with one socket write (see the top comment). */
+/**
+ * noise() with node:crypto's key derivation (./noise-crypto.ts), writing each message with one
+ * socket write (see the top comment).
+ */
 export function joinedWritesNoise(): (components: NoiseComponents) => ConnectionEncrypter {
-  const factory = noise();
+  const factory = noise({ crypto: noiseCrypto });
   return (components) => {
     const encrypter = factory(components);
     const secureInbound = encrypter.secureInbound.bind(encrypter);
