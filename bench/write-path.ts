@@ -9,6 +9,8 @@
  * - `replica 256` / `replica 1000`: Replica.put on a LevelStore with that many puts in flight
  *   (group commit, merge, Merkle update, acks): the node's write path without gRPC and gossip.
  * - `writeMany`: Replica.writeMany of 256 puts a call, 4 calls in flight (one promise a call).
+ * - `writeMany, overwrites`: the same, timed over a second pass on the same keys (each put
+ *   replaces a stored version: the commit reads it, and the store moves its index row).
  * Prints puts/s per variant (median of the repeats) and the ratio to `level`.
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/write-path.js [--puts N] [--reps N] [--json FILE]
@@ -164,6 +166,24 @@ const variants: Variant[] = [
 // Replica.writeMany only exists from this change on: the bench also runs against older builds.
 if ('writeMany' in Replica.prototype) {
   variants.push({ name: `Replica.writeMany(${batchOps}), 4 in flight`, run: (dir, w) => replicaWriteMany(dir, w, 4) });
+  variants.push({ name: `Replica.writeMany(${batchOps}), 4 in flight, overwrites`, run: (dir, w) => replicaOverwrites(dir, w, 4) });
+}
+
+/** Replica.writeMany as above, timed over the second of two passes on the same keys: every put overwrites a stored key. */
+function replicaOverwrites(dir: string, w: Workload, calls: number): Promise<number> {
+  return withStore(dir, async (store) => {
+    const replica = await Replica.open({ nodeId: benchNodeId, store, wallClockMs: Date.now, onApplied: () => undefined });
+    const chunks = Math.ceil(w.keys.length / batchOps);
+    const pass = (): Promise<void> =>
+      inFlight(chunks, calls, (c) => {
+        const first = c * batchOps;
+        return replica.writeMany(w.keys.slice(first, first + batchOps).map((key, i) => ({ key, value: w.values[first + i]! })));
+      });
+    await pass();
+    const rate = await timedRate(w.keys.length, pass);
+    await replica.close();
+    return rate;
+  });
 }
 
 async function main(): Promise<void> {

@@ -275,6 +275,8 @@ function complianceSuite(subject: Subject): void {
         await store.write([entry('k', null, 3n)], 3n);
         assert.deepStrictEqual(await store.get('k'), entry('k', null, 3n));
         assert.deepStrictEqual(keysOf(await collect(store.scanHash(''))), ['k']);
+        // The key-order index lists the key once, with its latest entry.
+        assert.deepStrictEqual(await collect(store.scanKeys({})), [entry('k', null, 3n)]);
       });
     });
 
