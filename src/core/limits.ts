@@ -155,6 +155,16 @@ export const writeBatchOpsMax = 1024;
 export const remoteQueueEntriesMax = 4 * writeBatchOpsMax;
 
 /**
+ * Memory for the replica's version cache (src/core/version-cache.ts): the last stored
+ * version, tombstone flag, expiry and seq of keys being rewritten, so a commit that rewrites
+ * one again reads nothing from the store. 59 bytes a slot; the table starts at 1,024 slots
+ * and doubles when half of them hold keys, so only a node that rewrites many keys reaches
+ * this. 8 MiB is 131,072 slots: 50,000 keys rewritten over and over were ~97 % found
+ * (docs/measurements.md, 2026-12-05 (evening)). More would hold a larger rewritten set.
+ */
+export const versionCacheBytesMax = 8 * 1024 * 1024;
+
+/**
  * Entries in one gossip `entries` message (src/net/gossip.ts: the local writes of one commit
  * travel together). One group commit's worth, so a message is applied by the receiver as at
  * most one storage batch and fits its remote queue (remoteQueueEntriesMax) four times over.

@@ -59,7 +59,8 @@ import { ClockAheadError, ClockDriftError, CkvError, ConditionFailedError, Versi
 import { HybridClock, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { expiredTombstone, isExpired, stampedEntry, visibleAt } from './ttl.js';
 import { KeyFilter } from './key-filter.js';
-import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, writeBatchOpsMax } from './limits.js';
+import { keyBytesMax, merkleDepthDefault, remoteQueueEntriesMax, valueBytesMax, versionCacheBytesMax, writeBatchOpsMax } from './limits.js';
+import { VersionCache } from './version-cache.js';
 import { MerkleTree } from './merkle.js';
 import { partitionCount, partitionHexDigits, partitionOfHash, type PartitionId } from './placement.js';
 import type { Rng, WallClockMs } from './ports.js';
@@ -142,6 +143,13 @@ export interface ReplicaOptions {
    * epoch is derived from the node id and the wall clock: distinct across a wipe and restart.
    */
   rng?: Rng;
+  /**
+   * Memory for the versions of keys being rewritten (src/core/version-cache.ts): a commit over
+   * a cached key reads nothing from the store. Default versionCacheBytesMax; 0 turns it off.
+   */
+  versionCacheBytesMax?: number;
+  /** Only the simulator's version-cache canary sets this: commits do not update the cache (it goes stale). */
+  versionCacheNotUpdated?: boolean;
   /** Only the simulator's delta canary sets this (SyncContext.dropLastDeltaEntry). */
   dropLastDeltaEntry?: boolean;
   /** Only the simulator's bounds canary sets this: the open claims no partition holds a tombstone (a wrong bound). */
@@ -320,6 +328,9 @@ export class Replica {
   /** The last watermark row write: they run one at a time, in order. */
   private watermarksWrite: Promise<void> = Promise.resolve();
   private readonly dropLastDeltaEntry: boolean;
+  /** The last stored version of keys being rewritten (./version-cache.ts): what collect need not read. */
+  private readonly versions: VersionCache;
+  private readonly versionCacheNotUpdated: boolean;
   private readonly checkpointBesideWrites: boolean;
   /** Entries written or removed since open (counted as the store write starts). */
   private storeChanges = 0;
@@ -343,6 +354,8 @@ export class Replica {
     this.watermarks = sequence.watermarks;
     this.watermarks.assumeProvenAt(this.seqLast);
     this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
+    this.versions = new VersionCache(options.versionCacheBytesMax ?? versionCacheBytesMax);
+    this.versionCacheNotUpdated = options.versionCacheNotUpdated ?? false;
     this.checkpointBesideWrites = options.checkpointBesideWrites ?? false;
     this.refuseResurrection = options.refuseResurrection;
     this.nodeId = options.nodeId;
@@ -454,6 +467,8 @@ export class Replica {
    */
   private storeWriteFailed(error: unknown): never {
     this.treeUncertain = true;
+    // The batch may or may not have reached the store: no cached version can be trusted.
+    this.versions.clear();
     throw error;
   }
 
@@ -796,7 +811,9 @@ export class Replica {
   /** One drop op, alone in its commit. */
   private async commitDrop(op: DropOp): Promise<void> {
     const keys = [...new Set(op.drops.map((drop) => drop.key))];
+    // Before the store changes: a removed key must be read (and found gone) by the next commit.
     const hashes = keys.map((key) => keyHashText(key));
+    for (const hash of hashes) this.versions.delete(hash);
     const seqs: (number | undefined)[] = [];
     const stored = await this.store.getMany(keys, hashes, seqs);
     const wanted = new Map(op.drops.map((drop) => [drop.key, drop.version]));
@@ -924,7 +941,17 @@ export class Replica {
       else for (const entry of op.entries) if (typeof entry.key === 'string') touch(entry.key);
     }
     assert(byKey.size === list.length, 'a key has two slots (it would be hashed and written twice)');
-    const toRead = list.filter((slot) => this.keys.mayHave(slot.hash));
+    const toRead: Slot[] = [];
+    for (const slot of list) {
+      if (!this.keys.mayHave(slot.hash)) continue;
+      const cached = this.versions.get(slot.key, slot.hash);
+      if (cached === undefined) {
+        toRead.push(slot);
+      } else {
+        slot.before = cached.entry;
+        slot.beforeSeq = cached.seq;
+      }
+    }
     if (toRead.length > 0) {
       const seqs: (number | undefined)[] = [];
       const stored = await this.store.getMany(
@@ -936,6 +963,7 @@ export class Replica {
       for (let i = 0; i < toRead.length; i++) {
         toRead[i]!.before = stored[i];
         toRead[i]!.beforeSeq = seqs[i];
+        if (stored[i] !== undefined && seqs[i] !== undefined) this.versions.set(stored[i]!, toRead[i]!.hash, seqs[i]!);
       }
     }
     return { byKey, list };
@@ -1089,6 +1117,9 @@ export class Replica {
     assert(digests.length === 2 * written.length, 'two digests per written slot');
     for (let i = 0; i < written.length; i++) {
       const { hash, before, winner } = written[i]!;
+      // Only keys rewritten: a key written once is never read back by a commit, and recording
+      // it would cost every write of new keys (./version-cache.ts).
+      if (before !== undefined && !this.versionCacheNotUpdated) this.versions.set(winner!, hash, seqFirst + i);
       this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
       this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
       if (winner!.value === null) this.tombstoneBounds.noteTombstone(partitionOfHash(hash), winner!.version.hlc);

@@ -120,6 +120,16 @@ describe('deterministic simulation', () => {
     assert.match(caught.violations.join('\n'), /started (from its snapshot with a state a scan does not give|\(snapshot\) with partition)/);
   });
 
+  // The version-cache canary: commits that do not update the replica's version cache leave it
+  // holding a version the store has since replaced (src/core/version-cache.ts). A later commit
+  // over that key then merges against the old version and deletes the wrong index row: a
+  // stale write wins over a newer one, or the index keeps two rows for a key.
+  it('catches a version cache that commits do not update', async () => {
+    const caught = await firstFailure({ versionCacheNotUpdated: true });
+    assert.ok(caught, 'the simulator did not notice a stale version cache');
+    assert.match(caught.violations.join('\n'), /merged a delta from node \d+ since \d+ up to seq \d+ but lacks|a state a scan does not give|lost|index/);
+  });
+
   for (const [name, rule] of wrongRules) {
     it(`catches a wrong merge rule: ${name}`, async () => {
       const caught = await firstFailure({ mergeRule: rule });

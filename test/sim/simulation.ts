@@ -56,6 +56,10 @@
  *    few). Without the refresh a node proves a peer's watermark only when its periodic round
  *    picks that peer, which a few seeds' settles never do for some pair; caught by the
  *    refresh canary.
+ * Every replica runs with its version cache (src/core/version-cache.ts), so commits over
+ * recently written keys take the replaced version from it; a cache that commits do not update
+ * (the version-cache canary) makes later commits merge against old versions and delete the
+ * wrong index rows, caught by invariants 7 and 8 on every one of the first 20 seeds.
  */
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
@@ -96,6 +100,8 @@ export interface SimOptions {
   claimNoTombstonesAtOpen?: boolean;
   /** Only the checkpoint canary sets this (see ReplicaOptions.checkpointBesideWrites). */
   checkpointBesideWrites?: boolean;
+  /** Only the version-cache canary sets this (see ReplicaOptions.versionCacheNotUpdated). */
+  versionCacheNotUpdated?: boolean;
   /**
    * Only the snapshot canary sets this: the disk hands out the last snapshot saved on it as
    * current even after a write made it stale (a store that forgot to mark it stale).
@@ -326,6 +332,7 @@ export class Simulation {
       claimNoTombstonesAtOpen: false,
       watermarkRefresh: true,
       checkpointBesideWrites: false,
+      versionCacheNotUpdated: false,
       snapshotNeverStale: false,
       ...options,
     };
@@ -429,6 +436,7 @@ export class Simulation {
       dropLastDeltaEntry: this.options.dropLastDeltaEntry,
       claimNoTombstonesAtOpen: this.options.claimNoTombstonesAtOpen,
       checkpointBesideWrites: this.options.checkpointBesideWrites,
+      versionCacheNotUpdated: this.options.versionCacheNotUpdated,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     // Tombstone GC skips a partition by its bound: one above a stored tombstone would keep it forever.
