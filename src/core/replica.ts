@@ -922,8 +922,9 @@ export class Replica {
 
   /**
    * One slot per key the batch touches, in first-touch order: its hash (computed once,
-   * reused by the store and the tree) and the entry the store held before, read in one
-   * getMany for every key the key filter says the store may hold.
+   * reused by the store and the tree) and the entry the store held before: for every key the
+   * key filter says the store may hold, from the version cache (a key being rewritten again)
+   * or else read in one getMany, whose results the cache then records.
    */
   private async collect(ops: Exclude<Op, AloneOp>[]): Promise<Slots> {
     const byKey = new Map<string, Slot>();
