@@ -155,6 +155,12 @@ export interface MembershipOptions {
   watermarks?: { seqLast(): number; lagging(entriesMin: number): readonly string[] };
   /** Tuning of that refresh (tests, the simulator). */
   watermarkRefresh?: WatermarkRefreshOptions;
+  /**
+   * Periodic rounds during a burst of writes (only with `watermarks`, whose applied seq marks a
+   * burst): defaults syncBurstEntriesMin and syncBurstRoundsDeferMax (limits.ts, scheduler.ts).
+   * Tests and the simulator set them.
+   */
+  syncBurst?: { entriesMin?: number; roundsDeferMax?: number };
 }
 
 export type ForgetResult = 'forgotten' | 'connected' | 'unknown';
@@ -230,10 +236,26 @@ export class Membership {
     if (this.watermarks) this.watermarkRefresh.start(nowMs, this.watermarks.seqLast());
     assert(this.unreachableForgetMs > 0, 'unreachableForgetMs must be positive');
     this.scheduler = new SyncScheduler(
-      { rng: options.rng, urgentSessionsMax: 1, ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}) },
+      {
+        rng: options.rng,
+        urgentSessionsMax: 1,
+        ...(options.syncIntervalMs ? { intervalMs: options.syncIntervalMs } : {}),
+        ...(options.syncBurst?.entriesMin === undefined ? {} : { burstEntriesMin: options.syncBurst.entriesMin }),
+        ...(options.syncBurst?.roundsDeferMax === undefined ? {} : { burstRoundsDeferMax: options.syncBurst.roundsDeferMax }),
+      },
       nowMs,
     );
     this.nextAnnounceAtMs = nowMs + this.announceIntervalMs;
+  }
+
+  /** Periodic sync rounds put off during bursts of writes since the start (scheduler.ts). */
+  get syncRoundsDeferred(): number {
+    return this.scheduler.roundsDeferredTotal;
+  }
+
+  /** Periodic sync rounds that came due since the start, run or put off. */
+  get syncRoundsDue(): number {
+    return this.scheduler.roundsDueTotal;
   }
 
   get incarnation(): number {
@@ -538,7 +560,9 @@ export class Membership {
     if (this.watermarks) {
       for (const nodeId of this.watermarkRefresh.due(nowMs, this.watermarks.seqLast(), this.laggingWatermarks())) this.scheduler.requestNow(nodeId);
     }
-    for (let nodeId = this.scheduler.takeDue(nowMs); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs)) {
+    // Full replication: the applied seq lets a periodic round due mid-burst wait (scheduler.ts).
+    const appliedSeq = this.watermarks?.seqLast();
+    for (let nodeId = this.scheduler.takeDue(nowMs, appliedSeq); nodeId !== undefined; nodeId = this.scheduler.takeDue(nowMs, appliedSeq)) {
       const member = this.members.get(nodeId);
       assert(member && member.state === 'up', `scheduler chose ${nodeId}, which is not an up member`);
       if (this.sharesPartitionsWith && !this.sharesPartitionsWith(nodeId)) {

@@ -6,14 +6,23 @@
  * - a newly connected peer is synced at once: a node that rejoins catches up immediately,
  *   not a period later;
  * - after a failed session a peer backs off exponentially (base * 2^failures, capped, with
- *   jitter) and is skipped meanwhile; one success resets it.
+ *   jitter) and is skipped meanwhile; one success resets it;
+ * - a periodic round that comes due during a burst of writes is put off by an interval, at
+ *   most `burstRoundsDeferMax` times in a row: the caller passes its applied seq to `takeDue`,
+ *   and a burst is `burstEntriesMin` entries applied since the previous round (whether that
+ *   round ran or was put off). Mid-burst the trees differ wherever a write is in flight, so a
+ *   periodic session costs both sides a descent through most of the tree and re-sends what
+ *   gossip is delivering (limits.ts, syncBurstEntriesMin). Urgent sessions never wait.
  */
 import {
+  syncBurstEntriesMin,
+  syncBurstRoundsDeferMax,
   syncBackoffMsBase,
   syncBackoffMsMax,
   syncIntervalMsDefault,
   syncJitterRatioDefault,
 } from './limits.js';
+import { assert } from './errors.js';
 
 export interface SchedulerOptions {
   /** Returns a float in [0, 1). */
@@ -29,6 +38,10 @@ export interface SchedulerOptions {
    * session then finds the peers in sync. Default: no limit.
    */
   urgentSessionsMax?: number;
+  /** Entries applied since the previous periodic round that make the next one a burst's (default syncBurstEntriesMin). */
+  burstEntriesMin?: number;
+  /** Periodic rounds put off in a row during a burst, at most (default syncBurstRoundsDeferMax; 0: never). */
+  burstRoundsDeferMax?: number;
 }
 
 interface PeerState {
@@ -48,8 +61,18 @@ export class SyncScheduler<P extends string = string> {
   private readonly backoffMsBase: number;
   private readonly backoffMsMax: number;
   private readonly urgentSessionsMax: number;
+  private readonly burstEntriesMin: number;
+  private readonly burstRoundsDeferMax: number;
   private urgentInFlight = 0;
   private nextRoundAtMs: number;
+  /** The applied seq passed when the previous periodic round came due, or first passed (undefined: none yet). */
+  private roundSeq: number | undefined;
+  /** Periodic rounds put off in a row (reset by a round that runs). */
+  private roundsDeferred = 0;
+  /** Periodic rounds that came due since the start, run or put off (for the simulator's check). */
+  roundsDueTotal = 0;
+  /** Periodic rounds put off since the start (a counter for status). */
+  roundsDeferredTotal = 0;
 
   constructor(options: SchedulerOptions, nowMs: number) {
     this.rng = options.rng;
@@ -58,6 +81,9 @@ export class SyncScheduler<P extends string = string> {
     this.backoffMsBase = options.backoffMsBase ?? syncBackoffMsBase;
     this.backoffMsMax = options.backoffMsMax ?? syncBackoffMsMax;
     this.urgentSessionsMax = options.urgentSessionsMax ?? Number.POSITIVE_INFINITY;
+    this.burstEntriesMin = options.burstEntriesMin ?? syncBurstEntriesMin;
+    this.burstRoundsDeferMax = options.burstRoundsDeferMax ?? syncBurstRoundsDeferMax;
+    assert(this.burstEntriesMin >= 1 && this.burstRoundsDeferMax >= 0, 'burst deferral needs entries >= 1 and rounds >= 0');
     this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
   }
 
@@ -113,12 +139,15 @@ export class SyncScheduler<P extends string = string> {
 
   /**
    * The peer to sync with now, if any; it is marked busy until `report`. Call repeatedly
-   * until undefined: urgent peers first, then the periodic round.
+   * until undefined: urgent peers first, then the periodic round. `appliedSeq` (the replica's
+   * applied seq, optional) lets a periodic round that comes due during a burst be put off.
    */
-  takeDue(nowMs: number): P | undefined {
+  takeDue(nowMs: number, appliedSeq?: number): P | undefined {
     // At the urgent limit no session starts, periodic ones included: a node catching up from
     // one peer must not have a periodic round pull the same entries from another meanwhile.
     if (this.urgentInFlight >= this.urgentSessionsMax) return undefined;
+    // The first seq seen is the baseline of the first round: a burst that began before it is one.
+    if (this.roundSeq === undefined) this.roundSeq = appliedSeq;
     for (const [peer, state] of this.peers) {
       if (state.urgent && !state.busy && state.retryAtMs <= nowMs) {
         state.urgent = false;
@@ -130,6 +159,13 @@ export class SyncScheduler<P extends string = string> {
     }
     if (nowMs < this.nextRoundAtMs) return undefined;
     this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
+    this.roundsDueTotal++;
+    if (this.burstDue(appliedSeq)) {
+      this.roundsDeferred++;
+      this.roundsDeferredTotal++;
+      return undefined;
+    }
+    this.roundsDeferred = 0;
     const eligible = [...this.peers].filter(([, s]) => !s.busy && s.retryAtMs <= nowMs);
     if (eligible.length === 0) return undefined;
     const [peer, state] = eligible[Math.floor(this.rng() * eligible.length)]!;
@@ -165,6 +201,14 @@ export class SyncScheduler<P extends string = string> {
       if (state.urgent && !state.busy) at = Math.min(at, Math.max(nowMs, state.retryAtMs));
     }
     return at;
+  }
+
+  /** Whether the round due now falls in a burst and may still be put off; notes the seq either way. */
+  private burstDue(appliedSeq: number | undefined): boolean {
+    if (appliedSeq === undefined) return false;
+    const previous = this.roundSeq;
+    this.roundSeq = appliedSeq;
+    return previous !== undefined && appliedSeq - previous >= this.burstEntriesMin && this.roundsDeferred < this.burstRoundsDeferMax;
   }
 
   private jittered(ms: number): number {

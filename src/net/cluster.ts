@@ -815,7 +815,10 @@ export class ClusterNetwork {
   private tick(): void {
     this.timerAtMs = Number.POSITIVE_INFINITY;
     if (this.stopped) return;
+    const deferredBefore = this.membership.syncRoundsDeferred;
     this.apply(this.membership.tick(this.now()));
+    const deferred = this.membership.syncRoundsDeferred - deferredBefore;
+    if (deferred > 0) this.components.counters.add('sync_rounds_deferred', deferred);
   }
 
   /**

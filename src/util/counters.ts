@@ -43,6 +43,10 @@ export const counterMetrics = {
   },
   ckv_sync_delta_entries_received_total: { help: 'Entries received in deltas (sessions this node started).', labelNames: [] },
   ckv_sync_watermarks_recorded_total: { help: 'Watermarks recorded: sessions that proved this node holds everything a peer had applied up to a seq.', labelNames: [] },
+  ckv_sync_rounds_deferred_total: {
+    help: 'Periodic anti-entropy rounds put off by an interval because this node was applying a burst of writes (at most a few in a row).',
+    labelNames: [],
+  },
   ckv_sync_entries_outside_partitions_total: {
     help: 'Entries a peer sent in a session restricted to some partitions (partitioned mode) that lay outside them: dropped.',
     labelNames: [],
@@ -157,6 +161,7 @@ export const counterSpecs = {
   sync_delta_sent: counter('ckv_sync_delta_sessions_total', { role: 'responder' }, 'sessions served with a delta'),
   sync_delta_entries_received: counter('ckv_sync_delta_entries_received_total', {}, 'entries received in deltas'),
   sync_watermarks_recorded: counter('ckv_sync_watermarks_recorded_total', {}, 'watermarks recorded'),
+  sync_rounds_deferred: counter('ckv_sync_rounds_deferred_total', {}, 'periodic sync rounds put off during bursts of writes'),
   sync_refused_unsupportedVersion: counter('ckv_sync_refused_total', { reason: 'unsupportedVersion' }, 'inbound sessions refused: another protocol version (a partitioned node syncs over 1.2.0 only)'),
   sync_entries_outside_partitions: counter('ckv_sync_entries_outside_partitions_total', {}, 'entries outside a restricted session\'s partitions, dropped'),
   partitions_pulled: counter('ckv_partitions_pulled_total', {}, 'partitions pulled as a new owner'),

@@ -27,6 +27,7 @@ describe('deterministic simulation', () => {
     let checkpoints = 0;
     let partitions = 0;
     let deltaSessions = 0;
+    let roundsDeferred = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
@@ -36,8 +37,10 @@ describe('deterministic simulation', () => {
       checkpoints += report.stats.checkpoints;
       partitions += report.stats.partitions;
       deltaSessions += report.stats.deltaSessions;
+      roundsDeferred += report.stats.roundsDeferred;
     }
     assert.deepEqual(failures, []);
+    assert.ok(roundsDeferred > seedCount, `periodic rounds were put off during bursts in these runs (${roundsDeferred})`);
     // The faults really happened: a run without them would prove little.
     assert.ok(crashes > seedCount / 2, `only ${crashes} crashes`);
     assert.ok(partitions > seedCount / 2, `only ${partitions} partitions`);
@@ -99,6 +102,14 @@ describe('deterministic simulation', () => {
     const caught = await firstFailure({ watermarkRefresh: false }, 9);
     assert.ok(caught, 'the simulator did not notice watermarks left lagging');
     assert.match(caught.violations.join('\n'), /ends with catch-up watermarks behind its own applied entries/);
+  });
+
+  // The burst canary: periodic rounds put off for as long as writes flow (no limit in a row)
+  // would stop anti-entropy under a steady load; invariant 10 bounds the deferrals in a row.
+  it('catches periodic sync rounds put off without a limit during bursts', async () => {
+    const caught = await firstFailure({ burstDeferUnbounded: true });
+    assert.ok(caught, 'the simulator did not notice periodic rounds put off without a limit');
+    assert.match(caught.violations.join('\n'), /put off \d+ periodic sync rounds in a row during a burst/);
   });
 
   // The checkpoint canary: a checkpoint saved at once, beside a commit in flight, can be saved

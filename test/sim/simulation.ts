@@ -56,6 +56,10 @@
  *    few). Without the refresh a node proves a peer's watermark only when its periodic round
  *    picks that peer, which a few seeds' settles never do for some pair; caught by the
  *    refresh canary.
+ * 10. periodic sync rounds put off during a burst of writes (scheduler.ts; here a burst is 4
+ *    entries a round, as the simulator writes ~10 a second) are put off at most
+ *    syncBurstRoundsDeferMax times in a row, so anti-entropy still runs while writes flow;
+ *    caught by the burst canary (no limit in a row).
  * Every replica runs with its version cache (src/core/version-cache.ts), so commits over
  * recently written keys take the replaced version from it; a cache that commits do not update
  * (the version-cache canary) makes later commits merge against old versions and delete the
@@ -64,7 +68,7 @@
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
 import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
-import { clockDriftMsMax, inboundSessionsMax } from '../../src/core/limits.js';
+import { clockDriftMsMax, inboundSessionsMax, syncBurstRoundsDeferMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { FullReplication, holds, partitionCount, partitionOfHash } from '../../src/core/placement.js';
 import { noTombstone } from '../../src/core/tombstone-bounds.js';
@@ -109,6 +113,11 @@ export interface SimOptions {
   snapshotNeverStale?: boolean;
   /** Only the refresh canary sets this false (no MembershipOptions.watermarks). */
   watermarkRefresh?: boolean;
+  /**
+   * Only the burst canary sets this: periodic rounds are put off during bursts with no limit
+   * in a row (MembershipOptions.syncBurst.roundsDeferMax), so anti-entropy stops while writes flow.
+   */
+  burstDeferUnbounded?: boolean;
 }
 
 export interface SimReport extends RunReport<SimStats> {
@@ -136,6 +145,8 @@ export interface SimStats {
   /** Sessions that received a delta, and delta checks (invariant 7) run. */
   deltaSessions: number;
   watermarksRecorded: number;
+  /** Periodic sync rounds put off during bursts (invariant 10 bounds how many in a row). */
+  roundsDeferred: number;
 }
 
 const epochMs = 1_700_000_000_000;
@@ -144,6 +155,8 @@ const sessionTimeoutMs = 10_000;
 const tickMsMax = 100;
 /** Checkpoints in simulated time: often enough to happen inside a 12 s fault window. */
 const simCheckpointTimes = { quietMs: 200, entriesMin: 4, intervalMs: 1_000 };
+/** Entries applied between two periodic rounds that make a burst (production: syncBurstEntriesMin). */
+const simBurstEntriesMin = 4;
 
 interface SimNode {
   index: number;
@@ -163,6 +176,9 @@ interface SimNode {
   group: number;
   inbound: number;
   lastAckedHlc: Hlc;
+  /** Periodic sync rounds this boot put off in a row (invariant 10), and whether that was reported. */
+  roundsDeferredInARow: number;
+  burstViolationNoted: boolean;
 }
 
 interface Side {
@@ -317,6 +333,7 @@ export class Simulation {
     entries: 0,
     deltaSessions: 0,
     watermarksRecorded: 0,
+    roundsDeferred: 0,
   };
 
   constructor(options: SimOptions) {
@@ -334,6 +351,7 @@ export class Simulation {
       checkpointBesideWrites: false,
       versionCacheNotUpdated: false,
       snapshotNeverStale: false,
+      burstDeferUnbounded: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -366,6 +384,8 @@ export class Simulation {
         group: 0,
         inbound: 0,
         lastAckedHlc: 0n,
+        roundsDeferredInARow: 0,
+        burstViolationNoted: false,
       });
     }
     for (const node of this.nodes) await this.boot(node);
@@ -459,6 +479,7 @@ export class Simulation {
     node.replica = replica;
     node.checkpoints = new CheckpointSchedule(simCheckpointTimes);
     node.memberIncarnation++;
+    node.roundsDeferredInARow = 0;
     node.membership = new Membership(
       {
         self: { nodeId: node.nodeId, peerId: node.peerId, incarnation: node.memberIncarnation },
@@ -468,6 +489,8 @@ export class Simulation {
         ...(this.options.watermarkRefresh
           ? { watermarks: { seqLast: () => replica.seqApplied, lagging: (entriesMin: number) => replica.laggingWatermarks(entriesMin) }, watermarkRefresh: { lagEntriesMin: 1 } }
           : {}),
+        // The simulator writes ~10 entries a second: a burst here is a few entries a round.
+        syncBurst: { entriesMin: simBurstEntriesMin, ...(this.options.burstDeferUnbounded ? { roundsDeferMax: 1_000_000 } : {}) },
       },
       this.queue.nowMs,
     );
@@ -553,11 +576,29 @@ export class Simulation {
     this.queue.schedule(afterMs, () => {
       if (this.stopped || node.incarnation !== incarnation || !node.membership) return;
       const now = this.queue.nowMs;
-      this.carryOut(node, node.membership.tick(now));
+      const membership = node.membership;
+      const [dueBefore, deferredBefore] = [membership.syncRoundsDue, membership.syncRoundsDeferred];
+      this.carryOut(node, membership.tick(now));
+      this.checkBurstDeferral(node, membership.syncRoundsDue - dueBefore, membership.syncRoundsDeferred - deferredBefore);
       this.checkpointIfDue(node, incarnation);
       const wakeMs = node.membership.wakeAtMs(now) - now;
       this.scheduleTick(node, incarnation, Math.min(tickMsMax, Math.max(1, wakeMs)));
     });
+  }
+
+  /**
+   * Invariant 10: a periodic round put off during a burst is put off at most
+   * syncBurstRoundsDeferMax times in a row, so anti-entropy still runs while writes flow.
+   * Counted per incarnation from the membership's counters of rounds due and put off.
+   */
+  private checkBurstDeferral(node: SimNode, due: number, deferred: number): void {
+    if (due === 0) return;
+    this.stats.roundsDeferred += deferred;
+    node.roundsDeferredInARow = deferred === due ? node.roundsDeferredInARow + deferred : deferred;
+    if (node.roundsDeferredInARow > syncBurstRoundsDeferMax && !node.burstViolationNoted) {
+      node.burstViolationNoted = true;
+      this.violations.push(`node ${node.index} put off ${node.roundsDeferredInARow} periodic sync rounds in a row during a burst (at most ${syncBurstRoundsDeferMax})`);
+    }
   }
 
   /** As production's checkpointer (src/node/checkpointer.ts), on the simulated clock. */

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
-import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault, syncBackoffMsBase, syncBusyTieRetryMs, syncIntervalMsDefault } from '../../src/core/limits.js';
+import { memberAnnounceIntervalMs, membersMax, memberUnreachableForgetMsDefault, syncBackoffMsBase, syncBurstEntriesMin, syncBusyTieRetryMs, syncIntervalMsDefault } from '../../src/core/limits.js';
 
 const selfId = '0000000000000005';
 const noJitter = (): number => 0.5;
@@ -460,5 +460,32 @@ describe('Membership expiry (unreachableForgetMs)', () => {
     m.connected(peer(9, 2), forgetMs + 5);
     assert.equal(stateOf(m, 9), 'up');
     assert.equal(m.get('p9')?.incarnation, 2);
+  });
+});
+
+describe('Membership: periodic rounds during a burst of writes', () => {
+  // Full replication passes the replica's applied seq to the scheduler: while entries are being
+  // applied the periodic round waits, at most syncBurstRoundsDeferMax intervals in a row.
+  it('puts off periodic rounds while the applied seq moves fast, and runs them when it stops', () => {
+    const applied = { seq: 0 };
+    const m = new Membership(
+      { self: { nodeId: selfId, peerId: 'p-self', incarnation: 1 }, rng: noJitter, syncIntervalMs: 1000, watermarks: { seqLast: () => applied.seq, lagging: () => [] } },
+      0,
+    );
+    m.connected(peer(7), 0);
+    const [first] = syncs(m.tick(0));
+    assert.equal(first, 'p7', 'the catch-up session with a new peer');
+    m.sessionEnded(peer(7).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 0 }, 1);
+    const rounds: number[] = [];
+    for (let t = 1000; t <= 12_000; t += 1000) {
+      if (t <= 8000) applied.seq += 2 * syncBurstEntriesMin; // a burst until 8 s, then quiet
+      const taken = syncs(m.tick(t));
+      for (const p of taken) m.sessionEnded(m.get(p)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: t }, t);
+      if (taken.length > 0) rounds.push(t);
+    }
+    // 1-4 s put off (the first against the seq seen at the first tick), 5 s runs (the fifth in
+    // a row), 6-8 s put off, 9 s: nothing applied since 8 s, so it runs, as every one after.
+    assert.deepEqual(rounds, [5000, 9000, 10_000, 11_000, 12_000]);
+    assert.equal(m.syncRoundsDeferred, 7);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { syncBackoffMsBase, syncBackoffMsMax, syncIntervalMsDefault, syncJitterRatioDefault } from '../../src/core/limits.js';
+import { syncBackoffMsBase, syncBackoffMsMax, syncBurstEntriesMin, syncIntervalMsDefault, syncJitterRatioDefault } from '../../src/core/limits.js';
 import { SyncScheduler } from '../../src/core/scheduler.js';
 import { seededRng } from '../helpers/core-gen.js';
 
@@ -241,5 +241,89 @@ describe('SyncScheduler with urgentSessionsMax', () => {
     scheduler.report(first!, true, 5 * syncIntervalMsDefault);
     const second = scheduler.takeDue(5 * syncIntervalMsDefault);
     assert.ok(second !== undefined && second !== first, 'the other urgent peer is next');
+  });
+});
+
+describe('SyncScheduler during bursts of writes', () => {
+  const interval = syncIntervalMsDefault;
+
+  /** A scheduler with one known peer (periodic rounds only) and its round times. */
+  function periodic(options: { burstEntriesMin?: number; burstRoundsDeferMax?: number } = {}): SyncScheduler {
+    const scheduler = new SyncScheduler({ rng: noJitter, ...options }, 0);
+    scheduler.peerKnown('a');
+    return scheduler;
+  }
+
+  /** Takes the round due at `t` with the applied seq `seq`; reports it at once. Returns whether it ran. */
+  function round(scheduler: SyncScheduler, t: number, seq: number): boolean {
+    const peer = scheduler.takeDue(t, seq);
+    if (peer !== undefined) scheduler.report(peer, true, t);
+    return peer !== undefined;
+  }
+
+  // Every round comes due (one interval apart); a burst of 1,000 entries an interval puts off
+  // four rounds, then one runs, then four more are put off, for as long as the burst lasts.
+  it('puts off at most burstRoundsDeferMax periodic rounds in a row while entries are applied', () => {
+    const scheduler = periodic();
+    const ran: boolean[] = [];
+    for (let i = 1; i <= 12; i++) ran.push(round(scheduler, i * interval, i * syncBurstEntriesMin));
+    // The first round compares with the seq of the first call, its own: it runs.
+    assert.deepEqual(ran, [true, false, false, false, false, true, false, false, false, false, true, false]);
+    assert.equal(scheduler.roundsDeferredTotal, 9);
+  });
+
+  // Below the burst size, or with no seq passed (partitioned mode), every round runs.
+  it('runs every round below burstEntriesMin entries an interval, or without a seq', () => {
+    const quiet = periodic();
+    for (let i = 1; i <= 6; i++) assert.equal(round(quiet, i * interval, i * (syncBurstEntriesMin - 1)), true, `round ${i}`);
+    const noSeq = periodic();
+    for (let i = 1; i <= 6; i++) {
+      const peer = noSeq.takeDue(i * interval);
+      assert.equal(peer, 'a', `round ${i}`);
+      noSeq.report(peer, true, i * interval);
+    }
+    assert.equal(quiet.roundsDeferredTotal + noSeq.roundsDeferredTotal, 0);
+  });
+
+  // A put-off round is put off by one interval, not forever: once the burst ends (the seq stops
+  // moving) the next round runs; and the count in a row starts again after a round that ran.
+  it('runs the first round after the burst ends, and counts deferrals in a row afresh', () => {
+    const scheduler = periodic();
+    assert.equal(round(scheduler, interval, 0), true);
+    assert.equal(round(scheduler, 2 * interval, 5000), false);
+    assert.equal(scheduler.wakeAtMs(2 * interval), 3 * interval, 'put off by one interval');
+    assert.equal(round(scheduler, 3 * interval, 5000), true, 'nothing applied since: not a burst');
+    for (let i = 4; i <= 7; i++) assert.equal(round(scheduler, i * interval, i * 5000), false, `round ${i} mid-burst`);
+    assert.equal(round(scheduler, 8 * interval, 8 * 5000), true, 'the fifth in a row runs');
+  });
+
+  // Urgent sessions (a new peer, a catch-up, requestNow) never wait for a burst to end.
+  it('does not hold back urgent sessions', () => {
+    const scheduler = periodic();
+    assert.equal(round(scheduler, interval, 0), true);
+    scheduler.peerConnected('b');
+    scheduler.requestNow('a');
+    const taken = new Set([scheduler.takeDue(interval + 1, 10_000), scheduler.takeDue(interval + 1, 10_000)]);
+    assert.deepEqual([...taken].sort(), ['a', 'b']);
+  });
+
+  it('never defers with burstRoundsDeferMax 0', () => {
+    const scheduler = periodic({ burstRoundsDeferMax: 0 });
+    for (let i = 1; i <= 5; i++) assert.equal(round(scheduler, i * interval, i * 100_000), true);
+  });
+
+  // The seq of the first call is the first round's baseline: a cluster's first burst, begun
+  // before the first round came due, puts that round off too.
+  it('compares the first round with the seq seen at the first call', () => {
+    const scheduler = periodic();
+    assert.equal(scheduler.takeDue(1, 0), undefined);
+    assert.equal(round(scheduler, interval, 5000), false);
+  });
+
+  it('takes burstEntriesMin from its options', () => {
+    const scheduler = periodic({ burstEntriesMin: 10 });
+    assert.equal(round(scheduler, interval, 0), true);
+    assert.equal(round(scheduler, 2 * interval, 9), true);
+    assert.equal(round(scheduler, 3 * interval, 19), false);
   });
 });
