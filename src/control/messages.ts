@@ -66,7 +66,10 @@ export function statusMessage(status: NodeStatus): object {
     uptimeMs: String(status.uptimeMs),
     version: status.version,
     dataDir: status.dataDir,
-    counters: Object.fromEntries(Object.entries(status.counters).map(([k, v]) => [k, String(v)])),
+    // Numbers, not decimal strings: protobufjs turns each into a 64-bit value, and parsing ~100
+    // strings was a tenth of a Status call's CPU (a number converts directly; counters stay
+    // far below 2^53).
+    counters: status.counters,
     httpUrl: status.httpUrl,
     incarnation: String(status.incarnation),
     clockWarning: status.clock.warning,

@@ -82,19 +82,19 @@ export class ControlServer {
   /** Calls being handled (unary, PutStream, GetStream, Scan): a stop answers them before it closes. */
   private callsInFlight = 0;
   private readonly callsAnswered = new Set<() => void>();
-  /** Put and Get by path, answered on node:http2 without grpc-js (./lean-unary.ts). */
+  /** Put, Get and Status by path, answered on node:http2 without grpc-js (./lean-unary.ts). */
   private readonly leanMethods: Map<string, LeanMethod>;
-  /** Whether Put and Get are answered by the lean path (false: grpc-js's internals were not found). */
+  /** Whether Put, Get and Status are answered by the lean path (false: grpc-js's internals were not found). */
   leanUnary = false;
 
   constructor(private readonly node: NodeApi) {
     const kv = kvService();
     // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
     const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
-    // Put and Get stay registered with grpc-js (reflection lists them; a compressed call goes there).
+    // Put, Get and Status stay registered with grpc-js (reflection lists them; a compressed call goes there).
     this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
-    const lean = <Req, Res>(name: 'Put' | 'Get', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
+    const lean = <Req, Res>(name: 'Put' | 'Get' | 'Status', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
       const definition = kv[name]!;
       const method: LeanMethod<Req, Res> = {
         path: definition.path,
@@ -111,7 +111,11 @@ export class ControlServer {
     // Put's reply is encoded by hand (./watch-codec.ts: the same bytes); Get's by protobufjs.
     const put = lean('Put', this.putWrite, (reply: WriteReply) => encodePutReply(reply.version, reply.owners, reply.acked));
     const get = lean('Get', this.get, kv.Get!.responseSerialize as (reply: object) => Buffer);
-    this.leanMethods = new Map([put, get]);
+    // Status too: pollers call it often (benches every 10 ms while a node catches up, the
+    // status page, scrapes), and grpc-js's per-call machinery was most of its cost (~0.9 ms of
+    // a node's CPU a call, docs/measurements.md, 2026-12-05 (night)).
+    const status = lean('Status', this.status, kv.Status!.responseSerialize as (reply: object) => Buffer);
+    this.leanMethods = new Map([put, get, status]);
   }
 
   async listen(socketPath: string): Promise<void> {
@@ -138,7 +142,7 @@ export class ControlServer {
       serveLeanUnary(stream, headers, method, limits, guard);
       return true;
     });
-    if (!this.leanUnary) this.node.logger.warn('control socket: Put and Get are served by grpc-js (its HTTP/2 server was not found)');
+    if (!this.leanUnary) this.node.logger.warn('control socket: Put, Get and Status are served by grpc-js (its HTTP/2 server was not found)');
   }
 
   /** Put: one value, acknowledged once stored (partitioned mode: by enough owners). */
@@ -156,6 +160,9 @@ export class ControlServer {
     if (!entry) return { found: false, ...head };
     return { ...entryMessage(entry, true), found: entry.value !== null, ...head };
   };
+
+  /** Status: the node's one status (src/node/status.ts) as a StatusReply. */
+  private readonly status = async (): Promise<object> => statusMessage(await this.node.status());
 
   /**
    * Idempotent. Stops taking connections and ends Watch and PutPipeline streams; every other
@@ -272,7 +279,7 @@ export class ControlServer {
           ...(owners ? { partitioned: true, partition: owners.partition, layouts: owners.layouts.map((l) => ({ ...l, version: String(l.version) })), readOwners: owners.readOwners } : {}),
         };
       }),
-      Status: this.guard(async () => statusMessage(await node.status())),
+      Status: this.guard(this.status),
       GcStatus: this.guard(async () => gcStateMessage(node.gcStatus())),
       GcRun: this.guard(async () => {
         const report = await node.gcRun();

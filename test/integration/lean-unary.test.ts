@@ -1,9 +1,9 @@
 /**
- * Put and Get are answered by the lean HTTP/2 path (src/control/lean-unary.ts), not grpc-js;
+ * Put, Get and Status are answered by the lean HTTP/2 path (src/control/lean-unary.ts), not grpc-js;
  * every other call, and a compressed one, by grpc-js. A client must not be able to tell: the
  * same answers, headers, status codes and messages. Checked against a real node:
  * - a grpc-js client (built from ckv.proto by proto-loader, as any other language's stub
- *   would be) puts, gets, and gets the error table's codes; the same with gzip compression,
+ *   would be) puts, gets, reads the status, and gets the error table's codes; the same with gzip compression,
  *   which the lean path leaves to grpc-js;
  * - raw HTTP/2 requests, each sent twice: as is (the lean path) and with `grpc-encoding: gzip`
  *   (uncompressed messages, which grpc-js accepts; the lean path declines such streams), and
@@ -74,7 +74,7 @@ function statusOf(answer: RawAnswer): { status: string; message: string } {
   return { status: String(from['grpc-status']), message: String(from['grpc-message'] ?? '') };
 }
 
-describe('Put and Get on the lean HTTP/2 path', () => {
+describe('Put, Get and Status on the lean HTTP/2 path', () => {
   let node: NodeProcess;
   let kv: grpc.Client | undefined;
   let kvGzip: grpc.Client | undefined;
@@ -117,6 +117,9 @@ describe('Put and Get on the lean HTTP/2 path', () => {
       assert.equal(badKey.code, grpc.status.INVALID_ARGUMENT, `${name}: ${badKey.details}`);
       const deleteByPut = await refusal(unary(client, 'Put', { key: `lean/${name}`, value, delete: true }));
       assert.equal(deleteByPut.code, grpc.status.INVALID_ARGUMENT);
+      const reply = await unary<{ nodeId: string; keyCount: string; counters: Record<string, string> }>(client, 'Status', {});
+      assert.equal(reply.nodeId, status.nodeId, `${name}: Status`);
+      assert.ok(Number(reply.keyCount) >= 1 && Number(reply.counters['writes_local']) >= 1, `${name}: Status counts the puts`);
     }
   });
 
@@ -140,13 +143,25 @@ describe('Put and Get on the lean HTTP/2 path', () => {
       assert.equal(lean.headers['content-type'], byGrpcJs.headers['content-type'], what);
       assert.deepEqual(lean.body, byGrpcJs.body, what);
     }
+    // Status: its reply changes from call to call (uptime, counters), so both answers are
+    // decoded and compared by what stays put.
+    const definition = protoLoader.loadSync(protoPath, loaderOptions);
+    const decodeStatus = (definition['ckv.v1.Kv'] as unknown as Record<string, { responseDeserialize: (bytes: Buffer) => { nodeId: string; merkleRoot: string } }>)['Status']!.responseDeserialize;
+    const leanStatus = await raw(s, '/ckv.v1.Kv/Status', framed(Buffer.alloc(0)));
+    const grpcJsStatus = await raw(s, '/ckv.v1.Kv/Status', framed(Buffer.alloc(0)), { 'grpc-encoding': 'gzip' });
+    assert.deepEqual(statusOf(leanStatus), { status: '0', message: 'OK' });
+    assert.deepEqual(statusOf(leanStatus), statusOf(grpcJsStatus));
+    assert.equal(leanStatus.headers['content-type'], grpcJsStatus.headers['content-type']);
+    const [leanReply, grpcJsReply] = [leanStatus, grpcJsStatus].map((answer) => decodeStatus(answer.body.subarray(5)));
+    assert.equal(leanReply!.nodeId, (await node.status()).nodeId);
+    assert.deepEqual([leanReply!.nodeId, leanReply!.merkleRoot], [grpcJsReply!.nodeId, grpcJsReply!.merkleRoot]);
     const good = await raw(s, '/ckv.v1.Kv/Get', getRaw);
     assert.deepEqual(statusOf(good), { status: '0', message: 'OK' });
     assert.equal(good.headers['content-type'], 'application/grpc+proto');
     assert.ok(good.body.byteLength > 5, 'the reply message');
   });
 
-  it('did not fall back to grpc-js for Put and Get', () => {
+  it('did not fall back to grpc-js for Put, Get and Status', () => {
     assert.ok(!node.stderrText().includes('served by grpc-js'), node.stderrText().slice(-2000));
   });
 });
