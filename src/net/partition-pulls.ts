@@ -46,8 +46,10 @@
  * it holds them), and only if every owner covered a partition, drop its rows that are still at
  * the version read (Replica.dropUnchanged, in batches of writeBatchOpsMax). Never without an
  * owner to hand them to, never before the first layout, never in full-replication mode (this
- * module is not started there). `purgeNow` runs one purge at once (`ckv purge`); purges never
- * overlap.
+ * module is not started there). Rows of such partitions still there after a purge (written
+ * while it ran, or past its budget) make the loop come back in pollMs (`afterPurge`) instead of
+ * sleeping until the next layout change. `purgeNow` runs one purge at once (`ckv purge`);
+ * purges never overlap.
  */
 import { keyHash, type Entry } from '../core/entry.js';
 import { bitmapHas, partitionBitmap } from '../core/layout.js';
@@ -175,7 +177,7 @@ export class PartitionSync {
         state = await this.pullRound();
         if (!this.purging && !this.stopped) {
           const report = await this.purge();
-          if (report.blocked > 0) state = 'retry';
+          state = afterPurge(state, report.blocked, this.unheldRowsLeft());
         }
       } catch (error) {
         state = 'retry';
@@ -356,6 +358,16 @@ export class PartitionSync {
     return [...groups.values()];
   }
 
+  /**
+   * Whether rows of partitions this node no longer holds are left that have an owner to take
+   * them: a write committed between a purge's read of the versions and its drop is kept
+   * (drop-if-unchanged), and a round's budget may end first; the next round purges them.
+   */
+  private unheldRowsLeft(): boolean {
+    const ownership = this.components.ownership();
+    return ownership !== undefined && this.unheld(ownership).some((group) => group.owners.length > 0);
+  }
+
   private async purgeDry(): Promise<PurgeReport> {
     const ownership = this.components.ownership();
     const report: PurgeReport = { partitions: 0, entries: 0, bytes: 0, blocked: 0, blockedBy: [] };
@@ -429,6 +441,18 @@ export class PartitionSync {
     }
     return report;
   }
+}
+
+/**
+ * The loop's state after a round's purge: `retry` (backing off) if a partition stayed blocked;
+ * else `poll` (again in pollMs) if rows of partitions no longer held are left, so a write that
+ * came in while the purge ran does not stay on this non-owner until the next layout change
+ * wakes the loop; else the pull round's state.
+ */
+export function afterPurge(state: 'idle' | 'retry' | 'poll', blocked: number, unheldRowsLeft: boolean): 'idle' | 'retry' | 'poll' {
+  if (blocked > 0) return 'retry';
+  if (unheldRowsLeft && state === 'idle') return 'poll';
+  return state;
 }
 
 /**
