@@ -69,10 +69,8 @@ export class SyncScheduler<P extends string = string> {
   private roundSeq: number | undefined;
   /** Periodic rounds put off in a row (reset by a round that runs). */
   private roundsDeferred = 0;
-  /** Periodic rounds that came due since the start, run or put off (for the simulator's check). */
-  roundsDueTotal = 0;
-  /** Periodic rounds put off since the start (a counter for status). */
-  roundsDeferredTotal = 0;
+  private roundsDue = 0;
+  private roundsDeferredSinceStart = 0;
 
   constructor(options: SchedulerOptions, nowMs: number) {
     this.rng = options.rng;
@@ -89,6 +87,16 @@ export class SyncScheduler<P extends string = string> {
 
   get peerCount(): number {
     return this.peers.size;
+  }
+
+  /** Periodic rounds that came due since the start, run or put off (for the simulator's check). */
+  get roundsDueTotal(): number {
+    return this.roundsDue;
+  }
+
+  /** Periodic rounds put off during bursts since the start (a counter for status). */
+  get roundsDeferredTotal(): number {
+    return this.roundsDeferredSinceStart;
   }
 
   /** Urgent sessions taken and not yet reported. */
@@ -159,10 +167,10 @@ export class SyncScheduler<P extends string = string> {
     }
     if (nowMs < this.nextRoundAtMs) return undefined;
     this.nextRoundAtMs = nowMs + this.jittered(this.intervalMs);
-    this.roundsDueTotal++;
+    this.roundsDue++;
     if (this.burstDue(appliedSeq)) {
       this.roundsDeferred++;
-      this.roundsDeferredTotal++;
+      this.roundsDeferredSinceStart++;
       return undefined;
     }
     this.roundsDeferred = 0;
