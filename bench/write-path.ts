@@ -12,7 +12,8 @@
  * - `writeMany, first rewrite` / `second rewrite`: the same, timed over the second / third
  *   pass on the same keys (each put replaces a stored version: the first rewrite reads it from
  *   the store, the second finds it in the replica's version cache).
- * Prints puts/s per variant (median of the repeats) and the ratio to `level`.
+ * Prints puts/s per variant (median of the repeats) and the ratio to `level`, and the main
+ * thread's time per entry in LevelStore.write (storeWriteMainThreadUs).
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/write-path.js [--puts N] [--reps N] [--json FILE]
  * Defaults: 50,000 puts of 100 bytes, 7 repeats: about 10 s on 2 cores (40 s against the
@@ -152,6 +153,28 @@ function replicaWriteMany(dir: string, w: Workload, calls: number): Promise<numb
     return rate;
   });
 }
+/**
+ * Main-thread time of LevelStore.write per entry: the synchronous part of each call (rows
+ * encoded and handed to the native batch), before the batch goes to LevelDB's thread. Written
+ * as the replica writes (seqs given, no read of previous versions). What the node's main thread
+ * spends per stored entry where the throughput above is bound by LevelDB's own thread.
+ */
+async function storeWriteMainThreadUs(dir: string, w: Workload): Promise<number> {
+  const wallMs = Date.now();
+  let syncMs = 0;
+  await withStore(dir, async (store) => {
+    for (let first = 0; first < w.keys.length; first += batchOps) {
+      const keys = w.keys.slice(first, first + batchOps);
+      const entries: Entry[] = keys.map((key, i) => ({ key, value: w.values[first + i]!, version: { hlc: hlcPack(wallMs, (first + i) % 0xffff), node: benchNodeId } }));
+      const index = { seqFirst: first + 1, previousSeqs: keys.map(() => undefined) };
+      const startedMs = performance.now();
+      const writing = store.write(entries, entries.at(-1)!.version.hlc, undefined, index);
+      syncMs += performance.now() - startedMs;
+      await writing;
+    }
+  });
+  return (syncMs * 1000) / w.keys.length;
+}
 
 interface Variant {
   name: string;
@@ -196,6 +219,7 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const work = mkdtempSync(join(tmpdir(), 'ckv-write-path-'));
   const rates = variants.map(() => [] as number[]);
+  const mainThreadUs: number[] = [];
   console.log(`write path: ${formatInt(options.puts)} puts of ${valueBytes} B, ${options.reps} repeats; ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   try {
     // Warm-up: JIT and the native addon, not counted.
@@ -213,7 +237,9 @@ async function main(): Promise<void> {
         rmSync(dir, { recursive: true, force: true });
         line.push(formatInt(rates[i]!.at(-1)!));
       }
-      console.log(`  rep ${rep + 1}/${options.reps}: ${line.join(' / ')}`);
+      mainThreadUs.push(await storeWriteMainThreadUs(join(work, `${rep}-main-thread`), w));
+      rmSync(join(work, `${rep}-main-thread`), { recursive: true, force: true });
+      console.log(`  rep ${rep + 1}/${options.reps}: ${line.join(' / ')}; LevelStore.write main thread ${mainThreadUs.at(-1)!.toFixed(2)} us/entry`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -223,6 +249,7 @@ async function main(): Promise<void> {
   const width = Math.max(...rows.map((row) => row.name.length));
   console.log(`\n${'variant'.padEnd(width)}  ${'puts/s'.padStart(9)}  vs level`);
   for (const row of rows) console.log(`${row.name.padEnd(width)}  ${formatInt(row.putsPerS).padStart(9)}  ${formatPercent(row.ratio).padStart(8)}`);
+  console.log(`LevelStore.write(${batchOps}) main-thread time: ${median(mainThreadUs).toFixed(2)} us an entry (median; key hashes included)`);
   console.log(`(load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   if (options.json) writeFileSync(options.json, JSON.stringify({ options, rates: Object.fromEntries(variants.map((v, i) => [v.name, rates[i]])), rows }, null, 2));
 }

@@ -20,8 +20,8 @@
  *   seq order). Value: the entry itself (encodeEntry), so a delta is one sequential scan of
  *   `s`: fetching each entry from `e` by key instead (getMany, one seek each) made the scan
  *   ~4x slower than reading the rows (100k entries, measured in docs/measurements.md). The
- *   price is the entry's bytes written twice; the batch's JS cost is the same (both rows
- *   point into one arena). The `e` row's value ends with the same seq (8 bytes big-endian
+ *   price is the entry's bytes written twice; the batch's JS cost is the same (the `s` value
+ *   is a view of the `e` value's bytes). The `e` row's value ends with the same seq (8 bytes big-endian
  *   after encodeEntry's bytes), so the commit's read of the old version (getMany) also finds
  *   the index row it must delete.
  *
@@ -49,8 +49,8 @@
  *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
- * prefixes already, encoded into one buffer per batch: the same batch with a sublevel option
- * per row cost ~10x more CPU. `getMany` reads the root the same way. The bytes on disk are
+ * prefixes already, encoded one by one into scratch memory the native batch copies from
+ * (batch-rows.ts): the same batch with a sublevel option per row cost ~10x more CPU. `getMany` reads the root the same way. The bytes on disk are
  * those the sublevels read and write, so other reads and scans go through the sublevels.
  * A user delete is a tombstone entry; rows are deleted only by `remove` (the purge of
  * partitions a partitioned node no longer holds: e, k and s rows, and 'hlc' put back, in one
@@ -62,6 +62,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { Level } from 'level';
 import { byteRange, ByteReader } from '../core/bytes.js';
+import { batchRows, RowScratch } from './batch-rows.js';
 import {
   decodeEntry,
   encodeEntry,
@@ -124,30 +125,6 @@ const pastEveryRow = { start: new Uint8Array([0xff, 0xff]), end: new Uint8Array(
 const emptyBytes = new Uint8Array(0);
 
 /**
- * How store writes add their entry rows to a chained batch on the root. Each row is already
- * an encoded key and value with its sublevel prefix, so they go straight to classic-level's
- * native batch (`_put`, `_del`: the private API that abstract-level's public put() and del()
- * end in). The public calls first check the key and value, look up both encodings, build an
- * options object and run hooks (ckv registers none) for every row: as much CPU as the native
- * call itself, ~1 of a restarted node's ~8 us of store work per caught-up entry
- * (docs/measurements.md, 2026-12-04 (night)). A write's last row (the HLC bound) still goes
- * through put(), so abstract-level counts the batch as not empty and writes it. Only when the
- * batch's own class defines both (classic-level's ChainedBatch does): abstract-level's base
- * class has a `_put` that does nothing, and its default batch collects rows through `_add`;
- * any other batch gets the public calls.
- */
-function rawRows(batch: object): { put: (key: Uint8Array, value: Uint8Array) => void; del: (key: Uint8Array) => void } {
-  type Rows = { put: (key: Uint8Array, value: Uint8Array) => void; del: (key: Uint8Array) => void };
-  const own = Object.getPrototypeOf(batch) as object;
-  if (Object.hasOwn(own, '_put') && Object.hasOwn(own, '_del')) {
-    const raw = batch as { _put: Rows['put']; _del: Rows['del'] };
-    return { put: raw._put.bind(raw), del: raw._del.bind(raw) };
-  }
-  const rows = batch as Rows;
-  return { put: rows.put.bind(rows), del: rows.del.bind(rows) };
-}
-
-/**
  * Writes LevelDB's memtable (up to its 4 MiB write buffer of the latest writes) to a table and
  * starts an empty log, at a clean stop (saveSnapshot). Otherwise the next open replays the log
  * into a memtable and writes that table itself, on the start's critical path: ~10 ms for 3 MiB
@@ -185,6 +162,8 @@ export class LevelStore implements Store {
   private layout: Layout | undefined;
   /** The greatest seq written (read at open, then kept up to date by write). */
   private seqLast = 0;
+  /** Where write() encodes each row before the batch copies it (batch-rows.ts). */
+  private readonly scratch = new RowScratch();
 
   constructor(readonly location: string) {}
 
@@ -265,53 +244,36 @@ export class LevelStore implements Store {
     assert(index.seqFirst > this.seqLast, `seq ${index.seqFirst} is not after the last stored seq ${this.seqLast}`);
     assert(index.previousSeqs.length === entries.length, 'a previous seq per entry');
     const { db, rows } = this.live();
-    // Size first, then encode every row into one buffer: one allocation a batch.
-    const keyBytes = entries.map((entry) => Buffer.byteLength(entry.key, 'utf8'));
-    let total = rows.hlc.byteLength + 8;
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      total += rows.e.byteLength + hashPrefixDigits + keyBytes[i]! + encodedEntryBytes(entry, keyBytes[i]!) + seqBytes;
-      total += rows.k.byteLength + 2 * entry.key.length;
-      total += 2 * (rows.s.byteLength + seqBytes);
-    }
-    const arena = Buffer.allocUnsafe(total);
-    // Plain Uint8Array views of the arena (byteRange), not Buffers: `arena.subarray` builds a
-    // Buffer through its species constructor, ~3x the cost (five views an entry).
-    const view = (from: number, to: number): Uint8Array => byteRange(arena, from, to);
-    // A chained batch on the root: each put hands two views straight to the native batch
-    // (about half the CPU of an array batch, whose rows are objects read property by property).
     const batch = db.batch();
-    const { put, del } = rawRows(batch);
+    const { put, del, copies } = batchRows(batch);
+    // Every row is encoded into the scratch memory (batch-rows.ts) and handed over as a view
+    // of it; a batch that does not copy what it is given gets copies.
+    const scratch = this.scratch;
+    const keyView = copies ? (length: number) => scratch.keyView(length) : (length: number) => scratch.keyCopy(length);
+    const valueView = copies ? (length: number) => scratch.valueView(length) : (length: number) => scratch.valueCopy(length);
     try {
-      let at = 0;
+      const keyRow = scratch.keyBytes;
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i]!;
         const seq = index.seqFirst + i;
-        const keyEnd = writeEntryRowKey(arena, at, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes[i]!);
-        const valueEnd = writeSeq(arena, encodeEntryInto(arena, keyEnd, entry, keyBytes[i]!), seq);
-        put(view(at, keyEnd), view(keyEnd, valueEnd));
+        const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+        // The `e` row: its value is the entry, then its seq.
+        const valueRow = scratch.valueBytesFor(encodedEntryBytes(entry, keyBytes) + seqBytes);
+        const valueEnd = writeSeq(valueRow, encodeEntryInto(valueRow, 0, entry, keyBytes), seq);
+        put(keyView(writeEntryRowKey(keyRow, 0, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes)), valueView(valueEnd));
         // The index row's value is the entry: the same bytes as the `e` row's, without the seq.
-        arena.set(rows.s, valueEnd);
-        const sKeyEnd = writeSeq(arena, valueEnd + rows.s.byteLength, seq);
-        put(view(valueEnd, sKeyEnd), view(keyEnd, valueEnd - seqBytes));
-        at = sKeyEnd;
+        keyRow.set(rows.s, 0);
+        put(keyView(writeSeq(keyRow, rows.s.byteLength, seq)), valueView(valueEnd - seqBytes));
         const previous = index.previousSeqs[i];
-        if (previous !== undefined) {
-          arena.set(rows.s, at);
-          const end = writeSeq(arena, at + rows.s.byteLength, previous);
-          del(view(at, end));
-          at = end;
-        }
-        arena.set(rows.k, at);
-        const kStart = at;
-        at = writeUtf16be(arena, at + rows.k.byteLength, entry.key);
-        put(view(kStart, at), emptyBytes);
+        if (previous !== undefined) del(keyView(writeSeq(keyRow, rows.s.byteLength, previous)));
+        keyRow.set(rows.k, 0);
+        put(keyView(writeUtf16be(keyRow, rows.k.byteLength, entry.key)), emptyBytes);
       }
       // Through the public put(): the batch then counts as not empty, and write() writes it.
-      arena.set(rows.hlc, at);
-      const hlcAt = at + rows.hlc.byteLength;
-      arena.writeBigUInt64BE(hlcLast, hlcAt);
-      batch.put(view(at, hlcAt), view(hlcAt, hlcAt + 8));
+      const hlcRow = Buffer.allocUnsafe(rows.hlc.byteLength + 8);
+      hlcRow.set(rows.hlc, 0);
+      hlcRow.writeBigUInt64BE(hlcLast, rows.hlc.byteLength);
+      batch.put(byteRange(hlcRow, 0, rows.hlc.byteLength), byteRange(hlcRow, rows.hlc.byteLength, hlcRow.byteLength));
     } catch (error) {
       await batch.close();
       throw error;
