@@ -9,7 +9,7 @@
  * encoding the rows into an arena per write and making two new views per row (five per
  * entry) cost about as much main-thread CPU as the native calls: a 1,000-entry batch of three
  * rows an entry took ~2 us an entry to build that way and ~1 us this way (a throwaway probe;
- * docs/measurements.md, 2026-12-05 (evening)). The views are what a restarted node catching
+ * docs/measurements.md, 2026-12-05 (late night)). The views are what a restarted node catching
  * up allocates most per entry (docs/design-bulk-apply.md).
  *
  * A batch that does not copy what it is given (any other than classic-level's, or a future
