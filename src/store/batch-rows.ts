@@ -17,9 +17,14 @@
  * and the scratch then hands out copies.
  */
 import { byteRange } from '../core/bytes.js';
+import { keyBytesMax } from '../core/limits.js';
 
-/** Scratch for row keys: the largest is a `k` row (a 3-byte prefix and 2 bytes per UTF-16 unit of a key of at most 1,024 units). */
-const keyScratchBytes = 4 * 1024;
+/**
+ * Scratch for row keys. The longest is a `k` row: a 3-byte prefix and 2 bytes per UTF-16 unit
+ * of a key of at most keyBytesMax UTF-8 bytes (so at most that many units); LevelStore.write
+ * asserts the key's length.
+ */
+const keyScratchBytes = 4 * keyBytesMax;
 /**
  * Scratch for row values (an encoded entry and its seq). A larger row gets memory of its own
  * (values reach valueBytesMax, 64 MiB): the scratch a store keeps stays this small.

@@ -21,9 +21,9 @@
  *   `s`: fetching each entry from `e` by key instead (getMany, one seek each) made the scan
  *   ~4x slower than reading the rows (100k entries, measured in docs/measurements.md). The
  *   price is the entry's bytes written twice; the batch's JS cost is the same (the `s` value
- *   is a view of the `e` value's bytes). The `e` row's value ends with the same seq (8 bytes big-endian
- *   after encodeEntry's bytes), so the commit's read of the old version (getMany) also finds
- *   the index row it must delete.
+ *   is a view of the `e` value's bytes). The `e` row's value ends with the same seq (8 bytes
+ *   big-endian after encodeEntry's bytes), so the commit's read of the old version (getMany)
+ *   also finds the index row it must delete.
  *
  * A sync responder streaming a delta or a new node's whole state reads the rows' values as
  * they are (`scanSinceEncoded`, `scanAllEncoded`: an `s` value is the encoded entry, an `e`
@@ -50,8 +50,9 @@
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
  * prefixes already, encoded one by one into scratch memory the native batch copies from
- * (batch-rows.ts): the same batch with a sublevel option per row cost ~10x more CPU. `getMany` reads the root the same way. The bytes on disk are
- * those the sublevels read and write, so other reads and scans go through the sublevels.
+ * (batch-rows.ts): the same batch with a sublevel option per row cost ~10x more CPU.
+ * `getMany` reads the root the same way. The bytes on disk are those the sublevels read and
+ * write, so other reads and scans go through the sublevels.
  * A user delete is a tombstone entry; rows are deleted only by `remove` (the purge of
  * partitions a partitioned node no longer holds: e, k and s rows, and 'hlc' put back, in one
  * batch). A directory held by another process (or another instance in this process) fails
@@ -77,6 +78,7 @@ import {
 } from '../core/entry.js';
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
+import { keyBytesMax } from '../core/limits.js';
 import type { HintRowBytes, HintRowOp, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
@@ -121,6 +123,8 @@ const hexDigits = Buffer.from('0123456789abcdef');
  * flushMemtable).
  */
 const pastEveryRow = { start: new Uint8Array([0xff, 0xff]), end: new Uint8Array([0xff, 0xff, 0xff]) };
+/** write()'s assertion message, made once (it is checked for every entry). */
+const storedKeyLengthMessage = `a stored key has 1..${keyBytesMax} bytes`;
 /** The value of every `k` row. */
 const emptyBytes = new Uint8Array(0);
 
@@ -257,6 +261,8 @@ export class LevelStore implements Store {
         const entry = entries[i]!;
         const seq = index.seqFirst + i;
         const keyBytes = Buffer.byteLength(entry.key, 'utf8');
+        // The key scratch holds the longest row key of a valid key (a longer one would be cut).
+        assert(keyBytes > 0 && keyBytes <= keyBytesMax, storedKeyLengthMessage);
         // The `e` row: its value is the entry, then its seq.
         const valueRow = scratch.valueBytesFor(encodedEntryBytes(entry, keyBytes) + seqBytes);
         const valueEnd = writeSeq(valueRow, encodeEntryInto(valueRow, 0, entry, keyBytes), seq);
