@@ -56,8 +56,14 @@ describe('periodic anti-entropy during bursts of writes, real processes', () => 
     }
     const [converged] = await waitConverged([a, b], 60_000);
     assert.equal(Number(converged!.keyCount), written);
-    // Quiet: rounds run again (sessions start) and, once each node has run one (whose baseline
-    // may still be a round from the burst), none is put off.
+    // Quiet: rounds run again (sessions start) and, once each node has run a few, none is put
+    // off. The first periodic round due after the burst may still be put off once: its baseline
+    // is the last round noted during the burst, and an urgent session (a watermark refresh)
+    // that ran meanwhile holds off every round, periodic bookkeeping included (scheduler.ts
+    // takeDue), while it counts as a session started. After that first due round the baseline
+    // is the final seq; urgent sessions come one per lagging peer (one here), so by the time
+    // four sessions have started that round has come and gone (CI of e7e1a6b, Node 24: one
+    // deferral seen after a single session).
     const nodes = [a, b];
     const startedBy = async (minimum: number[]): Promise<StatusMessage[]> => {
       let statuses: StatusMessage[] = [];
@@ -71,7 +77,7 @@ describe('periodic anti-entropy during bursts of writes, real processes', () => 
       return statuses;
     };
     const converged2 = await Promise.all(nodes.map((node) => node.status()));
-    const quiet = await startedBy(converged2.map((status) => sessionsStarted(status) + 1));
+    const quiet = await startedBy(converged2.map((status) => sessionsStarted(status) + 4));
     const after = await startedBy(quiet.map((status) => sessionsStarted(status) + 3));
     for (const i of [0, 1]) {
       assert.equal(counter(after[i]!, 'sync_rounds_deferred'), counter(quiet[i]!, 'sync_rounds_deferred'), `node ${i} put off a round with no writes`);
