@@ -31,7 +31,7 @@ import { KeyFilter } from '../src/core/key-filter.js';
 import { merkleDepthDefault } from '../src/core/limits.js';
 import { MerkleTree } from '../src/core/merkle.js';
 import { Replica } from '../src/core/replica.js';
-import { RowScratch } from '../src/store/batch-rows.js';
+import { batchRows, RowScratch } from '../src/store/batch-rows.js';
 import { LevelStore } from '../src/store/level-store.js';
 
 const { values } = parseArgs({
@@ -116,8 +116,7 @@ async function bound(received: Uint8Array[], dir: string): Promise<number> {
   let writing: Promise<void> = Promise.resolve();
   for (const frame of received) {
     const batch = db.batch();
-    const own = Object.getPrototypeOf(batch) as { _put: (key: Uint8Array, value: Uint8Array) => void };
-    const put = own._put.bind(batch);
+    const { put } = batchRows(batch);
     const hashes: HashText[] = [];
     const digests: HashText[] = [];
     let at = 0;
