@@ -27,9 +27,11 @@
  * membership further refuses a message whose node id is bound to another peer id that is up.
  * A peer's claim about another peer is never taken. A connected peer that keeps talking is
  * never left: a leave followed by any newer sign of life (an alive message, a connection, a
- * session that started after the leave and completed) makes it up again. A session already
+ * session we started after the leave and that completed) makes it up again. A session already
  * running when the leave came is no such sign: a stopping node finishes its sessions after
- * it announces its leave, and taking their end as life showed it up, then unreachable.
+ * it announces its leave, and taking their end as life showed it up, then unreachable. Nor is
+ * a session the peer started: it may have opened it just before its leave and we accepted it
+ * just after (a new stream is negotiated while the leave travels on gossip's open stream).
  *
  * Scheduling (the SyncScheduler is owned here): when a peer connects, who syncs at once?
  * - a node that has not completed a session since it started (it is catching up) syncs with
@@ -452,7 +454,7 @@ export class Membership {
   }
 
   /**
-   * A session a peer started with us ended (`startedMs` as for `sessionEnded`). Returns
+   * A session a peer started with us ended. Returns
    * whether a session with it is now due: the runtime ticks then. Due when
    * - we skipped one meanwhile (see sessionEnded): now in sync, one round trip;
    * - it succeeded and we hold no catch-up watermark for the peer (`watermarkHeld` false: the
@@ -464,12 +466,15 @@ export class Membership {
    *   round trip, ~120 bytes) and records it. Once per member while it is up: a peer that
    *   cannot give us a position (an older version) is not asked after every session.
    */
-  sessionServed(peerId: string, report: { ok: boolean; result: string; startedMs: number; watermarkHeld?: boolean }, nowMs: number): boolean {
+  sessionServed(peerId: string, report: { ok: boolean; result: string; watermarkHeld?: boolean }, nowMs: number): boolean {
     const member = this.findByPeer(peerId);
     if (!member) return false;
     if (report.ok) {
       this.catchingUp = false;
-      this.recordSync(member.nodeId, report.result, true, report.startedMs, nowMs);
+      // No sign of life for a left member: the peer may have opened it just before its leave,
+      // and the stream reached us after the leave (libp2p negotiates a new stream while gossip's
+      // stream carries the leave at once). Only what we start, or an alive message, revives it.
+      this.recordSync(member.nodeId, report.result, true, undefined, nowMs);
     }
     if (member.state !== 'up') {
       this.syncAfterServed.delete(member.nodeId);
@@ -642,7 +647,8 @@ export class Membership {
     return { nodeId: this.self.nodeId, peerId: this.self.peerId, incarnation: this.self.incarnation };
   }
 
-  private recordSync(nodeId: string, result: string, inSync: boolean, startedMs: number, nowMs: number): void {
+  /** `startedMs`: when a session we started began; undefined for one a peer started (no sign of life). */
+  private recordSync(nodeId: string, result: string, inSync: boolean, startedMs: number | undefined, nowMs: number): void {
     const member = this.members.get(nodeId);
     if (!member) return;
     member.heardMs = nowMs;
@@ -651,7 +657,7 @@ export class Membership {
     member.inSync = inSync;
     // sinceMs of a left member is when its leave came. A session that was running then is no
     // news: a stopping node serves its last sessions after its leave.
-    if (member.state === 'left' && member.connected && startedMs > member.sinceMs) {
+    if (member.state === 'left' && member.connected && startedMs !== undefined && startedMs > member.sinceMs) {
       // It said goodbye but a session it began later just completed over a live connection.
       this.setState(member, 'up', nowMs);
       this.scheduler.peerKnown(member.nodeId);

@@ -256,14 +256,14 @@ export class ClusterNetwork {
         ...base,
         sessions: {
           hello: (peerId, wallMs, entryCount) => self.cluster?.membership.hello(peerId, wallMs, entryCount, self.cluster.now()),
-          served: (peerId, ok, result, startedMs) => {
+          served: (peerId, ok, result) => {
             const cluster = self.cluster;
             if (!cluster) return;
             const membership = cluster.membership;
             // Watermarks exist under full replication only (restricted sessions have no delta).
             const nodeId = config.replicas === undefined ? membership.get(peerId)?.nodeId : undefined;
             const watermarkHeld = nodeId === undefined ? undefined : components.replica.watermarkOf(nodeId) !== undefined;
-            if (membership.sessionServed(peerId, { ok, result, startedMs, ...(watermarkHeld === undefined ? {} : { watermarkHeld }) }, cluster.now())) cluster.wake();
+            if (membership.sessionServed(peerId, { ok, result, ...(watermarkHeld === undefined ? {} : { watermarkHeld }) }, cluster.now())) cluster.wake();
           },
           acceptsInbound: () => self.cluster?.membership.acceptsInbound() ?? false,
         },

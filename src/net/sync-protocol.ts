@@ -98,8 +98,8 @@ export interface SessionReport {
 export interface ServedSessionObserver {
   /** The peer's Hello: its wall clock and entry count. */
   hello(peerId: string, peerWallMs: number, entryCount: number): void;
-  /** A served session ended; ok = in sync or synced; startedMs: when we accepted it (our wall clock). */
-  served(peerId: string, ok: boolean, result: string, startedMs: number): void;
+  /** A served session ended; ok = in sync or synced. */
+  served(peerId: string, ok: boolean, result: string): void;
   /** Whether to serve a session now (false while we catch up from another peer). */
   acceptsInbound(): boolean;
 }
@@ -281,7 +281,6 @@ export class SyncService {
       await framed.close().catch(() => undefined);
       return;
     }
-    const startedMs = (this.options.wallClockMs ?? Date.now)();
     this.inbound++;
     this.servingPeers.set(peerId, (this.servingPeers.get(peerId) ?? 0) + 1);
     const responder = new SyncResponder(replica.syncContext({ cluster: this.options.cluster, partitions: held }));
@@ -294,7 +293,7 @@ export class SyncService {
           sessions.hello(peerId, peerWallMs, peerEntryCount);
         },
       });
-      sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome, startedMs);
+      sessions.served(peerId, result.outcome === 'in-sync' || result.outcome === 'synced', result.outcome);
       this.countOutside(result);
       if (result.delta) counters.add('sync_delta_sent');
       if (result.outcome === 'refused') {

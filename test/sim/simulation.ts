@@ -871,7 +871,7 @@ export class Simulation {
     } else {
       const ok = result.outcome === 'in-sync' || result.outcome === 'synced';
       const watermarkHeld = side.node.replica?.watermarkOf(session.initiator.node.nodeId) !== undefined;
-      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, startedMs: session.startedMs, watermarkHeld }, this.queue.nowMs);
+      if (side.node.incarnation === side.incarnation) side.node.membership?.sessionServed(session.initiator.node.peerId, { ok, result: result.outcome, watermarkHeld }, this.queue.nowMs);
     }
     if (session.initiator.result && session.responder.result) this.close(session);
   }

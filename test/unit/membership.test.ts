@@ -50,7 +50,7 @@ describe('Membership', () => {
     m.sessionEnded(peer(9).nodeId, { ok: false, result: 'error', inSync: false, startedMs: 1 }, 1);
     assert.equal(m.acceptsInbound(), true, 'a failed catch-up holds nothing');
     assert.equal(first, 'p9');
-    m.sessionServed('p9', { ok: true, result: 'synced', startedMs: 2 }, 2);
+    m.sessionServed('p9', { ok: true, result: 'synced' }, 2);
     assert.equal(m.isCatchingUp, false);
     m.connected(peer(7), 3);
     m.requestSync('p7');
@@ -102,19 +102,19 @@ describe('Membership', () => {
     m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'skipped', inSync: true, startedMs: 2, skipped: true }, 2);
     assert.deepEqual(syncs(m.tick(3)), [], 'nothing due before the served session ends');
     // Another member's served session changes nothing for this one.
-    assert.equal(m.sessionServed(first!, { ok: true, result: 'in-sync', startedMs: 2 }, 4), false);
-    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 2 }, 5), true);
+    assert.equal(m.sessionServed(first!, { ok: true, result: 'in-sync' }, 4), false);
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync' }, 5), true);
     assert.deepEqual(syncs(m.tick(5)), [second]);
     m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 5 }, 6);
     // Once: its next served session is not followed by another.
-    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 6 }, 7), false);
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync' }, 7), false);
     assert.deepEqual(syncs(m.tick(7)), []);
 
     // A member that went down meanwhile is not synced with after it comes back and serves.
     m.sessionEnded(m.get(second)!.nodeId, { ok: true, result: 'skipped', inSync: true, startedMs: 8, skipped: true }, 8);
     m.disconnected(second, 9);
     m.connected(peer(Number(second.slice(1))), 10);
-    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync', startedMs: 10 }, 11), false);
+    assert.equal(m.sessionServed(second, { ok: true, result: 'in-sync' }, 11), false);
   });
 
   // Only a node's own sessions record its catch-up watermark for a peer; a peer that always
@@ -127,20 +127,20 @@ describe('Membership', () => {
     m.sessionEnded(m.get(first!)!.nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 0 }, 1);
     m.connected(peer(7), 2); // running: a new member catches up from us, we do not start
     assert.deepEqual(syncs(m.tick(2)), []);
-    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', startedMs: 2, watermarkHeld: true }, 3), false, 'a watermark is held: nothing to do');
-    assert.equal(m.sessionServed('p7', { ok: false, result: 'error', startedMs: 3, watermarkHeld: false }, 4), false, 'a failed session: nothing to record');
-    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', startedMs: 4, watermarkHeld: false }, 5), true);
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', watermarkHeld: true }, 3), false, 'a watermark is held: nothing to do');
+    assert.equal(m.sessionServed('p7', { ok: false, result: 'error', watermarkHeld: false }, 4), false, 'a failed session: nothing to record');
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'synced', watermarkHeld: false }, 5), true);
     assert.deepEqual(syncs(m.tick(5)), ['p7']);
     m.sessionEnded(peer(7).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 5 }, 6);
     // A peer that cannot give a position (an older version) is not asked after every session.
-    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', startedMs: 7, watermarkHeld: false }, 8), false);
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', watermarkHeld: false }, 8), false);
     assert.deepEqual(syncs(m.tick(8)), []);
     // Without the fact (partitioned mode has no watermarks) nothing is asked.
-    assert.equal(m.sessionServed('p9', { ok: true, result: 'in-sync', startedMs: 8 }, 9), false);
+    assert.equal(m.sessionServed('p9', { ok: true, result: 'in-sync' }, 9), false);
     // Down and up again: asked once more.
     m.disconnected('p7', 10);
     m.connected(peer(7), 11);
-    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', startedMs: 11, watermarkHeld: false }, 12), true);
+    assert.equal(m.sessionServed('p7', { ok: true, result: 'in-sync', watermarkHeld: false }, 12), true);
   });
 
   // A running node does not push at a peer that just (re)started: that peer pulls. On a healed
@@ -231,8 +231,8 @@ describe('Membership', () => {
     m.message(alive(9, 1, 2), 'p9', 2);
     assert.equal(stateOf(m, 9), 'up');
     m.message(leave(9, 1, 3), 'p9', 3);
-    m.sessionServed('p9', { ok: true, result: 'in-sync', startedMs: 4 }, 4);
-    assert.equal(stateOf(m, 9), 'up');
+    m.sessionEnded(peer(9).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 4 }, 5);
+    assert.equal(stateOf(m, 9), 'up', 'a session we started after its leave completed');
   });
 
   // The CI flake (about 1 run in 10): a stopping node announces its leave, then its sessions
@@ -242,9 +242,13 @@ describe('Membership', () => {
     m.connected(peer(9), 0);
     m.message(leave(9, 1, 1), 'p9', 10);
     m.sessionEnded(peer(9).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 9 }, 11);
-    m.sessionServed('p9', { ok: true, result: 'in-sync', startedMs: 10 }, 12);
+    m.sessionServed('p9', { ok: true, result: 'in-sync' }, 12);
     assert.equal(stateOf(m, 9), 'left');
-    m.disconnected('p9', 13);
+    // The stopping peer opened a session just before its leave; we accepted it just after (the
+    // membership integration test's flake, 2026-12-05): a session it started is no sign of life.
+    m.sessionServed('p9', { ok: true, result: 'synced' }, 14);
+    assert.equal(stateOf(m, 9), 'left');
+    m.disconnected('p9', 15);
     assert.equal(stateOf(m, 9), 'left', 'not unreachable: its leave was heard');
   });
 
