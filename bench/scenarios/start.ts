@@ -14,8 +14,9 @@
  * close: what merely reading the data costs, without process start or module loading.
  *
  * After a kill (SIGKILL, as a crash), with the most keys: the node wrote after its last
- * snapshot, so the start rebuilds the Merkle tree and key filter by a scan of every entry
- * (src/core/replica-scan.ts). Timed the same way, `crashRestarts` times, each start killed
+ * snapshot, so the start replays the entries written after it on top of it
+ * (src/core/replica-replay.ts); then the same with the snapshot file removed first, so the
+ * start rebuilds the Merkle tree and key filter by a scan of every entry (src/core/replica-scan.ts). Timed the same way, `crashRestarts` times, each start killed
  * again once serving, right after one write (before its first checkpoint, which comes once it
  * has been quiet for 1 s; without the write the snapshot it started from would still be
  * current, Store.readSnapshot, and the next start would not scan). Then as many starts after a
@@ -35,7 +36,7 @@
  * result says whether the cache was there already or made here.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
@@ -74,6 +75,8 @@ interface KeysResult {
   runs: StartRun[];
   /** Starts after a kill (the largest key count only). */
   afterKill: StartRun[];
+  /** Starts after a write and a kill with the snapshot file removed: the replica scans. */
+  afterKillScan: StartRun[];
   /** Starts after a kill that came once the node had saved a checkpoint (the largest key count only). */
   afterCheckpointKill: StartRun[];
   rawLevelMs: number[];
@@ -230,12 +233,14 @@ export const start: Scenario = {
           await stopCleanly(node);
         }
         const afterKill: StartRun[] = [];
+        const afterKillScan: StartRun[] = [];
         const afterCheckpointKill: StartRun[] = [];
         if (keys > 0 && keys === config.keyCounts.at(-1)) {
           // One start killed untimed, so that every timed start follows a kill. Each kill comes
           // right after a write (one overwrite of the probe key): the snapshot the start read
           // stays current until the first write (Store.readSnapshot), so a kill before any
-          // write would start from it; after the write the next start must scan.
+          // write would start from it; after the write the next start replays the entries
+          // written after it (src/core/replica-replay.ts).
           progress.detail(`${keys} keys: starts after a kill`, frac(0.8));
           const writeThenKill = async (node: NodeProcess): Promise<void> => {
             await node.client.put(probeKey!, Buffer.alloc(100, 1));
@@ -246,7 +251,19 @@ export const start: Scenario = {
             const timed = await timedStart(dataDir, `k${keys}-kill${r}`, probeKey, undefined);
             afterKill.push(timed.run);
             const status = await timed.node.status();
-            if (counter(status, 'start_tree_snapshot') !== 0) throw new Error('a start after a write and a kill started from a snapshot, not a scan');
+            if (counter(status, 'start_tree_replay') !== 1) throw new Error('a start after a write and a kill did not replay the write on its snapshot');
+            if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
+            await writeThenKill(timed.node);
+          }
+          // The same with the snapshot file gone (a node killed before its first checkpoint
+          // ever, or a snapshot that cannot be used): the start scans every entry.
+          progress.detail(`${keys} keys: starts after a kill without a snapshot`, frac(0.81));
+          for (let r = 0; r < config.crashRestarts; r++) {
+            rmSync(join(dataDir, 'db', 'CKV-SNAPSHOT'), { force: true });
+            const timed = await timedStart(dataDir, `k${keys}-scan${r}`, probeKey, undefined);
+            afterKillScan.push(timed.run);
+            const status = await timed.node.status();
+            if (counter(status, 'start_tree_scan_stale') + counter(status, 'start_tree_scan_no_snapshot') !== 1) throw new Error('a start after a kill without a snapshot file did not scan');
             if (Number(status.keyCount) !== keys) throw new Error(`restarted after a kill with ${status.keyCount} keys, expected ${keys}`);
             await writeThenKill(timed.node);
           }
@@ -277,7 +294,7 @@ export const start: Scenario = {
           rawLevelMs.push(scan.ms);
           rowsIterated = scan.rows;
         }
-        results.push({ keys, first: runs[0]!, runs, afterKill, afterCheckpointKill, rawLevelMs, rowsIterated });
+        results.push({ keys, first: runs[0]!, runs, afterKill, afterKillScan, afterCheckpointKill, rawLevelMs, rowsIterated });
       } finally {
         removeTempDir(dataDir);
       }
@@ -345,11 +362,38 @@ export const start: Scenario = {
         ]);
         summary.push({
           scenario: 'start',
-          measure: `start to serving after a write and a kill (no current snapshot: a scan), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
+          measure: `start to serving after a write and a kill (the snapshot is behind: the write replayed on it), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
           ckv: fmtMs(killed),
           baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
           ratio: `${fmtRatio(killed / bareMs)} of bare node`,
         });
+        if (r.afterKillScan.length > 0) {
+          const scanned = median(r.afterKillScan.map((x) => x.servingMs));
+          const scannedCpu = median(r.afterKillScan.map((x) => x.cpuMs));
+          (data[`k${r.keys}`] as Record<string, unknown>).afterKillScan = {
+            servingMs: round(scanned, 1),
+            cpuMs: round(scannedCpu, 0),
+            runs: r.afterKillScan.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
+          };
+          rows.push([
+            `${r.keys.toLocaleString('en-US')}, after a kill, no snapshot (a scan)`,
+            fmtMs(median(r.afterKillScan.map((x) => x.readyMs))),
+            fmtMs(scanned),
+            Number.isNaN(scannedCpu) ? 'n/a' : fmtMs(scannedCpu),
+            '',
+            `${fmtMs(Math.min(...r.afterKillScan.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterKillScan.map((x) => x.servingMs)))}`,
+            fmtMs(bareMs),
+            `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
+            fmtRatio(scanned / bareMs),
+          ]);
+          summary.push({
+            scenario: 'start',
+            measure: `start to serving after a write and a kill with no snapshot (a scan of every entry), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKillScan.length})`,
+            ckv: fmtMs(scanned),
+            baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
+            ratio: `${fmtRatio(scanned / bareMs)} of bare node`,
+          });
+        }
         if (r.afterCheckpointKill.length > 0) {
           const quiet = median(r.afterCheckpointKill.map((x) => x.servingMs));
           (data[`k${r.keys}`] as Record<string, unknown>).afterCheckpointKill = {
@@ -395,7 +439,7 @@ export const start: Scenario = {
       ],
       targets,
       notes: [
-        'A start after a kill right after a write finds no current snapshot (a clean stop saves one; a running node saves a checkpoint once quiet for 1 s, and this kill comes first; a snapshot stays current until the first write after it) and rebuilds the Merkle tree and key filter by a scan of every entry. "Once checkpointed": the kill came after the node had saved a checkpoint, and the start uses it.',
+        'A start after a kill right after a write finds its snapshot behind (a clean stop saves one; a running node saves a checkpoint once quiet for 1 s, and this kill comes first; a snapshot stays current until the first write after it): it starts from the snapshot and replays the entries written after it (src/core/replica-replay.ts). "No snapshot": the same with the snapshot file removed before the start, which then rebuilds the Merkle tree and key filter by a scan of every entry (as a node killed before its first checkpoint ever). "Once checkpointed": the kill came after the node had saved a checkpoint, and the start uses it.',
         'Readiness is polled every 2 ms (socket exists, accepts, Status answers), so each figure includes up to ~2 ms of polling and a fresh gRPC connection from the bench.',
         'The raw level baseline runs in the bench process (modules already loaded) on a fresh copy of the data directory: no process start, no module loading.',
         codeCache === 'none'

@@ -356,6 +356,16 @@ export const checkpointQuietMs = 1_000;
  * of writes should not pay every second.
  */
 export const checkpointEntriesMin = 1_000;
+/**
+ * A start whose snapshot is behind the entries (only writes came after it, Store.readSnapshot)
+ * replays the tail (replica-replay.ts) if that reads at most this fraction of the rows a full
+ * scan reads, else it scans. The replay reads each tail entry and every entry of each leaf
+ * the tail touched (about entries / leaves each), decoded: a row costs it ~2-3x what a row
+ * costs the scan, which reads them in place (replica-scan.ts).
+ */
+export const replayReadsFractionMax = 0.25;
+/** A tail of at most this many entries is replayed however few entries the store holds (both ways take a few ms). */
+export const replayTailAlwaysEntries = 1024;
 /** The least time between two checkpoints of a node whose writes are a trickle (see checkpointEntriesMin). */
 export const checkpointIntervalMs = 30_000;
 /**

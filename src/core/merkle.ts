@@ -81,6 +81,19 @@ export class MerkleTree implements MerkleView {
     this.applyDelta(top >>> (24 - 4 * this.depth), before === undefined ? 1 : 0);
   }
 
+  /**
+   * Set one leaf to this digest and count; its ancestors change by the difference. A start
+   * that replays a snapshot's tail recomputes the leaves the tail touched (replica-replay.ts):
+   * it knows their entries now, not the versions the tail replaced.
+   */
+  replaceLeaf(leaf: number, digest: Uint8Array, count: number): void {
+    assert(digest.byteLength === digestBytes && Number.isInteger(count) && count >= 0, 'a leaf digest and count');
+    const old = this.digest(this.depth, leaf);
+    const delta = this.delta;
+    for (let i = 0; i < digestBytes; i++) delta[i] = old[i]! ^ digest[i]!;
+    this.applyDelta(leaf, count - this.counts[this.depth]![leaf]!);
+  }
+
   /** XOR `delta` into a leaf and its ancestors. */
   private applyDelta(leaf: number, countDelta: number): void {
     let index = leaf;

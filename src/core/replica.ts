@@ -67,6 +67,7 @@ import type { Rng, WallClockMs } from './ports.js';
 import { epochBytes, type SyncPosition } from './sync-frames.js';
 import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
+import { replayTail } from './replica-replay.js';
 import { scanReplicaState } from './replica-scan.js';
 import type { Store } from './store.js';
 import { noTombstone, TombstoneBounds } from './tombstone-bounds.js';
@@ -136,8 +137,10 @@ export interface ReplicaOptions {
   resetClockBound?: boolean;
   /** Only the simulator's canary sets this false: local writes are then stamped however far ahead. */
   refuseWhenClockAhead?: boolean;
-  /** Use a snapshot saved at a clean stop (saveSnapshot), if current (default true; tests set false to force the scan). */
+  /** Use a snapshot saved at a clean stop or a checkpoint, if current or behind (default true; tests set false to force the scan). */
   useSnapshot?: boolean;
+  /** Only the simulator's replay canary sets this (replica-replay.ts, ReplayOptions.addsOnly). */
+  replayAddsOnly?: boolean;
   /**
    * Randomness for the store epoch, made once when the store has none. Without it (tests) the
    * epoch is derived from the node id and the wall clock: distinct across a wipe and restart.
@@ -201,13 +204,15 @@ export interface ReplicaRoot {
 }
 
 /**
- * How `Replica.open` built its tree and key filter: from the snapshot a clean stop saved, or
- * by scanning every entry, and then why: no snapshot, a stale one (written to after it was
- * saved: the last stop was not clean, or another program wrote), or one it refused.
+ * How `Replica.open` built its tree and key filter: from the snapshot a clean stop or a
+ * checkpoint saved (`replayed`: the entries written after it, replayed on top of it,
+ * replica-replay.ts; absent when none were), or by scanning every entry, and then why: no
+ * snapshot, a stale one (changed in a way a replay cannot follow), one too far behind to
+ * replay (`behind`: more entries written after it than replaying is worth), or one it refused.
  */
 export type OpenedFrom =
-  | { readonly source: 'snapshot' }
-  | { readonly source: 'scan'; readonly snapshot: 'none' | 'stale' | 'unused' | SnapshotRejection };
+  | { readonly source: 'snapshot'; readonly replayed?: number }
+  | { readonly source: 'scan'; readonly snapshot: 'none' | 'stale' | 'behind' | 'unused' | SnapshotRejection };
 
 /** A local write: a value, or null for a tombstone; applied only if `condition` holds. */
 export interface LocalWrite {
@@ -390,14 +395,19 @@ export class Replica {
     const taken = await options.store.readSnapshot();
     let state: ReplicaState | undefined;
     let openedFrom: OpenedFrom;
-    if (taken.state !== 'current') openedFrom = { source: 'scan', snapshot: taken.state };
+    if (taken.state === 'none' || taken.state === 'stale') openedFrom = { source: 'scan', snapshot: taken.state };
     else if (options.useSnapshot === false) openedFrom = { source: 'scan', snapshot: 'unused' };
     else {
       const decoded = decodeSnapshot(taken.bytes, depth);
-      if ('state' in decoded) {
+      if (!('state' in decoded)) openedFrom = { source: 'scan', snapshot: decoded.rejected };
+      else if (taken.state === 'current') {
         state = decoded.state;
         openedFrom = { source: 'snapshot' };
-      } else openedFrom = { source: 'scan', snapshot: decoded.rejected };
+      } else {
+        const replayed = await replayTail(options.store, decoded.state, taken, { addsOnly: options.replayAddsOnly === true });
+        state = replayed?.state;
+        openedFrom = replayed === undefined ? { source: 'scan', snapshot: 'behind' } : { source: 'snapshot', replayed: replayed.entries };
+      }
     }
     state ??= await scanReplicaState(options.store, depth);
     let last: Hlc = await options.store.readHlc();
@@ -1099,12 +1109,17 @@ export class Replica {
     // these numbers; a failed write leaves seqLast as it was (no gap).
     const seqFirst = this.seqLast + 1;
     this.storeChanges += written.length; // before the write: one that fails may still have reached the store
+    // The count once this batch is applied, stored with it: a start replaying the entries
+    // written after a snapshot cannot tell which versions they replaced were tombstones
+    // (replica-replay.ts). Not known once a write failed (the tree is uncertain).
+    let tombstones = this.tombstones;
+    for (const { before, winner } of written) tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
     const writing = this.store
       .write(
         written.map((slot) => slot.winner!),
         this.clock.last,
         written.map((slot) => slot.hash),
-        { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq) },
+        { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq), ...(this.treeUncertain ? {} : { tombstones }) },
       )
       .catch((error: unknown) => this.storeWriteFailed(error));
     const digests: (HashText | undefined)[] = [];

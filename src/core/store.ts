@@ -37,6 +37,13 @@ export interface WriteIndex {
   readonly seqFirst: number;
   /** Per entry, the seq of the version it replaces (undefined: the key was not stored). */
   readonly previousSeqs: readonly (number | undefined)[];
+  /**
+   * The replica's tombstone count once this batch is applied, kept with it: what a start from
+   * a snapshot older than the entries cannot derive from the rows written since (whether each
+   * version they replaced was a tombstone). Undefined: not known (the store forgets any count
+   * it kept, and readSnapshot says 'stale' instead of 'behind').
+   */
+  readonly tombstones?: number;
 }
 
 /** An entry `Store.remove` deletes: its key, keyHashText(key), and the seq stored with it. */
@@ -51,8 +58,17 @@ export interface SequencedEntry {
   readonly entry: Entry;
 }
 
-/** What `readSnapshot` found: nothing saved, a snapshot a later write made stale, or a current one. */
-export type TakenSnapshot = { readonly state: 'none' } | { readonly state: 'stale' } | { readonly state: 'current'; readonly bytes: Uint8Array };
+/**
+ * What `readSnapshot` found: nothing saved, a snapshot a later change made stale, a current
+ * one, or one that is behind: only write()s came after it, each with the replica's tombstone
+ * count (WriteIndex.tombstones), so the entries it lacks are `scanSince(seqAt, readSeqLast())`
+ * and `tombstones` is the count after the last of them (replica-replay.ts).
+ */
+export type TakenSnapshot =
+  | { readonly state: 'none' }
+  | { readonly state: 'stale' }
+  | { readonly state: 'current'; readonly bytes: Uint8Array }
+  | { readonly state: 'behind'; readonly bytes: Uint8Array; readonly seqAt: number; readonly tombstones: number };
 
 export interface Store {
   /** Idempotent. A LevelDB directory held by another process throws StoreLockedError. */
@@ -134,8 +150,11 @@ export interface Store {
    * The saved snapshot, if there is one and no write() or remove() came after it ('current'),
    * left as it is: it stays current until the next write() or remove(), so a start killed
    * before its first write finds it again (the change that makes it stale is atomic with the
-   * rows it changes: a crash keeps both or neither). A stale one is forgotten ('stale' once,
-   * then 'none'). The HLC bound (readHlc) is the same before and after.
+   * rows it changes: a crash keeps both or neither). If at least one write() and nothing else
+   * came after it, and the last write() gave its tombstone count, it is 'behind' (with the
+   * seq it was saved at and that count), also left as it is. Any other is stale and
+   * forgotten ('stale' once, then 'none'): a remove() after it, a write() without a count.
+   * The HLC bound (readHlc) is the same before and after.
    */
   readSnapshot(): Promise<TakenSnapshot>;
 

@@ -250,7 +250,8 @@ export class CkvNode implements NodeApi {
   /** Counts how the replica built its tree: from the snapshot of a clean stop, or by a scan (and why). */
   private countOpenedFrom(): void {
     const from = this.replica.openedFrom;
-    if (from.source === 'snapshot') this.counters.add('start_tree_snapshot');
+    if (from.source === 'snapshot') this.counters.add(from.replayed === undefined ? 'start_tree_snapshot' : 'start_tree_replay');
+    else if (from.snapshot === 'behind') this.counters.add('start_tree_scan_behind');
     else if (from.snapshot === 'none' || from.snapshot === 'unused') this.counters.add('start_tree_scan_no_snapshot');
     else if (from.snapshot === 'stale') this.counters.add('start_tree_scan_stale');
     else this.counters.add('start_tree_scan_rejected');
@@ -265,12 +266,17 @@ export class CkvNode implements NodeApi {
     this.logger.info('replica opened', {
       tree: from.source,
       ...(from.source === 'scan' ? { snapshot: from.snapshot } : {}),
+      ...(from.source === 'snapshot' && from.replayed !== undefined ? { replayed: from.replayed } : {}),
       keys: this.replica.entryCount,
       ms: Math.round(this.replicaOpenMs),
     });
     if (from.source === 'scan' && from.snapshot === 'stale') {
       this.logger.warn('start snapshot stale: tree rebuilt by a scan', {
-        why: "written to after the last snapshot (a clean stop's or a checkpoint's): the node was killed or crashed soon after writes",
+        why: "changed after the last snapshot (a clean stop's or a checkpoint's) in a way a replay cannot follow: a purge of partitions or a failed write, then a kill or crash",
+      });
+    } else if (from.source === 'scan' && from.snapshot === 'behind') {
+      this.logger.warn('start snapshot behind: tree rebuilt by a scan', {
+        why: 'more entries were written after the last snapshot than replaying them is worth: the node was killed or crashed during a long run of writes',
       });
     } else if (from.source === 'scan' && from.snapshot !== 'none' && from.snapshot !== 'unused') {
       this.logger.warn('start snapshot rejected: tree rebuilt by a scan', { reason: from.snapshot });

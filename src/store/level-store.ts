@@ -104,6 +104,15 @@ const snapshotFileName = 'CKV-SNAPSHOT';
 const snapshotMarkerFormat = 1;
 const snapshotMarkerBytes = 1 + 1 + 8 + 32;
 /**
+ * The seq the snapshot was saved at (8 bytes), put with its marker and deleted by remove():
+ * a row of its own, so the marker stays the one older versions read (they forget a snapshot
+ * that is not current, marker and all, at their open; they ignore this row).
+ */
+const snapshotSeqMetaName = 'snapshot-seq';
+/** The tombstone count the last write() gave (WriteIndex.tombstones): that write's last seq, then the count (8 bytes each). */
+const tombstonesMetaName = 'tombstones';
+const tombstonesRowBytes = 16;
+/**
  * What a bulk scan's iterator reads per native call (classic-level's `highWaterMarkBytes`):
  * a call stops after this many bytes or the rows asked for, whichever comes first. The
  * default, 16 KiB, is ~100 rows of a 100-byte value, so a scan of 100k rows took ~1,000
@@ -154,6 +163,8 @@ function openLayout(location: string) {
     s: Buffer.from(s.prefix),
     hlc: Buffer.from(m.prefix + hlcMetaName),
     snapshot: Buffer.from(m.prefix + snapshotMetaName),
+    snapshotSeq: Buffer.from(m.prefix + snapshotSeqMetaName),
+    tombstones: Buffer.from(m.prefix + tombstonesMetaName),
   };
   return { db, e, k, m, s, h, rows };
 }
@@ -284,11 +295,19 @@ export class LevelStore implements Store {
       await batch.close();
       throw error;
     }
+    const seqLast = entries.length > 0 ? Math.max(this.seqLast, index.seqFirst + entries.length - 1) : this.seqLast;
+    if (index.tombstones === undefined) batch.del(rows.tombstones);
+    else {
+      const count = Buffer.allocUnsafe(tombstonesRowBytes);
+      count.writeBigUInt64BE(BigInt(seqLast), 0);
+      count.writeBigUInt64BE(BigInt(index.tombstones), 8);
+      batch.put(rows.tombstones, count);
+    }
     await batch.write();
-    if (entries.length > 0) this.seqLast = Math.max(this.seqLast, index.seqFirst + entries.length - 1);
+    this.seqLast = seqLast;
   }
 
-  /** One batch: each entry's e, k and s rows deleted, and 'hlc' put back (a snapshot goes stale). */
+  /** One batch: each entry's e, k and s rows deleted, and 'hlc' put back (a snapshot goes stale, and cannot be replayed: no row says what went). */
   async remove(rows: readonly RemovedRow[], hlcLast: Hlc): Promise<void> {
     const { db, rows: prefixes } = this.live();
     const batch = db.batch();
@@ -307,6 +326,7 @@ export class LevelStore implements Store {
       const hlc = Buffer.allocUnsafe(8);
       hlc.writeBigUInt64BE(hlcLast, 0);
       batch.put(prefixes.hlc, hlc);
+      batch.del(prefixes.snapshotSeq);
     } catch (error) {
       await batch.close();
       throw error;
@@ -470,10 +490,13 @@ export class LevelStore implements Store {
       marker.set(hlc, 2);
     }
     marker.set(createHash('sha256').update(bytes).digest(), 10);
+    const seqAt = Buffer.allocUnsafe(8);
+    seqAt.writeBigUInt64BE(BigInt(this.seqLast), 0);
     // On the root with the rows' full keys: a sublevel's batch takes no `sync` option.
     await db.batch(
       [
         { type: 'put', key: rows.snapshot, value: marker },
+        { type: 'put', key: rows.snapshotSeq, value: seqAt },
         { type: 'del', key: rows.hlc },
       ],
       { sync: true },
@@ -519,11 +542,15 @@ export class LevelStore implements Store {
         marker[0] === snapshotMarkerFormat &&
         Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0;
       if (valid) return { state: 'current', bytes: bytes! };
+    } else {
+      const behind = await this.snapshotBehind(marker, file);
+      if (behind !== undefined) return behind;
     }
     const moved = movedHlc(marker);
     await db.batch(
       [
         { type: 'del', key: rows.snapshot },
+        { type: 'del', key: rows.snapshotSeq },
         ...(hlc === undefined && moved !== undefined ? [{ type: 'put' as const, key: rows.hlc, value: moved }] : []),
       ],
       { sync: true },
@@ -531,6 +558,32 @@ export class LevelStore implements Store {
     await rm(file, { force: true });
     // A file missing, or not the one the marker names: as if none was saved (the replica scans).
     return hlc !== undefined ? { state: 'stale' } : { state: 'none' };
+  }
+
+  /**
+   * readSnapshot's 'behind': the marker's file is intact, the seq it was saved at is known
+   * (no remove() since), and the last write() gave its tombstone count and came after it
+   * (a count from before the snapshot, or one a write by an older version left behind,
+   * does not match the last seq).
+   */
+  private async snapshotBehind(marker: Uint8Array, file: string): Promise<TakenSnapshot | undefined> {
+    const { m } = this.live();
+    const seqRow = await m.get(snapshotSeqMetaName);
+    const countRow = await m.get(tombstonesMetaName);
+    if (seqRow === undefined || seqRow.byteLength !== 8 || countRow === undefined || countRow.byteLength !== tombstonesRowBytes) return undefined;
+    const seqAt = Number(Buffer.from(seqRow.buffer, seqRow.byteOffset, 8).readBigUInt64BE(0));
+    const counted = Buffer.from(countRow.buffer, countRow.byteOffset, tombstonesRowBytes);
+    const countSeq = Number(counted.readBigUInt64BE(0));
+    if (countSeq !== this.seqLast || countSeq <= seqAt) return undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(file));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      return undefined;
+    }
+    const valid = marker.byteLength === snapshotMarkerBytes && marker[0] === snapshotMarkerFormat && Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0;
+    return valid ? { state: 'behind', bytes, seqAt, tombstones: Number(counted.readBigUInt64BE(8)) } : undefined;
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {

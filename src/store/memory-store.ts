@@ -12,7 +12,8 @@
  * - Everything is "durable" at once: a simulated crash discards the Replica and reopens this
  *   same instance, so `close()` only marks it closed and `open()` finds the data again.
  * - A saved snapshot (`saveSnapshot`) is a copy marked stale by the next `write()`;
- *   `readSnapshot` hands a current one back and keeps it, forgets a stale one.
+ *   `readSnapshot` hands a current one back and keeps it, and one behind (only writes with
+ *   tombstone counts came after it) too; it forgets a stale one.
  * - `write()` changes entries and the HLC bound synchronously, with no await in between, so
  *   no other task ever observes half a batch: that is the atomicity LevelDB's batch gives.
  * - Scans copy the matching slots into an array before yielding, so a write between two
@@ -54,8 +55,13 @@ export class MemoryStore implements Store {
   /** The applied-sequence index: seq -> key, one row per key, in seq order. */
   private readonly bySeq = new Map<number, string>();
   private seqLast = 0;
-  /** The saved snapshot (a copy); `stale` once a write came after it. */
-  private snapshot: { bytes: Uint8Array; stale: boolean } | undefined;
+  /**
+   * The saved snapshot (a copy) and the seq it was saved at; `stale` once a write came after
+   * it, `replayable` until a remove() did (Store.readSnapshot's 'behind').
+   */
+  private snapshot: { bytes: Uint8Array; seqAt: number; stale: boolean; replayable: boolean } | undefined;
+  /** The tombstone count the last write() gave (WriteIndex.tombstones), with that write's last seq. */
+  private tombstones: { seq: number; count: number } | undefined;
 
   async open(): Promise<void> {
     this.isOpen = true;
@@ -115,12 +121,16 @@ export class MemoryStore implements Store {
     }
     this.hlc = hlcLast;
     if (entries.length > 0) this.seqLast = seqFirst + entries.length - 1;
+    this.tombstones = index?.tombstones === undefined ? undefined : { seq: this.seqLast, count: index.tombstones };
   }
 
   async remove(rows: readonly RemovedRow[], hlcLast: Hlc): Promise<void> {
     this.checkOpen();
-    // Synchronous, like write(): no task sees half of it.
-    if (this.snapshot) this.snapshot.stale = true;
+    // Synchronous, like write(): no task sees half of it. A removal leaves no row to replay.
+    if (this.snapshot) {
+      this.snapshot.stale = true;
+      this.snapshot.replayable = false;
+    }
     for (const row of rows) {
       const slot = this.slots.get(row.key);
       if (slot === undefined) continue;
@@ -217,7 +227,7 @@ export class MemoryStore implements Store {
 
   async saveSnapshot(bytes: Uint8Array): Promise<void> {
     this.checkOpen();
-    this.snapshot = { bytes: bytes.slice(), stale: false };
+    this.snapshot = { bytes: bytes.slice(), seqAt: this.seqLast, stale: false, replayable: true };
   }
 
   async readSnapshot(): Promise<TakenSnapshot> {
@@ -226,6 +236,10 @@ export class MemoryStore implements Store {
     if (saved === undefined) return { state: 'none' };
     // A copy: the snapshot stays here, and what the caller builds from the bytes must not change it.
     if (!saved.stale) return { state: 'current', bytes: saved.bytes.slice() };
+    const count = this.tombstones;
+    if (saved.replayable && count !== undefined && count.seq === this.seqLast && this.seqLast > saved.seqAt) {
+      return { state: 'behind', bytes: saved.bytes.slice(), seqAt: saved.seqAt, tombstones: count.count };
+    }
     this.snapshot = undefined;
     return { state: 'stale' };
   }

@@ -48,7 +48,7 @@
  * 8. tombstone bounds at open (from the snapshot or the scan): no partition's bound is above
  *    the oldest tombstone stored in it (GC would skip it and keep that tombstone forever);
  *    checked at every start, caught by the bounds canary. A start from a snapshot (a clean
- *    stop's or a checkpoint's) must give the state a scan of the same disk gives (root,
+ *    stop's or a checkpoint's, with the entries written after it replayed) must give the state a scan of the same disk gives (root,
  *    tombstone count, clock); a checkpoint saved beside a commit in flight is caught (the
  *    checkpoint canary).
  * 9. catch-up watermarks are current at the end: no node's watermark for a peer lags any of
@@ -111,6 +111,11 @@ export interface SimOptions {
    * current even after a write made it stale (a store that forgot to mark it stale).
    */
   snapshotNeverStale?: boolean;
+  /**
+   * Only the replay canary sets this (ReplicaOptions.replayAddsOnly): a start from a snapshot
+   * behind the entries XORs the tail's digests in without taking out the versions they replaced.
+   */
+  replayAddsOnly?: boolean;
   /** Only the refresh canary sets this false (no MembershipOptions.watermarks). */
   watermarkRefresh?: boolean;
   /**
@@ -133,6 +138,8 @@ export interface SimStats {
   stops: number;
   /** Starts whose tree came from a snapshot (a clean stop's or a checkpoint's; each checked against a scan). */
   snapshotStarts: number;
+  /** Of those, starts that replayed the entries written after the snapshot (replica-replay.ts). */
+  replayStarts: number;
   /** Checkpoints saved by running nodes (Replica.checkpoint), and crashes that came right after one. */
   checkpoints: number;
   checkpointCrashes: number;
@@ -323,6 +330,7 @@ export class Simulation {
     crashes: 0,
     stops: 0,
     snapshotStarts: 0,
+    replayStarts: 0,
     checkpoints: 0,
     checkpointCrashes: 0,
     partitions: 0,
@@ -351,6 +359,7 @@ export class Simulation {
       checkpointBesideWrites: false,
       versionCacheNotUpdated: false,
       snapshotNeverStale: false,
+      replayAddsOnly: false,
       burstDeferUnbounded: false,
       ...options,
     };
@@ -457,6 +466,7 @@ export class Simulation {
       claimNoTombstonesAtOpen: this.options.claimNoTombstonesAtOpen,
       checkpointBesideWrites: this.options.checkpointBesideWrites,
       versionCacheNotUpdated: this.options.versionCacheNotUpdated,
+      replayAddsOnly: this.options.replayAddsOnly,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
     // Tombstone GC skips a partition by its bound: one above a stored tombstone would keep it forever.
@@ -471,6 +481,7 @@ export class Simulation {
     if (replica.openedFrom.source === 'snapshot') {
       // Nothing writes this disk until node.replica is set: a scan now must build the same state.
       this.stats.snapshotStarts++;
+      if (replica.openedFrom.replayed !== undefined) this.stats.replayStarts++;
       const scanned = await Replica.open({ nodeId: node.nodeId, store: node.disk, depth: this.depth, wallClockMs: () => this.wallOf(node), useSnapshot: false });
       if (!sameRoot(replica, scanned) || replica.tombstoneCount !== scanned.tombstoneCount || replica.hlcLast !== scanned.hlcLast) {
         this.violations.push(`node ${node.index} started from its snapshot with a state a scan does not give (root, tombstones or clock)`);

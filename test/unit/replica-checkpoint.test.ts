@@ -44,7 +44,7 @@ function text(bytes: Uint8Array | null | undefined): string | undefined {
 
 for (const subject of subjects) {
   describe(`Replica checkpoints over ${subject.name}`, () => {
-    it('a crash after a checkpoint starts from it; a write after one makes it stale', async () => {
+    it('a crash after a checkpoint starts from it; one after a write after it replays the write on top', async () => {
       const { store, dispose } = subject.make();
       try {
         let s = store();
@@ -60,7 +60,7 @@ for (const subject of subjects) {
         assert.deepStrictEqual(await replica.checkpoint(), { saved: true, changes: 0 });
         await replica.put('after', value('x'));
         ({ replica, s } = await restart(store, s));
-        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'stale' });
+        assert.deepStrictEqual(replica.openedFrom, { source: 'snapshot', replayed: 1 });
         assert.equal(text((await replica.get('after'))?.value), 'x');
         await replica.close();
         await s.close();
@@ -102,7 +102,13 @@ describe('Replica checkpoints after a failed store write', () => {
     /** A store whose next write stores the entries and then fails, as a write whose reply was lost. */
     class FailingStore extends MemoryStore {
       failNext = false;
+      /** The next write fails without storing anything. */
+      refuseNext = false;
       override async write(...args: Parameters<MemoryStore['write']>): Promise<void> {
+        if (this.refuseNext) {
+          this.refuseNext = false;
+          throw new Error('disk said no');
+        }
         await super.write(...args);
         if (this.failNext) {
           this.failNext = false;
@@ -117,11 +123,27 @@ describe('Replica checkpoints after a failed store write', () => {
     store.failNext = true;
     await assert.rejects(replica.put('b', value('2')), /disk said no/);
     await assert.rejects(replica.checkpoint(), /no snapshot is saved from this tree/);
+    // The write reached the store (with its tombstone count, in the same batch) after the
+    // checkpoint: a start now replays it on top, as a scan would find it.
+    const replayed = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+    assert.deepStrictEqual(replayed.openedFrom, { source: 'snapshot', replayed: 1 });
+    assert.equal(text((await replayed.get('b'))?.value), '2');
+    const scan = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3, useSnapshot: false });
+    assert.ok(sameRoot(replayed, scan), 'the same root as a scan');
     await replica.close();
     await assert.rejects(replica.saveSnapshot(), /no snapshot is saved from this tree/);
-    // The write reached the store and made the earlier checkpoint stale: the next start scans and has it.
-    const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+
+    // Writes after a failure carry no tombstone count (the tree may lack a change): a start after them scans.
+    const other = new FailingStore();
+    const writer = await Replica.open({ nodeId: nodeA, store: other, wallClockMs: () => baseMs, depth: 3 });
+    await writer.put('a', value('1'));
+    assert.equal((await writer.checkpoint()).saved, true);
+    other.refuseNext = true;
+    await assert.rejects(writer.put('b', value('2')), /disk said no/);
+    await writer.put('c', value('3'));
+    const reopened = await Replica.open({ nodeId: nodeA, store: other, wallClockMs: () => baseMs, depth: 3 });
     assert.deepStrictEqual(reopened.openedFrom, { source: 'scan', snapshot: 'stale' });
-    assert.equal(text((await reopened.get('b'))?.value), '2');
+    assert.equal(text((await reopened.get('c'))?.value), '3');
+    await writer.close();
   });
 });

@@ -146,7 +146,7 @@ for (const subject of subjects) {
       }
     });
 
-    it('a crash before the first write starts from the snapshot again; one after writes scans (the snapshot is stale)', async () => {
+    it('a crash before the first write starts from the snapshot again; one after a few writes replays them; one after many scans', async () => {
       const { store, dispose } = subject.make();
       try {
         let s = store();
@@ -164,12 +164,24 @@ for (const subject of subjects) {
         replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
         assert.equal(replica.openedFrom.source, 'snapshot');
         assert.deepStrictEqual(replica.root().digest, root);
-        await fill(replica, 150, 1); // then "crash": no close, no saveSnapshot
+        // A few writes (an overwrite, a delete of a live key, a new key, a deleted key back), then "crash".
+        await replica.put('k3', value('again'));
+        await replica.delete('k4');
+        await replica.put('brand-new', value('n'));
+        await replica.put('k7', value('back')); // k7 was a tombstone (fill deletes every 7th)
         await s.close();
         s = store();
         replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
-        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'stale' });
-        assert.equal(replica.entryCount, 150 + 75 + 0); // k0..k149, r0..r74
+        assert.deepStrictEqual(replica.openedFrom, { source: 'snapshot', replayed: 4 });
+        await assertSameAsScan(replica, s);
+        // Many writes: replaying them would read more than a quarter of what a scan reads
+        // (limits.replayReadsFractionMax), and they are more than replayTailAlwaysEntries.
+        await fill(replica, 1100, 1); // then "crash": no close, no saveSnapshot
+        await s.close();
+        s = store();
+        replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
+        assert.deepStrictEqual(replica.openedFrom, { source: 'scan', snapshot: 'behind' });
+        assert.equal(replica.entryCount, 1100 + 550 + 1); // k0..k1099, r0..r549, brand-new
         await s.close();
       } finally {
         dispose();

@@ -409,6 +409,37 @@ function complianceSuite(subject: Subject): void {
       });
     });
 
+    it('snapshot: behind after writes that gave their tombstone count (left in place); stale after a remove or a write without one', async () => {
+      await withStore(subject, async ({ store }) => {
+        const index = (seqFirst: number, count: number, tombstones?: number) => ({ seqFirst, previousSeqs: new Array<undefined>(count).fill(undefined), ...(tombstones === undefined ? {} : { tombstones }) });
+        await store.write([entry('a', null), entry('b', new Uint8Array([1]))], 5n, undefined, index(1, 2, 1));
+        await store.saveSnapshot(new Uint8Array([1]));
+        // An empty batch with a count: nothing written after the snapshot to replay.
+        await store.write([], 5n, undefined, index(3, 0, 1));
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
+        await store.saveSnapshot(new Uint8Array([2]));
+        await store.write([entry('c', null)], 6n, undefined, index(3, 1, 2));
+        await store.write([entry('d', null)], 7n, undefined, index(4, 1, 3));
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'behind', bytes: new Uint8Array([2]), seqAt: 2, tombstones: 3 });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'behind', bytes: new Uint8Array([2]), seqAt: 2, tombstones: 3 }, 'left in place');
+        assert.deepStrictEqual(
+          (await collect(store.scanSince(2, await store.readSeqLast()))).map((row) => row.entry.key),
+          ['c', 'd'],
+        );
+        // A write without a count: the count kept is not the last write's.
+        await store.write([entry('e', null)], 8n);
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
+        // A remove leaves no row to replay, whatever the counts after it.
+        await store.saveSnapshot(new Uint8Array([3]));
+        await store.write([entry('f', null)], 9n, undefined, index(6, 1, 5));
+        await store.remove!([{ key: 'a', keyHash: keyHashText('a'), seq: 1 }], 9n);
+        await store.write([entry('g', null)], 10n, undefined, index(7, 1, 5));
+        assert.deepStrictEqual(await store.readSnapshot(), { state: 'stale' });
+        assert.equal(await store.readHlc(), 10n);
+      });
+    });
+
     it('snapshot: read at a start and not written to, current at the next start too; the first write after makes it stale', async () => {
       await withStore(subject, async (harness) => {
         await harness.store.write([entry('a', null)], 21n);
