@@ -32,7 +32,7 @@ const requiredNumbers: Record<string, string[]> = {
   scaling: ['processRoundTrip.p50', 'processRoundTrip.at500PerSec.p50', 'fitP50.slope', 'fitP50.r2', 'points.0.p50', 'points.0.p99', 'points.1.p99'],
   partition: ['healMs'],
   partitioned: ['n3.ackedWritesPerSec', 'n3.convergedWritesPerSec', 'n3.allOwnersP50Ms', 'n3.allOwnersP99Ms', 'n3.storageShareMax', 'n3.join.ms', 'n3.join.copiesRatio'],
-  start: ['bareNodeMs', 'k0.servingMs', 'k10000.servingMs', 'k10000.rawLevelOpenScanMs', 'k10000.afterKill.servingMs', 'k10000.afterCheckpointKill.servingMs'],
+  start: ['bareNodeMs', 'k0.servingMs', 'k10000.servingMs', 'k10000.rawLevelOpenScanMs', 'k10000.afterKill.servingMs', 'k10000.afterKillScan.servingMs', 'k10000.afterCheckpointKill.servingMs'],
 };
 
 function at(value: unknown, path: string): unknown {

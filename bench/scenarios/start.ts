@@ -341,83 +341,42 @@ export const start: Scenario = {
       if (r.keys >= 100_000) {
         targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys`, serving, '<=', targetMs, 'ms', `median of ${r.runs.length} restarts; bare node ${fmtMs(bareMs)}, raw level ${fmtMs(level)}`));
       }
-      if (r.afterKill.length > 0) {
-        const killed = median(r.afterKill.map((x) => x.servingMs));
-        const killedCpu = median(r.afterKill.map((x) => x.cpuMs));
-        (data[`k${r.keys}`] as Record<string, unknown>).afterKill = {
-          servingMs: round(killed, 1),
-          cpuMs: round(killedCpu, 0),
-          runs: r.afterKill.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
+      /** Rows, summary lines and JSON for one kind of start after a kill; returns its median time to serving. */
+      const killKind = (name: string, runs: readonly StartRun[], label: string, measure: string): number => {
+        const servingMs = median(runs.map((x) => x.servingMs));
+        const cpuMs = median(runs.map((x) => x.cpuMs));
+        (data[`k${r.keys}`] as Record<string, unknown>)[name] = {
+          servingMs: round(servingMs, 1),
+          cpuMs: round(cpuMs, 0),
+          runs: runs.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
         };
         rows.push([
-          `${r.keys.toLocaleString('en-US')}, after a kill`,
-          fmtMs(median(r.afterKill.map((x) => x.readyMs))),
-          fmtMs(killed),
-          Number.isNaN(killedCpu) ? 'n/a' : fmtMs(killedCpu),
+          `${r.keys.toLocaleString('en-US')}, ${label}`,
+          fmtMs(median(runs.map((x) => x.readyMs))),
+          fmtMs(servingMs),
+          Number.isNaN(cpuMs) ? 'n/a' : fmtMs(cpuMs),
           '',
-          `${fmtMs(Math.min(...r.afterKill.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterKill.map((x) => x.servingMs)))}`,
+          `${fmtMs(Math.min(...runs.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...runs.map((x) => x.servingMs)))}`,
           fmtMs(bareMs),
           `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
-          fmtRatio(killed / bareMs),
+          fmtRatio(servingMs / bareMs),
         ]);
         summary.push({
           scenario: 'start',
-          measure: `start to serving after a write and a kill (the snapshot is behind: the write replayed on it), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKill.length})`,
-          ckv: fmtMs(killed),
+          measure: `${measure}, ${r.keys.toLocaleString('en-US')} keys (median of ${runs.length})`,
+          ckv: fmtMs(servingMs),
           baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
-          ratio: `${fmtRatio(killed / bareMs)} of bare node`,
+          ratio: `${fmtRatio(servingMs / bareMs)} of bare node`,
         });
+        return servingMs;
+      };
+      if (r.afterKill.length > 0) {
+        const killed = killKind('afterKill', r.afterKill, 'after a kill', 'start to serving after a write and a kill (the snapshot is behind: the write replayed on it)');
         if (r.afterKillScan.length > 0) {
-          const scanned = median(r.afterKillScan.map((x) => x.servingMs));
-          const scannedCpu = median(r.afterKillScan.map((x) => x.cpuMs));
-          (data[`k${r.keys}`] as Record<string, unknown>).afterKillScan = {
-            servingMs: round(scanned, 1),
-            cpuMs: round(scannedCpu, 0),
-            runs: r.afterKillScan.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
-          };
-          rows.push([
-            `${r.keys.toLocaleString('en-US')}, after a kill, no snapshot (a scan)`,
-            fmtMs(median(r.afterKillScan.map((x) => x.readyMs))),
-            fmtMs(scanned),
-            Number.isNaN(scannedCpu) ? 'n/a' : fmtMs(scannedCpu),
-            '',
-            `${fmtMs(Math.min(...r.afterKillScan.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterKillScan.map((x) => x.servingMs)))}`,
-            fmtMs(bareMs),
-            `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
-            fmtRatio(scanned / bareMs),
-          ]);
-          summary.push({
-            scenario: 'start',
-            measure: `start to serving after a write and a kill with no snapshot (a scan of every entry), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterKillScan.length})`,
-            ckv: fmtMs(scanned),
-            baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
-            ratio: `${fmtRatio(scanned / bareMs)} of bare node`,
-          });
+          killKind('afterKillScan', r.afterKillScan, 'after a kill, no snapshot (a scan)', 'start to serving after a write and a kill with no snapshot (a scan of every entry)');
         }
         if (r.afterCheckpointKill.length > 0) {
-          const quiet = median(r.afterCheckpointKill.map((x) => x.servingMs));
-          (data[`k${r.keys}`] as Record<string, unknown>).afterCheckpointKill = {
-            servingMs: round(quiet, 1),
-            runs: r.afterCheckpointKill.map((x) => ({ readyMs: round(x.readyMs, 1), servingMs: round(x.servingMs, 1), cpuMs: round(x.cpuMs, 0) })),
-          };
-          rows.push([
-            `${r.keys.toLocaleString('en-US')}, after a kill once checkpointed`,
-            fmtMs(median(r.afterCheckpointKill.map((x) => x.readyMs))),
-            fmtMs(quiet),
-            fmtMs(median(r.afterCheckpointKill.map((x) => x.cpuMs))),
-            '',
-            `${fmtMs(Math.min(...r.afterCheckpointKill.map((x) => x.servingMs)))} .. ${fmtMs(Math.max(...r.afterCheckpointKill.map((x) => x.servingMs)))}`,
-            fmtMs(bareMs),
-            `${fmtMs(level)} (${r.rowsIterated.toLocaleString('en-US')} rows)`,
-            fmtRatio(quiet / bareMs),
-          ]);
-          summary.push({
-            scenario: 'start',
-            measure: `start to serving after a kill once checkpointed (from the checkpoint), ${r.keys.toLocaleString('en-US')} keys (median of ${r.afterCheckpointKill.length})`,
-            ckv: fmtMs(quiet),
-            baseline: `node -e '' ${fmtMs(bareMs)}; raw level open+scan ${fmtMs(level)}`,
-            ratio: `${fmtRatio(quiet / bareMs)} of bare node`,
-          });
+          killKind('afterCheckpointKill', r.afterCheckpointKill, 'after a kill once checkpointed', 'start to serving after a kill once checkpointed (from the checkpoint)');
         }
         if (r.keys >= 100_000) {
           targets.push(target('start', `start to serving with ${r.keys.toLocaleString('en-US')} keys after a kill`, killed, '<=', targetMs, 'ms', `median of ${r.afterKill.length} starts after SIGKILL; raw level open+scan ${fmtMs(level)}`));
