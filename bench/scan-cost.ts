@@ -10,7 +10,9 @@
  * - the rows alone (`LevelStore.scanAllEncoded`, what a new node's stream reads): classic-level
  *   makes one Buffer per row, the floor of any scan here;
  * - the start scan after a kill (`scanReplicaState`: the Merkle tree and key filter from those
- *   rows, two SHA-256 an entry).
+ *   rows, two SHA-256 an entry);
+ * then a start after a kill whose snapshot is behind by 1, 1,000 and 10,000 writes: replayed
+ * (replica-replay.ts) against scanned (`replayCost`).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/scan-cost.js [--entries 100000] [--ttl-every 10000] [--rounds 3]
  */
@@ -59,6 +61,46 @@ async function close({ store, replica }: { store: LevelStore; replica: Replica }
   await store.close();
 }
 
+/**
+ * A start after a kill whose snapshot is behind (src/core/replica-replay.ts): a clean stop saves
+ * a snapshot, then tails of 1, 1,000 and 10,000 overwrites (spread over the keys) are written
+ * and the store closed without a new one, as a kill; each is timed as Replica.open (replay)
+ * against Replica.open with the snapshot ignored (a scan), alternated `rounds` times.
+ */
+async function replayCost(dir: string): Promise<void> {
+  let { store, replica } = await open(dir);
+  await replica.close();
+  await replica.saveSnapshot();
+  await store.close();
+  let written = 0;
+  for (const tail of [1, 1_000, 10_000]) {
+    ({ store, replica } = await open(dir));
+    const value = new Uint8Array(100).fill(written % 251);
+    const stride = Math.max(1, Math.floor(entries / tail));
+    for (let i = written; i < tail; i += loadBatch) {
+      const writes = [];
+      for (let j = i; j < Math.min(tail, i + loadBatch); j++) writes.push({ key: `scan/${String((j * stride) % entries).padStart(8, '0')}`, value });
+      await replica.writeMany(writes);
+    }
+    written = tail;
+    await replica.close(); // no saveSnapshot: the store is left as a kill leaves it
+    await store.close();
+    for (let round = 1; round <= rounds; round++) {
+      for (const useSnapshot of [true, false]) {
+        const reopened = new LevelStore(dir);
+        await reopened.open();
+        const startedMs = performance.now();
+        const opened = await Replica.open({ nodeId, store: reopened, wallClockMs: () => Date.now(), useSnapshot });
+        const wallMs = performance.now() - startedMs;
+        const from = opened.openedFrom.source === 'snapshot' ? `snapshot, ${opened.openedFrom.replayed ?? 0} replayed` : `scan (${opened.openedFrom.snapshot})`;
+        console.log(`tail ${String(tail).padStart(6)}  round ${round}  ${(useSnapshot ? 'open (replay)' : 'open (scan)').padEnd(14)} ${wallMs.toFixed(0).padStart(6)} ms  ${from}`);
+        await opened.close();
+        await reopened.close();
+      }
+    }
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'ckv-scan-cost-'));
 try {
   const loading = await open(dir);
@@ -98,6 +140,7 @@ try {
     }
   }
   await close({ store, replica });
+  await replayCost(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

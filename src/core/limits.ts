@@ -358,14 +358,20 @@ export const checkpointQuietMs = 1_000;
 export const checkpointEntriesMin = 1_000;
 /**
  * A start whose snapshot is behind the entries (only writes came after it, Store.readSnapshot)
- * replays the tail (replica-replay.ts) if that reads at most this fraction of the rows a full
- * scan reads, else it scans. The replay reads each tail entry and every entry of each leaf
- * the tail touched (about entries / leaves each), decoded: a row costs it ~2-3x what a row
- * costs the scan, which reads them in place (replica-scan.ts).
+ * replays the tail (replica-replay.ts) if that costs at most this fraction of a scan of every
+ * entry, else it scans. Costs are counted in entries a scan reads (~2.5 us each: it reads rows
+ * in place, replica-scan.ts): the replay decodes each tail entry, and each leaf the tail
+ * touched costs a LevelDB seek (`replayLeafCostEntries`) plus its entries (entries / leaves).
  */
-export const replayReadsFractionMax = 0.25;
-/** A tail of at most this many entries is replayed however few entries the store holds (both ways take a few ms). */
-export const replayTailAlwaysEntries = 1024;
+export const replayCostFractionMax = 0.5;
+/**
+ * What reading one leaf costs the replay, in entries a scan reads: a seek of a fresh iterator
+ * position runs on the main thread and took ~60-100 us with 100k keys (docs/measurements.md,
+ * 2026-12-06), against ~2.5 us an entry for the scan.
+ */
+export const replayLeafCostEntries = 40;
+/** A tail of at most this many entries is replayed however few entries the store holds (a few ms either way). */
+export const replayTailAlwaysEntries = 64;
 /** The least time between two checkpoints of a node whose writes are a trickle (see checkpointEntriesMin). */
 export const checkpointIntervalMs = 30_000;
 /**

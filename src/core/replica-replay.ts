@@ -24,12 +24,13 @@
  * start from a snapshot against a scan, and its replay canary that the check catches a replay
  * that XORs the tail in without taking the replaced versions out).
  *
- * A long tail costs more than a scan: `replayReadsFractionMax` and `replayTailAlwaysEntries`
- * (limits.ts) bound it.
+ * A long tail costs more than a scan (each leaf it touched is a LevelDB seek, ~60-100 us):
+ * `replayCostFractionMax`, `replayLeafCostEntries` and `replayTailAlwaysEntries` (limits.ts)
+ * decide. With 100k keys a tail of up to ~1,200 entries is replayed.
  */
 import { entryDigest, entryDigestText, keyHashText, type HashText } from './entry.js';
 import type { Hlc } from './hlc.js';
-import { replayReadsFractionMax, replayTailAlwaysEntries } from './limits.js';
+import { replayCostFractionMax, replayLeafCostEntries, replayTailAlwaysEntries } from './limits.js';
 import { MerkleTree } from './merkle.js';
 import { partitionOfHash } from './placement.js';
 import type { ReplicaState } from './replica-snapshot.js';
@@ -64,8 +65,9 @@ export async function replayTail(
   // Index rows in the range: at most one a seq (overwritten keys' rows are gone).
   const tailMax = seqLast - behind.seqAt;
   if (tailMax < 0) return undefined;
-  const entriesPerLeaf = Math.max(tree.rootCount, 1) / tree.leafCount;
-  if (tailMax > replayTailAlwaysEntries && tailMax * (1 + entriesPerLeaf) > replayReadsFractionMax * tree.rootCount) return undefined;
+  const entriesPerLeaf = tree.rootCount / tree.leafCount;
+  const cost = tailMax * (1 + entriesPerLeaf) + Math.min(tailMax, tree.leafCount) * replayLeafCostEntries;
+  if (tailMax > replayTailAlwaysEntries && cost > replayCostFractionMax * tree.rootCount) return undefined;
   const touched = new Set<number>();
   let entries = 0;
   let entryHlcMax: Hlc = state.entryHlcMax;

@@ -88,7 +88,7 @@ describe('start snapshot across clean stops, kill -9 and corruption', () => {
 
     // Writes (new keys, overwrites of live and deleted keys, deletes), then kill -9 at once:
     // the snapshot is behind them, and the start replays the entries written after it on top.
-    await write(node, 3300, 600); // 200 overwrites, 400 new keys: a tail short enough to replay (limits.replayReadsFractionMax)
+    await write(node, 3490, 20); // 10 overwrites, 10 new keys: a tail short enough to replay (limits.replayTailAlwaysEntries)
     await node.client.put('key/97', Buffer.from('back'));
     const beforeKill = state(await node.status());
     assert.notEqual(beforeKill.root, checkpointed.root);
@@ -96,7 +96,7 @@ describe('start snapshot across clean stops, kill -9 and corruption', () => {
     node = await node.respawn();
     status = await node.status();
     assert.equal(treeSource(status), 'start_tree_replay');
-    assert.match(node.stderrText(), /replica opened tree=snapshot replayed=\d+ keys=3900/);
+    assert.match(node.stderrText(), /replica opened tree=snapshot replayed=\d+ keys=3510/);
     assert.deepEqual(state(status), beforeKill);
 
     // Clean stop, then corrupt the saved snapshot: refused, logged, counted; the node scans.

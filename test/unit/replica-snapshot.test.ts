@@ -174,8 +174,8 @@ for (const subject of subjects) {
         replica = await Replica.open({ nodeId: nodeA, store: s, wallClockMs: () => baseMs, depth: 3 });
         assert.deepStrictEqual(replica.openedFrom, { source: 'snapshot', replayed: 4 });
         await assertSameAsScan(replica, s);
-        // Many writes: replaying them would read more than a quarter of what a scan reads
-        // (limits.replayReadsFractionMax), and they are more than replayTailAlwaysEntries.
+        // Many writes: replaying them would cost more than half a scan (limits.replayCostFractionMax),
+        // and they are more than replayTailAlwaysEntries.
         await fill(replica, 1100, 1); // then "crash": no close, no saveSnapshot
         await s.close();
         s = store();
