@@ -8,7 +8,8 @@
  *
  * Trust: the store hands the blob back only if no write() or remove() happened after it was
  * saved (the batch of the first one makes it stale, atomically: see store.ts), so a node that
- * crashes after a write finds it stale and scans, one that crashes before finds it again.
+ * crashes before a write finds it again, and one that crashes after writes finds it behind and
+ * replays them (replica-replay.ts), or scans when that is not possible or worth it.
  * What the store cannot vouch for, this file checks: the format version, the
  * depth (a start with another --merkle depth scans), the lengths, a SHA-256 over everything,
  * and that the counts add up to the entry count (the root's, or with leaves only, the leaves').

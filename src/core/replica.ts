@@ -16,7 +16,9 @@
  * At open, the tree and key filter come from the snapshot the last clean stop saved
  * (`saveSnapshot`; replica-snapshot.ts), or a checkpoint while running (`checkpoint`, in its
  * own turn of the write queue), if the store vouches no write came after it and it passes
- * its checks, else from one scan of every entry (`openedFrom` says which, and why).
+ * its checks; or from it with the writes after it replayed (replica-replay.ts: each commit
+ * stores its tombstone count for that); else from one scan of every entry (`openedFrom` says
+ * which, and why).
  *
  * The applied sequence (docs/design-applied-sequence.md): every commit numbers its winners
  * after the last seq, gap-free, in the order they are written; the store keeps them with the
@@ -384,10 +386,11 @@ export class Replica {
 
   /**
    * Open the store and rebuild the tree and key filter: from the snapshot the last clean stop
-   * saved, if the store says no write came after it and it checks out (replica-snapshot.ts),
-   * else in one scan of every entry. A current snapshot stays current until the first write
-   * (the store's rule), so a crash before it starts from the snapshot again, and one after it
-   * scans. The clock resumes above anything stored.
+   * or checkpoint saved, if the store says no write came after it and it checks out
+   * (replica-snapshot.ts); from it and the writes after it, replayed, if only writes came
+   * after it and they are few enough (replica-replay.ts); else in one scan of every entry. A
+   * current snapshot stays current until the first write (the store's rule), so a crash
+   * before it starts from the snapshot again. The clock resumes above anything stored.
    */
   static async open(options: ReplicaOptions): Promise<Replica> {
     await options.store.open();

@@ -45,7 +45,12 @@
  * write() puts 'hlc' back (this version's and every older one's), so a snapshot is current
  * only while 'hlc' is absent. readSnapshot hands a current one out and leaves it in place
  * (the next write makes it stale); a stale or damaged one it forgets: one synced batch deletes
- * the marker and restores 'hlc', then the file is removed.
+ * the marker and restores 'hlc', then the file is removed. A snapshot only writes came after
+ * is 'behind' instead, also left in place (a start replays those writes, replica-replay.ts):
+ * the marker's batch puts 'snapshot-seq' (the seq it was saved at; remove() deletes it) and
+ * every write() puts 'tombstones' (its last seq and the replica's tombstone count; a write
+ * without a count deletes it), so behind means: 'snapshot-seq' there, and 'tombstones' written
+ * by the last write, after the snapshot.
  *
  * `write(entries, hlcLast)` is one batch on the root database over e, k and m['hlc'], so
  * after a crash either the whole batch is there or none of it. Its rows carry the sublevel
