@@ -5,7 +5,7 @@
  * killed, n00 takes `--missed` puts (100-byte values), and n02 is restarted on its data
  * directory. Prints, per run, spawn -> answers Status, spawn -> first 'member up' line, that
  * line -> root equal to the others (the catch-up), spawn -> root equal, how n02 built its tree
- * (snapshot or scan) and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
+ * (snapshot, snapshot and replay, or scan) and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
  * every node under `node --cpu-prof` (a profile per process, written when it exits: the
  * killed one's is lost). `--scenario catch-up` is the same after a clean stop (SIGTERM).
  *
@@ -45,7 +45,8 @@ try {
     await putMany(a.client, missed, (i) => `run${run}/${i}`, () => value, 256);
     const [status] = await cluster.waitConverged(60_000, 25, [a, b]);
     const r = await timeJoin(cluster, () => cluster.respawn(victim), status!.merkleRoot, status!.keyCount, 60_000);
-    const tree = counter(await r.node.status(), 'start_tree_snapshot') > 0 ? 'snapshot' : 'scan';
+    const started = await r.node.status();
+    const tree = counter(started, 'start_tree_snapshot') > 0 ? 'snapshot' : counter(started, 'start_tree_replay') > 0 ? 'snapshot and replay' : 'scan';
     const sessions = r.sessions.map((s) => `${s.node}<-${s.peer} ${s.outcome} received=${s.received} ms=${s.ms}`).join('; ');
     console.log(
       `run ${run + 1}/${runs}: spawn->ready ${r.readyMs.toFixed(0)} ms, spawn->member up ${r.peerUpMs.toFixed(0)} ms, catch-up ${r.catchUpMs.toFixed(0)} ms, spawn->root equal ${r.totalMs.toFixed(0)} ms, tree from ${tree} | ${sessions}`,
