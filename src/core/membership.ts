@@ -444,13 +444,13 @@ export class Membership {
     nodeId: string,
     report: { ok: boolean; result: string; inSync: boolean; startedMs: number; skipped?: boolean; refusedBusy?: boolean },
     nowMs: number,
-  ): void {
+  ): MembershipEffect[] {
     this.scheduler.report(nodeId, report.ok, nowMs);
     if (report.skipped) this.syncAfterServed.add(nodeId);
     // Both refused each other (both catching up): the smaller node id goes first, soon.
     if (report.refusedBusy) this.scheduler.retryWhenDue(nodeId, this.self.nodeId < nodeId ? { nowMs, withinMs: syncBusyTieRetryMs } : undefined);
     if (report.ok) this.catchingUp = false;
-    this.recordSync(nodeId, report.result, report.inSync, report.startedMs, nowMs);
+    return this.recordSync(nodeId, report.result, report.inSync, report.startedMs, nowMs);
   }
 
   /**
@@ -647,10 +647,13 @@ export class Membership {
     return { nodeId: this.self.nodeId, peerId: this.self.peerId, incarnation: this.self.incarnation };
   }
 
-  /** `startedMs`: when a session we started began; undefined for one a peer started (no sign of life). */
-  private recordSync(nodeId: string, result: string, inSync: boolean, startedMs: number | undefined, nowMs: number): void {
+  /**
+   * `startedMs`: when a session we started began; undefined for one a peer started (no sign of
+   * life). Returns the log of a left member seen up again.
+   */
+  private recordSync(nodeId: string, result: string, inSync: boolean, startedMs: number | undefined, nowMs: number): MembershipEffect[] {
     const member = this.members.get(nodeId);
-    if (!member) return;
+    if (!member) return [];
     member.heardMs = nowMs;
     member.lastSyncMs = nowMs;
     member.lastSyncResult = result;
@@ -658,10 +661,12 @@ export class Membership {
     // sinceMs of a left member is when its leave came. A session that was running then is no
     // news: a stopping node serves its last sessions after its leave.
     if (member.state === 'left' && member.connected && startedMs !== undefined && startedMs > member.sinceMs) {
-      // It said goodbye but a session it began later just completed over a live connection.
+      // It said goodbye but a session we began later just completed over a live connection.
       this.setState(member, 'up', nowMs);
       this.scheduler.peerKnown(member.nodeId);
+      return [{ kind: 'log', event: 'member up', nodeId: member.nodeId, peerId: member.peerId }];
     }
+    return [];
   }
 
   private find(nodeOrPeerId: string): Member | undefined {

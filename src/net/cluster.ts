@@ -765,8 +765,8 @@ export class ClusterNetwork {
         const startedMs = this.now();
         const report = await this.runSession(effect.peerId, effect.nodeId);
         const ok = report.outcome === 'in-sync' || report.outcome === 'synced' || report.outcome === 'skipped';
-        this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs, skipped: report.peerSyncing === true, refusedBusy: report.result?.refuseReason === 'busy' }, this.now());
-        this.wake();
+        const after = this.membership.sessionEnded(effect.nodeId, { ok, result: describe(report), inSync: ok, startedMs, skipped: report.peerSyncing === true, refusedBusy: report.result?.refuseReason === 'busy' }, this.now());
+        this.apply(after); // wakes
         return;
       }
       case 'dial':

@@ -231,8 +231,9 @@ describe('Membership', () => {
     m.message(alive(9, 1, 2), 'p9', 2);
     assert.equal(stateOf(m, 9), 'up');
     m.message(leave(9, 1, 3), 'p9', 3);
-    m.sessionEnded(peer(9).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 4 }, 5);
+    const effects = m.sessionEnded(peer(9).nodeId, { ok: true, result: 'in-sync', inSync: true, startedMs: 4 }, 5);
     assert.equal(stateOf(m, 9), 'up', 'a session we started after its leave completed');
+    assert.ok(effects.some((e) => e.kind === 'log' && e.event === 'member up'), 'and says so in the log');
   });
 
   // The CI flake (about 1 run in 10): a stopping node announces its leave, then its sessions
