@@ -266,6 +266,7 @@ export class LevelStore implements Store {
     const { db, rows } = this.live();
     const batch = db.batch();
     const { put, del, copies } = batchRows(batch);
+    const seqLast = entries.length > 0 ? Math.max(this.seqLast, index.seqFirst + entries.length - 1) : this.seqLast;
     // Every row is encoded into the scratch memory (batch-rows.ts) and handed over as a view
     // of it; a batch that does not copy what it is given gets copies.
     const scratch = this.scratch;
@@ -296,17 +297,16 @@ export class LevelStore implements Store {
       hlcRow.set(rows.hlc, 0);
       hlcRow.writeBigUInt64BE(hlcLast, rows.hlc.byteLength);
       batch.put(byteRange(hlcRow, 0, rows.hlc.byteLength), byteRange(hlcRow, rows.hlc.byteLength, hlcRow.byteLength));
+      if (index.tombstones === undefined) batch.del(rows.tombstones);
+      else {
+        const count = Buffer.allocUnsafe(tombstonesRowBytes);
+        count.writeBigUInt64BE(BigInt(seqLast), 0);
+        count.writeBigUInt64BE(BigInt(index.tombstones), 8);
+        batch.put(rows.tombstones, count);
+      }
     } catch (error) {
       await batch.close();
       throw error;
-    }
-    const seqLast = entries.length > 0 ? Math.max(this.seqLast, index.seqFirst + entries.length - 1) : this.seqLast;
-    if (index.tombstones === undefined) batch.del(rows.tombstones);
-    else {
-      const count = Buffer.allocUnsafe(tombstonesRowBytes);
-      count.writeBigUInt64BE(BigInt(seqLast), 0);
-      count.writeBigUInt64BE(BigInt(index.tombstones), 8);
-      batch.put(rows.tombstones, count);
     }
     await batch.write();
     this.seqLast = seqLast;
@@ -475,7 +475,7 @@ export class LevelStore implements Store {
    * describes; a crash before the batch leaves a file without a marker, which counts as none.
    */
   async saveSnapshot(bytes: Uint8Array, options: { flush?: boolean } = {}): Promise<void> {
-    const { db, m, rows } = this.live();
+    const { db, m, s, rows } = this.live();
     const hlc = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     const file = path.join(this.location, snapshotFileName);
     const temporary = `${file}.tmp`;
@@ -495,8 +495,12 @@ export class LevelStore implements Store {
       marker.set(hlc, 2);
     }
     marker.set(createHash('sha256').update(bytes).digest(), 10);
+    // The seq of the last index row, not this.seqLast: a purge may have removed the row of the
+    // greatest seq, and after a restart the replica numbers from the last row left (openDb),
+    // so that seq is given again and a replay must start below it.
+    const lastRow = await s.keys({ reverse: true, limit: 1 }).all();
     const seqAt = Buffer.allocUnsafe(8);
-    seqAt.writeBigUInt64BE(BigInt(this.seqLast), 0);
+    seqAt.writeBigUInt64BE(BigInt(lastRow.length === 0 ? 0 : readSeq(lastRow[0]!, 0)), 0);
     // On the root with the rows' full keys: a sublevel's batch takes no `sync` option.
     await db.batch(
       [
