@@ -1140,11 +1140,11 @@ export class Replica {
       // it would cost every write of new keys (./version-cache.ts).
       if (before !== undefined && !this.versionCacheNotUpdated) this.versions.set(winner!, hash, seqFirst + i);
       this.tree.updateText(hash, digests[2 * i], digests[2 * i + 1]!);
-      this.tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
       if (winner!.value === null) this.tombstoneBounds.noteTombstone(partitionOfHash(hash), winner!.version.hlc);
       if (before === undefined) this.keys.add(hash);
       if (winner!.version.hlc > this.entryHlcMax) this.entryHlcMax = winner!.version.hlc;
     }
+    this.tombstones = tombstones; // counted before the write, for the store
     // With the tree, in the same synchronous step: a position read with the root matches it.
     this.seqLast = seqFirst + written.length - 1;
   }

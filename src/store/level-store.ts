@@ -538,19 +538,9 @@ export class LevelStore implements Store {
       return { state: 'none' };
     }
     const hlc = await m.get(hlcMetaName);
-    let bytes: Uint8Array | undefined;
     if (hlc === undefined) {
-      try {
-        bytes = new Uint8Array(await readFile(file));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-      const valid =
-        bytes !== undefined &&
-        marker.byteLength === snapshotMarkerBytes &&
-        marker[0] === snapshotMarkerFormat &&
-        Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0;
-      if (valid) return { state: 'current', bytes: bytes! };
+      const bytes = await snapshotFileOf(marker, file);
+      if (bytes !== undefined) return { state: 'current', bytes };
     } else {
       const behind = await this.snapshotBehind(marker, file);
       if (behind !== undefined) return behind;
@@ -584,15 +574,8 @@ export class LevelStore implements Store {
     const counted = Buffer.from(countRow.buffer, countRow.byteOffset, tombstonesRowBytes);
     const countSeq = Number(counted.readBigUInt64BE(0));
     if (countSeq !== this.seqLast || countSeq <= seqAt) return undefined;
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await readFile(file));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      return undefined;
-    }
-    const valid = marker.byteLength === snapshotMarkerBytes && marker[0] === snapshotMarkerFormat && Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0;
-    return valid ? { state: 'behind', bytes, seqAt, tombstones: Number(counted.readBigUInt64BE(8)) } : undefined;
+    const bytes = await snapshotFileOf(marker, file);
+    return bytes === undefined ? undefined : { state: 'behind', bytes, seqAt, tombstones: Number(counted.readBigUInt64BE(8)) };
   }
 
   async getMeta(name: string): Promise<Uint8Array | undefined> {
@@ -763,6 +746,19 @@ function seqKey(seq: number): Uint8Array {
 }
 
 /** The HLC row a snapshot marker moved aside, if any. */
+/** The snapshot file's bytes if the marker names them (its format, length and SHA-256); undefined if missing or not the marker's. */
+async function snapshotFileOf(marker: Uint8Array, file: string): Promise<Uint8Array | undefined> {
+  if (marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return undefined;
+  }
+  return Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0 ? bytes : undefined;
+}
+
 function movedHlc(marker: Uint8Array | undefined): Uint8Array | undefined {
   if (marker === undefined || marker.byteLength !== snapshotMarkerBytes || marker[1] !== 1) return undefined;
   return marker.slice(2, 10);
