@@ -4,8 +4,9 @@
  * code V8 has not optimised yet) that applies `--entries` received entries, in frames of
  * `--frame` (each entry `[varint length][encodeEntry bytes]`, 100-byte values, all keys new),
  * to a fresh LevelDB directory, one of two ways:
- * - `today`: `readEntry` per entry, then `Replica.applyRemote` per frame on a LevelStore, up
- *   to 4 frames in flight (as the sync session driver pipelines them);
+ * - `today`: `readEntry` per entry (and its bytes kept as its encoding when canonical, as
+ *   decodeFrame does), then `Replica.applyRemote` per frame on a LevelStore, up to 4 frames in
+ *   flight (as the sync session driver pipelines them);
  * - `bound`: one loop per frame over the received bytes: `readEncodedEntryFacts`, both hashes
  *   in place, the key filter's check, the `e`, `s` and `k` rows copied from the received bytes
  *   into scratch memory and put (src/store/batch-rows.ts), one batch write a frame (one at a
@@ -25,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Level } from 'level';
 import { ByteReader } from '../src/core/bytes.js';
-import { encodedEntryDigestText, encodedEntryFacts, encodedKeyHashText, encodeEntry, hashPrefixDigits, readEncodedEntryFacts, readEntry, type Entry, type HashText } from '../src/core/entry.js';
+import { canonicalEncoding, encodedEntryDigestText, encodedEntryFacts, encodedKeyHashText, encodeEntry, hashPrefixDigits, readEncodedEntryFacts, readEntry, type Entry, type HashText } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
 import { KeyFilter } from '../src/core/key-filter.js';
 import { merkleDepthDefault } from '../src/core/limits.js';
@@ -84,12 +85,16 @@ async function today(received: Uint8Array[], dir: string): Promise<number> {
   for (const frame of received) {
     const reader = new ByteReader(frame);
     const list: Entry[] = [];
+    const encodings: (Uint8Array | undefined)[] = [];
     while (reader.remaining > 0) {
-      const entry = new ByteReader(reader.raw(reader.varint()));
-      list.push(readEntry(entry));
+      const bytes = reader.raw(reader.varint());
+      const entry = new ByteReader(bytes);
+      const decoded = readEntry(entry);
       entry.end();
+      list.push(decoded);
+      encodings.push(canonicalEncoding(bytes, 0, bytes.byteLength, decoded));
     }
-    pending.push(replica.applyRemote(list));
+    pending.push(replica.applyRemote(list, { encodings }));
     if (pending.length > 4) await pending.shift();
   }
   await Promise.all(pending);

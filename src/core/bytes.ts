@@ -162,6 +162,11 @@ export class ByteReader {
     return this.buffer.byteLength - this.offset;
   }
 
+  /** Bytes read so far: the offset of the next read in the buffer. */
+  get position(): number {
+    return this.offset;
+  }
+
   private need(bytes: number): void {
     if (bytes > this.remaining) throw new MalformedError(`truncated: need ${bytes} bytes, ${this.remaining} left`);
   }

@@ -16,7 +16,7 @@
  */
 import { createHash, hash } from 'node:crypto';
 import { byteRange, ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
-import { InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
+import { assert, InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
 import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, ttlMsMax, valueBytesMax } from './limits.js';
 
@@ -342,6 +342,26 @@ function writeVarint(target: Uint8Array, offset: number, value: number): number 
   return at;
 }
 
+/**
+ * The bytes `bytes[start, end)` that readEntry just read `entry` from, as a view, if they are
+ * exactly encodeEntry(entry); else undefined. A store keeps a received entry's bytes as they
+ * are (no encoding again) only when this holds, so every stored row stays canonical: what a
+ * scan hands out, a digest or a peer's delta is the same whoever sent the entry.
+ *
+ * The length alone decides it. Every field after the decode is either fixed (flags, version)
+ * or encoded the shortest way its value allows (the varints: key length, TTL, value length;
+ * the key's UTF-8, which the fatal decoder accepts only in its one shortest form), so the bytes
+ * read are at least encodedEntryBytes(entry) long, and equal only when each field is canonical.
+ * (A decoder that changed the key, e.g. one that dropped a byte-order mark, makes the
+ * encoding shorter still: not equal either.) A peer that pads a varint is not refused: its
+ * entry is encoded again, as every entry was before.
+ */
+export function canonicalEncoding(bytes: Uint8Array, start: number, end: number, entry: Entry): Uint8Array | undefined {
+  readVarintAt(bytes, start, varintOut);
+  if (varintOut.end < 0) return undefined;
+  return end - start === encodedEntryBytes(entry, varintOut.value) ? byteRange(bytes, start, end) : undefined;
+}
+
 export function decodeEntry(bytes: Uint8Array, limit = valueBytesMax): Entry {
   const reader = new ByteReader(bytes);
   const entry = readEntry(reader, limit);
@@ -454,6 +474,23 @@ export function encodedEntryDigestText(bytes: Uint8Array, facts: EncodedEntryFac
   digestInput.set(byteRange(bytes, facts.keyStart, end), 0);
   digestInput[facts.flagsAt - facts.keyStart] = 0;
   return hash('sha256', byteRange(digestInput, 0, length), 'binary');
+}
+
+/** The facts canonicalEntryDigestText reads (one object, reused). */
+const canonicalFacts = encodedEntryFacts();
+
+/**
+ * entryDigestText of the entry whose canonical bytes (encodeEntry's) these are: hashed in
+ * place for a live value without expiry, through a copy otherwise (encodedEntryDigestText).
+ * The bytes were checked when they were decoded (canonicalEncoding); only the key's place is
+ * read here.
+ */
+export function canonicalEntryDigestText(bytes: Uint8Array): HashText {
+  readVarintAt(bytes, 0, varintOut);
+  assert(varintOut.end > 0, 'a canonical encoding starts with its key length');
+  canonicalFacts.keyStart = varintOut.end;
+  canonicalFacts.flagsAt = varintOut.end + varintOut.value;
+  return encodedEntryDigestText(bytes, canonicalFacts);
 }
 
 /** Bytes the entry costs on the wire: what "raw size of the entries" means in benches. */

@@ -46,6 +46,7 @@ import {
   versionToText,
   type WriteCondition,
   entryDigest,
+  canonicalEntryDigestText,
   entryDigestText,
   isNodeId,
   keyHashText,
@@ -225,7 +226,16 @@ export interface LocalWrite {
   readonly ttlMs?: number | undefined;
 }
 
-type RemoteOp = { kind: 'remote'; entries: readonly Entry[]; outcomes: boolean; origin: Origin; resolve: (r: ApplyReport) => void; reject: (e: Error) => void };
+type RemoteOp = {
+  kind: 'remote';
+  entries: readonly Entry[];
+  /** Per entry, its canonical bytes as received, if known (applyRemote's `encodings`). */
+  encodings: readonly (Uint8Array | undefined)[] | undefined;
+  outcomes: boolean;
+  origin: Origin;
+  resolve: (r: ApplyReport) => void;
+  reject: (e: Error) => void;
+};
 
 /** An entry the purge drops if it still holds exactly this version (see `dropUnchanged`). */
 export interface DropRequest {
@@ -270,6 +280,8 @@ interface Slot {
   /** The seq stored with `before` (its index row, which the commit deletes). */
   beforeSeq: number | undefined;
   winner: Entry | undefined;
+  /** encodeEntry(winner) as a peer sent it, when the winner is a received entry whose bytes came along; else undefined. */
+  winnerEncoding: Uint8Array | undefined;
 }
 
 /** The keys of one commit: by key, and in first-touch order (the order they are written in). */
@@ -747,12 +759,18 @@ export class Replica {
    * `outcomes`, the report also says what became of each entry. `origin` 'local' is for
    * entries this node stamped itself (`stamp`; the partitioned coordinator stores them while
    * it sends them to the other owners): merged like remote ones, told to onApplied as local
-   * writes.
+   * writes. `encodings`, per entry: its bytes as received when they are exactly
+   * encodeEntry(entry) (canonicalEncoding; undefined where not known): the store keeps them
+   * as they are instead of encoding the entry again, and its digest is hashed from them.
    */
-  applyRemote(entries: readonly Entry[], options: { outcomes?: boolean; origin?: Origin } = {}): Promise<ApplyReport> {
+  applyRemote(
+    entries: readonly Entry[],
+    options: { outcomes?: boolean; origin?: Origin; encodings?: readonly (Uint8Array | undefined)[] | undefined } = {},
+  ): Promise<ApplyReport> {
     if (this.closed) return Promise.reject(new ReplicaClosedError());
+    assert(options.encodings === undefined || options.encodings.length === entries.length, 'an encoding (or undefined) per entry');
     return new Promise((resolve, reject) => {
-      const op: RemoteOp = { kind: 'remote', entries, outcomes: options.outcomes ?? false, origin: options.origin ?? 'remote', resolve, reject };
+      const op: RemoteOp = { kind: 'remote', entries, encodings: options.encodings, outcomes: options.outcomes ?? false, origin: options.origin ?? 'remote', resolve, reject };
       if (this.waitingForRoom.length === 0 && this.hasRoomFor(entries.length)) this.admit(op);
       else this.waitingForRoom.push(op);
     });
@@ -944,7 +962,7 @@ export class Replica {
     const list: Slot[] = [];
     const touch = (key: string): void => {
       if (byKey.has(key)) return;
-      const slot: Slot = { key, hash: keyHashText(key), before: undefined, beforeSeq: undefined, winner: undefined };
+      const slot: Slot = { key, hash: keyHashText(key), before: undefined, beforeSeq: undefined, winner: undefined, winnerEncoding: undefined };
       byKey.set(key, slot);
       list.push(slot);
     };
@@ -1017,6 +1035,7 @@ export class Replica {
       // rule is applied uniformly.
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
+        slot.winnerEncoding = undefined;
         changes.push({ entry, keyHash: slot.hash, previous, origin: 'local' });
       } else if (lww) {
         return new VersionFromFutureError(key, hlcWallMs(previous!.hlc) - wallMs);
@@ -1039,7 +1058,9 @@ export class Replica {
       const outcomes: ApplyOutcome[] = [];
       const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
       if (op.outcomes) report.outcomes = outcomes;
-      for (const entry of op.entries) {
+      const encodings = op.encodings;
+      for (let i = 0; i < op.entries.length; i++) {
+        const entry = op.entries[i]!;
         if (!this.valid(entry)) {
           report.rejectedInvalid++;
           outcomes.push('invalid');
@@ -1069,6 +1090,7 @@ export class Replica {
         if (this.mergeRule(entry.version, previous)) {
           assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
+          slot.winnerEncoding = encodings?.[i];
           changes.push({ entry, keyHash: slot.hash, previous, origin: op.origin });
           report.applied++;
           outcomes.push('applied');
@@ -1096,6 +1118,7 @@ export class Replica {
       const current = slot.winner ?? slot.before;
       if (current === undefined || compareVersions(current.version, version) !== 0 || !isExpired(current, nowMs)) continue;
       slot.winner = expiredTombstone(current);
+      slot.winnerEncoding = undefined;
       made.push(slot.winner);
     }
     return made;
@@ -1116,19 +1139,31 @@ export class Replica {
     // written after a snapshot cannot tell which versions they replaced were tombstones
     // (replica-replay.ts). Not known once a write failed (the tree is uncertain).
     let tombstones = this.tombstones;
-    for (const { before, winner } of written) tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+    let encoded = false;
+    for (const { before, winner, winnerEncoding } of written) {
+      tombstones += (winner!.value === null ? 1 : 0) - (before && before.value === null ? 1 : 0);
+      if (winnerEncoding !== undefined) encoded = true;
+    }
     const writing = this.store
       .write(
         written.map((slot) => slot.winner!),
         this.clock.last,
         written.map((slot) => slot.hash),
-        { seqFirst, previousSeqs: written.map((slot) => slot.beforeSeq), ...(this.treeUncertain ? {} : { tombstones }) },
+        {
+          seqFirst,
+          previousSeqs: written.map((slot) => slot.beforeSeq),
+          ...(this.treeUncertain ? {} : { tombstones }),
+          ...(encoded ? { encodings: written.map((slot) => slot.winnerEncoding) } : {}),
+        },
       )
       .catch((error: unknown) => this.storeWriteFailed(error));
     const digests: (HashText | undefined)[] = [];
     try {
-      for (const { key, before, winner } of written) {
-        digests.push(before ? entryDigestText(before.key, before.version) : undefined, entryDigestText(key, winner!.version));
+      for (const { key, before, winner, winnerEncoding } of written) {
+        digests.push(
+          before ? entryDigestText(before.key, before.version) : undefined,
+          winnerEncoding !== undefined ? canonicalEntryDigestText(winnerEncoding) : entryDigestText(key, winner!.version),
+        );
       }
     } finally {
       await writing;

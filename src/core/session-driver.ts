@@ -40,8 +40,11 @@ export interface FrameTransport {
 }
 
 export interface SessionHooks {
-  /** Merge entries from the peer (into the replica); awaited before the session goes on. */
-  apply(entries: Entry[]): Promise<unknown>;
+  /**
+   * Merge entries from the peer (into the replica); awaited before the session goes on.
+   * `encodings`: per entry, its canonical bytes as received, if known (Replica.applyRemote).
+   */
+  apply(entries: Entry[], encodings?: (Uint8Array | undefined)[]): Promise<unknown>;
   /** Responder only: once, when the peer's Hello is read: its wall clock (0 if it did not say) and entry count. */
   onHello?(peerWallMs: number, peerEntryCount: number): void;
 }
@@ -93,12 +96,12 @@ class Applies {
 
   constructor(private readonly hooks: SessionHooks) {}
 
-  async start(entries: Entry[]): Promise<void> {
+  async start(entries: Entry[], encodings: (Uint8Array | undefined)[] | undefined): Promise<void> {
     let bytes = 0;
     for (const entry of entries) bytes += entry.key.length + (entry.value?.byteLength ?? 0);
     while (this.pending.length > 0 && this.bytes + bytes > syncApplyBytesInFlightMax) await this.awaitOldest();
     this.check();
-    const done = this.hooks.apply(entries).then(
+    const done = this.hooks.apply(entries, encodings).then(
       () => undefined,
       (error: unknown) => {
         this.failure ??= { error };
@@ -141,7 +144,7 @@ async function run(
   for await (const effect of effects) {
     beforeEach?.();
     if (effect.kind === 'apply') {
-      await applies.start(effect.entries);
+      await applies.start(effect.entries, effect.encodings);
       continue;
     }
     await applies.settle();

@@ -44,6 +44,12 @@ export interface WriteIndex {
    * it kept, and readSnapshot says 'stale' instead of 'behind').
    */
   readonly tombstones?: number;
+  /**
+   * Per entry, encodeEntry(entry) as a peer sent it (checked canonical when it was decoded:
+   * canonicalEncoding), or undefined: the store keeps these bytes as they are instead of
+   * encoding the entry again. Absent: encode every entry.
+   */
+  readonly encodings?: readonly (Uint8Array | undefined)[];
 }
 
 /** An entry `Store.remove` deletes: its key, keyHashText(key), and the seq stored with it. */

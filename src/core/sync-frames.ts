@@ -23,9 +23,9 @@
  *   ... one Step/Children round trip a level ...
  *   I -> R  Entries*  then Bye
  */
-import { ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
+import { byteRange, ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
 import { hlcCounter, hlcPack, hlcWallMs } from './hlc.js';
-import { readEntry, writeEntry, type Entry, type Version } from './entry.js';
+import { canonicalEncoding, readEntry, writeEntry, type Entry, type Version } from './entry.js';
 import { MalformedError } from './errors.js';
 import { partitionBitmapBytes } from './layout.js';
 import {
@@ -165,6 +165,11 @@ export interface StepFrame {
 export interface EntriesFrame {
   type: typeof FrameType.entries;
   entries: Entry[];
+  /**
+   * Decoded frames only: per entry, its bytes in the frame (a view) when they are exactly
+   * encodeEntry(entry) (canonicalEncoding), else undefined. The store keeps them as they are.
+   */
+  encodings?: (Uint8Array | undefined)[];
 }
 export interface ByeFrame {
   type: typeof FrameType.bye;
@@ -259,11 +264,18 @@ export function encodeChildren(frame: ChildrenFrame, width: number): Uint8Array 
   return w.finish();
 }
 
+/** Only the simulator's encoding canary sets this (SyncContext.encodingsUnchecked). */
+export interface DecodeOptions {
+  /** Every entry's bytes become its encoding, canonical or not: a store then keeps a peer's padding. */
+  readonly encodingsUnchecked?: boolean;
+}
+
 /**
  * Decode one frame. `width` is the session's projection width (from Hello; ignored for Hello
- * itself), `valueBytesMax` bounds entry values. Throws MalformedError.
+ * itself), `valueBytesMax` bounds entry values. Throws MalformedError. An Entries frame's
+ * entries come with their encodings (views of `bytes`: the caller must not reuse its memory).
  */
-export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: number): Frame {
+export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: number, options: DecodeOptions = {}): Frame {
   const r = new ByteReader(bytes);
   const version = r.u8();
   if (version !== syncProtocolVersion) {
@@ -351,8 +363,14 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
     case FrameType.entries: {
       const count = r.bounded(bytes.byteLength, 'entry count');
       const entries: Entry[] = [];
-      for (let i = 0; i < count; i++) entries.push(readEntry(r, valueBytesMax));
-      frame = { type, entries };
+      const encodings: (Uint8Array | undefined)[] = [];
+      for (let i = 0; i < count; i++) {
+        const start = r.position;
+        const entry = readEntry(r, valueBytesMax);
+        entries.push(entry);
+        encodings.push(options.encodingsUnchecked === true ? byteRange(bytes, start, r.position) : canonicalEncoding(bytes, start, r.position, entry));
+      }
+      frame = { type, entries, encodings };
       break;
     }
     default:

@@ -13,7 +13,7 @@ import { SyncInitiator, SyncResponder, type SyncContext, type SyncResult } from 
 
 export interface LoopbackParty {
   ctx: SyncContext;
-  apply: (entries: Entry[]) => Promise<unknown>;
+  apply: (entries: Entry[], encodings?: (Uint8Array | undefined)[]) => Promise<unknown>;
 }
 
 export interface LoopbackResult {

@@ -86,6 +86,8 @@ import {
   refuseReasonName,
   type ChildGroup,
   type ChildrenFrame,
+  type DecodeOptions,
+  type EntriesFrame,
   type Frame,
   type LeafNeed,
   type LeafSummary,
@@ -125,6 +127,11 @@ export interface SyncContext {
   /** Only the simulator's canary sets this: the responder leaves out the last entry of a delta. */
   readonly dropLastDeltaEntry?: boolean;
   /**
+   * Only the simulator's encoding canary sets this: received entries keep the bytes they came
+   * in as their encoding without the canonical check (DecodeOptions), so a store keeps padding.
+   */
+  readonly encodingsUnchecked?: boolean;
+  /**
    * Partitioned mode: the partitions this side syncs with the peer (a bitmap, layout.ts; this
    * node's `ownership.sharedPartitions(peer)`). Initiator: sent in Hello. Responder: ANDed with
    * the Hello's. Undefined on both sides: every partition, today's unrestricted session.
@@ -157,7 +164,8 @@ export interface SyncResult {
 
 export type SyncEffect =
   | { kind: 'send'; frame: Uint8Array }
-  | { kind: 'apply'; entries: Entry[] }
+  /** `encodings`: per entry, its canonical bytes as received (EntriesFrame.encodings), if known. */
+  | { kind: 'apply'; entries: Entry[]; encodings?: (Uint8Array | undefined)[] | undefined }
   | { kind: 'done'; result: SyncResult };
 
 /** Budget of fingerprint bytes in one Step; leaves beyond it wait for the next round. */
@@ -174,6 +182,7 @@ abstract class SessionBase {
   protected finished = false;
   protected width: number;
   protected readonly valueBytesMax: number;
+  private readonly decodeOptions: DecodeOptions;
   /** What the session compares: the tree, or (restricted) a view of some of its partitions. */
   protected view: MerkleView;
   protected restriction: PartitionView | undefined;
@@ -182,6 +191,7 @@ abstract class SessionBase {
   constructor(protected readonly ctx: SyncContext) {
     this.width = ctx.childDigestBytes ?? childDigestBytesDefault;
     this.valueBytesMax = ctx.valueBytesMax ?? valueBytesMaxDefault;
+    this.decodeOptions = { encodingsUnchecked: ctx.encodingsUnchecked === true };
     this.view = ctx.tree;
     if (ctx.partitions !== undefined) this.restrict(ctx.partitions);
   }
@@ -192,13 +202,23 @@ abstract class SessionBase {
     this.view = this.restriction;
   }
 
-  /** The entries of `entries` in the session's partitions; the others are counted and dropped. */
-  protected admit(entries: Entry[]): Entry[] {
+  /**
+   * The apply effect for a received Entries frame: its entries in the session's partitions
+   * (the others are counted and dropped), with their encodings; none if nothing is left.
+   */
+  protected admit(frame: EntriesFrame): SyncEffect | undefined {
     const restriction = this.restriction;
-    if (restriction === undefined) return entries;
-    const admitted = entries.filter((entry) => restriction.has(keyHash(entry.key)));
-    this.outsidePartitions += entries.length - admitted.length;
-    return admitted;
+    if (restriction === undefined) return frame.entries.length > 0 ? { kind: 'apply', entries: frame.entries, encodings: frame.encodings } : undefined;
+    const entries: Entry[] = [];
+    const encodings: (Uint8Array | undefined)[] = [];
+    for (let i = 0; i < frame.entries.length; i++) {
+      const entry = frame.entries[i]!;
+      if (!restriction.has(keyHash(entry.key))) continue;
+      entries.push(entry);
+      encodings.push(frame.encodings?.[i]);
+    }
+    this.outsidePartitions += frame.entries.length - entries.length;
+    return entries.length > 0 ? { kind: 'apply', entries, encodings } : undefined;
   }
 
   get isDone(): boolean {
@@ -207,7 +227,7 @@ abstract class SessionBase {
 
   protected decode(bytes: Uint8Array): Frame {
     if (this.finished) throw new MalformedError('frame after the session ended');
-    return decodeFrame(bytes, this.width, this.valueBytesMax);
+    return decodeFrame(bytes, this.width, this.valueBytesMax, this.decodeOptions);
   }
 
   protected done(outcome: SyncOutcome, extra: Partial<SyncResult> = {}): SyncEffect {
@@ -382,8 +402,8 @@ export class SyncInitiator extends SessionBase {
       case FrameType.entries: {
         this.entriesReceived += frame.entries.length;
         if (this.deltaOpen) this.deltaEntries += frame.entries.length;
-        const entries = this.admit(frame.entries);
-        if (entries.length > 0) yield { kind: 'apply', entries };
+        const apply = this.admit(frame);
+        if (apply) yield apply;
         return;
       }
       case FrameType.children:
@@ -576,8 +596,8 @@ export class SyncResponder extends SessionBase {
     switch (frame.type) {
       case FrameType.entries: {
         this.entriesReceived += frame.entries.length;
-        const entries = this.admit(frame.entries);
-        if (entries.length > 0) yield { kind: 'apply', entries };
+        const apply = this.admit(frame);
+        if (apply) yield apply;
         return;
       }
       case FrameType.step:

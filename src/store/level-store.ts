@@ -263,6 +263,8 @@ export class LevelStore implements Store {
     }
     assert(index.seqFirst > this.seqLast, `seq ${index.seqFirst} is not after the last stored seq ${this.seqLast}`);
     assert(index.previousSeqs.length === entries.length, 'a previous seq per entry');
+    const encodings = index.encodings;
+    assert(encodings === undefined || encodings.length === entries.length, 'an encoding (or undefined) per entry');
     const { db, rows } = this.live();
     const batch = db.batch();
     const { put, del, copies } = batchRows(batch);
@@ -280,9 +282,17 @@ export class LevelStore implements Store {
         const keyBytes = Buffer.byteLength(entry.key, 'utf8');
         // The key scratch holds the longest row key of a valid key (a longer one would be cut).
         assert(keyBytes > 0 && keyBytes <= keyBytesMax, storedKeyLengthMessage);
-        // The `e` row: its value is the entry, then its seq.
-        const valueRow = scratch.valueBytesFor(encodedEntryBytes(entry, keyBytes) + seqBytes);
-        const valueEnd = writeSeq(valueRow, encodeEntryInto(valueRow, 0, entry, keyBytes), seq);
+        // The `e` row: its value is the entry, then its seq. A received entry's bytes, when
+        // they came along (WriteIndex.encodings), are copied as they are: the same bytes.
+        const encoding = encodings?.[i];
+        const valueRow = scratch.valueBytesFor((encoding === undefined ? encodedEntryBytes(entry, keyBytes) : encoding.byteLength) + seqBytes);
+        let entryEnd: number;
+        if (encoding === undefined) entryEnd = encodeEntryInto(valueRow, 0, entry, keyBytes);
+        else {
+          valueRow.set(encoding, 0);
+          entryEnd = encoding.byteLength;
+        }
+        const valueEnd = writeSeq(valueRow, entryEnd, seq);
         put(keyView(writeEntryRowKey(keyRow, 0, rows.e, keyHashes?.[i] ?? keyHashText(entry.key), entry.key, keyBytes)), valueView(valueEnd));
         // The index row's value is the entry: the same bytes as the `e` row's, without the seq.
         keyRow.set(rows.s, 0);

@@ -40,6 +40,12 @@ interface Slot {
   bytes: number;
   /** The applied seq of this version (its row in `bySeq`). */
   seq: number;
+  /**
+   * The bytes the writer handed over for this version (WriteIndex.encodings: a received
+   * entry's own), a copy, kept as LevelStore keeps them: the encoded scans hand them out, and
+   * the simulator checks they are encodeEntry(entry)'s. Undefined: encoded from the entry.
+   */
+  encoded: Uint8Array | undefined;
 }
 
 export class MemoryStore implements Store {
@@ -89,9 +95,12 @@ export class MemoryStore implements Store {
     assert(index === undefined || index.previousSeqs.length === entries.length, 'a previous seq per entry');
     // No await below: the whole batch lands in one synchronous step.
     if (this.snapshot) this.snapshot.stale = true;
+    assert(index?.encodings === undefined || index.encodings.length === entries.length, 'an encoding (or undefined) per entry');
     for (const [i, incoming] of entries.entries()) {
       const entry: Entry = incoming.value === null ? incoming : { ...incoming, value: incoming.value.slice() };
-      const bytes = encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
+      const given = index?.encodings?.[i];
+      const encoded = given === undefined ? undefined : new Uint8Array(given); // a copy (a Buffer's slice() is a view)
+      const bytes = encoded?.byteLength ?? encodedEntryBytes(entry, Buffer.byteLength(entry.key, 'utf8'));
       const seq = seqFirst + i;
       const slot = this.slots.get(entry.key);
       // The index row of the version replaced goes: the caller's word for it if given (a
@@ -104,10 +113,11 @@ export class MemoryStore implements Store {
         slot.entry = entry;
         slot.bytes = bytes;
         slot.seq = seq;
+        slot.encoded = encoded;
         continue;
       }
       const hashPrefix = hashPrefixOf(keyHashes?.[i] ?? keyHashText(entry.key));
-      const fresh: Slot = { entry, hashPrefix, bytes, seq };
+      const fresh: Slot = { entry, hashPrefix, bytes, seq, encoded };
       this.slots.set(entry.key, fresh);
       const bucketName = hashPrefix.slice(0, bucketDigits);
       let bucket = this.buckets.get(bucketName);
@@ -160,7 +170,7 @@ export class MemoryStore implements Store {
 
   async *scanSinceEncoded(seqAfter: number, seqUpTo: number): AsyncIterable<readonly Uint8Array[]> {
     const encoded: Uint8Array[] = [];
-    for await (const { entry } of this.scanSince(seqAfter, seqUpTo)) encoded.push(encodeEntry(entry));
+    for await (const { entry } of this.scanSince(seqAfter, seqUpTo)) encoded.push(this.encodedOf(entry));
     // Two batches (when there are two entries or more): the consumer sees a batch boundary.
     const half = Math.ceil(encoded.length / 2);
     if (half > 0) yield encoded.slice(0, half);
@@ -169,8 +179,19 @@ export class MemoryStore implements Store {
 
   async *scanAllEncoded(): AsyncIterable<readonly Uint8Array[]> {
     const encoded: Uint8Array[] = [];
-    for await (const entry of this.scanHash('')) encoded.push(encodeEntry(entry));
+    for await (const entry of this.scanHash('')) encoded.push(this.encodedOf(entry));
     if (encoded.length > 0) yield encoded;
+  }
+
+  /** A stored entry's bytes: those its writer handed over, else its encoding. */
+  private encodedOf(entry: Entry): Uint8Array {
+    const slot = this.slots.get(entry.key);
+    return slot?.entry === entry && slot.encoded !== undefined ? slot.encoded : encodeEntry(entry);
+  }
+
+  /** For the simulator's invariants: every stored entry with the bytes its writer handed over (undefined: none). */
+  *storedEncodings(): Iterable<{ entry: Entry; encoded: Uint8Array | undefined }> {
+    for (const slot of this.slots.values()) yield { entry: slot.entry, encoded: slot.encoded };
   }
 
   /** For the simulator's invariants: every index row (seq, key), in seq order. */

@@ -29,6 +29,8 @@ describe('deterministic simulation', () => {
     let partitions = 0;
     let deltaSessions = 0;
     let roundsDeferred = 0;
+    let paddedFrames = 0;
+    let rowsKeptAsReceived = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
@@ -40,6 +42,8 @@ describe('deterministic simulation', () => {
       partitions += report.stats.partitions;
       deltaSessions += report.stats.deltaSessions;
       roundsDeferred += report.stats.roundsDeferred;
+      paddedFrames += report.stats.paddedFrames;
+      rowsKeptAsReceived += report.stats.rowsKeptAsReceived;
     }
     assert.deepEqual(failures, []);
     assert.ok(roundsDeferred > seedCount, `periodic rounds were put off during bursts in these runs (${roundsDeferred})`);
@@ -51,6 +55,9 @@ describe('deterministic simulation', () => {
     assert.ok(replayStarts > seedCount / 8, `only ${replayStarts} starts that replayed writes after a snapshot`);
     assert.ok(checkpoints > seedCount, `only ${checkpoints} checkpoints of running nodes`);
     assert.ok(deltaSessions > seedCount, `only ${deltaSessions} sessions caught up by delta`);
+    // Both kinds of received entries were stored: as received (canonical), and encoded again (padded).
+    assert.ok(paddedFrames > seedCount, `only ${paddedFrames} entries frames from padding peers`);
+    assert.ok(rowsKeptAsReceived > seedCount, `only ${rowsKeptAsReceived} rows stored as received`);
   });
 
   it('replays a seed exactly', async () => {
@@ -141,6 +148,15 @@ describe('deterministic simulation', () => {
     const caught = await firstFailure({ replayAddsOnly: true });
     assert.ok(caught, 'the simulator did not notice a wrong replay');
     assert.match(caught.violations.join('\n'), /started from its snapshot with a state a scan does not give/);
+  });
+
+  // The encoding canary: received entries stored with the bytes they came in as, without the
+  // check that those are the entry's canonical encoding; a padding peer's bytes then reach a
+  // store (invariant 11), whose scans hand them on.
+  it('catches received bytes stored without the canonical check', async () => {
+    const caught = await firstFailure({ encodingsUnchecked: true });
+    assert.ok(caught, 'the simulator did not notice a padded encoding stored as received');
+    assert.match(caught.violations.join('\n'), /stores .* with bytes that are not its encoding/);
   });
 
   // The version-cache canary: commits that do not update the replica's version cache leave it

@@ -60,23 +60,27 @@
  *    entries a round, as the simulator writes ~10 a second) are put off at most
  *    syncBurstRoundsDeferMax times in a row, so anti-entropy still runs while writes flow;
  *    caught by the burst canary (no limit in a row).
+ * 11. stored rows are canonical: a received entry kept with the bytes it came in as (not
+ *    encoded again, Replica.applyRemote's `encodings`) holds exactly encodeEntry's bytes of
+ *    it. Every third node is a padding peer (its Entries frames carry non-minimal varints),
+ *    whose entries must be encoded again; caught by the encoding canary (no canonical check).
  * Every replica runs with its version cache (src/core/version-cache.ts), so commits over
  * recently written keys take the replaced version from it; a cache that commits do not update
  * (the version-cache canary) makes later commits merge against old versions and delete the
  * wrong index rows, caught by invariants 7 and 8 on every one of the first 20 seeds.
  */
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
-import { compareVersions, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
+import { compareVersions, encodeEntry, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
 import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
-import { clockDriftMsMax, inboundSessionsMax, syncBurstRoundsDeferMax } from '../../src/core/limits.js';
+import { clockDriftMsMax, inboundSessionsMax, syncBurstRoundsDeferMax, valueBytesMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
 import { FullReplication, holds, partitionCount, partitionOfHash } from '../../src/core/placement.js';
 import { noTombstone } from '../../src/core/tombstone-bounds.js';
-import { FrameType, RefuseReason } from '../../src/core/sync-frames.js';
+import { FrameType, RefuseReason, decodeFrame } from '../../src/core/sync-frames.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
 import { SyncInitiator, SyncResponder, type SyncEffect, type SyncResult } from '../../src/core/sync-session.js';
-import { toHex, utf8 } from '../../src/core/bytes.js';
+import { ByteWriter, toHex, utf8 } from '../../src/core/bytes.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../../src/core/store.js';
 import { CheckpointSchedule } from '../../src/core/checkpoint-schedule.js';
@@ -123,6 +127,11 @@ export interface SimOptions {
    * in a row (MembershipOptions.syncBurst.roundsDeferMax), so anti-entropy stops while writes flow.
    */
   burstDeferUnbounded?: boolean;
+  /**
+   * Only the encoding canary sets this (SyncContext.encodingsUnchecked): received entries keep
+   * the bytes they came in as, padded or not, so a padding peer's bytes are stored.
+   */
+  encodingsUnchecked?: boolean;
 }
 
 export interface SimReport extends RunReport<SimStats> {
@@ -154,6 +163,10 @@ export interface SimStats {
   watermarksRecorded: number;
   /** Periodic sync rounds put off during bursts (invariant 10 bounds how many in a row). */
   roundsDeferred: number;
+  /** Entries frames a padding node sent with non-minimal varints (invariant 11). */
+  paddedFrames: number;
+  /** Rows stored at the end with the bytes they were received in (not encoded again; invariant 11). */
+  rowsKeptAsReceived: number;
 }
 
 const epochMs = 1_700_000_000_000;
@@ -342,6 +355,8 @@ export class Simulation {
     deltaSessions: 0,
     watermarksRecorded: 0,
     roundsDeferred: 0,
+    paddedFrames: 0,
+    rowsKeptAsReceived: 0,
   };
 
   constructor(options: SimOptions) {
@@ -361,6 +376,7 @@ export class Simulation {
       snapshotNeverStale: false,
       replayAddsOnly: false,
       burstDeferUnbounded: false,
+      encodingsUnchecked: false,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -782,12 +798,13 @@ export class Simulation {
       lastDeliveryAtMs: 0,
       result: undefined,
     });
+    const unchecked = { encodingsUnchecked: this.options.encodingsUnchecked };
     const initiator = new SyncInitiator(
-      from.replica!.syncContext({ cluster, wallClockMs: () => this.wallOf(from), peerNodeId: to.nodeId }),
+      { ...from.replica!.syncContext({ cluster, wallClockMs: () => this.wallOf(from), peerNodeId: to.nodeId }), ...unchecked },
       this.rng.u32(),
     );
     this.checkDeltaOnDescent(from, to, initiator);
-    const responder = new SyncResponder(to.replica!.syncContext({ cluster }), refuse ? { refuse } : {});
+    const responder = new SyncResponder({ ...to.replica!.syncContext({ cluster }), ...unchecked }, refuse ? { refuse } : {});
     const session: Session = { initiator: side(from), responder: side(to), over: false, startedMs: this.queue.nowMs };
     this.sessions.add(session);
     this.queue.schedule(sessionTimeoutMs, () => this.abort(session));
@@ -832,17 +849,42 @@ export class Simulation {
     };
   }
 
+  /**
+   * Every third node (index 1, 4, 7) is a padding peer: the Entries frames it sends carry each
+   * entry with its key length as a two-byte varint (non-minimal, still valid to decode), as a
+   * peer with another encoder could. Receivers must store those entries encoded again, not as
+   * received (invariant 11). Chosen by index, not by the Prng, so the seeds' runs stay as they were.
+   */
+  private padded(node: SimNode, frame: Uint8Array): Uint8Array {
+    if (node.index % 3 !== 1 || frame[1] !== FrameType.entries) return frame;
+    const decoded = decodeFrame(frame, 1, valueBytesMax);
+    if (decoded.type !== FrameType.entries) return frame;
+    const w = new ByteWriter().u8(frame[0]!).u8(FrameType.entries).varint(decoded.entries.length);
+    let padded = false;
+    for (const entry of decoded.entries) {
+      const bytes = encodeEntry(entry);
+      const keyBytes = bytes[0]!;
+      if (keyBytes >= 0x80) w.raw(bytes);
+      else {
+        w.u8(0x80 | keyBytes).u8(0).raw(bytes.subarray(1));
+        padded = true;
+      }
+    }
+    if (padded) this.stats.paddedFrames++;
+    return w.finish();
+  }
+
   /** Run one side through the core's session driver; its frames go out through `transmit`. */
   private drive(session: Session, side: Side, machine: SyncInitiator | SyncResponder): void {
     const transport: FrameTransport = {
-      send: (frame) => this.transmit(session, side, (to) => to.inbox.push(frame), true),
+      send: (frame) => this.transmit(session, side, (to) => to.inbox.push(this.padded(side.node, frame)), true),
       receive: () => side.inbox.receive(),
       close: () => this.transmit(session, side, (to) => to.inbox.close(), false),
     };
-    const apply = async (entries: Entry[]): Promise<void> => {
+    const apply = async (entries: Entry[], encodings?: (Uint8Array | undefined)[]): Promise<void> => {
       const replica = !session.over && side.node.incarnation === side.incarnation ? side.node.replica : undefined;
       if (!replica) throw new Error('session aborted or node down');
-      const report = await replica.applyRemote(entries);
+      const report = await replica.applyRemote(entries, { encodings });
       this.stats.clockDriftRejections += report.rejectedClockDrift;
     };
     // As production: the responder measures the initiator's clock from its Hello.
@@ -1004,6 +1046,18 @@ export class Simulation {
     if (previous > node.replica!.position().seq) this.violations.push(`node ${node.index}'s index has seq ${previous} past the replica's ${node.replica!.position().seq}`);
   }
 
+  /** Invariant 11: every row stored with the bytes it was received in holds encodeEntry's bytes of its entry. */
+  private checkCanonicalRows(node: SimNode): void {
+    for (const { entry, encoded } of node.disk.storedEncodings()) {
+      if (encoded === undefined) continue;
+      this.stats.rowsKeptAsReceived++;
+      if (Buffer.compare(encoded, encodeEntry(entry)) !== 0) {
+        this.violations.push(`node ${node.index} stores ${entry.key} with bytes that are not its encoding (${encoded.byteLength} bytes, canonical ${encodeEntry(entry).byteLength})`);
+        return;
+      }
+    }
+  }
+
   private async check(): Promise<void> {
     const states: Map<string, string>[] = [];
     for (const node of this.nodes) {
@@ -1039,6 +1093,7 @@ export class Simulation {
       }
     }
     for (const node of this.nodes) this.checkIndex(node);
+    for (const node of this.nodes) this.checkCanonicalRows(node);
     for (const node of this.nodes) {
       const lagging = node.replica!.laggingWatermarks(1);
       if (lagging.length > 0) {

@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { ByteWriter, fromHex, toHex, utf8 } from '../../src/core/bytes.js';
 import {
+  canonicalEncoding,
+  canonicalEntryDigestText,
   checkKey,
   checkValue,
   compareVersions,
@@ -210,6 +212,25 @@ describe('entry encoding', () => {
         assert.ok(error === undefined || error instanceof MalformedError, `threw ${String(error)}`);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // A received entry's digest hashed from its canonical bytes (in place for a live value
+  // without expiry, through a copy for a tombstone or one with an expiry) is its digest; and
+  // canonicalEncoding takes encodeEntry's bytes, read anywhere in a larger buffer, as they are.
+  it('canonicalEntryDigestText and canonicalEncoding agree with the entry', () => {
+    const withExpiry = fc
+      .tuple(entryArb, fc.integer({ min: 1, max: ttlMsMax }))
+      .map(([entry, ttlMs]): Entry => (entry.value === null ? entry : { ...entry, expiresAtMs: hlcWallMs(entry.version.hlc) + ttlMs }));
+    fc.assert(
+      fc.property(fc.oneof(entryArb, withExpiry), fc.nat({ max: 9 }), (entry, before) => {
+        const bytes = encodeEntry(entry);
+        assert.equal(canonicalEntryDigestText(bytes), entryDigestText(entry.key, entry.version));
+        const framed = Buffer.concat([Buffer.alloc(before, 7), bytes, Buffer.alloc(3, 7)]);
+        const kept = canonicalEncoding(framed, before, before + bytes.byteLength, decodeEntry(bytes));
+        assert.ok(kept !== undefined && Buffer.compare(kept, bytes) === 0);
+      }),
+      { numRuns: 500 },
     );
   });
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareVersions, keyHashText, type Entry, type HashText, type Version } from '../../src/core/entry.js';
+import { compareVersions, encodeEntry, keyHashText, type Entry, type HashText, type Version } from '../../src/core/entry.js';
 import { InvalidKeyError, ValueTooLargeError } from '../../src/core/errors.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import { Replica, ReplicaClosedError, sameRoot, type AppliedChange, type ReplicaOptions } from '../../src/core/replica.js';
@@ -49,7 +49,7 @@ function guarded(replica: Replica): Replica {
   const applyRemote = replica.applyRemote.bind(replica);
   replica.put = (key, val) => settlesPromptly(put(key, val), `put(${JSON.stringify(key.slice(0, 20))})`);
   replica.delete = (key) => settlesPromptly(del(key), `delete(${JSON.stringify(key.slice(0, 20))})`);
-  replica.applyRemote = (entries) => settlesPromptly(applyRemote(entries), `applyRemote(${entries.length} entries)`);
+  replica.applyRemote = (entries, options) => settlesPromptly(applyRemote(entries, options), `applyRemote(${entries.length} entries)`);
   return replica;
 }
 
@@ -148,6 +148,35 @@ describe('Replica.applyRemote', () => {
     assert.deepEqual(await replica.get('k'), newer);
     assert.deepEqual(Buffer.from(replica.root().digest), rootAfter);
     assert.equal(replica.entryCount, 1);
+  });
+
+  // Entries applied with their bytes as received (decodeFrame's encodings) end as entries
+  // applied without: the same rows, root and counts. The store keeps the winner's bytes only
+  // when the winner is the entry that came with them: not when a later entry of the same
+  // commit (one without bytes, or a local write) replaced it.
+  it('applies entries with their encodings as it does without', async () => {
+    const t = hlcPack(baseMs - 1_000, 0);
+    const batch = [remote('a', 'a1', t + 1n), remote('b', null, t + 2n), remote('c', 'c1', t + 3n), remote('c', 'c2', t + 4n), remote('d', 'd1', t + 5n)];
+    const encodings = batch.map((entry, i) => (i === 3 ? undefined : encodeEntry(entry)));
+    const withStore = new MemoryStore();
+    const withBytes = guarded(await Replica.open({ nodeId: nodeA, store: withStore, wallClockMs: () => baseMs }));
+    const without = await memoryReplica(nodeA, { ms: baseMs });
+    const pending = withBytes.applyRemote(batch, { encodings });
+    const local = withBytes.put('d', value('local')); // the same commit: replaces d's remote winner
+    assert.deepEqual(await pending, await without.applyRemote(batch));
+    await without.put('d', value('local'));
+    await local;
+    assert.ok(sameRoot(withBytes, without));
+    assert.equal(withBytes.entryCount, without.entryCount);
+    assert.equal(withBytes.tombstoneCount, without.tombstoneCount);
+    const kept = new Map([...withStore.storedEncodings()].map(({ entry, encoded }) => [entry.key, encoded && Buffer.from(encoded).toString('hex')]));
+    assert.deepEqual(Object.fromEntries(kept), {
+      a: Buffer.from(encodeEntry(batch[0]!)).toString('hex'),
+      b: Buffer.from(encodeEntry(batch[1]!)).toString('hex'),
+      c: undefined,
+      d: undefined,
+    });
+    assert.throws(() => withBytes.applyRemote(batch, { encodings: encodings.slice(1) }), /an encoding \(or undefined\) per entry/);
   });
 
   // Within one batch the greatest version of a key wins, whatever its position.

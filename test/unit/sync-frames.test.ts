@@ -119,6 +119,18 @@ const encodedFrameArb: fc.Arbitrary<[Uint8Array, number]> = fc.oneof(
   childrenArb.map(([frame, width]): [Uint8Array, number] => [encodeChildren(frame, width), width]),
 );
 
+/**
+ * A decoded frame without an Entries frame's `encodings`, after checking them: each entry of a
+ * frame encodeFrame made is canonical, so each encoding is a view of exactly encodeEntry's bytes.
+ */
+function checked(frame: Frame): Frame {
+  if (frame.type !== FrameType.entries) return frame;
+  const { encodings, ...rest } = frame;
+  assert.equal(encodings?.length, frame.entries.length, 'an encoding per entry');
+  frame.entries.forEach((entry, i) => assert.deepEqual(Buffer.from(encodings![i]!), Buffer.from(encodeEntry(entry))));
+  return rest;
+}
+
 function varintBytes(value: number): number[] {
   return [...new ByteWriter(16).varint(value).finish()];
 }
@@ -142,7 +154,7 @@ describe('sync frame encoding', () => {
         const bytes = encodeFrame(frame);
         assert.equal(bytes[0], syncProtocolVersion);
         assert.equal(bytes[1], frame.type);
-        assert.deepEqual(decodeFrame(bytes, width, valueLimit), frame);
+        assert.deepEqual(checked(decodeFrame(bytes, width, valueLimit)), frame);
       }),
       { numRuns: 1000 },
     );
@@ -185,7 +197,7 @@ describe('sync frame encoding', () => {
       ],
       [{ type: FrameType.step, level: 0, descend: [0, listMax - 1], pull: [{ level: 5, index: listMax - 1 }], summaries: [] }, 4],
     ];
-    for (const [frame, width] of frames) assert.deepEqual(decodeFrame(encodeFrame(frame), width, valueLimit), frame);
+    for (const [frame, width] of frames) assert.deepEqual(checked(decodeFrame(encodeFrame(frame), width, valueLimit)), frame);
     const children: ChildrenFrame = {
       type: FrameType.children,
       level: 1,
@@ -323,7 +335,44 @@ describe('sync frame decoding of hostile input', () => {
       entries: [{ key: 'k', value: new Uint8Array(100), version: { hlc: 1n, node: '00000000000000aa' } }],
     };
     const bytes = encodeFrame(frame);
-    assert.deepEqual(decodeFrame(bytes, 4, 100), frame);
+    assert.deepEqual(checked(decodeFrame(bytes, 4, 100)), frame);
     assert.throws(() => decodeFrame(bytes, 4, 99), MalformedError);
+  });
+
+  // A peer may encode a length the long way (a varint with a zero continuation byte): the entry
+  // is the same, but its bytes are not canonical, so none are kept for it (the store encodes it
+  // again); the frame's other entries keep theirs. The encoding canary keeps them all.
+  it('keeps the bytes of an entry as its encoding only when they are canonical', () => {
+    const version = { hlc: 1n << 20n, node: '00000000000000aa' };
+    const entries = [
+      { key: 'plain', value: new Uint8Array([1, 2, 3]), version },
+      { key: 'padded key length', value: new Uint8Array([4]), version },
+      { key: 'padded value length', value: new Uint8Array([5, 6]), version },
+      { key: 'padded ttl', value: new Uint8Array([7]), version, expiresAtMs: Number(version.hlc >> 16n) + 5 },
+      { key: 'tombstone', value: null, version },
+    ];
+    const pad = (bytes: Uint8Array, at: number): Uint8Array => Buffer.concat([bytes.subarray(0, at), Buffer.from([bytes[at]! | 0x80, 0]), bytes.subarray(at + 1)]);
+    const encoded = entries.map((entry) => encodeEntry(entry));
+    const keyEnd = (i: number): number => 1 + encoded[i]![0]!;
+    const wire = [
+      encoded[0]!,
+      pad(encoded[1]!, 0),
+      pad(encoded[2]!, keyEnd(2) + 1 + 16),
+      pad(encoded[3]!, keyEnd(3) + 1 + 16),
+      encoded[4]!,
+    ];
+    const frame = new ByteWriter().u8(syncProtocolVersion).u8(FrameType.entries).varint(wire.length);
+    for (const bytes of wire) frame.raw(bytes);
+    const bytes = frame.finish();
+    const decoded = decodeFrame(bytes, 4, valueLimit);
+    assert.equal(decoded.type, FrameType.entries);
+    if (decoded.type !== FrameType.entries) return;
+    assert.deepEqual(decoded.entries, entries, 'the padded entries decode to the same entries');
+    assert.deepEqual(
+      decoded.encodings!.map((e) => (e === undefined ? undefined : Buffer.from(e))),
+      [Buffer.from(encoded[0]!), undefined, undefined, undefined, Buffer.from(encoded[4]!)],
+    );
+    const unchecked = decodeFrame(bytes, 4, valueLimit, { encodingsUnchecked: true });
+    assert.ok(unchecked.type === FrameType.entries && unchecked.encodings!.every((e, i) => Buffer.compare(e!, wire[i]!) === 0));
   });
 });

@@ -33,8 +33,8 @@ function keysIn(partition: number, count: number, tag = 'k'): string[] {
 
 function restrictedPair(a: Replica, b: Replica, aPartitions?: Uint8Array, bPartitions?: Uint8Array, salt = 99): Promise<LoopbackResult> {
   return runLoopbackSession(
-    { ctx: a.syncContext({ cluster, partitions: aPartitions }), apply: (entries) => a.applyRemote(entries) },
-    { ctx: b.syncContext({ cluster, partitions: bPartitions }), apply: (entries) => b.applyRemote(entries) },
+    { ctx: a.syncContext({ cluster, partitions: aPartitions }), apply: (entries, encodings) => a.applyRemote(entries, { encodings }) },
+    { ctx: b.syncContext({ cluster, partitions: bPartitions }), apply: (entries, encodings) => b.applyRemote(entries, { encodings }) },
     salt,
   );
 }
