@@ -62,7 +62,7 @@ import type { GossipSub, GossipsubMessage, Message } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
-import { compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
+import { canonicalEncoding, compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax, keyBytesMax } from '../core/limits.js';
 import { layoutEnvelopeBytesMax } from '../core/layout-wire.js';
@@ -77,9 +77,10 @@ const gossipVersion = 1;
 export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5, entries: 6, layout: 7 } as const;
 
 export type GossipMessage =
-  | { type: 'entry'; entry: Entry }
+  /** Decoded messages: `encoding(s)`, as an Entries frame's (sync-frames.ts), each entry's bytes in the message when canonical. */
+  | { type: 'entry'; entry: Entry; encoding?: Uint8Array | undefined }
   /** 1 to gossipBatchEntriesMax entries (the local writes of one commit, or part of them). */
-  | { type: 'entries'; entries: Entry[] }
+  | { type: 'entries'; entries: Entry[]; encodings?: (Uint8Array | undefined)[] }
   | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
   | { type: 'leave'; peer: string }
   | { type: 'members'; peer: string; addresses: string[] }
@@ -196,9 +197,12 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
   const type = r.u8();
   let message: GossipMessage;
   switch (type) {
-    case GossipType.entry:
-      message = { type: 'entry', entry: readEntry(r, valueBytesMax) };
+    case GossipType.entry: {
+      const start = r.position;
+      const entry = readEntry(r, valueBytesMax);
+      message = { type: 'entry', entry, encoding: canonicalEncoding(bytes, start, r.position, entry) };
       break;
+    }
     case GossipType.announce: {
       const key = r.string(keyBytesMax, 'key length');
       const version = readVersion(r);
@@ -227,8 +231,14 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
       const count = r.bounded(gossipBatchEntriesMax, 'entry count');
       if (count === 0) throw new MalformedError('an entries message with no entries');
       const entries: Entry[] = [];
-      for (let i = 0; i < count; i++) entries.push(readEntry(r, valueBytesMax));
-      message = { type: 'entries', entries };
+      const encodings: (Uint8Array | undefined)[] = [];
+      for (let i = 0; i < count; i++) {
+        const start = r.position;
+        const entry = readEntry(r, valueBytesMax);
+        entries.push(entry);
+        encodings.push(canonicalEncoding(bytes, start, r.position, entry));
+      }
+      message = { type: 'entries', entries, encodings };
       break;
     }
     case GossipType.layout: {
@@ -447,20 +457,22 @@ export class Gossip {
     }
     if (decoded.type === 'entry' || decoded.type === 'entries') {
       const entries = decoded.type === 'entry' ? [decoded.entry] : decoded.entries;
+      const encodings = decoded.type === 'entry' ? [decoded.encoding] : decoded.encodings;
       await this.components.replica.whenRoom(entries.length);
       this.components.counters.add('gossip_received');
       this.components.counters.add('gossip_write_messages_received');
       this.components.counters.add('gossip_entries_received', entries.length);
-      void this.apply(entries);
+      void this.apply(entries, encodings);
       return TopicValidatorResult.Ignore;
     }
     this.decoded.set(message, decoded);
     return TopicValidatorResult.Accept;
   }
 
-  private async apply(entries: Entry[]): Promise<void> {
+  /** `encodings` are views of the message's bytes: they keep it until the commit (at most the remote queue's entries). */
+  private async apply(entries: Entry[], encodings: (Uint8Array | undefined)[] | undefined): Promise<void> {
     try {
-      const report = await this.components.replica.applyRemote(entries);
+      const report = await this.components.replica.applyRemote(entries, { encodings });
       if (report.rejectedClockDrift) this.components.counters.add('clock_drift_rejected', report.rejectedClockDrift);
       if (report.rejectedInvalid) this.components.counters.add('gossip_rejected', report.rejectedInvalid);
     } catch (error) {

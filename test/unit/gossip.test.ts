@@ -2,10 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub';
 import type { AppliedChange, ApplyReport, Replica } from '../../src/core/replica.js';
-import { Gossip, GossipType, decodeGossip, decodeMemberMessage, encodeGossip, encodeMemberMessage, gossipEntryBytes, gossipValueBytesMaxDefault } from '../../src/net/gossip.js';
+import { Gossip, GossipType, decodeGossip, decodeMemberMessage, encodeGossip, encodeMemberMessage, gossipEntryBytes, gossipValueBytesMaxDefault, type GossipMessage } from '../../src/net/gossip.js';
 import type { MemberMessage } from '../../src/core/membership.js';
 import { ByteWriter } from '../../src/core/bytes.js';
-import { keyHashText, writeEntry, type Entry } from '../../src/core/entry.js';
+import { encodeEntry, keyHashText, writeEntry, type Entry } from '../../src/core/entry.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax } from '../../src/core/limits.js';
 import { Counters } from '../../src/util/counters.js';
 import { value } from '../helpers/replicas.js';
@@ -24,6 +24,26 @@ function fakePubsub(subscribers: string[], published: Uint8Array[]) {
       return { recipients: [] };
     },
   };
+}
+
+
+/**
+ * decodeGossip, with each write's encoding checked (every entry here is encoded canonically,
+ * so each is a view of exactly encodeEntry's bytes) and left out, to compare with a message.
+ */
+function decoded(bytes: Uint8Array, valueBytesMax: number): GossipMessage {
+  const message = decodeGossip(bytes, valueBytesMax);
+  if (message.type === 'entry') {
+    const { encoding, ...rest } = message;
+    assert.deepEqual(Buffer.from(encoding!), Buffer.from(encodeEntry(message.entry)));
+    return rest;
+  }
+  if (message.type === 'entries') {
+    const { encodings, ...rest } = message;
+    message.entries.forEach((entry, i) => assert.deepEqual(Buffer.from(encodings![i]!), Buffer.from(encodeEntry(entry))));
+    return rest;
+  }
+  return message;
 }
 
 describe('Gossip.publishChange', () => {
@@ -65,7 +85,7 @@ describe('Gossip.publishChange', () => {
     gossip.publishChange(change);
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(published.length, 1);
-    assert.deepEqual(decodeGossip(published[0]!, 1024), { type: 'entry', entry: change.entry });
+    assert.deepEqual(decoded(published[0]!, 1024), { type: 'entry', entry: change.entry });
     assert.equal(counters.get('gossip_published'), 1);
     gossip.stop();
   });
@@ -105,7 +125,7 @@ describe('member messages', () => {
       const body = encodeMemberMessage(message);
       assert.deepEqual(decodeMemberMessage(body), message);
       const wire = encodeGossip({ type: 'member', message, body, signature: new Uint8Array([1, 2, 3]) });
-      assert.deepEqual(decodeGossip(wire, 1024), { type: 'member', message, body, signature: new Uint8Array([1, 2, 3]) });
+      assert.deepEqual(decoded(wire, 1024), { type: 'member', message, body, signature: new Uint8Array([1, 2, 3]) });
     }
     assert.notDeepEqual(encodeMemberMessage(alive(1)), encodeMemberMessage(alive(2)));
   });
@@ -143,7 +163,7 @@ describe('gossip entries message', () => {
     const wire = encodeGossip({ type: 'entries', entries });
     assert.equal(wire[1], GossipType.entries);
     assert.equal(wire.byteLength, 3 + entries.reduce((sum, e) => sum + gossipEntryBytes(e), 0), 'exact size: header + encoded entries');
-    assert.deepEqual(decodeGossip(wire, 1024), { type: 'entries', entries });
+    assert.deepEqual(decoded(wire, 1024), { type: 'entries', entries });
     // The same bytes as the generic writer produces.
     assert.deepEqual(wire, entriesBytes(entries.length, entries));
   });
@@ -199,23 +219,23 @@ describe('gossip entries message', () => {
   // Types 1-5 as older nodes put them on the wire (bytes written by the encoder before type 6).
   it('still decodes the older message types', () => {
     const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
-    assert.deepEqual(decodeGossip(hex('0101026b31000123456789abcdef00000000000000aa03010203'), 1024), {
+    assert.deepEqual(decoded(hex('0101026b31000123456789abcdef00000000000000aa03010203'), 1024), {
       type: 'entry',
       entry: { key: 'k1', value: Uint8Array.from([1, 2, 3]), version: { hlc: 0x0123456789abcdefn, node: nodeA } },
     });
-    assert.deepEqual(decodeGossip(hex('010104676f6e6501000000000000000500000000000000bb'), 1024), {
+    assert.deepEqual(decoded(hex('010104676f6e6501000000000000000500000000000000bb'), 1024), {
       type: 'entry',
       entry: { key: 'gone', value: null, version: { hlc: 5n, node: '00000000000000bb' } },
     });
-    assert.deepEqual(decodeGossip(hex('010203626967000000000000000700000000000000aaa08d06057065657241'), 1 << 20), {
+    assert.deepEqual(decoded(hex('010203626967000000000000000700000000000000aaa08d06057065657241'), 1 << 20), {
       type: 'announce',
       key: 'big',
       version: { hlc: 7n, node: nodeA },
       valueBytes: 100000,
       origin: 'peerA',
     });
-    assert.deepEqual(decodeGossip(hex('0103057065657242'), 1024), { type: 'leave', peer: 'peerB' });
-    assert.deepEqual(decodeGossip(hex('010405706565724201122f6970342f312e322e332e342f7463702f35'), 1024), { type: 'members', peer: 'peerB', addresses: ['/ip4/1.2.3.4/tcp/5'] });
+    assert.deepEqual(decoded(hex('0103057065657242'), 1024), { type: 'leave', peer: 'peerB' });
+    assert.deepEqual(decoded(hex('010405706565724201122f6970342f312e322e332e342f7463702f35'), 1024), { type: 'members', peer: 'peerB', addresses: ['/ip4/1.2.3.4/tcp/5'] });
   });
 });
 
@@ -230,7 +250,7 @@ describe('Gossip batching', () => {
     gossip.start();
     return { gossip, published, counters };
   }
-  const decodeAll = (published: Uint8Array[]) => published.map((bytes) => decodeGossip(bytes, 1 << 20));
+  const decodeAll = (published: Uint8Array[]) => published.map((bytes) => decoded(bytes, 1 << 20));
 
   // A lone write goes out before anything else runs (no timer), in the old `entry` format.
   it('publishes a lone write within the same turn, as an entry message', async () => {
@@ -317,7 +337,7 @@ describe('Gossip batching', () => {
 describe('Gossip receiving', () => {
   /** A replica that records whenRoom and applyRemote calls; the room is given by the test. */
   function receiver(report: Partial<ApplyReport> = {}) {
-    const calls: { whenRoom: number[]; applied: Entry[][] } = { whenRoom: [], applied: [] };
+    const calls: { whenRoom: number[]; applied: Entry[][]; encodings: string[][] } = { whenRoom: [], applied: [], encodings: [] };
     let openRoom: () => void = () => undefined;
     const room = new Promise<void>((resolve) => (openRoom = resolve));
     const replica = {
@@ -325,8 +345,9 @@ describe('Gossip receiving', () => {
         calls.whenRoom.push(entries);
         return room;
       },
-      applyRemote: async (entries: Entry[]) => {
+      applyRemote: async (entries: Entry[], options: { encodings?: (Uint8Array | undefined)[] } = {}) => {
         calls.applied.push(entries);
+        calls.encodings.push((options.encodings ?? []).map((bytes) => (bytes === undefined ? 'none' : Buffer.from(bytes).toString('hex'))));
         return { applied: entries.length, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0, ...report };
       },
     };
@@ -356,6 +377,8 @@ describe('Gossip receiving', () => {
     await validating;
     assert.equal(result, TopicValidatorResult.Ignore, 'applied here, so gossipsub neither forwards nor delivers it');
     assert.deepEqual(calls.applied, [entries]);
+    // Each entry's bytes go along (the store keeps them as they are: Replica.applyRemote).
+    assert.deepEqual(calls.encodings, [entries.map((entry) => Buffer.from(encodeEntry(entry)).toString('hex'))]);
     assert.equal(counters.get('gossip_received'), 1);
     assert.equal(counters.get('gossip_write_messages_received'), 1);
     assert.equal(counters.get('gossip_entries_received'), 3);
@@ -363,6 +386,7 @@ describe('Gossip receiving', () => {
     // An old single-entry message takes the same path.
     assert.equal(await validate(encodeGossip({ type: 'entry', entry: entryOf(9) })), TopicValidatorResult.Ignore);
     assert.deepEqual(calls.applied[1], [entryOf(9)]);
+    assert.deepEqual(calls.encodings[1], [Buffer.from(encodeEntry(entryOf(9))).toString('hex')]);
     gossip.stop();
   });
 
