@@ -18,7 +18,7 @@ import { createHash, hash } from 'node:crypto';
 import { byteRange, ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { assert, InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
-import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, ttlMsMax, valueBytesMax } from './limits.js';
+import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, receivedEncodingBytesMax, ttlMsMax, valueBytesMax } from './limits.js';
 
 /** A node id: `nodeIdBytes` bytes as lowercase hex, so string order is byte order. */
 export type NodeId = string;
@@ -354,9 +354,11 @@ function writeVarint(target: Uint8Array, offset: number, value: number): number 
  * read are at least encodedEntryBytes(entry) long, and equal only when each field is canonical.
  * (A decoder that changed the key, e.g. one that dropped a byte-order mark, makes the
  * encoding shorter still: not equal either.) A peer that pads a varint is not refused: its
- * entry is encoded again, as every entry was before.
+ * entry is encoded again, as every entry was before; so is an entry above
+ * receivedEncodingBytesMax.
  */
 export function canonicalEncoding(bytes: Uint8Array, start: number, end: number, entry: Entry): Uint8Array | undefined {
+  if (end - start > receivedEncodingBytesMax) return undefined; // see the limit: pins its frame
   readVarintAt(bytes, start, varintOut);
   if (varintOut.end < 0) return undefined;
   return end - start === encodedEntryBytes(entry, varintOut.value) ? byteRange(bytes, start, end) : undefined;

@@ -139,6 +139,15 @@ export const syncIdleMsMax = 5_000;
  */
 export const frameBufferBytesMax = 2 * (valueBytesMax + 2 * 1024 * 1024);
 
+/**
+ * Largest received entry whose bytes travel with it to the store as they came (entry.ts,
+ * canonicalEncoding): they are a view of the frame or message, which they keep in memory
+ * until the commit, beside the value's own copy. A larger entry is encoded again instead, one
+ * copy of its value, which its size dominates anyway (and LevelStore gives a row above its
+ * 64 KiB scratch memory of its own either way).
+ */
+export const receivedEncodingBytesMax = 64 * 1024;
+
 /** Writes a replica folds into one storage batch (group commit). */
 export const writeBatchOpsMax = 1024;
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { ByteWriter } from '../../src/core/bytes.js';
 import { encodeEntry } from '../../src/core/entry.js';
 import { MalformedError } from '../../src/core/errors.js';
-import { controlFrameBytesMax, merkleDepthMax, merkleFanout, syncProtocolVersion } from '../../src/core/limits.js';
+import { controlFrameBytesMax, merkleDepthMax, merkleFanout, receivedEncodingBytesMax, syncProtocolVersion } from '../../src/core/limits.js';
 import {
   FrameType,
   RefuseReason,
@@ -121,13 +121,18 @@ const encodedFrameArb: fc.Arbitrary<[Uint8Array, number]> = fc.oneof(
 
 /**
  * A decoded frame without an Entries frame's `encodings`, after checking them: each entry of a
- * frame encodeFrame made is canonical, so each encoding is a view of exactly encodeEntry's bytes.
+ * frame encodeFrame made is canonical, so each encoding is a view of exactly encodeEntry's bytes
+ * (none for an entry above receivedEncodingBytesMax).
  */
 function checked(frame: Frame): Frame {
   if (frame.type !== FrameType.entries) return frame;
   const { encodings, ...rest } = frame;
   assert.equal(encodings?.length, frame.entries.length, 'an encoding per entry');
-  frame.entries.forEach((entry, i) => assert.deepEqual(Buffer.from(encodings![i]!), Buffer.from(encodeEntry(entry))));
+  frame.entries.forEach((entry, i) => {
+    const canonical = encodeEntry(entry);
+    if (canonical.byteLength > receivedEncodingBytesMax) assert.equal(encodings![i], undefined);
+    else assert.deepEqual(Buffer.from(encodings![i]!), Buffer.from(canonical));
+  });
   return rest;
 }
 
@@ -341,8 +346,9 @@ describe('sync frame decoding of hostile input', () => {
 
   // A peer may encode a length the long way (a varint with a zero continuation byte): the entry
   // is the same, but its bytes are not canonical, so none are kept for it (the store encodes it
-  // again); the frame's other entries keep theirs. The encoding canary keeps them all.
-  it('keeps the bytes of an entry as its encoding only when they are canonical', () => {
+  // again); the frame's other entries keep theirs, but for a large one. The encoding canary
+  // keeps them all.
+  it('keeps the bytes of an entry as its encoding only when they are canonical and not large', () => {
     const version = { hlc: 1n << 20n, node: '00000000000000aa' };
     const entries = [
       { key: 'plain', value: new Uint8Array([1, 2, 3]), version },
@@ -350,6 +356,8 @@ describe('sync frame decoding of hostile input', () => {
       { key: 'padded value length', value: new Uint8Array([5, 6]), version },
       { key: 'padded ttl', value: new Uint8Array([7]), version, expiresAtMs: Number(version.hlc >> 16n) + 5 },
       { key: 'tombstone', value: null, version },
+      // Canonical but large: encoded again rather than keep the frame (receivedEncodingBytesMax).
+      { key: 'large', value: new Uint8Array(receivedEncodingBytesMax), version },
     ];
     const pad = (bytes: Uint8Array, at: number): Uint8Array => Buffer.concat([bytes.subarray(0, at), Buffer.from([bytes[at]! | 0x80, 0]), bytes.subarray(at + 1)]);
     const encoded = entries.map((entry) => encodeEntry(entry));
@@ -360,6 +368,7 @@ describe('sync frame decoding of hostile input', () => {
       pad(encoded[2]!, keyEnd(2) + 1 + 16),
       pad(encoded[3]!, keyEnd(3) + 1 + 16),
       encoded[4]!,
+      encoded[5]!,
     ];
     const frame = new ByteWriter().u8(syncProtocolVersion).u8(FrameType.entries).varint(wire.length);
     for (const bytes of wire) frame.raw(bytes);
@@ -370,7 +379,7 @@ describe('sync frame decoding of hostile input', () => {
     assert.deepEqual(decoded.entries, entries, 'the padded entries decode to the same entries');
     assert.deepEqual(
       decoded.encodings!.map((e) => (e === undefined ? undefined : Buffer.from(e))),
-      [Buffer.from(encoded[0]!), undefined, undefined, undefined, Buffer.from(encoded[4]!)],
+      [Buffer.from(encoded[0]!), undefined, undefined, undefined, Buffer.from(encoded[4]!), undefined],
     );
     const unchecked = decodeFrame(bytes, 4, valueLimit, { encodingsUnchecked: true });
     assert.ok(unchecked.type === FrameType.entries && unchecked.encodings!.every((e, i) => Buffer.compare(e!, wire[i]!) === 0));
