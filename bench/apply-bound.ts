@@ -4,9 +4,11 @@
  * code V8 has not optimised yet) that applies `--entries` received entries, in frames of
  * `--frame` (each entry `[varint length][encodeEntry bytes]`, 100-byte values, all keys new),
  * to a fresh LevelDB directory, one of two ways:
- * - `today`: `readEntry` per entry (and its bytes kept as its encoding when canonical, as
- *   decodeFrame does), then `Replica.applyRemote` per frame on a LevelStore, up to 4 frames in
- *   flight (as the sync session driver pipelines them);
+ * - `today`: `readEntry` per entry (its value copied into the frame's shared chunks and its
+ *   bytes kept as its encoding when canonical, as decodeFrame does), then
+ *   `Replica.applyRemote` per frame on a LevelStore, up to 4 frames in flight (as the sync
+ *   session driver pipelines them); `own`: the same with a copy of its own per value (as
+ *   before 2026-12-06: docs/measurements.md);
  * - `bound`: one loop per frame over the received bytes: `readEncodedEntryFacts`, both hashes
  *   in place, the key filter's check, the `e`, `s` and `k` rows copied from the received bytes
  *   into scratch memory and put (src/store/batch-rows.ts), one batch write a frame (one at a
@@ -26,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Level } from 'level';
 import { ByteReader } from '../src/core/bytes.js';
-import { canonicalEncoding, encodedEntryDigestText, encodedEntryFacts, encodedKeyHashText, encodeEntry, hashPrefixDigits, readEncodedEntryFacts, readEntry, type Entry, type HashText } from '../src/core/entry.js';
+import { canonicalEncoding, encodedEntryDigestText, encodedEntryFacts, encodedKeyHashText, encodeEntry, hashPrefixDigits, readEncodedEntryFacts, readEntry, ReceivedValues, type Entry, type HashText } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
 import { KeyFilter } from '../src/core/key-filter.js';
 import { merkleDepthDefault } from '../src/core/limits.js';
@@ -48,7 +50,7 @@ const { values } = parseArgs({
 const entries = Number(values.entries);
 const frameEntries = Number(values.frame);
 const noStore = values['no-store'];
-const variants = ['today', 'bound'] as const;
+const variants = ['today', 'own', 'bound'] as const;
 type Variant = (typeof variants)[number];
 
 /** The received frames: `[varint length][entry bytes]` each, `frameEntries` entries a frame. */
@@ -78,7 +80,7 @@ function frames(): Uint8Array[] {
   return out;
 }
 
-async function today(received: Uint8Array[], dir: string): Promise<number> {
+async function today(received: Uint8Array[], dir: string, ownValues = false): Promise<number> {
   const store = new LevelStore(dir);
   const replica = await Replica.open({ nodeId: '00000000000000bb', store, wallClockMs: Date.now });
   const pending: Promise<unknown>[] = [];
@@ -86,10 +88,11 @@ async function today(received: Uint8Array[], dir: string): Promise<number> {
     const reader = new ByteReader(frame);
     const list: Entry[] = [];
     const encodings: (Uint8Array | undefined)[] = [];
+    const received = ownValues ? undefined : new ReceivedValues(frame.byteLength);
     while (reader.remaining > 0) {
       const bytes = reader.raw(reader.varint());
       const entry = new ByteReader(bytes);
-      const decoded = readEntry(entry);
+      const decoded = readEntry(entry, undefined, received);
       entry.end();
       list.push(decoded);
       encodings.push(canonicalEncoding(bytes, 0, bytes.byteLength, decoded));
@@ -194,7 +197,7 @@ async function runOne(variant: Variant): Promise<void> {
   try {
     const startedMs = performance.now();
     const cpu = process.cpuUsage();
-    const applied = variant === 'today' ? await today(received, dir) : await bound(received, dir);
+    const applied = variant === 'bound' ? await bound(received, dir) : await today(received, dir, variant === 'own');
     const used = process.cpuUsage(cpu);
     if (applied !== entries) throw new Error(`${variant} applied ${applied} of ${entries} entries`);
     console.log(JSON.stringify({ wallMs: performance.now() - startedMs, cpuMs: (used.user + used.system) / 1000 }));

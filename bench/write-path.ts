@@ -25,8 +25,10 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
-import { encodeEntry, type Entry } from '../src/core/entry.js';
+import { ByteReader, ByteWriter } from '../src/core/bytes.js';
+import { encodeEntry, readEntry, ReceivedValues, writeEntry, type Entry } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
+import { valueBytesMax } from '../src/core/limits.js';
 import { Replica } from '../src/core/replica.js';
 import { LevelStore } from '../src/store/level-store.js';
 import { formatInt, formatPercent, median } from './lib/stats.js';
@@ -182,6 +184,35 @@ async function storeWriteMainThreadUs(dir: string, w: Workload, received = false
   return (syncMs * 1000) / w.keys.length;
 }
 
+/**
+ * readEntry's time per received entry (frames of batchOps entries, as decodeFrame reads them;
+ * the decoded entries of the last 8 frames kept alive, as a session's pipeline keeps them).
+ * `shared`: each frame's values copied into shared chunks (ReceivedValues, what sync frames and
+ * gossip messages do); otherwise a copy of its own per value (before 2026-12-06).
+ */
+function decodeUs(w: Workload, shared: boolean): number {
+  const wallMs = Date.now();
+  const frames: Uint8Array[] = [];
+  for (let first = 0; first < w.keys.length; first += batchOps) {
+    const writer = new ByteWriter();
+    for (let i = first; i < Math.min(first + batchOps, w.keys.length); i++) {
+      writeEntry(writer, { key: w.keys[i]!, value: w.values[i]!, version: { hlc: hlcPack(wallMs, i % 0xffff), node: benchNodeId } });
+    }
+    frames.push(writer.finish());
+  }
+  const kept: Entry[][] = [];
+  const startedMs = performance.now();
+  for (const frame of frames) {
+    const reader = new ByteReader(frame);
+    const values = shared ? new ReceivedValues(frame.byteLength) : undefined;
+    const entries: Entry[] = [];
+    while (reader.remaining > 0) entries.push(readEntry(reader, valueBytesMax, values));
+    kept.push(entries);
+    if (kept.length > 8) kept.shift();
+  }
+  return ((performance.now() - startedMs) * 1000) / w.keys.length;
+}
+
 interface Variant {
   name: string;
   run: (dir: string, w: Workload) => Promise<number>;
@@ -227,6 +258,8 @@ async function main(): Promise<void> {
   const rates = variants.map(() => [] as number[]);
   const mainThreadUs: number[] = [];
   const receivedUs: number[] = [];
+  const decodeSharedUs: number[] = [];
+  const decodeOwnUs: number[] = [];
   console.log(`write path: ${formatInt(options.puts)} puts of ${valueBytes} B, ${options.reps} repeats; ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   try {
     // Warm-up: JIT and the native addon, not counted.
@@ -248,8 +281,12 @@ async function main(): Promise<void> {
       rmSync(join(work, `${rep}-main-thread`), { recursive: true, force: true });
       receivedUs.push(await storeWriteMainThreadUs(join(work, `${rep}-received`), w, true));
       rmSync(join(work, `${rep}-received`), { recursive: true, force: true });
+      // Alternated, so that neither always runs on the heap the other left.
+      if (rep % 2 === 0) decodeSharedUs.push(decodeUs(w, true));
+      decodeOwnUs.push(decodeUs(w, false));
+      if (rep % 2 === 1) decodeSharedUs.push(decodeUs(w, true));
       console.log(
-        `  rep ${rep + 1}/${options.reps}: ${line.join(' / ')}; LevelStore.write main thread ${mainThreadUs.at(-1)!.toFixed(2)} us/entry (${receivedUs.at(-1)!.toFixed(2)} with received bytes)`,
+        `  rep ${rep + 1}/${options.reps}: ${line.join(' / ')}; LevelStore.write main thread ${mainThreadUs.at(-1)!.toFixed(2)} us/entry (${receivedUs.at(-1)!.toFixed(2)} with received bytes); decode ${decodeSharedUs.at(-1)!.toFixed(2)} us/entry (${decodeOwnUs.at(-1)!.toFixed(2)} with a copy per value)`,
       );
     }
   } finally {
@@ -262,8 +299,9 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(`${row.name.padEnd(width)}  ${formatInt(row.putsPerS).padStart(9)}  ${formatPercent(row.ratio).padStart(8)}`);
   console.log(`LevelStore.write(${batchOps}) main-thread time: ${median(mainThreadUs).toFixed(2)} us an entry (median; key hashes included)`);
   console.log(`LevelStore.write(${batchOps}) main-thread time, entries with their received bytes: ${median(receivedUs).toFixed(2)} us an entry (median)`);
+  console.log(`readEntry of received frames of ${batchOps}: ${median(decodeSharedUs).toFixed(2)} us an entry with the values in shared chunks, ${median(decodeOwnUs).toFixed(2)} with a copy per value (medians)`);
   console.log(`(load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
-  if (options.json) writeFileSync(options.json, JSON.stringify({ options, rates: Object.fromEntries(variants.map((v, i) => [v.name, rates[i]])), rows }, null, 2));
+  if (options.json) writeFileSync(options.json, JSON.stringify({ options, rates: Object.fromEntries(variants.map((v, i) => [v.name, rates[i]])), rows, mainThreadUs, receivedUs, decodeSharedUs, decodeOwnUs }, null, 2));
 }
 
 main().catch((error: unknown) => {

@@ -18,7 +18,17 @@ import { createHash, hash } from 'node:crypto';
 import { byteRange, ByteReader, ByteWriter, fromHex, toHex, utf8 } from './bytes.js';
 import { assert, InvalidKeyError, MalformedError, ValueTooLargeError } from './errors.js';
 import { hlcCounter, hlcPack, hlcWallMs, type Hlc } from './hlc.js';
-import { hlcCounterMax, hlcWallMsMax, keyBytesMax, nodeIdBytes, receivedEncodingBytesMax, ttlMsMax, valueBytesMax } from './limits.js';
+import {
+  hlcCounterMax,
+  hlcWallMsMax,
+  keyBytesMax,
+  nodeIdBytes,
+  receivedEncodingBytesMax,
+  receivedValuesChunkBytesMax,
+  receivedValuesSharedBytesMax,
+  ttlMsMax,
+  valueBytesMax,
+} from './limits.js';
 
 /** A node id: `nodeIdBytes` bytes as lowercase hex, so string order is byte order. */
 export type NodeId = string;
@@ -273,7 +283,47 @@ export function writeEntry(writer: ByteWriter, entry: Entry): void {
   if (entry.value !== null) writer.bytes(entry.value);
 }
 
-export function readEntry(reader: ByteReader, limit = valueBytesMax): Entry {
+/**
+ * Copies of the values of one received frame or message (readEntry's `values`), carved out of
+ * chunks of at most receivedValuesChunkBytesMax that only this frame's values share: one
+ * allocation for hundreds of small values instead of one each (limits.ts says what that
+ * costs). A chunk is no larger than what the frame can still hold, so a one-entry message
+ * allocates about its value, as a copy of its own would. A value above
+ * receivedValuesSharedBytesMax is copied on its own. Each value is a plain Uint8Array (not a
+ * Buffer: its slice() copies).
+ */
+export class ReceivedValues {
+  private chunk: Uint8Array | undefined;
+  private used = 0;
+  /** Bytes of the frame not yet copied from: its values' total is at most this. */
+  private frameBytesLeft: number;
+
+  /** `frameBytes`: the received frame's or message's length. */
+  constructor(frameBytes: number) {
+    this.frameBytesLeft = frameBytes;
+  }
+
+  /** A copy of `bytes` (a value of the frame). */
+  copy(bytes: Uint8Array): Uint8Array {
+    const length = bytes.byteLength;
+    this.frameBytesLeft = Math.max(0, this.frameBytesLeft - length);
+    if (length > receivedValuesSharedBytesMax || length === 0) return bytes.slice();
+    if (this.chunk === undefined || this.used + length > this.chunk.byteLength) {
+      this.chunk = new Uint8Array(Math.min(receivedValuesChunkBytesMax, length + this.frameBytesLeft));
+      this.used = 0;
+    }
+    this.chunk.set(bytes, this.used);
+    const value = new Uint8Array(this.chunk.buffer, this.used, length);
+    this.used += length;
+    return value;
+  }
+}
+
+/**
+ * One entry (writeEntry's encoding). Its value is copied, so that a kept entry never keeps the
+ * received bytes in memory: into `values` (the frame's shared chunks) when given, else on its own.
+ */
+export function readEntry(reader: ByteReader, limit = valueBytesMax, values?: ReceivedValues): Entry {
   const key = reader.string(keyBytesMax, 'key length');
   if (key.length === 0) throw new MalformedError('empty key');
   const flags = reader.u8();
@@ -286,8 +336,11 @@ export function readEntry(reader: ByteReader, limit = valueBytesMax): Entry {
     if (ttlMs < 1 || ttlMs > ttlMsMax) throw new MalformedError(`TTL ${ttlMs} ms is outside 1..${ttlMsMax}`);
     expiresAtMs = hlcWallMs(version.hlc) + ttlMs;
   }
-  // Copy the value out so a stored entry never pins a large network buffer.
-  const value = flags & flagTombstone ? null : reader.bytes(limit, 'value length').slice();
+  let value: Uint8Array | null = null;
+  if (!(flags & flagTombstone)) {
+    const bytes = reader.bytes(limit, 'value length');
+    value = values === undefined ? bytes.slice() : values.copy(bytes);
+  }
   return expiresAtMs === undefined ? { key, value, version } : { key, value, version, expiresAtMs };
 }
 

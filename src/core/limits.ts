@@ -148,6 +148,19 @@ export const frameBufferBytesMax = 2 * (valueBytesMax + 2 * 1024 * 1024);
  */
 export const receivedEncodingBytesMax = 64 * 1024;
 
+/**
+ * The values of one received sync frame or gossip message are copied into shared chunks of at
+ * most this many bytes (entry.ts, ReceivedValues) instead of one allocation each: a small
+ * typed array of its own costs an off-heap allocation, its tracking and its release by the
+ * garbage collector, ~1.3 us on this machine against ~0.15 us for a view of a chunk (a
+ * 100-byte value; docs/measurements.md, 2026-12-06 (3)), ~10 % of a catch-up's per-entry
+ * work. A value kept beyond its commit keeps its chunk in memory: at most this, and only the
+ * values of its own frame or message (a chunk is never shared between two).
+ */
+export const receivedValuesChunkBytesMax = 64 * 1024;
+/** Values above this get an allocation of their own (their copy costs more than its allocation). */
+export const receivedValuesSharedBytesMax = 4 * 1024;
+
 /** Writes a replica folds into one storage batch (group commit). */
 export const writeBatchOpsMax = 1024;
 

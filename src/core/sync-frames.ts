@@ -25,7 +25,7 @@
  */
 import { byteRange, ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
 import { hlcCounter, hlcPack, hlcWallMs } from './hlc.js';
-import { canonicalEncoding, readEntry, writeEntry, type Entry, type Version } from './entry.js';
+import { canonicalEncoding, readEntry, ReceivedValues, writeEntry, type Entry, type Version } from './entry.js';
 import { MalformedError } from './errors.js';
 import { partitionBitmapBytes } from './layout.js';
 import {
@@ -364,9 +364,10 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
       const count = r.bounded(bytes.byteLength, 'entry count');
       const entries: Entry[] = [];
       const encodings: (Uint8Array | undefined)[] = [];
+      const values = new ReceivedValues(bytes.byteLength);
       for (let i = 0; i < count; i++) {
         const start = r.position;
-        const entry = readEntry(r, valueBytesMax);
+        const entry = readEntry(r, valueBytesMax, values);
         entries.push(entry);
         encodings.push(options.encodingsUnchecked === true ? byteRange(bytes, start, r.position) : canonicalEncoding(bytes, start, r.position, entry));
       }

@@ -62,7 +62,7 @@ import type { GossipSub, GossipsubMessage, Message } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
-import { canonicalEncoding, compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
+import { canonicalEncoding, compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, ReceivedValues, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
 import { MalformedError } from '../core/errors.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax, keyBytesMax } from '../core/limits.js';
 import { layoutEnvelopeBytesMax } from '../core/layout-wire.js';
@@ -232,9 +232,10 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
       if (count === 0) throw new MalformedError('an entries message with no entries');
       const entries: Entry[] = [];
       const encodings: (Uint8Array | undefined)[] = [];
+      const values = new ReceivedValues(bytes.byteLength);
       for (let i = 0; i < count; i++) {
         const start = r.position;
-        const entry = readEntry(r, valueBytesMax);
+        const entry = readEntry(r, valueBytesMax, values);
         entries.push(entry);
         encodings.push(canonicalEncoding(bytes, start, r.position, entry));
       }

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { ByteWriter, fromHex, toHex, utf8 } from '../../src/core/bytes.js';
+import { ByteReader, ByteWriter, fromHex, toHex, utf8 } from '../../src/core/bytes.js';
 import {
   canonicalEncoding,
   canonicalEntryDigestText,
@@ -22,6 +22,8 @@ import {
   keyHashText,
   lastWriterWins,
   mergeEntries,
+  readEntry,
+  ReceivedValues,
   validateKey,
   versionEquals,
   writeEntry,
@@ -30,7 +32,7 @@ import {
   type Version,
 } from '../../src/core/entry.js';
 import { InvalidKeyError, MalformedError, ValueTooLargeError } from '../../src/core/errors.js';
-import { keyBytesMax, ttlMsMax, valueBytesMax } from '../../src/core/limits.js';
+import { keyBytesMax, receivedValuesChunkBytesMax, receivedValuesSharedBytesMax, ttlMsMax, valueBytesMax } from '../../src/core/limits.js';
 import { hlcWallMs } from '../../src/core/hlc.js';
 import { decodesOrMalformed, entryArb, keyArb, nodeIdArb, thrown, versionArb } from '../helpers/core-gen.js';
 
@@ -445,5 +447,60 @@ describe('write-path encodings', () => {
       if (typeof expected === 'number') assert.equal(validateKey(key), expected);
       else assert.throws(() => validateKey(key), InvalidKeyError);
     }
+  });
+});
+
+/** Entries back to back, as a sync frame or gossip message carries them. */
+function frameOf(entries: Entry[]): Uint8Array {
+  const writer = new ByteWriter();
+  for (const entry of entries) writeEntry(writer, entry);
+  return writer.finish();
+}
+
+function readAll(frame: Uint8Array, values: ReceivedValues | undefined): Entry[] {
+  const reader = new ByteReader(frame);
+  const out: Entry[] = [];
+  while (reader.remaining > 0) out.push(readEntry(reader, valueBytesMax, values));
+  return out;
+}
+
+describe('ReceivedValues (the values of one received frame, copied into shared chunks)', () => {
+  // The same entries as a copy per value, none of them sharing the frame's memory.
+  it('decodes what a copy per value decodes, and nothing keeps the frame', () => {
+    fc.assert(
+      fc.property(fc.array(entryArb, { minLength: 1, maxLength: 20 }), (entries) => {
+        const frame = frameOf(entries);
+        const decoded = readAll(frame, new ReceivedValues(frame.byteLength));
+        assert.deepEqual(decoded, readAll(frame, undefined));
+        for (const entry of decoded) if (entry.value !== null) assert.notEqual(entry.value.buffer, frame.buffer, 'a value is a view of the frame');
+        frame.fill(0xee);
+        assert.deepEqual(decoded, entries);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('shares a chunk among small values, sized by the frame, at most receivedValuesChunkBytesMax; a large value gets its own memory', () => {
+    const node = '0123456789abcdef';
+    const small = (i: number, bytes: number): Entry => ({ key: `k${i}`, value: new Uint8Array(bytes).fill(i & 0xff), version: { hlc: BigInt(i + 1), node } });
+    // One entry: a chunk about its value, not a full chunk.
+    const one = frameOf([small(1, 100)]);
+    const [single] = readAll(one, new ReceivedValues(one.byteLength));
+    assert.ok(single!.value!.buffer.byteLength <= one.byteLength, `a one-entry frame's chunk is ${single!.value!.buffer.byteLength} bytes`);
+    // Many small values: a few chunks, none above the bound.
+    const entries = Array.from({ length: 2000 }, (_, i) => small(i, 100));
+    const frame = frameOf(entries);
+    const decoded = readAll(frame, new ReceivedValues(frame.byteLength));
+    const chunks = new Set(decoded.map((entry) => entry.value!.buffer));
+    assert.ok(chunks.size <= Math.ceil((2000 * 100) / receivedValuesChunkBytesMax) + 1, `${chunks.size} chunks for 2000 values of 100 bytes`);
+    for (const chunk of chunks) assert.ok(chunk.byteLength <= receivedValuesChunkBytesMax);
+    // Plain Uint8Arrays: slice() copies (a Buffer's would be a view of the chunk).
+    assert.equal(Buffer.isBuffer(decoded[0]!.value), false);
+    assert.notEqual(decoded[0]!.value!.slice().buffer, decoded[0]!.value!.buffer);
+    // A value above receivedValuesSharedBytesMax has memory of its own, exactly its size.
+    const mixed = frameOf([small(1, 10), small(2, receivedValuesSharedBytesMax + 1), small(3, 10)]);
+    const [a, large, b] = readAll(mixed, new ReceivedValues(mixed.byteLength));
+    assert.equal(large!.value!.buffer.byteLength, receivedValuesSharedBytesMax + 1);
+    assert.equal(a!.value!.buffer, b!.value!.buffer, 'the small values around it share a chunk');
   });
 });
