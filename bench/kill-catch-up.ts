@@ -7,9 +7,11 @@
  * line -> root equal to the others (the catch-up), spawn -> root equal, how n02 built its tree
  * (snapshot, snapshot and replay, or scan) and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
  * every node under `node --cpu-prof` (a profile per process, written when it exits: the
- * killed one's is lost). `--scenario catch-up` is the same after a clean stop (SIGTERM).
+ * killed one's is lost). `--node-flags="FLAGS"` starts every node with these Node.js/V8 flags
+ * (space-separated; docs/measurements.md, 2026-12-06 (3), lists those tried). `--scenario
+ * catch-up` is the same after a clean stop (SIGTERM).
  *
- *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR]
+ *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR] [--node-flags="--max-semi-space-size=64"]
  */
 import { parseArgs } from 'node:util';
 import { cleanupNow, counter, exitOnSignals, putMany, sleep } from '../harness/index.js';
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     missed: { type: 'string', default: '10000' },
     'pause-ms': { type: 'string', default: '2500' },
     'cpu-prof-dir': { type: 'string' },
+    'node-flags': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -32,7 +35,7 @@ const pauseMs = Number(values['pause-ms']);
 const value = new Uint8Array(100).map((_, i) => (i * 37) & 0xff);
 
 exitOnSignals('kill-catch-up');
-const cluster = await startCluster(3, { cpuProfDir: values['cpu-prof-dir'] });
+const cluster = await startCluster(3, { cpuProfDir: values['cpu-prof-dir'], nodeFlags: values['node-flags']?.split(' ').filter((flag) => flag !== '') });
 try {
   await cluster.waitMesh(30_000);
   if (base > 0) await putMany(cluster.nodes[0]!.client, base, (i) => `base/${i}`, () => value, 256);

@@ -50,6 +50,11 @@ export interface NodeOptions {
   launcher?: string[];
   /** Run the node with `--cpu-prof --cpu-prof-dir <cpuProfDir>/<name>`. */
   cpuProfDir?: string;
+  /**
+   * Flags for Node.js itself (before the script), e.g. V8 flags to try (`--max-semi-space-size=64`):
+   * V8 flags are refused in NODE_OPTIONS. For benches; none by default.
+   */
+  nodeFlags?: string[];
   /** Append stdout and stderr to this file instead of keeping stderr in memory. */
   logFile?: string;
   /** Keep at most the last this many characters of stderr in memory. Default: all. */
@@ -344,7 +349,7 @@ export async function startNode(options: NodeOptions = {}): Promise<NodeProcess>
   for (const peer of options.bootstrap ?? []) args.push('--bootstrap', peer.address);
   const resolved = { ...options, dataDir, args, bootstrap: [] };
   const name = options.name ?? 'node';
-  const nodeFlags: string[] = [];
+  const nodeFlags: string[] = [...(options.nodeFlags ?? [])];
   if (options.cpuProfDir !== undefined) {
     // One directory per node name: the profile is written there when the process exits.
     const dir = join(options.cpuProfDir, name);

@@ -2,7 +2,8 @@
  * The cluster bench's use of the harness (harness/cluster.ts): `startCluster` starts a
  * harness Cluster whose nodes keep the log lines scenarios time events by ('member up',
  * 'sync', ...) with their arrival time, keep only the last 32 KiB of each log, are polled
- * for readiness every 10 ms, and run under --cpu-prof when a profile directory is given.
+ * for readiness every 10 ms, and run under --cpu-prof when a profile directory is given (and
+ * with further Node.js flags when given: `nodeFlags`).
  * `settledStatus` waits for a node's sync byte counters to settle.
  */
 import { performance } from 'node:perf_hooks';
@@ -13,11 +14,17 @@ import { Cluster, counter, sleep, type ClusterOptions, type NodeProcess } from '
 const keptEvents = / info (peer up|peer down|peer left|member up|member down|member left|sync|node started) | warn | error /;
 
 /** Starts `n` nodes (harness Cluster.start) with the bench's node settings (see the top comment). */
-export function startCluster(n: number, options: ClusterOptions & { cpuProfDir?: string | undefined } = {}): Promise<Cluster> {
-  const { cpuProfDir, ...clusterOptions } = options;
+export function startCluster(n: number, options: ClusterOptions & { cpuProfDir?: string | undefined; nodeFlags?: string[] | undefined } = {}): Promise<Cluster> {
+  const { cpuProfDir, nodeFlags, ...clusterOptions } = options;
   return Cluster.start(n, {
     ...clusterOptions,
-    node: { keepLines: keptEvents, stderrCharsMax: 32 * 1024, readyIntervalMs: 10, ...(cpuProfDir !== undefined ? { cpuProfDir } : {}) },
+    node: {
+      keepLines: keptEvents,
+      stderrCharsMax: 32 * 1024,
+      readyIntervalMs: 10,
+      ...(cpuProfDir !== undefined ? { cpuProfDir } : {}),
+      ...(nodeFlags !== undefined && nodeFlags.length > 0 ? { nodeFlags } : {}),
+    },
   });
 }
 
