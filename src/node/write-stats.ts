@@ -24,6 +24,8 @@ interface Slot {
   /** Convergence samples (ms), a reservoir of `seen` samples. */
   samples: number[];
   seen: number;
+  /** `samples` sorted, made by view() and dropped when a sample is taken. */
+  sorted: Float64Array | undefined;
 }
 
 export interface SecondStats {
@@ -47,21 +49,31 @@ export interface StatsView {
 }
 
 /** The value at quantile q (0..1) of sorted numbers (nearest rank). */
-export function quantile(sorted: readonly number[], q: number): number | null {
+export function quantile(sorted: ArrayLike<number>, q: number): number | null {
   if (sorted.length === 0) return null;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
   return sorted[rank]!;
 }
 
 export class WriteStats {
-  private readonly slots: Slot[] = Array.from({ length: statsWindowSec + 1 }, () => ({ sec: -1, local: 0, remote: 0, samples: [], seen: 0 }));
+  private readonly slots: Slot[] = Array.from({ length: statsWindowSec + 1 }, () => ({ sec: -1, local: 0, remote: 0, samples: [], seen: 0, sorted: undefined }));
   private readonly observers = new Set<(ms: number) => void>();
 
   constructor(private readonly wallClockMs: () => number = Date.now, private readonly rng: () => number = Math.random) {}
 
+  /**
+   * The last view and the second it was made in. A view covers complete seconds only, so it
+   * holds for the rest of that second unless a write lands in one of them (a clock set back):
+   * record() then drops it. Status reads come often (the status page, scrapes, a bench's polls
+   * every 10 ms), and a full window (60 seconds of 512 samples) took ~10 ms to sort.
+   */
+  private lastView: { nowSec: number; view: StatsView } | undefined;
+
   /** Called for every applied change. `hlc` is the change's version stamp. */
   record(origin: 'local' | 'remote', hlc: Hlc, appliedAtMs: number): void {
-    const slot = this.slotFor(Math.floor(appliedAtMs / 1000));
+    const sec = Math.floor(appliedAtMs / 1000);
+    if (this.lastView !== undefined && sec < this.lastView.nowSec) this.lastView = undefined;
+    const slot = this.slotFor(sec);
     if (origin === 'local') {
       slot.local++;
       return;
@@ -69,6 +81,7 @@ export class WriteStats {
     slot.remote++;
     const ms = Math.max(0, appliedAtMs - hlcWallMs(hlc));
     slot.seen++;
+    slot.sorted = undefined;
     if (slot.samples.length < samplesPerSecondMax) slot.samples.push(ms);
     else {
       const at = Math.floor(this.rng() * slot.seen);
@@ -83,29 +96,42 @@ export class WriteStats {
     return () => this.observers.delete(observer);
   }
 
+  /** The last minute's complete seconds (frozen: the same object may be handed out again within its second). */
   view(nowMs = this.wallClockMs()): StatsView {
     const nowSec = Math.floor(nowMs / 1000);
+    if (this.lastView?.nowSec === nowSec) return this.lastView.view;
     const series: SecondStats[] = [];
-    const all: number[] = [];
+    const secondsSorted: Float64Array[] = [];
+    let samples = 0;
     for (let sec = nowSec - statsWindowSec; sec < nowSec; sec++) {
       const slot = this.slots[sec % this.slots.length]!;
       if (slot.sec !== sec) {
-        series.push({ t: sec * 1000, local: 0, remote: 0, p50Ms: null, p99Ms: null });
+        series.push(Object.freeze({ t: sec * 1000, local: 0, remote: 0, p50Ms: null, p99Ms: null }));
         continue;
       }
-      const sorted = [...slot.samples].sort((a, b) => a - b);
-      for (const ms of sorted) all.push(ms);
-      series.push({ t: sec * 1000, local: slot.local, remote: slot.remote, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) });
+      // A typed array sorts numerically in native code, several times faster than a comparator.
+      const sorted = (slot.sorted ??= Float64Array.from(slot.samples).sort());
+      secondsSorted.push(sorted);
+      samples += sorted.length;
+      series.push(Object.freeze({ t: sec * 1000, local: slot.local, remote: slot.remote, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) }));
     }
+    const all = new Float64Array(samples);
+    let at = 0;
+    for (const sorted of secondsSorted) {
+      all.set(sorted, at);
+      at += sorted.length;
+    }
+    all.sort();
     const recent = series.slice(-5);
     const mean = (pick: (s: SecondStats) => number): number => Math.round((recent.reduce((sum, s) => sum + pick(s), 0) / recent.length) * 10) / 10;
-    all.sort((a, b) => a - b);
-    return {
+    const view: StatsView = Object.freeze({
       windowSec: statsWindowSec,
-      writesPerSec: { local: mean((s) => s.local), remote: mean((s) => s.remote) },
-      convergence: { samples: all.length, p50Ms: quantile(all, 0.5), p99Ms: quantile(all, 0.99), maxMs: all.length ? all[all.length - 1]! : null },
-      series,
-    };
+      writesPerSec: Object.freeze({ local: mean((s) => s.local), remote: mean((s) => s.remote) }),
+      convergence: Object.freeze({ samples, p50Ms: quantile(all, 0.5), p99Ms: quantile(all, 0.99), maxMs: samples > 0 ? all[samples - 1]! : null }),
+      series: Object.freeze(series) as SecondStats[],
+    });
+    this.lastView = { nowSec, view };
+    return view;
   }
 
   private slotFor(sec: number): Slot {
@@ -116,6 +142,7 @@ export class WriteStats {
       slot.remote = 0;
       slot.samples = [];
       slot.seen = 0;
+      slot.sorted = undefined;
     }
     return slot;
   }
