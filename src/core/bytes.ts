@@ -222,6 +222,22 @@ export class ByteReader {
    * a copy: a Buffer's slice() is another view, which let a decoded value pin the whole
    * received message.
    */
+  /**
+   * Steps over the next `length` bytes and returns their offset in `source`: for a caller that
+   * reads a few bytes in place rather than through a view of their own (readVersion's node id).
+   */
+  skip(length: number): number {
+    this.need(length);
+    const at = this.offset;
+    this.offset += length;
+    return at;
+  }
+
+  /** The memory read (skip's offsets are into it). */
+  get source(): Uint8Array {
+    return this.buffer;
+  }
+
   raw(length: number): Uint8Array {
     this.need(length);
     const bytes = byteRange(this.buffer, this.offset, this.offset + length);

@@ -229,7 +229,7 @@ export function writeVersion(writer: ByteWriter, version: Version): void {
 
 export function readVersion(reader: ByteReader): Version {
   const hlc = reader.u64();
-  const node = nodeIdText(reader.raw(nodeIdBytes));
+  const node = nodeIdText(reader.source, reader.skip(nodeIdBytes));
   return { hlc, node };
 }
 
@@ -241,12 +241,13 @@ export function readVersion(reader: ByteReader): Version {
 const lastNodeIdBytes = new Uint8Array(nodeIdBytes);
 let lastNodeIdText = '';
 
-function nodeIdText(bytes: Uint8Array): string {
+/** The node id at `bytes[at..at + nodeIdBytes]` as text, read in place (no view an entry). */
+function nodeIdText(bytes: Uint8Array, at: number): string {
   let same = lastNodeIdText !== '';
-  for (let i = 0; same && i < nodeIdBytes; i++) same = bytes[i] === lastNodeIdBytes[i];
+  for (let i = 0; same && i < nodeIdBytes; i++) same = bytes[at + i] === lastNodeIdBytes[i];
   if (same) return lastNodeIdText;
-  lastNodeIdBytes.set(bytes);
-  lastNodeIdText = toHex(bytes);
+  for (let i = 0; i < nodeIdBytes; i++) lastNodeIdBytes[i] = bytes[at + i]!;
+  lastNodeIdText = toHex(lastNodeIdBytes);
   return lastNodeIdText;
 }
 

@@ -78,10 +78,27 @@ export class HybridClock {
     return this.lastHlc;
   }
 
+  /**
+   * The smallest stamp too far ahead of wall millisecond `aheadLimitWallMs`: check() compares
+   * with it, where taking a received stamp's milliseconds out made a bigint an entry (a
+   * catch-up checks every entry it receives). Made again when the wall clock's millisecond moves.
+   */
+  private aheadLimitWallMs = -1;
+  private aheadLimit: Hlc | undefined;
+
   /** Throws ClockDriftError if `remote` is too far ahead of `wallMs`; changes nothing. */
   check(remote: Hlc, wallMs: number): void {
     assert(Number.isFinite(wallMs), `wall clock reading is not a number: ${wallMs}`);
-    const aheadMs = hlcWallMs(remote) - Math.floor(wallMs);
+    const floorMs = Math.floor(wallMs);
+    if (floorMs !== this.aheadLimitWallMs) {
+      this.aheadLimitWallMs = floorMs;
+      // A stamp is too far ahead once its milliseconds exceed floorMs + driftMsMax; beyond
+      // the stamps' range (or a negative reading) every stamp takes the exact path below.
+      const limitMs = floorMs + this.driftMsMax + 1;
+      this.aheadLimit = Number.isInteger(limitMs) && limitMs >= 0 && limitMs <= hlcWallMsMax ? hlcPack(limitMs, 0) : undefined;
+    }
+    if (this.aheadLimit !== undefined && remote < this.aheadLimit) return;
+    const aheadMs = hlcWallMs(remote) - floorMs;
     if (aheadMs > this.driftMsMax) throw new ClockDriftError(aheadMs, this.driftMsMax);
   }
 

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { byteRange } from '../../src/core/bytes.js';
+import { byteRange, ByteReader } from '../../src/core/bytes.js';
+import { MalformedError } from '../../src/core/errors.js';
 
 describe('byteRange', () => {
   it('is a plain Uint8Array over the same memory, for a Buffer too', () => {
@@ -16,5 +17,19 @@ describe('byteRange', () => {
   it('an empty range at the end', () => {
     const bytes = new Uint8Array(4);
     assert.equal(byteRange(bytes, 4, 4).byteLength, 0);
+  });
+});
+
+describe('ByteReader.skip', () => {
+  // skip() steps over bytes read in place through `source`, and is bounded like every read.
+  it('returns the offset of the bytes stepped over in source, and refuses to pass the end', () => {
+    const reader = new ByteReader(Buffer.from([1, 2, 3, 4, 5]).subarray(1));
+    assert.equal(reader.u8(), 2);
+    const at = reader.skip(2);
+    assert.equal(at, 1);
+    assert.deepEqual([reader.source[at], reader.source[at + 1]], [3, 4]);
+    assert.equal(reader.remaining, 1);
+    assert.throws(() => reader.skip(2), MalformedError);
+    assert.equal(reader.u8(), 5);
   });
 });

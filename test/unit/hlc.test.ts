@@ -120,6 +120,30 @@ describe('HybridClock', () => {
     );
   });
 
+  // check() keeps the limit stamp of the last wall millisecond it saw: over readings that move
+  // forward, back and within a millisecond, it refuses exactly what the definition refuses.
+  it('refuses a stamp exactly when its milliseconds are more than driftMsMax past the wall reading', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0, 1, 500, clockDriftMsMax),
+        fc.array(fc.tuple(fc.integer({ min: -3, max: 3 }), fc.integer({ min: 0, max: 999 }), fc.integer({ min: -2, max: 2 }), fc.integer({ min: 0, max: hlcCounterMax })), { minLength: 1, maxLength: 40 }),
+        (driftMsMax, steps) => {
+          const clock = new HybridClock({ driftMsMax });
+          let wallMs = baseMs;
+          for (const [moveMs, fraction, offsetMs, counter] of steps) {
+            wallMs += moveMs;
+            const reading = wallMs + fraction / 1000;
+            const remote = hlcPack(wallMs + driftMsMax + offsetMs, counter);
+            const refused = hlcWallMs(remote) - Math.floor(reading) > driftMsMax;
+            if (refused) assert.throws(() => clock.check(remote, reading), { name: 'ClockDriftError' });
+            else assert.doesNotThrow(() => clock.check(remote, reading));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   // The drift limit is inclusive: exactly driftMsMax ahead (any counter) is accepted, one ms more is not.
   it('accepts a stamp exactly at the drift limit', () => {
     for (const driftMsMax of [undefined, 0, 1, 500, 10_000]) {
