@@ -217,12 +217,6 @@ export class ByteReader {
   }
 
   /**
-   * The next `length` bytes: a plain Uint8Array over the reader's memory (byteRange), also
-   * when the reader reads a Buffer (gossip messages come as Buffers). So `.slice()` of it is
-   * a copy: a Buffer's slice() is another view, which let a decoded value pin the whole
-   * received message.
-   */
-  /**
    * Steps over the next `length` bytes and returns their offset in `source`: for a caller that
    * reads a few bytes in place rather than through a view of their own (readVersion's node id).
    */
@@ -238,6 +232,12 @@ export class ByteReader {
     return this.buffer;
   }
 
+  /**
+   * The next `length` bytes: a plain Uint8Array over the reader's memory (byteRange), also
+   * when the reader reads a Buffer (gossip messages come as Buffers). So `.slice()` of it is
+   * a copy: a Buffer's slice() is another view, which let a decoded value pin the whole
+   * received message.
+   */
   raw(length: number): Uint8Array {
     this.need(length);
     const bytes = byteRange(this.buffer, this.offset, this.offset + length);
