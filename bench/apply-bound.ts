@@ -3,7 +3,7 @@
  * "What it can save"). Each run is a fresh process (what a restarted node catching up runs is
  * code V8 has not optimised yet) that applies `--entries` received entries, in frames of
  * `--frame` (each entry `[varint length][encodeEntry bytes]`, 100-byte values, all keys new),
- * to a fresh LevelDB directory, one of two ways:
+ * to a fresh LevelDB directory, one of three ways:
  * - `today`: `readEntry` per entry (its value copied into the frame's shared chunks and its
  *   bytes kept as its encoding when canonical, as decodeFrame does), then
  *   `Replica.applyRemote` per frame on a LevelStore, up to 4 frames in flight (as the sync

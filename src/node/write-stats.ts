@@ -45,7 +45,7 @@ export interface StatsView {
   /** Over the whole window. */
   convergence: { samples: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
   /** One point per second, oldest first, the current (incomplete) second excluded. */
-  series: SecondStats[];
+  series: readonly SecondStats[];
 }
 
 /** The value at quantile q (0..1) of sorted numbers (nearest rank). */
@@ -128,7 +128,7 @@ export class WriteStats {
       windowSec: statsWindowSec,
       writesPerSec: Object.freeze({ local: mean((s) => s.local), remote: mean((s) => s.remote) }),
       convergence: Object.freeze({ samples, p50Ms: quantile(all, 0.5), p99Ms: quantile(all, 0.99), maxMs: samples > 0 ? all[samples - 1]! : null }),
-      series: Object.freeze(series) as SecondStats[],
+      series: Object.freeze(series),
     });
     this.lastView = { nowSec, view };
     return view;

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { hlcPack } from '../../src/core/hlc.js';
-import { quantile, statsWindowSec, WriteStats } from '../../src/node/write-stats.js';
+import { quantile, statsWindowSec, WriteStats, type SecondStats } from '../../src/node/write-stats.js';
 
 const baseMs = 1_700_000_000_000;
 
@@ -71,7 +71,7 @@ describe('WriteStats', () => {
     assert.throws(() => {
       (first.convergence as { samples: number }).samples = 9;
     }, TypeError);
-    assert.throws(() => first.series.push(first.series[0]!), TypeError);
+    assert.throws(() => (first.series as SecondStats[]).push(first.series[0]!), TypeError);
     stats.record('remote', hlcPack(now - 2000, 0), now - 1000); // into the complete second before
     const again = stats.view();
     assert.notEqual(again, first);
