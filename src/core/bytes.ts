@@ -7,7 +7,9 @@
 import { MalformedError } from './errors.js';
 
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text (a key may begin with one), not a byte-order
+// mark to drop: without it, a key "\uFEFFa" written on one node arrived on the others as "a".
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 

@@ -55,10 +55,14 @@ export const versionArb: fc.Arbitrary<Version> = record({
   node: fc.oneof(fewNodeIdsArb, nodeIdArb),
 });
 
-/** Valid keys: 1 to 40 code points from all of Unicode (no lone surrogates), some ASCII-only. */
+/**
+ * Valid keys: 1 to 40 code points from all of Unicode (no lone surrogates), some ASCII-only, and
+ * some beginning with U+FEFF (a UTF-8 decoder drops it as a byte-order mark unless told not to).
+ */
 export const keyArb: fc.Arbitrary<string> = fc.oneof(
-  fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
-  fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 20 }),
+  { arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), weight: 5 },
+  { arbitrary: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 20 }), weight: 4 },
+  { arbitrary: fc.string({ unit: 'binary', maxLength: 10 }).map((rest) => `\uFEFF${rest}`), weight: 1 },
 );
 
 /** A value (possibly empty) or a tombstone. */

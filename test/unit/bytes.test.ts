@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { byteRange, ByteReader } from '../../src/core/bytes.js';
+import { byteRange, ByteReader, fromUtf8, utf8 } from '../../src/core/bytes.js';
 import { MalformedError } from '../../src/core/errors.js';
 
 describe('byteRange', () => {
@@ -31,5 +31,16 @@ describe('ByteReader.skip', () => {
     assert.equal(reader.remaining, 1);
     assert.throws(() => reader.skip(2), MalformedError);
     assert.equal(reader.u8(), 5);
+  });
+});
+
+describe('fromUtf8', () => {
+  // A leading U+FEFF is a character of the text, not a byte-order mark to drop: a key may begin
+  // with one, and every node must read the key it was sent (the decoder once dropped it).
+  it('keeps a leading U+FEFF, and refuses bytes that are not UTF-8', () => {
+    for (const text of ['\uFEFF', '\uFEFFa', '\uFEFF\uFEFFb', 'a\uFEFF', '\uFEFF\u0000'])
+      assert.equal(fromUtf8(utf8(text)), text, JSON.stringify(text));
+    assert.equal(new ByteReader(new Uint8Array([3, 0xef, 0xbb, 0xbf])).string(10), '\uFEFF');
+    assert.throws(() => fromUtf8(new Uint8Array([0xff])), MalformedError);
   });
 });
