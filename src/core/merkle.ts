@@ -40,18 +40,25 @@ export class MerkleTree implements MerkleView {
   private readonly deltaWords = new Uint32Array(digestBytes / 4);
   private readonly delta = new Uint8Array(this.deltaWords.buffer);
 
-  constructor(depth: number) {
+  /** An empty tree; with `levels` (adoptLevels), a tree that keeps those arrays as its memory. */
+  constructor(depth: number, levels?: readonly { digests: Uint8Array; counts: Uint32Array }[]) {
     assert(Number.isInteger(depth) && depth >= 1 && depth <= merkleDepthMax, `merkle depth ${depth}`);
+    assert(levels === undefined || levels.length === depth + 1, 'a level per depth, root included');
     this.depth = depth;
     this.digests = [];
     this.digestWords = [];
     this.counts = [];
     for (let level = 0; level <= depth; level++) {
       const nodes = merkleFanout ** level;
-      const words = new Uint32Array((nodes * digestBytes) / 4);
-      this.digestWords.push(words);
-      this.digests.push(new Uint8Array(words.buffer));
-      this.counts.push(new Uint32Array(nodes));
+      const given = levels?.[level];
+      if (given !== undefined) {
+        assert(given.digests.byteLength === nodes * digestBytes && given.counts.length === nodes, `level ${level} of the wrong size`);
+        assert(given.digests.byteOffset % 4 === 0, `level ${level}'s digests are not 4-byte aligned`);
+      }
+      const digests = given?.digests ?? new Uint8Array(nodes * digestBytes);
+      this.digestWords.push(new Uint32Array(digests.buffer, digests.byteOffset, digests.byteLength / 4));
+      this.digests.push(digests);
+      this.counts.push(given?.counts ?? new Uint32Array(nodes));
     }
   }
 
@@ -132,6 +139,19 @@ export class MerkleTree implements MerkleView {
    * snapshot's checksum does). A start reads a saved tree this way: computing the inner nodes
    * from the leaves took ~15-40 ms of code V8 had not compiled yet.
    */
+  /**
+   * The tree with these levels as its own memory, not copies: the caller gives the arrays up
+   * (a start's snapshot, read into memory of its own: copying its ~2.4 MiB of digests into
+   * fresh memory cost a start ~6 ms on a VM where new pages are slow). Levels whose digests are
+   * not 4-byte aligned (the update XORs 32-bit words) are copied. The caller vouches for the
+   * inner nodes, as with fromLevels.
+   */
+  static adoptLevels(depth: number, levels: readonly { digests: Uint8Array; counts: Uint32Array }[]): MerkleTree {
+    assert(levels.length === depth + 1, 'a level per depth, root included');
+    if (levels.every(({ digests }) => digests.byteOffset % 4 === 0)) return new MerkleTree(depth, levels);
+    return MerkleTree.fromLevels(depth, levels);
+  }
+
   static fromLevels(depth: number, levels: readonly { digests: Uint8Array; counts: Uint32Array }[]): MerkleTree {
     const tree = new MerkleTree(depth);
     assert(levels.length === depth + 1, 'a level per depth, root included');

@@ -3,8 +3,10 @@
  * tree, the key filter, the tombstone count and the greatest entry stamp, in one checksummed
  * blob (the store keeps it beside the entries: Store.saveSnapshot / readSnapshot). Rebuilding
  * the same state from the store costs two SHA-256s per entry plus a LevelDB scan of every
- * entry; reading the blob costs one read of ~2.6 MiB (depth 4) and copies: every level of the
- * tree is saved, so none is computed at start (that pass ran on code V8 had not compiled yet).
+ * entry; reading the blob costs one read of ~2.6 MiB (depth 4): every level of the tree is
+ * saved, so none is computed at start (that pass ran on code V8 had not compiled yet), and the
+ * tree keeps its digests where the read put them (format 4 places them 4-byte aligned), so
+ * they are not copied either.
  *
  * Trust: the store hands the blob back only if no write() or remove() happened after it was
  * saved (the batch of the first one makes it stale, atomically: see store.ts), so a node that
@@ -19,15 +21,17 @@
  *
  * Layout (integers big-endian):
  *   u8 format (snapshotFormat) | u8 depth | u32 entries | u32 tombstones | u64 entryHlcMax
- *   | format 3: per level, root (0) to leaves (depth): fanout^level digests (32 bytes each),
- *     then fanout^level counts (u32 each)
+ *   | format 4: two zero bytes, so that every digest below starts at a multiple of 4
+ *   | formats 3 and 4: per level, root (0) to leaves (depth): fanout^level digests (32 bytes
+ *     each), then fanout^level counts (u32 each)
  *     formats 1 and 2: the leaves only: fanout^depth digests, then fanout^depth counts
  *   | u8 filter layers | per layer: u32 words, u32 count, words (u32 each)
  *   | formats 2 and 3: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
  *     (0 unknown, 1 no tombstone, 2 the u64 that follows), u64 HLC (0 unless kind 2)
  *   | SHA-256 of everything before (32 bytes)
- * Formats 1 and 2 are still read (the inner nodes computed from the leaves); a format 1's
- * bounds are unknown, as they were when it was saved.
+ * Formats 1 to 3 are still read (1 and 2: the inner nodes computed from the leaves; 3: the
+ * digests copied, being unaligned); a format 1's bounds are unknown, as they were when it was
+ * saved.
  */
 import { hash } from 'node:crypto';
 import { readU32ArrayBigEndian, writeU32ArrayBigEndian } from './bytes.js';
@@ -41,18 +45,22 @@ import { noTombstone, unknownBound } from './tombstone-bounds.js';
 /**
  * The format saved. Only append new formats (a new value): an old one is still recognised,
  * and read or refused, never misread. 1: leaves, no tombstone bounds. 2: leaves, bounds.
- * 3: every level of the tree, bounds.
+ * 3: every level of the tree, bounds. 4: as 3, with the header padded to 20 bytes.
  */
-export const snapshotFormat = 3;
+export const snapshotFormat = 4;
 const formatLeavesWithoutBounds = 1;
 const formatLeavesWithBounds = 2;
+const formatEveryLevelUnaligned = 3;
 /** Bytes of one partition's tombstone bound: the kind and the HLC. */
 const boundBytes = 1 + 8;
 /** Kinds of a saved bound. Only append: the values are part of the saved format. */
 const boundKind = { unknown: 0, none: 1, hlc: 2 } as const;
 
 const digestBytes = 32;
+/** Format, depth, entries, tombstones, entryHlcMax. */
 const headerBytes = 1 + 1 + 4 + 4 + 8;
+/** Format 4's zero bytes after the header: 20 bytes, then blocks of 36 bytes a node, keep every digest 4-byte aligned. */
+const alignmentBytes = 2;
 
 export interface ReplicaState {
   readonly tree: MerkleTree;
@@ -70,7 +78,7 @@ export type SnapshotRejection = 'format' | 'depth' | 'corrupt';
 export function encodeSnapshot(state: ReplicaState): Uint8Array {
   const levels = state.tree.levels();
   const layers = state.keys.layerStates();
-  let total = headerBytes + 1;
+  let total = headerBytes + alignmentBytes + 1;
   for (const { digests, counts } of levels) total += digests.byteLength + 4 * counts.length;
   for (const layer of layers) total += 8 + 4 * layer.words.length;
   total += partitionCount * boundBytes + digestBytes;
@@ -82,7 +90,7 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
   view.setUint32(at, state.tree.rootCount);
   view.setUint32(at + 4, state.tombstones);
   view.setBigUint64(at + 8, state.entryHlcMax);
-  at += 16;
+  at += 16 + alignmentBytes; // the pad bytes are zero (new Uint8Array)
   for (const { digests, counts } of levels) {
     out.set(digests, at);
     at += digests.byteLength;
@@ -110,11 +118,17 @@ export function encodeSnapshot(state: ReplicaState): Uint8Array {
   return out;
 }
 
-/** The state a snapshot holds, or why it cannot be trusted for a tree of `depth`. */
+/**
+ * The state a snapshot holds, or why it cannot be trusted for a tree of `depth`. The caller
+ * gives `bytes` up: the tree may keep their memory as its own and change it.
+ */
 export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: ReplicaState } | { rejected: SnapshotRejection } {
   if (bytes.byteLength < headerBytes + digestBytes) return { rejected: 'corrupt' };
   const format = bytes[0];
-  if (format !== snapshotFormat && format !== formatLeavesWithBounds && format !== formatLeavesWithoutBounds) return { rejected: 'format' };
+  if (format !== snapshotFormat && format !== formatEveryLevelUnaligned && format !== formatLeavesWithBounds && format !== formatLeavesWithoutBounds) {
+    return { rejected: 'format' };
+  }
+  const everyLevel = format === snapshotFormat || format === formatEveryLevelUnaligned;
   const body = bytes.subarray(0, bytes.byteLength - digestBytes);
   const sum = hash('sha256', body, 'buffer');
   if (Buffer.compare(sum, bytes.subarray(body.byteLength)) !== 0) return { rejected: 'corrupt' };
@@ -126,9 +140,13 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
   const tombstones = view.getUint32(6);
   const entryHlcMax = view.getBigUint64(10);
   let at = headerBytes;
-  // Format 3: every level; formats 1 and 2: the leaves only.
+  if (format === snapshotFormat) {
+    if (body.byteLength < at + alignmentBytes || body[at] !== 0 || body[at + 1] !== 0) return { rejected: 'corrupt' };
+    at += alignmentBytes;
+  }
+  // Formats 3 and 4: every level; formats 1 and 2: the leaves only.
   const levels: { digests: Uint8Array; counts: Uint32Array }[] = [];
-  for (let level = format === snapshotFormat ? 0 : depth; level <= depth; level++) {
+  for (let level = everyLevel ? 0 : depth; level <= depth; level++) {
     const nodes = merkleFanout ** level;
     if (body.byteLength < at + nodes * (digestBytes + 4) + 1) return { rejected: 'corrupt' };
     const digests = body.subarray(at, at + nodes * digestBytes);
@@ -137,7 +155,7 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
     at += 4 * nodes;
   }
   let counted = 0;
-  if (format === snapshotFormat) counted = levels[0]!.counts[0]!;
+  if (everyLevel) counted = levels[0]!.counts[0]!;
   else for (const count of levels[0]!.counts) counted += count;
   if (counted !== entries || tombstones > entries) return { rejected: 'corrupt' };
   const layerCount = body[at++]!;
@@ -170,7 +188,8 @@ export function decodeSnapshot(bytes: Uint8Array, depth: number): { state: Repli
   const keys = KeyFilter.fromLayers(layers);
   // Every stored key is in the filter: a filter that took fewer keys than there are entries lost some.
   if (keys === undefined || layers.reduce((sum, layer) => sum + layer.count, 0) < entries) return { rejected: 'corrupt' };
-  const tree =
-    format === snapshotFormat ? MerkleTree.fromLevels(depth, levels) : MerkleTree.fromLeaves(depth, levels[0]!.digests, levels[0]!.counts);
+  // The digests are views of `bytes` (the caller's: Store.readSnapshot), kept as the tree's
+  // memory when aligned (format 4 read into memory of its own), copied otherwise.
+  const tree = everyLevel ? MerkleTree.adoptLevels(depth, levels) : MerkleTree.fromLeaves(depth, levels[0]!.digests, levels[0]!.counts);
   return { state: tombstoneBounds === undefined ? { tree, keys, tombstones, entryHlcMax } : { tree, keys, tombstones, entryHlcMax, tombstoneBounds } };
 }

@@ -160,7 +160,9 @@ export interface Store {
    * came after it, and the last write() gave its tombstone count, it is 'behind' (with the
    * seq it was saved at and that count), also left as it is. Any other is stale and
    * forgotten ('stale' once, then 'none'): a remove() after it, a write() without a count.
-   * The HLC bound (readHlc) is the same before and after.
+   * The HLC bound (readHlc) is the same before and after. The bytes handed out are the
+   * caller's: a replica keeps them as its tree's memory (decodeSnapshot), so a store hands out
+   * its own copy, never memory it keeps.
    */
   readSnapshot(): Promise<TakenSnapshot>;
 

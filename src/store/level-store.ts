@@ -761,7 +761,11 @@ async function snapshotFileOf(marker: Uint8Array, file: string): Promise<Uint8Ar
   if (marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return undefined;
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
+    // The read buffer itself (the file's own memory, offset 0), not a copy of it: the tree
+    // keeps its levels there (decodeSnapshot). A copy of ~2.6 MiB cost a start ~10 ms on a
+    // VM where fresh memory is slow to touch (docs/measurements.md, 2026-12-06 (5)).
+    const read = await readFile(file);
+    bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     return undefined;

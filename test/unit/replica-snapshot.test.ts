@@ -301,20 +301,66 @@ describe('snapshot encoding', () => {
   });
 
   /**
-   * An older format made from the current encoding of a depth-2 tree: the inner levels (root
-   * and level 1, 17 nodes of 36 bytes after the 18-byte header) cut out, the bounds too for
-   * format 1, and the checksum made again.
+   * An older format made from the current encoding (format 4) of a depth-2 tree: the 18-byte
+   * header kept, its 2 alignment bytes dropped, the inner levels (root and level 1, 17 nodes of
+   * 36 bytes) cut out for formats 1 and 2, the bounds too for format 1, and the checksum made
+   * again.
    */
-  function leavesOnly(current: Uint8Array, format: 1 | 2): Buffer {
-    const innerBytes = (1 + 16) * 36;
+  function olderFormat(current: Uint8Array, format: 1 | 2 | 3): Buffer {
+    const innerBytes = format === 3 ? 0 : (1 + 16) * 36;
     const boundsBytes = format === 1 ? partitionCount * 9 : 0;
-    const body = Buffer.concat([current.subarray(0, 18), current.subarray(18 + innerBytes, current.length - 32 - boundsBytes)]);
+    const body = Buffer.concat([current.subarray(0, 18), current.subarray(20 + innerBytes, current.length - 32 - boundsBytes)]);
     body[0] = format;
     return Buffer.concat([body, createHash('sha256').update(body).digest()]);
   }
 
+  it('format 4 places every digest at a multiple of 4: the tree keeps the read bytes as its memory', () => {
+    const original = state(700);
+    const bytes = encodeSnapshot(original);
+    assert.equal(bytes[0], 4);
+    assert.deepStrictEqual([bytes[18], bytes[19]], [0, 0]);
+    const decoded = decodeSnapshot(bytes, 2);
+    assert.ok('state' in decoded);
+    assertSameTree(decoded.state.tree, original.tree);
+    for (const { digests } of decoded.state.tree.levels()) assert.equal(digests.buffer, bytes.buffer, 'a level is a view of the snapshot bytes, not a copy');
+    // Updates go to that memory, and the tree stays the one updates build.
+    const update = (tree: MerkleTree): void => tree.updateText(keyHashText('one more'), undefined, entryDigestText('one more', { hlc: 9n, node: nodeA }));
+    update(decoded.state.tree);
+    update(original.tree);
+    assertSameTree(decoded.state.tree, original.tree);
+  });
+
+  it('bytes at an offset that is not a multiple of 4 decode to the same tree, copied', () => {
+    const original = state(300);
+    const encoded = encodeSnapshot(original);
+    const shifted = new Uint8Array(encoded.byteLength + 1);
+    shifted.set(encoded, 1);
+    const decoded = decodeSnapshot(shifted.subarray(1), 2);
+    assert.ok('state' in decoded);
+    assertSameTree(decoded.state.tree, original.tree);
+    for (const { digests } of decoded.state.tree.levels()) assert.notEqual(digests.buffer, shifted.buffer);
+  });
+
+  it('refuses format-4 alignment bytes that are not zero, even with a good checksum', () => {
+    const current = encodeSnapshot(state(20));
+    const body = Buffer.from(current.subarray(0, current.length - 32));
+    body[19] = 1;
+    const resealed = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+    assert.deepStrictEqual(decodeSnapshot(resealed, 2), { rejected: 'corrupt' });
+  });
+
+  it('reads a format-3 snapshot (every level, saved before the alignment bytes)', () => {
+    const tombstoneBounds = Array.from({ length: partitionCount }, (_, p) => (p % 2 === 0 ? noTombstone : BigInt(p) << 12n));
+    const original = { ...state(400), tombstoneBounds };
+    const decoded = decodeSnapshot(olderFormat(encodeSnapshot(original), 3), 2);
+    assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
+    assertSameTree(decoded.state.tree, original.tree);
+    assert.deepStrictEqual(decoded.state.tombstoneBounds, tombstoneBounds);
+    assert.deepStrictEqual(decoded.state.keys.layerStates(), original.keys.layerStates());
+  });
+
   it('reads a format-1 snapshot (leaves, saved before the bounds): the bounds stay unknown', () => {
-    const decoded = decodeSnapshot(leavesOnly(encodeSnapshot(state(200)), 1), 2);
+    const decoded = decodeSnapshot(olderFormat(encodeSnapshot(state(200)), 1), 2);
     assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
     assert.equal(decoded.state.tombstoneBounds, undefined);
     assertSameTree(decoded.state.tree, state(200).tree);
@@ -322,17 +368,17 @@ describe('snapshot encoding', () => {
 
   it('reads a format-2 snapshot (leaves and bounds): the inner nodes are computed', () => {
     const tombstoneBounds = Array.from({ length: partitionCount }, (_, p) => (p % 2 === 0 ? noTombstone : BigInt(p) << 10n));
-    const decoded = decodeSnapshot(leavesOnly(encodeSnapshot({ ...state(300), tombstoneBounds }), 2), 2);
+    const decoded = decodeSnapshot(olderFormat(encodeSnapshot({ ...state(300), tombstoneBounds }), 2), 2);
     assert.ok('state' in decoded, 'rejected' in decoded ? decoded.rejected : '');
     assert.deepStrictEqual(decoded.state.tombstoneBounds, tombstoneBounds);
     assertSameTree(decoded.state.tree, state(300).tree);
   });
 
-  it('refuses a format-3 tree whose root count is not the entry count, even with a good checksum', () => {
+  it('refuses a tree whose root count is not the entry count, even with a good checksum', () => {
     const current = encodeSnapshot(state(40));
     const body = Buffer.from(current.subarray(0, current.length - 32));
-    // The root's count: right after the root's 32-byte digest.
-    body.writeUInt32BE(41, 18 + 32);
+    // The root's count: right after the 20-byte header and the root's 32-byte digest.
+    body.writeUInt32BE(41, 20 + 32);
     const resealed = Buffer.concat([body, createHash('sha256').update(body).digest()]);
     assert.deepStrictEqual(decodeSnapshot(resealed, 2), { rejected: 'corrupt' });
   });
@@ -352,6 +398,22 @@ describe('snapshot encoding', () => {
     const built = state(2000).tree;
     const { digests, counts } = built.leaves();
     assertSameTree(MerkleTree.fromLeaves(2, digests.slice(), counts.slice()), built);
+  });
+
+  it('MerkleTree.adoptLevels keeps aligned levels as they are and copies unaligned ones', () => {
+    const built = state(1500).tree;
+    const levels = built.levels().map(({ digests, counts }) => ({ digests: digests.slice(), counts: counts.slice() }));
+    const adopted = MerkleTree.adoptLevels(2, levels);
+    assertSameTree(adopted, built);
+    assert.equal(adopted.levels()[2]!.digests, levels[2]!.digests);
+    const unaligned = levels.map(({ digests, counts }) => {
+      const shifted = new Uint8Array(digests.byteLength + 2);
+      shifted.set(digests, 2);
+      return { digests: shifted.subarray(2), counts };
+    });
+    const copied = MerkleTree.adoptLevels(2, unaligned);
+    assertSameTree(copied, built);
+    assert.notEqual(copied.levels()[2]!.digests.buffer, unaligned[2]!.digests.buffer);
   });
 
   it('MerkleTree.fromLevels copies every level: the same tree, not views of the old one', () => {
