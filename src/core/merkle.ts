@@ -136,9 +136,22 @@ export class MerkleTree implements MerkleView {
   /**
    * The tree with these levels (as `levels()` returned them), copied as they are: no node is
    * computed, so the caller vouches that each inner node is its children's XOR and sum (a
-   * snapshot's checksum does). A start reads a saved tree this way: computing the inner nodes
-   * from the leaves took ~15-40 ms of code V8 had not compiled yet.
+   * snapshot's checksum does). A start reads a saved tree this way (adoptLevels, which copies
+   * only unaligned levels): computing the inner nodes from the leaves took ~15-40 ms of code
+   * V8 had not compiled yet.
    */
+  static fromLevels(depth: number, levels: readonly { digests: Uint8Array; counts: Uint32Array }[]): MerkleTree {
+    const tree = new MerkleTree(depth);
+    assert(levels.length === depth + 1, 'a level per depth, root included');
+    for (let level = 0; level <= depth; level++) {
+      const { digests, counts } = levels[level]!;
+      assert(digests.byteLength === tree.digests[level]!.byteLength && counts.length === tree.counts[level]!.length, `level ${level} of the wrong size`);
+      tree.digests[level]!.set(digests);
+      tree.counts[level]!.set(counts);
+    }
+    return tree;
+  }
+
   /**
    * The tree with these levels as its own memory, not copies: the caller gives the arrays up
    * (a start's snapshot, read into memory of its own: copying its ~2.4 MiB of digests into
@@ -150,18 +163,6 @@ export class MerkleTree implements MerkleView {
     assert(levels.length === depth + 1, 'a level per depth, root included');
     if (levels.every(({ digests }) => digests.byteOffset % 4 === 0)) return new MerkleTree(depth, levels);
     return MerkleTree.fromLevels(depth, levels);
-  }
-
-  static fromLevels(depth: number, levels: readonly { digests: Uint8Array; counts: Uint32Array }[]): MerkleTree {
-    const tree = new MerkleTree(depth);
-    assert(levels.length === depth + 1, 'a level per depth, root included');
-    for (let level = 0; level <= depth; level++) {
-      const { digests, counts } = levels[level]!;
-      assert(digests.byteLength === tree.digests[level]!.byteLength && counts.length === tree.counts[level]!.length, `level ${level} of the wrong size`);
-      tree.digests[level]!.set(digests);
-      tree.counts[level]!.set(counts);
-    }
-    return tree;
   }
 
   /**

@@ -26,7 +26,7 @@
  *     each), then fanout^level counts (u32 each)
  *     formats 1 and 2: the leaves only: fanout^depth digests, then fanout^depth counts
  *   | u8 filter layers | per layer: u32 words, u32 count, words (u32 each)
- *   | formats 2 and 3: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
+ *   | formats 2 to 4: per partition (256) its tombstone bound (tombstone-bounds.ts): u8 kind
  *     (0 unknown, 1 no tombstone, 2 the u64 that follows), u64 HLC (0 unless kind 2)
  *   | SHA-256 of everything before (32 bytes)
  * Formats 1 to 3 are still read (1 and 2: the inner nodes computed from the leaves; 3: the
