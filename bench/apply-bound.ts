@@ -31,8 +31,9 @@ import { ByteReader } from '../src/core/bytes.js';
 import { canonicalEncoding, encodedEntryDigestText, encodedEntryFacts, encodedKeyHashText, encodeEntry, hashPrefixDigits, readEncodedEntryFacts, readEntry, ReceivedValues, type Entry, type HashText } from '../src/core/entry.js';
 import { hlcPack } from '../src/core/hlc.js';
 import { KeyFilter } from '../src/core/key-filter.js';
-import { merkleDepthDefault } from '../src/core/limits.js';
+import { merkleDepthDefault, valueBytesMax } from '../src/core/limits.js';
 import { MerkleTree } from '../src/core/merkle.js';
+import { decodeReceivedEntries } from '../src/core/received-entries.js';
 import { Replica } from '../src/core/replica.js';
 import { batchRows, RowScratch } from '../src/store/batch-rows.js';
 import { LevelStore } from '../src/store/level-store.js';
@@ -50,7 +51,7 @@ const { values } = parseArgs({
 const entries = Number(values.entries);
 const frameEntries = Number(values.frame);
 const noStore = values['no-store'];
-const variants = ['today', 'own', 'bound'] as const;
+const variants = ['today', 'decoded', 'own', 'bound'] as const;
 type Variant = (typeof variants)[number];
 
 /** The received frames: `[varint length][entry bytes]` each, `frameEntries` entries a frame. */
@@ -80,7 +81,34 @@ function frames(): Uint8Array[] {
   return out;
 }
 
-async function today(received: Uint8Array[], dir: string, ownValues = false): Promise<number> {
+/**
+ * What a sync session does with a received frame (its entries back to back, as an Entries
+ * frame carries them after its count): decodeReceivedEntries, then Replica.applyReceived.
+ */
+async function today(received: { bytes: Uint8Array; count: number }[], dir: string): Promise<number> {
+  const store = new LevelStore(dir);
+  const replica = await Replica.open({ nodeId: '00000000000000bb', store, wallClockMs: Date.now });
+  const pending: Promise<unknown>[] = [];
+  for (const frame of received) {
+    pending.push(replica.applyReceived(decodeReceivedEntries(frame.bytes, 0, frame.count, valueBytesMax).entries));
+    if (pending.length > 4) await pending.shift();
+  }
+  await Promise.all(pending);
+  const count = replica.entryCount;
+  await replica.close();
+  await store.close();
+  return count;
+}
+
+/** A frame of `[varint length][entry bytes]` as an Entries frame's entries: the bytes without the lengths, and their count. */
+function withoutLengths(frame: Uint8Array): { bytes: Uint8Array; count: number } {
+  const reader = new ByteReader(frame);
+  const parts: Uint8Array[] = [];
+  while (reader.remaining > 0) parts.push(reader.raw(reader.varint()));
+  return { bytes: Buffer.concat(parts), count: parts.length };
+}
+
+async function decoded(received: Uint8Array[], dir: string, ownValues = false): Promise<number> {
   const store = new LevelStore(dir);
   const replica = await Replica.open({ nodeId: '00000000000000bb', store, wallClockMs: Date.now });
   const pending: Promise<unknown>[] = [];
@@ -195,11 +223,13 @@ async function bound(received: Uint8Array[], dir: string): Promise<number> {
 
 async function runOne(variant: Variant): Promise<void> {
   const received = frames();
+  const stripped = variant === 'today' ? received.map(withoutLengths) : [];
   const dir = mkdtempSync(join(tmpdir(), 'ckv-apply-bound-'));
   try {
     const startedMs = performance.now();
     const cpu = process.cpuUsage();
-    const applied = variant === 'bound' ? await bound(received, dir) : await today(received, dir, variant === 'own');
+    const applied =
+      variant === 'bound' ? await bound(received, dir) : variant === 'today' ? await today(stripped, dir) : await decoded(received, dir, variant === 'own');
     const used = process.cpuUsage(cpu);
     if (applied !== entries) throw new Error(`${variant} applied ${applied} of ${entries} entries`);
     console.log(JSON.stringify({ wallMs: performance.now() - startedMs, cpuMs: (used.user + used.system) / 1000 }));

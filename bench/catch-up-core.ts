@@ -73,8 +73,8 @@ async function session(
 ): Promise<{ ms: number; received: number; delta: number | undefined; rounds: number }> {
   const startedMs = performance.now();
   const result = await runLoopbackSession(
-    { ctx: a.syncContext({ cluster, partitions, ...(withWatermark ? { peerNodeId: b.nodeId } : {}) }), apply: (list, encodings) => a.applyRemote(list, { encodings }) },
-    { ctx: b.syncContext({ cluster, partitions }), apply: (list, encodings) => b.applyRemote(list, { encodings }) },
+    { ctx: a.syncContext({ cluster, partitions, ...(withWatermark ? { peerNodeId: b.nodeId } : {}) }), apply: (list) => a.applyReceived(list) },
+    { ctx: b.syncContext({ cluster, partitions }), apply: (list) => b.applyReceived(list) },
     42,
   );
   const ms = performance.now() - startedMs;
@@ -99,7 +99,7 @@ async function serveOnly(): Promise<void> {
       const startedMs = performance.now();
       await runLoopbackSession(
         { ctx: { tree: new MerkleTree(b.depth), store: empty, cluster }, apply: async (list) => void (received += list.length) },
-        { ctx: b.syncContext({ cluster }), apply: (list, encodings) => b.applyRemote(list, { encodings }) },
+        { ctx: b.syncContext({ cluster }), apply: (list) => b.applyReceived(list) },
         42,
       );
       const used = process.cpuUsage(cpu);

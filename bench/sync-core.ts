@@ -196,7 +196,7 @@ async function applyAll(replica: Replica, entries: readonly Entry[], what: strin
 function party(replica: Replica, width: number): LoopbackParty {
   return {
     ctx: replica.syncContext({ cluster, childDigestBytes: width }),
-    apply: (entries) => replica.applyRemote(entries),
+    apply: (entries) => replica.applyReceived(entries),
   };
 }
 

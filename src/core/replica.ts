@@ -72,6 +72,7 @@ import { SyncWatermarks } from './sync-watermarks.js';
 import { decodeSnapshot, encodeSnapshot, type ReplicaState, type SnapshotRejection } from './replica-snapshot.js';
 import { replayTail } from './replica-replay.js';
 import { scanReplicaState } from './replica-scan.js';
+import type { ReceivedEntries } from './received-entries.js';
 import type { Store } from './store.js';
 import { noTombstone, TombstoneBounds } from './tombstone-bounds.js';
 import type { SyncContext, SyncResult } from './sync-session.js';
@@ -83,7 +84,12 @@ const watermarksMetaName = 'sync-watermarks';
 export type Origin = 'local' | 'remote';
 
 export interface AppliedChange {
+  /** Made when first asked for, for a change applied from received bytes (Replica.applyReceived). */
   readonly entry: Entry;
+  /** entry.version.hlc, without making the entry. */
+  readonly hlc: Hlc;
+  /** Whether the entry carries an expiry (entry.expiresAtMs), without making the entry. */
+  readonly expires: boolean;
   /** keyHashText(entry.key), computed once by the commit: placement and gossip reuse it. */
   readonly keyHash: HashText;
   readonly previous: Version | undefined;
@@ -156,6 +162,12 @@ export interface ReplicaOptions {
   versionCacheBytesMax?: number;
   /** Only the simulator's version-cache canary sets this: commits do not update the cache (it goes stale). */
   versionCacheNotUpdated?: boolean;
+  /**
+   * Only the simulator's bulk-apply canary sets this: a commit of received bytes
+   * (commitReceived) takes every key for one held nowhere, reading no stored version, so an
+   * older received version replaces a newer one.
+   */
+  receivedIgnoresStored?: boolean;
   /** Only the simulator's delta canary sets this (SyncContext.dropLastDeltaEntry). */
   dropLastDeltaEntry?: boolean;
   /** Only the simulator's bounds canary sets this: the open claims no partition holds a tombstone (a wrong bound). */
@@ -171,7 +183,7 @@ export interface ReplicaOptions {
    * partition (a collected key coming back from a stale node). Refused entries count as stale.
    * Default: none refused.
    */
-  refuseResurrection?: (keyHash: HashText, entry: Entry) => boolean;
+  refuseResurrection?: (keyHash: HashText, hlc: Hlc, entry: () => Entry) => boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -237,6 +249,16 @@ type RemoteOp = {
   reject: (e: Error) => void;
 };
 
+/** applyReceived's op: entries as their received bytes (received-entries.ts), all canonical. */
+type ReceivedOp = {
+  kind: 'received';
+  batch: ReceivedEntries;
+  outcomes: boolean;
+  origin: Origin;
+  resolve: (r: ApplyReport) => void;
+  reject: (e: Error) => void;
+};
+
 /** An entry the purge drops if it still holds exactly this version (see `dropUnchanged`). */
 export interface DropRequest {
   readonly key: string;
@@ -270,7 +292,16 @@ type Op =
   | { kind: 'local'; key: string; value: Uint8Array | null; condition: WriteCondition | undefined; ttlMs: number | undefined; resolve: (v: Version) => void; reject: (e: Error) => void }
   | { kind: 'localMany'; writes: readonly LocalWrite[]; resolve: (v: (Version | Error)[]) => void; reject: (e: Error) => void }
   | RemoteOp
+  | ReceivedOp
   | ExpireOp;
+
+/** Ops a commit takes together (applyReceived's are decoded first unless all are: commitReceived). */
+type CommitOp = Exclude<Op, AloneOp | ReceivedOp>;
+
+/** Entries a remote op holds (what it counts against remoteQueueEntriesMax). */
+function remoteEntries(op: RemoteOp | ReceivedOp): number {
+  return op.kind === 'remote' ? op.entries.length : op.batch.length;
+}
 
 /** A key touched by one commit. */
 interface Slot {
@@ -323,7 +354,7 @@ export class Replica {
   /** Remote entries admitted to `queue` and not yet committed (queued or in the current batch). */
   private remoteQueued = 0;
   /** applyRemote calls waiting for room, in call order. */
-  private readonly waitingForRoom: RemoteOp[] = [];
+  private readonly waitingForRoom: (RemoteOp | ReceivedOp)[] = [];
   private roomListeners: { entries: number; resolve: () => void }[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -350,6 +381,8 @@ export class Replica {
   /** The last stored version of keys being rewritten (./version-cache.ts): what collect need not read. */
   private readonly versions: VersionCache;
   private readonly versionCacheNotUpdated: boolean;
+  private readonly receivedIgnoresStored: boolean;
+  private receivedCommits = 0;
   private readonly checkpointBesideWrites: boolean;
   /** Entries written or removed since open (counted as the store write starts). */
   private storeChanges = 0;
@@ -357,7 +390,7 @@ export class Replica {
   private checkpointedChanges: number | undefined;
   /** A store write failed since open (storeWriteFailed): no snapshot may be saved from this tree. */
   private treeUncertain = false;
-  private readonly refuseResurrection: ((keyHash: HashText, entry: Entry) => boolean) | undefined;
+  private readonly refuseResurrection: ((keyHash: HashText, hlc: Hlc, entry: () => Entry) => boolean) | undefined;
   /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
   private settledBound: Hlc = 0n;
 
@@ -375,6 +408,7 @@ export class Replica {
     this.dropLastDeltaEntry = options.dropLastDeltaEntry ?? false;
     this.versions = new VersionCache(options.versionCacheBytesMax ?? versionCacheBytesMax);
     this.versionCacheNotUpdated = options.versionCacheNotUpdated ?? false;
+    this.receivedIgnoresStored = options.receivedIgnoresStored ?? false;
     this.checkpointBesideWrites = options.checkpointBesideWrites ?? false;
     this.refuseResurrection = options.refuseResurrection;
     this.nodeId = options.nodeId;
@@ -480,6 +514,11 @@ export class Replica {
   }
 
   /** Entries written or removed since open: a checkpoint stays current while this does not move. */
+  /** Commits made from received bytes (commitReceived) since the open: what the simulator checks it drives. */
+  get receivedCommitCount(): number {
+    return this.receivedCommits;
+  }
+
   get storeChangeCount(): number {
     return this.storeChanges;
   }
@@ -777,6 +816,24 @@ export class Replica {
   }
 
   /**
+   * applyRemote for entries kept as their received bytes (a sync frame's: received-entries.ts).
+   * When their bytes are canonical, a commit of such calls alone works from the bytes
+   * (commitReceived: keys and digests hashed in place, versions compared on their numbers, rows
+   * made from the bytes, an entry object made only when asked for); otherwise, or when the
+   * commit also takes other writes, they are decoded and applied as applyRemote's, with the
+   * same result.
+   */
+  applyReceived(batch: ReceivedEntries, options: { outcomes?: boolean; origin?: Origin } = {}): Promise<ApplyReport> {
+    if (!batch.canonical) return this.applyRemote(batch.entries(), { ...options, encodings: batch.encodings() });
+    if (this.closed) return Promise.reject(new ReplicaClosedError());
+    return new Promise((resolve, reject) => {
+      const op: ReceivedOp = { kind: 'received', batch, outcomes: options.outcomes ?? false, origin: options.origin ?? 'remote', resolve, reject };
+      if (this.waitingForRoom.length === 0 && this.hasRoomFor(batch.length)) this.admit(op);
+      else this.waitingForRoom.push(op);
+    });
+  }
+
+  /**
    * Resolves once an applyRemote of `entries` entries would be queued at once (immediately if
    * it would now, or if the replica is closed). Gossip awaits this before it applies a message.
    */
@@ -802,8 +859,8 @@ export class Replica {
     return this.remoteQueued === 0 || this.remoteQueued + entries <= this.remoteQueueEntriesMax;
   }
 
-  private admit(op: RemoteOp): void {
-    this.remoteQueued += op.entries.length;
+  private admit(op: RemoteOp | ReceivedOp): void {
+    this.remoteQueued += remoteEntries(op);
     this.enqueue(op);
   }
 
@@ -811,7 +868,7 @@ export class Replica {
   private makeRoom(committed: number): void {
     this.remoteQueued -= committed;
     assert(this.remoteQueued >= 0, 'remote queue count below zero');
-    while (this.waitingForRoom.length > 0 && this.hasRoomFor(this.waitingForRoom[0]!.entries.length)) {
+    while (this.waitingForRoom.length > 0 && this.hasRoomFor(remoteEntries(this.waitingForRoom[0]!))) {
       this.admit(this.waitingForRoom.shift()!);
     }
     if (this.waitingForRoom.length === 0 && this.roomListeners.length > 0) {
@@ -916,12 +973,12 @@ export class Replica {
       while (take < this.queue.length && (take === 0 || size < writeBatchOpsMax)) {
         const op = this.queue[take]!;
         if (op.kind === 'drop' || op.kind === 'checkpoint') break;
-        size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.kind === 'expire' ? op.expiring.length : op.entries.length;
+        size += op.kind === 'local' ? 1 : op.kind === 'localMany' ? op.writes.length : op.kind === 'expire' ? op.expiring.length : remoteEntries(op);
         take++;
       }
       const ops = this.queue.splice(0, take) as Exclude<Op, AloneOp>[];
       let remote = 0;
-      for (const op of ops) if (op.kind === 'remote') remote += op.entries.length;
+      for (const op of ops) if (op.kind === 'remote' || op.kind === 'received') remote += remoteEntries(op);
       // Once, when the batch is durable (before its callers hear of it) or has failed;
       // synchronously with the loop's next empty-queue check, so an admitted call is flushed.
       const release = (): void => {
@@ -929,7 +986,8 @@ export class Replica {
         remote = 0;
       };
       try {
-        await this.commit(ops, release);
+        if (ops.every((op) => op.kind === 'received')) await this.commitReceived(ops as ReceivedOp[], release);
+        else await this.commit(ops.map(decodedOp), release);
       } catch (error) {
         release();
         for (const op of ops) op.reject(error as Error);
@@ -943,7 +1001,7 @@ export class Replica {
    * onApplied). A failure before publish rejects every op of the batch (flushLoop). Once
    * durable, the batch's remote entries leave the bounded remote queue (releaseRemoteRoom).
    */
-  private async commit(ops: Exclude<Op, AloneOp>[], releaseRemoteRoom: () => void): Promise<void> {
+  private async commit(ops: CommitOp[], releaseRemoteRoom: () => void): Promise<void> {
     const slots = await this.collect(ops);
     const merged = this.merge(ops, slots);
     await this.persist(merged.written);
@@ -957,7 +1015,7 @@ export class Replica {
    * key filter says the store may hold, from the version cache (a key being rewritten again)
    * or else read in one getMany, whose results the cache then records.
    */
-  private async collect(ops: Exclude<Op, AloneOp>[]): Promise<Slots> {
+  private async collect(ops: CommitOp[]): Promise<Slots> {
     const byKey = new Map<string, Slot>();
     const list: Slot[] = [];
     const touch = (key: string): void => {
@@ -1008,7 +1066,7 @@ export class Replica {
    * nothing else can touch the slots meanwhile. The clock advances here (stamps and received
    * remote stamps); it is persisted with the winners.
    */
-  private merge(ops: Exclude<Op, AloneOp>[], slots: Slots): Merged {
+  private merge(ops: CommitOp[], slots: Slots): Merged {
     const lww = this.mergeRule === lastWriterWins;
     const changes: AppliedChange[] = [];
     const results: OpResult[] = [];
@@ -1036,7 +1094,7 @@ export class Replica {
       if (this.mergeRule(version, previous)) {
         slot.winner = entry;
         slot.winnerEncoding = undefined;
-        changes.push({ entry, keyHash: slot.hash, previous, origin: 'local' });
+        changes.push({ entry, keyHash: slot.hash, previous, origin: 'local', hlc: version.hlc, expires: entry.expiresAtMs !== undefined });
       } else if (lww) {
         return new VersionFromFutureError(key, hlcWallMs(previous!.hlc) - wallMs);
       }
@@ -1082,7 +1140,7 @@ export class Replica {
           continue;
         }
         const previous = (slot.winner ?? slot.before)?.version;
-        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry)) {
+        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry.version.hlc, () => entry)) {
           report.stale++;
           outcomes.push('stale');
           continue;
@@ -1091,7 +1149,7 @@ export class Replica {
           assert(!lww || previous === undefined || compareVersions(entry.version, previous) > 0, 'an older version won under last-writer-wins');
           slot.winner = entry;
           slot.winnerEncoding = encodings?.[i];
-          changes.push({ entry, keyHash: slot.hash, previous, origin: op.origin });
+          changes.push({ entry, keyHash: slot.hash, previous, origin: op.origin, hlc: entry.version.hlc, expires: entry.expiresAtMs !== undefined });
           report.applied++;
           outcomes.push('applied');
         } else {
@@ -1194,12 +1252,237 @@ export class Replica {
     if (this.onApplied) for (const change of merged.changes) this.onApplied(change);
   }
 
+  /**
+   * A commit of applyReceived calls only (docs/design-bulk-apply.md): what collect, merge,
+   * persist and publish do, from the entries' bytes. A slot per key hash (in first-touch
+   * order), the key decoded only when the key filter says the store may hold it (its version is
+   * then read as in collect); each entry checked and merged in call order (its value's length,
+   * `holds`, the clock, resurrection, the merge rule against the slot's winner so far or what
+   * the store held: a version object is made only when there is one to compare with); the
+   * winners written from their bytes (Store.writeReceived, else decoded for write()) with the
+   * HLC bound; then the tree, tombstone bounds, key filter and version cache exactly as
+   * persist updates them; each call's report; onApplied told of changes whose entry is made
+   * when asked for.
+   */
+  private async commitReceived(ops: readonly ReceivedOp[], releaseRemoteRoom: () => void): Promise<void> {
+    this.receivedCommits++;
+    // Collect.
+    const slotOf = new Map<HashText, number>();
+    const hashes: HashText[] = [];
+    const firstBatch: ReceivedEntries[] = [];
+    const firstIndex: number[] = [];
+    const slotsOfOps: Int32Array[] = [];
+    for (const { batch } of ops) {
+      const slots = new Int32Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const hash = batch.keyHashText(i);
+        let slot = slotOf.get(hash);
+        if (slot === undefined) {
+          slot = hashes.length;
+          slotOf.set(hash, slot);
+          hashes.push(hash);
+          firstBatch.push(batch);
+          firstIndex.push(i);
+        }
+        slots[i] = slot;
+      }
+      slotsOfOps.push(slots);
+    }
+    const slotCount = hashes.length;
+    const before: (Entry | undefined)[] = new Array<Entry | undefined>(slotCount).fill(undefined);
+    const beforeSeq: (number | undefined)[] = new Array<number | undefined>(slotCount).fill(undefined);
+    const toRead: number[] = [];
+    const toReadKeys: string[] = [];
+    for (let slot = 0; slot < slotCount; slot++) {
+      if (this.receivedIgnoresStored || !this.keys.mayHave(hashes[slot]!)) continue;
+      const key = firstBatch[slot]!.key(firstIndex[slot]!);
+      const cached = this.versions.get(key, hashes[slot]!);
+      if (cached === undefined) {
+        toRead.push(slot);
+        toReadKeys.push(key);
+      } else {
+        before[slot] = cached.entry;
+        beforeSeq[slot] = cached.seq;
+      }
+    }
+    if (toRead.length > 0) {
+      const seqs: (number | undefined)[] = [];
+      const stored = await this.store.getMany(toReadKeys, toRead.map((slot) => hashes[slot]!), seqs);
+      assert(stored.length === toRead.length && seqs.length === toRead.length, 'getMany returned a result and a seq per key');
+      for (let r = 0; r < toRead.length; r++) {
+        const slot = toRead[r]!;
+        before[slot] = stored[r];
+        beforeSeq[slot] = seqs[r];
+        if (stored[r] !== undefined && seqs[r] !== undefined) this.versions.set(stored[r]!, hashes[slot]!, seqs[r]!);
+      }
+    }
+
+    // Merge.
+    const lww = this.mergeRule === lastWriterWins;
+    const winnerBatch: (ReceivedEntries | undefined)[] = new Array<ReceivedEntries | undefined>(slotCount).fill(undefined);
+    const winnerIndex = new Int32Array(slotCount);
+    const winnerHlc: Hlc[] = new Array<Hlc>(slotCount).fill(0n);
+    const changes: AppliedChange[] = [];
+    const reports: ApplyReport[] = [];
+    const wallMs = this.wallClockMs();
+    for (let o = 0; o < ops.length; o++) {
+      const { batch, origin } = ops[o]!;
+      const slots = slotsOfOps[o]!;
+      const outcomes: ApplyOutcome[] = [];
+      const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
+      if (ops[o]!.outcomes) report.outcomes = outcomes;
+      for (let i = 0; i < batch.length; i++) {
+        // The decoder checked the key and the flags; the value's limit is this replica's.
+        if (batch.valueBytes(i) > this.valueBytesMax) {
+          report.rejectedInvalid++;
+          outcomes.push('invalid');
+          continue;
+        }
+        const slot = slots[i]!;
+        const hash = hashes[slot]!;
+        if (this.holds && !this.holds(hash)) {
+          report.rejectedNotHeld++;
+          outcomes.push('not-held');
+          continue;
+        }
+        const hlc = batch.hlc(i);
+        try {
+          this.clock.receive(hlc, wallMs);
+        } catch (error) {
+          if (!(error instanceof ClockDriftError)) throw error;
+          report.rejectedClockDrift++;
+          outcomes.push('clock-drift');
+          continue;
+        }
+        const winner = winnerBatch[slot];
+        const previous = winner !== undefined ? winner.version(winnerIndex[slot]!) : before[slot]?.version;
+        if (previous === undefined && this.refuseResurrection?.(hash, hlc, () => batch.entry(i))) {
+          report.stale++;
+          outcomes.push('stale');
+          continue;
+        }
+        // Under last-writer-wins an entry of a key held nowhere wins without a version object.
+        if (previous === undefined && lww ? true : this.mergeRule(batch.version(i), previous)) {
+          assert(!lww || previous === undefined || compareVersions(batch.version(i), previous) > 0, 'an older version won under last-writer-wins');
+          winnerBatch[slot] = batch;
+          winnerIndex[slot] = i;
+          winnerHlc[slot] = hlc;
+          changes.push(new ReceivedChange(batch, i, hash, hlc, previous, origin));
+          report.applied++;
+          outcomes.push('applied');
+        } else {
+          report.stale++;
+          outcomes.push('stale');
+        }
+      }
+      assert(
+        report.applied + report.stale + report.rejectedClockDrift + report.rejectedInvalid + report.rejectedNotHeld === batch.length,
+        'every remote entry is counted once',
+      );
+      reports.push(report);
+    }
+
+    // Persist (as persist(): the numbering, the count, the digests while the store writes).
+    const written: number[] = [];
+    for (let slot = 0; slot < slotCount; slot++) if (winnerBatch[slot] !== undefined) written.push(slot);
+    if (written.length > 0) {
+      const seqFirst = this.seqLast + 1;
+      this.storeChanges += written.length;
+      let tombstones = this.tombstones;
+      const batches: ReceivedEntries[] = [];
+      const indexes: number[] = [];
+      const writtenHashes: HashText[] = [];
+      const previousSeqs: (number | undefined)[] = [];
+      for (const slot of written) {
+        const batch = winnerBatch[slot]!;
+        const i = winnerIndex[slot]!;
+        tombstones += (batch.isTombstone(i) ? 1 : 0) - (before[slot]?.value === null ? 1 : 0);
+        batches.push(batch);
+        indexes.push(i);
+        writtenHashes.push(hashes[slot]!);
+        previousSeqs.push(beforeSeq[slot]);
+      }
+      const index = { seqFirst, previousSeqs, ...(this.treeUncertain ? {} : { tombstones }) };
+      const writing = (
+        this.store.writeReceived
+          ? this.store.writeReceived({ batches, indexes }, this.clock.last, writtenHashes, index)
+          : this.store.write(
+              batches.map((batch, w) => batch.entry(indexes[w]!)),
+              this.clock.last,
+              writtenHashes,
+              { ...index, encodings: batches.map((batch, w) => batch.encoding(indexes[w]!)) },
+            )
+      ).catch((error: unknown) => this.storeWriteFailed(error));
+      const digests: (HashText | undefined)[] = [];
+      try {
+        for (let w = 0; w < written.length; w++) {
+          const previous = before[written[w]!];
+          digests.push(previous ? entryDigestText(previous.key, previous.version) : undefined, batches[w]!.digestText(indexes[w]!));
+        }
+      } finally {
+        await writing;
+      }
+      let hlcMax = this.entryHlcMax;
+      for (let w = 0; w < written.length; w++) {
+        const slot = written[w]!;
+        const hash = hashes[slot]!;
+        const batch = batches[w]!;
+        const i = indexes[w]!;
+        if (before[slot] !== undefined && !this.versionCacheNotUpdated) this.versions.set(batch.entry(i), hash, seqFirst + w);
+        this.tree.updateText(hash, digests[2 * w], digests[2 * w + 1]!);
+        if (batch.isTombstone(i)) this.tombstoneBounds.noteTombstone(partitionOfHash(hash), winnerHlc[slot]!);
+        if (before[slot] === undefined) this.keys.add(hash);
+        if (winnerHlc[slot]! > hlcMax) hlcMax = winnerHlc[slot]!;
+      }
+      this.entryHlcMax = hlcMax;
+      this.tombstones = tombstones;
+      this.seqLast = seqFirst + written.length - 1;
+    }
+    releaseRemoteRoom();
+
+    // Publish.
+    for (let o = 0; o < ops.length; o++) ops[o]!.resolve(reports[o]!);
+    if (this.onApplied) for (const change of changes) this.onApplied(change);
+  }
+
   private valid(entry: Entry): boolean {
     if (typeof entry.key !== 'string' || entry.key.length === 0) return false;
     if (!isNodeId(entry.version.node) || typeof entry.version.hlc !== 'bigint') return false;
     if (Buffer.byteLength(entry.key, 'utf8') > keyBytesMax) return false;
     if (entry.value !== null && entry.value.byteLength > this.valueBytesMax) return false;
     return true;
+  }
+}
+
+/** A received op decoded (its entries as objects, their bytes as encodings), for commit(). */
+function decodedOp(op: Exclude<Op, AloneOp>): CommitOp {
+  if (op.kind !== 'received') return op;
+  const { batch, outcomes, origin, resolve, reject } = op;
+  return { kind: 'remote', entries: batch.entries(), encodings: batch.encodings(), outcomes, origin, resolve, reject };
+}
+
+/**
+ * A change commitReceived applied: its entry is made from the received bytes when first asked
+ * for (a watcher, an expiry, an import), and kept. Holding the change holds its frame.
+ */
+class ReceivedChange implements AppliedChange {
+  private made: Entry | undefined;
+
+  constructor(
+    private readonly batch: ReceivedEntries,
+    private readonly index: number,
+    readonly keyHash: HashText,
+    readonly hlc: Hlc,
+    readonly previous: Version | undefined,
+    readonly origin: Origin,
+  ) {}
+
+  get entry(): Entry {
+    return (this.made ??= this.batch.entry(this.index));
+  }
+
+  get expires(): boolean {
+    return this.batch.expires(this.index);
   }
 }
 

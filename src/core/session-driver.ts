@@ -25,8 +25,8 @@
  *   aborts the transport. Nothing received after a bad frame is applied.
  * There are no timers here: the caller bounds a session's time (and aborts the transport).
  */
-import type { Entry } from './entry.js';
 import { syncApplyBytesInFlightMax } from './limits.js';
+import type { ReceivedEntries } from './received-entries.js';
 import { FrameType } from './sync-frames.js';
 import { SyncInitiator, type SyncEffect, type SyncResponder, type SyncResult } from './sync-session.js';
 
@@ -41,10 +41,10 @@ export interface FrameTransport {
 
 export interface SessionHooks {
   /**
-   * Merge entries from the peer (into the replica); awaited before the session goes on.
-   * `encodings`: per entry, its canonical bytes as received, if known (Replica.applyRemote).
+   * Merge entries from the peer (into the replica: Replica.applyReceived), as their received
+   * bytes; awaited before the session goes on.
    */
-  apply(entries: Entry[], encodings?: (Uint8Array | undefined)[]): Promise<unknown>;
+  apply(entries: ReceivedEntries): Promise<unknown>;
   /** Responder only: once, when the peer's Hello is read: its wall clock (0 if it did not say) and entry count. */
   onHello?(peerWallMs: number, peerEntryCount: number): void;
 }
@@ -96,12 +96,12 @@ class Applies {
 
   constructor(private readonly hooks: SessionHooks) {}
 
-  async start(entries: Entry[], encodings: (Uint8Array | undefined)[] | undefined): Promise<void> {
+  async start(entries: ReceivedEntries): Promise<void> {
     let bytes = 0;
-    for (const entry of entries) bytes += entry.key.length + (entry.value?.byteLength ?? 0);
+    for (let i = 0; i < entries.length; i++) bytes += entries.keyBytes(i) + entries.valueBytes(i);
     while (this.pending.length > 0 && this.bytes + bytes > syncApplyBytesInFlightMax) await this.awaitOldest();
     this.check();
-    const done = this.hooks.apply(entries, encodings).then(
+    const done = this.hooks.apply(entries).then(
       () => undefined,
       (error: unknown) => {
         this.failure ??= { error };
@@ -144,7 +144,7 @@ async function run(
   for await (const effect of effects) {
     beforeEach?.();
     if (effect.kind === 'apply') {
-      await applies.start(effect.entries, effect.encodings);
+      await applies.start(effect.entries);
       continue;
     }
     await applies.settle();

@@ -22,6 +22,7 @@
  */
 import type { Entry, HashText } from './entry.js';
 import type { Hlc } from './hlc.js';
+import type { ReceivedEntries } from './received-entries.js';
 
 export interface ScanKeysOptions {
   /** Only keys that start with this prefix (default: all). */
@@ -50,6 +51,12 @@ export interface WriteIndex {
    * encoding the entry again. Absent: encode every entry.
    */
   readonly encodings?: readonly (Uint8Array | undefined)[];
+}
+
+/** Store.writeReceived's entries: entry w is `batches[w]`'s entry `indexes[w]`. */
+export interface ReceivedRows {
+  readonly batches: readonly ReceivedEntries[];
+  readonly indexes: readonly number[];
 }
 
 /** An entry `Store.remove` deletes: its key, keyHashText(key), and the seq stored with it. */
@@ -101,6 +108,14 @@ export interface Store {
    * the store numbers the entries after its last seq itself and reads the previous seqs.
    */
   write(entries: readonly Entry[], hlcLast: Hlc, keyHashes?: readonly HashText[], index?: WriteIndex): Promise<void>;
+
+  /**
+   * Optional: write() for received entries kept as their bytes (Replica.applyReceived), entry
+   * w being `rows.batches[w]`'s entry `rows.indexes[w]`, whose bytes are canonical: each row
+   * is made from them, no entry object. The same contract as write() with `keyHashes` and
+   * `index` given (its `encodings` unused). A store without it gets the entries decoded.
+   */
+  writeReceived?(rows: ReceivedRows, hlcLast: Hlc, keyHashes: readonly HashText[], index: WriteIndex): Promise<void>;
 
   /** The greatest seq stored (0 for a new store): the replica numbers its next commit after it. */
   readSeqLast(): Promise<number>;

@@ -23,9 +23,10 @@
  *   ... one Step/Children round trip a level ...
  *   I -> R  Entries*  then Bye
  */
-import { byteRange, ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
+import { ByteReader, ByteWriter, fromHex, toHex } from './bytes.js';
 import { hlcCounter, hlcPack, hlcWallMs } from './hlc.js';
-import { canonicalEncoding, readEntry, ReceivedValues, writeEntry, type Entry, type Version } from './entry.js';
+import { writeEntry, type Entry, type Version } from './entry.js';
+import { decodeReceivedEntries, type ReceivedEntries } from './received-entries.js';
 import { MalformedError } from './errors.js';
 import { partitionBitmapBytes } from './layout.js';
 import {
@@ -164,12 +165,15 @@ export interface StepFrame {
 }
 export interface EntriesFrame {
   type: typeof FrameType.entries;
+  /** Decoded frames: made from `received` when first read. */
   entries: Entry[];
   /**
    * Decoded frames only: per entry, its bytes in the frame (a view) when they are exactly
-   * encodeEntry(entry) (canonicalEncoding), else undefined. The store keeps them as they are.
+   * encodeEntry(entry), else undefined. The store keeps them as they are.
    */
   encodings?: (Uint8Array | undefined)[];
+  /** Decoded frames only: the entries as their bytes in the frame (received-entries.ts). */
+  received?: ReceivedEntries;
 }
 export interface ByeFrame {
   type: typeof FrameType.bye;
@@ -362,16 +366,19 @@ export function decodeFrame(bytes: Uint8Array, width: number, valueBytesMax: num
     }
     case FrameType.entries: {
       const count = r.bounded(bytes.byteLength, 'entry count');
-      const entries: Entry[] = [];
-      const encodings: (Uint8Array | undefined)[] = [];
-      const values = new ReceivedValues(bytes.byteLength);
-      for (let i = 0; i < count; i++) {
-        const start = r.position;
-        const entry = readEntry(r, valueBytesMax, values);
-        entries.push(entry);
-        encodings.push(options.encodingsUnchecked === true ? byteRange(bytes, start, r.position) : canonicalEncoding(bytes, start, r.position, entry));
-      }
-      frame = { type, entries, encodings };
+      const { entries: received, end } = decodeReceivedEntries(bytes, r.position, count, valueBytesMax, options.encodingsUnchecked === true);
+      r.skip(end - r.position);
+      let made: Entry[] | undefined;
+      frame = {
+        type,
+        received,
+        get entries() {
+          return (made ??= received.entries());
+        },
+        get encodings() {
+          return received.encodings();
+        },
+      };
       break;
     }
     default:

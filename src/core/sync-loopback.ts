@@ -5,7 +5,7 @@
  * by unit tests and bench/sync-core.ts; the simulator and the libp2p binding run the same
  * driver over links with real delays and failures.
  */
-import type { Entry } from './entry.js';
+import type { ReceivedEntries } from './received-entries.js';
 import { assert } from './errors.js';
 import { FrameChannel } from './frame-channel.js';
 import { driveSession, type FrameTransport } from './session-driver.js';
@@ -13,7 +13,7 @@ import { SyncInitiator, SyncResponder, type SyncContext, type SyncResult } from 
 
 export interface LoopbackParty {
   ctx: SyncContext;
-  apply: (entries: Entry[], encodings?: (Uint8Array | undefined)[]) => Promise<unknown>;
+  apply: (entries: ReceivedEntries) => Promise<unknown>;
 }
 
 export interface LoopbackResult {

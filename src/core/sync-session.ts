@@ -99,6 +99,7 @@ import {
   summaryItemBytes,
 } from './sync-frames.js';
 import type { WallClockMs } from './ports.js';
+import type { ReceivedEntries } from './received-entries.js';
 import type { Store } from './store.js';
 import { epochsEqual } from './sync-watermarks.js';
 
@@ -164,9 +165,14 @@ export interface SyncResult {
 
 export type SyncEffect =
   | { kind: 'send'; frame: Uint8Array }
-  /** `encodings`: per entry, its canonical bytes as received (EntriesFrame.encodings), if known. */
-  | { kind: 'apply'; entries: Entry[]; encodings?: (Uint8Array | undefined)[] | undefined }
+  /** A received frame's entries (those in the session's partitions), as their bytes (received-entries.ts). */
+  | { kind: 'apply'; entries: ReceivedEntries }
   | { kind: 'done'; result: SyncResult };
+
+/** A decoded Entries frame's entry count (without making its entries). */
+function entryCount(frame: EntriesFrame): number {
+  return frame.received?.length ?? frame.entries.length;
+}
 
 /** Budget of fingerprint bytes in one Step; leaves beyond it wait for the next round. */
 const summaryBytesBudget = Math.floor(controlFrameBytesMax / 2);
@@ -207,18 +213,12 @@ abstract class SessionBase {
    * (the others are counted and dropped), with their encodings; none if nothing is left.
    */
   protected admit(frame: EntriesFrame): SyncEffect | undefined {
+    const received = frame.received;
+    assert(received !== undefined, 'a decoded Entries frame carries its received entries');
     const restriction = this.restriction;
-    if (restriction === undefined) return frame.entries.length > 0 ? { kind: 'apply', entries: frame.entries, encodings: frame.encodings } : undefined;
-    const entries: Entry[] = [];
-    const encodings: (Uint8Array | undefined)[] = [];
-    for (let i = 0; i < frame.entries.length; i++) {
-      const entry = frame.entries[i]!;
-      if (!restriction.has(keyHash(entry.key))) continue;
-      entries.push(entry);
-      encodings.push(frame.encodings?.[i]);
-    }
-    this.outsidePartitions += frame.entries.length - entries.length;
-    return entries.length > 0 ? { kind: 'apply', entries, encodings } : undefined;
+    const entries = restriction === undefined ? received : received.filter((i) => restriction.has(received.keyHash(i)));
+    this.outsidePartitions += received.length - entries.length;
+    return entries.length > 0 ? { kind: 'apply', entries } : undefined;
   }
 
   get isDone(): boolean {
@@ -400,8 +400,8 @@ export class SyncInitiator extends SessionBase {
         yield this.done('in-sync', this.positionResult(this.peerPosition !== undefined));
         return;
       case FrameType.entries: {
-        this.entriesReceived += frame.entries.length;
-        if (this.deltaOpen) this.deltaEntries += frame.entries.length;
+        this.entriesReceived += entryCount(frame);
+        if (this.deltaOpen) this.deltaEntries += entryCount(frame);
         const apply = this.admit(frame);
         if (apply) yield apply;
         return;
@@ -595,7 +595,7 @@ export class SyncResponder extends SessionBase {
     }
     switch (frame.type) {
       case FrameType.entries: {
-        this.entriesReceived += frame.entries.length;
+        this.entriesReceived += entryCount(frame);
         const apply = this.admit(frame);
         if (apply) yield apply;
         return;

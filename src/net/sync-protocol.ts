@@ -33,7 +33,7 @@
  * Hello then covers its own bitmap) and dials as before.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface';
-import type { Entry } from '../core/entry.js';
+import type { ReceivedEntries } from '../core/received-entries.js';
 import {
   entriesFrameBytesTarget,
   inboundSessionsPerPeerMax,
@@ -215,7 +215,7 @@ export class SyncService {
       );
       // The driver also waits for the responder to close its side, which it does only once it
       // has applied everything we pushed: the next session does not re-send entries in flight.
-      result = await driveSession(initiator, transportOf(framed), { apply: (entries, encodings) => this.apply(entries, encodings) });
+      result = await driveSession(initiator, transportOf(framed), { apply: (entries) => this.apply(entries) });
     } catch (cause) {
       error = this.failure(cause, peerId, 'initiator');
       framed?.abort(cause instanceof Error ? cause : new Error(String(cause)));
@@ -287,7 +287,7 @@ export class SyncService {
     const helloTimer = setTimeout(() => framed.abort(new Error(`no Hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
     try {
       const result = await driveSession(responder, transportOf(framed), {
-        apply: (entries, encodings) => this.apply(entries, encodings),
+        apply: (entries) => this.apply(entries),
         onHello: (peerWallMs, peerEntryCount) => {
           clearTimeout(helloTimer);
           sessions.hello(peerId, peerWallMs, peerEntryCount);
@@ -329,15 +329,10 @@ export class SyncService {
    * for 20-130 ms at a time while a restarted node caught up, and a Status or Get waited
    * behind several such turns (docs/measurements.md).
    */
-  private async apply(entries: Entry[], encodings: (Uint8Array | undefined)[] | undefined): Promise<void> {
+  private async apply(entries: ReceivedEntries): Promise<void> {
     const slices: Promise<ApplyReport>[] = [];
     const { replica } = this.components;
-    if (entries.length <= writeBatchOpsMax) slices.push(replica.applyRemote(entries, { encodings }));
-    else {
-      for (let at = 0; at < entries.length; at += writeBatchOpsMax) {
-        slices.push(replica.applyRemote(entries.slice(at, at + writeBatchOpsMax), { encodings: encodings?.slice(at, at + writeBatchOpsMax) }));
-      }
-    }
+    for (let at = 0; at < entries.length; at += writeBatchOpsMax) slices.push(replica.applyReceived(entries.slice(at, at + writeBatchOpsMax)));
     const { counters } = this.components;
     for (const report of await Promise.all(slices)) {
       counters.add('sync_entries_applied', report.applied);

@@ -59,7 +59,7 @@ export interface RemoteChange {
   valueBytes: number;
 }
 
-export function encodeChangeFrame(change: AppliedChange): Uint8Array {
+export function encodeChangeFrame(change: Pick<AppliedChange, 'entry'>): Uint8Array {
   const { entry } = change;
   const expiring = entry.value !== null && entry.expiresAtMs !== undefined;
   const w = new ByteWriter().u8(expiring ? WatchFrame.changeExpiring : WatchFrame.change).string(entry.key).u8(entry.value === null ? 1 : 0);

@@ -36,7 +36,7 @@ export interface BalanceStep {
   done: boolean;
 }
 
-export interface ChangeEvent extends Omit<AppliedChange, 'origin'> {
+export interface ChangeEvent extends Omit<AppliedChange, 'origin' | 'hlc' | 'expires'> {
   /**
    * 'local', 'remote', or 'expired': this node's TTL sweeper turned an expired value into its
    * tombstone (the same version as the value; src/core/ttl.ts). Each node sweeps by its own

@@ -21,7 +21,7 @@
  *   is harmless: the collector asks only below the watermark, so no write at or below it can
  *   still be missing anywhere (only a collected key's stale copy is refused by it).
  */
-import type { Entry, HashText, Version } from '../core/entry.js';
+import type { Entry, HashText } from '../core/entry.js';
 import type { Hlc } from '../core/hlc.js';
 import { writeBatchOpsMax } from '../core/limits.js';
 import { partitionCount, partitionOfHash, type PartitionId } from '../core/placement.js';
@@ -59,8 +59,8 @@ export class GcHolder implements GcHandler {
   }
 
   /** Replica's refuseResurrection: a remote entry of an absent key at or below its partition's floor. */
-  refuse(keyHash: HashText, version: Version): boolean {
-    if (!this.floors.refuseResurrection(partitionOfHash(keyHash), version.hlc)) return false;
+  refuse(keyHash: HashText, hlc: Hlc): boolean {
+    if (!this.floors.refuseResurrection(partitionOfHash(keyHash), hlc)) return false;
     this.deps.counters.add('gc_refused');
     return true;
   }

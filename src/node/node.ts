@@ -190,7 +190,7 @@ export class CkvNode implements NodeApi {
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (change) => this.onApplied(change),
         // An import restores what a backup held: it may bring back a collected key on purpose.
-        refuseResurrection: (keyHash, entry) => !(this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, entry.version),
+        refuseResurrection: (keyHash, hlc, entry) => !(this.importing.size > 0 && this.isImported(entry())) && this.gc.holder.refuse(keyHash, hlc),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger, onExpired: (tombstones) => this.onExpired(tombstones) });
@@ -334,11 +334,14 @@ export class CkvNode implements NodeApi {
     const appliedAtMs = this.appliedAtMsOfCommit();
     // An imported entry was written long ago: its age is not a convergence time.
     const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
-    if (!imported) this.writeStats.record(change.origin, change.entry.version.hlc, appliedAtMs);
+    if (!imported) this.writeStats.record(change.origin, change.hlc, appliedAtMs);
     if (change.origin === 'local' || imported) this.publishSoon(change);
-    if (change.entry.expiresAtMs !== undefined) this.sweeper?.schedule(change.entry);
-    // Called for every write: the event is only built when a watcher listens.
-    if (this.changes.listenerCount('change') > 0) this.changes.emit('change', { ...change, appliedAtMs } satisfies ChangeEvent);
+    if (change.expires) this.sweeper?.schedule(change.entry);
+    // Called for every write: the event (and a received change's entry) is only made when a watcher listens.
+    if (this.changes.listenerCount('change') > 0) {
+      const { entry, keyHash, previous, origin } = change;
+      this.changes.emit('change', { entry, keyHash, previous, origin, appliedAtMs } satisfies ChangeEvent);
+    }
   }
 
   /**

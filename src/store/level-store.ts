@@ -84,7 +84,7 @@ import {
 import { MalformedError, StoreLockedError, assert } from '../core/errors.js';
 import type { Hlc } from '../core/hlc.js';
 import { keyBytesMax } from '../core/limits.js';
-import type { HintRowBytes, HintRowOp, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
+import type { HintRowBytes, HintRowOp, ReceivedRows, RemovedRow, ScanKeysOptions, SequencedEntry, Store, TakenSnapshot, WriteIndex } from '../core/store.js';
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
@@ -176,6 +176,14 @@ function openLayout(location: string) {
 
 type Layout = ReturnType<typeof openLayout>;
 
+/** How writeBatch's `fill` adds rows: to the batch, through views of the scratch memory. */
+interface RowWriter {
+  put(key: Uint8Array, value: Uint8Array): void;
+  del(key: Uint8Array): void;
+  keyView(length: number): Uint8Array;
+  valueView(length: number): Uint8Array;
+}
+
 export class LevelStore implements Store {
   /** Set by open() (shared by concurrent callers), cleared by close(). */
   private opening: Promise<Layout> | undefined;
@@ -265,16 +273,7 @@ export class LevelStore implements Store {
     assert(index.previousSeqs.length === entries.length, 'a previous seq per entry');
     const encodings = index.encodings;
     assert(encodings === undefined || encodings.length === entries.length, 'an encoding (or undefined) per entry');
-    const { db, rows } = this.live();
-    const batch = db.batch();
-    const { put, del, copies } = batchRows(batch);
-    const seqLast = entries.length > 0 ? Math.max(this.seqLast, index.seqFirst + entries.length - 1) : this.seqLast;
-    // Every row is encoded into the scratch memory (batch-rows.ts) and handed over as a view
-    // of it; a batch that does not copy what it is given gets copies.
-    const scratch = this.scratch;
-    const keyView = copies ? (length: number) => scratch.keyView(length) : (length: number) => scratch.keyCopy(length);
-    const valueView = copies ? (length: number) => scratch.valueView(length) : (length: number) => scratch.valueCopy(length);
-    try {
+    await this.writeBatch(entries.length, hlcLast, index, ({ put, del, keyView, valueView }, rows, scratch) => {
       const keyRow = scratch.keyBytes;
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i]!;
@@ -302,24 +301,94 @@ export class LevelStore implements Store {
         keyRow.set(rows.k, 0);
         put(keyView(writeUtf16be(keyRow, rows.k.byteLength, entry.key)), emptyBytes);
       }
-      // Through the public put(): the batch then counts as not empty, and write() writes it.
-      const hlcRow = Buffer.allocUnsafe(rows.hlc.byteLength + 8);
-      hlcRow.set(rows.hlc, 0);
-      hlcRow.writeBigUInt64BE(hlcLast, rows.hlc.byteLength);
-      batch.put(byteRange(hlcRow, 0, rows.hlc.byteLength), byteRange(hlcRow, rows.hlc.byteLength, hlcRow.byteLength));
-      if (index.tombstones === undefined) batch.del(rows.tombstones);
-      else {
-        const count = Buffer.allocUnsafe(tombstonesRowBytes);
-        count.writeBigUInt64BE(BigInt(seqLast), 0);
-        count.writeBigUInt64BE(BigInt(index.tombstones), 8);
-        batch.put(rows.tombstones, count);
+    });
+  }
+
+  /**
+   * write() for received entries kept as their bytes (Store.writeReceived): the same rows, each
+   * made from the entry's bytes (the `e` row's key takes the key's bytes as they are, the `k`
+   * row's UTF-16BE is the bytes themselves with a zero before each when the key is ASCII, and
+   * the values are the entry's bytes) instead of from an entry object.
+   */
+  async writeReceived(received: ReceivedRows, hlcLast: Hlc, keyHashes: readonly HashText[], index: WriteIndex): Promise<void> {
+    const { batches, indexes } = received;
+    const count = indexes.length;
+    assert(index.seqFirst > this.seqLast, `seq ${index.seqFirst} is not after the last stored seq ${this.seqLast}`);
+    assert(batches.length === count && keyHashes.length === count && index.previousSeqs.length === count, 'a batch, a key hash and a previous seq per entry');
+    await this.writeBatch(count, hlcLast, index, ({ put, del, keyView, valueView }, rows, scratch) => {
+      const keyRow = scratch.keyBytes;
+      for (let w = 0; w < count; w++) {
+        const entries = batches[w]!;
+        const i = indexes[w]!;
+        const seq = index.seqFirst + w;
+        const bytes = entries.bytes;
+        const keyStart = entries.keyStart(i);
+        const keyEnd = entries.keyEnd(i);
+        assert(keyEnd > keyStart && keyEnd - keyStart <= keyBytesMax, storedKeyLengthMessage);
+        const encoding = entries.encoding(i);
+        const valueRow = scratch.valueBytesFor(encoding.byteLength + seqBytes);
+        valueRow.set(encoding, 0);
+        const valueEnd = writeSeq(valueRow, encoding.byteLength, seq);
+        keyRow.set(rows.e, 0);
+        let at = writeHashPrefix(keyRow, rows.e.byteLength, keyHashes[w]!);
+        for (let b = keyStart; b < keyEnd; b++) keyRow[at++] = bytes[b]!;
+        put(keyView(at), valueView(valueEnd));
+        keyRow.set(rows.s, 0);
+        put(keyView(writeSeq(keyRow, rows.s.byteLength, seq)), valueView(valueEnd - seqBytes));
+        const previous = index.previousSeqs[w];
+        if (previous !== undefined) del(keyView(writeSeq(keyRow, rows.s.byteLength, previous)));
+        keyRow.set(rows.k, 0);
+        if (entries.keyIsAscii(i)) {
+          at = rows.k.byteLength;
+          for (let b = keyStart; b < keyEnd; b++) {
+            keyRow[at++] = 0;
+            keyRow[at++] = bytes[b]!;
+          }
+        } else at = writeUtf16be(keyRow, rows.k.byteLength, entries.key(i));
+        put(keyView(at), emptyBytes);
       }
+    });
+  }
+
+  /**
+   * One atomic batch of `count` entries numbered from index.seqFirst: `fill` puts their rows,
+   * each encoded into the scratch memory (batch-rows.ts) and handed over as a view of it (a
+   * batch that does not copy what it is given gets copies); then the HLC bound, and the
+   * tombstone count with the last seq (its row deleted when the count is not known), through
+   * the public put(): the batch then counts as not empty, and write() writes it.
+   */
+  private async writeBatch(count: number, hlcLast: Hlc, index: WriteIndex, fill: (writer: RowWriter, rows: Layout['rows'], scratch: RowScratch) => void): Promise<void> {
+    const { db, rows } = this.live();
+    const batch = db.batch();
+    const { put, del, copies } = batchRows(batch);
+    const seqLast = count > 0 ? Math.max(this.seqLast, index.seqFirst + count - 1) : this.seqLast;
+    const scratch = this.scratch;
+    const keyView = copies ? (length: number) => scratch.keyView(length) : (length: number) => scratch.keyCopy(length);
+    const valueView = copies ? (length: number) => scratch.valueView(length) : (length: number) => scratch.valueCopy(length);
+    try {
+      fill({ put, del, keyView, valueView }, rows, scratch);
+      this.putWriteTail(batch, rows, hlcLast, index.tombstones, seqLast);
     } catch (error) {
       await batch.close();
       throw error;
     }
     await batch.write();
     this.seqLast = seqLast;
+  }
+
+  /** writeBatch's last rows (see there). */
+  private putWriteTail(batch: ReturnType<Layout['db']['batch']>, rows: Layout['rows'], hlcLast: Hlc, tombstones: number | undefined, seqLast: number): void {
+    const hlcRow = Buffer.allocUnsafe(rows.hlc.byteLength + 8);
+    hlcRow.set(rows.hlc, 0);
+    hlcRow.writeBigUInt64BE(hlcLast, rows.hlc.byteLength);
+    batch.put(byteRange(hlcRow, 0, rows.hlc.byteLength), byteRange(hlcRow, rows.hlc.byteLength, hlcRow.byteLength));
+    if (tombstones === undefined) batch.del(rows.tombstones);
+    else {
+      const count = Buffer.allocUnsafe(tombstonesRowBytes);
+      count.writeBigUInt64BE(BigInt(seqLast), 0);
+      count.writeBigUInt64BE(BigInt(tombstones), 8);
+      batch.put(rows.tombstones, count);
+    }
   }
 
   /** One batch: each entry's e, k and s rows deleted, and 'hlc' put back (a snapshot goes stale, and cannot be replayed: no row says what went). */
@@ -832,12 +901,18 @@ function plainView(bytes: Uint8Array): Uint8Array {
 /** An `e` row key at `offset`: the sublevel prefix, 8 hex digits of the key hash, the key. */
 function writeEntryRowKey(target: Buffer, offset: number, prefix: Uint8Array, hash: HashText, key: string, keyBytes: number): number {
   target.set(prefix, offset);
-  let at = offset + prefix.byteLength;
+  const at = writeHashPrefix(target, offset + prefix.byteLength, hash);
+  return at + target.write(key, at, keyBytes, 'utf8');
+}
+
+/** The hash's first hashPrefixDigits hex digits at `offset` (an `e` row key's sort prefix); returns the end. */
+function writeHashPrefix(target: Uint8Array, offset: number, hash: HashText): number {
+  let at = offset;
   for (let i = 0; i < hashPrefixDigits / 2; i++) {
     target[at++] = hexDigits[hash.charCodeAt(i) >> 4]!;
     target[at++] = hexDigits[hash.charCodeAt(i) & 0xf]!;
   }
-  return at + target.write(key, at, keyBytes, 'utf8');
+  return at;
 }
 
 /** The key as UTF-16BE at `offset` (a `k` row); returns the end. */

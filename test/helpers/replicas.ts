@@ -19,8 +19,8 @@ export async function memoryReplica(
 
 export function syncPair(a: Replica, b: Replica, salt = 1234, cluster = 'test'): Promise<LoopbackResult> {
   return runLoopbackSession(
-    { ctx: a.syncContext({ cluster }), apply: (entries, encodings) => a.applyRemote(entries, { encodings }) },
-    { ctx: b.syncContext({ cluster }), apply: (entries, encodings) => b.applyRemote(entries, { encodings }) },
+    { ctx: a.syncContext({ cluster }), apply: (entries) => a.applyReceived(entries) },
+    { ctx: b.syncContext({ cluster }), apply: (entries) => b.applyReceived(entries) },
     salt,
   );
 }

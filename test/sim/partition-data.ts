@@ -13,7 +13,7 @@
  *   meanwhile is kept); the `early-purge` canary drops at once, without offload.
  */
 import type { DropRequest } from '../../src/core/replica.js';
-import type { Entry } from '../../src/core/entry.js';
+import type { ReceivedEntries } from '../../src/core/received-entries.js';
 import { FrameChannel } from '../../src/core/frame-channel.js';
 import { driveSession, type FrameTransport } from '../../src/core/session-driver.js';
 import { SyncInitiator, SyncResponder, type SyncResult } from '../../src/core/sync-session.js';
@@ -74,10 +74,10 @@ export function session(w: PartitionWorld, from: SimNode, to: SimNode, done: (ok
       receive: () => inboxes[i]!.receive(),
       close: () => transmit(() => inboxes[other]!.close(), false),
     };
-    const apply = async (entries: Entry[]): Promise<void> => {
+    const apply = async (entries: ReceivedEntries): Promise<void> => {
       const replica = alive() ? node.replica : undefined;
       if (!replica) throw new Error('session aborted or node down');
-      await replica.applyRemote(entries);
+      await replica.applyReceived(entries);
     };
     driveSession(machine, transport, { apply }).then(
       (result) => {

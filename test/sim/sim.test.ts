@@ -31,6 +31,7 @@ describe('deterministic simulation', () => {
     let roundsDeferred = 0;
     let paddedFrames = 0;
     let rowsKeptAsReceived = 0;
+    let receivedCommits = 0;
     for (let seed = 1; seed <= seedCount; seed++) {
       const report = await runSimulation({ seed, nodes: 3 + (seed % 7) });
       if (!report.ok) failures.push(failureText(report));
@@ -44,6 +45,7 @@ describe('deterministic simulation', () => {
       roundsDeferred += report.stats.roundsDeferred;
       paddedFrames += report.stats.paddedFrames;
       rowsKeptAsReceived += report.stats.rowsKeptAsReceived;
+      receivedCommits += report.stats.receivedCommits;
     }
     assert.deepEqual(failures, []);
     assert.ok(roundsDeferred > seedCount, `periodic rounds were put off during bursts in these runs (${roundsDeferred})`);
@@ -58,6 +60,7 @@ describe('deterministic simulation', () => {
     // Both kinds of received entries were stored: as received (canonical), and encoded again (padded).
     assert.ok(paddedFrames > seedCount, `only ${paddedFrames} entries frames from padding peers`);
     assert.ok(rowsKeptAsReceived > seedCount, `only ${rowsKeptAsReceived} rows stored as received`);
+    assert.ok(receivedCommits > seedCount, `only ${receivedCommits} commits made from received bytes`);
   });
 
   it('replays a seed exactly', async () => {
@@ -167,6 +170,14 @@ describe('deterministic simulation', () => {
     const caught = await firstFailure({ versionCacheNotUpdated: true });
     assert.ok(caught, 'the simulator did not notice a stale version cache');
     assert.match(caught.violations.join('\n'), /merged a delta from node \d+ since \d+ up to seq \d+ but lacks|a state a scan does not give|lost|index/);
+  });
+
+  // The bulk-apply canary: a commit of received bytes (Replica.applyReceived) that reads no
+  // stored version lets an older version a sync session brings replace a newer one held.
+  it('catches a bulk apply that does not read the versions it replaces', async () => {
+    const caught = await firstFailure({ receivedIgnoresStored: true });
+    assert.ok(caught, 'the simulator did not notice received entries merged against nothing');
+    assert.match(caught.violations.join('\n'), /merged a delta from node \d+ since \d+ up to seq \d+ but lacks|a state a scan does not give|lost/);
   });
 
   for (const [name, rule] of wrongRules) {

@@ -71,6 +71,7 @@
  */
 import { Replica, sameRoot, type AppliedChange } from '../../src/core/replica.js';
 import { compareVersions, encodeEntry, keyHashText, lastWriterWins, type Entry, type HashText, type MergeRule, type Version } from '../../src/core/entry.js';
+import type { ReceivedEntries } from '../../src/core/received-entries.js';
 import { hlcToString, hlcWallMs, type Hlc } from '../../src/core/hlc.js';
 import { clockDriftMsMax, inboundSessionsMax, syncBurstRoundsDeferMax, valueBytesMax } from '../../src/core/limits.js';
 import { Membership, type MemberMessage, type MembershipEffect } from '../../src/core/membership.js';
@@ -110,6 +111,8 @@ export interface SimOptions {
   checkpointBesideWrites?: boolean;
   /** Only the version-cache canary sets this (see ReplicaOptions.versionCacheNotUpdated). */
   versionCacheNotUpdated?: boolean;
+  /** Only the bulk-apply canary sets this (see ReplicaOptions.receivedIgnoresStored). */
+  receivedIgnoresStored?: boolean;
   /**
    * Only the snapshot canary sets this: the disk hands out the last snapshot saved on it as
    * current even after a write made it stale (a store that forgot to mark it stale).
@@ -167,6 +170,8 @@ export interface SimStats {
   paddedFrames: number;
   /** Rows stored at the end with the bytes they were received in (not encoded again; invariant 11). */
   rowsKeptAsReceived: number;
+  /** Commits a sync session's entries made from their bytes (Replica.applyReceived's bulk path). */
+  receivedCommits: number;
 }
 
 const epochMs = 1_700_000_000_000;
@@ -357,6 +362,7 @@ export class Simulation {
     roundsDeferred: 0,
     paddedFrames: 0,
     rowsKeptAsReceived: 0,
+    receivedCommits: 0,
   };
 
   constructor(options: SimOptions) {
@@ -373,6 +379,7 @@ export class Simulation {
       watermarkRefresh: true,
       checkpointBesideWrites: false,
       versionCacheNotUpdated: false,
+      receivedIgnoresStored: false,
       snapshotNeverStale: false,
       replayAddsOnly: false,
       burstDeferUnbounded: false,
@@ -482,6 +489,7 @@ export class Simulation {
       claimNoTombstonesAtOpen: this.options.claimNoTombstonesAtOpen,
       checkpointBesideWrites: this.options.checkpointBesideWrites,
       versionCacheNotUpdated: this.options.versionCacheNotUpdated,
+      receivedIgnoresStored: this.options.receivedIgnoresStored,
       replayAddsOnly: this.options.replayAddsOnly,
       onApplied: (change) => this.onApplied(node, incarnation, change),
     });
@@ -881,10 +889,13 @@ export class Simulation {
       receive: () => side.inbox.receive(),
       close: () => this.transmit(session, side, (to) => to.inbox.close(), false),
     };
-    const apply = async (entries: Entry[], encodings?: (Uint8Array | undefined)[]): Promise<void> => {
+    const apply = async (entries: ReceivedEntries): Promise<void> => {
       const replica = !session.over && side.node.incarnation === side.incarnation ? side.node.replica : undefined;
       if (!replica) throw new Error('session aborted or node down');
-      const report = await replica.applyRemote(entries, { encodings });
+      const commitsBefore = replica.receivedCommitCount;
+      const report = await replica.applyReceived(entries);
+      // Commits of this or another session's frames that ran meanwhile: a count that the path ran.
+      this.stats.receivedCommits += replica.receivedCommitCount - commitsBefore;
       this.stats.clockDriftRejections += report.rejectedClockDrift;
     };
     // As production: the responder measures the initiator's clock from its Hello.

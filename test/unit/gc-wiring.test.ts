@@ -35,7 +35,7 @@ async function holderOver(store: MemoryStore): Promise<{ replica: Replica; holde
     store,
     wallClockMs: () => wall++,
     driftMsMax: 1e12,
-    refuseResurrection: (keyHash, entry) => holder.refuse(keyHash, entry.version),
+    refuseResurrection: (keyHash, hlc) => holder.refuse(keyHash, hlc),
   });
   ref.replica = replica;
   await holder.load();

@@ -74,6 +74,8 @@ describe('Gossip.publishChange', () => {
       keyHash: keyHashText('k'),
       previous: undefined,
       origin: 'local',
+      hlc: 1n,
+      expires: false,
     };
     gossip.start();
     gossip.publishChange(change);
@@ -104,11 +106,11 @@ describe('Gossip and placement', () => {
     );
     const entry = { key: 'k', value: value('v'), version: { hlc: 1n, node: '00000000000000aa' } };
     gossip.start();
-    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local' });
+    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local', hlc: 1n, expires: false });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(published.length, 0);
     others = 2;
-    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local' });
+    gossip.publishChange({ entry, keyHash: keyHashText('k'), previous: undefined, origin: 'local', hlc: 1n, expires: false });
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(published.length, 1);
     gossip.stop();
@@ -147,7 +149,7 @@ function entryOf(i: number, valueBytes = 100): Entry {
 }
 
 function changeOf(entry: Entry): AppliedChange {
-  return { entry, keyHash: keyHashText(entry.key), previous: undefined, origin: 'local' };
+  return { entry, keyHash: keyHashText(entry.key), previous: undefined, origin: 'local', hlc: entry.version.hlc, expires: entry.expiresAtMs !== undefined };
 }
 
 /** An `entries` message written field by field (not by encodeGossip), with any count. */

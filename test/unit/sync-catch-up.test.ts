@@ -169,13 +169,13 @@ describe('the session driver applies entries pipelined', () => {
     let applied = 0;
     const resultPromise = driveSession(machine, transport, {
       apply: async (entries) => {
-        const bytes = entries.reduce((sum, e) => sum + e.key.length + (e.value?.byteLength ?? 0), 0);
+        const bytes = entries.entries().reduce((sum, e) => sum + e.key.length + (e.value?.byteLength ?? 0), 0);
         inFlight++;
         inFlightBytes += bytes;
         inFlightMax = Math.max(inFlightMax, inFlight);
         inFlightBytesMax = Math.max(inFlightBytesMax, inFlightBytes);
         await new Promise<void>((resolve) => release.push(resolve));
-        await responder.applyRemote(entries);
+        await responder.applyReceived(entries);
         applied += entries.length;
         inFlight--;
         inFlightBytes -= bytes;

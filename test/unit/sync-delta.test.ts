@@ -32,8 +32,8 @@ async function open(nodeId: string, store = new MemoryStore(), seed = 1, wallMs 
 /** One session a -> b as the node runs it: a names b's watermark, and records the next one. */
 async function deltaSync(a: Replica, b: Replica): Promise<LoopbackResult & { recorded: boolean }> {
   const result = await runLoopbackSession(
-    { ctx: a.syncContext({ cluster, peerNodeId: b.nodeId }), apply: (entries, encodings) => a.applyRemote(entries, { encodings }) },
-    { ctx: b.syncContext({ cluster }), apply: (entries, encodings) => b.applyRemote(entries, { encodings }) },
+    { ctx: a.syncContext({ cluster, peerNodeId: b.nodeId }), apply: (entries) => a.applyReceived(entries) },
+    { ctx: b.syncContext({ cluster }), apply: (entries) => b.applyReceived(entries) },
     77,
   );
   return { ...result, recorded: a.recordSession(b.nodeId, result.initiator) };
@@ -194,8 +194,8 @@ describe('catch-up by delta', () => {
     for (let i = 0; i < 4000; i++) await b.put(`m${i}`, value('x'.repeat(100)));
     const entriesFrames: number[] = [];
     const result = await runLoopbackSession(
-      { ctx: a.syncContext({ cluster, peerNodeId: b.nodeId }), apply: (entries, encodings) => a.applyRemote(entries, { encodings }) },
-      { ctx: b.syncContext({ cluster }), apply: (entries, encodings) => b.applyRemote(entries, { encodings }) },
+      { ctx: a.syncContext({ cluster, peerNodeId: b.nodeId }), apply: (entries) => a.applyReceived(entries) },
+      { ctx: b.syncContext({ cluster }), apply: (entries) => b.applyReceived(entries) },
       77,
       {
         onFrame: (direction, frame) => {

@@ -126,7 +126,7 @@ const encodedFrameArb: fc.Arbitrary<[Uint8Array, number]> = fc.oneof(
  */
 function checked(frame: Frame): Frame {
   if (frame.type !== FrameType.entries) return frame;
-  const { encodings, ...rest } = frame;
+  const { encodings, received: _received, ...rest } = frame;
   assert.equal(encodings?.length, frame.entries.length, 'an encoding per entry');
   frame.entries.forEach((entry, i) => {
     const canonical = encodeEntry(entry);

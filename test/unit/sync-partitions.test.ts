@@ -33,8 +33,8 @@ function keysIn(partition: number, count: number, tag = 'k'): string[] {
 
 function restrictedPair(a: Replica, b: Replica, aPartitions?: Uint8Array, bPartitions?: Uint8Array, salt = 99): Promise<LoopbackResult> {
   return runLoopbackSession(
-    { ctx: a.syncContext({ cluster, partitions: aPartitions }), apply: (entries, encodings) => a.applyRemote(entries, { encodings }) },
-    { ctx: b.syncContext({ cluster, partitions: bPartitions }), apply: (entries, encodings) => b.applyRemote(entries, { encodings }) },
+    { ctx: a.syncContext({ cluster, partitions: aPartitions }), apply: (entries) => a.applyReceived(entries) },
+    { ctx: b.syncContext({ cluster, partitions: bPartitions }), apply: (entries) => b.applyReceived(entries) },
     salt,
   );
 }
@@ -154,7 +154,7 @@ describe('sync sessions restricted to partitions', () => {
       for (const frame of answer.slice(0, cut)) {
         for (const effect of await collect(initiator.handle(frame))) {
           if (effect.kind === 'apply') {
-            await a.applyRemote(effect.entries);
+            await a.applyReceived(effect.entries);
             arrived += effect.entries.length;
           }
         }
@@ -231,7 +231,7 @@ describe('sync sessions restricted to partitions', () => {
     const inside = { key: keysIn(20, 1, 'evil-in')[0]!, value: value('in'), version: { hlc: 1n << 20n, node: nodeA } };
     const outside = [21, 22, 200].map((p) => ({ key: keysIn(p, 1, 'evil-out')[0]!, value: value('out'), version: { hlc: 1n << 20n, node: nodeA } }));
     const applied = (await collect(machine.handle(encodeFrame({ type: FrameType.entries, entries: [inside, ...outside] })))).flatMap((effect) =>
-      effect.kind === 'apply' ? effect.entries : [],
+      effect.kind === 'apply' ? effect.entries.entries() : [],
     );
     assert.deepEqual(applied.map((entry) => entry.key), [inside.key]);
 
@@ -265,7 +265,7 @@ describe('sync sessions restricted to partitions', () => {
     const good = { key: keysIn(7, 1)[0]!, value: value('g'), version: { hlc: 1n << 20n, node: nodeB } };
     const bad = { key: keysIn(9, 1)[0]!, value: value('b'), version: { hlc: 1n << 20n, node: nodeB } };
     const applied = (await collect(initiator.handle(encodeFrame({ type: FrameType.entries, entries: [good, bad] })))).flatMap((effect) =>
-      effect.kind === 'apply' ? effect.entries : [],
+      effect.kind === 'apply' ? effect.entries.entries() : [],
     );
     assert.deepEqual(applied.map((entry) => entry.key), [good.key]);
     const done = (await collect(initiator.handle(encodeFrame({ type: FrameType.inSync })))).find((effect) => effect.kind === 'done');
