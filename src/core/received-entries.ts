@@ -43,6 +43,8 @@ export class ReceivedEntries {
   readonly bytes: Uint8Array;
   private readonly at: Int32Array;
   private readonly view: DataView;
+  /** The frame as a Buffer (its copy() takes offsets), made on first use. */
+  private frame: Buffer | undefined;
 
   constructor(bytes: Uint8Array, at: Int32Array, canonical: boolean) {
     assert(at.length % fields === 0, 'six fields an entry');
@@ -72,6 +74,20 @@ export class ReceivedEntries {
   /** keyHash of entry i's key (bytes), hashed in place. */
   keyHash(i: number): Uint8Array {
     return hash('sha256', byteRange(this.bytes, this.at[i * fields + 1]!, this.at[i * fields + 2]!), 'buffer');
+  }
+
+  /** Copies entry i's bytes into `target` at `offset` (no view made); returns the end. */
+  copyEncoding(i: number, target: Buffer, offset: number): number {
+    const start = this.at[i * fields]!;
+    const end = this.at[i * fields + 4]!;
+    this.frame ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    this.frame.copy(target, offset, start, end);
+    return offset + end - start;
+  }
+
+  /** Entry i's encoding length. */
+  encodingBytes(i: number): number {
+    return this.at[i * fields + 4]! - this.at[i * fields]!;
   }
 
   /** Entry i's bytes (its encodeEntry bytes when canonical): a view of the frame. */

@@ -1328,21 +1328,22 @@ export class Replica {
     for (let o = 0; o < ops.length; o++) {
       const { batch, origin } = ops[o]!;
       const slots = slotsOfOps[o]!;
-      const outcomes: ApplyOutcome[] = [];
+      // Per entry only when asked (the replicate protocol): a catch-up does not.
+      const outcomes: ApplyOutcome[] | undefined = ops[o]!.outcomes ? [] : undefined;
       const report: ApplyReport = { applied: 0, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0 };
-      if (ops[o]!.outcomes) report.outcomes = outcomes;
+      if (outcomes) report.outcomes = outcomes;
       for (let i = 0; i < batch.length; i++) {
         // The decoder checked the key and the flags; the value's limit is this replica's.
         if (batch.valueBytes(i) > this.valueBytesMax) {
           report.rejectedInvalid++;
-          outcomes.push('invalid');
+          outcomes?.push('invalid');
           continue;
         }
         const slot = slots[i]!;
         const hash = hashes[slot]!;
         if (this.holds && !this.holds(hash)) {
           report.rejectedNotHeld++;
-          outcomes.push('not-held');
+          outcomes?.push('not-held');
           continue;
         }
         const hlc = batch.hlc(i);
@@ -1351,14 +1352,14 @@ export class Replica {
         } catch (error) {
           if (!(error instanceof ClockDriftError)) throw error;
           report.rejectedClockDrift++;
-          outcomes.push('clock-drift');
+          outcomes?.push('clock-drift');
           continue;
         }
         const winner = winnerBatch[slot];
         const previous = winner !== undefined ? winner.version(winnerIndex[slot]!) : before[slot]?.version;
         if (previous === undefined && this.refuseResurrection?.(hash, hlc, () => batch.entry(i))) {
           report.stale++;
-          outcomes.push('stale');
+          outcomes?.push('stale');
           continue;
         }
         // Under last-writer-wins an entry of a key held nowhere wins without a version object.
@@ -1369,10 +1370,10 @@ export class Replica {
           winnerHlc[slot] = hlc;
           changes.push(new ReceivedChange(batch, i, hash, hlc, previous, origin));
           report.applied++;
-          outcomes.push('applied');
+          outcomes?.push('applied');
         } else {
           report.stale++;
-          outcomes.push('stale');
+          outcomes?.push('stale');
         }
       }
       assert(

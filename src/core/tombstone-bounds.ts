@@ -70,7 +70,7 @@ export class TombstoneBounds {
 
   /** A scan of `partition` begins: tombstones noted from now on are kept through its result. */
   scanStarted(partition: PartitionId): void {
-    assert(partition >= 0 && partition < partitionCount, `partition ${partition} out of range`);
+    if (!(partition >= 0 && partition < partitionCount)) assert(false, `partition ${partition} out of range`);
     this.notedDuringScan.set(partition, noTombstone);
   }
 

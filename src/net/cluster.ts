@@ -37,7 +37,7 @@ import { CkvError } from '../core/errors.js';
 import { NotPartitionedError, PeerConnectedError } from '../errors.js';
 import { Membership, type MemberInfo, type MembershipEffect, type MemberMessage } from '../core/membership.js';
 import type { HashText } from '../core/entry.js';
-import { FullReplication, holds, partitionCount, partitionOfHash, type PartitionId, type Placement } from '../core/placement.js';
+import { FullReplication, holds, partitionCount, partitionOfHash, type Layout, type PartitionId, type Placement } from '../core/placement.js';
 import type { PageRequest, ScanPage } from '../core/scatter-read.js';
 import { LayoutChangeError, ReplicasMismatchError, partitionBitmap, type NodeRemovedError } from '../core/layout.js';
 import { isNodeId } from '../core/entry.js';
@@ -466,8 +466,15 @@ export class ClusterNetwork {
   holds(keyHash: HashText): boolean {
     // Partitioned: what the layouts give us; before the first, nothing (we may own none of it).
     if (this.layouts) return this.layouts.ownership.ready() && this.layouts.ownership.holds(partitionOfHash(keyHash));
-    return holds(this.placement, this.membership.layout(), this.components.replica.nodeId, keyHash);
+    // Full replication: every partition has the same owners, so the answer is the layout's, not
+    // the key's; worked out once per layout (the replica asks for every entry it applies).
+    const layout = this.membership.layout();
+    if (layout !== this.fullHolds?.layout) this.fullHolds = { layout, holds: holds(this.placement, layout, this.components.replica.nodeId, keyHash) };
+    return this.fullHolds.holds;
   }
+
+  /** holds() under full replication, for the layout it was worked out for. */
+  private fullHolds: { layout: Layout; holds: boolean } | undefined;
 
   /** How many other nodes hold the key with this hash. */
   otherHolders(keyHash: HashText): number {

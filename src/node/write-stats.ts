@@ -55,9 +55,15 @@ export function quantile(sorted: ArrayLike<number>, q: number): number | null {
   return sorted[rank]!;
 }
 
+/** A remote write's convergence sample: applied here minus its stamp's wall time, at least 0. */
+function convergenceMs(hlc: Hlc, appliedAtMs: number): number {
+  return Math.max(0, appliedAtMs - hlcWallMs(hlc));
+}
+
 export class WriteStats {
   private readonly slots: Slot[] = Array.from({ length: statsWindowSec + 1 }, () => ({ sec: -1, local: 0, remote: 0, samples: [], seen: 0, sorted: undefined }));
-  private readonly observers = new Set<(ms: number) => void>();
+  /** An array, not a set: record() runs for every applied change, and a set's loop makes an iterator. */
+  private observers: ((ms: number) => void)[] = [];
 
   constructor(private readonly wallClockMs: () => number = Date.now, private readonly rng: () => number = Math.random) {}
 
@@ -79,21 +85,28 @@ export class WriteStats {
       return;
     }
     slot.remote++;
-    const ms = Math.max(0, appliedAtMs - hlcWallMs(hlc));
     slot.seen++;
     slot.sorted = undefined;
-    if (slot.samples.length < samplesPerSecondMax) slot.samples.push(ms);
+    // The sample is worked out only when something takes it: a catch-up applies thousands of
+    // changes a second, of which the reservoir keeps 512 (and the stamp's milliseconds are a
+    // bigint operation).
+    const observers = this.observers;
+    if (slot.samples.length < samplesPerSecondMax) slot.samples.push(convergenceMs(hlc, appliedAtMs));
     else {
       const at = Math.floor(this.rng() * slot.seen);
-      if (at < samplesPerSecondMax) slot.samples[at] = ms;
+      if (at < samplesPerSecondMax) slot.samples[at] = convergenceMs(hlc, appliedAtMs);
     }
-    for (const observer of this.observers) observer(ms);
+    if (observers.length === 0) return;
+    const ms = convergenceMs(hlc, appliedAtMs);
+    for (let i = 0; i < observers.length; i++) observers[i]!(ms);
   }
 
   /** Every convergence sample (ms) as it is taken, e.g. for a histogram; returns an unsubscribe. */
   observe(observer: (ms: number) => void): () => void {
-    this.observers.add(observer);
-    return () => this.observers.delete(observer);
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((each) => each !== observer);
+    };
   }
 
   /** The last minute's complete seconds (frozen: the same object may be handed out again within its second). */
