@@ -43,8 +43,6 @@ export class ReceivedEntries {
   readonly bytes: Uint8Array;
   private readonly at: Int32Array;
   private readonly view: DataView;
-  /** The frame as a Buffer (its copy() takes offsets), made on first use. */
-  private frame: Buffer | undefined;
 
   constructor(bytes: Uint8Array, at: Int32Array, canonical: boolean) {
     assert(at.length % fields === 0, 'six fields an entry');
@@ -76,12 +74,14 @@ export class ReceivedEntries {
     return hash('sha256', byteRange(this.bytes, this.at[i * fields + 1]!, this.at[i * fields + 2]!), 'buffer');
   }
 
-  /** Copies entry i's bytes into `target` at `offset` (no view made); returns the end. */
-  copyEncoding(i: number, target: Buffer, offset: number): number {
+  /**
+   * Copies entry i's bytes into `target` at `offset`; returns the end. (Through a view and
+   * set(): Buffer's copy() checks its arguments and makes the same view.)
+   */
+  copyEncoding(i: number, target: Uint8Array, offset: number): number {
     const start = this.at[i * fields]!;
     const end = this.at[i * fields + 4]!;
-    this.frame ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
-    this.frame.copy(target, offset, start, end);
+    target.set(byteRange(this.bytes, start, end), offset);
     return offset + end - start;
   }
 

@@ -181,9 +181,11 @@ export interface ReplicaOptions {
    * Tombstone GC (src/node/gc-holder.ts): whether a remote entry of a key this replica does not
    * hold must be refused because its version is at or below the collected floor of its
    * partition (a collected key coming back from a stale node). Refused entries count as stale.
+   * `entry`: the entry object the caller of applyRemote handed over; undefined for one applied
+   * from received bytes (applyReceived), which no caller holds.
    * Default: none refused.
    */
-  refuseResurrection?: (keyHash: HashText, hlc: Hlc, entry: () => Entry) => boolean;
+  refuseResurrection?: (keyHash: HashText, hlc: Hlc, entry: Entry | undefined) => boolean;
   onApplied?: (change: AppliedChange) => void;
 }
 
@@ -390,7 +392,7 @@ export class Replica {
   private checkpointedChanges: number | undefined;
   /** A store write failed since open (storeWriteFailed): no snapshot may be saved from this tree. */
   private treeUncertain = false;
-  private readonly refuseResurrection: ((keyHash: HashText, hlc: Hlc, entry: () => Entry) => boolean) | undefined;
+  private readonly refuseResurrection: ((keyHash: HashText, hlc: Hlc, entry: Entry | undefined) => boolean) | undefined;
   /** The clock bound when the commit in progress started: every local stamp at or below it is durable. */
   private settledBound: Hlc = 0n;
 
@@ -1140,7 +1142,7 @@ export class Replica {
           continue;
         }
         const previous = (slot.winner ?? slot.before)?.version;
-        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry.version.hlc, () => entry)) {
+        if (previous === undefined && this.refuseResurrection?.(slot.hash, entry.version.hlc, entry)) {
           report.stale++;
           outcomes.push('stale');
           continue;
@@ -1357,7 +1359,7 @@ export class Replica {
         }
         const winner = winnerBatch[slot];
         const previous = winner !== undefined ? winner.version(winnerIndex[slot]!) : before[slot]?.version;
-        if (previous === undefined && this.refuseResurrection?.(hash, hlc, () => batch.entry(i))) {
+        if (previous === undefined && this.refuseResurrection?.(hash, hlc, undefined)) {
           report.stale++;
           outcomes?.push('stale');
           continue;

@@ -190,7 +190,8 @@ export class CkvNode implements NodeApi {
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (change) => this.onApplied(change),
         // An import restores what a backup held: it may bring back a collected key on purpose.
-        refuseResurrection: (keyHash, hlc, entry) => !(this.importing.size > 0 && this.isImported(entry())) && this.gc.holder.refuse(keyHash, hlc),
+        // (An entry applied from received bytes is no import's: imports hand over their objects.)
+        refuseResurrection: (keyHash, hlc, entry) => !(entry !== undefined && this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, hlc),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger, onExpired: (tombstones) => this.onExpired(tombstones) });
