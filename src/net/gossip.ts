@@ -62,11 +62,12 @@ import type { GossipSub, GossipsubMessage, Message } from '@libp2p/gossipsub';
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import type { PeerId } from '@libp2p/interface';
 import { ByteReader, ByteWriter } from '../core/bytes.js';
-import { canonicalEncoding, compareVersions, encodeEntryInto, encodedEntryBytes, readEntry, readVersion, ReceivedValues, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
-import { MalformedError } from '../core/errors.js';
+import { compareVersions, encodeEntryInto, encodedEntryBytes, readVersion, writeEntry, writeVersion, type Entry, type Version } from '../core/entry.js';
+import { assert, MalformedError } from '../core/errors.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax, keyBytesMax } from '../core/limits.js';
 import { layoutEnvelopeBytesMax } from '../core/layout-wire.js';
 import { MemberMessageType, type MemberMessage } from '../core/membership.js';
+import { decodeReceivedEntries, type ReceivedEntries } from '../core/received-entries.js';
 import type { AppliedChange, Replica } from '../core/replica.js';
 import type { Counters } from '../util/counters.js';
 import type { Logger } from '../util/logger.js';
@@ -77,10 +78,14 @@ const gossipVersion = 1;
 export const GossipType = { entry: 1, announce: 2, leave: 3, members: 4, member: 5, entries: 6, layout: 7 } as const;
 
 export type GossipMessage =
-  /** Decoded messages: `encoding(s)`, as an Entries frame's (sync-frames.ts), each entry's bytes in the message when canonical. */
-  | { type: 'entry'; entry: Entry; encoding?: Uint8Array | undefined }
+  /**
+   * Decoded messages: `received`, the entries as their bytes in the message
+   * (received-entries.ts, as an Entries frame's), from which `entry`/`entries` and
+   * `encoding(s)` (each entry's bytes when canonical) are made when first read.
+   */
+  | { type: 'entry'; entry: Entry; encoding?: Uint8Array | undefined; received?: ReceivedEntries }
   /** 1 to gossipBatchEntriesMax entries (the local writes of one commit, or part of them). */
-  | { type: 'entries'; entries: Entry[]; encodings?: (Uint8Array | undefined)[] }
+  | { type: 'entries'; entries: Entry[]; encodings?: (Uint8Array | undefined)[]; received?: ReceivedEntries }
   | { type: 'announce'; key: string; version: Version; valueBytes: number; origin: string }
   | { type: 'leave'; peer: string }
   | { type: 'members'; peer: string; addresses: string[] }
@@ -189,6 +194,13 @@ function encodeEntries(entries: readonly Entry[]): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** `count` entries at the reader's position, as their bytes; the reader moves past them. */
+function readReceived(r: ByteReader, bytes: Uint8Array, count: number, valueBytesMax: number): ReceivedEntries {
+  const { entries, end } = decodeReceivedEntries(bytes, r.position, count, valueBytesMax);
+  r.skip(end - r.position);
+  return entries;
+}
+
 /** Throws MalformedError for anything that is not a well-formed message. */
 export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMessage {
   const r = new ByteReader(bytes);
@@ -198,9 +210,18 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
   let message: GossipMessage;
   switch (type) {
     case GossipType.entry: {
-      const start = r.position;
-      const entry = readEntry(r, valueBytesMax);
-      message = { type: 'entry', entry, encoding: canonicalEncoding(bytes, start, r.position, entry) };
+      const received = readReceived(r, bytes, 1, valueBytesMax);
+      let made: Entry | undefined;
+      message = {
+        type: 'entry',
+        received,
+        get entry() {
+          return (made ??= received.entry(0));
+        },
+        get encoding() {
+          return received.encodings()[0];
+        },
+      };
       break;
     }
     case GossipType.announce: {
@@ -230,16 +251,18 @@ export function decodeGossip(bytes: Uint8Array, valueBytesMax: number): GossipMe
     case GossipType.entries: {
       const count = r.bounded(gossipBatchEntriesMax, 'entry count');
       if (count === 0) throw new MalformedError('an entries message with no entries');
-      const entries: Entry[] = [];
-      const encodings: (Uint8Array | undefined)[] = [];
-      const values = new ReceivedValues(bytes.byteLength);
-      for (let i = 0; i < count; i++) {
-        const start = r.position;
-        const entry = readEntry(r, valueBytesMax, values);
-        entries.push(entry);
-        encodings.push(canonicalEncoding(bytes, start, r.position, entry));
-      }
-      message = { type: 'entries', entries, encodings };
+      const received = readReceived(r, bytes, count, valueBytesMax);
+      let made: Entry[] | undefined;
+      message = {
+        type: 'entries',
+        received,
+        get entries() {
+          return (made ??= received.entries());
+        },
+        get encodings() {
+          return received.encodings();
+        },
+      };
       break;
     }
     case GossipType.layout: {
@@ -457,23 +480,23 @@ export class Gossip {
       return TopicValidatorResult.Reject;
     }
     if (decoded.type === 'entry' || decoded.type === 'entries') {
-      const entries = decoded.type === 'entry' ? [decoded.entry] : decoded.entries;
-      const encodings = decoded.type === 'entry' ? [decoded.encoding] : decoded.encodings;
+      const entries = decoded.received;
+      assert(entries !== undefined, 'a decoded write message carries its received entries');
       await this.components.replica.whenRoom(entries.length);
       this.components.counters.add('gossip_received');
       this.components.counters.add('gossip_write_messages_received');
       this.components.counters.add('gossip_entries_received', entries.length);
-      void this.apply(entries, encodings);
+      void this.apply(entries);
       return TopicValidatorResult.Ignore;
     }
     this.decoded.set(message, decoded);
     return TopicValidatorResult.Accept;
   }
 
-  /** `encodings` are views of the message's bytes: they keep it until the commit (at most the remote queue's entries). */
-  private async apply(entries: Entry[], encodings: (Uint8Array | undefined)[] | undefined): Promise<void> {
+  /** `entries` are views of the message's bytes: they keep it until the commit (at most the remote queue's entries). */
+  private async apply(entries: ReceivedEntries): Promise<void> {
     try {
-      const report = await this.components.replica.applyRemote(entries, { encodings });
+      const report = await this.components.replica.applyReceived(entries);
       if (report.rejectedClockDrift) this.components.counters.add('clock_drift_rejected', report.rejectedClockDrift);
       if (report.rejectedInvalid) this.components.counters.add('gossip_rejected', report.rejectedInvalid);
     } catch (error) {

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub';
 import type { AppliedChange, ApplyReport, Replica } from '../../src/core/replica.js';
+import type { ReceivedEntries } from '../../src/core/received-entries.js';
 import { Gossip, GossipType, decodeGossip, decodeMemberMessage, encodeGossip, encodeMemberMessage, gossipEntryBytes, gossipValueBytesMaxDefault, type GossipMessage } from '../../src/net/gossip.js';
 import type { MemberMessage } from '../../src/core/membership.js';
 import { ByteWriter } from '../../src/core/bytes.js';
@@ -34,12 +35,12 @@ function fakePubsub(subscribers: string[], published: Uint8Array[]) {
 function decoded(bytes: Uint8Array, valueBytesMax: number): GossipMessage {
   const message = decodeGossip(bytes, valueBytesMax);
   if (message.type === 'entry') {
-    const { encoding, ...rest } = message;
+    const { encoding, received: _received, ...rest } = message;
     assert.deepEqual(Buffer.from(encoding!), Buffer.from(encodeEntry(message.entry)));
     return rest;
   }
   if (message.type === 'entries') {
-    const { encodings, ...rest } = message;
+    const { encodings, received: _received, ...rest } = message;
     message.entries.forEach((entry, i) => assert.deepEqual(Buffer.from(encodings![i]!), Buffer.from(encodeEntry(entry))));
     return rest;
   }
@@ -170,11 +171,13 @@ describe('gossip entries message', () => {
     assert.deepEqual(wire, entriesBytes(entries.length, entries));
   });
 
-  // Decoded values are views of one copy of the message, never of the network buffer.
+  // Decoded values are views of one copy of the message, never of the network buffer. (The
+  // entries are made from the message's bytes when first read: until then the bytes must stay.)
   it('decodes values that do not share the received bytes', () => {
     const entries = [entryOf(1), entryOf(2)];
     const wire = encodeGossip({ type: 'entries', entries });
     const decoded = decodeGossip(wire, 1024) as { entries: Entry[] };
+    assert.equal(decoded.entries.length, 2);
     wire.fill(0);
     assert.deepEqual(decoded.entries, [entryOf(1), entryOf(2)]);
     assert.equal(decoded.entries[0]!.version.node, nodeA);
@@ -186,6 +189,7 @@ describe('gossip entries message', () => {
     const wire = Buffer.from(encodeGossip({ type: 'entries', entries }));
     const decoded = decodeGossip(wire, 1024) as { entries: Entry[] };
     for (const entry of decoded.entries) assert.notEqual(entry.value!.buffer, wire.buffer, 'a value is a view of the message');
+    assert.equal(decoded.entries.length, 2);
     wire.fill(0);
     assert.deepEqual(decoded.entries, [entryOf(1), entryOf(2)]);
   });
@@ -337,7 +341,7 @@ describe('Gossip batching', () => {
 });
 
 describe('Gossip receiving', () => {
-  /** A replica that records whenRoom and applyRemote calls; the room is given by the test. */
+  /** A replica that records whenRoom and applyReceived calls; the room is given by the test. */
   function receiver(report: Partial<ApplyReport> = {}) {
     const calls: { whenRoom: number[]; applied: Entry[][]; encodings: string[][] } = { whenRoom: [], applied: [], encodings: [] };
     let openRoom: () => void = () => undefined;
@@ -347,10 +351,10 @@ describe('Gossip receiving', () => {
         calls.whenRoom.push(entries);
         return room;
       },
-      applyRemote: async (entries: Entry[], options: { encodings?: (Uint8Array | undefined)[] } = {}) => {
-        calls.applied.push(entries);
-        calls.encodings.push((options.encodings ?? []).map((bytes) => (bytes === undefined ? 'none' : Buffer.from(bytes).toString('hex'))));
-        return { applied: entries.length, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0, ...report };
+      applyReceived: async (received: ReceivedEntries) => {
+        calls.applied.push(received.entries());
+        calls.encodings.push(received.encodings().map((bytes) => (bytes === undefined ? 'none' : Buffer.from(bytes).toString('hex'))));
+        return { applied: received.length, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0, ...report };
       },
     };
     const pubsub = fakePubsub(['peer'], []);
@@ -365,8 +369,8 @@ describe('Gossip receiving', () => {
     return { gossip, calls, counters, validate, openRoom };
   }
 
-  // One message, one wait for room for all its entries, one applyRemote; not forwarded.
-  it('waits for room for the whole message, applies it as one applyRemote, and does not forward it', async () => {
+  // One message, one wait for room for all its entries, one applyReceived; not forwarded.
+  it('waits for room for the whole message, applies it as one applyReceived, and does not forward it', async () => {
     const { gossip, calls, counters, validate, openRoom } = receiver();
     const entries = [1, 2, 3].map((i) => entryOf(i));
     let result: TopicValidatorResult | undefined;
@@ -379,7 +383,7 @@ describe('Gossip receiving', () => {
     await validating;
     assert.equal(result, TopicValidatorResult.Ignore, 'applied here, so gossipsub neither forwards nor delivers it');
     assert.deepEqual(calls.applied, [entries]);
-    // Each entry's bytes go along (the store keeps them as they are: Replica.applyRemote).
+    // Each entry's bytes go along (the store keeps them as they are: Replica.applyReceived).
     assert.deepEqual(calls.encodings, [entries.map((entry) => Buffer.from(encodeEntry(entry)).toString('hex'))]);
     assert.equal(counters.get('gossip_received'), 1);
     assert.equal(counters.get('gossip_write_messages_received'), 1);
