@@ -85,12 +85,20 @@ function frames(): Uint8Array[] {
  * What a sync session does with a received frame (its entries back to back, as an Entries
  * frame carries them after its count): decodeReceivedEntries, then Replica.applyReceived.
  */
-async function today(received: { bytes: Uint8Array; count: number }[], dir: string): Promise<number> {
+function today(received: { bytes: Uint8Array; count: number }[], dir: string): Promise<number> {
+  return applyEach(dir, received, (replica, frame) => replica.applyReceived(decodeReceivedEntries(frame.bytes, 0, frame.count, valueBytesMax).entries));
+}
+
+/**
+ * A replica on a fresh LevelStore in `dir` applying each of `frames` with `apply`, up to 4
+ * frames in flight (as the sync session driver pipelines them); returns the entries it holds.
+ */
+async function applyEach<F>(dir: string, frames: readonly F[], apply: (replica: Replica, frame: F) => Promise<unknown>): Promise<number> {
   const store = new LevelStore(dir);
   const replica = await Replica.open({ nodeId: '00000000000000bb', store, wallClockMs: Date.now });
   const pending: Promise<unknown>[] = [];
-  for (const frame of received) {
-    pending.push(replica.applyReceived(decodeReceivedEntries(frame.bytes, 0, frame.count, valueBytesMax).entries));
+  for (const frame of frames) {
+    pending.push(apply(replica, frame));
     if (pending.length > 4) await pending.shift();
   }
   await Promise.all(pending);
@@ -108,11 +116,8 @@ function withoutLengths(frame: Uint8Array): { bytes: Uint8Array; count: number }
   return { bytes: Buffer.concat(parts), count: parts.length };
 }
 
-async function decoded(received: Uint8Array[], dir: string, ownValues = false): Promise<number> {
-  const store = new LevelStore(dir);
-  const replica = await Replica.open({ nodeId: '00000000000000bb', store, wallClockMs: Date.now });
-  const pending: Promise<unknown>[] = [];
-  for (const frame of received) {
+function decoded(received: Uint8Array[], dir: string, ownValues = false): Promise<number> {
+  return applyEach(dir, received, (replica, frame) => {
     const reader = new ByteReader(frame);
     const list: Entry[] = [];
     const encodings: (Uint8Array | undefined)[] = [];
@@ -127,14 +132,8 @@ async function decoded(received: Uint8Array[], dir: string, ownValues = false): 
       list.push(decoded);
       encodings.push(canonicalEncoding(frame, start, reader.position, decoded));
     }
-    pending.push(replica.applyRemote(list, { encodings }));
-    if (pending.length > 4) await pending.shift();
-  }
-  await Promise.all(pending);
-  const count = replica.entryCount;
-  await replica.close();
-  await store.close();
-  return count;
+    return replica.applyRemote(list, { encodings });
+  });
 }
 
 async function bound(received: Uint8Array[], dir: string): Promise<number> {

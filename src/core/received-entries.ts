@@ -3,8 +3,9 @@
  * frame plus, per entry, where its fields are, read once by `decodeReceivedEntries`. Nothing
  * is made per entry while decoding: no key string, no value copy, no version object, no
  * bigint. The replica's bulk path (Replica.applyReceived) hashes each key and digest in place,
- * merges on the stamps' numbers and hands the store each entry's bytes as its row; objects are
- * made only for what asks for them (`entry(i)`: a rewritten key, a watcher, an expiry).
+ * makes a version object only where it compares one with a stored or earlier version, and hands
+ * the store each entry's bytes as its row; entry objects are made only for what asks for them
+ * (`entry(i)`: a rewritten key, a watcher, an expiry).
  *
  * Every check readEntry makes is made here too, before anything is stored: a key of
  * 1..keyBytesMax bytes of valid UTF-8, known flags, no tombstone with an expiry, a TTL in
@@ -133,15 +134,6 @@ export class ReceivedEntries {
   valueBytes(i: number): number {
     const valueStart = this.at[i * fields + 3]!;
     return valueStart < 0 ? 0 : this.at[i * fields + 4]! - valueStart;
-  }
-
-  /** The stamp's high and low 32 bits (no bigint). */
-  hlcHigh(i: number): number {
-    return this.view.getUint32(this.at[i * fields + 2]! + 1);
-  }
-
-  hlcLow(i: number): number {
-    return this.view.getUint32(this.at[i * fields + 2]! + 5);
   }
 
   hlc(i: number): Hlc {

@@ -801,7 +801,7 @@ export class Replica {
    * entries this node stamped itself (`stamp`; the partitioned coordinator stores them while
    * it sends them to the other owners): merged like remote ones, told to onApplied as local
    * writes. `encodings`, per entry: its bytes as received when they are exactly
-   * encodeEntry(entry) (canonicalEncoding; undefined where not known): the store keeps them
+   * encodeEntry(entry) (canonicalEncoding, or ReceivedEntries.encodings; undefined where not known): the store keeps them
    * as they are instead of encoding the entry again, and its digest is hashed from them.
    */
   applyRemote(
@@ -818,10 +818,10 @@ export class Replica {
   }
 
   /**
-   * applyRemote for entries kept as their received bytes (a sync frame's: received-entries.ts).
-   * When their bytes are canonical, a commit of such calls alone works from the bytes
-   * (commitReceived: keys and digests hashed in place, versions compared on their numbers, rows
-   * made from the bytes, an entry object made only when asked for); otherwise, or when the
+   * applyRemote for entries kept as their received bytes (a sync frame's or a gossip message's:
+   * received-entries.ts). When their bytes are canonical, a commit of such calls alone works
+   * from the bytes (commitReceived: keys and digests hashed in place, a version object only where
+   * one is compared, rows made from the bytes, an entry object made only when asked for); otherwise, or when the
    * commit also takes other writes, they are decoded and applied as applyRemote's, with the
    * same result.
    */

@@ -47,7 +47,7 @@ export interface WriteIndex {
   readonly tombstones?: number;
   /**
    * Per entry, encodeEntry(entry) as a peer sent it (checked canonical when it was decoded:
-   * canonicalEncoding), or undefined: the store keeps these bytes as they are instead of
+   * canonicalEncoding or decodeReceivedEntries), or undefined: the store keeps these bytes as they are instead of
    * encoding the entry again. Absent: encode every entry.
    */
   readonly encodings?: readonly (Uint8Array | undefined)[];

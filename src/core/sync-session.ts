@@ -210,7 +210,7 @@ abstract class SessionBase {
 
   /**
    * The apply effect for a received Entries frame: its entries in the session's partitions
-   * (the others are counted and dropped), with their encodings; none if nothing is left.
+   * (the others are counted and dropped), as their bytes; none if nothing is left.
    */
   protected admit(frame: EntriesFrame): SyncEffect | undefined {
     const received = frame.received;
