@@ -5,7 +5,8 @@
  * killed, n00 takes `--missed` puts (100-byte values), and n02 is restarted on its data
  * directory. Prints, per run, spawn -> answers Status, spawn -> first 'member up' line, that
  * line -> root equal to the others (the catch-up), spawn -> root equal, how n02 built its tree
- * (snapshot, snapshot and replay, or scan) and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
+ * (snapshot, snapshot and replay, or scan), its CPU time and page faults until then (Linux /proc)
+ * and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
  * every node under `node --cpu-prof` (a profile per process, written when it exits: the
  * killed one's is lost). `--node-flags="FLAGS"` starts every node with these Node.js/V8 flags
  * (space-separated; docs/measurements.md, 2026-12-06 (3), lists those tried). `--scenario
@@ -51,8 +52,9 @@ try {
     const started = await r.node.status();
     const tree = counter(started, 'start_tree_snapshot') > 0 ? 'snapshot' : counter(started, 'start_tree_replay') > 0 ? 'snapshot and replay' : 'scan';
     const sessions = r.sessions.map((s) => `${s.node}<-${s.peer} ${s.outcome} received=${s.received} ms=${s.ms}`).join('; ');
+    const cost = r.costAtDone === undefined ? '' : `, n02 CPU ${r.costAtDone.userMs.toFixed(0)} user + ${r.costAtDone.sysMs.toFixed(0)} sys ms, ${r.costAtDone.minorFaults} page faults`;
     console.log(
-      `run ${run + 1}/${runs}: spawn->ready ${r.readyMs.toFixed(0)} ms, spawn->member up ${r.peerUpMs.toFixed(0)} ms, catch-up ${r.catchUpMs.toFixed(0)} ms, spawn->root equal ${r.totalMs.toFixed(0)} ms, tree from ${tree} | ${sessions}`,
+      `run ${run + 1}/${runs}: spawn->ready ${r.readyMs.toFixed(0)} ms, spawn->member up ${r.peerUpMs.toFixed(0)} ms, catch-up ${r.catchUpMs.toFixed(0)} ms, spawn->root equal ${r.totalMs.toFixed(0)} ms${cost}, tree from ${tree} | ${sessions}`,
     );
     await cluster.waitConverged(60_000);
   }

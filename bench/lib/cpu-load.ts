@@ -81,6 +81,29 @@ export function processCpuMs(pid: number): number {
   return (processTicks(pid, false) * 1000) / ticksPerSecond;
 }
 
+/**
+ * What a live process has cost so far: user and system CPU ms (all its threads) and its minor
+ * page faults (memory it touched for the first time). On the reference VM a first touch of
+ * anonymous memory costs ~11 us a 4 KiB page (docs/measurements.md, 2026-12-06 (8)), so the
+ * faults say how much of the system time is memory. Undefined where /proc is not there.
+ */
+export interface ProcessCost {
+  userMs: number;
+  sysMs: number;
+  minorFaults: number;
+}
+
+export function processCost(pid: number): ProcessCost | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the state field: minflt is stat's 10th (index 7 here), utime/stime 14/15.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
+    return { minorFaults: fields[7] ?? 0, userMs: ((fields[11] ?? 0) * 1000) / ticksPerSecond, sysMs: ((fields[12] ?? 0) * 1000) / ticksPerSecond };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Summed CPU ms of `pids` (NaN if any is unreadable). */
 export function processesCpuMs(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + processCpuMs(pid), 0);

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster, NodeProcess } from '../../harness/index.js';
 import { counter, sleep } from '../../harness/index.js';
 import { settledStatus } from '../lib/cluster.js';
+import { processCost, type ProcessCost } from '../lib/cpu-load.js';
 
 export interface SyncLine {
   node: string;
@@ -58,6 +59,8 @@ export interface JoinResult {
   bytesOut: number;
   entriesApplied: number;
   sessions: SyncLine[];
+  /** The node process's CPU and first-touch page faults from spawn to root equal (Linux). */
+  costAtDone: ProcessCost | undefined;
 }
 
 /**
@@ -75,6 +78,7 @@ export async function timeJoin(
   const node = await spawn();
   const readyAt = node.readyAtMs;
   let doneAt = Number.NaN;
+  let costAtDone: ProcessCost | undefined;
   let first = true;
   let doneBeforeReady = false;
   // Status every 10 ms for the first 2 s, then every 50 ms: each Status costs the node a
@@ -83,6 +87,7 @@ export async function timeJoin(
     const status = await node.status();
     if (status.merkleRoot === targetRoot && status.keyCount === targetKeys) {
       doneAt = performance.now();
+      costAtDone = processCost(node.pid);
       doneBeforeReady = first;
       break;
     }
@@ -107,6 +112,7 @@ export async function timeJoin(
     bytesIn: counter(settled, 'sync_bytes_in'),
     bytesOut: counter(settled, 'sync_bytes_out'),
     entriesApplied: counter(settled, 'sync_entries_applied'),
+    costAtDone,
     sessions: syncLines(cluster.nodes.includes(node) ? cluster.nodes : [...cluster.nodes, node], spawnAt).filter((s) => s.received + s.sent > 0),
   };
 }
