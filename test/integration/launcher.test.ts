@@ -3,12 +3,14 @@
  * launcher that starts node on the same file without NODE_EXTRA_CA_CERTS (the file's top
  * comment says why). With that variable naming a file that does not exist, node warns on
  * stderr at start ("Ignoring extra certs from ..."), so the warning shows whether node saw it.
+ * The launcher also gives node ckv's malloc settings (GLIBC_TUNABLES, src/util/child-env.ts).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckvBin, repoRoot, spawnTracked, tempDir, withDeadline } from '../../harness/testing.js';
+import { ckvBin, exitOf, repoRoot, spawnTracked, tempDir, withDeadline } from '../../harness/testing.js';
+import { mallocTunables } from '../../src/util/child-env.js';
 
 interface Run {
   code: number | null;
@@ -53,5 +55,26 @@ describe('bin/ckv.js as a program', () => {
     const result = await run(link, ['get', 'a key with spaces', '--socket', socket]);
     assert.equal(result.code, 3, result.stderr);
     assert.equal(result.stderr, `ckv: no node is running at ${socket} (start one with: ckv node start)\n`);
+  });
+
+  /**
+   * Runs the launcher with a `node` first on PATH that prints the GLIBC_TUNABLES it was given:
+   * what the shell line hands node, before glibc reads (and, in place, cuts) the variable.
+   */
+  async function tunablesGivenToNode(extraEnv: NodeJS.ProcessEnv): Promise<string> {
+    const dir = tempDir('ckv-launcher-path-');
+    writeFileSync(join(dir, 'node'), '#!/bin/sh\nprintf "%s" "${GLIBC_TUNABLES-unset}"\n', { mode: 0o755 });
+    const child = spawnTracked(ckvBin, ['--version'], { cwd: repoRoot, env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}`, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    const exit = await withDeadline(exitOf(child), 30_000, 'the launcher to run the stand-in node');
+    assert.equal(exit.code, 0);
+    return stdout;
+  }
+
+  it("hands node ckv's malloc settings, unless GLIBC_TUNABLES is set already (even empty)", async () => {
+    assert.equal(await tunablesGivenToNode({ GLIBC_TUNABLES: undefined }), mallocTunables);
+    assert.equal(await tunablesGivenToNode({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' }), 'glibc.malloc.arena_max=1');
+    assert.equal(await tunablesGivenToNode({ GLIBC_TUNABLES: '' }), '');
   });
 });
