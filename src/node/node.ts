@@ -168,6 +168,7 @@ export class CkvNode implements NodeApi {
   private async openParts(): Promise<void> {
     await prepareDataDir(this.config.dataDir); // a data directory that cannot be used fails here, at once
     this.store = new LevelStore(join(this.config.dataDir, 'db'));
+    this.store.prefetchSnapshot(); // read beside LevelDB's open (the replica takes it)
     await this.store.open(); // throws StoreLockedError if another node holds the directory
     try {
       await this.bindCluster();

@@ -192,8 +192,24 @@ export class LevelStore implements Store {
   private seqLast = 0;
   /** Where write() encodes each row before the batch copies it (batch-rows.ts). */
   private readonly scratch = new RowScratch();
+  /** The snapshot file's read, started by prefetchSnapshot(), taken by the next readSnapshot() (dropped by saveSnapshot and close). */
+  private snapshotRead: Promise<SnapshotFileRead> | undefined;
 
   constructor(readonly location: string) {}
+
+  /**
+   * Starts reading the snapshot file now, for the first readSnapshot() to take. A node calls it
+   * before open(): LevelDB's open (its log's recovery) and the ~2.6 MiB read then run side by
+   * side on libuv's pool, where readSnapshot would read the file only after the open, its
+   * marker row and the replica's other reads, with the main thread idle meanwhile (~10-25 ms
+   * of a restart here, docs/measurements.md, 2026-12-06 (8)). What was read counts only if its
+   * SHA-256 is the one the marker row names (as a read at readSnapshot time), so a file saved
+   * or removed in between is never taken for the marker's. Dropped by saveSnapshot() and
+   * close(). Idempotent until taken.
+   */
+  prefetchSnapshot(): void {
+    this.snapshotRead ??= readSnapshotFile(path.join(this.location, snapshotFileName));
+  }
 
   async open(): Promise<void> {
     if (this.opening === undefined) {
@@ -212,6 +228,7 @@ export class LevelStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.snapshotRead = undefined;
     const opening = this.opening;
     if (opening === undefined) return;
     this.opening = undefined;
@@ -553,6 +570,7 @@ export class LevelStore implements Store {
    */
   async saveSnapshot(bytes: Uint8Array, options: { flush?: boolean } = {}): Promise<void> {
     const { db, m, s, rows } = this.live();
+    this.snapshotRead = undefined; // read before this save: never the file a later readSnapshot should see
     const hlc = (await m.get(hlcMetaName)) ?? movedHlc(await m.get(snapshotMetaName));
     const file = path.join(this.location, snapshotFileName);
     const temporary = `${file}.tmp`;
@@ -609,17 +627,20 @@ export class LevelStore implements Store {
   async readSnapshot(): Promise<TakenSnapshot> {
     const { db, m, rows } = this.live();
     const file = path.join(this.location, snapshotFileName);
+    const prefetched = this.snapshotRead;
+    this.snapshotRead = undefined;
     const marker = await m.get(snapshotMetaName);
     if (marker === undefined) {
+      await prefetched; // a read in flight: done before the file is removed
       await rm(file, { force: true }); // left by a stop that died before its marker, or a forget that died after
       return { state: 'none' };
     }
     const hlc = await m.get(hlcMetaName);
     if (hlc === undefined) {
-      const bytes = await snapshotFileOf(marker, file);
+      const bytes = await snapshotFileOf(marker, file, prefetched);
       if (bytes !== undefined) return { state: 'current', bytes };
     } else {
-      const behind = await this.snapshotBehind(marker, file);
+      const behind = await this.snapshotBehind(marker, file, prefetched);
       if (behind !== undefined) return behind;
     }
     const moved = movedHlc(marker);
@@ -642,7 +663,7 @@ export class LevelStore implements Store {
    * (a count from before the snapshot, or one a write by an older version left behind,
    * does not match the last seq).
    */
-  private async snapshotBehind(marker: Uint8Array, file: string): Promise<TakenSnapshot | undefined> {
+  private async snapshotBehind(marker: Uint8Array, file: string, prefetched: Promise<SnapshotFileRead> | undefined): Promise<TakenSnapshot | undefined> {
     const { m } = this.live();
     const seqRow = await m.get(snapshotSeqMetaName);
     const countRow = await m.get(tombstonesMetaName);
@@ -651,7 +672,7 @@ export class LevelStore implements Store {
     const counted = Buffer.from(countRow.buffer, countRow.byteOffset, tombstonesRowBytes);
     const countSeq = Number(counted.readBigUInt64BE(0));
     if (countSeq !== this.seqLast || countSeq <= seqAt) return undefined;
-    const bytes = await snapshotFileOf(marker, file);
+    const bytes = await snapshotFileOf(marker, file, prefetched);
     return bytes === undefined ? undefined : { state: 'behind', bytes, seqAt, tombstones: Number(counted.readBigUInt64BE(8)) };
   }
 
@@ -838,20 +859,33 @@ function seqKey(seq: number): Uint8Array {
 
 /** The HLC row a snapshot marker moved aside, if any. */
 /** The snapshot file's bytes if the marker names them (its format, length and SHA-256); undefined if missing or not the marker's. */
-async function snapshotFileOf(marker: Uint8Array, file: string): Promise<Uint8Array | undefined> {
+/** The snapshot file's bytes, none (no such file), or why it could not be read. */
+type SnapshotFileRead = { bytes: Uint8Array } | { bytes: undefined } | { error: unknown };
+
+/**
+ * The snapshot file, if it is the one `marker` names (its SHA-256): what `prefetched` read when
+ * given (LevelStore.prefetchSnapshot), else read now.
+ */
+async function snapshotFileOf(marker: Uint8Array, file: string, prefetched: Promise<SnapshotFileRead> | undefined): Promise<Uint8Array | undefined> {
   if (marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return undefined;
-  let bytes: Uint8Array;
+  const read = await (prefetched ?? readSnapshotFile(file));
+  if ('error' in read) throw read.error;
+  const { bytes } = read;
+  if (bytes === undefined) return undefined;
+  return Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0 ? bytes : undefined;
+}
+
+/** Reads the snapshot file; never rejects (a prefetch nobody takes must not be an unhandled rejection). */
+async function readSnapshotFile(file: string): Promise<SnapshotFileRead> {
   try {
     // The read buffer itself (the file's own memory, offset 0), not a copy of it: the tree
     // keeps its levels there (decodeSnapshot). A copy of ~2.6 MiB cost a start ~10 ms on a
     // VM where fresh memory is slow to touch (docs/measurements.md, 2026-12-06 (5)).
     const read = await readFile(file);
-    bytes = new Uint8Array(read.buffer, read.byteOffset, read.byteLength);
+    return { bytes: new Uint8Array(read.buffer, read.byteOffset, read.byteLength) };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    return undefined;
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? { bytes: undefined } : { error };
   }
-  return Buffer.compare(createHash('sha256').update(bytes).digest(), marker.subarray(10)) === 0 ? bytes : undefined;
 }
 
 function movedHlc(marker: Uint8Array | undefined): Uint8Array | undefined {

@@ -455,4 +455,68 @@ describe('LevelStore at a clean stop', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a snapshot read ahead of the open (prefetchSnapshot) serves as the one read at readSnapshot', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
+    try {
+      let store = new LevelStore(dir);
+      const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+      await fill(replica, 300, 0);
+      await replica.close();
+      await replica.saveSnapshot();
+      const root = replica.root();
+      await store.close();
+      store = new LevelStore(dir);
+      store.prefetchSnapshot();
+      store.prefetchSnapshot(); // idempotent
+      const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+      assert.deepStrictEqual(reopened.openedFrom, { source: 'snapshot' });
+      assert.deepStrictEqual(reopened.root(), root);
+      await assertSameAsScan(reopened, store);
+      await reopened.close();
+      await store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a read ahead of a later save is dropped: readSnapshot hands out the saved snapshot, not the older file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
+    try {
+      let store = new LevelStore(dir);
+      const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+      await fill(replica, 200, 0);
+      await replica.close();
+      await replica.saveSnapshot();
+      await store.close();
+      const first = fs.readFileSync(path.join(dir, 'CKV-SNAPSHOT'));
+      store = new LevelStore(dir);
+      store.prefetchSnapshot(); // reads the first snapshot's file
+      await store.open();
+      const second = new Uint8Array(first.byteLength).fill(7);
+      await store.saveSnapshot(second); // the prefetched first file must not stand in for this one
+      const taken = await store.readSnapshot();
+      assert.equal(taken.state, 'current');
+      assert.ok(taken.state === 'current' && Buffer.from(taken.bytes).equals(second));
+      await store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a read ahead with no snapshot saved finds none, and a prefetched store that is only closed leaves nothing behind', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
+    try {
+      let store = new LevelStore(dir);
+      store.prefetchSnapshot();
+      await store.open();
+      assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
+      await store.close();
+      store = new LevelStore(dir);
+      store.prefetchSnapshot();
+      await store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
