@@ -17,7 +17,7 @@ import { KeyFilter } from '../../src/core/key-filter.js';
 import { merkleFanout } from '../../src/core/limits.js';
 import { MerkleTree } from '../../src/core/merkle.js';
 import { partitionCount, partitionOfHash } from '../../src/core/placement.js';
-import { Replica } from '../../src/core/replica.js';
+import { Replica, type ReplicaRoot } from '../../src/core/replica.js';
 import { decodeSnapshot, encodeSnapshot, snapshotFormat } from '../../src/core/replica-snapshot.js';
 import type { Store } from '../../src/core/store.js';
 import { noTombstone, unknownBound } from '../../src/core/tombstone-bounds.js';
@@ -426,71 +426,65 @@ describe('snapshot encoding', () => {
   });
 });
 
-describe('LevelStore at a clean stop', () => {
-  it('leaves LevelDB no log to replay at the next open (the memtable goes to a table at the stop), and the snapshot still serves', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-flush-'));
-    const logBytes = (): number =>
-      fs
-        .readdirSync(dir)
-        .filter((name) => name.endsWith('.log'))
-        .reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
-    try {
-      let store = new LevelStore(dir);
-      const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
-      await fill(replica, 400, 0);
-      assert.ok(logBytes() > 0, 'the writes are in the log before the stop');
-      await replica.close();
-      await replica.saveSnapshot();
-      const root = replica.root();
-      await store.close();
-      assert.equal(logBytes(), 0, 'a clean stop leaves an empty log');
-      store = new LevelStore(dir);
-      const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
-      assert.deepStrictEqual(reopened.openedFrom, { source: 'snapshot' });
-      assert.deepStrictEqual(reopened.root(), root);
-      await assertSameAsScan(reopened, store);
-      await reopened.close();
-      await store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+/** A LevelDB directory a replica wrote `keys` keys to and then stopped in (its snapshot saved); its root. */
+async function stoppedWithSnapshot(dir: string, keys: number, onWritten: () => void = () => {}): Promise<ReplicaRoot> {
+  const store = new LevelStore(dir);
+  const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+  await fill(replica, keys, 0);
+  onWritten();
+  await replica.close();
+  await replica.saveSnapshot();
+  await store.close();
+  return replica.root();
+}
 
-  it('a snapshot read ahead of the open (prefetchSnapshot) serves as the one read at readSnapshot', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
-    try {
-      let store = new LevelStore(dir);
-      const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
-      await fill(replica, 300, 0);
-      await replica.close();
-      await replica.saveSnapshot();
-      const root = replica.root();
-      await store.close();
-      store = new LevelStore(dir);
+/** Opens a replica on `store` and checks it came from the snapshot, with `root`, as a scan would build it. */
+async function assertOpensFromSnapshot(store: LevelStore, root: ReplicaRoot): Promise<void> {
+  const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
+  assert.deepStrictEqual(reopened.openedFrom, { source: 'snapshot' });
+  assert.deepStrictEqual(reopened.root(), root);
+  await assertSameAsScan(reopened, store);
+  await reopened.close();
+  await store.close();
+}
+
+/** Runs `body` on a fresh temporary directory, removed afterwards. */
+async function inTempDir(prefix: string, body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  try {
+    await body(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('LevelStore at a clean stop', () => {
+  it('leaves LevelDB no log to replay at the next open (the memtable goes to a table at the stop), and the snapshot still serves', () =>
+    inTempDir('ckv-snapshot-flush-', async (dir) => {
+      const logBytes = (): number =>
+        fs
+          .readdirSync(dir)
+          .filter((name) => name.endsWith('.log'))
+          .reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+      const root = await stoppedWithSnapshot(dir, 400, () => assert.ok(logBytes() > 0, 'the writes are in the log before the stop'));
+      assert.equal(logBytes(), 0, 'a clean stop leaves an empty log');
+      await assertOpensFromSnapshot(new LevelStore(dir), root);
+    }));
+
+  it('a snapshot read ahead of the open (prefetchSnapshot) serves as the one read at readSnapshot', () =>
+    inTempDir('ckv-snapshot-prefetch-', async (dir) => {
+      const root = await stoppedWithSnapshot(dir, 300);
+      const store = new LevelStore(dir);
       store.prefetchSnapshot();
       store.prefetchSnapshot(); // idempotent
-      const reopened = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
-      assert.deepStrictEqual(reopened.openedFrom, { source: 'snapshot' });
-      assert.deepStrictEqual(reopened.root(), root);
-      await assertSameAsScan(reopened, store);
-      await reopened.close();
-      await store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      await assertOpensFromSnapshot(store, root);
+    }));
 
-  it('a read ahead of a later save is dropped: readSnapshot hands out the saved snapshot, not the older file', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
-    try {
-      let store = new LevelStore(dir);
-      const replica = await Replica.open({ nodeId: nodeA, store, wallClockMs: () => baseMs, depth: 3 });
-      await fill(replica, 200, 0);
-      await replica.close();
-      await replica.saveSnapshot();
-      await store.close();
+  it('a read ahead of a later save is dropped: readSnapshot hands out the saved snapshot, not the older file', () =>
+    inTempDir('ckv-snapshot-prefetch-', async (dir) => {
+      await stoppedWithSnapshot(dir, 200);
       const first = fs.readFileSync(path.join(dir, 'CKV-SNAPSHOT'));
-      store = new LevelStore(dir);
+      const store = new LevelStore(dir);
       store.prefetchSnapshot(); // reads the first snapshot's file
       await store.open();
       const second = new Uint8Array(first.byteLength).fill(7);
@@ -499,14 +493,10 @@ describe('LevelStore at a clean stop', () => {
       assert.equal(taken.state, 'current');
       assert.ok(taken.state === 'current' && Buffer.from(taken.bytes).equals(second));
       await store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('a read ahead with no snapshot saved finds none, and a prefetched store that is only closed leaves nothing behind', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckv-snapshot-prefetch-'));
-    try {
+  it('a read ahead with no snapshot saved finds none, and a prefetched store that is only closed leaves nothing behind', () =>
+    inTempDir('ckv-snapshot-prefetch-', async (dir) => {
       let store = new LevelStore(dir);
       store.prefetchSnapshot();
       await store.open();
@@ -515,8 +505,5 @@ describe('LevelStore at a clean stop', () => {
       store = new LevelStore(dir);
       store.prefetchSnapshot();
       await store.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
