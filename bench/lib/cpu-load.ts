@@ -24,17 +24,25 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-function processTicks(pid: number | 'self', withChildren: boolean): number {
+/**
+ * /proc/<pid>/stat's fields from the state field on (index 0: state; stat's field n is index
+ * n - 3: minflt 7, utime 11, stime 12, cutime 13, cstime 14); undefined if unreadable.
+ */
+function procStatFields(pid: number | 'self'): number[] | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command may contain spaces: fields start after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
-    // Fields 14-17 of stat (utime stime cutime cstime) are 11-14 after the state field.
-    const own = (fields[11] ?? 0) + (fields[12] ?? 0);
-    return withChildren ? own + (fields[13] ?? 0) + (fields[14] ?? 0) : own;
+    return text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+function processTicks(pid: number | 'self', withChildren: boolean): number {
+  const fields = procStatFields(pid);
+  if (fields === undefined) return 0;
+  const own = (fields[11] ?? 0) + (fields[12] ?? 0);
+  return withChildren ? own + (fields[13] ?? 0) + (fields[14] ?? 0) : own;
 }
 
 export function cpuSnapshot(livePids: readonly number[]): CpuSnapshot {
@@ -73,12 +81,8 @@ export function cpuUse(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
 
 /** CPU time (user + system) a live process has used so far, in ms; NaN if unreadable. */
 export function processCpuMs(pid: number): number {
-  try {
-    readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return Number.NaN;
-  }
-  return (processTicks(pid, false) * 1000) / ticksPerSecond;
+  const fields = procStatFields(pid);
+  return fields === undefined ? Number.NaN : (((fields[11] ?? 0) + (fields[12] ?? 0)) * 1000) / ticksPerSecond;
 }
 
 /**
@@ -94,14 +98,9 @@ export interface ProcessCost {
 }
 
 export function processCost(pid: number): ProcessCost | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the state field: minflt is stat's 10th (index 7 here), utime/stime 14/15.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
-    return { minorFaults: fields[7] ?? 0, userMs: ((fields[11] ?? 0) * 1000) / ticksPerSecond, sysMs: ((fields[12] ?? 0) * 1000) / ticksPerSecond };
-  } catch {
-    return undefined;
-  }
+  const fields = procStatFields(pid);
+  if (fields === undefined) return undefined;
+  return { minorFaults: fields[7] ?? 0, userMs: ((fields[11] ?? 0) * 1000) / ticksPerSecond, sysMs: ((fields[12] ?? 0) * 1000) / ticksPerSecond };
 }
 
 /** Summed CPU ms of `pids` (NaN if any is unreadable). */

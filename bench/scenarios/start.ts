@@ -42,6 +42,7 @@ import { performance } from 'node:perf_hooks';
 import { Level } from 'level';
 import { counter, exitOf, removeTempDir, startNode, stopCleanly, tempDir, waitFor, type NodeProcess } from '../../harness/index.js';
 import { ckvChildEnv } from '../../src/util/child-env.js';
+import { processCpuMs } from '../lib/cpu-load.js';
 import { median } from '../lib/stats.js';
 import { fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
@@ -55,16 +56,6 @@ interface StartRun {
   servingMs: number;
   /** CPU time of the node process (user + system) when serving; NaN where /proc is not there. */
   cpuMs: number;
-}
-
-/** User + system CPU time of a live process, ms (Linux /proc; NaN elsewhere). */
-function processCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks (USER_HZ = 100 on Linux)
-  } catch {
-    return Number.NaN;
-  }
 }
 
 interface KeysResult {

@@ -857,14 +857,13 @@ function seqKey(seq: number): Uint8Array {
   return key;
 }
 
-/** The HLC row a snapshot marker moved aside, if any. */
-/** The snapshot file's bytes if the marker names them (its format, length and SHA-256); undefined if missing or not the marker's. */
 /** The snapshot file's bytes, none (no such file), or why it could not be read. */
 type SnapshotFileRead = { bytes: Uint8Array } | { bytes: undefined } | { error: unknown };
 
 /**
- * The snapshot file, if it is the one `marker` names (its SHA-256): what `prefetched` read when
- * given (LevelStore.prefetchSnapshot), else read now.
+ * The snapshot file's bytes if the marker names them (its format, length and SHA-256); undefined
+ * if missing or not the marker's. What `prefetched` read when given (LevelStore.prefetchSnapshot),
+ * else read now.
  */
 async function snapshotFileOf(marker: Uint8Array, file: string, prefetched: Promise<SnapshotFileRead> | undefined): Promise<Uint8Array | undefined> {
   if (marker.byteLength !== snapshotMarkerBytes || marker[0] !== snapshotMarkerFormat) return undefined;
@@ -888,6 +887,7 @@ async function readSnapshotFile(file: string): Promise<SnapshotFileRead> {
   }
 }
 
+/** The HLC row a snapshot marker moved aside, if any. */
 function movedHlc(marker: Uint8Array | undefined): Uint8Array | undefined {
   if (marker === undefined || marker.byteLength !== snapshotMarkerBytes || marker[1] !== 1) return undefined;
   return marker.slice(2, 10);

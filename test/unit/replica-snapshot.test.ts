@@ -502,8 +502,10 @@ describe('LevelStore at a clean stop', () => {
       await store.open();
       assert.deepStrictEqual(await store.readSnapshot(), { state: 'none' });
       await store.close();
+      const files = fs.readdirSync(dir).sort();
       store = new LevelStore(dir);
       store.prefetchSnapshot();
       await store.close();
+      assert.deepStrictEqual(fs.readdirSync(dir).sort(), files, 'a read ahead writes nothing');
     }));
 });
