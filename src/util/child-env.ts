@@ -21,7 +21,7 @@
  *
  * `hugetlb=1` asks the kernel for transparent huge pages (madvise MADV_HUGEPAGE) on the memory
  * malloc gets from it, where the kernel's THP mode is `madvise` (Debian's and this VM's; with
- * `always` it changes nothing, with `never` it is refused): a first touch then maps 2 MiB in
+ * `always` it changes nothing, with `never` it does nothing): a first touch then maps 2 MiB in
  * one fault instead of 512. The same restart had ~7,700 faults instead of ~12,900 and caught up
  * ~10 % sooner again; a node's resident memory grew by ~2-4 MiB (2026-12-06 (9)). The cost: a
  * touch zeroes 2 MiB at once, and where free memory is fragmented the kernel may compact it
