@@ -22,6 +22,12 @@ export function wireBytesOf(keys: readonly string[], valueLength: number): numbe
   return keys.reduce((sum, key) => sum + entryWireBytes({ key, value, version: { hlc: 0n, node: '0000000000000000' } }), 0);
 }
 
+/** The data path's catch-up targets by missed writes (issue 13): peer up -> root equal, ms. */
+const issueCatchUpMs = new Map([
+  [10_000, 100],
+  [100_000, 1000],
+]);
+
 export const catchUp: Scenario = {
   name: 'catch-up',
   title: 'Catch-up of a restarted node that missed K writes',
@@ -109,6 +115,14 @@ export const catchUp: Scenario = {
         targets.push(
           target('catch-up', `catch-up of K=${k} under 2 x raw level write + 100 ms`, catchUpMs, '<', limitMs, 'ms', `2 x ${fmtMs(levelMs)} + 100 ms`),
           target('catch-up', `sync bytes for K=${k} under 1.5 x raw`, bytesIn / rawBytes, '<', 1.5, 'x', `${fmtBytes(bytesIn)} received / ${fmtBytes(rawBytes)} raw`),
+        );
+      }
+      // The data-path targets (issue 13): 10k in 100 ms, 100k in 1 s, bytes <= 1.2x the raw entries.
+      const issueLimitMs = issueCatchUpMs.get(k);
+      if (issueLimitMs !== undefined) {
+        targets.push(
+          target('catch-up', `catch-up of K=${k} (peer up -> root equal) <= ${fmtMs(issueLimitMs)}`, catchUpMs, '<=', issueLimitMs, 'ms', `raw level write ${fmtMs(levelMs)}`),
+          target('catch-up', `sync bytes for K=${k} <= 1.2 x raw`, bytesIn / rawBytes, '<=', 1.2, 'x', `${fmtBytes(bytesIn)} received / ${fmtBytes(rawBytes)} raw`),
         );
       }
       data[`k${k}`] = {

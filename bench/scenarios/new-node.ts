@@ -10,7 +10,7 @@ import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtBytes, fmtMs, fmtRatio, round } from '../lib/summary.js';
 import { wireBytesOf } from './catch-up.js';
-import { collectProfiles, profileDirFor, randomValue, rng32, type Ctx, type Scenario, type ScenarioResult } from './common.js';
+import { collectProfiles, profileDirFor, randomValue, rng32, target, type Ctx, type Scenario, type ScenarioResult } from './common.js';
 import { timeJoin, type JoinResult } from './rejoin.js';
 
 export const newNode: Scenario = {
@@ -98,7 +98,8 @@ export const newNode: Scenario = {
           numeric: [0, 1, 2, 3, 4, 5, 6, 7, 8],
         },
       ],
-      targets: [],
+      // The data path's target (issue 13): a new node receives 100k keys in 1 s (the full run only).
+      targets: config.keys === 100_000 ? [target('new-node', `a fresh node receives ${config.keys.toLocaleString('en-US')} keys (peer up -> holds all) <= 1 s`, catchUpMs, '<=', 1000, 'ms', `raw level write ${fmtMs(levelMs)}`)] : [],
       notes: [
         'The fresh node bootstraps to both nodes and catches up from one of them: until its first session succeeds it runs one at a time and refuses the sessions peers start (src/core/membership.ts, acceptsInbound), so "entries moved" = keys and bytes = raw; more would mean two peers sent the same entries.',
         `Loading the ${config.keys} entries through the gRPC API (256 in flight) took ${fmtMs(writeMs)}.`],
