@@ -1,22 +1,22 @@
 /**
- * ckv.proto for the server: the service definition the control server registers (the CLI's
- * client uses wire.ts instead). The .proto file stays the single source of the API; it is read
- * from src/control/ at run time (also from dist/), or, once built, from its JSON form
- * (dist/src/control/ckv.proto.json, protobufjs's `Root.toJSON()`, written by
- * scripts/bundle.mjs at build time), which a start reads without parsing the .proto (unless
- * ckv.proto is newer: edited since the build).
+ * ckv.proto through protobufjs: the API's single source, read from src/control/ (also from
+ * dist/), or, once built, from its JSON form (dist/src/control/ckv.proto.json, protobufjs's
+ * `Root.toJSON()`, written by scripts/bundle.mjs at build time) unless ckv.proto is newer.
  *
- * The service definition is what proto-loader makes (its serializers, with the same options:
- * camelCase fields, 64-bit integers as decimal strings, defaults set), without the descriptors
- * proto-loader also builds for every message, which only server reflection needs: reflection
- * (./reflection.ts) loads them with proto-loader on its first call (./proto-loader.ts).
+ * `kvService()` is the service definition proto-loader would make (its serializers, with the
+ * same options: camelCase fields, 64-bit integers as decimal strings, defaults set), without
+ * the descriptors proto-loader also builds for every message. Nothing in a running node uses
+ * it any more (the server registers ./service.ts, wire.ts's codecs): it is the reference
+ * test/unit/wire.test.ts checks those codecs against. Server reflection loads the descriptors
+ * with proto-loader on its first call (./proto-loader.ts). The wire shapes below are the
+ * types both sides use.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { grpcMessageBytesMax } from './limits.js';
+import { channelOptions, kvServiceName } from './service.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** src/control/ckv.proto, found from src/control or dist/src/control (or dist/src/cli, the bundle). */
@@ -26,8 +26,7 @@ export const protoPath = [join(here, 'ckv.proto'), join(here, '..', '..', '..', 
 /** ckv.proto as protobufjs JSON, made at build time; found from dist/src/control or dist/src/cli (the bundle). */
 const protoJsonPath = join(here, '..', 'control', 'ckv.proto.json');
 
-/** The service's full name, as in paths: /ckv.v1.Kv/Put. */
-export const kvServiceName = 'ckv.v1.Kv';
+export { channelOptions, kvServiceName };
 
 /** proto-loader's options for ckv.proto (the same serializers, here and in ./proto-loader.ts). */
 export const loaderOptions = {
@@ -36,11 +35,6 @@ export const loaderOptions = {
   enums: String,
   defaults: true,
   oneofs: true,
-};
-
-export const channelOptions: grpc.ChannelOptions = {
-  'grpc.max_receive_message_length': grpcMessageBytesMax,
-  'grpc.max_send_message_length': grpcMessageBytesMax,
 };
 
 /** ckv.proto parsed as proto-loader parses it (field names in camelCase). */

@@ -31,7 +31,7 @@ import {
   valueChunkBytes,
   watchBufferBytesMax,
 } from './limits.js';
-import { channelOptions, kvService } from './proto.js';
+import { channelOptions, kvServiceDefinition } from './service.js';
 import { addReflection } from './reflection.js';
 import { encodeChange, encodePutReply } from './watch-codec.js';
 import { interceptStreams, leanEligible, serveLeanUnary, type LeanMethod } from './lean-unary.js';
@@ -88,7 +88,7 @@ export class ControlServer {
   leanUnary = false;
 
   constructor(private readonly node: NodeApi) {
-    const kv = kvService();
+    const kv = kvServiceDefinition();
     // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
     const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
     // Put, Get and Status stay registered with grpc-js (reflection lists them; a compressed call goes there).
@@ -108,7 +108,7 @@ export class ControlServer {
       };
       return [definition.path, method as LeanMethod];
     };
-    // Put's reply is encoded by hand (./watch-codec.ts: the same bytes); Get's by protobufjs.
+    // Put's reply is encoded by hand (./watch-codec.ts: the same bytes); Get's by wire.ts.
     const put = lean('Put', this.putWrite, (reply: WriteReply) => encodePutReply(reply.version, reply.owners, reply.acked));
     const get = lean('Get', this.get, kv.Get!.responseSerialize as (reply: object) => Buffer);
     // Status too: pollers call it often (benches every 10 ms while a node catches up, the

@@ -371,38 +371,51 @@ export const LayoutReply = m(
   f(71, 'sizesReporters', 'uint32'),
 );
 
-/** Every rpc of service ckv.v1.Kv with its request and reply messages. */
+/** Which side of an rpc streams: none (unary), the requests, the replies, or both. */
+export type Streaming = 'unary' | 'requests' | 'replies' | 'both';
+
+interface Rpc {
+  readonly request: Schema;
+  readonly reply: Schema;
+  readonly streaming: Streaming;
+}
+const rpc = (request: Schema, reply: Schema, streaming: Streaming = 'unary'): Rpc => ({ request, reply, streaming });
+
+/**
+ * Every rpc of service ckv.v1.Kv with its request and reply messages and which side streams
+ * (the client encodes and decodes with it; the server's definition, ./service.ts, is made from it).
+ */
 export const methods = {
-  Put: { request: PutRequest, reply: PutReply },
-  Get: { request: GetRequest, reply: GetReply },
-  Delete: { request: DeleteRequest, reply: DeleteReply },
-  Scan: { request: ScanRequest, reply: Entry },
-  Watch: { request: WatchRequest, reply: Change },
-  Status: { request: StatusRequest, reply: StatusReply },
-  Peers: { request: PeersRequest, reply: PeersReply },
-  HasKey: { request: HasKeyRequest, reply: HasKeyReply },
-  WhereIs: { request: WhereIsRequest, reply: WhereIsReply },
-  Sync: { request: SyncRequest, reply: SyncProgress },
-  Leave: { request: LeaveRequest, reply: LeaveReply },
-  ForgetPeer: { request: ForgetPeerRequest, reply: ForgetPeerReply },
-  PutMany: { request: PutManyRequest, reply: PutManyReply },
-  PutStream: { request: PutChunk, reply: PutReply },
-  GetStream: { request: GetRequest, reply: GetChunk },
-  PutPipeline: { request: PutRequest, reply: PutManyReply },
-  Health: { request: HealthRequest, reply: HealthReply },
-  Export: { request: ExportRequest, reply: EntryBatch },
-  Import: { request: EntryBatch, reply: ImportReply },
-  Purge: { request: PurgeRequest, reply: PurgeReply },
-  Balance: { request: BalanceRequest, reply: BalanceProgress },
+  Put: rpc(PutRequest, PutReply),
+  Get: rpc(GetRequest, GetReply),
+  Delete: rpc(DeleteRequest, DeleteReply),
+  Scan: rpc(ScanRequest, Entry, 'replies'),
+  Watch: rpc(WatchRequest, Change, 'replies'),
+  Status: rpc(StatusRequest, StatusReply),
+  Peers: rpc(PeersRequest, PeersReply),
+  HasKey: rpc(HasKeyRequest, HasKeyReply),
+  WhereIs: rpc(WhereIsRequest, WhereIsReply),
+  Sync: rpc(SyncRequest, SyncProgress, 'replies'),
+  Leave: rpc(LeaveRequest, LeaveReply),
+  ForgetPeer: rpc(ForgetPeerRequest, ForgetPeerReply),
+  PutMany: rpc(PutManyRequest, PutManyReply),
+  PutStream: rpc(PutChunk, PutReply, 'requests'),
+  GetStream: rpc(GetRequest, GetChunk, 'replies'),
+  PutPipeline: rpc(PutRequest, PutManyReply, 'both'),
+  Health: rpc(HealthRequest, HealthReply),
+  Export: rpc(ExportRequest, EntryBatch, 'replies'),
+  Import: rpc(EntryBatch, ImportReply),
+  Purge: rpc(PurgeRequest, PurgeReply, 'replies'),
+  Balance: rpc(BalanceRequest, BalanceProgress, 'replies'),
   // partitioned mode: layout-runtime
-  Layout: { request: LayoutRequest, reply: LayoutReply },
-  LayoutChange: { request: LayoutChangeRequest, reply: LayoutReply },
-  RemoveNode: { request: RemoveNodeRequest, reply: LayoutReply },
-  LeaveCluster: { request: LeaveClusterRequest, reply: LayoutReply },
+  Layout: rpc(LayoutRequest, LayoutReply),
+  LayoutChange: rpc(LayoutChangeRequest, LayoutReply),
+  RemoveNode: rpc(RemoveNodeRequest, LayoutReply),
+  LeaveCluster: rpc(LeaveClusterRequest, LayoutReply),
   // tombstone GC
-  GcStatus: { request: GcStatusRequest, reply: GcState },
-  GcRun: { request: GcRunRequest, reply: GcRunReply },
-} as const satisfies Record<string, { request: Schema; reply: Schema }>;
+  GcStatus: rpc(GcStatusRequest, GcState),
+  GcRun: rpc(GcRunRequest, GcRunReply),
+} as const satisfies Record<string, Rpc>;
 export type Method = keyof typeof methods;
 
 /** Every message above, for the consistency test against ckv.proto. */
@@ -462,6 +475,15 @@ class Parts {
     }
     this.scratch[this.used++] = Number(v);
   }
+  /** A non-negative safe integer, without BigInt. */
+  numberVarint(value: number): void {
+    this.room(10);
+    while (value >= 0x80) {
+      this.scratch[this.used++] = (value % 0x80) | 0x80;
+      value = Math.floor(value / 0x80);
+    }
+    this.scratch[this.used++] = value;
+  }
   smallVarint(value: number): void {
     if (value > 0x0fffffff) return this.varint(value);
     this.room(5);
@@ -515,10 +537,13 @@ function encodeField(parts: Parts, field: Field, v: unknown): void {
     for (const part of inner) parts.raw(part);
     return;
   }
+  // Values of another type are coerced as protobufjs's fromObject does (the server's replies
+  // went through it before ./service.ts): String() for a string field, truthiness for a bool,
+  // `>>> 0` for a uint32, a fraction dropped from a 64-bit integer.
   switch (type) {
     case 'string':
     case 'bytes': {
-      const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : (v as Uint8Array);
+      const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : type === 'string' && !(v instanceof Uint8Array) ? Buffer.from(String(v), 'utf8') : (v as Uint8Array);
       if (bytes.byteLength === 0 && !field.repeated) return; // proto3 default: not sent
       tag(parts, field.no, wireLength);
       parts.smallVarint(bytes.byteLength);
@@ -530,25 +555,64 @@ function encodeField(parts: Parts, field: Field, v: unknown): void {
       tag(parts, field.no, wireVarint);
       parts.smallVarint(1);
       return;
-    case 'uint32':
+    case 'uint32': {
+      const n = (typeof v === 'number' ? v : Number(v)) >>> 0;
+      if (n === 0) return;
+      tag(parts, field.no, wireVarint);
+      parts.numberVarint(n);
+      return;
+    }
     case 'uint64':
     case 'int64': {
-      const n = typeof v === 'bigint' ? v : BigInt(v as string | number);
-      if (n === 0n) return;
+      const n = integerOf(v);
+      if (n === 0 || n === 0n) return;
       tag(parts, field.no, wireVarint);
-      parts.varint(n);
+      if (typeof n === 'number') parts.numberVarint(n);
+      else parts.varint(n);
       return;
     }
     case 'map':
+      // As protobufjs writes a map entry: its key and its value, even when empty or zero.
       for (const [key, count] of Object.entries(v as Record<string, string | number>)) {
-        const inner = encodeParts(MapEntry, { key, value: count });
+        const keyBytes = Buffer.from(key, 'utf8');
+        const n = integerOf(count);
+        const valueBytes = typeof n === 'number' ? varintBytes(n) : varintBytes(BigInt.asUintN(64, n));
         tag(parts, field.no, wireLength);
-        parts.smallVarint(lengthOf(inner));
-        for (const part of inner) parts.raw(part);
+        parts.smallVarint(1 + varintBytes(keyBytes.byteLength) + keyBytes.byteLength + 1 + valueBytes);
+        tag(parts, 1, wireLength);
+        parts.smallVarint(keyBytes.byteLength);
+        parts.raw(keyBytes);
+        tag(parts, 2, wireVarint);
+        if (typeof n === 'number') parts.numberVarint(n);
+        else parts.varint(n);
       }
       return;
   }
 }
+
+/**
+ * A 64-bit integer field's value: a number when a double holds it exactly (counts,
+ * milliseconds: no BigInt), else a bigint. NaN is 0 and a fraction is dropped, as protobufjs does.
+ */
+function integerOf(v: unknown): number | bigint {
+  const n = typeof v === 'number' ? (Number.isNaN(v) ? 0 : Math.trunc(v)) : typeof v === 'string' && v.length <= 15 && decimalDigits.test(v) ? Number(v) : undefined;
+  if (n !== undefined && n >= 0 && n <= Number.MAX_SAFE_INTEGER) return n === 0 ? 0 : n; // -0 is 0
+  return typeof v === 'bigint' ? v : BigInt(n ?? (v as string));
+}
+
+/** How many bytes the varint of `n` (non-negative) takes. */
+function varintBytes(n: number | bigint): number {
+  let bytes = 1;
+  if (typeof n === 'number') {
+    for (; n >= 0x80; bytes++) n = Math.floor(n / 0x80);
+  } else {
+    for (; n >= 0x80n; bytes++) n >>= 7n;
+  }
+  return bytes;
+}
+
+/** Up to 15 decimal digits: a string a double holds exactly. */
+const decimalDigits = /^[0-9]+$/;
 
 const MapEntry = m('MapEntry', f(1, 'key', 'string'), f(2, 'value', 'uint64'));
 
@@ -593,6 +657,19 @@ class Reader {
     }
     throw new WireError('varint longer than 10 bytes');
   }
+  /** A varint as a number when it fits 49 bits (7 bytes: a double holds it exactly), else as varint() does. */
+  varintNumber(): number | bigint {
+    const start = this.pos;
+    let result = 0;
+    for (let shift = 0; shift < 49; shift += 7) {
+      if (this.pos >= this.end) throw new WireError('truncated varint');
+      const byte = this.buf[this.pos++]!;
+      result += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return result;
+    }
+    this.pos = start;
+    return this.varint();
+  }
   /** A varint known to be small (tags, lengths): numbers only. */
   smallVarint(): number {
     let result = 0;
@@ -632,56 +709,71 @@ class Reader {
   }
 }
 
-function defaults(schema: Schema): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const field of schema.fields) {
-    if (field.repeated) out[field.name] = [];
-    else if (typeof field.type === 'object') out[field.name] = null;
-    else {
-      switch (field.type) {
-        case 'string':
-          out[field.name] = '';
-          break;
-        case 'bytes':
-          out[field.name] = Buffer.alloc(0);
-          break;
-        case 'bool':
-          out[field.name] = false;
-          break;
-        case 'uint32':
-          out[field.name] = 0;
-          break;
-        case 'map':
-          out[field.name] = {};
-          break;
-        default:
-          out[field.name] = '0';
-      }
-    }
-  }
-  return out;
+/**
+ * What decoding needs of a schema, worked out once: each field by number with the wire type it
+ * must come in, and each field's default (a fresh array or map, or a constant: proto-loader's
+ * defaults, a missing message null).
+ */
+interface DecodePlan {
+  readonly byNumber: readonly (Field | undefined)[];
+  readonly wireTypeOf: readonly number[];
+  readonly fields: readonly Field[];
+  readonly constants: readonly unknown[];
 }
 
-const fieldIndex = new WeakMap<Schema, Map<number, Field>>();
-function byNumber(schema: Schema): Map<number, Field> {
-  let index = fieldIndex.get(schema);
-  if (!index) {
-    index = new Map(schema.fields.map((field) => [field.no, field]));
-    fieldIndex.set(schema, index);
+/** Shared by every decoded message that lacks the field: a zero-length Buffer has no byte to change. */
+const noBytes = Buffer.alloc(0);
+const freshArray = Symbol('array');
+const freshMap = Symbol('map');
+
+function defaultOf(field: Field): unknown {
+  if (field.repeated) return freshArray;
+  if (typeof field.type === 'object') return null;
+  switch (field.type) {
+    case 'string':
+      return '';
+    case 'bytes':
+      return noBytes;
+    case 'bool':
+      return false;
+    case 'uint32':
+      return 0;
+    case 'map':
+      return freshMap;
+    default:
+      return '0';
   }
-  return index;
+}
+
+const plans = new WeakMap<Schema, DecodePlan>();
+function planOf(schema: Schema): DecodePlan {
+  let plan = plans.get(schema);
+  if (!plan) {
+    const byNumber: (Field | undefined)[] = [];
+    const wireTypeOf: number[] = [];
+    for (const field of schema.fields) {
+      byNumber[field.no] = field;
+      wireTypeOf[field.no] = typeof field.type === 'object' || field.type === 'string' || field.type === 'bytes' || field.type === 'map' ? wireLength : wireVarint;
+    }
+    plan = { byNumber, wireTypeOf, fields: schema.fields, constants: schema.fields.map(defaultOf) };
+    plans.set(schema, plan);
+  }
+  return plan;
 }
 
 function decodeRange(schema: Schema, reader: Reader): Record<string, unknown> {
-  const out = defaults(schema);
-  const fields = byNumber(schema);
+  const plan = planOf(schema);
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < plan.fields.length; i++) {
+    const constant = plan.constants[i];
+    out[plan.fields[i]!.name] = constant === freshArray ? [] : constant === freshMap ? {} : constant;
+  }
   while (reader.pos < reader.end) {
     const key = reader.smallVarint();
     const no = Math.floor(key / 8);
     const wireType = key & 7;
-    const field = fields.get(no);
-    const expected = field === undefined ? -1 : typeof field.type === 'object' || ['string', 'bytes', 'map'].includes(field.type) ? 2 : 0;
-    if (field === undefined || wireType !== expected) {
+    const field = plan.byNumber[no];
+    if (field === undefined || wireType !== plan.wireTypeOf[no]) {
       reader.skip(wireType); // unknown or newer field: proto3 skips it
       continue;
     }
@@ -715,14 +807,22 @@ function decodeValue(field: Field, reader: Reader): unknown {
       reader.pos += n;
       return reader.buf.subarray(reader.pos - n, reader.pos);
     }
-    case 'bool':
-      return reader.varint() !== 0n;
-    case 'uint32':
-      return Number(BigInt.asUintN(32, reader.varint()));
-    case 'uint64':
-      return reader.varint().toString();
-    case 'int64':
-      return BigInt.asIntN(64, reader.varint()).toString();
+    case 'bool': {
+      const n = reader.varintNumber();
+      return n !== 0 && n !== 0n;
+    }
+    case 'uint32': {
+      const n = reader.varintNumber();
+      return typeof n === 'number' ? n >>> 0 : Number(BigInt.asUintN(32, n));
+    }
+    case 'uint64': {
+      const n = reader.varintNumber();
+      return typeof n === 'number' ? String(n) : n.toString();
+    }
+    case 'int64': {
+      const n = reader.varintNumber();
+      return typeof n === 'number' ? String(n) : BigInt.asIntN(64, n).toString();
+    }
   }
 }
 

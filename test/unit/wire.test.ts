@@ -1,14 +1,15 @@
 /**
- * The CLI's hand-written codecs (src/control/wire.ts) against the source of truth: ckv.proto
- * as the server loads it (proto-loader + protobufjs). Field tables must match the .proto
- * field by field, and bytes must cross both ways: encoded here and decoded by the server's
- * deserializers, encoded by the server's serializers and decoded here.
+ * The hand-written codecs (src/control/wire.ts: the CLI's client, and the server's definition
+ * in src/control/service.ts) against the source of truth: ckv.proto as proto-loader and
+ * protobufjs load it. Field tables must match the .proto field by field, and bytes must cross
+ * both ways: encoded here and decoded by protobufjs, encoded by protobufjs and decoded here.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import { builtKvProtoJson, kvService, parseKvProto } from '../../src/control/proto.js';
 import { loadKvService } from '../../src/control/proto-loader.js';
+import { kvServiceDefinition } from '../../src/control/service.js';
 import * as wire from '../../src/control/wire.js';
 
 interface ProtoField {
@@ -67,8 +68,10 @@ function serviceMethod(name: string): grpc.MethodDefinition<object, object> {
   return (kv.service as unknown as Record<string, grpc.MethodDefinition<object, object>>)[name]!;
 }
 
-/** The service definition the control server registers (proto.ts: from the built JSON, or ckv.proto). */
-const server = kvService() as unknown as Record<string, grpc.MethodDefinition<object, object>>;
+/** protobufjs's definition (proto.ts: from the built JSON, or ckv.proto): proto-loader's serializers. */
+const protobufjsService = kvService() as unknown as Record<string, grpc.MethodDefinition<object, object>>;
+/** The service definition the control server registers (service.ts: wire.ts's codecs). */
+const server = kvServiceDefinition() as unknown as Record<string, grpc.MethodDefinition<object, object>>;
 
 describe('control API codecs (wire.ts)', () => {
   it('has every message of ckv.proto, with the same fields, numbers and types', () => {
@@ -122,7 +125,7 @@ describe('control API codecs (wire.ts)', () => {
     }
   });
 
-  it('builds ckv.proto into JSON that is ckv.proto (npm run build; the server reads it at start)', (t) => {
+  it('builds ckv.proto into JSON that is ckv.proto (npm run build; protobufjs reads it instead of the .proto)', (t) => {
     const built = builtKvProtoJson();
     if (!built) return t.skip('not built with npm run build (or ckv.proto changed since): the server parses ckv.proto');
     assert.deepEqual(built, JSON.parse(JSON.stringify(parseKvProto().toJSON())));
@@ -143,6 +146,21 @@ describe('control API codecs (wire.ts)', () => {
         assert.deepEqual(ours[deserialize](bytes), theirs[deserialize](bytes), `${name} ${sampleOf}: the same object`);
         assert.deepEqual(ours[deserialize](Buffer.alloc(0)), theirs[deserialize](Buffer.alloc(0)), `${name} ${sampleOf}: the same defaults`);
       }
+    }
+  });
+
+  it("encodes a reply's values of other types as protobufjs did (numbers for 64-bit and string fields, fractions, NaN)", () => {
+    const cases: [wire.Method, object][] = [
+      ['Status', { nodeId: 7, keyCount: 12345, tombstoneCount: 3.9, bytesOnDisk: Number.NaN, uptimeMs: 2 ** 53 - 1, incarnation: '9007199254740993', counters: { a: 5, b: '18446744073709551615', c: 0 } }],
+      ['ForgetPeer', { forgotten: 1 }],
+      ['Import', { applied: 2 ** 40, notNewer: '0', refusedClock: '123456789012345678' }],
+      ['Purge', { partitions: 4.5, entries: 7.7, blocked: '3' }],
+      ['Get', { found: true, value: Buffer.from('v'), version: { hlc: 99, node: 'n', text: 5 } }],
+    ];
+    for (const [name, value] of cases) {
+      // The same message (protobufjs also writes a field it was given as zero; proto3 leaves it out).
+      const read = protobufjsService[name]!.responseDeserialize;
+      assert.deepEqual(read(server[name]!.responseSerialize(value)), read(protobufjsService[name]!.responseSerialize(value)), `${name}: the same message`);
     }
   });
 
