@@ -56,6 +56,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
 import { installYamuxWindowPolicy } from './yamux-window.js';
+import { shortcutKnownProtocolMerges } from './peer-store-merges.js';
 import { joinedWritesNoise } from './joined-writes.js';
 import { libp2pLoggerFor } from './libp2p-logger.js';
 import { multiaddr, CODE_P2P, type Multiaddr } from '@multiformats/multiaddr';
@@ -277,6 +278,8 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
     },
   });
 
+  // A stream's protocol merge that would change nothing skips the peer store (./peer-store-merges.ts).
+  shortcutKnownProtocolMerges(node);
   const keeper = (late.keeper = new PeerKeeper(node, bootstrap, options.onBootstrap));
   try {
     await node.start();
