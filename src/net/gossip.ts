@@ -3,9 +3,9 @@
  * merges what it receives through the replica, so the last writer wins whatever order
  * messages arrive in. Gossip is best effort; anti-entropy repairs whatever it loses.
  *
- * Batching: the replica tells onApplied of a commit's changes one by one, in one synchronous
- * loop; publishChange collects them and a microtask queued by the first publishes them after
- * that loop as ONE `entries` message (split at gossipBatchEntriesMax entries or
+ * Batching: the replica tells onApplied of a commit's changes in one call, which hands them
+ * here one by one; publishChange collects them and a microtask queued by the first publishes
+ * them after that call as ONE `entries` message (split at gossipBatchEntriesMax entries or
  * gossipBatchBytesMax bytes, src/core/limits.ts). Nothing waits on a timer: a lone put goes
  * out as soon as the node hands it over (on an idle node two event-loop turns after its
  * commit, once its acknowledgement has left: src/node/node.ts, publishSoon), as an `entry`

@@ -189,7 +189,7 @@ export class CkvNode implements NodeApi {
         resetClockBound: this.config.resetClockBound,
         // The store epoch, made once per data directory (catch-up by delta).
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
-        onApplied: (change) => this.onApplied(change),
+        onApplied: (changes) => this.onApplied(changes),
         // An import restores what a backup held: it may bring back a collected key on purpose.
         // (An entry applied from received bytes is no import's: imports hand over their objects.)
         refuseResurrection: (keyHash, hlc, entry) => !(entry !== undefined && this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, hlc),
@@ -314,36 +314,33 @@ export class CkvNode implements NodeApi {
   }
 
   /**
-   * The wall time of the commit whose changes onApplied is being told of, read at its first
-   * change: the replica tells a commit's changes one after another in one synchronous step, so
-   * they share it (and the cluster is told once a commit that entries were applied). Cleared in
-   * the microtask after that step. A catch-up of 100k entries read the clock twice per entry
-   * (50 of its ~1.2 s session, ~2 %, against 23-30 ms after: docs/measurements.md, 2026-12-04 (night)).
+   * A commit's changes, durable (the replica tells each commit once): counted, their
+   * convergence recorded, local ones (and imports) handed to gossip, expiring ones to the
+   * sweeper, and each told to watchers. The commit's changes share one wall-clock read, and the
+   * cluster is told once that entries were applied: a catch-up commits thousands at a time.
    */
-  private commitAppliedAtMs: number | undefined;
-
-  private appliedAtMsOfCommit(): number {
-    if (this.commitAppliedAtMs === undefined) {
-      this.commitAppliedAtMs = this.wallClockMs();
-      this.cluster?.noteApplied();
-      queueMicrotask(() => (this.commitAppliedAtMs = undefined));
+  private onApplied(changes: readonly AppliedChange[]): void {
+    const appliedAtMs = this.wallClockMs();
+    this.cluster?.noteApplied();
+    const importing = this.importing.size > 0;
+    // The event (and a received change's entry) is only made when a watcher listens.
+    const watched = this.changes.listenerCount('change') > 0;
+    let local = 0;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
+      if (change.origin === 'local') local++;
+      // An imported entry was written long ago: its age is not a convergence time.
+      const imported = importing && change.origin === 'remote' && this.isImported(change.entry);
+      if (!imported) this.writeStats.record(change.origin, change.hlc, appliedAtMs);
+      if (change.origin === 'local' || imported) this.publishSoon(change);
+      if (change.expires) this.sweeper?.schedule(change.entry);
+      if (watched) {
+        const { entry, keyHash, previous, origin } = change;
+        this.changes.emit('change', { entry, keyHash, previous, origin, appliedAtMs } satisfies ChangeEvent);
+      }
     }
-    return this.commitAppliedAtMs;
-  }
-
-  private onApplied(change: AppliedChange): void {
-    this.counters.add(change.origin === 'local' ? 'writes_local' : 'writes_remote');
-    const appliedAtMs = this.appliedAtMsOfCommit();
-    // An imported entry was written long ago: its age is not a convergence time.
-    const imported = change.origin === 'remote' && this.importing.size > 0 && this.isImported(change.entry);
-    if (!imported) this.writeStats.record(change.origin, change.hlc, appliedAtMs);
-    if (change.origin === 'local' || imported) this.publishSoon(change);
-    if (change.expires) this.sweeper?.schedule(change.entry);
-    // Called for every write: the event (and a received change's entry) is only made when a watcher listens.
-    if (this.changes.listenerCount('change') > 0) {
-      const { entry, keyHash, previous, origin } = change;
-      this.changes.emit('change', { entry, keyHash, previous, origin, appliedAtMs } satisfies ChangeEvent);
-    }
+    if (local > 0) this.counters.add('writes_local', local);
+    if (local < changes.length) this.counters.add('writes_remote', changes.length - local);
   }
 
   /**

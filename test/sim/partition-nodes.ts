@@ -83,7 +83,9 @@ export async function openReplica(w: PartitionWorld, node: SimNode): Promise<voi
     wallClockMs: () => wallOf(w, node),
     holds: (keyHash) => holdsPartition(w, node, partitionOfHash(keyHash)),
     rng: () => w.rng.float(),
-    onApplied: (change) => onApplied(w, node, change),
+    onApplied: (changes) => {
+      for (const change of changes) onApplied(w, node, change);
+    },
   });
   if (node.boot !== boot || node.status !== 'up') return;
   node.replica = replica;

@@ -491,7 +491,9 @@ export class Simulation {
       versionCacheNotUpdated: this.options.versionCacheNotUpdated,
       receivedIgnoresStored: this.options.receivedIgnoresStored,
       replayAddsOnly: this.options.replayAddsOnly,
-      onApplied: (change) => this.onApplied(node, incarnation, change),
+      onApplied: (changes) => {
+        for (const change of changes) this.onApplied(node, incarnation, change);
+      },
     });
     // Tombstone GC skips a partition by its bound: one above a stored tombstone would keep it forever.
     const oldest = new Array<bigint>(partitionCount).fill(noTombstone);

@@ -62,7 +62,7 @@ function changeText(change: AppliedChange): string {
 async function run(store: Store, rounds: readonly { frames: Entry[][]; local: string | undefined }[], received: boolean): Promise<{ replica: Replica; observed: Observed }> {
   const observed: Observed = { reports: [], changes: [] };
   let now = baseMs;
-  const replica = await Replica.open({ nodeId, store, wallClockMs: () => now, onApplied: (change) => observed.changes.push(changeText(change)) });
+  const replica = await Replica.open({ nodeId, store, wallClockMs: () => now, onApplied: (changes) => observed.changes.push(...changes.map(changeText)) });
   for (const round of rounds) {
     now += 1;
     const calls: Promise<unknown>[] = round.frames.map((entries) => {
@@ -133,7 +133,7 @@ describe('Replica.applyReceived', () => {
     const frame = decodeReceivedEntries(padded, 0, 1, valueLimit).entries;
     assert.equal(frame.canonical, false);
     const changes: AppliedChange[] = [];
-    const { replica } = { replica: await Replica.open({ nodeId, store: storeSubjects('x')[0]!.make().store(), wallClockMs: () => baseMs, onApplied: (change) => changes.push(change) }) };
+    const { replica } = { replica: await Replica.open({ nodeId, store: storeSubjects('x')[0]!.make().store(), wallClockMs: () => baseMs, onApplied: (applied) => changes.push(...applied) }) };
     assert.deepEqual(await replica.applyReceived(frame, { outcomes: true }), { applied: 1, stale: 0, rejectedClockDrift: 0, rejectedInvalid: 0, rejectedNotHeld: 0, outcomes: ['applied'] });
     assert.deepStrictEqual(await replica.get('key'), entry);
     assert.deepStrictEqual(changes.map((change) => change.entry), [entry]);

@@ -194,7 +194,7 @@ describe('Replica.applyRemote', () => {
   it('refuses remote entries of keys it does not hold', async () => {
     const changes: AppliedChange[] = [];
     const held = (keyHash: string): boolean => keyHash.charCodeAt(0) % 2 === 0;
-    const replica = await memoryReplica(nodeA, { ms: baseMs }, { holds: held, onApplied: (change) => changes.push(change) });
+    const replica = await memoryReplica(nodeA, { ms: baseMs }, { holds: held, onApplied: (applied) => changes.push(...applied) });
     const keys = Array.from({ length: 16 }, (_, i) => `k${i}`);
     const heldKeys = keys.filter((key) => held(keyHashText(key)));
     assert.ok(heldKeys.length > 0 && heldKeys.length < keys.length, 'the sample has held and other keys');
@@ -249,9 +249,10 @@ describe('Replica.applyRemote', () => {
 });
 
 describe('Replica notifications and counts', () => {
-  // onApplied fires once per change, after it is durable, with its origin and the version it replaced.
+  // onApplied is told of each commit's changes once, after they are durable, with their origin and the version each replaced.
   it('onApplied reports each change with origin and previous version', async () => {
     const changes: AppliedChange[] = [];
+    const calls: number[] = [];
     const durable: boolean[] = [];
     const clock = { ms: baseMs };
     const store = new SpyStore();
@@ -259,10 +260,13 @@ describe('Replica notifications and counts', () => {
       nodeId: nodeA,
       store,
       wallClockMs: () => clock.ms,
-      onApplied: (change) => {
-        changes.push(change);
-        const written = store.written.get(change.entry.key);
-        durable.push(written !== undefined && compareVersions(written, change.entry.version) === 0);
+      onApplied: (applied) => {
+        calls.push(applied.length);
+        for (const change of applied) {
+          changes.push(change);
+          const written = store.written.get(change.entry.key);
+          durable.push(written !== undefined && compareVersions(written, change.entry.version) === 0);
+        }
       },
     }));
     const v1 = await replica.put('k', value('1'));
@@ -283,6 +287,10 @@ describe('Replica notifications and counts', () => {
     ]);
     assert.equal(changes[3]!.entry.value, null);
     assert.deepEqual(durable, [true, true, true, true, true]);
+    // One call a commit with all its changes; a commit of stale entries only makes none.
+    await replica.applyRemote([remote('a', '1', v1.hlc), remote('b', '2', v1.hlc), remote('k', 'stale', v1.hlc)]);
+    assert.deepEqual(calls, [1, 1, 1, 1, 1, 2]);
+    assert.deepEqual(changes.slice(5).map((c) => c.entry.key), ['a', 'b']);
   });
 
   // 500 concurrent puts to 50 keys: all resolve, versions increase in call order, the last put per key
@@ -290,7 +298,7 @@ describe('Replica notifications and counts', () => {
   it('concurrent puts are ordered, durable and tree-consistent', async () => {
     const clock = { ms: baseMs };
     const changes: AppliedChange[] = [];
-    const replica = await memoryReplica(nodeA, clock, { onApplied: (c) => changes.push(c) });
+    const replica = await memoryReplica(nodeA, clock, { onApplied: (applied) => changes.push(...applied) });
     const writes = Array.from({ length: 500 }, (_, i) => ({ key: `key-${(i * 7) % 50}`, val: `value-${i}` }));
     const versions = await Promise.all(writes.map((w) => replica.put(w.key, value(w.val))));
     assert.equal(versions.length, 500);
@@ -434,7 +442,7 @@ describe('Replica.writeMany', () => {
   // Each write is stamped in order and merged as if alone; invalid ones get their own error.
   it('returns a version or an error for each write, in order, and applies the valid ones', async () => {
     const changes: AppliedChange[] = [];
-    const replica = await memoryReplica(nodeA, undefined, { onApplied: (change) => changes.push(change) });
+    const replica = await memoryReplica(nodeA, undefined, { onApplied: (applied) => changes.push(...applied) });
     await replica.put('d', value('before'));
     const results = await settlesPromptly(
       replica.writeMany([
