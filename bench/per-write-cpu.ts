@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { startCluster } from './lib/cluster.js';
 import { processesCpuMs, processIo } from './lib/cpu-load.js';
 import { findProfiles } from './lib/profile-top.js';
+import { unbundleFrames } from './lib/profile-sources.js';
 import { rng32 } from './scenarios/common.js';
 import { summarizeRuns } from './scenarios/convergence.js';
 import { convergenceRun } from './scenarios/convergence-run.js';
@@ -31,6 +32,8 @@ import { convergenceRun } from './scenarios/convergence-run.js';
 interface CallFrame {
   functionName: string;
   url: string;
+  lineNumber: number;
+  columnNumber: number;
 }
 interface Profile {
   nodes: { id: number; callFrame: CallFrame; children?: number[] }[];
@@ -42,7 +45,7 @@ interface Profile {
 /** In priority order: a sample goes to the first whose test matches any frame of its stack. */
 const categories: [string, (f: CallFrame) => boolean][] = [
   ['Watch: listener', (f) => f.url.includes('control/server.js') && f.functionName === 'listener'],
-  ['Watch: grpc-js stream write (http2)', (f) => f.url.includes('grpc-js/build/src/server-call.js') && f.functionName === '_write'],
+  ['Watch: grpc-js stream write (http2)', (f) => /grpc-js\/(build\/)?src\/server-call\.(js|ts)$/.test(f.url) && f.functionName === '_write'],
   ['commit: LevelDB batch', (f) => f.url.includes('store/level-store.js') && f.functionName === 'write'],
   ['commit: onApplied (counters, stats)', (f) => f.url.includes('node/node.js') && f.functionName === 'onApplied'],
   ['gossip publish (gossipsub, to N-1 peers)', (f) => f.url.includes('gossipsub') && f.functionName === 'publish'],
@@ -65,6 +68,7 @@ const categories: [string, (f: CallFrame) => boolean][] = [
 /** Busy microseconds by category within [fromUs, toUs]. */
 function categorize(file: string, fromUs: number, toUs: number): Map<string, number> {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  unbundleFrames(profile.nodes.map((node) => node.callFrame)); // the node's bundle back to its modules
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parent = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../../harness/index.js';
 import { attributeProfile, type CpuProfile } from './cpu-profile.js';
+import { unbundleFrames } from './profile-sources.js';
 
 interface ProfileNode {
   id: number;
@@ -56,6 +57,7 @@ function shortLocation(url: string, line: number): string {
 
 export function summarizeProfile(file: string, topN = 15): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  unbundleFrames(profile.nodes.map((node) => node.callFrame)); // frames of ckv's bundles back to their modules
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfMicros = new Map<number, number>();
   const samples = profile.samples ?? [];
