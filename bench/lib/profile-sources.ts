@@ -8,8 +8,9 @@
  * bundle has a source map beside it; `unbundleFrames` rewrites each bundled frame's url, line
  * and column to the original's: a package's file under node_modules/ as the package's own source
  * map names it (its TypeScript source, for packages that ship one), and a ckv source
- * (src/**\/*.ts) as the module tsc makes of it (dist/src/**\/*.js), the place the bench's
- * tools look for ckv's files. A frame's position is where its function begins, so a function
+ * (src/**\/*.ts) under the name of the module tsc makes of it (dist/src/**\/*.js), where the
+ * bench's tools look for ckv's files, with the line and column of the TypeScript source (what
+ * the bundle's map gives). A frame's position is where its function begins, so a function
  * maps to the file that defines it. Frames with no map, or a position the map does not cover,
  * are left as they are.
  */
