@@ -56,7 +56,6 @@ import type {
 import { PartitionedPath } from './partitioned.js';
 import { ChangeDedupe } from '../net/watch-protocol.js';
 import type { Consistency } from '../core/ownership.js';
-import { prepareDataDir } from './data-dir.js';
 import { clusterHealth, selfReport, type ClusterHealth } from './health.js';
 import { EventRing, type NodeEvent } from './events.js';
 import { readStatus, type NodeStatus, type PeerView } from './status.js';
@@ -144,8 +143,10 @@ export class CkvNode implements NodeApi {
   }
 
   /**
-   * Opens the store (its lock first), the replica and the cluster network. The front ends are
-   * not started here: see startNode (./wiring.ts). On failure everything opened is closed.
+   * Opens the store (its lock first), the replica and the cluster network, in a data directory
+   * the caller has prepared (prepareDataDir: startNode does it first, so that a directory that
+   * cannot be used fails before anything else). The front ends are not started here: see
+   * startNode (./wiring.ts). On failure everything opened is closed.
    */
   static async open(config: NodeConfig, logger: Logger): Promise<CkvNode> {
     const node = new CkvNode(config, logger);
@@ -166,7 +167,6 @@ export class CkvNode implements NodeApi {
   }
 
   private async openParts(): Promise<void> {
-    await prepareDataDir(this.config.dataDir); // a data directory that cannot be used fails here, at once
     this.store = new LevelStore(join(this.config.dataDir, 'db'));
     this.store.prefetchSnapshot(); // read beside LevelDB's open (the replica takes it)
     await this.store.open(); // throws StoreLockedError if another node holds the directory
