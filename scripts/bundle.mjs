@@ -89,6 +89,39 @@ const yamuxStreamModule = {
   },
 };
 
+/**
+ * libp2p's peer store and peer records sort small lists (a peer's metadata and tags by name,
+ * its addresses, two address lists to compare them) with `String#localeCompare`. The first
+ * such call in a process makes ICU's collator: ~6 ms of the main thread (10-14 ms cold), paid
+ * by every start on its way to its first connection (docs/measurements.md, 2026-12-07 (5)).
+ * Those orders only need to be consistent, so in these files `x.localeCompare(y)` becomes a
+ * comparison of UTF-16 code units. Each file must have had a call and have none left: if a
+ * new version writes them differently, the build fails here rather than keep the cost quietly.
+ */
+const localeFreeSortFiles = [
+  /[\\/]@libp2p[\\/]peer-store[\\/]dist[\\/]src[\\/]utils[\\/](to-peer-pb|dedupe-addresses)\.js$/,
+  /[\\/]@libp2p[\\/]peer-record[\\/]dist[\\/]src[\\/]peer-record[\\/]utils\.js$/,
+];
+const localeFreeSortsPatched = new Set();
+const localeFreeSorts = {
+  name: 'locale-free-sorts',
+  setup(build) {
+    for (const filter of localeFreeSortFiles) {
+      build.onLoad({ filter }, (args) => {
+        const contents = readFileSync(args.path, 'utf8');
+        const call = /([\w$]+(?:\.[\w$]+)*(?:\(\))?)\.localeCompare\(([\w$]+(?:\.[\w$]+)*(?:\(\))?)\)/g;
+        if (!call.test(contents)) throw new Error(`bundle: no localeCompare call left to replace in ${args.path}; see locale-free-sorts`);
+        const replaced = contents.replace(call, '__ckvCompareCodeUnits($1, $2)');
+        if (replaced.includes('localeCompare')) throw new Error(`bundle: a localeCompare call in ${args.path} is not of the form x.localeCompare(y)`);
+        localeFreeSortsPatched.add(filter);
+        // On the first line, so the rest of the file keeps its line numbers for the source map.
+        const prelude = 'const __ckvCompareCodeUnits = (a, b) => (a < b ? -1 : a > b ? 1 : 0);';
+        return { contents: prelude + replaced, loader: 'js', resolveDir: dirname(args.path) };
+      });
+    }
+  },
+};
+
 /** classic-level's `require('./binding')` stays a run-time require of classic-level/binding.js. */
 const levelBinding = {
   name: 'level-binding',
@@ -108,7 +141,7 @@ const common = {
   preserveSymlinks: true,
   sourcemap: 'linked',
   sourcesContent: false,
-  plugins: [ownPaths, yamuxStreamModule, levelBinding],
+  plugins: [localeFreeSorts, ownPaths, yamuxStreamModule, levelBinding],
   logLevel: 'warning',
   metafile: true,
 };
@@ -170,6 +203,10 @@ function makeAscii(file) {
   // eslint-disable-next-line no-control-regex
   const ascii = text.replace(/[^\x00-\x7f]/g, (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(file, ascii);
+}
+
+for (const filter of localeFreeSortFiles) {
+  if (!localeFreeSortsPatched.has(filter)) throw new Error(`bundle: no file matched ${filter} (locale-free-sorts): has libp2p moved it?`);
 }
 
 const allOutputs = [...Object.entries(result.metafile.outputs), ...Object.entries(nodeResult.metafile.outputs)];
