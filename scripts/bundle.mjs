@@ -13,6 +13,9 @@
 //   its addon loader, classic-level/binding.js, stays external: node-gyp-build finds the
 //   native addon from that file's own directory at run time. (Loaded from node_modules one
 //   by one, with no code cache, those modules cost a node ~18 ms of every start.)
+// - libp2p's peer store and peer records sort with code-unit comparisons instead of
+//   `localeCompare`, whose first call makes ICU's collator at every start (`locale-free-sorts`
+//   below).
 // - The files sit in dist/src/cli/, the depth of every module tsc emits, so the bundled
 //   modules' `import.meta.url` paths (demo.ts -> bin/ckv.js, proto.ts -> src/control/ckv.proto)
 //   resolve as they do unbundled.
