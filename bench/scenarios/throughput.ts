@@ -6,11 +6,13 @@
  * - bulk, 3 nodes: W puts as PutMany calls of 1000 keys, 4 calls in flight;
  * - unary, 3 nodes: W puts as single Put calls, 64 in flight;
  * - the same two at 5 nodes (two nodes added to the same cluster; they catch up first).
- * Each cluster size gets the same warm-up before its runs (`warmupWrites` unary puts through
- * n00, converged): the two added nodes would otherwise meet the timed writes with code V8 has
- * not compiled yet, so the 5-node figures measured their warm-up as well as the cluster's size
- * (a receiver's gossip path keeps being optimised for its first thousands of writes,
- * docs/measurements.md 2026-12-03 (late evening)).
+ * Each cluster size gets the same warm-up before its runs, one untimed load of each mode
+ * through n00, converged (`warmupWrites`: PutMany calls, then unary puts): code V8 has not
+ * optimised yet is several times slower (a receiver's gossip path keeps being optimised for
+ * its first thousands of writes, docs/measurements.md 2026-12-03 (late evening)), so without it
+ * the first run of each mode measured its warm-up, and the 5-node figures (two nodes added)
+ * their new nodes' warm-up as well as the cluster's size. The warm-up loads are timed too and
+ * reported apart ("warm-up" rows), as what a cluster's first burst after a start gets.
  * Baseline: the same keys and values written with raw `level` in batches of 1024 (the
  * replica's largest group commit) into a fresh directory, same run. Per node and case: CPU ms
  * per write, write syscalls and bytes per write (/proc), and the gossip write messages each
@@ -64,7 +66,8 @@ export const throughput: Scenario = {
       valueBytes: 100,
       runs: ctx.quick ? 2 : 3,
       levelBatchOps: 1024,
-      warmupWrites: 1000,
+      /** Untimed in the targets; reported as the "warm-up" rows. */
+      warmupWrites: { bulk: ctx.quick ? 5000 : 10_000, unary: ctx.quick ? 1000 : 3000 },
     };
     const { progress } = ctx;
     const rng = rng32(ctx.seed ^ 0x7a);
@@ -74,6 +77,7 @@ export const throughput: Scenario = {
 
     const profileDir = profileDirFor(ctx, 'throughput');
     const cases: CaseResult[] = [];
+    const warmups: { nodes: number; mode: Mode; writes: number; convergedRate: number; ackRate: number }[] = [];
     const levelMs: number[] = [];
     const steps = 2 * config.runs * 2;
     let step = 0;
@@ -90,8 +94,14 @@ export const throughput: Scenario = {
           await cluster.waitConverged(120_000);
         }
         progress.detail(`${nodes} nodes: warm-up`, nodes === 3 ? 0.04 : 0.52);
-        await putMany(cluster.nodes[0]!.client, config.warmupWrites, (i) => `tp/warm/${nodes}/${i}`, valueOf, config.unaryInFlight);
-        await cluster.waitConverged(60_000);
+        for (const mode of ['bulk', 'unary'] as const) {
+          const writes = config.warmupWrites[mode];
+          const keyOf = (i: number): string => `tp/warm/n${nodes}/${mode}/${String(i).padStart(7, '0')}`;
+          const run = await measureRun(cluster, writes, (client) =>
+            mode === 'bulk' ? putChunked(client, writes, keyOf, valueOf, config.putManyChunk, config.putManyInFlight) : putMany(client, writes, keyOf, valueOf, config.unaryInFlight),
+          );
+          warmups.push({ nodes, mode, writes, convergedRate: (writes / run.convergedMs) * 1000, ackRate: (writes / run.ackMs) * 1000 });
+        }
         const byMode = new Map<Mode, Run[]>([
           ['bulk', []],
           ['unary', []],
@@ -196,6 +206,7 @@ export const throughput: Scenario = {
         ratioToRawLevel: round(bulk3.convergedRate / levelRate, 4),
         fiveToThree: { bulk: round(bulk5.convergedRate / bulk3.convergedRate), unary: round(unary5.convergedRate / unary3.convergedRate) },
         cases: caseData,
+        warmup: warmups.map((w) => ({ nodes: w.nodes, mode: w.mode, writes: w.writes, convergedWritesPerSec: round(w.convergedRate, 0), ackedWritesPerSec: round(w.ackRate, 0) })),
         rawLevelMs: levelMs.map((ms) => round(ms, 1)),
       },
       summary: cases.map((c) => ({
@@ -218,6 +229,15 @@ export const throughput: Scenario = {
               fmtMs(median(c.runs.map((r) => r.convergedMs))),
               fmtRatio(c.convergedRate / levelRate),
               c.nodes === 5 ? fmtRatio(c.convergedRate / find(3, c.mode).convergedRate) : '',
+            ]),
+            ...warmups.map((w) => [
+              `warm-up: ${w.nodes} nodes, ${w.mode === 'bulk' ? 'PutMany' : 'unary Put'} (untimed)`,
+              String(w.writes),
+              fmtRate(w.ackRate),
+              fmtRate(w.convergedRate),
+              fmtMs((w.writes / w.convergedRate) * 1000),
+              fmtRatio(w.convergedRate / levelRate),
+              '',
             ]),
             [`raw level, batches of ${config.levelBatchOps}`, String(config.writes.bulk), '', fmtRate(levelRate), fmtMs(median(levelMs)), '1.00x', ''],
           ],
@@ -246,6 +266,7 @@ export const throughput: Scenario = {
       notes: [
         ...cases.map(cpuNote),
         `copies / msg: copies of each gossip write message a node received (1.00: no repeats; gossipsub's forwarding gave N-1 at N nodes). Entries by anti-entropy instead of gossip, median per run: ${cases.map((c) => `${c.nodes}/${c.mode} ${median(c.runs.map((r) => r.viaSync))}`).join(', ')}.`,
+        'warm-up rows: the untimed load before each cluster size\'s runs, the first of its mode (code not yet optimised: what a cluster\'s first burst after a start gets); the targets use the runs after it.',
         'Convergence is polled (Status on every node every ~10 ms) only after the last put is acknowledged, so polling does not compete with the writes.',
       ],
       profiles,
