@@ -88,6 +88,15 @@ import type { HintRowBytes, HintRowOp, ReceivedRows, RemovedRow, ScanKeysOptions
 
 /** Index keys fetched from `e` per getMany: big enough to amortise the native call. */
 const scanKeysBatchKeys = 256;
+/**
+ * Point reads of at most this many keys (a Get, a commit's read of the versions it replaces)
+ * run on the calling thread, through classic-level's getSync: LevelDB's Get from the memtable,
+ * the block cache or the OS's page cache takes microseconds, while a read on libuv's pool
+ * wakes a pool thread and then the main thread for its result (~0.1-0.2 ms on an idle VM,
+ * and on a busy one the woken thread takes the CPU from the caller). Larger reads (a scan's
+ * batches) stay on the pool, so that one cannot hold the event loop for long.
+ */
+export const syncReadKeysMax = 64;
 /** Rows one native call of `scanHashPrefixes` reads at most (it starts at 16 and grows: a leaf holds a few). */
 const scanBatchRowsMax = 1024;
 
@@ -243,8 +252,8 @@ export class LevelStore implements Store {
   }
 
   async get(key: string): Promise<Entry | undefined> {
-    const bytes = await this.live().e.get(keyHashPrefix(key) + key);
-    return bytes === undefined ? undefined : decodeStored(key, bytes);
+    const [entry] = await this.getMany([key]);
+    return entry;
   }
 
   async getMany(keys: readonly string[], keyHashes?: readonly HashText[], seqsOut?: (number | undefined)[]): Promise<(Entry | undefined)[]> {
@@ -261,7 +270,8 @@ export class LevelStore implements Store {
       rowKeys.push(byteRange(arena, at, end));
       at = end;
     }
-    const values = await db.getMany(rowKeys);
+    // On this thread when small (syncReadKeysMax); a read error throws here as it would reject there.
+    const values = rowKeys.length <= syncReadKeysMax ? rowKeys.map((rowKey) => db.getSync(rowKey)) : await db.getMany(rowKeys);
     return values.map((bytes, i) => {
       if (bytes === undefined) {
         seqsOut?.push(undefined);
