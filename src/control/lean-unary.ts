@@ -1,5 +1,5 @@
 /**
- * The hot unary calls (Put, Get, and Status, which pollers call often) answered straight on
+ * The hot unary calls (Put, PutMany, Get, and Status, which pollers call often) answered straight on
  * node:http2, on the same HTTP/2 sessions as grpc-js, which keeps every other method,
  * reflection and the connections themselves.
  *

@@ -16,6 +16,7 @@ import { consistencyOf, readSources, type ReadSource } from '../node/coordinator
 import { importEntriesMax } from './limits.js';
 import { toServiceError, versionMessage } from './messages.js';
 import type { VersionMessage } from './proto.js';
+import type { PutOutcome } from './watch-codec.js';
 
 /** A request's ttl_ms (decimal text; '0' or absent: no TTL) as a checked TTL (src/core/ttl.ts). */
 export function ttlOf(ttlMs: string | undefined): number | undefined {
@@ -87,11 +88,20 @@ export interface PutResultMessage {
   code: number;
 }
 
-/**
- * Each write's outcome as a PutResult: a version, or the error's message and status code. A
- * write given as an Error (a malformed condition) is answered with it and not submitted.
- */
+/** Each write's outcome as a PutResult message (grpc-js's path; the lean path encodes writeOutcomes by hand). */
 export async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutResultMessage[]> {
+  return (await writeOutcomes(node, writes, onStopping)).map(putResultMessage);
+}
+
+export function putResultMessage(outcome: PutOutcome): PutResultMessage {
+  return 'error' in outcome ? { error: outcome.error, code: outcome.code } : { version: versionMessage(outcome), error: '', code: grpc.status.OK };
+}
+
+/**
+ * Each write's outcome: its version, or the error's message and status code. A write given as
+ * an Error (a malformed condition) is answered with it and not submitted.
+ */
+export async function writeOutcomes(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutOutcome[]> {
   // One writeMany per consistency asked (normally one: every put of a call says the same).
   const groups = new Map<Consistency | undefined, number[]>();
   writes.forEach((write, i) => {
@@ -121,7 +131,7 @@ export async function writeResults(node: NodeApi, writes: readonly (ManyWrite | 
   if (onStopping && [...outcomes.values()].some((outcome) => outcome instanceof Error && kindOf(outcome) === 'stopping')) onStopping();
   return writes.map((write, i) => {
     const outcome = write instanceof Error ? write : outcomes.get(i)!;
-    if (!(outcome instanceof Error)) return { version: versionMessage(outcome), error: '', code: grpc.status.OK };
+    if (!(outcome instanceof Error)) return outcome;
     const status = toServiceError(outcome);
     return { error: status.details, code: status.code };
   });

@@ -33,7 +33,7 @@ import {
 } from './limits.js';
 import { channelOptions, kvServiceDefinition } from './service.js';
 import { addReflection } from './reflection.js';
-import { encodeChange, encodePutReply } from './watch-codec.js';
+import { encodeChange, encodePutManyReply, encodePutReply, type PutOutcome } from './watch-codec.js';
 import { interceptStreams, leanEligible, serveLeanUnary, type LeanMethod } from './lean-unary.js';
 import type { LayoutChangeRequest } from '../net/layout-service.js';
 import {
@@ -56,7 +56,9 @@ import {
   scanReadOptions,
   ttlOf,
   writeCondition,
+  writeOutcomes,
   writeResults,
+  putResultMessage,
   type ExportRequest,
   type GetMessage,
   type PutChunk,
@@ -82,19 +84,19 @@ export class ControlServer {
   /** Calls being handled (unary, PutStream, GetStream, Scan): a stop answers them before it closes. */
   private callsInFlight = 0;
   private readonly callsAnswered = new Set<() => void>();
-  /** Put, Get and Status by path, answered on node:http2 without grpc-js (./lean-unary.ts). */
+  /** Put, PutMany, Get and Status by path, answered on node:http2 without grpc-js (./lean-unary.ts). */
   private readonly leanMethods: Map<string, LeanMethod>;
-  /** Whether Put, Get and Status are answered by the lean path (false: grpc-js's internals were not found). */
+  /** Whether Put, PutMany, Get and Status are answered by the lean path (false: grpc-js's internals were not found). */
   leanUnary = false;
 
   constructor(private readonly node: NodeApi) {
     const kv = kvServiceDefinition();
     // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
     const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
-    // Put, Get and Status stay registered with grpc-js (reflection lists them; a compressed call goes there).
+    // Put, PutMany, Get and Status stay registered with grpc-js (reflection lists them; a compressed call goes there).
     this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
-    const lean = <Req, Res>(name: 'Put' | 'Get' | 'Status', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
+    const lean = <Req, Res>(name: 'Put' | 'PutMany' | 'Get' | 'Status', handle: (request: Req) => Promise<Res>, serialize: (reply: Res) => Buffer): [string, LeanMethod] => {
       const definition = kv[name]!;
       const method: LeanMethod<Req, Res> = {
         path: definition.path,
@@ -115,7 +117,9 @@ export class ControlServer {
     // status page, scrapes), and grpc-js's per-call machinery was most of its cost (~0.9 ms of
     // a node's CPU a call, docs/measurements.md, 2026-12-05 (night)).
     const status = lean('Status', this.status, kv.Status!.responseSerialize as (reply: object) => Buffer);
-    this.leanMethods = new Map([put, get, status]);
+    // PutMany's reply, a version per put, is encoded by hand too (./watch-codec.ts: the same bytes).
+    const putMany = lean('PutMany', this.putMany, encodePutManyReply);
+    this.leanMethods = new Map([put, putMany, get, status]);
   }
 
   async listen(socketPath: string): Promise<void> {
@@ -142,7 +146,7 @@ export class ControlServer {
       serveLeanUnary(stream, headers, method, limits, guard);
       return true;
     });
-    if (!this.leanUnary) this.node.logger.warn('control socket: Put, Get and Status are served by grpc-js (its HTTP/2 server was not found)');
+    if (!this.leanUnary) this.node.logger.warn('control socket: Put, PutMany, Get and Status are served by grpc-js (its HTTP/2 server was not found)');
   }
 
   /** Put: one value, acknowledged once stored (partitioned mode: by enough owners). */
@@ -150,6 +154,20 @@ export class ControlServer {
     if (req.delete) throw new InvalidArgumentError('Put writes a value; use Delete (delete is for PutMany and PutPipeline)');
     const value = new Uint8Array(req.value.buffer, req.value.byteOffset, req.value.byteLength);
     return this.node.write(req.key, value, { condition: writeCondition(req.ifVersion, req.ifAbsent), consistency: consistencyOf(req.consistency), ttlMs: ttlOf(req.ttlMs) });
+  };
+
+  /**
+   * PutMany: one writeMany (the replica folds the puts into a few storage batches), a result
+   * per put. A put refused because the node is stopping fails the whole call (UNAVAILABLE is
+   * also partitioned mode's too-few-acks of one put, which stays that put's result).
+   */
+  private readonly putMany = async (req: { puts: PutMessage[] }): Promise<PutOutcome[]> => {
+    if (req.puts.length > putManyCountMax) {
+      throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
+    }
+    return writeOutcomes(this.node, req.puts.map(localWrite), () => {
+      throw new NodeStoppingError();
+    });
   };
 
   /** Get: the value and version (partitioned mode: and what the owners answered). */
@@ -243,18 +261,7 @@ export class ControlServer {
       Delete: this.guard(async (req: { key: string; ifVersion: string; consistency: string }) => ({
         version: versionMessage((await node.write(req.key, null, { condition: writeCondition(req.ifVersion, false), consistency: consistencyOf(req.consistency) })).version),
       })),
-      PutMany: this.guard(async (req: { puts: PutMessage[] }) => {
-        if (req.puts.length > putManyCountMax) {
-          throw new InvalidArgumentError(`${req.puts.length} puts in one call; the limit is ${putManyCountMax}`);
-        }
-        // One writeMany: the replica folds them into a few storage batches.
-        // A put refused because the node is stopping fails the call (UNAVAILABLE is also
-        // partitioned mode's too-few-acks of one put, which stays that put's result).
-        const results = await writeResults(node, req.puts.map(localWrite), () => {
-          throw new NodeStoppingError();
-        });
-        return { results };
-      }),
+      PutMany: this.guard(async (req: { puts: PutMessage[] }) => ({ results: (await this.putMany(req)).map(putResultMessage) })),
       PutPipeline: (call: grpc.ServerDuplexStream<PutMessage, unknown>) => this.putPipeline(call),
       HasKey: this.guard(async (req: { key: string }) => {
         // Always this node's own copy, also in partitioned mode.

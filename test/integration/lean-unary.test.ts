@@ -1,9 +1,10 @@
 /**
- * Put, Get and Status are answered by the lean HTTP/2 path (src/control/lean-unary.ts), not grpc-js;
+ * Put, PutMany, Get and Status are answered by the lean HTTP/2 path (src/control/lean-unary.ts), not grpc-js;
  * every other call, and a compressed one, by grpc-js. A client must not be able to tell: the
  * same answers, headers, status codes and messages. Checked against a real node:
  * - a grpc-js client (built from ckv.proto by proto-loader, as any other language's stub
- *   would be) puts, gets, reads the status, and gets the error table's codes; the same with gzip compression,
+ *   would be) puts, puts many (a refused put among them, and too many in one call), gets,
+ *   reads the status, and gets the error table's codes; the same with gzip compression,
  *   which the lean path leaves to grpc-js;
  * - raw HTTP/2 requests, each sent twice: as is (the lean path) and with `grpc-encoding: gzip`
  *   (uncompressed messages, which grpc-js accepts; the lean path declines such streams), and
@@ -18,7 +19,7 @@ import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from '../../src/control/proto.js';
-import { grpcMessageBytesMax } from '../../src/control/limits.js';
+import { grpcMessageBytesMax, putManyCountMax } from '../../src/control/limits.js';
 import { startNode, withDeadline, type NodeProcess } from '../../harness/testing.js';
 
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
@@ -74,7 +75,7 @@ function statusOf(answer: RawAnswer): { status: string; message: string } {
   return { status: String(from['grpc-status']), message: String(from['grpc-message'] ?? '') };
 }
 
-describe('Put, Get and Status on the lean HTTP/2 path', () => {
+describe('Put, PutMany, Get and Status on the lean HTTP/2 path', () => {
   let node: NodeProcess;
   let kv: grpc.Client | undefined;
   let kvGzip: grpc.Client | undefined;
@@ -117,6 +118,27 @@ describe('Put, Get and Status on the lean HTTP/2 path', () => {
       assert.equal(badKey.code, grpc.status.INVALID_ARGUMENT, `${name}: ${badKey.details}`);
       const deleteByPut = await refusal(unary(client, 'Put', { key: `lean/${name}`, value, delete: true }));
       assert.equal(deleteByPut.code, grpc.status.INVALID_ARGUMENT);
+      // PutMany: a result per put, in order; a refused put is its own result, not the call's.
+      type Result = { version: { node: string; text: string } | null; error: string; code: number };
+      const many = await unary<{ results: Result[] }>(client, 'PutMany', {
+        puts: [
+          { key: `lean/${name}/many/0`, value },
+          { key: '', value },
+          { key: `lean/${name}/many/1`, value, ifAbsent: true },
+        ],
+      });
+      assert.equal(many.results.length, 3);
+      assert.equal(many.results[0]!.version!.node, status.nodeId);
+      assert.equal(many.results[0]!.code, 0);
+      assert.equal(many.results[1]!.version, null);
+      assert.equal(many.results[1]!.code, grpc.status.INVALID_ARGUMENT, `${name}: ${many.results[1]!.error}`);
+      assert.match(many.results[1]!.error, /key/);
+      assert.equal(many.results[2]!.code, 0);
+      const stored = await unary<{ version: { text: string } }>(client, 'Get', { key: `lean/${name}/many/1` });
+      assert.equal(stored.version.text, many.results[2]!.version!.text);
+      const tooMany = await refusal(unary(client, 'PutMany', { puts: Array.from({ length: putManyCountMax + 1 }, (_, i) => ({ key: `lean/${name}/over/${i}`, value: Buffer.alloc(0) })) }));
+      assert.equal(tooMany.code, grpc.status.INVALID_ARGUMENT, `${name}: ${tooMany.details}`);
+      assert.match(tooMany.details, new RegExp(`limit is ${putManyCountMax}`));
       const reply = await unary<{ nodeId: string; keyCount: string; counters: Record<string, string> }>(client, 'Status', {});
       assert.equal(reply.nodeId, status.nodeId, `${name}: Status`);
       assert.ok(Number(reply.keyCount) >= 1 && Number(reply.counters['writes_local']) >= 1, `${name}: Status counts the puts`);
@@ -155,13 +177,30 @@ describe('Put, Get and Status on the lean HTTP/2 path', () => {
     const [leanReply, grpcJsReply] = [leanStatus, grpcJsStatus].map((answer) => decodeStatus(answer.body.subarray(5)));
     assert.equal(leanReply!.nodeId, (await node.status()).nodeId);
     assert.deepEqual([leanReply!.nodeId, leanReply!.merkleRoot], [grpcJsReply!.nodeId, grpcJsReply!.merkleRoot]);
+    // PutMany: both answers carry a version for the first put (each its own) and the same
+    // refusal for the second (an empty key).
+    const decodeMany = (definition['ckv.v1.Kv'] as unknown as Record<string, { responseDeserialize: (bytes: Buffer) => { results: { version: { node: string } | null; error: string; code: number }[] } }>)['PutMany']!
+      .responseDeserialize;
+    const manyRequest = (key: string): Buffer =>
+      framed(Buffer.concat([Buffer.from([0x0a, key.length + 5, 0x0a, key.length]), Buffer.from(key), Buffer.from([0x12, 1, 0x41]), Buffer.from([0x0a, 5, 0x0a, 0, 0x12, 1, 0x41])]));
+    const leanMany = await raw(s, '/ckv.v1.Kv/PutMany', manyRequest('raw/many/lean'));
+    const grpcJsMany = await raw(s, '/ckv.v1.Kv/PutMany', manyRequest('raw/many/grpc'), { 'grpc-encoding': 'gzip' });
+    assert.deepEqual(statusOf(leanMany), { status: '0', message: 'OK' });
+    assert.deepEqual(statusOf(leanMany), statusOf(grpcJsMany));
+    assert.equal(leanMany.headers['content-type'], grpcJsMany.headers['content-type']);
+    const [leanResults, grpcJsResults] = [leanMany, grpcJsMany].map((answer) => decodeMany(answer.body.subarray(5)).results);
+    assert.equal(leanResults!.length, 2);
+    assert.equal(leanResults![0]!.version!.node, (await node.status()).nodeId);
+    assert.equal(leanResults![0]!.version!.node, grpcJsResults![0]!.version!.node);
+    assert.deepEqual(leanResults![1], grpcJsResults![1]);
+    assert.equal(leanResults![1]!.code, 3);
     const good = await raw(s, '/ckv.v1.Kv/Get', getRaw);
     assert.deepEqual(statusOf(good), { status: '0', message: 'OK' });
     assert.equal(good.headers['content-type'], 'application/grpc+proto');
     assert.ok(good.body.byteLength > 5, 'the reply message');
   });
 
-  it('did not fall back to grpc-js for Put, Get and Status', () => {
+  it('did not fall back to grpc-js for Put, PutMany, Get and Status', () => {
     assert.ok(!node.stderrText().includes('served by grpc-js'), node.stderrText().slice(-2000));
   });
 });

@@ -12,7 +12,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { kvService } from '../../src/control/proto.js';
 import { putReplyMessage, versionMessage } from '../../src/control/messages.js';
-import { encodeChange, encodePutReply } from '../../src/control/watch-codec.js';
+import { encodeChange, encodePutManyReply, encodePutReply, type PutOutcome } from '../../src/control/watch-codec.js';
+import { putResultMessage } from '../../src/control/requests.js';
+import { kvServiceDefinition } from '../../src/control/service.js';
 import * as wire from '../../src/control/wire.js';
 import { hlcPack } from '../../src/core/hlc.js';
 import type { ChangeEvent } from '../../src/node/api.js';
@@ -74,6 +76,47 @@ describe('PutReply encoding', () => {
       // Byte for byte, except that a zero stamp is left out (proto3's default; protobufjs writes it).
       if (reply.version.hlc !== 0n) assert.deepEqual(bytes, previous);
       assert.deepEqual(wire.decode(wire.PutReply, bytes), put.responseDeserialize(bytes));
+    });
+  }
+});
+
+describe('PutManyReply encoding', () => {
+  const putMany = kv.PutMany!;
+  const other = 'b'.repeat(32);
+  const replies: [string, PutOutcome[]][] = [
+    ['no puts', []],
+    ['one version', [{ hlc: hlcPack(1_764_627_071_000, 3), node }]],
+    [
+      '1,000 versions, counters past one varint byte',
+      Array.from({ length: 1000 }, (_, i) => ({ hlc: hlcPack(1_764_627_071_000 + (i >> 8), i), node })),
+    ],
+    [
+      'refusals among versions: a message and a code, a code alone, neither',
+      [
+        { hlc: hlcPack(1, 1), node },
+        { error: 'key "" is empty: a key has 1..1024 bytes', code: 3 },
+        { error: '', code: 14 },
+        { error: 'ключ 🔑 refused', code: 0 },
+        { error: '', code: 0 },
+        { hlc: hlcPack(2 ** 48 - 1, 2 ** 16 - 1), node: other },
+        { hlc: hlcPack(7, 0), node },
+      ],
+    ],
+    ['a zero stamp, a counter alone, a wall alone', [{ hlc: 0n, node }, { hlc: hlcPack(0, 5), node }, { hlc: hlcPack(2 ** 32, 0), node: 'n' }]],
+    [
+      'stamps across every varint length',
+      Array.from({ length: 64 }, (_, i) => ({ hlc: hlcPack(Math.floor(2 ** (i * 0.75)) % 2 ** 48, (i * 2654435761) % 2 ** 16), node })),
+    ],
+  ];
+  for (const [name, outcomes] of replies) {
+    it(`is the server's schema encoder's bytes for the result messages: ${name}`, () => {
+      const bytes = encodePutManyReply(outcomes);
+      // Byte for byte what the server's encoder (wire.ts, defaults left out) makes of the objects.
+      const previous = kvServiceDefinition().PutMany!.responseSerialize({ results: outcomes.map(putResultMessage) });
+      assert.deepEqual(bytes, previous);
+      // protobufjs (what a client stub built from ckv.proto runs) reads the same message.
+      assert.deepEqual(putMany.responseDeserialize(bytes), putMany.responseDeserialize(putMany.responseSerialize({ results: outcomes.map(putResultMessage) })));
+      assert.deepEqual(wire.decode(wire.PutManyReply, bytes), putMany.responseDeserialize(bytes));
     });
   }
 });
