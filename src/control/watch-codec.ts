@@ -14,7 +14,7 @@
  * watcher's backlog in bytes (server.ts), which grpc-js's object-mode stream counts in
  * messages.
  */
-import { hlcCounter, hlcToString, hlcWallMs } from '../core/hlc.js';
+import { hlcCounter, hlcWallMs } from '../core/hlc.js';
 import type { ChangeEvent } from '../node/api.js';
 import type { Version } from '../core/entry.js';
 
@@ -37,14 +37,6 @@ function varintBytes(n: number): number {
   return digitsIn(n, 0x80);
 }
 
-function bigVarintBytes(n: bigint): number {
-  let bytes = 1;
-  while (n >= 0x80n) {
-    n >>= 7n;
-    bytes++;
-  }
-  return bytes;
-}
 
 /** n: a non-negative integer up to 2^53. */
 function writeVarint(buf: Buffer, at: number, n: number): number {
@@ -56,39 +48,44 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
   return at;
 }
 
-function writeBigVarint(buf: Buffer, at: number, n: bigint): number {
-  while (n >= 0x80n) {
-    buf[at++] = Number(n & 0x7fn) | 0x80;
-    n >>= 7n;
-  }
-  buf[at++] = Number(n);
-  return at;
-}
 
 /** A length-delimited field of `bytes` bytes: tag, length, then the caller writes them. */
 function lengthField(bytes: number): number {
   return 1 + varintBytes(bytes) + bytes;
 }
 
-/** The encoded Change (without gRPC's 5-byte message header). */
-/** A Version message's bytes: hlc (absent at 0), node (absent when empty), text. */
-function versionBodyBytes(hlc: bigint, nodeBytes: number, textBytes: number): number {
-  return (hlc === 0n ? 0 : 1 + bigVarintBytes(hlc)) + (nodeBytes ? lengthField(nodeBytes) : 0) + lengthField(textBytes);
+/**
+ * A Version message's bytes (hlc, absent at 0; node, absent when empty; text,
+ * "wallMs.counter@node") from the stamp's two parts and the node id's bytes.
+ */
+function versionBodyBytes(wall: number, counter: number, node: Buffer): number {
+  return (wall === 0 && counter === 0 ? 0 : 1 + stampVarintBytes(wall, counter)) + (node.byteLength ? lengthField(node.byteLength) : 0) + lengthField(versionTextBytes(wall, counter, node));
 }
 
-function writeVersionBody(buf: Buffer, at: number, hlc: bigint, node: string, nodeBytes: number, text: string, textBytes: number): number {
-  if (hlc !== 0n) {
-    buf[at++] = (1 << 3) | wireVarint;
-    at = writeBigVarint(buf, at, hlc);
+function versionTextBytes(wall: number, counter: number, node: Buffer): number {
+  return decimalDigits(wall) + 1 + decimalDigits(counter) + 1 + node.byteLength;
+}
+
+/** Writes the Version body versionBodyBytes measured; returns the end. */
+function writeVersionBody(buf: Buffer, at: number, wall: number, counter: number, node: Buffer): number {
+  if (wall !== 0 || counter !== 0) {
+    buf[at++] = (1 << 3) | wireVarint; // Version.hlc
+    at = writeStampVarint(buf, at, wall, counter);
   }
-  if (nodeBytes) {
-    buf[at++] = (2 << 3) | wireLength;
-    at = writeVarint(buf, at, nodeBytes);
-    at += buf.write(node, at, 'utf8');
+  if (node.byteLength) {
+    buf[at++] = (2 << 3) | wireLength; // Version.node
+    at = writeVarint(buf, at, node.byteLength);
+    buf.set(node, at);
+    at += node.byteLength;
   }
-  buf[at++] = (3 << 3) | wireLength;
-  at = writeVarint(buf, at, textBytes);
-  return at + buf.write(text, at, 'utf8');
+  buf[at++] = (3 << 3) | wireLength; // Version.text
+  at = writeVarint(buf, at, versionTextBytes(wall, counter, node));
+  at = writeDecimal(buf, at, wall);
+  buf[at++] = 0x2e; // '.'
+  at = writeDecimal(buf, at, counter);
+  buf[at++] = 0x40; // '@'
+  buf.set(node, at);
+  return at + node.byteLength;
 }
 
 /** PutReply's repeated string fields' tags: owners = 40, acked = 41, length-delimited (two varint bytes each). */
@@ -101,17 +98,16 @@ const ackedTag = [0xca, 0x02];
  * text back into a Long (the lean Put path, ./lean-unary.ts).
  */
 export function encodePutReply(version: Version, owners: readonly string[], acked: readonly string[]): Buffer {
-  const { hlc, node } = version;
-  const text = `${hlcToString(hlc)}@${node}`;
-  const nodeBytes = Buffer.byteLength(node, 'utf8');
-  const textBytes = Buffer.byteLength(text, 'utf8');
-  const versionBytes = versionBodyBytes(hlc, nodeBytes, textBytes);
+  const wall = hlcWallMs(version.hlc);
+  const counter = hlcCounter(version.hlc);
+  const node = nodeBytes.of(version.node);
+  const versionBytes = versionBodyBytes(wall, counter, node);
   let total = lengthField(versionBytes);
   for (const list of [owners, acked]) for (const s of list) total += 1 + lengthField(Buffer.byteLength(s, 'utf8'));
   const buf = Buffer.allocUnsafe(total);
   buf[0] = (1 << 3) | wireLength;
   let at = writeVarint(buf, 1, versionBytes);
-  at = writeVersionBody(buf, at, hlc, node, nodeBytes, text, textBytes);
+  at = writeVersionBody(buf, at, wall, counter, node);
   for (const [tag, list] of [[ownersTag, owners], [ackedTag, acked]] as const) {
     for (const s of list) {
       buf[at++] = tag[0]!;
@@ -126,11 +122,10 @@ export function encodePutReply(version: Version, owners: readonly string[], acke
 
 export function encodeChange(change: ChangeEvent): Buffer {
   const { entry, origin, appliedAtMs } = change;
-  const { hlc, node } = entry.version;
-  const text = `${hlcToString(hlc)}@${node}`;
+  const wall = hlcWallMs(entry.version.hlc);
+  const counter = hlcCounter(entry.version.hlc);
+  const node = nodeBytes.of(entry.version.node);
   const keyBytes = Buffer.byteLength(entry.key, 'utf8');
-  const nodeBytes = Buffer.byteLength(node, 'utf8');
-  const textBytes = Buffer.byteLength(text, 'utf8');
   const originBytes = Buffer.byteLength(origin, 'utf8');
   const valueBytes = change.valueBytes ?? entry.value?.byteLength ?? 0;
   const deleted = entry.value === null;
@@ -138,7 +133,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   const expiresAt = deleted ? 0 : (entry.expiresAtMs ?? 0);
 
   // proto3: fields at their default (0, '', false) are not sent.
-  const versionBytes = versionBodyBytes(hlc, nodeBytes, textBytes);
+  const versionBytes = versionBodyBytes(wall, counter, node);
   const total =
     (keyBytes ? lengthField(keyBytes) : 0) +
     lengthField(versionBytes) +
@@ -157,7 +152,7 @@ export function encodeChange(change: ChangeEvent): Buffer {
   }
   buf[at++] = (2 << 3) | wireLength;
   at = writeVarint(buf, at, versionBytes);
-  at = writeVersionBody(buf, at, hlc, node, nodeBytes, text, textBytes);
+  at = writeVersionBody(buf, at, wall, counter, node);
   if (originBytes) {
     buf[at++] = (3 << 3) | wireLength;
     at = writeVarint(buf, at, originBytes);
@@ -205,8 +200,6 @@ export function encodePutManyReply(outcomes: readonly PutOutcome[]): Buffer {
   const counters = new Int32Array(count);
   const versionBytes = new Int32Array(count);
   const resultBytes = new Int32Array(count);
-  // A reply's versions are nearly always one node's (this node's): its bytes are made once.
-  const nodes = new NodeBytes();
   let total = 0;
   for (let i = 0; i < count; i++) {
     const outcome = outcomes[i]!;
@@ -216,14 +209,9 @@ export function encodePutManyReply(outcomes: readonly PutOutcome[]): Buffer {
       const code = outcome.code >>> 0;
       bytes = (errorBytes ? lengthField(errorBytes) : 0) + (code ? 1 + varintBytes(code) : 0);
     } else {
-      const node = nodes.of(outcome.node);
-      const wall = hlcWallMs(outcome.hlc);
-      const counter = hlcCounter(outcome.hlc);
-      walls[i] = wall;
-      counters[i] = counter;
-      const textBytes = decimalDigits(wall) + 1 + decimalDigits(counter) + 1 + node.byteLength;
-      const stampBytes = wall === 0 && counter === 0 ? 0 : 1 + stampVarintBytes(wall, counter);
-      versionBytes[i] = stampBytes + (node.byteLength ? lengthField(node.byteLength) : 0) + lengthField(textBytes);
+      walls[i] = hlcWallMs(outcome.hlc);
+      counters[i] = hlcCounter(outcome.hlc);
+      versionBytes[i] = versionBodyBytes(walls[i]!, counters[i]!, nodeBytes.of(outcome.node));
       bytes = lengthField(versionBytes[i]!);
     }
     resultBytes[i] = bytes;
@@ -247,37 +235,17 @@ export function encodePutManyReply(outcomes: readonly PutOutcome[]): Buffer {
         buf[at++] = (3 << 3) | wireVarint; // PutResult.code
         at = writeVarint(buf, at, code);
       }
-      continue;
+    } else {
+      buf[at++] = (1 << 3) | wireLength; // PutResult.version
+      at = writeVarint(buf, at, versionBytes[i]!);
+      at = writeVersionBody(buf, at, walls[i]!, counters[i]!, nodeBytes.of(outcome.node));
     }
-    const node = nodes.of(outcome.node);
-    const wall = walls[i]!;
-    const counter = counters[i]!;
-    buf[at++] = (1 << 3) | wireLength; // PutResult.version
-    at = writeVarint(buf, at, versionBytes[i]!);
-    if (wall !== 0 || counter !== 0) {
-      buf[at++] = (1 << 3) | wireVarint; // Version.hlc
-      at = writeStampVarint(buf, at, wall, counter);
-    }
-    if (node.byteLength) {
-      buf[at++] = (2 << 3) | wireLength; // Version.node
-      at = writeVarint(buf, at, node.byteLength);
-      buf.set(node, at);
-      at += node.byteLength;
-    }
-    buf[at++] = (3 << 3) | wireLength; // Version.text
-    at = writeVarint(buf, at, decimalDigits(wall) + 1 + decimalDigits(counter) + 1 + node.byteLength);
-    at = writeDecimal(buf, at, wall);
-    buf[at++] = 0x2e; // '.'
-    at = writeDecimal(buf, at, counter);
-    buf[at++] = 0x40; // '@'
-    buf.set(node, at);
-    at += node.byteLength;
   }
   if (at !== total) throw new Error(`PutManyReply encoded to ${at} bytes, expected ${total}`);
   return buf;
 }
 
-/** A node id's UTF-8 bytes, made again only when the id changes. */
+/** A node id's UTF-8 bytes, made again only when the id changes (a node's replies name itself). */
 class NodeBytes {
   private id: string | undefined;
   private bytes = Buffer.alloc(0);
@@ -289,6 +257,8 @@ class NodeBytes {
     return this.bytes;
   }
 }
+
+const nodeBytes = new NodeBytes();
 
 /**
  * A stamp (wall ms << 16 | counter: up to 64 bits, past a double's 53) as a varint, from its
