@@ -88,11 +88,7 @@ export interface PutResultMessage {
   code: number;
 }
 
-/** Each write's outcome as a PutResult message (grpc-js's path; the lean path encodes writeOutcomes by hand). */
-export async function writeResults(node: NodeApi, writes: readonly (ManyWrite | Error)[], onStopping?: () => void): Promise<PutResultMessage[]> {
-  return (await writeOutcomes(node, writes, onStopping)).map(putResultMessage);
-}
-
+/** A write's outcome as a PutResult message (grpc-js's PutMany path; the others encode outcomes by hand: encodePutManyReply). */
 export function putResultMessage(outcome: PutOutcome): PutResultMessage {
   return 'error' in outcome ? { error: outcome.error, code: outcome.code } : { version: versionMessage(outcome), error: '', code: grpc.status.OK };
 }

@@ -57,13 +57,11 @@ import {
   ttlOf,
   writeCondition,
   writeOutcomes,
-  writeResults,
   putResultMessage,
   type ExportRequest,
   type GetMessage,
   type PutChunk,
   type PutMessage,
-  type PutResultMessage,
   type ScanRequest,
 } from './requests.js';
 
@@ -91,8 +89,9 @@ export class ControlServer {
 
   constructor(private readonly node: NodeApi) {
     const kv = kvServiceDefinition();
-    // Watch messages are encoded by hand (./watch-codec.ts): the handler writes the bytes.
-    const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: (bytes: Buffer) => bytes } };
+    // Watch messages and PutPipeline's replies are encoded by hand (./watch-codec.ts): the handlers write the bytes.
+    const asIs = (bytes: Buffer): Buffer => bytes;
+    const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: asIs }, PutPipeline: { ...kv.PutPipeline!, responseSerialize: asIs } };
     // Put, PutMany, Get and Status stay registered with grpc-js (reflection lists them; a compressed call goes there).
     this.server.addService(service, this.handlers());
     addReflection(this.server); // built on its first call
@@ -348,7 +347,7 @@ export class ControlServer {
       return;
     }
     /** Results in the order of the puts, from put number `firstSeq` on; a slot is filled when its put finishes. */
-    const results: (PutResultMessage | undefined)[] = [];
+    const results: (PutOutcome | undefined)[] = [];
     let firstSeq = 0;
     let inputEnded = false;
     let closed = false;
@@ -369,7 +368,7 @@ export class ControlServer {
       let ready = 0;
       while (ready < results.length && results[ready] !== undefined) ready++;
       if (ready > 0) {
-        call.write({ results: results.splice(0, ready) });
+        call.write(encodePutManyReply(results.splice(0, ready) as PutOutcome[]));
         firstSeq += ready;
       }
       if (results.length <= pipelinePutsInFlightMax / 2 && call.isPaused()) call.resume();
@@ -390,7 +389,7 @@ export class ControlServer {
       const writes = unsubmitted;
       const first = unsubmittedFirstSeq;
       unsubmitted = [];
-      void writeResults(this.node, writes).then((outcomes) => {
+      void writeOutcomes(this.node, writes).then((outcomes) => {
         for (const [i, outcome] of outcomes.entries()) results[first + i - firstSeq] = outcome;
         scheduleFlush();
       });

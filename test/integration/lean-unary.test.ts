@@ -3,7 +3,8 @@
  * every other call, and a compressed one, by grpc-js. A client must not be able to tell: the
  * same answers, headers, status codes and messages. Checked against a real node:
  * - a grpc-js client (built from ckv.proto by proto-loader, as any other language's stub
- *   would be) puts, puts many (a refused put among them, and too many in one call), gets,
+ *   would be) puts, puts many and pipelined (a refused put among them, and too many in one
+ *   call), gets,
  *   reads the status, and gets the error table's codes; the same with gzip compression,
  *   which the lean path leaves to grpc-js;
  * - raw HTTP/2 requests, each sent twice: as is (the lean path) and with `grpc-encoding: gzip`
@@ -139,6 +140,26 @@ describe('Put, PutMany, Get and Status on the lean HTTP/2 path', () => {
       const tooMany = await refusal(unary(client, 'PutMany', { puts: Array.from({ length: putManyCountMax + 1 }, (_, i) => ({ key: `lean/${name}/over/${i}`, value: Buffer.alloc(0) })) }));
       assert.equal(tooMany.code, grpc.status.INVALID_ARGUMENT, `${name}: ${tooMany.details}`);
       assert.match(tooMany.details, new RegExp(`limit is ${putManyCountMax}`));
+      // PutPipeline (grpc-js, its replies encoded by hand like PutMany's): results in order.
+      const piped = await new Promise<Result[]>((resolve, reject) => {
+        const call = (client as unknown as { putPipeline: () => grpc.ClientDuplexStream<object, { results: Result[] }> }).putPipeline();
+        const got: Result[] = [];
+        call.on('data', (reply) => got.push(...reply.results));
+        call.on('error', reject);
+        call.on('end', () => resolve(got));
+        call.write({ key: `lean/${name}/piped/0`, value });
+        call.write({ key: '', value });
+        call.write({ key: `lean/${name}/piped/1`, value });
+        call.end();
+      });
+      assert.deepEqual(
+        piped.map((r) => [r.version?.node ?? null, r.code]),
+        [
+          [status.nodeId, 0],
+          [null, grpc.status.INVALID_ARGUMENT],
+          [status.nodeId, 0],
+        ],
+      );
       const reply = await unary<{ nodeId: string; keyCount: string; counters: Record<string, string> }>(client, 'Status', {});
       assert.equal(reply.nodeId, status.nodeId, `${name}: Status`);
       assert.ok(Number(reply.keyCount) >= 1 && Number(reply.counters['writes_local']) >= 1, `${name}: Status counts the puts`);
