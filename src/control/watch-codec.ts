@@ -37,7 +37,6 @@ function varintBytes(n: number): number {
   return digitsIn(n, 0x80);
 }
 
-
 /** n: a non-negative integer up to 2^53. */
 function writeVarint(buf: Buffer, at: number, n: number): number {
   while (n >= 0x80) {
@@ -47,7 +46,6 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
   buf[at++] = n;
   return at;
 }
-
 
 /** A length-delimited field of `bytes` bytes: tag, length, then the caller writes them. */
 function lengthField(bytes: number): number {
