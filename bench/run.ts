@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { cpuSnapshot, cpuUse, type CpuUse } from './lib/cpu-load.js';
 import { cleanupNow, exitOnSignals, repoRoot } from '../harness/index.js';
 import { Progress, formatElapsed } from './lib/progress.js';
+import { assertNodeBundleFresh } from './lib/node-code.js';
 import { markdownTable, type Align } from './lib/table.js';
 import { charts } from './charts.js';
 import type { Ctx, ScenarioResult, Scenario, Target } from './scenarios/common.js';
@@ -153,6 +154,7 @@ export function renderMarkdown(report: { mode: string; startedAt: string; durati
 async function main(): Promise<number> {
   exitOnSignals('bench');
   const options = parseArgs(process.argv.slice(2));
+  assertNodeBundleFresh(); // before any scenario: each would fail on it after its baselines
   const selected = scenarios.filter((s) => options.only === undefined || options.only.includes(s.name));
   const started = new Date();
   const startedMs = performance.now();

@@ -3,12 +3,14 @@
  * harness Cluster whose nodes keep the log lines scenarios time events by ('member up',
  * 'sync', ...) with their arrival time, keep only the last 32 KiB of each log, are polled
  * for readiness every 10 ms, and run under --cpu-prof when a profile directory is given (and
- * with further Node.js flags when given: `nodeFlags`).
+ * with further Node.js flags when given: `nodeFlags`). It refuses to start nodes from a stale
+ * node bundle (node-code.ts says why).
  * `settledStatus` waits for a node's sync byte counters to settle.
  */
 import { performance } from 'node:perf_hooks';
 import type { StatusMessage } from '../../src/control/proto.js';
 import { Cluster, counter, sleep, type ClusterOptions, type NodeProcess } from '../../harness/index.js';
+import { assertNodeBundleFresh } from './node-code.js';
 
 /** Log events kept with their arrival time (others only go to the bounded log tail). */
 const keptEvents = / info (peer up|peer down|peer left|member up|member down|member left|sync|node started) | warn | error /;
@@ -16,6 +18,7 @@ const keptEvents = / info (peer up|peer down|peer left|member up|member down|mem
 /** Starts `n` nodes (harness Cluster.start) with the bench's node settings (see the top comment). */
 export function startCluster(n: number, options: ClusterOptions & { cpuProfDir?: string | undefined; nodeFlags?: string[] | undefined } = {}): Promise<Cluster> {
   const { cpuProfDir, nodeFlags, ...clusterOptions } = options;
+  assertNodeBundleFresh();
   return Cluster.start(n, {
     ...clusterOptions,
     node: {
