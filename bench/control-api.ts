@@ -51,6 +51,7 @@ import { Level } from 'level';
 import type { ControlClient } from '../src/control/client.js';
 import { ckvBin, cleanupNow, exitOnSignals, repoRoot, startNode, tempDir, type NodeProcess } from '../harness/index.js';
 import { ckvChildEnv } from '../src/util/child-env.js';
+import { assertNodeBundleFresh } from './lib/node-code.js';
 import { gnuTimeAvailable, parseGnuTimeMaxRss, readProcStatus, resetPeakRss, runTimed, type RunResult } from './lib/process.js';
 import { formatInt, formatMiB, formatMs, formatPercent, median, quantile } from './lib/stats.js';
 import { markdownTable, type Align } from './lib/table.js';
@@ -149,6 +150,7 @@ interface Ctx {
 // Node lifecycle
 
 async function startBenchNode(options: Options): Promise<{ ctx: Ctx; readyMs: number }> {
+  assertNodeBundleFresh();
   const work = tempDir('ckvb-');
   const dataDir = join(work, 'data');
   const socket = join(dataDir, 'ckv.sock');

@@ -8,8 +8,8 @@
  * serving 120 -> 400-530 ms in two full runs of 2026-12-07 that measured it by mistake) and
  * runs differently laid-out code, so every figure of such a run belongs to another build.
  * `npm run bench` builds both first; a bench started by hand (`node dist/bench/run.js`,
- * kill-catch-up.js, ...) after a bare `tsc` would not. So `startCluster` refuses a stale
- * bundle (`assertNodeBundleFresh`), and run.js prints the state in its header.
+ * kill-catch-up.js, ...) after a bare `tsc` would not. So `startCluster`, run.js (before its
+ * first scenario) and control-api.js refuse a stale or missing bundle (`assertNodeBundleFresh`).
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,5 +32,5 @@ export function assertNodeBundleFresh(root: string = repoRoot): void {
   const state = nodeCodeState(root);
   if (state === 'bundle') return;
   const why = state === 'stale' ? 'dist/src/cli/ckv.node.cjs is older than dist/src/cli/main.js (tsc ran without the bundler)' : 'there is no dist/src/cli/ckv.node.cjs';
-  throw new Error(`bench: ${why}, so nodes would load the modules one by one instead of the node bundle and measure another build; run \`npm run build\` first`);
+  throw new Error(`${why}, so nodes would load the modules one by one instead of the node bundle and measure another build; run \`npm run build\` first`);
 }
