@@ -40,8 +40,4 @@ describe('bench: which code the nodes run', () => {
     assert.equal(nodeCodeState(root), 'none');
     assert.throws(() => assertNodeBundleFresh(root), /there is no dist\/src\/cli\/ckv\.node\.cjs/);
   });
-
-  it('this checkout, as built for the tests, runs the bundle', () => {
-    assert.equal(nodeCodeState(), 'bundle');
-  });
 });
