@@ -14,7 +14,7 @@ const expectedCharts = ['convergence-cdf', 'p99-vs-n', 'catchup-vs-k'];
 
 /** Paths (dot-separated) under scenarios.<name>.data that must hold finite numbers. */
 const requiredNumbers: Record<string, string[]> = {
-  convergence: ['n3.converge.p50', 'n3.converge.p99', 'n5.converge.p50', 'n5.converge.p99', 'baseline.rawGossipHop.p50', 'baseline.rawGossipHop.p99'],
+  convergence: ['n3.converge.p50', 'n3.converge.p99', 'n5.converge.p50', 'n5.converge.p99', 'n3.oneAtATime.converge.p50', 'n5.oneAtATime.converge.p99', 'baseline.rawGossipHop.p50', 'baseline.rawGossipHop.p99'],
   throughput: [
     'convergedWritesPerSec',
     'ackedWritesPerSec',

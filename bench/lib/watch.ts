@@ -18,6 +18,8 @@ export class ChangeRecorder {
   readonly arrivals: Map<string, Arrival>[];
   private readonly streams: { cancel(): void }[] = [];
   private readonly ended: Promise<void>[] = [];
+  /** whenSeen's waiters, by key: resolved from the stream loop as soon as the last node has it. */
+  private readonly waiters = new Map<string, { nodes: number[]; resolve: () => void }>();
   readonly errors: string[] = [];
 
   constructor(
@@ -38,7 +40,14 @@ export class ChangeRecorder {
           try {
             for await (const change of stream) {
               const atMs = performance.now();
-              if (!seen.has(change.key)) seen.set(change.key, { atMs, origin: change.origin });
+              if (!seen.has(change.key)) {
+                seen.set(change.key, { atMs, origin: change.origin });
+                const waiter = this.waiters.get(change.key);
+                if (waiter !== undefined && waiter.nodes.every((k) => this.arrivals[k]!.has(change.key))) {
+                  this.waiters.delete(change.key);
+                  waiter.resolve();
+                }
+              }
             }
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error);
@@ -60,6 +69,27 @@ export class ChangeRecorder {
       },
       { what: `watch streams on ${this.nodes.length} nodes to deliver probe writes from every node`, deadlineMs: timeoutMs, intervalMs: 0 },
     );
+  }
+
+  /**
+   * Resolves true once every node in `nodes` (indexes) has delivered `key`, false after
+   * `deadlineMs`. Woken by the streams themselves, so a caller that waits adds no polling.
+   */
+  whenSeen(key: string, nodes: readonly number[], deadlineMs: number): Promise<boolean> {
+    if (nodes.every((k) => this.arrivals[k]!.has(key))) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        resolve(false);
+      }, deadlineMs);
+      this.waiters.set(key, {
+        nodes: [...nodes],
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      });
+    });
   }
 
   /** How many of `keys` node `index` has seen. */

@@ -18,6 +18,7 @@ import { median } from '../lib/stats.js';
 import { cdfPoints, fmtMs, fmtRatio, medianPercentiles, percentiles, round, type Percentiles } from '../lib/summary.js';
 import { collectProfiles, profileDirFor, rng32, target, type Ctx, type DetailTable, type Scenario, type ScenarioResult, type SummaryRow } from './common.js';
 import { convergenceRun, type ConvergenceRun } from './convergence-run.js';
+import { sequentialRun, type SequentialRun } from './sequential-run.js';
 
 export interface ConvergenceConfig {
   sizes: number[];
@@ -26,12 +27,14 @@ export interface ConvergenceConfig {
   valueBytes: number;
   runs: number;
   warmupWrites: number;
+  /** Writes from one client one at a time after the timed runs (sequential-run.ts). */
+  sequentialWrites: number;
 }
 
 export function convergenceConfig(quick: boolean): ConvergenceConfig {
   return quick
-    ? { sizes: [3, 5], writes: 300, ratePerSec: 500, valueBytes: 100, runs: 2, warmupWrites: 300 }
-    : { sizes: [3, 5], writes: 2000, ratePerSec: 500, valueBytes: 100, runs: 3, warmupWrites: 2000 };
+    ? { sizes: [3, 5], writes: 300, ratePerSec: 500, valueBytes: 100, runs: 2, warmupWrites: 300, sequentialWrites: 200 }
+    : { sizes: [3, 5], writes: 2000, ratePerSec: 500, valueBytes: 100, runs: 3, warmupWrites: 2000, sequentialWrites: 1000 };
 }
 
 /** Percentiles of each part of a run, then field-wise medians over runs. */
@@ -64,6 +67,12 @@ function tableRow(label: string, s: ReturnType<typeof summarizeRuns>, nodeCpuMsP
   ];
 }
 
+/** A row of the scenario's table for a one-at-a-time run (no origin watch or remote split: n00 is always the origin). */
+function sequentialRow(label: string, run: SequentialRun, hopP50Ms: number): string[] {
+  const converge = percentiles(run.convergeMs);
+  return [label, fmtMs(converge.p50), fmtMs(converge.p90), fmtMs(converge.p99), fmtMs(converge.max), fmtMs(percentiles(run.ackMs).p50), '', '', fmtRatio(converge.p50 / hopP50Ms), String(run.missing), run.nodeCpuMsPerWrite.toFixed(2)];
+}
+
 export function roundPercentiles(p: Percentiles): Record<string, number> {
   return { count: p.count, p50: round(p.p50), p90: round(p.p90), p99: round(p.p99), max: round(p.max), mean: round(p.mean) };
 }
@@ -76,7 +85,7 @@ export const convergence: Scenario = {
     const config = convergenceConfig(ctx.quick);
     const { progress } = ctx;
     const rng = rng32(ctx.seed ^ 0xc0);
-    const totalSteps = config.runs + config.sizes.length * (config.runs + 2);
+    const totalSteps = config.runs + config.sizes.length * (config.runs + 3);
     let step = 0;
     const tick = (text: string): void => progress.detail(text, step++ / totalSteps);
 
@@ -97,6 +106,7 @@ export const convergence: Scenario = {
     const summary: SummaryRow[] = [];
     const rows: string[][] = [];
     const warmupRows: string[][] = [];
+    const sequentialRows: string[][] = [];
     const targets = [];
     const profiles = [];
     for (const n of config.sizes) {
@@ -105,6 +115,7 @@ export const convergence: Scenario = {
       const cluster = await startCluster(n, { cpuProfDir: profileDir });
       let runs: ConvergenceRun[];
       let warmup: ConvergenceRun;
+      let sequential: SequentialRun;
       try {
         await cluster.waitMesh(30_000);
         tick(`N=${n}: warm-up`);
@@ -114,6 +125,8 @@ export const convergence: Scenario = {
           tick(`N=${n}: run ${run + 1}/${config.runs}, ${config.writes} writes at ${config.ratePerSec}/s`);
           runs.push(await convergenceRun(cluster, { writes: config.writes, ratePerSec: config.ratePerSec, valueBytes: config.valueBytes, tag: `n${n}r${run}`, rng, drainTimeoutMs: 15_000 }));
         }
+        tick(`N=${n}: ${config.sequentialWrites} writes one at a time on n00`);
+        sequential = await sequentialRun(cluster, { writes: config.sequentialWrites, valueBytes: config.valueBytes, tag: `n${n}`, rng, perWriteDeadlineMs: 10_000 });
       } finally {
         await cluster.stop();
       }
@@ -131,7 +144,15 @@ export const convergence: Scenario = {
         sendLagP99Ms: runs.map((r) => round(r.sendLagP99Ms)),
         perRun: runs.map((r) => roundPercentiles(percentiles(r.convergeMs))),
         warmup: { writes: config.warmupWrites, converge: roundPercentiles(percentiles(warmup.convergeMs)), nodeCpuMsPerWrite: round(warmup.nodeCpuMsPerWrite) },
-        watchErrors: runs.flatMap((r) => r.watchErrors),
+        oneAtATime: {
+          writes: config.sequentialWrites,
+          converge: roundPercentiles(percentiles(sequential.convergeMs)),
+          putAck: roundPercentiles(percentiles(sequential.ackMs)),
+          missing: sequential.missing,
+          writesPerSec: round(sequential.writesPerSec),
+          nodeCpuMsPerWrite: round(sequential.nodeCpuMsPerWrite),
+        },
+        watchErrors: runs.flatMap((r) => r.watchErrors).concat(sequential.watchErrors),
       };
       cdf.push({ name: `ckv N=${n}, ${config.ratePerSec} writes/s: write -> all other nodes`, points: cdfPoints(runs.flatMap((r) => r.convergeMs)) });
       rows.push(tableRow(`N=${n}`, s, median(runs.map((r) => r.nodeCpuMsPerWrite)), hop.p50));
@@ -142,6 +163,15 @@ export const convergence: Scenario = {
         baseline: `raw gossipsub hop ${fmtMs(hop.p50)} / ${fmtMs(hop.p99)}`,
         ratio: `${fmtRatio(s.converge.p50 / hop.p50)} / ${fmtRatio(s.converge.p99 / hop.p99)}`,
       });
+      const oneAtATime = percentiles(sequential.convergeMs);
+      summary.push({
+        scenario: 'convergence',
+        measure: `N=${n} one write at a time on n00 -> all nodes p50 / p99`,
+        ckv: `${fmtMs(oneAtATime.p50)} / ${fmtMs(oneAtATime.p99)}`,
+        baseline: `raw gossipsub hop ${fmtMs(hop.p50)} / ${fmtMs(hop.p99)}`,
+        ratio: `${fmtRatio(oneAtATime.p50 / hop.p50)} / ${fmtRatio(oneAtATime.p99 / hop.p99)}`,
+      });
+      sequentialRows.push(sequentialRow(`N=${n}, one write at a time on n00 (${config.sequentialWrites}; ${Math.round(sequential.writesPerSec)}/s)`, sequential, hop.p50));
       warmupRows.push(tableRow(`warm-up: N=${n}, fresh nodes, ${config.warmupWrites} writes (not in the summary)`, summarizeRuns([warmup]), warmup.nodeCpuMsPerWrite, hop.p50));
       if (n === 5 || n === Math.max(...config.sizes)) {
         targets.push(
@@ -151,7 +181,7 @@ export const convergence: Scenario = {
       }
     }
     rows.push(['raw gossipsub hop', fmtMs(hop.p50), fmtMs(hop.p90), fmtMs(hop.p99), fmtMs(hop.max), '', '', '', '1.00x', String(hopRuns.reduce((a, r) => a + r.lost, 0)), '']);
-    rows.push(...warmupRows);
+    rows.push(...sequentialRows, ...warmupRows);
     cdf.push({ name: `raw gossipsub hop (2 bare libp2p nodes), ${config.ratePerSec} msgs/s`, points: cdfPoints(hopAll) });
 
     const details: DetailTable[] = [
@@ -176,6 +206,7 @@ export const convergence: Scenario = {
       notes: [
         'Latency = the bench sends the put -> the node\'s Watch stream delivers the change to the bench, both on the bench\'s clock; so each figure includes one gRPC request (bench -> origin) and one Watch message (node -> bench). "remote - origin" cancels the watch leg: it is the gossip hop plus the receiver\'s commit.',
         '"node CPU ms / write": CPU time (user + system, /proc) of all node processes during a run divided by its writes: what one write costs the whole cluster, Watch streams included. When it times the write rate approaches the machine\'s cores, the cluster is saturated and latency is queueing.',
+        `"one write at a time": after the timed runs, ${config.sequentialWrites} puts from one client to n00, each sent once every other node has delivered the one before (sequential-run.ts): issue 13's side-by-side definition ("write on node 1 until readable on every other node"). Its p50 / raw hop compares with a hop measured at ${config.ratePerSec}/s.`,
         'The raw gossipsub hop runs both libp2p nodes inside the bench process (publish() -> message event), with no gRPC, no LevelDB and no second process: it is the floor, not a like-for-like system.',
       ],
       profiles,
