@@ -5,13 +5,16 @@
  * machine falls on both):
  * - bulk, 3 nodes: W puts as PutMany calls of 1000 keys, 4 calls in flight;
  * - unary, 3 nodes: W puts as single Put calls, 64 in flight;
- * - the same two at 5 nodes (two nodes added to the same cluster; they catch up first).
+ * - the same two at 5 nodes, on a cluster of its own started fresh: the two sizes start from
+ *   the same empty stores and take the same writes, so the 5 / 3 ratio compares cluster sizes
+ *   only. (Until 2026-12-07 two nodes were added to the 3-node cluster, so the 5-node runs
+ *   wrote into stores already holding the ~133k keys of the 3-node runs, each write paying
+ *   the LevelDB compaction of a store ten times larger: docs/measurements.md, 2026-12-07 (9).)
  * Each cluster size gets the same warm-up before its runs, one untimed load of each mode
  * through n00, converged (`warmupWrites`: PutMany calls, then unary puts): code V8 has not
  * optimised yet is several times slower (a receiver's gossip path keeps being optimised for
  * its first thousands of writes, docs/measurements.md 2026-12-03 (late evening)), so without it
- * the first run of each mode measured its warm-up, and the 5-node figures (two nodes added)
- * their new nodes' warm-up as well as the cluster's size. The warm-up loads are timed too and
+ * the first run of each mode measured its warm-up. The warm-up loads are timed too and
  * reported apart ("warm-up" rows), as what a cluster's first burst after a start gets.
  * Baseline: the same keys and values written with raw `level` in batches of 1024 (the
  * replica's largest group commit) into a fresh directory, same run. Per node and case: CPU ms
@@ -81,18 +84,14 @@ export const throughput: Scenario = {
     const levelMs: number[] = [];
     const steps = 2 * config.runs * 2;
     let step = 0;
-    progress.detail('starting 3 nodes', 0.02);
     let cluster: Cluster | undefined;
     try {
-      cluster = await startCluster(3, { cpuProfDir: profileDir });
-      await cluster.waitMesh(30_000);
       for (const nodes of [3, 5]) {
-        if (nodes === 5) {
-          progress.detail('adding 2 nodes', 0.5);
-          await cluster.add(2);
-          await cluster.waitMesh(30_000);
-          await cluster.waitConverged(120_000);
-        }
+        progress.detail(`starting ${nodes} nodes`, nodes === 3 ? 0.02 : 0.5);
+        await cluster?.stop();
+        cluster = undefined;
+        cluster = await startCluster(nodes, { cpuProfDir: profileDir });
+        await cluster.waitMesh(30_000);
         progress.detail(`${nodes} nodes: warm-up`, nodes === 3 ? 0.04 : 0.52);
         for (const mode of ['bulk', 'unary'] as const) {
           const writes = config.warmupWrites[mode];
