@@ -18,8 +18,8 @@ export class ChangeRecorder {
   readonly arrivals: Map<string, Arrival>[];
   private readonly streams: { cancel(): void }[] = [];
   private readonly ended: Promise<void>[] = [];
-  /** whenSeen's waiters, by key: resolved from the stream loop as soon as the last node has it. */
-  private readonly waiters = new Map<string, { nodes: number[]; resolve: () => void }>();
+  /** whenSeen's waiters, by key (one a key): settled from the stream loop as soon as the last node has it. */
+  private readonly waiters = new Map<string, { nodes: number[]; settle: (seen: boolean) => void }>();
   readonly errors: string[] = [];
 
   constructor(
@@ -44,8 +44,7 @@ export class ChangeRecorder {
                 seen.set(change.key, { atMs, origin: change.origin });
                 const waiter = this.waiters.get(change.key);
                 if (waiter !== undefined && waiter.nodes.every((k) => this.arrivals[k]!.has(change.key))) {
-                  this.waiters.delete(change.key);
-                  waiter.resolve();
+                  waiter.settle(true);
                 }
               }
             }
@@ -72,23 +71,21 @@ export class ChangeRecorder {
   }
 
   /**
-   * Resolves true once every node in `nodes` (indexes) has delivered `key`, false after
-   * `deadlineMs`. Woken by the streams themselves, so a caller that waits adds no polling.
+   * Resolves true once every node in `nodes` (indexes) has delivered `key`; false after
+   * `deadlineMs`, or at stop(). Woken by the streams themselves, so a caller that waits adds
+   * no polling. One waiter a key.
    */
   whenSeen(key: string, nodes: readonly number[], deadlineMs: number): Promise<boolean> {
     if (nodes.every((k) => this.arrivals[k]!.has(key))) return Promise.resolve(true);
+    if (this.waiters.has(key)) throw new Error(`ChangeRecorder.whenSeen: already waiting for ${key}`);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const settle = (seen: boolean): void => {
+        clearTimeout(timer);
         this.waiters.delete(key);
-        resolve(false);
-      }, deadlineMs);
-      this.waiters.set(key, {
-        nodes: [...nodes],
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      });
+        resolve(seen);
+      };
+      const timer = setTimeout(() => settle(false), deadlineMs);
+      this.waiters.set(key, { nodes: [...nodes], settle });
     });
   }
 
@@ -101,6 +98,7 @@ export class ChangeRecorder {
   }
 
   async stop(): Promise<void> {
+    for (const waiter of [...this.waiters.values()]) waiter.settle(false);
     for (const stream of this.streams) stream.cancel();
     await Promise.all(this.ended);
   }

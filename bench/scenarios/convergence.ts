@@ -145,7 +145,7 @@ export const convergence: Scenario = {
         perRun: runs.map((r) => roundPercentiles(percentiles(r.convergeMs))),
         warmup: { writes: config.warmupWrites, converge: roundPercentiles(percentiles(warmup.convergeMs)), nodeCpuMsPerWrite: round(warmup.nodeCpuMsPerWrite) },
         oneAtATime: {
-          writes: config.sequentialWrites,
+          writes: sequential.sent,
           converge: roundPercentiles(percentiles(sequential.convergeMs)),
           putAck: roundPercentiles(percentiles(sequential.ackMs)),
           missing: sequential.missing,
@@ -171,7 +171,7 @@ export const convergence: Scenario = {
         baseline: `raw gossipsub hop ${fmtMs(hop.p50)} / ${fmtMs(hop.p99)}`,
         ratio: `${fmtRatio(oneAtATime.p50 / hop.p50)} / ${fmtRatio(oneAtATime.p99 / hop.p99)}`,
       });
-      sequentialRows.push(sequentialRow(`N=${n}, one write at a time on n00 (${config.sequentialWrites}; ${Math.round(sequential.writesPerSec)}/s)`, sequential, hop.p50));
+      sequentialRows.push(sequentialRow(`N=${n}, one write at a time on n00 (${sequential.sent}; ${Math.round(sequential.writesPerSec)}/s)`, sequential, hop.p50));
       warmupRows.push(tableRow(`warm-up: N=${n}, fresh nodes, ${config.warmupWrites} writes (not in the summary)`, summarizeRuns([warmup]), warmup.nodeCpuMsPerWrite, hop.p50));
       if (n === 5 || n === Math.max(...config.sizes)) {
         targets.push(

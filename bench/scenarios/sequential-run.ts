@@ -9,7 +9,8 @@
  * round trips allow (a few hundred a second here). The wait is woken by the streams
  * themselves (ChangeRecorder.whenSeen), so the bench adds no polling to the machine's load.
  * A write that some node has not delivered after `perWriteDeadlineMs` is counted as missing
- * and the client goes on.
+ * and the client goes on; after `missingMax` of them (a stream or a node is gone, and every
+ * further write would wait out its deadline) the run ends early with what it has.
  */
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../../harness/index.js';
@@ -24,6 +25,8 @@ export interface SequentialRunOptions {
   tag: string;
   rng: () => number;
   perWriteDeadlineMs: number;
+  /** Missing writes after which the run stops early (default 3). */
+  missingMax?: number;
 }
 
 export interface SequentialRun {
@@ -33,6 +36,8 @@ export interface SequentialRun {
   ackMs: number[];
   /** Writes some other node had not delivered within perWriteDeadlineMs. */
   missing: number;
+  /** Writes sent (fewer than asked if the run stopped early). */
+  sent: number;
   writesPerSec: number;
   /** CPU ms all node processes used per write during the run (Watch streams included). */
   nodeCpuMsPerWrite: number;
@@ -49,23 +54,25 @@ export async function sequentialRun(cluster: Cluster, options: SequentialRunOpti
   const convergeMs: number[] = [];
   const ackMs: number[] = [];
   let missing = 0;
+  let sent = 0;
   const pids = nodes.map((n) => n.pid);
   const cpuBefore = processesCpuMs(pids);
   const started = performance.now();
   try {
-    for (let i = 0; i < options.writes; i++) {
+    for (let i = 0; i < options.writes && missing < (options.missingMax ?? 3); i++) {
       const key = `${prefix}${i}`;
-      const sent = performance.now();
+      const sentAt = performance.now();
       const seen = recorder.whenSeen(key, others, options.perWriteDeadlineMs);
+      sent++;
       await nodes[0]!.client.put(key, value);
-      ackMs.push(performance.now() - sent);
+      ackMs.push(performance.now() - sentAt);
       if (!(await seen)) {
         missing++;
         continue;
       }
-      let last = sent;
+      let last = sentAt;
       for (const k of others) last = Math.max(last, recorder.arrivals[k]!.get(key)!.atMs);
-      convergeMs.push(last - sent);
+      convergeMs.push(last - sentAt);
     }
   } finally {
     await recorder.stop();
@@ -75,8 +82,9 @@ export async function sequentialRun(cluster: Cluster, options: SequentialRunOpti
     convergeMs,
     ackMs,
     missing,
-    writesPerSec: (options.writes * 1000) / elapsedMs,
-    nodeCpuMsPerWrite: (processesCpuMs(pids) - cpuBefore) / options.writes,
+    sent,
+    writesPerSec: (sent * 1000) / elapsedMs,
+    nodeCpuMsPerWrite: (processesCpuMs(pids) - cpuBefore) / Math.max(1, sent),
     watchErrors: recorder.errors,
   };
 }
