@@ -9,10 +9,11 @@
  * and the sync sessions that carried entries. `--cpu-prof-dir DIR` runs
  * every node under `node --cpu-prof` (a profile per process, written when it exits: the
  * killed one's is lost). `--node-flags="FLAGS"` starts every node with these Node.js/V8 flags
- * (space-separated; docs/measurements.md, 2026-12-06 (3), lists those tried). `--scenario
+ * (space-separated; docs/measurements.md, 2026-12-06 (3), lists those tried), and
+ * `--node-args="ARGS"` with further `ckv node start` arguments (e.g. `--warm-up-entries 0`). `--scenario
  * catch-up` is the same after a clean stop (SIGTERM).
  *
- *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR] [--node-flags="--max-semi-space-size=64"]
+ *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR] [--node-flags="--max-semi-space-size=64"] [--node-args="--warm-up-entries 0"]
  */
 import { parseArgs } from 'node:util';
 import { cleanupNow, counter, exitOnSignals, putMany, sleep } from '../harness/index.js';
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     'pause-ms': { type: 'string', default: '2500' },
     'cpu-prof-dir': { type: 'string' },
     'node-flags': { type: 'string' },
+    'node-args': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -36,7 +38,11 @@ const pauseMs = Number(values['pause-ms']);
 const value = new Uint8Array(100).map((_, i) => (i * 37) & 0xff);
 
 exitOnSignals('kill-catch-up');
-const cluster = await startCluster(3, { cpuProfDir: values['cpu-prof-dir'], nodeFlags: values['node-flags']?.split(' ').filter((flag) => flag !== '') });
+const cluster = await startCluster(3, {
+  cpuProfDir: values['cpu-prof-dir'],
+  nodeFlags: values['node-flags']?.split(' ').filter((flag) => flag !== ''),
+  args: values['node-args']?.split(' ').filter((arg) => arg !== ''),
+});
 try {
   await cluster.waitMesh(30_000);
   if (base > 0) await putMany(cluster.nodes[0]!.client, base, (i) => `base/${i}`, () => value, 256);

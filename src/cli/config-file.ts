@@ -42,6 +42,7 @@ export const configKeys: Readonly<Record<string, { type: KeyType; attribute: str
   'auto-join': { type: 'boolean', attribute: 'autoJoin' },
   'gc-interval-ms': { type: 'integer', attribute: 'gcIntervalMs' },
   'gc-batch': { type: 'integer', attribute: 'gcBatch' },
+  'warm-up-entries': { type: 'integer', attribute: 'warmUpEntries' },
   // The partitioned-mode contract spells it with an underscore; both are accepted.
   auto_join: { type: 'boolean', attribute: 'autoJoin' },
 };

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { defaultConfig, defaultDataDir, socketPathFor } from '../config.js';
-import { clockDriftMsMax, inboundSessionsMax, layoutReplicasMax, layoutWeightMax, merkleDepthDefault, merkleDepthMax, valueBytesMax } from '../core/limits.js';
+import { clockDriftMsMax, inboundSessionsMax, layoutReplicasMax, layoutWeightMax, merkleDepthDefault, merkleDepthMax, valueBytesMax, warmUpEntriesDefault, warmUpEntriesMax } from '../core/limits.js';
 import { gcBatchMaxDefault, gcBatchMaxLimit } from '../core/tombstone-gc.js';
 import { isLogLevel } from '../util/log-level.js';
 import { CliError, globalOptions, printJson, withClient, writeStdout } from './common.js';
@@ -42,6 +42,7 @@ interface StartOptions {
   autoJoin: boolean;
   gcIntervalMs?: string;
   gcBatch?: string;
+  warmUpEntries?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -98,6 +99,7 @@ export function register(program: Command): void {
     .option('--no-auto-join', 'partitioned mode: do not join the layout by itself; an operator adds it (ckv layout add NODE, ckv layout apply)')
     .option('--gc-interval-ms <ms>', 'time between tombstone collection runs, ms; 0 = only on `ckv gc --run` (default 10000)')
     .option('--gc-batch <n>', `tombstones per collection round, 1..${gcBatchMaxLimit} (default ${gcBatchMaxDefault})`)
+    .option('--warm-up-entries <n>', `throwaway writes a fresh node runs while idle so its first real ones are fast, 0..${warmUpEntriesMax}; 0 = off (default ${warmUpEntriesDefault})`)
     .option('--log-level <level>', "least severe log lines written: info, warn or error (default info)")
     .option('--log-format <format>', "log lines as text ('<time> <level> <event> key=value ...') or json (one object a line) (default text)")
     .addOption(new Option('--test-no-gossip', 'tests only: neither publish nor receive gossip').hideHelp())
@@ -141,6 +143,7 @@ socket left by a killed node is replaced. The data directory is created if neede
       config.autoJoin = options.autoJoin !== false;
       if (options.gcIntervalMs !== undefined) config.gcIntervalMs = wholeNumber('--gc-interval-ms', options.gcIntervalMs, 0, 86_400_000);
       if (options.gcBatch !== undefined) config.gcBatchMax = wholeNumber('--gc-batch', options.gcBatch, 1, gcBatchMaxLimit);
+      if (options.warmUpEntries !== undefined) config.warmUpEntries = wholeNumber('--warm-up-entries', options.warmUpEntries, 0, warmUpEntriesMax);
       if (config.replicas === undefined && (options.weight !== undefined || !config.autoJoin)) {
         throw new CliError('--weight and --no-auto-join are settings of the partitioned mode: give --replicas K too', 'usage');
       }

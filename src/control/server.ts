@@ -71,6 +71,8 @@ type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 const closeGraceMs = 2000;
 /** How long a stop waits for calls in flight (a 64 MiB PutStream from a slow client): the CLI's own deadline. */
 const callsInFlightWaitMs = 60_000;
+/** Puts a warm-up call decodes and answers (warmUp): the size of a bench's PutMany, and 4x a Put batch's. */
+const warmUpPuts = 250;
 
 export class ControlServer {
   private readonly server = new grpc.Server(channelOptions);
@@ -87,8 +89,11 @@ export class ControlServer {
   /** Whether Put, PutMany, Get and Status are answered by the lean path (false: grpc-js's internals were not found). */
   leanUnary = false;
 
+  private readonly kv: ReturnType<typeof kvServiceDefinition>;
+
   constructor(private readonly node: NodeApi) {
     const kv = kvServiceDefinition();
+    this.kv = kv;
     // Watch messages and PutPipeline's replies are encoded by hand (./watch-codec.ts): the handlers write the bytes.
     const asIs = (bytes: Buffer): Buffer => bytes;
     const service = { ...kv, Watch: { ...kv.Watch!, responseSerialize: asIs }, PutPipeline: { ...kv.PutPipeline!, responseSerialize: asIs } };
@@ -119,6 +124,27 @@ export class ControlServer {
     // PutMany's reply, a version per put, is encoded by hand too (./watch-codec.ts: the same bytes).
     const putMany = lean('PutMany', this.putMany, encodePutManyReply);
     this.leanMethods = new Map([put, putMany, get, status]);
+  }
+
+  /**
+   * FrontEnd.warmUp: PutMany's and Put's requests decoded (as the lean path does, with the
+   * puts checked as the handler checks them) and their replies encoded, for warmUpPuts puts
+   * of throwaway data. No handler runs: nothing is written.
+   */
+  warmUp(): void {
+    const value = Buffer.alloc(100, 0x61);
+    const puts = Array.from({ length: warmUpPuts }, (_, i) => ({ key: `warm-up/${i}`, value }));
+    const putMany = this.leanMethods.get(this.kv.PutMany!.path)!;
+    const request = putMany.deserialize(this.kv.PutMany!.requestSerialize({ puts })) as { puts: PutMessage[] };
+    const writes = request.puts.map(localWrite);
+    const versions = writes.map((_, i) => ({ hlc: BigInt(i + 1) << 16n, node: this.node.nodeId }));
+    putMany.serialize(versions);
+    const put = this.leanMethods.get(this.kv.Put!.path)!;
+    for (let i = 0; i < warmUpPuts; i++) {
+      const one = put.deserialize(this.kv.Put!.requestSerialize(puts[i]!)) as PutMessage;
+      localWrite(one);
+      put.serialize({ version: versions[i]!, owners: [], acked: [] });
+    }
   }
 
   async listen(socketPath: string): Promise<void> {

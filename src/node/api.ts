@@ -247,4 +247,10 @@ export interface NodeApi {
 /** What the node closes first when it stops: its control and HTTP servers. */
 export interface FrontEnd {
   close(): Promise<void>;
+  /**
+   * Decode requests and encode replies of the hot calls on throwaway data, touching nothing
+   * else: run by the node's warm-up (./warm-up.ts) so that a fresh process's first calls do
+   * not run on code V8 has not optimised yet.
+   */
+  warmUp?(): void;
 }

@@ -62,6 +62,7 @@ import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 import { Checkpointer } from './checkpointer.js';
+import { WarmUp } from './warm-up.js';
 import { visibleAt, visibleEntries } from '../core/ttl.js';
 import { NodeGc } from './gc.js';
 
@@ -100,6 +101,8 @@ export class CkvNode implements NodeApi {
   private sweeper: TtlSweeper | undefined;
   /** Saves the replica's snapshot once quiet, for a start after a crash (./checkpointer.ts). */
   private checkpointer: Checkpointer | undefined;
+  /** Runs the write path on throwaway data while the fresh node is idle (./warm-up.ts). */
+  private warmUp: WarmUp | undefined;
   /** The cluster network; undefined only while starting. */
   private cluster: ClusterNetwork | undefined;
   /** Partitioned mode's writes and reads (./partitioned.ts); idle in full-replication mode. */
@@ -238,7 +241,18 @@ export class CkvNode implements NodeApi {
       await this.gc.attach(this.cluster, () => minHlc(partitioned.coordinator.oldestUnsettled(), partitioned.delivery.oldestHlc()));
       this.events.add({ timeMs: this.wallClockMs(), kind: 'node started', nodeId, peerId: this.cluster.peerId, detail: `cluster ${this.config.cluster}` });
       this.checkpointer.start();
+      this.warmUp = new WarmUp({
+        dataDir: this.config.dataDir,
+        replica: this.replica,
+        counters: this.counters,
+        logger: this.logger,
+        wallClockMs: this.wallClockMs,
+        entries: this.config.warmUpEntries,
+        frontEnds: () => this.frontEnds.flatMap((frontEnd) => (frontEnd.warmUp ? [() => frontEnd.warmUp!()] : [])),
+      });
+      this.warmUp.start();
     } catch (error) {
+      await this.warmUp?.stop();
       await this.checkpointer?.stop();
       await this.gc?.stop().catch(() => undefined);
       await this.partitioned?.stop().catch(() => undefined);
@@ -741,6 +755,7 @@ export class CkvNode implements NodeApi {
     await this.partitioned?.stop();
     await this.cluster?.stop();
     await this.sweeper?.stop();
+    await this.warmUp?.stop();
     await this.checkpointer?.stop();
     await this.replica.close();
     if (log) {

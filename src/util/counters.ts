@@ -103,6 +103,10 @@ export const counterMetrics = {
     help: 'Checkpoints of a running node (src/node/checkpointer.ts: the snapshot a clean stop saves, saved once quiet so a start after a crash skips the scan), by result: saved, failed.',
     labelNames: ['result'],
   },
+  ckv_warmup_total: {
+    help: 'The warm-up a started node runs on throwaway data while idle (src/node/warm-up.ts), by outcome: done, interrupted (the node got work first, or stopped), failed (logged; the node is not affected). 0 or 1 in all per process.',
+    labelNames: ['outcome'],
+  },
   ckv_ttl_swept_total: { help: 'Expired values this node turned into tombstones (TTL sweeper).', labelNames: [] },
   ckv_ttl_pending_full_total: { help: 'Expiries the TTL sweeper could not remember (its heap was full): found again by a later store scan.', labelNames: [] },
   ckv_gc_total: {
@@ -221,6 +225,9 @@ export const counterSpecs = {
   bootstrap_failed_other: counter('ckv_bootstrap_failed_total', { reason: 'other' }, 'bootstrap dials that failed otherwise'),
   checkpoints_saved: counter('ckv_checkpoints_total', { result: 'saved' }, 'checkpoints saved (a start after a crash before the next write skips the scan)'),
   checkpoints_failed: counter('ckv_checkpoints_total', { result: 'failed' }, 'checkpoints that failed to save (tried again later)'),
+  warmup_done: counter('ckv_warmup_total', { outcome: 'done' }, 'warm-ups that ran to the end'),
+  warmup_interrupted: counter('ckv_warmup_total', { outcome: 'interrupted' }, 'warm-ups ended early: the node got work first, or stopped'),
+  warmup_failed: counter('ckv_warmup_total', { outcome: 'failed' }, 'warm-ups that failed (logged; the node is not affected)'),
   ttl_swept: counter('ckv_ttl_swept_total', {}, 'expired values turned into tombstones by the TTL sweeper'),
   ttl_pending_full: counter('ckv_ttl_pending_full_total', {}, 'expiries not remembered (sweeper heap full; a later scan finds them)'),
   gc_rounds: counter('ckv_gc_total', { event: 'rounds' }, 'tombstone collection rounds this node ran (phase one sent)'),

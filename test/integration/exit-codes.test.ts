@@ -55,6 +55,8 @@ describe('exit codes of the CLI', () => {
     ['--bootstrap', '/ip4/127.0.0.1/tcp/4001/p2p/not-a-peer', /not a peer id/],
     ['--gc-batch', '0', /--gc-batch/],
     ['--gc-interval-ms', 'soon', /--gc-interval-ms/],
+    ['--warm-up-entries', '-1', /--warm-up-entries/],
+    ['--warm-up-entries', '100001', /--warm-up-entries/],
   ] as const) {
     it(`node start ${flag} ${value} exits 2 (usage) with one line`, async () => {
       const started = Date.now();

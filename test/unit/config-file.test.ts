@@ -32,6 +32,7 @@ describe('config file', () => {
         'sync-interval-ms = 500',
         'log-format = "json"',
         'merkle-depth = 4',
+        'warm-up-entries = 0',
       ].join('\n'),
       'ckv.toml',
     );
@@ -44,6 +45,7 @@ describe('config file', () => {
       syncIntervalMs: '500',
       logFormat: 'json',
       merkleDepth: '4',
+      warmUpEntries: '0',
     });
   });
 
