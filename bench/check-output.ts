@@ -25,6 +25,8 @@ const requiredNumbers: Record<string, string[]> = {
     'cases.n5unary.convergedWritesPerSec',
     'cases.n3bulk.nodeCpuMsPerWrite.0',
     'cases.n5unary.nodeCpuMsPerWrite.4',
+    'firstBurst.n3.writesPerSec',
+    'firstBurst.n5.heldByAllMs',
     'warmup.0.convergedWritesPerSec',
     'warmup.3.convergedWritesPerSec',
   ],

@@ -16,6 +16,11 @@
  * its first thousands of writes, docs/measurements.md 2026-12-03 (late evening)), so without it
  * the first run of each mode measured its warm-up. The warm-up loads are timed too and
  * reported apart ("warm-up" rows), as what a cluster's first burst after a start gets.
+ * Before that warm-up, on the fresh cluster, the issue's own burst: once every node's warm-up
+ * (src/node/warm-up.ts) has ended, `firstBurstWrites` puts by PutMany through n00, timed until
+ * every node holds the last (a Get of it on each node every 2 ms): issue 13's side-by-side
+ * "burst of 5,000 writes until every node holds the last", on code that has run only the
+ * nodes' own warm-ups. Reported on rows of its own ("first burst", JSON `firstBurst`), no target.
  * Baseline: the same keys and values written with raw `level` in batches of 1024 (the
  * replica's largest group commit) into a fresh directory, same run. Per node and case: CPU ms
  * per write, write syscalls and bytes per write (/proc), and the gossip write messages each
@@ -69,6 +74,8 @@ export const throughput: Scenario = {
       valueBytes: 100,
       runs: ctx.quick ? 2 : 3,
       levelBatchOps: 1024,
+      /** The first burst on each fresh cluster (issue 13's burst), before the warm-up loads. */
+      firstBurstWrites: 5000,
       /** Untimed in the targets; reported as the "warm-up" rows. */
       warmupWrites: { bulk: ctx.quick ? 5000 : 10_000, unary: ctx.quick ? 1000 : 3000 },
     };
@@ -81,6 +88,7 @@ export const throughput: Scenario = {
     const profileDir = profileDirFor(ctx, 'throughput');
     const cases: CaseResult[] = [];
     const warmups: { nodes: number; mode: Mode; writes: number; convergedRate: number; ackRate: number }[] = [];
+    const firstBursts: FirstBurst[] = [];
     const levelMs: number[] = [];
     const steps = 2 * config.runs * 2;
     let step = 0;
@@ -92,6 +100,8 @@ export const throughput: Scenario = {
         cluster = undefined;
         cluster = await startCluster(nodes, { cpuProfDir: profileDir });
         await cluster.waitMesh(30_000);
+        progress.detail(`${nodes} nodes: first burst`, nodes === 3 ? 0.03 : 0.51);
+        firstBursts.push(await firstBurst(cluster, config.firstBurstWrites, (i) => `tp/first/n${nodes}/${String(i).padStart(7, '0')}`, valueOf, config.putManyChunk, config.putManyInFlight));
         progress.detail(`${nodes} nodes: warm-up`, nodes === 3 ? 0.04 : 0.52);
         for (const mode of ['bulk', 'unary'] as const) {
           const writes = config.warmupWrites[mode];
@@ -205,16 +215,28 @@ export const throughput: Scenario = {
         ratioToRawLevel: round(bulk3.convergedRate / levelRate, 4),
         fiveToThree: { bulk: round(bulk5.convergedRate / bulk3.convergedRate), unary: round(unary5.convergedRate / unary3.convergedRate) },
         cases: caseData,
+        firstBurst: Object.fromEntries(
+          firstBursts.map((b) => [`n${b.nodes}`, { writes: b.writes, heldByAllMs: round(b.heldMs, 1), ackMs: round(b.ackMs, 1), writesPerSec: round(b.rate, 0), warmUpsDone: b.warmUpsDone }]),
+        ),
         warmup: warmups.map((w) => ({ nodes: w.nodes, mode: w.mode, writes: w.writes, convergedWritesPerSec: round(w.convergedRate, 0), ackedWritesPerSec: round(w.ackRate, 0) })),
         rawLevelMs: levelMs.map((ms) => round(ms, 1)),
       },
-      summary: cases.map((c) => ({
-        scenario: 'throughput',
-        measure: `${label(c)}, ${c.writes} writes converged`,
-        ckv: fmtRate(c.convergedRate),
-        baseline: `raw level batch ${fmtRate(levelRate)}`,
-        ratio: fmtRatio(c.convergedRate / levelRate),
-      })),
+      summary: [
+        ...cases.map((c) => ({
+          scenario: 'throughput',
+          measure: `${label(c)}, ${c.writes} writes converged`,
+          ckv: fmtRate(c.convergedRate),
+          baseline: `raw level batch ${fmtRate(levelRate)}`,
+          ratio: fmtRatio(c.convergedRate / levelRate),
+        })),
+        ...firstBursts.map((b) => ({
+          scenario: 'throughput',
+          measure: `first burst on a fresh ${b.nodes}-node cluster: ${b.writes} writes until every node holds the last`,
+          ckv: `${fmtRate(b.rate)} (${fmtMs(b.heldMs)})`,
+          baseline: `raw level batch ${fmtRate(levelRate)}`,
+          ratio: fmtRatio(b.rate / levelRate),
+        })),
+      ],
       details: [
         {
           title: `Throughput: ${config.valueBytes}-byte values written to n00; medians of ${config.runs} runs`,
@@ -228,6 +250,15 @@ export const throughput: Scenario = {
               fmtMs(median(c.runs.map((r) => r.convergedMs))),
               fmtRatio(c.convergedRate / levelRate),
               c.nodes === 5 ? fmtRatio(c.convergedRate / find(3, c.mode).convergedRate) : '',
+            ]),
+            ...firstBursts.map((b) => [
+              `first burst: ${b.nodes} nodes, fresh, PutMany, until all hold the last`,
+              String(b.writes),
+              fmtRate((b.writes / b.ackMs) * 1000),
+              fmtRate(b.rate),
+              fmtMs(b.heldMs),
+              fmtRatio(b.rate / levelRate),
+              '',
             ]),
             ...warmups.map((w) => [
               `warm-up: ${w.nodes} nodes, ${w.mode === 'bulk' ? 'PutMany' : 'unary Put'} (untimed)`,
@@ -265,6 +296,7 @@ export const throughput: Scenario = {
       notes: [
         ...cases.map(cpuNote),
         `copies / msg: copies of each gossip write message a node received (1.00: no repeats; gossipsub's forwarding gave N-1 at N nodes). Entries by anti-entropy instead of gossip, median per run: ${cases.map((c) => `${c.nodes}/${c.mode} ${median(c.runs.map((r) => r.viaSync))}`).join(', ')}.`,
+        `first burst rows: issue 13's burst (${config.firstBurstWrites} writes by PutMany of ${config.putManyChunk} through n00, until a Get of the last key finds it on every node) on each fresh cluster, once every node's own warm-up had ended (run to the end on ${firstBursts.map((b) => `${b.warmUpsDone} of ${b.nodes}`).join(' and ')} nodes; the others gave way or failed); no target.`,
         'warm-up rows: the untimed load before each cluster size\'s runs, the first of its mode (code not yet optimised: what a cluster\'s first burst after a start gets); the targets use the runs after it.',
         'Convergence is polled (Status on every node every ~10 ms) only after the last put is acknowledged, so polling does not compete with the writes.',
       ],
@@ -272,6 +304,45 @@ export const throughput: Scenario = {
     };
   },
 };
+
+interface FirstBurst {
+  nodes: number;
+  writes: number;
+  ackMs: number;
+  /** First put sent -> every node holds the last put's key. */
+  heldMs: number;
+  rate: number;
+  /** Nodes whose warm-up ran to the end before the burst. */
+  warmUpsDone: number;
+}
+
+/**
+ * Issue 13's burst on a fresh cluster: once every node's warm-up has ended (Status counters;
+ * at most 20 s), `writes` puts by PutMany through n00, until a Get of the last finds it on
+ * every node (each asked every 2 ms).
+ */
+async function firstBurst(cluster: Cluster, writes: number, keyOf: (i: number) => string, valueOf: (i: number) => Uint8Array, chunk: number, inFlight: number): Promise<FirstBurst> {
+  const ended = (status: StatusMessage): boolean => counter(status, 'warmup_done') + counter(status, 'warmup_interrupted') + counter(status, 'warmup_failed') > 0;
+  let statuses: StatusMessage[] = [];
+  await waitFor(
+    async () => {
+      statuses = await Promise.all(cluster.nodes.map((n) => n.status()));
+      return statuses.every(ended);
+    },
+    { what: 'every node to end its warm-up', deadlineMs: 20_000, intervalMs: 50 },
+  );
+  const warmUpsDone = statuses.filter((status) => counter(status, 'warmup_done') > 0).length;
+  const started = performance.now();
+  const ackMs = await putChunked(cluster.nodes[0]!.client, writes, keyOf, valueOf, chunk, inFlight);
+  const last = keyOf(writes - 1);
+  await Promise.all(
+    cluster.nodes.map((node) =>
+      waitFor(async () => (await node.client.get(last)).found, { what: `${node.name} to hold ${last}`, deadlineMs: 60_000, intervalMs: 2 }),
+    ),
+  );
+  const heldMs = performance.now() - started;
+  return { nodes: cluster.nodes.length, writes, ackMs, heldMs, rate: (writes / heldMs) * 1000, warmUpsDone };
+}
 
 /** One timed load on n00 of `cluster`: until every node holds the same root with all `writes` keys. */
 async function measureRun(cluster: Cluster, writes: number, write: (client: Cluster['nodes'][number]['client']) => Promise<number>): Promise<Run> {
