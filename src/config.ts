@@ -120,7 +120,7 @@ export interface NodeConfig {
    * The warm-up (`--warm-up-entries N`, src/node/warm-up.ts): entries a freshly started node
    * writes and applies on throwaway data in a scratch store while it is idle, so that the
    * first writes clients send do not run on code V8 has not optimised yet (a fresh cluster's
-   * first burst of 5,000 writes took ~27 % longer without it on the reference machine). It
+   * first burst of 5,000 writes took ~35 % longer without it on the reference machine). It
    * gives way to any real work at once. More costs more CPU after a start for little more
    * gain; 0 turns it off. Default 4,000 (~0.3 s of CPU, once per process).
    */

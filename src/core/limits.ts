@@ -407,7 +407,7 @@ export const checkpointEntriesHeldMin = 1_000;
  * The warm-up of a fresh node (src/node/warm-up.ts): entries it writes and applies on
  * throwaway data while idle. The first ~2,000-5,000 writes of a fresh process ran at a third of
  * the speed of later ones (docs/measurements.md, 2026-12-07 (10)); 4,000 took a fresh 3-node
- * cluster's first burst from ~480 to ~350 ms, 10,000 no further. At most warmUpEntriesMax
+ * cluster's first burst from ~405 to ~300 ms, 10,000 no further. At most warmUpEntriesMax
  * (`--warm-up-entries`): its store is ~250 bytes an entry, removed afterwards.
  */
 export const warmUpEntriesDefault = 4_000;

@@ -5,7 +5,7 @@
  * Why: a fresh process runs JavaScript in V8's interpreter until a function has run often
  * enough to be compiled, and then compiles it on background threads; the code cache a start
  * loads (bin/node-bundle.js) holds bytecode, not that. On a fresh 3-node cluster the first
- * burst of 5,000 writes (PutMany of 1,000) took ~480 ms to reach every node against ~150 ms
+ * burst of 5,000 writes (PutMany of 1,000) took ~400-550 ms to reach every node against ~200 ms
  * for the same burst a second later, and the writing node spent ~3x the CPU on it, most of
  * the difference on V8's compiler threads (docs/measurements.md, 2026-12-07 (10)). Users meet
  * it as a slow first burst after a start.
@@ -19,7 +19,9 @@
  * rewrites of stored ones (the receive path: decodeGossip, Replica.applyReceived). The front
  * ends decode and encode the hot calls on throwaway data alongside (FrontEnd.warmUp). The
  * classes and functions are the node's own, so what V8 learns there serves the node's
- * replica and store; measured, 4,000 entries took that first burst to ~350 ms.
+ * replica and store: with 4,000 entries that first burst took ~300 ms (medians 405 -> 302 ms at
+ * 3 nodes, 677 -> 471 ms at 5). One write at a time it does not help: that path is cold in code
+ * it cannot run without a peer and a client (the network stack, node:http2).
  *
  * It gives way to real work: one batch at a time, each awaited (the store write goes to
  * LevelDB's thread, so the event loop turns between batches), and before each batch it looks
@@ -35,7 +37,7 @@ import { join } from 'node:path';
 import type { Entry } from '../core/entry.js';
 import { hlcPack } from '../core/hlc.js';
 import { gossipBatchEntriesMax } from '../core/limits.js';
-import { Replica, type AppliedChange } from '../core/replica.js';
+import { Replica, type AppliedChange, type ApplyReport } from '../core/replica.js';
 import { decodeGossip, encodeGossip } from '../net/gossip.js';
 import { LevelStore } from '../store/level-store.js';
 import type { Counters } from '../util/counters.js';
@@ -152,6 +154,10 @@ export class WarmUp {
           for (const change of changes) if (change.origin === 'local') published.push(change.entry);
         },
       });
+      // Every received entry must be applied: one refused would not have run the path to warm.
+      const applied = (report: ApplyReport, count: number): void => {
+        if (report.applied !== count) throw new Error(`the warm-up's received entries were not all applied: ${JSON.stringify(report)}`);
+      };
       const gossip = (): void => {
         while (published.length > 0) encodeGossip({ type: 'entries', entries: published.splice(0, gossipBatchEntriesMax) });
       };
@@ -174,7 +180,9 @@ export class WarmUp {
         gossip();
       }
       // Gossip messages from a made-up peer: new keys and rewrites of the local ones, alternately.
-      const peer = `warm-up-${randomBytes(4).toString('hex')}`;
+      // A node id of its own (16 hex digits, as every node's: another would be refused as invalid).
+      let peer = randomBytes(8).toString('hex');
+      if (peer === this.options.replica.nodeId) peer = peer.replace(/^./, (digit) => (digit === '0' ? '1' : '0'));
       const hlcBase = replica.hlcLast;
       for (let first = 0; first < half; first += batchEntries) {
         if (this.interrupted()) return 'interrupted';
@@ -185,7 +193,7 @@ export class WarmUp {
         }
         const message = decodeGossip(encodeGossip({ type: 'entries', entries }), valueBytes);
         if (message.type !== 'entries' || message.received === undefined) throw new Error('a warm-up entries message did not decode as one');
-        await replica.applyReceived(message.received);
+        applied(await replica.applyReceived(message.received), count);
       }
       return 'done';
     } finally {
