@@ -180,7 +180,7 @@ export class WarmUp {
         gossip();
       }
       // Gossip messages from a made-up peer: new keys and rewrites of the local ones, alternately.
-      // A node id of its own (16 hex digits, as every node's: another would be refused as invalid).
+      // A node id of its own: 16 hex digits, as every node's (the wire holds its 8 bytes).
       let peer = randomBytes(8).toString('hex');
       if (peer === this.options.replica.nodeId) peer = peer.replace(/^./, (digit) => (digit === '0' ? '1' : '0'));
       const hlcBase = replica.hlcLast;
