@@ -10,8 +10,8 @@
  * every node under `node --cpu-prof` (a profile per process, written when it exits: the
  * killed one's is lost). `--node-flags="FLAGS"` starts every node with these Node.js/V8 flags
  * (space-separated; docs/measurements.md, 2026-12-06 (3), lists those tried), and
- * `--node-args="ARGS"` with further `ckv node start` arguments (e.g. `--warm-up-entries 0`). `--scenario
- * catch-up` is the same after a clean stop (SIGTERM).
+ * `--node-args="ARGS"` with further `ckv node start` arguments (e.g. `--warm-up-entries 0`). The
+ * bench's `node dist/bench/run.js --scenario catch-up` measures the same after a clean stop (SIGTERM).
  *
  *   npm run build && node dist/bench/kill-catch-up.js [--runs 3] [--base 10000] [--missed 10000] [--pause-ms 2500] [--cpu-prof-dir DIR] [--node-flags="--max-semi-space-size=64"] [--node-args="--warm-up-entries 0"]
  */
