@@ -13,7 +13,8 @@
  *   npm run build && node dist/bench/first-burst.js [--nodes 3] [--rounds 3] [--writes 5000] [--settle-ms 2000]
  */
 import { parseArgs } from 'node:util';
-import { cleanupNow, counter, exitOnSignals, putChunked, sleep, type Cluster } from '../harness/index.js';
+import { cleanupNow, counter, exitOnSignals, sleep, type Cluster } from '../harness/index.js';
+import { burstUntilHeld } from './lib/burst.js';
 import { processCost } from './lib/cpu-load.js';
 import { startCluster } from './lib/cluster.js';
 import { median } from './lib/stats.js';
@@ -36,21 +37,9 @@ const variants = [
   { name: 'warm-up on', args: [] as string[] },
 ] as const;
 
-/** ms from the first put to every node holding the last one. */
+/** ms from the first put to every node holding the last one (../lib/burst.ts). */
 async function burst(cluster: Cluster, label: string): Promise<number> {
-  const started = performance.now();
-  await putChunked(cluster.nodes[0]!.client, writes, (i) => `${label}/${i}`, () => value, 1000, 4);
-  const last = `${label}/${writes - 1}`;
-  await Promise.all(
-    cluster.nodes.map(async (node) => {
-      for (;;) {
-        if ((await node.client.get(last)).found) return;
-        if (performance.now() - started > 60_000) throw new Error(`${node.name} did not get ${last} within 60 s`);
-        await sleep(2);
-      }
-    }),
-  );
-  return performance.now() - started;
+  return (await burstUntilHeld(cluster, writes, (i) => `${label}/${i}`, () => value, 1000, 4)).heldMs;
 }
 
 exitOnSignals('first-burst');

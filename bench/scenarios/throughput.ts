@@ -31,6 +31,7 @@ import type { StatusMessage } from '../../src/control/proto.js';
 import { rawLevelWrite } from '../lib/baselines.js';
 import { processCpuMs, processIo, type ProcessIo } from '../lib/cpu-load.js';
 import { counter, putChunked, putMany, sameState, waitFor, type Cluster } from '../../harness/index.js';
+import { burstUntilHeld } from '../lib/burst.js';
 import { startCluster } from '../lib/cluster.js';
 import { median } from '../lib/stats.js';
 import { fmtMs, fmtRate, fmtRatio, round } from '../lib/summary.js';
@@ -316,11 +317,7 @@ interface FirstBurst {
   warmUpsDone: number;
 }
 
-/**
- * Issue 13's burst on a fresh cluster: once every node's warm-up has ended (Status counters;
- * at most 20 s), `writes` puts by PutMany through n00, until a Get of the last finds it on
- * every node (each asked every 2 ms).
- */
+/** Issue 13's burst (../lib/burst.ts) on a fresh cluster, once every node's warm-up has ended (Status counters; at most 20 s). */
 async function firstBurst(cluster: Cluster, writes: number, keyOf: (i: number) => string, valueOf: (i: number) => Uint8Array, chunk: number, inFlight: number): Promise<FirstBurst> {
   const ended = (status: StatusMessage): boolean => counter(status, 'warmup_done') + counter(status, 'warmup_interrupted') + counter(status, 'warmup_failed') > 0;
   let statuses: StatusMessage[] = [];
@@ -332,15 +329,7 @@ async function firstBurst(cluster: Cluster, writes: number, keyOf: (i: number) =
     { what: 'every node to end its warm-up', deadlineMs: 20_000, intervalMs: 50 },
   );
   const warmUpsDone = statuses.filter((status) => counter(status, 'warmup_done') > 0).length;
-  const started = performance.now();
-  const ackMs = await putChunked(cluster.nodes[0]!.client, writes, keyOf, valueOf, chunk, inFlight);
-  const last = keyOf(writes - 1);
-  await Promise.all(
-    cluster.nodes.map((node) =>
-      waitFor(async () => (await node.client.get(last)).found, { what: `${node.name} to hold ${last}`, deadlineMs: 60_000, intervalMs: 2 }),
-    ),
-  );
-  const heldMs = performance.now() - started;
+  const { ackMs, heldMs } = await burstUntilHeld(cluster, writes, keyOf, valueOf, chunk, inFlight);
   return { nodes: cluster.nodes.length, writes, ackMs, heldMs, rate: (writes / heldMs) * 1000, warmUpsDone };
 }
 
