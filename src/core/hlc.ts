@@ -84,7 +84,10 @@ export class HybridClock {
    * with it, where taking a received stamp's milliseconds out made a bigint an entry (a
    * catch-up checks every entry it receives). Made again when the wall clock's millisecond moves.
    */
-  private aheadLimitWallMs = -1;
+  // NaN, not -1: a field's first number decides how V8 stores it, and a small integer later
+  // replaced by a millisecond reading changes the object's shape, which throws away code
+  // compiled for clocks in use (the warm-up's, node/warm-up.ts) at a node's first write.
+  private aheadLimitWallMs = Number.NaN;
   private aheadLimit: Hlc | undefined;
 
   /** Throws ClockDriftError if `remote` is too far ahead of `wallMs`; changes nothing. */

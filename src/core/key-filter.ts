@@ -19,7 +19,8 @@ const probes = 7;
 /** 2^20 bits (128 KiB): ~100k keys before a second layer. */
 const firstLayerBits = 2 ** 20;
 
-class Layer {
+/** One Bloom filter of the chain: a bit array of fixed size and how many keys it took. */
+export class Layer {
   readonly words: Uint32Array;
   readonly mask: number;
   readonly capacity: number;
@@ -55,14 +56,24 @@ function probe(keyHash: HashText, p: number): number {
 }
 
 export class KeyFilter {
-  private readonly layers: Layer[] = [];
+  /**
+   * Never empty: a filter starts with its first layer. (An empty array is one V8 holds in
+   * another form than an array of layers: code compiled for a filter in use, such as the
+   * warm-up's, would be thrown away at a fresh node's first write. node/warm-up.ts.)
+   */
+  private readonly layers: Layer[];
+
+  constructor(layers: Layer[] = [new Layer(firstLayerBits)]) {
+    assert(layers.length > 0, 'a key filter has a layer');
+    this.layers = layers;
+  }
 
   /** Record a key the store now holds. Adding a key twice only costs capacity. */
   add(keyHash: HashText): void {
     assert(keyHash.length >= 4 + 4 * probes, 'key filter needs a SHA-256 key hash');
-    let top = this.layers.at(-1);
-    if (top === undefined || top.count >= top.capacity) {
-      top = new Layer(top === undefined ? firstLayerBits : top.words.length * 64);
+    let top = this.layers[this.layers.length - 1]!;
+    if (top.count >= top.capacity) {
+      top = new Layer(top.words.length * 64);
       this.layers.push(top);
     }
     top.add(keyHash);
@@ -85,7 +96,8 @@ export class KeyFilter {
    * before, every layer but the newest full, none past full.
    */
   static fromLayers(states: readonly { words: Uint32Array; count: number }[]): KeyFilter | undefined {
-    const filter = new KeyFilter();
+    if (states.length === 0) return new KeyFilter();
+    const layers: Layer[] = [];
     let bits = firstLayerBits;
     for (const [i, state] of states.entries()) {
       if (state.words.length * 32 !== bits) return undefined;
@@ -96,10 +108,10 @@ export class KeyFilter {
       if (!Number.isInteger(state.count) || state.count < 0 || state.count > full || (!newest && state.count !== full)) return undefined;
       layer.words.set(state.words);
       layer.count = state.count;
-      filter.layers.push(layer);
+      layers.push(layer);
       bits *= 2;
     }
-    return filter;
+    return new KeyFilter(layers);
   }
 
   get bytes(): number {

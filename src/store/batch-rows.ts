@@ -67,8 +67,13 @@ export class RowScratch {
   private readonly valueScratch = Buffer.allocUnsafeSlow(valueScratchBytes);
   /** The value memory of the row being written: the scratch, or a larger row's own. */
   private valueBytes: Buffer = this.valueScratch;
-  private readonly keyViews: Uint8Array[] = [];
-  private readonly valueViews: Uint8Array[] = [];
+  /**
+   * Views by length, made on first use. Filled with undefined from the start: an empty array
+   * is one V8 holds in another form than one with views in it, so code compiled for a store in
+   * use (the warm-up's, node/warm-up.ts) would be thrown away at a fresh store's first write.
+   */
+  private readonly keyViews: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(viewsKeptLengthMax + 1).fill(undefined);
+  private readonly valueViews: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(viewsKeptLengthMax + 1).fill(undefined);
 
   /** Memory for a row value of `length` bytes, at offset 0; valueView and valueCopy then read it. */
   valueBytesFor(length: number): Buffer {
