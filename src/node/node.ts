@@ -62,7 +62,7 @@ import { readStatus, type NodeStatus, type PeerView } from './status.js';
 import { WriteStats } from './write-stats.js';
 import { TtlSweeper } from './ttl-sweeper.js';
 import { Checkpointer } from './checkpointer.js';
-import { WarmUp } from './warm-up.js';
+import { WarmUp, type WarmUpReplicaHooks } from './warm-up.js';
 import { visibleAt, visibleEntries } from '../core/ttl.js';
 import { NodeGc } from './gc.js';
 
@@ -179,23 +179,27 @@ export class CkvNode implements NodeApi {
       this.gc = new NodeGc({ config: this.config, store: this.store, replica: () => this.replica, counters: this.counters, logger: this.logger, wallClockMs: this.wallClockMs });
       await this.gc.load();
       const openingAtMs = performance.now();
-      this.replica = await Replica.open({
-        nodeId,
-        store: this.store,
-        wallClockMs: this.wallClockMs,
+      // The warm-up's replica is opened with these too (warm-up.ts, WarmUpReplicaHooks).
+      const replicaHooks: WarmUpReplicaHooks = {
         depth: this.config.merkleDepth,
         driftMsMax: this.config.clockDriftMsMax,
         valueBytesMax: this.config.valueBytesMax,
         // Placement lives with membership in the cluster; until it is up, the node holds everything.
         holds: (keyHash) => this.cluster?.holds(keyHash) ?? true,
         clockAheadOfPeersMs: () => this.cluster?.clockAheadOfPeersMs() ?? 0,
+        // An import restores what a backup held: it may bring back a collected key on purpose.
+        // (An entry applied from received bytes is no import's: imports hand over their objects.)
+        refuseResurrection: (keyHash, hlc, entry) => !(entry !== undefined && this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, hlc),
+      };
+      this.replica = await Replica.open({
+        ...replicaHooks,
+        nodeId,
+        store: this.store,
+        wallClockMs: this.wallClockMs,
         resetClockBound: this.config.resetClockBound,
         // The store epoch, made once per data directory (catch-up by delta).
         rng: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
         onApplied: (changes) => this.onApplied(changes),
-        // An import restores what a backup held: it may bring back a collected key on purpose.
-        // (An entry applied from received bytes is no import's: imports hand over their objects.)
-        refuseResurrection: (keyHash, hlc, entry) => !(entry !== undefined && this.importing.size > 0 && this.isImported(entry)) && this.gc.holder.refuse(keyHash, hlc),
       });
       this.replicaOpenMs = performance.now() - openingAtMs;
       this.sweeper = new TtlSweeper({ replica: this.replica, counters: this.counters, logger: this.logger, onExpired: (tombstones) => this.onExpired(tombstones) });
@@ -249,6 +253,7 @@ export class CkvNode implements NodeApi {
         wallClockMs: this.wallClockMs,
         entries: this.config.warmUpEntries,
         frontEnds: () => this.frontEnds.flatMap((frontEnd) => (frontEnd.warmUp ? [() => frontEnd.warmUp!()] : [])),
+        replicaHooks,
       });
       this.warmUp.start();
     } catch (error) {

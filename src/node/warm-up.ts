@@ -23,21 +23,30 @@
  * 3 nodes, 677 -> 471 ms at 5). One write at a time it does not help: that path is cold in code
  * it cannot run without a peer and a client (the network stack, node:http2).
  *
+ * Same shapes: V8 compiles a function for the shapes of objects and values it has seen, and
+ * throws the compiled code away (deoptimises) when another comes. So the warm-up's writes have
+ * the shape of the control server's, its keys are flat strings as decoded ones are, its replies
+ * carry today's stamps, its replica is opened with the node's own hooks (WarmUpReplicaHooks:
+ * placement, resurrection, clock, the same functions), and the classes it shares with the node
+ * keep one shape from their construction on (key-filter.ts, batch-rows.ts, hlc.ts). Each of
+ * these was a deopt at a fresh node's first burst (`node dist/bench/first-burst-deopts.js`
+ * lists them); without them the 3-node first burst took ~290 ms against ~375 (medians).
+ *
  * It gives way to real work: one batch at a time, each awaited (the store write goes to
  * LevelDB's thread, so the event loop turns between batches), and before each batch it looks
  * at the node's replica: any commit there (a client's write, a gossiped one, a catch-up
  * session) ends the warm-up at once, as does stop(). So a restarted node that catches up at
- * once never runs it. It never touches the node's replica, store, clock or network: nothing
- * of it reaches a peer or a client. Its cost: ~0.3 s of CPU once, while the node is idle, and
+ * once never runs it. It never touches the node's replica, store, clock or network (the hooks
+ * it calls are queries): nothing of it reaches a peer or a client. Its cost: ~0.3 s of CPU once, while the node is idle, and
  * ~1 MiB of disk for as long as it runs.
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Entry } from '../core/entry.js';
+import { keyHashText, type Entry } from '../core/entry.js';
 import { hlcPack } from '../core/hlc.js';
 import { gossipBatchEntriesMax } from '../core/limits.js';
-import { Replica, type AppliedChange, type ApplyReport } from '../core/replica.js';
+import { Replica, type AppliedChange, type ApplyReport, type ReplicaOptions } from '../core/replica.js';
 import { decodeGossip, encodeGossip } from '../net/gossip.js';
 import { LevelStore } from '../store/level-store.js';
 import type { Counters } from '../util/counters.js';
@@ -54,6 +63,16 @@ const unaryInFlight = 64;
 const valueBytes = 100;
 /** Default delay after start() (ms): the node has connected to its peers by then, or a restart has begun its catch-up. */
 export const warmUpDelayMsDefault = 500;
+/** Names a received entry may try before it is left out, when the node holds only some keys (partitioned mode). */
+const heldKeyAttemptsMax = 32;
+
+/**
+ * What the node's replica was opened with that its commits call or read: the very same
+ * functions, so that the calls the node's commits make (placement, resurrection, clock) are
+ * ones V8 has seen; code compiled without them is thrown away at the node's first commit. They
+ * are queries: the warm-up's entries are ones the node holds and would take.
+ */
+export type WarmUpReplicaHooks = Pick<ReplicaOptions, 'holds' | 'refuseResurrection' | 'clockAheadOfPeersMs' | 'depth' | 'driftMsMax' | 'valueBytesMax'>;
 
 export interface WarmUpOptions {
   /** The node's data directory: the warm-up's store goes in `warm-up/` there. */
@@ -70,6 +89,8 @@ export interface WarmUpOptions {
   delayMs?: number;
   /** The front ends' codec exercises (FrontEnd.warmUp), run once per local batch. */
   frontEnds?: () => readonly (() => void)[];
+  /** The node's replica's hooks (see WarmUpReplicaHooks); none by default. */
+  replicaHooks?: WarmUpReplicaHooks;
 }
 
 /** How a warm-up ended: ran to the end; gave way to work (or a stop); failed (logged, the node unaffected). */
@@ -144,7 +165,9 @@ export class WarmUp {
     let replica: Replica | undefined;
     try {
       const published: Entry[] = [];
+      const hooks = this.options.replicaHooks ?? {};
       replica = await Replica.open({
+        ...hooks,
         nodeId: this.options.replica.nodeId,
         store,
         wallClockMs: this.options.wallClockMs,
@@ -163,13 +186,17 @@ export class WarmUp {
       };
       const value = new Uint8Array(valueBytes).fill(0x61);
       const half = Math.max(1, Math.floor(this.options.entries / 2));
-      const localKey = (i: number): string => `warm-up/local/${i}`;
+      // Flat strings, as keys decoded from a request are: V8 makes a joined string of this
+      // length a rope, and code compiled for ropes is thrown away at the first real key.
+      const localKey = (i: number): string => Buffer.from(`warm-up/local/${i}`).toString('utf8');
       // Local writes in batches, as PutMany makes them, each batch gossiped.
       for (let first = 0; first < half; first += batchEntries) {
         if (this.interrupted()) return 'interrupted';
         for (const exercise of this.options.frontEnds?.() ?? []) exercise();
         const count = Math.min(batchEntries, half - first);
-        await replica.writeMany(Array.from({ length: count }, (_, i) => ({ key: localKey(first + i), value })));
+        // Writes of the shape the control server hands the node (requests.ts, writeOutcomes):
+        // code compiled for another shape would be thrown away at the first real batch.
+        await replica.writeMany(Array.from({ length: count }, (_, i) => ({ key: localKey(first + i), value, condition: undefined })));
         gossip();
       }
       // Unary puts, 64 at a time, rewriting stored keys (a version to replace).
@@ -184,16 +211,27 @@ export class WarmUp {
       let peer = randomBytes(8).toString('hex');
       if (peer === this.options.replica.nodeId) peer = peer.replace(/^./, (digit) => (digit === '0' ? '1' : '0'));
       const hlcBase = replica.hlcLast;
+      // Only keys the node holds (all of them but in partitioned mode): the node would refuse others.
+      const held = (key: string): boolean => hooks.holds === undefined || hooks.holds(keyHashText(key));
+      const heldKey = (i: number): string | undefined => {
+        if (i % 2 === 1 && held(localKey(i))) return localKey(i);
+        for (let attempt = 0; attempt < heldKeyAttemptsMax; attempt++) {
+          const key = `warm-up/remote/${i}/${attempt}`;
+          if (held(key)) return key;
+        }
+        return undefined;
+      };
       for (let first = 0; first < half; first += batchEntries) {
         if (this.interrupted()) return 'interrupted';
-        const count = Math.min(batchEntries, half - first);
         const entries: Entry[] = [];
-        for (let i = first; i < first + count; i++) {
-          entries.push({ key: i % 2 === 0 ? `warm-up/remote/${i}` : localKey(i), value, version: { hlc: hlcBase + hlcPack(0, i + 1), node: peer } });
+        for (let i = first; i < Math.min(first + batchEntries, half); i++) {
+          const key = heldKey(i);
+          if (key !== undefined) entries.push({ key, value, version: { hlc: hlcBase + hlcPack(0, i + 1), node: peer } });
         }
+        if (entries.length === 0) continue;
         const message = decodeGossip(encodeGossip({ type: 'entries', entries }), valueBytes);
         if (message.type !== 'entries' || message.received === undefined) throw new Error('a warm-up entries message did not decode as one');
-        applied(await replica.applyReceived(message.received), count);
+        applied(await replica.applyReceived(message.received), entries.length);
       }
       return 'done';
     } finally {

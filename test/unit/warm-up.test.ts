@@ -62,6 +62,31 @@ describe('warm-up', { timeout: 60_000 }, () => {
     }
   });
 
+  // The node's own replica hooks (placement, resurrection) are the ones its replica calls: a
+  // node that holds only some keys (partitioned mode) is sent only those, so every one applies.
+  it("calls the node's replica hooks, and receives only keys the node holds", async () => {
+    const asked = { holds: 0, refuse: 0 };
+    const evenLeaf = (keyHash: string): boolean => keyHash.charCodeAt(0) % 2 === 0;
+    const t = await setup({
+      replicaHooks: {
+        holds: (keyHash) => (asked.holds++, evenLeaf(keyHash)),
+        refuseResurrection: () => (asked.refuse++, false),
+        clockAheadOfPeersMs: () => 0,
+        depth: 3,
+      },
+    });
+    try {
+      const warmUp = new WarmUp(t.options);
+      warmUp.start();
+      assert.equal(await outcomeOf(warmUp), 'done', t.lines.join('\n'));
+      assert.ok(asked.holds > 0, 'placement asked');
+      assert.ok(asked.refuse > 0, 'resurrection asked (keys new to the replica)');
+      await warmUp.stop();
+    } finally {
+      await t.done();
+    }
+  });
+
   it('gives way when the node commits between two batches, and removes its store', async () => {
     const t = await setup({ entries: 4000 });
     // The node's first real write lands while the warm-up's first batch is being written.
