@@ -55,7 +55,7 @@ export interface NodeOptions {
    * V8 flags are refused in NODE_OPTIONS. For benches; none by default.
    */
   nodeFlags?: string[];
-  /** Append stdout and stderr to this file instead of keeping stderr in memory. */
+  /** Append stdout and stderr to this file instead of keeping stderr in memory; `{name}` in it is the node's name (a cluster's nodes each get their own). */
   logFile?: string;
   /** Keep at most the last this many characters of stderr in memory. Default: all. */
   stderrCharsMax?: number;
@@ -347,8 +347,9 @@ export async function startNode(options: NodeOptions = {}): Promise<NodeProcess>
   if (Buffer.byteLength(socket) > socketPathBytesMax) throw new Error(`socket path too long for a Unix socket: ${socket}`);
   const args = [...(options.args ?? [])];
   for (const peer of options.bootstrap ?? []) args.push('--bootstrap', peer.address);
-  const resolved = { ...options, dataDir, args, bootstrap: [] };
   const name = options.name ?? 'node';
+  const logFile = options.logFile?.replaceAll('{name}', name);
+  const resolved = { ...options, dataDir, args, bootstrap: [], ...(logFile !== undefined ? { logFile } : {}) };
   const nodeFlags: string[] = [...(options.nodeFlags ?? [])];
   if (options.cpuProfDir !== undefined) {
     // One directory per node name: the profile is written there when the process exits.
@@ -361,8 +362,8 @@ export async function startNode(options: NodeOptions = {}): Promise<NodeProcess>
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   let stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
   let logFd: number | undefined;
-  if (options.logFile !== undefined) {
-    logFd = openSync(options.logFile, 'a');
+  if (logFile !== undefined) {
+    logFd = openSync(logFile, 'a');
     stdio = ['ignore', logFd, logFd];
   }
   let child: ChildProcess;
