@@ -30,15 +30,15 @@
  * placement, resurrection, clock, the same functions), and the classes it shares with the node
  * keep one shape from their construction on (key-filter.ts, batch-rows.ts, hlc.ts). Each of
  * these was a deopt at a fresh node's first burst (`node dist/bench/first-burst-deopts.js`
- * lists them); without them the 3-node first burst took ~290 ms against ~375 (medians).
+ * lists them); with them fixed the 3-node first burst took ~290 ms against ~375 (medians).
  *
  * It gives way to real work: one batch at a time, each awaited (the store write goes to
  * LevelDB's thread, so the event loop turns between batches), and before each batch it looks
  * at the node's replica: any commit there (a client's write, a gossiped one, a catch-up
  * session) ends the warm-up at once, as does stop(). So a restarted node that catches up at
  * once never runs it. It never touches the node's replica, store, clock or network (the hooks
- * it calls are queries): nothing of it reaches a peer or a client. Its cost: ~0.3 s of CPU once, while the node is idle, and
- * ~1 MiB of disk for as long as it runs.
+ * it calls are queries): nothing of it reaches a peer or a client. Its cost: ~0.3 s of CPU
+ * once, while the node is idle, and ~1 MiB of disk for as long as it runs.
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
