@@ -214,7 +214,8 @@ export class WarmUp {
       // Only keys the node holds (all of them but in partitioned mode): the node would refuse others.
       const held = (key: string): boolean => hooks.holds === undefined || hooks.holds(keyHashText(key));
       const heldKey = (i: number): string | undefined => {
-        if (i % 2 === 1 && held(localKey(i))) return localKey(i);
+        const local = i % 2 === 1 ? localKey(i) : undefined;
+        if (local !== undefined && held(local)) return local;
         for (let attempt = 0; attempt < heldKeyAttemptsMax; attempt++) {
           const key = `warm-up/remote/${i}/${attempt}`;
           if (held(key)) return key;
