@@ -232,6 +232,7 @@ export class ClusterNetwork {
       userAgent: agentString(components.replica.nodeId, incarnation),
       onBootstrap,
       onGossipMessageId: (data) => late.gossip?.observeCopy(data),
+      onPatchUnsupported: (patch) => components.logger.warn('library patch unsupported', { patch, effect: 'the library runs its own slower code' }),
     });
     const base = { libp2p, replica: components.replica, counters: components.counters, logger: components.logger };
     // The gossip and session callbacks need the cluster, which needs them: bind through a holder.

@@ -55,6 +55,7 @@ import { tcp } from '@libp2p/tcp';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { gossipsub, StrictNoSign, type GossipSub, type SignaturePolicy } from '@libp2p/gossipsub';
+import { installNoiseFrameDecoder } from './noise-frame-decoder.js';
 import { installYamuxWindowPolicy } from './yamux-window.js';
 import { shortcutKnownProtocolMerges } from './peer-store-merges.js';
 import { joinedWritesNoise } from './joined-writes.js';
@@ -91,6 +92,11 @@ export interface NetworkOptions {
    * and each copy received, repeats included (gossipsub drops a repeat only after its id).
    */
   onGossipMessageId?: (data: Uint8Array) => void;
+  /**
+   * Told of each speed-up of a library's internals (./yamux-window.ts, ./noise-frame-decoder.ts)
+   * that does not fit the library version in use, so the library's own, slower, code runs.
+   */
+  onPatchUnsupported?: (patch: string) => void;
 }
 
 /** How a dial of a bootstrap address ended; `address` as configured (`multiaddr(a).toString()`). */
@@ -169,7 +175,9 @@ export async function createNetwork(options: NetworkOptions): Promise<CkvLibp2p>
   }
 
   // One window update per half window instead of one per data frame (./yamux-window.ts).
-  await installYamuxWindowPolicy();
+  if ((await installYamuxWindowPolicy()) === 'unsupported') options.onPatchUnsupported?.('yamux window updates at half the window');
+  // No Error made per socket read to learn a noise buffer is used up (./noise-frame-decoder.ts).
+  if (installNoiseFrameDecoder() === 'unsupported') options.onPatchUnsupported?.('noise frame decoder without an Error per read');
   const logger = libp2pLoggerFor();
   const node: CkvLibp2p = await createLibp2p({
     privateKey: options.privateKey,
