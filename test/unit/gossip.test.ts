@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub';
@@ -8,6 +9,7 @@ import type { MemberMessage } from '../../src/core/membership.js';
 import { ByteWriter } from '../../src/core/bytes.js';
 import { encodeEntry, keyHashText, writeEntry, type Entry } from '../../src/core/entry.js';
 import { gossipBatchBytesMax, gossipBatchEntriesMax } from '../../src/core/limits.js';
+import { messageIdOf } from '../../src/net/libp2p.js';
 import { Counters } from '../../src/util/counters.js';
 import { value } from '../helpers/replicas.js';
 
@@ -435,5 +437,14 @@ describe('Gossip receiving', () => {
     gossip.observeCopy(encodeGossip({ type: 'leave', peer: 'p' }));
     assert.equal(counters.get('gossip_write_copies_received'), 3, 'write messages only, repeats included');
     gossip.stop();
+  });
+});
+
+describe('gossip message ids', () => {
+  it('are the SHA-256 of the message data, as every ckv version computes them (ids cross the wire in IHAVE, IWANT and IDONTWANT)', () => {
+    const data = encodeGossip({ type: 'entries', entries: [{ key: 'k', value: value('v'), version: { hlc: 1n, node: 'a1b2c3d4e5f60718' } }] });
+    const id = messageIdOf({ data });
+    assert.equal(Buffer.from(id).toString('hex'), createHash('sha256').update(data).digest('hex'));
+    assert.equal(Buffer.from(messageIdOf({ data: new Uint8Array(0) })).toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   });
 });
