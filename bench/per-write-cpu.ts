@@ -108,8 +108,8 @@ const nodes = arg('--nodes', 5);
 const idleS = arg('--idle-s', 10);
 const writes = arg('--writes', 3000);
 const rate = arg('--rate', 500);
-// A fresh node's code is not optimised yet: at 5 nodes and 500 writes/s the first ~4,000 writes
-// cost up to 1.5x the CPU of later ones (bench/scenarios/convergence.ts warms up the same way).
+// A fresh node's code is not optimised yet: at 5 nodes and 500 writes/s a write cost 1.5x the CPU
+// at first that it cost after ~8,000 (docs/measurements.md, 2026-12-08 (1)); 200 is a quick look.
 const warmupWrites = arg('--warmup', 200);
 const profileAt = process.argv.indexOf('--profile');
 const profileDir = profileAt >= 0 ? process.argv[profileAt + 1] : undefined;
