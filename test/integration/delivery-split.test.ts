@@ -81,22 +81,18 @@ const madeBy = new Map<string, string | undefined>();
 
 /** A put, or a delete (value undefined), at consistency one; a delete through `cli` is `ckv del KEY --consistency one`. */
 async function write(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[], via: 'grpc' | 'cli' = 'grpc'): Promise<void> {
-  const before = log.length;
-  await writeOnce(node, key, value, log, via);
-  for (const version of log.slice(before)) madeBy.set(version.text, value);
-}
-
-async function writeOnce(node: NodeProcess, key: string, value: string | undefined, log: VersionMessage[], via: 'grpc' | 'cli'): Promise<void> {
+  let version: VersionMessage;
   if (value !== undefined) {
-    log.push((await node.client.put(key, Buffer.from(value), {}, 'one')).version);
+    version = (await node.client.put(key, Buffer.from(value), {}, 'one')).version;
   } else if (via === 'grpc') {
-    log.push((await node.client.delete(key, {}, 'one')).version);
+    version = (await node.client.delete(key, {}, 'one')).version;
   } else {
     const result = await runCli(['del', key, '--consistency', 'one', '--json'], { socket: node.socket });
     assert.equal(result.code, 0, result.stderr);
-    const { version } = JSON.parse(result.stdout.toString('utf8')) as { version: string };
-    log.push(versionMessageOf(version));
+    version = versionMessageOf((JSON.parse(result.stdout.toString('utf8')) as { version: string }).version);
   }
+  log.push(version);
+  madeBy.set(version.text, value);
 }
 
 /** `ckv del --json`'s version text ("wallMs.counter@node") as a Version message. */
